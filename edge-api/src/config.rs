@@ -1,0 +1,339 @@
+//! The edge's configuration: the plugNmeet API client, token lifetimes, limits and the
+//! configured media regions. Loaded from a [`ConfigSource`] (Spin variables, Worker vars).
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::platform::ConfigSource;
+
+/// HS256 secrets shorter than this are refused: a short secret makes every token forgeable.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// A configuration value is missing or malformed. The message names the variable, never its value.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("configuration variable `{0}` is not set")]
+    Missing(&'static str),
+    /// A variable is set but cannot be used.
+    #[error("configuration variable `{name}` is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A point on Earth, in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct GeoPoint {
+    /// Latitude, -90..=90.
+    pub lat: f64,
+    /// Longitude, -180..=180.
+    pub lon: f64,
+}
+
+impl GeoPoint {
+    /// A point, if both coordinates are finite and in range.
+    pub fn new(lat: f64, lon: f64) -> Option<GeoPoint> {
+        let valid = lat.is_finite()
+            && lon.is_finite()
+            && (-90.0..=90.0).contains(&lat)
+            && (-180.0..=180.0).contains(&lon);
+        valid.then_some(GeoPoint { lat, lon })
+    }
+}
+
+/// One LiveKit media region the edge can place rooms in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Stable id, e.g. `eu-west`.
+    pub id: String,
+    /// Human name, e.g. `Frankfurt`.
+    pub name: String,
+    /// Where the region's media servers are.
+    pub location: GeoPoint,
+    /// The LiveKit URL browsers connect to (`ws://` or `wss://`).
+    pub livekit_url: String,
+    /// LiveKit API key.
+    pub api_key: String,
+    /// LiveKit API secret (from the platform's secret store).
+    pub api_secret: String,
+}
+
+impl Region {
+    /// The base URL of the region's Twirp API (`ws` becomes `http`, `wss` becomes `https`).
+    pub fn api_base_url(&self) -> String {
+        let url = self.livekit_url.trim_end_matches('/');
+        if let Some(rest) = url.strip_prefix("wss://") {
+            format!("https://{rest}")
+        } else if let Some(rest) = url.strip_prefix("ws://") {
+            format!("http://{rest}")
+        } else {
+            url.to_owned()
+        }
+    }
+}
+
+/// Which request headers carry the end user's location (set by a trusted proxy or the platform).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoHeaders {
+    /// Header with the latitude in degrees.
+    pub latitude: String,
+    /// Header with the longitude in degrees.
+    pub longitude: String,
+}
+
+/// Everything the edge needs to answer requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeConfig {
+    /// The plugNmeet API key customers' backends send in `API-KEY`.
+    pub api_key: String,
+    /// The plugNmeet API secret: HMAC key for requests, HS256 key for join tokens.
+    pub api_secret: String,
+    /// Join-token lifetime in seconds (plugNmeet's `client.token_validity`, default 10 min).
+    pub token_validity_secs: i64,
+    /// Upper bound for a room's `max_participants` (0 = no bound).
+    pub max_participants_cap: u32,
+    /// Upper bound for a room's `room_duration` in minutes (0 = no bound).
+    pub max_room_duration_minutes: u64,
+    /// The regions rooms can be placed in, in configuration order.
+    pub regions: Vec<Region>,
+    /// The region used when nothing better is known.
+    pub default_region: String,
+    /// The headers the end user's location is read from.
+    pub geo_headers: GeoHeaders,
+}
+
+/// The shape of one entry of the `regions` variable (secrets are separate).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionEntry {
+    id: String,
+    #[serde(default)]
+    name: String,
+    lat: f64,
+    lon: f64,
+    livekit_url: String,
+    api_key: String,
+}
+
+impl EdgeConfig {
+    /// Reads and checks the configuration.
+    ///
+    /// Variables: `api_key`, `api_secret` (secret), `regions` (JSON list of
+    /// `{id, name, lat, lon, livekit_url, api_key}`), `livekit_secrets` (secret, JSON object
+    /// region id → LiveKit API secret), and optionally `default_region`, `token_validity_secs`,
+    /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
+    /// `geo_longitude_header`.
+    pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
+        let api_key = required(source, "api_key").await?;
+        let api_secret = required(source, "api_secret").await?;
+        if api_secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Invalid {
+                name: "api_secret",
+                reason: format!("must be at least {MIN_SECRET_LEN} bytes"),
+            });
+        }
+        let regions_json = required(source, "regions").await?;
+        let secrets_json = required(source, "livekit_secrets").await?;
+        let regions = parse_regions(&regions_json, &secrets_json)?;
+        let default_region = match source.get("default_region").await {
+            Some(id) if !id.is_empty() => {
+                if !regions.iter().any(|r| r.id == id) {
+                    return Err(ConfigError::Invalid {
+                        name: "default_region",
+                        reason: format!("no region has id `{id}`"),
+                    });
+                }
+                id
+            }
+            _ => regions[0].id.clone(),
+        };
+        Ok(EdgeConfig {
+            api_key,
+            api_secret,
+            token_validity_secs: number(source, "token_validity_secs", 600).await?,
+            max_participants_cap: number(source, "max_participants_cap", 0).await?,
+            max_room_duration_minutes: number(source, "max_room_duration_minutes", 0).await?,
+            regions,
+            default_region,
+            geo_headers: GeoHeaders {
+                latitude: source
+                    .get("geo_latitude_header")
+                    .await
+                    .unwrap_or_else(|| "cf-iplatitude".into()),
+                longitude: source
+                    .get("geo_longitude_header")
+                    .await
+                    .unwrap_or_else(|| "cf-iplongitude".into()),
+            },
+        })
+    }
+
+    /// The region with this id.
+    pub fn region(&self, id: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+}
+
+async fn required(source: &impl ConfigSource, name: &'static str) -> Result<String, ConfigError> {
+    match source.get(name).await {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+async fn number<T: std::str::FromStr>(
+    source: &impl ConfigSource,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match source.get(name).await {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: "not a non-negative whole number".into(),
+        }),
+    }
+}
+
+fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, ConfigError> {
+    let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
+    let entries: Vec<RegionEntry> =
+        serde_json::from_str(regions_json).map_err(|e| invalid("regions", e.to_string()))?;
+    // The error of a failed secrets parse must not echo the secrets, so it is not passed on.
+    let secrets: std::collections::HashMap<String, String> = serde_json::from_str(secrets_json)
+        .map_err(|_| invalid("livekit_secrets", "not a JSON object of strings".into()))?;
+    if entries.is_empty() {
+        return Err(invalid("regions", "at least one region is needed".into()));
+    }
+    let mut regions: Vec<Region> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let valid_id = !e.id.is_empty()
+            && e.id.len() <= 64
+            && e.id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_id {
+            return Err(invalid(
+                "regions",
+                format!("region id `{}` must be 1-64 of [A-Za-z0-9_-]", e.id),
+            ));
+        }
+        if regions.iter().any(|r| r.id == e.id) {
+            return Err(invalid("regions", format!("region id `{}` repeats", e.id)));
+        }
+        let location = GeoPoint::new(e.lat, e.lon).ok_or_else(|| {
+            invalid("regions", format!("region `{}` has an invalid lat/lon", e.id))
+        })?;
+        if !(e.livekit_url.starts_with("ws://") || e.livekit_url.starts_with("wss://")) {
+            return Err(invalid(
+                "regions",
+                format!("region `{}`: livekit_url must be ws:// or wss://", e.id),
+            ));
+        }
+        let api_secret = secrets.get(&e.id).cloned().ok_or_else(|| {
+            invalid("livekit_secrets", format!("no secret for region `{}`", e.id))
+        })?;
+        if api_secret.len() < MIN_SECRET_LEN {
+            return Err(invalid(
+                "livekit_secrets",
+                format!(
+                    "the secret of region `{}` must be at least {MIN_SECRET_LEN} bytes",
+                    e.id
+                ),
+            ));
+        }
+        let name = if e.name.is_empty() {
+            e.id.clone()
+        } else {
+            e.name
+        };
+        regions.push(Region {
+            id: e.id,
+            name,
+            location,
+            livekit_url: e.livekit_url,
+            api_key: e.api_key,
+            api_secret,
+        });
+    }
+    Ok(regions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) struct MapSource(pub HashMap<&'static str, String>);
+    impl ConfigSource for MapSource {
+        async fn get(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("api_key", "plugnmeet".to_string()),
+            ("api_secret", "s".repeat(40)),
+            (
+                "regions",
+                r#"[{"id":"eu","name":"Frankfurt","lat":50.1,"lon":8.7,"livekit_url":"wss://eu.example","api_key":"k"}]"#.into(),
+            ),
+            ("livekit_secrets", format!(r#"{{"eu":"{}"}}"#, "x".repeat(32))),
+        ])
+    }
+
+    #[tokio::test]
+    async fn loads_defaults() {
+        let cfg = EdgeConfig::load(&MapSource(base())).await.unwrap();
+        assert_eq!(cfg.default_region, "eu");
+        assert_eq!(cfg.token_validity_secs, 600);
+        assert_eq!(cfg.regions[0].api_base_url(), "https://eu.example");
+        assert_eq!(cfg.geo_headers.latitude, "cf-iplatitude");
+    }
+
+    #[tokio::test]
+    async fn refuses_short_secrets_without_echoing_them() {
+        let mut m = base();
+        m.insert("api_secret", "short".into());
+        let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+        assert!(!err.to_string().contains("short"), "{err}");
+
+        let mut m = base();
+        m.insert("livekit_secrets", r#"{"eu":"tiny-secret"}"#.into());
+        let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+        assert!(!err.to_string().contains("tiny-secret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_regions() {
+        for (regions, needle) in [
+            ("[]", "at least one"),
+            (
+                r#"[{"id":"a b","lat":0,"lon":0,"livekit_url":"ws://x","api_key":"k"}]"#,
+                "region id",
+            ),
+            (
+                r#"[{"id":"eu","lat":95,"lon":0,"livekit_url":"ws://x","api_key":"k"}]"#,
+                "lat/lon",
+            ),
+            (
+                r#"[{"id":"eu","lat":1,"lon":0,"livekit_url":"http://x","api_key":"k"}]"#,
+                "ws://",
+            ),
+        ] {
+            let mut m = base();
+            m.insert("regions", regions.into());
+            let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        let mut m = base();
+        m.insert("default_region", "us".into());
+        assert!(EdgeConfig::load(&MapSource(m)).await.is_err());
+    }
+}

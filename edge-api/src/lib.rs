@@ -1,0 +1,142 @@
+//! # edge-api: the edgemeet brain
+//!
+//! Authentication and room logic that runs at the edge (Fermyon Spin, Cloudflare Workers, or the
+//! local wasmtime host). It speaks plugNmeet's server API so plugNmeet's SDKs and CMS plugins
+//! work unchanged, mints join and LiveKit tokens, and pins each room to a media region.
+//!
+//! The core is sans-IO: [`Edge::handle`] takes an [`EdgeRequest`] and returns an
+//! [`EdgeResponse`], reaching the world only through four small traits in [`platform`]. A
+//! platform adapter (see [`spin`]) only converts types.
+//!
+//! ## Layout
+//! - [`platform`]: the traits an adapter implements: SQL store, outbound HTTP, clock, config.
+//! - [`config`]: the API client, limits and regions, read from the platform's variables.
+//! - [`exchange`]: the request and response types the adapters convert from and to.
+//! - [`wire`]: plugNmeet's protojson conventions (camelCase in, int64 as strings, status codes).
+//! - [`auth`]: `API-KEY` + `HASH-SIGNATURE` HMAC verification of `/auth/*` calls.
+//! - [`tokens`]: plugNmeet join tokens and LiveKit access tokens.
+//! - [`metadata`]: RoomMetadata checks and defaults.
+//! - [`rooms`]: the `/auth/room/*` calls, one module each.
+//! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token.
+//! - [`placement`]: the rule that picks a room's region.
+//! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
+//! - [`db`]: the schema and every SQL statement.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod exchange;
+pub mod livekit;
+pub mod metadata;
+pub mod placement;
+pub mod platform;
+pub mod rooms;
+pub mod sessions;
+pub mod tokens;
+pub mod wire;
+
+#[cfg(all(feature = "spin", target_arch = "wasm32"))]
+pub mod spin;
+
+use http::Method;
+
+pub use config::{ConfigError, EdgeConfig};
+pub use exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
+use platform::{Clock, HttpClient, Store};
+use wire::{Common, StatusCode};
+
+/// The edge with its platform: configuration plus the store, outbound HTTP and clock it uses.
+pub struct Edge<S, H, C> {
+    /// The configuration in force.
+    pub config: EdgeConfig,
+    /// The SQL store.
+    pub store: S,
+    /// Outbound HTTP.
+    pub http: H,
+    /// Wall clock.
+    pub clock: C,
+}
+
+/// The routes under `/auth/` (POST only), as in plugNmeet.
+const AUTH_ROUTES: &[&str] = &[
+    "/auth/room/create",
+    "/auth/room/getJoinToken",
+    "/auth/room/isRoomActive",
+    "/auth/room/getActiveRoomInfo",
+    "/auth/room/getActiveRoomsInfo",
+    "/auth/room/endRoom",
+    "/auth/room/fetchPastRooms",
+];
+
+impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
+    /// Answers one request.
+    pub async fn handle(&self, request: EdgeRequest) -> EdgeResponse {
+        let path = request.path.as_str();
+        if path == "/healthCheck" {
+            return self.health().await;
+        }
+        if path == "/api/session" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return sessions::handle(self, &request).await;
+        }
+        if !AUTH_ROUTES.contains(&path) {
+            return EdgeResponse::text(404, "Not Found");
+        }
+        if request.method != Method::POST {
+            return method_not_allowed();
+        }
+        if request.body_too_large || request.body.len() > MAX_BODY_BYTES {
+            return EdgeResponse::common(
+                413,
+                Common::fail(
+                    StatusCode::InvalidParameters,
+                    format!("request body larger than {MAX_BODY_BYTES} bytes"),
+                ),
+            );
+        }
+        if let Err(response) = auth::authenticate(&self.config, &request) {
+            return response;
+        }
+        let body = request.body.as_slice();
+        match path {
+            "/auth/room/create" => rooms::create::handle(self, body).await,
+            "/auth/room/getJoinToken" => rooms::join::handle(self, body).await,
+            "/auth/room/isRoomActive" => rooms::status::is_room_active(self, body).await,
+            "/auth/room/getActiveRoomInfo" => rooms::status::get_active_room_info(self, body).await,
+            "/auth/room/getActiveRoomsInfo" => rooms::status::get_active_rooms_info(self).await,
+            "/auth/room/endRoom" => rooms::end::handle(self, body).await,
+            "/auth/room/fetchPastRooms" => rooms::past::handle(self, body).await,
+            _ => EdgeResponse::text(404, "Not Found"),
+        }
+    }
+
+    /// `/healthCheck`: 200 `Healthy`, or 503 with the store's error.
+    async fn health(&self) -> EdgeResponse {
+        match db::ping(&self.store).await {
+            Ok(()) => EdgeResponse::text(200, "Healthy"),
+            Err(e) => EdgeResponse::text(503, &e.to_string()),
+        }
+    }
+
+    /// The platform clock in Unix seconds.
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_ms().div_euclid(1000)
+    }
+}
+
+fn method_not_allowed() -> EdgeResponse {
+    EdgeResponse::text(405, "Method Not Allowed")
+}
+
+/// A new random id (UUID v4), for session ids and metadata versions.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The answer when the configuration cannot be loaded: names the problem, never a value.
+pub fn misconfigured(error: &ConfigError) -> EdgeResponse {
+    tracing::error!(%error, "edge configuration invalid");
+    EdgeResponse::text(500, &format!("edge is misconfigured: {error}"))
+}

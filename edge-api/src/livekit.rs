@@ -1,0 +1,269 @@
+//! The LiveKit server API the edge calls (Twirp over JSON, a fresh token per call), and the
+//! shape of LiveKit's `ParticipantInfo` as plugNmeet returns it (snake_case, defaults emitted,
+//! int64 as strings, only fields of livekit/protocol v1.49 so strict clients accept it).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Region;
+use crate::platform::{HttpClient, OutboundRequest};
+use crate::tokens::{mint_livekit_token, LiveKitClaims, VideoGrant};
+use crate::wire::{int64_string, lenient_int, normalize_keys};
+
+/// Lifetime of the token sent with each server API call.
+const API_TOKEN_SECS: u64 = 600;
+
+/// A LiveKit call that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveKitError {
+    /// No answer (network).
+    #[error("LiveKit unreachable: {0}")]
+    Unreachable(String),
+    /// An error answer; `msg` is LiveKit's.
+    #[error("LiveKit answered {status}: {msg}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Twirp error message.
+        msg: String,
+    },
+    /// An answer that is not what Twirp promises.
+    #[error("LiveKit answer unreadable: {0}")]
+    Malformed(String),
+    /// The call's token could not be minted.
+    #[error("token: {0}")]
+    Token(String),
+}
+
+/// The server API of one region's LiveKit.
+pub struct LiveKitApi<'a, H> {
+    http: &'a H,
+    region: &'a Region,
+    now_secs: u64,
+}
+
+impl<'a, H: HttpClient> LiveKitApi<'a, H> {
+    /// A client for `region`, minting its tokens at `now_secs`.
+    pub fn new(http: &'a H, region: &'a Region, now_secs: u64) -> Self {
+        LiveKitApi {
+            http,
+            region,
+            now_secs,
+        }
+    }
+
+    /// Deletes a room, disconnecting everyone in it. A room LiveKit does not know is fine.
+    pub async fn delete_room(&self, room: &str) -> Result<(), LiveKitError> {
+        let grant = VideoGrant {
+            room_create: true,
+            ..Default::default()
+        };
+        match self.call("DeleteRoom", grant, &serde_json::json!({ "room": room })).await {
+            Ok(_) => Ok(()),
+            Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The participants of a room (none when LiveKit has no such room).
+    pub async fn list_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, LiveKitError> {
+        let grant = VideoGrant {
+            room_admin: true,
+            room: room.to_owned(),
+            ..Default::default()
+        };
+        let body = match self
+            .call("ListParticipants", grant, &serde_json::json!({ "room": room }))
+            .await
+        {
+            Ok(body) => body,
+            Err(LiveKitError::Status { status: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        #[derive(Deserialize)]
+        struct ListParticipantsResponse {
+            #[serde(default)]
+            participants: Vec<ParticipantInfo>,
+        }
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| LiveKitError::Malformed(e.to_string()))?;
+        let parsed: ListParticipantsResponse = serde_json::from_value(normalize_keys(value))
+            .map_err(|e| LiveKitError::Malformed(e.to_string()))?;
+        Ok(parsed.participants)
+    }
+
+    async fn call(&self, method: &str, grant: VideoGrant, body: &Value) -> Result<Vec<u8>, LiveKitError> {
+        let token = mint_livekit_token(
+            &self.region.api_key,
+            &self.region.api_secret,
+            "",
+            LiveKitClaims {
+                video: grant,
+                ..Default::default()
+            },
+            self.now_secs,
+            API_TOKEN_SECS,
+        )
+        .map_err(|e| LiveKitError::Token(e.to_string()))?;
+        let request = OutboundRequest {
+            method: http::Method::POST,
+            url: format!(
+                "{}/twirp/livekit.RoomService/{method}",
+                self.region.api_base_url()
+            ),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {token}")),
+            ],
+            body: serde_json::to_vec(body).map_err(|e| LiveKitError::Malformed(e.to_string()))?,
+        };
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|e| LiveKitError::Unreachable(e.0))?;
+        if (200..300).contains(&response.status) {
+            return Ok(response.body);
+        }
+        let msg = serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|v| v.get("msg").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        Err(LiveKitError::Status {
+            status: response.status,
+            msg,
+        })
+    }
+}
+
+fn enum_name<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(de)? {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    })
+}
+
+fn default_state() -> String {
+    "JOINING".into()
+}
+fn default_kind() -> String {
+    "STANDARD".into()
+}
+fn default_track_type() -> String {
+    "AUDIO".into()
+}
+fn default_source() -> String {
+    "UNKNOWN".into()
+}
+fn default_reason() -> String {
+    "UNKNOWN_REASON".into()
+}
+
+/// LiveKit's `ParticipantInfo`, in plugNmeet's output shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ParticipantInfo {
+    #[serde(default)]
+    pub sid: String,
+    #[serde(default)]
+    pub identity: String,
+    #[serde(default = "default_state", deserialize_with = "enum_name")]
+    pub state: String,
+    #[serde(default)]
+    pub tracks: Vec<TrackInfo>,
+    #[serde(default)]
+    pub metadata: String,
+    #[serde(default, deserialize_with = "int64", serialize_with = "int64_string")]
+    pub joined_at: i64,
+    #[serde(default, deserialize_with = "int64", serialize_with = "int64_string")]
+    pub joined_at_ms: i64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, deserialize_with = "int64")]
+    pub version: i64,
+    #[serde(default)]
+    pub permission: Option<ParticipantPermission>,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub is_publisher: bool,
+    #[serde(default = "default_kind", deserialize_with = "enum_name")]
+    pub kind: String,
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_reason", deserialize_with = "enum_name")]
+    pub disconnect_reason: String,
+}
+
+/// LiveKit's `ParticipantPermission`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct ParticipantPermission {
+    pub can_subscribe: bool,
+    pub can_publish: bool,
+    pub can_publish_data: bool,
+    pub can_publish_sources: Vec<Value>,
+    pub hidden: bool,
+    pub can_update_metadata: bool,
+    pub can_subscribe_metrics: bool,
+}
+
+/// LiveKit's `TrackInfo` (the fields plugNmeet's clients read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TrackInfo {
+    #[serde(default)]
+    pub sid: String,
+    #[serde(default = "default_track_type", rename = "type", deserialize_with = "enum_name")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub muted: bool,
+    #[serde(default, deserialize_with = "int64")]
+    pub width: i64,
+    #[serde(default, deserialize_with = "int64")]
+    pub height: i64,
+    #[serde(default)]
+    pub simulcast: bool,
+    #[serde(default = "default_source", deserialize_with = "enum_name")]
+    pub source: String,
+    #[serde(default)]
+    pub mime_type: String,
+    #[serde(default)]
+    pub mid: String,
+    #[serde(default)]
+    pub stream: String,
+}
+
+fn int64<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    lenient_int(de).map(Option::unwrap_or_default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_camel_case_twirp_json_and_writes_plugnmeet_shape() {
+        let v: Value = serde_json::json!({
+            "sid": "PA_1", "identity": "u1", "state": "ACTIVE", "joinedAt": "1700000000",
+            "joinedAtMs": "1700000000123", "name": "Ada", "version": 3,
+            "permission": {"canSubscribe": true, "canPublish": true, "canPublishData": true},
+            "tracks": [{"sid": "TR_1", "type": "VIDEO", "source": "CAMERA", "width": 640,
+                        "height": 480, "mimeType": "video/VP8", "someNewField": 1}],
+            "isPublisher": true, "kind": "STANDARD", "brandNewField": {"x": 1}
+        });
+        let p: ParticipantInfo = serde_json::from_value(normalize_keys(v)).unwrap();
+        let out = serde_json::to_value(&p).unwrap();
+        assert_eq!(out["joined_at"], "1700000000");
+        assert_eq!(out["tracks"][0]["type"], "VIDEO");
+        assert_eq!(out["tracks"][0]["mime_type"], "video/VP8");
+        assert_eq!(out["permission"]["can_publish"], true);
+        assert_eq!(out["disconnect_reason"], "UNKNOWN_REASON");
+        assert!(out.get("brand_new_field").is_none());
+        assert!(out["tracks"][0].get("some_new_field").is_none());
+    }
+}

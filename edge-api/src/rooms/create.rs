@@ -1,0 +1,103 @@
+//! `room/create`: stores a room session (idempotent while it runs). No media server is touched:
+//! the room is placed in a region when it is first joined.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{bad_input, check_room_id, internal, invalid, ActiveRoomInfo};
+use crate::db::{self, NewRoom};
+use crate::exchange::EdgeResponse;
+use crate::metadata::{self, MetadataLimits};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::wire::{lenient_int, parse_input, Common};
+use crate::Edge;
+
+/// An `empty_timeout` below this many seconds becomes [`DEFAULT_EMPTY_TIMEOUT`].
+const MIN_EMPTY_TIMEOUT: u32 = 120;
+/// plugNmeet's default empty timeout: 30 minutes.
+const DEFAULT_EMPTY_TIMEOUT: u32 = 1800;
+
+#[derive(Deserialize)]
+struct CreateRoomReq {
+    #[serde(default)]
+    room_id: String,
+    #[serde(default, deserialize_with = "lenient_int")]
+    empty_timeout: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    max_participants: Option<u32>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    /// edgemeet's extension: the region to place the room in.
+    #[serde(default)]
+    region: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CreateRoomRes {
+    room_info: ActiveRoomInfo,
+}
+
+/// Handles `POST /auth/room/create`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let req: CreateRoomReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if let Err(msg) = check_room_id(&req.room_id) {
+        return invalid(msg);
+    }
+    let Some(metadata) = req.metadata else {
+        return invalid("metadata: required");
+    };
+    if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
+        if edge.config.region(region).is_none() {
+            return invalid(format!("region: `{region}` is not a configured region"));
+        }
+    }
+    let limits = MetadataLimits {
+        max_room_duration_minutes: edge.config.max_room_duration_minutes,
+    };
+    let metadata = match metadata::from_input(metadata, limits, crate::new_id) {
+        Ok(m) => m,
+        Err(msg) => return invalid(msg),
+    };
+    let metadata_json = match serde_json::to_string(&metadata) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("metadata: {e}")),
+    };
+    let empty_timeout = match req.empty_timeout {
+        Some(t) if t >= MIN_EMPTY_TIMEOUT => t,
+        _ => DEFAULT_EMPTY_TIMEOUT,
+    };
+    let cap = edge.config.max_participants_cap;
+    let max_participants = match req.max_participants.unwrap_or(0) {
+        n if cap > 0 && (n == 0 || n > cap) => cap,
+        n => n,
+    };
+    let sid = crate::new_id();
+    let room = NewRoom {
+        room_id: &req.room_id,
+        sid: &sid,
+        room_title: &metadata.room_title,
+        webhook_url: metadata.webhook_url.as_deref().unwrap_or(""),
+        metadata: &metadata_json,
+        max_participants: i64::from(max_participants),
+        empty_timeout: i64::from(empty_timeout),
+        region_hint: req.region.as_deref().filter(|r| !r.is_empty()),
+        created_at: edge.now_secs(),
+    };
+    match db::create_room(&edge.store, &room).await {
+        Ok((row, created)) => {
+            if created {
+                tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
+            }
+            EdgeResponse::reply(
+                Common::ok("success"),
+                CreateRoomRes {
+                    room_info: ActiveRoomInfo::from(&row),
+                },
+            )
+        }
+        Err(e) => internal(e),
+    }
+}

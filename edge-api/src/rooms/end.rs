@@ -1,0 +1,53 @@
+//! `room/endRoom`: ends the session at once and deletes the LiveKit room in its region, which
+//! disconnects everyone. Ending an ended room succeeds again (and retries the LiveKit delete).
+
+use serde::Deserialize;
+
+use super::{bad_input, check_room_id, internal, invalid};
+use crate::db;
+use crate::exchange::EdgeResponse;
+use crate::livekit::LiveKitApi;
+use crate::platform::{Clock, HttpClient, Store};
+use crate::wire::{parse_input, Common, StatusCode};
+use crate::Edge;
+
+#[derive(Deserialize)]
+struct RoomEndReq {
+    #[serde(default)]
+    room_id: String,
+}
+
+/// Handles `POST /auth/room/endRoom`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let req: RoomEndReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if let Err(msg) = check_room_id(&req.room_id) {
+        return invalid(msg);
+    }
+    let room = match db::latest_room(&edge.store, &req.room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            return EdgeResponse::common(200, Common::fail(StatusCode::RoomNotFound, "room not found"))
+        }
+        Err(e) => return internal(e),
+    };
+    let now = edge.now_secs();
+    if room.is_running {
+        match db::end_room(&edge.store, &room.sid, now).await {
+            Ok(true) => tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended by API"),
+            Ok(false) => {}
+            Err(e) => return internal(e),
+        }
+    }
+    // The session is over in the edge's state whatever LiveKit says: no new token is minted for
+    // it. A failed delete is logged; calling endRoom again retries it.
+    if let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) {
+        let api = LiveKitApi::new(&edge.http, region, u64::try_from(now).unwrap_or(0));
+        if let Err(e) = api.delete_room(&room.room_id).await {
+            tracing::warn!(room_id = %room.room_id, region = %region.id, error = %e, "deleting the LiveKit room failed");
+        }
+    }
+    EdgeResponse::common(200, Common::ok("success"))
+}

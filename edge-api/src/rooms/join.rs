@@ -1,0 +1,278 @@
+//! `room/getJoinToken`: checks the user, records what the join token does not carry, and mints
+//! plugNmeet's join token.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{bad_input, check_room_id, internal, invalid, is_plain_id, MAX_ID_LEN};
+use crate::db::{self, RoomUser};
+use crate::exchange::EdgeResponse;
+use crate::metadata::{LockSettings, RoomMetadata};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::tokens::{mint_join_token, JoinClaims, CLIENT_TYPE_HYBRID_WEB};
+use crate::wire::{parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// The name plugNmeet reserves for its recorder.
+const RESERVED_NAME: &str = "PLUGNMEET_RECORDER_AUTH";
+/// user_id prefixes reserved for system participants.
+const RESERVED_PREFIXES: &[&str] = &["ingres_", "pnm_agent-", "sip_", "pnm_tts_agent-"];
+/// user_id suffix reserved for native-app twins.
+const RESERVED_SUFFIX: &str = "-native";
+/// Longest display name.
+const MAX_NAME_LEN: usize = 256;
+
+#[derive(Deserialize)]
+struct GenerateTokenReq {
+    #[serde(default)]
+    room_id: String,
+    #[serde(default)]
+    user_info: Option<UserInfo>,
+}
+
+#[derive(Deserialize)]
+struct UserInfo {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    is_hidden: bool,
+    #[serde(default)]
+    user_metadata: Option<Value>,
+}
+
+/// plugNmeet's `UserMetadata`, as stored and put into the user's LiveKit token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UserMetadata {
+    /// Avatar URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_pic: Option<String>,
+    /// Moderator (set by the server from `is_admin`).
+    pub is_admin: bool,
+    /// Whether the recorder records this user's webcam (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_webcam: Option<bool>,
+    /// Server-owned.
+    pub is_presenter: bool,
+    /// Server-owned.
+    pub raised_hand: bool,
+    /// Server-owned: must wait in the waiting room.
+    pub wait_for_approval: bool,
+    /// UI language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_lang: Option<String>,
+    /// Locks in force for this user.
+    pub lock_settings: LockSettings,
+    /// Server-owned version id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_id: Option<String>,
+    /// Free-form customer data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_data: Option<String>,
+    /// The customer's own id when the server generated `user_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ex_user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GenerateTokenRes {
+    token: String,
+}
+
+/// Handles `POST /auth/room/getJoinToken`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let req: GenerateTokenReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if let Err(msg) = check_room_id(&req.room_id) {
+        return invalid(msg);
+    }
+    let Some(user) = req.user_info else {
+        return invalid("user_info: required");
+    };
+    let name = user.name.trim();
+    if name.is_empty() {
+        return invalid("user_info.name: required");
+    }
+    if name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return invalid("user_info.name: too long or has control characters");
+    }
+    if name == RESERVED_NAME {
+        return invalid("user_info.name: this name is reserved");
+    }
+    let mut user_metadata = match parse_user_metadata(user.user_metadata) {
+        Ok(m) => m,
+        Err(msg) => return invalid(msg),
+    };
+    let room = match db::running_room(&edge.store, &req.room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            return EdgeResponse::common(
+                200,
+                Common::fail(
+                    StatusCode::RoomNotFound,
+                    "room is not active. create room first",
+                ),
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    let room_meta: RoomMetadata = serde_json::from_str(&room.metadata).unwrap_or_default();
+    let user_id = if room_meta.room_features.auto_gen_user_id == Some(true) {
+        if !user.user_id.is_empty() {
+            user_metadata.ex_user_id = Some(user.user_id.clone());
+        }
+        crate::new_id()
+    } else {
+        if let Err(msg) = check_user_id(&user.user_id) {
+            return invalid(msg);
+        }
+        user.user_id.clone()
+    };
+    match db::room_user(&edge.store, &room.sid, &user_id).await {
+        Ok(Some(existing)) if existing.is_blocked => {
+            return EdgeResponse::common(
+                200,
+                Common::fail(StatusCode::UserBlocked, "this user is blocked to join this session"),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return internal(e),
+    }
+    user_metadata.is_admin = user.is_admin;
+    if user.is_admin {
+        user_metadata.lock_settings = LockSettings::default();
+    } else {
+        user_metadata.lock_settings = apply_room_locks(&room_meta.default_lock_settings, user_metadata.lock_settings);
+        user_metadata.wait_for_approval =
+            room_meta.room_features.waiting_room_features.is_active == Some(true);
+    }
+    user_metadata.record_webcam.get_or_insert(true);
+    user_metadata.metadata_id = Some(crate::new_id());
+    let metadata_json = match serde_json::to_string(&user_metadata) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("user_metadata: {e}")),
+    };
+    let now = edge.now_secs();
+    let record = RoomUser {
+        room_sid: room.sid.clone(),
+        user_id: user_id.clone(),
+        name: name.to_owned(),
+        is_admin: user.is_admin,
+        is_hidden: user.is_hidden,
+        metadata: metadata_json,
+        is_blocked: false,
+    };
+    if let Err(e) = db::upsert_user(&edge.store, &record, now).await {
+        return internal(e);
+    }
+    let claims = JoinClaims {
+        name: name.to_owned(),
+        user_id,
+        room_id: room.room_id.clone(),
+        is_admin: user.is_admin,
+        is_hidden: user.is_hidden,
+        client_type: CLIENT_TYPE_HYBRID_WEB,
+    };
+    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    match mint_join_token(
+        &edge.config.api_key,
+        &edge.config.api_secret,
+        claims,
+        u64::try_from(now).unwrap_or(0),
+        validity,
+    ) {
+        Ok(token) => EdgeResponse::reply(Common::ok("success"), GenerateTokenRes { token }),
+        Err(e) => {
+            tracing::error!(error = %e, "join token signing failed");
+            EdgeResponse::common(
+                200,
+                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+            )
+        }
+    }
+}
+
+fn check_user_id(user_id: &str) -> Result<(), String> {
+    if user_id.is_empty() {
+        return Err("user_info.user_id: required".into());
+    }
+    if user_id.len() > MAX_ID_LEN || !is_plain_id(user_id) {
+        return Err("user_info.user_id should only contain letters, digits -_".into());
+    }
+    if RESERVED_PREFIXES.iter().any(|p| user_id.starts_with(p)) || user_id.ends_with(RESERVED_SUFFIX) {
+        return Err("user_info.user_id: this id is reserved".into());
+    }
+    Ok(())
+}
+
+fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
+    let Some(value) = value else {
+        return Ok(UserMetadata::default());
+    };
+    for field in ["is_presenter", "raised_hand", "wait_for_approval", "metadata_id"] {
+        let set = match value.get(field) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            return Err(format!("user_info.user_metadata.{field}: is set by the server and must be empty"));
+        }
+    }
+    let meta: UserMetadata =
+        serde_json::from_value(value).map_err(|e| format!("user_info.user_metadata: {e}"))?;
+    if let Some(pic) = meta.profile_pic.as_deref().filter(|p| !p.is_empty()) {
+        let ok = (pic.starts_with("https://") || pic.starts_with("http://"))
+            && !pic.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return Err("user_info.user_metadata.profile_pic: must be an http(s) URL".into());
+        }
+    }
+    if meta.extra_data.as_ref().is_some_and(|d| d.len() > 16 * 1024) {
+        return Err("user_info.user_metadata.extra_data: longer than 16384 bytes".into());
+    }
+    Ok(meta)
+}
+
+/// The room's default locks, overridden where the customer set a lock for this user.
+fn apply_room_locks(room: &LockSettings, user: LockSettings) -> LockSettings {
+    LockSettings {
+        lock_microphone: user.lock_microphone.or(room.lock_microphone),
+        lock_webcam: user.lock_webcam.or(room.lock_webcam),
+        lock_screen_sharing: user.lock_screen_sharing.or(room.lock_screen_sharing),
+        lock_chat: user.lock_chat.or(room.lock_chat),
+        lock_chat_send_message: user.lock_chat_send_message.or(room.lock_chat_send_message),
+        lock_chat_file_share: user.lock_chat_file_share.or(room.lock_chat_file_share),
+        lock_private_chat: user.lock_private_chat.or(room.lock_private_chat),
+        lock_whiteboard: user.lock_whiteboard.or(room.lock_whiteboard),
+        lock_shared_notepad: user.lock_shared_notepad.or(room.lock_shared_notepad),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        assert!(check_user_id("alice_1").is_ok());
+        for bad in ["", "sip_1", "ingres_x", "pnm_agent-1", "bob-native", "a b", "ä"] {
+            assert!(check_user_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_owned_user_metadata_is_refused() {
+        assert!(parse_user_metadata(Some(serde_json::json!({"is_presenter": true}))).is_err());
+        assert!(parse_user_metadata(Some(serde_json::json!({"profile_pic": "javascript:x"}))).is_err());
+        let m = parse_user_metadata(Some(serde_json::json!({"preferred_lang": "de", "unknown": 1}))).unwrap();
+        assert_eq!(m.preferred_lang.as_deref(), Some("de"));
+    }
+}

@@ -1,0 +1,135 @@
+//! `room/fetchPastRooms`: ended sessions, filtered by room id, paged and ordered.
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{bad_input, check_room_id, internal, invalid};
+use crate::db::{self, PastRoomsQuery, RoomRow};
+use crate::exchange::EdgeResponse;
+use crate::platform::{Clock, HttpClient, Store};
+use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// Page size when `limit` is 0.
+const DEFAULT_LIMIT: u32 = 20;
+/// Largest page.
+const MAX_LIMIT: u32 = 100;
+/// Most room ids one filter may name.
+const MAX_ROOM_IDS: usize = 100;
+
+#[derive(Deserialize)]
+struct FetchPastRoomsReq {
+    #[serde(default)]
+    room_ids: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    from: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    limit: Option<u32>,
+    #[serde(default)]
+    order_by: String,
+}
+
+#[derive(Serialize)]
+struct PastRoomInfo {
+    room_title: String,
+    room_id: String,
+    room_sid: String,
+    #[serde(serialize_with = "int64_string")]
+    joined_participants: i64,
+    webhook_url: String,
+    created: String,
+    ended: String,
+}
+
+#[derive(Serialize)]
+struct FetchPastRoomsResult {
+    #[serde(serialize_with = "int64_string")]
+    total_rooms: i64,
+    from: u32,
+    limit: u32,
+    order_by: String,
+    rooms_list: Vec<PastRoomInfo>,
+}
+
+#[derive(Serialize)]
+struct FetchPastRoomsRes {
+    result: Option<FetchPastRoomsResult>,
+}
+
+/// Handles `POST /auth/room/fetchPastRooms`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let req: FetchPastRoomsReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if req.room_ids.len() > MAX_ROOM_IDS {
+        return invalid(format!("room_ids: at most {MAX_ROOM_IDS} ids"));
+    }
+    if let Some(msg) = req.room_ids.iter().find_map(|id| check_room_id(id).err()) {
+        return invalid(msg);
+    }
+    let descending = match req.order_by.to_ascii_uppercase().as_str() {
+        "" | "DESC" => true,
+        "ASC" => false,
+        _ => return invalid("order_by: ASC or DESC"),
+    };
+    let from = req.from.unwrap_or(0);
+    let limit = match req.limit.unwrap_or(0) {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let query = PastRoomsQuery {
+        room_ids: &req.room_ids,
+        from: i64::from(from),
+        limit: i64::from(limit),
+        descending,
+    };
+    let (total, rows) = match db::past_rooms(&edge.store, &query).await {
+        Ok(found) => found,
+        Err(e) => return internal(e),
+    };
+    if rows.is_empty() {
+        return EdgeResponse::reply(
+            Common::fail(StatusCode::NotFound, "no info found"),
+            FetchPastRoomsRes { result: None },
+        );
+    }
+    let result = FetchPastRoomsResult {
+        total_rooms: total,
+        from,
+        limit,
+        order_by: if descending { "DESC" } else { "ASC" }.into(),
+        rooms_list: rows.iter().map(past_room_info).collect(),
+    };
+    EdgeResponse::reply(Common::ok("success"), FetchPastRoomsRes { result: Some(result) })
+}
+
+fn past_room_info(row: &RoomRow) -> PastRoomInfo {
+    PastRoomInfo {
+        room_title: row.room_title.clone(),
+        room_id: row.room_id.clone(),
+        room_sid: row.sid.clone(),
+        joined_participants: row.joined_participants,
+        webhook_url: row.webhook_url.clone(),
+        created: rfc3339(row.created_at),
+        ended: row.ended_at.map(rfc3339).unwrap_or_default(),
+    }
+}
+
+/// Unix seconds as RFC 3339 in UTC, e.g. `2026-11-23T22:15:38Z`.
+pub fn rfc3339(unix_secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_472_138), "2026-11-23T22:15:38Z");
+    }
+}

@@ -1,0 +1,155 @@
+//! `room/isRoomActive`, `room/getActiveRoomInfo` and `room/getActiveRoomsInfo`: what runs now,
+//! with the participants LiveKit reports for each room's region.
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use super::{bad_input, check_room_id, internal, invalid, ActiveRoomInfo};
+use crate::db::{self, RoomRow};
+use crate::exchange::EdgeResponse;
+use crate::livekit::{LiveKitApi, LiveKitError, ParticipantInfo};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::wire::{parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// `getActiveRoomsInfo` lists at most this many rooms per call.
+const MAX_ACTIVE_ROOMS: i64 = 500;
+
+#[derive(Deserialize)]
+struct RoomIdReq {
+    #[serde(default)]
+    room_id: String,
+}
+
+#[derive(Serialize)]
+struct IsRoomActiveRes {
+    is_active: bool,
+}
+
+/// `ActiveRoomWithParticipant`.
+#[derive(Serialize)]
+struct RoomWithParticipants {
+    room_info: ActiveRoomInfo,
+    participants_info: Vec<ParticipantInfo>,
+}
+
+#[derive(Serialize)]
+struct GetActiveRoomInfoRes {
+    room: Option<RoomWithParticipants>,
+}
+
+#[derive(Serialize)]
+struct GetActiveRoomsInfoRes {
+    rooms: Vec<RoomWithParticipants>,
+}
+
+fn room_id_from(body: &[u8]) -> Result<String, EdgeResponse> {
+    let req: RoomIdReq = parse_input(body).map_err(bad_input)?;
+    check_room_id(&req.room_id).map_err(invalid)?;
+    Ok(req.room_id)
+}
+
+/// Handles `POST /auth/room/isRoomActive`. An inactive room is still `status:true`.
+pub async fn is_room_active<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let room_id = match room_id_from(body) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let (common, is_active) = match db::latest_room(&edge.store, &room_id).await {
+        Ok(Some(room)) if room.is_running => (Common::ok("room is active"), true),
+        Ok(Some(_)) => (
+            Common {
+                status: true,
+                msg: "room is not active".into(),
+                status_code: StatusCode::RoomNotActive,
+            },
+            false,
+        ),
+        Ok(None) => (
+            Common {
+                status: true,
+                msg: "room not found".into(),
+                status_code: StatusCode::RoomNotFound,
+            },
+            false,
+        ),
+        Err(e) => return internal(e),
+    };
+    EdgeResponse::reply(common, IsRoomActiveRes { is_active })
+}
+
+/// Handles `POST /auth/room/getActiveRoomInfo`.
+pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+    let room_id = match room_id_from(body) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let room = match db::running_room(&edge.store, &room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            return EdgeResponse::reply(
+                Common::fail(StatusCode::RoomNotActive, "room is not active"),
+                GetActiveRoomInfoRes { room: None },
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    match with_participants(edge, &room).await {
+        Ok(room) => EdgeResponse::reply(Common::ok("success"), GetActiveRoomInfoRes { room: Some(room) }),
+        Err(e) => media_unreachable(&room, e),
+    }
+}
+
+/// Handles `POST /auth/room/getActiveRoomsInfo`.
+pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>) -> EdgeResponse {
+    let rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS).await {
+        Ok(rooms) => rooms,
+        Err(e) => return internal(e),
+    };
+    if rooms.is_empty() {
+        return EdgeResponse::reply(
+            Common::fail(StatusCode::NotFound, "no active room found"),
+            GetActiveRoomsInfoRes { rooms: Vec::new() },
+        );
+    }
+    let results = join_all(rooms.iter().map(|room| with_participants(edge, room))).await;
+    let mut out = Vec::with_capacity(results.len());
+    for (room, result) in rooms.iter().zip(results) {
+        match result {
+            Ok(r) => out.push(r),
+            Err(e) => return media_unreachable(room, e),
+        }
+    }
+    EdgeResponse::reply(Common::ok("success"), GetActiveRoomsInfoRes { rooms: out })
+}
+
+async fn with_participants<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room: &RoomRow,
+) -> Result<RoomWithParticipants, LiveKitError> {
+    // A room nobody has joined yet is not on any media server.
+    let region = room.region.as_deref().and_then(|id| edge.config.region(id));
+    let participants_info = match region {
+        Some(region) => {
+            let api = LiveKitApi::new(&edge.http, region, u64::try_from(edge.now_secs()).unwrap_or(0));
+            api.list_participants(&room.room_id).await?
+        }
+        None => Vec::new(),
+    };
+    Ok(RoomWithParticipants {
+        room_info: ActiveRoomInfo::from(room),
+        participants_info,
+    })
+}
+
+fn media_unreachable(room: &RoomRow, e: LiveKitError) -> EdgeResponse {
+    tracing::warn!(room_id = %room.room_id, region = ?room.region, error = %e, "listing participants failed");
+    EdgeResponse::common(
+        200,
+        Common::fail(
+            StatusCode::InternalServerError,
+            format!("the media server of room {} did not answer", room.room_id),
+        ),
+    )
+}
+

@@ -1,0 +1,167 @@
+//! `POST /api/session`: the join page trades a plugNmeet join token for the room's region, that
+//! region's LiveKit URL and a LiveKit access token minted here. The first session of a room
+//! pins it to a region (see [`crate::placement`]); every later one gets the same region.
+//!
+//! Authorization is the join token in `Authorization` (raw, like plugNmeet's `/api/*`, or as
+//! `Bearer`). Failures are 401 with plugNmeet's `notifications.*` messages.
+
+use serde::Serialize;
+
+use crate::config::GeoPoint;
+use crate::db;
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::placement::{self, Reason};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::tokens::{mint_livekit_token, verify_join_token, LiveKitClaims, TokenError, VideoGrant};
+use crate::wire::{Common, StatusCode};
+use crate::Edge;
+
+#[derive(Serialize)]
+struct RegionInfo {
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct SessionRes {
+    room_id: String,
+    room_sid: String,
+    room_title: String,
+    user_id: String,
+    name: String,
+    is_admin: bool,
+    is_hidden: bool,
+    region: RegionInfo,
+    /// `pinned` when the room already had its region, else why it was chosen now.
+    placement: &'static str,
+    livekit_url: String,
+    token: String,
+}
+
+fn unauthorized(code: StatusCode, msg: &str) -> EdgeResponse {
+    EdgeResponse::common(401, Common::fail(code, msg))
+}
+
+/// Handles `POST /api/session`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, request: &EdgeRequest) -> EdgeResponse {
+    let Some(token) = request
+        .header("authorization")
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .filter(|t| !t.is_empty())
+    else {
+        return unauthorized(StatusCode::MissingRequiredParameter, "notifications.auth-header-missing");
+    };
+    let now = edge.now_secs();
+    let now_u = u64::try_from(now).unwrap_or(0);
+    let claims = match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now_u) {
+        Ok(c) => c,
+        Err(TokenError::Expired) => {
+            return unauthorized(StatusCode::InvalidTokenOrSignature, "notifications.token-expired")
+        }
+        Err(_) => return unauthorized(StatusCode::InvalidTokenOrSignature, "notifications.invalid-token"),
+    };
+    let room = match db::running_room(&edge.store, &claims.room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => return unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active"),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
+        }
+    };
+    let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
+        }
+    };
+    if user.as_ref().is_some_and(|u| u.is_blocked) {
+        return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
+    }
+    let (region_id, placement) = match room.region.clone() {
+        Some(pinned) => (pinned, "pinned"),
+        None => {
+            let user_geo = request.platform_geo.or_else(|| header_geo(edge, request));
+            let (region, reason) =
+                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |_| true);
+            match db::pin_region(&edge.store, &room.sid, &region.id).await {
+                // Another first joiner may have won the race: its pin stands.
+                Ok(Some(pinned)) if pinned != region.id => (pinned, "pinned"),
+                Ok(_) => {
+                    tracing::info!(room_id = %room.room_id, region = %region.id, ?reason, "room pinned");
+                    (region.id.clone(), reason_name(reason))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store failure");
+                    return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
+                }
+            }
+        }
+    };
+    let Some(region) = edge.config.region(&region_id) else {
+        // The room is pinned to a region that was removed from the configuration.
+        return EdgeResponse::common(
+            503,
+            Common::fail(StatusCode::InternalServerError, "the room's media region is no longer available"),
+        );
+    };
+    let video = VideoGrant {
+        room_join: true,
+        room: room.room_id.clone(),
+        room_admin: claims.is_admin,
+        hidden: claims.is_hidden,
+        can_publish: Some(!claims.is_hidden),
+        can_publish_data: Some(!claims.is_hidden),
+        can_subscribe: Some(true),
+        ..Default::default()
+    };
+    let lk_claims = LiveKitClaims {
+        name: claims.name.clone(),
+        metadata: user.map(|u| u.metadata).unwrap_or_default(),
+        video,
+    };
+    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    let token = match mint_livekit_token(&region.api_key, &region.api_secret, &claims.user_id, lk_claims, now_u, validity) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(region = %region.id, error = %e, "LiveKit token signing failed");
+            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "could not sign the token"));
+        }
+    };
+    EdgeResponse::reply(
+        Common::ok("success"),
+        SessionRes {
+            room_id: room.room_id,
+            room_sid: room.sid,
+            room_title: room.room_title,
+            user_id: claims.user_id,
+            name: claims.name,
+            is_admin: claims.is_admin,
+            is_hidden: claims.is_hidden,
+            region: RegionInfo {
+                id: region.id.clone(),
+                name: region.name.clone(),
+            },
+            placement,
+            livekit_url: region.livekit_url.clone(),
+            token,
+        },
+    )
+}
+
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Hint => "hint",
+        Reason::Nearest => "nearest",
+        Reason::Default => "default",
+    }
+}
+
+/// The user's location from the configured headers (set by a trusted proxy).
+fn header_geo<S, H, C>(edge: &Edge<S, H, C>, request: &EdgeRequest) -> Option<GeoPoint> {
+    let read = |name: &str| request.header(name).and_then(|v| v.trim().parse::<f64>().ok());
+    GeoPoint::new(
+        read(&edge.config.geo_headers.latitude)?,
+        read(&edge.config.geo_headers.longitude)?,
+    )
+}

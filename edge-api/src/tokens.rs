@@ -1,0 +1,320 @@
+//! The two JWTs the edge mints: plugNmeet's join token (what `room/getJoinToken` returns and the
+//! join page carries) and LiveKit's access token (what the browser connects to its region with).
+//!
+//! Time always comes from the caller (the platform clock), never from `std::time`.
+
+use jwt_simple::prelude::{Duration, HS256Key, JWTClaims, MACLike, UnixTimeStamp, VerificationOptions};
+use jwt_simple::JWTError;
+use serde::{Deserialize, Serialize};
+
+/// plugNmeet's `client_type` for a browser joining through the web client.
+pub const CLIENT_TYPE_HYBRID_WEB: i32 = 1;
+
+/// Clock skew tolerated when verifying a join token (plugNmeet: one minute).
+const LEEWAY_SECS: u64 = 60;
+
+/// The private claims of plugNmeet's join token, written like Go's json with `omitempty`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct JoinClaims {
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The user's id in the room (equal to `sub`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_id: String,
+    /// The room the token is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub room_id: String,
+    /// Moderator rights.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_admin: bool,
+    /// Joins without being seen or publishing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_hidden: bool,
+    /// plugNmeet's client type, an integer (1 = HYBRID_WEB).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_type: i32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// Why a join token was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenError {
+    /// The token's lifetime is over.
+    #[error("token expired")]
+    Expired,
+    /// Bad signature, wrong issuer, malformed, or `sub` ≠ `user_id`.
+    #[error("invalid token")]
+    Invalid,
+    /// The key could not sign (a configuration error).
+    #[error("token signing failed: {0}")]
+    Signing(String),
+}
+
+/// Mints a plugNmeet join token for `claims`, valid from `now_secs` for `validity_secs`.
+pub fn mint_join_token(
+    api_key: &str,
+    api_secret: &str,
+    claims: JoinClaims,
+    now_secs: u64,
+    validity_secs: u64,
+) -> Result<String, TokenError> {
+    let subject = claims.user_id.clone();
+    let jwt = timed_claims(claims, now_secs, validity_secs)
+        .with_issuer(api_key)
+        .with_subject(subject);
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(jwt)
+        .map_err(|e| TokenError::Signing(e.to_string()))
+}
+
+/// Verifies a join token: HS256 under the API secret, `iss` = API key, an `exp` that has not
+/// passed (one minute leeway), and `sub` = the `user_id` claim.
+pub fn verify_join_token(
+    api_key: &str,
+    api_secret: &str,
+    token: &str,
+    now_secs: u64,
+) -> Result<JoinClaims, TokenError> {
+    let options = VerificationOptions {
+        allowed_issuers: Some([api_key.to_owned()].into_iter().collect()),
+        time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
+        artificial_time: Some(UnixTimeStamp::from_secs(now_secs)),
+        max_token_length: Some(8 * 1024),
+        ..Default::default()
+    };
+    let claims: JWTClaims<JoinClaims> = HS256Key::from_bytes(api_secret.as_bytes())
+        .verify_token(token, Some(options))
+        .map_err(|e| match e.downcast_ref::<JWTError>() {
+            Some(JWTError::TokenHasExpired) => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+    if claims.expires_at.is_none() {
+        return Err(TokenError::Invalid);
+    }
+    let user_id = &claims.custom.user_id;
+    if user_id.is_empty() || claims.subject.as_deref() != Some(user_id.as_str()) {
+        return Err(TokenError::Invalid);
+    }
+    Ok(claims.custom)
+}
+
+/// LiveKit's `video` grant. `None` fields are left out (LiveKit reads absent tri-states as true).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoGrant {
+    /// Create rooms (Twirp CreateRoom/DeleteRoom).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_create: bool,
+    /// List rooms.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_list: bool,
+    /// Administer `room`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_admin: bool,
+    /// Join `room`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_join: bool,
+    /// The room the grant is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub room: String,
+    /// May publish tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish: Option<bool>,
+    /// May subscribe to tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_subscribe: Option<bool>,
+    /// May publish data messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish_data: Option<bool>,
+    /// May change its own metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_update_own_metadata: Option<bool>,
+    /// Invisible to other participants.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub hidden: bool,
+    /// A recorder.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recorder: bool,
+}
+
+/// The claims of a LiveKit access token besides the registered ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct LiveKitClaims {
+    /// Display name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Participant metadata (a JSON string).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+    /// The grant.
+    pub video: VideoGrant,
+}
+
+/// Mints a LiveKit access token for `identity` (empty for server API calls).
+pub fn mint_livekit_token(
+    api_key: &str,
+    api_secret: &str,
+    identity: &str,
+    claims: LiveKitClaims,
+    now_secs: u64,
+    validity_secs: u64,
+) -> Result<String, TokenError> {
+    let mut jwt = timed_claims(claims, now_secs, validity_secs).with_issuer(api_key);
+    if !identity.is_empty() {
+        jwt = jwt.with_subject(identity);
+    }
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(jwt)
+        .map_err(|e| TokenError::Signing(e.to_string()))
+}
+
+/// Claims with `nbf` = now and `exp` = now + validity, and no `iat`, `jti` or `aud`.
+fn timed_claims<C>(custom: C, now_secs: u64, validity_secs: u64) -> JWTClaims<C> {
+    JWTClaims {
+        issued_at: None,
+        expires_at: Some(UnixTimeStamp::from_secs(now_secs + validity_secs)),
+        invalid_before: Some(UnixTimeStamp::from_secs(now_secs)),
+        issuer: None,
+        subject: None,
+        audiences: None,
+        jwt_id: None,
+        nonce: None,
+        custom,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn claims() -> JoinClaims {
+        JoinClaims {
+            name: "Ada".into(),
+            user_id: "u1".into(),
+            room_id: "room1".into(),
+            is_admin: true,
+            is_hidden: false,
+            client_type: CLIENT_TYPE_HYBRID_WEB,
+        }
+    }
+
+    fn payload(token: &str) -> serde_json::Value {
+        let part = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn join_token_has_plugnmeet_claims() {
+        let t = mint_join_token("key", SECRET, claims(), 1_000, 600).unwrap();
+        let p = payload(&t);
+        assert_eq!(p["iss"], "key");
+        assert_eq!(p["sub"], "u1");
+        assert_eq!(p["nbf"], 1_000);
+        assert_eq!(p["exp"], 1_600);
+        assert_eq!(p["client_type"], 1);
+        assert_eq!(p["is_admin"], true);
+        assert!(p.get("is_hidden").is_none(), "omitempty like Go");
+        assert!(p.get("iat").is_none() && p.get("jti").is_none());
+        let header = t.split('.').next().unwrap();
+        let h: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(h["alg"], "HS256");
+        assert_eq!(h["typ"], "JWT");
+    }
+
+    #[test]
+    fn join_token_verification() {
+        let t = mint_join_token("key", SECRET, claims(), 1_000, 600).unwrap();
+        assert_eq!(
+            verify_join_token("key", SECRET, &t, 1_100).unwrap(),
+            claims()
+        );
+        // one minute of leeway, then expired
+        assert!(verify_join_token("key", SECRET, &t, 1_650).is_ok());
+        assert_eq!(
+            verify_join_token("key", SECRET, &t, 1_700),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify_join_token("other", SECRET, &t, 1_100),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            verify_join_token("key", "another-secret-another-secret-xx", &t, 1_100),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            verify_join_token("key", SECRET, "a.b.c", 1_100),
+            Err(TokenError::Invalid)
+        );
+        let mut forged = t.clone();
+        forged.pop();
+        forged.push(if t.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(
+            verify_join_token("key", SECRET, &forged, 1_100),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn sub_must_match_user_id() {
+        let mut c = claims();
+        c.user_id = "u2".into();
+        let jwt = timed_claims(c, 1_000, 600)
+            .with_issuer("key")
+            .with_subject("u1");
+        let t = HS256Key::from_bytes(SECRET.as_bytes())
+            .authenticate(jwt)
+            .unwrap();
+        assert_eq!(
+            verify_join_token("key", SECRET, &t, 1_100),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn livekit_token_shape() {
+        let t = mint_livekit_token(
+            "lk",
+            SECRET,
+            "u1",
+            LiveKitClaims {
+                name: "Ada".into(),
+                metadata: String::new(),
+                video: VideoGrant {
+                    room_join: true,
+                    room: "room1".into(),
+                    can_publish: Some(false),
+                    hidden: true,
+                    ..Default::default()
+                },
+            },
+            1_000,
+            600,
+        )
+        .unwrap();
+        let p = payload(&t);
+        assert_eq!(p["sub"], "u1");
+        assert_eq!(
+            p["video"],
+            serde_json::json!({"roomJoin":true,"room":"room1","canPublish":false,"hidden":true})
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! The `edgemeet` command (wiring only; see the library for the parts).
+fn main() {}
