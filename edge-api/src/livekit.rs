@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::config::Region;
 use crate::platform::{HttpClient, OutboundRequest};
 use crate::tokens::{mint_livekit_token, LiveKitClaims, VideoGrant};
-use crate::wire::{int64_string, lenient_int, normalize_keys};
+use crate::wire::{int64_string, lenient_int_or_zero, normalize_keys};
 
 /// Lifetime of the token sent with each server API call.
 const API_TOKEN_SECS: u64 = 600;
@@ -174,13 +174,13 @@ pub struct ParticipantInfo {
     pub tracks: Vec<TrackInfo>,
     #[serde(default)]
     pub metadata: String,
-    #[serde(default, deserialize_with = "int64", serialize_with = "int64_string")]
+    #[serde(default, deserialize_with = "lenient_int_or_zero", serialize_with = "int64_string")]
     pub joined_at: i64,
-    #[serde(default, deserialize_with = "int64", serialize_with = "int64_string")]
+    #[serde(default, deserialize_with = "lenient_int_or_zero", serialize_with = "int64_string")]
     pub joined_at_ms: i64,
     #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "int64")]
+    #[serde(default, deserialize_with = "lenient_int_or_zero")]
     pub version: i64,
     #[serde(default)]
     pub permission: Option<ParticipantPermission>,
@@ -222,9 +222,9 @@ pub struct TrackInfo {
     pub name: String,
     #[serde(default)]
     pub muted: bool,
-    #[serde(default, deserialize_with = "int64")]
+    #[serde(default, deserialize_with = "lenient_int_or_zero")]
     pub width: i64,
-    #[serde(default, deserialize_with = "int64")]
+    #[serde(default, deserialize_with = "lenient_int_or_zero")]
     pub height: i64,
     #[serde(default)]
     pub simulcast: bool,
@@ -238,9 +238,6 @@ pub struct TrackInfo {
     pub stream: String,
 }
 
-fn int64<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
-    lenient_int(de).map(Option::unwrap_or_default)
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::lenient_int;
+use crate::wire::{lenient_int, lenient_int_or_zero};
 
 /// Declares a features message whose flags are `Option<bool>` on input (absent = default) and
 /// always emitted on output once [`Defaults::fill`] ran.
@@ -206,8 +206,8 @@ pub struct RoomMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<String>,
     /// Server-owned: when the media session started (unix seconds).
-    #[serde(deserialize_with = "lenient_int")]
-    pub started_at: Option<u64>,
+    #[serde(deserialize_with = "lenient_int_or_zero")]
+    pub started_at: u64,
     /// Where users go after leaving.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logout_url: Option<String>,

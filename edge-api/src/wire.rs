@@ -184,6 +184,15 @@ where
         .map_err(|_| D::Error::custom(format!("{n} is out of range")))
 }
 
+/// Serde helper: like [`lenient_int`], with an absent or `null` value read as zero.
+pub fn lenient_int_or_zero<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i128> + Default,
+{
+    lenient_int(de).map(Option::unwrap_or_default)
+}
+
 /// Serializes an int64 the protojson way: as a decimal string.
 pub fn int64_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)

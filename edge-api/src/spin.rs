@@ -1,0 +1,168 @@
+//! The Fermyon Spin adapter: converts Spin's request, sqlite, variables and outbound HTTP to the
+//! core's types and nothing more. Build with
+//! `cargo build -p edge-api --target wasm32-wasip2 --features spin --profile component`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::Request;
+use spin_sdk::sqlite::{Connection, Value};
+
+use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
+use crate::platform::{
+    Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
+    SqlValue, Store, StoreError,
+};
+use crate::{misconfigured, Edge, EdgeConfig};
+
+/// Spin variables as the configuration source.
+struct SpinVariables;
+
+impl ConfigSource for SpinVariables {
+    async fn get(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).await.ok()
+    }
+}
+
+/// The component's default sqlite database.
+struct SpinSqlite(Connection);
+
+impl Store for SpinSqlite {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let params = params.iter().map(|p| match p {
+            SqlValue::Null => Value::Null,
+            SqlValue::Integer(i) => Value::Integer(*i),
+            SqlValue::Real(f) => Value::Real(*f),
+            SqlValue::Text(s) => Value::Text(s.clone()),
+            SqlValue::Blob(b) => Value::Blob(b.clone()),
+        });
+        let result = self
+            .0
+            .execute(sql, params)
+            .await
+            .map_err(|e| StoreError(format!("{e:?}")))?;
+        let columns = result.columns().to_vec();
+        let rows = result
+            .collect()
+            .await
+            .map_err(|e| StoreError(format!("{e:?}")))?
+            .into_iter()
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Null => SqlValue::Null,
+                        Value::Integer(i) => SqlValue::Integer(i),
+                        Value::Real(f) => SqlValue::Real(f),
+                        Value::Text(s) => SqlValue::Text(s),
+                        Value::Blob(b) => SqlValue::Blob(b),
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Rows { columns, rows })
+    }
+}
+
+/// Outbound HTTP through `wasi:http`.
+struct SpinHttp;
+
+impl HttpClient for SpinHttp {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        let mut builder = http::Request::builder()
+            .method(request.method)
+            .uri(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let outbound = builder
+            .body(Full::new(Bytes::from(request.body)))
+            .map_err(|e| OutboundError(e.to_string()))?;
+        let response = spin_sdk::http::send(outbound)
+            .await
+            .map_err(|e| OutboundError(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|e| OutboundError(format!("{e:?}")))?;
+        Ok(OutboundResponse {
+            status,
+            body: body.to_vec(),
+        })
+    }
+}
+
+/// WASI's wall clock.
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> http::Response<Full<Bytes>> {
+    let response = match serve(request).await {
+        Ok(r) => r,
+        Err(r) => r,
+    };
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in response.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+}
+
+async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
+    let config = EdgeConfig::load(&SpinVariables)
+        .await
+        .map_err(|e| misconfigured(&e))?;
+    let (parts, body) = request.into_parts();
+    let (body, body_too_large) = read_bounded(body).await?;
+    let edge_request = EdgeRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body,
+        body_too_large,
+        platform_geo: None,
+    };
+    let store = Connection::open_default()
+        .await
+        .map_err(|e| EdgeResponse::text(503, &format!("sqlite unavailable: {e:?}")))?;
+    let edge = Edge {
+        config,
+        store: SpinSqlite(store),
+        http: SpinHttp,
+        clock: SystemClock,
+    };
+    Ok(edge.handle(edge_request).await)
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`]; past that it stops and reports the body as too large.
+async fn read_bounded<B>(mut body: B) -> Result<(Vec<u8>, bool), EdgeResponse>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| EdgeResponse::text(400, &format!("body read failed: {e:?}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_BODY_BYTES {
+                return Ok((Vec::new(), true));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok((out, false))
+}
