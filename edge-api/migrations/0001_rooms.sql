@@ -25,7 +25,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS rooms_one_running_session ON rooms (room_id) W
 CREATE INDEX IF NOT EXISTS rooms_by_room_id ON rooms (room_id, id);
 CREATE INDEX IF NOT EXISTS rooms_ended ON rooms (is_running, id);
 
--- The users a join token was issued for, with what the token does not carry.
+-- The users a join token was issued for, with what the token does not carry. joined_at is set
+-- the first time the user enters the room (their first session).
 CREATE TABLE IF NOT EXISTS room_users (
     room_sid   TEXT    NOT NULL,
     user_id    TEXT    NOT NULL,
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS room_users (
     is_hidden  INTEGER NOT NULL DEFAULT 0,
     metadata   TEXT    NOT NULL DEFAULT '{}',
     is_blocked INTEGER NOT NULL DEFAULT 0,
+    joined_at  INTEGER,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (room_sid, user_id)
 );

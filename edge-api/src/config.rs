@@ -227,7 +227,10 @@ fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, 
             return Err(invalid("regions", format!("region id `{}` repeats", e.id)));
         }
         let location = GeoPoint::new(e.lat, e.lon).ok_or_else(|| {
-            invalid("regions", format!("region `{}` has an invalid lat/lon", e.id))
+            invalid(
+                "regions",
+                format!("region `{}` has an invalid lat/lon", e.id),
+            )
         })?;
         if !(e.livekit_url.starts_with("ws://") || e.livekit_url.starts_with("wss://")) {
             return Err(invalid(
@@ -236,7 +239,10 @@ fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, 
             ));
         }
         let api_secret = secrets.get(&e.id).cloned().ok_or_else(|| {
-            invalid("livekit_secrets", format!("no secret for region `{}`", e.id))
+            invalid(
+                "livekit_secrets",
+                format!("no secret for region `{}`", e.id),
+            )
         })?;
         if api_secret.len() < MIN_SECRET_LEN {
             return Err(invalid(

@@ -77,7 +77,10 @@ pub struct NewRoom<'a> {
 
 /// Stores a new running session unless `room_id` already has one. Returns the running session
 /// and whether it was created by this call (concurrent creates get the same session).
-pub async fn create_room(store: &impl Store, room: &NewRoom<'_>) -> Result<(RoomRow, bool), StoreError> {
+pub async fn create_room(
+    store: &impl Store,
+    room: &NewRoom<'_>,
+) -> Result<(RoomRow, bool), StoreError> {
     let sql = format!(
         "INSERT INTO rooms (room_id, sid, room_title, webhook_url, metadata, max_participants, \
          empty_timeout, region_hint, is_running, status, created_at) \
@@ -105,14 +108,18 @@ pub async fn create_room(store: &impl Store, room: &NewRoom<'_>) -> Result<(Room
 }
 
 /// The running session of `room_id`.
-pub async fn running_room(store: &impl Store, room_id: &str) -> Result<Option<RoomRow>, StoreError> {
+pub async fn running_room(
+    store: &impl Store,
+    room_id: &str,
+) -> Result<Option<RoomRow>, StoreError> {
     let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE room_id = ? AND is_running = 1");
     Ok(rooms(store.execute(&sql, &[room_id.into()]).await?)?.pop())
 }
 
 /// The most recent session of `room_id`, running or not.
 pub async fn latest_room(store: &impl Store, room_id: &str) -> Result<Option<RoomRow>, StoreError> {
-    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE room_id = ? ORDER BY id DESC LIMIT 1");
+    let sql =
+        format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE room_id = ? ORDER BY id DESC LIMIT 1");
     Ok(rooms(store.execute(&sql, &[room_id.into()]).await?)?.pop())
 }
 
@@ -128,11 +135,19 @@ pub async fn end_room(store: &impl Store, sid: &str, now: i64) -> Result<bool, S
         "UPDATE rooms SET is_running = 0, status = '{STATUS_ENDED}', ended_at = ? \
          WHERE sid = ? AND is_running = 1 RETURNING id"
     );
-    Ok(!store.execute(&sql, &[now.into(), sid.into()]).await?.rows.is_empty())
+    Ok(!store
+        .execute(&sql, &[now.into(), sid.into()])
+        .await?
+        .rows
+        .is_empty())
 }
 
 /// Pins a running session to `region` unless it is pinned already; returns the pinned region.
-pub async fn pin_region(store: &impl Store, sid: &str, region: &str) -> Result<Option<String>, StoreError> {
+pub async fn pin_region(
+    store: &impl Store,
+    sid: &str,
+    region: &str,
+) -> Result<Option<String>, StoreError> {
     store
         .execute(
             "UPDATE rooms SET region = ? WHERE sid = ? AND region IS NULL",
@@ -159,7 +174,10 @@ pub struct PastRoomsQuery<'a> {
 }
 
 /// Ended sessions matching the query, and how many match in all.
-pub async fn past_rooms(store: &impl Store, q: &PastRoomsQuery<'_>) -> Result<(i64, Vec<RoomRow>), StoreError> {
+pub async fn past_rooms(
+    store: &impl Store,
+    q: &PastRoomsQuery<'_>,
+) -> Result<(i64, Vec<RoomRow>), StoreError> {
     let mut filter = String::from("is_running = 0");
     let mut params: Vec<SqlValue> = Vec::new();
     if !q.room_ids.is_empty() {
@@ -169,9 +187,16 @@ pub async fn past_rooms(store: &impl Store, q: &PastRoomsQuery<'_>) -> Result<(i
         params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
     }
     let count = store
-        .execute(&format!("SELECT COUNT(*) FROM rooms WHERE {filter}"), &params)
+        .execute(
+            &format!("SELECT COUNT(*) FROM rooms WHERE {filter}"),
+            &params,
+        )
         .await?;
-    let total = count.rows.first().and_then(|r| int_opt(r.first())).unwrap_or(0);
+    let total = count
+        .rows
+        .first()
+        .and_then(|r| int_opt(r.first()))
+        .unwrap_or(0);
     let order = if q.descending { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT {ROOM_COLUMNS} FROM rooms WHERE {filter} ORDER BY id {order} LIMIT ? OFFSET ?"
@@ -224,7 +249,11 @@ pub async fn upsert_user(store: &impl Store, user: &RoomUser, now: i64) -> Resul
 }
 
 /// A user of a session, if a token was issued for them.
-pub async fn room_user(store: &impl Store, room_sid: &str, user_id: &str) -> Result<Option<RoomUser>, StoreError> {
+pub async fn room_user(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+) -> Result<Option<RoomUser>, StoreError> {
     let rows = store
         .execute(
             "SELECT room_sid, user_id, name, is_admin, is_hidden, metadata, is_blocked \
@@ -247,6 +276,34 @@ pub async fn room_user(store: &impl Store, room_sid: &str, user_id: &str) -> Res
             })
         })
         .transpose()
+}
+
+/// Records that a user entered the room; the first time, the room's joined count goes up.
+/// Returns whether this was the user's first entry.
+pub async fn mark_joined(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let first = !store
+        .execute(
+            "UPDATE room_users SET joined_at = ? \
+             WHERE room_sid = ? AND user_id = ? AND joined_at IS NULL RETURNING user_id",
+            &[now.into(), room_sid.into(), user_id.into()],
+        )
+        .await?
+        .rows
+        .is_empty();
+    if first {
+        store
+            .execute(
+                "UPDATE rooms SET joined_participants = joined_participants + 1 WHERE sid = ?",
+                &[room_sid.into()],
+            )
+            .await?;
+    }
+    Ok(first)
 }
 
 /// Whether the store answers (for `/healthCheck`).

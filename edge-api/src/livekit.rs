@@ -58,7 +58,10 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             room_create: true,
             ..Default::default()
         };
-        match self.call("DeleteRoom", grant, &serde_json::json!({ "room": room })).await {
+        match self
+            .call("DeleteRoom", grant, &serde_json::json!({ "room": room }))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
@@ -66,14 +69,21 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
     }
 
     /// The participants of a room (none when LiveKit has no such room).
-    pub async fn list_participants(&self, room: &str) -> Result<Vec<ParticipantInfo>, LiveKitError> {
+    pub async fn list_participants(
+        &self,
+        room: &str,
+    ) -> Result<Vec<ParticipantInfo>, LiveKitError> {
         let grant = VideoGrant {
             room_admin: true,
             room: room.to_owned(),
             ..Default::default()
         };
         let body = match self
-            .call("ListParticipants", grant, &serde_json::json!({ "room": room }))
+            .call(
+                "ListParticipants",
+                grant,
+                &serde_json::json!({ "room": room }),
+            )
             .await
         {
             Ok(body) => body,
@@ -92,7 +102,12 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         Ok(parsed.participants)
     }
 
-    async fn call(&self, method: &str, grant: VideoGrant, body: &Value) -> Result<Vec<u8>, LiveKitError> {
+    async fn call(
+        &self,
+        method: &str,
+        grant: VideoGrant,
+        body: &Value,
+    ) -> Result<Vec<u8>, LiveKitError> {
         let token = mint_livekit_token(
             &self.region.api_key,
             &self.region.api_secret,
@@ -174,9 +189,17 @@ pub struct ParticipantInfo {
     pub tracks: Vec<TrackInfo>,
     #[serde(default)]
     pub metadata: String,
-    #[serde(default, deserialize_with = "lenient_int_or_zero", serialize_with = "int64_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_int_or_zero",
+        serialize_with = "int64_string"
+    )]
     pub joined_at: i64,
-    #[serde(default, deserialize_with = "lenient_int_or_zero", serialize_with = "int64_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_int_or_zero",
+        serialize_with = "int64_string"
+    )]
     pub joined_at_ms: i64,
     #[serde(default)]
     pub name: String,
@@ -216,7 +239,11 @@ pub struct ParticipantPermission {
 pub struct TrackInfo {
     #[serde(default)]
     pub sid: String,
-    #[serde(default = "default_track_type", rename = "type", deserialize_with = "enum_name")]
+    #[serde(
+        default = "default_track_type",
+        rename = "type",
+        deserialize_with = "enum_name"
+    )]
     pub kind: String,
     #[serde(default)]
     pub name: String,
@@ -237,7 +264,6 @@ pub struct TrackInfo {
     #[serde(default)]
     pub stream: String,
 }
-
 
 #[cfg(test)]
 mod tests {

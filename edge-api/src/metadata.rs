@@ -286,7 +286,9 @@ pub fn from_input(
     for path in SERVER_OWNED {
         if let Some(v) = path.split('.').try_fold(&value, |v, key| v.get(key)) {
             if !is_zero(v) {
-                return Err(format!("metadata.{path}: is set by the server and must be empty"));
+                return Err(format!(
+                    "metadata.{path}: is set by the server and must be empty"
+                ));
             }
         }
     }
@@ -394,13 +396,18 @@ mod tests {
 
     #[test]
     fn explicit_false_survives_and_absent_gets_default() {
-        let m = parse(json!({"room_title":"T","room_features":{"allow_webcams":false,
-            "recording_features":{"is_allow":false}}}))
+        let m = parse(
+            json!({"room_title":"T","room_features":{"allow_webcams":false,
+            "recording_features":{"is_allow":false}}}),
+        )
         .unwrap();
         assert_eq!(m.room_features.allow_webcams, Some(false));
         assert_eq!(m.room_features.allow_screen_share, Some(true));
         assert_eq!(m.room_features.recording_features.is_allow, Some(false));
-        assert_eq!(m.room_features.recording_features.is_allow_cloud, Some(true));
+        assert_eq!(
+            m.room_features.recording_features.is_allow_cloud,
+            Some(true)
+        );
         assert_eq!(m.default_lock_settings.lock_whiteboard, Some(true));
         assert_eq!(m.default_lock_settings.lock_microphone, None);
         assert!(m.metadata_id.is_some());
@@ -428,7 +435,10 @@ mod tests {
         assert!(parse(json!({"room_title":5})).is_err());
         assert!(parse(json!({"room_title":"x".repeat(MAX_TEXT_LEN + 1)})).is_err());
         let m = parse(json!({"room_title":"T","room_features":{"breakout_room_features":{"allowed_number_rooms":"99"}}})).unwrap();
-        assert_eq!(m.room_features.breakout_room_features.allowed_number_rooms, Some(16));
+        assert_eq!(
+            m.room_features.breakout_room_features.allowed_number_rooms,
+            Some(16)
+        );
     }
 
     #[test]
@@ -443,7 +453,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.room_features.room_duration, Some(120));
-        let key = m.room_features.end_to_end_encryption_features.encryption_key.unwrap();
+        let key = m
+            .room_features
+            .end_to_end_encryption_features
+            .encryption_key
+            .unwrap();
         assert_eq!(key.len(), 32);
     }
 }

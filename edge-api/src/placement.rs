@@ -98,8 +98,14 @@ mod tests {
 
     #[test]
     fn distance_is_plausible() {
-        let fra = GeoPoint { lat: 50.1, lon: 8.7 };
-        let nyc = GeoPoint { lat: 40.7, lon: -74.0 };
+        let fra = GeoPoint {
+            lat: 50.1,
+            lon: 8.7,
+        };
+        let nyc = GeoPoint {
+            lat: 40.7,
+            lon: -74.0,
+        };
         let d = distance_km(fra, nyc);
         assert!((6150.0..6250.0).contains(&d), "{d}");
         assert_eq!(distance_km(fra, fra), 0.0);
@@ -108,7 +114,10 @@ mod tests {
     #[test]
     fn hint_then_nearest_then_default() {
         let c = config();
-        let paris = Some(GeoPoint { lat: 48.9, lon: 2.35 });
+        let paris = Some(GeoPoint {
+            lat: 48.9,
+            lon: 2.35,
+        });
         assert_eq!(choose(&c, Some("ap"), paris, |_| true).0.id, "ap");
         assert_eq!(choose(&c, Some("ap"), paris, |_| true).1, Reason::Hint);
         assert_eq!(choose(&c, Some("nope"), paris, |_| true).0.id, "eu");
@@ -116,7 +125,10 @@ mod tests {
         assert_eq!(choose(&c, None, paris, |r| r.id != "eu").0.id, "us");
         assert_eq!(choose(&c, None, None, |_| true).0.id, "us");
         assert_eq!(choose(&c, None, paris, |_| false).1, Reason::Default);
-        let tokyo = Some(GeoPoint { lat: 35.7, lon: 139.7 });
+        let tokyo = Some(GeoPoint {
+            lat: 35.7,
+            lon: 139.7,
+        });
         assert_eq!(choose(&c, None, tokyo, |_| true).0.id, "ap");
     }
 }

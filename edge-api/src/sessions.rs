@@ -11,7 +11,7 @@ use crate::config::GeoPoint;
 use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::placement::{self, Reason};
-use crate::platform::{Clock, HttpClient, Store};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::tokens::{mint_livekit_token, verify_join_token, LiveKitClaims, TokenError, VideoGrant};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -38,52 +38,79 @@ struct SessionRes {
     token: String,
 }
 
+/// A store failure: logged in full, answered 500 without detail (the browser retries).
+fn store_failure(e: StoreError) -> EdgeResponse {
+    tracing::error!(error = %e, "store failure");
+    EdgeResponse::common(
+        500,
+        Common::fail(StatusCode::InternalServerError, "internal server error"),
+    )
+}
+
 fn unauthorized(code: StatusCode, msg: &str) -> EdgeResponse {
     EdgeResponse::common(401, Common::fail(code, msg))
 }
 
 /// Handles `POST /api/session`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, request: &EdgeRequest) -> EdgeResponse {
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
     let Some(token) = request
         .header("authorization")
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
         .filter(|t| !t.is_empty())
     else {
-        return unauthorized(StatusCode::MissingRequiredParameter, "notifications.auth-header-missing");
+        return unauthorized(
+            StatusCode::MissingRequiredParameter,
+            "notifications.auth-header-missing",
+        );
     };
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
-    let claims = match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now_u) {
-        Ok(c) => c,
-        Err(TokenError::Expired) => {
-            return unauthorized(StatusCode::InvalidTokenOrSignature, "notifications.token-expired")
-        }
-        Err(_) => return unauthorized(StatusCode::InvalidTokenOrSignature, "notifications.invalid-token"),
-    };
+    let claims =
+        match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now_u) {
+            Ok(c) => c,
+            Err(TokenError::Expired) => {
+                return unauthorized(
+                    StatusCode::InvalidTokenOrSignature,
+                    "notifications.token-expired",
+                )
+            }
+            Err(_) => {
+                return unauthorized(
+                    StatusCode::InvalidTokenOrSignature,
+                    "notifications.invalid-token",
+                )
+            }
+        };
     let room = match db::running_room(&edge.store, &claims.room_id).await {
         Ok(Some(room)) => room,
-        Ok(None) => return unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active"),
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
+        Ok(None) => {
+            return unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")
         }
+        Err(e) => return store_failure(e),
     };
     let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
         Ok(user) => user,
-        Err(e) => {
-            tracing::error!(error = %e, "store failure");
-            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
-        }
+        Err(e) => return store_failure(e),
     };
     if user.as_ref().is_some_and(|u| u.is_blocked) {
         return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
+    }
+    // Until LiveKit's webhooks report joins, a room's joined count is the users who entered
+    // through the edge.
+    if let Err(e) = db::mark_joined(&edge.store, &room.sid, &claims.user_id, now).await {
+        return store_failure(e);
     }
     let (region_id, placement) = match room.region.clone() {
         Some(pinned) => (pinned, "pinned"),
         None => {
             let user_geo = request.platform_geo.or_else(|| header_geo(edge, request));
             let (region, reason) =
-                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |_| true);
+                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |_| {
+                    true
+                });
             match db::pin_region(&edge.store, &room.sid, &region.id).await {
                 // Another first joiner may have won the race: its pin stands.
                 Ok(Some(pinned)) if pinned != region.id => (pinned, "pinned"),
@@ -91,10 +118,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, req
                     tracing::info!(room_id = %room.room_id, region = %region.id, ?reason, "room pinned");
                     (region.id.clone(), reason_name(reason))
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "store failure");
-                    return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "internal server error"));
-                }
+                Err(e) => return store_failure(e),
             }
         }
     };
@@ -102,7 +126,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, req
         // The room is pinned to a region that was removed from the configuration.
         return EdgeResponse::common(
             503,
-            Common::fail(StatusCode::InternalServerError, "the room's media region is no longer available"),
+            Common::fail(
+                StatusCode::InternalServerError,
+                "the room's media region is no longer available",
+            ),
         );
     };
     let video = VideoGrant {
@@ -121,11 +148,21 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, req
         video,
     };
     let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
-    let token = match mint_livekit_token(&region.api_key, &region.api_secret, &claims.user_id, lk_claims, now_u, validity) {
+    let token = match mint_livekit_token(
+        &region.api_key,
+        &region.api_secret,
+        &claims.user_id,
+        lk_claims,
+        now_u,
+        validity,
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(region = %region.id, error = %e, "LiveKit token signing failed");
-            return EdgeResponse::common(500, Common::fail(StatusCode::InternalServerError, "could not sign the token"));
+            return EdgeResponse::common(
+                500,
+                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+            );
         }
     };
     EdgeResponse::reply(
@@ -159,7 +196,11 @@ fn reason_name(reason: Reason) -> &'static str {
 
 /// The user's location from the configured headers (set by a trusted proxy).
 fn header_geo<S, H, C>(edge: &Edge<S, H, C>, request: &EdgeRequest) -> Option<GeoPoint> {
-    let read = |name: &str| request.header(name).and_then(|v| v.trim().parse::<f64>().ok());
+    let read = |name: &str| {
+        request
+            .header(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
     GeoPoint::new(
         read(&edge.config.geo_headers.latitude)?,
         read(&edge.config.geo_headers.longitude)?,

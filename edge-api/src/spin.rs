@@ -156,7 +156,8 @@ where
 {
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| EdgeResponse::text(400, &format!("body read failed: {e:?}")))?;
+        let frame =
+            frame.map_err(|e| EdgeResponse::text(400, &format!("body read failed: {e:?}")))?;
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > MAX_BODY_BYTES {
                 return Ok((Vec::new(), true));

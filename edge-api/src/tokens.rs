@@ -3,7 +3,9 @@
 //!
 //! Time always comes from the caller (the platform clock), never from `std::time`.
 
-use jwt_simple::prelude::{Duration, HS256Key, JWTClaims, MACLike, UnixTimeStamp, VerificationOptions};
+use jwt_simple::prelude::{
+    Duration, HS256Key, JWTClaims, MACLike, UnixTimeStamp, VerificationOptions,
+};
 use jwt_simple::JWTError;
 use serde::{Deserialize, Serialize};
 

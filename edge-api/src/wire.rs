@@ -242,8 +242,8 @@ mod tests {
         struct Extra {
             is_active: bool,
         }
-        let v = serde_json::to_value(Reply::new(Common::ok("ok"), Extra { is_active: false }))
-            .unwrap();
+        let v =
+            serde_json::to_value(Reply::new(Common::ok("ok"), Extra { is_active: false })).unwrap();
         assert_eq!(
             v,
             json!({"status":true,"msg":"ok","status_code":"SUCCESS","is_active":false})

@@ -38,7 +38,10 @@ struct CreateRoomRes {
 }
 
 /// Handles `POST /auth/room/create`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let req: CreateRoomReq = match parse_input(body) {
         Ok(r) => r,
         Err(e) => return bad_input(e),

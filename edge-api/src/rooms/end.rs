@@ -18,7 +18,10 @@ struct RoomEndReq {
 }
 
 /// Handles `POST /auth/room/endRoom`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let req: RoomEndReq = match parse_input(body) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
@@ -29,14 +32,19 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, bod
     let room = match db::latest_room(&edge.store, &req.room_id).await {
         Ok(Some(room)) => room,
         Ok(None) => {
-            return EdgeResponse::common(200, Common::fail(StatusCode::RoomNotFound, "room not found"))
+            return EdgeResponse::common(
+                200,
+                Common::fail(StatusCode::RoomNotFound, "room not found"),
+            )
         }
         Err(e) => return internal(e),
     };
     let now = edge.now_secs();
     if room.is_running {
         match db::end_room(&edge.store, &room.sid, now).await {
-            Ok(true) => tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended by API"),
+            Ok(true) => {
+                tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended by API")
+            }
             Ok(false) => {}
             Err(e) => return internal(e),
         }

@@ -84,7 +84,10 @@ struct GenerateTokenRes {
 }
 
 /// Handles `POST /auth/room/getJoinToken`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let req: GenerateTokenReq = match parse_input(body) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
@@ -138,7 +141,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, bod
         Ok(Some(existing)) if existing.is_blocked => {
             return EdgeResponse::common(
                 200,
-                Common::fail(StatusCode::UserBlocked, "this user is blocked to join this session"),
+                Common::fail(
+                    StatusCode::UserBlocked,
+                    "this user is blocked to join this session",
+                ),
             )
         }
         Ok(_) => {}
@@ -148,7 +154,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, bod
     if user.is_admin {
         user_metadata.lock_settings = LockSettings::default();
     } else {
-        user_metadata.lock_settings = apply_room_locks(&room_meta.default_lock_settings, user_metadata.lock_settings);
+        user_metadata.lock_settings = apply_room_locks(
+            &room_meta.default_lock_settings,
+            user_metadata.lock_settings,
+        );
         user_metadata.wait_for_approval =
             room_meta.room_features.waiting_room_features.is_active == Some(true);
     }
@@ -205,7 +214,9 @@ fn check_user_id(user_id: &str) -> Result<(), String> {
     if user_id.len() > MAX_ID_LEN || !is_plain_id(user_id) {
         return Err("user_info.user_id should only contain letters, digits -_".into());
     }
-    if RESERVED_PREFIXES.iter().any(|p| user_id.starts_with(p)) || user_id.ends_with(RESERVED_SUFFIX) {
+    if RESERVED_PREFIXES.iter().any(|p| user_id.starts_with(p))
+        || user_id.ends_with(RESERVED_SUFFIX)
+    {
         return Err("user_info.user_id: this id is reserved".into());
     }
     Ok(())
@@ -215,7 +226,12 @@ fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
     let Some(value) = value else {
         return Ok(UserMetadata::default());
     };
-    for field in ["is_presenter", "raised_hand", "wait_for_approval", "metadata_id"] {
+    for field in [
+        "is_presenter",
+        "raised_hand",
+        "wait_for_approval",
+        "metadata_id",
+    ] {
         let set = match value.get(field) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -223,7 +239,9 @@ fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
             Some(_) => true,
         };
         if set {
-            return Err(format!("user_info.user_metadata.{field}: is set by the server and must be empty"));
+            return Err(format!(
+                "user_info.user_metadata.{field}: is set by the server and must be empty"
+            ));
         }
     }
     let meta: UserMetadata =
@@ -235,7 +253,11 @@ fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
             return Err("user_info.user_metadata.profile_pic: must be an http(s) URL".into());
         }
     }
-    if meta.extra_data.as_ref().is_some_and(|d| d.len() > 16 * 1024) {
+    if meta
+        .extra_data
+        .as_ref()
+        .is_some_and(|d| d.len() > 16 * 1024)
+    {
         return Err("user_info.user_metadata.extra_data: longer than 16384 bytes".into());
     }
     Ok(meta)
@@ -263,7 +285,15 @@ mod tests {
     #[test]
     fn user_ids() {
         assert!(check_user_id("alice_1").is_ok());
-        for bad in ["", "sip_1", "ingres_x", "pnm_agent-1", "bob-native", "a b", "ä"] {
+        for bad in [
+            "",
+            "sip_1",
+            "ingres_x",
+            "pnm_agent-1",
+            "bob-native",
+            "a b",
+            "ä",
+        ] {
             assert!(check_user_id(bad).is_err(), "{bad}");
         }
     }
@@ -271,8 +301,13 @@ mod tests {
     #[test]
     fn server_owned_user_metadata_is_refused() {
         assert!(parse_user_metadata(Some(serde_json::json!({"is_presenter": true}))).is_err());
-        assert!(parse_user_metadata(Some(serde_json::json!({"profile_pic": "javascript:x"}))).is_err());
-        let m = parse_user_metadata(Some(serde_json::json!({"preferred_lang": "de", "unknown": 1}))).unwrap();
+        assert!(
+            parse_user_metadata(Some(serde_json::json!({"profile_pic": "javascript:x"}))).is_err()
+        );
+        let m = parse_user_metadata(Some(
+            serde_json::json!({"preferred_lang": "de", "unknown": 1}),
+        ))
+        .unwrap();
         assert_eq!(m.preferred_lang.as_deref(), Some("de"));
     }
 }

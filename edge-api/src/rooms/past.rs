@@ -58,7 +58,10 @@ struct FetchPastRoomsRes {
 }
 
 /// Handles `POST /auth/room/fetchPastRooms`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let req: FetchPastRoomsReq = match parse_input(body) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
@@ -102,7 +105,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, bod
         order_by: if descending { "DESC" } else { "ASC" }.into(),
         rooms_list: rows.iter().map(past_room_info).collect(),
     };
-    EdgeResponse::reply(Common::ok("success"), FetchPastRoomsRes { result: Some(result) })
+    EdgeResponse::reply(
+        Common::ok("success"),
+        FetchPastRoomsRes {
+            result: Some(result),
+        },
+    )
 }
 
 fn past_room_info(row: &RoomRow) -> PastRoomInfo {

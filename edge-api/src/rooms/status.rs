@@ -50,7 +50,10 @@ fn room_id_from(body: &[u8]) -> Result<String, EdgeResponse> {
 }
 
 /// Handles `POST /auth/room/isRoomActive`. An inactive room is still `status:true`.
-pub async fn is_room_active<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn is_room_active<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let room_id = match room_id_from(body) {
         Ok(id) => id,
         Err(response) => return response,
@@ -79,7 +82,10 @@ pub async fn is_room_active<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H,
 }
 
 /// Handles `POST /auth/room/getActiveRoomInfo`.
-pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>, body: &[u8]) -> EdgeResponse {
+pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
     let room_id = match room_id_from(body) {
         Ok(id) => id,
         Err(response) => return response,
@@ -95,13 +101,18 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(edge: &Edge
         Err(e) => return internal(e),
     };
     match with_participants(edge, &room).await {
-        Ok(room) => EdgeResponse::reply(Common::ok("success"), GetActiveRoomInfoRes { room: Some(room) }),
+        Ok(room) => EdgeResponse::reply(
+            Common::ok("success"),
+            GetActiveRoomInfoRes { room: Some(room) },
+        ),
         Err(e) => media_unreachable(&room, e),
     }
 }
 
 /// Handles `POST /auth/room/getActiveRoomsInfo`.
-pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>) -> EdgeResponse {
+pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) -> EdgeResponse {
     let rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS).await {
         Ok(rooms) => rooms,
         Err(e) => return internal(e),
@@ -131,7 +142,11 @@ async fn with_participants<S: Store, H: HttpClient, C: Clock>(
     let region = room.region.as_deref().and_then(|id| edge.config.region(id));
     let participants_info = match region {
         Some(region) => {
-            let api = LiveKitApi::new(&edge.http, region, u64::try_from(edge.now_secs()).unwrap_or(0));
+            let api = LiveKitApi::new(
+                &edge.http,
+                region,
+                u64::try_from(edge.now_secs()).unwrap_or(0),
+            );
             api.list_participants(&room.room_id).await?
         }
         None => Vec::new(),
@@ -152,4 +167,3 @@ fn media_unreachable(room: &RoomRow, e: LiveKitError) -> EdgeResponse {
         ),
     )
 }
-
