@@ -1,0 +1,138 @@
+//! Starts and stops the local LiveKit server `edgemeet up` runs when no region is configured.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::process::{Child, Command};
+
+use crate::settings::{write_private, LocalLiveKit};
+
+/// A running `livekit-server` child process.
+pub struct LiveKitProcess {
+    child: Child,
+    /// The URL clients connect to.
+    pub url: String,
+}
+
+/// Finds the `livekit-server` binary: configured, then the bootstrap's cache, then `PATH`.
+pub fn find_binary(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = configured {
+        return Ok(path.to_path_buf());
+    }
+    let cache = crate::cache_dir();
+    let cached = cache.join("bin").join("livekit-server");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    if let Some(path) = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("livekit-server"))
+        .find(|p| p.is_file())
+    {
+        return Ok(path);
+    }
+    bail!(
+        "livekit-server not found (looked in {} and PATH); run scripts/bootstrap.sh",
+        cached.display()
+    )
+}
+
+impl LiveKitProcess {
+    /// Writes LiveKit's config (mode 0600, it holds the key) and starts it; returns once its
+    /// HTTP port answers.
+    pub async fn start(
+        settings: &LocalLiveKit,
+        data_dir: &Path,
+        api_key: &str,
+        api_secret: &str,
+    ) -> anyhow::Result<LiveKitProcess> {
+        let binary = find_binary(settings.binary.as_deref())?;
+        let config_path = data_dir.join("livekit.yaml");
+        let config = format!(
+            "port: {port}\n\
+             rtc:\n  tcp_port: {tcp}\n  port_range_start: {udp_start}\n  port_range_end: {udp_end}\n  use_external_ip: false\n  enable_loopback_candidate: true\n\
+             room:\n  auto_create: true\n  empty_timeout: 300\n\
+             logging:\n  level: info\n  json: false\n\
+             keys:\n  {api_key}: {api_secret}\n",
+            port = settings.port,
+            tcp = settings.port.saturating_add(1),
+            udp_start = settings.udp_port_start,
+            udp_end = settings.udp_port_end,
+        );
+        write_private(&config_path, config.as_bytes())?;
+        let log_path = data_dir.join("livekit.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--node-ip")
+            .arg(settings.node_ip.to_string());
+        for address in &settings.bind {
+            command.arg("--bind").arg(address.to_string());
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let host = settings.node_ip;
+        let url = format!("ws://{}:{}", url_host(host), settings.port);
+        let mut process = LiveKitProcess { child, url };
+        process.wait_ready(settings, &log_path).await?;
+        Ok(process)
+    }
+
+    async fn wait_ready(&mut self, settings: &LocalLiveKit, log_path: &Path) -> anyhow::Result<()> {
+        let probe = settings
+            .bind
+            .first()
+            .map(|ip| std::net::SocketAddr::new(*ip, settings.port))
+            .context("[livekit] bind is empty")?;
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "livekit-server exited with {status} at start; see {}",
+                    log_path.display()
+                );
+            }
+            if tokio::net::TcpStream::connect(probe).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "livekit-server did not listen on {probe} within 10 s; see {}",
+            log_path.display()
+        )
+    }
+
+    /// Asks LiveKit to stop (SIGTERM), then kills it if it has not left after `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: plain syscall on a pid we own; no memory is touched.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn url_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    }
+}

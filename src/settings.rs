@@ -1,0 +1,232 @@
+//! `edgemeet.toml`: the one configuration file of `edgemeet up` (see `edgemeet.example.toml`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// The whole file. Every field has a default, so an empty file (or none) runs the system.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The edge API.
+    pub edge: EdgeSettings,
+    /// The local LiveKit server started when no region is configured.
+    pub livekit: LocalLiveKit,
+    /// Media regions already running elsewhere. None: a local LiveKit is started as `local`.
+    pub regions: Vec<RegionSettings>,
+}
+
+/// `[edge]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeSettings {
+    /// Where the edge API listens.
+    pub listen: SocketAddr,
+    /// SQLite database, compiled-component cache, generated credentials, LiveKit's config.
+    pub data_dir: PathBuf,
+    /// The edge-api Spin component. Default: the bootstrap's build output.
+    pub component: Option<PathBuf>,
+    /// plugNmeet API key. Default: `plugnmeet`.
+    pub api_key: String,
+    /// plugNmeet API secret (>= 32 bytes). Default: generated once into the data directory.
+    pub api_secret: Option<String>,
+    /// Join-token lifetime in seconds.
+    pub token_validity_secs: u64,
+    /// Upper bound of `max_participants` (0 = none).
+    pub max_participants_cap: u32,
+    /// Upper bound of `room_duration` in minutes (0 = none).
+    pub max_room_duration_minutes: u64,
+    /// The region used when placement knows nothing better.
+    pub default_region: Option<String>,
+    /// Header with the end user's latitude, set by a trusted proxy.
+    pub geo_latitude_header: String,
+    /// Header with the end user's longitude.
+    pub geo_longitude_header: String,
+    /// Most requests served at once (pooling allocator size).
+    pub max_instances: u32,
+}
+
+impl Default for EdgeSettings {
+    fn default() -> Self {
+        EdgeSettings {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            data_dir: PathBuf::from(".edgemeet"),
+            component: None,
+            api_key: "plugnmeet".into(),
+            api_secret: None,
+            token_validity_secs: 600,
+            max_participants_cap: 0,
+            max_room_duration_minutes: 0,
+            default_region: None,
+            geo_latitude_header: "cf-iplatitude".into(),
+            geo_longitude_header: "cf-iplongitude".into(),
+            max_instances: 100,
+        }
+    }
+}
+
+/// `[livekit]`: the local LiveKit server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalLiveKit {
+    /// Start it: `true`, `false`, or absent = only when no `[[regions]]` are configured.
+    pub start: Option<bool>,
+    /// The `livekit-server` binary. Default: `$EDGEMEET_CACHE/bin/livekit-server`, then `PATH`.
+    pub binary: Option<PathBuf>,
+    /// Signal port (HTTP/WebSocket); the TCP media port is this + 1.
+    pub port: u16,
+    /// Addresses it listens on.
+    pub bind: Vec<IpAddr>,
+    /// The address it advertises to clients for media.
+    pub node_ip: IpAddr,
+    /// First UDP port for media.
+    pub udp_port_start: u16,
+    /// Last UDP port for media.
+    pub udp_port_end: u16,
+    /// Where the region is, for placement.
+    pub lat: f64,
+    /// Where the region is, for placement.
+    pub lon: f64,
+}
+
+impl Default for LocalLiveKit {
+    fn default() -> Self {
+        LocalLiveKit {
+            start: None,
+            binary: None,
+            port: 7880,
+            bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port_start: 50000,
+            udp_port_end: 50100,
+            lat: 0.0,
+            lon: 0.0,
+        }
+    }
+}
+
+/// `[[regions]]`: a LiveKit region running elsewhere.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSettings {
+    /// Stable id.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// `ws://` or `wss://` URL of its LiveKit. Absent: the local LiveKit's URL.
+    #[serde(default)]
+    pub livekit_url: String,
+    /// LiveKit API key. Absent: the local LiveKit's key.
+    #[serde(default)]
+    pub api_key: String,
+    /// LiveKit API secret. Absent: the local LiveKit's secret.
+    #[serde(default, skip_serializing)]
+    pub api_secret: String,
+}
+
+impl Settings {
+    /// Reads the file; a missing file at the default path means all defaults.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Settings> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let settings: Settings =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if settings.livekit.udp_port_start > settings.livekit.udp_port_end {
+            bail!("[livekit] udp_port_start is above udp_port_end");
+        }
+        Ok(settings)
+    }
+}
+
+/// Credentials generated on first run and kept in the data directory, so restarts keep them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DevCredentials {
+    /// plugNmeet API secret.
+    pub api_secret: String,
+    /// Local LiveKit API key.
+    pub livekit_key: String,
+    /// Local LiveKit API secret.
+    pub livekit_secret: String,
+}
+
+impl DevCredentials {
+    /// Loads `dev-credentials.toml` from `data_dir`, creating it (mode 0600) the first time.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<DevCredentials> {
+        let path = data_dir.join("dev-credentials.toml");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return toml::from_str(&text).with_context(|| format!("parsing {}", path.display()));
+        }
+        let creds = DevCredentials {
+            api_secret: random_hex(24)?,
+            livekit_key: format!("lk{}", random_hex(6)?),
+            livekit_secret: random_hex(24)?,
+        };
+        write_private(&path, toml::to_string(&creds)?.as_bytes())?;
+        Ok(creds)
+    }
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> anyhow::Result<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let s: Settings = toml::from_str("").unwrap();
+        assert_eq!(s.edge.listen.port(), 8080);
+        assert!(s.regions.is_empty());
+        assert!(toml::from_str::<Settings>("[edge]\nlisten_typo = 1").is_err());
+        let example = include_str!("../edgemeet.example.toml");
+        let parsed: Settings = toml::from_str(example).unwrap();
+        assert_eq!(parsed.edge.api_key, "plugnmeet");
+    }
+
+    #[test]
+    fn credentials_persist_and_are_private() {
+        let dir = std::env::temp_dir().join(format!("edgemeet-creds-{}", random_hex(4).unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = DevCredentials::load_or_create(&dir).unwrap();
+        let b = DevCredentials::load_or_create(&dir).unwrap();
+        assert_eq!(a.api_secret, b.api_secret);
+        assert_eq!(a.api_secret.len(), 48);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("dev-credentials.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

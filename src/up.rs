@@ -1,0 +1,245 @@
+//! `edgemeet up`: the whole system on one machine. Starts a local LiveKit unless regions are
+//! configured, then serves the edge-api component in the wasmtime host until Ctrl-C or SIGTERM.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::host::{Host, HostSettings};
+use crate::livekit_server::LiveKitProcess;
+use crate::settings::{DevCredentials, RegionSettings, Settings};
+
+/// The edge-api schema (idempotent), applied to the database at every start.
+const EDGE_SCHEMA: &str = include_str!("../edge-api/migrations/0001_rooms.sql");
+
+/// Runs the system described by the file at `config_path`.
+pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
+    let settings = Settings::load(config_path, explicit)?;
+    let data_dir = &settings.edge.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let credentials = DevCredentials::load_or_create(data_dir)?;
+    let api_secret = settings
+        .edge
+        .api_secret
+        .clone()
+        .unwrap_or_else(|| credentials.api_secret.clone());
+
+    let start_local = settings
+        .livekit
+        .start
+        .unwrap_or(settings.regions.is_empty());
+    let mut livekit = None;
+    let mut regions = settings.regions.clone();
+    if start_local {
+        let process = LiveKitProcess::start(
+            &settings.livekit,
+            data_dir,
+            &credentials.livekit_key,
+            &credentials.livekit_secret,
+        )
+        .await?;
+        // Configured regions without their own LiveKit share the local one (handy for trying
+        // placement on one machine).
+        for region in regions.iter_mut().filter(|r| r.livekit_url.is_empty()) {
+            region.livekit_url = process.url.clone();
+            region.api_key = credentials.livekit_key.clone();
+            region.api_secret = credentials.livekit_secret.clone();
+        }
+        if !regions.iter().any(|r| r.id == "local") {
+            regions.insert(
+                0,
+                RegionSettings {
+                    id: "local".into(),
+                    name: "This machine".into(),
+                    lat: settings.livekit.lat,
+                    lon: settings.livekit.lon,
+                    livekit_url: process.url.clone(),
+                    api_key: credentials.livekit_key.clone(),
+                    api_secret: credentials.livekit_secret.clone(),
+                },
+            );
+        }
+        livekit = Some(process);
+    }
+    if let Some(region) = regions
+        .iter()
+        .find(|r| r.livekit_url.is_empty() || r.api_secret.is_empty())
+    {
+        bail!(
+            "region `{}` has no livekit_url/api_key/api_secret and no local LiveKit is started",
+            region.id
+        );
+    }
+
+    let variables = edge_variables(&settings, &api_secret, &regions)?;
+    // The component checks its configuration on every request; check it once here too, so a
+    // bad file fails `up` at once instead of answering 500 to every call.
+    if let Err(e) = edge_api::EdgeConfig::load(&VariableMap(&variables)).await {
+        if let Some(lk) = livekit {
+            lk.stop(Duration::from_secs(5)).await;
+        }
+        bail!("invalid edge configuration: {e}");
+    }
+    let component = component_path(settings.edge.component.as_deref())?;
+    let migration = data_dir.join("schema.sql");
+    std::fs::write(&migration, EDGE_SCHEMA)
+        .with_context(|| format!("writing {}", migration.display()))?;
+    let host = Host::start(HostSettings {
+        listen: settings.edge.listen,
+        component: component.clone(),
+        variables,
+        sqlite_databases: BTreeMap::from([("default".to_string(), data_dir.join("edge.sqlite"))]),
+        sqlite_migrations: vec![migration],
+        cache_dir: data_dir.join("cache"),
+        max_instances: settings.edge.max_instances,
+    })
+    .await;
+    let host = match host {
+        Ok(host) => host,
+        Err(e) => {
+            if let Some(lk) = livekit {
+                lk.stop(Duration::from_secs(5)).await;
+            }
+            return Err(e);
+        }
+    };
+    let address = host.local_addr();
+
+    // What a developer needs to start using it. The credentials are local development ones.
+    println!("edgemeet is up");
+    println!(
+        "  edge API     http://{address}  (component {})",
+        component.display()
+    );
+    for region in &regions {
+        println!(
+            "  region       {} ({}) -> {}",
+            region.id, region.name, region.livekit_url
+        );
+    }
+    if livekit.is_some() {
+        println!(
+            "  livekit      started locally, log in {}",
+            data_dir.join("livekit.log").display()
+        );
+    }
+    println!("  API key      {}", settings.edge.api_key);
+    if settings.edge.api_secret.is_none() {
+        println!(
+            "  API secret   {api_secret}  (generated, kept in {})",
+            data_dir.join("dev-credentials.toml").display()
+        );
+    }
+    println!("  data         {}", data_dir.display());
+    println!("edgemeet: ready at http://{address}");
+
+    let served = host.serve(shutdown_signal()).await;
+    println!("edgemeet: stopping");
+    if let Some(lk) = livekit {
+        lk.stop(Duration::from_secs(5)).await;
+    }
+    served
+}
+
+/// The Spin variables the component reads (see `edge_api::EdgeConfig::load`).
+fn edge_variables(
+    settings: &Settings,
+    api_secret: &str,
+    regions: &[RegionSettings],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let secrets: BTreeMap<&str, &str> = regions
+        .iter()
+        .map(|r| (r.id.as_str(), r.api_secret.as_str()))
+        .collect();
+    let edge = &settings.edge;
+    let mut vars = BTreeMap::from([
+        ("api_key".to_string(), edge.api_key.clone()),
+        ("api_secret".to_string(), api_secret.to_owned()),
+        ("regions".to_string(), serde_json::to_string(regions)?),
+        (
+            "livekit_secrets".to_string(),
+            serde_json::to_string(&secrets)?,
+        ),
+        (
+            "token_validity_secs".to_string(),
+            edge.token_validity_secs.to_string(),
+        ),
+        (
+            "max_participants_cap".to_string(),
+            edge.max_participants_cap.to_string(),
+        ),
+        (
+            "max_room_duration_minutes".to_string(),
+            edge.max_room_duration_minutes.to_string(),
+        ),
+        (
+            "geo_latitude_header".to_string(),
+            edge.geo_latitude_header.clone(),
+        ),
+        (
+            "geo_longitude_header".to_string(),
+            edge.geo_longitude_header.clone(),
+        ),
+    ]);
+    if let Some(default_region) = &edge.default_region {
+        vars.insert("default_region".into(), default_region.clone());
+    }
+    Ok(vars)
+}
+
+/// The variables map read the way the component reads Spin variables.
+struct VariableMap<'a>(&'a BTreeMap<String, String>);
+
+impl edge_api::platform::ConfigSource for VariableMap<'_> {
+    async fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// The component: configured, else the bootstrap's build output.
+fn component_path(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = match configured {
+        Some(path) => vec![path.to_path_buf()],
+        None => {
+            let built = Path::new("wasm32-wasip2")
+                .join("component")
+                .join("edge_api.wasm");
+            let mut c = Vec::new();
+            if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+                c.push(PathBuf::from(dir).join(&built));
+            }
+            c.push(crate::cache_dir().join("target").join(&built));
+            c.push(Path::new("target").join(&built));
+            c
+        }
+    };
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    bail!(
+        "the edge-api component was not found at {}; build it with scripts/build-component.sh",
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
