@@ -1,5 +1,6 @@
 //! The `edgemeet` command. Wiring only: the parts live in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
         Command::Up { config } => {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything edgemeet needs on a fresh Debian machine of the `polyglot` kind, and is
+# fast when it is all there already. Idempotent. Everything goes to $EDGEMEET_CACHE
+# (default ~/.cache/edgemeet), outside the clone, so fresh clones (CI) reuse it.
+#
+# Installs: rustup targets wasm32-wasip2 and wasm32-unknown-unknown; Debian iproute2 and
+# util-linux (network namespaces for the WebRTC tests); LiveKit server v1.13.5 from the Go module
+# proxy; a Python venv with LiveKit's realtime SDK and plugNmeet's Python SDK (test clients).
+set -euo pipefail
+
+CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
+LIVEKIT_VERSION="v1.13.5"
+mkdir -p "$CACHE/bin"
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# Debian packages.
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Rust targets for the edge component (Spin) and the Worker.
+installed_targets="$(rustup target list --installed)"
+for target in wasm32-wasip2 wasm32-unknown-unknown; do
+  if ! grep -qx "$target" <<<"$installed_targets"; then
+    log "rustup target add $target"
+    rustup target add "$target" >/dev/null
+  fi
+done
+
+# LiveKit server, pinned.
+livekit="$CACHE/bin/livekit-server"
+if ! { [ -x "$livekit" ] && "$livekit" --version 2>/dev/null | grep -q "${LIVEKIT_VERSION#v}"; }; then
+  log "go install livekit-server $LIVEKIT_VERSION (a few minutes the first time)"
+  GOBIN="$CACHE/gobin" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
+  mv "$CACHE/gobin/server" "$livekit"
+fi
+
+# Python test clients: LiveKit's realtime SDK (a real WebRTC participant) and plugNmeet's SDK.
+requirements="$(dirname "${BASH_SOURCE[0]}")/../tests/clients/requirements.txt"
+venv="$CACHE/venv"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "python venv with $(tr '\n' ' ' <"$requirements")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$stamp"
+fi
+log "ready (cache: $CACHE)"

@@ -1,0 +1,1011 @@
+//! The black-box suite of the edge API: plugNmeet's `/auth/*` room calls, the browser session
+//! endpoint and `/healthCheck`, over HTTP against the edge-api component in the local host with
+//! a real LiveKit server. One system is started for the whole suite; every case only uses its
+//! [`Target`] and makes its own rooms, so the cases run in parallel and can run against any
+//! edge build (the Worker later).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::{json, Value};
+use support::{hs256, jwt_claims, now_secs, unique, Participant, System, Target};
+
+/// A case of the suite.
+type Case = fn(&Suite);
+
+/// What the cases get: the edge, plus LiveKit's address for cross-checks.
+struct Suite {
+    target: Target,
+    livekit_ws: String,
+    livekit_http: String,
+    livekit_key: String,
+    livekit_secret: String,
+}
+
+/// Regions on top of the local one, all served by the one local LiveKit, at different places
+/// so placement can be observed.
+const REGIONS: &str = r#"
+[[regions]]
+id = "eu"
+name = "Frankfurt"
+lat = 50.11
+lon = 8.68
+
+[[regions]]
+id = "ap"
+name = "Singapore"
+lat = 1.35
+lon = 103.82
+"#;
+
+fn main() {
+    let args = Arguments::from_args();
+    let cases: Vec<(&str, Case)> = vec![
+        (
+            "health_check_answers_any_method",
+            health_check_answers_any_method,
+        ),
+        ("auth_missing_api_key", auth_missing_api_key),
+        ("auth_wrong_api_key", auth_wrong_api_key),
+        ("auth_missing_signature", auth_missing_signature),
+        ("auth_bad_signature", auth_bad_signature),
+        (
+            "auth_signature_is_over_raw_bytes",
+            auth_signature_is_over_raw_bytes,
+        ),
+        ("auth_failure_in_protobuf", auth_failure_in_protobuf),
+        ("routing_method_and_path", routing_method_and_path),
+        (
+            "create_returns_plugnmeet_shape",
+            create_returns_plugnmeet_shape,
+        ),
+        ("create_is_idempotent", create_is_idempotent),
+        (
+            "create_is_idempotent_under_concurrency",
+            create_is_idempotent_under_concurrency,
+        ),
+        (
+            "create_accepts_camel_case_and_nulls",
+            create_accepts_camel_case_and_nulls,
+        ),
+        ("create_refuses_bad_room_ids", create_refuses_bad_room_ids),
+        (
+            "create_refuses_malformed_bodies",
+            create_refuses_malformed_bodies,
+        ),
+        (
+            "create_refuses_server_owned_fields",
+            create_refuses_server_owned_fields,
+        ),
+        ("create_keeps_unicode", create_keeps_unicode),
+        ("create_refuses_oversize_body", create_refuses_oversize_body),
+        ("create_checks_region_hint", create_checks_region_hint),
+        ("join_token_claims", join_token_claims),
+        ("join_token_refusals", join_token_refusals),
+        ("join_token_auto_gen_user_id", join_token_auto_gen_user_id),
+        ("is_room_active_states", is_room_active_states),
+        (
+            "active_room_info_for_unknown_room",
+            active_room_info_for_unknown_room,
+        ),
+        (
+            "active_rooms_info_lists_running_rooms",
+            active_rooms_info_lists_running_rooms,
+        ),
+        ("end_room_semantics", end_room_semantics),
+        ("past_rooms_paging_and_order", past_rooms_paging_and_order),
+        ("session_refusals", session_refusals),
+        ("session_pins_nearest_region", session_pins_nearest_region),
+        ("session_region_hint_wins", session_region_hint_wins),
+        ("session_livekit_grants", session_livekit_grants),
+        (
+            "real_participant_joins_and_is_ended",
+            real_participant_joins_and_is_ended,
+        ),
+        (
+            "plugnmeet_python_sdk_unchanged",
+            plugnmeet_python_sdk_unchanged,
+        ),
+    ];
+    // Start the system only if some case will run (so `--list` stays cheap).
+    let system = (!args.list).then(|| System::start("api", REGIONS));
+    let suite = system.as_ref().map(|s| {
+        Arc::new(Suite {
+            target: support::Target::new(
+                s.target.base.clone(),
+                s.target.api_key.clone(),
+                s.target.api_secret.clone(),
+            ),
+            livekit_ws: s.livekit_ws.clone(),
+            livekit_http: s.livekit_http.clone(),
+            livekit_key: s.livekit_key.clone(),
+            livekit_secret: s.livekit_secret.clone(),
+        })
+    });
+    let trials = cases
+        .into_iter()
+        .map(|(name, case)| {
+            let suite = suite.clone();
+            Trial::test(name, move || {
+                let suite = suite.ok_or_else(|| Failed::from("no system"))?;
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&suite)))
+                    .map_err(|e| Failed::from(panic_message(&e)))
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if conclusion.has_failed() {
+        if let Some(system) = &system {
+            eprintln!("--- edgemeet up stderr ---\n{}", system.stderr());
+        }
+    }
+    drop(system);
+    conclusion.exit();
+}
+
+fn panic_message(e: &Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+fn assert_common(json: &Value, status: bool, code: &str) {
+    assert_eq!(json["status"], status, "{json}");
+    assert_eq!(json["status_code"], code, "{json}");
+    assert!(json["msg"].is_string(), "{json}");
+}
+
+// ---------------------------------------------------------------- health and auth
+
+fn health_check_answers_any_method(s: &Suite) {
+    for method in ["GET", "PUT", "DELETE"] {
+        let r = s.target.request(method, "/healthCheck");
+        assert_eq!((r.status, r.text().as_str()), (200, "Healthy"), "{method}");
+    }
+    let r = s.target.post("/healthCheck", b"", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Healthy"));
+}
+
+fn auth_missing_api_key(s: &Suite) {
+    let body = br#"{"room_id":"x"}"#;
+    let sig = support::sign(&s.target.api_secret, body);
+    let r = s
+        .target
+        .post("/auth/room/isRoomActive", body, &[("HASH-SIGNATURE", &sig)]);
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_common(&j, false, "MISSING_REQUIRED_PARAMETER");
+    assert_eq!(j["msg"], "Missing API-KEY header.");
+}
+
+fn auth_wrong_api_key(s: &Suite) {
+    let body = br#"{"room_id":"x"}"#;
+    let sig = support::sign(&s.target.api_secret, body);
+    let r = s.target.post(
+        "/auth/room/isRoomActive",
+        body,
+        &[("API-KEY", "plugnmeeT"), ("HASH-SIGNATURE", &sig)],
+    );
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_common(&j, false, "INVALID_API_KEY");
+    assert_eq!(j["msg"], "Invalid API key provided.");
+}
+
+fn auth_missing_signature(s: &Suite) {
+    let r = s.target.post(
+        "/auth/room/isRoomActive",
+        br#"{"room_id":"x"}"#,
+        &[("API-KEY", "plugnmeet")],
+    );
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_common(&j, false, "MISSING_REQUIRED_PARAMETER");
+    assert_eq!(j["msg"], "Missing HASH-SIGNATURE header.");
+}
+
+fn auth_bad_signature(s: &Suite) {
+    let body = br#"{"room_id":"x"}"#;
+    for sig in [
+        support::sign("some-other-secret-some-other-secret", body),
+        support::sign(&s.target.api_secret, br#"{"room_id":"y"}"#),
+        "not-hex".to_string(),
+        "00".repeat(32),
+    ] {
+        let r = s.target.post(
+            "/auth/room/isRoomActive",
+            body,
+            &[("API-KEY", "plugnmeet"), ("HASH-SIGNATURE", &sig)],
+        );
+        assert_eq!(r.status, 401, "{sig}");
+        let j = r.json();
+        assert_common(&j, false, "INVALID_TOKEN_OR_SIGNATURE");
+        assert_eq!(
+            j["msg"],
+            "Failed to verify provided authentication details."
+        );
+        // Nothing about the secret or the expected signature leaks.
+        assert!(!r.text().contains(&s.target.api_secret));
+    }
+}
+
+fn auth_signature_is_over_raw_bytes(s: &Suite) {
+    // Python's json.dumps spacing, and an extra newline: whatever bytes were signed are verified.
+    let room = unique("raw");
+    let body = format!("{{\"room_id\": \"{room}\",  \"metadata\": {{\"room_title\": \"Raw\"}}}}\n");
+    let r = s.target.call_bytes("/auth/room/create", body.as_bytes());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], true, "{}", r.text());
+    // Uppercase hex is the same signature.
+    let body = format!("{{\"room_id\":\"{room}\"}}");
+    let sig = support::sign(&s.target.api_secret, body.as_bytes()).to_uppercase();
+    let r = s.target.post(
+        "/auth/room/isRoomActive",
+        body.as_bytes(),
+        &[("API-KEY", "plugnmeet"), ("HASH-SIGNATURE", &sig)],
+    );
+    assert_eq!(r.json()["is_active"], true);
+}
+
+fn auth_failure_in_protobuf(s: &Suite) {
+    let r = s.target.post(
+        "/auth/room/isRoomActive",
+        b"\x0a\x01x",
+        &[
+            ("API-KEY", "wrong"),
+            ("Content-Type", "application/protobuf"),
+        ],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.content_type, "application/protobuf");
+    // CommonResponse{status=false, msg=2, status_code=3 (INVALID_API_KEY = 6)}
+    let msg = b"Invalid API key provided.";
+    let mut expected = vec![0x12, msg.len() as u8];
+    expected.extend_from_slice(msg);
+    expected.extend_from_slice(&[0x18, 6]);
+    assert_eq!(r.body, expected);
+}
+
+fn routing_method_and_path(s: &Suite) {
+    assert_eq!(s.target.request("GET", "/auth/room/create").status, 405);
+    assert_eq!(s.target.request("GET", "/api/session").status, 405);
+    assert_eq!(s.target.request("GET", "/nope").status, 404);
+    let r = s.target.call_bytes("/auth/room/doesNotExist", b"{}");
+    assert_eq!(r.status, 404);
+}
+
+// ---------------------------------------------------------------- room/create
+
+fn create_returns_plugnmeet_shape(s: &Suite) {
+    let room = unique("shape");
+    let (status, j) = s.target.call(
+        "/auth/room/create",
+        &json!({"room_id": room, "max_participants": 25, "empty_timeout": 60, "metadata": {
+            "room_title": "Weekly sync", "welcome_message": "hi",
+            "room_features": {"allow_webcams": false, "recording_features": {"is_allow": false}}}}),
+    );
+    assert_eq!(status, 200);
+    assert_common(&j, true, "SUCCESS");
+    let info = &j["room_info"];
+    assert_eq!(info["room_id"], room.as_str());
+    assert_eq!(info["room_title"], "Weekly sync");
+    assert_eq!(info["is_running"], 1);
+    assert_eq!(info["is_recording"], 0);
+    assert_eq!(info["joined_participants"], "0", "int64 as a string");
+    assert!(
+        info["creation_time"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 1_700_000_000
+    );
+    assert_eq!(info["parent_room_id"], "");
+    let sid = info["sid"].as_str().unwrap();
+    assert_eq!(sid.len(), 36, "a UUID");
+    let meta: Value = serde_json::from_str(info["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["room_title"], "Weekly sync");
+    assert_eq!(meta["welcome_message"], "hi");
+    // Explicit false survives; absent gets the default (upstream loses the false).
+    assert_eq!(meta["room_features"]["allow_webcams"], false);
+    assert_eq!(meta["room_features"]["allow_screen_share"], true);
+    assert_eq!(
+        meta["room_features"]["recording_features"]["is_allow"],
+        false
+    );
+    assert_eq!(
+        meta["room_features"]["recording_features"]["is_allow_cloud"],
+        true
+    );
+    assert!(meta["metadata_id"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        meta.get("logout_url").is_none(),
+        "unset optional fields are omitted"
+    );
+    assert_eq!(meta["is_recording"], false, "zero values are emitted");
+}
+
+fn create_is_idempotent(s: &Suite) {
+    let room = unique("idem");
+    let first = s.target.create_room(&room, json!({}));
+    let second = s
+        .target
+        .create_room(&room, json!({"metadata": {"room_title": "Another title"}}));
+    assert_eq!(first["sid"], second["sid"]);
+    assert_eq!(
+        second["room_title"], first["room_title"],
+        "the running session is unchanged"
+    );
+}
+
+fn create_is_idempotent_under_concurrency(s: &Suite) {
+    let room = unique("race");
+    let sids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    s.target.create_room(&room, json!({}))["sid"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(sids.iter().all(|sid| sid == &sids[0]), "{sids:?}");
+}
+
+fn create_accepts_camel_case_and_nulls(s: &Suite) {
+    let room = unique("camel");
+    let (_, j) = s.target.call(
+        "/auth/room/create",
+        &json!({"roomId": room, "maxParticipants": "7", "emptyTimeout": null, "from_": null,
+            "metadata": {"roomTitle": "Camel", "welcomeMessage": null, "logoutUrl": "https://example.com/bye",
+                "roomFeatures": {"allowWebcams": false, "chatFeatures": {"allowChat": false}},
+                "defaultLockSettings": {"lockMicrophone": true}, "unknownField": 1}}),
+    );
+    assert_common(&j, true, "SUCCESS");
+    let meta: Value = serde_json::from_str(j["room_info"]["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["room_title"], "Camel");
+    assert_eq!(meta["logout_url"], "https://example.com/bye");
+    assert_eq!(meta["room_features"]["allow_webcams"], false);
+    assert_eq!(meta["room_features"]["chat_features"]["allow_chat"], false);
+    assert_eq!(meta["default_lock_settings"]["lock_microphone"], true);
+    assert!(meta.get("unknown_field").is_none() && meta.get("welcome_message").is_none());
+}
+
+fn create_refuses_bad_room_ids(s: &Suite) {
+    let long = "a".repeat(200);
+    for bad in [
+        "",
+        "has space",
+        "ünïcode",
+        "../etc",
+        "user_1",
+        "x-FIELD_2",
+        "semi;colon",
+        long.as_str(),
+    ] {
+        let (status, j) = s.target.call(
+            "/auth/room/create",
+            &json!({"room_id": bad, "metadata": {"room_title": "t"}}),
+        );
+        assert_eq!(status, 200, "{bad}");
+        assert_common(&j, false, "INVALID_PARAMETERS");
+    }
+    let (_, j) = s.target.call(
+        "/auth/room/create",
+        &json!({"room_id": 42, "metadata": {"room_title": "t"}}),
+    );
+    assert_common(&j, false, "INVALID_PARAMETERS");
+}
+
+fn create_refuses_malformed_bodies(s: &Suite) {
+    let room = unique("malformed");
+    for body in [
+        "{not json".to_string(),
+        "[1,2,3]".to_string(),
+        "\"a string\"".to_string(),
+        format!("{{\"room_id\":\"{room}\"}}"),
+        format!("{{\"room_id\":\"{room}\",\"metadata\":\"not an object\"}}"),
+        format!("{{\"room_id\":\"{room}\",\"metadata\":{{}}}}"),
+        format!("{{\"room_id\":\"{room}\",\"max_participants\":-5,\"metadata\":{{\"room_title\":\"t\"}}}}"),
+        format!("{{\"room_id\":\"{room}\",\"max_participants\":\"lots\",\"metadata\":{{\"room_title\":\"t\"}}}}"),
+        format!("{{\"room_id\":\"{room}\",\"metadata\":{{\"room_title\":\"t\",\"webhook_url\":\"ftp://x\"}}}}"),
+    ] {
+        let r = s.target.call_bytes("/auth/room/create", body.as_bytes());
+        assert_eq!(r.status, 200, "{body}");
+        assert_common(&r.json(), false, "INVALID_PARAMETERS");
+    }
+    // Nothing was stored.
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["status_code"], "ROOM_NOT_FOUND", "{j}");
+}
+
+fn create_refuses_server_owned_fields(s: &Suite) {
+    let room = unique("owned");
+    for metadata in [
+        json!({"room_title": "t", "is_recording": true}),
+        json!({"room_title": "t", "started_at": 5}),
+        json!({"room_title": "t", "metadata_id": "mine"}),
+        json!({"room_title": "t", "room_features": {"end_to_end_encryption_features": {"encryption_key": "k"}}}),
+    ] {
+        let (_, j) = s.target.call(
+            "/auth/room/create",
+            &json!({"room_id": room, "metadata": metadata}),
+        );
+        assert_common(&j, false, "INVALID_PARAMETERS");
+        assert!(
+            j["msg"].as_str().unwrap().contains("set by the server"),
+            "{j}"
+        );
+    }
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["is_active"], false);
+}
+
+fn create_keeps_unicode(s: &Suite) {
+    let room = unique("unicode");
+    let title = "Sprechstunde 🎥 日本語 «quotes» \"and\" \\ back";
+    let info = s
+        .target
+        .create_room(&room, json!({"metadata": {"room_title": title}}));
+    assert_eq!(info["room_title"], title);
+    let (_, j) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    assert_eq!(j["room"]["room_info"]["room_title"], title);
+}
+
+fn create_refuses_oversize_body(s: &Suite) {
+    let room = unique("big");
+    let body = json!({"room_id": room, "metadata": {"room_title": "t", "welcome_message": "x".repeat(300 * 1024)}});
+    let r = s
+        .target
+        .call_bytes("/auth/room/create", &serde_json::to_vec(&body).unwrap());
+    assert_eq!(r.status, 413);
+    assert_common(&r.json(), false, "INVALID_PARAMETERS");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["status_code"], "ROOM_NOT_FOUND");
+}
+
+fn create_checks_region_hint(s: &Suite) {
+    let (_, j) = s.target.call(
+        "/auth/room/create",
+        &json!({"room_id": unique("hint"), "region": "mars", "metadata": {"room_title": "t"}}),
+    );
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    assert!(j["msg"].as_str().unwrap().contains("mars"));
+}
+
+// ---------------------------------------------------------------- room/getJoinToken
+
+fn join_token_claims(s: &Suite) {
+    let room = unique("claims");
+    s.target.create_room(&room, json!({}));
+    let before = now_secs();
+    let token = s.target.join_token(&room, "alice", true, false);
+    let c = jwt_claims(&token);
+    assert_eq!(c["iss"], "plugnmeet");
+    assert_eq!(c["sub"], "alice");
+    assert_eq!(c["user_id"], "alice");
+    assert_eq!(c["room_id"], room.as_str());
+    assert_eq!(c["name"], "User alice");
+    assert_eq!(c["is_admin"], true);
+    assert!(
+        c.get("is_hidden").is_none(),
+        "false is omitted, like Go's omitempty"
+    );
+    assert_eq!(c["client_type"], 1, "an integer");
+    let nbf = c["nbf"].as_i64().unwrap();
+    assert!((before - 2..=before + 2).contains(&nbf));
+    assert_eq!(c["exp"].as_i64().unwrap() - nbf, 600);
+    assert!(c.get("iat").is_none() && c.get("jti").is_none() && c.get("aud").is_none());
+}
+
+fn join_token_refusals(s: &Suite) {
+    let room = unique("refuse");
+    let (_, j) = s.target.call(
+        "/auth/room/getJoinToken",
+        &json!({"room_id": room, "user_info": {"name": "A", "user_id": "a"}}),
+    );
+    assert_common(&j, false, "ROOM_NOT_FOUND");
+    s.target.create_room(&room, json!({}));
+    for user_info in [
+        json!(null),
+        json!({"name": "", "user_id": "a"}),
+        json!({"name": "PLUGNMEET_RECORDER_AUTH", "user_id": "a"}),
+        json!({"name": "A", "user_id": ""}),
+        json!({"name": "A", "user_id": "sip_1"}),
+        json!({"name": "A", "user_id": "pnm_agent-1"}),
+        json!({"name": "A", "user_id": "bob-native"}),
+        json!({"name": "A", "user_id": "bad id"}),
+        json!({"name": "A", "user_id": "a", "user_metadata": {"is_presenter": true}}),
+        json!({"name": "A", "user_id": "a", "user_metadata": {"profile_pic": "javascript:alert(1)"}}),
+    ] {
+        let (status, j) = s.target.call(
+            "/auth/room/getJoinToken",
+            &json!({"room_id": room, "user_info": user_info}),
+        );
+        assert_eq!(status, 200);
+        assert_common(&j, false, "INVALID_PARAMETERS");
+        assert!(j.get("token").is_none(), "{j}");
+    }
+}
+
+fn join_token_auto_gen_user_id(s: &Suite) {
+    let room = unique("autogen");
+    s.target.create_room(
+        &room,
+        json!({"metadata": {"room_features": {"auto_gen_user_id": true}}}),
+    );
+    let token = s.target.join_token(&room, "customer-42", false, false);
+    let c = jwt_claims(&token);
+    let sub = c["sub"].as_str().unwrap();
+    assert_ne!(sub, "customer-42");
+    assert_eq!(sub.len(), 36);
+    assert_eq!(c["user_id"], sub);
+}
+
+// ---------------------------------------------------------------- status calls
+
+fn is_room_active_states(s: &Suite) {
+    let room = unique("active");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_common(&j, true, "ROOM_NOT_FOUND");
+    assert_eq!(j["is_active"], false);
+    s.target.create_room(&room, json!({}));
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(j["is_active"], true);
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"roomId": room}));
+    assert_common(&j, true, "ROOM_NOT_ACTIVE");
+    assert_eq!(j["is_active"], false);
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": "bad id"}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+}
+
+fn active_room_info_for_unknown_room(s: &Suite) {
+    let (status, j) = s.target.call(
+        "/auth/room/getActiveRoomInfo",
+        &json!({"room_id": unique("ghost")}),
+    );
+    assert_eq!(status, 200);
+    assert_common(&j, false, "ROOM_NOT_ACTIVE");
+    assert!(j["room"].is_null());
+}
+
+fn active_rooms_info_lists_running_rooms(s: &Suite) {
+    let a = unique("list-a");
+    let b = unique("list-b");
+    s.target.create_room(&a, json!({}));
+    s.target.create_room(&b, json!({}));
+    s.target.call("/auth/room/endRoom", &json!({"room_id": b}));
+    let (_, j) = s.target.call("/auth/room/getActiveRoomsInfo", &json!({}));
+    assert_common(&j, true, "SUCCESS");
+    let ids: Vec<&str> = j["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room_info"]["room_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&a.as_str()), "{ids:?}");
+    assert!(!ids.contains(&b.as_str()), "{ids:?}");
+    for room in j["rooms"].as_array().unwrap() {
+        assert!(room["participants_info"].is_array());
+    }
+}
+
+fn end_room_semantics(s: &Suite) {
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": unique("never")}));
+    assert_common(&j, false, "ROOM_NOT_FOUND");
+    let room = unique("end");
+    let sid = s.target.create_room(&room, json!({}))["sid"].clone();
+    let token = s.target.join_token(&room, "u1", false, false);
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    // An ended room mints nothing more.
+    let r = s.target.session(&token, &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["msg"], "notifications.room-not-active");
+    let (_, j) = s.target.call(
+        "/auth/room/getJoinToken",
+        &json!({"room_id": room, "user_info": {"name": "A", "user_id": "a"}}),
+    );
+    assert_common(&j, false, "ROOM_NOT_FOUND");
+    // A new create after the end is a new session.
+    let again = s.target.create_room(&room, json!({}));
+    assert_ne!(again["sid"], sid);
+}
+
+fn past_rooms_paging_and_order(s: &Suite) {
+    let ids: Vec<String> = (0..3).map(|i| unique(&format!("past{i}"))).collect();
+    for id in &ids {
+        s.target.create_room(id, json!({}));
+        s.target.call("/auth/room/endRoom", &json!({"room_id": id}));
+    }
+    let fetch = |extra: Value| {
+        let mut body = json!({"room_ids": ids});
+        support::merge(&mut body, extra);
+        s.target.call("/auth/room/fetchPastRooms", &body).1
+    };
+    let j = fetch(json!({"limit": 2}));
+    assert_common(&j, true, "SUCCESS");
+    let r = &j["result"];
+    assert_eq!(r["total_rooms"], "3");
+    assert_eq!(r["limit"], 2);
+    assert_eq!(r["order_by"], "DESC");
+    let list = r["rooms_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["room_id"], ids[2].as_str(), "newest first");
+    assert_eq!(list[1]["room_id"], ids[1].as_str());
+    let first = &list[0];
+    assert_eq!(first["joined_participants"], "0");
+    assert!(
+        first["created"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339: {first}"
+    );
+    assert!(first["ended"].as_str().unwrap().contains('T'));
+    assert_eq!(first["room_sid"].as_str().unwrap().len(), 36);
+    let j = fetch(json!({"from": 2, "limit": 2}));
+    let list = j["result"]["rooms_list"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["room_id"], ids[0].as_str());
+    let j = fetch(json!({"order_by": "ASC", "limit": "1"}));
+    assert_eq!(j["result"]["rooms_list"][0]["room_id"], ids[0].as_str());
+    let j = fetch(json!({"limit": 0}));
+    assert_eq!(j["result"]["limit"], 20);
+    let j = fetch(json!({"limit": 5000}));
+    assert_eq!(j["result"]["limit"], 100);
+    let j = fetch(json!({"order_by": "sideways"}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let j = fetch(json!({"room_ids": ["no-such-room-ever"]}));
+    assert_common(&j, false, "NOT_FOUND");
+    let j = fetch(json!({"room_ids": ["bad id"]}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+}
+
+// ---------------------------------------------------------------- /api/session
+
+fn session_refusals(s: &Suite) {
+    let r = s.target.post("/api/session", b"{}", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["msg"], "notifications.auth-header-missing");
+    let r = s.target.session("garbage", &[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.invalid-token"))
+    );
+    let room = unique("sess");
+    s.target.create_room(&room, json!({}));
+    let claims = |exp: i64, iss: &str, sub: &str| json!({"iss": iss, "sub": sub, "nbf": exp - 600, "exp": exp, "name": "A", "user_id": "a", "room_id": room, "client_type": 1});
+    let expired = hs256(
+        &s.target.api_secret,
+        &claims(now_secs() - 120, "plugnmeet", "a"),
+    );
+    let r = s.target.session(&expired, &[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.token-expired"))
+    );
+    let forged = hs256(
+        "not-the-secret-not-the-secret-xx",
+        &claims(now_secs() + 600, "plugnmeet", "a"),
+    );
+    assert_eq!(
+        s.target.session(&forged, &[]).json()["msg"],
+        "notifications.invalid-token"
+    );
+    let wrong_iss = hs256(
+        &s.target.api_secret,
+        &claims(now_secs() + 600, "someone", "a"),
+    );
+    assert_eq!(
+        s.target.session(&wrong_iss, &[]).json()["msg"],
+        "notifications.invalid-token"
+    );
+    let sub_mismatch = hs256(
+        &s.target.api_secret,
+        &claims(now_secs() + 600, "plugnmeet", "b"),
+    );
+    assert_eq!(
+        s.target.session(&sub_mismatch, &[]).json()["msg"],
+        "notifications.invalid-token"
+    );
+    // alg=none is never accepted.
+    let b64 = |v: &str| base64_url(v.as_bytes());
+    let none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&claims(now_secs() + 600, "plugnmeet", "a").to_string())
+    );
+    assert_eq!(
+        s.target.session(&none, &[]).json()["msg"],
+        "notifications.invalid-token"
+    );
+    // A valid token for a room that is not running.
+    let ghost = hs256(
+        &s.target.api_secret,
+        &json!({"iss":"plugnmeet","sub":"a","nbf":now_secs(),"exp":now_secs()+600,"user_id":"a","room_id":unique("ghost")}),
+    );
+    assert_eq!(
+        s.target.session(&ghost, &[]).json()["msg"],
+        "notifications.room-not-active"
+    );
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn session_pins_nearest_region(s: &Suite) {
+    let room = unique("pin");
+    s.target.create_room(&room, json!({}));
+    let singapore_user = [("x-test-latitude", "1.29"), ("x-test-longitude", "103.85")];
+    let paris_user = [("x-test-latitude", "48.85"), ("x-test-longitude", "2.35")];
+    let first = s.target.session(
+        &s.target.join_token(&room, "sg", false, false),
+        &singapore_user,
+    );
+    assert_eq!(first.status, 200, "{}", first.text());
+    let j = first.json();
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(j["region"]["id"], "ap");
+    assert_eq!(j["placement"], "nearest");
+    assert_eq!(j["livekit_url"], s.livekit_ws.as_str());
+    // Everyone after gets the same region, wherever they are.
+    let second = s
+        .target
+        .session(&s.target.join_token(&room, "fr", false, false), &paris_user)
+        .json();
+    assert_eq!(second["region"]["id"], "ap");
+    assert_eq!(second["placement"], "pinned");
+    // Two distinct users entered; a user coming back is not counted twice.
+    s.target
+        .session(&s.target.join_token(&room, "fr", false, false), &paris_user);
+    let (_, info) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    assert_eq!(
+        info["room"]["room_info"]["joined_participants"], "2",
+        "{info}"
+    );
+    // A room first joined from Paris lands in Frankfurt; without any location, the default.
+    let room2 = unique("pin2");
+    s.target.create_room(&room2, json!({}));
+    let j = s
+        .target
+        .session(
+            &s.target.join_token(&room2, "fr", false, false),
+            &paris_user,
+        )
+        .json();
+    assert_eq!(j["region"]["id"], "eu");
+    let room3 = unique("pin3");
+    s.target.create_room(&room3, json!({}));
+    let j = s
+        .target
+        .session(
+            &s.target.join_token(&room3, "x", false, false),
+            &[("x-test-latitude", "999"), ("x-test-longitude", "0")],
+        )
+        .json();
+    assert_eq!(
+        (j["region"]["id"].clone(), j["placement"].clone()),
+        (json!("local"), json!("default"))
+    );
+}
+
+fn session_region_hint_wins(s: &Suite) {
+    let room = unique("hinted");
+    s.target.create_room(&room, json!({"region": "eu"}));
+    let j = s
+        .target
+        .session(
+            &s.target.join_token(&room, "sg", false, false),
+            &[("x-test-latitude", "1.29"), ("x-test-longitude", "103.85")],
+        )
+        .json();
+    assert_eq!(
+        (j["region"]["id"].clone(), j["placement"].clone()),
+        (json!("eu"), json!("hint"))
+    );
+}
+
+fn session_livekit_grants(s: &Suite) {
+    let room = unique("grants");
+    s.target.create_room(&room, json!({}));
+    let admin = s
+        .target
+        .session(&s.target.join_token(&room, "mod", true, false), &[])
+        .json();
+    let c = jwt_claims(admin["token"].as_str().unwrap());
+    assert_eq!(c["iss"], s.livekit_key.as_str());
+    assert_eq!(c["sub"], "mod");
+    assert_eq!(c["name"], "User mod");
+    assert_eq!(c["video"]["roomJoin"], true);
+    assert_eq!(c["video"]["room"], room.as_str());
+    assert_eq!(c["video"]["roomAdmin"], true);
+    assert_eq!(c["video"]["canPublish"], true);
+    let meta: Value = serde_json::from_str(c["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["is_admin"], true);
+    let hidden = s
+        .target
+        .session(&s.target.join_token(&room, "ghost", false, true), &[])
+        .json();
+    let c = jwt_claims(hidden["token"].as_str().unwrap());
+    assert_eq!(c["video"]["hidden"], true);
+    assert_eq!(c["video"]["canPublish"], false);
+    assert!(c["video"].get("roomAdmin").is_none());
+    assert_eq!(c["exp"].as_i64().unwrap() - c["nbf"].as_i64().unwrap(), 600);
+    // The LiveKit secret is nowhere in what the browser gets.
+    assert!(!serde_json::to_string(&hidden)
+        .unwrap()
+        .contains(&s.livekit_secret));
+}
+
+// ---------------------------------------------------------------- real LiveKit and SDK
+
+fn real_participant_joins_and_is_ended(s: &Suite) {
+    let room = unique("live");
+    s.target.create_room(&room, json!({}));
+    let session = s
+        .target
+        .session(&s.target.join_token(&room, "alice", true, false), &[])
+        .json();
+    assert_common(&session, true, "SUCCESS");
+    let url = session["livekit_url"].as_str().unwrap();
+    let alice = Participant::join(url, session["token"].as_str().unwrap(), "audio,video");
+    let joined = alice.expect_line("joined ", Duration::from_secs(30));
+    assert!(joined.contains("identity=alice"), "{joined}");
+    // LiveKit accepted the edge's token: the participant is listed, with its tracks.
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let (_, j) = s
+            .target
+            .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+        assert_common(&j, true, "SUCCESS");
+        let parts = j["room"]["participants_info"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(p) = parts.iter().find(|p| {
+            p["identity"] == "alice" && p["tracks"].as_array().is_some_and(|t| t.len() >= 2)
+        }) {
+            listed = p.clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        listed["identity"], "alice",
+        "alice never listed with two tracks"
+    );
+    assert_eq!(listed["name"], "User alice");
+    assert_eq!(listed["state"], "ACTIVE");
+    assert!(
+        listed["joined_at"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0,
+        "int64 as string"
+    );
+    assert_eq!(listed["permission"]["can_publish"], true);
+    let kinds: Vec<&str> = listed["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"AUDIO") && kinds.contains(&"VIDEO"),
+        "{kinds:?}"
+    );
+    // Ending the room through the API removes it from LiveKit: the participant is disconnected.
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    alice.expect_line("disconnected", Duration::from_secs(20));
+    assert_eq!(alice.wait(Duration::from_secs(20)), Some(0));
+    let twirp = livekit_rooms(s);
+    assert!(
+        !twirp.contains(&room),
+        "LiveKit still has {room}: {twirp:?}"
+    );
+}
+
+/// Room names LiveKit reports, asked directly over Twirp (independently of the edge).
+fn livekit_rooms(s: &Suite) -> Vec<String> {
+    let token = hs256(
+        &s.livekit_secret,
+        &json!({"iss": s.livekit_key, "nbf": now_secs(), "exp": now_secs() + 60, "video": {"roomList": true}}),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!(
+            "{}/twirp/livekit.RoomService/ListRooms",
+            s.livekit_http
+        ))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(&b"{}"[..])
+        .expect("ListRooms");
+    let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    body["rooms"]
+        .as_array()
+        .map(|rooms| {
+            rooms
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn plugnmeet_python_sdk_unchanged(s: &Suite) {
+    let room = unique("sdk");
+    let out = std::process::Command::new(support::python())
+        .arg(support::repo_root().join("tests/clients/plugnmeet_sdk_flow.py"))
+        .args([
+            &s.target.base,
+            &s.target.api_key,
+            &s.target.api_secret,
+            &room,
+        ])
+        .output()
+        .expect("run the SDK script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "SDK flow failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sdk flow ok"), "{stdout}");
+    // What the SDK did is visible through the API: the room ended and is a past room.
+    let (_, j) = s
+        .target
+        .call("/auth/room/fetchPastRooms", &json!({"room_ids": [room]}));
+    assert_eq!(
+        j["result"]["rooms_list"][0]["room_id"],
+        room.as_str(),
+        "{j}"
+    );
+}

@@ -1,0 +1,85 @@
+"""Drives the edge with plugNmeet's official Python SDK (plugnmeet-sdk from PyPI), unchanged:
+create a room, get a join token, check it is active, read its info, end it.
+
+usage: plugnmeet_sdk_flow.py BASE_URL API_KEY API_SECRET ROOM_ID
+Exits non-zero with the failing step on stderr; prints "sdk flow ok" on success.
+"""
+import asyncio
+import base64
+import json
+import sys
+
+from plugnmeet_sdk import PlugNMeet
+from plugnmeet_sdk.schemas.data import (
+    BreakoutRoomFeatures, ChatFeatures, DisplayExternalLinkFeatures, ExternalMediaPlayerFeatures,
+    RecordingFeatures, RoomFeatures, RoomMetadata, SharedNotePadFeatures, UserInfo, UserMetadata,
+    WaitingRoomFeatures, WhiteboardFeatures,
+)
+from plugnmeet_sdk.schemas.requests import (
+    CreateRoomRequest, EndRoomRequest, GetActiveRoomInfoRequest, JoinRoomRequest, RoomStatusRequest,
+)
+
+
+def check(step, condition, detail):
+    if not condition:
+        print(f"FAILED at {step}: {detail}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok {step}")
+
+
+async def main(base_url, api_key, api_secret, room_id):
+    pnm = PlugNMeet(base_url, api_key, api_secret)
+    features = RoomFeatures(
+        allow_webcams=True, mute_on_start=False, allow_screen_share=True, allow_rtmp=False,
+        admin_only_webcams=False, allow_view_other_webcams=True, allow_view_other_users_list=True,
+        recording_features=RecordingFeatures(is_allow=True, is_allow_cloud=True, is_allow_local=False,
+                                             enable_auto_cloud_recording=False),
+        chat_features=ChatFeatures(allow_chat=True, allow_file_upload=False),
+        shared_note_pad_features=SharedNotePadFeatures(allowed_shared_note_pad=True),
+        whiteboard_features=WhiteboardFeatures(allowed_whiteboard=True),
+        external_media_player_features=ExternalMediaPlayerFeatures(allowed_external_media_player=True),
+        waiting_room_features=WaitingRoomFeatures(is_active=False),
+        breakout_room_features=BreakoutRoomFeatures(is_allow=True, allowed_number_rooms=4),
+        display_external_link_features=DisplayExternalLinkFeatures(is_allow=True),
+        room_duration=30,
+    )
+    status, res = await pnm.createRoom(CreateRoomRequest(
+        room_id=room_id, max_participants=10,
+        metadata=RoomMetadata(room_title="SDK room", room_features=features, welcome_message="Welcome")))
+    check("createRoom", status == 200 and res["status"] is True, res)
+    sid = res["room_info"]["sid"]
+    metadata = json.loads(res["room_info"]["metadata"])
+    check("createRoom keeps explicit false", metadata["room_features"]["allow_rtmp"] is False, metadata)
+
+    status, res = await pnm.getJoinToken(JoinRoomRequest(room_id=room_id, user_info=UserInfo(
+        name="SDK User", user_id="sdk-user", is_admin=True,
+        user_metadata=UserMetadata(preferred_lang="en"))))
+    check("getJoinToken", status == 200 and res["status"] is True and res["token"], res)
+    payload = res["token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    check("join token claims", claims["sub"] == "sdk-user" and claims["room_id"] == room_id, claims)
+
+    status, res = await pnm.isRoomActive(RoomStatusRequest(room_id=room_id))
+    check("isRoomActive", status == 200 and res["is_active"] is True, res)
+
+    status, res = await pnm.getActiveRoomInfo(GetActiveRoomInfoRequest(room_id=room_id))
+    check("getActiveRoomInfo", status == 200 and res["room"]["room_info"]["sid"] == sid, res)
+
+    status, res = await pnm.getActiveRoomsInfo()
+    check("getActiveRoomsInfo", status == 200 and any(
+        r["room_info"]["room_id"] == room_id for r in res["rooms"]), res)
+
+    status, res = await pnm.endRoom(EndRoomRequest(room_id=room_id))
+    check("endRoom", status == 200 and res["status"] is True, res)
+
+    status, res = await pnm.isRoomActive(RoomStatusRequest(room_id=room_id))
+    check("isRoomActive after end", res["is_active"] is False and res["status_code"] == "ROOM_NOT_ACTIVE", res)
+
+    bad = PlugNMeet(base_url, api_key, "wrong-secret")
+    status, res = await bad.isRoomActive(RoomStatusRequest(room_id=room_id))
+    check("wrong secret is refused", status == 401 and res["status"] is False, res)
+    print("sdk flow ok")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))

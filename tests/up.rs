@@ -1,0 +1,82 @@
+//! `edgemeet up` as a person uses it: it starts, keeps its state and compiled component across
+//! restarts, stops everything it started on a signal, and refuses a bad configuration at once.
+
+mod support;
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{unique, System};
+
+#[test]
+fn restart_keeps_rooms_and_reuses_the_compiled_component() {
+    let mut system = System::start("up-restart", "");
+    let room = unique("persist");
+    let sid = system.target.create_room(&room, json!({}))["sid"].clone();
+    let livekit = system.livekit_http.trim_start_matches("http://").to_owned();
+    assert!(
+        TcpStream::connect(&livekit).is_ok(),
+        "LiveKit listens while up"
+    );
+
+    let status = system
+        .stop(Duration::from_secs(15))
+        .expect("stops on SIGTERM within 15 s");
+    assert!(status.success(), "clean exit: {status}");
+    assert!(
+        TcpStream::connect(&livekit).is_err(),
+        "LiveKit was stopped with it"
+    );
+
+    system.restart();
+    let (_, j) = system
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["is_active"], true, "{j}");
+    let again = system.target.create_room(&room, json!({}));
+    assert_eq!(again["sid"], sid, "same session after restart");
+    let log = system.stderr();
+    assert!(
+        log.contains("cached=true"),
+        "second start loads the compiled component from the cache:\n{log}"
+    );
+}
+
+#[test]
+fn refuses_a_bad_configuration_without_echoing_secrets() {
+    let dir = std::env::temp_dir().join(unique("edgemeet-badcfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("edgemeet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[edge]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\napi_secret = \"tooshort\"\n\
+             [[regions]]\nid = \"eu\"\nlat = 50.0\nlon = 8.0\nlivekit_url = \"wss://eu.example\"\n\
+             api_key = \"k\"\napi_secret = \"also-a-secret-that-is-long-enough-xx\"\n",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgemeet"))
+        .args(["up", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("api_secret"), "{stderr}");
+    assert!(
+        !stderr.contains("tooshort"),
+        "the secret is not echoed: {stderr}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_edgemeet"))
+        .args(["up", "--config"])
+        .arg(dir.join("no-such-file.toml"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.toml"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
