@@ -1,0 +1,355 @@
+//! Per-request cost of the edge: `room/getJoinToken` and `/api/session`, natively (the edge-api
+//! core compiled for this machine) and as the Spin component in the local wasmtime host, both
+//! in-process and over loopback HTTP; plus the host's cold start.
+//!
+//! Run: `scripts/bench.sh` (or `cargo bench --bench edge_requests` after scripts/build.sh).
+//! Both paths load the configuration, verify the HMAC, read and write SQLite (a WAL file, same
+//! pragmas as the host) and sign JWTs on every request, so the ratio compares like with like.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use edge_api::exchange::EdgeRequest;
+use edge_api::platform::{
+    Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
+    SqlValue, Store, StoreError,
+};
+use edge_api::{Edge, EdgeConfig};
+use edgemeet::host::{Host, HostSettings};
+
+const API_SECRET: &str = "bench-api-secret-0123456789abcdef0123456789";
+
+fn variables() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("api_key".into(), "plugnmeet".into()),
+        ("api_secret".into(), API_SECRET.into()),
+        (
+            "regions".into(),
+            r#"[{"id":"eu","name":"Frankfurt","lat":50.1,"lon":8.7,"livekit_url":"ws://127.0.0.1:7880","api_key":"lk"},
+                {"id":"ap","name":"Singapore","lat":1.35,"lon":103.8,"livekit_url":"ws://127.0.0.1:7880","api_key":"lk"}]"#
+                .into(),
+        ),
+        (
+            "livekit_secrets".into(),
+            r#"{"eu":"bench-livekit-secret-0123456789abcdef","ap":"bench-livekit-secret-0123456789abcdef"}"#.into(),
+        ),
+    ])
+}
+
+// ------------------------------------------------------------------ the native platform
+
+struct Variables(BTreeMap<String, String>);
+impl ConfigSource for Variables {
+    async fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// SQLite through rusqlite, with the host's pragmas.
+struct NativeSqlite(RefCell<rusqlite::Connection>);
+
+impl NativeSqlite {
+    fn open(path: &Path) -> NativeSqlite {
+        let conn = rusqlite::Connection::open(path).expect("open sqlite");
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .expect("wal");
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .expect("pragmas");
+        conn.execute_batch(edge_api::db::SCHEMA).expect("schema");
+        NativeSqlite(RefCell::new(conn))
+    }
+}
+
+impl Store for NativeSqlite {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let conn = self.0.borrow();
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .map_err(|e| StoreError(e.to_string()))?;
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let values = params.iter().map(|p| match p {
+            SqlValue::Null => rusqlite::types::Value::Null,
+            SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
+            SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
+            SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
+            SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+        });
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(values))
+            .map_err(|e| StoreError(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| StoreError(e.to_string()))? {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                let v: rusqlite::types::Value =
+                    row.get(i).map_err(|e| StoreError(e.to_string()))?;
+                values.push(match v {
+                    rusqlite::types::Value::Null => SqlValue::Null,
+                    rusqlite::types::Value::Integer(i) => SqlValue::Integer(i),
+                    rusqlite::types::Value::Real(f) => SqlValue::Real(f),
+                    rusqlite::types::Value::Text(s) => SqlValue::Text(s),
+                    rusqlite::types::Value::Blob(b) => SqlValue::Blob(b),
+                });
+            }
+            out.push(values);
+        }
+        Ok(Rows { columns, rows: out })
+    }
+}
+
+/// A test double for outbound HTTP: the benchmarked requests make no outbound call, and this
+/// fails loudly if one ever does.
+struct NoOutbound;
+impl HttpClient for NoOutbound {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        Err(OutboundError(format!(
+            "benchmark made an outbound call to {}",
+            request.url
+        )))
+    }
+}
+
+struct SystemClock;
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// One request through the native core, configuration loaded per request like the adapter does.
+async fn native_request(store: &NativeSqlite, vars: &Variables, request: EdgeRequest) -> u16 {
+    let config = EdgeConfig::load(vars).await.expect("config");
+    let edge = Edge {
+        config,
+        store,
+        http: NoOutbound,
+        clock: SystemClock,
+    };
+    edge.handle(request).await.status
+}
+
+impl Store for &NativeSqlite {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        (*self).execute(sql, params).await
+    }
+}
+
+// ------------------------------------------------------------------ requests
+
+fn signed(path: &str, body: &str) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let mac = edge_api::auth::sign(API_SECRET.as_bytes(), body.as_bytes());
+    (
+        path.to_owned(),
+        vec![
+            ("api-key".into(), "plugnmeet".into()),
+            ("hash-signature".into(), mac),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body.as_bytes().to_vec(),
+    )
+}
+
+type Call = (String, Vec<(String, String)>, Vec<u8>);
+
+fn edge_request((path, headers, body): &Call) -> EdgeRequest {
+    let mut r = EdgeRequest::new(http::Method::POST, path);
+    for (k, v) in headers {
+        r.headers.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            http::HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    r.body = body.clone();
+    r
+}
+
+fn http_request((path, headers, body): &Call) -> http::Request<Bytes> {
+    let mut b = http::Request::builder().method("POST").uri(path.as_str());
+    for (k, v) in headers {
+        b = b.header(k, v);
+    }
+    b.body(Bytes::from(body.clone())).expect("request")
+}
+
+const JOIN_BODY: &str = r#"{"room_id":"bench-room","user_info":{"name":"Bench User","user_id":"bench-user","is_admin":true,"user_metadata":{"preferred_lang":"en"}}}"#;
+
+fn component() -> PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let path = target.join("wasm32-wasip2/component/edge_api.wasm");
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/build.sh",
+        path.display()
+    );
+    path
+}
+
+async fn start_host(dir: &Path, cache: &Path) -> Host {
+    std::fs::write(dir.join("schema.sql"), edge_api::db::SCHEMA).expect("schema");
+    Host::start(HostSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        component: component(),
+        variables: variables(),
+        sqlite_databases: BTreeMap::from([("default".into(), dir.join("edge.sqlite"))]),
+        sqlite_migrations: vec![dir.join("schema.sql")],
+        cache_dir: cache.to_path_buf(),
+        max_instances: 16,
+    })
+    .await
+    .expect("host")
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("edgemeet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+
+    // Native core.
+    let native_dir = dir.join("native");
+    std::fs::create_dir_all(&native_dir).expect("dir");
+    let store = NativeSqlite::open(&native_dir.join("edge.sqlite"));
+    let vars = Variables(variables());
+    let create = signed(
+        "/auth/room/create",
+        r#"{"room_id":"bench-room","metadata":{"room_title":"Bench"}}"#,
+    );
+    let join = signed("/auth/room/getJoinToken", JOIN_BODY);
+    assert_eq!(
+        rt.block_on(native_request(&store, &vars, edge_request(&create))),
+        200
+    );
+    let token = {
+        let config = rt.block_on(EdgeConfig::load(&vars)).expect("config");
+        let edge = Edge {
+            config,
+            store: &store,
+            http: NoOutbound,
+            clock: SystemClock,
+        };
+        let response = rt.block_on(edge.handle(edge_request(&join)));
+        let json: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+        json["token"].as_str().expect("token").to_owned()
+    };
+    let session: Call = (
+        "/api/session".into(),
+        vec![("authorization".into(), token)],
+        b"{}".to_vec(),
+    );
+
+    // Component in the host.
+    let wasm_dir = dir.join("wasm");
+    std::fs::create_dir_all(&wasm_dir).expect("dir");
+    let cache = dir.join("cache");
+    let host = rt.block_on(start_host(&wasm_dir, &cache));
+    let status = |r: anyhow::Result<http::Response<Bytes>>| r.expect("host").status().as_u16();
+    assert_eq!(status(rt.block_on(host.handle(http_request(&create)))), 200);
+    let wasm_session = {
+        let r = rt.block_on(host.handle(http_request(&join))).expect("join");
+        let json: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
+        let token = json["token"].as_str().expect("token").to_owned();
+        (
+            "/api/session".to_string(),
+            vec![("authorization".to_string(), token)],
+            b"{}".to_vec(),
+        )
+    };
+
+    let mut group = c.benchmark_group("in_process");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("get_join_token/native", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert_eq!(
+                native_request(&store, &vars, edge_request(&join)).await,
+                200
+            )
+        })
+    });
+    group.bench_function("get_join_token/wasm", |b| {
+        b.to_async(&rt)
+            .iter(|| async { assert_eq!(status(host.handle(http_request(&join)).await), 200) })
+    });
+    group.bench_function("session/native", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert_eq!(
+                native_request(&store, &vars, edge_request(&session)).await,
+                200
+            )
+        })
+    });
+    group.bench_function("session/wasm", |b| {
+        b.to_async(&rt).iter(|| async {
+            assert_eq!(status(host.handle(http_request(&wasm_session)).await), 200)
+        })
+    });
+    group.finish();
+
+    // Over loopback HTTP, one keep-alive connection, like a backend calling the edge.
+    let serving = rt.block_on(start_host(&wasm_dir, &cache));
+    let base = format!("http://{}", serving.local_addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(serving.serve(async {
+        let _ = stop_rx.await;
+    }));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let send = |call: &Call| {
+        let mut req = agent.post(format!("{base}{}", call.0));
+        for (k, v) in &call.1 {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let mut resp = req.send(&call.2[..]).expect("http");
+        let _ = resp.body_mut().read_to_vec();
+        resp.status().as_u16()
+    };
+    let mut group = c.benchmark_group("http_loopback");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("get_join_token", |b| {
+        b.iter(|| assert_eq!(send(&join), 200))
+    });
+    group.bench_function("session", |b| {
+        b.iter(|| assert_eq!(send(&wasm_session), 200))
+    });
+    group.finish();
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(server);
+
+    // Cold start: the host up to its first answer, with and without the compiled-component cache.
+    let mut group = c.benchmark_group("cold_start");
+    group.sample_size(10);
+    group.bench_function("host_start_cached_component", |b| {
+        b.to_async(&rt).iter(|| async {
+            let host = start_host(&wasm_dir, &cache).await;
+            assert_eq!(status(host.handle(http_request(&join)).await), 200);
+        })
+    });
+    group.bench_function("host_start_compiling_component", |b| {
+        b.to_async(&rt).iter(|| async {
+            let fresh = dir.join(format!(
+                "cache-{}",
+                edgemeet::settings::random_hex(4).expect("rand")
+            ));
+            let host = start_host(&wasm_dir, &fresh).await;
+            assert_eq!(status(host.handle(http_request(&join)).await), 200);
+        })
+    });
+    group.finish();
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(edge, benches);
+criterion_main!(edge);
