@@ -3,9 +3,8 @@
 # endpoint (native core vs the Spin component in the local host, in-process and over loopback
 # HTTP), the host's cold start, and the component's size.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 "$here/bootstrap.sh"
 "$here/build.sh"
 cd "$here/.."

@@ -8,7 +8,7 @@
 # proxy; a Python venv with LiveKit's realtime SDK and plugNmeet's Python SDK (test clients).
 set -euo pipefail
 
-CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 LIVEKIT_VERSION="v1.13.5"
 mkdir -p "$CACHE/bin"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

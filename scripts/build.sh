@@ -2,8 +2,7 @@
 # Builds the edge-api Spin component (wasm32-wasip2) and the edgemeet command. Build outputs go
 # to $CARGO_TARGET_DIR (default $EDGEMEET_CACHE/target, outside the clone) so rebuilds are fast.
 set -euo pipefail
-CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
 cargo build --locked -p edgemeet

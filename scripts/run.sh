@@ -2,9 +2,8 @@
 # README command 1: sets up this machine if needed, builds, and runs the whole system
 # (`edgemeet up`). Arguments go to `edgemeet up`, e.g. `scripts/run.sh --config edgemeet.toml`.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 here="$(dirname "${BASH_SOURCE[0]}")"
-CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 "$here/bootstrap.sh"
 "$here/build.sh"
 cd "$here/.."

@@ -4,12 +4,18 @@
 # server, real WebRTC participants, plugNmeet's Python SDK). The tests run inside a private
 # network namespace (scripts/in-test-netns.sh); arguments go to `cargo test`.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CACHE="${EDGEMEET_CACHE:-$HOME/.cache/edgemeet}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 "$here/bootstrap.sh"
 "$here/build.sh"
 cd "$here/.."
 # Build the tests while the network is there; inside the namespace cargo runs offline.
 cargo test --locked --workspace --no-run
-exec unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --workspace "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --workspace "$@" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -802,46 +802,43 @@ fn session_pins_nearest_region(s: &Suite) {
         info["room"]["room_info"]["joined_participants"], "2",
         "{info}"
     );
-    // A room first joined from Paris lands in Frankfurt; without any location, the default.
-    let room2 = unique("pin2");
-    s.target.create_room(&room2, json!({}));
-    let j = s
-        .target
-        .session(
-            &s.target.join_token(&room2, "fr", false, false),
-            &paris_user,
-        )
-        .json();
-    assert_eq!(j["region"]["id"], "eu");
-    let room3 = unique("pin3");
-    s.target.create_room(&room3, json!({}));
-    let j = s
-        .target
-        .session(
-            &s.target.join_token(&room3, "x", false, false),
-            &[("x-test-latitude", "999"), ("x-test-longitude", "0")],
-        )
-        .json();
+    // A room first joined from Paris lands in Frankfurt; without a usable location, the default.
     assert_eq!(
-        (j["region"]["id"].clone(), j["placement"].clone()),
-        (json!("local"), json!("default"))
+        first_session(s, json!({}), &paris_user),
+        ("eu".into(), "nearest".into())
+    );
+    let nowhere = [("x-test-latitude", "999"), ("x-test-longitude", "0")];
+    assert_eq!(
+        first_session(s, json!({}), &nowhere),
+        ("local".into(), "default".into())
+    );
+    assert_eq!(
+        first_session(s, json!({}), &[]),
+        ("local".into(), "default".into())
     );
 }
 
 fn session_region_hint_wins(s: &Suite) {
-    let room = unique("hinted");
-    s.target.create_room(&room, json!({"region": "eu"}));
+    let singapore_user = [("x-test-latitude", "1.29"), ("x-test-longitude", "103.85")];
+    assert_eq!(
+        first_session(s, json!({"region": "eu"}), &singapore_user),
+        ("eu".into(), "hint".into())
+    );
+}
+
+/// Creates a room and opens its first session from `geo`; returns the region id and why.
+fn first_session(s: &Suite, create: Value, geo: &[(&str, &str)]) -> (String, String) {
+    let room = unique("place");
+    s.target.create_room(&room, create);
     let j = s
         .target
-        .session(
-            &s.target.join_token(&room, "sg", false, false),
-            &[("x-test-latitude", "1.29"), ("x-test-longitude", "103.85")],
-        )
+        .session(&s.target.join_token(&room, "first", false, false), geo)
         .json();
-    assert_eq!(
-        (j["region"]["id"].clone(), j["placement"].clone()),
-        (json!("eu"), json!("hint"))
-    );
+    assert_common(&j, true, "SUCCESS");
+    (
+        j["region"]["id"].as_str().unwrap_or_default().to_owned(),
+        j["placement"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 fn session_livekit_grants(s: &Suite) {

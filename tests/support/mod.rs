@@ -468,7 +468,12 @@ fn spawn_up(config: &Path, dir: &Path) -> (Child, mpsc::Receiver<String>, PathBu
         .process_group(0)
         .spawn()
         .expect("spawn edgemeet up");
-    let stdout = child.stdout.take().expect("stdout");
+    let rx = forward_lines(child.stdout.take().expect("stdout"));
+    (child, rx, stderr_path)
+}
+
+/// Sends a child's stdout lines to a channel from a thread of their own.
+fn forward_lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -477,7 +482,7 @@ fn spawn_up(config: &Path, dir: &Path) -> (Child, mpsc::Receiver<String>, PathBu
             }
         }
     });
-    (child, rx, stderr_path)
+    rx
 }
 
 fn url_host(ip: &str) -> String {
@@ -523,16 +528,8 @@ impl Participant {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn participant");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Participant { child, lines: rx }
+        let lines = forward_lines(child.stdout.take().expect("stdout"));
+        Participant { child, lines }
     }
 
     /// Waits for a stdout line starting with `prefix`; panics after `timeout`.

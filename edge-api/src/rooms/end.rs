@@ -1,35 +1,24 @@
 //! `room/endRoom`: ends the session at once and deletes the LiveKit room in its region, which
 //! disconnects everyone. Ending an ended room succeeds again (and retries the LiveKit delete).
 
-use serde::Deserialize;
-
-use super::{bad_input, check_room_id, internal, invalid};
+use super::{internal, room_id_request};
 use crate::db;
 use crate::exchange::EdgeResponse;
 use crate::livekit::LiveKitApi;
 use crate::platform::{Clock, HttpClient, Store};
-use crate::wire::{parse_input, Common, StatusCode};
+use crate::wire::{Common, StatusCode};
 use crate::Edge;
-
-#[derive(Deserialize)]
-struct RoomEndReq {
-    #[serde(default)]
-    room_id: String,
-}
 
 /// Handles `POST /auth/room/endRoom`.
 pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let req: RoomEndReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
+    let room_id = match room_id_request(body) {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    if let Err(msg) = check_room_id(&req.room_id) {
-        return invalid(msg);
-    }
-    let room = match db::latest_room(&edge.store, &req.room_id).await {
+    let room = match db::latest_room(&edge.store, &room_id).await {
         Ok(Some(room)) => room,
         Ok(None) => {
             return EdgeResponse::common(

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::db::RoomRow;
 use crate::exchange::EdgeResponse;
 use crate::platform::StoreError;
-use crate::wire::{int64_string, Common, InputError, StatusCode};
+use crate::wire::{int64_string, parse_input, Common, InputError, StatusCode};
 
 /// Longest room or user id accepted.
 pub const MAX_ID_LEN: usize = 128;
@@ -40,6 +40,19 @@ pub fn is_plain_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Reads a `{room_id}` request (isRoomActive, getActiveRoomInfo, endRoom) and checks the id;
+/// `Err` is the answer to send.
+pub fn room_id_request(body: &[u8]) -> Result<String, EdgeResponse> {
+    #[derive(serde::Deserialize)]
+    struct RoomIdReq {
+        #[serde(default)]
+        room_id: String,
+    }
+    let req: RoomIdReq = parse_input(body).map_err(bad_input)?;
+    check_room_id(&req.room_id).map_err(invalid)?;
+    Ok(req.room_id)
 }
 
 /// A 200 with `status:false` and `INVALID_PARAMETERS`.

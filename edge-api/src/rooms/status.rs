@@ -2,24 +2,18 @@
 //! with the participants LiveKit reports for each room's region.
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{bad_input, check_room_id, internal, invalid, ActiveRoomInfo};
+use super::{internal, room_id_request, ActiveRoomInfo};
 use crate::db::{self, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::livekit::{LiveKitApi, LiveKitError, ParticipantInfo};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::wire::{parse_input, Common, StatusCode};
+use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
 /// `getActiveRoomsInfo` lists at most this many rooms per call.
 const MAX_ACTIVE_ROOMS: i64 = 500;
-
-#[derive(Deserialize)]
-struct RoomIdReq {
-    #[serde(default)]
-    room_id: String,
-}
 
 #[derive(Serialize)]
 struct IsRoomActiveRes {
@@ -43,18 +37,12 @@ struct GetActiveRoomsInfoRes {
     rooms: Vec<RoomWithParticipants>,
 }
 
-fn room_id_from(body: &[u8]) -> Result<String, EdgeResponse> {
-    let req: RoomIdReq = parse_input(body).map_err(bad_input)?;
-    check_room_id(&req.room_id).map_err(invalid)?;
-    Ok(req.room_id)
-}
-
 /// Handles `POST /auth/room/isRoomActive`. An inactive room is still `status:true`.
 pub async fn is_room_active<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let room_id = match room_id_from(body) {
+    let room_id = match room_id_request(body) {
         Ok(id) => id,
         Err(response) => return response,
     };
@@ -86,7 +74,7 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let room_id = match room_id_from(body) {
+    let room_id = match room_id_request(body) {
         Ok(id) => id,
         Err(response) => return response,
     };
