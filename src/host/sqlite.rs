@@ -404,11 +404,11 @@ impl<T> sqlite::HostConnectionWithStore<T> for Spin {
         >,
     > {
         let job = accessor.with(|mut access| access.get().job(&conn))?;
-        // SQLite may block (up to the busy timeout), so it runs off the async workers.
-        let (result, pinned) =
-            tokio::task::spawn_blocking(move || job.run(&statement, &parameters))
-                .await
-                .map_err(|e| wasmtime::format_err!("sqlite worker failed: {e}"))?;
+        // Runs on the async worker: a statement on a local WAL database takes microseconds,
+        // readers never wait, and a writer waits at most the busy timeout. Handing each
+        // statement to a blocking thread cost more than the statement itself (two thread
+        // switches per call; see docs/benchmarks.md).
+        let (result, pinned) = job.run(&statement, &parameters);
         accessor.with(|mut access| {
             access.get().finish(&conn, &result, pinned)?;
             let executed = match result {
