@@ -719,30 +719,20 @@ fn session_refusals(s: &Suite) {
         (r.status, r.json()["msg"].clone()),
         (401, json!("notifications.token-expired"))
     );
-    let forged = hs256(
-        "not-the-secret-not-the-secret-xx",
-        &claims(now_secs() + 600, "plugnmeet", "a"),
-    );
-    assert_eq!(
-        s.target.session(&forged, &[]).json()["msg"],
-        "notifications.invalid-token"
-    );
-    let wrong_iss = hs256(
-        &s.target.api_secret,
-        &claims(now_secs() + 600, "someone", "a"),
-    );
-    assert_eq!(
-        s.target.session(&wrong_iss, &[]).json()["msg"],
-        "notifications.invalid-token"
-    );
-    let sub_mismatch = hs256(
-        &s.target.api_secret,
-        &claims(now_secs() + 600, "plugnmeet", "b"),
-    );
-    assert_eq!(
-        s.target.session(&sub_mismatch, &[]).json()["msg"],
-        "notifications.invalid-token"
-    );
+    // Signed with another secret, by another issuer, or for another user than it names.
+    let secret = s.target.api_secret.as_str();
+    for (key, iss, sub) in [
+        ("not-the-secret-not-the-secret-xx", "plugnmeet", "a"),
+        (secret, "someone", "a"),
+        (secret, "plugnmeet", "b"),
+    ] {
+        let token = hs256(key, &claims(now_secs() + 600, iss, sub));
+        assert_eq!(
+            s.target.session(&token, &[]).json()["msg"],
+            "notifications.invalid-token",
+            "iss={iss} sub={sub}"
+        );
+    }
     // alg=none is never accepted.
     let b64 = |v: &str| base64_url(v.as_bytes());
     let none = format!(
