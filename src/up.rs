@@ -64,6 +64,22 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         }
         livekit = Some(process);
     }
+    // Whatever happens from here on, a LiveKit this run started is stopped gracefully once.
+    let served = serve_edge(&settings, &api_secret, &regions, livekit.is_some()).await;
+    if let Some(lk) = livekit {
+        lk.stop(Duration::from_secs(5)).await;
+    }
+    served
+}
+
+/// Checks the edge's configuration, starts the host and serves until Ctrl-C or SIGTERM.
+async fn serve_edge(
+    settings: &Settings,
+    api_secret: &str,
+    regions: &[RegionSettings],
+    local_livekit: bool,
+) -> anyhow::Result<()> {
+    let data_dir = &settings.edge.data_dir;
     if let Some(region) = regions
         .iter()
         .find(|r| r.livekit_url.is_empty() || r.api_secret.is_empty())
@@ -74,13 +90,10 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         );
     }
 
-    let variables = edge_variables(&settings, &api_secret, &regions)?;
+    let variables = edge_variables(settings, api_secret, regions)?;
     // The component checks its configuration on every request; check it once here too, so a
     // bad file fails `up` at once instead of answering 500 to every call.
     if let Err(e) = edge_api::EdgeConfig::load(&VariableMap(&variables)).await {
-        if let Some(lk) = livekit {
-            lk.stop(Duration::from_secs(5)).await;
-        }
         bail!("invalid edge configuration: {e}");
     }
     let component = component_path(settings.edge.component.as_deref())?;
@@ -96,16 +109,7 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         cache_dir: data_dir.join("cache"),
         max_instances: settings.edge.max_instances,
     })
-    .await;
-    let host = match host {
-        Ok(host) => host,
-        Err(e) => {
-            if let Some(lk) = livekit {
-                lk.stop(Duration::from_secs(5)).await;
-            }
-            return Err(e);
-        }
-    };
+    .await?;
     let address = host.local_addr();
 
     // What a developer needs to start using it. The credentials are local development ones.
@@ -114,13 +118,13 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         "  edge API     http://{address}  (component {})",
         component.display()
     );
-    for region in &regions {
+    for region in regions {
         println!(
             "  region       {} ({}) -> {}",
             region.id, region.name, region.livekit_url
         );
     }
-    if livekit.is_some() {
+    if local_livekit {
         println!(
             "  livekit      started locally, log in {}",
             data_dir.join("livekit.log").display()
@@ -138,9 +142,6 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
 
     let served = host.serve(shutdown_signal()).await;
     println!("edgemeet: stopping");
-    if let Some(lk) = livekit {
-        lk.stop(Duration::from_secs(5)).await;
-    }
     served
 }
 
