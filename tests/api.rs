@@ -153,6 +153,14 @@ fn panic_message(e: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panicked".into())
 }
 
+/// A 401 with plugNmeet's failed envelope and exactly this message.
+fn assert_auth_refused(r: &support::Reply, code: &str, msg: &str) {
+    assert_eq!(r.status, 401, "{}", r.text());
+    let j = r.json();
+    assert_common(&j, false, code);
+    assert_eq!(j["msg"], msg);
+}
+
 fn assert_common(json: &Value, status: bool, code: &str) {
     assert_eq!(json["status"], status, "{json}");
     assert_eq!(json["status_code"], code, "{json}");
@@ -176,10 +184,7 @@ fn auth_missing_api_key(s: &Suite) {
     let r = s
         .target
         .post("/auth/room/isRoomActive", body, &[("HASH-SIGNATURE", &sig)]);
-    assert_eq!(r.status, 401);
-    let j = r.json();
-    assert_common(&j, false, "MISSING_REQUIRED_PARAMETER");
-    assert_eq!(j["msg"], "Missing API-KEY header.");
+    assert_auth_refused(&r, "MISSING_REQUIRED_PARAMETER", "Missing API-KEY header.");
 }
 
 fn auth_wrong_api_key(s: &Suite) {
@@ -190,10 +195,7 @@ fn auth_wrong_api_key(s: &Suite) {
         body,
         &[("API-KEY", "plugnmeeT"), ("HASH-SIGNATURE", &sig)],
     );
-    assert_eq!(r.status, 401);
-    let j = r.json();
-    assert_common(&j, false, "INVALID_API_KEY");
-    assert_eq!(j["msg"], "Invalid API key provided.");
+    assert_auth_refused(&r, "INVALID_API_KEY", "Invalid API key provided.");
 }
 
 fn auth_missing_signature(s: &Suite) {
@@ -202,10 +204,11 @@ fn auth_missing_signature(s: &Suite) {
         br#"{"room_id":"x"}"#,
         &[("API-KEY", "plugnmeet")],
     );
-    assert_eq!(r.status, 401);
-    let j = r.json();
-    assert_common(&j, false, "MISSING_REQUIRED_PARAMETER");
-    assert_eq!(j["msg"], "Missing HASH-SIGNATURE header.");
+    assert_auth_refused(
+        &r,
+        "MISSING_REQUIRED_PARAMETER",
+        "Missing HASH-SIGNATURE header.",
+    );
 }
 
 fn auth_bad_signature(s: &Suite) {
@@ -221,12 +224,10 @@ fn auth_bad_signature(s: &Suite) {
             body,
             &[("API-KEY", "plugnmeet"), ("HASH-SIGNATURE", &sig)],
         );
-        assert_eq!(r.status, 401, "{sig}");
-        let j = r.json();
-        assert_common(&j, false, "INVALID_TOKEN_OR_SIGNATURE");
-        assert_eq!(
-            j["msg"],
-            "Failed to verify provided authentication details."
+        assert_auth_refused(
+            &r,
+            "INVALID_TOKEN_OR_SIGNATURE",
+            "Failed to verify provided authentication details.",
         );
         // Nothing about the secret or the expected signature leaks.
         assert!(!r.text().contains(&s.target.api_secret));
