@@ -96,12 +96,4 @@ impl EdgeResponse {
             body: text.as_bytes().to_vec(),
         }
     }
-
-    /// The value of a response header.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
