@@ -280,6 +280,12 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { assert_eq!(status(host.handle(http_request(&join)).await), 200) })
     });
+    // The host's floor: a request the component answers without configuration, SQL or JWTs.
+    let health: Call = ("/healthCheck".into(), Vec::new(), Vec::new());
+    group.bench_function("health_check/wasm", |b| {
+        b.to_async(&rt)
+            .iter(|| async { assert_eq!(status(host.handle(http_request(&health)).await), 200) })
+    });
     group.bench_function("session/native", |b| {
         b.to_async(&rt).iter(|| async {
             assert_eq!(
@@ -315,13 +321,30 @@ fn benches(c: &mut Criterion) {
         let _ = resp.body_mut().read_to_vec();
         resp.status().as_u16()
     };
+    // This machine's loopback floor: a bare hyper server on the same runtime that answers at once.
+    let (plain_base, plain_stop) = rt.block_on(start_plain_hyper());
+    let plain: Call = ("/healthCheck".into(), Vec::new(), Vec::new());
     let mut group = c.benchmark_group("http_loopback");
+    group.bench_function("plain_hyper_floor", |b| {
+        b.iter(|| {
+            let mut resp = agent
+                .post(format!("{plain_base}{}", plain.0))
+                .send(&plain.2[..])
+                .expect("http");
+            let _ = resp.body_mut().read_to_vec();
+            assert_eq!(resp.status().as_u16(), 200)
+        })
+    });
+    let _ = plain_stop.send(());
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("get_join_token", |b| {
         b.iter(|| assert_eq!(send(&join), 200))
     });
     group.bench_function("session", |b| {
         b.iter(|| assert_eq!(send(&wasm_session), 200))
+    });
+    group.bench_function("health_check", |b| {
+        b.iter(|| assert_eq!(send(&health), 200))
     });
     group.finish();
     let _ = stop_tx.send(());
@@ -349,6 +372,35 @@ fn benches(c: &mut Criterion) {
     group.finish();
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bare hyper HTTP/1.1 server answering 200 at once: the floor any host on this machine pays.
+async fn start_plain_hyper() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = accepted.expect("accept");
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                        hyper_util::rt::TokioIo::new(stream),
+                        hyper::service::service_fn(|_req| async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(Bytes::from_static(b"Healthy")),
+                            ))
+                        }),
+                    ));
+                }
+                _ = &mut stop_rx => break,
+            }
+        }
+    });
+    (base, stop_tx)
 }
 
 criterion_group!(edge, benches);

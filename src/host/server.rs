@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -22,17 +23,75 @@ use super::{text_response, Inner, MAX_REQUEST_BODY, REQUEST_TIMEOUT};
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts connections until `shutdown` resolves, then waits for open connections
-/// to finish their in-flight requests.
+/// Serves on one thread per core until `shutdown` resolves, then waits for open connections to
+/// finish their in-flight requests.
+///
+/// Each serving thread runs its own single-threaded tokio runtime and accepts from the shared
+/// socket; a connection, and every request on it, stays on the thread that accepted it. A
+/// request's guest work (the component instance, its fibers, host calls) wakes its own task many
+/// times; on a work-stealing runtime every such wake-up unparks an idle worker that then steals
+/// the task, and each of those hops costs tens of microseconds of futex and scheduler time.
 pub(super) async fn serve(
     inner: Arc<Inner>,
     listener: TcpListener,
     local_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let listener = listener
+        .into_std()
+        .context("detaching the listening socket")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut finished = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let listener = listener
+            .try_clone()
+            .context("sharing the listening socket")?;
+        let inner = inner.clone();
+        let stop = stop_rx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("edge-serve-{index}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("building a serving runtime")
+                    .and_then(|runtime| {
+                        runtime.block_on(accept_loop(inner, listener, local_addr, stop))
+                    });
+                let _ = done_tx.send(result);
+            })
+            .context("starting a serving thread")?;
+        finished.push(done_rx);
+    }
+    drop(listener);
+    tracing::info!(target: "edgemeet::host", addr = %local_addr, threads, "serving");
+
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    tracing::info!(target: "edgemeet::host", "shutting down: waiting for in-flight requests");
+    let mut outcome = Ok(());
+    for done in finished {
+        match done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => outcome = Err(e),
+            Err(_) => outcome = Err(anyhow::anyhow!("a serving thread panicked")),
+        }
+    }
+    tracing::info!(target: "edgemeet::host", "stopped");
+    outcome
+}
+
+/// One serving thread: accepts connections until told to stop, then drains its own.
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(listener).context("registering the listening socket")?;
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    tracing::info!(target: "edgemeet::host", addr = %local_addr, "serving");
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -64,11 +123,14 @@ pub(super) async fn serve(
                     }
                 });
             }
-            () = &mut shutdown => break,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
         }
     }
     drop(listener);
-    tracing::info!(target: "edgemeet::host", "shutting down: waiting for in-flight requests");
     if tokio::time::timeout(
         REQUEST_TIMEOUT + Duration::from_secs(5),
         graceful.shutdown(),
@@ -78,7 +140,6 @@ pub(super) async fn serve(
     {
         tracing::warn!(target: "edgemeet::host", "some connections did not finish in time");
     }
-    tracing::info!(target: "edgemeet::host", "stopped");
     Ok(())
 }
 
