@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Request latency of the edge over loopback HTTP, seen from another process: a release
+# `edgemeet up` (no LiveKit needed: the measured requests make no LiveKit call) and `wrk` on one
+# keep-alive connection, one request at a time. Prints p50/p90/p99 per request kind; fails if any
+# answer is not a 2xx.
+#
+#   scripts/bench-latency.sh [seconds per request kind, default 10]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+duration="${1:-10}"
+
+if ! command -v wrk >/dev/null; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq wrk >/dev/null
+fi
+cd "$here/.."
+cargo build --locked --release -p edgemeet
+cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
+
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+secret="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+livekit_secret="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+cat >"$work/edgemeet.toml" <<EOF
+[edge]
+listen = "127.0.0.1:$port"
+data_dir = "$work/data"
+component = "$CARGO_TARGET_DIR/wasm32-wasip2/component/edge_api.wasm"
+api_secret = "$secret"
+
+[[regions]]
+id = "bench"
+lat = 0.0
+lon = 0.0
+livekit_url = "ws://127.0.0.1:9"
+api_key = "bench"
+api_secret = "$livekit_secret"
+EOF
+"$CARGO_TARGET_DIR/release/edgemeet" up -c "$work/edgemeet.toml" >"$work/out" 2>"$work/err" &
+pid=$!
+for _ in $(seq 1 100); do
+    grep -q "ready at" "$work/out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/err" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q "ready at" "$work/out" || { echo "edgemeet up did not get ready" >&2; exit 1; }
+
+# Creates a room, asks for a join token, and writes one wrk script per request kind.
+EDGE_SECRET="$secret" python3 - "$port" "$work" <<'EOF'
+import hashlib, hmac, json, os, sys, urllib.request
+port, work = sys.argv[1], sys.argv[2]
+secret = os.environ["EDGE_SECRET"].encode()
+
+def signed(path, obj):
+    body = json.dumps(obj, separators=(",", ":"))
+    headers = {
+        "API-KEY": "plugnmeet",
+        "HASH-SIGNATURE": hmac.new(secret, body.encode(), hashlib.sha256).hexdigest(),
+        "Content-Type": "application/json",
+    }
+    return path, body, headers
+
+def call(path, body, headers):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", body.encode(), headers)
+    return json.load(urllib.request.urlopen(req))
+
+create = signed("/auth/room/create", {"room_id": "latency", "metadata": {"room_title": "Latency"}})
+assert call(*create)["status"], "create failed"
+join = signed("/auth/room/getJoinToken",
+              {"room_id": "latency", "user_info": {"name": "Bench", "user_id": "bench", "is_admin": True}})
+token = call(*join)["token"]
+session = ("/api/session", "{}", {"Authorization": token, "Content-Type": "application/json"})
+
+def lua(name, method, path, body, headers):
+    lines = [f'wrk.method = "{method}"', f'wrk.path = {json.dumps(path)}']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    with open(f"{work}/{name}.lua", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+lua("health_check", "GET", "/healthCheck", None, {})
+lua("get_join_token", "POST", *join)
+lua("session", "POST", *session)
+EOF
+
+printf '%-16s %10s %10s %10s %10s\n' request p50 p90 p99 requests
+for kind in health_check get_join_token session; do
+    wrk -t1 -c1 -d"${duration}s" --latency -s "$work/$kind.lua" "http://127.0.0.1:$port" >"$work/$kind.txt"
+    if grep -q "Non-2xx" "$work/$kind.txt"; then
+        cat "$work/$kind.txt" >&2
+        echo "$kind: some answers were not 2xx" >&2
+        exit 1
+    fi
+    p50="$(awk '$1 == "50%" {print $2}' "$work/$kind.txt")"
+    p90="$(awk '$1 == "90%" {print $2}' "$work/$kind.txt")"
+    p99="$(awk '$1 == "99%" {print $2}' "$work/$kind.txt")"
+    total="$(awk '/requests in/ {print $1}' "$work/$kind.txt")"
+    printf '%-16s %10s %10s %10s %10s\n' "$kind" "$p50" "$p90" "$p99" "$total"
+done
