@@ -4,8 +4,10 @@
 # (default ~/.cache/edgemeet), outside the clone, so fresh clones (CI) reuse it.
 #
 # Installs: rustup targets wasm32-wasip2 and wasm32-unknown-unknown; Debian iproute2 and
-# util-linux (network namespaces for the WebRTC tests); LiveKit server v1.13.5 from the Go module
-# proxy; a Python venv with LiveKit's realtime SDK and plugNmeet's Python SDK (test clients).
+# util-linux (network namespaces for the WebRTC tests), GStreamer 1.22 with its development files
+# and plugins (the recorder), ffmpeg (ffprobe checks recordings); LiveKit server v1.13.5 from the
+# Go module proxy; a Python venv with LiveKit's realtime SDK and plugNmeet's Python SDK (test
+# clients).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -13,10 +15,17 @@ LIVEKIT_VERSION="v1.13.5"
 mkdir -p "$CACHE/bin"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# Debian packages.
+# Debian packages. GStreamer: the recorder builds against 1.22 and needs these plugins at run
+# time (webrtcbin wants libnice's gstreamer1.0-nice; avenc_aac is in gstreamer1.0-libav).
+packages=(iproute2 util-linux pkg-config ffmpeg
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-tools)
 missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)"
+for package in "${packages[@]}"; do
+  grep -qx "$package installed" <<<"$installed" || missing+=("$package")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   apt-get update -qq

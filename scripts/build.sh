@@ -5,4 +5,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
-cargo build --locked -p edgemeet
+cargo build --locked -p edgemeet -p recorder-native
