@@ -7,14 +7,13 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{hs256, now_secs, unique, Participant, System};
+use support::{forward_lines, hs256, now_secs, unique, Participant, System};
 
 /// The `recorder-native` binary, built by scripts/build.sh next to the test binaries.
 fn recorder_binary() -> PathBuf {
@@ -66,8 +65,8 @@ impl Recorder {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn recorder-native");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
+        let stdout = forward_lines(child.stdout.take().expect("stdout"));
+        let stderr = forward_lines(child.stderr.take().expect("stderr"));
         Recorder {
             child,
             stdout,
@@ -139,18 +138,6 @@ impl Drop for Recorder {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// ffprobe's view of a media file: format duration and each stream's codec and frame count.

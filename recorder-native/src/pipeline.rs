@@ -192,26 +192,18 @@ impl Recording {
         let background = make("videotestsrc")?;
         background.set_property("is-live", true);
         background.set_property_from_str("pattern", "black");
+        // The canvas format: the background is made in it and the composite leaves in it.
+        let canvas_format = gst::Caps::builder("video/x-raw")
+            .field("width", clamp_i32(width))
+            .field("height", clamp_i32(height))
+            .field("framerate", gst::Fraction::new(fps, 1))
+            .build();
         let background_caps = make("capsfilter")?;
-        background_caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("width", clamp_i32(width))
-                .field("height", clamp_i32(height))
-                .field("framerate", gst::Fraction::new(fps, 1))
-                .build(),
-        );
+        background_caps.set_property("caps", &canvas_format);
         let compositor = make("compositor")?;
         compositor.set_property_from_str("background", "black");
         let canvas_caps = make("capsfilter")?;
-        canvas_caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("width", clamp_i32(width))
-                .field("height", clamp_i32(height))
-                .field("framerate", gst::Fraction::new(fps, 1))
-                .build(),
-        );
+        canvas_caps.set_property("caps", &canvas_format);
         let video_convert = make("videoconvert")?;
         let x264 = make("x264enc")?;
         x264.set_property_from_str("speed-preset", "veryfast");

@@ -467,11 +467,11 @@ fn spawn_up(config: &Path, dir: &Path) -> (Child, mpsc::Receiver<String>, PathBu
     (child, rx, stderr_path)
 }
 
-/// Sends a child's stdout lines to a channel from a thread of their own.
-fn forward_lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+/// Sends a child's output lines (stdout or stderr) to a channel from a thread of their own.
+pub fn forward_lines(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
                 break;
             }
