@@ -7,7 +7,7 @@ use std::path::Path;
 
 use gst::prelude::*;
 
-use crate::pipeline::PipelineError;
+use crate::media::PipelineError;
 
 /// Remuxes `fragmented` into `output` (faststart MP4). `output` is written under a temporary
 /// name and renamed into place, so a reader never sees half a file.

@@ -1,107 +1,270 @@
-//! One recording job as the worker process receives it: which room, how to join, where to
-//! write. Read from a file (never the command line: the token is a secret).
+//! What a job is: the start request the API accepts, its checks, its states and its public view.
 
-use std::path::{Path, PathBuf};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use serde::Deserialize;
-
-/// A room-composite recording into an MP4 file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordJob {
-    /// LiveKit signalling URL (`ws://` or `wss://`).
-    pub livekit_url: String,
-    /// LiveKit access token of a hidden subscriber of the room.
-    pub token: String,
-    /// The finished MP4. While recording, the fragmented file sits beside it with the
-    /// extension `.part.mp4`.
-    pub output: PathBuf,
+/// What the recorder makes of the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every camera in a grid, screen share large, all audio mixed; one H.264 + AAC encode.
+    Composite,
+    /// Each participant track to its own file, without re-encoding (pass-through).
+    Tracks,
 }
 
-/// Why a job file was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// The file could not be read.
-    #[error("reading the job file {path}: {source}")]
-    Read {
-        /// The job file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid job.
-    #[error("invalid job: {0}")]
-    Invalid(String),
+/// The life of a job, in order: a job only ever moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Accepted; the worker is joining the room.
+    Starting,
+    /// Recording or broadcasting.
+    Active,
+    /// Stop requested; the worker is finishing its files.
+    Ending,
+    /// Ended normally; the outputs are final.
+    Complete,
+    /// Ended abnormally; `reason` says why, and any recovered file is reported.
+    Failed,
 }
 
-impl RecordJob {
-    /// Reads and checks a job file.
-    pub fn load(path: &Path) -> Result<RecordJob, JobError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let job: RecordJob =
-            serde_json::from_str(&text).map_err(|e| JobError::Invalid(e.to_string()))?;
-        job.check()?;
-        Ok(job)
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Complete | JobState::Failed)
     }
 
-    /// Refuses jobs that cannot work, before anything starts.
-    pub fn check(&self) -> Result<(), JobError> {
-        if !(self.livekit_url.starts_with("ws://") || self.livekit_url.starts_with("wss://")) {
-            return Err(JobError::Invalid(
-                "livekit_url must start with ws:// or wss://".into(),
-            ));
+    /// The name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Starting => "STARTING",
+            JobState::Active => "ACTIVE",
+            JobState::Ending => "ENDING",
+            JobState::Complete => "COMPLETE",
+            JobState::Failed => "FAILED",
         }
-        if self.token.trim().is_empty() {
-            return Err(JobError::Invalid("token is empty".into()));
+    }
+
+    /// Parses [`JobState::as_str`].
+    pub fn parse(s: &str) -> Option<JobState> {
+        [
+            JobState::Starting,
+            JobState::Active,
+            JobState::Ending,
+            JobState::Complete,
+            JobState::Failed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+}
+
+/// `POST /jobs/start`: record a room to a file, broadcast it to RTMP, or both from one encode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The caller's id for this job: letters, digits, `-` and `_`, at most 64. Starting the same
+    /// id again returns the existing job.
+    pub job_id: String,
+    /// The room, for the caller's bookkeeping (reported back in events).
+    pub room_id: String,
+    /// LiveKit signalling URL of the room's region (`ws://` or `wss://`).
+    pub livekit_url: String,
+    /// A LiveKit access token for a hidden subscriber of the room.
+    pub token: String,
+    /// Composite (default) or tracks.
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// Write a file (default true).
+    #[serde(default = "default_true")]
+    pub file: bool,
+    /// Also (or only) broadcast to this `rtmp://` or `rtmps://` URL.
+    #[serde(default)]
+    pub rtmp_url: Option<String>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Composite
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A start request that cannot work, with the message the caller gets.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidJob(pub String);
+
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+const MAX_URL_BYTES: usize = 2048;
+
+impl StartRequest {
+    /// Checks everything before anything starts.
+    pub fn check(&self) -> Result<(), InvalidJob> {
+        let invalid = |m: &str| Err(InvalidJob(m.to_owned()));
+        if !is_job_id(&self.job_id) {
+            return invalid("job_id must be 1 to 64 letters, digits, '-' or '_'");
         }
-        if self.output.extension().and_then(|e| e.to_str()) != Some("mp4") {
-            return Err(JobError::Invalid("output must be a .mp4 file".into()));
+        if self.room_id.trim().is_empty() || self.room_id.len() > 256 {
+            return invalid("room_id must be 1 to 256 characters");
+        }
+        if !(self.livekit_url.starts_with("ws://") || self.livekit_url.starts_with("wss://"))
+            || self.livekit_url.len() > MAX_URL_BYTES
+            || self.livekit_url.chars().any(char::is_whitespace)
+        {
+            return invalid("livekit_url must be a ws:// or wss:// URL");
+        }
+        if self.token.trim().is_empty() || self.token.len() > MAX_TOKEN_BYTES {
+            return invalid("token must be a LiveKit access token");
+        }
+        if let Some(url) = &self.rtmp_url {
+            if !(url.starts_with("rtmp://") || url.starts_with("rtmps://"))
+                || url.len() > MAX_URL_BYTES
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return invalid("rtmp_url must be an rtmp:// or rtmps:// URL");
+            }
+        }
+        if !self.file && self.rtmp_url.is_none() {
+            return invalid("nothing to do: set file or rtmp_url");
+        }
+        if self.mode == Mode::Tracks && (self.rtmp_url.is_some() || !self.file) {
+            return invalid("tracks mode writes files only; it cannot broadcast");
         }
         Ok(())
     }
 
-    /// The fragmented file written while recording.
-    pub fn part_file(&self) -> PathBuf {
-        self.output.with_extension("part.mp4")
+    /// What makes two starts the same job: everything but the token, which callers re-mint
+    /// when they retry.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        for part in [
+            self.job_id.as_str(),
+            self.room_id.as_str(),
+            self.livekit_url.as_str(),
+            match self.mode {
+                Mode::Composite => "composite",
+                Mode::Tracks => "tracks",
+            },
+            if self.file { "file" } else { "nofile" },
+            self.rtmp_url.as_deref().unwrap_or(""),
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hex::encode(hash.finalize())
     }
+}
+
+/// Whether `id` is a job id: also safe as a file name.
+pub fn is_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An RTMP URL with its path (which carries the stream key) hidden, for lists and logs.
+pub fn redact_rtmp(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => format!("{}/***", &url[..after_scheme + slash]),
+        None => url.to_owned(),
+    }
+}
+
+/// A job as the API lists it and events report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The caller's job id.
+    pub job_id: String,
+    /// The caller's room id.
+    pub room_id: String,
+    /// Composite or tracks.
+    pub mode: Mode,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Why it failed, or what went wrong on the way (an RTMP branch that ended).
+    pub reason: Option<String>,
+    /// The finished file (composite) or directory of track files (tracks), if it writes one.
+    pub file: Option<String>,
+    /// The broadcast target with its stream key hidden.
+    pub rtmp: Option<String>,
+    /// Unix milliseconds when accepted.
+    pub created_ms: i64,
+    /// Unix milliseconds of the last state change.
+    pub updated_ms: i64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn job(url: &str, token: &str, output: &str) -> RecordJob {
-        RecordJob {
-            livekit_url: url.into(),
-            token: token.into(),
-            output: output.into(),
+    fn request() -> StartRequest {
+        StartRequest {
+            job_id: "job-1".into(),
+            room_id: "room".into(),
+            livekit_url: "ws://10.0.0.1:7880".into(),
+            token: "t".into(),
+            mode: Mode::Composite,
+            file: true,
+            rtmp_url: None,
         }
     }
 
     #[test]
     fn checks_refuse_unusable_jobs() {
-        assert!(job("ws://h:7880", "t", "/r/a.mp4").check().is_ok());
-        assert!(job("http://h", "t", "/r/a.mp4").check().is_err());
-        assert!(job("ws://h", " ", "/r/a.mp4").check().is_err());
-        assert!(job("ws://h", "t", "/r/a.mkv").check().is_err());
+        assert!(request().check().is_ok());
+        let bad: &[fn(&mut StartRequest)] = &[
+            |r| r.job_id = "../etc".into(),
+            |r| r.job_id = "x".repeat(65),
+            |r| r.room_id = " ".into(),
+            |r| r.livekit_url = "http://h".into(),
+            |r| r.token = String::new(),
+            |r| r.rtmp_url = Some("http://h/live/key".into()),
+            |r| r.rtmp_url = Some("rtmp://h/live/k ey".into()),
+            |r| r.file = false,
+            |r| {
+                r.mode = Mode::Tracks;
+                r.rtmp_url = Some("rtmp://h/live/key".into());
+            },
+        ];
+        for change in bad.iter() {
+            let mut r = request();
+            change(&mut r);
+            assert!(r.check().is_err(), "accepted {r:?}");
+        }
     }
 
     #[test]
-    fn part_file_sits_beside_the_output() {
+    fn fingerprint_ignores_only_the_token() {
+        let a = request();
+        let mut b = request();
+        b.token = "re-minted".into();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        b.rtmp_url = Some("rtmp://h/live/key".into());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn stream_keys_are_hidden() {
         assert_eq!(
-            job("ws://h", "t", "/r/a.mp4").part_file(),
-            PathBuf::from("/r/a.part.mp4")
+            redact_rtmp("rtmp://127.0.0.1:1935/live/secret-key"),
+            "rtmp://127.0.0.1:1935/***"
         );
+        assert_eq!(redact_rtmp("rtmp://host"), "rtmp://host");
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = serde_json::from_str::<RecordJob>(
-            r#"{"livekit_url":"ws://h","token":"t","output":"/a.mp4","extra":1}"#,
+        let err = serde_json::from_str::<StartRequest>(
+            r#"{"job_id":"a","room_id":"r","livekit_url":"ws://h","token":"t","extra":1}"#,
         );
         assert!(err.is_err());
+        let state: JobState = serde_json::from_str("\"COMPLETE\"").expect("state");
+        assert_eq!(JobState::parse(state.as_str()), Some(JobState::Complete));
     }
 }

@@ -1,18 +1,20 @@
-//! The `recorder-native` command. `record --job FILE` records one LiveKit room into an MP4 in
-//! the foreground until SIGINT or SIGTERM, then finishes the file.
+//! The `recorder-native` command.
+//! - `serve --config FILE`: the recorder service (job API, workers, events).
+//! - `record --job FILE`: one worker; reports JSON lines on stdout, stops on SIGINT/SIGTERM.
+//! - `repair --input PART --output MP4`: turns a fragmented recording into a finished MP4.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use recorder_native::finalize::remux_faststart;
-use recorder_native::job::RecordJob;
-use recorder_native::pipeline::{self, CompositeSettings, Recording, RoomInput};
+use recorder_native::config::ServiceConfig;
+use recorder_native::worker::{self, WorkerJob, WorkerReport};
+use recorder_native::{finalize, media, service};
 
 #[derive(Parser)]
 #[command(
     name = "recorder-native",
-    about = "Records LiveKit rooms with GStreamer"
+    about = "Records and broadcasts LiveKit rooms with GStreamer"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,11 +23,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Record one room (a job file: livekit_url, token, output) until SIGINT or SIGTERM.
+    /// Run the recorder service.
+    Serve {
+        /// The service's config file (TOML; see recorder.example.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one job in the foreground (what the service's workers run).
     Record {
-        /// The job file (JSON).
+        /// The job file (JSON: livekit_url, token, mode, output, rtmp_url).
         #[arg(long)]
         job: PathBuf,
+    },
+    /// Repair a fragmented recording into a finished faststart MP4.
+    Repair {
+        /// The fragmented file (`*.part.mp4`).
+        #[arg(long)]
+        input: PathBuf,
+        /// The MP4 to write.
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -39,54 +56,58 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
+        Command::Serve { config } => {
+            let config = ServiceConfig::load(&config)?;
+            let exe = std::env::current_exe().context("locating the recorder-native binary")?;
+            service::serve(config, exe, stop_signal()).await
+        }
         Command::Record { job } => record(&job).await,
+        Command::Repair { input, output } => {
+            media::init()?;
+            tokio::task::spawn_blocking(move || finalize::remux_faststart(&input, &output))
+                .await
+                .context("the repair thread panicked")??;
+            Ok(())
+        }
     }
 }
 
-async fn record(job_file: &std::path::Path) -> anyhow::Result<()> {
-    let job = RecordJob::load(job_file)?;
+async fn record(job_file: &Path) -> anyhow::Result<()> {
+    let job = match WorkerJob::load(job_file) {
+        Ok(job) => job,
+        Err(e) => {
+            worker::report(&WorkerReport::Failed {
+                reason: e.to_string(),
+            });
+            return Err(e.into());
+        }
+    };
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     // GStreamer runs on a plain thread: the LiveKit signaller blocks on its own runtime.
     std::thread::Builder::new()
         .name("recording".into())
         .spawn(move || {
-            let _ = done_tx.send(record_blocking(&job, &stop_rx));
+            let _ = done_tx.send(worker::record(&job, &stop_rx));
         })
         .context("starting the recording thread")?;
     let mut done = std::pin::pin!(done_rx);
-    tokio::select! {
-        result = &mut done => return result.context("the recording thread panicked")?,
-        () = stop_signal() => {}
+    let result = tokio::select! {
+        result = &mut done => result,
+        () = stop_signal() => {
+            let _ = stop_tx.send(());
+            done.await
+        }
+    };
+    match result.context("the recording thread panicked")? {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            worker::report(&WorkerReport::Failed {
+                reason: e.to_string(),
+            });
+            Err(e.into())
+        }
     }
-    let _ = stop_tx.send(());
-    done.await.context("the recording thread panicked")?
-}
-
-/// Builds, runs and finishes one recording; returns once the file is in place.
-fn record_blocking(job: &RecordJob, stop: &std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
-    pipeline::init()?;
-    let part = job.part_file();
-    let recording = Recording::build(
-        &RoomInput {
-            ws_url: job.livekit_url.clone(),
-            token: job.token.clone(),
-        },
-        CompositeSettings::default(),
-        part.clone(),
-    )?;
-    let started = std::time::Instant::now();
-    println!("recording {}", part.display());
-    recording.run(stop)?;
-    let recorded = started.elapsed();
-    remux_faststart(&part, &job.output)?;
-    std::fs::remove_file(&part).with_context(|| format!("removing {}", part.display()))?;
-    println!(
-        "finished {} after {:.1} s",
-        job.output.display(),
-        recorded.as_secs_f64()
-    );
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,57 +1,30 @@
-//! The room-composite pipeline: a LiveKit room in, one H.264 + AAC encode out to a file.
+//! The room-composite pipeline: a LiveKit room in, one H.264 + AAC encode out to a file, an
+//! RTMP broadcast, or both.
 //!
 //! ```text
-//! livekitwebrtcsrc ─video_N─▶ queue ▶ videoconvert ▶ videoscale ─▶ compositor ▶ x264enc ▶ h264parse ─▶ mp4mux ▶ filesink
-//!                  ─audio_N─▶ queue ▶ audioconvert ▶ audioresample ─▶ audiomixer ▶ avenc_aac ▶ aacparse ─┘
-//! videotestsrc (black) ────────────────────────────────────────────▶ compositor   (the clock of the
-//! audiotestsrc (silence) ──────────────────────────────────────────▶ audiomixer    picture and sound)
+//! livekitwebrtcsrc ─video_N─▶ queue ▶ videoconvert ▶ videoscale ─▶ compositor ▶ x264enc ▶ h264parse ▶ tee ─▶ queue ▶ mp4mux ▶ filesink
+//!                  ─audio_N─▶ queue ▶ audioconvert ▶ audioresample ─▶ audiomixer ▶ avenc_aac ▶ aacparse ▶ tee ─┘
+//! videotestsrc (black) ────────────────────────────────────────────▶ compositor        each tee ─▶ queue ▶ appsink ▶ broadcast
+//! audiotestsrc (silence) ──────────────────────────────────────────▶ audiomixer        (the clock of the picture and sound)
 //! ```
 //!
 //! Participants' pads come and go while it runs ([`crate::layout`] places the videos). The file
 //! is fragmented MP4 (a fragment a second) so a killed recorder leaves a playable file up to its
 //! last second; [`crate::finalize`] turns it into a faststart MP4 after a stop or a crash.
 //! Stopping sends EOS into each branch, because `webrtcsrc` does not forward a pipeline-wide EOS.
+//! The broadcast runs in its own pipeline ([`crate::broadcast`]) so its failure spares the file.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gst::glib;
 use gst::prelude::*;
 
+use crate::broadcast::Broadcast;
 use crate::layout::{layout, Canvas, VideoKind};
-
-/// Why a recording could not be built or run.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// A GStreamer element is missing (a plugin package is not installed) or refused a setting.
-    #[error("cannot create GStreamer element `{element}`: {reason}")]
-    Element {
-        /// The element factory name.
-        element: &'static str,
-        /// GStreamer's message.
-        reason: String,
-    },
-    /// Elements could not be linked or the pipeline refused a state change.
-    #[error("pipeline setup failed: {0}")]
-    Setup(String),
-    /// The pipeline reported an error while running (element and message).
-    #[error("recording failed in {element}: {message}")]
-    Runtime {
-        /// The element that posted the error.
-        element: String,
-        /// GStreamer's message and debug detail.
-        message: String,
-    },
-}
-
-/// Which LiveKit room to record and how to join it.
-#[derive(Debug, Clone)]
-pub struct RoomInput {
-    /// The LiveKit signalling URL, `ws://` or `wss://`.
-    pub ws_url: String,
-    /// A LiveKit access token for a hidden subscriber of the room.
-    pub token: String,
-}
+use crate::media::{
+    self, add, clamp_i32, end_branch, link, make, Control, Counter, PipelineError, Progress, Room,
+    RoomInput, RoomTracks, RunEvent,
+};
 
 /// The encode of a room composite.
 #[derive(Debug, Clone, Copy)]
@@ -80,19 +53,31 @@ impl Default for CompositeSettings {
     }
 }
 
-/// A built room-composite recording into one file.
+/// Where a composite goes.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// The fragmented MP4 written while recording.
+    pub file: Option<PathBuf>,
+    /// An `rtmp://` or `rtmps://` URL to broadcast to.
+    pub rtmp_url: Option<String>,
+}
+
+/// A built room-composite recording.
 pub struct Recording {
     pipeline: gst::Pipeline,
     /// Sources whose EOS ends the recording (the background picture and sound).
     clocks: [gst::Element; 2],
     tiles: Arc<Mutex<Tiles>>,
-    output: PathBuf,
+    outputs: Outputs,
+    broadcast: Option<Broadcast>,
+    counter: Arc<Counter>,
+    room: Room,
 }
 
 /// One participant track wired into the compositor or the mixer.
 struct Branch {
-    /// Name of the room source's pad feeding it (`video_N` / `audio_N`).
-    source_pad: String,
+    /// The room source's pad feeding it (`video_N` / `audio_N`).
+    source_pad: gst::Pad,
     /// The first element (a queue): EOS goes in here.
     entry: gst::Pad,
     /// The compositor or mixer pad it feeds.
@@ -126,14 +111,14 @@ impl Tiles {
     }
 
     /// Takes out the branch fed by the room pad `source_pad` (its track ended).
-    fn remove(&mut self, pipeline: &gst::Pipeline, source_pad: &str) {
-        let is_video = source_pad.starts_with("video");
+    fn remove(&mut self, pipeline: &gst::Pipeline, source_pad: &gst::Pad) {
+        let is_video = source_pad.name().starts_with("video");
         let (branches, aggregator) = if is_video {
             (&mut self.videos, &self.compositor)
         } else {
             (&mut self.audios, &self.mixer)
         };
-        let Some(index) = branches.iter().position(|b| b.source_pad == source_pad) else {
+        let Some(index) = branches.iter().position(|b| &b.source_pad == source_pad) else {
             return;
         };
         let branch = branches.remove(index);
@@ -145,44 +130,49 @@ impl Tiles {
         if is_video {
             self.relayout();
         }
-        tracing::info!(pad = source_pad, "track left the recording");
+        tracing::info!(pad = %source_pad.name(), "track left the recording");
+    }
+
+    /// Takes out every participant branch (the room source is being replaced).
+    fn remove_all(&mut self, pipeline: &gst::Pipeline) {
+        let pads: Vec<gst::Pad> = self
+            .videos
+            .iter()
+            .chain(&self.audios)
+            .map(|b| b.source_pad.clone())
+            .collect();
+        for pad in pads {
+            self.remove(pipeline, &pad);
+        }
     }
 }
 
-fn clamp_i32(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
+/// The composite's side of the room source: tracks in, branches out.
+struct CompositeTracks {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    tiles: Arc<Mutex<Tiles>>,
 }
 
-fn make(factory: &'static str) -> Result<gst::Element, PipelineError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| PipelineError::Element {
-            element: factory,
-            reason: e.to_string(),
-        })
-}
+impl RoomTracks for CompositeTracks {
+    fn wire(&self, room: &gst::Element) {
+        if let Some(pipeline) = self.pipeline.upgrade() {
+            attach_participants(&pipeline, room, &self.tiles);
+        }
+    }
 
-fn link(chain: &[&gst::Element]) -> Result<(), PipelineError> {
-    gst::Element::link_many(chain.iter().copied()).map_err(|e| PipelineError::Setup(e.to_string()))
-}
-
-/// Registers the GStreamer elements the recorder brings in-process (`livekitwebrtcsrc`).
-/// Idempotent; call once before building pipelines.
-pub fn init() -> Result<(), PipelineError> {
-    gst::init().map_err(|e| PipelineError::Setup(format!("gstreamer init: {e}")))?;
-    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    REGISTERED
-        .get_or_init(|| gstrswebrtc::plugin_register_static().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| PipelineError::Setup(format!("registering livekitwebrtcsrc: {e}")))
+    fn release_all(&self) {
+        if let (Some(pipeline), Ok(mut tiles)) = (self.pipeline.upgrade(), self.tiles.lock()) {
+            tiles.remove_all(&pipeline);
+        }
+    }
 }
 
 impl Recording {
-    /// Builds the pipeline; nothing runs until [`Recording::run`].
+    /// Builds the pipelines; nothing runs (or connects) until [`Recording::run`].
     pub fn build(
         input: &RoomInput,
         settings: CompositeSettings,
-        output: PathBuf,
+        outputs: Outputs,
     ) -> Result<Recording, PipelineError> {
         let pipeline = gst::Pipeline::with_name("room-composite");
         let Canvas { width, height } = settings.canvas;
@@ -241,23 +231,9 @@ impl Recording {
         );
         let aacparse = make("aacparse")?;
 
-        // The file: fragmented MP4, a fragment a second.
-        let video_queue = make("queue")?;
-        let audio_queue = make("queue")?;
-        let mux = make("mp4mux")?;
-        mux.set_property("fragment-duration", 1000u32);
-        let sink = make("filesink")?;
-        sink.set_property("location", output.to_string_lossy().to_string());
-
-        let room = make("livekitwebrtcsrc")?;
-        // LiveKit hands out its own ICE servers; never ask a public STUN server.
-        room.set_property("stun-server", None::<String>);
-        let signaller = room.property::<glib::Object>("signaller");
-        signaller.set_property("ws-url", &input.ws_url);
-        signaller.set_property("auth-token", &input.token);
-
-        pipeline
-            .add_many([
+        add(
+            &pipeline,
+            &[
                 &background,
                 &background_caps,
                 &compositor,
@@ -272,13 +248,8 @@ impl Recording {
                 &audio_convert,
                 &aac,
                 &aacparse,
-                &video_queue,
-                &audio_queue,
-                &mux,
-                &sink,
-                &room,
-            ])
-            .map_err(|e| PipelineError::Setup(e.to_string()))?;
+            ],
+        )?;
         link(&[&background, &background_caps, &compositor])?;
         link(&[
             &compositor,
@@ -287,20 +258,51 @@ impl Recording {
             &x264,
             &h264_caps,
             &h264parse,
-            &video_queue,
-            &mux,
-            &sink,
         ])?;
         link(&[&silence, &mixer])?;
-        link(&[
-            &mixer,
-            &mixed_caps,
-            &audio_convert,
-            &aac,
-            &aacparse,
-            &audio_queue,
-            &mux,
-        ])?;
+        link(&[&mixer, &mixed_caps, &audio_convert, &aac, &aacparse])?;
+
+        // One encode, split to each output.
+        let video_tee = make("tee")?;
+        let audio_tee = make("tee")?;
+        add(&pipeline, &[&video_tee, &audio_tee])?;
+        link(&[&h264parse, &video_tee])?;
+        link(&[&aacparse, &audio_tee])?;
+        let counter = Arc::new(Counter::default());
+        if let Some(pad) = h264parse.static_pad("src") {
+            counter.watch(&pad);
+        }
+
+        // The file: fragmented MP4, a fragment a second.
+        if let Some(file) = &outputs.file {
+            let video_queue = make("queue")?;
+            let audio_queue = make("queue")?;
+            let mux = make("mp4mux")?;
+            mux.set_property("fragment-duration", 1000u32);
+            let sink = make("filesink")?;
+            sink.set_property("location", file.to_string_lossy().to_string());
+            add(&pipeline, &[&video_queue, &audio_queue, &mux, &sink])?;
+            link(&[&video_tee, &video_queue, &mux, &sink])?;
+            link(&[&audio_tee, &audio_queue, &mux])?;
+        }
+
+        // The broadcast, through taps into its own pipeline.
+        let broadcast = match &outputs.rtmp_url {
+            Some(url) => {
+                let broadcast = Broadcast::build(url)?;
+                let video_queue = make("queue")?;
+                let audio_queue = make("queue")?;
+                let (video_tap, audio_tap) = (broadcast.video_tap(), broadcast.audio_tap());
+                add(
+                    &pipeline,
+                    &[&video_queue, &audio_queue, &video_tap, &audio_tap],
+                )?;
+                link(&[&video_tee, &video_queue, &video_tap])?;
+                link(&[&audio_tee, &audio_queue, &audio_tap])?;
+                Some(broadcast)
+            }
+            None => None,
+        };
 
         let tiles = Arc::new(Mutex::new(Tiles {
             settings,
@@ -309,19 +311,24 @@ impl Recording {
             videos: Vec::new(),
             audios: Vec::new(),
         }));
-        attach_participants(&pipeline, &room, &tiles);
+        let room = Room::join(
+            &pipeline,
+            input,
+            Arc::new(CompositeTracks {
+                pipeline: pipeline.downgrade(),
+                tiles: tiles.clone(),
+            }),
+        )?;
 
         Ok(Recording {
             pipeline,
             clocks: [background, silence],
             tiles,
-            output,
+            outputs,
+            broadcast,
+            counter,
+            room,
         })
-    }
-
-    /// The file being written.
-    pub fn output(&self) -> &std::path::Path {
-        &self.output
     }
 
     /// Number of participant videos on the canvas now.
@@ -329,67 +336,41 @@ impl Recording {
         self.tiles.lock().map(|t| t.videos.len()).unwrap_or(0)
     }
 
-    /// Runs on the calling thread until `stop` receives (then ends the file cleanly) or the
-    /// pipeline fails. Call it from a plain thread, not from an async runtime: the LiveKit
-    /// signaller blocks on its own runtime during state changes.
-    pub fn run(&self, stop: &std::sync::mpsc::Receiver<()>) -> Result<(), PipelineError> {
-        let bus = self
-            .pipeline
-            .bus()
-            .ok_or_else(|| PipelineError::Setup("pipeline without a bus".into()))?;
-        self.pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| PipelineError::Setup(format!("starting: {e}")))?;
-        let mut stopping = false;
-        let result = loop {
-            if !stopping && !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                stopping = true;
-                self.end_branches();
-            }
-            let Some(message) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
-                continue;
-            };
-            match message.view() {
-                gst::MessageView::Eos(_) => break Ok(()),
-                gst::MessageView::Error(err) => {
-                    break Err(PipelineError::Runtime {
-                        element: err
-                            .src()
-                            .map(|s| s.path_string().to_string())
-                            .unwrap_or_default(),
-                        message: format!(
-                            "{} ({})",
-                            err.error(),
-                            err.debug().map(|d| d.to_string()).unwrap_or_default()
-                        ),
-                    });
-                }
-                gst::MessageView::Warning(w) => {
-                    tracing::warn!(warning = %w.error(), "pipeline warning");
-                }
-                _ => {}
-            }
-        };
-        let _ = self.pipeline.set_state(gst::State::Null);
-        result
+    /// Runs on the calling thread until `stop` receives (then ends the outputs cleanly) or the
+    /// recording fails; see [`media::run`].
+    pub fn run(
+        &self,
+        stop: &std::sync::mpsc::Receiver<()>,
+        report: &mut dyn FnMut(RunEvent),
+    ) -> Result<(), PipelineError> {
+        media::run(&self.pipeline, self, self.broadcast.as_ref(), stop, report)
     }
+}
 
-    /// Ends the recording: each participant branch gets EOS (its room pad stops passing data
-    /// first) and the background sources send EOS, so the compositor, mixer, encoders and muxer
-    /// drain and finish the file.
-    fn end_branches(&self) {
+impl Control for Recording {
+    /// Each participant branch gets EOS (its room pad stops passing data first) and the
+    /// background sources send EOS, so the compositor, mixer, encoders and muxer drain.
+    fn end(&self) {
         if let Ok(tiles) = self.tiles.lock() {
             for branch in tiles.videos.iter().chain(&tiles.audios) {
-                if let Some(source) = branch.entry.peer() {
-                    source.add_probe(gst::PadProbeType::BUFFER, |_, _| gst::PadProbeReturn::Drop);
-                }
-                branch.entry.send_event(gst::event::Eos::new());
+                end_branch(&branch.entry);
             }
         }
         for source in &self.clocks {
             source.send_event(gst::event::Eos::new());
         }
-        tracing::info!("stopping: EOS sent into each branch");
+    }
+
+    fn maintain(&self) -> Result<(), PipelineError> {
+        self.room.maintain(&self.pipeline)
+    }
+
+    fn progress(&self) -> Progress {
+        self.counter.progress()
+    }
+
+    fn has_file(&self) -> bool {
+        self.outputs.file.is_some()
     }
 }
 
@@ -420,7 +401,7 @@ fn attach_participants(pipeline: &gst::Pipeline, room: &gst::Element, tiles: &Ar
         let (Some(pipeline), Ok(mut tiles)) = (weak_pipeline.upgrade(), removed.lock()) else {
             return;
         };
-        tiles.remove(&pipeline, &pad.name());
+        tiles.remove(&pipeline, pad);
     });
 }
 
@@ -448,10 +429,9 @@ fn attach(
             make("audioresample")?,
         ]
     };
-    pipeline
-        .add_many(&elements)
-        .map_err(|e| PipelineError::Setup(e.to_string()))?;
-    link(&elements.iter().collect::<Vec<_>>())?;
+    let chain: Vec<&gst::Element> = elements.iter().collect();
+    add(pipeline, &chain)?;
+    link(&chain)?;
     let mut tiles = tiles
         .lock()
         .map_err(|_| PipelineError::Setup("layout lock poisoned".into()))?;
@@ -489,7 +469,7 @@ fn attach(
     pad.link(&entry)
         .map_err(|e| PipelineError::Setup(format!("linking the track: {e:?}")))?;
     let branch = Branch {
-        source_pad: pad.name().to_string(),
+        source_pad: pad.clone(),
         entry,
         sink,
         elements,

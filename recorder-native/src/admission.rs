@@ -1,0 +1,221 @@
+//! Admission by CPU cost, in cores: each job holds its estimated cost from the start, replaced
+//! by its measured cost once it has run a while; a new job is admitted only if it fits under a
+//! share of the node's cores and under the hard maximum of concurrent jobs.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// The node's budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Cores jobs may use together (the node's cores times the configured share).
+    pub cap_cores: f64,
+    /// Hard maximum of concurrent jobs.
+    pub max_jobs: usize,
+}
+
+/// Why a job was refused: the "no capacity" answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoCapacity {
+    /// The hard maximum of jobs is reached.
+    #[error("no capacity: {running} of {max} jobs running")]
+    Jobs {
+        /// Jobs running now.
+        running: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The job's cost does not fit.
+    #[error("no capacity: the job needs {needed:.2} cores, {free:.2} of {cap:.2} are free")]
+    Cpu {
+        /// The new job's estimated cost.
+        needed: f64,
+        /// Cores not reserved by running jobs.
+        free: f64,
+        /// The cap.
+        cap: f64,
+    },
+}
+
+/// The budget's figures, for the heartbeat and the job list.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Figures {
+    /// The cap on jobs' cores together.
+    pub cap_cores: f64,
+    /// Cores held by running jobs (estimates and measurements).
+    pub reserved_cores: f64,
+    /// `cap_cores - reserved_cores`, at least 0.
+    pub free_cores: f64,
+    /// Jobs running.
+    pub jobs: usize,
+    /// The hard maximum of jobs.
+    pub max_jobs: usize,
+}
+
+impl Budget {
+    /// The figures with these jobs' costs held.
+    pub fn figures(&self, costs: &[f64]) -> Figures {
+        let reserved: f64 = costs.iter().sum();
+        Figures {
+            cap_cores: self.cap_cores,
+            reserved_cores: reserved,
+            free_cores: (self.cap_cores - reserved).max(0.0),
+            jobs: costs.len(),
+            max_jobs: self.max_jobs,
+        }
+    }
+
+    /// Admits a job costing `needed` next to jobs holding `costs`, or says why not.
+    pub fn admit(&self, costs: &[f64], needed: f64) -> Result<(), NoCapacity> {
+        let figures = self.figures(costs);
+        if figures.jobs >= self.max_jobs {
+            return Err(NoCapacity::Jobs {
+                running: figures.jobs,
+                max: self.max_jobs,
+            });
+        }
+        // A small tolerance so that, e.g., five jobs of 0.32 fit under a cap of 1.6.
+        if figures.reserved_cores + needed > self.cap_cores + 1e-9 {
+            return Err(NoCapacity::Cpu {
+                needed,
+                free: figures.free_cores,
+                cap: self.cap_cores,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One job's cost: its estimate until `measure_after`, then its measured CPU use (an average
+/// over the last few samples, so a short spike neither admits nor refuses much).
+#[derive(Debug, Clone)]
+pub struct CostMeter {
+    estimate: f64,
+    started: Instant,
+    measure_after: Duration,
+    last: Option<(Instant, f64)>,
+    measured: Option<f64>,
+}
+
+/// Weight of the newest sample in the moving average.
+const SMOOTHING: f64 = 0.3;
+
+impl CostMeter {
+    /// A meter holding `estimate` cores from `started`.
+    pub fn new(estimate: f64, started: Instant, measure_after: Duration) -> CostMeter {
+        CostMeter {
+            estimate,
+            started,
+            measure_after,
+            last: None,
+            measured: None,
+        }
+    }
+
+    /// Feeds the job's total CPU seconds so far, read at `now`.
+    pub fn sample(&mut self, now: Instant, cpu_seconds: f64) {
+        if let Some((then, before)) = self.last {
+            let wall = now.saturating_duration_since(then).as_secs_f64();
+            if wall > 0.0 {
+                let cores = ((cpu_seconds - before) / wall).max(0.0);
+                self.measured = Some(match self.measured {
+                    Some(avg) => avg + SMOOTHING * (cores - avg),
+                    None => cores,
+                });
+            }
+        }
+        self.last = Some((now, cpu_seconds));
+    }
+
+    /// The cores this job holds now.
+    pub fn cost(&self, now: Instant) -> f64 {
+        match self.measured {
+            Some(measured) if now.saturating_duration_since(self.started) >= self.measure_after => {
+                measured
+            }
+            _ => self.estimate,
+        }
+    }
+
+    /// Whether [`CostMeter::cost`] is a measurement yet.
+    pub fn is_measured(&self, now: Instant) -> bool {
+        self.measured.is_some() && now.saturating_duration_since(self.started) >= self.measure_after
+    }
+}
+
+/// Total CPU seconds (user + system, all threads) of process `pid`, from `/proc`.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_over_the_cap_and_over_the_job_limit() {
+        let budget = Budget {
+            cap_cores: 1.6,
+            max_jobs: 3,
+        };
+        assert!(budget.admit(&[0.4, 0.4], 0.4).is_ok());
+        assert!(matches!(
+            budget.admit(&[0.8, 0.6], 0.4),
+            Err(NoCapacity::Cpu { .. })
+        ));
+        assert!(matches!(
+            budget.admit(&[0.1, 0.1, 0.1], 0.1),
+            Err(NoCapacity::Jobs { running: 3, max: 3 })
+        ));
+        let five = Budget {
+            cap_cores: 1.6,
+            max_jobs: 8,
+        };
+        assert!(five.admit(&[0.32; 4], 0.32).is_ok());
+        let figures = budget.figures(&[0.5, 0.25]);
+        assert!((figures.free_cores - 0.85).abs() < 1e-9, "{figures:?}");
+        assert!(budget
+            .admit(&[2.0], 0.1)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no capacity"));
+    }
+
+    #[test]
+    fn the_estimate_holds_until_measured() {
+        let t0 = Instant::now();
+        let mut meter = CostMeter::new(0.4, t0, Duration::from_secs(10));
+        meter.sample(t0, 0.0);
+        meter.sample(t0 + Duration::from_secs(1), 0.2);
+        assert_eq!(meter.cost(t0 + Duration::from_secs(1)), 0.4);
+        assert!(!meter.is_measured(t0 + Duration::from_secs(1)));
+        for s in 2..=10 {
+            meter.sample(t0 + Duration::from_secs(s), 0.2 * s as f64);
+        }
+        let at = t0 + Duration::from_secs(10);
+        assert!(meter.is_measured(at));
+        assert!((meter.cost(at) - 0.2).abs() < 1e-9, "{}", meter.cost(at));
+    }
+
+    #[test]
+    fn reads_this_process_cpu_time() {
+        let before = process_cpu_seconds(std::process::id()).expect("own /proc stat");
+        let mut x = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(100) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let after = process_cpu_seconds(std::process::id()).expect("own /proc stat");
+        assert!(after > before, "{before} -> {after} ({x})");
+    }
+}

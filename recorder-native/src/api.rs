@@ -1,0 +1,172 @@
+//! The job API. Every route but `/health` is a signed JSON POST (`API-KEY`, `HASH-SIGNATURE`
+//! over the raw body), and every answer is JSON with `status` (bool) and `msg`, as in the rest of
+//! edgemeet.
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /jobs/start` | [`StartRequest`] | `job`; 200 also for a repeat of the same job id |
+//! | `POST /jobs/stop` | `{"job_id"}` | `job` (ENDING, or as it ended) |
+//! | `POST /jobs/list` | `{}` | `jobs`, `capacity` |
+//! | `GET /health` | | `status` |
+//!
+//! Errors: 400 bad input, 401 authentication, 404 unknown job, 409 job id taken by a different
+//! job, 413 body too large, 503 no capacity (`msg` starts with "no capacity").
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{verify, API_KEY_HEADER, SIGNATURE_HEADER};
+use crate::job::StartRequest;
+use crate::supervisor::{Node, StartError, StopError};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+/// Most jobs one list returns.
+const LIST_LIMIT: usize = 200;
+
+/// The API's routes over `node`.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/jobs/start", post(start))
+        .route("/jobs/stop", post(stop))
+        .route("/jobs/list", post(list))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+fn reply(status: StatusCode, ok: bool, msg: &str, mut extra: Value) -> Response {
+    let mut body = json!({ "status": ok, "msg": msg });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object_mut()) {
+        body.append(extra);
+    }
+    (status, Json(body)).into_response()
+}
+
+fn fail(status: StatusCode, msg: &str) -> Response {
+    reply(status, false, msg, json!({}))
+}
+
+/// Checks the signature and parses the body; `Err` is the answer to send.
+fn authenticated<T: for<'de> Deserialize<'de>>(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Box<Response>> {
+    let body = body.map_err(|e| Box::new(fail(e.status(), &e.body_text())))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let config = node.config();
+    verify(
+        &config.api_key,
+        &config.api_secret,
+        header(API_KEY_HEADER),
+        header(SIGNATURE_HEADER),
+        &body,
+    )
+    .map_err(|e| Box::new(fail(StatusCode::UNAUTHORIZED, &e.to_string())))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        Box::new(fail(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid request: {e}"),
+        ))
+    })
+}
+
+async fn start(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: StartRequest = match authenticated(&node, &headers, body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match node.start(request) {
+        Ok(started) => reply(
+            StatusCode::OK,
+            true,
+            if started.existing {
+                "job already exists"
+            } else {
+                "job started"
+            },
+            json!({ "job": started.job }),
+        ),
+        Err(e @ StartError::Invalid(_)) => fail(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e @ StartError::Conflict(_)) => fail(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ StartError::NoCapacity(_)) => fail(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(StartError::Store(e)) => {
+            tracing::error!(error = %e, "job store failed");
+            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopRequest {
+    job_id: String,
+}
+
+async fn stop(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: StopRequest = match authenticated(&node, &headers, body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    match node.stop(&request.job_id) {
+        Ok(job) => reply(StatusCode::OK, true, "stopping", json!({ "job": job })),
+        Err(e @ StopError::NotFound(_)) => fail(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(StopError::Store(e)) => {
+            tracing::error!(error = %e, "job store failed");
+            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListRequest {}
+
+async fn list(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(response) = authenticated::<ListRequest>(&node, &headers, body) {
+        return *response;
+    }
+    match node.list(LIST_LIMIT) {
+        Ok((jobs, capacity)) => reply(
+            StatusCode::OK,
+            true,
+            "success",
+            json!({ "jobs": jobs, "capacity": capacity }),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "job store failed");
+            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+async fn health() -> Response {
+    reply(StatusCode::OK, true, "healthy", json!({}))
+}
+
+async fn not_found() -> Response {
+    fail(StatusCode::NOT_FOUND, "no such route")
+}

@@ -1,0 +1,193 @@
+//! The RTMP broadcast: the composite's encoded H.264 and AAC, muxed to FLV and sent with
+//! `rtmp2sink`.
+//!
+//! It runs in a pipeline of its own, fed through `appsink` taps on the recording's encoders, so
+//! that an RTMP failure (a refused connection, a server that goes away) only ends the broadcast:
+//! within one pipeline the error flow would travel back through the shared encoders and stop the
+//! file too. The broadcast pipeline is not live and `rtmp2sink` does not sync: the recording's
+//! pipeline already paces the data.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::media::{add, link, make, PipelineError};
+
+/// Most bytes held for a slow RTMP server before the oldest are dropped.
+const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// An RTMP broadcast fed by taps in the recording pipeline.
+pub struct Broadcast {
+    pipeline: gst::Pipeline,
+    video_src: gst_app::AppSrc,
+    audio_src: gst_app::AppSrc,
+    abandoned: Arc<AtomicBool>,
+    failure: Mutex<Option<String>>,
+}
+
+impl Broadcast {
+    /// Builds the broadcast to `url` (`rtmp://host[:port]/app/stream`). Nothing connects until
+    /// the recording starts.
+    pub fn build(url: &str) -> Result<Broadcast, PipelineError> {
+        let pipeline = gst::Pipeline::with_name("broadcast");
+        // Caps (with the encoders' codec data) come with each sample from the taps.
+        let source = || {
+            gst_app::AppSrc::builder()
+                .format(gst::Format::Time)
+                .is_live(false)
+                .max_bytes(MAX_QUEUED_BYTES)
+                .leaky_type(gst_app::AppLeakyType::Downstream)
+                .build()
+        };
+        let video_src = source();
+        let audio_src = source();
+        let video_queue = make("queue")?;
+        let audio_queue = make("queue")?;
+        let mux = make("flvmux")?;
+        mux.set_property("streamable", true);
+        let sink = make("rtmp2sink")?;
+        sink.set_property("location", url);
+        sink.set_property("sync", false);
+        sink.set_property("async", false);
+        add(
+            &pipeline,
+            &[
+                video_src.upcast_ref(),
+                audio_src.upcast_ref(),
+                &video_queue,
+                &audio_queue,
+                &mux,
+                &sink,
+            ],
+        )?;
+        link(&[video_src.upcast_ref(), &video_queue])?;
+        link(&[audio_src.upcast_ref(), &audio_queue])?;
+        // The caps only come with the first sample, so pick flvmux's pads by name.
+        for (queue, pad) in [(&video_queue, "video"), (&audio_queue, "audio")] {
+            let mux_pad = mux
+                .request_pad_simple(pad)
+                .ok_or_else(|| PipelineError::Setup(format!("flvmux has no {pad} pad")))?;
+            queue
+                .static_pad("src")
+                .ok_or_else(|| PipelineError::Setup("queue without src pad".into()))?
+                .link(&mux_pad)
+                .map_err(|e| PipelineError::Setup(format!("linking {pad} into flvmux: {e:?}")))?;
+        }
+        link(&[&mux, &sink])?;
+        Ok(Broadcast {
+            pipeline,
+            video_src,
+            audio_src,
+            abandoned: Arc::new(AtomicBool::new(false)),
+            failure: Mutex::new(None),
+        })
+    }
+
+    /// The tap for the recording's H.264 (`stream-format=avc`).
+    pub fn video_tap(&self) -> gst::Element {
+        self.tap(&self.video_src, video_caps())
+    }
+
+    /// The tap for the recording's AAC (`stream-format=raw`).
+    pub fn audio_tap(&self) -> gst::Element {
+        self.tap(&self.audio_src, audio_caps())
+    }
+
+    fn tap(&self, into: &gst_app::AppSrc, caps: gst::Caps) -> gst::Element {
+        let for_samples = into.clone();
+        let for_eos = into.clone();
+        let abandoned = self.abandoned.clone();
+        gst_app::AppSink::builder()
+            .caps(&caps)
+            .sync(false)
+            .async_(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if !abandoned.load(Ordering::Relaxed) {
+                            // A failing broadcast must never push back into the recording.
+                            let _ = for_samples.push_sample(&sample);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .eos(move |_| {
+                        let _ = for_eos.end_of_stream();
+                    })
+                    .build(),
+            )
+            .build()
+            .upcast()
+    }
+
+    /// Starts the broadcast pipeline (it connects to the RTMP server).
+    pub fn start(&self, _recording: &gst::Pipeline) -> Result<(), PipelineError> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map(|_| ())
+            .map_err(|e| PipelineError::Setup(format!("starting the broadcast: {e}")))
+    }
+
+    /// Why the broadcast failed, once it has.
+    pub fn failure(&self) -> Option<String> {
+        let mut failure = self.failure.lock().ok()?;
+        if failure.is_none() {
+            let bus = self.pipeline.bus()?;
+            while let Some(message) = bus.pop_filtered(&[gst::MessageType::Error]) {
+                if let gst::MessageView::Error(err) = message.view() {
+                    *failure = Some(format!(
+                        "{}: {}",
+                        err.src()
+                            .map(|s| s.name().to_string())
+                            .unwrap_or_else(|| "rtmp".into()),
+                        err.error()
+                    ));
+                    break;
+                }
+            }
+        }
+        failure.clone()
+    }
+
+    /// Stops feeding and tears the broadcast down after a failure.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+
+    /// After the recording's EOS (which the taps pass on), waits up to `timeout` for the
+    /// broadcast to send its last data and close the stream, then tears it down.
+    pub fn finish(&self, timeout: Duration) {
+        if let Some(bus) = self.pipeline.bus() {
+            let deadline = gst::ClockTime::from_nseconds(
+                u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+            );
+            match bus
+                .timed_pop_filtered(deadline, &[gst::MessageType::Eos, gst::MessageType::Error])
+            {
+                Some(m) if m.type_() == gst::MessageType::Eos => {
+                    tracing::info!("the RTMP broadcast finished");
+                }
+                Some(_) => tracing::warn!("the RTMP broadcast failed while finishing"),
+                None => tracing::warn!(?timeout, "the RTMP broadcast did not finish in time"),
+            }
+        }
+        self.abandon();
+    }
+}
+
+fn video_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-h264")
+        .field("stream-format", "avc")
+        .field("alignment", "au")
+        .build()
+}
+
+fn audio_caps() -> gst::Caps {
+    gst::Caps::builder("audio/mpeg")
+        .field("mpegversion", 4i32)
+        .field("stream-format", "raw")
+        .build()
+}

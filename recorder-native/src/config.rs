@@ -1,0 +1,269 @@
+//! The recorder service's configuration: one TOML file (see `recorder.example.toml`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `recorder-native serve` reads from its config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Where the job API listens, e.g. `127.0.0.1:8090`.
+    pub listen: SocketAddr,
+    /// This recorder's name in events and heartbeats.
+    pub node_id: String,
+    /// The key callers put in `API-KEY`.
+    pub api_key: String,
+    /// The HMAC secret of the job API and of the events this node sends.
+    pub api_secret: String,
+    /// The job database, the outbox and the workers' job files.
+    pub data_dir: PathBuf,
+    /// Where recordings are written; `data_dir/recordings` when unset.
+    #[serde(default)]
+    pub recordings_dir: Option<PathBuf>,
+    /// Where events and heartbeats go; none are sent when unset.
+    #[serde(default)]
+    pub control_plane: Option<ControlPlane>,
+    /// Which jobs fit.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
+    /// How long workers get.
+    #[serde(default)]
+    pub watchdog: WatchdogConfig,
+}
+
+/// The control plane that receives this node's events and heartbeats.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlane {
+    /// The URL both are POSTed to (JSON, signed like the job API).
+    pub url: String,
+    /// Seconds between heartbeats.
+    #[serde(default = "default_heartbeat_seconds")]
+    pub heartbeat_seconds: f64,
+}
+
+/// CPU-cost admission: the figures behind "no capacity".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// Cores this node has for jobs; the machine's count when unset.
+    #[serde(default)]
+    pub cores: Option<f64>,
+    /// The share of those cores jobs may use together.
+    #[serde(default = "default_cpu_share")]
+    pub cpu_share: f64,
+    /// Hard maximum of concurrent jobs.
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: usize,
+    /// Reserved cores for a 720p30 room composite until it is measured.
+    #[serde(default = "default_composite_cost")]
+    pub composite_cost: f64,
+    /// Reserved cores for a pass-through track recording until it is measured.
+    #[serde(default = "default_tracks_cost")]
+    pub tracks_cost: f64,
+    /// Seconds after which a job's measured cost replaces its estimate.
+    #[serde(default = "default_measure_after")]
+    pub measure_after_seconds: f64,
+}
+
+/// Time limits on workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogConfig {
+    /// A worker that has not joined its room by then is killed.
+    #[serde(default = "default_start_seconds")]
+    pub start_seconds: f64,
+    /// A running worker that reports no progress for this long is killed.
+    #[serde(default = "default_stall_seconds")]
+    pub stall_seconds: f64,
+    /// After a stop, a worker that has not finished its files by then is killed.
+    #[serde(default = "default_stop_seconds")]
+    pub stop_seconds: f64,
+}
+
+fn default_heartbeat_seconds() -> f64 {
+    5.0
+}
+fn default_cpu_share() -> f64 {
+    0.8
+}
+fn default_max_jobs() -> usize {
+    8
+}
+fn default_composite_cost() -> f64 {
+    0.4
+}
+fn default_tracks_cost() -> f64 {
+    0.05
+}
+fn default_measure_after() -> f64 {
+    10.0
+}
+fn default_start_seconds() -> f64 {
+    30.0
+}
+fn default_stall_seconds() -> f64 {
+    10.0
+}
+fn default_stop_seconds() -> f64 {
+    20.0
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            cores: None,
+            cpu_share: default_cpu_share(),
+            max_jobs: default_max_jobs(),
+            composite_cost: default_composite_cost(),
+            tracks_cost: default_tracks_cost(),
+            measure_after_seconds: default_measure_after(),
+        }
+    }
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            start_seconds: default_start_seconds(),
+            stall_seconds: default_stall_seconds(),
+            stop_seconds: default_stop_seconds(),
+        }
+    }
+}
+
+/// Why the config file was refused. Never carries the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this config.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServiceConfig {
+    /// Reads and checks the config file.
+    pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: ServiceConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses values that cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.api_key.is_empty() || self.api_secret.len() < 16 {
+            return invalid("api_key must be set and api_secret must be at least 16 characters");
+        }
+        if self.node_id.is_empty() {
+            return invalid("node_id must be set");
+        }
+        let a = &self.admission;
+        if !(a.cpu_share > 0.0 && a.cpu_share <= 1.0) {
+            return invalid("admission.cpu_share must be in (0, 1]");
+        }
+        if a.cores.is_some_and(|c| c <= 0.0) || a.composite_cost <= 0.0 || a.tracks_cost <= 0.0 {
+            return invalid("admission cores and costs must be positive");
+        }
+        if let Some(cp) = &self.control_plane {
+            if !(cp.url.starts_with("http://") || cp.url.starts_with("https://")) {
+                return invalid("control_plane.url must be an http(s) URL");
+            }
+            if cp.heartbeat_seconds <= 0.0 {
+                return invalid("control_plane.heartbeat_seconds must be positive");
+            }
+        }
+        let w = &self.watchdog;
+        if w.start_seconds <= 0.0 || w.stall_seconds <= 0.0 || w.stop_seconds <= 0.0 {
+            return invalid("watchdog times must be positive");
+        }
+        Ok(())
+    }
+
+    /// Where recordings go.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("recordings"))
+    }
+
+    /// The cores admission counts with.
+    pub fn cores(&self) -> f64 {
+        self.admission.cores.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as f64)
+                .unwrap_or(1.0)
+        })
+    }
+}
+
+/// Seconds as a `Duration`, for the config's float seconds.
+pub fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        listen = "127.0.0.1:0"
+        node_id = "rec-1"
+        api_key = "key"
+        api_secret = "0123456789abcdef"
+        data_dir = "/tmp/x"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config: ServiceConfig = toml::from_str(MINIMAL).expect("parse");
+        config.check().expect("valid");
+        assert_eq!(config.recordings_dir(), PathBuf::from("/tmp/x/recordings"));
+        assert_eq!(config.admission.max_jobs, 8);
+        assert!(config.control_plane.is_none());
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let config: ServiceConfig =
+            toml::from_str(include_str!("../recorder.example.toml")).expect("parse example");
+        config.check().expect("valid example");
+        assert_eq!(config.admission.composite_cost, 0.4);
+    }
+
+    #[test]
+    fn short_secret_and_bad_share_are_refused() {
+        let short = MINIMAL.replace("0123456789abcdef", "short");
+        let config: ServiceConfig = toml::from_str(&short).expect("parse");
+        let err = config.check().expect_err("short secret").to_string();
+        assert!(!err.contains("short"), "the secret leaked: {err}");
+        let share = format!("{MINIMAL}\n[admission]\ncpu_share = 1.5\n");
+        let config: ServiceConfig = toml::from_str(&share).expect("parse");
+        assert!(config.check().is_err());
+    }
+}

@@ -1,0 +1,407 @@
+//! What the GStreamer pipelines share: errors, element construction, the room source, and the
+//! loop that runs a recording until it is stopped, reporting progress on the way.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::broadcast::Broadcast;
+
+/// Why a recording could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A GStreamer element is missing (a plugin package is not installed) or refused a setting.
+    #[error("cannot create GStreamer element `{element}`: {reason}")]
+    Element {
+        /// The element factory name.
+        element: &'static str,
+        /// GStreamer's message.
+        reason: String,
+    },
+    /// Elements could not be linked or the pipeline refused a state change.
+    #[error("pipeline setup failed: {0}")]
+    Setup(String),
+    /// The pipeline reported an error while running (element and message).
+    #[error("recording failed in {element}: {message}")]
+    Runtime {
+        /// The element that posted the error.
+        element: String,
+        /// GStreamer's message and debug detail.
+        message: String,
+    },
+}
+
+impl PipelineError {
+    /// The error of a bus error message.
+    pub fn from_message(err: &gst::message::Error) -> PipelineError {
+        PipelineError::Runtime {
+            element: err
+                .src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_default(),
+            message: format!(
+                "{} ({})",
+                err.error(),
+                err.debug().map(|d| d.to_string()).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Which LiveKit room to record and how to join it.
+#[derive(Debug, Clone)]
+pub struct RoomInput {
+    /// The LiveKit signalling URL, `ws://` or `wss://`.
+    pub ws_url: String,
+    /// A LiveKit access token for a hidden subscriber of the room.
+    pub token: String,
+}
+
+/// Registers the GStreamer elements the recorder brings in-process (`livekitwebrtcsrc`).
+/// Idempotent; call once before building pipelines.
+pub fn init() -> Result<(), PipelineError> {
+    gst::init().map_err(|e| PipelineError::Setup(format!("gstreamer init: {e}")))?;
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| gstrswebrtc::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| PipelineError::Setup(format!("registering livekitwebrtcsrc: {e}")))
+}
+
+/// Creates an element or says which plugin is missing.
+pub fn make(factory: &'static str) -> Result<gst::Element, PipelineError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| PipelineError::Element {
+            element: factory,
+            reason: e.to_string(),
+        })
+}
+
+/// Links elements in a chain.
+pub fn link(chain: &[&gst::Element]) -> Result<(), PipelineError> {
+    gst::Element::link_many(chain.iter().copied()).map_err(|e| PipelineError::Setup(e.to_string()))
+}
+
+/// Adds elements to a pipeline or bin.
+pub fn add(bin: &impl IsA<gst::Bin>, elements: &[&gst::Element]) -> Result<(), PipelineError> {
+    bin.add_many(elements.iter().copied())
+        .map_err(|e| PipelineError::Setup(e.to_string()))
+}
+
+/// A `u32` size or position as the `gint` GStreamer properties want.
+pub fn clamp_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// The room source: `livekitwebrtcsrc` joined with the job's URL and token, and a watch on
+/// LiveKit's offers to it.
+pub fn room_source(input: &RoomInput) -> Result<(gst::Element, Arc<Offers>), PipelineError> {
+    let room = make("livekitwebrtcsrc")?;
+    // LiveKit hands out its own ICE servers; never ask a public STUN server.
+    room.set_property("stun-server", None::<String>);
+    let signaller = room.property::<glib::Object>("signaller");
+    signaller.set_property("ws-url", &input.ws_url);
+    signaller.set_property("auth-token", &input.token);
+    let offers = Arc::new(Offers {
+        joined_ms: now_ms(),
+        ..Offers::default()
+    });
+    let counted = offers.clone();
+    signaller.connect("session-description", false, move |args| {
+        let description = args
+            .get(2)
+            .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok());
+        if let Some(description) = description {
+            if description.type_() == gst_webrtc::WebRTCSDPType::Offer {
+                let media = active_media_sections(description.sdp());
+                tracing::debug!(
+                    media,
+                    pads = counted.pads.load(Ordering::Relaxed),
+                    "room offer"
+                );
+                counted.offered.store(media, Ordering::Relaxed);
+                counted.last_ms.store(now_ms(), Ordering::Relaxed);
+            }
+        }
+        None
+    });
+    let padded = offers.clone();
+    room.connect_pad_added(move |_, _| {
+        padded.pads.fetch_add(1, Ordering::Relaxed);
+    });
+    let unpadded = offers.clone();
+    room.connect_pad_removed(move |_, _| {
+        let _ = unpadded
+            .pads
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    });
+    Ok((room, offers))
+}
+
+/// Audio and video sections of an offer that carry a track. LiveKit keeps the section of a
+/// track that went away, as `recvonly` and without an `msid`.
+fn active_media_sections(sdp: &gst_sdp::SDPMessageRef) -> u64 {
+    sdp.medias()
+        .filter(|m| matches!(m.media(), Some("audio" | "video")) && m.port() != 0)
+        .filter(|m| {
+            let keys: Vec<&str> = m.attributes().map(|a| a.key()).collect();
+            keys.contains(&"msid") && !keys.contains(&"recvonly") && !keys.contains(&"inactive")
+        })
+        .count() as u64
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(crate::events::now_ms()).unwrap_or(0)
+}
+
+/// LiveKit's subscriber offers to one room source, and the tracks it actually delivered.
+///
+/// LiveKit renegotiates (sends a new offer) whenever tracks are published or unpublished. The
+/// `webrtcbin` of GStreamer 1.22 handles this only partly (gst-plugin-webrtc warns about
+/// transceivers on "GStreamer <= 1.24"): in our tests new tracks usually got their pads, but a
+/// track that goes away never removes its pad, so its picture would stay frozen on the canvas.
+/// So when the media the room offers and the pads the source has differ, and the offers have
+/// settled, the recording re-joins: the fresh session's first offer carries exactly the
+/// current tracks.
+#[derive(Debug, Default)]
+pub struct Offers {
+    joined_ms: u64,
+    offered: AtomicU64,
+    pads: AtomicU64,
+    last_ms: AtomicU64,
+}
+
+/// How long after the last offer the tracks it announced must have arrived.
+const SETTLE_MS: u64 = 4000;
+
+impl Offers {
+    /// Whether the room's offered tracks and this source's pads differ, long enough after the
+    /// offer (and after joining) that the difference is not merely on its way.
+    pub fn renegotiated(&self) -> bool {
+        let now = now_ms();
+        let last = self.last_ms.load(Ordering::Relaxed);
+        last != 0
+            && now.saturating_sub(last) >= SETTLE_MS
+            && now.saturating_sub(self.joined_ms) >= SETTLE_MS
+            && self.offered.load(Ordering::Relaxed) != self.pads.load(Ordering::Relaxed)
+    }
+}
+
+/// Ends a branch fed by a room pad: the pad stops passing data and the branch gets EOS.
+pub fn end_branch(entry: &gst::Pad) {
+    if let Some(source) = entry.peer() {
+        source.add_probe(gst::PadProbeType::BUFFER, |_, _| gst::PadProbeReturn::Drop);
+    }
+    entry.send_event(gst::event::Eos::new());
+}
+
+/// Counts what a recording has produced, updated from a streaming thread.
+#[derive(Debug, Default)]
+pub struct Counter {
+    frames: AtomicU64,
+    first_ns: AtomicU64,
+    last_ns: AtomicU64,
+}
+
+impl Counter {
+    /// Counts every buffer leaving `pad` (a video encoder's output, for composites).
+    pub fn watch(self: &Arc<Self>, pad: &gst::Pad) {
+        let counter = self.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                let ns = pts.nseconds();
+                let _ = counter.first_ns.compare_exchange(
+                    0,
+                    ns.max(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                counter.last_ns.fetch_max(ns, Ordering::Relaxed);
+            }
+            counter.frames.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Frames so far and the media time they span.
+    pub fn progress(&self) -> Progress {
+        let first = self.first_ns.load(Ordering::Relaxed);
+        let last = self.last_ns.load(Ordering::Relaxed);
+        Progress {
+            frames: self.frames.load(Ordering::Relaxed),
+            media_ms: last.saturating_sub(first) / 1_000_000,
+        }
+    }
+}
+
+/// How far a recording has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Buffers counted (encoded video frames for composites, media buffers for tracks).
+    pub frames: u64,
+    /// Media time recorded, in milliseconds.
+    pub media_ms: u64,
+}
+
+/// What a running recording reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// The pipeline is playing: the room is joined and output is being written.
+    Playing,
+    /// Once a second.
+    Progress(Progress),
+    /// The RTMP broadcast ended on its own; the file goes on.
+    BroadcastEnded(String),
+}
+
+/// What [`run`] needs of a recording.
+pub trait Control {
+    /// Sends EOS into every branch, so that the pipeline drains and posts EOS.
+    fn end(&self);
+    /// Called on every turn of the loop (at least ten times a second) from the loop's thread:
+    /// where the room source is re-joined after a renegotiation.
+    fn maintain(&self) -> Result<(), PipelineError> {
+        Ok(())
+    }
+    /// Progress so far.
+    fn progress(&self) -> Progress;
+    /// Whether anything but the broadcast writes output (if not, losing it fails the job).
+    fn has_file(&self) -> bool;
+}
+
+/// Runs `pipeline` on the calling thread until `stop` receives (then ends it cleanly) or it
+/// fails. Call it from a plain thread, not an async runtime: the LiveKit signaller blocks on
+/// its own runtime during state changes.
+pub fn run(
+    pipeline: &gst::Pipeline,
+    recording: &dyn Control,
+    broadcast: Option<&Broadcast>,
+    stop: &std::sync::mpsc::Receiver<()>,
+    report: &mut dyn FnMut(RunEvent),
+) -> Result<(), PipelineError> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| PipelineError::Setup("pipeline without a bus".into()))?;
+    if let Some(broadcast) = broadcast {
+        broadcast.start(pipeline)?;
+    }
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| PipelineError::Setup(format!("starting: {e}")))?;
+    let mut stopping = false;
+    let mut broadcasting = broadcast.is_some();
+    let mut next_report = Instant::now() + Duration::from_secs(1);
+    let result = loop {
+        if !stopping && !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+            stopping = true;
+            recording.end();
+            tracing::info!("stopping: EOS sent into each branch");
+        }
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            report(RunEvent::Progress(recording.progress()));
+        }
+        if let (true, Some(broadcast)) = (broadcasting, broadcast) {
+            if let Some(reason) = broadcast.failure() {
+                broadcasting = false;
+                broadcast.abandon();
+                tracing::warn!(%reason, "the RTMP broadcast ended");
+                report(RunEvent::BroadcastEnded(reason.clone()));
+                if !recording.has_file() {
+                    break Err(PipelineError::Runtime {
+                        element: "rtmp".into(),
+                        message: reason,
+                    });
+                }
+            }
+        }
+        if !stopping {
+            if let Err(e) = recording.maintain() {
+                break Err(e);
+            }
+        }
+        let Some(message) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match message.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(err) => break Err(PipelineError::from_message(err)),
+            gst::MessageView::Warning(w) => {
+                tracing::warn!(warning = %w.error(), "pipeline warning");
+            }
+            gst::MessageView::StateChanged(change)
+                if change.src() == Some(pipeline.upcast_ref())
+                    && change.current() == gst::State::Playing =>
+            {
+                report(RunEvent::Playing);
+            }
+            _ => {}
+        }
+    };
+    if let (true, Some(broadcast)) = (broadcasting, broadcast) {
+        broadcast.finish(Duration::from_secs(5));
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+/// What a recording does with the tracks of a room source.
+pub trait RoomTracks: Send + Sync {
+    /// Connects the source's `pad-added` and `pad-removed` to the recording's branches.
+    fn wire(&self, room: &gst::Element);
+    /// The source is being replaced: every branch it fed is ended or taken out.
+    fn release_all(&self);
+}
+
+/// The recording's current room source, re-joined after each renegotiation (see [`Offers`]).
+pub struct Room {
+    input: RoomInput,
+    tracks: Arc<dyn RoomTracks>,
+    current: std::sync::Mutex<(gst::Element, Arc<Offers>)>,
+}
+
+impl Room {
+    /// Adds a room source to `pipeline`, wired to `tracks`.
+    pub fn join(
+        pipeline: &gst::Pipeline,
+        input: &RoomInput,
+        tracks: Arc<dyn RoomTracks>,
+    ) -> Result<Room, PipelineError> {
+        let (room, offers) = room_source(input)?;
+        add(pipeline, &[&room])?;
+        tracks.wire(&room);
+        Ok(Room {
+            input: input.clone(),
+            tracks,
+            current: std::sync::Mutex::new((room, offers)),
+        })
+    }
+
+    /// Re-joins if the room renegotiated; call from the run loop's thread (the old source's
+    /// state change blocks on its signaller).
+    pub fn maintain(&self, pipeline: &gst::Pipeline) -> Result<(), PipelineError> {
+        let mut current = self
+            .current
+            .lock()
+            .map_err(|_| PipelineError::Setup("room lock poisoned".into()))?;
+        if !current.1.renegotiated() {
+            return Ok(());
+        }
+        tracing::info!("the room renegotiated: re-joining it to receive its current tracks");
+        let old = current.0.clone();
+        let _ = old.set_state(gst::State::Null);
+        self.tracks.release_all();
+        let _ = pipeline.remove(&old);
+        let (room, offers) = room_source(&self.input)?;
+        add(pipeline, &[&room])?;
+        self.tracks.wire(&room);
+        room.sync_state_with_parent()
+            .map_err(|e| PipelineError::Setup(format!("re-joining the room: {e}")))?;
+        *current = (room, offers);
+        Ok(())
+    }
+}

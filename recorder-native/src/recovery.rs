@@ -1,0 +1,122 @@
+//! Crash recovery. A composite is written as fragmented MP4, so a worker killed mid-recording
+//! (or a machine that lost power) leaves a file playable up to its last fragment. On a failed
+//! job, and on every start of the service for what an earlier run left, the fragmented file is
+//! remuxed into a finished faststart MP4 (in a `recorder-native repair` process, so GStreamer
+//! never runs inside the service) and reported.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::events::{now_ms, EventKind};
+use crate::job::{is_job_id, JobState, JobView, Mode};
+use crate::supervisor::Node;
+use crate::worker::part_file;
+
+/// Why a repair failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    /// The repair process could not run.
+    #[error("running the repair: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// It ran and failed (the file held no complete fragment); the file is kept aside.
+    #[error("the file could not be repaired; kept as {0}")]
+    Unrepairable(String),
+    /// It took too long.
+    #[error("the repair took longer than {0:?}")]
+    Timeout(Duration),
+}
+
+/// The longest a repair may take (a remux runs at disk speed: hours of media in seconds).
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Repairs the fragmented file beside `output` into `output`. `Ok(false)` when there is none.
+pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairError> {
+    let part = part_file(output);
+    if !part.is_file() {
+        return Ok(false);
+    }
+    let run = tokio::process::Command::new(worker_exe)
+        .arg("repair")
+        .arg("--input")
+        .arg(&part)
+        .arg("--output")
+        .arg(output)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(REPAIR_TIMEOUT, run)
+        .await
+        .map_err(|_| RepairError::Timeout(REPAIR_TIMEOUT))??;
+    if status.success() {
+        std::fs::remove_file(&part)?;
+        tracing::info!(file = %output.display(), "recording repaired");
+        Ok(true)
+    } else {
+        // Keep the bytes (nothing is deleted), out of the way of the next scan.
+        let aside = output.with_extension("damaged.mp4");
+        std::fs::rename(&part, &aside)?;
+        Err(RepairError::Unrepairable(aside.display().to_string()))
+    }
+}
+
+/// Run once at start, before the API opens: concludes the jobs an earlier run left unfinished
+/// (their workers died with it), repairs stray fragmented files, and removes stale job files
+/// (they hold tokens).
+pub async fn recover(node: &Arc<Node>) {
+    let jobs_dir = node.config().data_dir.join("jobs");
+    if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let store = node.store();
+    let unfinished = store.lock().map(|s| s.unfinished());
+    match unfinished {
+        Ok(Ok(jobs)) => {
+            for job in jobs {
+                tracing::warn!(job = %job.job_id, state = job.state.as_str(), "concluding a job the last run left");
+                node.conclude_orphan(job).await;
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot read unfinished jobs"),
+        Err(_) => tracing::error!("job store lock poisoned"),
+    }
+    let Ok(entries) = std::fs::read_dir(node.config().recordings_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(job_id) = name.strip_suffix(".part.mp4") else {
+            continue;
+        };
+        if !is_job_id(job_id) || node.knows(job_id) {
+            continue;
+        }
+        let output = path.with_file_name(format!("{job_id}.mp4"));
+        match repair(node.worker_exe(), &output).await {
+            Ok(true) => node.report(
+                EventKind::Recovered,
+                &JobView {
+                    job_id: job_id.to_owned(),
+                    room_id: String::new(),
+                    mode: Mode::Composite,
+                    state: JobState::Failed,
+                    reason: Some("found unfinished after a restart".into()),
+                    file: Some(output.display().to_string()),
+                    rtmp: None,
+                    created_ms: now_ms(),
+                    updated_ms: now_ms(),
+                },
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot repair a stray recording")
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The node's durable state in SQLite: the job table (so a restart knows what was running) and
+//! the event outbox (so no event is lost while the control plane is away). A state change and
+//! its event are written in one transaction.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::events::Event;
+use crate::job::{JobState, JobView, Mode};
+
+/// A database failure (disk full, corrupt file).
+#[derive(Debug, thiserror::Error)]
+#[error("job database: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// The job table and the outbox.
+pub struct Store {
+    conn: Connection,
+}
+
+/// One event waiting to be delivered.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Its place in the outbox; delivery is in this order.
+    pub seq: i64,
+    /// The event as JSON.
+    pub body: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    file TEXT,
+    rtmp TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated_ms);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL
+);
+";
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Composite => "composite",
+        Mode::Tracks => "tracks",
+    }
+}
+
+fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
+    let mode: String = row.get("mode")?;
+    let state: String = row.get("state")?;
+    Ok(JobView {
+        job_id: row.get("id")?,
+        room_id: row.get("room_id")?,
+        mode: if mode == "tracks" {
+            Mode::Tracks
+        } else {
+            Mode::Composite
+        },
+        state: JobState::parse(&state).unwrap_or(JobState::Failed),
+        reason: row.get("reason")?,
+        file: row.get("file")?,
+        rtmp: row.get("rtmp")?,
+        created_ms: row.get("created_ms")?,
+        updated_ms: row.get("updated_ms")?,
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the database. WAL with full sync: an acknowledged job or event
+    /// survives power loss.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    /// A job and the fingerprint of its start request.
+    pub fn job(&self, id: &str) -> Result<Option<(JobView, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT * FROM jobs WHERE id = ?1", [id], |row| {
+                Ok((row_to_view(row)?, row.get("fingerprint")?))
+            })
+            .optional()?)
+    }
+
+    /// Records a new job and its first event together.
+    pub fn insert(
+        &mut self,
+        job: &JobView,
+        fingerprint: &str,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO jobs (id, room_id, mode, fingerprint, state, reason, file, rtmp, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                job.job_id,
+                job.room_id,
+                mode_name(job.mode),
+                fingerprint,
+                job.state.as_str(),
+                job.reason,
+                job.file,
+                job.rtmp,
+                job.created_ms,
+                job.updated_ms
+            ],
+        )?;
+        if let Some(event) = event {
+            append(&tx, event)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Saves a job's new state, reason and file together with the event that reports it.
+    pub fn update(&mut self, job: &JobView, event: Option<&Event>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5 WHERE id = ?1",
+            params![
+                job.job_id,
+                job.state.as_str(),
+                job.reason,
+                job.file,
+                job.updated_ms
+            ],
+        )?;
+        if let Some(event) = event {
+            append(&tx, event)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Queues an event on its own.
+    pub fn append_event(&mut self, event: &Event) -> Result<(), StoreError> {
+        append(&self.conn, event)
+    }
+
+    /// Jobs that had not ended when the service last stopped.
+    pub fn unfinished(&self) -> Result<Vec<JobView>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM jobs WHERE state NOT IN ('COMPLETE', 'FAILED') ORDER BY created_ms",
+        )?;
+        let rows = stmt.query_map([], row_to_view)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most recently changed jobs, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<JobView>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM jobs ORDER BY updated_ms DESC, id LIMIT ?1")?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], row_to_view)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The oldest undelivered events, in order.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, body FROM outbox ORDER BY seq LIMIT ?1")?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+            Ok(Pending {
+                seq: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets delivered events, up to and including `seq`.
+    pub fn delivered_through(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE seq <= ?1", [seq])?;
+        Ok(())
+    }
+
+    /// How many events wait.
+    pub fn backlog(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))?)
+    }
+}
+
+fn append(conn: &Connection, event: &Event) -> Result<(), StoreError> {
+    // Serialising our own plain structs cannot fail.
+    let body = serde_json::to_string(event).unwrap_or_default();
+    conn.execute("INSERT INTO outbox (body) VALUES (?1)", [body])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventKind;
+
+    fn view(id: &str, state: JobState) -> JobView {
+        JobView {
+            job_id: id.into(),
+            room_id: "room".into(),
+            mode: Mode::Composite,
+            state,
+            reason: None,
+            file: Some(format!("/r/{id}.mp4")),
+            rtmp: None,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    #[test]
+    fn state_changes_and_events_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        {
+            let mut store = Store::open(&path).expect("open");
+            let job = view("a", JobState::Starting);
+            store
+                .insert(&job, "fp", Some(&Event::new(EventKind::JobState, &job)))
+                .expect("insert");
+            let mut active = job.clone();
+            active.state = JobState::Active;
+            active.updated_ms = 2;
+            store
+                .update(&active, Some(&Event::new(EventKind::JobState, &active)))
+                .expect("update");
+        }
+        let mut store = Store::open(&path).expect("reopen");
+        let (job, fp) = store.job("a").expect("read").expect("job");
+        assert_eq!((job.state, fp.as_str()), (JobState::Active, "fp"));
+        assert_eq!(store.unfinished().expect("unfinished").len(), 1);
+        let pending = store.pending(10).expect("pending");
+        assert_eq!(pending.len(), 2);
+        assert!(pending[0].seq < pending[1].seq);
+        assert!(pending[1].body.contains("\"ACTIVE\""));
+        store.delivered_through(pending[0].seq).expect("ack");
+        assert_eq!(store.backlog().expect("backlog"), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

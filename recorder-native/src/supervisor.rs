@@ -1,0 +1,648 @@
+//! The node: admits jobs, runs each in its own worker process, watches it, and records every
+//! state change with its event.
+//!
+//! A worker is `recorder-native record --job FILE`. It reports on stdout ([`WorkerReport`]); the
+//! supervisor turns that into STARTING -> ACTIVE -> ENDING -> COMPLETE or FAILED. Stop is SIGTERM
+//! (the worker sends EOS and finalizes), then a watchdog, then SIGKILL. A worker that does not
+//! join in time or stops making progress is killed the same way. Whatever a failed worker left is
+//! repaired into a playable MP4 and reported. Workers die with the service (`PR_SET_PDEATHSIG`),
+//! and the next start repairs what they left ([`crate::recovery`]).
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::sync::Notify;
+
+use crate::admission::{process_cpu_seconds, Budget, CostMeter, Figures, NoCapacity};
+use crate::config::{seconds, ServiceConfig};
+use crate::events::{now_ms, Event, EventKind};
+use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
+use crate::store::{Store, StoreError};
+use crate::worker::{part_file, WorkerJob, WorkerReport};
+
+/// Why a start was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The request cannot work.
+    #[error(transparent)]
+    Invalid(#[from] InvalidJob),
+    /// The job id is taken by a different job.
+    #[error("job {0} already exists with different settings")]
+    Conflict(String),
+    /// The node is full.
+    #[error(transparent)]
+    NoCapacity(#[from] NoCapacity),
+    /// The job database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a stop was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// No such job.
+    #[error("no job {0}")]
+    NotFound(String),
+    /// The job database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A start that was accepted.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The job now.
+    pub job: JobView,
+    /// Whether it already existed (an idempotent repeat).
+    pub existing: bool,
+}
+
+/// One job's share of the node, in the heartbeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobLoad {
+    /// The job.
+    pub job_id: String,
+    /// Its state.
+    pub state: JobState,
+    /// Cores it holds.
+    pub cost_cores: f64,
+    /// Whether that is measured (else the estimate).
+    pub measured: bool,
+}
+
+/// What the node reports every few seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    /// The node's cores.
+    pub cores: f64,
+    /// The admission figures.
+    pub capacity: Figures,
+    /// Running jobs and their costs.
+    pub jobs: Vec<JobLoad>,
+    /// Events waiting for the control plane.
+    pub undelivered_events: i64,
+}
+
+/// A job with a worker.
+struct Running {
+    view: JobView,
+    meter: CostMeter,
+    pid: Option<u32>,
+    stop_requested: Option<Instant>,
+}
+
+/// The recorder node: configuration, durable state and the running jobs.
+pub struct Node {
+    config: ServiceConfig,
+    budget: Budget,
+    store: Arc<Mutex<Store>>,
+    running: Mutex<HashMap<String, Running>>,
+    outbox: Arc<Notify>,
+    worker_exe: PathBuf,
+    /// Where workers' job files live (they hold tokens: 0600, removed when the job ends).
+    jobs_dir: PathBuf,
+    all_done: Notify,
+}
+
+/// How a worker ended, as its supervisor saw it.
+pub(crate) enum WorkerOutcome {
+    Finished,
+    Failed(String),
+}
+
+impl Node {
+    /// A node over an open store; `worker_exe` is the `recorder-native` binary.
+    pub fn new(config: ServiceConfig, store: Store, worker_exe: PathBuf) -> Arc<Node> {
+        let budget = Budget {
+            cap_cores: config.cores() * config.admission.cpu_share,
+            max_jobs: config.admission.max_jobs,
+        };
+        let jobs_dir = config.data_dir.join("jobs");
+        Arc::new(Node {
+            config,
+            budget,
+            store: Arc::new(Mutex::new(store)),
+            running: Mutex::new(HashMap::new()),
+            outbox: Arc::new(Notify::new()),
+            worker_exe,
+            jobs_dir,
+            all_done: Notify::new(),
+        })
+    }
+
+    /// The store, shared with event delivery.
+    pub fn store(&self) -> Arc<Mutex<Store>> {
+        self.store.clone()
+    }
+
+    /// Notified whenever an event is queued.
+    pub fn outbox(&self) -> Arc<Notify> {
+        self.outbox.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    fn store_lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A poisoned lock means a panic mid-statement; SQLite's transaction kept the data whole.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn running_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn estimate(&self, mode: Mode) -> f64 {
+        match mode {
+            Mode::Composite => self.config.admission.composite_cost,
+            Mode::Tracks => self.config.admission.tracks_cost,
+        }
+    }
+
+    fn costs(running: &HashMap<String, Running>, now: Instant) -> Vec<f64> {
+        running.values().map(|r| r.meter.cost(now)).collect()
+    }
+
+    /// Where a job's outputs go: `<recordings>/<job_id>.mp4`, or a directory for tracks.
+    fn output_path(&self, job_id: &str, mode: Mode) -> PathBuf {
+        let dir = self.config.recordings_dir();
+        match mode {
+            Mode::Composite => dir.join(format!("{job_id}.mp4")),
+            Mode::Tracks => dir.join(job_id),
+        }
+    }
+
+    /// Admits and starts a job, or returns the existing one with this id.
+    pub fn start(self: &Arc<Self>, request: StartRequest) -> Result<Started, StartError> {
+        request.check()?;
+        let fingerprint = request.fingerprint();
+        let output = request
+            .file
+            .then(|| self.output_path(&request.job_id, request.mode));
+        let view = {
+            let mut running = self.running_lock();
+            let mut store = self.store_lock();
+            if let Some((existing, existing_fingerprint)) = store.job(&request.job_id)? {
+                if existing_fingerprint != fingerprint {
+                    return Err(StartError::Conflict(request.job_id));
+                }
+                let job = running
+                    .get(&request.job_id)
+                    .map_or(existing, |r| r.view.clone());
+                return Ok(Started {
+                    job,
+                    existing: true,
+                });
+            }
+            let now = Instant::now();
+            let estimate = self.estimate(request.mode);
+            self.budget.admit(&Self::costs(&running, now), estimate)?;
+            let view = JobView {
+                job_id: request.job_id.clone(),
+                room_id: request.room_id.clone(),
+                mode: request.mode,
+                state: JobState::Starting,
+                reason: None,
+                file: output.as_ref().map(|p| p.display().to_string()),
+                rtmp: request.rtmp_url.as_deref().map(redact_rtmp),
+                created_ms: now_ms(),
+                updated_ms: now_ms(),
+            };
+            store.insert(
+                &view,
+                &fingerprint,
+                self.event(EventKind::JobState, &view).as_ref(),
+            )?;
+            running.insert(
+                view.job_id.clone(),
+                Running {
+                    view: view.clone(),
+                    meter: CostMeter::new(
+                        estimate,
+                        now,
+                        seconds(self.config.admission.measure_after_seconds),
+                    ),
+                    pid: None,
+                    stop_requested: None,
+                },
+            );
+            view
+        };
+        self.outbox.notify_one();
+        tracing::info!(job = %view.job_id, room = %view.room_id, mode = ?view.mode, "job accepted");
+        let worker_job = WorkerJob {
+            livekit_url: request.livekit_url,
+            token: request.token,
+            mode: request.mode,
+            output,
+            rtmp_url: request.rtmp_url,
+        };
+        let node = self.clone();
+        let job_id = view.job_id.clone();
+        tokio::spawn(async move { node.run_worker(job_id, worker_job).await });
+        Ok(Started {
+            job: view,
+            existing: false,
+        })
+    }
+
+    /// The event for a state change, if events are sent anywhere.
+    fn event(&self, kind: EventKind, view: &JobView) -> Option<Event> {
+        self.config
+            .control_plane
+            .as_ref()
+            .map(|_| Event::new(kind, view))
+    }
+
+    /// Records a change to a job: in memory if it runs, in the store, with its event.
+    fn record(&self, view: &JobView, kind: EventKind) {
+        let result = self
+            .store_lock()
+            .update(view, self.event(kind, view).as_ref());
+        match result {
+            Ok(()) => self.outbox.notify_one(),
+            Err(e) => tracing::error!(job = %view.job_id, error = %e, "cannot record a job change"),
+        }
+    }
+
+    /// Moves a running job to `state` (with `reason`), unless it is already past it.
+    fn transition(&self, job_id: &str, state: JobState, reason: Option<String>) {
+        let view = {
+            let mut running = self.running_lock();
+            let Some(job) = running.get_mut(job_id) else {
+                return;
+            };
+            if job.view.state >= state {
+                return;
+            }
+            job.view.state = state;
+            if reason.is_some() {
+                job.view.reason = reason;
+            }
+            job.view.updated_ms = now_ms();
+            job.view.clone()
+        };
+        tracing::info!(job = %job_id, state = state.as_str(), reason = ?view.reason, "job state");
+        self.record(&view, EventKind::JobState);
+    }
+
+    /// Asks a job to stop: ENDING, SIGTERM to its worker (EOS, finalize), watchdog after.
+    /// Stopping an ended job returns it as it is.
+    pub fn stop(&self, job_id: &str) -> Result<JobView, StopError> {
+        let signal = {
+            let mut running = self.running_lock();
+            match running.get_mut(job_id) {
+                Some(job) if job.stop_requested.is_none() => {
+                    job.stop_requested = Some(Instant::now());
+                    Some(job.pid)
+                }
+                Some(_) => None,
+                None => {
+                    drop(running);
+                    return self
+                        .store_lock()
+                        .job(job_id)?
+                        .map(|(view, _)| view)
+                        .ok_or_else(|| StopError::NotFound(job_id.to_owned()));
+                }
+            }
+        };
+        if let Some(pid) = signal {
+            self.transition(job_id, JobState::Ending, None);
+            if let Some(pid) = pid {
+                send_signal(pid, libc::SIGTERM);
+            }
+        }
+        self.running_lock()
+            .get(job_id)
+            .map(|r| r.view.clone())
+            .ok_or_else(|| StopError::NotFound(job_id.to_owned()))
+    }
+
+    /// Running jobs first, then recently ended ones, with the admission figures.
+    pub fn list(&self, limit: usize) -> Result<(Vec<JobView>, Figures), StoreError> {
+        let now = Instant::now();
+        let (mut jobs, figures) = {
+            let running = self.running_lock();
+            let jobs: Vec<JobView> = running.values().map(|r| r.view.clone()).collect();
+            (jobs, self.budget.figures(&Self::costs(&running, now)))
+        };
+        jobs.sort_by(|a, b| {
+            a.created_ms
+                .cmp(&b.created_ms)
+                .then(a.job_id.cmp(&b.job_id))
+        });
+        let ended = self.store_lock().recent(limit)?;
+        jobs.extend(
+            ended
+                .into_iter()
+                .filter(|view| view.state.is_final())
+                .take(limit.saturating_sub(jobs.len())),
+        );
+        Ok((jobs, figures))
+    }
+
+    /// The node's figures now.
+    pub fn heartbeat(&self) -> Heartbeat {
+        let now = Instant::now();
+        let (jobs, capacity) = {
+            let running = self.running_lock();
+            let jobs = running
+                .values()
+                .map(|r| JobLoad {
+                    job_id: r.view.job_id.clone(),
+                    state: r.view.state,
+                    cost_cores: r.meter.cost(now),
+                    measured: r.meter.is_measured(now),
+                })
+                .collect();
+            (jobs, self.budget.figures(&Self::costs(&running, now)))
+        };
+        Heartbeat {
+            cores: self.config.cores(),
+            capacity,
+            jobs,
+            undelivered_events: self.store_lock().backlog().unwrap_or(-1),
+        }
+    }
+
+    /// Stops every job and waits for them to end (at most the stop watchdog and a little).
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.running_lock().keys().cloned().collect();
+        for id in &ids {
+            let _ = self.stop(id);
+        }
+        let deadline = seconds(self.config.watchdog.stop_seconds) + Duration::from_secs(30);
+        let _ = tokio::time::timeout(deadline, async {
+            loop {
+                let notified = self.all_done.notified();
+                if self.running_lock().is_empty() {
+                    break;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+
+    /// Writes the job file, spawns the worker and supervises it to the end.
+    async fn run_worker(self: Arc<Self>, job_id: String, job: WorkerJob) {
+        let job_file = self.jobs_dir.join(format!("{job_id}.json"));
+        let mode = job.mode;
+        let output = job.output.clone();
+        let ending = match self.spawn(&job_file, &job) {
+            Ok(child) => self.watch(&job_id, mode, child).await,
+            Err(e) => WorkerOutcome::Failed(format!("could not start the worker: {e}")),
+        };
+        if let Err(e) = std::fs::remove_file(&job_file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(job = %job_id, error = %e, "cannot remove the job file");
+            }
+        }
+        let view = self.running_lock().get(&job_id).map(|r| r.view.clone());
+        if let Some(view) = view {
+            self.conclude(view, mode, output.as_deref(), ending).await;
+        }
+        self.running_lock().remove(&job_id);
+        self.all_done.notify_waiters();
+    }
+
+    fn spawn(&self, job_file: &Path, job: &WorkerJob) -> std::io::Result<tokio::process::Child> {
+        std::fs::create_dir_all(&self.jobs_dir)?;
+        if let Some(output) = &job.output {
+            let dir = if job.mode == Mode::Tracks {
+                output.as_path()
+            } else {
+                output.parent().unwrap_or(Path::new("."))
+            };
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(job_file)?;
+        serde_json::to_writer(&mut file, job)?;
+        file.sync_all()?;
+        let mut command = tokio::process::Command::new(&self.worker_exe);
+        command
+            .arg("record")
+            .arg("--job")
+            .arg(job_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl and getppid are async-signal-safe. A worker dies with the thread that
+        // spawned it (a runtime worker thread, which lives as long as the service).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.spawn()
+    }
+
+    /// Follows a worker's reports and enforces the watchdogs until it exits.
+    async fn watch(
+        &self,
+        job_id: &str,
+        mode: Mode,
+        mut child: tokio::process::Child,
+    ) -> WorkerOutcome {
+        let pid = child.id();
+        if let Some(job) = self.running_lock().get_mut(job_id) {
+            job.pid = pid;
+        }
+        // A stop that came before the worker existed is delivered now.
+        let stop_early = self
+            .running_lock()
+            .get(job_id)
+            .is_some_and(|j| j.stop_requested.is_some());
+        if let (true, Some(pid)) = (stop_early, pid) {
+            send_signal(pid, libc::SIGTERM);
+        }
+        let watchdog = &self.config.watchdog;
+        let mut lines = child.stdout.take().map(|out| BufReader::new(out).lines());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let started = Instant::now();
+        let mut last_progress = (Instant::now(), 0u64);
+        let mut reported: Option<WorkerOutcome> = None;
+        let mut killed: Option<String> = None;
+        let status = loop {
+            tokio::select! {
+                line = async { lines.as_mut()?.next_line().await.ok().flatten() }, if lines.is_some() => {
+                    let Some(line) = line else {
+                        lines = None;
+                        continue;
+                    };
+                    match serde_json::from_str::<WorkerReport>(&line) {
+                        Ok(WorkerReport::Active) => self.transition(job_id, JobState::Active, None),
+                        Ok(WorkerReport::Progress { frames, .. }) => {
+                            // Composites always produce frames (the background keeps time);
+                            // for tracks, a report at all shows the worker is alive.
+                            if mode == Mode::Tracks || frames > last_progress.1 {
+                                last_progress = (Instant::now(), frames);
+                            }
+                        }
+                        Ok(WorkerReport::BroadcastEnded { reason }) => self.broadcast_ended(job_id, &reason),
+                        Ok(WorkerReport::Finished { .. }) => reported = Some(WorkerOutcome::Finished),
+                        Ok(WorkerReport::Failed { reason }) => reported = Some(WorkerOutcome::Failed(reason)),
+                        Err(_) => tracing::debug!(job = %job_id, %line, "unrecognised worker output"),
+                    }
+                }
+                status = child.wait(), if lines.is_none() => break status,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let (state, stop_requested) = {
+                        let mut running = self.running_lock();
+                        let Some(job) = running.get_mut(job_id) else { continue };
+                        if let Some(cpu) = pid.and_then(process_cpu_seconds) {
+                            job.meter.sample(now, cpu);
+                        }
+                        (job.view.state, job.stop_requested)
+                    };
+                    let overdue = match (state, stop_requested) {
+                        (_, Some(asked)) if now - asked > seconds(watchdog.stop_seconds) => Some(format!(
+                            "the worker did not finish within {} s of the stop", watchdog.stop_seconds)),
+                        (_, Some(_)) => None,
+                        (JobState::Starting, None) if now - started > seconds(watchdog.start_seconds) => Some(format!(
+                            "the worker did not join the room within {} s", watchdog.start_seconds)),
+                        (JobState::Active, None) if now - last_progress.0 > seconds(watchdog.stall_seconds) => Some(format!(
+                            "the recording stalled: no progress for {} s", watchdog.stall_seconds)),
+                        _ => None,
+                    };
+                    if let (Some(reason), None, Some(pid)) = (overdue, &killed, pid) {
+                        tracing::warn!(job = %job_id, %reason, "killing the worker");
+                        send_signal(pid, libc::SIGKILL);
+                        killed = Some(reason);
+                    }
+                }
+            }
+        };
+        match (killed, reported, status) {
+            (Some(reason), _, _) => WorkerOutcome::Failed(reason),
+            (None, Some(WorkerOutcome::Finished), Ok(status)) if status.success() => {
+                WorkerOutcome::Finished
+            }
+            (None, Some(WorkerOutcome::Failed(reason)), _) => WorkerOutcome::Failed(reason),
+            (None, _, Ok(status)) => WorkerOutcome::Failed(format!("the worker exited: {status}")),
+            (None, _, Err(e)) => WorkerOutcome::Failed(format!("lost the worker: {e}")),
+        }
+    }
+
+    fn broadcast_ended(&self, job_id: &str, reason: &str) {
+        let view = {
+            let mut running = self.running_lock();
+            let Some(job) = running.get_mut(job_id) else {
+                return;
+            };
+            job.view.reason = Some(format!("RTMP broadcast ended: {reason}"));
+            job.view.updated_ms = now_ms();
+            job.view.clone()
+        };
+        tracing::warn!(job = %job_id, %reason, "RTMP broadcast ended; the file goes on");
+        self.record(&view, EventKind::BroadcastEnded);
+    }
+
+    /// Final state of a job whose worker is gone: COMPLETE, or FAILED with whatever could be
+    /// recovered from the fragmented file.
+    pub(crate) async fn conclude(
+        &self,
+        mut view: JobView,
+        mode: Mode,
+        output: Option<&Path>,
+        ending: WorkerOutcome,
+    ) {
+        let reason = match ending {
+            WorkerOutcome::Finished => {
+                view.state = JobState::Complete;
+                view.updated_ms = now_ms();
+                tracing::info!(job = %view.job_id, file = ?view.file, "job complete");
+                self.record(&view, EventKind::JobState);
+                return;
+            }
+            WorkerOutcome::Failed(reason) => reason,
+        };
+        view.state = JobState::Failed;
+        view.reason = Some(reason);
+        if let (Mode::Composite, Some(output)) = (mode, output) {
+            match crate::recovery::repair(&self.worker_exe, output).await {
+                Ok(true) => {
+                    view.file = Some(output.display().to_string());
+                    view.updated_ms = now_ms();
+                    self.record(&view, EventKind::Recovered);
+                }
+                Ok(false) => view.file = None,
+                Err(e) => {
+                    tracing::error!(job = %view.job_id, error = %e, "could not repair the recording");
+                    view.file = None;
+                }
+            }
+        }
+        view.updated_ms = now_ms();
+        tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed");
+        self.record(&view, EventKind::JobState);
+    }
+
+    /// Concludes a job left unfinished by an earlier run of the service.
+    pub(crate) async fn conclude_orphan(&self, view: JobView) {
+        let output = view.file.as_ref().map(PathBuf::from);
+        let finished = match (&output, view.mode) {
+            (Some(out), Mode::Composite) => out.is_file() && !part_file(out).exists(),
+            _ => false,
+        };
+        let ending = if finished {
+            WorkerOutcome::Finished
+        } else {
+            WorkerOutcome::Failed("the recorder service stopped during the job".into())
+        };
+        self.conclude(view.clone(), view.mode, output.as_deref(), ending)
+            .await;
+    }
+
+    /// Whether a job id is known (running or in the store).
+    pub(crate) fn knows(&self, job_id: &str) -> bool {
+        self.running_lock().contains_key(job_id)
+            || self.store_lock().job(job_id).ok().flatten().is_some()
+    }
+
+    /// Queues an event outside a job's life (a stray file recovered).
+    pub(crate) fn report(&self, kind: EventKind, view: &JobView) {
+        if let Some(event) = self.event(kind, view) {
+            match self.store_lock().append_event(&event) {
+                Ok(()) => self.outbox.notify_one(),
+                Err(e) => tracing::error!(error = %e, "cannot queue an event"),
+            }
+        }
+    }
+
+    /// The `recorder-native` binary workers run.
+    pub(crate) fn worker_exe(&self) -> &Path {
+        &self.worker_exe
+    }
+}
+
+fn send_signal(pid: u32, signal: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
