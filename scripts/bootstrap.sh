@@ -17,7 +17,8 @@ log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # Debian packages. GStreamer: the recorder builds against 1.22 and needs these plugins at run
 # time (webrtcbin wants libnice's gstreamer1.0-nice; avenc_aac is in gstreamer1.0-libav).
-packages=(iproute2 util-linux pkg-config ffmpeg
+# nginx with the RTMP module receives the recorder's broadcasts in the tests.
+packages=(iproute2 util-linux pkg-config ffmpeg nginx libnginx-mod-rtmp
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-tools)
@@ -29,7 +30,14 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   apt-get update -qq
+  # Install services without starting them (nginx would take port 80): tests run their own.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=false
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=true
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if $own_policy; then rm -f "$policy"; fi
 fi
 
 # Rust targets for the edge component (Spin) and the Worker.

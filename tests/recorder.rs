@@ -1,258 +1,582 @@
-//! The recorder with real parts: a real LiveKit server (from `edgemeet up`), a real publisher
-//! (LiveKit's Python realtime SDK sending audio and video over WebRTC) and `recorder-native
-//! record` joining as a hidden subscriber through `livekitwebrtcsrc`. The MP4 it leaves is
-//! checked with ffprobe: H.264 and AAC streams, the wall-clock duration, frames kept.
+//! The recorder service with real parts: a real LiveKit server (from `edgemeet up`), real
+//! publishers (LiveKit's Python realtime SDK over WebRTC), `recorder-native serve` with its
+//! workers joining as hidden subscribers through `livekitwebrtcsrc`, and ffprobe/ffmpeg looking
+//! at what they wrote. Jobs go through the signed job API; events go to a test control plane.
 //!
-//! Runs inside `scripts/test.sh`'s private network namespace (WebRTC ignores loopback).
+//! Runs inside `scripts/test.sh`'s private network namespace (WebRTC ignores loopback). The cases
+//! run one at a time: they measure frames kept, which would suffer from sharing two cores.
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use recorder_native::layout::{layout, Canvas, VideoKind};
 use serde_json::{json, Value};
-use support::{forward_lines, hs256, now_secs, unique, Participant, System};
+use support::recorder::{
+    assert_faststart, frame_rgb, new_secret, number, probe, publisher_token, recorder_token,
+    stream, ControlPlane, Service, RECORDER_KEY,
+};
+use support::{sign, unique, Participant, System};
 
-/// The `recorder-native` binary, built by scripts/build.sh next to the test binaries.
-fn recorder_binary() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_edgemeet"));
-    let path = exe.with_file_name("recorder-native");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build.sh",
-        path.display()
-    );
-    path
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A LiveKit token for `identity` in `room` with the given video grant fields.
-fn livekit_token(system: &System, room: &str, identity: &str, grant: Value) -> String {
-    let mut video = json!({ "room": room, "roomJoin": true });
-    if let (Some(video), Some(extra)) = (video.as_object_mut(), grant.as_object()) {
-        video.extend(extra.clone());
-    }
-    hs256(
-        &system.livekit_secret,
-        &json!({
-            "iss": system.livekit_key,
-            "sub": identity,
-            "name": identity,
-            "nbf": now_secs() - 10,
-            "exp": now_secs() + 600,
-            "video": video,
-        }),
-    )
-}
-
-/// A running `recorder-native record` with its stderr collected.
-struct Recorder {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Recorder {
-    fn start(job: &Path) -> Recorder {
-        let mut child = Command::new(recorder_binary())
-            .args(["record", "--job"])
-            .arg(job)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn recorder-native");
-        let stdout = forward_lines(child.stdout.take().expect("stdout"));
-        let stderr = forward_lines(child.stderr.take().expect("stderr"));
-        Recorder {
-            child,
-            stdout,
-            stderr,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line (stderr) containing `needle`.
-    fn wait_log(&mut self, needle: &str, timeout: Duration) {
-        if self.log.iter().any(|line| line.contains(needle)) {
-            return;
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.log.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "recorder did not log `{needle}` within {timeout:?}:\n{}",
-            self.log.join("\n")
-        );
-    }
-
-    fn expect_stdout(&mut self, prefix: &str, timeout: Duration) -> String {
-        match self.stdout.recv_timeout(timeout) {
-            Ok(line) if line.starts_with(prefix) => line,
-            other => {
-                std::thread::sleep(Duration::from_millis(200));
-                self.log.extend(self.stderr.try_iter());
-                panic!(
-                    "recorder stdout: expected `{prefix}`, got {other:?}; it logged:\n{}",
-                    self.log.join("\n")
-                )
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit code (None if it had to be killed after `grace`).
-    fn stop(&mut self, grace: Duration) -> Option<i32> {
-        // SAFETY: signalling our own child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.log.extend(self.stderr.try_iter());
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// ffprobe's view of a media file: format duration and each stream's codec and frame count.
-fn probe(file: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "format=duration,format_name:stream=codec_type,codec_name,nb_read_frames,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(file)
-        .output()
-        .expect("run ffprobe (installed by scripts/bootstrap.sh)");
-    assert!(
-        out.status.success(),
-        "ffprobe failed on {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("ffprobe json")
-}
-
-fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
-    probe["streams"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
-        .unwrap_or_else(|| panic!("no {kind} stream in {probe}"))
-}
-
-fn number(v: &Value) -> f64 {
-    v.as_str()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| v.as_f64())
-        .unwrap_or_else(|| panic!("not a number: {v}"))
+fn start_body(system: &System, room: &str, job_id: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "job_id": job_id,
+        "room_id": room,
+        "livekit_url": system.livekit_ws,
+        "token": recorder_token(system, room),
+    });
+    support::merge(&mut body, extra);
+    body
 }
 
 #[test]
-fn records_a_live_room_into_a_finished_mp4() {
-    let system = System::start("recorder", "");
+fn records_a_room_through_the_api_and_reports_every_state() {
+    let _serial = serial();
+    let system = System::start("recorder-api", "");
     let room = unique("rec-room");
     let publisher = Participant::join(
         &system.livekit_ws,
-        &livekit_token(
-            &system,
-            &room,
-            "alice",
-            json!({ "canPublish": true, "canSubscribe": true }),
-        ),
+        &publisher_token(&system, &room, "alice"),
         "audio,video",
     );
     publisher.expect_line("joined", Duration::from_secs(30));
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    let mut service = Service::start("api", &secret, Some(&control), "");
 
-    let dir = system.data_dir.join("recordings");
-    std::fs::create_dir_all(&dir).expect("recordings dir");
-    let output = dir.join("composite.mp4");
-    let job = dir.join("job.json");
-    std::fs::write(
-        &job,
-        json!({
-            "livekit_url": system.livekit_ws,
-            "token": livekit_token(
-                &system,
-                &room,
-                "recorder",
-                json!({ "canSubscribe": true, "canPublish": false, "hidden": true, "recorder": true }),
-            ),
-            "output": output,
-        })
-        .to_string(),
-    )
-    .expect("job file");
+    let job_id = unique("job");
+    let body = start_body(&system, &room, &job_id, json!({}));
+    let job = service.start_job(&body);
+    assert_eq!(job["state"], "STARTING", "{job}");
+    assert_eq!(job["room_id"], room.as_str());
 
-    let mut recorder = Recorder::start(&job);
-    recorder.expect_stdout("recording", Duration::from_secs(30));
-    let started = Instant::now();
-    recorder.wait_log("video track joined the composite", Duration::from_secs(30));
-    recorder.wait_log("audio track joined the mix", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(6));
-    let wall = started.elapsed().as_secs_f64();
+    let active_at = {
+        service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+        Instant::now()
+    };
+    // Starting the same job again (with a re-minted token) returns it; other settings conflict.
+    let mut again = body.clone();
+    again["token"] = recorder_token(&system, &room).into();
+    let (status, reply) = service.call("/jobs/start", &again);
     assert_eq!(
-        recorder.stop(Duration::from_secs(30)),
-        Some(0),
-        "recorder did not stop cleanly:\n{}",
-        recorder.log.join("\n")
+        (status, reply["msg"].as_str()),
+        (200, Some("job already exists")),
+        "{reply}"
     );
-    assert!(output.is_file(), "no finished file");
+    assert_eq!(reply["job"]["state"], "ACTIVE");
+    let mut other = body.clone();
+    other["mode"] = "tracks".into();
+    let (status, reply) = service.call("/jobs/start", &other);
+    assert_eq!(status, 409, "{reply}");
+
+    service.wait_log(
+        0,
+        "video track joined the composite",
+        Duration::from_secs(30),
+    );
+    service.wait_log(0, "audio track joined the mix", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
+    let (status, reply) = service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let wall = active_at.elapsed().as_secs_f64();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["job"]["state"], "ENDING");
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+
+    let file = std::path::PathBuf::from(done["file"].as_str().expect("file"));
+    assert_eq!(file, service.recordings.join(format!("{job_id}.mp4")));
     assert!(
-        !output.with_extension("part.mp4").exists(),
-        "the fragmented file was left behind"
+        !file.with_extension("part.mp4").exists(),
+        "fragmented file left"
     );
-
-    let bytes = std::fs::read(&output).expect("read mp4");
-    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom);
-    let (moov, mdat) = (at(b"moov").expect("moov"), at(b"mdat").expect("mdat"));
-    assert!(moov < mdat, "not faststart: moov at {moov}, mdat at {mdat}");
-    assert!(at(b"moof").is_none(), "still fragmented");
-
-    let info = probe(&output);
+    assert_faststart(&file);
+    let info = probe(&file);
     let duration = number(&info["format"]["duration"]);
     assert!(
         (duration - wall).abs() <= 1.0,
         "duration {duration:.2} s, recorded for {wall:.2} s: {info}"
     );
     let video = stream(&info, "video");
-    assert_eq!(video["codec_name"], "h264", "{info}");
-    assert_eq!(video["width"], 1280);
-    assert_eq!(video["height"], 720);
+    assert_eq!(
+        (
+            video["codec_name"].as_str(),
+            video["width"].as_u64(),
+            video["height"].as_u64()
+        ),
+        (Some("h264"), Some(1280), Some(720)),
+        "{info}"
+    );
     let frames = number(&video["nb_read_frames"]);
     assert!(
         frames >= duration * 30.0 * 0.97,
         "{frames} frames in {duration:.2} s at 30 fps: frames were lost"
     );
     assert_eq!(stream(&info, "audio")["codec_name"], "aac", "{info}");
+
+    // The token never stays on disk after the job.
+    let job_files = std::fs::read_dir(service.data_dir.join("jobs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(job_files, 0, "a worker job file (with its token) was left");
+    // Stopping an ended job returns it as it ended.
+    let (status, reply) = service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    assert_eq!(
+        (status, reply["job"]["state"].as_str()),
+        (200, Some("COMPLETE"))
+    );
+
+    control.wait_event("COMPLETE", Duration::from_secs(10), |e| {
+        e["job"]["job_id"] == job_id.as_str() && e["job"]["state"] == "COMPLETE"
+    });
+    assert_eq!(
+        control.states(&job_id),
+        ["STARTING", "ACTIVE", "ENDING", "COMPLETE"],
+        "{:#?}",
+        control.events()
+    );
+    let ids: std::collections::HashSet<String> = control
+        .events()
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("event id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), control.events().len(), "repeated event ids");
+    let beats = control.heartbeats();
+    assert!(!beats.is_empty(), "no heartbeat");
+    let busy = beats
+        .iter()
+        .find(|b| b["jobs"].as_array().is_some_and(|j| !j.is_empty()))
+        .expect("a heartbeat while the job ran");
+    assert_eq!(busy["node_id"], "api");
+    assert!(number(&busy["capacity"]["reserved_cores"]) > 0.0, "{busy}");
+    assert!(number(&busy["capacity"]["cap_cores"]) > 0.0, "{busy}");
+    assert_eq!(control.forged(), 0);
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn bad_calls_are_refused_and_start_nothing() {
+    let _serial = serial();
+    let secret = new_secret();
+    let mut service = Service::start("refuse", &secret, None, "");
+    let good = json!({
+        "job_id": "job-1",
+        "room_id": "room",
+        "livekit_url": "ws://127.0.0.1:9",
+        "token": "token",
+    });
+    let bytes = serde_json::to_vec(&good).expect("json");
+    let signature = sign(&secret, &bytes);
+    let refused = |status: u16, reply: support::Reply, what: &str| {
+        assert_eq!(reply.status, status, "{what}: {}", reply.text());
+        let body = reply.json();
+        assert_eq!(body["status"], false, "{what}: {body}");
+        assert!(
+            body["msg"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+        body
+    };
+    let json_type = ("Content-Type", "application/json");
+    refused(
+        401,
+        service.api.post("/jobs/start", &bytes, &[json_type]),
+        "unsigned",
+    );
+    refused(
+        401,
+        service.api.post(
+            "/jobs/start",
+            &bytes,
+            &[
+                ("API-KEY", "someone-else"),
+                ("HASH-SIGNATURE", &signature),
+                json_type,
+            ],
+        ),
+        "wrong key",
+    );
+    let forged = sign("not-the-secret", &bytes);
+    refused(
+        401,
+        service.api.post(
+            "/jobs/start",
+            &bytes,
+            &[
+                ("API-KEY", RECORDER_KEY),
+                ("HASH-SIGNATURE", &forged),
+                json_type,
+            ],
+        ),
+        "forged signature",
+    );
+    let tampered = serde_json::to_vec(&json!({
+        "job_id": "job-1", "room_id": "room", "livekit_url": "ws://evil:9", "token": "token"
+    }))
+    .expect("json");
+    let body = refused(
+        401,
+        service.api.post(
+            "/jobs/start",
+            &tampered,
+            &[
+                ("API-KEY", RECORDER_KEY),
+                ("HASH-SIGNATURE", &signature),
+                json_type,
+            ],
+        ),
+        "body changed after signing",
+    );
+    assert!(
+        !body.to_string().contains(&secret),
+        "the secret leaked: {body}"
+    );
+
+    refused(
+        400,
+        service.api.call_bytes("/jobs/start", b"{not json"),
+        "bad JSON",
+    );
+    let invalid = [
+        ("unknown field", json!({ "surprise": 1 })),
+        ("path in job id", json!({ "job_id": "../../etc/passwd" })),
+        (
+            "http livekit url",
+            json!({ "livekit_url": "http://127.0.0.1:9" }),
+        ),
+        ("empty token", json!({ "token": "" })),
+        (
+            "http rtmp url",
+            json!({ "rtmp_url": "http://127.0.0.1/live/key" }),
+        ),
+        ("no output", json!({ "file": false })),
+        (
+            "tracks broadcast",
+            json!({ "mode": "tracks", "rtmp_url": "rtmp://127.0.0.1/live/k" }),
+        ),
+        ("unknown mode", json!({ "mode": "everything" })),
+        ("wrong type", json!({ "file": "yes" })),
+    ];
+    for (what, change) in invalid {
+        let mut body = good.clone();
+        support::merge(&mut body, change);
+        let bytes = serde_json::to_vec(&body).expect("json");
+        refused(400, service.api.call_bytes("/jobs/start", &bytes), what);
+    }
+    let huge = json!({ "job_id": "big", "room_id": "r", "livekit_url": "ws://h", "token": "x".repeat(200_000) });
+    let bytes = serde_json::to_vec(&huge).expect("json");
+    refused(
+        413,
+        service.api.call_bytes("/jobs/start", &bytes),
+        "oversized body",
+    );
+    refused(
+        404,
+        service
+            .api
+            .call_bytes("/jobs/stop", br#"{"job_id":"never-started"}"#),
+        "unknown job",
+    );
+    refused(
+        404,
+        service.api.call_bytes("/jobs/nothing", b"{}"),
+        "unknown route",
+    );
+    let health = service.api.request("GET", "/health");
+    assert_eq!(health.status, 200, "{}", health.text());
+
+    let (status, list) = service.call("/jobs/list", &json!({}));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["jobs"], json!([]), "a refused call started something");
+    assert_eq!(list["capacity"]["jobs"], 0);
+    let recordings = std::fs::read_dir(&service.recordings)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(recordings, 0, "a refused call wrote something");
+    assert!(
+        service.worker_pids().is_empty(),
+        "a refused call started a worker"
+    );
+    assert_eq!(service.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn admission_refuses_a_full_node_and_measures_running_jobs() {
+    let _serial = serial();
+    let system = System::start("recorder-admission", "");
+    let room = unique("adm-room");
+    let publisher = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "alice"),
+        "audio,video",
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    // A budget of 0.9 cores: two composites (0.4 each) and one track job (0.05) fit.
+    let mut service = Service::start(
+        "admission",
+        &secret,
+        Some(&control),
+        "[admission]\ncores = 1.0\ncpu_share = 0.9\ncomposite_cost = 0.4\ntracks_cost = 0.05\n\
+         max_jobs = 3\nmeasure_after_seconds = 4\n",
+    );
+    let ids: Vec<String> = (0..2).map(|_| unique("adm")).collect();
+    for id in &ids {
+        service.start_job(&start_body(&system, &room, id, json!({})));
+    }
+    let (status, reply) = service.call(
+        "/jobs/start",
+        &start_body(&system, &room, &unique("adm-third"), json!({})),
+    );
+    assert_eq!(status, 503, "{reply}");
+    let msg = reply["msg"].as_str().expect("msg");
+    assert!(
+        msg.starts_with("no capacity") && msg.contains("cores"),
+        "{msg}"
+    );
+
+    let tracks = unique("adm-tracks");
+    service.start_job(&start_body(
+        &system,
+        &room,
+        &tracks,
+        json!({ "mode": "tracks" }),
+    ));
+    let (status, reply) = service.call(
+        "/jobs/start",
+        &start_body(
+            &system,
+            &room,
+            &unique("adm-fourth"),
+            json!({ "mode": "tracks" }),
+        ),
+    );
+    assert_eq!(status, 503, "{reply}");
+    assert!(
+        reply["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("no capacity") && m.contains("3 of 3 jobs")),
+        "{reply}"
+    );
+    let (_, list) = service.call("/jobs/list", &json!({}));
+    assert!(
+        (number(&list["capacity"]["reserved_cores"]) - 0.85).abs() < 1e-6,
+        "{list}"
+    );
+    assert_eq!(list["capacity"]["jobs"], 3);
+
+    // Once measured, the heartbeat carries each composite's real cost.
+    for id in &ids {
+        service.wait_state(id, "ACTIVE", Duration::from_secs(30));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let measured = loop {
+        let found = control.heartbeats().into_iter().rev().find_map(|beat| {
+            let jobs = beat["jobs"].as_array()?.clone();
+            let composites: Vec<Value> = jobs
+                .into_iter()
+                .filter(|j| ids.iter().any(|id| j["job_id"] == id.as_str()))
+                .collect();
+            (composites.len() == 2 && composites.iter().all(|j| j["measured"] == true))
+                .then_some(composites)
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never measured: {:#?}",
+            control.heartbeats()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for job in &measured {
+        let cores = number(&job["cost_cores"]);
+        // Decoding, compositing and encoding 720p30 costs well above a pass-through.
+        assert!(
+            cores > 0.05 && cores < 1.5,
+            "implausible measured cost: {job}"
+        );
+    }
+
+    // Finished jobs free their share.
+    for id in ids.iter().chain([&tracks]) {
+        service.call("/jobs/stop", &json!({ "job_id": id }));
+    }
+    for id in ids.iter().chain([&tracks]) {
+        service.wait_state(id, "COMPLETE", Duration::from_secs(30));
+    }
+    let (_, list) = service.call("/jobs/list", &json!({}));
+    assert_eq!(list["capacity"]["jobs"], 0, "{list}");
+    assert_eq!(number(&list["capacity"]["reserved_cores"]), 0.0, "{list}");
+    service.start_job(&start_body(&system, &room, &unique("adm-later"), json!({})));
+    assert_eq!(service.terminate(Duration::from_secs(60)), Some(0));
+}
+
+/// Whether the 16x16 patch around (x, y) of an RGB frame shows something (not black).
+fn lit(frame: &[u8], x: u32, y: u32) -> bool {
+    let (width, height) = (1280u32, 720u32);
+    let mut sum = 0u64;
+    let mut n = 0u64;
+    for py in y.saturating_sub(8)..(y + 8).min(height) {
+        for px in x.saturating_sub(8)..(x + 8).min(width) {
+            let i = ((py * width + px) * 3) as usize;
+            sum += frame[i..i + 3].iter().map(|&c| u64::from(c)).sum::<u64>();
+            n += 3;
+        }
+    }
+    sum / n.max(1) > 24
+}
+
+/// Checks the frame at `seconds` shows exactly the layout for `videos` cameras: every tile's
+/// centre has a picture and every sample point outside all tiles is black.
+fn assert_layout(file: &std::path::Path, seconds: f64, videos: usize) {
+    let frame = frame_rgb(file, seconds);
+    assert_eq!(frame.len(), 1280 * 720 * 3, "not a 720p frame");
+    let canvas = Canvas {
+        width: 1280,
+        height: 720,
+    };
+    let tiles = layout(canvas, &vec![VideoKind::Camera; videos]);
+    for tile in &tiles {
+        let (cx, cy) = (tile.x + tile.width / 2, tile.y + tile.height / 2);
+        assert!(
+            lit(&frame, cx, cy),
+            "{videos} videos at {seconds:.1} s: tile {tile:?} is black"
+        );
+    }
+    for y in (20..720).step_by(60) {
+        for x in (20..1280).step_by(60) {
+            let inside = tiles.iter().any(|t| {
+                x + 10 >= t.x
+                    && x <= t.x + t.width + 10
+                    && y + 10 >= t.y
+                    && y <= t.y + t.height + 10
+            });
+            if !inside {
+                assert!(
+                    !lit(&frame, x, y),
+                    "{videos} videos at {seconds:.1} s: ({x}, {y}) outside every tile shows a picture"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_layout_follows_two_then_four_publishers() {
+    let _serial = serial();
+    let system = System::start("recorder-layout", "");
+    let room = unique("layout-room");
+    let secret = new_secret();
+    let mut service = Service::start("layout", &secret, None, "");
+    let job_id = unique("layout");
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let started = Instant::now();
+
+    let join = |name: &str| {
+        let p = Participant::join(
+            &system.livekit_ws,
+            &publisher_token(&system, &room, name),
+            "video",
+        );
+        p.expect_line("joined", Duration::from_secs(30));
+        p
+    };
+    let mut phases = Vec::new();
+    let first = vec![join("alice"), join("bob")];
+    let mark = service.wait_log(0, "layout updated videos=2", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    phases.push((started.elapsed().as_secs_f64() - 2.0, 2));
+    let second = vec![join("carol"), join("dave")];
+    let mark = service.wait_log(mark, "layout updated videos=4", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    phases.push((started.elapsed().as_secs_f64() - 2.0, 4));
+    for publisher in first {
+        assert_eq!(
+            publisher.leave(Duration::from_secs(20)),
+            Some(0),
+            "a publisher did not leave"
+        );
+    }
+    service.wait_log(mark, "layout updated videos=2", Duration::from_secs(45));
+    std::thread::sleep(Duration::from_secs(5));
+    phases.push((started.elapsed().as_secs_f64() - 2.0, 2));
+
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    drop(second);
+    let file = std::path::PathBuf::from(done["file"].as_str().expect("file"));
+    for (at, videos) in phases {
+        assert_layout(&file, at, videos);
+    }
+}
+
+#[test]
+fn tracks_mode_keeps_each_track_as_published() {
+    let _serial = serial();
+    let system = System::start("recorder-tracks", "");
+    let room = unique("tracks-room");
+    let publisher = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "alice"),
+        "audio,video",
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    let secret = new_secret();
+    let mut service = Service::start("tracks", &secret, None, "");
+    let job_id = unique("tracks");
+    service.start_job(&start_body(
+        &system,
+        &room,
+        &job_id,
+        json!({ "mode": "tracks" }),
+    ));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    service.wait_log(
+        0,
+        "recording a track without re-encoding",
+        Duration::from_secs(30),
+    );
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    let wall = started.elapsed().as_secs_f64();
+
+    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("track dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "one file per track: {files:?}");
+    let mut codecs = Vec::new();
+    for file in &files {
+        assert!(
+            file.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("alice_")),
+            "named after the participant: {file:?}"
+        );
+        let info = probe(file);
+        let stream = &info["streams"][0];
+        codecs.push(stream["codec_name"].as_str().expect("codec").to_owned());
+        let duration = number(&info["format"]["duration"]);
+        assert!(
+            duration >= wall - 2.0,
+            "{file:?}: {duration:.2} s of {wall:.2} s: {info}"
+        );
+    }
+    codecs.sort();
+    // As the publisher sent them: no decode, no encode.
+    assert_eq!(codecs, ["opus", "vp8"], "{files:?}");
 }

@@ -15,6 +15,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+pub mod recorder;
+
 /// An edge under test: where it is and the plugNmeet credentials it accepts.
 pub struct Target {
     /// e.g. `http://127.0.0.1:41234`.
@@ -238,7 +240,8 @@ fn udp_range_start() -> u16 {
     40000 + (std::process::id() % 100) as u16 * 200 + slot * 50
 }
 
-fn free_port() -> u16 {
+/// A free loopback TCP port (and the one after it, which LiveKit also takes).
+pub fn free_port() -> u16 {
     // LiveKit needs port and port+1 (TCP media); pick until both are free.
     loop {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -541,8 +544,19 @@ impl Participant {
         panic!("participant did not print `{prefix}` within {timeout:?}; it printed {seen:?}");
     }
 
+    /// Leaves the room gracefully (closes stdin, which the client treats as "leave") and waits
+    /// for it to exit.
+    pub fn leave(mut self, timeout: Duration) -> Option<i32> {
+        drop(self.child.stdin.take());
+        self.wait_exit(timeout)
+    }
+
     /// Waits for the process to exit and returns its code.
     pub fn wait(mut self, timeout: Duration) -> Option<i32> {
+        self.wait_exit(timeout)
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -1,0 +1,308 @@
+//! The recorder under faults, with real parts: a worker SIGKILLed or frozen mid-recording, the
+//! whole service SIGKILLed, an RTMP server (real nginx with the RTMP module) that goes away
+//! mid-broadcast, and a control plane that is unreachable for a while. Nothing recorded may be
+//! lost beyond the last second, and no event may be lost or reordered.
+//!
+//! Runs inside `scripts/test.sh`'s private network namespace, one case at a time.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::recorder::{
+    alive, assert_faststart, new_secret, number, probe, publisher_token, recorder_token, signal,
+    stream, ControlPlane, Nginx, Service, RECORDER_KEY,
+};
+use support::{unique, Participant, System};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A room with one publisher sending audio and video.
+fn room_with_publisher(system: &System) -> (String, Participant) {
+    let room = unique("fault-room");
+    let publisher = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(system, &room, "alice"),
+        "audio,video",
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    (room, publisher)
+}
+
+fn start_body(system: &System, room: &str, job_id: &str) -> Value {
+    json!({
+        "job_id": job_id,
+        "room_id": room,
+        "livekit_url": system.livekit_ws,
+        "token": recorder_token(system, room),
+    })
+}
+
+/// Asserts `file` is a playable faststart MP4 of about `seconds` (a crash may lose the last
+/// second or so, never more), with H.264 and AAC.
+fn assert_recovered(file: &Path, seconds: f64) {
+    assert!(file.is_file(), "{} was not recovered", file.display());
+    assert!(
+        !file.with_extension("part.mp4").exists(),
+        "the fragmented file was left beside the repaired one"
+    );
+    assert_faststart(file);
+    let info = probe(file);
+    let duration = number(&info["format"]["duration"]);
+    assert!(
+        duration >= seconds - 2.0 && duration <= seconds + 1.0,
+        "recovered {duration:.2} s of about {seconds:.2} s: {info}"
+    );
+    assert_eq!(stream(&info, "video")["codec_name"], "h264", "{info}");
+    assert_eq!(stream(&info, "audio")["codec_name"], "aac", "{info}");
+    let frames = number(&stream(&info, "video")["nb_read_frames"]);
+    assert!(
+        frames >= duration * 30.0 * 0.95,
+        "{frames} frames in {duration:.2} s"
+    );
+}
+
+/// The one worker of `service`, once it runs.
+fn worker_of(service: &Service) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let [pid] = service.worker_pids()[..] {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single worker: {:?}",
+            service.worker_pids()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
+    let _serial = serial();
+    let system = System::start("recorder-worker-faults", "");
+    let (room, _publisher) = room_with_publisher(&system);
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    let mut service = Service::start(
+        "worker-faults",
+        &secret,
+        Some(&control),
+        "[watchdog]\nstall_seconds = 3\n",
+    );
+
+    // SIGKILL mid-recording.
+    let killed = unique("killed");
+    service.start_job(&start_body(&system, &room, &killed));
+    service.wait_state(&killed, "ACTIVE", Duration::from_secs(30));
+    let active = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    signal(worker_of(&service), libc::SIGKILL);
+    let recorded = active.elapsed().as_secs_f64();
+    let failed = service.wait_state(&killed, "FAILED", Duration::from_secs(30));
+    let reason = failed["reason"].as_str().expect("reason");
+    assert!(reason.contains("signal: 9"), "reason: {reason}");
+    assert_recovered(Path::new(failed["file"].as_str().expect("file")), recorded);
+    control.wait_event("recovered", Duration::from_secs(10), |e| {
+        e["type"] == "recovered" && e["job"]["job_id"] == killed.as_str()
+    });
+
+    // A frozen worker (SIGSTOP) makes no progress: the watchdog kills it.
+    let frozen = unique("frozen");
+    service.start_job(&start_body(&system, &room, &frozen));
+    service.wait_state(&frozen, "ACTIVE", Duration::from_secs(30));
+    let active = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let pid = worker_of(&service);
+    signal(pid, libc::SIGSTOP);
+    let recorded = active.elapsed().as_secs_f64();
+    let failed = service.wait_state(&frozen, "FAILED", Duration::from_secs(30));
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stalled")),
+        "{failed}"
+    );
+    assert!(
+        !alive(pid)
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z")),
+        "the frozen worker still runs"
+    );
+    assert_recovered(Path::new(failed["file"].as_str().expect("file")), recorded);
+
+    // The service itself carried on: a new job records normally.
+    let after = unique("after");
+    service.start_job(&start_body(&system, &room, &after));
+    service.wait_state(&after, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    service.call("/jobs/stop", &json!({ "job_id": after }));
+    service.wait_state(&after, "COMPLETE", Duration::from_secs(30));
+    for job in [&killed, &frozen] {
+        assert_eq!(
+            control.states(job),
+            ["STARTING", "ACTIVE", "FAILED"],
+            "{job}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
+    let _serial = serial();
+    let system = System::start("recorder-service-kill", "");
+    let (room, _publisher) = room_with_publisher(&system);
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    // The control plane is unreachable for the whole first life of the service.
+    control.refuse(true);
+    let mut service = Service::start("service-kill", &secret, Some(&control), "");
+    let job_id = unique("orphan");
+    service.start_job(&start_body(&system, &room, &job_id));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let active = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    let worker = worker_of(&service);
+    service.kill();
+    let recorded = active.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(worker) {
+        assert!(Instant::now() < deadline, "the worker outlived its service");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let part = service.recordings.join(format!("{job_id}.part.mp4"));
+    assert!(part.is_file(), "no fragmented file after the kill");
+    assert!(
+        control.events().is_empty(),
+        "the refusing control plane kept events"
+    );
+
+    control.refuse(false);
+    service.restart();
+    let failed = service.wait_state(&job_id, "FAILED", Duration::from_secs(30));
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("service stopped")),
+        "{failed}"
+    );
+    let file = PathBuf::from(failed["file"].as_str().expect("file"));
+    assert_recovered(&file, recorded);
+    control.wait_event("FAILED", Duration::from_secs(20), |e| {
+        e["type"] == "job_state" && e["job"]["state"] == "FAILED"
+    });
+    // Every event of the first life arrived after the outage, in order, once each.
+    assert_eq!(control.states(&job_id), ["STARTING", "ACTIVE", "FAILED"]);
+    let events = control.events();
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "an event arrived twice: {events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "recovered" && e["job"]["job_id"] == job_id.as_str()),
+        "the repair was not reported: {events:#?}"
+    );
+}
+
+#[test]
+fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
+    let _serial = serial();
+    let system = System::start("recorder-rtmp", "");
+    let (room, _publisher) = room_with_publisher(&system);
+    let mut nginx = Nginx::start();
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    let mut service = Service::start("rtmp", &secret, Some(&control), "");
+
+    // Broadcast only, then stop: nginx has a playable stream.
+    let stream_key = unique("key");
+    let only = unique("broadcast");
+    let mut body = start_body(&system, &room, &only);
+    body["file"] = false.into();
+    body["rtmp_url"] = format!("{}/{stream_key}", nginx.base_url).into();
+    let job = service.start_job(&body);
+    let shown = job["rtmp"].as_str().expect("rtmp");
+    assert!(
+        !shown.contains(&stream_key),
+        "the stream key is listed: {shown}"
+    );
+    service.wait_state(&only, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
+    service.call("/jobs/stop", &json!({ "job_id": only }));
+    let done = service.wait_state(&only, "COMPLETE", Duration::from_secs(30));
+    assert!(done["file"].is_null(), "{done}");
+    let flv = nginx.record_dir.join(format!("{stream_key}.flv"));
+    assert!(flv.is_file(), "nginx recorded nothing:\n{}", nginx.log());
+    let info = probe(&flv);
+    let duration = number(&info["format"]["duration"]);
+    assert!(duration >= 4.0, "{duration:.2} s reached nginx: {info}");
+    assert_eq!(stream(&info, "video")["codec_name"], "h264", "{info}");
+    assert_eq!(stream(&info, "audio")["codec_name"], "aac", "{info}");
+    let frames = number(&stream(&info, "video")["nb_read_frames"]);
+    assert!(
+        frames >= duration * 30.0 * 0.95,
+        "{frames} frames in {duration:.2} s"
+    );
+
+    // File and broadcast from one encode; nginx dies; the file goes on to the end.
+    let both = unique("both");
+    let mut body = start_body(&system, &room, &both);
+    body["rtmp_url"] = format!("{}/{}", nginx.base_url, unique("key")).into();
+    service.start_job(&body);
+    service.wait_state(&both, "ACTIVE", Duration::from_secs(30));
+    let active = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    nginx.kill();
+    let ended = control.wait_event("broadcast_ended", Duration::from_secs(20), |e| {
+        e["type"] == "broadcast_ended" && e["job"]["job_id"] == both.as_str()
+    });
+    assert_eq!(ended["job"]["state"], "ACTIVE", "{ended}");
+    std::thread::sleep(Duration::from_secs(4));
+    let job = service.job(&both).expect("job");
+    assert_eq!(
+        job["state"], "ACTIVE",
+        "the file stopped with the broadcast: {job}"
+    );
+    service.call("/jobs/stop", &json!({ "job_id": both }));
+    let recorded = active.elapsed().as_secs_f64();
+    let done = service.wait_state(&both, "COMPLETE", Duration::from_secs(30));
+    assert!(
+        done["reason"].as_str().is_some_and(|r| r.contains("RTMP")),
+        "the broadcast's end is not on the job: {done}"
+    );
+    let file = PathBuf::from(done["file"].as_str().expect("file"));
+    assert_faststart(&file);
+    let info = probe(&file);
+    let duration = number(&info["format"]["duration"]);
+    assert!(
+        (duration - recorded).abs() <= 1.0,
+        "{duration:.2} s of {recorded:.2} s"
+    );
+
+    // An RTMP server that is not there at all: a broadcast-only job fails with the reason.
+    let nowhere = unique("nowhere");
+    let mut body = start_body(&system, &room, &nowhere);
+    body["file"] = false.into();
+    body["rtmp_url"] = format!("{}/{}", nginx.base_url, unique("key")).into();
+    service.start_job(&body);
+    let failed = service.wait_state(&nowhere, "FAILED", Duration::from_secs(30));
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+}
