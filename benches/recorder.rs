@@ -1,0 +1,297 @@
+//! Recorder benchmark, with the same real parts as the tests: a real LiveKit server, real
+//! publishers (LiveKit's Python SDK, 320x240 at 15 fps VP8 + Opus each), `recorder-native serve`
+//! and its workers. Run it with `scripts/bench-recorder.sh` (it needs the private network
+//! namespace). It prints a Markdown table for docs/benchmarks.md:
+//!
+//! - CPU-seconds per media-second of one worker, measured from `/proc/<pid>/stat` over a steady
+//!   window after the worker joined, for the 720p30 composite with 1, 2 and 4 publishers and for
+//!   pass-through track recording;
+//! - ffmpeg (libx264 veryfast/zerolatency at the same bitrate and keyframe interval, plus AAC)
+//!   encoding the same picture: the 1-publisher composite decoded to raw frames first, so only
+//!   the encode is timed. The ratio shows what our pipeline costs beyond its encoder (WebRTC
+//!   ingest, decode, compositing, muxing);
+//! - the most concurrent single-publisher composites that keep at least 99% of their frames;
+//! - peak memory (VmHWM) per worker.
+//!
+//! `EDGEMEET_BENCH_SECONDS` sets the measured window (default 20).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::recorder::{
+    new_secret, number, probe, publisher_token, recorder_token, stream, Service,
+};
+use support::{unique, Participant, System};
+
+/// One worker's figures over the window.
+struct Measured {
+    cpu_per_media_second: f64,
+    peak_rss_mib: f64,
+    frames_kept: f64,
+}
+
+fn window() -> Duration {
+    Duration::from_secs(
+        std::env::var("EDGEMEET_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
+    )
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    recorder_native::admission::process_cpu_seconds(pid).unwrap_or(f64::NAN)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The worker running `job_id` (its job file is on its command line).
+fn worker_pid(service: &Service, job_id: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for pid in service.worker_pids() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&format!("{job_id}.json")) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "no worker for {job_id}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn publishers(system: &System, room: &str, n: usize) -> Vec<Participant> {
+    (0..n)
+        .map(|i| {
+            let p = Participant::join(
+                &system.livekit_ws,
+                &publisher_token(system, room, &format!("publisher-{i}")),
+                "audio,video",
+            );
+            p.expect_line("joined", Duration::from_secs(30));
+            p
+        })
+        .collect()
+}
+
+/// Runs `jobs` jobs of `mode` on `room` at once; measures each worker over the window.
+fn run_jobs(
+    system: &System,
+    service: &mut Service,
+    room: &str,
+    mode: &str,
+    jobs: usize,
+) -> (Vec<Measured>, Vec<PathBuf>) {
+    let ids: Vec<String> = (0..jobs).map(|_| unique("bench")).collect();
+    for id in &ids {
+        service.start_job(&json!({
+            "job_id": id,
+            "room_id": room,
+            "livekit_url": system.livekit_ws,
+            "token": recorder_token(system, room),
+            "mode": mode,
+        }));
+    }
+    // When each became ACTIVE (the pipeline started producing), in Unix ms.
+    let active_ms: Vec<i64> = ids
+        .iter()
+        .map(|id| {
+            let job = service.wait_state(id, "ACTIVE", Duration::from_secs(60));
+            job["updated_ms"].as_i64().expect("updated_ms")
+        })
+        .collect();
+    // Let every worker join, subscribe and settle before the window.
+    std::thread::sleep(Duration::from_secs(4));
+    let pids: Vec<u32> = ids.iter().map(|id| worker_pid(service, id)).collect();
+    let before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
+    let started = Instant::now();
+    std::thread::sleep(window());
+    let after: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
+    let wall = started.elapsed().as_secs_f64();
+    let rss: Vec<f64> = pids.iter().map(|&p| peak_rss_mib(p)).collect();
+    let mut stopped_ms = Vec::new();
+    for id in &ids {
+        stopped_ms.push(recorder_native::events::now_ms());
+        service.call("/jobs/stop", &json!({ "job_id": id }));
+    }
+    let mut files = Vec::new();
+    let mut measured = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let done = service.wait_state(id, "COMPLETE", Duration::from_secs(120));
+        let file = PathBuf::from(done["file"].as_str().expect("file"));
+        let frames_kept = if mode == "composite" {
+            let active_seconds = (stopped_ms[i] - active_ms[i]) as f64 / 1000.0;
+            frames_kept(&file, active_seconds)
+        } else {
+            f64::NAN
+        };
+        measured.push(Measured {
+            cpu_per_media_second: (after[i] - before[i]) / wall,
+            peak_rss_mib: rss[i],
+            frames_kept,
+        });
+        files.push(file);
+    }
+    (measured, files)
+}
+
+/// Frames in the file over 30 fps times the wall time the job was active (from ACTIVE to the
+/// stop request): a worker that cannot keep up falls behind the clock and ends with fewer.
+fn frames_kept(file: &Path, active_seconds: f64) -> f64 {
+    let info = probe(file);
+    number(&stream(&info, "video")["nb_read_frames"]) / (active_seconds * 30.0)
+}
+
+/// CPU-seconds of a child process, from its rusage.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not know about
+fn child_cpu_seconds(command: &mut std::process::Command) -> f64 {
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is written by the kernel.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        usage
+    };
+    assert_eq!(status, 0, "{command:?} failed");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// ffmpeg's libx264 + AAC encode of the same picture, in CPU-seconds per media-second.
+fn ffmpeg_baseline(composite: &Path) -> f64 {
+    let dir = composite.with_extension("baseline");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let raw = dir.join("raw.nut");
+    // Decode once, untimed: raw video and PCM audio in NUT.
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(composite)
+        .args([
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "pcm_s16le",
+        ])
+        .arg(&raw)
+        .status()
+        .expect("ffmpeg decode");
+    assert!(status.success());
+    let media = number(&probe(composite)["format"]["duration"]);
+    let cpu = child_cpu_seconds(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&raw)
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+                "-b:v",
+                "2500k",
+                "-g",
+                "30",
+                "-profile:v",
+                "high",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+            ])
+            .arg(dir.join("baseline.mp4")),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    cpu / media
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let system = System::start("bench-recorder", "");
+    let secret = new_secret();
+    let mut service = Service::start(
+        "bench",
+        &secret,
+        None,
+        "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\ntracks_cost = 0.01\n\
+         [watchdog]\nstall_seconds = 60\nstop_seconds = 120\n",
+    );
+    println!("window: {} s per measurement\n", window().as_secs());
+    println!("| job | CPU-s per media-s | peak RSS (MiB) |\n|---|---|---|");
+    let mut baseline_input = None;
+    let mut one_publisher_cost = f64::NAN;
+    for n in [1usize, 2, 4] {
+        let room = unique("bench-room");
+        let _publishers = publishers(&system, &room, n);
+        let (measured, files) = run_jobs(&system, &mut service, &room, "composite", 1);
+        println!(
+            "| 720p30 composite, {n} publisher{} | {:.3} | {:.0} |",
+            if n == 1 { "" } else { "s" },
+            measured[0].cpu_per_media_second,
+            measured[0].peak_rss_mib
+        );
+        if n == 1 {
+            one_publisher_cost = measured[0].cpu_per_media_second;
+            baseline_input = files.into_iter().next();
+        }
+    }
+    {
+        let room = unique("bench-room");
+        let _publishers = publishers(&system, &room, 1);
+        let (measured, _) = run_jobs(&system, &mut service, &room, "tracks", 1);
+        println!(
+            "| pass-through tracks, 1 publisher | {:.3} | {:.0} |",
+            measured[0].cpu_per_media_second, measured[0].peak_rss_mib
+        );
+    }
+    if let Some(input) = baseline_input {
+        let ffmpeg = ffmpeg_baseline(&input);
+        println!("| ffmpeg libx264 + AAC, same picture (encode only) | {ffmpeg:.3} | |");
+        println!(
+            "\ncomposite (1 publisher) / ffmpeg encode: {:.2}",
+            one_publisher_cost / ffmpeg
+        );
+    }
+
+    println!("\n| concurrent 1-publisher composites | worst frames kept | CPU-s per media-s each (mean) |\n|---|---|---|");
+    let room = unique("bench-room");
+    let _publisher = publishers(&system, &room, 1);
+    let mut sustained = 0;
+    for jobs in [4usize, 5, 6, 7] {
+        let (measured, _) = run_jobs(&system, &mut service, &room, "composite", jobs);
+        let worst = measured
+            .iter()
+            .map(|m| m.frames_kept)
+            .fold(f64::INFINITY, f64::min);
+        let mean = measured.iter().map(|m| m.cpu_per_media_second).sum::<f64>() / jobs as f64;
+        println!("| {jobs} | {:.2}% | {mean:.3} |", worst * 100.0);
+        if worst >= 0.99 {
+            sustained = jobs;
+        } else {
+            break;
+        }
+    }
+    println!("\nmost concurrent 720p composites with >= 99% frames kept: {sustained}");
+    let _ = service.terminate(Duration::from_secs(60));
+}
