@@ -14,7 +14,7 @@ cargo test --locked --workspace --no-run
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --workspace "$@" 2>&1 | tee "$log" || status=$?
+unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --workspace --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
