@@ -105,7 +105,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     service.wait_state(&killed, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
-    signal(worker_of(&service), libc::SIGKILL);
+    signal(worker_of(&mut service), libc::SIGKILL);
     let recorded = active.elapsed().as_secs_f64();
     let failed = service.wait_state(&killed, "FAILED", Duration::from_secs(30));
     let reason = failed["reason"].as_str().expect("reason");
@@ -121,7 +121,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     service.wait_state(&frozen, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(4));
-    let pid = worker_of(&service);
+    let pid = worker_of(&mut service);
     signal(pid, libc::SIGSTOP);
     let recorded = active.elapsed().as_secs_f64();
     let failed = service.wait_state(&frozen, "FAILED", Duration::from_secs(30));
@@ -170,7 +170,7 @@ fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
     service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
-    let worker = worker_of(&service);
+    let worker = worker_of(&mut service);
     service.kill();
     let recorded = active.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(5);

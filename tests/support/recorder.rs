@@ -386,9 +386,15 @@ impl Service {
         self.child.as_ref().expect("running").id()
     }
 
-    /// The pids of its worker processes.
+    /// The pids of its worker processes (`recorder-native record`, not `repair`).
     pub fn worker_pids(&self) -> Vec<u32> {
         children_of(self.pid())
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"record"))
+            })
+            .collect()
     }
 
     /// SIGKILL, no clean-up.
