@@ -70,17 +70,17 @@ fn assert_recovered(file: &Path, seconds: f64) {
 }
 
 /// The one worker of `service`, once it runs.
-fn worker_of(service: &Service) -> u32 {
+fn worker_of(service: &mut Service) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let [pid] = service.worker_pids()[..] {
             return pid;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no single worker: {:?}",
-            service.worker_pids()
-        );
+        if Instant::now() >= deadline {
+            let pids = service.worker_pids();
+            service.wait_log(0, "", Duration::from_secs(1));
+            panic!("no single worker: {pids:?}\n{}", service.log.join("\n"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
