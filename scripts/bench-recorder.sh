@@ -8,5 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
 scripts/build.sh
+# The workers the benchmark measures: the release build, as a recorder node runs it.
+cargo build --locked --release -p recorder-native
 cargo bench --locked --no-run --bench recorder
 exec unshare --net -- scripts/in-test-netns.sh cargo bench --locked --offline --bench recorder

@@ -353,10 +353,15 @@ pub fn run(
             _ => {}
         }
     };
+    tracing::info!(
+        ok = result.is_ok(),
+        "recording loop ended; closing the pipeline"
+    );
     if let (true, Some(broadcast)) = (broadcasting, broadcast) {
         broadcast.finish(Duration::from_secs(5));
     }
     let _ = pipeline.set_state(gst::State::Null);
+    tracing::info!("pipeline closed");
     result
 }
 

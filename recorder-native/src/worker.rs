@@ -150,6 +150,7 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
             )?;
             recording.run(stop, &mut on_event)?;
             if let (Some(part), Some(output)) = (part, &job.output) {
+                tracing::info!(file = %output.display(), "finalizing the MP4");
                 remux_faststart(&part, output)?;
                 std::fs::remove_file(&part).map_err(|e| {
                     PipelineError::Setup(format!("removing {}: {e}", part.display()))

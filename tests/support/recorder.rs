@@ -381,6 +381,27 @@ impl Service {
         }
     }
 
+    /// Polls until the job has ended (COMPLETE or FAILED); returns it.
+    pub fn wait_ended(&mut self, job_id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(job) = self
+                .job(job_id)
+                .filter(|j| j["state"] == "COMPLETE" || j["state"] == "FAILED")
+            {
+                return job;
+            }
+            if Instant::now() >= deadline {
+                self.drain();
+                panic!(
+                    "job {job_id} did not end within {timeout:?}\n{}",
+                    self.log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The pid of the service.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
