@@ -49,7 +49,15 @@ pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineE
         } else {
             return;
         };
-        let Ok(queue) = gst::ElementFactory::make("queue").build() else {
+        // qtdemux pushes each stream in file order while mp4mux waits for both: a bounded queue
+        // that fills with one stream while the muxer waits for the other deadlocks the remux. A
+        // recording interleaves every second, so these hold a second or so of one stream.
+        let Ok(queue) = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-time", 0u64)
+            .property("max-size-bytes", 256u32 * 1024 * 1024)
+            .build()
+        else {
             return;
         };
         let linked = pipeline.add(&queue).is_ok()
