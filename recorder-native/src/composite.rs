@@ -368,6 +368,10 @@ impl Control for Recording {
         self.room.maintain(&self.pipeline)
     }
 
+    fn recover(&self, element: &gst::Object) -> bool {
+        self.room.recover(&self.pipeline, element)
+    }
+
     fn progress(&self) -> Progress {
         self.counter.progress()
     }

@@ -267,6 +267,11 @@ pub trait Control {
     fn maintain(&self) -> Result<(), PipelineError> {
         Ok(())
     }
+    /// An element posted an error: whether the recording recovered from it (by re-joining the
+    /// room when the error came from the room source) instead of failing.
+    fn recover(&self, _element: &gst::Object) -> bool {
+        false
+    }
     /// Progress so far.
     fn progress(&self) -> Progress;
     /// Whether anything but the broadcast writes output (if not, losing it fails the job).
@@ -340,7 +345,20 @@ pub fn run(
         };
         match message.view() {
             gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(err) => break Err(PipelineError::from_message(err)),
+            gst::MessageView::Error(err) => {
+                let Some(element) = err.src() else {
+                    break Err(PipelineError::from_message(err));
+                };
+                if !element.has_as_ancestor(pipeline) {
+                    // From a room source already replaced: it no longer matters.
+                    continue;
+                }
+                if !stopping && recording.recover(element) {
+                    tracing::warn!(error = %err.error(), element = %element.path_string(), "the room connection failed; re-joined the room");
+                    continue;
+                }
+                break Err(PipelineError::from_message(err));
+            }
             gst::MessageView::Warning(w) => {
                 tracing::warn!(warning = %w.error(), "pipeline warning");
             }
@@ -378,7 +396,11 @@ pub struct Room {
     input: RoomInput,
     tracks: Arc<dyn RoomTracks>,
     current: std::sync::Mutex<(gst::Element, Arc<Offers>)>,
+    error_rejoins: AtomicU64,
 }
+
+/// Re-joins after room-source errors a job may make before an error fails it.
+pub const MAX_ERROR_REJOINS: u64 = 5;
 
 impl Room {
     /// Adds a room source to `pipeline`, wired to `tracks`.
@@ -394,20 +416,50 @@ impl Room {
             input: input.clone(),
             tracks,
             current: std::sync::Mutex::new((room, offers)),
+            error_rejoins: AtomicU64::new(0),
         })
     }
 
     /// Re-joins if the room renegotiated; call from the run loop's thread (the old source's
     /// state change blocks on its signaller).
     pub fn maintain(&self, pipeline: &gst::Pipeline) -> Result<(), PipelineError> {
+        let renegotiated = self
+            .current
+            .lock()
+            .map_err(|_| PipelineError::Setup("room lock poisoned".into()))?
+            .1
+            .renegotiated();
+        if !renegotiated {
+            return Ok(());
+        }
+        tracing::info!("the room renegotiated: re-joining it to receive its current tracks");
+        self.rejoin(pipeline)
+    }
+
+    /// After an error from the current room source (a lost signalling connection, a failed
+    /// data channel), re-joins, at most [`MAX_ERROR_REJOINS`] times a job; whether it did.
+    pub fn recover(&self, pipeline: &gst::Pipeline, element: &gst::Object) -> bool {
+        let from_source = self.current.lock().is_ok_and(|current| {
+            element == current.0.upcast_ref::<gst::Object>() || element.has_as_ancestor(&current.0)
+        });
+        if !from_source || self.error_rejoins.fetch_add(1, Ordering::Relaxed) >= MAX_ERROR_REJOINS {
+            return false;
+        }
+        match self.rejoin(pipeline) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "could not re-join the room");
+                false
+            }
+        }
+    }
+
+    /// Replaces the room source with a fresh one.
+    fn rejoin(&self, pipeline: &gst::Pipeline) -> Result<(), PipelineError> {
         let mut current = self
             .current
             .lock()
             .map_err(|_| PipelineError::Setup("room lock poisoned".into()))?;
-        if !current.1.renegotiated() {
-            return Ok(());
-        }
-        tracing::info!("the room renegotiated: re-joining it to receive its current tracks");
         let old = current.0.clone();
         let _ = old.set_state(gst::State::Null);
         self.tracks.release_all();

@@ -189,6 +189,10 @@ impl Control for TrackRecording {
         self.room.maintain(&self.pipeline)
     }
 
+    fn recover(&self, element: &gst::Object) -> bool {
+        self.room.recover(&self.pipeline, element)
+    }
+
     fn progress(&self) -> Progress {
         self.files.counter.progress()
     }
