@@ -275,6 +275,19 @@ impl Recording {
         if let Some(pad) = h264parse.static_pad("src") {
             counter.watch(&pad);
         }
+        // mp4mux fails the whole recording on a buffer without a timestamp, and once (in the
+        // bench, starting two recordings at once) one came out of the encoders at start-up.
+        for parser in [&h264parse, &aacparse] {
+            if let Some(pad) = parser.static_pad("src") {
+                pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+                    if info.buffer().is_some_and(|b| b.pts().is_none()) {
+                        tracing::warn!(pad = %pad.path_string(), "dropped an encoded buffer without a timestamp");
+                        return gst::PadProbeReturn::Drop;
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
+        }
 
         // The file: fragmented MP4, a fragment a second.
         if let Some(file) = &outputs.file {
