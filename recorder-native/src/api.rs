@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{verify, API_KEY_HEADER, SIGNATURE_HEADER};
 use crate::job::StartRequest;
+use crate::store::StoreError;
 use crate::supervisor::{Node, StartError, StopError};
 
 /// Largest request body accepted.
@@ -55,6 +56,12 @@ fn reply(status: StatusCode, ok: bool, msg: &str, mut extra: Value) -> Response 
 
 fn fail(status: StatusCode, msg: &str) -> Response {
     reply(status, false, msg, json!({}))
+}
+
+/// A failed job store: logged here, and only "internal error" for the caller.
+fn store_failed(e: &StoreError) -> Response {
+    tracing::error!(error = %e, "job store failed");
+    fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 /// Checks the signature and parses the body; `Err` is the answer to send.
@@ -105,10 +112,7 @@ async fn start(
         Err(e @ StartError::Invalid(_)) => fail(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e @ StartError::Conflict(_)) => fail(StatusCode::CONFLICT, &e.to_string()),
         Err(e @ StartError::NoCapacity(_)) => fail(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(StartError::Store(e)) => {
-            tracing::error!(error = %e, "job store failed");
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(StartError::Store(e)) => store_failed(&e),
     }
 }
 
@@ -130,10 +134,7 @@ async fn stop(
     match node.stop(&request.job_id) {
         Ok(job) => reply(StatusCode::OK, true, "stopping", json!({ "job": job })),
         Err(e @ StopError::NotFound(_)) => fail(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(StopError::Store(e)) => {
-            tracing::error!(error = %e, "job store failed");
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(StopError::Store(e)) => store_failed(&e),
     }
 }
 
@@ -156,10 +157,7 @@ async fn list(
             "success",
             json!({ "jobs": jobs, "capacity": capacity }),
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "job store failed");
-            fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(e) => store_failed(&e),
     }
 }
 

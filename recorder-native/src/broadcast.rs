@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
-use crate::media::{add, link, make, PipelineError};
+use crate::media::{add, link, link_into, make, PipelineError};
 
 /// Most bytes held for a slow RTMP server before the oldest are dropped.
 const MAX_QUEUED_BYTES: u64 = 16 * 1024 * 1024;
@@ -66,14 +66,7 @@ impl Broadcast {
         link(&[audio_src.upcast_ref(), &audio_queue])?;
         // The caps only come with the first sample, so pick flvmux's pads by name.
         for (queue, pad) in [(&video_queue, "video"), (&audio_queue, "audio")] {
-            let mux_pad = mux
-                .request_pad_simple(pad)
-                .ok_or_else(|| PipelineError::Setup(format!("flvmux has no {pad} pad")))?;
-            queue
-                .static_pad("src")
-                .ok_or_else(|| PipelineError::Setup("queue without src pad".into()))?
-                .link(&mux_pad)
-                .map_err(|e| PipelineError::Setup(format!("linking {pad} into flvmux: {e:?}")))?;
+            link_into(queue, &mux, pad)?;
         }
         link(&[&mux, &sink])?;
         Ok(Broadcast {

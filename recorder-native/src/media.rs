@@ -86,6 +86,18 @@ pub fn link(chain: &[&gst::Element]) -> Result<(), PipelineError> {
     gst::Element::link_many(chain.iter().copied()).map_err(|e| PipelineError::Setup(e.to_string()))
 }
 
+/// Links `src`'s "src" pad into `dst`'s pad `pad` (a name or a request template such as
+/// `video_%u`): for muxers, whose pads cannot be chosen by caps before the caps are known.
+pub fn link_into(src: &gst::Element, dst: &gst::Element, pad: &str) -> Result<(), PipelineError> {
+    src.link_pads(Some("src"), dst, Some(pad)).map_err(|e| {
+        PipelineError::Setup(format!(
+            "linking {} into {} {pad}: {e}",
+            src.name(),
+            dst.name()
+        ))
+    })
+}
+
 /// Adds elements to a pipeline or bin.
 pub fn add(bin: &impl IsA<gst::Bin>, elements: &[&gst::Element]) -> Result<(), PipelineError> {
     bin.add_many(elements.iter().copied())

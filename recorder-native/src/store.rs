@@ -104,8 +104,7 @@ impl Store {
         fingerprint: &str,
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
+        self.execute_with_event(
             "INSERT INTO jobs (id, room_id, mode, fingerprint, state, reason, file, rtmp, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
@@ -120,18 +119,13 @@ impl Store {
                 job.created_ms,
                 job.updated_ms
             ],
-        )?;
-        if let Some(event) = event {
-            append(&tx, event)?;
-        }
-        tx.commit()?;
-        Ok(())
+            event,
+        )
     }
 
     /// Saves a job's new state, reason and file together with the event that reports it.
     pub fn update(&mut self, job: &JobView, event: Option<&Event>) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
+        self.execute_with_event(
             "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5 WHERE id = ?1",
             params![
                 job.job_id,
@@ -140,7 +134,19 @@ impl Store {
                 job.file,
                 job.updated_ms
             ],
-        )?;
+            event,
+        )
+    }
+
+    /// One statement and the event that reports it, in one transaction.
+    fn execute_with_event(
+        &mut self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(sql, params)?;
         if let Some(event) = event {
             append(&tx, event)?;
         }

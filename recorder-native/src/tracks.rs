@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use crate::media::{
-    self, add, end_branch, link, make, Control, Counter, PipelineError, Progress, Room, RoomInput,
-    RoomTracks, RunEvent,
+    self, add, end_branch, link, link_into, make, Control, Counter, PipelineError, Progress, Room,
+    RoomInput, RoomTracks, RunEvent,
 };
 
 /// A built pass-through recording of every track into `dir`.
@@ -235,14 +235,7 @@ fn attach(
     sink.set_property("location", file.to_string_lossy().to_string());
     add(pipeline, &[&queue, &filter, &mux, &sink])?;
     link(&[&queue, &filter])?;
-    let mux_pad = mux
-        .request_pad_simple(template)
-        .ok_or_else(|| PipelineError::Setup("no matroskamux pad".into()))?;
-    filter
-        .static_pad("src")
-        .ok_or_else(|| PipelineError::Setup("capsfilter without src".into()))?
-        .link(&mux_pad)
-        .map_err(|e| PipelineError::Setup(format!("linking to the muxer: {e:?}")))?;
+    link_into(&filter, &mux, template)?;
     link(&[&mux, &sink])?;
     for element in [&queue, &filter, &mux, &sink] {
         element
