@@ -8,45 +8,21 @@
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use recorder_native::layout::{layout, Canvas, VideoKind};
 use serde_json::{json, Value};
 use support::recorder::{
     assert_faststart, frame_rgb, new_secret, number, probe, publisher_token, recorder_token,
-    stream, ControlPlane, Service, RECORDER_KEY,
+    room_with_publisher, serial, start_body, stream, ControlPlane, Service, RECORDER_KEY,
 };
 use support::{sign, unique, Participant, System};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn start_body(system: &System, room: &str, job_id: &str, extra: Value) -> Value {
-    let mut body = json!({
-        "job_id": job_id,
-        "room_id": room,
-        "livekit_url": system.livekit_ws,
-        "token": recorder_token(system, room),
-    });
-    support::merge(&mut body, extra);
-    body
-}
 
 #[test]
 fn records_a_room_through_the_api_and_reports_every_state() {
     let _serial = serial();
     let system = System::start("recorder-api", "");
-    let room = unique("rec-room");
-    let publisher = Participant::join(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
-        "audio,video",
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
+    let (room, _publisher) = room_with_publisher(&system, "rec-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
     let mut service = Service::start("api", &secret, Some(&control), "");
@@ -342,13 +318,7 @@ fn post_tolerating_early_answer(base: &str, path: &str, body: &[u8]) -> (u16, St
 fn admission_refuses_a_full_node_and_measures_running_jobs() {
     let _serial = serial();
     let system = System::start("recorder-admission", "");
-    let room = unique("adm-room");
-    let publisher = Participant::join(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
-        "audio,video",
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
+    let (room, _publisher) = room_with_publisher(&system, "adm-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
     // A budget of 0.9 cores: two composites (0.4 each) and one track job (0.05) fit.
@@ -556,13 +526,7 @@ fn the_layout_follows_two_then_four_publishers() {
 fn tracks_mode_keeps_each_track_as_published() {
     let _serial = serial();
     let system = System::start("recorder-tracks", "");
-    let room = unique("tracks-room");
-    let publisher = Participant::join(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
-        "audio,video",
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
+    let (room, _publisher) = room_with_publisher(&system, "tracks-room");
     let secret = new_secret();
     let mut service = Service::start("tracks", &secret, None, "");
     let job_id = unique("tracks");

@@ -8,42 +8,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::recorder::{
-    alive, assert_faststart, new_secret, number, probe, publisher_token, recorder_token, signal,
-    stream, ControlPlane, Nginx, Service, RECORDER_KEY,
+    alive, assert_faststart, new_secret, number, probe, room_with_publisher, serial, signal,
+    start_body, stream, ControlPlane, Nginx, Service, RECORDER_KEY,
 };
-use support::{unique, Participant, System};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A room with one publisher sending audio and video.
-fn room_with_publisher(system: &System) -> (String, Participant) {
-    let room = unique("fault-room");
-    let publisher = Participant::join(
-        &system.livekit_ws,
-        &publisher_token(system, &room, "alice"),
-        "audio,video",
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
-    (room, publisher)
-}
-
-fn start_body(system: &System, room: &str, job_id: &str) -> Value {
-    json!({
-        "job_id": job_id,
-        "room_id": room,
-        "livekit_url": system.livekit_ws,
-        "token": recorder_token(system, room),
-    })
-}
+use support::{unique, System};
 
 /// Asserts `file` is a playable faststart MP4 of about `seconds` (a crash may lose the last
 /// second or so, never more), with H.264 and AAC.
@@ -89,7 +61,7 @@ fn worker_of(service: &mut Service) -> u32 {
 fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     let _serial = serial();
     let system = System::start("recorder-worker-faults", "");
-    let (room, _publisher) = room_with_publisher(&system);
+    let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
     let mut service = Service::start(
@@ -101,7 +73,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
 
     // SIGKILL mid-recording.
     let killed = unique("killed");
-    service.start_job(&start_body(&system, &room, &killed));
+    service.start_job(&start_body(&system, &room, &killed, json!({})));
     service.wait_state(&killed, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
@@ -117,7 +89,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
 
     // A frozen worker (SIGSTOP) makes no progress: the watchdog kills it.
     let frozen = unique("frozen");
-    service.start_job(&start_body(&system, &room, &frozen));
+    service.start_job(&start_body(&system, &room, &frozen, json!({})));
     service.wait_state(&frozen, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(4));
@@ -141,7 +113,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
 
     // The service itself carried on: a new job records normally.
     let after = unique("after");
-    service.start_job(&start_body(&system, &room, &after));
+    service.start_job(&start_body(&system, &room, &after, json!({})));
     service.wait_state(&after, "ACTIVE", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     service.call("/jobs/stop", &json!({ "job_id": after }));
@@ -159,14 +131,14 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
 fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
     let _serial = serial();
     let system = System::start("recorder-service-kill", "");
-    let (room, _publisher) = room_with_publisher(&system);
+    let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
     // The control plane is unreachable for the whole first life of the service.
     control.refuse(true);
     let mut service = Service::start("service-kill", &secret, Some(&control), "");
     let job_id = unique("orphan");
-    service.start_job(&start_body(&system, &room, &job_id));
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
     service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
@@ -223,7 +195,7 @@ fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
 fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
     let _serial = serial();
     let system = System::start("recorder-rtmp", "");
-    let (room, _publisher) = room_with_publisher(&system);
+    let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let mut nginx = Nginx::start();
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -232,7 +204,7 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
     // Broadcast only, then stop: nginx has a playable stream.
     let stream_key = unique("key");
     let only = unique("broadcast");
-    let mut body = start_body(&system, &room, &only);
+    let mut body = start_body(&system, &room, &only, json!({}));
     body["file"] = false.into();
     body["rtmp_url"] = format!("{}/{stream_key}", nginx.base_url).into();
     let job = service.start_job(&body);
@@ -261,7 +233,7 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
 
     // File and broadcast from one encode; nginx dies; the file goes on to the end.
     let both = unique("both");
-    let mut body = start_body(&system, &room, &both);
+    let mut body = start_body(&system, &room, &both, json!({}));
     body["rtmp_url"] = format!("{}/{}", nginx.base_url, unique("key")).into();
     service.start_job(&body);
     service.wait_state(&both, "ACTIVE", Duration::from_secs(30));
@@ -296,7 +268,7 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
 
     // An RTMP server that is not there at all: a broadcast-only job fails with the reason.
     let nowhere = unique("nowhere");
-    let mut body = start_body(&system, &room, &nowhere);
+    let mut body = start_body(&system, &room, &nowhere, json!({}));
     body["file"] = false.into();
     body["rtmp_url"] = format!("{}/{}", nginx.base_url, unique("key")).into();
     service.start_job(&body);

@@ -63,6 +63,37 @@ pub fn publisher_token(system: &System, room: &str, identity: &str) -> String {
     )
 }
 
+/// Runs the recorder cases of one test binary one at a time: they measure frames kept, which
+/// would suffer from sharing two cores.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new room (named from `prefix`) with one publisher, "alice", sending audio and video.
+pub fn room_with_publisher(system: &System, prefix: &str) -> (String, super::Participant) {
+    let room = unique(prefix);
+    let publisher = super::Participant::join(
+        &system.livekit_ws,
+        &publisher_token(system, &room, "alice"),
+        "audio,video",
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    (room, publisher)
+}
+
+/// A `/jobs/start` body for `room` with a fresh recorder token; `extra` is merged in.
+pub fn start_body(system: &System, room: &str, job_id: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "job_id": job_id,
+        "room_id": room,
+        "livekit_url": system.livekit_ws,
+        "token": recorder_token(system, room),
+    });
+    super::merge(&mut body, extra);
+    body
+}
+
 /// Stands in for the control plane: an HTTP server that checks each POST's signature and keeps
 /// what it accepted. While `refusing`, it answers 503 and keeps nothing.
 pub struct ControlPlane {
