@@ -12,6 +12,8 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 LIVEKIT_VERSION="v1.13.5"
+# MinIO (the S3-compatible store the recorder's upload test uses), pinned to a module version.
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 mkdir -p "$CACHE/bin"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -57,7 +59,17 @@ if ! { [ -x "$livekit" ] && "$livekit" --version 2>/dev/null | grep -q "${LIVEKI
   mv "$CACHE/gobin/server" "$livekit"
 fi
 
-# Python test clients: LiveKit's realtime SDK (a real WebRTC participant) and plugNmeet's SDK.
+# MinIO, pinned (go-installed builds report no version, so a stamp file records it).
+minio="$CACHE/bin/minio"
+if [ ! -x "$minio" ] || [ "$(cat "$minio.version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+  log "go install minio $MINIO_VERSION (several minutes the first time)"
+  GOBIN="$CACHE/gobin" go install "github.com/minio/minio@$MINIO_VERSION"
+  mv "$CACHE/gobin/minio" "$minio"
+  echo "$MINIO_VERSION" >"$minio.version"
+fi
+
+# Python test clients: LiveKit's realtime SDK (a real WebRTC participant), plugNmeet's SDK and
+# boto3 (an S3 client independent of the recorder's).
 requirements="$(dirname "${BASH_SOURCE[0]}")/../tests/clients/requirements.txt"
 venv="$CACHE/venv"
 stamp="$venv/.requirements.sha256"

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::storage::S3Config;
+
 /// Everything `recorder-native serve` reads from its config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +25,9 @@ pub struct ServiceConfig {
     /// Where recordings are written; `data_dir/recordings` when unset.
     #[serde(default)]
     pub recordings_dir: Option<PathBuf>,
+    /// An S3-compatible bucket finished recordings are uploaded to; they stay local when unset.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
     /// Where events and heartbeats go; none are sent when unset.
     #[serde(default)]
     pub control_plane: Option<ControlPlane>,
@@ -198,6 +203,21 @@ impl ServiceConfig {
                 return invalid("control_plane.heartbeat_seconds must be positive");
             }
         }
+        if let Some(s3) = &self.s3 {
+            if s3.bucket.is_empty() {
+                return invalid("s3.bucket must be set");
+            }
+            if s3
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+            {
+                return invalid("s3.endpoint must be an http(s) URL");
+            }
+            if s3.retry_seconds.is_nan() || s3.retry_seconds < 0.0 {
+                return invalid("s3.retry_seconds must not be negative");
+            }
+        }
         let w = &self.watchdog;
         if w.start_seconds <= 0.0 || w.stall_seconds <= 0.0 || w.stop_seconds <= 0.0 {
             return invalid("watchdog times must be positive");
@@ -254,6 +274,24 @@ mod tests {
             toml::from_str(include_str!("../recorder.example.toml")).expect("parse example");
         config.check().expect("valid example");
         assert_eq!(config.admission.composite_cost, 0.4);
+    }
+
+    #[test]
+    fn s3_settings_are_checked() {
+        let good =
+            format!("{MINIMAL}\n[s3]\nbucket = \"rec\"\nendpoint = \"http://127.0.0.1:9000\"\n");
+        let config: ServiceConfig = toml::from_str(&good).expect("parse");
+        config.check().expect("valid");
+        assert_eq!(config.s3.as_ref().map(|s| s.retry_seconds), Some(600.0));
+        for bad in [
+            "bucket = \"\"",
+            "bucket = \"rec\"\nendpoint = \"ftp://x\"",
+            "bucket = \"rec\"\nretry_seconds = -1",
+        ] {
+            let text = format!("{MINIMAL}\n[s3]\n{bad}\n");
+            let config: ServiceConfig = toml::from_str(&text).expect("parse");
+            assert!(config.check().is_err(), "accepted {bad}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`store`]: the job table and the durable event outbox (SQLite).
 //! - [`events`]: events and heartbeats to the control plane, signed, retried, in order.
 //! - [`recovery`]: repairing what a crash left, at job end and at start.
+//! - [`storage`]: where finished recordings go: the local directory or an S3-compatible bucket.
 //! - [`service`]: the wiring of all of the above.
 //!
 //! ## The media (`recorder-native record --job FILE`, one worker process per job)
@@ -37,6 +38,7 @@ pub mod layout;
 pub mod media;
 pub mod recovery;
 pub mod service;
+pub mod storage;
 pub mod store;
 pub mod supervisor;
 pub mod tracks;

@@ -107,7 +107,7 @@ pub async fn recover(node: &Arc<Node>) {
                     mode: Mode::Composite,
                     state: JobState::Failed,
                     reason: Some("found unfinished after a restart".into()),
-                    file: Some(output.display().to_string()),
+                    file: Some(node.store_recovered(job_id, &output).await),
                     rtmp: None,
                     created_ms: now_ms(),
                     updated_ms: now_ms(),

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{seconds, ServiceConfig};
 use crate::events::{self, ControlPlaneClient};
+use crate::storage::Storage;
 use crate::store::Store;
 use crate::supervisor::Node;
 use crate::{api, recovery};
@@ -32,7 +33,8 @@ pub async fn serve(
     std::fs::create_dir_all(&recordings)
         .with_context(|| format!("creating {}", recordings.display()))?;
     let store = Store::open(&config.data_dir.join("recorder.db"))?;
-    let node = Node::new(config.clone(), store, worker_exe);
+    let storage = Storage::from_config(config.s3.as_ref())?;
+    let node = Node::new(config.clone(), store, storage, worker_exe);
     recovery::recover(&node).await;
 
     let (stop_tx, stop_rx) = watch::channel(false);

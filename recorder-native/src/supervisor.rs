@@ -23,6 +23,7 @@ use crate::admission::{process_cpu_seconds, Budget, CostMeter, Figures, NoCapaci
 use crate::config::{seconds, ServiceConfig};
 use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
+use crate::storage::Storage;
 use crate::store::{Store, StoreError};
 use crate::worker::{part_file, WorkerJob, WorkerReport};
 
@@ -95,6 +96,8 @@ struct Running {
     meter: CostMeter,
     pid: Option<u32>,
     stop_requested: Option<Instant>,
+    /// The worker is gone; the job is only being concluded (repair, upload) and holds no CPU.
+    worker_exited: bool,
 }
 
 /// The recorder node: configuration, durable state and the running jobs.
@@ -102,6 +105,7 @@ pub struct Node {
     config: ServiceConfig,
     budget: Budget,
     store: Arc<Mutex<Store>>,
+    storage: Storage,
     running: Mutex<HashMap<String, Running>>,
     outbox: Arc<Notify>,
     worker_exe: PathBuf,
@@ -117,8 +121,14 @@ pub(crate) enum WorkerOutcome {
 }
 
 impl Node {
-    /// A node over an open store; `worker_exe` is the `recorder-native` binary.
-    pub fn new(config: ServiceConfig, store: Store, worker_exe: PathBuf) -> Arc<Node> {
+    /// A node over an open store, keeping finished outputs in `storage`; `worker_exe` is the
+    /// `recorder-native` binary.
+    pub fn new(
+        config: ServiceConfig,
+        store: Store,
+        storage: Storage,
+        worker_exe: PathBuf,
+    ) -> Arc<Node> {
         let budget = Budget {
             cap_cores: config.cores() * config.admission.cpu_share,
             max_jobs: config.admission.max_jobs,
@@ -128,6 +138,7 @@ impl Node {
             config,
             budget,
             store: Arc::new(Mutex::new(store)),
+            storage,
             running: Mutex::new(HashMap::new()),
             outbox: Arc::new(Notify::new()),
             worker_exe,
@@ -172,7 +183,11 @@ impl Node {
     }
 
     fn costs(running: &HashMap<String, Running>, now: Instant) -> Vec<f64> {
-        running.values().map(|r| r.meter.cost(now)).collect()
+        running
+            .values()
+            .filter(|r| !r.worker_exited)
+            .map(|r| r.meter.cost(now))
+            .collect()
     }
 
     /// Where a job's outputs go: `<recordings>/<job_id>.mp4`, or a directory for tracks.
@@ -236,6 +251,7 @@ impl Node {
                     ),
                     pid: None,
                     stop_requested: None,
+                    worker_exited: false,
                 },
             );
             view
@@ -364,7 +380,11 @@ impl Node {
                 .map(|r| JobLoad {
                     job_id: r.view.job_id.clone(),
                     state: r.view.state,
-                    cost_cores: r.meter.cost(now),
+                    cost_cores: if r.worker_exited {
+                        0.0
+                    } else {
+                        r.meter.cost(now)
+                    },
                     measured: r.meter.is_measured(now),
                 })
                 .collect();
@@ -406,6 +426,10 @@ impl Node {
             Ok(child) => self.watch(&job_id, mode, child).await,
             Err(e) => WorkerOutcome::Failed(format!("could not start the worker: {e}")),
         };
+        if let Some(job) = self.running_lock().get_mut(&job_id) {
+            job.worker_exited = true;
+            job.pid = None;
+        }
         if let Err(e) = std::fs::remove_file(&job_file) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(job = %job_id, error = %e, "cannot remove the job file");
@@ -561,7 +585,8 @@ impl Node {
     }
 
     /// Final state of a job whose worker is gone: COMPLETE, or FAILED with whatever could be
-    /// recovered from the fragmented file.
+    /// recovered from the fragmented file. The output then goes to its storage; the local copy
+    /// is released only after the final state is recorded.
     pub(crate) async fn conclude(
         &self,
         mut view: JobView,
@@ -569,35 +594,82 @@ impl Node {
         output: Option<&Path>,
         ending: WorkerOutcome,
     ) {
-        let reason = match ending {
+        let recovered = match ending {
             WorkerOutcome::Finished => {
                 view.state = JobState::Complete;
-                view.updated_ms = now_ms();
-                tracing::info!(job = %view.job_id, file = ?view.file, "job complete");
-                self.record(&view, EventKind::JobState);
-                return;
+                false
             }
-            WorkerOutcome::Failed(reason) => reason,
-        };
-        view.state = JobState::Failed;
-        view.reason = Some(reason);
-        if let (Mode::Composite, Some(output)) = (mode, output) {
-            match crate::recovery::repair(&self.worker_exe, output).await {
-                Ok(true) => {
-                    view.file = Some(output.display().to_string());
-                    view.updated_ms = now_ms();
-                    self.record(&view, EventKind::Recovered);
+            WorkerOutcome::Failed(reason) => {
+                view.state = JobState::Failed;
+                view.reason = Some(reason);
+                match (mode, output) {
+                    (Mode::Composite, Some(output)) => {
+                        match crate::recovery::repair(&self.worker_exe, output).await {
+                            Ok(true) => true,
+                            Ok(false) => {
+                                view.file = None;
+                                false
+                            }
+                            Err(e) => {
+                                tracing::error!(job = %view.job_id, error = %e, "could not repair the recording");
+                                view.file = None;
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
                 }
-                Ok(false) => view.file = None,
-                Err(e) => {
-                    tracing::error!(job = %view.job_id, error = %e, "could not repair the recording");
-                    view.file = None;
+            }
+        };
+        let mut release = None;
+        if let (Some(output), Some(_)) = (output, &view.file) {
+            if output.exists() && self.storage.is_remote() {
+                self.transition(&view.job_id, JobState::Ending, None);
+                match self.storage.store(&view.job_id, output).await {
+                    Ok(location) => {
+                        view.file = Some(location);
+                        release = Some(output);
+                    }
+                    Err(e) => {
+                        let kept = format!("{e}; the recording is kept at {}", output.display());
+                        view.reason = Some(match view.reason.take() {
+                            Some(reason) => format!("{reason}; {kept}"),
+                            None => kept,
+                        });
+                    }
                 }
             }
         }
         view.updated_ms = now_ms();
-        tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed");
+        if recovered {
+            self.record(&view, EventKind::Recovered);
+        }
+        match view.state {
+            JobState::Complete => {
+                tracing::info!(job = %view.job_id, file = ?view.file, reason = ?view.reason, "job complete")
+            }
+            _ => {
+                tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed")
+            }
+        }
         self.record(&view, EventKind::JobState);
+        if let Some(output) = release {
+            self.storage.release(output);
+        }
+    }
+
+    /// Sends a recovered stray recording to storage; where it now is.
+    pub(crate) async fn store_recovered(&self, job_id: &str, output: &Path) -> String {
+        match self.storage.store(job_id, output).await {
+            Ok(location) => {
+                self.storage.release(output);
+                location
+            }
+            Err(e) => {
+                tracing::error!(job = %job_id, error = %e, "the recovered recording stays local");
+                output.display().to_string()
+            }
+        }
     }
 
     /// Concludes a job left unfinished by an earlier run of the service.

@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 pub mod recorder;
+pub mod s3;
 
 /// An edge under test: where it is and the plugNmeet credentials it accepts.
 pub struct Target {

@@ -1,0 +1,202 @@
+//! The recorder's S3-compatible storage with real parts: a real MinIO (go-installed by the
+//! bootstrap), a real LiveKit room with a real publisher, `recorder-native serve` uploading what
+//! its workers wrote, and an independent client (boto3) plus ffprobe looking at the objects.
+//! The store going away, and the service dying while an upload waits, lose no recording.
+//!
+//! Runs inside `scripts/test.sh`'s private network namespace, one case at a time.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::recorder::{
+    assert_faststart, new_secret, number, probe, room_with_publisher, serial, start_body, stream,
+    ControlPlane, Service, RECORDER_KEY,
+};
+use support::s3::Minio;
+use support::{unique, System};
+
+const BUCKET: &str = "recordings";
+const PREFIX: &str = "edgemeet/rec";
+
+/// Records `seconds` of `room` as job `job_id` (mode from `extra`) and asks it to stop.
+fn record_and_stop(
+    service: &mut Service,
+    system: &System,
+    room: &str,
+    job_id: &str,
+    extra: Value,
+    seconds: u64,
+) {
+    service.start_job(&start_body(system, room, job_id, extra));
+    service.wait_state(job_id, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (status, reply) = service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Downloads an uploaded composite and checks it is a finished recording of about `seconds`.
+fn assert_uploaded_composite(minio: &Minio, key: &str, seconds: f64) {
+    let objects = minio.objects(BUCKET);
+    assert_eq!(
+        objects.get(key).and_then(|o| o["content_type"].as_str()),
+        Some("video/mp4"),
+        "{key} missing or mistyped: {objects:?}"
+    );
+    let file = std::env::temp_dir()
+        .join(unique("downloaded"))
+        .with_extension("mp4");
+    minio.get(BUCKET, key, &file);
+    assert_faststart(&file);
+    let info = probe(&file);
+    let duration = number(&info["format"]["duration"]);
+    assert!(
+        duration >= seconds - 1.5 && duration <= seconds + 2.0,
+        "{key}: {duration:.2} s for about {seconds} s recorded"
+    );
+    assert_eq!(stream(&info, "video")["codec_name"], "h264", "{info}");
+    assert_eq!(stream(&info, "audio")["codec_name"], "aac", "{info}");
+    let _ = std::fs::remove_file(&file);
+}
+
+/// The job's worker has exited (only the upload is left).
+fn wait_worker_gone(service: &Service) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !service.worker_pids().is_empty() {
+        assert!(Instant::now() < deadline, "the worker did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn finished_recordings_are_uploaded_and_removed_locally() {
+    let _serial = serial();
+    let system = System::start("recorder-s3", "");
+    let (room, _publisher) = room_with_publisher(&system, "s3-room");
+    let minio = Minio::start();
+    minio.create_bucket(BUCKET);
+    let secret = new_secret();
+    let mut service = Service::start(
+        "s3",
+        &secret,
+        None,
+        &minio.recorder_toml(BUCKET, PREFIX, 120.0),
+    );
+    // The config carries MinIO's secret key; nothing the service logs may.
+    let composite = unique("job");
+    record_and_stop(&mut service, &system, &room, &composite, json!({}), 5);
+    let done = service.wait_state(&composite, "COMPLETE", Duration::from_secs(60));
+    let key = format!("{PREFIX}/{composite}.mp4");
+    assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
+    assert_eq!(done["reason"], Value::Null, "{done}");
+    assert!(
+        !service.recordings.join(format!("{composite}.mp4")).exists(),
+        "the uploaded composite stayed on disk"
+    );
+    assert_uploaded_composite(&minio, &key, 5.0);
+
+    // Pass-through tracks: one object per track file, under the job's own prefix.
+    let tracks = unique("tracks");
+    record_and_stop(
+        &mut service,
+        &system,
+        &room,
+        &tracks,
+        json!({ "mode": "tracks" }),
+        4,
+    );
+    let done = service.wait_state(&tracks, "COMPLETE", Duration::from_secs(60));
+    assert_eq!(
+        done["file"],
+        format!("s3://{BUCKET}/{PREFIX}/{tracks}/"),
+        "{done}"
+    );
+    assert!(!service.recordings.join(&tracks).exists());
+    let objects = minio.objects(BUCKET);
+    let track_objects: Vec<(&String, &Value)> = objects
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}/{tracks}/")))
+        .collect();
+    assert_eq!(track_objects.len(), 2, "video and audio: {objects:?}");
+    for (key, object) in &track_objects {
+        assert!(key.ends_with(".mkv"), "{key}");
+        assert_eq!(object["content_type"], "video/x-matroska", "{key}");
+        assert!(number(&object["size"]) > 1000.0, "{key}: {object}");
+    }
+
+    service.wait_log(0, "", Duration::from_millis(200));
+    let log = service.log.join("\n");
+    assert!(!log.contains(&minio.secret_key), "the S3 secret was logged");
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn an_unreachable_store_loses_no_recording() {
+    let _serial = serial();
+    let system = System::start("recorder-s3-down", "");
+    let (room, _publisher) = room_with_publisher(&system, "s3-down-room");
+    let mut minio = Minio::start();
+    minio.create_bucket(BUCKET);
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    let mut service = Service::start(
+        "s3-down",
+        &secret,
+        Some(&control),
+        &minio.recorder_toml(BUCKET, PREFIX, 120.0),
+    );
+
+    // The store is down when the job ends: the job waits in ENDING with its file on disk, and
+    // completes once the store is back.
+    let waited = unique("job");
+    minio.kill();
+    record_and_stop(&mut service, &system, &room, &waited, json!({}), 4);
+    wait_worker_gone(&service);
+    std::thread::sleep(Duration::from_secs(3));
+    let job = service.job(&waited).expect("job listed");
+    assert_eq!(job["state"], "ENDING", "{job}");
+    assert!(
+        service_recording(&service, &waited).is_file(),
+        "the recording must wait on disk"
+    );
+    minio.restart();
+    let done = service.wait_state(&waited, "COMPLETE", Duration::from_secs(90));
+    let key = format!("{PREFIX}/{waited}.mp4");
+    assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
+    assert!(!service_recording(&service, &waited).exists());
+    assert_uploaded_composite(&minio, &key, 4.0);
+    control.wait_event("COMPLETE", Duration::from_secs(10), |e| {
+        e["job"]["job_id"] == waited.as_str() && e["job"]["state"] == "COMPLETE"
+    });
+    assert_eq!(
+        control.states(&waited),
+        ["STARTING", "ACTIVE", "ENDING", "COMPLETE"]
+    );
+
+    // The service dies while an upload waits: its next start uploads the finished file.
+    let orphan = unique("job");
+    minio.kill();
+    record_and_stop(&mut service, &system, &room, &orphan, json!({}), 4);
+    wait_worker_gone(&service);
+    std::thread::sleep(Duration::from_secs(1));
+    service.kill();
+    assert!(
+        service_recording(&service, &orphan).is_file(),
+        "the recording must wait on disk"
+    );
+    minio.restart();
+    service.restart();
+    let done = service.wait_state(&orphan, "COMPLETE", Duration::from_secs(90));
+    let key = format!("{PREFIX}/{orphan}.mp4");
+    assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
+    assert!(!service_recording(&service, &orphan).exists());
+    assert_uploaded_composite(&minio, &key, 4.0);
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+}
+
+/// Where the service writes a composite before it is uploaded.
+fn service_recording(service: &Service, job: &str) -> PathBuf {
+    service.recordings.join(format!("{job}.mp4"))
+}
