@@ -309,10 +309,13 @@ fn main() {
     }
 
     println!("\n| concurrent 1-publisher composites | worst frames kept | CPU-s per media-s each (mean) | showing the participant |\n|---|---|---|---|");
-    let room = unique("bench-room");
-    let _publisher = publishers(&system, &room, 1);
     let mut sustained = 0;
     for jobs in [1usize, 2, 3, 4, 5, 6] {
+        // A fresh room and publisher per step: a test publisher leaves after 90 s, and a step
+        // takes about 30 s (one shared publisher left mid-way through the fourth step once,
+        // which read as four black recordings).
+        let room = unique("bench-room");
+        let _publisher = publishers(&system, &room, 1);
         let (measured, _) = run_jobs(&system, &mut service, &room, "composite", jobs);
         let worst = measured
             .iter()
