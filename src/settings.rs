@@ -46,6 +46,8 @@ pub struct EdgeSettings {
     pub geo_longitude_header: String,
     /// Most requests served at once (pooling allocator size).
     pub max_instances: u32,
+    /// Seconds without a heartbeat after which a region takes no new rooms.
+    pub region_timeout_secs: u64,
 }
 
 impl Default for EdgeSettings {
@@ -63,6 +65,7 @@ impl Default for EdgeSettings {
             geo_latitude_header: "cf-iplatitude".into(),
             geo_longitude_header: "cf-iplongitude".into(),
             max_instances: 100,
+            region_timeout_secs: 15,
         }
     }
 }
@@ -129,6 +132,10 @@ pub struct RegionSettings {
     /// LiveKit API secret. Absent: the local LiveKit's secret.
     #[serde(default, skip_serializing)]
     pub api_secret: String,
+    /// The secret this region's media-sidecar signs with (at least 32 bytes). When any region
+    /// has one, regions take new rooms only while their sidecar heartbeats.
+    #[serde(default, skip_serializing)]
+    pub sidecar_secret: Option<String>,
 }
 
 impl Settings {

@@ -11,9 +11,6 @@ use crate::host::{Host, HostSettings};
 use crate::livekit_server::LiveKitProcess;
 use crate::settings::{DevCredentials, RegionSettings, Settings};
 
-/// The edge-api schema (idempotent), applied to the database at every start.
-const EDGE_SCHEMA: &str = include_str!("../edge-api/migrations/0001_rooms.sql");
-
 /// Runs the system described by the file at `config_path`.
 pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config_path, explicit)?;
@@ -59,6 +56,7 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
                     livekit_url: process.url.clone(),
                     api_key: credentials.livekit_key.clone(),
                     api_secret: credentials.livekit_secret.clone(),
+                    sidecar_secret: None,
                 },
             );
         }
@@ -98,7 +96,7 @@ async fn serve_edge(
     }
     let component = component_path(settings.edge.component.as_deref())?;
     let migration = data_dir.join("schema.sql");
-    std::fs::write(&migration, EDGE_SCHEMA)
+    std::fs::write(&migration, edge_api::db::SCHEMA)
         .with_context(|| format!("writing {}", migration.display()))?;
     let host = Host::start(HostSettings {
         listen: settings.edge.listen,
@@ -185,6 +183,20 @@ fn edge_variables(
             edge.geo_longitude_header.clone(),
         ),
     ]);
+    let sidecar_secrets: BTreeMap<&str, &str> = regions
+        .iter()
+        .filter_map(|r| Some((r.id.as_str(), r.sidecar_secret.as_deref()?)))
+        .collect();
+    if !sidecar_secrets.is_empty() {
+        vars.insert(
+            "sidecar_secrets".into(),
+            serde_json::to_string(&sidecar_secrets)?,
+        );
+    }
+    vars.insert(
+        "region_timeout_secs".into(),
+        edge.region_timeout_secs.to_string(),
+    );
     if let Some(default_region) = &edge.default_region {
         vars.insert("default_region".into(), default_region.clone());
     }

@@ -104,6 +104,12 @@ pub struct EdgeConfig {
     pub default_region: String,
     /// The headers the end user's location is read from.
     pub geo_headers: GeoHeaders,
+    /// Each region's media-sidecar secret, by region id. When any is set, regions are placed
+    /// only while their sidecar heartbeats (see [`crate::registry`]); when none is, every
+    /// configured region is always available.
+    pub sidecar_secrets: std::collections::HashMap<String, String>,
+    /// A region whose last heartbeat is older than this is unhealthy.
+    pub region_timeout_secs: i64,
 }
 
 /// The shape of one entry of the `regions` variable (secrets are separate).
@@ -151,6 +157,7 @@ impl EdgeConfig {
             }
             _ => regions[0].id.clone(),
         };
+        let sidecar_secrets = sidecar_secrets(source, &regions).await?;
         Ok(EdgeConfig {
             api_key,
             api_secret,
@@ -159,6 +166,8 @@ impl EdgeConfig {
             max_room_duration_minutes: number(source, "max_room_duration_minutes", 0).await?,
             regions,
             default_region,
+            sidecar_secrets,
+            region_timeout_secs: number(source, "region_timeout_secs", 15).await?,
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -176,6 +185,43 @@ impl EdgeConfig {
     pub fn region(&self, id: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.id == id)
     }
+
+    /// Whether regions report through media-sidecars (and so must heartbeat to take rooms).
+    pub fn uses_sidecars(&self) -> bool {
+        !self.sidecar_secrets.is_empty()
+    }
+}
+
+/// The optional `sidecar_secrets` variable: a JSON object region id -> secret.
+async fn sidecar_secrets(
+    source: &impl ConfigSource,
+    regions: &[Region],
+) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "sidecar_secrets",
+        reason,
+    };
+    let Some(json) = source
+        .get("sidecar_secrets")
+        .await
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(std::collections::HashMap::new());
+    };
+    // As with livekit_secrets, a parse error is not passed on: it could echo a secret.
+    let secrets: std::collections::HashMap<String, String> =
+        serde_json::from_str(&json).map_err(|_| invalid("not a JSON object of strings".into()))?;
+    for (id, secret) in &secrets {
+        if !regions.iter().any(|r| &r.id == id) {
+            return Err(invalid(format!("no region has id `{id}`")));
+        }
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(invalid(format!(
+                "the secret of region `{id}` must be at least {MIN_SECRET_LEN} bytes"
+            )));
+        }
+    }
+    Ok(secrets)
 }
 
 async fn required(source: &impl ConfigSource, name: &'static str) -> Result<String, ConfigError> {

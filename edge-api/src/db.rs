@@ -1,10 +1,15 @@
-//! The edge's tables and every query it runs, in SQLite's dialect (schema:
-//! `migrations/0001_rooms.sql`). Only this module writes SQL.
+//! The edge's tables and every query it runs, in SQLite's dialect (schema: `migrations/`).
+//! Only this module writes SQL.
 
 use crate::platform::{Rows, SqlValue, Store, StoreError};
+use crate::registry::{Capacity, Heartbeat, Load, RegionStatus};
 
-/// The schema, for hosts and tests that set up a database.
-pub const SCHEMA: &str = include_str!("../migrations/0001_rooms.sql");
+/// The schema (every migration, in order; each may run again), for hosts and tests that set up
+/// a database.
+pub const SCHEMA: &str = concat!(
+    include_str!("../migrations/0001_rooms.sql"),
+    include_str!("../migrations/0002_regions.sql")
+);
 
 /// Room sessions still running (created or active).
 pub const STATUS_CREATED: &str = "created";
@@ -278,13 +283,15 @@ pub async fn room_user(
         .transpose()
 }
 
-/// Records that a user entered the room; the first time, the room's joined count goes up.
+/// Records that a user entered the room; the first time, the room's joined count goes up when
+/// `count` (without sidecars; with them, LiveKit's `participant_joined` counts instead).
 /// Returns whether this was the user's first entry.
 pub async fn mark_joined(
     store: &impl Store,
     room_sid: &str,
     user_id: &str,
     now: i64,
+    count: bool,
 ) -> Result<bool, StoreError> {
     let first = !store
         .execute(
@@ -295,7 +302,7 @@ pub async fn mark_joined(
         .await?
         .rows
         .is_empty();
-    if first {
+    if first && count {
         store
             .execute(
                 "UPDATE rooms SET joined_participants = joined_participants + 1 WHERE sid = ?",
@@ -304,6 +311,315 @@ pub async fn mark_joined(
             .await?;
     }
     Ok(first)
+}
+
+/// Stores a region's heartbeat unless a newer one is stored (heartbeats may arrive out of
+/// order). `leaving` marks the region as left; any other heartbeat registers it again.
+/// Returns whether it was stored.
+pub async fn record_heartbeat(
+    store: &impl Store,
+    hb: &Heartbeat,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let left_at: Option<i64> = hb.leaving.then_some(now_ms);
+    let rows = store
+        .execute(
+            "INSERT INTO region_status (region_id, sidecar_id, sent_at_ms, received_at_ms, \
+             livekit_ok, draining, left_at_ms, rooms, participants, publishers, cpu_load, \
+             max_rooms, max_participants, undelivered_events) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (region_id) DO UPDATE SET sidecar_id = excluded.sidecar_id, \
+             sent_at_ms = excluded.sent_at_ms, received_at_ms = excluded.received_at_ms, \
+             livekit_ok = excluded.livekit_ok, draining = excluded.draining, \
+             left_at_ms = excluded.left_at_ms, rooms = excluded.rooms, \
+             participants = excluded.participants, publishers = excluded.publishers, \
+             cpu_load = excluded.cpu_load, max_rooms = excluded.max_rooms, \
+             max_participants = excluded.max_participants, \
+             undelivered_events = excluded.undelivered_events \
+             WHERE excluded.sent_at_ms > region_status.sent_at_ms \
+             RETURNING region_id",
+            &[
+                hb.region_id.as_str().into(),
+                hb.sidecar_id.as_str().into(),
+                hb.sent_at_ms.into(),
+                now_ms.into(),
+                hb.livekit_ok.into(),
+                hb.draining.into(),
+                left_at.into(),
+                hb.load.rooms.into(),
+                hb.load.participants.into(),
+                hb.load.publishers.into(),
+                hb.load.cpu_load.map_or(SqlValue::Null, SqlValue::Real),
+                hb.capacity.max_rooms.into(),
+                hb.capacity.max_participants.into(),
+                hb.undelivered_events.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// Every region that ever heartbeated, with its last heartbeat.
+pub async fn region_statuses(store: &impl Store) -> Result<Vec<RegionStatus>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT region_id, sidecar_id, sent_at_ms, received_at_ms, livekit_ok, draining, \
+             left_at_ms, rooms, participants, publishers, cpu_load, max_rooms, \
+             max_participants, undelivered_events FROM region_status ORDER BY region_id",
+            &[],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(RegionStatus {
+                region_id: col.text(0)?,
+                received_at_ms: col.int(3)?,
+                left_at_ms: int_opt(r.get(6)),
+                heartbeat: Heartbeat {
+                    region_id: col.text(0)?,
+                    sidecar_id: col.text(1)?,
+                    sent_at_ms: col.int(2)?,
+                    livekit_ok: col.int(4)? != 0,
+                    draining: col.int(5)? != 0,
+                    leaving: int_opt(r.get(6)).is_some(),
+                    load: Load {
+                        rooms: col.int(7)?,
+                        participants: col.int(8)?,
+                        publishers: col.int(9)?,
+                        cpu_load: match r.get(10) {
+                            Some(SqlValue::Real(f)) => Some(*f),
+                            Some(SqlValue::Integer(i)) => Some(*i as f64),
+                            _ => None,
+                        },
+                    },
+                    capacity: Capacity {
+                        max_rooms: col.int(11)?,
+                        max_participants: col.int(12)?,
+                    },
+                    undelivered_events: col.int(13)?,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Whether a webhook event was applied already.
+pub async fn event_applied(store: &impl Store, event_id: &str) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT 1 FROM applied_events WHERE event_id = ?",
+            &[event_id.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// Remembers that a webhook event was applied (after applying it: every event's statement is
+/// idempotent, so one applied twice after a crash here changes nothing).
+pub async fn mark_event_applied(
+    store: &impl Store,
+    event_id: &str,
+    region_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "INSERT INTO applied_events (event_id, region_id, applied_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+            &[event_id.into(), region_id.into(), now.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Forgets applied event ids older than `before` (Unix seconds); a sidecar re-sends within
+/// minutes, never days.
+pub async fn prune_applied_events(store: &impl Store, before: i64) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM applied_events WHERE applied_at < ?",
+            &[before.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `room_started`: links LiveKit's room to the running session of `room_id` pinned to
+/// `region_id` and makes it active. Returns false when no such session runs.
+pub async fn room_started(
+    store: &impl Store,
+    region_id: &str,
+    room_id: &str,
+    livekit_sid: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO room_media (room_sid, livekit_sid, started_at) \
+             SELECT sid, ?, ? FROM rooms WHERE room_id = ? AND region = ? AND is_running = 1 \
+             ON CONFLICT (room_sid) DO UPDATE SET livekit_sid = excluded.livekit_sid \
+             RETURNING room_sid",
+            &[
+                livekit_sid.into(),
+                at.into(),
+                room_id.into(),
+                region_id.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// A participant as LiveKit reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaParticipant<'a> {
+    /// LiveKit's participant sid.
+    pub sid: &'a str,
+    /// The identity (the plugNmeet user id).
+    pub identity: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Hidden (a recorder, an observer): not counted.
+    pub hidden: bool,
+}
+
+/// `participant_joined`: adds the participant to the running session of `room_id` in
+/// `region_id` (a visible identity's first entry counts, by trigger). Returns false when no
+/// such session runs.
+pub async fn participant_joined(
+    store: &impl Store,
+    region_id: &str,
+    room_id: &str,
+    participant: &MediaParticipant<'_>,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO room_participants (room_sid, participant_sid, identity, name, hidden, \
+             joined_at) SELECT sid, ?, ?, ?, ?, ? FROM rooms \
+             WHERE room_id = ? AND region = ? AND is_running = 1 \
+             ON CONFLICT DO NOTHING RETURNING room_sid",
+            &[
+                participant.sid.into(),
+                participant.identity.into(),
+                participant.name.into(),
+                participant.hidden.into(),
+                at.into(),
+                room_id.into(),
+                region_id.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// `participant_left`: the participant is no longer in `room_id`'s latest session in
+/// `region_id`.
+pub async fn participant_left(
+    store: &impl Store,
+    region_id: &str,
+    room_id: &str,
+    participant_sid: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE room_participants SET left_at = ? \
+             WHERE participant_sid = ? AND left_at IS NULL AND room_sid IN \
+             (SELECT sid FROM rooms WHERE room_id = ? AND region = ?) RETURNING room_sid",
+            &[
+                at.into(),
+                participant_sid.into(),
+                room_id.into(),
+                region_id.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// `room_finished`: ends the running session that LiveKit room `livekit_sid` belongs to (a
+/// finished LiveKit room of an earlier session ends nothing). Returns the ended session's sid.
+pub async fn room_finished(
+    store: &impl Store,
+    region_id: &str,
+    livekit_sid: &str,
+    at: i64,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "UPDATE rooms SET is_running = 0, status = '{STATUS_ENDED}', ended_at = ? \
+         WHERE is_running = 1 AND region = ? \
+         AND sid IN (SELECT room_sid FROM room_media WHERE livekit_sid = ?) RETURNING sid"
+    );
+    let rows = store
+        .execute(&sql, &[at.into(), region_id.into(), livekit_sid.into()])
+        .await?;
+    Ok(rows.rows.first().and_then(|r| text_opt(r.first())))
+}
+
+/// Why the edge ends a room on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitReached {
+    /// Its `room_duration` is over.
+    Duration,
+    /// Nobody visible has been in it for its `empty_timeout`.
+    Empty,
+}
+
+/// A running session the edge must end now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueRoom {
+    /// The session.
+    pub sid: String,
+    /// The customer's room id (LiveKit's room name).
+    pub room_id: String,
+    /// Why.
+    pub reason: LimitReached,
+}
+
+/// Running sessions in `region_id` whose `room_duration` is over or that stayed empty for their
+/// `empty_timeout`, as of `now` (Unix seconds); at most `limit`.
+pub async fn due_rooms(
+    store: &impl Store,
+    region_id: &str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<DueRoom>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT sid, room_id, over FROM (\
+               SELECT r.sid, r.room_id, r.empty_timeout, m.started_at, \
+                 COALESCE(json_extract(r.metadata, '$.room_features.room_duration'), 0) AS minutes, \
+                 EXISTS (SELECT 1 FROM room_participants p WHERE p.room_sid = r.sid \
+                   AND p.left_at IS NULL AND p.hidden = 0) AS occupied, \
+                 COALESCE((SELECT MAX(p.left_at) FROM room_participants p \
+                   WHERE p.room_sid = r.sid AND p.hidden = 0), m.started_at) AS empty_since, \
+                 (COALESCE(json_extract(r.metadata, '$.room_features.room_duration'), 0) > 0 \
+                   AND m.started_at + 60 * json_extract(r.metadata, '$.room_features.room_duration') <= ?) AS over \
+               FROM rooms r JOIN room_media m ON m.room_sid = r.sid \
+               WHERE r.is_running = 1 AND r.region = ?) \
+             WHERE over OR (empty_timeout > 0 AND NOT occupied AND empty_since + empty_timeout <= ?) \
+             ORDER BY sid LIMIT ?",
+            &[now.into(), region_id.into(), now.into(), limit.into()],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(DueRoom {
+                sid: col.text(0)?,
+                room_id: col.text(1)?,
+                reason: if col.int(2)? != 0 {
+                    LimitReached::Duration
+                } else {
+                    LimitReached::Empty
+                },
+            })
+        })
+        .collect()
 }
 
 /// Whether the store answers (for `/healthCheck`).

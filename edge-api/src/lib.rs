@@ -19,6 +19,9 @@
 //! - [`rooms`]: the `/auth/room/*` calls, one module each.
 //! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token.
 //! - [`placement`]: the rule that picks a room's region.
+//! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
+//! - [`sidecars`]: the internal endpoints media-sidecars call (heartbeats, webhook batches).
+//! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
 //! - [`db`]: the schema and every SQL statement.
 
@@ -26,12 +29,15 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod exchange;
+pub mod lifecycle;
 pub mod livekit;
 pub mod metadata;
 pub mod placement;
 pub mod platform;
+pub mod registry;
 pub mod rooms;
 pub mod sessions;
+pub mod sidecars;
 pub mod tokens;
 pub mod wire;
 
@@ -80,6 +86,15 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 return method_not_allowed();
             }
             return sessions::handle(self, &request).await;
+        }
+        if path.starts_with("/internal/sidecar/") {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            if request.body_too_large || request.body.len() > MAX_BODY_BYTES {
+                return EdgeResponse::text(413, "Payload Too Large");
+            }
+            return sidecars::handle(self, &request).await;
         }
         if !AUTH_ROUTES.contains(&path) {
             return EdgeResponse::text(404, "Not Found");

@@ -1,12 +1,16 @@
 //! Where a room's media goes: the rule that picks a region the first time a room is joined.
 //!
-//! 1. The region named at create (`region`), if it is configured.
+//! Only available regions are candidates: healthy, not draining, with capacity left (see
+//! [`crate::registry`]; without sidecars every configured region is available).
+//!
+//! 1. The region named at create (`region`), if it is available.
 //! 2. Else the available region nearest (great-circle distance) to the joining end user, when
 //!    the platform or a trusted header tells where the user is.
-//! 3. Else the configured default region.
+//! 3. Else the configured default region, if available.
+//! 4. Else the first available region in configuration order.
+//! 5. Else none: the join is refused until a region is back.
 //!
-//! "Available" is decided by the caller; until regions report health (media-sidecar), every
-//! configured region is available. Once chosen, the pin is stored and never changes.
+//! Once chosen, the pin is stored and never changes.
 
 use crate::config::{EdgeConfig, GeoPoint, Region};
 
@@ -31,33 +35,40 @@ pub enum Reason {
     Nearest,
     /// The configured default.
     Default,
+    /// The first available region (the default was not available).
+    Fallback,
 }
 
-/// Picks the region for a room's first join.
+/// Picks the region for a room's first join; `None` when no region is available.
 pub fn choose<'a>(
     config: &'a EdgeConfig,
     hint: Option<&str>,
     user: Option<GeoPoint>,
     is_available: impl Fn(&Region) -> bool,
-) -> (&'a Region, Reason) {
-    if let Some(region) = hint.and_then(|id| config.region(id)) {
-        return (region, Reason::Hint);
+) -> Option<(&'a Region, Reason)> {
+    let available = |r: &&Region| is_available(r);
+    if let Some(region) = hint.and_then(|id| config.region(id)).filter(available) {
+        return Some((region, Reason::Hint));
     }
     if let Some(user) = user {
         let nearest = config
             .regions
             .iter()
-            .filter(|r| is_available(r))
+            .filter(available)
             .map(|r| (r, distance_km(user, r.location)))
             .min_by(|a, b| a.1.total_cmp(&b.1));
         if let Some((region, _)) = nearest {
-            return (region, Reason::Nearest);
+            return Some((region, Reason::Nearest));
         }
     }
-    let default = config
-        .region(&config.default_region)
-        .unwrap_or(&config.regions[0]);
-    (default, Reason::Default)
+    if let Some(region) = config.region(&config.default_region).filter(available) {
+        return Some((region, Reason::Default));
+    }
+    config
+        .regions
+        .iter()
+        .find(available)
+        .map(|r| (r, Reason::Fallback))
 }
 
 #[cfg(test)]
@@ -93,6 +104,8 @@ mod tests {
                 latitude: "a".into(),
                 longitude: "b".into(),
             },
+            sidecar_secrets: Default::default(),
+            region_timeout_secs: 15,
         }
     }
 
@@ -111,24 +124,55 @@ mod tests {
         assert_eq!(distance_km(fra, fra), 0.0);
     }
 
+    fn pick<'a>(
+        c: &'a EdgeConfig,
+        hint: Option<&str>,
+        user: Option<GeoPoint>,
+        up: impl Fn(&Region) -> bool,
+    ) -> Option<(&'a str, Reason)> {
+        choose(c, hint, user, up).map(|(r, reason)| (r.id.as_str(), reason))
+    }
+
     #[test]
-    fn hint_then_nearest_then_default() {
+    fn hint_then_nearest_then_default_then_any() {
         let c = config();
         let paris = Some(GeoPoint {
             lat: 48.9,
             lon: 2.35,
         });
-        assert_eq!(choose(&c, Some("ap"), paris, |_| true).0.id, "ap");
-        assert_eq!(choose(&c, Some("ap"), paris, |_| true).1, Reason::Hint);
-        assert_eq!(choose(&c, Some("nope"), paris, |_| true).0.id, "eu");
-        assert_eq!(choose(&c, None, paris, |_| true).1, Reason::Nearest);
-        assert_eq!(choose(&c, None, paris, |r| r.id != "eu").0.id, "us");
-        assert_eq!(choose(&c, None, None, |_| true).0.id, "us");
-        assert_eq!(choose(&c, None, paris, |_| false).1, Reason::Default);
+        assert_eq!(
+            pick(&c, Some("ap"), paris, |_| true),
+            Some(("ap", Reason::Hint))
+        );
+        assert_eq!(
+            pick(&c, Some("nope"), paris, |_| true),
+            Some(("eu", Reason::Nearest))
+        );
+        // A hinted region that is down is passed over.
+        assert_eq!(
+            pick(&c, Some("ap"), paris, |r| r.id != "ap"),
+            Some(("eu", Reason::Nearest))
+        );
+        assert_eq!(
+            pick(&c, None, paris, |r| r.id != "eu"),
+            Some(("us", Reason::Nearest))
+        );
+        assert_eq!(
+            pick(&c, None, None, |_| true),
+            Some(("us", Reason::Default))
+        );
+        assert_eq!(
+            pick(&c, None, None, |r| r.id != "us"),
+            Some(("eu", Reason::Fallback))
+        );
+        assert_eq!(pick(&c, None, paris, |_| false), None);
         let tokyo = Some(GeoPoint {
             lat: 35.7,
             lon: 139.7,
         });
-        assert_eq!(choose(&c, None, tokyo, |_| true).0.id, "ap");
+        assert_eq!(
+            pick(&c, None, tokyo, |_| true),
+            Some(("ap", Reason::Nearest))
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::placement::{self, Reason};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::registry;
 use crate::tokens::{mint_livekit_token, verify_join_token, LiveKitClaims, TokenError, VideoGrant};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -98,19 +99,35 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     if user.as_ref().is_some_and(|u| u.is_blocked) {
         return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
     }
-    // Until LiveKit's webhooks report joins, a room's joined count is the users who entered
-    // through the edge.
-    if let Err(e) = db::mark_joined(&edge.store, &room.sid, &claims.user_id, now).await {
+    // Without sidecars relaying LiveKit's webhooks, a room's joined count is the users who
+    // entered through the edge.
+    let count_here = !edge.config.uses_sidecars();
+    if let Err(e) = db::mark_joined(&edge.store, &room.sid, &claims.user_id, now, count_here).await
+    {
         return store_failure(e);
     }
     let (region_id, placement) = match room.region.clone() {
         Some(pinned) => (pinned, "pinned"),
         None => {
             let user_geo = request.platform_geo.or_else(|| header_geo(edge, request));
-            let (region, reason) =
-                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |_| {
-                    true
-                });
+            let registry = match registry::load(edge).await {
+                Ok(registry) => registry,
+                Err(e) => return store_failure(e),
+            };
+            let Some((region, reason)) =
+                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |r| {
+                    registry.is_available(&r.id)
+                })
+            else {
+                tracing::warn!(room_id = %room.room_id, "no media region is available");
+                return EdgeResponse::common(
+                    503,
+                    Common::fail(
+                        StatusCode::InternalServerError,
+                        "notifications.no-media-region-available",
+                    ),
+                );
+            };
             match db::pin_region(&edge.store, &room.sid, &region.id).await {
                 // Another first joiner may have won the race: its pin stands.
                 Ok(Some(pinned)) if pinned != region.id => (pinned, "pinned"),
@@ -191,6 +208,7 @@ fn reason_name(reason: Reason) -> &'static str {
         Reason::Hint => "hint",
         Reason::Nearest => "nearest",
         Reason::Default => "default",
+        Reason::Fallback => "fallback",
     }
 }
 

@@ -1,0 +1,189 @@
+//! Room lifecycle from LiveKit's webhooks (relayed in order by each region's media-sidecar),
+//! and the limits the edge enforces on each heartbeat from a region, its only clock.
+//!
+//! - `room_started` makes the session active; a LiveKit room with no running session pinned
+//!   to that region is deleted (plugNmeet does the same: only the edge opens rooms).
+//! - `participant_joined` / `participant_left` keep the session's participant list; a visible
+//!   identity's first entry counts in `joined_participants`.
+//! - `room_finished` ends the session (it moves to past rooms).
+//! - On each heartbeat: sessions past their `room_duration`, or empty for their
+//!   `empty_timeout`, are ended and their LiveKit room deleted.
+//!
+//! Every event is applied by one idempotent statement and then its id is remembered, so a batch
+//! re-sent after a lost acknowledgement, or cut short by a crash, changes nothing twice.
+
+use serde::Deserialize;
+
+use crate::config::Region;
+use crate::db::{self, LimitReached, MediaParticipant};
+use crate::livekit::LiveKitApi;
+use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::wire::lenient_int;
+use crate::Edge;
+
+/// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
+/// continues).
+const ENDS_PER_HEARTBEAT: i64 = 20;
+
+/// Applied event ids are kept this long (seconds); sidecars re-send within minutes.
+const APPLIED_EVENTS_KEPT_SECS: i64 = 24 * 3600;
+
+/// The part of a LiveKit webhook event the edge reads (LiveKit adds fields freely).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookEvent {
+    /// LiveKit's event id.
+    #[serde(default)]
+    pub id: String,
+    /// `room_started`, `participant_joined`, ...
+    #[serde(default)]
+    pub event: String,
+    /// Unix seconds (LiveKit writes `createdAt`, an int64 as a string).
+    #[serde(default, alias = "createdAt", deserialize_with = "lenient_int")]
+    pub created_at: Option<i64>,
+    /// The room.
+    #[serde(default)]
+    pub room: Option<EventRoom>,
+    /// The participant, for participant events.
+    #[serde(default)]
+    pub participant: Option<EventParticipant>,
+}
+
+/// A room in a webhook event.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventRoom {
+    /// LiveKit's room sid.
+    #[serde(default)]
+    pub sid: String,
+    /// The room name: the customer's room id.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A participant in a webhook event.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventParticipant {
+    /// LiveKit's participant sid.
+    #[serde(default)]
+    pub sid: String,
+    /// The identity.
+    #[serde(default)]
+    pub identity: String,
+    /// The display name.
+    #[serde(default)]
+    pub name: String,
+    /// Its permissions (`hidden` for recorders and observers).
+    #[serde(default)]
+    pub permission: Option<EventPermission>,
+}
+
+/// The permission bits the edge reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventPermission {
+    /// Hidden from others.
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It changed the edge's state (or confirmed it).
+    Applied,
+    /// Its id was applied before.
+    Duplicate,
+    /// Nothing to do (an event type the edge does not follow, or a room it does not run).
+    Ignored,
+}
+
+/// Applies one event from `region`'s LiveKit.
+pub async fn apply<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    event: &WebhookEvent,
+) -> Result<Outcome, StoreError> {
+    if !event.id.is_empty() && db::event_applied(&edge.store, &event.id).await? {
+        return Ok(Outcome::Duplicate);
+    }
+    let now = edge.now_secs();
+    let at = event.created_at.filter(|t| *t > 0).unwrap_or(now);
+    let room = event.room.clone().unwrap_or_default();
+    let participant = event.participant.clone().unwrap_or_default();
+    let changed = match event.event.as_str() {
+        "room_started" if !room.name.is_empty() => {
+            let known =
+                db::room_started(&edge.store, &region.id, &room.name, &room.sid, at).await?;
+            if !known {
+                tracing::warn!(region = %region.id, room = %room.name, "LiveKit started a room the edge does not run there: deleting it");
+                delete_livekit_room(edge, region, &room.name).await;
+            }
+            known
+        }
+        "participant_joined" if !participant.sid.is_empty() => {
+            let joined = MediaParticipant {
+                sid: &participant.sid,
+                identity: &participant.identity,
+                name: &participant.name,
+                hidden: participant.permission.as_ref().is_some_and(|p| p.hidden),
+            };
+            db::participant_joined(&edge.store, &region.id, &room.name, &joined, at).await?
+        }
+        "participant_left" if !participant.sid.is_empty() => {
+            db::participant_left(&edge.store, &region.id, &room.name, &participant.sid, at).await?
+        }
+        "room_finished" if !room.sid.is_empty() => {
+            let ended = db::room_finished(&edge.store, &region.id, &room.sid, at).await?;
+            if let Some(sid) = &ended {
+                tracing::info!(region = %region.id, room = %room.name, %sid, "room finished in LiveKit: session ended");
+            }
+            ended.is_some()
+        }
+        _ => false,
+    };
+    if !event.id.is_empty() {
+        db::mark_event_applied(&edge.store, &event.id, &region.id, now).await?;
+    }
+    Ok(if changed {
+        Outcome::Applied
+    } else {
+        Outcome::Ignored
+    })
+}
+
+/// The due work a heartbeat from `region` pays for: ends sessions past their limits (and
+/// deletes their LiveKit rooms) and forgets old event ids. Returns the sessions ended.
+pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+) -> Result<usize, StoreError> {
+    let now = edge.now_secs();
+    let due = db::due_rooms(&edge.store, &region.id, now, ENDS_PER_HEARTBEAT).await?;
+    for room in &due {
+        if db::end_room(&edge.store, &room.sid, now).await? {
+            let why = match room.reason {
+                LimitReached::Duration => "room_duration is over",
+                LimitReached::Empty => "empty_timeout passed with nobody in the room",
+            };
+            tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
+        }
+        delete_livekit_room(edge, region, &room.room_id).await;
+    }
+    db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
+    Ok(due.len())
+}
+
+/// Deletes a LiveKit room (disconnecting everyone); a failure is logged, and LiveKit's own
+/// empty timeout is the backstop.
+async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    room: &str,
+) {
+    let api = LiveKitApi::new(
+        &edge.http,
+        region,
+        u64::try_from(edge.now_secs()).unwrap_or(0),
+    );
+    if let Err(e) = api.delete_room(room).await {
+        tracing::warn!(region = %region.id, %room, error = %e, "deleting the LiveKit room failed");
+    }
+}

@@ -1,0 +1,240 @@
+//! The region registry: what each region's media-sidecar last said, and whether the region can
+//! take a new room now.
+//!
+//! A region is available when its sidecar heartbeated within `region_timeout_secs`, LiveKit
+//! answered it, it is not draining, it has not left, and it has room left under the capacity
+//! its sidecar reports. Rooms already pinned to a region keep their pin whatever its health:
+//! their participants are there. A configured region appears when its sidecar first heartbeats
+//! and disappears when a drained sidecar says it is leaving (or stops heartbeating).
+//!
+//! Without sidecar secrets configured there is no registry: every configured region is
+//! available (a single-region set-up, or regions watched by other means).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::EdgeConfig;
+use crate::db;
+use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::Edge;
+
+/// A sidecar's heartbeat, as it arrives at `/internal/sidecar/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The region the sidecar serves (must match the signing region).
+    pub region_id: String,
+    /// Chosen by the sidecar at start; a new one means it restarted.
+    pub sidecar_id: String,
+    /// The sidecar's clock, Unix ms: an older heartbeat than the last one is dropped.
+    pub sent_at_ms: i64,
+    /// Whether LiveKit answered the sidecar just now.
+    pub livekit_ok: bool,
+    /// What the region carries.
+    pub load: Load,
+    /// What it may carry (0 = unlimited).
+    pub capacity: Capacity,
+    /// The region takes no new rooms.
+    #[serde(default)]
+    pub draining: bool,
+    /// The last heartbeat of a drained sidecar: the region leaves the registry.
+    #[serde(default)]
+    pub leaving: bool,
+    /// Events the sidecar holds that the edge has not acknowledged.
+    #[serde(default)]
+    pub undelivered_events: i64,
+}
+
+/// A region's load, from LiveKit's room list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Rooms LiveKit has open.
+    pub rooms: i64,
+    /// Participants in them.
+    pub participants: i64,
+    /// Participants publishing.
+    #[serde(default)]
+    pub publishers: i64,
+    /// Load average over cores of the media machine, when known.
+    #[serde(default)]
+    pub cpu_load: Option<f64>,
+}
+
+/// A region's limits, from its sidecar's configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Most rooms (0 = unlimited).
+    pub max_rooms: i64,
+    /// Most participants (0 = unlimited).
+    pub max_participants: i64,
+}
+
+/// A region's entry in the registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionStatus {
+    /// The region.
+    pub region_id: String,
+    /// When the edge received its last heartbeat, Unix ms (edge clock).
+    pub received_at_ms: i64,
+    /// When its sidecar left after draining, if it did.
+    pub left_at_ms: Option<i64>,
+    /// The last heartbeat.
+    pub heartbeat: Heartbeat,
+}
+
+/// Why a region takes no new room (or that it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    /// It takes rooms.
+    Available,
+    /// Its sidecar never heartbeated.
+    Unknown,
+    /// Its last heartbeat is too old.
+    Silent,
+    /// LiveKit did not answer its sidecar.
+    MediaDown,
+    /// It is draining.
+    Draining,
+    /// It drained and left.
+    Left,
+    /// It is at its room or participant limit.
+    Full,
+}
+
+impl RegionStatus {
+    /// Whether the region takes a new room at `now_ms`.
+    pub fn availability(&self, now_ms: i64, timeout_secs: i64) -> Availability {
+        let h = &self.heartbeat;
+        if self.left_at_ms.is_some() {
+            Availability::Left
+        } else if now_ms - self.received_at_ms > timeout_secs.saturating_mul(1000) {
+            Availability::Silent
+        } else if !h.livekit_ok {
+            Availability::MediaDown
+        } else if h.draining {
+            Availability::Draining
+        } else if (h.capacity.max_rooms > 0 && h.load.rooms >= h.capacity.max_rooms)
+            || (h.capacity.max_participants > 0
+                && h.load.participants >= h.capacity.max_participants)
+        {
+            Availability::Full
+        } else {
+            Availability::Available
+        }
+    }
+}
+
+/// The registry as read for one decision: every region's availability.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    statuses: Vec<RegionStatus>,
+    now_ms: i64,
+    timeout_secs: i64,
+    /// No sidecars: every configured region is available.
+    open: bool,
+}
+
+impl Registry {
+    /// The registry from the stored statuses, as of `now_ms`.
+    pub fn new(config: &EdgeConfig, statuses: Vec<RegionStatus>, now_ms: i64) -> Registry {
+        Registry {
+            statuses,
+            now_ms,
+            timeout_secs: config.region_timeout_secs,
+            open: !config.uses_sidecars(),
+        }
+    }
+
+    /// Whether `region_id` takes a new room.
+    pub fn availability(&self, region_id: &str) -> Availability {
+        if self.open {
+            return Availability::Available;
+        }
+        self.statuses
+            .iter()
+            .find(|s| s.region_id == region_id)
+            .map_or(Availability::Unknown, |s| {
+                s.availability(self.now_ms, self.timeout_secs)
+            })
+    }
+
+    /// Whether `region_id` takes a new room.
+    pub fn is_available(&self, region_id: &str) -> bool {
+        self.availability(region_id) == Availability::Available
+    }
+}
+
+/// The registry as the store holds it now (no query without sidecars).
+pub async fn load<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) -> Result<Registry, StoreError> {
+    let statuses = if edge.config.uses_sidecars() {
+        db::region_statuses(&edge.store).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Registry::new(&edge.config, statuses, edge.clock.now_ms()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(rooms: i64, max_rooms: i64) -> RegionStatus {
+        RegionStatus {
+            region_id: "eu".into(),
+            received_at_ms: 100_000,
+            left_at_ms: None,
+            heartbeat: Heartbeat {
+                region_id: "eu".into(),
+                sidecar_id: "s".into(),
+                sent_at_ms: 99_000,
+                livekit_ok: true,
+                load: Load {
+                    rooms,
+                    participants: 3,
+                    publishers: 1,
+                    cpu_load: Some(0.2),
+                },
+                capacity: Capacity {
+                    max_rooms,
+                    max_participants: 0,
+                },
+                draining: false,
+                leaving: false,
+                undelivered_events: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn availability_follows_health_drain_and_capacity() {
+        let s = status(1, 2);
+        assert_eq!(s.availability(110_000, 15), Availability::Available);
+        assert_eq!(s.availability(115_001, 15), Availability::Silent);
+        assert_eq!(status(2, 2).availability(101_000, 15), Availability::Full);
+        assert_eq!(
+            status(200, 0).availability(101_000, 15),
+            Availability::Available
+        );
+        let mut down = status(0, 0);
+        down.heartbeat.livekit_ok = false;
+        assert_eq!(down.availability(101_000, 15), Availability::MediaDown);
+        let mut draining = status(0, 0);
+        draining.heartbeat.draining = true;
+        assert_eq!(draining.availability(101_000, 15), Availability::Draining);
+        let mut left = status(0, 0);
+        left.left_at_ms = Some(100_500);
+        assert_eq!(left.availability(101_000, 15), Availability::Left);
+    }
+
+    #[test]
+    fn heartbeats_refuse_unknown_fields() {
+        let text = r#"{"region_id":"eu","sidecar_id":"s","sent_at_ms":1,"livekit_ok":true,
+            "load":{"rooms":0,"participants":0},"capacity":{"max_rooms":0,"max_participants":0},
+            "surprise":1}"#;
+        assert!(serde_json::from_str::<Heartbeat>(text).is_err());
+    }
+}

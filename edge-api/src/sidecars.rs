@@ -1,0 +1,190 @@
+//! The internal endpoints each region's media-sidecar calls, signed with that region's own
+//! sidecar secret (never a customer's key): `API-KEY` is the region id, `HASH-SIGNATURE` the
+//! hex HMAC-SHA256 of the raw body.
+//!
+//! - `POST /internal/sidecar/heartbeat`: a [`Heartbeat`] into the registry, then the region's
+//!   due work ([`lifecycle::on_heartbeat`]).
+//! - `POST /internal/sidecar/events`: `{region_id, events: [LiveKit webhook event, ...]}`, at
+//!   most [`MAX_EVENTS`], applied in order ([`lifecycle::apply`]). A malformed event is skipped
+//!   (re-sending it could never help); a store failure answers 503 so the sidecar re-sends the
+//!   batch, whose applied events are then recognised by id.
+//!
+//! Answers are `{status, msg, ...}`: 401 for a bad signature or unknown region, 400 for a body
+//! that is not the endpoint's message, 503 when the store fails.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use crate::auth::verify_signature;
+use crate::config::Region;
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::lifecycle::{self, Outcome, WebhookEvent};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::registry::Heartbeat;
+use crate::wire::{Common, StatusCode};
+use crate::{db, Edge};
+
+/// Events per batch at most.
+pub const MAX_EVENTS: usize = 100;
+
+/// A heartbeat whose `sent_at_ms` is further than this from the edge's clock is refused: a
+/// replayed old heartbeat must not undo a drain.
+pub const HEARTBEAT_MAX_SKEW_MS: i64 = 60_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBatch {
+    region_id: String,
+    events: Vec<Value>,
+}
+
+#[derive(Serialize)]
+struct BatchReply {
+    applied: usize,
+    duplicates: usize,
+    ignored: usize,
+    malformed: usize,
+}
+
+#[derive(Serialize)]
+struct HeartbeatReply {
+    /// Whether this heartbeat was newer than the stored one.
+    recorded: bool,
+    /// Sessions ended on this heartbeat (duration or empty limits).
+    rooms_ended: usize,
+}
+
+/// Handles `/internal/sidecar/heartbeat` and `/internal/sidecar/events`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let region = match authenticate(edge, request) {
+        Ok(region) => region,
+        Err(response) => return response,
+    };
+    match request.path.as_str() {
+        "/internal/sidecar/heartbeat" => heartbeat(edge, region, &request.body).await,
+        "/internal/sidecar/events" => events(edge, region, &request.body).await,
+        _ => EdgeResponse::text(404, "Not Found"),
+    }
+}
+
+/// The region whose sidecar signed the request, or the 401.
+fn authenticate<'a, S, H, C>(
+    edge: &'a Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<&'a Region, EdgeResponse> {
+    let unauthorized = |msg: &str| {
+        EdgeResponse::common(401, Common::fail(StatusCode::InvalidTokenOrSignature, msg))
+    };
+    let region_id = request.header("api-key").unwrap_or_default();
+    let signature = request.header("hash-signature").unwrap_or_default();
+    // Unknown regions are checked against a dummy secret so timing does not tell them apart.
+    let (region, secret) = match (
+        edge.config.region(region_id),
+        edge.config.sidecar_secrets.get(region_id),
+    ) {
+        (Some(region), Some(secret)) => (Some(region), secret.as_bytes()),
+        _ => (None, &[0u8; 32][..]),
+    };
+    let valid = verify_signature(secret, &request.body, signature);
+    match region {
+        Some(region) if valid && bool::from(region.id.as_bytes().ct_eq(region_id.as_bytes())) => {
+            Ok(region)
+        }
+        _ => Err(unauthorized("invalid sidecar signature or region")),
+    }
+}
+
+fn bad_request(msg: String) -> EdgeResponse {
+    EdgeResponse::common(400, Common::fail(StatusCode::InvalidParameters, msg))
+}
+
+fn unavailable(e: StoreError) -> EdgeResponse {
+    tracing::error!(error = %e, "store failure on a sidecar call");
+    EdgeResponse::common(
+        503,
+        Common::fail(StatusCode::InternalServerError, "store unavailable; retry"),
+    )
+}
+
+async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    body: &[u8],
+) -> EdgeResponse {
+    let hb: Heartbeat = match serde_json::from_slice(body) {
+        Ok(hb) => hb,
+        Err(e) => return bad_request(format!("not a heartbeat: {e}")),
+    };
+    if hb.region_id != region.id {
+        return bad_request("region_id differs from the signing region".into());
+    }
+    let now_ms = edge.clock.now_ms();
+    if (hb.sent_at_ms - now_ms).abs() > HEARTBEAT_MAX_SKEW_MS {
+        return bad_request(format!(
+            "sent_at_ms is more than {} s from the edge's clock",
+            HEARTBEAT_MAX_SKEW_MS / 1000
+        ));
+    }
+    let recorded = match db::record_heartbeat(&edge.store, &hb, now_ms).await {
+        Ok(recorded) => recorded,
+        Err(e) => return unavailable(e),
+    };
+    if recorded && (hb.leaving || hb.draining) {
+        tracing::info!(region = %region.id, leaving = hb.leaving, draining = hb.draining, "region draining");
+    }
+    let rooms_ended = match lifecycle::on_heartbeat(edge, region).await {
+        Ok(n) => n,
+        Err(e) => return unavailable(e),
+    };
+    EdgeResponse::reply(
+        Common::ok("heartbeat recorded"),
+        HeartbeatReply {
+            recorded,
+            rooms_ended,
+        },
+    )
+}
+
+async fn events<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    body: &[u8],
+) -> EdgeResponse {
+    let batch: EventBatch = match serde_json::from_slice(body) {
+        Ok(batch) => batch,
+        Err(e) => return bad_request(format!("not an event batch: {e}")),
+    };
+    if batch.region_id != region.id {
+        return bad_request("region_id differs from the signing region".into());
+    }
+    if batch.events.len() > MAX_EVENTS {
+        return bad_request(format!("at most {MAX_EVENTS} events per batch"));
+    }
+    let mut reply = BatchReply {
+        applied: 0,
+        duplicates: 0,
+        ignored: 0,
+        malformed: 0,
+    };
+    for value in batch.events {
+        let event: WebhookEvent = match serde_json::from_value(value) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(region = %region.id, error = %e, "skipping a malformed webhook event");
+                reply.malformed += 1;
+                continue;
+            }
+        };
+        match lifecycle::apply(edge, region, &event).await {
+            Ok(Outcome::Applied) => reply.applied += 1,
+            Ok(Outcome::Duplicate) => reply.duplicates += 1,
+            Ok(Outcome::Ignored) => reply.ignored += 1,
+            Err(e) => return unavailable(e),
+        }
+    }
+    EdgeResponse::reply(Common::ok("events applied"), reply)
+}

@@ -1,0 +1,499 @@
+//! The region registry, the sidecar endpoints and the room lifecycle, through `Edge::handle`
+//! over a real SQLite (rusqlite, the schema the hosts run). LiveKit's Twirp API is replaced by
+//! `RecordingLiveKit`, a test double that answers 200 and records the calls (the system tests
+//! in the root package use a real LiveKit).
+
+use std::cell::{Cell, RefCell};
+
+use edge_api::auth::sign;
+use edge_api::config::{EdgeConfig, GeoHeaders, GeoPoint, Region};
+use edge_api::platform::{
+    Clock, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows, SqlValue, Store,
+    StoreError,
+};
+use edge_api::{db, registry, Edge, EdgeRequest, EdgeResponse};
+use http::Method;
+use serde_json::{json, Value};
+
+struct Sqlite(rusqlite::Connection);
+
+impl Store for Sqlite {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let err = |e: rusqlite::Error| StoreError(e.to_string());
+        let mut stmt = self.0.prepare(sql).map_err(err)?;
+        let values: Vec<rusqlite::types::Value> = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Null => rusqlite::types::Value::Null,
+                SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
+                SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
+                SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+            })
+            .collect();
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let n = columns.len();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(values))
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                values.push(match row.get_ref(i).map_err(err)? {
+                    rusqlite::types::ValueRef::Null => SqlValue::Null,
+                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Integer(i),
+                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+                });
+            }
+            out.push(values);
+        }
+        Ok(Rows { columns, rows: out })
+    }
+}
+
+/// Test double for LiveKit's Twirp API: answers `{}` and records each call's URL and body.
+#[derive(Default)]
+struct RecordingLiveKit(RefCell<Vec<(String, Value)>>);
+
+impl HttpClient for RecordingLiveKit {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        self.0.borrow_mut().push((request.url, body));
+        Ok(OutboundResponse {
+            status: 200,
+            body: b"{}".to_vec(),
+        })
+    }
+}
+
+struct TestClock(Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+const API_SECRET: &str = "api-secret-0123456789abcdef0123456789";
+const SIDECAR_EU: &str = "sidecar-eu-0123456789abcdef012345678";
+const SIDECAR_US: &str = "sidecar-us-0123456789abcdef012345678";
+const T0: i64 = 1_800_000_000_000;
+
+type TestEdge = Edge<Sqlite, RecordingLiveKit, TestClock>;
+
+fn region(id: &str, lat: f64, lon: f64) -> Region {
+    Region {
+        id: id.into(),
+        name: id.into(),
+        location: GeoPoint { lat, lon },
+        livekit_url: format!("ws://{id}.livekit.test"),
+        api_key: "lk".into(),
+        api_secret: "livekit-secret-0123456789abcdef01234".into(),
+    }
+}
+
+fn edge() -> TestEdge {
+    let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+    conn.execute_batch(db::SCHEMA).expect("schema");
+    // Every migration may run again on an existing database.
+    conn.execute_batch(db::SCHEMA).expect("schema again");
+    Edge {
+        config: EdgeConfig {
+            api_key: "plugnmeet".into(),
+            api_secret: API_SECRET.into(),
+            token_validity_secs: 600,
+            max_participants_cap: 0,
+            max_room_duration_minutes: 0,
+            regions: vec![region("eu", 50.1, 8.7), region("us", 39.0, -77.5)],
+            default_region: "us".into(),
+            geo_headers: GeoHeaders {
+                latitude: "x-lat".into(),
+                longitude: "x-lon".into(),
+            },
+            sidecar_secrets: [
+                ("eu".to_string(), SIDECAR_EU.to_string()),
+                ("us".to_string(), SIDECAR_US.to_string()),
+            ]
+            .into(),
+            region_timeout_secs: 15,
+        },
+        store: Sqlite(conn),
+        http: RecordingLiveKit::default(),
+        clock: TestClock(Cell::new(T0)),
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn post(edge: &TestEdge, path: &str, key: &str, secret: &str, body: &Value) -> (u16, Value) {
+    let body = serde_json::to_vec(body).expect("json");
+    let mut request = EdgeRequest::new(Method::POST, path);
+    request
+        .headers
+        .insert("api-key", key.parse().expect("header"));
+    request.headers.insert(
+        "hash-signature",
+        sign(secret.as_bytes(), &body).parse().expect("header"),
+    );
+    request.body = body;
+    reply(block(edge.handle(request)))
+}
+
+fn reply(response: EdgeResponse) -> (u16, Value) {
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    )
+}
+
+fn heartbeat_body(region: &str, sent_at_ms: i64, draining: bool, rooms: i64) -> Value {
+    json!({
+        "region_id": region, "sidecar_id": format!("{region}-1"), "sent_at_ms": sent_at_ms,
+        "livekit_ok": true, "load": {"rooms": rooms, "participants": 0, "publishers": 0},
+        "capacity": {"max_rooms": 2, "max_participants": 0}, "draining": draining,
+        "leaving": false, "undelivered_events": 0
+    })
+}
+
+fn beat(edge: &TestEdge, region: &str, draining: bool, rooms: i64) -> (u16, Value) {
+    let secret = if region == "eu" {
+        SIDECAR_EU
+    } else {
+        SIDECAR_US
+    };
+    let body = heartbeat_body(region, edge.clock.0.get(), draining, rooms);
+    post(edge, "/internal/sidecar/heartbeat", region, secret, &body)
+}
+
+fn availability(edge: &TestEdge, region: &str) -> registry::Availability {
+    block(registry::load(edge))
+        .expect("registry")
+        .availability(region)
+}
+
+/// Creates `room_id` through the plugNmeet API and pins it to `region` as a first join would.
+fn running_room(edge: &TestEdge, room_id: &str, region: &str, features: Value) -> db::RoomRow {
+    let (status, body) = post(
+        edge,
+        "/auth/room/create",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": room_id, "metadata": {"room_title": "T", "room_features": features}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let room = block(db::running_room(&edge.store, room_id))
+        .expect("store")
+        .expect("room");
+    block(db::pin_region(&edge.store, &room.sid, region)).expect("pin");
+    room
+}
+
+fn events(edge: &TestEdge, region: &str, events: Vec<Value>) -> (u16, Value) {
+    let secret = if region == "eu" {
+        SIDECAR_EU
+    } else {
+        SIDECAR_US
+    };
+    post(
+        edge,
+        "/internal/sidecar/events",
+        region,
+        secret,
+        &json!({"region_id": region, "events": events}),
+    )
+}
+
+fn event(id: &str, kind: &str, room: &str, lk_room: &str, participant: Option<Value>) -> Value {
+    let mut e = json!({"id": id, "event": kind, "createdAt": ((T0 / 1000) + 1).to_string(),
+                       "room": {"sid": lk_room, "name": room, "numParticipants": 0}});
+    if let Some(p) = participant {
+        e["participant"] = p;
+    }
+    e
+}
+
+fn participant(sid: &str, identity: &str, hidden: bool) -> Value {
+    json!({"sid": sid, "identity": identity, "name": identity, "state": "ACTIVE",
+           "permission": {"canSubscribe": true, "hidden": hidden}})
+}
+
+#[test]
+fn forged_stale_and_misaddressed_heartbeats_change_nothing() {
+    let edge = edge();
+    let good = heartbeat_body("eu", T0, false, 0);
+    // Signed with another region's secret, with the customers' secret, or not at all.
+    for (key, secret) in [("eu", SIDECAR_US), ("eu", API_SECRET), ("xx", SIDECAR_EU)] {
+        let (status, body) = post(&edge, "/internal/sidecar/heartbeat", key, secret, &good);
+        assert_eq!(status, 401, "{key}: {body}");
+    }
+    let (status, _) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "plugnmeet",
+        API_SECRET,
+        &good,
+    );
+    assert_eq!(status, 401);
+    // Signed by us for eu's body.
+    let (status, _) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "us",
+        SIDECAR_US,
+        &good,
+    );
+    assert_eq!(status, 400);
+    let stale = heartbeat_body("eu", T0 - 120_000, false, 0);
+    let (status, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &stale,
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &json!({"region_id": "eu"}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Unknown);
+    // The customers' API does not take sidecar credentials either.
+    let (status, _) = post(
+        &edge,
+        "/auth/room/isRoomActive",
+        "eu",
+        SIDECAR_EU,
+        &json!({}),
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn regions_come_and_go_with_their_heartbeats() {
+    let edge = edge();
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Unknown);
+    let (status, body) = beat(&edge, "eu", false, 0);
+    assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
+    // An older heartbeat arriving late is not recorded.
+    let late = heartbeat_body("eu", T0 - 1000, true, 0);
+    let (_, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &late,
+    );
+    assert_eq!(body["recorded"], false);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
+    // Silent for longer than the timeout: unhealthy; back when it beats again.
+    edge.clock.0.set(T0 + 16_000);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Silent);
+    beat(&edge, "eu", false, 2);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Full);
+    edge.clock.0.set(T0 + 17_000);
+    beat(&edge, "eu", true, 1);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Draining);
+    edge.clock.0.set(T0 + 18_000);
+    let mut leaving = heartbeat_body("eu", T0 + 18_000, true, 0);
+    leaving["leaving"] = json!(true);
+    post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &leaving,
+    );
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Left);
+    edge.clock.0.set(T0 + 19_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
+}
+
+#[test]
+fn webhooks_drive_the_session_exactly_once() {
+    let edge = edge();
+    let room = running_room(&edge, "weekly", "eu", json!({}));
+    let batch = vec![
+        event("EV_1", "room_started", "weekly", "RM_1", None),
+        event(
+            "EV_2",
+            "participant_joined",
+            "weekly",
+            "RM_1",
+            Some(participant("PA_1", "alice", false)),
+        ),
+        event(
+            "EV_3",
+            "participant_joined",
+            "weekly",
+            "RM_1",
+            Some(participant("PA_2", "recorder", true)),
+        ),
+        event(
+            "EV_4",
+            "participant_left",
+            "weekly",
+            "RM_1",
+            Some(participant("PA_1", "alice", false)),
+        ),
+        // Alice reconnects: a new participant sid, the same person.
+        event(
+            "EV_5",
+            "participant_joined",
+            "weekly",
+            "RM_1",
+            Some(participant("PA_3", "alice", false)),
+        ),
+        event(
+            "EV_6",
+            "participant_joined",
+            "weekly",
+            "RM_1",
+            Some(participant("PA_4", "bob", false)),
+        ),
+        json!({"id": 7}),
+    ];
+    let (status, body) = events(&edge, "eu", batch.clone());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["applied"], &body["malformed"]),
+        (&json!(6), &json!(1)),
+        "{body}"
+    );
+    // The same batch again (its acknowledgement was lost): nothing changes.
+    let (_, body) = events(&edge, "eu", batch);
+    assert_eq!(body["duplicates"], 6, "{body}");
+    let now = block(db::running_room(&edge.store, "weekly"))
+        .expect("store")
+        .expect("running");
+    assert_eq!(now.status, "active");
+    assert_eq!(now.started_at, Some(T0 / 1000 + 1));
+    assert_eq!(
+        now.joined_participants, 2,
+        "alice once, bob; not the recorder"
+    );
+    // The same room's events from another region's sidecar do not touch it.
+    let (_, body) = events(
+        &edge,
+        "us",
+        vec![event("EV_8", "room_finished", "weekly", "RM_1", None)],
+    );
+    assert_eq!(body["ignored"], 1, "{body}");
+    let (_, body) = events(
+        &edge,
+        "eu",
+        vec![event("EV_9", "room_finished", "weekly", "RM_1", None)],
+    );
+    assert_eq!(body["applied"], 1, "{body}");
+    assert!(block(db::running_room(&edge.store, "weekly"))
+        .expect("store")
+        .is_none());
+    let (total, past) = block(db::past_rooms(
+        &edge.store,
+        &db::PastRoomsQuery {
+            room_ids: &["weekly".to_string()],
+            from: 0,
+            limit: 10,
+            descending: true,
+        },
+    ))
+    .expect("past");
+    assert_eq!(total, 1);
+    assert_eq!(past[0].sid, room.sid);
+    assert_eq!(past[0].joined_participants, 2);
+}
+
+#[test]
+fn a_room_livekit_runs_without_the_edge_is_deleted() {
+    let edge = edge();
+    let (_, body) = events(
+        &edge,
+        "eu",
+        vec![event("EV_1", "room_started", "rogue", "RM_9", None)],
+    );
+    assert_eq!(body["ignored"], 1, "{body}");
+    let calls = edge.http.0.borrow();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0]
+        .0
+        .starts_with("http://eu.livekit.test/twirp/livekit.RoomService/DeleteRoom"));
+    assert_eq!(calls[0].1["room"], "rogue");
+}
+
+#[test]
+fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
+    let edge = edge();
+    running_room(&edge, "timed", "eu", json!({"room_duration": 2}));
+    running_room(&edge, "emptied", "eu", json!({}));
+    running_room(&edge, "busy", "eu", json!({}));
+    let mut batch = Vec::new();
+    for (i, room) in ["timed", "emptied", "busy"].iter().enumerate() {
+        batch.push(event(
+            &format!("S{i}"),
+            "room_started",
+            room,
+            &format!("RM_{room}"),
+            None,
+        ));
+        batch.push(event(
+            &format!("J{i}"),
+            "participant_joined",
+            room,
+            &format!("RM_{room}"),
+            Some(participant(&format!("PA_{room}"), "u", false)),
+        ));
+    }
+    batch.push(event(
+        "L1",
+        "participant_left",
+        "emptied",
+        "RM_emptied",
+        Some(participant("PA_emptied", "u", false)),
+    ));
+    let (status, body) = events(&edge, "eu", batch);
+    assert_eq!((status, &body["applied"]), (200, &json!(7)), "{body}");
+
+    // One minute in: nothing is due.
+    edge.clock.0.set(T0 + 60_000);
+    let (_, body) = beat(&edge, "eu", false, 3);
+    assert_eq!(body["rooms_ended"], 0, "{body}");
+    // Past two minutes: the timed room ends; the empty one waits for its 1800 s timeout.
+    edge.clock.0.set(T0 + 122_000);
+    let (_, body) = beat(&edge, "eu", false, 3);
+    assert_eq!(body["rooms_ended"], 1, "{body}");
+    assert!(block(db::running_room(&edge.store, "timed"))
+        .expect("store")
+        .is_none());
+    edge.clock.0.set(T0 + 1_802_000);
+    let (_, body) = beat(&edge, "eu", false, 2);
+    assert_eq!(body["rooms_ended"], 1, "{body}");
+    assert!(block(db::running_room(&edge.store, "emptied"))
+        .expect("store")
+        .is_none());
+    assert!(block(db::running_room(&edge.store, "busy"))
+        .expect("store")
+        .is_some());
+    let deleted: Vec<Value> = edge
+        .http
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, body)| body["room"].clone())
+        .collect();
+    assert_eq!(deleted, [json!("timed"), json!("emptied")]);
+}
