@@ -6,7 +6,6 @@
 //! Both paths load the configuration, verify the HMAC, read and write SQLite (a WAL file, same
 //! pragmas as the host) and sign JWTs on every request, so the ratio compares like with like.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_api::exchange::EdgeRequest;
+use edge_api::native::{SqliteStore, SystemClock};
 use edge_api::platform::{
-    Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
-    SqlValue, Store, StoreError,
+    ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse,
 };
 use edge_api::{Edge, EdgeConfig};
 use edgemeet::host::{Host, HostSettings};
@@ -49,58 +48,6 @@ impl ConfigSource for Variables {
     }
 }
 
-/// SQLite through rusqlite, with the host's pragmas.
-struct NativeSqlite(RefCell<rusqlite::Connection>);
-
-impl NativeSqlite {
-    fn open(path: &Path) -> NativeSqlite {
-        let conn = rusqlite::Connection::open(path).expect("open sqlite");
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .expect("wal");
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .expect("pragmas");
-        conn.execute_batch(edge_api::db::SCHEMA).expect("schema");
-        NativeSqlite(RefCell::new(conn))
-    }
-}
-
-impl Store for NativeSqlite {
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
-        let conn = self.0.borrow();
-        let mut stmt = conn
-            .prepare_cached(sql)
-            .map_err(|e| StoreError(e.to_string()))?;
-        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-        let values = params.iter().map(|p| match p {
-            SqlValue::Null => rusqlite::types::Value::Null,
-            SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
-            SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
-            SqlValue::Text(s) => rusqlite::types::Value::Text(s.clone()),
-            SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
-        });
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(values))
-            .map_err(|e| StoreError(e.to_string()))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| StoreError(e.to_string()))? {
-            let mut values = Vec::with_capacity(columns.len());
-            for i in 0..columns.len() {
-                let v: rusqlite::types::Value =
-                    row.get(i).map_err(|e| StoreError(e.to_string()))?;
-                values.push(match v {
-                    rusqlite::types::Value::Null => SqlValue::Null,
-                    rusqlite::types::Value::Integer(i) => SqlValue::Integer(i),
-                    rusqlite::types::Value::Real(f) => SqlValue::Real(f),
-                    rusqlite::types::Value::Text(s) => SqlValue::Text(s),
-                    rusqlite::types::Value::Blob(b) => SqlValue::Blob(b),
-                });
-            }
-            out.push(values);
-        }
-        Ok(Rows { columns, rows: out })
-    }
-}
-
 /// A test double for outbound HTTP: the benchmarked requests make no outbound call, and this
 /// fails loudly if one ever does.
 struct NoOutbound;
@@ -113,18 +60,8 @@ impl HttpClient for NoOutbound {
     }
 }
 
-struct SystemClock;
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
-
 /// One request through the native core, configuration loaded per request like the adapter does.
-async fn native_request(store: &NativeSqlite, vars: &Variables, request: EdgeRequest) -> u16 {
+async fn native_request(store: &SqliteStore, vars: &Variables, request: EdgeRequest) -> u16 {
     let config = EdgeConfig::load(vars).await.expect("config");
     let edge = Edge {
         config,
@@ -133,12 +70,6 @@ async fn native_request(store: &NativeSqlite, vars: &Variables, request: EdgeReq
         clock: SystemClock,
     };
     edge.handle(request).await.status
-}
-
-impl Store for &NativeSqlite {
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
-        (*self).execute(sql, params).await
-    }
 }
 
 // ------------------------------------------------------------------ requests
@@ -219,7 +150,7 @@ fn benches(c: &mut Criterion) {
     // Native core.
     let native_dir = dir.join("native");
     std::fs::create_dir_all(&native_dir).expect("dir");
-    let store = NativeSqlite::open(&native_dir.join("edge.sqlite"));
+    let store = SqliteStore::open(&native_dir.join("edge.sqlite")).expect("open sqlite");
     let vars = Variables(variables());
     let create = signed(
         "/auth/room/create",
@@ -403,5 +334,114 @@ async fn start_plain_hyper() -> (String, tokio::sync::oneshot::Sender<()>) {
     (base, stop_tx)
 }
 
-criterion_group!(edge, benches);
+/// One placement decision with 100 regions registered: read the registry (100 rows) and pick
+/// the nearest available region for a user, as the first join of a room does.
+fn placement(c: &mut Criterion) {
+    use edge_api::config::{GeoHeaders, GeoPoint, Region};
+    use edge_api::registry::{self, Capacity, Heartbeat, Load};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("edgemeet-bench-placement-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = SqliteStore::open(&dir.join("edge.sqlite")).expect("open sqlite");
+    // 100 regions on a grid over the globe; every fourth one full, draining or silent.
+    let regions: Vec<Region> = (0..100)
+        .map(|i| Region {
+            id: format!("r{i:03}"),
+            name: format!("Region {i}"),
+            location: GeoPoint {
+                lat: -60.0 + f64::from(i / 10) * 13.0,
+                lon: -170.0 + f64::from(i % 10) * 36.0,
+            },
+            livekit_url: "ws://127.0.0.1:7880".into(),
+            api_key: "lk".into(),
+            api_secret: "bench-livekit-secret-0123456789abcdef".into(),
+        })
+        .collect();
+    let config = EdgeConfig {
+        api_key: "plugnmeet".into(),
+        api_secret: API_SECRET.into(),
+        token_validity_secs: 600,
+        max_participants_cap: 0,
+        max_room_duration_minutes: 0,
+        sidecar_secrets: regions
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    "bench-sidecar-secret-0123456789abcdef".to_string(),
+                )
+            })
+            .collect(),
+        default_region: regions[0].id.clone(),
+        regions,
+        geo_headers: GeoHeaders {
+            latitude: "x-lat".into(),
+            longitude: "x-lon".into(),
+        },
+        // Long enough that the live regions stay live through the whole run.
+        region_timeout_secs: 3600,
+    };
+    let edge = Edge {
+        config,
+        store: &store,
+        http: NoOutbound,
+        clock: SystemClock,
+    };
+    let now = edge_api::platform::Clock::now_ms(&edge.clock);
+    for (i, region) in edge.config.regions.iter().enumerate() {
+        let heartbeat = Heartbeat {
+            region_id: region.id.clone(),
+            sidecar_id: "bench".into(),
+            sent_at_ms: now,
+            livekit_ok: true,
+            load: Load {
+                rooms: if i % 4 == 1 { 50 } else { 3 },
+                participants: 10,
+                publishers: 5,
+                cpu_load: Some(0.3),
+            },
+            capacity: Capacity {
+                max_rooms: 50,
+                max_participants: 0,
+            },
+            draining: i % 4 == 2,
+            leaving: false,
+            undelivered_events: 0,
+        };
+        let received = if i % 4 == 3 { now - 7_200_000 } else { now };
+        rt.block_on(edge_api::db::record_heartbeat(&store, &heartbeat, received))
+            .expect("heartbeat");
+    }
+    let paris = GeoPoint {
+        lat: 48.9,
+        lon: 2.35,
+    };
+    let mut group = c.benchmark_group("placement");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("100_regions/registry_and_choice", |b| {
+        b.iter(|| {
+            let registry = rt.block_on(registry::load(&edge)).expect("registry");
+            let chosen = edge_api::placement::choose(&edge.config, None, Some(paris), |r| {
+                registry.is_available(&r.id)
+            });
+            assert!(chosen.is_some());
+        })
+    });
+    group.bench_function("100_regions/choice_only", |b| {
+        let registry = rt.block_on(registry::load(&edge)).expect("registry");
+        b.iter(|| {
+            let chosen = edge_api::placement::choose(&edge.config, None, Some(paris), |r| {
+                registry.is_available(&r.id)
+            });
+            assert!(chosen.is_some());
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(edge, benches, placement);
 criterion_main!(edge);

@@ -24,6 +24,8 @@
 //! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
 //! - [`db`]: the schema and every SQL statement.
+//! - `native` (not on wasm32): the traits over rusqlite and the system clock, for tests,
+//!   benchmarks and native tools.
 
 pub mod auth;
 pub mod config;
@@ -43,6 +45,9 @@ pub mod wire;
 
 #[cfg(all(feature = "spin", target_arch = "wasm32"))]
 pub mod spin;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 
 use http::Method;
 

@@ -68,6 +68,13 @@ pub trait Store {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError>;
 }
 
+/// A borrowed store is a store (an edge built per request over a shared database).
+impl<T: Store + ?Sized> Store for &T {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        (**self).execute(sql, params).await
+    }
+}
+
 /// An HTTP request the edge sends (to LiveKit, later to webhooks and recorders).
 #[derive(Debug, Clone)]
 pub struct OutboundRequest {

@@ -129,7 +129,7 @@ impl RegionStatus {
 /// The registry as read for one decision: every region's availability.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    statuses: Vec<RegionStatus>,
+    statuses: std::collections::HashMap<String, RegionStatus>,
     now_ms: i64,
     timeout_secs: i64,
     /// No sidecars: every configured region is available.
@@ -140,7 +140,10 @@ impl Registry {
     /// The registry from the stored statuses, as of `now_ms`.
     pub fn new(config: &EdgeConfig, statuses: Vec<RegionStatus>, now_ms: i64) -> Registry {
         Registry {
-            statuses,
+            statuses: statuses
+                .into_iter()
+                .map(|s| (s.region_id.clone(), s))
+                .collect(),
             now_ms,
             timeout_secs: config.region_timeout_secs,
             open: !config.uses_sidecars(),
@@ -153,8 +156,7 @@ impl Registry {
             return Availability::Available;
         }
         self.statuses
-            .iter()
-            .find(|s| s.region_id == region_id)
+            .get(region_id)
             .map_or(Availability::Unknown, |s| {
                 s.availability(self.now_ms, self.timeout_secs)
             })

@@ -7,54 +7,11 @@ use std::cell::{Cell, RefCell};
 
 use edge_api::auth::sign;
 use edge_api::config::{EdgeConfig, GeoHeaders, GeoPoint, Region};
-use edge_api::platform::{
-    Clock, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows, SqlValue, Store,
-    StoreError,
-};
+use edge_api::native::SqliteStore;
+use edge_api::platform::{Clock, HttpClient, OutboundError, OutboundRequest, OutboundResponse};
 use edge_api::{db, registry, Edge, EdgeRequest, EdgeResponse};
 use http::Method;
 use serde_json::{json, Value};
-
-struct Sqlite(rusqlite::Connection);
-
-impl Store for Sqlite {
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
-        let err = |e: rusqlite::Error| StoreError(e.to_string());
-        let mut stmt = self.0.prepare(sql).map_err(err)?;
-        let values: Vec<rusqlite::types::Value> = params
-            .iter()
-            .map(|p| match p {
-                SqlValue::Null => rusqlite::types::Value::Null,
-                SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
-                SqlValue::Real(f) => rusqlite::types::Value::Real(*f),
-                SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
-            })
-            .collect();
-        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-        let n = columns.len();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(values))
-            .map_err(err)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(err)? {
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(match row.get_ref(i).map_err(err)? {
-                    rusqlite::types::ValueRef::Null => SqlValue::Null,
-                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Integer(i),
-                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
-                    rusqlite::types::ValueRef::Text(t) => {
-                        SqlValue::Text(String::from_utf8_lossy(t).into_owned())
-                    }
-                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-                });
-            }
-            out.push(values);
-        }
-        Ok(Rows { columns, rows: out })
-    }
-}
 
 /// Test double for LiveKit's Twirp API: answers `{}` and records each call's URL and body.
 #[derive(Default)]
@@ -84,7 +41,7 @@ const SIDECAR_EU: &str = "sidecar-eu-0123456789abcdef012345678";
 const SIDECAR_US: &str = "sidecar-us-0123456789abcdef012345678";
 const T0: i64 = 1_800_000_000_000;
 
-type TestEdge = Edge<Sqlite, RecordingLiveKit, TestClock>;
+type TestEdge = Edge<SqliteStore, RecordingLiveKit, TestClock>;
 
 fn region(id: &str, lat: f64, lon: f64) -> Region {
     Region {
@@ -98,10 +55,9 @@ fn region(id: &str, lat: f64, lon: f64) -> Region {
 }
 
 fn edge() -> TestEdge {
-    let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
-    conn.execute_batch(db::SCHEMA).expect("schema");
+    let store = SqliteStore::in_memory().expect("sqlite");
     // Every migration may run again on an existing database.
-    conn.execute_batch(db::SCHEMA).expect("schema again");
+    store.execute_batch(db::SCHEMA).expect("schema again");
     Edge {
         config: EdgeConfig {
             api_key: "plugnmeet".into(),
@@ -122,7 +78,7 @@ fn edge() -> TestEdge {
             .into(),
             region_timeout_secs: 15,
         },
-        store: Sqlite(conn),
+        store,
         http: RecordingLiveKit::default(),
         clock: TestClock(Cell::new(T0)),
     }
