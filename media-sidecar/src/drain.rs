@@ -1,0 +1,281 @@
+//! Draining: on SIGTERM (or SIGINT) or a signed `POST /admin/drain` the region takes no new
+//! rooms, the sidecar keeps relaying the webhooks of the rooms it has, and it leaves once LiveKit
+//! reports no rooms, or at the deadline. A second signal means leave now.
+//!
+//! [`Drain`] is the decision, pure: requests and looks at LiveKit go in, a [`Step`] comes out.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+/// Something that asks the sidecar to drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// `POST /admin/drain`, with its own deadline if it gave one.
+    Admin {
+        /// Overrides `drain_deadline_seconds` for this drain.
+        deadline: Option<Duration>,
+    },
+}
+
+/// Why a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// LiveKit reported no rooms.
+    RoomsEnded,
+    /// The deadline passed with rooms still open.
+    Deadline,
+}
+
+/// What the sidecar does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Go on serving (draining or not).
+    Serve,
+    /// The drain is over: flush, say goodbye, exit 0.
+    Leave(Reason),
+    /// A second signal: flush what can be flushed quickly and exit.
+    ExitNow,
+}
+
+/// The drain state of one sidecar process.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    default_deadline: Duration,
+    draining: Option<Draining>,
+    signals: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Draining {
+    since: Instant,
+    until: Instant,
+}
+
+impl Drain {
+    /// Not draining; a drain will wait at most `default_deadline`.
+    pub fn new(default_deadline: Duration) -> Drain {
+        Drain {
+            default_deadline,
+            draining: None,
+            signals: 0,
+        }
+    }
+
+    /// Whether the region drains.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// When the drain ends at the latest.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.draining.map(|d| d.until)
+    }
+
+    /// Handles a request at `now`. A drain already under way keeps its start; a new deadline
+    /// only ever brings its end closer.
+    pub fn request(&mut self, request: Request, now: Instant) -> Step {
+        let deadline = match request {
+            Request::Signal => {
+                self.signals += 1;
+                if self.signals > 1 {
+                    return Step::ExitNow;
+                }
+                self.default_deadline
+            }
+            Request::Admin { deadline } => deadline.unwrap_or(self.default_deadline),
+        };
+        let until = now + deadline;
+        self.draining = Some(match self.draining {
+            None => Draining { since: now, until },
+            Some(d) => Draining {
+                since: d.since,
+                until: d.until.min(until),
+            },
+        });
+        Step::Serve
+    }
+
+    /// Decides after a look at LiveKit at `seen_at` that found `rooms` (`None`: no answer).
+    /// Only a look taken after the drain began can end it, so a count from before the region
+    /// stopped taking rooms is never trusted.
+    pub fn observe(&self, seen_at: Instant, rooms: Option<u64>, now: Instant) -> Step {
+        let Some(draining) = self.draining else {
+            return Step::Serve;
+        };
+        if rooms == Some(0) && seen_at >= draining.since {
+            Step::Leave(Reason::RoomsEnded)
+        } else if now >= draining.until {
+            Step::Leave(Reason::Deadline)
+        } else {
+            Step::Serve
+        }
+    }
+}
+
+/// The body of `POST /admin/drain` (empty is fine too).
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminDrainBody {
+    /// Seconds until the drain ends at the latest.
+    #[serde(default)]
+    pub deadline_seconds: Option<u64>,
+}
+
+impl AdminDrainBody {
+    /// Parses a body; empty means no options.
+    pub fn parse(body: &[u8]) -> Result<AdminDrainBody, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(AdminDrainBody::default());
+        }
+        let parsed: AdminDrainBody =
+            serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))?;
+        if parsed.deadline_seconds == Some(0) {
+            return Err("deadline_seconds must be positive".into());
+        }
+        Ok(parsed)
+    }
+
+    /// As a drain request.
+    pub fn request(&self) -> Request {
+        Request::Admin {
+            deadline: self.deadline_seconds.map(Duration::from_secs),
+        }
+    }
+}
+
+/// Turns SIGTERM and SIGINT into drain requests. Must be called inside the tokio runtime.
+pub fn signal_requests() -> std::io::Result<mpsc::Receiver<Request>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = int.recv() => "SIGINT",
+                else => return,
+            };
+            tracing::info!(signal = name, "stop requested");
+            if tx.send(Request::Signal).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn serving_until_asked() {
+        let drain = Drain::new(HOUR);
+        let now = Instant::now();
+        assert!(!drain.is_draining());
+        assert_eq!(drain.observe(now, Some(0), now), Step::Serve);
+        assert_eq!(drain.observe(now, None, now + 2 * HOUR), Step::Serve);
+    }
+
+    #[test]
+    fn a_drain_ends_when_a_later_look_finds_no_rooms() {
+        let mut drain = Drain::new(HOUR);
+        let t0 = Instant::now();
+        let before = t0;
+        let start = t0 + Duration::from_secs(1);
+        assert_eq!(drain.request(Request::Signal, start), Step::Serve);
+        assert!(drain.is_draining());
+        assert_eq!(drain.deadline(), Some(start + HOUR));
+        // A count taken before the drain began proves nothing.
+        assert_eq!(drain.observe(before, Some(0), start), Step::Serve);
+        let later = start + Duration::from_secs(5);
+        assert_eq!(drain.observe(later, Some(2), later), Step::Serve);
+        // LiveKit not answering is not "no rooms".
+        assert_eq!(drain.observe(later, None, later), Step::Serve);
+        assert_eq!(
+            drain.observe(later, Some(0), later),
+            Step::Leave(Reason::RoomsEnded)
+        );
+    }
+
+    #[test]
+    fn the_deadline_ends_a_drain_with_rooms_left() {
+        let mut drain = Drain::new(HOUR);
+        let start = Instant::now();
+        drain.request(Request::Signal, start);
+        let end = start + HOUR;
+        assert_eq!(
+            drain.observe(end, Some(3), end - Duration::from_secs(1)),
+            Step::Serve
+        );
+        assert_eq!(
+            drain.observe(end, Some(3), end),
+            Step::Leave(Reason::Deadline)
+        );
+        assert_eq!(
+            drain.observe(start, None, end),
+            Step::Leave(Reason::Deadline)
+        );
+    }
+
+    #[test]
+    fn admin_deadlines_only_bring_the_end_closer() {
+        let mut drain = Drain::new(HOUR);
+        let start = Instant::now();
+        let ten = Duration::from_secs(10);
+        assert_eq!(
+            drain.request(
+                Request::Admin {
+                    deadline: Some(ten)
+                },
+                start
+            ),
+            Step::Serve
+        );
+        assert_eq!(drain.deadline(), Some(start + ten));
+        drain.request(Request::Admin { deadline: None }, start + ten / 2);
+        assert_eq!(drain.deadline(), Some(start + ten));
+        drain.request(
+            Request::Admin {
+                deadline: Some(Duration::from_secs(1)),
+            },
+            start + Duration::from_secs(2),
+        );
+        assert_eq!(drain.deadline(), Some(start + Duration::from_secs(3)));
+        // The first signal after an admin drain is not yet "the second one".
+        assert_eq!(drain.request(Request::Signal, start), Step::Serve);
+        assert_eq!(drain.request(Request::Signal, start), Step::ExitNow);
+    }
+
+    #[test]
+    fn a_second_signal_exits_now() {
+        let mut drain = Drain::new(HOUR);
+        let now = Instant::now();
+        assert_eq!(drain.request(Request::Signal, now), Step::Serve);
+        assert_eq!(drain.request(Request::Signal, now), Step::ExitNow);
+    }
+
+    #[test]
+    fn admin_bodies_are_checked() {
+        assert_eq!(AdminDrainBody::parse(b""), Ok(AdminDrainBody::default()));
+        assert_eq!(AdminDrainBody::parse(b"{}"), Ok(AdminDrainBody::default()));
+        let body = AdminDrainBody::parse(br#"{"deadline_seconds": 30}"#).expect("valid");
+        assert_eq!(
+            body.request(),
+            Request::Admin {
+                deadline: Some(Duration::from_secs(30))
+            }
+        );
+        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 0}"#).is_err());
+        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": -1}"#).is_err());
+        assert!(AdminDrainBody::parse(br#"{"deadline": 5}"#).is_err());
+        assert!(AdminDrainBody::parse(b"[").is_err());
+    }
+}

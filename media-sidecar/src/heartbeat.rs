@@ -1,0 +1,364 @@
+//! Heartbeats: every `heartbeat_seconds` the sidecar asks LiveKit for its rooms (Twirp
+//! `ListRooms`) and tells the edge, signed, whether LiveKit answered, the region's load and
+//! capacity, and whether it drains. Heartbeats are never queued: a failed one is logged and
+//! superseded by the next. Each look at LiveKit is also published for the drain decision.
+
+use std::time::{Duration, Instant};
+
+use livekit_api::services::room::RoomClient;
+use livekit_protocol as proto;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::{Capacity, Secret};
+use crate::edge::{EdgeClient, EdgeError, HEARTBEAT_PATH};
+use crate::metrics::{flag, Metrics};
+use crate::outbox::{now_ms, SharedOutbox};
+
+/// One heartbeat, as the edge receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heartbeat {
+    /// This region.
+    pub region_id: String,
+    /// This process (a UUID v4 chosen at start).
+    pub sidecar_id: String,
+    /// Unix milliseconds, sidecar clock.
+    pub sent_at_ms: i64,
+    /// Whether LiveKit's ListRooms succeeded just now.
+    pub livekit_ok: bool,
+    /// The region's load.
+    pub load: Load,
+    /// The region's limits.
+    pub capacity: Capacity,
+    /// The region takes no new rooms.
+    pub draining: bool,
+    /// The last heartbeat of a drained sidecar: the edge removes the region.
+    pub leaving: bool,
+    /// Events in the outbox the edge has not acknowledged.
+    pub undelivered_events: u64,
+}
+
+/// The region's load: LiveKit's rooms summed, and this machine's CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Load {
+    /// Rooms LiveKit has open.
+    pub rooms: u64,
+    /// Participants in them.
+    pub participants: u64,
+    /// Publishing participants in them.
+    pub publishers: u64,
+    /// 1-minute load average per core; omitted when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_load: Option<f64>,
+}
+
+/// LiveKit's rooms, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomTotals {
+    /// Rooms open.
+    pub rooms: u64,
+    /// Participants in them (`num_participants`).
+    pub participants: u64,
+    /// Publishers in them (`num_publishers`).
+    pub publishers: u64,
+}
+
+/// Sums `ListRooms`' answer.
+pub fn totals(rooms: &[proto::Room]) -> RoomTotals {
+    rooms
+        .iter()
+        .fold(RoomTotals::default(), |t, room| RoomTotals {
+            rooms: t.rooms + 1,
+            participants: t.participants + u64::from(room.num_participants),
+            publishers: t.publishers + u64::from(room.num_publishers),
+        })
+}
+
+/// One look at LiveKit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    /// When it was taken.
+    pub at: Instant,
+    /// LiveKit's totals; `None` when it did not answer.
+    pub totals: Option<RoomTotals>,
+}
+
+/// Lists LiveKit's rooms.
+pub struct LiveKitProbe {
+    rooms: RoomClient,
+}
+
+impl LiveKitProbe {
+    /// A probe of the LiveKit server at `url`.
+    pub fn new(url: &str, api_key: &str, api_secret: &Secret) -> LiveKitProbe {
+        LiveKitProbe {
+            rooms: RoomClient::with_api_key(url, api_key, api_secret.expose())
+                .with_failover(false)
+                .with_request_timeout(Duration::from_secs(3)),
+        }
+    }
+
+    /// Lists the rooms now.
+    pub async fn observe(&self) -> Observation {
+        let totals = match self.rooms.list_rooms(Vec::new()).await {
+            Ok(rooms) => Some(totals(&rooms)),
+            Err(e) => {
+                tracing::warn!(error = %e, "LiveKit ListRooms failed");
+                None
+            }
+        };
+        Observation {
+            at: Instant::now(),
+            totals,
+        }
+    }
+}
+
+/// The machine's 1-minute load average per core (Linux); `None` elsewhere.
+pub fn cpu_load() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let cores = std::thread::available_parallelism().ok()?.get();
+    load_per_core(&text, cores)
+}
+
+/// The first field of `/proc/loadavg` divided by `cores`.
+pub fn load_per_core(loadavg: &str, cores: usize) -> Option<f64> {
+    let one_minute: f64 = loadavg.split_whitespace().next()?.parse().ok()?;
+    (cores > 0 && one_minute.is_finite() && one_minute >= 0.0).then(|| one_minute / cores as f64)
+}
+
+/// What every heartbeat of this process shares.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    /// This region.
+    pub region_id: String,
+    /// This process's id.
+    pub sidecar_id: String,
+    /// The configured limits.
+    pub capacity: Capacity,
+}
+
+/// The parts of a heartbeat that change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moment {
+    /// The latest look at LiveKit.
+    pub totals: Option<RoomTotals>,
+    /// The machine's load per core.
+    pub cpu_load: Option<f64>,
+    /// Draining?
+    pub draining: bool,
+    /// Leaving (the last heartbeat)?
+    pub leaving: bool,
+    /// Events not yet acknowledged.
+    pub undelivered_events: u64,
+}
+
+impl Reporter {
+    /// The heartbeat for `moment`, stamped now. A LiveKit that did not answer reports zero load.
+    pub fn heartbeat(&self, moment: &Moment) -> Heartbeat {
+        let totals = moment.totals.unwrap_or_default();
+        Heartbeat {
+            region_id: self.region_id.clone(),
+            sidecar_id: self.sidecar_id.clone(),
+            sent_at_ms: now_ms(),
+            livekit_ok: moment.totals.is_some(),
+            load: Load {
+                rooms: totals.rooms,
+                participants: totals.participants,
+                publishers: totals.publishers,
+                cpu_load: moment.cpu_load,
+            },
+            capacity: self.capacity,
+            draining: moment.draining || moment.leaving,
+            leaving: moment.leaving,
+            undelivered_events: moment.undelivered_events,
+        }
+    }
+}
+
+/// Signs and sends one heartbeat.
+pub async fn send(client: &EdgeClient, heartbeat: &Heartbeat) -> Result<(), EdgeError> {
+    // Serialising plain numbers and strings cannot fail.
+    let body = serde_json::to_vec(heartbeat).unwrap_or_default();
+    client.post(HEARTBEAT_PATH, body).await
+}
+
+/// What the heartbeat loop needs.
+pub struct HeartbeatLoop {
+    /// The fixed fields.
+    pub reporter: Reporter,
+    /// LiveKit.
+    pub probe: LiveKitProbe,
+    /// The edge.
+    pub client: EdgeClient,
+    /// For `undelivered_events`.
+    pub outbox: SharedOutbox,
+    /// Counters and gauges.
+    pub metrics: Metrics,
+    /// The period.
+    pub every: Duration,
+    /// Where each look at LiveKit is published.
+    pub observations: watch::Sender<Observation>,
+    /// Whether the region drains; a change is reported at once.
+    pub draining: watch::Receiver<bool>,
+    /// Turns true to stop, after the heartbeat being sent (if any) is answered.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl HeartbeatLoop {
+    /// Sends heartbeats until `stop` turns true, then returns once the heartbeat in flight, if
+    /// any, is answered.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = self.draining.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    tick.reset();
+                }
+                _ = self.stop.changed() => return,
+            }
+            // Not cut short by `stop`: a heartbeat still in flight could otherwise reach the
+            // edge after the final one.
+            self.beat().await;
+        }
+    }
+
+    async fn beat(&self) {
+        let observation = self.probe.observe().await;
+        self.metrics
+            .livekit_up
+            .set(flag(observation.totals.is_some()));
+        self.observations.send_replace(observation);
+        let undelivered_events = match self.outbox.with(|o| o.depth()).await {
+            Ok(depth) => {
+                self.metrics.set_outbox_depth(depth);
+                depth
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count the outbox");
+                u64::try_from(self.metrics.outbox_depth.get()).unwrap_or(0)
+            }
+        };
+        let heartbeat = self.reporter.heartbeat(&Moment {
+            totals: observation.totals,
+            cpu_load: cpu_load(),
+            draining: *self.draining.borrow(),
+            leaving: false,
+            undelivered_events,
+        });
+        match send(&self.client, &heartbeat).await {
+            Ok(()) => {
+                self.metrics.heartbeats_sent.inc();
+                tracing::debug!(
+                    livekit_ok = heartbeat.livekit_ok,
+                    rooms = heartbeat.load.rooms,
+                    draining = heartbeat.draining,
+                    "heartbeat sent"
+                );
+            }
+            Err(e) => {
+                self.metrics.heartbeats_failed.inc();
+                tracing::warn!(error = %e, "heartbeat not delivered");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_are_summed() {
+        let room = |participants, publishers| proto::Room {
+            num_participants: participants,
+            num_publishers: publishers,
+            ..Default::default()
+        };
+        assert_eq!(totals(&[]), RoomTotals::default());
+        assert_eq!(
+            totals(&[room(3, 1), room(2, 2), room(0, 0)]),
+            RoomTotals {
+                rooms: 3,
+                participants: 5,
+                publishers: 3
+            }
+        );
+    }
+
+    #[test]
+    fn load_average_is_divided_by_cores() {
+        assert_eq!(load_per_core("0.50 0.40 0.30 1/123 4567\n", 2), Some(0.25));
+        assert_eq!(load_per_core("", 2), None);
+        assert_eq!(load_per_core("x 1 2", 2), None);
+        assert_eq!(load_per_core("1.0", 0), None);
+    }
+
+    #[test]
+    fn the_heartbeat_has_the_protocol_fields() {
+        let reporter = Reporter {
+            region_id: "eu".into(),
+            sidecar_id: "3f1c".into(),
+            capacity: Capacity {
+                max_rooms: 500,
+                max_participants: 5000,
+            },
+        };
+        let moment = Moment {
+            totals: Some(RoomTotals {
+                rooms: 2,
+                participants: 5,
+                publishers: 3,
+            }),
+            cpu_load: Some(0.12),
+            draining: false,
+            leaving: false,
+            undelivered_events: 4,
+        };
+        let json = serde_json::to_value(reporter.heartbeat(&moment)).expect("json");
+        assert_eq!(json["region_id"], "eu");
+        assert_eq!(json["sidecar_id"], "3f1c");
+        assert!(json["sent_at_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms > 1_700_000_000_000));
+        assert_eq!(json["livekit_ok"], true);
+        assert_eq!(
+            json["load"],
+            serde_json::json!({"rooms": 2, "participants": 5, "publishers": 3, "cpu_load": 0.12})
+        );
+        assert_eq!(
+            json["capacity"],
+            serde_json::json!({"max_rooms": 500, "max_participants": 5000})
+        );
+        assert_eq!(
+            (
+                &json["draining"],
+                &json["leaving"],
+                &json["undelivered_events"]
+            ),
+            (&false.into(), &false.into(), &4.into())
+        );
+
+        let down = reporter.heartbeat(&Moment {
+            totals: None,
+            cpu_load: None,
+            leaving: true,
+            ..moment
+        });
+        let json = serde_json::to_value(down).expect("json");
+        assert_eq!(json["livekit_ok"], false);
+        assert_eq!(
+            json["load"],
+            serde_json::json!({"rooms": 0, "participants": 0, "publishers": 0})
+        );
+        assert_eq!(
+            (&json["draining"], &json["leaving"]),
+            (&true.into(), &true.into())
+        );
+    }
+}

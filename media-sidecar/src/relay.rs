@@ -1,0 +1,346 @@
+//! Forwarding the outbox to the edge: oldest first, in batches of up to [`MAX_BATCH`], signed,
+//! retried with exponential backoff and jitter until the edge answers 2xx, and only then deleted.
+//! A batch whose acknowledgement was lost is sent again; the edge drops repeats by event id.
+//!
+//! The decisions are pure ([`Batch::build`], [`judge`], [`BatchSizer`]) and [`run`] only carries
+//! them out. A 400 or 413 means the edge will never take the batch as it is: it is split in
+//! halves until the one event it refuses is found and set aside in the dead-letter table, so
+//! one bad event cannot stop the events behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{watch, Notify};
+
+use crate::edge::{EdgeClient, EdgeError, EVENTS_PATH};
+use crate::metrics::Metrics;
+use crate::outbox::{Pending, SharedOutbox};
+
+/// The most events in one POST (the protocol's limit).
+pub const MAX_BATCH: usize = 100;
+
+/// One POST's worth of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The JSON body: `{"region_id": ..., "events": [...]}`, events byte for byte as stored.
+    pub body: Vec<u8>,
+    /// The newest event's outbox `seq`; an acknowledgement deletes through it.
+    pub last_seq: i64,
+    /// The oldest event's outbox `seq`.
+    pub first_seq: i64,
+    /// How many events it holds.
+    pub len: usize,
+}
+
+#[derive(Serialize)]
+struct EventsBody<'a> {
+    region_id: &'a str,
+    events: Vec<Box<RawValue>>,
+}
+
+impl Batch {
+    /// The batch for `pending` (oldest first, at most [`MAX_BATCH`] of them). `None` when there
+    /// is nothing to send. An event that is somehow not JSON is returned as `Err(seq)`, to be
+    /// set aside.
+    pub fn build(region_id: &str, pending: &[Pending]) -> Result<Option<Batch>, i64> {
+        let pending = &pending[..pending.len().min(MAX_BATCH)];
+        let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+            return Ok(None);
+        };
+        let events = pending
+            .iter()
+            .map(|p| RawValue::from_string(p.body.clone()).map_err(|_| p.seq))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = serde_json::to_vec(&EventsBody { region_id, events }).map_err(|_| first.seq)?;
+        Ok(Some(Batch {
+            body,
+            last_seq: last.seq,
+            first_seq: first.seq,
+            len: pending.len(),
+        }))
+    }
+}
+
+/// What to do after a POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The edge has the batch: delete it.
+    Ack,
+    /// The edge refuses this batch for good; send smaller ones to find the event it refuses.
+    Split,
+    /// The edge refuses this single event for good (`status`): set it aside.
+    DeadLetter(u16),
+    /// The edge is away or could not store it: wait, then send the same again.
+    Retry,
+}
+
+/// The decision for a batch of `len` events after the edge answered `result`.
+pub fn judge(result: &Result<(), EdgeError>, len: usize) -> Next {
+    match result {
+        Ok(()) => Next::Ack,
+        Err(e) => match e.status() {
+            Some(status @ (400 | 413)) => {
+                if len > 1 {
+                    Next::Split
+                } else {
+                    Next::DeadLetter(status)
+                }
+            }
+            // 5xx, 401 (a key not yet configured at the edge), 404, 429, no answer: the same
+            // batch will be welcome later.
+            _ => Next::Retry,
+        },
+    }
+}
+
+/// How many events the next batch may hold: [`MAX_BATCH`], less while isolating a refused
+/// event, growing back after each success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSizer {
+    limit: usize,
+}
+
+impl Default for BatchSizer {
+    fn default() -> Self {
+        BatchSizer { limit: MAX_BATCH }
+    }
+}
+
+impl BatchSizer {
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A batch of `len` was refused as a whole: halve it.
+    pub fn split(&mut self, len: usize) {
+        self.limit = (len / 2).max(1);
+    }
+
+    /// A batch was acknowledged (or a refused event set aside): grow back.
+    pub fn succeeded(&mut self) {
+        self.limit = (self.limit * 2).min(MAX_BATCH);
+    }
+}
+
+/// The delays between retries of a batch: 200 ms doubling up to 5 s, each plus a random jitter
+/// of up to as much again, forever.
+pub fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The signals the relay listens to.
+#[derive(Clone)]
+pub struct RelaySignals {
+    /// Notified when an event was queued.
+    pub wake: Arc<Notify>,
+    /// Notified to cut a retry wait short (the final flush).
+    pub hurry: Arc<Notify>,
+    /// Turns true to stop; an unacknowledged batch then simply stays in the outbox.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Forwards the outbox to the edge until `signals.stop` turns true.
+pub async fn run(
+    outbox: SharedOutbox,
+    client: EdgeClient,
+    metrics: Metrics,
+    mut signals: RelaySignals,
+) {
+    let mut delays = backoff();
+    let mut sizer = BatchSizer::default();
+    while !*signals.stop.borrow() {
+        let limit = sizer.limit();
+        let read = outbox
+            .with(move |o| Ok((o.pending(limit)?, o.depth()?)))
+            .await;
+        let pending = match read {
+            Ok((pending, depth)) => {
+                metrics.set_outbox_depth(depth);
+                pending
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = signals.stop.changed() => {}
+                }
+                continue;
+            }
+        };
+        let batch = match Batch::build(client.region_id(), &pending) {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                tokio::select! {
+                    () = signals.wake.notified() => {}
+                    _ = signals.stop.changed() => {}
+                }
+                continue;
+            }
+            Err(seq) => {
+                tracing::error!(seq, "an outbox event is not JSON; setting it aside");
+                set_aside(&outbox, &metrics, seq, 0).await;
+                continue;
+            }
+        };
+        let result = tokio::select! {
+            result = client.post(EVENTS_PATH, batch.body.clone()) => result,
+            _ = signals.stop.changed() => return,
+        };
+        match judge(&result, batch.len) {
+            Next::Ack => {
+                let last = batch.last_seq;
+                match outbox
+                    .with(move |o| {
+                        o.ack_through(last)?;
+                        o.depth()
+                    })
+                    .await
+                {
+                    Ok(depth) => metrics.set_outbox_depth(depth),
+                    // They will be sent again; the edge drops the repeats.
+                    Err(e) => tracing::error!(error = %e, "cannot delete forwarded events"),
+                }
+                metrics.events_forwarded.inc_by(batch.len as u64);
+                tracing::debug!(events = batch.len, "events forwarded");
+                delays = backoff();
+                sizer.succeeded();
+            }
+            Next::Split => {
+                metrics.forward_failures.inc();
+                tracing::warn!(events = batch.len, error = ?result.err(), "the edge refused a batch; splitting it");
+                sizer.split(batch.len);
+            }
+            Next::DeadLetter(status) => {
+                metrics.forward_failures.inc();
+                tracing::error!(
+                    seq = batch.first_seq,
+                    status,
+                    "the edge refused an event; setting it aside in dead_letter"
+                );
+                set_aside(&outbox, &metrics, batch.first_seq, status).await;
+                sizer.succeeded();
+            }
+            Next::Retry => {
+                metrics.forward_failures.inc();
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = ?result.err().map(|e| e.to_string()), retry_in = ?delay, waiting = batch.len, "event batch not delivered");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = signals.hurry.notified() => {}
+                    _ = signals.stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn set_aside(outbox: &SharedOutbox, metrics: &Metrics, seq: i64, status: u16) {
+    match outbox
+        .with(move |o| {
+            o.dead_letter(seq, status)?;
+            o.depth()
+        })
+        .await
+    {
+        Ok(depth) => {
+            metrics.events_dead_lettered.inc();
+            metrics.set_outbox_depth(depth);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot set an event aside"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: usize) -> Vec<Pending> {
+        (0..n)
+            .map(|i| Pending {
+                seq: 10 + i as i64,
+                event_id: format!("EV_{i}"),
+                body: format!(r#"{{"id":"EV_{i}", "event":"room_started","createdAt":"17"}}"#),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_the_oldest_hundred_events_as_stored() {
+        assert_eq!(Batch::build("eu", &[]), Ok(None));
+        let events = pending(150);
+        let batch = Batch::build("eu", &events).expect("valid").expect("batch");
+        assert_eq!((batch.len, batch.first_seq, batch.last_seq), (100, 10, 109));
+        let body: serde_json::Value = serde_json::from_slice(&batch.body).expect("json");
+        assert_eq!(body["region_id"], "eu");
+        let sent = body["events"].as_array().expect("events");
+        assert_eq!(sent.len(), 100);
+        assert_eq!(sent[0]["id"], "EV_0");
+        assert_eq!(sent[99]["id"], "EV_99");
+        // Byte for byte, LiveKit's spacing included.
+        let text = String::from_utf8(batch.body).expect("utf8");
+        assert!(text.starts_with(
+            r#"{"region_id":"eu","events":[{"id":"EV_0", "event":"room_started","createdAt":"17"},"#
+        ));
+    }
+
+    #[test]
+    fn an_event_that_is_not_json_is_named() {
+        let mut events = pending(3);
+        events[1].body = "{broken".into();
+        assert_eq!(Batch::build("eu", &events), Err(11));
+    }
+
+    #[test]
+    fn answers_decide_ack_retry_split_or_set_aside() {
+        assert_eq!(judge(&Ok(()), 5), Next::Ack);
+        for status in [500, 502, 503, 401, 404, 429] {
+            assert_eq!(judge(&Err(EdgeError::Status(status)), 5), Next::Retry);
+        }
+        assert_eq!(judge(&Err(EdgeError::Status(400)), 5), Next::Split);
+        assert_eq!(judge(&Err(EdgeError::Status(413)), 2), Next::Split);
+        assert_eq!(
+            judge(&Err(EdgeError::Status(400)), 1),
+            Next::DeadLetter(400)
+        );
+    }
+
+    #[test]
+    fn splitting_isolates_one_event_and_success_grows_back() {
+        let mut sizer = BatchSizer::default();
+        assert_eq!(sizer.limit(), 100);
+        let mut seen = Vec::new();
+        while sizer.limit() > 1 {
+            sizer.split(sizer.limit());
+            seen.push(sizer.limit());
+        }
+        assert_eq!(seen, [50, 25, 12, 6, 3, 1]);
+        sizer.split(1);
+        assert_eq!(sizer.limit(), 1);
+        // A short batch halves from its own length.
+        let mut sizer = BatchSizer::default();
+        sizer.split(7);
+        assert_eq!(sizer.limit(), 3);
+        for _ in 0..10 {
+            sizer.succeeded();
+        }
+        assert_eq!(sizer.limit(), 100);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_never_ends() {
+        let delays: Vec<Duration> = backoff().take(20).collect();
+        assert_eq!(delays.len(), 20);
+        assert!(delays[0] >= Duration::from_millis(200) && delays[0] < Duration::from_millis(500));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(10)));
+        assert!(delays[19] >= Duration::from_secs(5));
+    }
+}
