@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 pub mod recorder;
+pub mod regions;
 pub mod s3;
 
 /// An edge under test: where it is and the plugNmeet credentials it accepts.
@@ -235,7 +236,7 @@ pub fn media_ip() -> String {
 }
 
 /// A UDP media port range of 50 for one LiveKit, distinct per process and per system in it.
-fn udp_range_start() -> u16 {
+pub fn udp_range_start() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4;
     40000 + (std::process::id() % 100) as u16 * 200 + slot * 50
@@ -320,6 +321,12 @@ pub struct System {
 impl System {
     /// Starts `edgemeet up` with a fresh data directory; `extra_toml` is appended to the config.
     pub fn start(name: &str, extra_toml: &str) -> System {
+        System::start_with(name, "", extra_toml)
+    }
+
+    /// Like [`System::start`], with `edge_toml` lines added to the `[edge]` table. The edge
+    /// keeps its port across [`System::restart`], so sidecars can reach it again.
+    pub fn start_with(name: &str, edge_toml: &str, extra_toml: &str) -> System {
         let dir = std::env::temp_dir().join(unique(&format!("edgemeet-{name}")));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let api_secret = format!("test-api-secret-{}-{}", unique("a"), unique("b"));
@@ -332,9 +339,9 @@ impl System {
             format!(r#"["127.0.0.1", "{media_ip}"]"#)
         };
         let config = format!(
-            "[edge]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ncomponent = \"{component}\"\n\
+            "[edge]\nlisten = \"127.0.0.1:{edge_port}\"\ndata_dir = \"{data}\"\ncomponent = \"{component}\"\n\
              api_key = \"plugnmeet\"\napi_secret = \"{api_secret}\"\n\
-             geo_latitude_header = \"x-test-latitude\"\ngeo_longitude_header = \"x-test-longitude\"\n\
+             geo_latitude_header = \"x-test-latitude\"\ngeo_longitude_header = \"x-test-longitude\"\n{edge_toml}\n\
              [livekit]\nstart = true\nbinary = \"{binary}\"\nport = {port}\nbind = {bind}\nnode_ip = \"{media_ip}\"\n\
              udp_port_start = {udp}\nudp_port_end = {udp_end}\n{extra_toml}\n",
             data = dir.join("data").display(),
@@ -343,6 +350,7 @@ impl System {
                 .expect("livekit-server: run scripts/bootstrap.sh")
                 .display(),
             udp_end = udp + 49,
+            edge_port = free_port(),
         );
         let config_path = dir.join("edgemeet.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -484,7 +492,7 @@ pub fn forward_lines(output: impl std::io::Read + Send + 'static) -> mpsc::Recei
     rx
 }
 
-fn url_host(ip: &str) -> String {
+pub fn url_host(ip: &str) -> String {
     if ip.contains(':') {
         format!("[{ip}]")
     } else {

@@ -1,0 +1,343 @@
+//! Elastic, region-pinned media with real parts: two real LiveKit servers as two regions, each
+//! with a real `media-sidecar` (heartbeats, webhook relay, drain), the edge in the local host,
+//! and real participants (LiveKit's Python realtime SDK) joining through the edge's session
+//! endpoint. The edge's registry is read from its SQLite file; everything else goes through
+//! the edge's and the sidecars' HTTP APIs.
+//!
+//! Runs inside `scripts/test.sh`'s private network namespace (WebRTC ignores loopback).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::regions::Region;
+use support::{sign, unique, Participant, System};
+
+const FRANKFURT: (f64, f64) = (50.11, 8.68);
+const WASHINGTON: (f64, f64) = (38.9, -77.0);
+/// Seconds without a heartbeat after which a region takes no new rooms (sidecars beat every 1 s).
+const REGION_TIMEOUT: u64 = 3;
+
+/// Two regions ("a" in Frankfurt, "b" in Washington) and the edge that places rooms in them.
+fn two_regions(name: &str) -> (System, Region, Region) {
+    let mut a = Region::start("a");
+    let mut b = Region::start("b");
+    let regions = format!(
+        "{}{}",
+        a.edge_toml(FRANKFURT.0, FRANKFURT.1),
+        b.edge_toml(WASHINGTON.0, WASHINGTON.1)
+    );
+    let system = System::start_with(
+        name,
+        &format!("region_timeout_secs = {REGION_TIMEOUT}"),
+        &regions,
+    );
+    a.start_sidecar(&system.target.base, "");
+    b.start_sidecar(&system.target.base, "");
+    wait_region(&system, "a", |r| r.heard && !r.draining);
+    wait_region(&system, "b", |r| r.heard && !r.draining);
+    (system, a, b)
+}
+
+/// A region's row in the edge's registry.
+#[derive(Debug)]
+struct RegistryRow {
+    heard: bool,
+    received_at_ms: i64,
+    draining: bool,
+    left: bool,
+    rooms: i64,
+}
+
+fn registry_row(system: &System, region: &str) -> RegistryRow {
+    let db = rusqlite::Connection::open(system.data_dir.join("edge.sqlite")).expect("edge db");
+    db.query_row(
+        "SELECT received_at_ms, draining, left_at_ms IS NOT NULL, rooms FROM region_status \
+         WHERE region_id = ?",
+        [region],
+        |row| {
+            Ok(RegistryRow {
+                heard: true,
+                received_at_ms: row.get(0)?,
+                draining: row.get::<_, i64>(1)? != 0,
+                left: row.get(2)?,
+                rooms: row.get(3)?,
+            })
+        },
+    )
+    .unwrap_or(RegistryRow {
+        heard: false,
+        received_at_ms: 0,
+        draining: false,
+        left: false,
+        rooms: 0,
+    })
+}
+
+fn wait_region(system: &System, region: &str, ready: impl Fn(&RegistryRow) -> bool) -> RegistryRow {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = registry_row(system, region);
+        if ready(&row) {
+            return row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "region {region} never got there: {row:?}\n{}",
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Creates `room` (if new) and opens a session in it for `user` at `at`; the session reply.
+fn session(system: &System, room: &str, user: &str, at: (f64, f64)) -> Value {
+    let target = &system.target;
+    let (status, body) = target.call(
+        "/auth/room/create",
+        &json!({"room_id": room, "empty_timeout": 120, "metadata": {"room_title": room}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let token = target.join_token(room, user, false, false);
+    let (lat, lon) = (at.0.to_string(), at.1.to_string());
+    let reply = target.session(
+        &token,
+        &[("x-test-latitude", &lat), ("x-test-longitude", &lon)],
+    );
+    let body = reply.json();
+    assert_eq!(reply.status, 200, "{body}");
+    body
+}
+
+fn region_of(session: &Value) -> &str {
+    session["region"]["id"].as_str().expect("region id")
+}
+
+/// Joins the room of `session` as a real participant publishing audio and video.
+fn join(session: &Value) -> Participant {
+    let participant = Participant::join(
+        session["livekit_url"].as_str().expect("url"),
+        session["token"].as_str().expect("token"),
+        "audio,video",
+    );
+    participant.expect_line("joined", Duration::from_secs(30));
+    participant
+}
+
+fn room_row(system: &System, room: &str) -> (i64, i64, String) {
+    let db = rusqlite::Connection::open(system.data_dir.join("edge.sqlite")).expect("edge db");
+    db.query_row(
+        "SELECT is_running, joined_participants, status FROM rooms WHERE room_id = ? \
+         ORDER BY id DESC LIMIT 1",
+        [room],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .expect("room row")
+}
+
+fn wait_room(system: &System, room: &str, want: impl Fn(&(i64, i64, String)) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = room_row(system, room);
+        if want(&row) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room {room} stayed {row:?}\n{}",
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Events waiting in a sidecar's outbox, from its metrics.
+fn outbox_depth(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("media_sidecar_outbox_depth "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rooms_follow_region_health_and_keep_their_pins() {
+    let (system, mut a, _b) = two_regions("regions-placement");
+
+    let pinned = unique("near-a");
+    let first = session(&system, &pinned, "u1", FRANKFURT);
+    assert_eq!(
+        (region_of(&first), &first["placement"]),
+        ("a", &json!("nearest"))
+    );
+    assert_eq!(first["livekit_url"], a.livekit.ws_url.as_str());
+    let far = session(&system, &unique("near-b"), "u2", WASHINGTON);
+    assert_eq!(region_of(&far), "b");
+
+    // Region a goes silent: new rooms near it go to b; its room keeps its pin.
+    let stopped_at = registry_row(&system, "a").received_at_ms;
+    a.sidecar().kill();
+    std::thread::sleep(Duration::from_secs(REGION_TIMEOUT + 2));
+    assert_eq!(registry_row(&system, "a").received_at_ms, stopped_at);
+    let moved = session(&system, &unique("near-a"), "u3", FRANKFURT);
+    assert_eq!(region_of(&moved), "b", "{moved}");
+    let again = session(&system, &pinned, "u4", WASHINGTON);
+    assert_eq!(
+        (region_of(&again), &again["placement"]),
+        ("a", &json!("pinned"))
+    );
+
+    // Back: a takes rooms again.
+    a.sidecar().restart();
+    wait_region(&system, "a", |r| r.received_at_ms > stopped_at);
+    let back = session(&system, &unique("near-a"), "u5", FRANKFURT);
+    assert_eq!(region_of(&back), "a", "{back}");
+
+    // Drain a while a participant is in its room: no new rooms there, the meeting goes on,
+    // and the sidecar leaves once the room is gone.
+    let participant = join(&first);
+    wait_region(&system, "a", |r| r.rooms >= 1);
+    a.sidecar().terminate();
+    wait_region(&system, "a", |r| r.draining);
+    let drained = session(&system, &unique("near-a"), "u6", FRANKFURT);
+    assert_eq!(region_of(&drained), "b", "{drained}");
+    let still = session(&system, &pinned, "u7", FRANKFURT);
+    assert_eq!(region_of(&still), "a");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        a.sidecar().wait_exit(Duration::from_millis(10)),
+        None,
+        "left while a room ran"
+    );
+    let (status, body) = system
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": pinned}));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    assert_eq!(
+        a.sidecar().wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{:#?}",
+        a.sidecar().log
+    );
+    assert!(
+        registry_row(&system, "a").left,
+        "the drained region did not leave"
+    );
+    drop(participant);
+    let after = session(&system, &unique("near-a"), "u8", FRANKFURT);
+    assert_eq!(region_of(&after), "b");
+}
+
+#[test]
+fn forged_heartbeats_and_webhooks_change_nothing() {
+    let (system, mut a, b) = two_regions("regions-forged");
+    let before = registry_row(&system, "a");
+    let forged = json!({"region_id": "a", "sidecar_id": "evil", "sent_at_ms": i64::MAX / 2,
+        "livekit_ok": true, "load": {"rooms": 0, "participants": 0},
+        "capacity": {"max_rooms": 0, "max_participants": 0}, "draining": true});
+    let body = serde_json::to_vec(&forged).expect("json");
+    for (key, secret) in [
+        ("a", "not-the-secret-not-the-secret-xxxx".to_string()),
+        ("a", b.secret.clone()),
+        ("plugnmeet", system.target.api_secret.clone()),
+    ] {
+        let signature = sign(&secret, &body);
+        let reply = system.target.post(
+            "/internal/sidecar/heartbeat",
+            &body,
+            &[("API-KEY", key), ("HASH-SIGNATURE", &signature)],
+        );
+        assert_eq!(reply.status, 401, "{key}: {}", reply.text());
+    }
+    let after = registry_row(&system, "a");
+    assert!(!after.draining && after.received_at_ms >= before.received_at_ms);
+
+    // A webhook LiveKit did not sign is refused by the sidecar and never reaches the edge.
+    let room = unique("forged");
+    let event = json!({"id": unique("EV"), "event": "room_finished",
+        "room": {"sid": "RM_x", "name": room}, "createdAt": "1"});
+    let reply = ureq::post(&format!("{}/webhook", a.sidecar().base))
+        .header("Authorization", "not-a-jwt")
+        .header("Content-Type", "application/webhook+json")
+        .send(serde_json::to_vec(&event).expect("json").as_slice());
+    let status = match reply {
+        Ok(r) => r.status().as_u16(),
+        Err(ureq::Error::StatusCode(code)) => code,
+        Err(e) => panic!("webhook post: {e}"),
+    };
+    assert_eq!(status, 401);
+    let metrics = a.sidecar().metrics();
+    assert!(metrics.contains("webhooks_rejected"), "{metrics}");
+}
+
+#[test]
+fn webhooks_reach_the_edge_once_and_in_order_through_outages() {
+    let (mut system, mut a, _b) = two_regions("regions-relay");
+    let room = unique("relay");
+    let alice_session = session(&system, &room, "alice", FRANKFURT);
+    assert_eq!(region_of(&alice_session), "a");
+    let alice = join(&alice_session);
+    wait_room(&system, &room, |(running, joined, status)| {
+        *running == 1 && *joined == 1 && status == "active"
+    });
+    // The edge's room info is what LiveKit sees, in the room's own region.
+    let (status, info) = system
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    assert_eq!(status, 200, "{info}");
+    let identities: Vec<&str> = info["room"]["participants_info"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["identity"].as_str())
+        .collect();
+    assert_eq!(identities, ["alice"], "{info}");
+    assert_eq!(info["room"]["room_info"]["joined_participants"], "1", "{info}");
+
+    // The edge goes away; bob joins and alice leaves meanwhile; the sidecar is SIGKILLed with
+    // those events in its outbox and comes back.
+    let bob_session = session(&system, &room, "bob", FRANKFURT);
+    assert_eq!(region_of(&bob_session), "a");
+    system.stop(Duration::from_secs(20));
+    let bob = join(&bob_session);
+    assert!(alice.leave(Duration::from_secs(20)).is_some());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while outbox_depth(&a.sidecar().metrics()) < 2 {
+        assert!(Instant::now() < deadline, "{}", a.sidecar().metrics());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.sidecar().kill();
+    a.sidecar().restart();
+    std::thread::sleep(Duration::from_secs(2));
+    system.restart();
+
+    // Everything arrives, once: two people joined, and when bob leaves the room empties and
+    // LiveKit finishes it, which ends the session.
+    wait_room(&system, &room, |(_, joined, _)| *joined == 2);
+    assert!(bob.leave(Duration::from_secs(20)).is_some());
+    wait_room(&system, &room, |(running, _, status)| {
+        *running == 0 && status == "ended"
+    });
+    let (_, joined, _) = room_row(&system, &room);
+    assert_eq!(joined, 2, "an event was applied twice or lost");
+    let (status, past) = system.target.call(
+        "/auth/room/fetchPastRooms",
+        &json!({"room_ids": [room], "limit": 10}),
+    );
+    assert_eq!(status, 200, "{past}");
+    assert_eq!(
+        past["result"]["rooms_list"][0]["joined_participants"], "2",
+        "{past}"
+    );
+    let db = rusqlite::Connection::open(system.data_dir.join("edge.sqlite")).expect("db");
+    let present: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM room_participants p JOIN rooms r ON r.sid = p.room_sid \
+             WHERE r.room_id = ? AND p.left_at IS NULL",
+            [&room],
+            |row| row.get(0),
+        )
+        .expect("participants");
+    assert_eq!(present, 0);
+}
