@@ -293,7 +293,10 @@ fn webhooks_reach_the_edge_once_and_in_order_through_outages() {
         .filter_map(|p| p["identity"].as_str())
         .collect();
     assert_eq!(identities, ["alice"], "{info}");
-    assert_eq!(info["room"]["room_info"]["joined_participants"], "1", "{info}");
+    assert_eq!(
+        info["room"]["room_info"]["joined_participants"], "1",
+        "{info}"
+    );
 
     // The edge goes away; bob joins and alice leaves meanwhile; the sidecar is SIGKILLed with
     // those events in its outbox and comes back.
