@@ -4,35 +4,13 @@
 //! Every failure is a 401 carrying a `CommonResponse`, as JSON, or as protobuf when the request's
 //! `Content-Type` is exactly `application/protobuf` (plugNmeet's rule).
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::EdgeConfig;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::wire::{Common, StatusCode};
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Hex HMAC-SHA256 of `body` under `secret`, as customers' backends compute it.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Checks `signature_hex` (case-insensitive hex) against the HMAC of `body`, in constant time.
-pub fn verify_signature(secret: &[u8], body: &[u8], signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex.trim()) else {
-        return false;
-    };
-    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&signature).is_ok()
-}
+pub use edgemeet_signing::{sign, verify_signature};
 
 /// Verifies an `/auth/*` request; `Err` holds the 401 to send.
 pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), EdgeResponse> {
@@ -113,31 +91,6 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_round_trip_and_case() {
-        let sig = sign(b"secret", b"{\"a\":1}");
-        assert_eq!(sig, sig.to_lowercase());
-        assert!(verify_signature(b"secret", b"{\"a\":1}", &sig));
-        assert!(verify_signature(
-            b"secret",
-            b"{\"a\":1}",
-            &sig.to_uppercase()
-        ));
-        assert!(!verify_signature(b"secret", b"{\"a\":2}", &sig));
-        assert!(!verify_signature(b"other", b"{\"a\":1}", &sig));
-        assert!(!verify_signature(b"secret", b"{\"a\":1}", "zz"));
-        assert!(!verify_signature(b"secret", b"{\"a\":1}", &sig[..10]));
-    }
-
-    #[test]
-    fn known_vector() {
-        // RFC 4231 test case 2.
-        assert_eq!(
-            sign(b"Jefe", b"what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
 
     #[test]
     fn protobuf_common_response() {

@@ -75,7 +75,7 @@ fn authenticated<T: for<'de> Deserialize<'de>>(
     let config = node.config();
     verify(
         &config.api_key,
-        &config.api_secret,
+        config.api_secret.as_bytes(),
         header(API_KEY_HEADER),
         header(SIGNATURE_HEADER),
         &body,

@@ -480,6 +480,60 @@ fn spawn_up(config: &Path, dir: &Path) -> (Child, mpsc::Receiver<String>, PathBu
 }
 
 /// Sends a child's output lines (stdout or stderr) to a channel from a thread of their own.
+/// A service process started by [`spawn_service`].
+pub struct Spawned {
+    /// The process.
+    pub child: Child,
+    /// The address it printed (`http://ADDR`).
+    pub base: String,
+    /// Its stderr, line by line.
+    pub stderr: mpsc::Receiver<String>,
+}
+
+/// Starts `binary serve --config CONFIG` (RUST_LOG=info) and waits up to `timeout` for the
+/// `listening on http://ADDR` line every edgemeet service prints when ready. While waiting its
+/// stderr goes into `log`, which a failure shows.
+pub fn spawn_service(
+    binary: &Path,
+    config: &Path,
+    timeout: Duration,
+    log: &mut Vec<String>,
+) -> Spawned {
+    let mut child = Command::new(binary)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+    let stdout = forward_lines(child.stdout.take().expect("stdout"));
+    let stderr = forward_lines(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(line) = stdout.recv_timeout(Duration::from_millis(200)) {
+            if let Some(base) = line.strip_prefix("listening on ") {
+                return Spawned {
+                    child,
+                    base: base.trim().to_owned(),
+                    stderr,
+                };
+            }
+            continue;
+        }
+        log.extend(stderr.try_iter());
+        let exited = child.try_wait().ok().flatten();
+        assert!(
+            exited.is_none() && Instant::now() < deadline,
+            "{} did not start ({exited:?}):\n{}",
+            binary.display(),
+            log.join("\n")
+        );
+    }
+}
+
 pub fn forward_lines(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

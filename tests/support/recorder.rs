@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{forward_lines, free_port, hs256, now_secs, sign, unique, System, Target};
+use super::{free_port, hs256, now_secs, sign, spawn_service, unique, System, Target};
 
 /// The `recorder-native` binary, built by scripts/build.sh next to the test binaries.
 pub fn recorder_binary() -> PathBuf {
@@ -305,42 +305,15 @@ impl Service {
     }
 
     fn launch(&mut self) {
-        let mut child = Command::new(recorder_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn recorder-native serve");
-        let stdout = forward_lines(child.stdout.take().expect("stdout"));
-        self.stderr = Some(forward_lines(child.stderr.take().expect("stderr")));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match stdout.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    if let Some(base) = line.strip_prefix("listening on ") {
-                        self.api.base = base.trim().to_owned();
-                        return;
-                    }
-                }
-                Err(_) => {
-                    self.drain();
-                    let exited = self
-                        .child
-                        .as_mut()
-                        .and_then(|c| c.try_wait().ok().flatten());
-                    assert!(
-                        exited.is_none() && Instant::now() < deadline,
-                        "recorder service did not start ({exited:?}):\n{}",
-                        self.log.join("\n")
-                    );
-                }
-            }
-        }
+        let spawned = spawn_service(
+            &recorder_binary(),
+            &self.config_path,
+            Duration::from_secs(60),
+            &mut self.log,
+        );
+        self.api.base = spawned.base;
+        self.stderr = Some(spawned.stderr);
+        self.child = Some(spawned.child);
     }
 
     /// Starts the service again on the same config and data.

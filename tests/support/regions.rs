@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{forward_lines, free_port, media_ip, udp_range_start, unique, url_host};
+use super::{free_port, media_ip, spawn_service, udp_range_start, unique, url_host};
 
 /// A LiveKit server for one region.
 pub struct LiveKitServer {
@@ -160,37 +160,14 @@ impl Sidecar {
     }
 
     fn launch(&mut self) {
-        let mut child = Command::new(sidecar_binary())
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn media-sidecar");
-        let stdout = forward_lines(child.stdout.take().expect("stdout"));
-        self.stderr = Some(forward_lines(child.stderr.take().expect("stderr")));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(line) = stdout.recv_timeout(Duration::from_millis(200)) {
-                if line.starts_with("listening on ") {
-                    return;
-                }
-            }
-            self.drain_log();
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "media-sidecar did not start ({exited:?}):\n{}",
-                self.log.join("\n")
-            );
-        }
+        let spawned = spawn_service(
+            &sidecar_binary(),
+            &self.config_path,
+            Duration::from_secs(30),
+            &mut self.log,
+        );
+        self.stderr = Some(spawned.stderr);
+        self.child = Some(spawned.child);
     }
 
     fn drain_log(&mut self) {
