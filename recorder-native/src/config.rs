@@ -99,7 +99,7 @@ fn default_max_jobs() -> usize {
     8
 }
 fn default_composite_cost() -> f64 {
-    0.4
+    0.6
 }
 fn default_tracks_cost() -> f64 {
     0.05
@@ -273,7 +273,7 @@ mod tests {
         let config: ServiceConfig =
             toml::from_str(include_str!("../recorder.example.toml")).expect("parse example");
         config.check().expect("valid example");
-        assert_eq!(config.admission.composite_cost, 0.4);
+        assert_eq!(config.admission.composite_cost, 0.6);
     }
 
     #[test]
