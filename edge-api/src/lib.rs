@@ -46,6 +46,9 @@ pub mod wire;
 #[cfg(all(feature = "spin", target_arch = "wasm32"))]
 pub mod spin;
 
+#[cfg(all(feature = "workers", target_arch = "wasm32"))]
+pub mod workers;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 

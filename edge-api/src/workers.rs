@@ -1,0 +1,183 @@
+//! The Cloudflare Workers adapter: converts the Worker's request, D1, vars and secrets, `fetch`
+//! and `Date.now()` to the core's types and nothing more. Build with
+//! `cargo build -p edge-api --target wasm32-unknown-unknown --features workers` (then
+//! `worker-build`, see wrangler.toml).
+//!
+//! Where Workers differ from Spin, the difference stays here:
+//! - Time comes from `Date.now()`: `std::time` panics on `wasm32-unknown-unknown`.
+//! - The end user's location comes from `request.cf` (Cloudflare's geolocation), not headers.
+//! - Configuration: a name is looked up as a secret first, then as a var.
+//! - D1 hands integers to JavaScript as numbers; they come back as whole reals, which the
+//!   store's readers accept (`db.rs`).
+
+use wasm_bindgen::JsValue;
+use worker::{D1Database, Date, Env, Fetch, Headers, Method, RequestInit};
+
+use crate::config::GeoPoint;
+use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
+use crate::platform::{
+    Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
+    SqlValue, Store, StoreError,
+};
+use crate::{misconfigured, Edge, EdgeConfig};
+
+/// The D1 binding the edge's tables live in (wrangler.toml `[[d1_databases]] binding`).
+pub const D1_BINDING: &str = "DB";
+
+/// Worker secrets, then vars, as the configuration source.
+struct WorkerConfig<'a>(&'a Env);
+
+impl ConfigSource for WorkerConfig<'_> {
+    async fn get(&self, name: &str) -> Option<String> {
+        if let Ok(secret) = self.0.secret(name) {
+            return Some(secret.to_string());
+        }
+        self.0.var(name).ok().map(|v| v.to_string())
+    }
+}
+
+/// SQL through D1, positional rows (`raw()`), parameters bound as JavaScript values.
+struct D1Store(D1Database);
+
+fn js_value(value: &SqlValue) -> JsValue {
+    match value {
+        SqlValue::Null => JsValue::NULL,
+        // D1 takes JavaScript numbers; the edge's integers (timestamps, counts) fit in 2^53.
+        SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
+        SqlValue::Real(f) => JsValue::from_f64(*f),
+        SqlValue::Text(s) => JsValue::from_str(s),
+        SqlValue::Blob(b) => js_sys::Uint8Array::from(b.as_slice()).into(),
+    }
+}
+
+fn sql_value(value: serde_json::Value) -> SqlValue {
+    match value {
+        serde_json::Value::Null => SqlValue::Null,
+        serde_json::Value::Bool(b) => SqlValue::Integer(i64::from(b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => SqlValue::Text(s),
+        serde_json::Value::Array(bytes) => SqlValue::Blob(
+            bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect(),
+        ),
+        other @ serde_json::Value::Object(_) => SqlValue::Text(other.to_string()),
+    }
+}
+
+impl Store for D1Store {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let values: Vec<JsValue> = params.iter().map(js_value).collect();
+        let rows = self
+            .0
+            .prepare(sql)
+            .bind(&values)
+            .map_err(|e| StoreError(e.to_string()))?
+            .raw::<serde_json::Value>()
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(Rows {
+            columns: Vec::new(),
+            rows: rows
+                .into_iter()
+                .map(|row| row.into_iter().map(sql_value).collect())
+                .collect(),
+        })
+    }
+}
+
+/// Outbound HTTP through the Worker's `fetch`.
+struct WorkerFetch;
+
+impl HttpClient for WorkerFetch {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        let failed = |e: worker::Error| OutboundError(e.to_string());
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(failed)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(request.method.to_string()))
+            .with_headers(headers);
+        if !request.body.is_empty() {
+            init.with_body(Some(
+                js_sys::Uint8Array::from(request.body.as_slice()).into(),
+            ));
+        }
+        let outbound = worker::Request::new_with_init(&request.url, &init).map_err(failed)?;
+        let mut response = Fetch::Request(outbound).send().await.map_err(failed)?;
+        Ok(OutboundResponse {
+            status: response.status_code(),
+            body: response.bytes().await.map_err(failed)?,
+        })
+    }
+}
+
+/// The platform clock (`Date.now()`).
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> i64 {
+        i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+#[worker::event(fetch)]
+async fn fetch(
+    request: worker::Request,
+    env: Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
+    let response = match serve(request, &env).await {
+        Ok(r) | Err(r) => r,
+    };
+    let mut out = worker::Response::from_bytes(response.body)?.with_status(response.status);
+    for (name, value) in response.headers {
+        out.headers_mut().set(name, &value)?;
+    }
+    Ok(out)
+}
+
+async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, EdgeResponse> {
+    let config = EdgeConfig::load(&WorkerConfig(env))
+        .await
+        .map_err(|e| misconfigured(&e))?;
+    let bad = |e: worker::Error| EdgeResponse::text(400, &format!("bad request: {e}"));
+    let url = request.url().map_err(bad)?;
+    let method = http::Method::from_bytes(request.method().to_string().as_bytes())
+        .map_err(|_| EdgeResponse::text(405, "Method Not Allowed"))?;
+    let mut edge_request = EdgeRequest::new(method, url.path());
+    edge_request.query = url.query().unwrap_or("").to_owned();
+    for (name, value) in request.headers().entries() {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            http::header::HeaderValue::from_str(&value),
+        ) {
+            edge_request.headers.append(name, value);
+        }
+    }
+    let body = request.bytes().await.map_err(bad)?;
+    if body.len() > MAX_BODY_BYTES {
+        edge_request.body_too_large = true;
+    } else {
+        edge_request.body = body;
+    }
+    edge_request.platform_geo = request
+        .cf()
+        .and_then(|cf| cf.coordinates())
+        .and_then(|(lat, lon)| GeoPoint::new(f64::from(lat), f64::from(lon)));
+    let db = env
+        .d1(D1_BINDING)
+        .map_err(|e| EdgeResponse::text(503, &format!("D1 unavailable: {e}")))?;
+    let edge = Edge {
+        config,
+        store: D1Store(db),
+        http: WorkerFetch,
+        clock: WorkerClock,
+    };
+    Ok(edge.handle(edge_request).await)
+}
