@@ -68,6 +68,29 @@ if [ ! -x "$minio" ] || [ "$(cat "$minio.version" 2>/dev/null)" != "$MINIO_VERSI
   echo "$MINIO_VERSION" >"$minio.version"
 fi
 
+# The Worker tool chain (issue 5): worker-build and the wasm-bindgen it drives (the exact
+# version in Cargo.lock; worker-build would download it from GitHub), then wrangler (Miniflare,
+# workerd), esbuild and wasm-opt from npm, pinned by scripts/node/package-lock.json.
+tools="$CACHE/tools"
+WORKER_BUILD_VERSION="0.8.7"
+wasm_bindgen_version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.lock")"
+if ! "$tools/bin/wasm-bindgen" --version 2>/dev/null | grep -qx "wasm-bindgen $wasm_bindgen_version"; then
+  log "cargo install wasm-bindgen-cli $wasm_bindgen_version (a few minutes the first time)"
+  CARGO_TARGET_DIR="$CACHE/tools-target" cargo install -q --force "wasm-bindgen-cli@$wasm_bindgen_version" --root "$tools"
+fi
+if ! "$tools/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
+  log "cargo install worker-build $WORKER_BUILD_VERSION (a few minutes the first time)"
+  CARGO_TARGET_DIR="$CACHE/tools-target" cargo install -q --force --locked "worker-build@$WORKER_BUILD_VERSION" --root "$tools"
+fi
+node_dir="$CACHE/node"
+node_lock="$(dirname "${BASH_SOURCE[0]}")/node/package-lock.json"
+if ! cmp -s "$node_lock" "$node_dir/package-lock.json" || [ ! -x "$node_dir/node_modules/.bin/wrangler" ]; then
+  log "npm ci: wrangler, esbuild, binaryen"
+  mkdir -p "$node_dir"
+  cp "$(dirname "${BASH_SOURCE[0]}")/node/package.json" "$node_lock" "$node_dir/"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # Python test clients: LiveKit's realtime SDK (a real WebRTC participant), plugNmeet's SDK and
 # boto3 (an S3 client independent of the recorder's).
 requirements="$(dirname "${BASH_SOURCE[0]}")/../tests/clients/requirements.txt"

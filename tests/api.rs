@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
+use support::worker::WorkerEdge;
 use support::{hs256, jwt_claims, now_secs, unique, Participant, System, Target};
 
 /// A case of the suite.
@@ -40,6 +41,45 @@ name = "Singapore"
 lat = 1.35
 lon = 103.82
 "#;
+
+/// The suite against the edge at `base`, with `system`'s credentials and LiveKit.
+fn suite(system: &System, base: String) -> Suite {
+    Suite {
+        target: Target::new(
+            base,
+            system.target.api_key.clone(),
+            system.target.api_secret.clone(),
+        ),
+        livekit_ws: system.livekit_ws.clone(),
+        livekit_http: system.livekit_http.clone(),
+        livekit_key: system.livekit_key.clone(),
+        livekit_secret: system.livekit_secret.clone(),
+    }
+}
+
+/// The Worker's vars and secrets: the same configuration `edgemeet up` gives the Spin
+/// component (the local region first, then [`REGIONS`], all on the system's LiveKit).
+fn worker_bindings(system: &System) -> Value {
+    let region = |id: &str, name: &str, lat: f64, lon: f64| {
+        json!({"id": id, "name": name, "lat": lat, "lon": lon,
+               "livekit_url": system.livekit_ws, "api_key": system.livekit_key})
+    };
+    let regions = json!([
+        region("local", "This machine", 0.0, 0.0),
+        region("eu", "Frankfurt", 50.11, 8.68),
+        region("ap", "Singapore", 1.35, 103.82),
+    ]);
+    let secrets = json!({"local": system.livekit_secret, "eu": system.livekit_secret,
+                         "ap": system.livekit_secret});
+    json!({
+        "api_key": system.target.api_key,
+        "api_secret": system.target.api_secret,
+        "regions": regions.to_string(),
+        "livekit_secrets": secrets.to_string(),
+        "geo_latitude_header": "x-test-latitude",
+        "geo_longitude_header": "x-test-longitude",
+    })
+}
 
 fn main() {
     let args = Arguments::from_args();
@@ -110,38 +150,48 @@ fn main() {
             plugnmeet_python_sdk_unchanged,
         ),
     ];
-    // Start the system only if some case will run (so `--list` stays cheap).
+    // Start the edges only if some case will run (so `--list` stays cheap).
     let system = (!args.list).then(|| System::start("api", REGIONS));
-    let suite = system.as_ref().map(|s| {
-        Arc::new(Suite {
-            target: support::Target::new(
-                s.target.base.clone(),
-                s.target.api_key.clone(),
-                s.target.api_secret.clone(),
-            ),
-            livekit_ws: s.livekit_ws.clone(),
-            livekit_http: s.livekit_http.clone(),
-            livekit_key: s.livekit_key.clone(),
-            livekit_secret: s.livekit_secret.clone(),
-        })
-    });
-    let trials = cases
-        .into_iter()
-        .map(|(name, case)| {
+    let worker = system
+        .as_ref()
+        .map(|s| WorkerEdge::start(&worker_bindings(s)));
+    let suites: Vec<(&str, Option<Arc<Suite>>)> = vec![
+        (
+            "spin",
+            system
+                .as_ref()
+                .map(|s| Arc::new(suite(s, s.target.base.clone()))),
+        ),
+        (
+            "workers",
+            system
+                .as_ref()
+                .zip(worker.as_ref())
+                .map(|(s, w)| Arc::new(suite(s, w.base.clone()))),
+        ),
+    ];
+    let mut trials = Vec::new();
+    for (target, suite) in suites {
+        for (name, case) in &cases {
             let suite = suite.clone();
-            Trial::test(name, move || {
-                let suite = suite.ok_or_else(|| Failed::from("no system"))?;
+            let case = *case;
+            trials.push(Trial::test(format!("{target}/{name}"), move || {
+                let suite = suite.ok_or_else(|| Failed::from("no edge"))?;
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(&suite)))
                     .map_err(|e| Failed::from(panic_message(&e)))
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     let conclusion = libtest_mimic::run(&args, trials);
     if conclusion.has_failed() {
         if let Some(system) = &system {
             eprintln!("--- edgemeet up stderr ---\n{}", system.stderr());
         }
+        if let Some(worker) = &worker {
+            eprintln!("--- workerd (Miniflare) log ---\n{}", worker.log());
+        }
     }
+    drop(worker);
     drop(system);
     conclusion.exit();
 }

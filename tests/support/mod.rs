@@ -18,6 +18,7 @@ use sha2::Sha256;
 pub mod recorder;
 pub mod regions;
 pub mod s3;
+pub mod worker;
 
 /// An edge under test: where it is and the plugNmeet credentials it accepts.
 pub struct Target {
