@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Request latency of the edge over loopback HTTP, seen from another process: a release
-# `edgemeet up` (no LiveKit needed: the measured requests make no LiveKit call) and `wrk` on one
-# keep-alive connection, one request at a time. Prints p50/p90/p99 per request kind; fails if any
-# answer is not a 2xx.
+# Request latency of the edge over loopback HTTP, seen from another process, for both edge
+# targets in the same run: the Spin component in a release `edgemeet up`, and the Worker build
+# under workerd (Miniflare, local D1). No LiveKit is needed: the measured requests make no
+# LiveKit call. `wrk` on one keep-alive connection, one request at a time. Prints p50/p90/p99 per
+# target and request kind, and the Worker's size; fails if any answer is not a 2xx.
 #
 #   scripts/bench-latency.sh [seconds per request kind, default 10]
 set -euo pipefail
@@ -18,11 +19,14 @@ fi
 cd "$here/.."
 cargo build --locked --release -p edgemeet
 cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
+"$here/build-worker.sh" >/dev/null 2>&1
 
 work="$(mktemp -d)"
 pid=""
+worker_pid=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,8 +58,11 @@ for _ in $(seq 1 100); do
 done
 grep -q "ready at" "$work/out" || { echo "edgemeet up did not get ready" >&2; exit 1; }
 
-# Creates a room, asks for a join token, and writes one wrk script per request kind.
-EDGE_SECRET="$secret" python3 - "$port" "$work" <<'EOF'
+# measure TARGET PORT: creates a room, asks for a join token, writes one wrk script per request
+# kind and measures each.
+measure() {
+local target="$1" port="$2"
+EDGE_SECRET="$secret" python3 - "$port" "$work" <<'PY'
 import hashlib, hmac, json, os, sys, urllib.request
 port, work = sys.argv[1], sys.argv[2]
 secret = os.environ["EDGE_SECRET"].encode()
@@ -91,9 +98,8 @@ def lua(name, method, path, body, headers):
 lua("health_check", "GET", "/healthCheck", None, {})
 lua("get_join_token", "POST", *join)
 lua("session", "POST", *session)
-EOF
+PY
 
-printf '%-16s %10s %10s %10s %10s\n' request p50 p90 p99 requests
 for kind in health_check get_join_token session; do
     wrk -t1 -c1 -d"${duration}s" --latency -s "$work/$kind.lua" "http://127.0.0.1:$port" >"$work/$kind.txt"
     if grep -q "Non-2xx" "$work/$kind.txt"; then
@@ -105,5 +111,34 @@ for kind in health_check get_join_token session; do
     p90="$(awk '$1 == "90%" {print $2}' "$work/$kind.txt")"
     p99="$(awk '$1 == "99%" {print $2}' "$work/$kind.txt")"
     total="$(awk '/requests in/ {print $1}' "$work/$kind.txt")"
-    printf '%-16s %10s %10s %10s %10s\n' "$kind" "$p50" "$p90" "$p99" "$total"
+    printf '%-8s %-16s %10s %10s %10s %10s\n' "$target" "$kind" "$p50" "$p90" "$p99" "$total"
 done
+}
+
+# The Worker under workerd, with the same configuration as vars and secrets.
+worker_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+bindings="$(SECRET="$secret" LK="$livekit_secret" python3 -c 'import json, os; print(json.dumps({
+    "api_key": "plugnmeet", "api_secret": os.environ["SECRET"],
+    "regions": json.dumps([{"id": "bench", "name": "bench", "lat": 0.0, "lon": 0.0,
+                            "livekit_url": "ws://127.0.0.1:9", "api_key": "bench"}]),
+    "livekit_secrets": json.dumps({"bench": os.environ["LK"]})}))')"
+mkfifo "$work/worker-stdin"
+NODE_MODULES_DIR="$CACHE/node/node_modules" node tests/clients/miniflare_edge.mjs \
+    edge-api/build/worker/shim.mjs edge-api/migrations "$bindings" "$worker_port" \
+    <"$work/worker-stdin" >"$work/worker-out" 2>"$work/worker-err" &
+worker_pid=$!
+exec 3>"$work/worker-stdin"
+for _ in $(seq 1 100); do
+    grep -q "ready at" "$work/worker-out" 2>/dev/null && break
+    kill -0 "$worker_pid" 2>/dev/null || { cat "$work/worker-err" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q "ready at" "$work/worker-out" || { echo "the Worker did not get ready" >&2; exit 1; }
+
+printf '%-8s %-16s %10s %10s %10s %10s\n' target request p50 p90 p99 requests
+measure spin "$port"
+measure workers "$worker_port"
+wasm="edge-api/build/index_bg.wasm"
+printf 'Worker: %s bytes of wasm, %s gzipped (gzip -9); with its JS: %s gzipped\n' \
+    "$(wc -c <"$wasm")" "$(gzip -9c "$wasm" | wc -c)" \
+    "$(cat "$wasm" edge-api/build/index.js edge-api/build/worker/shim.mjs | gzip -9c | wc -c)"
