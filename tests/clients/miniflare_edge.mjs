@@ -5,7 +5,8 @@
 // A local D1 database bound as DB gets every migration in MIGRATIONS_DIR, in order; BINDINGS_JSON
 // holds the Worker's vars and secrets. Prints "ready at http://127.0.0.1:PORT" when serving and
 // stops when stdin closes. `request.cf` is empty (no network lookup, no location), so the edge
-// falls back to its location headers exactly as behind a proxy.
+// falls back to its location headers exactly as behind a proxy; EDGEMEET_TEST_CF (a JSON object)
+// replaces it, e.g. with Cloudflare's `latitude`/`longitude` for every request.
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
@@ -48,7 +49,7 @@ const mf = new Miniflare({
   compatibilityDate: "2026-04-26",
   d1Databases: ["DB"],
   bindings: JSON.parse(bindingsJson),
-  cf: {},
+  cf: JSON.parse(process.env.EDGEMEET_TEST_CF || "{}"),
   host: "127.0.0.1",
   port: Number(port),
 });

@@ -33,6 +33,12 @@ pub fn worker_script() -> PathBuf {
 impl WorkerEdge {
     /// Serves the Worker with these vars and secrets (a JSON object of strings).
     pub fn start(bindings: &Value) -> WorkerEdge {
+        WorkerEdge::start_with_cf(bindings, &serde_json::json!({}))
+    }
+
+    /// Like [`WorkerEdge::start`], with `cf` as every request's `request.cf` (Cloudflare's
+    /// geolocation fields, e.g. `latitude` and `longitude` as strings).
+    pub fn start_with_cf(bindings: &Value, cf: &Value) -> WorkerEdge {
         let node_modules = edgemeet::cache_dir().join("node").join("node_modules");
         let port = free_port();
         let mut child = Command::new("node")
@@ -42,6 +48,7 @@ impl WorkerEdge {
             .arg(bindings.to_string())
             .arg(port.to_string())
             .env("NODE_MODULES_DIR", &node_modules)
+            .env("EDGEMEET_TEST_CF", cf.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
