@@ -3,7 +3,8 @@
 
 use std::sync::Mutex;
 
-use crate::platform::{Clock, Rows, SqlValue, Store, StoreError};
+pub use crate::platform::SystemClock;
+use crate::platform::{Rows, SqlValue, Store, StoreError};
 
 /// A SQLite database through rusqlite, with the local host's pragmas and the edge's schema.
 pub struct SqliteStore(Mutex<rusqlite::Connection>);
@@ -75,17 +76,5 @@ impl Store for SqliteStore {
             out.push(values);
         }
         Ok(Rows { columns, rows: out })
-    }
-}
-
-/// The system's wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
     }
 }

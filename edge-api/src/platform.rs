@@ -114,6 +114,21 @@ pub trait Clock {
     fn now_ms(&self) -> i64;
 }
 
+/// The standard library's wall clock, where there is one (natively and on WASI; not on
+/// `wasm32-unknown-unknown`, where Workers use `Date.now()`).
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub struct SystemClock;
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
 /// Named configuration values: Spin variables, Worker vars and secrets.
 pub trait ConfigSource {
     /// The value of `name`, or `None` when it is not set.

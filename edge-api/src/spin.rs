@@ -10,8 +10,8 @@ use spin_sdk::sqlite::wit::sqlite::{self, Value};
 
 use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
 use crate::platform::{
-    Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
-    SqlValue, Store, StoreError,
+    ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows, SqlValue,
+    Store, StoreError, SystemClock,
 };
 use crate::{misconfigured, Edge, EdgeConfig};
 
@@ -103,18 +103,6 @@ impl HttpClient for SpinHttp {
             status,
             body: body.to_vec(),
         })
-    }
-}
-
-/// WASI's wall clock.
-struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0)
     }
 }
 
