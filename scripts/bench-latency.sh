@@ -19,7 +19,7 @@ fi
 cd "$here/.."
 cargo build --locked --release -p edgemeet
 cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
-"$here/build-worker.sh" >/dev/null 2>&1
+"$here/build-worker.sh" >/dev/null
 
 work="$(mktemp -d)"
 pid=""
@@ -30,6 +30,17 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# wait_ready WHAT PID OUT ERR: waits until the process prints "ready at" on OUT.
+wait_ready() {
+    for _ in $(seq 1 100); do
+        grep -q "ready at" "$3" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || { cat "$4" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "$1 did not get ready" >&2
+    exit 1
+}
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 secret="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
@@ -51,12 +62,7 @@ api_secret = "$livekit_secret"
 EOF
 "$CARGO_TARGET_DIR/release/edgemeet" up -c "$work/edgemeet.toml" >"$work/out" 2>"$work/err" &
 pid=$!
-for _ in $(seq 1 100); do
-    grep -q "ready at" "$work/out" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/err" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q "ready at" "$work/out" || { echo "edgemeet up did not get ready" >&2; exit 1; }
+wait_ready "edgemeet up" "$pid" "$work/out" "$work/err"
 
 # measure TARGET PORT: creates a room, asks for a join token, writes one wrk script per request
 # kind and measures each.
@@ -128,12 +134,7 @@ NODE_MODULES_DIR="$CACHE/node/node_modules" node tests/clients/miniflare_edge.mj
     <"$work/worker-stdin" >"$work/worker-out" 2>"$work/worker-err" &
 worker_pid=$!
 exec 3>"$work/worker-stdin"
-for _ in $(seq 1 100); do
-    grep -q "ready at" "$work/worker-out" 2>/dev/null && break
-    kill -0 "$worker_pid" 2>/dev/null || { cat "$work/worker-err" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q "ready at" "$work/worker-out" || { echo "the Worker did not get ready" >&2; exit 1; }
+wait_ready "the Worker" "$worker_pid" "$work/worker-out" "$work/worker-err"
 
 printf '%-8s %-16s %10s %10s %10s %10s\n' target request p50 p90 p99 requests
 measure spin "$port"

@@ -8,5 +8,3 @@ cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profil
 # The whole workspace at once, so features unify as they do for `cargo test --workspace` and
 # shared dependencies are built once, not once per package set.
 cargo build --locked --workspace
-# The same core as a Cloudflare Worker (edge-api/build/), for the suite under workerd.
-"$(dirname "${BASH_SOURCE[0]}")/build-worker.sh"

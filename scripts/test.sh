@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/bootstrap.sh"
 "$here/build.sh"
+# The same core as a Cloudflare Worker (edge-api/build/), for the suite under workerd.
+"$here/build-worker.sh"
 cd "$here/.."
 # Build the tests while the network is there; inside the namespace cargo runs offline.
 cargo test --locked --workspace --no-run
