@@ -18,7 +18,7 @@ use edge_api::platform::{
     ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse,
 };
 use edge_api::{Edge, EdgeConfig};
-use edgemeet::host::{Host, HostSettings};
+use edgemeet::host::{Host, HostSettings, InstanceReuse};
 
 const API_SECRET: &str = "bench-api-secret-0123456789abcdef0123456789";
 
@@ -124,6 +124,10 @@ fn component() -> PathBuf {
 }
 
 async fn start_host(dir: &Path, cache: &Path) -> Host {
+    start_host_with(dir, cache, InstanceReuse::default()).await
+}
+
+async fn start_host_with(dir: &Path, cache: &Path, instance_reuse: InstanceReuse) -> Host {
     std::fs::write(dir.join("schema.sql"), edge_api::db::SCHEMA).expect("schema");
     Host::start(HostSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -133,6 +137,7 @@ async fn start_host(dir: &Path, cache: &Path) -> Host {
         sqlite_migrations: vec![dir.join("schema.sql")],
         cache_dir: cache.to_path_buf(),
         max_instances: 16,
+        instance_reuse,
     })
     .await
     .expect("host")
@@ -197,10 +202,16 @@ fn benches(c: &mut Criterion) {
         )
     };
 
+    // Measured on a current-thread runtime, as each of the host's serving threads runs: the
+    // instance's worker task and the caller share the thread.
+    let serving_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut group = c.benchmark_group("in_process");
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("get_join_token/native", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(&serving_thread).iter(|| async {
             assert_eq!(
                 native_request(&store, &vars, edge_request(&join)).await,
                 200
@@ -208,17 +219,36 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.bench_function("get_join_token/wasm", |b| {
-        b.to_async(&rt)
+        b.to_async(&serving_thread)
             .iter(|| async { assert_eq!(status(host.handle(http_request(&join)).await), 200) })
+    });
+    // Spin's p2 behaviour, and this host's before instance reuse: a fresh instance per request.
+    let fresh_dir = dir.join("wasm-fresh");
+    std::fs::create_dir_all(&fresh_dir).expect("dir");
+    let fresh = rt.block_on(start_host_with(
+        &fresh_dir,
+        &cache,
+        InstanceReuse {
+            max_requests: 1,
+            ..InstanceReuse::default()
+        },
+    ));
+    assert_eq!(
+        status(rt.block_on(fresh.handle(http_request(&create)))),
+        200
+    );
+    group.bench_function("get_join_token/wasm_fresh_instance", |b| {
+        b.to_async(&serving_thread)
+            .iter(|| async { assert_eq!(status(fresh.handle(http_request(&join)).await), 200) })
     });
     // The host's floor: a request the component answers without configuration, SQL or JWTs.
     let health: Call = ("/healthCheck".into(), Vec::new(), Vec::new());
     group.bench_function("health_check/wasm", |b| {
-        b.to_async(&rt)
+        b.to_async(&serving_thread)
             .iter(|| async { assert_eq!(status(host.handle(http_request(&health)).await), 200) })
     });
     group.bench_function("session/native", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(&serving_thread).iter(|| async {
             assert_eq!(
                 native_request(&store, &vars, edge_request(&session)).await,
                 200
@@ -226,7 +256,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.bench_function("session/wasm", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(&serving_thread).iter(|| async {
             assert_eq!(status(host.handle(http_request(&wasm_session)).await), 200)
         })
     });

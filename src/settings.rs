@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use crate::host::InstanceReuse;
+
 /// The whole file. Every field has a default, so an empty file (or none) runs the system.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -44,8 +46,15 @@ pub struct EdgeSettings {
     pub geo_latitude_header: String,
     /// Header with the end user's longitude.
     pub geo_longitude_header: String,
-    /// Most requests served at once (pooling allocator size).
+    /// Most component instances alive at once (pooling allocator size).
     pub max_instances: u32,
+    /// Requests one component instance serves before it is replaced (Spin's
+    /// `--max-instance-reuse-count`; 1 = a fresh instance per request).
+    pub max_instance_reuse_count: u32,
+    /// Requests one instance serves at the same time.
+    pub max_instance_concurrent_reuse_count: u32,
+    /// Milliseconds an idle instance is kept for the next request.
+    pub idle_instance_timeout_ms: u64,
     /// Seconds without a heartbeat after which a region takes no new rooms.
     pub region_timeout_secs: u64,
 }
@@ -65,7 +74,21 @@ impl Default for EdgeSettings {
             geo_latitude_header: "cf-iplatitude".into(),
             geo_longitude_header: "cf-iplongitude".into(),
             max_instances: 100,
+            max_instance_reuse_count: InstanceReuse::default().max_requests,
+            max_instance_concurrent_reuse_count: InstanceReuse::default().max_concurrent,
+            idle_instance_timeout_ms: InstanceReuse::default().idle_timeout.as_millis() as u64,
             region_timeout_secs: 15,
+        }
+    }
+}
+
+impl EdgeSettings {
+    /// The host's instance reuse from these settings.
+    pub fn instance_reuse(&self) -> InstanceReuse {
+        InstanceReuse {
+            max_requests: self.max_instance_reuse_count,
+            max_concurrent: self.max_instance_concurrent_reuse_count,
+            idle_timeout: std::time::Duration::from_millis(self.idle_instance_timeout_ms),
         }
     }
 }

@@ -106,6 +106,7 @@ async fn serve_edge(
         sqlite_migrations: vec![migration],
         cache_dir: data_dir.join("cache"),
         max_instances: settings.edge.max_instances,
+        instance_reuse: settings.edge.instance_reuse(),
     })
     .await?;
     let address = host.local_addr();

@@ -2,6 +2,8 @@
 //! core's types and nothing more. Build with
 //! `cargo build -p edge-api --target wasm32-wasip2 --features spin --profile component`.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use spin_sdk::http::body::IncomingBodyExt;
@@ -13,7 +15,7 @@ use crate::platform::{
     ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows, SqlValue,
     Store, StoreError, SystemClock,
 };
-use crate::{misconfigured, Edge, EdgeConfig};
+use crate::{misconfigured, ConfigError, Edge, EdgeConfig};
 
 /// Spin variables as the configuration source.
 struct SpinVariables;
@@ -121,10 +123,23 @@ async fn handle(request: Request) -> http::Response<Full<Bytes>> {
         .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
 }
 
+/// The configuration as this instance first read it. Spin serves many requests with one p3
+/// instance (up to `--max-instance-reuse-count`, 128 by default), and reading the variables is
+/// ten host calls, so an instance reads them once; a changed variable reaches the next instance.
+static CONFIG: OnceLock<EdgeConfig> = OnceLock::new();
+
+async fn instance_config() -> Result<EdgeConfig, ConfigError> {
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let config = EdgeConfig::load(&SpinVariables).await?;
+    // Another request of this instance may have read it meanwhile; the values are the same.
+    let _ = CONFIG.set(config.clone());
+    Ok(config)
+}
+
 async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
-    let config = EdgeConfig::load(&SpinVariables)
-        .await
-        .map_err(|e| misconfigured(&e))?;
+    let config = instance_config().await.map_err(|e| misconfigured(&e))?;
     let (parts, body) = request.into_parts();
     let (body, body_too_large) = read_bounded(body).await?;
     let edge_request = EdgeRequest {

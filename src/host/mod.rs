@@ -1,17 +1,18 @@
 //! The local host for the edge-api Spin component, on wasmtime.
 //!
 //! It serves a Spin 4-style component (exporting `wasi:http/handler@0.3.0`) the way
-//! `spin up` would: every HTTP request gets a fresh component instance in a fresh
-//! `Store`, with `spin:variables` and `spin:sqlite` (backed by local SQLite files),
-//! WASI 0.2/0.3 and outbound `wasi:http` provided by the host.
+//! `spin up` would: component instances from the pooling allocator, each in its own `Store`,
+//! reused for a bounded number of requests as Spin reuses p3 instances ([`InstanceReuse`]),
+//! with `spin:variables` and `spin:sqlite` (backed by local SQLite files), WASI 0.2/0.3 and
+//! outbound `wasi:http` provided by the host.
 //!
 //! The engine, the compiled component (cached on disk under
 //! [`HostSettings::cache_dir`]) and the linked, pre-instantiated component are built
-//! once in [`Host::start`]; a request then costs one instantiation from the pooling
-//! allocator.
+//! once in [`Host::start`].
 
 mod bindings;
 mod cache;
+mod instances;
 mod server;
 mod sqlite;
 mod state;
@@ -28,11 +29,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use tokio::net::TcpListener;
 use wasmtime::component::Linker;
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::handler::{InstantiationError, ProxyHandler};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-use wasmtime_wasi_http::p3::Request as WasiRequest;
+
+pub use instances::InstanceReuse;
+use instances::Instances;
 
 use state::{Shared, Spin, StoreState};
 
@@ -75,20 +77,22 @@ pub struct HostSettings {
     pub cache_dir: PathBuf,
     /// Most component instances alive at once (size of the pooling allocator).
     pub max_instances: u32,
+    /// How many requests an instance serves before it is dropped.
+    pub instance_reuse: InstanceReuse,
 }
 
 /// A started host: component compiled and linked, databases migrated, socket bound.
 pub struct Host {
     inner: Arc<Inner>,
+    /// Instances for [`Host::handle`]; each serving thread has its own.
+    in_process: ProxyHandler<Instances>,
     listener: TcpListener,
     local_addr: SocketAddr,
 }
 
 /// What every request shares.
 struct Inner {
-    engine: Engine,
-    pre: ServicePre<StoreState>,
-    shared: Arc<Shared>,
+    instances: Instances,
     _epoch: EpochTicker,
 }
 
@@ -181,11 +185,11 @@ impl Host {
             startup_ms = started.elapsed().as_secs_f64() * 1e3,
             "host ready"
         );
+        let instances = Instances::new(engine, pre, shared, settings.instance_reuse);
         Ok(Host {
+            in_process: ProxyHandler::new(instances.clone()),
             inner: Arc::new(Inner {
-                engine,
-                pre,
-                shared,
+                instances,
                 _epoch: ticker,
             }),
             listener,
@@ -207,33 +211,35 @@ impl Host {
         server::serve(self.inner, self.listener, self.local_addr, shutdown).await
     }
 
-    /// One request straight into a fresh instance, without the socket (for
+    /// One request straight into a component instance, without the socket (for
     /// benchmarks). A relative URI is completed with `http://` and the `Host` header
     /// (or the listen address). A guest trap gives a 500 response, not an error.
     pub async fn handle(&self, req: http::Request<Bytes>) -> anyhow::Result<http::Response<Bytes>> {
         let req = server::complete_request(req, self.local_addr)?;
-        self.inner.handle(req).await
+        self.inner.handle(&self.in_process, req).await
     }
 }
 
 impl Inner {
-    /// Runs `req` (with a full URI) through a fresh instance of the component.
-    async fn handle(&self, req: http::Request<Bytes>) -> anyhow::Result<http::Response<Bytes>> {
+    /// Instances for one serving thread: its requests go to instances on that thread.
+    fn thread_instances(&self) -> ProxyHandler<Instances> {
+        ProxyHandler::new(self.instances.clone())
+    }
+
+    /// Runs `req` (with a full URI) through an instance of the component from `instances`.
+    async fn handle(
+        &self,
+        instances: &ProxyHandler<Instances>,
+        req: http::Request<Bytes>,
+    ) -> anyhow::Result<http::Response<Bytes>> {
         if req.body().len() > MAX_REQUEST_BODY {
             return Ok(text_response(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large\n",
             ));
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.run_guest(req)).await {
-            Ok(Ok(Ok(res))) => Ok(res),
-            Ok(Ok(Err(code))) => {
-                tracing::error!(target: "edgemeet::host", error_code = ?code, "component returned an error instead of a response");
-                Ok(text_response(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error\n",
-                ))
-            }
+        match tokio::time::timeout(REQUEST_TIMEOUT, run_guest(instances, req)).await {
+            Ok(Ok(res)) => Ok(res),
             Ok(Err(GuestFailure::Instantiate(e))) => {
                 if is_pool_exhausted(&e) {
                     tracing::warn!(target: "edgemeet::host", "all component instances busy; answering 503");
@@ -260,54 +266,33 @@ impl Inner {
             }
         }
     }
+}
 
-    async fn run_guest(
-        &self,
-        req: http::Request<Bytes>,
-    ) -> Result<
-        Result<http::Response<Bytes>, wasmtime_wasi_http::p3::bindings::http::types::ErrorCode>,
-        GuestFailure,
-    > {
-        let mut store = Store::new(&self.engine, StoreState::new(self.shared.clone()));
-        let deadline_ticks = REQUEST_TIMEOUT.as_millis() / EPOCH_TICK.as_millis() + 1;
-        store.set_epoch_deadline(u64::try_from(deadline_ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-
-        let service = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| GuestFailure::Instantiate(e.into()))?;
-
-        // The request body is already in memory; its delivery cannot fail, so the
-        // returned error future is not needed.
-        let (request, _body_result) =
-            WasiRequest::from_http(wasmtime_wasi_http::default_hooks(), req.map(Full::new));
-
-        let outcome = store
-            .run_concurrent(async |accessor| {
-                let response = match service.handle(accessor, request).await? {
-                    Ok(response) => response,
-                    Err(code) => return wasmtime::Result::Ok(Err(code)),
-                };
-                let response =
-                    accessor.with(|store| response.into_http(store, async { Ok(()) }))?;
-                let (parts, body) = response.into_parts();
-                // The guest may still be writing the body: collecting it here keeps
-                // the store's event loop running until it is done.
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|e| wasmtime::format_err!("response body: {e:?}"))?
-                    .to_bytes();
-                Ok(Ok(http::Response::from_parts(parts, body)))
-            })
-            .await;
-        match outcome {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) | Err(e) => Err(GuestFailure::Trap(e.into())),
+/// Hands `req` to an instance and collects the response body (the guest may still be writing
+/// it after returning the response head).
+async fn run_guest(
+    instances: &ProxyHandler<Instances>,
+    req: http::Request<Bytes>,
+) -> Result<http::Response<Bytes>, GuestFailure> {
+    let req = req.map(|body| {
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    });
+    let response = instances.handle((), req).await.map_err(|e| {
+        if e.is::<InstantiationError<()>>() {
+            GuestFailure::Instantiate(anyhow::Error::from(e))
+        } else {
+            GuestFailure::Trap(anyhow::Error::from(e))
         }
-    }
+    })?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| GuestFailure::Trap(anyhow::anyhow!("response body: {e:?}")))?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, body))
 }
 
 /// Why a request produced no guest response.

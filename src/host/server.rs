@@ -18,6 +18,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use wasmtime_wasi_http::handler::ProxyHandler;
+
+use super::instances::Instances;
 use super::{text_response, Inner, MAX_REQUEST_BODY, REQUEST_TIMEOUT};
 
 /// How long a client may take to send its request head.
@@ -92,6 +95,7 @@ async fn accept_loop(
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("registering the listening socket")?;
     let graceful = GracefulShutdown::new();
+    let instances = inner.thread_instances();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -106,10 +110,12 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let inner = inner.clone();
+                let instances = instances.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
                     let inner = inner.clone();
+                    let instances = instances.clone();
                     async move {
-                        Ok::<_, Infallible>(serve_one(&inner, req, peer, local_addr).await)
+                        Ok::<_, Infallible>(serve_one(&inner, &instances, req, peer, local_addr).await)
                     }
                 });
                 let conn = http1::Builder::new()
@@ -146,6 +152,7 @@ async fn accept_loop(
 /// One request off the wire: body capped, URI completed, Spin headers set.
 async fn serve_one(
     inner: &Inner,
+    instances: &ProxyHandler<Instances>,
     req: Request<Incoming>,
     peer: SocketAddr,
     local_addr: SocketAddr,
@@ -154,7 +161,7 @@ async fn serve_one(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = match read_request(req, peer, local_addr).await {
-        Ok(req) => match inner.handle(req).await {
+        Ok(req) => match inner.handle(instances, req).await {
             Ok(res) => res,
             Err(e) => {
                 tracing::error!(target: "edgemeet::host", error = %format!("{e:#}"), "request failed in the host");
