@@ -17,7 +17,9 @@
 //! - [`tokens`]: plugNmeet join tokens and LiveKit access tokens.
 //! - [`metadata`]: RoomMetadata checks and defaults.
 //! - [`rooms`]: the `/auth/room/*` calls, one module each.
-//! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token.
+//! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token, and
+//!   `POST /api/endRoom`, where a moderator's page ends the meeting.
+//! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers).
 //! - [`placement`]: the rule that picks a room's region.
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
 //! - [`sidecars`]: the internal endpoints media-sidecars call (heartbeats, webhook batches).
@@ -41,6 +43,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod sidecars;
 pub mod tokens;
+pub mod web;
 pub mod wire;
 
 #[cfg(all(feature = "spin", target_arch = "wasm32"))]
@@ -94,6 +97,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 return method_not_allowed();
             }
             return sessions::handle(self, &request).await;
+        }
+        if path == "/api/endRoom" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return sessions::end_room(self, &request).await;
         }
         if path.starts_with("/internal/sidecar/") {
             if request.method != Method::POST {

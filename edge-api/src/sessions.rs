@@ -13,7 +13,10 @@ use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::placement::{self, Reason};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
-use crate::tokens::{mint_livekit_token, verify_join_token, LiveKitClaims, TokenError, VideoGrant};
+use crate::rooms;
+use crate::tokens::{
+    mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, TokenError, VideoGrant,
+};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
@@ -52,46 +55,86 @@ fn unauthorized(code: StatusCode, msg: &str) -> EdgeResponse {
     EdgeResponse::common(401, Common::fail(code, msg))
 }
 
-/// Handles `POST /api/session`.
-pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+/// Checks the join token in `Authorization` (raw, or as `Bearer`) and that its room is running:
+/// the authorization of every `/api/*` call. Failures are 401 with plugNmeet's messages.
+async fn authorize<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
-) -> EdgeResponse {
+) -> Result<(JoinClaims, db::RoomRow), EdgeResponse> {
     let Some(token) = request
         .header("authorization")
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
         .filter(|t| !t.is_empty())
     else {
-        return unauthorized(
+        return Err(unauthorized(
             StatusCode::MissingRequiredParameter,
             "notifications.auth-header-missing",
+        ));
+    };
+    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
+    let claims = match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now)
+    {
+        Ok(c) => c,
+        Err(TokenError::Expired) => {
+            return Err(unauthorized(
+                StatusCode::InvalidTokenOrSignature,
+                "notifications.token-expired",
+            ))
+        }
+        Err(_) => {
+            return Err(unauthorized(
+                StatusCode::InvalidTokenOrSignature,
+                "notifications.invalid-token",
+            ))
+        }
+    };
+    match db::running_room(&edge.store, &claims.room_id).await {
+        Ok(Some(room)) => Ok((claims, room)),
+        Ok(None) => Err(unauthorized(
+            StatusCode::RoomNotActive,
+            "notifications.room-not-active",
+        )),
+        Err(e) => Err(store_failure(e)),
+    }
+}
+
+/// Handles `POST /api/endRoom`: a moderator (an admin join token) ends the meeting from the
+/// page. The same as `room/endRoom`: the session ends at once and the LiveKit room is deleted,
+/// which disconnects everyone. Other users get 403 and change nothing.
+pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let (claims, room) = match authorize(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    if !claims.is_admin {
+        return EdgeResponse::common(
+            403,
+            Common::fail(
+                StatusCode::PermissionDenied,
+                "notifications.only-admin-can-end-room",
+            ),
         );
+    }
+    match rooms::end::end_session(edge, &room).await {
+        Ok(()) => EdgeResponse::common(200, Common::ok("success")),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// Handles `POST /api/session`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let (claims, room) = match authorize(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
     };
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
-    let claims =
-        match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now_u) {
-            Ok(c) => c,
-            Err(TokenError::Expired) => {
-                return unauthorized(
-                    StatusCode::InvalidTokenOrSignature,
-                    "notifications.token-expired",
-                )
-            }
-            Err(_) => {
-                return unauthorized(
-                    StatusCode::InvalidTokenOrSignature,
-                    "notifications.invalid-token",
-                )
-            }
-        };
-    let room = match db::running_room(&edge.store, &claims.room_id).await {
-        Ok(Some(room)) => room,
-        Ok(None) => {
-            return unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")
-        }
-        Err(e) => return store_failure(e),
-    };
     let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
         Ok(user) => user,
         Err(e) => return store_failure(e),

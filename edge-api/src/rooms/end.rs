@@ -2,10 +2,10 @@
 //! disconnects everyone. Ending an ended room succeeds again (and retries the LiveKit delete).
 
 use super::{internal, room_id_request};
-use crate::db;
+use crate::db::{self, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::livekit::LiveKitApi;
-use crate::platform::{Clock, HttpClient, Store};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
@@ -28,23 +28,28 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
         Err(e) => return internal(e),
     };
-    let now = edge.now_secs();
-    if room.is_running {
-        match db::end_room(&edge.store, &room.sid, now).await {
-            Ok(true) => {
-                tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended by API")
-            }
-            Ok(false) => {}
-            Err(e) => return internal(e),
-        }
+    match end_session(edge, &room).await {
+        Ok(()) => EdgeResponse::common(200, Common::ok("success")),
+        Err(e) => internal(e),
     }
-    // The session is over in the edge's state whatever LiveKit says: no new token is minted for
-    // it. A failed delete is logged; calling endRoom again retries it.
+}
+
+/// Ends `room`'s session (if it is still running) and deletes its LiveKit room. The session is
+/// over in the edge's state whatever LiveKit says: no new token is minted for it. A failed
+/// delete is logged; ending again retries it.
+pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room: &RoomRow,
+) -> Result<(), StoreError> {
+    let now = edge.now_secs();
+    if room.is_running && db::end_room(&edge.store, &room.sid, now).await? {
+        tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended");
+    }
     if let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) {
         let api = LiveKitApi::new(&edge.http, region, u64::try_from(now).unwrap_or(0));
         if let Err(e) = api.delete_room(&room.room_id).await {
             tracing::warn!(room_id = %room.room_id, region = %region.id, error = %e, "deleting the LiveKit room failed");
         }
     }
-    EdgeResponse::common(200, Common::ok("success"))
+    Ok(())
 }

@@ -1,0 +1,192 @@
+//! The join page's files (`web/dist`, built from `web/`): which request path is which file, and
+//! the headers it is served with. Reading the file is the platform's job: the Spin adapter
+//! reads the directory mounted into the component; on Workers the platform serves them as
+//! static assets before the Worker runs.
+//!
+//! plugNmeet's integrations send users to `/?access_token=<join token>`, so the page's URL
+//! carries a secret: it is served with `Referrer-Policy: no-referrer`, and the page moves the
+//! token into a cookie and out of the address bar.
+
+use http::Method;
+
+use crate::exchange::EdgeResponse;
+
+/// One file of the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageFile {
+    /// Path relative to the page's directory, e.g. `index.html` or `assets/app-3F2A.js`.
+    pub relative_path: String,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Its `Cache-Control`: hashed assets never change; the HTML is revalidated every time.
+    pub cache_control: &'static str,
+}
+
+/// The page's Content-Security-Policy: its own scripts and styles only; connections to the
+/// regions' LiveKit servers (any host, ws/wss and http/https).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+connect-src 'self' ws: wss: http: https:; frame-ancestors 'none'; base-uri 'none'; \
+form-action 'none'";
+
+/// The file a `GET`/`HEAD` of `path` asks for, if it is one of the page's: `/` (and
+/// `/index.html`) or a file under `/assets/` whose name is plain ASCII (letters, digits, `-`,
+/// `_`, `.`; no `..`). Anything else is not the page's and goes to the API.
+pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    if path == "/" || path == "/index.html" {
+        return Some(PageFile {
+            relative_path: "index.html".into(),
+            content_type: "text/html; charset=utf-8",
+            cache_control: "no-cache",
+        });
+    }
+    let name = path.strip_prefix("/assets/")?;
+    let plain = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !plain {
+        return None;
+    }
+    let content_type = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("map") => "application/json",
+        Some("woff2") => "font/woff2",
+        _ => return None,
+    };
+    Some(PageFile {
+        relative_path: format!("assets/{name}"),
+        content_type,
+        cache_control: "public, max-age=31536000, immutable",
+    })
+}
+
+/// Whether the client takes gzip (`Accept-Encoding` lists it without `q=0`).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|value| {
+        value.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p == "q=0.0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+    })
+}
+
+/// The response for `file` with `body` (gzip-encoded when `gzipped`); a `HEAD` gets the
+/// headers without the body.
+pub fn file_response(
+    method: &Method,
+    file: &PageFile,
+    body: Vec<u8>,
+    gzipped: bool,
+) -> EdgeResponse {
+    let mut headers = vec![
+        ("content-type", file.content_type.to_owned()),
+        ("cache-control", file.cache_control.to_owned()),
+        ("vary", "accept-encoding".to_owned()),
+        ("x-content-type-options", "nosniff".to_owned()),
+        ("referrer-policy", "no-referrer".to_owned()),
+    ];
+    if file.relative_path == "index.html" {
+        headers.push((
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY.to_owned(),
+        ));
+        headers.push((
+            "permissions-policy",
+            "camera=(self), microphone=(self), display-capture=(self)".to_owned(),
+        ));
+    }
+    if gzipped {
+        headers.push(("content-encoding", "gzip".to_owned()));
+    }
+    EdgeResponse {
+        status: 200,
+        headers,
+        body: if method == Method::HEAD {
+            Vec::new()
+        } else {
+            body
+        },
+    }
+}
+
+/// The answer when the page's files are not installed (`web/dist` not built or not mounted).
+pub fn page_missing() -> EdgeResponse {
+    EdgeResponse::text(
+        503,
+        "the join page is not installed (build web/ and mount web/dist)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_page_paths_and_refuses_the_rest() {
+        let index = page_file(&Method::GET, "/").unwrap();
+        assert_eq!(index.relative_path, "index.html");
+        assert_eq!(index.cache_control, "no-cache");
+        assert_eq!(page_file(&Method::HEAD, "/index.html").unwrap(), index);
+        let js = page_file(&Method::GET, "/assets/app-AB12.js").unwrap();
+        assert_eq!(js.relative_path, "assets/app-AB12.js");
+        assert!(js.content_type.starts_with("text/javascript"));
+        assert!(js.cache_control.contains("immutable"));
+
+        for path in [
+            "/assets/../edge.sqlite",
+            "/assets/..%2fedge.sqlite",
+            "/assets/.hidden.js",
+            "/assets/a/b.js",
+            "/assets/",
+            "/assets/app.exe",
+            "/auth/room/create",
+            "/api/session",
+            "/healthCheck",
+            "/favicon.txt",
+        ] {
+            assert_eq!(page_file(&Method::GET, path), None, "{path}");
+        }
+        assert_eq!(page_file(&Method::POST, "/"), None);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip, deflate, br")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("br")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn page_headers() {
+        let index = page_file(&Method::GET, "/").unwrap();
+        let res = file_response(&Method::HEAD, &index, b"<html>".to_vec(), true);
+        assert!(res.body.is_empty());
+        let header = |name: &str| {
+            res.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("content-encoding"), Some("gzip"));
+        assert_eq!(header("referrer-policy"), Some("no-referrer"));
+        assert!(header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'"));
+    }
+}
