@@ -138,6 +138,7 @@ async fn start_host_with(dir: &Path, cache: &Path, instance_reuse: InstanceReuse
         cache_dir: cache.to_path_buf(),
         max_instances: 16,
         instance_reuse,
+        mounts: Vec::new(),
     })
     .await
     .expect("host")

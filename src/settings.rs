@@ -30,6 +30,9 @@ pub struct EdgeSettings {
     pub data_dir: PathBuf,
     /// The edge-api Spin component. Default: the bootstrap's build output.
     pub component: Option<PathBuf>,
+    /// The join page's built files (`web/dist`), mounted into the component at `/web`.
+    /// Default: `web/dist` of this source tree.
+    pub web_dir: Option<PathBuf>,
     /// plugNmeet API key. Default: `plugnmeet`.
     pub api_key: String,
     /// plugNmeet API secret (>= 32 bytes). Default: generated once into the data directory.
@@ -65,6 +68,7 @@ impl Default for EdgeSettings {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             data_dir: PathBuf::from(".edgemeet"),
             component: None,
+            web_dir: None,
             api_key: "plugnmeet".into(),
             api_secret: None,
             token_validity_secs: 600,
@@ -83,6 +87,15 @@ impl Default for EdgeSettings {
 }
 
 impl EdgeSettings {
+    /// The join page's directory: the configured one, else this source tree's `web/dist`.
+    pub fn web_dir(&self) -> PathBuf {
+        self.web_dir.clone().unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("web")
+                .join("dist")
+        })
+    }
+
     /// The host's instance reuse from these settings.
     pub fn instance_reuse(&self) -> InstanceReuse {
         InstanceReuse {

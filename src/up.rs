@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::host::{Host, HostSettings};
+use crate::host::{Host, HostSettings, MountedDir};
 use crate::livekit_server::LiveKitProcess;
 use crate::settings::{DevCredentials, RegionSettings, Settings};
 
@@ -107,6 +107,10 @@ async fn serve_edge(
         cache_dir: data_dir.join("cache"),
         max_instances: settings.edge.max_instances,
         instance_reuse: settings.edge.instance_reuse(),
+        mounts: vec![MountedDir {
+            host: settings.edge.web_dir(),
+            guest: "/web".into(),
+        }],
     })
     .await?;
     let address = host.local_addr();
@@ -116,6 +120,10 @@ async fn serve_edge(
     println!(
         "  edge API     http://{address}  (component {})",
         component.display()
+    );
+    println!(
+        "  join page    http://{address}/?access_token=<join token from room/getJoinToken>  (files {})",
+        settings.edge.web_dir().display()
     );
     for region in regions {
         println!(

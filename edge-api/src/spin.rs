@@ -15,7 +15,7 @@ use crate::platform::{
     ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows, SqlValue,
     Store, StoreError, SystemClock,
 };
-use crate::{misconfigured, ConfigError, Edge, EdgeConfig};
+use crate::{misconfigured, web, ConfigError, Edge, EdgeConfig};
 
 /// Spin variables as the configuration source.
 struct SpinVariables;
@@ -138,7 +138,35 @@ async fn instance_config() -> Result<EdgeConfig, ConfigError> {
     Ok(config)
 }
 
+/// Where spin.toml mounts `web/dist` (`files = [{ source = "web/dist", destination = "/web" }]`).
+const PAGE_DIR: &str = "/web";
+
+/// One of the join page's files from the mounted directory, the precompressed `.gz` sibling
+/// when the client takes gzip.
+fn page_file_response(request: &Request, file: &web::PageFile) -> EdgeResponse {
+    let path = std::path::Path::new(PAGE_DIR).join(&file.relative_path);
+    let accept_encoding = request
+        .headers()
+        .get(http::header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    if web::accepts_gzip(accept_encoding) {
+        let mut gz = path.clone().into_os_string();
+        gz.push(".gz");
+        if let Ok(body) = std::fs::read(gz) {
+            return web::file_response(request.method(), file, body, true);
+        }
+    }
+    match std::fs::read(&path) {
+        Ok(body) => web::file_response(request.method(), file, body, false),
+        Err(_) if file.relative_path == "index.html" => web::page_missing(),
+        Err(_) => EdgeResponse::text(404, "Not Found"),
+    }
+}
+
 async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
+    if let Some(file) = web::page_file(request.method(), request.uri().path()) {
+        return Ok(page_file_response(&request, &file));
+    }
     let config = instance_config().await.map_err(|e| misconfigured(&e))?;
     let (parts, body) = request.into_parts();
     let (body, body_too_large) = read_bounded(body).await?;

@@ -19,7 +19,7 @@ use crate::platform::{
     Clock, ConfigSource, HttpClient, OutboundError, OutboundRequest, OutboundResponse, Rows,
     SqlValue, Store, StoreError,
 };
-use crate::{misconfigured, Edge, EdgeConfig};
+use crate::{misconfigured, web, Edge, EdgeConfig};
 
 /// The D1 binding the edge's tables live in (wrangler.toml `[[d1_databases]] binding`).
 pub const D1_BINDING: &str = "DB";
@@ -142,14 +142,51 @@ async fn fetch(
     Ok(out)
 }
 
+/// The binding of the join page's static assets (wrangler.toml `[assets]`).
+const ASSETS_BINDING: &str = "ASSETS";
+
+/// The join page's HTML from the static assets. The platform serves `/assets/*` itself; `/` is
+/// routed to the Worker first (`run_worker_first`) so the page gets its security headers.
+async fn page_file_response(
+    env: &Env,
+    method: &http::Method,
+    file: &web::PageFile,
+) -> EdgeResponse {
+    let path = if file.relative_path == "index.html" {
+        String::new()
+    } else {
+        file.relative_path.clone()
+    };
+    let fetched = match env.assets(ASSETS_BINDING) {
+        Ok(assets) => {
+            assets
+                .fetch(format!("https://assets.invalid/{path}"), None)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match fetched {
+        Ok(mut response) if response.status_code() == 200 => match response.bytes().await {
+            Ok(body) => web::file_response(method, file, body, false),
+            Err(e) => EdgeResponse::text(503, &format!("static assets unavailable: {e}")),
+        },
+        Ok(_) if file.relative_path == "index.html" => web::page_missing(),
+        Ok(_) => EdgeResponse::text(404, "Not Found"),
+        Err(_) => web::page_missing(),
+    }
+}
+
 async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, EdgeResponse> {
-    let config = EdgeConfig::load(&WorkerConfig(env))
-        .await
-        .map_err(|e| misconfigured(&e))?;
     let bad = |e: worker::Error| EdgeResponse::text(400, &format!("bad request: {e}"));
     let url = request.url().map_err(bad)?;
     let method = http::Method::from_bytes(request.method().to_string().as_bytes())
         .map_err(|_| EdgeResponse::text(405, "Method Not Allowed"))?;
+    if let Some(file) = web::page_file(&method, url.path()) {
+        return Ok(page_file_response(env, &method, &file).await);
+    }
+    let config = EdgeConfig::load(&WorkerConfig(env))
+        .await
+        .map_err(|e| misconfigured(&e))?;
     let mut edge_request = EdgeRequest::new(method, url.path());
     edge_request.query = url.query().unwrap_or("").to_owned();
     for (name, value) in request.headers().entries() {

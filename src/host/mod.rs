@@ -79,6 +79,17 @@ pub struct HostSettings {
     pub max_instances: u32,
     /// How many requests an instance serves before it is dropped.
     pub instance_reuse: InstanceReuse,
+    /// Host directories mounted read-only into the component, like spin.toml's `files`.
+    pub mounts: Vec<MountedDir>,
+}
+
+/// A host directory the component sees at `guest` (spin.toml: `{ source, destination }`).
+#[derive(Debug, Clone)]
+pub struct MountedDir {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the component sees it, e.g. `/web`.
+    pub guest: String,
 }
 
 /// A started host: component compiled and linked, databases migrated, socket bound.
@@ -155,9 +166,15 @@ impl Host {
                 .await
                 .context("sqlite setup task failed")??
         };
+        for mount in &settings.mounts {
+            if !mount.host.is_dir() {
+                tracing::warn!(target: "edgemeet::host", dir = %mount.host.display(), guest = %mount.guest, "directory to mount is missing; the component will not see it");
+            }
+        }
         let shared = Arc::new(Shared {
             variables: settings.variables.clone(),
             databases,
+            mounts: settings.mounts.clone(),
         });
 
         let listener = TcpListener::bind(settings.listen)

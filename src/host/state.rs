@@ -4,15 +4,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::sqlite::Databases;
+use super::MountedDir;
 
-/// Host resources shared by every request: Spin variables and SQLite databases.
+/// Host resources shared by every request: Spin variables, SQLite databases and the
+/// directories mounted into the component.
 pub(crate) struct Shared {
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) databases: Databases,
+    pub(crate) mounts: Vec<MountedDir>,
 }
 
 /// The data of one `Store`: WASI, WASI HTTP and the Spin interfaces.
@@ -24,13 +27,19 @@ pub(crate) struct StoreState {
 }
 
 impl StoreState {
-    /// Fresh state for one request. Guest stdout/stderr go to the host's.
+    /// Fresh state for one instance. Guest stdout/stderr go to the host's; the mounted
+    /// directories are preopened read-only (a directory that cannot be opened is left out, and
+    /// the guest sees it missing).
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr();
+        for mount in &shared.mounts {
+            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly) {
+                tracing::warn!(target: "edgemeet::host", dir = %mount.host.display(), error = %format!("{e:#}"), "cannot mount a directory into the component");
+            }
+        }
         Self {
-            wasi: WasiCtxBuilder::new()
-                .inherit_stdout()
-                .inherit_stderr()
-                .build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             shared,
