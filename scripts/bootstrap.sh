@@ -19,11 +19,13 @@ log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # Debian packages. GStreamer: the recorder builds against 1.22 and needs these plugins at run
 # time (webrtcbin wants libnice's gstreamer1.0-nice; avenc_aac is in gstreamer1.0-libav).
-# nginx with the RTMP module receives the recorder's broadcasts in the tests.
+# nginx with the RTMP module receives the recorder's broadcasts in the tests. Chromium is the
+# browser the join page's tests drive (tests/web.rs).
 packages=(iproute2 util-linux pkg-config ffmpeg nginx libnginx-mod-rtmp
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-tools)
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-tools
+  chromium fonts-dejavu-core)
 missing=()
 installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)"
 for package in "${packages[@]}"; do
@@ -85,10 +87,31 @@ fi
 node_dir="$CACHE/node"
 node_lock="$(dirname "${BASH_SOURCE[0]}")/node/package-lock.json"
 if ! cmp -s "$node_lock" "$node_dir/package-lock.json" || [ ! -x "$node_dir/node_modules/.bin/wrangler" ]; then
-  log "npm ci: wrangler, esbuild, binaryen"
+  log "npm ci: wrangler, esbuild, binaryen, playwright-core"
   mkdir -p "$node_dir"
   cp "$(dirname "${BASH_SOURCE[0]}")/node/package.json" "$node_lock" "$node_dir/"
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The join page (web/): its npm packages in the cache (web/node_modules links there), and its
+# build in web/dist, redone only when its sources change.
+web="$(cd "$(dirname "${BASH_SOURCE[0]}")/../web" && pwd)"
+web_cache="$CACHE/web"
+if ! cmp -s "$web/package-lock.json" "$web_cache/package-lock.json" || [ ! -d "$web_cache/node_modules" ]; then
+  log "npm ci: the join page's packages"
+  mkdir -p "$web_cache"
+  cp "$web/package.json" "$web/package-lock.json" "$web_cache/"
+  (cd "$web_cache" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ "$(readlink "$web/node_modules" 2>/dev/null)" != "$web_cache/node_modules" ]; then
+  rm -rf "$web/node_modules"
+  ln -s "$web_cache/node_modules" "$web/node_modules"
+fi
+web_sources="$(cd "$web" && find index.html build.mjs tsconfig.json package-lock.json src -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$web/dist/.sources.sha256" 2>/dev/null)" != "$web_sources" ]; then
+  log "building the join page (web/dist)"
+  (cd "$web" && node build.mjs)
+  echo "$web_sources" >"$web/dist/.sources.sha256"
 fi
 
 # Python test clients: LiveKit's realtime SDK (a real WebRTC participant), plugNmeet's SDK and

@@ -141,6 +141,8 @@ fn main() {
         ("session_pins_nearest_region", session_pins_nearest_region),
         ("session_region_hint_wins", session_region_hint_wins),
         ("session_livekit_grants", session_livekit_grants),
+        ("end_room_from_the_page", end_room_from_the_page),
+        ("join_page_is_served", join_page_is_served),
         (
             "real_participant_joins_and_is_ended",
             real_participant_joins_and_is_ended,
@@ -804,6 +806,106 @@ fn session_refusals(s: &Suite) {
         s.target.session(&ghost, &[]).json()["msg"],
         "notifications.room-not-active"
     );
+}
+
+fn end_room_from_the_page(s: &Suite) {
+    let room = unique("pageend");
+    s.target.create_room(&room, json!({}));
+    let user = s.target.join_token(&room, "u1", false, false);
+    let moderator = s.target.join_token(&room, "m1", true, false);
+    let end = |headers: &[(&str, &str)]| s.target.post("/api/endRoom", b"{}", headers);
+    let r = end(&[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.auth-header-missing"))
+    );
+    let r = end(&[("Authorization", "garbage")]);
+    assert_eq!(r.json()["msg"], "notifications.invalid-token");
+    // Not a moderator: refused, and the room goes on.
+    let r = end(&[("Authorization", user.as_str())]);
+    assert_eq!(r.status, 403);
+    assert_common(&r.json(), false, "PERMISSION_DENIED");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["is_active"], true, "{j}");
+    assert_eq!(s.target.session(&user, &[]).status, 200);
+    // The moderator ends it: no more sessions, and it is a past room.
+    let r = end(&[("Authorization", moderator.as_str())]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_common(&r.json(), true, "SUCCESS");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["is_active"], false, "{j}");
+    assert_eq!(
+        s.target.session(&user, &[]).json()["msg"],
+        "notifications.room-not-active"
+    );
+    let r = end(&[("Authorization", moderator.as_str())]);
+    assert_eq!(r.json()["msg"], "notifications.room-not-active");
+    let (_, j) = s
+        .target
+        .call("/auth/room/fetchPastRooms", &json!({"room_ids": [room]}));
+    assert_eq!(j["result"]["total_rooms"], "1", "{j}");
+    let r = s.target.request("GET", "/api/endRoom");
+    assert_eq!(r.status, 405);
+}
+
+/// The join page at `/`, as plugNmeet's integrations link to it, with its security headers,
+/// and its hashed assets.
+fn join_page_is_served(s: &Suite) {
+    for path in [
+        "/",
+        "/?access_token=eyJhbGciOiJIUzI1NiJ9.e30.x",
+        "/index.html",
+    ] {
+        let r = s.target.request("GET", path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(
+            r.content_type.starts_with("text/html"),
+            "{path}: {}",
+            r.content_type
+        );
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some(edge_api::web::CONTENT_SECURITY_POLICY),
+            "{path}"
+        );
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
+    }
+    let html = s.target.request("GET", "/").text();
+    assert!(html.contains(r#"id="app""#), "{html}");
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no script in {html}"));
+    assert!(script.starts_with("/assets/app-"), "{script}");
+    let js = s.target.request("GET", script);
+    assert_eq!(js.status, 200);
+    assert!(
+        js.content_type.starts_with("text/javascript"),
+        "{}",
+        js.content_type
+    );
+    assert!(
+        js.text().contains("/api/session"),
+        "the bundle calls the session endpoint"
+    );
+    let head = s.target.request("HEAD", "/");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for missing in [
+        "/assets/app-0000.js",
+        "/assets/..%2f..%2fedge.sqlite",
+        "/edge.sqlite",
+    ] {
+        assert_eq!(s.target.request("GET", missing).status, 404, "{missing}");
+    }
+    // The page is not a way around the API's methods.
+    assert_eq!(s.target.post("/", b"{}", &[]).status, 404);
 }
 
 fn base64_url(bytes: &[u8]) -> String {

@@ -6,8 +6,10 @@
 // holds the Worker's vars and secrets. Prints "ready at http://127.0.0.1:PORT" when serving and
 // stops when stdin closes. `request.cf` is empty (no network lookup, no location), so the edge
 // falls back to its location headers exactly as behind a proxy; EDGEMEET_TEST_CF (a JSON object)
-// replaces it, e.g. with Cloudflare's `latitude`/`longitude` for every request.
-import { readFileSync, readdirSync } from "node:fs";
+// replaces it, e.g. with Cloudflare's `latitude`/`longitude` for every request. EDGEMEET_WEB_DIR,
+// if set, is the join page's directory, served as static assets the way wrangler.toml's
+// `[assets]` configures them (the Worker runs first for `/`).
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 
@@ -37,6 +39,20 @@ function statements(sql) {
   return out;
 }
 
+const webDir = process.env.EDGEMEET_WEB_DIR;
+const assets =
+  webDir && existsSync(webDir)
+    ? {
+        directory: webDir,
+        binding: "ASSETS",
+        routerConfig: {
+          has_user_worker: true,
+          invoke_user_worker_ahead_of_assets: false,
+          static_routing: { user_worker: ["/", "/index.html"] },
+        },
+      }
+    : undefined;
+
 const mf = new Miniflare({
   modules: true,
   scriptPath,
@@ -50,6 +66,7 @@ const mf = new Miniflare({
   d1Databases: ["DB"],
   bindings: JSON.parse(bindingsJson),
   cf: JSON.parse(process.env.EDGEMEET_TEST_CF || "{}"),
+  ...(assets ? { assets } : {}),
   host: "127.0.0.1",
   port: Number(port),
 });

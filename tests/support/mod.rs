@@ -40,6 +40,8 @@ pub struct Reply {
     pub content_type: String,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Every header.
+    pub headers: ureq::http::HeaderMap,
 }
 
 impl Reply {
@@ -51,6 +53,10 @@ impl Reply {
     /// The body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -121,28 +127,35 @@ impl Target {
             other => panic!("method {other} not supported by the test client"),
         }
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        if method == "HEAD" {
+            // No body to read (and none to decompress, whatever Content-Encoding says).
+            return Self::collect_head(&response);
+        }
         Self::collect(response)
     }
 
+    fn collect_head(response: &ureq::http::Response<ureq::Body>) -> Reply {
+        Reply {
+            status: response.status().as_u16(),
+            content_type: response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            body: Vec::new(),
+            headers: response.headers().clone(),
+        }
+    }
+
     fn collect(mut response: ureq::http::Response<ureq::Body>) -> Reply {
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let mut body = Vec::new();
+        let mut reply = Self::collect_head(&response);
         response
             .body_mut()
             .as_reader()
-            .read_to_end(&mut body)
+            .read_to_end(&mut reply.body)
             .expect("read body");
-        Reply {
-            status,
-            content_type,
-            body,
-        }
+        reply
     }
 
     /// Creates a room with a title; panics unless it succeeds. Returns `room_info`.
@@ -295,6 +308,18 @@ pub fn python() -> PathBuf {
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An empty directory for a test's artefacts (screenshots), kept after the run:
+/// `$CARGO_TARGET_DIR/test-artefacts/<name>` (or `target/` of the source tree).
+pub fn artefacts_dir(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("test-artefacts").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("artefacts dir");
+    dir
 }
 
 /// A running `edgemeet up` with its own data directory and local LiveKit.

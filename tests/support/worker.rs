@@ -49,6 +49,7 @@ impl WorkerEdge {
             .arg(port.to_string())
             .env("NODE_MODULES_DIR", &node_modules)
             .env("EDGEMEET_TEST_CF", cf.to_string())
+            .env("EDGEMEET_WEB_DIR", repo_root().join("web/dist"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,190 @@
+// Drives the join page in headless Debian Chromium (Playwright's playwright-core) for
+// tests/web.rs:
+//
+//   node join_page_browsers.mjs PLAN_JSON
+//
+// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "guest": TOKEN,
+//             "expired": TOKEN, "shots": DIR}
+// Two browsers (the moderator on a desktop viewport, the guest on a phone one) open their join
+// links, pass the pre-join check, and each waits until it plays the other's video. A third opens
+// an expired link. The moderator ends the meeting and both others must see it end. Prints one
+// JSON line with what it saw (the Rust test asserts on it); screenshots of each key screen go
+// to DIR. Chromium gets fake camera and microphone devices.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+
+// playwright-core is installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names it.
+const require = createRequire(join(process.env.NODE_MODULES_DIR, "noop.js"));
+const { chromium } = require("playwright-core");
+
+const plan = JSON.parse(process.argv[2]);
+mkdirSync(plan.shots, { recursive: true });
+const STEP_TIMEOUT = 30_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+
+const seen = { consoleErrors: [], screens: {}, steps: [] };
+const step = (name) => seen.steps.push(name);
+
+async function open(name, token, contextOptions) {
+  const context = await browser.newContext({
+    permissions: ["camera", "microphone"],
+    ...contextOptions,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on("console", (message) => {
+    if (message.type() === "error") seen.consoleErrors.push(`${name}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => seen.consoleErrors.push(`${name}: ${error.message}`));
+  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
+  return page;
+}
+
+const screen = (page, value) =>
+  page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(plan.shots, `${name}.png`), fullPage: true });
+}
+
+/** Reaches the Join button with the keyboard alone and presses it. */
+async function joinByKeyboard(page) {
+  for (let i = 0; i < 25; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate(() => document.activeElement?.id === "join")) {
+      await page.keyboard.press("Enter");
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
+async function playsRemoteVideo(page, identity) {
+  await page.waitForFunction(
+    (id) => {
+      const video = document.querySelector(
+        `.tile[data-identity="${id}"]:not([data-local="true"]) video`,
+      );
+      return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
+    },
+    identity,
+    { timeout: STEP_TIMEOUT },
+  );
+}
+
+try {
+  const moderator = await open("moderator", plan.moderator, {
+    viewport: { width: 1280, height: 800 },
+  });
+  await screen(moderator, "prejoin");
+  // The token must not stay in the address bar.
+  seen.moderatorUrlAfterLoad = moderator.url();
+  await moderator.waitForFunction(() => {
+    const video = document.querySelector("video");
+    return !!video && video.videoWidth > 0;
+  });
+  await shot(moderator, "1-prejoin-desktop");
+  step("moderator prejoin");
+  await moderator.click("#join");
+  await screen(moderator, "room");
+  step("moderator in room");
+
+  const guest = await open("guest", plan.guest, {
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 2,
+  });
+  await screen(guest, "prejoin");
+  await shot(guest, "2-prejoin-phone");
+  seen.guestJoinedByKeyboard = await joinByKeyboard(guest);
+  await screen(guest, "room");
+  step("guest in room");
+
+  await playsRemoteVideo(moderator, plan.guestIdentity);
+  await playsRemoteVideo(guest, plan.moderatorIdentity);
+  step("each plays the other's video");
+  seen.moderatorTiles = await moderator.$$eval(".tile", (tiles) => tiles.length);
+  seen.guestTiles = await guest.$$eval(".tile", (tiles) => tiles.length);
+  seen.guestOverflowsPhone = await guest.evaluate(
+    () => document.documentElement.scrollWidth > window.innerWidth + 1,
+  );
+  seen.guestHasEndButton = (await guest.$("#end-meeting")) !== null;
+  seen.moderatorHasEndButton = (await moderator.$("#end-meeting")) !== null;
+  await shot(moderator, "3-room-desktop");
+  await shot(guest, "4-room-phone");
+
+  // Mute toggles report their state to assistive technology.
+  await moderator.click("#toggle-mic");
+  seen.micPressedAfterToggle = await moderator.getAttribute("#toggle-mic", "aria-pressed");
+  await moderator.click("#toggle-mic");
+
+  // What the moderator's page cost to show the room: bytes over the wire (gzip where the edge
+  // sent it), and time from navigation to connected.
+  seen.moderatorLoad = await moderator.evaluate(() => {
+    const timings = window.edgemeetTimings || {};
+    const shown = timings.roomShown ?? Infinity;
+    const entries = [
+      ...performance.getEntriesByType("navigation"),
+      ...performance.getEntriesByType("resource"),
+    ].filter((e) => e.responseEnd <= shown);
+    return {
+      connectedMs: timings.connected,
+      roomShownMs: timings.roomShown,
+      transferBytes: entries.reduce((sum, e) => sum + (e.transferSize || 0), 0),
+      encodedBodyBytes: entries.reduce((sum, e) => sum + (e.encodedBodySize || 0), 0),
+      decodedBodyBytes: entries.reduce((sum, e) => sum + (e.decodedBodySize || 0), 0),
+      // Paths only: the page's own URL carries the join token.
+      files: entries.map((e) => new URL(e.name).pathname),
+    };
+  });
+
+  const late = await open("expired", plan.expired, { viewport: { width: 1280, height: 800 } });
+  await late.waitForSelector('#app[data-screen="error"][data-error="expired"]');
+  seen.expiredText = await late.textContent("#app");
+  await shot(late, "5-expired-link");
+  step("expired link refused");
+
+  await moderator.click("#end-meeting");
+  await moderator.click("#end-meeting-confirm");
+  await screen(moderator, "ended");
+  await screen(guest, "ended");
+  step("meeting ended for both");
+  await shot(moderator, "6-ended-moderator");
+  await shot(guest, "7-ended-phone");
+  seen.ok = true;
+} catch (error) {
+  seen.ok = false;
+  seen.error = String(error?.stack || error);
+  for (const context of browser.contexts()) {
+    for (const [i, page] of context.pages().entries()) {
+      seen.screens[`context${browser.contexts().indexOf(context)}-${i}`] = await page
+        .evaluate(() => document.getElementById("app")?.outerHTML?.slice(0, 2000))
+        .catch(() => "unavailable");
+      await page
+        .screenshot({ path: join(plan.shots, `failure-${browser.contexts().indexOf(context)}-${i}.png`) })
+        .catch(() => {});
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));

@@ -1,0 +1,125 @@
+//! The join page in a real browser: headless Debian Chromium, driven by Playwright
+//! (`tests/clients/join_page_browsers.mjs`), against `edgemeet up` (the component in the local
+//! host) and its real LiveKit server. Join links come from the API, as a CMS plugin makes them.
+//!
+//! Screenshots of the key screens are kept under `$CARGO_TARGET_DIR/test-artefacts/web/`.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+use support::{hs256, now_secs, unique, System};
+
+#[test]
+fn two_browsers_meet_a_late_link_is_refused_and_the_moderator_ends_it() {
+    let system = System::start("web", "");
+    let target = &system.target;
+    let room = unique("meet");
+    target.create_room(&room, json!({"metadata": {"room_title": "Weekly sync"}}));
+    let moderator = target.join_token(&room, "mod-1", true, false);
+    let guest = target.join_token(&room, "guest-1", false, false);
+    // A link whose token expired a minute ago, signed like any other.
+    let expired = hs256(
+        &target.api_secret,
+        &json!({"iss": "plugnmeet", "sub": "late-1", "nbf": now_secs() - 900,
+                "exp": now_secs() - 60, "name": "Late", "user_id": "late-1",
+                "room_id": room, "is_admin": false, "is_hidden": false}),
+    );
+
+    let shots = support::artefacts_dir("web");
+    let plan = json!({
+        "base": target.base,
+        "moderator": moderator, "moderatorIdentity": "mod-1",
+        "guest": guest, "guestIdentity": "guest-1",
+        "expired": expired,
+        "shots": shots,
+    });
+    let output = Command::new("node")
+        .arg(support::repo_root().join("tests/clients/join_page_browsers.mjs"))
+        .arg(plan.to_string())
+        .env(
+            "NODE_MODULES_DIR",
+            edgemeet::cache_dir().join("node").join("node_modules"),
+        )
+        .output()
+        .expect("run node (scripts/bootstrap.sh installs playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let seen: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no result from the browser driver ({}):\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    println!("browser driver saw: {seen:#}");
+    println!("screenshots in {}", shots.display());
+    assert_eq!(
+        seen["ok"], true,
+        "the browsers did not get through: {seen:#}"
+    );
+
+    // The join token left the address bar at once.
+    let url = seen["moderatorUrlAfterLoad"].as_str().unwrap_or_default();
+    assert!(
+        !url.contains("access_token"),
+        "token still in the URL: {url}"
+    );
+    // Each sees two tiles (itself and the other); only the moderator can end the meeting.
+    assert_eq!(seen["moderatorTiles"], 2, "{seen}");
+    assert_eq!(seen["guestTiles"], 2, "{seen}");
+    assert_eq!(seen["moderatorHasEndButton"], true);
+    assert_eq!(seen["guestHasEndButton"], false);
+    assert_eq!(
+        seen["guestJoinedByKeyboard"], true,
+        "Join not reachable by Tab"
+    );
+    assert_eq!(
+        seen["guestOverflowsPhone"], false,
+        "the room overflows a phone screen"
+    );
+    assert_eq!(seen["micPressedAfterToggle"], "true", "{seen}");
+    assert!(
+        seen["expiredText"]
+            .as_str()
+            .is_some_and(|t| t.to_lowercase().contains("expired")),
+        "{seen}"
+    );
+    let errors = seen["consoleErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    for name in [
+        "3-room-desktop",
+        "4-room-phone",
+        "5-expired-link",
+        "7-ended-phone",
+    ] {
+        let file = shots.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&file).is_ok_and(|m| m.len() > 1000),
+            "screenshot {} missing",
+            file.display()
+        );
+    }
+
+    // The meeting really ended: the edge says so, and it is a past room.
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], false, "{active}");
+    let load = &seen["moderatorLoad"];
+    // For scripts/bench-page.sh.
+    std::fs::write(shots.join("load.json"), load.to_string()).expect("write load.json");
+    assert!(
+        load["connectedMs"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{load}"
+    );
+    assert!(
+        load["transferBytes"].as_u64().is_some_and(|b| b > 1000),
+        "{load}"
+    );
+}

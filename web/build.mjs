@@ -1,0 +1,109 @@
+// Builds the join page into web/dist:
+//   dist/index.html            (from index.html, pointing at the hashed files under /assets/)
+//   dist/assets/app-<hash>.js  (src/main.ts bundled and minified, ES2020)
+//   dist/assets/app-<hash>.css (src/styles.css, imported by main.ts)
+// and a gzip (level 9) sibling `<file>.gz` next to every file. Type-checks first (tsc); exits
+// non-zero on any type or build error. Run from anywhere: `node web/build.mjs`.
+
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { constants, gzipSync } from 'node:zlib';
+
+import { build } from 'esbuild';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(root, 'dist');
+const assets = path.join(dist, 'assets');
+const require = createRequire(import.meta.url);
+
+function fail(message) {
+  console.error(`build failed: ${message}`);
+  process.exit(1);
+}
+
+// 1. Type check.
+const tsc = require.resolve('typescript/bin/tsc');
+const check = spawnSync(process.execPath, [tsc, '--noEmit', '-p', root], { cwd: root, stdio: 'inherit' });
+if (check.error) fail(`could not run tsc: ${check.error.message}`);
+if (check.status !== 0) fail('type errors (tsc --noEmit)');
+
+// 2. Bundle.
+await rm(dist, { recursive: true, force: true });
+await mkdir(assets, { recursive: true });
+
+let result;
+try {
+  result = await build({
+    absWorkingDir: root,
+    entryPoints: ['src/main.ts'],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: 'es2020',
+    platform: 'browser',
+    outdir: assets,
+    entryNames: 'app-[hash]',
+    assetNames: 'app-[hash]',
+    chunkNames: 'app-[hash]',
+    metafile: true,
+    sourcemap: false,
+    legalComments: 'eof',
+    charset: 'utf8',
+    define: { 'process.env.NODE_ENV': '"production"' },
+    logLevel: 'warning',
+  });
+} catch {
+  fail('esbuild reported errors');
+}
+
+const entry = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint === 'src/main.ts');
+if (!entry) fail('no output for src/main.ts');
+const [jsOut, jsMeta] = entry;
+const cssOut = jsMeta.cssBundle;
+if (!cssOut) fail('no CSS bundle (src/main.ts must import ./styles.css)');
+const assetUrl = (file) => `/assets/${path.basename(file)}`;
+
+// 3. index.html.
+let html = await readFile(path.join(root, 'index.html'), 'utf8');
+for (const [placeholder, file] of [
+  ['__APP_JS__', jsOut],
+  ['__APP_CSS__', cssOut],
+]) {
+  const count = html.split(placeholder).length - 1;
+  if (count !== 1) fail(`index.html must contain ${placeholder} exactly once (found ${count})`);
+  html = html.replace(placeholder, assetUrl(file));
+}
+if (/<script(?![^>]*\bsrc=)[^>]*>/i.test(html) || /\sstyle=|<style/i.test(html)) {
+  fail('index.html must have no inline scripts or styles (CSP)');
+}
+await writeFile(path.join(dist, 'index.html'), html);
+
+// 4. Gzip siblings.
+async function files(dir) {
+  const out = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await files(full)));
+    else if (!entry.name.endsWith('.gz')) out.push(full);
+  }
+  return out.sort();
+}
+
+const rows = [];
+for (const file of await files(dist)) {
+  const body = await readFile(file);
+  const gz = gzipSync(body, { level: constants.Z_BEST_COMPRESSION });
+  await writeFile(`${file}.gz`, gz);
+  rows.push([path.relative(root, file), body.length, (await stat(`${file}.gz`)).size]);
+}
+const width = Math.max(...rows.map(([name]) => name.length));
+for (const [name, size, gzSize] of rows) {
+  console.log(`${name.padEnd(width)}  ${String(size).padStart(8)} B  gzip ${String(gzSize).padStart(7)} B`);
+}
+
+// 5. On Workers the platform compresses by itself: upload neither the .gz siblings nor the
+// bootstrap's build stamp as static assets (wrangler reads this file; it is not served).
+await writeFile(path.join(dist, '.assetsignore'), '*.gz\n.sources.sha256\n');

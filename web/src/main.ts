@@ -1,0 +1,86 @@
+// The join page: join token → session at the edge → pre-join → LiveKit room → the end screens.
+
+import './styles.css';
+
+import { LogLevel, setLogLevel } from 'livekit-client';
+
+import { showPrejoin, type JoinChoices } from './prejoin';
+import { joinRoom } from './room';
+import { showEnded, showError, showLeft, showLoading } from './screens';
+import { createSession } from './session';
+import './timings';
+import { expiredLocally, forgetToken, takeToken } from './token';
+
+function debugEnabled(): boolean {
+  try {
+    return window.localStorage.getItem('edgemeet-debug') === '1';
+  } catch {
+    return false;
+  }
+}
+
+// The page reports problems on screen; the SDK's own logging is for debugging only
+// (localStorage['edgemeet-debug'] = '1').
+setLogLevel(debugEnabled() ? LogLevel.debug : LogLevel.silent);
+
+const joinToken = takeToken();
+
+/** The media choices made once, kept for Retry and Rejoin (which skip the pre-join screen). */
+let remembered: Omit<JoinChoices, 'tracks'> | null = null;
+let running = false;
+
+async function start(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    await run();
+  } catch {
+    showError('unreachable', () => void start());
+  } finally {
+    running = false;
+  }
+}
+
+async function run(): Promise<void> {
+  if (!joinToken) {
+    showError('invalid');
+    return;
+  }
+  if (expiredLocally(joinToken)) {
+    forgetToken();
+    showError('expired');
+    return;
+  }
+  showLoading();
+  const result = await createSession(joinToken);
+  if (!result.ok) {
+    if (result.error === 'expired' || result.error === 'invalid') forgetToken();
+    showError(result.error, () => void start());
+    return;
+  }
+  const session = result.session;
+  document.title = `${session.room_title} · edgemeet`;
+
+  let choices: JoinChoices;
+  if (session.is_hidden) {
+    // Hidden users (e.g. recorders) watch only: no devices, no pre-join.
+    choices = { camera: false, microphone: false, tracks: [] };
+  } else if (remembered) {
+    choices = { ...remembered, tracks: [] };
+  } else {
+    choices = await showPrejoin(session);
+  }
+  const { tracks: _handedOver, ...kept } = choices;
+  remembered = kept;
+
+  await joinRoom(session, joinToken, choices, {
+    ended: showEnded,
+    left: () => showLeft(() => void start()),
+    unreachable: () => showError('unreachable', () => void start()),
+    remember: (camera, microphone) => {
+      if (remembered && !session.is_hidden) remembered = { ...remembered, camera, microphone };
+    },
+  });
+}
+
+void start();

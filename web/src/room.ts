@@ -1,0 +1,516 @@
+// The meeting itself: connects to the region's LiveKit server, publishes the pre-join choices,
+// and runs the in-room screen (grid, remote audio, control bar, ending the meeting).
+
+import {
+  ConnectionState,
+  DisconnectReason,
+  Room,
+  RoomEvent,
+  Track,
+  type LocalTrack,
+  type Participant,
+  type RemoteParticipant,
+  type RemoteTrack,
+  type RemoteTrackPublication,
+} from 'livekit-client';
+
+import { ICONS, announce, h, icon, showScreen } from './dom';
+import { Grid } from './grid';
+import { mediaProblem, problemText, type JoinChoices } from './prejoin';
+import { showConnecting } from './screens';
+import { endRoom, type Session } from './session';
+import { markConnected, markRoomShown, resetTimings } from './timings';
+
+export interface RoomExits {
+  /** The meeting was ended (by a moderator, this one included). */
+  ended(): void;
+  /** The user pressed Leave. */
+  left(): void;
+  /** The connection could not be made or was lost for good. */
+  unreachable(): void;
+  /** The media state to restore on a rejoin. */
+  remember(camera: boolean, microphone: boolean): void;
+}
+
+/** How long to wait, after the edge ended the meeting, for LiveKit to say so itself. */
+const END_FALLBACK_MS = 8_000;
+const TOAST_MS = 6_000;
+
+/**
+ * A camera/microphone/screen toggle whose button shows the state asked for at once, while the
+ * SDK catches up; clicks made meanwhile are applied in order.
+ */
+class MediaToggle {
+  private want: boolean | undefined;
+  private running = false;
+  /** What the user last asked for (kept for a rejoin: the SDK's state is gone by then). */
+  intended = false;
+
+  constructor(
+    private readonly actual: () => boolean,
+    private readonly apply: (on: boolean) => Promise<unknown>,
+    private readonly failed: (error: unknown) => void,
+    private readonly render: () => void,
+  ) {}
+
+  /** The state shown: the one asked for, else the real one. */
+  get on(): boolean {
+    return this.want ?? this.actual();
+  }
+
+  flip(): void {
+    this.set(!this.on);
+  }
+
+  set(on: boolean): Promise<void> {
+    this.want = on;
+    this.intended = on;
+    this.render();
+    return this.run();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    let tries = 0;
+    while (this.want !== undefined && this.want !== this.actual() && tries++ < 4) {
+      const target = this.want;
+      try {
+        await this.apply(target);
+      } catch (error) {
+        if (this.want === target) {
+          this.want = undefined;
+          this.intended = this.actual();
+          this.failed(error);
+        }
+      }
+    }
+    this.want = undefined;
+    this.running = false;
+    this.render();
+  }
+}
+
+function controlButton(id: string, label: string, text: string, iconPaths: string, extra = ''): HTMLButtonElement {
+  return h(
+    'button',
+    { id, type: 'button', class: `ctl ${extra}`.trim(), 'aria-label': label },
+    h('span', { class: 'ctl-icon' }, icon(iconPaths)),
+    h('span', { class: 'ctl-text' }, text),
+  );
+}
+
+function setPressed(button: HTMLButtonElement, pressed: boolean, iconPaths?: string): void {
+  button.setAttribute('aria-pressed', String(pressed));
+  if (iconPaths) button.querySelector('.ctl-icon')?.replaceChildren(icon(iconPaths));
+}
+
+const canShareScreen = (): boolean => typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+
+/** Connects and runs the meeting until it ends, the user leaves, or the connection is lost. */
+export async function joinRoom(
+  session: Session,
+  joinToken: string,
+  choices: JoinChoices,
+  exits: RoomExits,
+): Promise<void> {
+  resetTimings();
+  showConnecting(session.room_title);
+  const room = new Room({
+    adaptiveStream: true,
+    dynacast: true,
+    videoCaptureDefaults: choices.cameraId ? { deviceId: choices.cameraId } : undefined,
+    audioCaptureDefaults: choices.microphoneId ? { deviceId: choices.microphoneId } : undefined,
+  });
+
+  let phase: 'connecting' | 'room' | 'closed' = 'connecting';
+  let view: RoomView | undefined;
+  let endedHere = false;
+
+  const close = (exit: () => void): void => {
+    if (phase === 'closed') return;
+    phase = 'closed';
+    if (view) exits.remember(view.cameraOn, view.microphoneOn);
+    view?.destroy();
+    choices.tracks.forEach((t) => t.stop());
+    exit();
+  };
+
+  room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
+    if (phase !== 'room') return; // a failed connect is handled where it is awaited
+    const ended =
+      endedHere || reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.ROOM_CLOSED;
+    close(ended ? exits.ended : exits.unreachable);
+  });
+
+  try {
+    await room.connect(session.livekit_url, session.token);
+  } catch {
+    phase = 'room'; // so that close() runs once
+    close(exits.unreachable);
+    void room.disconnect().catch(() => undefined);
+    return;
+  }
+  if (room.state !== ConnectionState.Connected) {
+    phase = 'room';
+    close(exits.unreachable);
+    return;
+  }
+  markConnected();
+  phase = 'room';
+
+  view = new RoomView(room, session, joinToken, choices, {
+    leave: async () => {
+      const current = view;
+      if (current) exits.remember(current.cameraOn, current.microphoneOn);
+      phase = 'closed';
+      current?.destroy();
+      choices.tracks.forEach((t) => t.stop());
+      await room.disconnect().catch(() => undefined);
+      exits.left();
+    },
+    endedHere: () => {
+      endedHere = true;
+      window.setTimeout(() => {
+        if (phase !== 'room') return;
+        void room.disconnect().catch(() => undefined);
+        close(exits.ended);
+      }, END_FALLBACK_MS);
+    },
+  });
+  view.show();
+  markRoomShown();
+  view.publish();
+}
+
+interface ViewActions {
+  leave(): Promise<void>;
+  endedHere(): void;
+}
+
+class RoomView {
+  private readonly grid: Grid;
+  private readonly audioSink = h('div', { class: 'audio-sink', 'aria-hidden': 'true' });
+  private readonly banner = h('div', { class: 'banner', role: 'status', hidden: true });
+  private readonly toast = h('div', { class: 'toast', role: 'status', 'aria-live': 'polite', hidden: true });
+  private readonly count = h('span', { class: 'count' });
+  private readonly controls = h('div', { class: 'controls', role: 'group', 'aria-label': 'Meeting controls' });
+  private readonly startAudioButton = h(
+    'button',
+    { id: 'start-audio', type: 'button', class: 'primary', 'aria-label': 'Turn on sound', hidden: true },
+    'Turn on sound',
+  );
+  private micButton?: HTMLButtonElement;
+  private camButton?: HTMLButtonElement;
+  private screenButton?: HTMLButtonElement;
+  private endButton?: HTMLButtonElement;
+  private confirm?: HTMLElement;
+  private readonly mic: MediaToggle;
+  private readonly camera: MediaToggle;
+  private readonly screen: MediaToggle;
+  private pendingMic: LocalTrack | undefined;
+  private pendingCamera: LocalTrack | undefined;
+  private toastTimer = 0;
+  private destroyed = false;
+
+  constructor(
+    private readonly room: Room,
+    private readonly session: Session,
+    private readonly joinToken: string,
+    private readonly choices: JoinChoices,
+    private readonly actions: ViewActions,
+  ) {
+    this.grid = new Grid(session.is_hidden);
+    const lp = room.localParticipant;
+    for (const track of choices.tracks) {
+      if (track.source === Track.Source.Camera) this.pendingCamera = track;
+      else if (track.source === Track.Source.Microphone) this.pendingMic = track;
+    }
+    const render = (): void => this.renderControls();
+    this.mic = new MediaToggle(
+      () => lp.isMicrophoneEnabled,
+      async (on) => {
+        const pending = this.pendingMic;
+        this.pendingMic = undefined;
+        if (on && pending && pending.mediaStreamTrack.readyState === 'live') await lp.publishTrack(pending);
+        else {
+          pending?.stop();
+          await lp.setMicrophoneEnabled(on);
+        }
+      },
+      (e) => this.say(problemText(mediaProblem(e), 'microphone')),
+      render,
+    );
+    this.camera = new MediaToggle(
+      () => lp.isCameraEnabled,
+      async (on) => {
+        const pending = this.pendingCamera;
+        this.pendingCamera = undefined;
+        if (on && pending && pending.mediaStreamTrack.readyState === 'live') await lp.publishTrack(pending);
+        else {
+          pending?.stop();
+          await lp.setCameraEnabled(on);
+        }
+      },
+      (e) => this.say(problemText(mediaProblem(e), 'camera')),
+      render,
+    );
+    this.screen = new MediaToggle(
+      () => lp.isScreenShareEnabled,
+      (on) => lp.setScreenShareEnabled(on, { audio: false, selfBrowserSurface: 'exclude', surfaceSwitching: 'include' }),
+      (e) => {
+        // Closing the browser's picker is a choice, not an error.
+        if (mediaProblem(e) !== 'denied') this.say('Screen sharing could not start.');
+      },
+      render,
+    );
+  }
+
+  get cameraOn(): boolean {
+    return this.camera.intended;
+  }
+
+  get microphoneOn(): boolean {
+    return this.mic.intended;
+  }
+
+  show(): void {
+    const { session, room } = this;
+    this.buildControls();
+    this.startAudioButton.addEventListener('click', () => {
+      void room.startAudio().then(() => this.renderAudioPrompt(), () => this.renderAudioPrompt());
+    });
+    const header = h(
+      'header',
+      { class: 'room-bar' },
+      h('h1', {}, session.room_title),
+      h('p', { class: 'room-meta' }, this.count, session.region.name ? ` · ${session.region.name}` : ''),
+    );
+    const parts: Node[] = [header, this.banner, this.grid.el, this.audioSink];
+    if (this.confirm) parts.push(this.confirm);
+    parts.push(this.controls, this.toast);
+    showScreen('room', parts);
+    document.title = `${session.room_title} · edgemeet`;
+
+    this.wire();
+    this.grid.sync(room.localParticipant);
+    for (const p of room.remoteParticipants.values()) {
+      this.grid.sync(p);
+      for (const pub of p.trackPublications.values()) {
+        if (pub.track && pub.kind === Track.Kind.Audio) this.attachAudio(pub.track);
+      }
+    }
+    this.renderCount();
+    this.renderControls();
+    this.renderAudioPrompt();
+  }
+
+  /** Publishes what the user chose before joining. */
+  publish(): void {
+    if (this.session.is_hidden) return;
+    if (this.choices.microphone) void this.mic.set(true);
+    else this.pendingMic?.stop();
+    if (this.choices.camera) void this.camera.set(true);
+    else this.pendingCamera?.stop();
+  }
+
+  private buildControls(): void {
+    const { session } = this;
+    const buttons: HTMLElement[] = [];
+    if (!session.is_hidden) {
+      this.micButton = controlButton('toggle-mic', 'Mute microphone', 'Mute', ICONS.mic, 'ctl-av');
+      this.micButton.addEventListener('click', () => this.mic.flip());
+      this.camButton = controlButton('toggle-camera', 'Stop camera', 'Stop camera', ICONS.cam, 'ctl-av');
+      this.camButton.addEventListener('click', () => this.camera.flip());
+      this.screenButton = controlButton('toggle-screen', 'Share screen', 'Share screen', ICONS.screen, 'ctl-share');
+      this.screenButton.hidden = !canShareScreen();
+      this.screenButton.addEventListener('click', () => this.screen.flip());
+      buttons.push(this.micButton, this.camButton, this.screenButton);
+    }
+    const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
+    leave.addEventListener('click', () => {
+      leave.disabled = true;
+      void this.actions.leave();
+    });
+    buttons.push(leave);
+    if (session.is_admin && !session.is_hidden) {
+      this.endButton = controlButton('end-meeting', 'End meeting for everyone', 'End meeting', ICONS.end, 'ctl-end');
+      this.endButton.setAttribute('aria-expanded', 'false');
+      this.endButton.setAttribute('aria-controls', 'end-confirm');
+      this.endButton.addEventListener('click', () => this.openConfirm());
+      buttons.push(this.endButton);
+      this.confirm = this.buildConfirm();
+    }
+    this.controls.replaceChildren(...buttons, this.startAudioButton);
+  }
+
+  private buildConfirm(): HTMLElement {
+    const error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+    const yes = h(
+      'button',
+      { id: 'end-meeting-confirm', type: 'button', class: 'danger', 'aria-label': 'End the meeting for everyone' },
+      'End meeting',
+    );
+    const no = h('button', { id: 'end-meeting-cancel', type: 'button', 'aria-label': 'Cancel' }, 'Cancel');
+    const panel = h(
+      'div',
+      { id: 'end-confirm', class: 'confirm', role: 'group', 'aria-labelledby': 'end-confirm-title', hidden: true },
+      h('p', { id: 'end-confirm-title', class: 'confirm-title' }, 'End the meeting for everyone?'),
+      h('p', {}, 'Everyone will be disconnected.'),
+      error,
+      h('div', { class: 'actions' }, no, yes),
+    );
+    no.addEventListener('click', () => this.closeConfirm());
+    panel.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.closeConfirm();
+    });
+    yes.addEventListener('click', () => {
+      yes.disabled = true;
+      yes.textContent = 'Ending…';
+      error.hidden = true;
+      void endRoom(this.joinToken).then((result) => {
+        if (this.destroyed) return;
+        if (result.ok) {
+          this.actions.endedHere();
+          return;
+        }
+        yes.disabled = false;
+        yes.textContent = 'End meeting';
+        error.dataset.msg = result.msg;
+        error.textContent = `The meeting could not be ended: ${endFailure(result.msg)}`;
+        error.hidden = false;
+      });
+    });
+    return panel;
+  }
+
+  private openConfirm(): void {
+    if (!this.confirm || !this.endButton) return;
+    this.confirm.hidden = false;
+    this.endButton.setAttribute('aria-expanded', 'true');
+    this.confirm.querySelector<HTMLButtonElement>('#end-meeting-cancel')?.focus();
+  }
+
+  private closeConfirm(): void {
+    if (!this.confirm || !this.endButton) return;
+    this.confirm.hidden = true;
+    this.endButton.setAttribute('aria-expanded', 'false');
+    this.endButton.focus();
+  }
+
+  private wire(): void {
+    const { room, grid } = this;
+    const sync = (p: Participant): void => {
+      if (this.destroyed) return;
+      grid.sync(p);
+      if (p.isLocal) this.renderControls();
+    };
+    room
+      .on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
+        if (this.destroyed) return;
+        sync(p);
+        this.renderCount();
+        if (!p.permissions?.hidden) announce(`${p.name || p.identity} joined`);
+      })
+      .on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+        if (this.destroyed) return;
+        grid.remove(p.identity);
+        this.renderCount();
+        if (!p.permissions?.hidden) announce(`${p.name || p.identity} left`);
+      })
+      .on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub: RemoteTrackPublication, p: RemoteParticipant) => {
+        if (track.kind === Track.Kind.Audio && !this.destroyed) this.attachAudio(track);
+        sync(p);
+      })
+      .on(RoomEvent.TrackUnsubscribed, (track: RemoteTrack, _pub: RemoteTrackPublication, p: RemoteParticipant) => {
+        if (track.kind === Track.Kind.Audio) track.detach().forEach((el) => el.remove());
+        sync(p);
+      })
+      .on(RoomEvent.TrackPublished, (_pub, p) => sync(p))
+      .on(RoomEvent.TrackUnpublished, (_pub, p) => sync(p))
+      .on(RoomEvent.TrackMuted, (_pub, p) => sync(p))
+      .on(RoomEvent.TrackUnmuted, (_pub, p) => sync(p))
+      .on(RoomEvent.LocalTrackPublished, (_pub, p) => sync(p))
+      .on(RoomEvent.LocalTrackUnpublished, (_pub, p) => sync(p))
+      .on(RoomEvent.ParticipantNameChanged, (_name, p) => sync(p))
+      .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
+        sync(p);
+        this.renderCount();
+      })
+      .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => grid.setSpeakers(speakers))
+      .on(RoomEvent.AudioPlaybackStatusChanged, () => this.renderAudioPrompt())
+      .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
+      .on(RoomEvent.Reconnected, () => this.setBanner(''));
+  }
+
+  private attachAudio(track: Track): void {
+    if (track.attachedElements.some((el) => el.isConnected)) return;
+    const el = track.attach();
+    this.audioSink.append(el);
+  }
+
+  private renderControls(): void {
+    if (this.micButton) {
+      const muted = !this.mic.on;
+      setPressed(this.micButton, muted, muted ? ICONS.micOff : ICONS.mic);
+    }
+    if (this.camButton) {
+      const stopped = !this.camera.on;
+      setPressed(this.camButton, stopped, stopped ? ICONS.camOff : ICONS.cam);
+    }
+    if (this.screenButton) setPressed(this.screenButton, this.screen.on);
+  }
+
+  private renderCount(): void {
+    let n = this.session.is_hidden ? 0 : 1;
+    for (const p of this.room.remoteParticipants.values()) if (!p.permissions?.hidden) n++;
+    this.count.textContent = n === 1 ? '1 person' : `${n} people`;
+  }
+
+  private renderAudioPrompt(): void {
+    this.startAudioButton.hidden = this.room.canPlaybackAudio;
+  }
+
+  private setBanner(text: string): void {
+    this.banner.textContent = text;
+    this.banner.hidden = text === '';
+  }
+
+  private say(text: string): void {
+    if (this.destroyed) return;
+    this.toast.textContent = text;
+    this.toast.hidden = false;
+    window.clearTimeout(this.toastTimer);
+    this.toastTimer = window.setTimeout(() => {
+      this.toast.hidden = true;
+    }, TOAST_MS);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    window.clearTimeout(this.toastTimer);
+    this.grid.destroy();
+    for (const el of Array.from(this.audioSink.children)) {
+      (el as HTMLMediaElement).srcObject = null;
+      el.remove();
+    }
+    this.pendingCamera?.stop();
+    this.pendingMic?.stop();
+  }
+}
+
+function endFailure(msg: string): string {
+  switch (msg) {
+    case 'notifications.only-admin-can-end-room':
+      return 'only a moderator can end the meeting.';
+    case 'notifications.room-not-active':
+      return 'the meeting is no longer running.';
+    case 'notifications.token-expired':
+      return 'your link has expired.';
+    case 'network-error':
+      return 'the server cannot be reached.';
+    default:
+      return msg;
+  }
+}

@@ -1,0 +1,81 @@
+// The simple screens: loading, connecting, the error screens, and the ends of a meeting.
+
+import { h, showScreen } from './dom';
+import type { ErrorKind } from './session';
+
+const ERRORS: Record<ErrorKind, { title: string; text: string }> = {
+  expired: {
+    title: 'This link has expired',
+    text: 'Ask the meeting organiser for a new link to join.',
+  },
+  invalid: {
+    title: 'This link is not valid',
+    text: 'Check that you opened the whole link, or ask the meeting organiser for a new one.',
+  },
+  'not-active': {
+    title: 'This meeting has ended',
+    text: 'It may also not have started yet. Try your link again later.',
+  },
+  blocked: {
+    title: 'You cannot join this meeting',
+    text: 'A moderator has blocked you from this meeting.',
+  },
+  unreachable: {
+    title: 'The media server cannot be reached',
+    text: 'Check your connection and try again.',
+  },
+};
+
+function message(title: string, text: string, ...actions: Node[]): HTMLElement {
+  return h(
+    'section',
+    { class: 'message' },
+    h('h1', {}, title),
+    h('p', {}, text),
+    actions.length ? h('div', { class: 'actions' }, ...actions) : null,
+  );
+}
+
+export function showLoading(text = 'Checking your link…'): void {
+  showScreen('loading', [
+    h('section', { class: 'message' }, h('div', { class: 'spinner', 'aria-hidden': 'true' }), h('h1', {}, text)),
+  ]);
+}
+
+export function showConnecting(title: string): void {
+  showScreen('connecting', [
+    h(
+      'section',
+      { class: 'message' },
+      h('div', { class: 'spinner', 'aria-hidden': 'true' }),
+      h('h1', {}, `Joining ${title}…`),
+    ),
+  ]);
+}
+
+/** An error screen; the unreachable one offers Retry. */
+export function showError(kind: ErrorKind, onRetry?: () => void): void {
+  const { title, text } = ERRORS[kind];
+  const retry =
+    kind === 'unreachable' && onRetry
+      ? h('button', { id: 'retry', type: 'button', class: 'primary', 'aria-label': 'Retry', onclick: () => onRetry() }, 'Retry')
+      : null;
+  showScreen('error', [message(title, text, ...(retry ? [retry] : []))], kind);
+  document.title = `${title} · edgemeet`;
+}
+
+export function showEnded(): void {
+  showScreen('ended', [message('This meeting has ended', 'Thank you for taking part. You can close this page.')]);
+  document.title = 'Meeting ended · edgemeet';
+}
+
+export function showLeft(onRejoin: () => void): void {
+  showScreen('left', [
+    message(
+      'You left the meeting',
+      'You can join again while the meeting is running.',
+      h('button', { id: 'rejoin', type: 'button', class: 'primary', 'aria-label': 'Rejoin the meeting', onclick: () => onRejoin() }, 'Rejoin'),
+    ),
+  ]);
+  document.title = 'You left · edgemeet';
+}
