@@ -227,31 +227,41 @@ class RoomView {
       else if (track.source === Track.Source.Microphone) this.pendingMic = track;
     }
     const render = (): void => this.renderControls();
-    this.mic = new MediaToggle(
-      () => lp.isMicrophoneEnabled,
-      async (on) => {
-        const pending = this.pendingMic;
-        this.pendingMic = undefined;
+    // Turning a device on publishes the pre-join track if it is still live (no second
+    // permission prompt); otherwise the SDK opens the device afresh.
+    const deviceSwitch =
+      (take: () => LocalTrack | undefined, enable: (on: boolean) => Promise<unknown>) =>
+      async (on: boolean): Promise<void> => {
+        const pending = take();
         if (on && pending && pending.mediaStreamTrack.readyState === 'live') await lp.publishTrack(pending);
         else {
           pending?.stop();
-          await lp.setMicrophoneEnabled(on);
+          await enable(on);
         }
-      },
+      };
+    this.mic = new MediaToggle(
+      () => lp.isMicrophoneEnabled,
+      deviceSwitch(
+        () => {
+          const pending = this.pendingMic;
+          this.pendingMic = undefined;
+          return pending;
+        },
+        (on) => lp.setMicrophoneEnabled(on),
+      ),
       (e) => this.say(problemText(mediaProblem(e), 'microphone')),
       render,
     );
     this.camera = new MediaToggle(
       () => lp.isCameraEnabled,
-      async (on) => {
-        const pending = this.pendingCamera;
-        this.pendingCamera = undefined;
-        if (on && pending && pending.mediaStreamTrack.readyState === 'live') await lp.publishTrack(pending);
-        else {
-          pending?.stop();
-          await lp.setCameraEnabled(on);
-        }
-      },
+      deviceSwitch(
+        () => {
+          const pending = this.pendingCamera;
+          this.pendingCamera = undefined;
+          return pending;
+        },
+        (on) => lp.setCameraEnabled(on),
+      ),
       (e) => this.say(problemText(mediaProblem(e), 'camera')),
       render,
     );
