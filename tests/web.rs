@@ -1,6 +1,7 @@
 //! The join page in a real browser: headless Debian Chromium, driven by Playwright
 //! (`tests/clients/join_page_browsers.mjs`), against `edgemeet up` (the component in the local
 //! host) and its real LiveKit server. Join links come from the API, as a CMS plugin makes them.
+//! A third, hidden user (as a recorder bot joins) watches without publishing or being shown.
 //!
 //! Screenshots of the key screens are kept under `$CARGO_TARGET_DIR/test-artefacts/web/`.
 
@@ -12,13 +13,14 @@ use serde_json::{json, Value};
 use support::{hs256, now_secs, unique, System};
 
 #[test]
-fn two_browsers_meet_a_late_link_is_refused_and_the_moderator_ends_it() {
+fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_moderator_ends_it() {
     let system = System::start("web", "");
     let target = &system.target;
     let room = unique("meet");
     target.create_room(&room, json!({"metadata": {"room_title": "Weekly sync"}}));
     let moderator = target.join_token(&room, "mod-1", true, false);
     let guest = target.join_token(&room, "guest-1", false, false);
+    let hidden = target.join_token(&room, "observer-1", false, true);
     // A link whose token expired a minute ago, signed like any other.
     let expired = hs256(
         &target.api_secret,
@@ -32,6 +34,7 @@ fn two_browsers_meet_a_late_link_is_refused_and_the_moderator_ends_it() {
         "base": target.base,
         "moderator": moderator, "moderatorIdentity": "mod-1",
         "guest": guest, "guestIdentity": "guest-1",
+        "hidden": hidden,
         "expired": expired,
         "shots": shots,
     });
@@ -73,6 +76,10 @@ fn two_browsers_meet_a_late_link_is_refused_and_the_moderator_ends_it() {
     assert_eq!(seen["moderatorTiles"], 2, "{seen}");
     assert_eq!(seen["guestTiles"], 2, "{seen}");
     assert_eq!(seen["moderatorHasEndButton"], true);
+    // The hidden user sees both, publishes nothing and is seen by no one.
+    assert_eq!(seen["hiddenTiles"], 2, "{seen}");
+    assert_eq!(seen["hiddenHasMicButton"], false, "{seen}");
+    assert_eq!(seen["moderatorTilesWithHidden"], 2, "{seen}");
     assert_eq!(seen["guestHasEndButton"], false);
     assert_eq!(
         seen["guestJoinedByKeyboard"], true,

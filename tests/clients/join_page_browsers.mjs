@@ -3,11 +3,12 @@
 //
 //   node join_page_browsers.mjs PLAN_JSON
 //
-// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "guest": TOKEN,
-//             "expired": TOKEN, "shots": DIR}
+// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
+//             "guest": TOKEN, "guestIdentity": ID, "hidden": TOKEN, "expired": TOKEN,
+//             "shots": DIR}
 // Two browsers (the moderator on a desktop viewport, the guest on a phone one) open their join
-// links, pass the pre-join check, and each waits until it plays the other's video. A third opens
-// an expired link. The moderator ends the meeting and both others must see it end. Prints one
+// links, pass the pre-join check, and each waits until it plays the other's video. A hidden
+// user joins without publishing and without a tile. Another browser opens an expired link. The moderator ends the meeting and both others must see it end. Prints one
 // JSON line with what it saw (the Rust test asserts on it); screenshots of each key screen go
 // to DIR. Chromium gets fake camera and microphone devices.
 import { mkdirSync } from "node:fs";
@@ -157,6 +158,17 @@ try {
     };
   });
 
+  // A hidden user (e.g. a recorder bot) goes straight in, publishes nothing and is not shown.
+  const observer = await open("hidden", plan.hidden, { viewport: { width: 1280, height: 800 } });
+  await screen(observer, "room");
+  await playsRemoteVideo(observer, plan.moderatorIdentity);
+  await playsRemoteVideo(observer, plan.guestIdentity);
+  seen.hiddenTiles = await observer.$$eval(".tile", (tiles) => tiles.length);
+  seen.hiddenHasMicButton = (await observer.$("#toggle-mic")) !== null;
+  await moderator.waitForTimeout(1000);
+  seen.moderatorTilesWithHidden = await moderator.$$eval(".tile", (tiles) => tiles.length);
+  step("hidden user in room");
+
   const late = await open("expired", plan.expired, { viewport: { width: 1280, height: 800 } });
   await late.waitForSelector('#app[data-screen="error"][data-error="expired"]');
   seen.expiredText = await late.textContent("#app");
@@ -167,7 +179,8 @@ try {
   await moderator.click("#end-meeting-confirm");
   await screen(moderator, "ended");
   await screen(guest, "ended");
-  step("meeting ended for both");
+  await screen(observer, "ended");
+  step("meeting ended for everyone");
   await shot(moderator, "6-ended-moderator");
   await shot(guest, "7-ended-phone");
   seen.ok = true;
