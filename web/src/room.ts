@@ -208,8 +208,8 @@ class RoomView {
   private readonly mic: MediaToggle;
   private readonly camera: MediaToggle;
   private readonly screen: MediaToggle;
-  private pendingMic: LocalTrack | undefined;
-  private pendingCamera: LocalTrack | undefined;
+  /** Pre-join tracks not yet published, by source (camera, microphone). */
+  private readonly pending = new Map<Track.Source, LocalTrack>();
   private toastTimer = 0;
   private destroyed = false;
 
@@ -223,16 +223,18 @@ class RoomView {
     this.grid = new Grid(session.is_hidden);
     const lp = room.localParticipant;
     for (const track of choices.tracks) {
-      if (track.source === Track.Source.Camera) this.pendingCamera = track;
-      else if (track.source === Track.Source.Microphone) this.pendingMic = track;
+      if (track.source === Track.Source.Camera || track.source === Track.Source.Microphone) {
+        this.pending.set(track.source, track);
+      }
     }
     const render = (): void => this.renderControls();
     // Turning a device on publishes the pre-join track if it is still live (no second
     // permission prompt); otherwise the SDK opens the device afresh.
     const deviceSwitch =
-      (take: () => LocalTrack | undefined, enable: (on: boolean) => Promise<unknown>) =>
+      (source: Track.Source, enable: (on: boolean) => Promise<unknown>) =>
       async (on: boolean): Promise<void> => {
-        const pending = take();
+        const pending = this.pending.get(source);
+        this.pending.delete(source);
         if (on && pending && pending.mediaStreamTrack.readyState === 'live') await lp.publishTrack(pending);
         else {
           pending?.stop();
@@ -241,27 +243,13 @@ class RoomView {
       };
     this.mic = new MediaToggle(
       () => lp.isMicrophoneEnabled,
-      deviceSwitch(
-        () => {
-          const pending = this.pendingMic;
-          this.pendingMic = undefined;
-          return pending;
-        },
-        (on) => lp.setMicrophoneEnabled(on),
-      ),
+      deviceSwitch(Track.Source.Microphone, (on) => lp.setMicrophoneEnabled(on)),
       (e) => this.say(problemText(mediaProblem(e), 'microphone')),
       render,
     );
     this.camera = new MediaToggle(
       () => lp.isCameraEnabled,
-      deviceSwitch(
-        () => {
-          const pending = this.pendingCamera;
-          this.pendingCamera = undefined;
-          return pending;
-        },
-        (on) => lp.setCameraEnabled(on),
-      ),
+      deviceSwitch(Track.Source.Camera, (on) => lp.setCameraEnabled(on)),
       (e) => this.say(problemText(mediaProblem(e), 'camera')),
       render,
     );
@@ -319,9 +307,9 @@ class RoomView {
   publish(): void {
     if (this.session.is_hidden) return;
     if (this.choices.microphone) void this.mic.set(true);
-    else this.pendingMic?.stop();
+    else this.pending.get(Track.Source.Microphone)?.stop();
     if (this.choices.camera) void this.camera.set(true);
-    else this.pendingCamera?.stop();
+    else this.pending.get(Track.Source.Camera)?.stop();
   }
 
   private buildControls(): void {
@@ -505,8 +493,8 @@ class RoomView {
       (el as HTMLMediaElement).srcObject = null;
       el.remove();
     }
-    this.pendingCamera?.stop();
-    this.pendingMic?.stop();
+    for (const track of this.pending.values()) track.stop();
+    this.pending.clear();
   }
 }
 
