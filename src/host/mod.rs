@@ -166,15 +166,23 @@ impl Host {
                 .await
                 .context("sqlite setup task failed")??
         };
-        for mount in &settings.mounts {
-            if !mount.host.is_dir() {
-                tracing::warn!(target: "edgemeet::host", dir = %mount.host.display(), guest = %mount.guest, "directory to mount is missing; the component will not see it");
-            }
-        }
+        // Checked once here, so instances do not each fail (and warn) on a missing directory.
+        let mounts = settings
+            .mounts
+            .iter()
+            .filter(|mount| {
+                let present = mount.host.is_dir();
+                if !present {
+                    tracing::warn!(target: "edgemeet::host", dir = %mount.host.display(), guest = %mount.guest, "directory to mount is missing; the component will not see it");
+                }
+                present
+            })
+            .cloned()
+            .collect();
         let shared = Arc::new(Shared {
             variables: settings.variables.clone(),
             databases,
-            mounts: settings.mounts.clone(),
+            mounts,
         });
 
         let listener = TcpListener::bind(settings.listen)
@@ -233,7 +241,7 @@ impl Host {
     /// (or the listen address). A guest trap gives a 500 response, not an error.
     pub async fn handle(&self, req: http::Request<Bytes>) -> anyhow::Result<http::Response<Bytes>> {
         let req = server::complete_request(req, self.local_addr)?;
-        self.inner.handle(&self.in_process, req).await
+        handle_request(&self.in_process, req).await
     }
 }
 
@@ -242,45 +250,44 @@ impl Inner {
     fn thread_instances(&self) -> ProxyHandler<Instances> {
         ProxyHandler::new(self.instances.clone())
     }
+}
 
-    /// Runs `req` (with a full URI) through an instance of the component from `instances`.
-    async fn handle(
-        &self,
-        instances: &ProxyHandler<Instances>,
-        req: http::Request<Bytes>,
-    ) -> anyhow::Result<http::Response<Bytes>> {
-        if req.body().len() > MAX_REQUEST_BODY {
-            return Ok(text_response(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-            ));
+/// Runs `req` (with a full URI) through an instance of the component from `instances`.
+async fn handle_request(
+    instances: &ProxyHandler<Instances>,
+    req: http::Request<Bytes>,
+) -> anyhow::Result<http::Response<Bytes>> {
+    if req.body().len() > MAX_REQUEST_BODY {
+        return Ok(text_response(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        ));
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, run_guest(instances, req)).await {
+        Ok(Ok(res)) => Ok(res),
+        Ok(Err(GuestFailure::Instantiate(e))) => {
+            if is_pool_exhausted(&e) {
+                tracing::warn!(target: "edgemeet::host", "all component instances busy; answering 503");
+                return Ok(text_response(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "server busy\n",
+                ));
+            }
+            Err(e.context("instantiating the component"))
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, run_guest(instances, req)).await {
-            Ok(Ok(res)) => Ok(res),
-            Ok(Err(GuestFailure::Instantiate(e))) => {
-                if is_pool_exhausted(&e) {
-                    tracing::warn!(target: "edgemeet::host", "all component instances busy; answering 503");
-                    return Ok(text_response(
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        "server busy\n",
-                    ));
-                }
-                Err(e.context("instantiating the component"))
-            }
-            Ok(Err(GuestFailure::Trap(e))) => {
-                tracing::error!(target: "edgemeet::host", error = %format!("{e:#}"), "component trapped");
-                Ok(text_response(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error\n",
-                ))
-            }
-            Err(_elapsed) => {
-                tracing::error!(target: "edgemeet::host", timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out in the component");
-                Ok(text_response(
-                    http::StatusCode::GATEWAY_TIMEOUT,
-                    "request timed out\n",
-                ))
-            }
+        Ok(Err(GuestFailure::Trap(e))) => {
+            tracing::error!(target: "edgemeet::host", error = %format!("{e:#}"), "component trapped");
+            Ok(text_response(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error\n",
+            ))
+        }
+        Err(_elapsed) => {
+            tracing::error!(target: "edgemeet::host", timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out in the component");
+            Ok(text_response(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                "request timed out\n",
+            ))
         }
     }
 }

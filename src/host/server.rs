@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use wasmtime_wasi_http::handler::ProxyHandler;
 
 use super::instances::Instances;
-use super::{text_response, Inner, MAX_REQUEST_BODY, REQUEST_TIMEOUT};
+use super::{handle_request, text_response, Inner, MAX_REQUEST_BODY, REQUEST_TIMEOUT};
 
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,13 +109,11 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let inner = inner.clone();
                 let instances = instances.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let inner = inner.clone();
                     let instances = instances.clone();
                     async move {
-                        Ok::<_, Infallible>(serve_one(&inner, &instances, req, peer, local_addr).await)
+                        Ok::<_, Infallible>(serve_one(&instances, req, peer, local_addr).await)
                     }
                 });
                 let conn = http1::Builder::new()
@@ -151,7 +149,6 @@ async fn accept_loop(
 
 /// One request off the wire: body capped, URI completed, Spin headers set.
 async fn serve_one(
-    inner: &Inner,
     instances: &ProxyHandler<Instances>,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -161,7 +158,7 @@ async fn serve_one(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = match read_request(req, peer, local_addr).await {
-        Ok(req) => match inner.handle(instances, req).await {
+        Ok(req) => match handle_request(instances, req).await {
             Ok(res) => res,
             Err(e) => {
                 tracing::error!(target: "edgemeet::host", error = %format!("{e:#}"), "request failed in the host");
