@@ -158,8 +158,7 @@ fn page_file_response(request: &Request, file: &web::PageFile) -> EdgeResponse {
     }
     match std::fs::read(&path) {
         Ok(body) => web::file_response(request.method(), file, body, false),
-        Err(_) if file.relative_path == "index.html" => web::page_missing(),
-        Err(_) => EdgeResponse::text(404, "Not Found"),
+        Err(_) => web::file_missing(file),
     }
 }
 

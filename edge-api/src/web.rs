@@ -130,6 +130,16 @@ pub fn page_missing() -> EdgeResponse {
     )
 }
 
+/// The answer when the platform has no such file: the page itself missing means the page is
+/// not installed (503); a missing asset is a plain 404.
+pub fn file_missing(file: &PageFile) -> EdgeResponse {
+    if file.relative_path == "index.html" {
+        page_missing()
+    } else {
+        EdgeResponse::text(404, "Not Found")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +170,14 @@ mod tests {
             assert_eq!(page_file(&Method::GET, path), None, "{path}");
         }
         assert_eq!(page_file(&Method::POST, "/"), None);
+    }
+
+    #[test]
+    fn a_missing_page_is_503_a_missing_asset_404() {
+        let index = page_file(&Method::GET, "/").unwrap();
+        let asset = page_file(&Method::GET, "/assets/app-0000.js").unwrap();
+        assert_eq!(file_missing(&index).status, 503);
+        assert_eq!(file_missing(&asset).status, 404);
     }
 
     #[test]

@@ -170,8 +170,7 @@ async fn page_file_response(
             Ok(body) => web::file_response(method, file, body, false),
             Err(e) => EdgeResponse::text(503, &format!("static assets unavailable: {e}")),
         },
-        Ok(_) if file.relative_path == "index.html" => web::page_missing(),
-        Ok(_) => EdgeResponse::text(404, "Not Found"),
+        Ok(_) => web::file_missing(file),
         Err(_) => web::page_missing(),
     }
 }
