@@ -314,7 +314,7 @@ fn auth_failure_in_protobuf(s: &Suite) {
         ],
     );
     assert_eq!(r.status, 401);
-    assert_eq!(r.content_type, "application/protobuf");
+    assert_eq!(r.content_type(), "application/protobuf");
     // CommonResponse{status=false, msg=2, status_code=3 (INVALID_API_KEY = 6)}
     let msg = b"Invalid API key provided.";
     let mut expected = vec![0x12, msg.len() as u8];
@@ -863,9 +863,9 @@ fn join_page_is_served(s: &Suite) {
         let r = s.target.request("GET", path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert!(
-            r.content_type.starts_with("text/html"),
+            r.content_type().starts_with("text/html"),
             "{path}: {}",
-            r.content_type
+            r.content_type()
         );
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(
@@ -886,9 +886,9 @@ fn join_page_is_served(s: &Suite) {
     let js = s.target.request("GET", script);
     assert_eq!(js.status, 200);
     assert!(
-        js.content_type.starts_with("text/javascript"),
+        js.content_type().starts_with("text/javascript"),
         "{}",
-        js.content_type
+        js.content_type()
     );
     assert!(
         js.text().contains("/api/session"),

@@ -36,8 +36,6 @@ pub struct Target {
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Content-Type.
-    pub content_type: String,
     /// Body bytes.
     pub body: Vec<u8>,
     /// Every header.
@@ -57,6 +55,10 @@ impl Reply {
     /// A header's value, if present and text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Content-Type (empty when absent).
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or("")
     }
 }
 
@@ -137,12 +139,6 @@ impl Target {
     fn collect_head(response: &ureq::http::Response<ureq::Body>) -> Reply {
         Reply {
             status: response.status().as_u16(),
-            content_type: response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned(),
             body: Vec::new(),
             headers: response.headers().clone(),
         }
