@@ -231,14 +231,22 @@ pub struct RoomUser {
 }
 
 /// Records (or refreshes) a user of a session; a blocked user stays blocked.
-pub async fn upsert_user(store: &impl Store, user: &RoomUser, now: i64) -> Result<(), StoreError> {
-    store
+pub async fn upsert_user(
+    store: &impl Store,
+    user: &RoomUser,
+    now: i64,
+) -> Result<UserRecorded, StoreError> {
+    // The blocked check and the write are one statement, so a block placed between them cannot
+    // be overwritten: a blocked row is left as it is and returns nothing.
+    let rows = store
         .execute(
             "INSERT INTO room_users (room_sid, user_id, name, is_admin, is_hidden, metadata, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (room_sid, user_id) DO UPDATE SET name = excluded.name, \
              is_admin = excluded.is_admin, is_hidden = excluded.is_hidden, \
-             metadata = excluded.metadata, updated_at = excluded.updated_at",
+             metadata = excluded.metadata, updated_at = excluded.updated_at \
+             WHERE room_users.is_blocked = 0 \
+             RETURNING 1",
             &[
                 user.room_sid.as_str().into(),
                 user.user_id.as_str().into(),
@@ -250,7 +258,20 @@ pub async fn upsert_user(store: &impl Store, user: &RoomUser, now: i64) -> Resul
             ],
         )
         .await?;
-    Ok(())
+    Ok(if rows.rows.is_empty() {
+        UserRecorded::Blocked
+    } else {
+        UserRecorded::Recorded
+    })
+}
+
+/// What [`upsert_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRecorded {
+    /// The user was inserted or updated.
+    Recorded,
+    /// The user is blocked from this session; nothing was changed.
+    Blocked,
 }
 
 /// A user of a session, if a token was issued for them.

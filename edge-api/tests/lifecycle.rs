@@ -453,3 +453,51 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
         .collect();
     assert_eq!(deleted, [json!("timed"), json!("emptied")]);
 }
+
+#[test]
+fn a_blocked_user_gets_no_token_and_stays_as_stored() {
+    let edge = edge();
+    let room = running_room(&edge, "blocking", "eu", json!({}));
+    let join = |name: &str| {
+        post(
+            &edge,
+            "/auth/room/getJoinToken",
+            "plugnmeet",
+            API_SECRET,
+            &json!({"room_id": "blocking", "user_info": {"name": name, "user_id": "u1"}}),
+        )
+    };
+    let (status, body) = join("First Name");
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+
+    // A moderator blocks u1 (the edge has no endpoint for it yet: LiveKit-side moderation).
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "UPDATE room_users SET is_blocked = 1 WHERE room_sid = ? AND user_id = 'u1'",
+        &[room.sid.as_str().into()],
+    ))
+    .expect("block");
+    let before = block(db::room_user(&edge.store, &room.sid, "u1"))
+        .expect("store")
+        .expect("user");
+
+    let (status, body) = join("Second Name");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], json!(false), "{body}");
+    assert_eq!(body["status_code"], json!("USER_BLOCKED"), "{body}");
+    assert!(body.get("token").is_none(), "{body}");
+    let after = block(db::room_user(&edge.store, &room.sid, "u1"))
+        .expect("store")
+        .expect("user");
+    assert_eq!(after, before, "a blocked user's record must not change");
+
+    // Other users of the room are not affected.
+    let (status, body) = post(
+        &edge,
+        "/auth/room/getJoinToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "blocking", "user_info": {"name": "Other", "user_id": "u2"}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{bad_input, check_room_id, internal, invalid, is_plain_id, MAX_ID_LEN};
-use crate::db::{self, RoomUser};
+use crate::db::{self, RoomUser, UserRecorded};
 use crate::exchange::EdgeResponse;
 use crate::metadata::{LockSettings, RoomMetadata};
 use crate::platform::{Clock, HttpClient, Store};
@@ -137,19 +137,6 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
         user.user_id.clone()
     };
-    match db::room_user(&edge.store, &room.sid, &user_id).await {
-        Ok(Some(existing)) if existing.is_blocked => {
-            return EdgeResponse::common(
-                200,
-                Common::fail(
-                    StatusCode::UserBlocked,
-                    "this user is blocked to join this session",
-                ),
-            )
-        }
-        Ok(_) => {}
-        Err(e) => return internal(e),
-    }
     user_metadata.is_admin = user.is_admin;
     if user.is_admin {
         user_metadata.lock_settings = LockSettings::default();
@@ -177,8 +164,18 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         metadata: metadata_json,
         is_blocked: false,
     };
-    if let Err(e) = db::upsert_user(&edge.store, &record, now).await {
-        return internal(e);
+    match db::upsert_user(&edge.store, &record, now).await {
+        Ok(UserRecorded::Recorded) => {}
+        Ok(UserRecorded::Blocked) => {
+            return EdgeResponse::common(
+                200,
+                Common::fail(
+                    StatusCode::UserBlocked,
+                    "this user is blocked to join this session",
+                ),
+            )
+        }
+        Err(e) => return internal(e),
     }
     let claims = JoinClaims {
         name: name.to_owned(),
