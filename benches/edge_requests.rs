@@ -3,8 +3,9 @@
 //! in-process and over loopback HTTP; plus the host's cold start.
 //!
 //! Run: `scripts/bench.sh` (or `cargo bench --bench edge_requests` after scripts/build.sh).
-//! Both paths load the configuration, verify the HMAC, read and write SQLite (a WAL file, same
-//! pragmas as the host) and sign JWTs on every request, so the ratio compares like with like.
+//! Both paths keep the configuration they read once (as a Spin instance does), and on every
+//! request verify the HMAC, read and write SQLite (a WAL file, same pragmas as the host) and
+//! sign JWTs, so the ratio compares like with like.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,11 +61,11 @@ impl HttpClient for NoOutbound {
     }
 }
 
-/// One request through the native core, configuration loaded per request like the adapter does.
-async fn native_request(store: &SqliteStore, vars: &Variables, request: EdgeRequest) -> u16 {
-    let config = EdgeConfig::load(vars).await.expect("config");
+/// One request through the native core, with the configuration read once and kept, as a Spin
+/// instance keeps it across the requests it serves.
+async fn native_request(store: &SqliteStore, config: &EdgeConfig, request: EdgeRequest) -> u16 {
     let edge = Edge {
-        config,
+        config: config.clone(),
         store,
         http: NoOutbound,
         clock: SystemClock,
@@ -157,20 +158,21 @@ fn benches(c: &mut Criterion) {
     let native_dir = dir.join("native");
     std::fs::create_dir_all(&native_dir).expect("dir");
     let store = SqliteStore::open(&native_dir.join("edge.sqlite")).expect("open sqlite");
-    let vars = Variables(variables());
+    let config = rt
+        .block_on(EdgeConfig::load(&Variables(variables())))
+        .expect("config");
     let create = signed(
         "/auth/room/create",
         r#"{"room_id":"bench-room","metadata":{"room_title":"Bench"}}"#,
     );
     let join = signed("/auth/room/getJoinToken", JOIN_BODY);
     assert_eq!(
-        rt.block_on(native_request(&store, &vars, edge_request(&create))),
+        rt.block_on(native_request(&store, &config, edge_request(&create))),
         200
     );
     let token = {
-        let config = rt.block_on(EdgeConfig::load(&vars)).expect("config");
         let edge = Edge {
-            config,
+            config: config.clone(),
             store: &store,
             http: NoOutbound,
             clock: SystemClock,
@@ -214,7 +216,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("get_join_token/native", |b| {
         b.to_async(&serving_thread).iter(|| async {
             assert_eq!(
-                native_request(&store, &vars, edge_request(&join)).await,
+                native_request(&store, &config, edge_request(&join)).await,
                 200
             )
         })
@@ -242,7 +244,7 @@ fn benches(c: &mut Criterion) {
         b.to_async(&serving_thread)
             .iter(|| async { assert_eq!(status(fresh.handle(http_request(&join)).await), 200) })
     });
-    // The host's floor: a request the component answers without configuration, SQL or JWTs.
+    // The host's floor: one `SELECT 1`, no body to read, no JWT.
     let health: Call = ("/healthCheck".into(), Vec::new(), Vec::new());
     group.bench_function("health_check/wasm", |b| {
         b.to_async(&serving_thread)
@@ -251,7 +253,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("session/native", |b| {
         b.to_async(&serving_thread).iter(|| async {
             assert_eq!(
-                native_request(&store, &vars, edge_request(&session)).await,
+                native_request(&store, &config, edge_request(&session)).await,
                 200
             )
         })
