@@ -2,13 +2,16 @@
 //! RTMP broadcast, or both.
 //!
 //! ```text
-//! livekitwebrtcsrc ─video_N─▶ queue ▶ videoconvert ▶ videoscale ─▶ compositor ▶ x264enc ▶ h264parse ▶ tee ─▶ queue ▶ mp4mux ▶ filesink
+//! livekitwebrtcsrc ─video_N─▶ queue ▶ videoconvert ▶ videoscale ▶ tile size ─▶ compositor ▶ x264enc ▶ h264parse ▶ tee ─▶ queue ▶ mp4mux ▶ filesink
 //!                  ─audio_N─▶ queue ▶ audioconvert ▶ audioresample ─▶ audiomixer ▶ avenc_aac ▶ aacparse ▶ tee ─┘
 //! videotestsrc (black) ────────────────────────────────────────────▶ compositor        each tee ─▶ queue ▶ appsink ▶ broadcast
 //! audiotestsrc (silence) ──────────────────────────────────────────▶ audiomixer        (the clock of the picture and sound)
 //! ```
 //!
-//! Participants' pads come and go while it runs ([`crate::layout`] places the videos). The file
+//! Participants' pads come and go while it runs ([`crate::layout`] places the videos). Each
+//! video is scaled to its tile in its own branch, once per frame it receives (15 or 30 a
+//! second) and on its own thread, rather than by the compositor once per frame it sends; the
+//! branch's `videoscale` letterboxes to keep the picture's aspect ratio. The file
 //! is fragmented MP4 (a fragment a second) so a killed recorder leaves a playable file up to its
 //! last second; [`crate::finalize`] turns it into a faststart MP4 after a stop or a crash.
 //! Stopping sends EOS into each branch, because `webrtcsrc` does not forward a pipeline-wide EOS.
@@ -18,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::broadcast::Broadcast;
 use crate::layout::{layout, Canvas, VideoKind};
@@ -26,29 +30,105 @@ use crate::media::{
     RoomInput, RoomTracks, RunEvent,
 };
 
-/// The encode of a room composite.
-#[derive(Debug, Clone, Copy)]
+/// The encode of a room composite: the `[composite]` section of the service's config, handed
+/// to each worker in its job file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CompositeSettings {
-    /// Picture size.
-    pub canvas: Canvas,
+    /// Picture width in pixels (even).
+    pub width: u32,
+    /// Picture height in pixels (even).
+    pub height: u32,
     /// Frames per second.
     pub framerate: u32,
     /// H.264 bitrate in kbit/s.
     pub video_kbps: u32,
-    /// AAC bitrate in bit/s.
-    pub audio_bps: u32,
+    /// AAC bitrate in kbit/s.
+    pub audio_kbps: u32,
+    /// x264's speed preset: slower presets compress better at the same bitrate and cost more
+    /// CPU per job, so fewer jobs fit a node (docs/benchmarks.md).
+    pub preset: EncoderPreset,
+    /// x264's threads; 0 lets x264 choose (about 1.5 per core). One thread keeps a node's cores
+    /// for jobs side by side and wastes nothing handing slices between threads; a picture that
+    /// one core cannot encode in real time (1080p, or a slow preset) needs more.
+    pub encoder_threads: u32,
 }
 
 impl Default for CompositeSettings {
     fn default() -> Self {
         CompositeSettings {
-            canvas: Canvas {
-                width: 1280,
-                height: 720,
-            },
+            width: 1280,
+            height: 720,
             framerate: 30,
             video_kbps: 2500,
-            audio_bps: 128_000,
+            audio_kbps: 128,
+            preset: EncoderPreset::Veryfast,
+            encoder_threads: 1,
+        }
+    }
+}
+
+impl CompositeSettings {
+    /// The picture's size.
+    pub fn canvas(&self) -> Canvas {
+        Canvas {
+            width: self.width,
+            height: self.height,
+        }
+    }
+
+    /// Why these settings cannot be encoded, if they cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
+            return Some("composite width and height must be within 16x16 and 3840x2160");
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return Some("composite width and height must be even (4:2:0 video)");
+        }
+        if !(1..=60).contains(&self.framerate) {
+            return Some("composite framerate must be 1 to 60");
+        }
+        if !(100..=50_000).contains(&self.video_kbps) {
+            return Some("composite video_kbps must be 100 to 50000");
+        }
+        if !(16..=512).contains(&self.audio_kbps) {
+            return Some("composite audio_kbps must be 16 to 512");
+        }
+        if self.encoder_threads > 64 {
+            return Some("composite encoder_threads must be 0 (automatic) to 64");
+        }
+        None
+    }
+}
+
+/// x264's speed presets, fastest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderPreset {
+    /// Least CPU, least compression.
+    Ultrafast,
+    /// Second fastest.
+    Superfast,
+    /// The default: what plugNmeet-class recorders use for live rooms.
+    Veryfast,
+    /// Between veryfast and fast.
+    Faster,
+    /// Better compression, about twice veryfast's CPU.
+    Fast,
+    /// x264's own default; for nodes with cores to spare.
+    Medium,
+}
+
+impl EncoderPreset {
+    /// The name x264enc's `speed-preset` takes.
+    pub fn x264_name(self) -> &'static str {
+        match self {
+            EncoderPreset::Ultrafast => "ultrafast",
+            EncoderPreset::Superfast => "superfast",
+            EncoderPreset::Veryfast => "veryfast",
+            EncoderPreset::Faster => "faster",
+            EncoderPreset::Fast => "fast",
+            EncoderPreset::Medium => "medium",
         }
     }
 }
@@ -82,6 +162,8 @@ struct Branch {
     entry: gst::Pad,
     /// The compositor or mixer pad it feeds.
     sink: gst::Pad,
+    /// For videos, the capsfilter that sets the tile's size (the layout changes it).
+    tile_size: Option<gst::Element>,
     /// Its own elements, removed with it.
     elements: Vec<gst::Element>,
     /// For videos, what it shows.
@@ -101,11 +183,16 @@ impl Tiles {
     /// Applies the layout for the current set of videos to their compositor pads.
     fn relayout(&self) {
         let kinds: Vec<VideoKind> = self.videos.iter().map(|b| b.kind).collect();
-        for (branch, tile) in self.videos.iter().zip(layout(self.settings.canvas, &kinds)) {
+        for (branch, tile) in self
+            .videos
+            .iter()
+            .zip(layout(self.settings.canvas(), &kinds))
+        {
             branch.sink.set_property("xpos", clamp_i32(tile.x));
             branch.sink.set_property("ypos", clamp_i32(tile.y));
-            branch.sink.set_property("width", clamp_i32(tile.width));
-            branch.sink.set_property("height", clamp_i32(tile.height));
+            if let Some(tile_size) = &branch.tile_size {
+                tile_size.set_property("caps", tile_caps(tile.width, tile.height));
+            }
         }
         tracing::info!(videos = self.videos.len(), "layout updated");
     }
@@ -175,33 +262,50 @@ impl Recording {
         outputs: Outputs,
     ) -> Result<Recording, PipelineError> {
         let pipeline = gst::Pipeline::with_name("room-composite");
-        let Canvas { width, height } = settings.canvas;
+        let Canvas { width, height } = settings.canvas();
         let fps = i32::try_from(settings.framerate.max(1)).unwrap_or(30);
 
-        // Picture: a black live background sets the canvas and keeps time when nobody publishes.
+        // Picture: a live source keeps time when nobody publishes. It is a tiny frame the
+        // compositor does not draw (alpha 0): the compositor paints the black background itself
+        // where no video covers it, so a canvas-sized black frame need not be made and copied
+        // 30 times a second.
         let background = make("videotestsrc")?;
         background.set_property("is-live", true);
         background.set_property_from_str("pattern", "black");
-        // The canvas format: the background is made in it and the composite leaves in it.
-        // I420 throughout: left to itself the compositor blends in AYUV, and blending plus the
-        // conversion to the encoder's I420 cost four times the whole encode at 720p30.
+        let background_caps = make("capsfilter")?;
+        background_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", 16i32)
+                .field("height", 16i32)
+                .field("framerate", gst::Fraction::new(fps, 1))
+                .build(),
+        );
+        // The canvas format the composite leaves in. I420 throughout: left to itself the
+        // compositor blends in AYUV, and blending plus the conversion to the encoder's I420 cost
+        // four times the whole encode at 720p30.
         let canvas_format = gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .field("width", clamp_i32(width))
             .field("height", clamp_i32(height))
             .field("framerate", gst::Fraction::new(fps, 1))
             .build();
-        let background_caps = make("capsfilter")?;
-        background_caps.set_property("caps", &canvas_format);
         let compositor = make("compositor")?;
         compositor.set_property_from_str("background", "black");
+        // Blend on the compositor's own thread: a frame's copies are too short to be worth
+        // handing to helper threads 30 times a second, and a node's cores go to its other jobs.
+        compositor.set_property("max-threads", 1u32);
         let canvas_caps = make("capsfilter")?;
         canvas_caps.set_property("caps", &canvas_format);
         let video_convert = make("videoconvert")?;
         let x264 = make("x264enc")?;
-        x264.set_property_from_str("speed-preset", "veryfast");
+        x264.set_property_from_str("speed-preset", settings.preset.x264_name());
         x264.set_property_from_str("tune", "zerolatency");
         x264.set_property("bitrate", settings.video_kbps);
+        // One thread by default: at 720p30 veryfast a frame takes about a third of its 33 ms,
+        // and a single-threaded encoder costs 8% less CPU than sliced threads.
+        x264.set_property("threads", settings.encoder_threads);
         // A keyframe a second: each MP4 fragment starts with one.
         x264.set_property("key-int-max", settings.framerate.max(1));
         let h264_caps = make("capsfilter")?;
@@ -218,6 +322,9 @@ impl Recording {
         silence.set_property("is-live", true);
         silence.set_property_from_str("wave", "silence");
         let mixer = make("audiomixer")?;
+        // 40 ms of sound per mix instead of 10: a quarter of the wake-ups, and latency does not
+        // matter to a recording (an RTMP viewer is seconds behind anyway).
+        mixer.set_property("output-buffer-duration", 40_000_000u64);
         let mixed_caps = make("capsfilter")?;
         mixed_caps.set_property(
             "caps",
@@ -230,7 +337,7 @@ impl Recording {
         let aac = make("avenc_aac")?;
         aac.set_property(
             "bitrate",
-            i32::try_from(settings.audio_bps).unwrap_or(128_000),
+            i32::try_from(settings.audio_kbps.saturating_mul(1000)).unwrap_or(128_000),
         );
         let aacparse = make("aacparse")?;
 
@@ -254,6 +361,9 @@ impl Recording {
             ],
         )?;
         link(&[&background, &background_caps, &compositor])?;
+        if let Some(pad) = background_caps.static_pad("src").and_then(|p| p.peer()) {
+            pad.set_property("alpha", 0.0f64);
+        }
         link(&[
             &compositor,
             &canvas_caps,
@@ -425,7 +535,19 @@ fn attach_participants(pipeline: &gst::Pipeline, room: &gst::Element, tiles: &Ar
     });
 }
 
-/// Wires one track: queue, convert, scale or resample, then a new compositor or mixer pad.
+/// What a video branch hands the compositor: I420 (the canvas's format, so the compositor
+/// converts nothing) at the tile's size, square pixels.
+fn tile_caps(width: u32, height: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", clamp_i32(width))
+        .field("height", clamp_i32(height))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// Wires one track: queue, convert, scale to the tile or resample, then a new compositor or
+/// mixer pad.
 fn attach(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
@@ -441,7 +563,15 @@ fn attach(
         _ => VideoKind::Camera,
     };
     let elements = if is_video {
-        vec![make("queue")?, make("videoconvert")?, make("videoscale")?]
+        // The size is set by the layout once the branch is in the list.
+        let tile_size = make("capsfilter")?;
+        tile_size.set_property("caps", tile_caps(2, 2));
+        vec![
+            make("queue")?,
+            make("videoconvert")?,
+            make("videoscale")?,
+            tile_size,
+        ]
     } else {
         vec![
             make("queue")?,
@@ -464,7 +594,6 @@ fn attach(
         .request_pad_simple("sink_%u")
         .ok_or_else(|| PipelineError::Setup("no compositor or mixer pad".into()))?;
     if is_video {
-        sink.set_property_from_str("sizing-policy", "keep-aspect-ratio");
         sink.set_property(
             "zorder",
             1u32 + u32::try_from(tiles.videos.len()).unwrap_or(0),
@@ -486,21 +615,33 @@ fn attach(
     let entry = first
         .static_pad("sink")
         .ok_or_else(|| PipelineError::Setup("queue without sink pad".into()))?;
-    pad.link(&entry)
-        .map_err(|e| PipelineError::Setup(format!("linking the track: {e:?}")))?;
+    let tile_size = if is_video {
+        elements.last().cloned()
+    } else {
+        None
+    };
     let branch = Branch {
         source_pad: pad.clone(),
-        entry,
+        entry: entry.clone(),
         sink,
+        tile_size,
         elements,
         kind,
     };
+    // Into the layout before data flows, so the first frame is already scaled to its tile.
     if is_video {
         tiles.videos.push(branch);
         tiles.relayout();
-        tracing::info!(pad = %pad.name(), ?kind, "video track joined the composite");
     } else {
         tiles.audios.push(branch);
+    }
+    if let Err(e) = pad.link(&entry) {
+        tiles.remove(pipeline, pad);
+        return Err(PipelineError::Setup(format!("linking the track: {e:?}")));
+    }
+    if is_video {
+        tracing::info!(pad = %pad.name(), ?kind, "video track joined the composite");
+    } else {
         tracing::info!(pad = %pad.name(), "audio track joined the mix");
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::composite::CompositeSettings;
 use crate::storage::S3Config;
 
 /// Everything `recorder-native serve` reads from its config file.
@@ -37,6 +38,9 @@ pub struct ServiceConfig {
     /// How long workers get.
     #[serde(default)]
     pub watchdog: WatchdogConfig,
+    /// The encode of room composites.
+    #[serde(default)]
+    pub composite: CompositeSettings,
 }
 
 /// The control plane that receives this node's events and heartbeats.
@@ -99,7 +103,7 @@ fn default_max_jobs() -> usize {
     8
 }
 fn default_composite_cost() -> f64 {
-    0.6
+    0.5
 }
 fn default_tracks_cost() -> f64 {
     0.05
@@ -218,6 +222,9 @@ impl ServiceConfig {
                 return invalid("s3.retry_seconds must not be negative");
             }
         }
+        if let Some(problem) = self.composite.problem() {
+            return invalid(problem);
+        }
         let w = &self.watchdog;
         if w.start_seconds <= 0.0 || w.stall_seconds <= 0.0 || w.stop_seconds <= 0.0 {
             return invalid("watchdog times must be positive");
@@ -273,7 +280,8 @@ mod tests {
         let config: ServiceConfig =
             toml::from_str(include_str!("../recorder.example.toml")).expect("parse example");
         config.check().expect("valid example");
-        assert_eq!(config.admission.composite_cost, 0.6);
+        assert_eq!(config.admission.composite_cost, 0.5);
+        assert_eq!(config.composite, CompositeSettings::default());
     }
 
     #[test]
@@ -291,6 +299,37 @@ mod tests {
             let text = format!("{MINIMAL}\n[s3]\n{bad}\n");
             let config: ServiceConfig = toml::from_str(&text).expect("parse");
             assert!(config.check().is_err(), "accepted {bad}");
+        }
+    }
+
+    #[test]
+    fn composite_settings_are_read_and_checked() {
+        let config: ServiceConfig = toml::from_str(MINIMAL).expect("parse");
+        assert_eq!(config.composite, CompositeSettings::default());
+        let fast = format!("{MINIMAL}\n[composite]\npreset = \"superfast\"\nwidth = 1920\nheight = 1080\nencoder_threads = 0\n");
+        let config: ServiceConfig = toml::from_str(&fast).expect("parse");
+        config.check().expect("valid");
+        assert_eq!(config.composite.preset.x264_name(), "superfast");
+        assert_eq!(config.composite.canvas().width, 1920);
+        assert_eq!(config.composite.framerate, 30);
+        for bad in [
+            "width = 1281",
+            "height = 8",
+            "framerate = 0",
+            "video_kbps = 10",
+            "audio_kbps = 4096",
+            "encoder_threads = 100",
+        ] {
+            let text = format!("{MINIMAL}\n[composite]\n{bad}\n");
+            let config: ServiceConfig = toml::from_str(&text).expect("parse");
+            assert!(config.check().is_err(), "accepted {bad}");
+        }
+        for unknown in ["preset = \"warp\"", "bitrate = 1"] {
+            let text = format!("{MINIMAL}\n[composite]\n{unknown}\n");
+            assert!(
+                toml::from_str::<ServiceConfig>(&text).is_err(),
+                "parsed {unknown}"
+            );
         }
     }
 

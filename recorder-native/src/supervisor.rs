@@ -264,6 +264,7 @@ impl Node {
             mode: request.mode,
             output,
             rtmp_url: request.rtmp_url,
+            composite: self.config.composite,
         };
         let node = self.clone();
         let job_id = view.job_id.clone();

@@ -32,6 +32,9 @@ pub struct WorkerJob {
     /// Broadcast target (composite only).
     #[serde(default)]
     pub rtmp_url: Option<String>,
+    /// The composite's encode (the service's `[composite]` settings).
+    #[serde(default)]
+    pub composite: CompositeSettings,
 }
 
 fn composite() -> Mode {
@@ -142,7 +145,7 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
             let part = job.output.as_deref().map(part_file);
             let recording = Recording::build(
                 &input,
-                CompositeSettings::default(),
+                job.composite,
                 Outputs {
                     file: part.clone(),
                     rtmp_url: job.rtmp_url.clone(),
