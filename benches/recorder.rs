@@ -6,14 +6,18 @@
 //! - CPU-seconds per media-second of one worker, measured from `/proc/<pid>/stat` over a steady
 //!   window after the worker joined, for the 720p30 composite with 1, 2 and 4 publishers and for
 //!   pass-through track recording;
-//! - ffmpeg (libx264 veryfast/zerolatency at the same bitrate and keyframe interval, plus AAC)
-//!   encoding the same picture: the 1-publisher composite decoded to raw frames first, so only
-//!   the encode is timed. The ratio shows what our pipeline costs beyond its encoder (WebRTC
+//! - ffmpeg (libx264 veryfast/zerolatency, one thread, at the same bitrate, VBV and keyframe
+//!   interval, plus AAC) encoding the same picture: the 1-publisher composite decoded to raw
+//!   frames first, so only the encode is timed. The ratio shows what our pipeline costs beyond its encoder (WebRTC
 //!   ingest, decode, compositing, muxing);
 //! - the most concurrent single-publisher composites that keep at least 99% of their frames;
 //! - peak memory (VmHWM) per worker.
 //!
-//! `EDGEMEET_BENCH_SECONDS` sets the measured window (default 20).
+//! `EDGEMEET_BENCH_SECONDS` sets the measured window (default 20). `EDGEMEET_BENCH_PART=ratio`
+//! runs only the 1-publisher composite and the ffmpeg baseline, `EDGEMEET_BENCH_PART=concurrency`
+//! only the concurrency sweep (for trying a change quickly); the default runs everything.
+//! `EDGEMEET_BENCH_PRESET` sets the x264 preset of the workers and of ffmpeg (default
+//! veryfast, the service's default).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -50,6 +54,11 @@ fn shows_participant(file: &Path, seconds: f64) -> bool {
         }
     }
     sum / (16 * 16 * 3) > 24
+}
+
+/// The x264 preset the workers and ffmpeg use.
+fn preset() -> String {
+    std::env::var("EDGEMEET_BENCH_PRESET").unwrap_or_else(|_| "veryfast".into())
 }
 
 fn window() -> Duration {
@@ -236,7 +245,7 @@ fn ffmpeg_baseline(composite: &Path) -> f64 {
                 "-c:v",
                 "libx264",
                 "-preset",
-                "veryfast",
+                &preset(),
                 "-tune",
                 "zerolatency",
                 "-b:v",
@@ -245,6 +254,14 @@ fn ffmpeg_baseline(composite: &Path) -> f64 {
                 "30",
                 "-profile:v",
                 "high",
+                // As the worker's x264enc runs: one thread, constant bitrate with its VBV
+                // (gst's default buffer of 600 ms at 2500 kbit/s).
+                "-threads",
+                "1",
+                "-maxrate",
+                "2500k",
+                "-bufsize",
+                "1500k",
                 "-c:a",
                 "aac",
                 "-b:a",
@@ -264,17 +281,38 @@ fn main() {
         "bench",
         &secret,
         None,
-        "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\ntracks_cost = 0.01\n\
-         [watchdog]\nstall_seconds = 60\n",
+        &format!(
+            "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\n\
+             tracks_cost = 0.01\n[watchdog]\nstall_seconds = 60\n[composite]\npreset = \"{}\"\n",
+            preset()
+        ),
     );
-    println!("window: {} s per measurement\n", window().as_secs());
+    println!(
+        "window: {} s per measurement, x264 preset {}\n",
+        window().as_secs(),
+        preset()
+    );
+    let part = std::env::var("EDGEMEET_BENCH_PART").unwrap_or_default();
+    if part != "concurrency" {
+        per_job_costs(&system, &mut service, part == "ratio");
+    }
+    if part != "ratio" {
+        concurrency(&system, &mut service);
+    }
+    let _ = service.terminate(Duration::from_secs(60));
+}
+
+/// CPU per media-second and memory of single jobs, and the ffmpeg baseline; with `ratio_only`
+/// just the 1-publisher composite and the baseline.
+fn per_job_costs(system: &System, service: &mut Service, ratio_only: bool) {
     println!("| job | CPU-s per media-s | peak RSS (MiB) |\n|---|---|---|");
     let mut baseline_input = None;
     let mut one_publisher_cost = f64::NAN;
-    for n in [1usize, 2, 4] {
+    let publisher_counts: &[usize] = if ratio_only { &[1] } else { &[1, 2, 4] };
+    for &n in publisher_counts {
         let room = unique("bench-room");
-        let _publishers = publishers(&system, &room, n);
-        let (measured, files) = run_jobs(&system, &mut service, &room, "composite", 1);
+        let _publishers = publishers(system, &room, n);
+        let (measured, files) = run_jobs(system, service, &room, "composite", 1);
         // The centre check fits a single tile; with more, the centre is between tiles.
         if n == 1 && !measured[0].shows_participant {
             println!("(no participant in the picture: the next line is not a real composite)");
@@ -290,10 +328,10 @@ fn main() {
             baseline_input = files.into_iter().next();
         }
     }
-    {
+    if !ratio_only {
         let room = unique("bench-room");
-        let _publishers = publishers(&system, &room, 1);
-        let (measured, _) = run_jobs(&system, &mut service, &room, "tracks", 1);
+        let _publishers = publishers(system, &room, 1);
+        let (measured, _) = run_jobs(system, service, &room, "tracks", 1);
         println!(
             "| pass-through tracks, 1 publisher | {:.3} | {:.0} |",
             measured[0].cpu_per_media_second, measured[0].peak_rss_mib
@@ -307,7 +345,10 @@ fn main() {
             one_publisher_cost / ffmpeg
         );
     }
+}
 
+/// The most concurrent 1-publisher composites this machine sustains.
+fn concurrency(system: &System, service: &mut Service) {
     println!("\n| concurrent 1-publisher composites | worst frames kept | CPU-s per media-s each (mean) | showing the participant |\n|---|---|---|---|");
     let mut sustained = 0;
     for jobs in [1usize, 2, 3, 4, 5, 6] {
@@ -315,8 +356,8 @@ fn main() {
         // takes about 30 s (one shared publisher left mid-way through the fourth step once,
         // which read as four black recordings).
         let room = unique("bench-room");
-        let _publisher = publishers(&system, &room, 1);
-        let (measured, _) = run_jobs(&system, &mut service, &room, "composite", jobs);
+        let _publisher = publishers(system, &room, 1);
+        let (measured, _) = run_jobs(system, service, &room, "composite", jobs);
         let worst = measured
             .iter()
             .map(|m| m.frames_kept)
@@ -334,5 +375,4 @@ fn main() {
         }
     }
     println!("\nmost concurrent 720p composites with >= 99% frames kept: {sustained}");
-    let _ = service.terminate(Duration::from_secs(60));
 }
