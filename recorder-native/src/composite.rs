@@ -82,7 +82,7 @@ impl CompositeSettings {
         if !(16..=3840).contains(&self.width) || !(16..=2160).contains(&self.height) {
             return Some("composite width and height must be within 16x16 and 3840x2160");
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return Some("composite width and height must be even (4:2:0 video)");
         }
         if !(1..=60).contains(&self.framerate) {
