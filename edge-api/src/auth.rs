@@ -10,7 +10,7 @@ use crate::config::EdgeConfig;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::wire::{Common, StatusCode};
 
-pub use edgemeet_signing::{sign, verify_signature};
+pub use edgemeet_protocol::signing::{sign, verify_signature};
 
 /// Verifies an `/auth/*` request; `Err` holds the 401 to send.
 pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), EdgeResponse> {

@@ -406,9 +406,9 @@ pub async fn region_statuses(store: &impl Store) -> Result<Vec<RegionStatus>, St
                     draining: col.int(5)? != 0,
                     leaving: int_opt(r.get(6)).is_some(),
                     load: Load {
-                        rooms: col.int(7)?,
-                        participants: col.int(8)?,
-                        publishers: col.int(9)?,
+                        rooms: col.count(7)?,
+                        participants: col.count(8)?,
+                        publishers: col.count(9)?,
                         cpu_load: match r.get(10) {
                             Some(SqlValue::Real(f)) => Some(*f),
                             Some(SqlValue::Integer(i)) => Some(*i as f64),
@@ -416,10 +416,10 @@ pub async fn region_statuses(store: &impl Store) -> Result<Vec<RegionStatus>, St
                         },
                     },
                     capacity: Capacity {
-                        max_rooms: col.int(11)?,
-                        max_participants: col.int(12)?,
+                        max_rooms: col.count(11)?,
+                        max_participants: col.count(12)?,
                     },
-                    undelivered_events: col.int(13)?,
+                    undelivered_events: col.count(13)?,
                 },
             })
         })
@@ -683,6 +683,10 @@ impl Columns<'_> {
     }
     fn int(&self, i: usize) -> Result<i64, StoreError> {
         int_opt(self.0.get(i)).ok_or_else(|| StoreError(format!("column {i}: expected integer")))
+    }
+    fn count(&self, i: usize) -> Result<u64, StoreError> {
+        u64::try_from(self.int(i)?)
+            .map_err(|_| StoreError(format!("column {i}: expected a count, not negative")))
     }
 }
 

@@ -37,6 +37,12 @@ impl From<i64> for SqlValue {
         SqlValue::Integer(v)
     }
 }
+/// A count past SQLite's largest integer is stored as that largest integer.
+impl From<u64> for SqlValue {
+    fn from(v: u64) -> Self {
+        SqlValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
 impl From<bool> for SqlValue {
     fn from(v: bool) -> Self {
         SqlValue::Integer(i64::from(v))

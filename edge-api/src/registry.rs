@@ -10,65 +10,14 @@
 //! Without sidecar secrets configured there is no registry: every configured region is
 //! available (a single-region set-up, or regions watched by other means).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::EdgeConfig;
 use crate::db;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::Edge;
 
-/// A sidecar's heartbeat, as it arrives at `/internal/sidecar/heartbeat`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// The region the sidecar serves (must match the signing region).
-    pub region_id: String,
-    /// Chosen by the sidecar at start; a new one means it restarted.
-    pub sidecar_id: String,
-    /// The sidecar's clock, Unix ms: an older heartbeat than the last one is dropped.
-    pub sent_at_ms: i64,
-    /// Whether LiveKit answered the sidecar just now.
-    pub livekit_ok: bool,
-    /// What the region carries.
-    pub load: Load,
-    /// What it may carry (0 = unlimited).
-    pub capacity: Capacity,
-    /// The region takes no new rooms.
-    #[serde(default)]
-    pub draining: bool,
-    /// The last heartbeat of a drained sidecar: the region leaves the registry.
-    #[serde(default)]
-    pub leaving: bool,
-    /// Events the sidecar holds that the edge has not acknowledged.
-    #[serde(default)]
-    pub undelivered_events: i64,
-}
-
-/// A region's load, from LiveKit's room list.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Load {
-    /// Rooms LiveKit has open.
-    pub rooms: i64,
-    /// Participants in them.
-    pub participants: i64,
-    /// Participants publishing.
-    #[serde(default)]
-    pub publishers: i64,
-    /// Load average over cores of the media machine, when known.
-    #[serde(default)]
-    pub cpu_load: Option<f64>,
-}
-
-/// A region's limits, from its sidecar's configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capacity {
-    /// Most rooms (0 = unlimited).
-    pub max_rooms: i64,
-    /// Most participants (0 = unlimited).
-    pub max_participants: i64,
-}
+pub use edgemeet_protocol::heartbeat::{Capacity, Heartbeat, Load};
 
 /// A region's entry in the registry.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,10 +64,7 @@ impl RegionStatus {
             Availability::MediaDown
         } else if h.draining {
             Availability::Draining
-        } else if (h.capacity.max_rooms > 0 && h.load.rooms >= h.capacity.max_rooms)
-            || (h.capacity.max_participants > 0
-                && h.load.participants >= h.capacity.max_participants)
-        {
+        } else if h.capacity.is_full(&h.load) {
             Availability::Full
         } else {
             Availability::Available
@@ -184,7 +130,7 @@ pub async fn load<S: Store, H: HttpClient, C: Clock>(
 mod tests {
     use super::*;
 
-    fn status(rooms: i64, max_rooms: i64) -> RegionStatus {
+    fn status(rooms: u64, max_rooms: u64) -> RegionStatus {
         RegionStatus {
             region_id: "eu".into(),
             received_at_ms: 100_000,
@@ -230,13 +176,5 @@ mod tests {
         let mut left = status(0, 0);
         left.left_at_ms = Some(100_500);
         assert_eq!(left.availability(101_000, 15), Availability::Left);
-    }
-
-    #[test]
-    fn heartbeats_refuse_unknown_fields() {
-        let text = r#"{"region_id":"eu","sidecar_id":"s","sent_at_ms":1,"livekit_ok":true,
-            "load":{"rooms":0,"participants":0},"capacity":{"max_rooms":0,"max_participants":0},
-            "surprise":1}"#;
-        assert!(serde_json::from_str::<Heartbeat>(text).is_err());
     }
 }

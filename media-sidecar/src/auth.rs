@@ -1,5 +1,5 @@
-//! edgemeet's HMAC scheme (see `edgemeet_signing`), used both ways: everything the sidecar
+//! edgemeet's HMAC scheme (see `edgemeet_protocol::signing`), used both ways: everything the sidecar
 //! sends the edge, signed with the region's `sidecar_secret` and `API-KEY` = the region id, and
 //! the admin calls it accepts.
 
-pub use edgemeet_signing::{sign, verify, AuthError, API_KEY_HEADER, SIGNATURE_HEADER};
+pub use edgemeet_protocol::signing::{sign, verify, AuthError, API_KEY_HEADER, SIGNATURE_HEADER};

@@ -55,17 +55,8 @@ pub struct EdgeConfig {
     pub url: String,
 }
 
-/// The region's limits, as told to the edge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Capacity {
-    /// Most concurrent rooms; 0 = unlimited.
-    #[serde(default)]
-    pub max_rooms: u64,
-    /// Most concurrent participants; 0 = unlimited.
-    #[serde(default)]
-    pub max_participants: u64,
-}
+/// The region's limits, as told to the edge (`[capacity]`).
+pub use edgemeet_protocol::heartbeat::Capacity;
 
 /// A secret string whose `Debug` output is redacted.
 #[derive(Clone, Deserialize)]

@@ -7,50 +7,13 @@ use std::time::{Duration, Instant};
 
 use livekit_api::services::room::RoomClient;
 use livekit_protocol as proto;
-use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::config::{Capacity, Secret};
+use crate::config::Secret;
 use crate::edge::{EdgeClient, EdgeError, HEARTBEAT_PATH};
 use crate::metrics::{flag, Metrics};
 use crate::outbox::{now_ms, SharedOutbox};
-
-/// One heartbeat, as the edge receives it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Heartbeat {
-    /// This region.
-    pub region_id: String,
-    /// This process (a UUID v4 chosen at start).
-    pub sidecar_id: String,
-    /// Unix milliseconds, sidecar clock.
-    pub sent_at_ms: i64,
-    /// Whether LiveKit's ListRooms succeeded just now.
-    pub livekit_ok: bool,
-    /// The region's load.
-    pub load: Load,
-    /// The region's limits.
-    pub capacity: Capacity,
-    /// The region takes no new rooms.
-    pub draining: bool,
-    /// The last heartbeat of a drained sidecar: the edge removes the region.
-    pub leaving: bool,
-    /// Events in the outbox the edge has not acknowledged.
-    pub undelivered_events: u64,
-}
-
-/// The region's load: LiveKit's rooms summed, and this machine's CPU.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Load {
-    /// Rooms LiveKit has open.
-    pub rooms: u64,
-    /// Participants in them.
-    pub participants: u64,
-    /// Publishing participants in them.
-    pub publishers: u64,
-    /// 1-minute load average per core; omitted when unknown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_load: Option<f64>,
-}
+pub use edgemeet_protocol::heartbeat::{Capacity, Heartbeat, Load};
 
 /// LiveKit's rooms, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,5 +1,3 @@
-//! # edgemeet-signing
-//!
 //! The one request-signing scheme every hop in edgemeet uses (plugNmeet's): `API-KEY` names the
 //! caller and `HASH-SIGNATURE` is the lowercase hex HMAC-SHA256 of the raw body under the
 //! caller's secret. Customers' backends sign the edge's API this way; media-sidecars sign their
