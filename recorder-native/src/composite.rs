@@ -107,13 +107,13 @@ impl CompositeSettings {
 pub enum EncoderPreset {
     /// Least CPU, least compression.
     Ultrafast,
-    /// Second fastest.
+    /// About 0.3 core per 720p30 composite on the reference machine (docs/benchmarks.md).
     Superfast,
-    /// The default: what plugNmeet-class recorders use for live rooms.
+    /// The default: about 0.45 core per 720p30 composite on the reference machine.
     Veryfast,
-    /// Between veryfast and fast.
+    /// Slower than veryfast, better compression.
     Faster,
-    /// Better compression, about twice veryfast's CPU.
+    /// Slower again.
     Fast,
     /// x264's own default; for nodes with cores to spare.
     Medium,
