@@ -126,4 +126,6 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
 fi
+# The build cache grows by a generation with every dependency change; keep it within budget.
+"$(dirname "${BASH_SOURCE[0]}")/cache-budget.sh"
 log "ready (cache: $CACHE)"
