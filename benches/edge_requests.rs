@@ -21,6 +21,11 @@ use edge_api::platform::{
 use edge_api::{Edge, EdgeConfig};
 use edgemeet::host::{Host, HostSettings, InstanceReuse};
 
+/// The allocator the `edgemeet` binary runs with (src/main.rs), for the native core and the host
+/// alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const API_SECRET: &str = "bench-api-secret-0123456789abcdef0123456789";
 
 fn variables() -> BTreeMap<String, String> {
