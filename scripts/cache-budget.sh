@@ -34,7 +34,7 @@ fits && { log "removed incremental state"; exit 0; }
 find "$target" -path '*/deps/*' -type f -perm -u+x ! -name '*.so' ! -name '*.d' \
   -printf '%T@ %h %f\n' |
   sort -rn |
-  awk '{ name = $3; sub(/-[0-9a-f]{16}$/, "", name); key = $2 "/" name
+  awk '{ name = $3; sub(/-[0-9a-f]+$/, "", name); key = $2 "/" name
          if (seen[key]++) print $2 "/" $3 }' |
   xargs -r rm -f
 fits && { log "removed superseded test binaries"; exit 0; }
