@@ -17,7 +17,12 @@ macro_rules! features {
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
         #[serde(default)]
         pub struct $name {
-            $($(#[$fdoc])* #[serde(skip_serializing_if = "Option::is_none")] pub $field: Option<bool>,)*
+            $(
+                $(#[$fdoc])*
+                #[doc = concat!("plugNmeet's `", stringify!($field), "` flag; `", stringify!($default), "` when absent.")]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $field: Option<bool>,
+            )*
             $($($(#[$edoc])* pub $efield: $ety,)*)?
         }
         impl Defaults for $name {
