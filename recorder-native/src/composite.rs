@@ -562,22 +562,24 @@ fn attach(
         Some("SCREEN_SHARE") => VideoKind::ScreenShare,
         _ => VideoKind::Camera,
     };
-    let elements = if is_video {
+    let (elements, tile_size) = if is_video {
         // The size is set by the layout once the branch is in the list.
         let tile_size = make("capsfilter")?;
         tile_size.set_property("caps", tile_caps(2, 2));
-        vec![
+        let elements = vec![
             make("queue")?,
             make("videoconvert")?,
             make("videoscale")?,
-            tile_size,
-        ]
+            tile_size.clone(),
+        ];
+        (elements, Some(tile_size))
     } else {
-        vec![
+        let elements = vec![
             make("queue")?,
             make("audioconvert")?,
             make("audioresample")?,
-        ]
+        ];
+        (elements, None)
     };
     let chain: Vec<&gst::Element> = elements.iter().collect();
     add(pipeline, &chain)?;
@@ -615,11 +617,6 @@ fn attach(
     let entry = first
         .static_pad("sink")
         .ok_or_else(|| PipelineError::Setup("queue without sink pad".into()))?;
-    let tile_size = if is_video {
-        elements.last().cloned()
-    } else {
-        None
-    };
     let branch = Branch {
         source_pad: pad.clone(),
         entry: entry.clone(),
