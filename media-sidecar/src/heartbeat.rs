@@ -9,11 +9,11 @@ use livekit_api::services::room::RoomClient;
 use livekit_protocol as proto;
 use tokio::sync::watch;
 
-use crate::config::Secret;
+use crate::config::{Capacity, Secret};
 use crate::edge::{EdgeClient, EdgeError, HEARTBEAT_PATH};
 use crate::metrics::{flag, Metrics};
 use crate::outbox::{now_ms, SharedOutbox};
-pub use edgemeet_protocol::heartbeat::{Capacity, Heartbeat, Load};
+pub use edgemeet_protocol::heartbeat::{Heartbeat, Load};
 
 /// LiveKit's rooms, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
