@@ -43,8 +43,6 @@ pub const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 /// Wall-clock budget of one request, guest execution and host I/O together.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Period of the engine's epoch; the guest is interrupted at the next epoch past
-/// its deadline.
 /// Bytes of each pooled linear memory reset in place between requests rather than decommitted.
 /// With `PAGEMAP_SCAN` only the pages a request dirtied are reset, so this can cover the whole
 /// working set of a request: the Rust stack (the first MiB), static data and the heap.
@@ -55,6 +53,8 @@ const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 const KEEP_RESIDENT_STACK: usize = 256 << 10;
 /// Freed instance slots decommitted together, so one batch of IPIs serves many requests.
 const DECOMMIT_BATCH: usize = 16;
+/// Period of the engine's epoch; the guest is interrupted at the next epoch past
+/// its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(100);
 /// Largest linear memory one component instance may grow to.
 const MAX_MEMORY_SIZE: usize = 256 << 20;
