@@ -97,6 +97,10 @@ fn main() {
             auth_signature_is_over_raw_bytes,
         ),
         ("auth_failure_in_protobuf", auth_failure_in_protobuf),
+        (
+            "auth_join_token_does_not_sign_requests",
+            auth_join_token_does_not_sign_requests,
+        ),
         ("routing_method_and_path", routing_method_and_path),
         (
             "create_returns_plugnmeet_shape",
@@ -321,6 +325,40 @@ fn auth_failure_in_protobuf(s: &Suite) {
     expected.extend_from_slice(msg);
     expected.extend_from_slice(&[0x18, 6]);
     assert_eq!(r.body, expected);
+}
+
+/// A participant's join token is HS256 under the API secret, so its signature is a valid
+/// HASH-SIGNATURE of `<header>.<payload>`. No content type may make the edge check the signature
+/// against anything but the body (plugNmeet signs `Room-Id` for multipart uploads): that would
+/// let every participant sign any request, e.g. ask for an admin token to any room.
+fn auth_join_token_does_not_sign_requests(s: &Suite) {
+    use base64::Engine;
+    let room = unique("forged");
+    s.target.create_room(&room, json!({}));
+    let token = s.target.join_token(&room, "mallory", false, false);
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .unwrap();
+    let hex: String = signature.iter().map(|b| format!("{b:02x}")).collect();
+    let body = format!(
+        r#"{{"room_id":"{room}","user_info":{{"name":"M","user_id":"mallory2","is_admin":true}}}}"#
+    );
+    let r = s.target.post(
+        "/auth/room/getJoinToken",
+        body.as_bytes(),
+        &[
+            ("API-KEY", "plugnmeet"),
+            ("HASH-SIGNATURE", &hex),
+            ("Content-Type", "multipart/form-data; boundary=x"),
+            ("Room-Id", signed),
+        ],
+    );
+    assert_auth_refused(
+        &r,
+        "INVALID_TOKEN_OR_SIGNATURE",
+        "Failed to verify provided authentication details.",
+    );
 }
 
 fn routing_method_and_path(s: &Suite) {

@@ -30,15 +30,11 @@ pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), Ed
             "Missing HASH-SIGNATURE header.",
         );
     };
-    // For multipart uploads plugNmeet signs the `Room-Id` header instead of the body.
-    let is_multipart = request
-        .header("content-type")
-        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
-    let signed: &[u8] = if is_multipart {
-        request.header("room-id").unwrap_or("").as_bytes()
-    } else {
-        &request.body
-    };
+    // Always the body. plugNmeet signs the `Room-Id` header instead for multipart uploads, but no
+    // route here takes an upload, and a signature that does not cover the body would let anyone
+    // holding one signed value send any body: a join token's HS256 signature is exactly
+    // HMAC(api_secret, "<header>.<payload>"), so every participant holds one.
+    let signed: &[u8] = &request.body;
     if !verify_signature(config.api_secret.as_bytes(), signed, signature) {
         return fail(
             StatusCode::InvalidTokenOrSignature,
@@ -91,6 +87,67 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config() -> EdgeConfig {
+        EdgeConfig {
+            api_key: "key".into(),
+            api_secret: "secret".into(),
+            token_validity_secs: 600,
+            max_participants_cap: 0,
+            max_room_duration_minutes: 0,
+            regions: Vec::new(),
+            default_region: String::new(),
+            geo_headers: crate::config::GeoHeaders {
+                latitude: String::new(),
+                longitude: String::new(),
+            },
+            sidecar_secrets: Default::default(),
+            region_timeout_secs: 15,
+        }
+    }
+
+    fn request(headers: &[(&'static str, &str)], body: &[u8]) -> EdgeRequest {
+        let mut request = EdgeRequest::new(http::Method::POST, "/auth/room/getJoinToken");
+        for (name, value) in headers {
+            request
+                .headers
+                .insert(*name, http::HeaderValue::from_str(value).unwrap());
+        }
+        request.body = body.to_vec();
+        request
+    }
+
+    #[test]
+    fn signature_covers_the_body() {
+        let body = br#"{"room_id":"r"}"#;
+        let signature = sign(b"secret", body);
+        let ok = request(&[("api-key", "key"), ("hash-signature", &signature)], body);
+        assert!(authenticate(&config(), &ok).is_ok());
+        let other = request(
+            &[("api-key", "key"), ("hash-signature", &signature)],
+            br#"{"room_id":"s"}"#,
+        );
+        assert_eq!(authenticate(&config(), &other).unwrap_err().status, 401);
+    }
+
+    /// A multipart content type must not move the signature off the body: with a signed
+    /// `Room-Id` (any value the attacker holds a signature for), any body would pass.
+    #[test]
+    fn multipart_does_not_sign_the_room_id_instead() {
+        let room_id = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0";
+        let signature = sign(b"secret", room_id.as_bytes());
+        let forged = request(
+            &[
+                ("api-key", "key"),
+                ("hash-signature", &signature),
+                ("content-type", "multipart/form-data; boundary=x"),
+                ("room-id", room_id),
+            ],
+            br#"{"room_id":"any","user_info":{"name":"x","user_id":"x","is_admin":true}}"#,
+        );
+        let refused = authenticate(&config(), &forged).unwrap_err();
+        assert_eq!(refused.status, 401);
+    }
 
     #[test]
     fn protobuf_common_response() {
