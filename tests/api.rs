@@ -844,6 +844,23 @@ fn session_refusals(s: &Suite) {
         s.target.session(&ghost, &[]).json()["msg"],
         "notifications.room-not-active"
     );
+    // A token from an earlier session of the same room id does not open the next session: it
+    // was issued under that session's settings, and this session never issued it.
+    let again = unique("again");
+    s.target.create_room(&again, json!({}));
+    let earlier = s.target.join_token(&again, "a", false, false);
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": again}));
+    assert_common(&j, true, "SUCCESS");
+    s.target.create_room(&again, json!({}));
+    let r = s.target.session(&earlier, &[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.invalid-token"))
+    );
+    let current = s.target.join_token(&again, "a", false, false);
+    assert_eq!(s.target.session(&current, &[]).status, 200);
 }
 
 fn end_room_from_the_page(s: &Suite) {

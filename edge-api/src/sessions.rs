@@ -136,10 +136,20 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
     let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
-        Ok(user) => user,
+        // getJoinToken records every user it issues a token to in the session. A token without
+        // that record was issued for an earlier session of the same room id (ended, then
+        // created again within the token's lifetime): it carries none of this session's
+        // settings, so it does not let its holder in.
+        Ok(None) => {
+            return unauthorized(
+                StatusCode::InvalidTokenOrSignature,
+                "notifications.invalid-token",
+            )
+        }
+        Ok(Some(user)) => user,
         Err(e) => return store_failure(e),
     };
-    if user.as_ref().is_some_and(|u| u.is_blocked) {
+    if user.is_blocked {
         return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
     }
     // Without sidecars relaying LiveKit's webhooks, a room's joined count is the users who
@@ -204,8 +214,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     };
     let lk_claims = LiveKitClaims {
         name: claims.name.clone(),
-        metadata: user.map(|u| u.metadata).unwrap_or_default(),
+        metadata: user.metadata,
         video,
+        ..Default::default()
     };
     let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
     let token = match mint_livekit_token(
