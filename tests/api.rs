@@ -152,6 +152,10 @@ fn main() {
             real_participant_joins_and_is_ended,
         ),
         (
+            "max_participants_reaches_livekit",
+            max_participants_reaches_livekit,
+        ),
+        (
             "plugnmeet_python_sdk_unchanged",
             plugnmeet_python_sdk_unchanged,
         ),
@@ -1142,6 +1146,50 @@ fn real_participant_joins_and_is_ended(s: &Suite) {
         !twirp.contains(&room),
         "LiveKit still has {room}: {twirp:?}"
     );
+}
+
+/// A room's `max_participants` is not just stored: the LiveKit token carries it as the room's
+/// configuration, and the real LiveKit server turns away the participant past it.
+fn max_participants_reaches_livekit(s: &Suite) {
+    let room = unique("full");
+    s.target.create_room(&room, json!({"max_participants": 1}));
+    let join = |user: &str| {
+        let session = s
+            .target
+            .session(&s.target.join_token(&room, user, false, false), &[])
+            .json();
+        assert_common(&session, true, "SUCCESS");
+        let token = session["token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            jwt_claims(&token)["roomConfig"],
+            json!({"maxParticipants": 1})
+        );
+        (session["livekit_url"].as_str().unwrap().to_owned(), token)
+    };
+    let (url, token) = join("first");
+    let first = Participant::join(&url, &token, "none");
+    first.expect_line("joined ", Duration::from_secs(30));
+    let (url, token) = join("second");
+    let second = Participant::join(&url, &token, "none");
+    let refused = second.expect_line("error ", Duration::from_secs(30));
+    assert_eq!(second.wait(Duration::from_secs(20)), Some(2), "{refused}");
+    // The first is still in.
+    let (_, j) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    let identities: Vec<Value> = j["room"]["participants_info"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["identity"].clone())
+        .collect();
+    assert_eq!(identities, vec![json!("first")], "{j}");
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    drop(first);
 }
 
 /// Room names LiveKit reports, asked directly over Twirp (independently of the edge).

@@ -15,7 +15,8 @@ use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::rooms;
 use crate::tokens::{
-    mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, TokenError, VideoGrant,
+    mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, RoomConfig, TokenError,
+    VideoGrant,
 };
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -212,11 +213,17 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         can_subscribe: Some(true),
         ..Default::default()
     };
+    // The room's limit goes to LiveKit with every join: whichever join creates the LiveKit room
+    // sets it, and LiveKit refuses joins past it.
+    let room_config = u32::try_from(room.max_participants)
+        .ok()
+        .filter(|&max| max > 0)
+        .map(|max_participants| RoomConfig { max_participants });
     let lk_claims = LiveKitClaims {
         name: claims.name.clone(),
         metadata: user.metadata,
         video,
-        ..Default::default()
+        room_config,
     };
     let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
     let token = match mint_livekit_token(

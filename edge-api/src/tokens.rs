@@ -157,6 +157,27 @@ pub struct LiveKitClaims {
     pub metadata: String,
     /// The grant.
     pub video: VideoGrant,
+    /// How LiveKit configures the room if this join creates it (LiveKit creates rooms on first
+    /// join, so this is where a room's limits reach it).
+    #[serde(
+        default,
+        rename = "roomConfig",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub room_config: Option<RoomConfig>,
+}
+
+/// LiveKit's `RoomConfiguration`, the part the edge sets (protojson field names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomConfig {
+    /// Most participants LiveKit lets in at once (hidden ones count; 0 = no limit).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub max_participants: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Mints a LiveKit access token for `identity` (empty for server API calls).
@@ -307,6 +328,9 @@ mod tests {
                     hidden: true,
                     ..Default::default()
                 },
+                room_config: Some(RoomConfig {
+                    max_participants: 12,
+                }),
             },
             1_000,
             600,
@@ -318,5 +342,9 @@ mod tests {
             p["video"],
             serde_json::json!({"roomJoin":true,"room":"room1","canPublish":false,"hidden":true})
         );
+        assert_eq!(p["roomConfig"], serde_json::json!({"maxParticipants":12}));
+        let without =
+            mint_livekit_token("lk", SECRET, "u1", LiveKitClaims::default(), 1_000, 600).unwrap();
+        assert!(payload(&without).get("roomConfig").is_none());
     }
 }
