@@ -789,6 +789,19 @@ fn past_rooms_paging_and_order(s: &Suite) {
     assert_common(&j, false, "NOT_FOUND");
     let j = fetch(json!({"room_ids": ["bad id"]}));
     assert_common(&j, false, "INVALID_PARAMETERS");
+    // The most ids a filter may name, with paging: D1 binds at most 100 parameters a statement.
+    let mut many: Vec<String> = (0..97).map(|i| format!("never-{i}")).collect();
+    many.extend(ids.iter().cloned());
+    let j = fetch(json!({"room_ids": many, "from": 1, "limit": 1}));
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(j["result"]["total_rooms"], "3");
+    assert_eq!(j["result"]["rooms_list"][0]["room_id"], ids[1].as_str());
+    many.push("one-too-many".into());
+    let j = fetch(json!({"room_ids": many}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    // The same room named twice is one room.
+    let j = fetch(json!({"room_ids": [ids[0], ids[0]]}));
+    assert_eq!(j["result"]["total_rooms"], "1");
 }
 
 // ---------------------------------------------------------------- /api/session

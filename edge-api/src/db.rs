@@ -171,9 +171,9 @@ pub struct PastRoomsQuery<'a> {
     /// Only these room ids (empty = all).
     pub room_ids: &'a [String],
     /// Rows to skip.
-    pub from: i64,
+    pub from: u32,
     /// Rows to return.
-    pub limit: i64,
+    pub limit: u32,
     /// Newest first.
     pub descending: bool,
 }
@@ -203,11 +203,14 @@ pub async fn past_rooms(
         .and_then(|r| int_opt(r.first()))
         .unwrap_or(0);
     let order = if q.descending { "DESC" } else { "ASC" };
+    // LIMIT and OFFSET are written into the statement (they are integers, so nothing can be
+    // injected) so that the room ids alone use bound parameters: D1 takes at most 100 per
+    // statement, and a filter may name 100 rooms.
+    let (limit, from) = (q.limit, q.from);
     let sql = format!(
-        "SELECT {ROOM_COLUMNS} FROM rooms WHERE {filter} ORDER BY id {order} LIMIT ? OFFSET ?"
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE {filter} ORDER BY id {order} \
+         LIMIT {limit} OFFSET {from}"
     );
-    params.push(q.limit.into());
-    params.push(q.from.into());
     Ok((total, rooms(store.execute(&sql, &params).await?)?))
 }
 

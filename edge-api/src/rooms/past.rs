@@ -62,13 +62,16 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let req: FetchPastRoomsReq = match parse_input(body) {
+    let mut req: FetchPastRoomsReq = match parse_input(body) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
     if req.room_ids.len() > MAX_ROOM_IDS {
         return invalid(format!("room_ids: at most {MAX_ROOM_IDS} ids"));
     }
+    // The same id twice names one room.
+    req.room_ids.sort_unstable();
+    req.room_ids.dedup();
     if let Some(msg) = req.room_ids.iter().find_map(|id| check_room_id(id).err()) {
         return invalid(msg);
     }
@@ -84,8 +87,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     };
     let query = PastRoomsQuery {
         room_ids: &req.room_ids,
-        from: i64::from(from),
-        limit: i64::from(limit),
+        from,
+        limit,
         descending,
     };
     let (total, rows) = match db::past_rooms(&edge.store, &query).await {
