@@ -186,6 +186,9 @@ impl ServiceConfig {
     /// Refuses values that cannot work.
     pub fn check(&self) -> Result<(), ConfigError> {
         let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        // Every number below is a time, a share or a cost: NaN and infinity mean nothing there
+        // (and NaN compares false, so it would switch a check off).
+        let positive = |x: f64| x.is_finite() && x > 0.0;
         if self.api_key.is_empty() || self.api_secret.len() < 16 {
             return invalid("api_key must be set and api_secret must be at least 16 characters");
         }
@@ -193,17 +196,23 @@ impl ServiceConfig {
             return invalid("node_id must be set");
         }
         let a = &self.admission;
-        if !(a.cpu_share > 0.0 && a.cpu_share <= 1.0) {
+        if !(positive(a.cpu_share) && a.cpu_share <= 1.0) {
             return invalid("admission.cpu_share must be in (0, 1]");
         }
-        if a.cores.is_some_and(|c| c <= 0.0) || a.composite_cost <= 0.0 || a.tracks_cost <= 0.0 {
+        if a.cores.is_some_and(|c| !positive(c))
+            || !positive(a.composite_cost)
+            || !positive(a.tracks_cost)
+        {
             return invalid("admission cores and costs must be positive");
+        }
+        if !positive(a.measure_after_seconds) {
+            return invalid("admission.measure_after_seconds must be positive");
         }
         if let Some(cp) = &self.control_plane {
             if !(cp.url.starts_with("http://") || cp.url.starts_with("https://")) {
                 return invalid("control_plane.url must be an http(s) URL");
             }
-            if cp.heartbeat_seconds <= 0.0 {
+            if !positive(cp.heartbeat_seconds) {
                 return invalid("control_plane.heartbeat_seconds must be positive");
             }
         }
@@ -218,7 +227,7 @@ impl ServiceConfig {
             {
                 return invalid("s3.endpoint must be an http(s) URL");
             }
-            if s3.retry_seconds.is_nan() || s3.retry_seconds < 0.0 {
+            if !(s3.retry_seconds.is_finite() && s3.retry_seconds >= 0.0) {
                 return invalid("s3.retry_seconds must not be negative");
             }
         }
@@ -226,7 +235,7 @@ impl ServiceConfig {
             return invalid(problem);
         }
         let w = &self.watchdog;
-        if w.start_seconds <= 0.0 || w.stall_seconds <= 0.0 || w.stop_seconds <= 0.0 {
+        if !(positive(w.start_seconds) && positive(w.stall_seconds) && positive(w.stop_seconds)) {
             return invalid("watchdog times must be positive");
         }
         Ok(())
@@ -251,7 +260,7 @@ impl ServiceConfig {
 
 /// Seconds as a `Duration`, for the config's float seconds.
 pub fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -300,6 +309,30 @@ mod tests {
             let config: ServiceConfig = toml::from_str(&text).expect("parse");
             assert!(config.check().is_err(), "accepted {bad}");
         }
+    }
+
+    /// NaN and infinity parse as TOML floats; each is refused where a time, share or cost goes.
+    #[test]
+    fn numbers_must_be_finite() {
+        for (section, key) in [
+            ("admission", "cpu_share"),
+            ("admission", "cores"),
+            ("admission", "composite_cost"),
+            ("admission", "tracks_cost"),
+            ("admission", "measure_after_seconds"),
+            ("watchdog", "start_seconds"),
+            ("watchdog", "stall_seconds"),
+            ("watchdog", "stop_seconds"),
+            ("s3", "retry_seconds"),
+        ] {
+            for value in ["nan", "inf"] {
+                let extra = if section == "s3" { "bucket = \"rec\"\n" } else { "" };
+                let text = format!("{MINIMAL}\n[{section}]\n{extra}{key} = {value}\n");
+                let config: ServiceConfig = toml::from_str(&text).expect("parse");
+                assert!(config.check().is_err(), "accepted {section}.{key} = {value}");
+            }
+        }
+        assert_eq!(seconds(f64::INFINITY), Duration::MAX);
     }
 
     #[test]
