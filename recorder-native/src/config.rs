@@ -326,10 +326,17 @@ mod tests {
             ("s3", "retry_seconds"),
         ] {
             for value in ["nan", "inf"] {
-                let extra = if section == "s3" { "bucket = \"rec\"\n" } else { "" };
+                let extra = if section == "s3" {
+                    "bucket = \"rec\"\n"
+                } else {
+                    ""
+                };
                 let text = format!("{MINIMAL}\n[{section}]\n{extra}{key} = {value}\n");
                 let config: ServiceConfig = toml::from_str(&text).expect("parse");
-                assert!(config.check().is_err(), "accepted {section}.{key} = {value}");
+                assert!(
+                    config.check().is_err(),
+                    "accepted {section}.{key} = {value}"
+                );
             }
         }
         assert_eq!(seconds(f64::INFINITY), Duration::MAX);

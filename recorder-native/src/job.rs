@@ -123,6 +123,7 @@ impl StartRequest {
             if !(url.starts_with("rtmp://") || url.starts_with("rtmps://"))
                 || url.len() > MAX_URL_BYTES
                 || url.chars().any(|c| c.is_whitespace() || c.is_control())
+                || url::Url::parse(url).map_or(true, |u| u.host_str().unwrap_or("").is_empty())
             {
                 return invalid("rtmp_url must be an rtmp:// or rtmps:// URL");
             }
@@ -167,13 +168,20 @@ pub fn is_job_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// An RTMP URL with its path (which carries the stream key) hidden, for lists and logs.
+/// An RTMP URL for lists, logs and events: scheme, host and port only. The path carries the
+/// stream key, and `user:password@` may carry credentials (rtmp2sink reads them from the URL).
 pub fn redact_rtmp(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(slash) => format!("{}/***", &url[..after_scheme + slash]),
-        None => url.to_owned(),
-    }
+    let Ok(parsed) = url::Url::parse(url) else {
+        return "rtmp://***".into();
+    };
+    let host = parsed.host_str().unwrap_or("***");
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let secret_part = !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || !matches!(parsed.path(), "" | "/")
+        || parsed.query().is_some();
+    let tail = if secret_part { "/***" } else { "" };
+    format!("{}://{host}{port}{tail}", parsed.scheme())
 }
 
 /// A job as the API lists it and events report it.
@@ -226,6 +234,7 @@ mod tests {
             |r| r.token = String::new(),
             |r| r.rtmp_url = Some("http://h/live/key".into()),
             |r| r.rtmp_url = Some("rtmp://h/live/k ey".into()),
+            |r| r.rtmp_url = Some("rtmp:///live/key".into()),
             |r| r.file = false,
             |r| {
                 r.mode = Mode::Tracks;
@@ -256,6 +265,16 @@ mod tests {
             "rtmp://127.0.0.1:1935/***"
         );
         assert_eq!(redact_rtmp("rtmp://host"), "rtmp://host");
+        assert_eq!(
+            redact_rtmp("rtmp://user:pass@live.example.com/app/key"),
+            "rtmp://live.example.com/***"
+        );
+        assert_eq!(
+            redact_rtmp("rtmps://live.example.com:443/app?key=secret"),
+            "rtmps://live.example.com:443/***"
+        );
+        assert_eq!(redact_rtmp("rtmp://user@host"), "rtmp://host/***");
+        assert_eq!(redact_rtmp("not a url with a key"), "rtmp://***");
     }
 
     #[test]
