@@ -8,7 +8,8 @@
 //! - [`config`]: the TOML file.
 //! - [`api`]: the signed job API (start, stop, list); [`auth`] its HMAC scheme.
 //! - [`job`]: what a job is: the start request, its checks, its states.
-//! - [`supervisor`]: the node: admission, one worker process per job, watchdogs, states.
+//! - [`supervisor`]: the node: admission, one worker process per job, states.
+//! - [`watchdog`]: when a worker is overdue (start, stall, stop, finalize) and gets killed.
 //! - [`admission`]: CPU-cost budget and per-job cost measurement.
 //! - [`store`]: the job table and the durable event outbox (SQLite).
 //! - [`events`]: events and heartbeats to the control plane, signed, retried, in order.
@@ -42,4 +43,5 @@ pub mod storage;
 pub mod store;
 pub mod supervisor;
 pub mod tracks;
+pub mod watchdog;
 pub mod worker;

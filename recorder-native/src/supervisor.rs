@@ -25,6 +25,7 @@ use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
 use crate::storage::Storage;
 use crate::store::{Store, StoreError};
+use crate::watchdog::{process_io_bytes, Watchdog};
 use crate::worker::{part_file, WorkerJob, WorkerReport};
 
 /// Why a start was refused.
@@ -502,11 +503,9 @@ impl Node {
         if let (true, Some(pid)) = (stop_early, pid) {
             send_signal(pid, libc::SIGTERM);
         }
-        let watchdog = &self.config.watchdog;
+        let mut watchdog = Watchdog::new(self.config.watchdog.clone(), mode, Instant::now());
         let mut lines = child.stdout.take().map(|out| BufReader::new(out).lines());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let started = Instant::now();
-        let mut last_progress = (Instant::now(), 0u64);
         let mut reported: Option<WorkerOutcome> = None;
         let mut killed: Option<String> = None;
         let status = loop {
@@ -518,14 +517,12 @@ impl Node {
                     };
                     match serde_json::from_str::<WorkerReport>(&line) {
                         Ok(WorkerReport::Active) => self.transition(job_id, JobState::Active, None),
-                        Ok(WorkerReport::Progress { frames, .. }) => {
-                            // Composites always produce frames (the background keeps time);
-                            // for tracks, a report at all shows the worker is alive.
-                            if mode == Mode::Tracks || frames > last_progress.1 {
-                                last_progress = (Instant::now(), frames);
-                            }
-                        }
+                        Ok(WorkerReport::Progress { frames, .. }) => watchdog.progress(Instant::now(), frames),
                         Ok(WorkerReport::BroadcastEnded { reason }) => self.broadcast_ended(job_id, &reason),
+                        Ok(WorkerReport::Finalizing) => {
+                            let io = pid.and_then(process_io_bytes).unwrap_or(0);
+                            watchdog.finalizing(Instant::now(), io);
+                        }
                         Ok(WorkerReport::Finished { .. }) => reported = Some(WorkerOutcome::Finished),
                         Ok(WorkerReport::Failed { reason }) => reported = Some(WorkerOutcome::Failed(reason)),
                         Err(_) => tracing::debug!(job = %job_id, %line, "unrecognised worker output"),
@@ -542,16 +539,8 @@ impl Node {
                         }
                         (job.view.state, job.stop_requested)
                     };
-                    let overdue = match (state, stop_requested) {
-                        (_, Some(asked)) if now - asked > seconds(watchdog.stop_seconds) => Some(format!(
-                            "the worker did not finish within {} s of the stop", watchdog.stop_seconds)),
-                        (_, Some(_)) => None,
-                        (JobState::Starting, None) if now - started > seconds(watchdog.start_seconds) => Some(format!(
-                            "the worker did not join the room within {} s", watchdog.start_seconds)),
-                        (JobState::Active, None) if now - last_progress.0 > seconds(watchdog.stall_seconds) => Some(format!(
-                            "the recording stalled: no progress for {} s", watchdog.stall_seconds)),
-                        _ => None,
-                    };
+                    let io = pid.and_then(process_io_bytes);
+                    let overdue = watchdog.overdue(now, state, stop_requested, io);
                     if let (Some(reason), None, Some(pid)) = (overdue, &killed, pid) {
                         tracing::warn!(job = %job_id, %reason, "killing the worker");
                         send_signal(pid, libc::SIGKILL);

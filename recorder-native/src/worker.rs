@@ -64,6 +64,9 @@ pub enum WorkerReport {
         /// Why.
         reason: String,
     },
+    /// Stopped; now rewriting the recording into a faststart MP4, which for a long recording
+    /// outlasts the stop deadline (the supervisor then watches the worker's file I/O instead).
+    Finalizing,
     /// Stopped and finalized.
     Finished {
         /// Media time recorded.
@@ -154,6 +157,7 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
             recording.run(stop, &mut on_event)?;
             if let (Some(part), Some(output)) = (part, &job.output) {
                 tracing::info!(file = %output.display(), "finalizing the MP4");
+                report(&WorkerReport::Finalizing);
                 remux_faststart(&part, output)?;
                 std::fs::remove_file(&part).map_err(|e| {
                     PipelineError::Setup(format!("removing {}: {e}", part.display()))
