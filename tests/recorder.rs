@@ -72,6 +72,23 @@ fn records_a_room_through_the_api_and_reports_every_state() {
         "fragmented file left"
     );
     assert_faststart(&file);
+    // The meeting's content is for the service's user only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file).expect("stat").permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "recording mode {mode:o}");
+    let mut beside: Vec<String> = std::fs::read_dir(&service.recordings)
+        .expect("list recordings")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(job_id.as_str()))
+        .collect();
+    beside.sort();
+    assert_eq!(
+        beside,
+        [format!("{job_id}.mp4")],
+        "leftovers beside the recording"
+    );
     let info = probe(&file);
     let duration = number(&info["format"]["duration"]);
     assert!(

@@ -9,10 +9,18 @@ use gst::prelude::*;
 
 use crate::media::PipelineError;
 
+/// Leftovers of a finalize that was killed: its half-written output and the media it held
+/// aside. The fragmented file they came from is still there, so they can go.
+pub const LEFTOVER_SUFFIXES: [&str; 2] = [".remux.tmp", ".faststart.tmp"];
+
 /// Remuxes `fragmented` into `output` (faststart MP4). `output` is written under a temporary
 /// name and renamed into place, so a reader never sees half a file.
 pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineError> {
     let partial = output.with_extension("remux.tmp");
+    // mp4mux holds the media aside while it writes the index first. Left to itself it would put
+    // that copy of the whole recording in the system's temporary directory, readable by others
+    // and left behind by a kill; beside the output it stays private and recovery cleans it.
+    let media_aside = output.with_extension("faststart.tmp");
     let pipeline = gst::Pipeline::with_name("finalize");
     let make = |factory: &'static str| {
         gst::ElementFactory::make(factory)
@@ -27,6 +35,7 @@ pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineE
     let demux = make("qtdemux")?;
     let mux = make("mp4mux")?;
     mux.set_property("faststart", true);
+    mux.set_property("faststart-file", media_aside.to_string_lossy().to_string());
     let sink = make("filesink")?;
     sink.set_property("location", partial.to_string_lossy().to_string());
     pipeline
@@ -101,7 +110,74 @@ pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineE
         }
     }
     let _ = pipeline.set_state(gst::State::Null);
+    let _ = std::fs::remove_file(&media_aside);
     outcome?;
     std::fs::rename(&partial, output)
         .map_err(|e| PipelineError::Setup(format!("moving the finished file into place: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Top-level MP4 box types in file order.
+    fn boxes(file: &Path) -> Vec<String> {
+        let bytes = std::fs::read(file).expect("read");
+        let mut at = 0usize;
+        let mut found = Vec::new();
+        while at + 8 <= bytes.len() {
+            let size = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            found.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+            if size < 8 {
+                break;
+            }
+            at += size;
+        }
+        found
+    }
+
+    /// A fragmented recording becomes a faststart MP4 (index before media), and nothing is left
+    /// beside it: not the half-written output, not the media mp4mux held aside.
+    #[test]
+    fn fragmented_to_faststart_leaves_nothing_behind() {
+        gst::init().expect("gstreamer");
+        let dir = std::env::temp_dir().join(format!("finalize-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fragmented = dir.join("job.part.mp4");
+        let record = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 \
+             ! x264enc speed-preset=ultrafast key-int-max=15 ! h264parse \
+             ! mp4mux fragment-duration=500 ! filesink location={}",
+            fragmented.display()
+        ))
+        .expect("pipeline");
+        record.set_state(gst::State::Playing).expect("play");
+        let bus = record.bus().expect("bus");
+        let end = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        assert!(matches!(
+            end.map(|m| m.type_()),
+            Some(gst::MessageType::Eos)
+        ));
+        record.set_state(gst::State::Null).expect("stop");
+        assert!(boxes(&fragmented).contains(&"moof".to_owned()));
+
+        let output = dir.join("job.mp4");
+        remux_faststart(&fragmented, &output).expect("remux");
+        let order = boxes(&output);
+        let moov = order.iter().position(|b| b == "moov").expect("moov");
+        let mdat = order.iter().position(|b| b == "mdat").expect("mdat");
+        assert!(moov < mdat, "index first: {order:?}");
+        assert!(!order.contains(&"moof".to_owned()), "{order:?}");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["job.mp4", "job.part.mp4"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

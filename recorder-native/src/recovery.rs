@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::{now_ms, EventKind};
+use crate::finalize::LEFTOVER_SUFFIXES;
 use crate::job::{is_job_id, JobState, JobView, Mode};
 use crate::supervisor::Node;
 use crate::worker::part_file;
@@ -63,7 +64,7 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
 
 /// Run once at start, before the API opens: concludes the jobs an earlier run left unfinished
 /// (their workers died with it), repairs stray fragmented files, and removes stale job files
-/// (they hold tokens).
+/// (they hold tokens) and what killed finalizes left.
 pub async fn recover(node: &Arc<Node>) {
     let jobs_dir = node.config().data_dir.join("jobs");
     if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
@@ -91,6 +92,11 @@ pub async fn recover(node: &Arc<Node>) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
+        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            tracing::info!(file = %path.display(), "removing what a killed finalize left");
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
         let Some(job_id) = name.strip_suffix(".part.mp4") else {
             continue;
         };

@@ -24,6 +24,12 @@ pub async fn serve(
     worker_exe: PathBuf,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Recordings, the job table and job files (which hold tokens) are the meeting's content and
+    // its credentials: whatever the service and its workers create is readable by this user
+    // only, whatever the directories' own modes (an existing data or recordings directory keeps
+    // the mode it has).
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
