@@ -250,6 +250,34 @@ fn forged_heartbeats_and_webhooks_change_nothing() {
         );
         assert_eq!(reply.status, 401, "{key}: {}", reply.text());
     }
+    // Signed with the region's own secret, but from far outside the clock window, including a
+    // time whose difference from now overflows an i64.
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis(),
+    )
+    .expect("ms");
+    for sent_at_ms in [i64::MIN, i64::MIN + now_ms, i64::MAX, now_ms - 3_600_000] {
+        let mut stale = forged.clone();
+        stale["sent_at_ms"] = json!(sent_at_ms);
+        let body = serde_json::to_vec(&stale).expect("json");
+        let reply = system.target.post(
+            "/internal/sidecar/heartbeat",
+            &body,
+            &[
+                ("API-KEY", "a"),
+                ("HASH-SIGNATURE", &sign(&a.secret, &body)),
+            ],
+        );
+        assert_eq!(
+            reply.status,
+            400,
+            "sent_at_ms {sent_at_ms}: {}",
+            reply.text()
+        );
+    }
     let after = registry_row(&system, "a");
     assert!(!after.draining && after.received_at_ms >= before.received_at_ms);
 

@@ -121,7 +121,9 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         return bad_request("region_id differs from the signing region".into());
     }
     let now_ms = edge.clock.now_ms();
-    if (hb.sent_at_ms - now_ms).abs() > HEARTBEAT_MAX_SKEW_MS {
+    // abs_diff: a difference of two i64s can overflow; an overflowing one wrapped to a negative
+    // number and passed the check.
+    if hb.sent_at_ms.abs_diff(now_ms) > HEARTBEAT_MAX_SKEW_MS.unsigned_abs() {
         return bad_request(format!(
             "sent_at_ms is more than {} s from the edge's clock",
             HEARTBEAT_MAX_SKEW_MS / 1000
