@@ -87,12 +87,14 @@ impl Budget {
     }
 }
 
-/// One job's cost: its estimate until `measure_after`, then its measured CPU use (an average
-/// over the last few samples, so a short spike neither admits nor refuses much).
+/// One job's cost: its estimate until it has been ACTIVE for `measure_after`, then its measured
+/// CPU use (an average over the last few samples, so a short spike neither admits nor refuses
+/// much). Joining a room costs a fraction of recording it, so what a worker uses before it is
+/// ACTIVE says nothing about its cost and is not counted.
 #[derive(Debug, Clone)]
 pub struct CostMeter {
     estimate: f64,
-    started: Instant,
+    active_since: Option<Instant>,
     measure_after: Duration,
     last: Option<(Instant, f64)>,
     measured: Option<f64>,
@@ -102,20 +104,28 @@ pub struct CostMeter {
 const SMOOTHING: f64 = 0.3;
 
 impl CostMeter {
-    /// A meter holding `estimate` cores from `started`.
-    pub fn new(estimate: f64, started: Instant, measure_after: Duration) -> CostMeter {
+    /// A meter holding `estimate` cores until the job is active and measured.
+    pub fn new(estimate: f64, measure_after: Duration) -> CostMeter {
         CostMeter {
             estimate,
-            started,
+            active_since: None,
             measure_after,
             last: None,
             measured: None,
         }
     }
 
+    /// The job became ACTIVE at `now`: measuring starts afresh.
+    pub fn active(&mut self, now: Instant) {
+        if self.active_since.is_none() {
+            self.active_since = Some(now);
+            self.measured = None;
+        }
+    }
+
     /// Feeds the job's total CPU seconds so far, read at `now`.
     pub fn sample(&mut self, now: Instant, cpu_seconds: f64) {
-        if let Some((then, before)) = self.last {
+        if let (Some((then, before)), Some(_)) = (self.last, self.active_since) {
             let wall = now.saturating_duration_since(then).as_secs_f64();
             if wall > 0.0 {
                 let cores = ((cpu_seconds - before) / wall).max(0.0);
@@ -131,16 +141,17 @@ impl CostMeter {
     /// The cores this job holds now.
     pub fn cost(&self, now: Instant) -> f64 {
         match self.measured {
-            Some(measured) if now.saturating_duration_since(self.started) >= self.measure_after => {
-                measured
-            }
+            Some(measured) if self.is_measured(now) => measured,
             _ => self.estimate,
         }
     }
 
     /// Whether [`CostMeter::cost`] is a measurement yet.
     pub fn is_measured(&self, now: Instant) -> bool {
-        self.measured.is_some() && now.saturating_duration_since(self.started) >= self.measure_after
+        self.measured.is_some()
+            && self
+                .active_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= self.measure_after)
     }
 }
 
@@ -194,17 +205,26 @@ mod tests {
     #[test]
     fn the_estimate_holds_until_measured() {
         let t0 = Instant::now();
-        let mut meter = CostMeter::new(0.4, t0, Duration::from_secs(10));
-        meter.sample(t0, 0.0);
-        meter.sample(t0 + Duration::from_secs(1), 0.2);
-        assert_eq!(meter.cost(t0 + Duration::from_secs(1)), 0.4);
-        assert!(!meter.is_measured(t0 + Duration::from_secs(1)));
-        for s in 2..=10 {
-            meter.sample(t0 + Duration::from_secs(s), 0.2 * s as f64);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut meter = CostMeter::new(0.4, Duration::from_secs(10));
+        // Joining: cheap, and however long it takes, not a measurement.
+        for s in 0..=20 {
+            meter.sample(at(s), 0.02 * s as f64);
         }
-        let at = t0 + Duration::from_secs(10);
-        assert!(meter.is_measured(at));
-        assert!((meter.cost(at) - 0.2).abs() < 1e-9, "{}", meter.cost(at));
+        assert_eq!(meter.cost(at(20)), 0.4);
+        assert!(!meter.is_measured(at(20)));
+        meter.active(at(20));
+        for s in 21..=29 {
+            meter.sample(at(s), 0.4 + 0.3 * (s - 20) as f64);
+        }
+        assert_eq!(meter.cost(at(29)), 0.4, "not active for 10 s yet");
+        meter.sample(at(30), 0.4 + 0.3 * 10.0);
+        assert!(meter.is_measured(at(30)));
+        assert!(
+            (meter.cost(at(30)) - 0.3).abs() < 1e-9,
+            "{}",
+            meter.cost(at(30))
+        );
     }
 
     #[test]

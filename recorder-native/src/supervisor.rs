@@ -247,7 +247,6 @@ impl Node {
                     view: view.clone(),
                     meter: CostMeter::new(
                         estimate,
-                        now,
                         seconds(self.config.admission.measure_after_seconds),
                     ),
                     pid: None,
@@ -516,7 +515,12 @@ impl Node {
                         continue;
                     };
                     match serde_json::from_str::<WorkerReport>(&line) {
-                        Ok(WorkerReport::Active) => self.transition(job_id, JobState::Active, None),
+                        Ok(WorkerReport::Active) => {
+                            if let Some(job) = self.running_lock().get_mut(job_id) {
+                                job.meter.active(Instant::now());
+                            }
+                            self.transition(job_id, JobState::Active, None);
+                        }
                         Ok(WorkerReport::Progress { frames, .. }) => watchdog.progress(Instant::now(), frames),
                         Ok(WorkerReport::BroadcastEnded { reason }) => self.broadcast_ended(job_id, &reason),
                         Ok(WorkerReport::Finalizing) => {
