@@ -1,7 +1,7 @@
 //! `room/isRoomActive`, `room/getActiveRoomInfo` and `room/getActiveRoomsInfo`: what runs now,
 //! with the participants LiveKit reports for each room's region.
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::{internal, room_id_request, ActiveRoomInfo};
@@ -14,6 +14,10 @@ use crate::Edge;
 
 /// `getActiveRoomsInfo` lists at most this many rooms per call.
 const MAX_ACTIVE_ROOMS: i64 = 500;
+/// LiveKit calls `getActiveRoomsInfo` has in flight at once. Workers allow six open outbound
+/// connections per request and queue the rest; on Spin and the local host it keeps one call
+/// from opening hundreds of connections to the media servers at once.
+const CONCURRENT_LISTINGS: usize = 6;
 
 #[derive(Serialize)]
 struct IsRoomActiveRes {
@@ -111,15 +115,20 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
             GetActiveRoomsInfoRes { rooms: Vec::new() },
         );
     }
-    let results = join_all(rooms.iter().map(|room| with_participants(edge, room))).await;
-    let mut out = Vec::with_capacity(results.len());
-    for (room, result) in rooms.iter().zip(results) {
-        match result {
-            Ok(r) => out.push(r),
-            Err(e) => return media_unreachable(room, e),
-        }
+    // In order, a few at a time; the first room whose media server does not answer ends it.
+    let listed = futures_util::stream::iter(rooms.iter())
+        .map(|room| async move {
+            with_participants(edge, room)
+                .await
+                .map_err(|e| media_unreachable(room, e))
+        })
+        .buffered(CONCURRENT_LISTINGS)
+        .try_collect::<Vec<_>>()
+        .await;
+    match listed {
+        Ok(rooms) => EdgeResponse::reply(Common::ok("success"), GetActiveRoomsInfoRes { rooms }),
+        Err(unreachable) => unreachable,
     }
-    EdgeResponse::reply(Common::ok("success"), GetActiveRoomsInfoRes { rooms: out })
 }
 
 async fn with_participants<S: Store, H: HttpClient, C: Clock>(
