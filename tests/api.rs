@@ -512,6 +512,9 @@ fn create_refuses_malformed_bodies(s: &Suite) {
         format!("{{\"room_id\":\"{room}\",\"max_participants\":-5,\"metadata\":{{\"room_title\":\"t\"}}}}"),
         format!("{{\"room_id\":\"{room}\",\"max_participants\":\"lots\",\"metadata\":{{\"room_title\":\"t\"}}}}"),
         format!("{{\"room_id\":\"{room}\",\"metadata\":{{\"room_title\":\"t\",\"webhook_url\":\"ftp://x\"}}}}"),
+        // One field in both spellings: which one was meant is anyone's guess.
+        format!("{{\"room_id\":\"{room}\",\"roomId\":\"other-{room}\",\"metadata\":{{\"room_title\":\"t\"}}}}"),
+        format!("{{\"room_id\":\"{room}\",\"metadata\":{{\"room_title\":\"t\",\"roomTitle\":\"u\"}}}}"),
     ] {
         let r = s.target.call_bytes("/auth/room/create", body.as_bytes());
         assert_eq!(r.status, 200, "{body}");

@@ -97,8 +97,11 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         }
         let value: Value =
             serde_json::from_slice(&body).map_err(|e| LiveKitError::Malformed(e.to_string()))?;
-        let parsed: ListParticipantsResponse = serde_json::from_value(normalize_keys(value))
-            .map_err(|e| LiveKitError::Malformed(e.to_string()))?;
+        let parsed: ListParticipantsResponse = normalize_keys(value)
+            .map_err(|e| LiveKitError::Malformed(e.to_string()))
+            .and_then(|v| {
+                serde_json::from_value(v).map_err(|e| LiveKitError::Malformed(e.to_string()))
+            })?;
         Ok(parsed.participants)
     }
 
@@ -279,7 +282,7 @@ mod tests {
                         "height": 480, "mimeType": "video/VP8", "someNewField": 1}],
             "isPublisher": true, "kind": "STANDARD", "brandNewField": {"x": 1}
         });
-        let p: ParticipantInfo = serde_json::from_value(normalize_keys(v)).unwrap();
+        let p: ParticipantInfo = serde_json::from_value(normalize_keys(v).unwrap()).unwrap();
         let out = serde_json::to_value(&p).unwrap();
         assert_eq!(out["joined_at"], "1700000000");
         assert_eq!(out["tracks"][0]["type"], "VIDEO");

@@ -95,28 +95,40 @@ impl<T: Serialize> Reply<T> {
 const MAP_FIELDS: &[&str] = &["extra_data", "subtitles", "attributes"];
 
 /// Rewrites every object key from camelCase to snake_case (protojson accepts both spellings),
-/// except inside map-valued fields, and drops `null` members (protojson: `null` is unset).
-pub fn normalize_keys(value: Value) -> Value {
+/// except inside map-valued fields, and drops `null` members (protojson: `null` is unset). A
+/// field given in both spellings is refused, as protojson refuses it: which one was meant is
+/// anyone's guess.
+pub fn normalize_keys(value: Value) -> Result<Value, InputError> {
     match value {
         Value::Object(map) => {
             let mut out = Map::with_capacity(map.len());
+            let mut unset: Vec<String> = Vec::new();
             for (key, v) in map {
+                let key = snake_case(&key);
+                if out.contains_key(&key) || unset.contains(&key) {
+                    return Err(InputError(format!(
+                        "{key}: given twice (as snake_case and camelCase)"
+                    )));
+                }
                 if v.is_null() {
+                    unset.push(key);
                     continue;
                 }
-                let key = snake_case(&key);
                 let v = if MAP_FIELDS.contains(&key.as_str()) {
                     v
                 } else {
-                    normalize_keys(v)
+                    normalize_keys(v)?
                 };
-                // When both spellings are sent, protojson refuses; we keep the first one seen.
-                out.entry(key).or_insert(v);
+                out.insert(key, v);
             }
-            Value::Object(out)
+            Ok(Value::Object(out))
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize_keys).collect()),
-        other => other,
+        Value::Array(items) => items
+            .into_iter()
+            .map(normalize_keys)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        other => Ok(other),
     }
 }
 
@@ -151,7 +163,7 @@ pub fn parse_input<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
     if !value.is_object() {
         return Err(InputError("the request body must be a JSON object".into()));
     }
-    serde_json::from_value(normalize_keys(value)).map_err(|e| InputError(e.to_string()))
+    serde_json::from_value(normalize_keys(value)?).map_err(|e| InputError(e.to_string()))
 }
 
 /// Serde helper: an integer given as a JSON number or a decimal string (protojson int64/uint).
@@ -224,6 +236,29 @@ mod tests {
         assert_eq!(p.extra_data, Some(json!({"keepMe": 1})));
         let p: Probe = parse_input(br#"{"room_id":"r","max_participants":null}"#).unwrap();
         assert_eq!(p.max_participants, None);
+    }
+
+    /// Which of two spellings was meant is anyone's guess: both are refused, as protojson does,
+    /// also when one of them is null, and also in nested messages.
+    #[test]
+    fn refuses_a_field_in_both_spellings() {
+        for body in [
+            br#"{"room_id":"a","roomId":"b"}"#.as_slice(),
+            br#"{"roomId":"b","room_id":"a"}"#,
+            br#"{"room_id":null,"roomId":"b"}"#,
+            br#"{"room_id":"a","extra":{"userId":"x","user_id":"y"}}"#,
+        ] {
+            let refused = parse_input::<Probe>(body).map(|p| p.room_id);
+            assert!(
+                refused.as_ref().is_err_and(|e| e.0.contains("given twice")),
+                "{}: {refused:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Inside map-valued fields keys are the caller's own and stay as they are.
+        let p: Probe =
+            parse_input(br#"{"room_id":"a","extra_data":{"keepMe":1,"keep_me":2}}"#).unwrap();
+        assert_eq!(p.extra_data, Some(json!({"keepMe": 1, "keep_me": 2})));
     }
 
     #[test]
