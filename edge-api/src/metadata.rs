@@ -290,7 +290,8 @@ pub fn from_input(
     }
     for path in SERVER_OWNED {
         if let Some(v) = path.split('.').try_fold(&value, |v, key| v.get(key)) {
-            if !is_zero(v) {
+            // `started_at` is an int64, which protojson may send as the string "0".
+            if !is_zero(v, *path == "started_at") {
                 return Err(format!(
                     "metadata.{path}: is set by the server and must be empty"
                 ));
@@ -363,12 +364,14 @@ pub fn from_input(
     Ok(meta)
 }
 
-fn is_zero(v: &Value) -> bool {
+/// Whether `v` is its field's zero value (protojson emits those for unset fields); `int64`
+/// fields may carry theirs as the string "0".
+fn is_zero(v: &Value, int64: bool) -> bool {
     match v {
         Value::Null => true,
         Value::Bool(b) => !b,
         Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty() || s == "0",
+        Value::String(s) => s.is_empty() || (int64 && s == "0"),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
     }
@@ -425,10 +428,15 @@ mod tests {
             json!({"room_title":"T","metadata_id":"x"}),
             json!({"room_title":"T","room_features":{"end_to_end_encryption_features":{"encryption_key":"k"}}}),
             json!({"room_title":"T","room_features":{"whiteboard_features":{"file_path":"/etc/passwd"}}}),
+            // "0" is a value for a string field, not its zero.
+            json!({"room_title":"T","parent_room_id":"0"}),
+            json!({"room_title":"T","started_at":"7"}),
         ] {
             assert!(parse(bad).unwrap_err().contains("set by the server"));
         }
         assert!(parse(json!({"room_title":"T","is_recording":false})).is_ok());
+        // An int64's zero may come as a string.
+        assert!(parse(json!({"room_title":"T","started_at":"0","parent_room_id":""})).is_ok());
     }
 
     #[test]
