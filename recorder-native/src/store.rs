@@ -55,6 +55,16 @@ fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
+/// A state's place in the job's life, as the update statement's CASE ranks the stored one
+/// (COMPLETE and FAILED share the last place).
+fn state_rank(state: JobState) -> i64 {
+    match state {
+        JobState::Starting => 0,
+        JobState::Active => 1,
+        JobState::Ending | JobState::Complete | JobState::Failed => 2,
+    }
+}
+
 fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
     let mode: String = row.get("mode")?;
     let state: String = row.get("state")?;
@@ -104,7 +114,7 @@ impl Store {
         fingerprint: &str,
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
-        self.execute_with_event(
+        self.execute_with_events(
             "INSERT INTO jobs (id, room_id, mode, fingerprint, state, reason, file, rtmp, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
@@ -119,39 +129,48 @@ impl Store {
                 job.created_ms,
                 job.updated_ms
             ],
-            event,
+            event.map(std::slice::from_ref).unwrap_or_default(),
         )
+        .map(|_| ())
     }
 
-    /// Saves a job's new state, reason and file together with the event that reports it.
-    pub fn update(&mut self, job: &JobView, event: Option<&Event>) -> Result<(), StoreError> {
-        self.execute_with_event(
-            "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5 WHERE id = ?1",
+    /// Saves a job's new state, reason and file together with the events that report it.
+    /// States only go forward, and a job that reached COMPLETE or FAILED stays as it was: such
+    /// an update (a late writer) changes nothing, queues no event and returns `false`.
+    pub fn update(&mut self, job: &JobView, events: &[Event]) -> Result<bool, StoreError> {
+        self.execute_with_events(
+            "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5 \
+             WHERE id = ?1 AND state NOT IN ('COMPLETE', 'FAILED') \
+               AND (CASE state WHEN 'STARTING' THEN 0 WHEN 'ACTIVE' THEN 1 ELSE 2 END) <= ?6",
             params![
                 job.job_id,
                 job.state.as_str(),
                 job.reason,
                 job.file,
-                job.updated_ms
+                job.updated_ms,
+                state_rank(job.state)
             ],
-            event,
+            events,
         )
     }
 
-    /// One statement and the event that reports it, in one transaction.
-    fn execute_with_event(
+    /// One statement and the events that report it, in one transaction; the events only if the
+    /// statement changed a row. Whether it did.
+    fn execute_with_events(
         &mut self,
         sql: &str,
         params: impl rusqlite::Params,
-        event: Option<&Event>,
-    ) -> Result<(), StoreError> {
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute(sql, params)?;
-        if let Some(event) = event {
-            append(&tx, event)?;
+        let changed = tx.execute(sql, params)? > 0;
+        if changed {
+            for event in events {
+                append(&tx, event)?;
+            }
         }
         tx.commit()?;
-        Ok(())
+        Ok(changed)
     }
 
     /// Queues an event on its own.
@@ -247,7 +266,7 @@ mod tests {
             active.state = JobState::Active;
             active.updated_ms = 2;
             store
-                .update(&active, Some(&Event::new(EventKind::JobState, &active)))
+                .update(&active, &[Event::new(EventKind::JobState, &active)])
                 .expect("update");
         }
         let mut store = Store::open(&path).expect("reopen");
@@ -261,5 +280,46 @@ mod tests {
         store.delivered_through(pending[0].seq).expect("ack");
         assert_eq!(store.backlog().expect("backlog"), 1);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A late writer cannot move a job back, nor touch one that ended; it queues no event.
+    #[test]
+    fn states_only_go_forward() {
+        let mut store = Store::open(Path::new(":memory:")).expect("open");
+        let job = view("b", JobState::Starting);
+        store.insert(&job, "fp", None).expect("insert");
+        let at = |state| JobView {
+            state,
+            ..job.clone()
+        };
+        let event = |v: &JobView| Event::new(EventKind::JobState, v);
+        for (state, stored) in [
+            (JobState::Ending, true),
+            (JobState::Active, false),
+            (JobState::Ending, true),
+            (JobState::Complete, true),
+            (JobState::Ending, false),
+            (JobState::Failed, false),
+        ] {
+            let v = at(state);
+            assert_eq!(
+                store.update(&v, &[event(&v)]).expect("update"),
+                stored,
+                "{state:?}"
+            );
+        }
+        let (stored, _) = store.job("b").expect("read").expect("job");
+        assert_eq!(stored.state, JobState::Complete);
+        let states: Vec<bool> = store
+            .pending(10)
+            .expect("pending")
+            .iter()
+            .map(|e| e.body.contains("COMPLETE"))
+            .collect();
+        assert_eq!(
+            states,
+            [false, false, true],
+            "ENDING, ENDING, COMPLETE queued"
+        );
     }
 }

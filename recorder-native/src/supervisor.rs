@@ -283,36 +283,41 @@ impl Node {
             .map(|_| Event::new(kind, view))
     }
 
-    /// Records a change to a job: in memory if it runs, in the store, with its event.
-    fn record(&self, view: &JobView, kind: EventKind) {
-        let result = self
-            .store_lock()
-            .update(view, self.event(kind, view).as_ref());
+    /// Stores a job change with its event. Callers that change a running job hold the running
+    /// lock through this, so changes reach the table and the outbox in the order they were
+    /// made; the store refuses a change that would move a job back.
+    fn record(&self, view: &JobView, kinds: &[EventKind]) {
+        let events: Vec<Event> = kinds
+            .iter()
+            .filter_map(|&kind| self.event(kind, view))
+            .collect();
+        let result = self.store_lock().update(view, &events);
         match result {
-            Ok(()) => self.outbox.notify_one(),
+            Ok(true) => self.outbox.notify_one(),
+            Ok(false) => {
+                tracing::debug!(job = %view.job_id, state = view.state.as_str(), "a late job change was not stored")
+            }
             Err(e) => tracing::error!(job = %view.job_id, error = %e, "cannot record a job change"),
         }
     }
 
     /// Moves a running job to `state` (with `reason`), unless it is already past it.
     fn transition(&self, job_id: &str, state: JobState, reason: Option<String>) {
-        let view = {
-            let mut running = self.running_lock();
-            let Some(job) = running.get_mut(job_id) else {
-                return;
-            };
-            if job.view.state >= state {
-                return;
-            }
-            job.view.state = state;
-            if reason.is_some() {
-                job.view.reason = reason;
-            }
-            job.view.updated_ms = now_ms();
-            job.view.clone()
+        let mut running = self.running_lock();
+        let Some(job) = running.get_mut(job_id) else {
+            return;
         };
+        if job.view.state >= state {
+            return;
+        }
+        job.view.state = state;
+        if reason.is_some() {
+            job.view.reason = reason;
+        }
+        job.view.updated_ms = now_ms();
+        let view = job.view.clone();
         tracing::info!(job = %job_id, state = state.as_str(), reason = ?view.reason, "job state");
-        self.record(&view, EventKind::JobState);
+        self.record(&view, &[EventKind::JobState]);
     }
 
     /// Asks a job to stop: ENDING, SIGTERM to its worker (EOS, finalize), watchdog after.
@@ -565,17 +570,15 @@ impl Node {
     }
 
     fn broadcast_ended(&self, job_id: &str, reason: &str) {
-        let view = {
-            let mut running = self.running_lock();
-            let Some(job) = running.get_mut(job_id) else {
-                return;
-            };
-            job.view.reason = Some(format!("RTMP broadcast ended: {reason}"));
-            job.view.updated_ms = now_ms();
-            job.view.clone()
+        let mut running = self.running_lock();
+        let Some(job) = running.get_mut(job_id) else {
+            return;
         };
+        job.view.reason = Some(format!("RTMP broadcast ended: {reason}"));
+        job.view.updated_ms = now_ms();
+        let view = job.view.clone();
         tracing::warn!(job = %job_id, %reason, "RTMP broadcast ended; the file goes on");
-        self.record(&view, EventKind::BroadcastEnded);
+        self.record(&view, &[EventKind::BroadcastEnded]);
     }
 
     /// Final state of a job whose worker is gone: COMPLETE, or FAILED with whatever could be
@@ -635,9 +638,6 @@ impl Node {
             }
         }
         view.updated_ms = now_ms();
-        if recovered {
-            self.record(&view, EventKind::Recovered);
-        }
         match view.state {
             JobState::Complete => {
                 tracing::info!(job = %view.job_id, file = ?view.file, reason = ?view.reason, "job complete")
@@ -646,7 +646,19 @@ impl Node {
                 tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed")
             }
         }
-        self.record(&view, EventKind::JobState);
+        // The job's final state, in memory as in the table: a stop arriving now finds it ended.
+        let mut running = self.running_lock();
+        if let Some(job) = running.get_mut(&view.job_id) {
+            job.view = view.clone();
+        }
+        // A repaired recording is reported as such, then the final state, in one transaction.
+        let kinds: &[EventKind] = if recovered {
+            &[EventKind::Recovered, EventKind::JobState]
+        } else {
+            &[EventKind::JobState]
+        };
+        self.record(&view, kinds);
+        drop(running);
         if let Some(output) = release {
             self.storage.release(output);
         }
