@@ -152,6 +152,21 @@ fn records_a_room_through_the_api_and_reports_every_state() {
     assert!(number(&busy["capacity"]["reserved_cores"]) > 0.0, "{busy}");
     assert!(number(&busy["capacity"]["cap_cores"]) > 0.0, "{busy}");
     assert_eq!(control.forged(), 0);
+
+    // A stop right behind the start reaches a worker that is still starting up: it must be
+    // handled as a stop (the worker ends its pipeline), not kill the worker by the signal's
+    // default action before its handler exists.
+    let quick = unique("quick");
+    service.start_job(&start_body(&system, &room, &quick, json!({})));
+    let (status, _) = service.call("/jobs/stop", &json!({ "job_id": quick }));
+    assert_eq!(status, 200);
+    let ended = service.wait_ended(&quick, Duration::from_secs(40));
+    assert!(
+        !ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("signal")),
+        "{ended}"
+    );
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
 }
 

@@ -73,6 +73,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn record(job_file: &Path) -> anyhow::Result<()> {
+    // The supervisor starts workers with SIGTERM blocked: a stop that came early is pending, and
+    // is delivered here once the handler is in place.
+    let stop = stop_signal();
+    accept_sigterm();
     let job = match WorkerJob::load(job_file) {
         Ok(job) => job,
         Err(e) => {
@@ -94,7 +98,7 @@ async fn record(job_file: &Path) -> anyhow::Result<()> {
     let mut done = std::pin::pin!(done_rx);
     let result = tokio::select! {
         result = &mut done => result,
-        () = stop_signal() => {
+        () = stop => {
             let _ = stop_tx.send(());
             done.await
         }
@@ -110,18 +114,35 @@ async fn record(job_file: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (not when it
+/// is first polled), so a signal that arrives in between is not lost.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM and SIGINT; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+}
+
+/// Unblocks SIGTERM on this thread (where the supervisor blocked it for the worker's start-up).
+fn accept_sigterm() {
+    // SAFETY: plain signal-mask calls on this thread, with a set built here.
+    unsafe {
+        let mut term: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut term);
+        libc::sigaddset(&mut term, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut());
     }
 }

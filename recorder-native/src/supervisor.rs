@@ -475,11 +475,19 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl and getppid are async-signal-safe. A worker dies with the thread that
-        // spawned it (a runtime worker thread, which lives as long as the service).
+        // SAFETY: prctl, sigemptyset, sigaddset and sigprocmask are async-signal-safe. A worker
+        // dies with the thread that spawned it (a runtime worker thread, which lives as long as
+        // the service). It starts with SIGTERM blocked, so a stop sent before it has installed
+        // its handler waits for the handler instead of killing it (the worker unblocks it).
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut term: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut term);
+                libc::sigaddset(&mut term, libc::SIGTERM);
+                if libc::sigprocmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
