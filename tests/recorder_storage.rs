@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::recorder::{
-    assert_faststart, new_secret, number, probe, room_with_publisher, serial, start_body, stream,
-    ControlPlane, Service, RECORDER_KEY,
+    assert_faststart, new_secret, number, probe, room_with_publisher, serial, signal, start_body,
+    stream, ControlPlane, Service, RECORDER_KEY,
 };
 use support::s3::Minio;
 use support::{unique, System};
@@ -193,6 +193,34 @@ fn an_unreachable_store_loses_no_recording() {
     assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
     assert!(!service_recording(&service, &orphan).exists());
     assert_uploaded_composite(&minio, &key, 4.0);
+
+    // A job that failed (its worker killed, its recording repaired) and whose upload waits when
+    // the service dies: the next start reports it as it was decided, FAILED with its reason
+    // and recovered, not COMPLETE because a finished-looking file is on disk.
+    let failed = unique("job");
+    minio.kill();
+    service.start_job(&start_body(&system, &room, &failed, json!({})));
+    service.wait_state(&failed, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(4));
+    let pids = service.worker_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    signal(pids[0], libc::SIGKILL);
+    service.wait_state(&failed, "ENDING", Duration::from_secs(60));
+    service.kill();
+    minio.restart();
+    service.restart();
+    let done = service.wait_state(&failed, "FAILED", Duration::from_secs(90));
+    assert!(
+        done["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("signal: 9")),
+        "{done}"
+    );
+    let key = format!("{PREFIX}/{failed}.mp4");
+    assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
+    control.wait_event("recovered", Duration::from_secs(10), |e| {
+        e["type"] == "recovered" && e["job"]["job_id"] == failed.as_str()
+    });
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
 }
 

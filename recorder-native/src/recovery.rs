@@ -77,7 +77,7 @@ pub async fn recover(node: &Arc<Node>) {
     match unfinished {
         Ok(Ok(jobs)) => {
             for job in jobs {
-                tracing::warn!(job = %job.job_id, state = job.state.as_str(), "concluding a job the last run left");
+                tracing::warn!(job = %job.view.job_id, state = job.view.state.as_str(), "concluding a job the last run left");
                 node.conclude_orphan(job).await;
             }
         }

@@ -19,6 +19,45 @@ pub struct Store {
     conn: Connection,
 }
 
+/// How a job ended, decided when its worker was gone and kept until the job is concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The worker finished its output.
+    Complete,
+    /// The job failed; nothing was recovered.
+    Failed,
+    /// The job failed and its recording was repaired.
+    Recovered,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "COMPLETE",
+            Outcome::Failed => "FAILED",
+            Outcome::Recovered => "RECOVERED",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Outcome> {
+        match text {
+            "COMPLETE" => Some(Outcome::Complete),
+            "FAILED" => Some(Outcome::Failed),
+            "RECOVERED" => Some(Outcome::Recovered),
+            _ => None,
+        }
+    }
+}
+
+/// A job an earlier run of the service left unfinished.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    /// The job as stored.
+    pub view: JobView,
+    /// Its outcome and reason, if they were decided before the service stopped.
+    pub decided: Option<(Outcome, Option<String>)>,
+}
+
 /// One event waiting to be delivered.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -39,7 +78,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     file TEXT,
     rtmp TEXT,
     created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
+    updated_ms INTEGER NOT NULL,
+    outcome TEXT,
+    outcome_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated_ms);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -94,7 +135,35 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Databases from before the decided outcome was kept.
+        let has_outcome: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'outcome'",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_outcome {
+            conn.execute_batch(
+                "ALTER TABLE jobs ADD COLUMN outcome TEXT; \
+                 ALTER TABLE jobs ADD COLUMN outcome_reason TEXT;",
+            )?;
+        }
         Ok(Store { conn })
+    }
+
+    /// Keeps a job's decided final state (and its reason) while its output is still being
+    /// delivered, so a restart in between reports what was decided instead of guessing from
+    /// the files left behind.
+    pub fn decide(
+        &mut self,
+        job_id: &str,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET outcome = ?2, outcome_reason = ?3 WHERE id = ?1",
+            params![job_id, outcome.as_str(), reason],
+        )?;
+        Ok(())
     }
 
     /// A job and the fingerprint of its start request.
@@ -179,11 +248,24 @@ impl Store {
     }
 
     /// Jobs that had not ended when the service last stopped.
-    pub fn unfinished(&self) -> Result<Vec<JobView>, StoreError> {
+    pub fn unfinished(&self) -> Result<Vec<Unfinished>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT * FROM jobs WHERE state NOT IN ('COMPLETE', 'FAILED') ORDER BY created_ms",
         )?;
-        let rows = stmt.query_map([], row_to_view)?;
+        let rows = stmt.query_map([], |row| {
+            let outcome: Option<String> = row.get("outcome")?;
+            Ok(Unfinished {
+                view: row_to_view(row)?,
+                decided: outcome.as_deref().and_then(Outcome::parse).map(|outcome| {
+                    (
+                        outcome,
+                        row.get::<_, Option<String>>("outcome_reason")
+                            .ok()
+                            .flatten(),
+                    )
+                }),
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -273,12 +355,63 @@ mod tests {
         let (job, fp) = store.job("a").expect("read").expect("job");
         assert_eq!((job.state, fp.as_str()), (JobState::Active, "fp"));
         assert_eq!(store.unfinished().expect("unfinished").len(), 1);
+        assert!(store.unfinished().expect("unfinished")[0].decided.is_none());
+        store
+            .decide(
+                "a",
+                Outcome::Recovered,
+                Some("the worker exited: signal: 9"),
+            )
+            .expect("decide");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        let left = store.unfinished().expect("unfinished");
+        assert_eq!(
+            left[0].decided,
+            Some((
+                Outcome::Recovered,
+                Some("the worker exited: signal: 9".to_owned())
+            ))
+        );
+        let mut store = store;
         let pending = store.pending(10).expect("pending");
         assert_eq!(pending.len(), 2);
         assert!(pending[0].seq < pending[1].seq);
         assert!(pending[1].body.contains("\"ACTIVE\""));
         store.delivered_through(pending[0].seq).expect("ack");
         assert_eq!(store.backlog().expect("backlog"), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A database from before outcomes were kept gains the columns and keeps its jobs.
+    #[test]
+    fn an_older_database_is_migrated() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        let old = Connection::open(&path).expect("old");
+        old.execute_batch(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, room_id TEXT NOT NULL, mode TEXT NOT NULL,
+                 fingerprint TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, file TEXT,
+                 rtmp TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+             INSERT INTO jobs VALUES ('old', 'r', 'composite', 'fp', 'ENDING', NULL, '/r/old.mp4',
+                 NULL, 1, 1);",
+        )
+        .expect("old schema");
+        drop(old);
+        let mut store = Store::open(&path).expect("open and migrate");
+        store
+            .decide("old", Outcome::Failed, Some("why"))
+            .expect("decide");
+        let left = store.unfinished().expect("unfinished");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].view.job_id, "old");
+        assert_eq!(
+            left[0].decided,
+            Some((Outcome::Failed, Some("why".to_owned())))
+        );
+        drop(store);
+        Store::open(&path).expect("opening again is a no-op");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

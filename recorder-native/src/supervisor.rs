@@ -24,7 +24,7 @@ use crate::config::{seconds, ServiceConfig};
 use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
 use crate::storage::Storage;
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome, Store, StoreError, Unfinished};
 use crate::watchdog::{process_io_bytes, Watchdog};
 use crate::worker::{part_file, WorkerJob, WorkerReport};
 
@@ -599,36 +599,52 @@ impl Node {
         output: Option<&Path>,
         ending: WorkerOutcome,
     ) {
-        let recovered = match ending {
-            WorkerOutcome::Finished => {
-                view.state = JobState::Complete;
-                false
-            }
+        let outcome = match ending {
+            WorkerOutcome::Finished => Outcome::Complete,
             WorkerOutcome::Failed(reason) => {
-                view.state = JobState::Failed;
                 view.reason = Some(reason);
                 match (mode, output) {
                     (Mode::Composite, Some(output)) => {
                         match crate::recovery::repair(&self.worker_exe, output).await {
-                            Ok(true) => true,
+                            Ok(true) => Outcome::Recovered,
+                            // Nothing to repair: the output is whatever the worker finished.
                             Ok(false) => {
-                                view.file = None;
-                                false
+                                if !output.is_file() {
+                                    view.file = None;
+                                }
+                                Outcome::Failed
                             }
                             Err(e) => {
                                 tracing::error!(job = %view.job_id, error = %e, "could not repair the recording");
                                 view.file = None;
-                                false
+                                Outcome::Failed
                             }
                         }
                     }
-                    _ => false,
+                    _ => Outcome::Failed,
                 }
             }
+        };
+        self.deliver(view, output, outcome).await;
+    }
+
+    /// Sends a concluded job's output to storage and records its final state. The decided
+    /// outcome is kept in the store first, so a restart during a long upload reports it as
+    /// decided.
+    async fn deliver(&self, mut view: JobView, output: Option<&Path>, outcome: Outcome) {
+        view.state = match outcome {
+            Outcome::Complete => JobState::Complete,
+            Outcome::Failed | Outcome::Recovered => JobState::Failed,
         };
         let mut release = None;
         if let (Some(output), Some(_)) = (output, &view.file) {
             if output.exists() && self.storage.is_remote() {
+                if let Err(e) =
+                    self.store_lock()
+                        .decide(&view.job_id, outcome, view.reason.as_deref())
+                {
+                    tracing::error!(job = %view.job_id, error = %e, "cannot keep the job's outcome");
+                }
                 self.transition(&view.job_id, JobState::Ending, None);
                 match self.storage.store(&view.job_id, output).await {
                     Ok(location) => {
@@ -660,7 +676,7 @@ impl Node {
             job.view = view.clone();
         }
         // A repaired recording is reported as such, then the final state, in one transaction.
-        let kinds: &[EventKind] = if recovered {
+        let kinds: &[EventKind] = if outcome == Outcome::Recovered {
             &[EventKind::Recovered, EventKind::JobState]
         } else {
             &[EventKind::JobState]
@@ -686,9 +702,16 @@ impl Node {
         }
     }
 
-    /// Concludes a job left unfinished by an earlier run of the service.
-    pub(crate) async fn conclude_orphan(&self, view: JobView) {
+    /// Concludes a job left unfinished by an earlier run of the service: as it was decided if
+    /// that run got so far (it stopped while uploading), else from the files it left.
+    pub(crate) async fn conclude_orphan(&self, job: Unfinished) {
+        let Unfinished { view, decided } = job;
         let output = view.file.as_ref().map(PathBuf::from);
+        if let Some((outcome, reason)) = decided {
+            let view = JobView { reason, ..view };
+            self.deliver(view, output.as_deref(), outcome).await;
+            return;
+        }
         let finished = match (&output, view.mode) {
             (Some(out), Mode::Composite) => out.is_file() && !part_file(out).exists(),
             _ => false,
