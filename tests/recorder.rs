@@ -14,9 +14,10 @@ use recorder_native::layout::{layout, Canvas, VideoKind};
 use serde_json::{json, Value};
 use support::recorder::{
     assert_faststart, frame_rgb, new_secret, number, probe, publisher_token, recorder_token,
-    room_with_publisher, serial, start_body, stream, ControlPlane, Service, RECORDER_KEY,
+    recorder_token_until, room_with_publisher, serial, start_body, stream, ControlPlane, Service,
+    RECORDER_KEY,
 };
-use support::{sign, unique, Participant, System};
+use support::{now_secs, sign, unique, Participant, System};
 
 #[test]
 fn records_a_room_through_the_api_and_reports_every_state() {
@@ -552,6 +553,50 @@ fn the_layout_follows_two_then_four_publishers() {
     for (at, videos) in phases {
         assert_layout(&file, at, videos);
     }
+}
+
+/// A recording outlives its first token: started again with a fresh one, the job hands it to
+/// its worker, and the re-join that a leaving publisher forces after the first token expired
+/// succeeds. (Without the fresh token that re-join is refused and the job fails.)
+#[test]
+fn a_running_job_rejoins_with_a_refreshed_token() {
+    let _serial = serial();
+    let system = System::start("recorder-token", "");
+    let (room, _alice) = room_with_publisher(&system, "token-room");
+    let secret = new_secret();
+    let mut service = Service::start("token", &secret, None, "");
+    let job_id = unique("token");
+    // LiveKit accepts a token up to a minute past its expiry: this one is good for 20 s more.
+    let mut body = start_body(&system, &room, &job_id, json!({}));
+    body["token"] = recorder_token_until(&system, &room, now_secs() - 40).into();
+    let minted = Instant::now();
+    service.start_job(&body);
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let bob = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "bob"),
+        "video",
+    );
+    bob.expect_line("joined", Duration::from_secs(30));
+    let mark = service.wait_log(0, "layout updated videos=2", Duration::from_secs(30));
+
+    // The control plane re-sends the start with a fresh token: the same job comes back.
+    body["token"] = recorder_token(&system, &room).into();
+    let (status, reply) = service.call("/jobs/start", &body);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["job"]["state"], "ACTIVE", "{reply}");
+
+    // Once the first token is dead, bob leaves: the room source must re-join to drop his track.
+    if let Some(left) = Duration::from_secs(25).checked_sub(minted.elapsed()) {
+        std::thread::sleep(left);
+    }
+    assert_eq!(bob.leave(Duration::from_secs(20)), Some(0));
+    let mark = service.wait_log(mark, "re-joining", Duration::from_secs(30));
+    service.wait_log(mark, "layout updated videos=1", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(service.job(&job_id).expect("job")["state"], "ACTIVE");
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
 }
 
 #[test]

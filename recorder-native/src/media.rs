@@ -57,7 +57,40 @@ pub struct RoomInput {
     /// The LiveKit signalling URL, `ws://` or `wss://`.
     pub ws_url: String,
     /// A LiveKit access token for a hidden subscriber of the room.
-    pub token: String,
+    pub token: RoomToken,
+}
+
+/// The token the room is joined with, replaceable while the recording runs: every re-join uses
+/// the newest, so a control plane can keep a long recording's token from expiring.
+#[derive(Clone)]
+pub struct RoomToken(Arc<std::sync::RwLock<String>>);
+
+impl RoomToken {
+    /// A token cell holding `token`.
+    pub fn new(token: String) -> RoomToken {
+        RoomToken(Arc::new(std::sync::RwLock::new(token)))
+    }
+
+    /// The newest token.
+    pub fn current(&self) -> String {
+        self.0
+            .read()
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |t| t.clone())
+    }
+
+    /// Replaces the token for the next join.
+    pub fn replace(&self, token: String) {
+        match self.0.write() {
+            Ok(mut t) => *t = token,
+            Err(poisoned) => *poisoned.into_inner() = token,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoomToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoomToken(***)")
+    }
 }
 
 /// Registers the GStreamer elements the recorder brings in-process (`livekitwebrtcsrc`).
@@ -117,7 +150,7 @@ pub fn room_source(input: &RoomInput) -> Result<(gst::Element, Arc<Offers>), Pip
     room.set_property("stun-server", None::<String>);
     let signaller = room.property::<glib::Object>("signaller");
     signaller.set_property("ws-url", &input.ws_url);
-    signaller.set_property("auth-token", &input.token);
+    signaller.set_property("auth-token", input.token.current());
     let offers = Arc::new(Offers {
         joined_ms: now_ms(),
         ..Offers::default()

@@ -26,7 +26,7 @@ use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest}
 use crate::storage::Storage;
 use crate::store::{Outcome, Store, StoreError, Unfinished};
 use crate::watchdog::{process_io_bytes, Watchdog};
-use crate::worker::{part_file, WorkerJob, WorkerReport};
+use crate::worker::{part_file, WorkerInstruction, WorkerJob, WorkerReport};
 
 /// Why a start was refused.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +99,11 @@ struct Running {
     stop_requested: Option<Instant>,
     /// The worker is gone; the job is only being concluded (repair, upload) and holds no CPU.
     worker_exited: bool,
+    /// Instructions for the worker (a fresh token), written to its stdin in order; those sent
+    /// before it was spawned wait in the channel.
+    instructions: tokio::sync::mpsc::UnboundedSender<WorkerInstruction>,
+    /// The other end, until the worker's watcher takes it.
+    instructions_out: Option<tokio::sync::mpsc::UnboundedReceiver<WorkerInstruction>>,
 }
 
 /// The recorder node: configuration, durable state and the running jobs.
@@ -214,6 +219,13 @@ impl Node {
                 if existing_fingerprint != fingerprint {
                     return Err(StartError::Conflict(request.job_id));
                 }
+                // A running job started again carries a fresh token: its worker joins with it
+                // from now on (a long recording's re-joins must not use an expired one).
+                if let Some(job) = running.get(&request.job_id) {
+                    let _ = job.instructions.send(WorkerInstruction::Token {
+                        token: request.token.clone(),
+                    });
+                }
                 let job = running
                     .get(&request.job_id)
                     .map_or(existing, |r| r.view.clone());
@@ -241,6 +253,7 @@ impl Node {
                 &fingerprint,
                 self.event(EventKind::JobState, &view).as_ref(),
             )?;
+            let (instructions, instructions_out) = tokio::sync::mpsc::unbounded_channel();
             running.insert(
                 view.job_id.clone(),
                 Running {
@@ -252,6 +265,8 @@ impl Node {
                     pid: None,
                     stop_requested: None,
                     worker_exited: false,
+                    instructions,
+                    instructions_out: Some(instructions_out),
                 },
             );
             view
@@ -472,7 +487,7 @@ impl Node {
             .arg("record")
             .arg("--job")
             .arg(job_file)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         // SAFETY: prctl, sigemptyset, sigaddset and sigprocmask are async-signal-safe. A worker
@@ -504,8 +519,24 @@ impl Node {
         mut child: tokio::process::Child,
     ) -> WorkerOutcome {
         let pid = child.id();
-        if let Some(job) = self.running_lock().get_mut(job_id) {
+        let instructions = self.running_lock().get_mut(job_id).and_then(|job| {
             job.pid = pid;
+            job.instructions_out.take()
+        });
+        if let (Some(mut instructions), Some(mut stdin)) = (instructions, child.stdin.take()) {
+            // Ends when the job leaves the running table (the sender goes) or the worker does.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                while let Some(instruction) = instructions.recv().await {
+                    let Ok(mut line) = serde_json::to_vec(&instruction) else {
+                        continue;
+                    };
+                    line.push(b'\n');
+                    if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
         // A stop that came before the worker existed is delivered now.
         let stop_early = self

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::composite::{CompositeSettings, Outputs, Recording};
 use crate::finalize::remux_faststart;
 use crate::job::Mode;
-use crate::media::{self, PipelineError, RoomInput, RunEvent};
+use crate::media::{self, PipelineError, RoomInput, RoomToken, RunEvent};
 use crate::tracks::TrackRecording;
 
 /// The job file a worker reads.
@@ -111,6 +111,38 @@ impl WorkerJob {
     }
 }
 
+/// What the supervisor tells a running worker, one JSON object a line on its stdin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "instruction", rename_all = "snake_case")]
+pub enum WorkerInstruction {
+    /// Join with this token from now on (the job was started again with a fresh one).
+    Token {
+        /// The LiveKit access token.
+        token: String,
+    },
+}
+
+/// Reads the supervisor's instructions from stdin on a thread of its own, until stdin closes.
+fn follow_instructions(token: RoomToken) {
+    let spawned = std::thread::Builder::new()
+        .name("instructions".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<WorkerInstruction>(&line) {
+                    Ok(WorkerInstruction::Token { token: fresh }) => {
+                        token.replace(fresh);
+                        tracing::info!("the room token was replaced; re-joins use the new one");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unrecognised instruction"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot read instructions; the job keeps its first token");
+    }
+}
+
 /// Writes one report line to stdout (the supervisor reads it).
 pub fn report(line: &WorkerReport) {
     let mut out = std::io::stdout().lock();
@@ -124,8 +156,9 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
     media::init()?;
     let input = RoomInput {
         ws_url: job.livekit_url.clone(),
-        token: job.token.clone(),
+        token: RoomToken::new(job.token.clone()),
     };
+    follow_instructions(input.token.clone());
     let mut last = media::Progress::default();
     let mut active = false;
     let mut on_event = |event: RunEvent| match event {
@@ -192,6 +225,14 @@ mod tests {
         assert_eq!(line, r#"{"event":"progress","frames":30,"media_ms":1000}"#);
         let back: WorkerReport = serde_json::from_str(r#"{"event":"active"}"#).expect("parse");
         assert_eq!(back, WorkerReport::Active);
+    }
+
+    #[test]
+    fn instructions_are_one_json_object_a_line() {
+        let line =
+            serde_json::to_string(&WorkerInstruction::Token { token: "t".into() }).expect("json");
+        assert_eq!(line, r#"{"instruction":"token","token":"t"}"#);
+        assert!(serde_json::from_str::<WorkerInstruction>(r#"{"instruction":"nope"}"#).is_err());
     }
 
     #[test]

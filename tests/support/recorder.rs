@@ -26,6 +26,17 @@ pub fn recorder_binary() -> PathBuf {
 
 /// A LiveKit token for `identity` in `room` with these video grant fields added.
 pub fn livekit_token(system: &System, room: &str, identity: &str, grant: Value) -> String {
+    livekit_token_until(system, room, identity, grant, now_secs() + 600)
+}
+
+/// The same, expiring at `exp` (Unix seconds; LiveKit allows a minute's leeway past it).
+pub fn livekit_token_until(
+    system: &System,
+    room: &str,
+    identity: &str,
+    grant: Value,
+    exp: i64,
+) -> String {
     let mut video = json!({ "room": room, "roomJoin": true });
     if let (Some(video), Some(extra)) = (video.as_object_mut(), grant.as_object()) {
         video.extend(extra.clone());
@@ -37,7 +48,7 @@ pub fn livekit_token(system: &System, room: &str, identity: &str, grant: Value) 
             "sub": identity,
             "name": identity,
             "nbf": now_secs() - 10,
-            "exp": now_secs() + 600,
+            "exp": exp,
             "video": video,
         }),
     )
@@ -45,11 +56,17 @@ pub fn livekit_token(system: &System, room: &str, identity: &str, grant: Value) 
 
 /// The recorder's hidden-subscriber token for `room`.
 pub fn recorder_token(system: &System, room: &str) -> String {
-    livekit_token(
+    recorder_token_until(system, room, now_secs() + 600)
+}
+
+/// The recorder's token for `room`, expiring at `exp`.
+pub fn recorder_token_until(system: &System, room: &str, exp: i64) -> String {
+    livekit_token_until(
         system,
         room,
         &unique("recorder"),
         json!({ "canSubscribe": true, "canPublish": false, "hidden": true, "recorder": true }),
+        exp,
     )
 }
 
