@@ -253,12 +253,19 @@ pub fn udp_range_start() -> u16 {
 }
 
 /// A free loopback TCP port (and the one after it, which LiveKit also takes).
+///
+/// Ports come from 20000-31999, below the kernel's ephemeral range (32768 and up): a port the
+/// kernel handed out for `:0` and we released could be handed to any outgoing connection
+/// before the service we pick it for binds it (a CI run once failed so). Each call in this
+/// process gets a different pair, so parallel cases never share one.
 pub fn free_port() -> u16 {
-    // LiveKit needs port and port+1 (TCP media); pick until both are free.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = (std::process::id() % 200) * 60;
     loop {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        if port < 65000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+        let step = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (base + step) % 12_000).expect("port");
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
             return port;
         }
     }
