@@ -62,18 +62,27 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
     }
 }
 
-/// Run once at start, before the API opens: concludes the jobs an earlier run left unfinished
-/// (their workers died with it), repairs stray fragmented files, and removes stale job files
-/// (they hold tokens) and what killed finalizes left.
-pub async fn recover(node: &Arc<Node>) {
+/// Run once at start, before the API opens: removes the job files an earlier run left (they
+/// hold tokens, and their workers died with it). Before the API, so no new job's file goes.
+pub fn remove_stale_job_files(node: &Node) {
     let jobs_dir = node.config().data_dir.join("jobs");
     if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Run once at start, beside the API (repairs and uploads can take minutes, and the node
+/// should answer and heartbeat meanwhile): concludes the jobs an earlier run left unfinished
+/// (their workers died with it), repairs stray fragmented files, and removes what killed
+/// finalizes left. New jobs are safe from it: their ids are known to the node, so their files
+/// are not taken for strays.
+pub async fn recover(node: Arc<Node>) {
+    let node = &node;
     let store = node.store();
-    let unfinished = store.lock().map(|s| s.unfinished());
+    // The lock's guard (also inside a poison error) must be gone before the first await.
+    let unfinished = store.lock().map(|s| s.unfinished()).map_err(|_| ());
     match unfinished {
         Ok(Ok(jobs)) => {
             for job in jobs {

@@ -1,5 +1,5 @@
-//! `recorder-native serve`: wires the node together. Recovers what an earlier run left, starts
-//! event delivery and heartbeats, serves the job API until shutdown, then stops every job
+//! `recorder-native serve`: wires the node together. Starts event delivery and heartbeats,
+//! serves the job API while it recovers what an earlier run left, then at shutdown stops every job
 //! cleanly and gives the last events a moment to leave.
 
 use std::future::Future;
@@ -41,7 +41,7 @@ pub async fn serve(
     let store = Store::open(&config.data_dir.join("recorder.db"))?;
     let storage = Storage::from_config(config.s3.as_ref())?;
     let node = Node::new(config.clone(), store, storage, worker_exe);
-    recovery::recover(&node).await;
+    recovery::remove_stale_job_files(&node);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = Vec::new();
@@ -72,12 +72,16 @@ pub async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, node = %config.node_id, "recorder listening");
     println!("listening on http://{address}");
+    let recovering = tokio::spawn(recovery::recover(node.clone()));
     axum::serve(listener, api::router(node.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving the job API")?;
 
     tracing::info!("shutting down: stopping every job");
+    // What recovery has not concluded yet stays in the store for the next start (a repair's
+    // process dies with its handle).
+    recovering.abort();
     node.shutdown().await;
     if config.control_plane.is_some() {
         let deadline = Instant::now() + Duration::from_secs(5);

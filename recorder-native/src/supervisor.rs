@@ -381,11 +381,15 @@ impl Node {
                 .cmp(&b.created_ms)
                 .then(a.job_id.cmp(&b.job_id))
         });
-        let ended = self.store_lock().recent(limit)?;
+        // From the store: ended jobs, and those an earlier run left that recovery is still
+        // concluding (in the store unfinished, but not running here).
+        let stored = self.store_lock().recent(limit)?;
+        let listed: std::collections::HashSet<String> =
+            jobs.iter().map(|j| j.job_id.clone()).collect();
         jobs.extend(
-            ended
+            stored
                 .into_iter()
-                .filter(|view| view.state.is_final())
+                .filter(|view| !listed.contains(&view.job_id))
                 .take(limit.saturating_sub(jobs.len())),
         );
         Ok((jobs, figures))
