@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::events::{now_ms, EventKind};
 use crate::finalize::LEFTOVER_SUFFIXES;
 use crate::job::{is_job_id, JobState, JobView, Mode};
+use crate::store::Unfinished;
 use crate::supervisor::Node;
 use crate::worker::part_file;
 
@@ -63,35 +64,37 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
 }
 
 /// Run once at start, before the API opens: removes the job files an earlier run left (they
-/// hold tokens, and their workers died with it). Before the API, so no new job's file goes.
-pub fn remove_stale_job_files(node: &Node) {
+/// hold tokens, and their workers died with it) and returns the jobs it left unfinished. Before
+/// the API, so neither a new job's file nor a new job itself is taken for a leftover.
+pub fn leftovers(node: &Node) -> Vec<Unfinished> {
     let jobs_dir = node.config().data_dir.join("jobs");
     if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    match node.store().lock().map(|s| s.unfinished()) {
+        Ok(Ok(jobs)) => jobs,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read unfinished jobs");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::error!("job store lock poisoned");
+            Vec::new()
+        }
+    }
 }
 
-/// Run once at start, beside the API (repairs and uploads can take minutes, and the node
-/// should answer and heartbeat meanwhile): concludes the jobs an earlier run left unfinished
-/// (their workers died with it), repairs stray fragmented files, and removes what killed
-/// finalizes left. New jobs are safe from it: their ids are known to the node, so their files
-/// are not taken for strays.
-pub async fn recover(node: Arc<Node>) {
+/// Runs beside the API (repairs and uploads can take minutes, and the node should answer and
+/// heartbeat meanwhile): concludes the `unfinished` jobs [`leftovers`] found, repairs stray
+/// fragmented files, and removes what killed finalizes left. New jobs are safe from it: their
+/// ids are known to the node, so their files are not taken for strays.
+pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
     let node = &node;
-    let store = node.store();
-    // The lock's guard (also inside a poison error) must be gone before the first await.
-    let unfinished = store.lock().map(|s| s.unfinished()).map_err(|_| ());
-    match unfinished {
-        Ok(Ok(jobs)) => {
-            for job in jobs {
-                tracing::warn!(job = %job.view.job_id, state = job.view.state.as_str(), "concluding a job the last run left");
-                node.conclude_orphan(job).await;
-            }
-        }
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot read unfinished jobs"),
-        Err(_) => tracing::error!("job store lock poisoned"),
+    for job in unfinished {
+        tracing::warn!(job = %job.view.job_id, state = job.view.state.as_str(), "concluding a job the last run left");
+        node.conclude_orphan(job).await;
     }
     let Ok(entries) = std::fs::read_dir(node.config().recordings_dir()) else {
         return;

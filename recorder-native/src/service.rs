@@ -41,7 +41,7 @@ pub async fn serve(
     let store = Store::open(&config.data_dir.join("recorder.db"))?;
     let storage = Storage::from_config(config.s3.as_ref())?;
     let node = Node::new(config.clone(), store, storage, worker_exe);
-    recovery::remove_stale_job_files(&node);
+    let leftovers = recovery::leftovers(&node);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = Vec::new();
@@ -72,7 +72,7 @@ pub async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, node = %config.node_id, "recorder listening");
     println!("listening on http://{address}");
-    let recovering = tokio::spawn(recovery::recover(node.clone()));
+    let recovering = tokio::spawn(recovery::recover(node.clone(), leftovers));
     axum::serve(listener, api::router(node.clone()))
         .with_graceful_shutdown(shutdown)
         .await
