@@ -41,8 +41,9 @@ pub struct JoinClaims {
 fn is_false(b: &bool) -> bool {
     !*b
 }
-fn is_zero(n: &i32) -> bool {
-    *n == 0
+/// Whether a number is zero (left out of a token, like Go's omitempty).
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// Why a join token was refused.
@@ -172,12 +173,8 @@ pub struct LiveKitClaims {
 #[serde(rename_all = "camelCase")]
 pub struct RoomConfig {
     /// Most participants LiveKit lets in at once (hidden ones count; 0 = no limit).
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_participants: u32,
-}
-
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
 }
 
 /// Mints a LiveKit access token for `identity` (empty for server API calls).
