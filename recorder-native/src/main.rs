@@ -138,11 +138,9 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 
 /// Unblocks SIGTERM on this thread (where the supervisor blocked it for the worker's start-up).
 fn accept_sigterm() {
-    // SAFETY: plain signal-mask calls on this thread, with a set built here.
+    let term = worker::sigterm_only();
+    // SAFETY: a plain signal-mask call on this thread, with a valid set.
     unsafe {
-        let mut term: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut term);
-        libc::sigaddset(&mut term, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &term, std::ptr::null_mut());
     }
 }

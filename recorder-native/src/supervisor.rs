@@ -26,7 +26,7 @@ use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest}
 use crate::storage::Storage;
 use crate::store::{Outcome, Store, StoreError, Unfinished};
 use crate::watchdog::{process_io_bytes, Watchdog};
-use crate::worker::{part_file, WorkerInstruction, WorkerJob, WorkerReport};
+use crate::worker::{part_file, sigterm_only, WorkerInstruction, WorkerJob, WorkerReport};
 
 /// Why a start was refused.
 #[derive(Debug, thiserror::Error)]
@@ -494,18 +494,16 @@ impl Node {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl, sigemptyset, sigaddset and sigprocmask are async-signal-safe. A worker
-        // dies with the thread that spawned it (a runtime worker thread, which lives as long as
-        // the service). It starts with SIGTERM blocked, so a stop sent before it has installed
-        // its handler waits for the handler instead of killing it (the worker unblocks it).
+        // SAFETY: prctl, sigprocmask and sigterm_only are async-signal-safe. A worker dies with
+        // the thread that spawned it (a runtime worker thread, which lives as long as the
+        // service). It starts with SIGTERM blocked, so a stop sent before it has installed its
+        // handler waits for the handler instead of killing it (the worker unblocks it).
         unsafe {
             command.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                let mut term: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut term);
-                libc::sigaddset(&mut term, libc::SIGTERM);
+                let term = sigterm_only();
                 if libc::sigprocmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }

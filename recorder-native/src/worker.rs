@@ -111,6 +111,19 @@ impl WorkerJob {
     }
 }
 
+/// The signal set holding SIGTERM alone. Workers start with it blocked (the supervisor sets
+/// that up before exec) and unblock it once their stop handler is in place, so an early stop
+/// waits for the handler. Async-signal-safe: only `sigemptyset` and `sigaddset`.
+pub fn sigterm_only() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, which initialises it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
 /// What the supervisor tells a running worker, one JSON object a line on its stdin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "instruction", rename_all = "snake_case")]
