@@ -589,7 +589,7 @@ impl Node {
                         }
                         (job.view.state, job.stop_requested)
                     };
-                    let io = pid.and_then(process_io_bytes);
+                    let io = || pid.and_then(process_io_bytes);
                     let overdue = watchdog.overdue(now, state, stop_requested, io);
                     if let (Some(reason), None, Some(pid)) = (overdue, &killed, pid) {
                         tracing::warn!(job = %job_id, %reason, "killing the worker");

@@ -50,18 +50,18 @@ impl Watchdog {
         self.finalizing = Some((now, io_bytes));
     }
 
-    /// Why the worker should be killed now, if it should. `io_bytes` is its I/O so far (read
-    /// each check, see [`process_io_bytes`]).
+    /// Why the worker should be killed now, if it should. `io_bytes` reads its I/O so far (see
+    /// [`process_io_bytes`]); it is called only while the worker is finalizing.
     pub fn overdue(
         &mut self,
         now: Instant,
         state: JobState,
         stop_requested: Option<Instant>,
-        io_bytes: Option<u64>,
+        io_bytes: impl FnOnce() -> Option<u64>,
     ) -> Option<String> {
         let limits = &self.limits;
         if let Some((moved, bytes)) = &mut self.finalizing {
-            if let Some(io) = io_bytes.filter(|&io| io != *bytes) {
+            if let Some(io) = io_bytes().filter(|&io| io != *bytes) {
                 *moved = now;
                 *bytes = io;
             }
@@ -130,26 +130,26 @@ mod tests {
         let t0 = Instant::now();
         let mut dog = Watchdog::new(limits(), Mode::Composite, t0);
         assert!(dog
-            .overdue(at(t0, 29), JobState::Starting, None, None)
+            .overdue(at(t0, 29), JobState::Starting, None, || None)
             .is_none());
         assert!(dog
-            .overdue(at(t0, 31), JobState::Starting, None, None)
+            .overdue(at(t0, 31), JobState::Starting, None, || None)
             .is_some_and(|r| r.contains("join")));
         dog.progress(at(t0, 31), 30);
         assert!(dog
-            .overdue(at(t0, 40), JobState::Active, None, None)
+            .overdue(at(t0, 40), JobState::Active, None, || None)
             .is_none());
         // The same frame count again is no progress for a composite.
         dog.progress(at(t0, 40), 30);
         assert!(dog
-            .overdue(at(t0, 42), JobState::Active, None, None)
+            .overdue(at(t0, 42), JobState::Active, None, || None)
             .is_some_and(|r| r.contains("stalled")));
         let asked = at(t0, 50);
         assert!(dog
-            .overdue(at(t0, 69), JobState::Ending, Some(asked), None)
+            .overdue(at(t0, 69), JobState::Ending, Some(asked), || None)
             .is_none());
         assert!(dog
-            .overdue(at(t0, 71), JobState::Ending, Some(asked), None)
+            .overdue(at(t0, 71), JobState::Ending, Some(asked), || None)
             .is_some_and(|r| r.contains("of the stop")));
     }
 
@@ -163,17 +163,17 @@ mod tests {
         for s in 106..400 {
             let io = 1_000 + s * 50_000_000;
             assert!(
-                dog.overdue(at(t0, s), JobState::Ending, Some(asked), Some(io))
+                dog.overdue(at(t0, s), JobState::Ending, Some(asked), || Some(io))
                     .is_none(),
                 "killed at {s} s while writing"
             );
         }
         let still = 1_000 + 399 * 50_000_000;
         assert!(dog
-            .overdue(at(t0, 405), JobState::Ending, Some(asked), Some(still))
+            .overdue(at(t0, 405), JobState::Ending, Some(asked), || Some(still))
             .is_none());
         assert!(dog
-            .overdue(at(t0, 410), JobState::Ending, Some(asked), Some(still))
+            .overdue(at(t0, 410), JobState::Ending, Some(asked), || Some(still))
             .is_some_and(|r| r.contains("finalizing")));
     }
 
