@@ -9,18 +9,30 @@ use gst::prelude::*;
 
 use crate::media::PipelineError;
 
-/// Leftovers of a finalize that was killed: its half-written output and the media it held
-/// aside. The fragmented file they came from is still there, so they can go.
-pub const LEFTOVER_SUFFIXES: [&str; 2] = [".remux.tmp", ".faststart.tmp"];
+/// Extension of the output while the remux writes it (renamed into place when done).
+const PARTIAL_EXTENSION: &str = "remux.tmp";
+/// Extension of the media mp4mux holds aside while it writes the index first.
+const MEDIA_ASIDE_EXTENSION: &str = "faststart.tmp";
+
+/// Whether the file `name` is a leftover of a finalize that was killed: its half-written output
+/// or the media it held aside. The fragmented file they came from is still there, so they can go.
+pub fn is_leftover(name: &str) -> bool {
+    [PARTIAL_EXTENSION, MEDIA_ASIDE_EXTENSION]
+        .iter()
+        .any(|ext| {
+            name.strip_suffix(ext)
+                .is_some_and(|stem| stem.ends_with('.'))
+        })
+}
 
 /// Remuxes `fragmented` into `output` (faststart MP4). `output` is written under a temporary
 /// name and renamed into place, so a reader never sees half a file.
 pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineError> {
-    let partial = output.with_extension("remux.tmp");
+    let partial = output.with_extension(PARTIAL_EXTENSION);
     // mp4mux holds the media aside while it writes the index first. Left to itself it would put
     // that copy of the whole recording in the system's temporary directory, readable by others
     // and left behind by a kill; beside the output it stays private and recovery cleans it.
-    let media_aside = output.with_extension("faststart.tmp");
+    let media_aside = output.with_extension(MEDIA_ASIDE_EXTENSION);
     let pipeline = gst::Pipeline::with_name("finalize");
     let make = |factory: &'static str| {
         gst::ElementFactory::make(factory)
@@ -178,6 +190,8 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["job.mp4", "job.part.mp4"]);
+        assert!(is_leftover("job.remux.tmp") && is_leftover("job.faststart.tmp"));
+        assert!(!is_leftover("job.mp4") && !is_leftover("remux.tmp"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::{now_ms, EventKind};
-use crate::finalize::LEFTOVER_SUFFIXES;
+use crate::finalize;
 use crate::job::{is_job_id, JobState, JobView, Mode};
 use crate::store::Unfinished;
 use crate::supervisor::Node;
@@ -104,7 +104,7 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if LEFTOVER_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        if finalize::is_leftover(name) {
             tracing::info!(file = %path.display(), "removing what a killed finalize left");
             let _ = std::fs::remove_file(&path);
             continue;
