@@ -2,15 +2,16 @@
 //! retried with exponential backoff and jitter until the edge answers 2xx, and only then deleted.
 //! A batch whose acknowledgement was lost is sent again; the edge drops repeats by event id.
 //!
-//! The decisions are pure ([`Batch::build`], [`judge`], [`BatchSizer`]) and [`run`] only carries
-//! them out. A 400 or 413 means the edge will never take the batch as it is: it is split in
-//! halves until the one event it refuses is found and set aside in the dead-letter table, so
-//! one bad event cannot stop the events behind it.
+//! The decisions are pure ([`Batch::build`], and `edgemeet_protocol::delivery`'s `judge` and
+//! `BatchSizer`) and [`run`] only carries them out. A 400 or 413 means the edge will never take
+//! the batch as it is: it is split in halves until the one event it refuses is found and set
+//! aside in the dead-letter table, so one bad event cannot stop the events behind it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use edgemeet_protocol::delivery::{judge, BatchSizer, Next};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
@@ -64,68 +65,6 @@ impl Batch {
     }
 }
 
-/// What to do after a POST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// The edge has the batch: delete it.
-    Ack,
-    /// The edge refuses this batch for good; send smaller ones to find the event it refuses.
-    Split,
-    /// The edge refuses this single event for good (`status`): set it aside.
-    DeadLetter(u16),
-    /// The edge is away or could not store it: wait, then send the same again.
-    Retry,
-}
-
-/// The decision for a batch of `len` events after the edge answered `result`.
-pub fn judge(result: &Result<(), EdgeError>, len: usize) -> Next {
-    match result {
-        Ok(()) => Next::Ack,
-        Err(e) => match e.status() {
-            Some(status @ (400 | 413)) => {
-                if len > 1 {
-                    Next::Split
-                } else {
-                    Next::DeadLetter(status)
-                }
-            }
-            // 5xx, 401 (a key not yet configured at the edge), 404, 429, no answer: the same
-            // batch will be welcome later.
-            _ => Next::Retry,
-        },
-    }
-}
-
-/// How many events the next batch may hold: [`MAX_BATCH`], less while isolating a refused
-/// event, growing back after each success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchSizer {
-    limit: usize,
-}
-
-impl Default for BatchSizer {
-    fn default() -> Self {
-        BatchSizer { limit: MAX_BATCH }
-    }
-}
-
-impl BatchSizer {
-    /// The current limit.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// A batch of `len` was refused as a whole: halve it.
-    pub fn split(&mut self, len: usize) {
-        self.limit = (len / 2).max(1);
-    }
-
-    /// A batch was acknowledged (or a refused event set aside): grow back.
-    pub fn succeeded(&mut self) {
-        self.limit = (self.limit * 2).min(MAX_BATCH);
-    }
-}
-
 /// The delays between retries of a batch: 200 ms doubling up to 5 s, each plus a random jitter
 /// of up to as much again, forever.
 pub fn backoff() -> impl Iterator<Item = Duration> {
@@ -156,7 +95,7 @@ pub async fn run(
     mut signals: RelaySignals,
 ) {
     let mut delays = backoff();
-    let mut sizer = BatchSizer::default();
+    let mut sizer = BatchSizer::new(MAX_BATCH);
     while !*signals.stop.borrow() {
         let limit = sizer.limit();
         let read = outbox
@@ -195,7 +134,10 @@ pub async fn run(
             result = client.post(EVENTS_PATH, batch.body.clone()) => result,
             _ = signals.stop.changed() => return,
         };
-        match judge(&result, batch.len) {
+        match judge(
+            result.as_ref().copied().map_err(EdgeError::status),
+            batch.len,
+        ) {
             Next::Ack => {
                 let last = batch.last_seq;
                 match outbox
@@ -219,7 +161,7 @@ pub async fn run(
                 tracing::warn!(events = batch.len, error = ?result.err(), "the edge refused a batch; splitting it");
                 sizer.split(batch.len);
             }
-            Next::DeadLetter(status) => {
+            Next::SetAside(status) => {
                 metrics.forward_failures.inc();
                 tracing::error!(
                     seq = batch.first_seq,
@@ -297,42 +239,6 @@ mod tests {
         let mut events = pending(3);
         events[1].body = "{broken".into();
         assert_eq!(Batch::build("eu", &events), Err(11));
-    }
-
-    #[test]
-    fn answers_decide_ack_retry_split_or_set_aside() {
-        assert_eq!(judge(&Ok(()), 5), Next::Ack);
-        for status in [500, 502, 503, 401, 404, 429] {
-            assert_eq!(judge(&Err(EdgeError::Status(status)), 5), Next::Retry);
-        }
-        assert_eq!(judge(&Err(EdgeError::Status(400)), 5), Next::Split);
-        assert_eq!(judge(&Err(EdgeError::Status(413)), 2), Next::Split);
-        assert_eq!(
-            judge(&Err(EdgeError::Status(400)), 1),
-            Next::DeadLetter(400)
-        );
-    }
-
-    #[test]
-    fn splitting_isolates_one_event_and_success_grows_back() {
-        let mut sizer = BatchSizer::default();
-        assert_eq!(sizer.limit(), 100);
-        let mut seen = Vec::new();
-        while sizer.limit() > 1 {
-            sizer.split(sizer.limit());
-            seen.push(sizer.limit());
-        }
-        assert_eq!(seen, [50, 25, 12, 6, 3, 1]);
-        sizer.split(1);
-        assert_eq!(sizer.limit(), 1);
-        // A short batch halves from its own length.
-        let mut sizer = BatchSizer::default();
-        sizer.split(7);
-        assert_eq!(sizer.limit(), 3);
-        for _ in 0..10 {
-            sizer.succeeded();
-        }
-        assert_eq!(sizer.limit(), 100);
     }
 
     #[test]
