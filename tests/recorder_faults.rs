@@ -1,7 +1,8 @@
 //! The recorder under faults, with real parts: a worker SIGKILLed or frozen mid-recording, the
 //! whole service SIGKILLed, an RTMP server (real nginx with the RTMP module) that goes away
-//! mid-broadcast, and a control plane that is unreachable for a while. Nothing recorded may be
-//! lost beyond the last second, and no event may be lost or reordered.
+//! mid-broadcast, and a control plane that is unreachable for a while or refuses one job's
+//! events for good. Nothing recorded may be lost beyond the last second, and no event may be
+//! lost or reordered.
 //!
 //! Runs inside `scripts/test.sh`'s private network namespace, one case at a time.
 
@@ -188,6 +189,106 @@ fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
             .iter()
             .any(|e| e["type"] == "recovered" && e["job"]["job_id"] == job_id.as_str()),
         "the repair was not reported: {events:#?}"
+    );
+}
+
+/// The latest heartbeat's figure `name`, once one has come.
+fn heartbeat_figure(control: &ControlPlane, name: &str) -> Option<i64> {
+    control
+        .heartbeats()
+        .last()
+        .and_then(|beat| beat[name].as_i64())
+}
+
+/// Waits until the heartbeats report `dead` events set aside and none waiting.
+fn wait_dead_letters(control: &ControlPlane, dead: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while heartbeat_figure(control, "dead_letter_events") != Some(dead)
+        || heartbeat_figure(control, "undelivered_events") != Some(0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat with {dead} events set aside and none waiting: {:#?}",
+            control.heartbeats().last()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn events_the_control_plane_refuses_for_good_are_set_aside_and_hold_up_none_behind() {
+    let _serial = serial();
+    let system = System::start("recorder-dead-letter", "");
+    let (room, _publisher) = room_with_publisher(&system, "dead-letter-room");
+    let secret = new_secret();
+    let control = ControlPlane::start(RECORDER_KEY, &secret);
+    // The control plane will never take this job's events (say, it does not know the job).
+    let refused = unique("refused");
+    control.refuse_job(&refused);
+    let mut service = Service::start("dead-letter", &secret, Some(&control), "");
+    let kept = unique("kept");
+    // Pass-through jobs: two fit any node, and their events are the same as a composite's.
+    for job in [&refused, &kept] {
+        service.start_job(&start_body(
+            &system,
+            &room,
+            job,
+            json!({ "mode": "tracks" }),
+        ));
+    }
+    for job in [&refused, &kept] {
+        service.wait_state(job, "ACTIVE", Duration::from_secs(30));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for job in [&refused, &kept] {
+        let (status, reply) = service.call("/jobs/stop", &json!({ "job_id": job }));
+        assert_eq!(status, 200, "{reply}");
+    }
+    for job in [&refused, &kept] {
+        let ended = service.wait_ended(job, Duration::from_secs(30));
+        assert_eq!(ended["state"], "COMPLETE", "{ended}");
+    }
+
+    // The other job's events all arrived, in order, although the refused job's were queued
+    // between them; none of the refused job's was taken.
+    control.wait_event("the kept job's COMPLETE", Duration::from_secs(20), |e| {
+        e["job"]["job_id"] == kept.as_str() && e["job"]["state"] == "COMPLETE"
+    });
+    assert_eq!(
+        control.states(&kept),
+        ["STARTING", "ACTIVE", "ENDING", "COMPLETE"],
+        "{:#?}",
+        control.events()
+    );
+    assert!(control.states(&refused).is_empty());
+    // Each of the refused job's four events was isolated and set aside, kept on disk.
+    wait_dead_letters(&control, 4);
+    assert!(
+        control.refused_batches() >= 4,
+        "{} batches refused",
+        control.refused_batches()
+    );
+    service.wait_log(
+        0,
+        "the control plane refused an event; setting it aside",
+        Duration::from_secs(5),
+    );
+
+    // They stay set aside across a restart and are not sent again.
+    let refusals = control.refused_batches();
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+    service.restart();
+    let restarted = control.heartbeats().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while control.heartbeats().len() < restarted + 2 {
+        assert!(Instant::now() < deadline, "no heartbeat after the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_dead_letters(&control, 4);
+    assert_eq!(
+        control.refused_batches(),
+        refusals,
+        "set-aside events were sent again"
     );
 }
 

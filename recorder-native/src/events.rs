@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use edgemeet_protocol::delivery::{judge, BatchSizer, Next};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 
 use crate::auth::{sign, API_KEY_HEADER, SIGNATURE_HEADER};
 use crate::job::JobView;
-use crate::store::Store;
+use crate::store::{Pending, Store};
 
 /// What happened to a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,16 @@ pub enum DeliveryError {
     Refused(u16),
 }
 
+impl DeliveryError {
+    /// The answer's status, `None` when no answer came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DeliveryError::Unreachable(_) => None,
+            DeliveryError::Refused(status) => Some(*status),
+        }
+    }
+}
+
 /// Signs and POSTs to the control plane.
 #[derive(Clone)]
 pub struct ControlPlaneClient {
@@ -101,7 +113,11 @@ impl ControlPlaneClient {
     }
 
     async fn post(&self, body: &serde_json::Value) -> Result<(), DeliveryError> {
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.post_bytes(serde_json::to_vec(body).unwrap_or_default())
+            .await
+    }
+
+    async fn post_bytes(&self, bytes: Vec<u8>) -> Result<(), DeliveryError> {
         let signature = sign(self.secret.as_bytes(), &bytes);
         let response = self
             .http
@@ -132,8 +148,8 @@ impl ControlPlaneClient {
     }
 }
 
-/// Events per POST.
-const BATCH: usize = 100;
+/// Events per POST at most.
+const MAX_BATCH: usize = 100;
 
 fn backoff() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
@@ -144,9 +160,35 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+#[derive(Serialize)]
+struct EventsBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    node_id: &'a str,
+    events: Vec<Box<RawValue>>,
+}
+
+/// The POST body for `pending` (oldest first), each event byte for byte as stored. An event
+/// that is somehow not JSON is returned as `Err(seq)`, to be set aside.
+fn events_body(node_id: &str, pending: &[Pending]) -> Result<Vec<u8>, i64> {
+    let events = pending
+        .iter()
+        .map(|p| RawValue::from_string(p.body.clone()).map_err(|_| p.seq))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = pending.first().map_or(0, |p| p.seq);
+    serde_json::to_vec(&EventsBody {
+        kind: "events",
+        node_id,
+        events,
+    })
+    .map_err(|_| first)
+}
+
 /// Delivers the outbox until `stop` turns true: oldest first, a batch at a time, each batch
 /// removed only after the control plane acknowledged it. `wake` is notified when an event is
-/// queued.
+/// queued. An event the control plane refuses for good (400 or 413, found by splitting the
+/// refused batch) is set aside in the store's `dead_letter` table, so it cannot hold up the
+/// events behind it; any other failure is retried with backoff, forever.
 pub async fn deliver(
     store: Arc<Mutex<Store>>,
     client: ControlPlaneClient,
@@ -154,9 +196,18 @@ pub async fn deliver(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delays = backoff();
+    let mut sizer = BatchSizer::new(MAX_BATCH);
+    let set_aside = |seq: i64, status: u16| match store.lock() {
+        Ok(mut store) => {
+            if let Err(e) = store.set_aside(seq, status) {
+                tracing::error!(error = %e, seq, "cannot set a refused event aside");
+            }
+        }
+        Err(_) => tracing::error!(seq, "cannot set a refused event aside: store lock poisoned"),
+    };
     while !*stop.borrow() {
         let batch = match store.lock() {
-            Ok(store) => store.pending(BATCH),
+            Ok(store) => store.pending(sizer.limit()),
             Err(_) => return,
         };
         let batch = match batch {
@@ -173,17 +224,18 @@ pub async fn deliver(
             }
             continue;
         };
-        let events: Vec<serde_json::Value> = batch
-            .iter()
-            .filter_map(|p| serde_json::from_str(&p.body).ok())
-            .collect();
-        let body = serde_json::json!({
-            "type": "events",
-            "node_id": client.node_id,
-            "events": events,
-        });
-        match client.post(&body).await {
-            Ok(()) => {
+        let body = match events_body(&client.node_id, &batch) {
+            Ok(body) => body,
+            Err(seq) => {
+                tracing::error!(seq, "an outbox event is not JSON; setting it aside");
+                set_aside(seq, 0);
+                continue;
+            }
+        };
+        let answer = client.post_bytes(body).await;
+        let refusal = answer.as_ref().copied().map_err(DeliveryError::status);
+        match judge(refusal, batch.len()) {
+            Next::Ack => {
                 if let Ok(mut store) = store.lock() {
                     if let Err(e) = store.delivered_through(last) {
                         tracing::error!(error = %e, "cannot clear delivered events");
@@ -191,15 +243,62 @@ pub async fn deliver(
                 }
                 tracing::debug!(events = batch.len(), "events delivered");
                 delays = backoff();
+                sizer.succeeded();
             }
-            Err(e) => {
+            Next::Split => {
+                tracing::warn!(events = batch.len(), error = ?answer.err(), "the control plane refused a batch; splitting it");
+                sizer.split(batch.len());
+            }
+            Next::SetAside(status) => {
+                tracing::error!(
+                    seq = last,
+                    status,
+                    "the control plane refused an event; setting it aside in dead_letter"
+                );
+                set_aside(last, status);
+                sizer.succeeded();
+            }
+            Next::Retry => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(15));
-                tracing::warn!(error = %e, retry_in = ?delay, waiting = batch.len(), "event delivery failed");
+                tracing::warn!(error = ?answer.err().map(|e| e.to_string()), retry_in = ?delay, waiting = batch.len(), "event delivery failed");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(bodies: &[&str]) -> Vec<Pending> {
+        bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| Pending {
+                seq: 10 + i as i64,
+                body: (*body).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_carries_the_events_as_stored_and_names_one_that_is_not_json() {
+        let body = events_body(
+            "node-1",
+            &pending(&[r#"{"event_id":"a", "n":1}"#, r#"{"event_id":"b"}"#]),
+        )
+        .expect("body");
+        assert_eq!(
+            String::from_utf8(body).expect("utf8"),
+            r#"{"type":"events","node_id":"node-1","events":[{"event_id":"a", "n":1},{"event_id":"b"}]}"#
+        );
+        assert_eq!(
+            events_body("node-1", &pending(&["{}", "{broken", "{}"])),
+            Err(11)
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::events::Event;
+use crate::events::{now_ms, Event};
 use crate::job::{JobState, JobView, Mode};
 
 /// A database failure (disk full, corrupt file).
@@ -86,6 +86,12 @@ CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated_ms);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    refused_status INTEGER NOT NULL,
+    refused_ms INTEGER NOT NULL
 );
 ";
 
@@ -305,6 +311,28 @@ impl Store {
             .conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))?)
     }
+
+    /// Moves the event `seq`, which the control plane refuses for good (`status`; 0 when the
+    /// stored event is not even JSON), from the outbox to `dead_letter`, kept for an operator,
+    /// so the events behind it go on.
+    pub fn set_aside(&mut self, seq: i64, status: u16) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO dead_letter (seq, body, refused_status, refused_ms) \
+             SELECT seq, body, ?2, ?3 FROM outbox WHERE seq = ?1",
+            params![seq, status, now_ms()],
+        )?;
+        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many events were set aside as refused.
+    pub fn set_aside_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM dead_letter", [], |row| row.get(0))?)
+    }
 }
 
 fn append(conn: &Connection, event: &Event) -> Result<(), StoreError> {
@@ -380,6 +408,45 @@ mod tests {
         assert!(pending[1].body.contains("\"ACTIVE\""));
         store.delivered_through(pending[0].seq).expect("ack");
         assert_eq!(store.backlog().expect("backlog"), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// An event set aside leaves the outbox for `dead_letter`, whole, and the rest keep their
+    /// order, across a reopening.
+    #[test]
+    fn a_refused_event_is_set_aside_and_kept() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        let mut store = Store::open(&path).expect("open");
+        for id in ["a", "b", "c"] {
+            store
+                .append_event(&Event::new(
+                    EventKind::JobState,
+                    &view(id, JobState::Starting),
+                ))
+                .expect("append");
+        }
+        let pending = store.pending(10).expect("pending");
+        store.set_aside(pending[1].seq, 400).expect("set aside");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        let left = store.pending(10).expect("pending");
+        assert_eq!(
+            left.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            [pending[0].seq, pending[2].seq]
+        );
+        assert_eq!(store.backlog().expect("backlog"), 2);
+        assert_eq!(store.set_aside_count().expect("count"), 1);
+        let (body, status): (String, u16) = store
+            .conn
+            .query_row(
+                "SELECT body, refused_status FROM dead_letter WHERE seq = ?1",
+                [pending[1].seq],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("dead letter row");
+        assert_eq!((body.as_str(), status), (pending[1].body.as_str(), 400));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

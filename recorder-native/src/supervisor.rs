@@ -89,6 +89,8 @@ pub struct Heartbeat {
     pub jobs: Vec<JobLoad>,
     /// Events waiting for the control plane.
     pub undelivered_events: i64,
+    /// Events the control plane refused for good, kept in the store's `dead_letter` table.
+    pub dead_letter_events: i64,
 }
 
 /// A job with a worker.
@@ -415,11 +417,19 @@ impl Node {
                 .collect();
             (jobs, self.budget.figures(&Self::costs(&running, now)))
         };
+        let (undelivered_events, dead_letter_events) = {
+            let store = self.store_lock();
+            (
+                store.backlog().unwrap_or(-1),
+                store.set_aside_count().unwrap_or(-1),
+            )
+        };
         Heartbeat {
             cores: self.config.cores(),
             capacity,
             jobs,
-            undelivered_events: self.store_lock().backlog().unwrap_or(-1),
+            undelivered_events,
+            dead_letter_events,
         }
     }
 

@@ -112,13 +112,16 @@ pub fn start_body(system: &System, room: &str, job_id: &str, extra: Value) -> Va
 }
 
 /// Stands in for the control plane: an HTTP server that checks each POST's signature and keeps
-/// what it accepted. While `refusing`, it answers 503 and keeps nothing.
+/// what it accepted. While `refusing`, it answers 503 and keeps nothing. Batches holding an
+/// event of the job named by [`ControlPlane::refuse_job`] get 400 (a refusal for good).
 pub struct ControlPlane {
     /// Where the recorder posts.
     pub url: String,
     accepted: Arc<Mutex<Vec<Value>>>,
     forged: Arc<Mutex<usize>>,
     refusing: Arc<AtomicBool>,
+    refused_job: Arc<Mutex<Option<String>>>,
+    refused_batches: Arc<Mutex<usize>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -134,6 +137,8 @@ impl ControlPlane {
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let forged = Arc::new(Mutex::new(0));
         let refusing = Arc::new(AtomicBool::new(false));
+        let refused_job = Arc::new(Mutex::new(None::<String>));
+        let refused_batches = Arc::new(Mutex::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (key, secret) = (key.to_owned(), secret.to_owned());
         let thread = {
@@ -143,6 +148,7 @@ impl ControlPlane {
                 refusing.clone(),
                 stop.clone(),
             );
+            let (refused_job, refused_batches) = (refused_job.clone(), refused_batches.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(100))
@@ -167,8 +173,21 @@ impl ControlPlane {
                         503
                     } else {
                         let value: Value = serde_json::from_slice(&body).expect("json body");
-                        accepted.lock().expect("lock").push(value);
-                        200
+                        let refused = refused_job.lock().expect("lock").clone();
+                        let holds_refused = value["events"].as_array().is_some_and(|events| {
+                            events.iter().any(|e| {
+                                refused
+                                    .as_deref()
+                                    .is_some_and(|job| e["job"]["job_id"] == job)
+                            })
+                        });
+                        if holds_refused {
+                            *refused_batches.lock().expect("lock") += 1;
+                            400
+                        } else {
+                            accepted.lock().expect("lock").push(value);
+                            200
+                        }
                     };
                     let _ = request.respond(tiny_http::Response::empty(status));
                 }
@@ -179,6 +198,8 @@ impl ControlPlane {
             accepted,
             forged,
             refusing,
+            refused_job,
+            refused_batches,
             stop,
             thread: Some(thread),
         }
@@ -187,6 +208,16 @@ impl ControlPlane {
     /// Answers 503 (and keeps nothing) while `on`.
     pub fn refuse(&self, on: bool) {
         self.refusing.store(on, Ordering::Relaxed);
+    }
+
+    /// Answers 400 from now on to every batch that holds an event of `job_id`.
+    pub fn refuse_job(&self, job_id: &str) {
+        *self.refused_job.lock().expect("lock") = Some(job_id.to_owned());
+    }
+
+    /// Batches answered 400 so far.
+    pub fn refused_batches(&self) -> usize {
+        *self.refused_batches.lock().expect("lock")
     }
 
     /// Posts with a bad signature seen so far.
