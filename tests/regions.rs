@@ -229,6 +229,70 @@ fn rooms_follow_region_health_and_keep_their_pins() {
     assert_eq!(region_of(&after), "b");
 }
 
+/// The running rooms as `getActiveRoomsInfo` lists them: room id to participant identities.
+fn active_rooms(system: &System) -> (Value, std::collections::HashMap<String, Vec<String>>) {
+    let (status, body) = system
+        .target
+        .call("/auth/room/getActiveRoomsInfo", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let rooms = body["rooms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rooms: {body}"))
+        .iter()
+        .map(|room| {
+            let identities = room["participants_info"]
+                .as_array()
+                .expect("participants_info")
+                .iter()
+                .map(|p| p["identity"].as_str().expect("identity").to_owned())
+                .collect();
+            (
+                room["room_info"]["room_id"]
+                    .as_str()
+                    .expect("room_id")
+                    .to_owned(),
+                identities,
+            )
+        })
+        .collect();
+    (body, rooms)
+}
+
+#[test]
+fn a_silent_media_server_leaves_out_only_its_own_rooms_participants() {
+    let (system, mut a, _b) = two_regions("regions-listing");
+    let in_a = unique("list-a");
+    let in_b = unique("list-b");
+    let first_a = session(&system, &in_a, "ua", FRANKFURT);
+    let first_b = session(&system, &in_b, "ub", WASHINGTON);
+    assert_eq!((region_of(&first_a), region_of(&first_b)), ("a", "b"));
+    let _participant_a = join(&first_a);
+    let _participant_b = join(&first_b);
+    let (body, rooms) = active_rooms(&system);
+    assert_eq!(body["msg"], "success", "{body}");
+    assert_eq!(rooms[&in_a], ["ua"], "{body}");
+    assert_eq!(rooms[&in_b], ["ub"], "{body}");
+
+    // Region a's LiveKit dies: both rooms are still listed, b's with its participant; only a's
+    // participants are left out, and the answer says so.
+    a.livekit.kill();
+    let (body, rooms) = active_rooms(&system);
+    assert_eq!(body["status"], true, "{body}");
+    assert_eq!(body["status_code"], "SUCCESS", "{body}");
+    assert_eq!(rooms[&in_b], ["ub"], "{body}");
+    assert!(rooms[&in_a].is_empty(), "{body}");
+    let msg = body["msg"].as_str().expect("msg");
+    assert!(
+        msg.starts_with("success;") && msg.contains("left out of 1 room"),
+        "{msg}"
+    );
+    // Asked about that one room, the edge says its media server did not answer.
+    let (_, one) = system
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": in_a}));
+    assert_eq!(one["status"], false, "{one}");
+}
+
 #[test]
 fn forged_heartbeats_and_webhooks_change_nothing() {
     let (system, mut a, b) = two_regions("regions-forged");

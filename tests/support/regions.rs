@@ -81,6 +81,14 @@ impl LiveKitServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("livekit.log")).unwrap_or_default()
     }
+
+    /// SIGKILL: the region's media server is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for LiveKitServer {

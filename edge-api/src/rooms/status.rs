@@ -1,7 +1,10 @@
 //! `room/isRoomActive`, `room/getActiveRoomInfo` and `room/getActiveRoomsInfo`: what runs now,
 //! with the participants LiveKit reports for each room's region.
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use futures_util::StreamExt as _;
 use serde::Serialize;
 
 use super::{internal, room_id_request, ActiveRoomInfo};
@@ -12,7 +15,7 @@ use crate::platform::{Clock, HttpClient, Store};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
-/// `getActiveRoomsInfo` lists at most this many rooms per call.
+/// `getActiveRoomsInfo` lists at most this many rooms per call (each may be a LiveKit call).
 const MAX_ACTIVE_ROOMS: i64 = 500;
 /// LiveKit calls `getActiveRoomsInfo` has in flight at once. Workers allow six open outbound
 /// connections per request and queue the rest; on Spin and the local host it keeps one call
@@ -101,11 +104,14 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
-/// Handles `POST /auth/room/getActiveRoomsInfo`.
+/// Handles `POST /auth/room/getActiveRoomsInfo`: every running room (the first
+/// [`MAX_ACTIVE_ROOMS`]) with its participants. A media server that does not answer leaves out
+/// only the participants of its own rooms, and is not asked again in this call; `msg` says what
+/// was left out.
 pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
 ) -> EdgeResponse {
-    let rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS).await {
+    let mut rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS + 1).await {
         Ok(rooms) => rooms,
         Err(e) => return internal(e),
     };
@@ -115,19 +121,50 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
             GetActiveRoomsInfoRes { rooms: Vec::new() },
         );
     }
-    // In order, a few at a time; the first room whose media server does not answer ends it.
-    let listed = futures_util::stream::iter(rooms.iter())
-        .map(|room| async move {
-            with_participants(edge, room)
-                .await
-                .map_err(|e| media_unreachable(room, e))
+    let truncated = rooms.len() > MAX_ACTIVE_ROOMS as usize;
+    rooms.truncate(MAX_ACTIVE_ROOMS as usize);
+    // Regions whose media server did not answer in this call: their other rooms are not asked.
+    let silent_regions: RefCell<HashSet<&str>> = RefCell::new(HashSet::new());
+    let listed: Vec<(RoomWithParticipants, bool)> = futures_util::stream::iter(rooms.iter())
+        .map(|room| {
+            let silent_regions = &silent_regions;
+            async move {
+                let region = room.region.as_deref().unwrap_or("");
+                if silent_regions.borrow().contains(region) {
+                    return (without_participants(room), false);
+                }
+                match with_participants(edge, room).await {
+                    Ok(listed) => (listed, true),
+                    Err(e) => {
+                        tracing::warn!(room_id = %room.room_id, region, error = %e, "listing participants failed; leaving them out");
+                        silent_regions.borrow_mut().insert(region);
+                        (without_participants(room), false)
+                    }
+                }
+            }
         })
         .buffered(CONCURRENT_LISTINGS)
-        .try_collect::<Vec<_>>()
+        .collect()
         .await;
-    match listed {
-        Ok(rooms) => EdgeResponse::reply(Common::ok("success"), GetActiveRoomsInfoRes { rooms }),
-        Err(unreachable) => unreachable,
+    let left_out = listed.iter().filter(|(_, complete)| !complete).count();
+    let mut msg = String::from("success");
+    if truncated {
+        msg.push_str(&format!("; the first {MAX_ACTIVE_ROOMS} active rooms only"));
+    }
+    if left_out > 0 {
+        msg.push_str(&format!(
+            "; participants left out of {left_out} room(s) whose media server did not answer"
+        ));
+    }
+    let common = Common::ok(msg);
+    let rooms = listed.into_iter().map(|(room, _)| room).collect();
+    EdgeResponse::reply(common, GetActiveRoomsInfoRes { rooms })
+}
+
+fn without_participants(room: &RoomRow) -> RoomWithParticipants {
+    RoomWithParticipants {
+        room_info: ActiveRoomInfo::from(room),
+        participants_info: Vec::new(),
     }
 }
 
