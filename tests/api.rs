@@ -1010,9 +1010,15 @@ fn session_pins_nearest_region(s: &Suite) {
         .json();
     assert_eq!(second["region"]["id"], "ap");
     assert_eq!(second["placement"], "pinned");
-    // Two distinct users entered; a user coming back is not counted twice.
+    // Two distinct users entered; a user coming back is not counted twice, nor is a hidden
+    // one (a recorder, an observer), as LiveKit's webhooks are counted with sidecars.
     s.target
         .session(&s.target.join_token(&room, "fr", false, false), &paris_user);
+    let hidden = s.target.session(
+        &s.target.join_token(&room, "watcher", true, true),
+        &paris_user,
+    );
+    assert_eq!(hidden.status, 200, "{}", hidden.text());
     let (_, info) = s
         .target
         .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));

@@ -8,7 +8,8 @@ use crate::registry::{Capacity, Heartbeat, Load, RegionStatus};
 /// a database.
 pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0001_rooms.sql"),
-    include_str!("../migrations/0002_regions.sql")
+    include_str!("../migrations/0002_regions.sql"),
+    include_str!("../migrations/0003_entries.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -307,34 +308,23 @@ pub async fn room_user(
         .transpose()
 }
 
-/// Records that a user entered the room; the first time, the room's joined count goes up when
-/// `count` (without sidecars; with them, LiveKit's `participant_joined` counts instead).
-/// Returns whether this was the user's first entry.
-pub async fn mark_joined(
+/// Records that a user entered the room's session through the edge (without sidecars, this is
+/// how the session knows who joined): a visible user's first entry counts in
+/// `joined_participants`, by trigger, in this one statement.
+pub async fn record_entry(
     store: &impl Store,
     room_sid: &str,
     user_id: &str,
     now: i64,
-    count: bool,
-) -> Result<bool, StoreError> {
-    let first = !store
+) -> Result<(), StoreError> {
+    store
         .execute(
             "UPDATE room_users SET joined_at = ? \
-             WHERE room_sid = ? AND user_id = ? AND joined_at IS NULL RETURNING user_id",
+             WHERE room_sid = ? AND user_id = ? AND joined_at IS NULL",
             &[now.into(), room_sid.into(), user_id.into()],
         )
-        .await?
-        .rows
-        .is_empty();
-    if first && count {
-        store
-            .execute(
-                "UPDATE rooms SET joined_participants = joined_participants + 1 WHERE sid = ?",
-                &[room_sid.into()],
-            )
-            .await?;
-    }
-    Ok(first)
+        .await?;
+    Ok(())
 }
 
 /// Stores a region's heartbeat unless a newer one is stored (heartbeats may arrive out of

@@ -153,12 +153,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     if user.is_blocked {
         return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
     }
-    // Without sidecars relaying LiveKit's webhooks, a room's joined count is the users who
-    // entered through the edge.
-    let count_here = !edge.config.uses_sidecars();
-    if let Err(e) = db::mark_joined(&edge.store, &room.sid, &claims.user_id, now, count_here).await
-    {
-        return store_failure(e);
+    // Without sidecars relaying LiveKit's webhooks, a room's joined count is the visible users
+    // who entered through the edge; with them, LiveKit's participant_joined counts instead.
+    if !edge.config.uses_sidecars() {
+        if let Err(e) = db::record_entry(&edge.store, &room.sid, &claims.user_id, now).await {
+            return store_failure(e);
+        }
     }
     let (region_id, placement) = match room.region.clone() {
         Some(pinned) => (pinned, "pinned"),
