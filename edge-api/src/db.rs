@@ -460,19 +460,35 @@ pub async fn prune_applied_events(store: &impl Store, before: i64) -> Result<(),
     Ok(())
 }
 
-/// `room_started`: links LiveKit's room to the running session of `room_id` pinned to
-/// `region_id` and makes it active. Returns false when no such session runs.
+/// What `room_started` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStart {
+    /// The LiveKit room is now the running session's media.
+    Linked,
+    /// A running session of that room id is pinned there, but it was created after this
+    /// LiveKit room started (beyond `clock_skew` seconds): the event belongs to an earlier
+    /// session, delivered late.
+    Stale,
+    /// No session of that room id runs in that region.
+    Unknown,
+}
+
+/// `room_started`: links LiveKit's room `livekit_sid`, started at `at`, to the running session
+/// of `room_id` pinned to `region_id` and makes it active, unless the session is younger than
+/// the LiveKit room (allowing `clock_skew` seconds between the clocks).
 pub async fn room_started(
     store: &impl Store,
     region_id: &str,
     room_id: &str,
     livekit_sid: &str,
     at: i64,
-) -> Result<bool, StoreError> {
+    clock_skew: i64,
+) -> Result<RoomStart, StoreError> {
     let rows = store
         .execute(
             "INSERT INTO room_media (room_sid, livekit_sid, started_at) \
              SELECT sid, ?, ? FROM rooms WHERE room_id = ? AND region = ? AND is_running = 1 \
+             AND created_at <= ? \
              ON CONFLICT (room_sid) DO UPDATE SET livekit_sid = excluded.livekit_sid \
              RETURNING room_sid",
             &[
@@ -480,10 +496,24 @@ pub async fn room_started(
                 at.into(),
                 room_id.into(),
                 region_id.into(),
+                at.saturating_add(clock_skew).into(),
             ],
         )
         .await?;
-    Ok(!rows.rows.is_empty())
+    if !rows.rows.is_empty() {
+        return Ok(RoomStart::Linked);
+    }
+    let running = store
+        .execute(
+            "SELECT 1 FROM rooms WHERE room_id = ? AND region = ? AND is_running = 1",
+            &[room_id.into(), region_id.into()],
+        )
+        .await?;
+    Ok(if running.rows.is_empty() {
+        RoomStart::Unknown
+    } else {
+        RoomStart::Stale
+    })
 }
 
 /// A participant as LiveKit reported it.
@@ -500,20 +530,23 @@ pub struct MediaParticipant<'a> {
 }
 
 /// `participant_joined`: adds the participant to the running session of `room_id` in
-/// `region_id` (a visible identity's first entry counts, by trigger). Returns false when no
-/// such session runs.
+/// `region_id` whose media is LiveKit room `livekit_sid` (a visible identity's first entry
+/// counts, by trigger). Returns false when no such session runs: an event of an earlier
+/// session's LiveKit room, delivered late, joins nobody to the current one.
 pub async fn participant_joined(
     store: &impl Store,
     region_id: &str,
     room_id: &str,
+    livekit_sid: &str,
     participant: &MediaParticipant<'_>,
     at: i64,
 ) -> Result<bool, StoreError> {
     let rows = store
         .execute(
             "INSERT INTO room_participants (room_sid, participant_sid, identity, name, hidden, \
-             joined_at) SELECT sid, ?, ?, ?, ?, ? FROM rooms \
-             WHERE room_id = ? AND region = ? AND is_running = 1 \
+             joined_at) SELECT r.sid, ?, ?, ?, ?, ? FROM rooms r \
+             JOIN room_media m ON m.room_sid = r.sid AND m.livekit_sid = ? \
+             WHERE r.room_id = ? AND r.region = ? AND r.is_running = 1 \
              ON CONFLICT DO NOTHING RETURNING room_sid",
             &[
                 participant.sid.into(),
@@ -521,6 +554,7 @@ pub async fn participant_joined(
                 participant.name.into(),
                 participant.hidden.into(),
                 at.into(),
+                livekit_sid.into(),
                 room_id.into(),
                 region_id.into(),
             ],

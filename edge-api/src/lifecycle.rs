@@ -2,9 +2,13 @@
 //! and the limits the edge enforces on each heartbeat from a region, its only clock.
 //!
 //! - `room_started` makes the session active; a LiveKit room with no running session pinned
-//!   to that region is deleted (plugNmeet does the same: only the edge opens rooms).
+//!   to that region is deleted (plugNmeet does the same: only the edge opens rooms). A LiveKit
+//!   room that started before the running session was created belongs to an earlier session
+//!   of the same room id, reported late (a sidecar cut off from the edge for a while): it is
+//!   ignored, neither linked nor deleted.
 //! - `participant_joined` / `participant_left` keep the session's participant list; a visible
-//!   identity's first entry counts in `joined_participants`.
+//!   identity's first entry counts in `joined_participants`. A participant joins only the
+//!   session whose LiveKit room the event names.
 //! - `room_finished` ends the session (it moves to past rooms).
 //! - On each heartbeat: sessions past their `room_duration`, or empty for their
 //!   `empty_timeout`, are ended and their LiveKit room deleted.
@@ -15,9 +19,10 @@
 use serde::Deserialize;
 
 use crate::config::Region;
-use crate::db::{self, LimitReached, MediaParticipant};
+use crate::db::{self, LimitReached, MediaParticipant, RoomStart};
 use crate::livekit::LiveKitApi;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::sidecars::REGION_CLOCK_SKEW_MS;
 use crate::wire::lenient_int;
 use crate::Edge;
 
@@ -110,13 +115,22 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     let participant = event.participant.clone().unwrap_or_default();
     let changed = match event.event.as_str() {
         "room_started" if !room.name.is_empty() => {
-            let known =
-                db::room_started(&edge.store, &region.id, &room.name, &room.sid, at).await?;
-            if !known {
-                tracing::warn!(region = %region.id, room = %room.name, "LiveKit started a room the edge does not run there: deleting it");
-                delete_livekit_room(edge, region, &room.name).await;
+            let skew = REGION_CLOCK_SKEW_MS / 1000;
+            match db::room_started(&edge.store, &region.id, &room.name, &room.sid, at, skew).await?
+            {
+                RoomStart::Linked => true,
+                RoomStart::Stale => {
+                    // The LiveKit room of the current session is another one (or will be):
+                    // deleting by name would end the meeting going on now.
+                    tracing::warn!(region = %region.id, room = %room.name, livekit_sid = %room.sid, "a late room_started of an earlier session: ignored");
+                    false
+                }
+                RoomStart::Unknown => {
+                    tracing::warn!(region = %region.id, room = %room.name, "LiveKit started a room the edge does not run there: deleting it");
+                    delete_livekit_room(edge, region, &room.name).await;
+                    false
+                }
             }
-            known
         }
         "participant_joined" if !participant.sid.is_empty() => {
             let joined = MediaParticipant {
@@ -125,7 +139,8 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 name: &participant.name,
                 hidden: participant.permission.as_ref().is_some_and(|p| p.hidden),
             };
-            db::participant_joined(&edge.store, &region.id, &room.name, &joined, at).await?
+            db::participant_joined(&edge.store, &region.id, &room.name, &room.sid, &joined, at)
+                .await?
         }
         "participant_left" if !participant.sid.is_empty() => {
             db::participant_left(&edge.store, &region.id, &room.name, &participant.sid, at).await?

@@ -27,9 +27,11 @@ use crate::{db, Edge};
 /// Events per batch at most.
 pub const MAX_EVENTS: usize = 100;
 
-/// A heartbeat whose `sent_at_ms` is further than this from the edge's clock is refused: a
-/// replayed old heartbeat must not undo a drain.
-pub const HEARTBEAT_MAX_SKEW_MS: i64 = 60_000;
+/// How far a region's clock (its sidecar's, its LiveKit's) may be from the edge's. A heartbeat
+/// whose `sent_at_ms` is further off is refused (a replayed old heartbeat must not undo a
+/// drain), and a LiveKit room that started more than this before a session was created is not
+/// that session's.
+pub const REGION_CLOCK_SKEW_MS: i64 = 60_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,10 +125,10 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
     let now_ms = edge.clock.now_ms();
     // abs_diff: a difference of two i64s can overflow; an overflowing one wrapped to a negative
     // number and passed the check.
-    if hb.sent_at_ms.abs_diff(now_ms) > HEARTBEAT_MAX_SKEW_MS.unsigned_abs() {
+    if hb.sent_at_ms.abs_diff(now_ms) > REGION_CLOCK_SKEW_MS.unsigned_abs() {
         return bad_request(format!(
             "sent_at_ms is more than {} s from the edge's clock",
-            HEARTBEAT_MAX_SKEW_MS / 1000
+            REGION_CLOCK_SKEW_MS / 1000
         ));
     }
     let recorded = match db::record_heartbeat(&edge.store, &hb, now_ms).await {

@@ -374,6 +374,88 @@ fn webhooks_drive_the_session_exactly_once() {
     assert_eq!(past[0].joined_participants, 2);
 }
 
+/// A sidecar cut off from the edge for a while delivers an earlier session's events after the
+/// room id was ended and created again: they must neither join anyone to the new session, nor
+/// end it, nor delete its LiveKit room by name.
+#[test]
+fn a_late_earlier_session_leaves_the_current_one_alone() {
+    let edge = edge();
+    // The first session ran while its region's events were held up; it was ended through the
+    // API, and the same room id was created again two minutes later.
+    let first = running_room(&edge, "standup", "eu", json!({}));
+    assert!(block(db::end_room(&edge.store, &first.sid, T0 / 1000 + 60)).expect("end"));
+    edge.clock.0.set(T0 + 120_000);
+    let second = running_room(&edge, "standup", "eu", json!({}));
+    let old = |id: &str, kind: &str, participant: Option<Value>| {
+        // Stamped with the first session's time (T0 + 1 s).
+        event(id, kind, "standup", "RM_OLD", participant)
+    };
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            old("EV_1", "room_started", None),
+            old(
+                "EV_2",
+                "participant_joined",
+                Some(participant("PA_1", "alice", false)),
+            ),
+            old(
+                "EV_3",
+                "participant_left",
+                Some(participant("PA_1", "alice", false)),
+            ),
+            old("EV_4", "room_finished", None),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["applied"], &body["ignored"]),
+        (&json!(0), &json!(4)),
+        "{body}"
+    );
+    assert!(
+        edge.http.0.borrow().is_empty(),
+        "a LiveKit room was deleted: {:?}",
+        edge.http.0.borrow()
+    );
+    let now = block(db::running_room(&edge.store, "standup"))
+        .expect("store")
+        .expect("the second session still runs");
+    assert_eq!(now.sid, second.sid);
+    assert_eq!(
+        (now.status.as_str(), now.joined_participants),
+        ("created", 0)
+    );
+
+    // The second session's own LiveKit room then drives it as usual.
+    let mut started = event("EV_5", "room_started", "standup", "RM_NEW", None);
+    started["createdAt"] = json!(((T0 + 121_000) / 1000).to_string());
+    let mut joined = event(
+        "EV_6",
+        "participant_joined",
+        "standup",
+        "RM_NEW",
+        Some(participant("PA_2", "bob", false)),
+    );
+    joined["createdAt"] = started["createdAt"].clone();
+    let (_, body) = events(&edge, "eu", vec![started, joined]);
+    assert_eq!(body["applied"], 2, "{body}");
+    let now = block(db::running_room(&edge.store, "standup"))
+        .expect("store")
+        .expect("running");
+    assert_eq!(
+        (now.status.as_str(), now.joined_participants),
+        ("active", 1)
+    );
+    let (_, body) = events(
+        &edge,
+        "eu",
+        vec![event("EV_7", "room_finished", "standup", "RM_NEW", None)],
+    );
+    assert_eq!(body["applied"], 1, "{body}");
+}
+
 #[test]
 fn a_room_livekit_runs_without_the_edge_is_deleted() {
     let edge = edge();
