@@ -327,6 +327,21 @@ pub async fn record_entry(
     Ok(())
 }
 
+/// How many sessions run pinned to `region_id`.
+pub async fn running_sessions_in(store: &impl Store, region_id: &str) -> Result<i64, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT COUNT(*) FROM rooms WHERE is_running = 1 AND region = ?",
+            &[region_id.into()],
+        )
+        .await?;
+    Ok(rows
+        .rows
+        .first()
+        .and_then(|r| int_opt(r.first()))
+        .unwrap_or(0))
+}
+
 /// Stores a region's heartbeat unless a newer one is stored (heartbeats may arrive out of
 /// order). `leaving` marks the region as left; any other heartbeat registers it again.
 /// Returns whether it was stored.

@@ -54,6 +54,9 @@ struct HeartbeatReply {
     recorded: bool,
     /// Sessions ended on this heartbeat (duration or empty limits).
     rooms_ended: usize,
+    /// Sessions still running in the region, counted after this heartbeat was recorded: a
+    /// draining sidecar may leave once this is 0 (no session placed there can still start).
+    running_sessions: i64,
 }
 
 /// Handles `/internal/sidecar/heartbeat` and `/internal/sidecar/events`.
@@ -142,11 +145,16 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         Ok(n) => n,
         Err(e) => return unavailable(e),
     };
+    let running_sessions = match db::running_sessions_in(&edge.store, &region.id).await {
+        Ok(n) => n,
+        Err(e) => return unavailable(e),
+    };
     EdgeResponse::reply(
         Common::ok("heartbeat recorded"),
         HeartbeatReply {
             recorded,
             rooms_ended,
+            running_sessions,
         },
     )
 }

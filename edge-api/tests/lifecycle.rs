@@ -510,10 +510,15 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
     edge.clock.0.set(T0 + 60_000);
     let (_, body) = beat(&edge, "eu", false, 3);
     assert_eq!(body["rooms_ended"], 0, "{body}");
+    // The reply counts the sessions still running there (what a draining sidecar waits for).
+    assert_eq!(body["running_sessions"], 3, "{body}");
+    let (_, body) = beat(&edge, "us", false, 0);
+    assert_eq!(body["running_sessions"], 0, "{body}");
     // Past two minutes: the timed room ends; the empty one waits for its 1800 s timeout.
     edge.clock.0.set(T0 + 122_000);
     let (_, body) = beat(&edge, "eu", false, 3);
     assert_eq!(body["rooms_ended"], 1, "{body}");
+    assert_eq!(body["running_sessions"], 2, "{body}");
     assert!(block(db::running_room(&edge.store, "timed"))
         .expect("store")
         .is_none());

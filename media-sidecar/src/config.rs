@@ -165,8 +165,10 @@ impl Config {
         {
             return invalid("heartbeat_seconds must be between 0.1 and 300");
         }
-        if self.drain_deadline_seconds == 0 {
-            return invalid("drain_deadline_seconds must be positive");
+        if self.drain_deadline_seconds == 0
+            || self.drain_deadline_seconds > crate::drain::MAX_DRAIN_DEADLINE.as_secs()
+        {
+            return invalid("drain_deadline_seconds must be between 1 and 604800 (7 days)");
         }
         if !has_scheme(
             &self.livekit.url,
@@ -265,6 +267,7 @@ mod tests {
             base.replace("http://127.0.0.1:8080", "127.0.0.1:8080"),
             base.replace("data_dir", "heartbeat_seconds = 0\ndata_dir"),
             base.replace("data_dir", "drain_deadline_seconds = 0\ndata_dir"),
+            base.replace("data_dir", "drain_deadline_seconds = 604801\ndata_dir"),
         ];
         for text in cases {
             let err = Config::parse(&text).expect_err("accepted a bad config");

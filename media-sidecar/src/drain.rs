@@ -1,6 +1,7 @@
 //! Draining: on SIGTERM (or SIGINT) or a signed `POST /admin/drain` the region takes no new
 //! rooms, the sidecar keeps relaying the webhooks of the rooms it has, and it leaves once LiveKit
-//! reports no rooms, or at the deadline. A second signal means leave now.
+//! reports no rooms and the edge no running session placed there, or at the deadline. A second
+//! signal means leave now.
 //!
 //! [`Drain`] is the decision, pure: requests and looks at LiveKit go in, a [`Step`] comes out.
 
@@ -8,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
+
+/// The longest drain: deadlines beyond it (from the configuration or an admin request) are
+/// refused.
+pub const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Something that asks the sidecar to drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +29,7 @@ pub enum Request {
 /// Why a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
-    /// LiveKit reported no rooms.
+    /// LiveKit reported no rooms, and the edge no running session in the region.
     RoomsEnded,
     /// The deadline passed with rooms still open.
     Deadline,
@@ -88,7 +93,7 @@ impl Drain {
             }
             Request::Admin { deadline } => deadline.unwrap_or(self.default_deadline),
         };
-        let until = now + deadline;
+        let until = now + deadline.min(MAX_DRAIN_DEADLINE);
         self.draining = Some(match self.draining {
             None => Draining { since: now, until },
             Some(d) => Draining {
@@ -99,14 +104,23 @@ impl Drain {
         Step::Serve
     }
 
-    /// Decides after a look at LiveKit at `seen_at` that found `rooms` (`None`: no answer).
-    /// Only a look taken after the drain began can end it, so a count from before the region
-    /// stopped taking rooms is never trusted.
-    pub fn observe(&self, seen_at: Instant, rooms: Option<u64>, now: Instant) -> Step {
+    /// Decides after a look at LiveKit begun at `seen_at` that found `rooms` (`None`: no
+    /// answer), with `edge_sessions`, the running sessions the edge counted in the region after
+    /// that look (`None`: not known to be counted since the edge knew of the drain). Only a look
+    /// begun after the drain began can end it, so a count from before the region stopped taking
+    /// rooms is never trusted; and only once the edge has nothing placed there, since a user
+    /// given a LiveKit token for the region may not have connected yet.
+    pub fn observe(
+        &self,
+        seen_at: Instant,
+        rooms: Option<u64>,
+        edge_sessions: Option<u64>,
+        now: Instant,
+    ) -> Step {
         let Some(draining) = self.draining else {
             return Step::Serve;
         };
-        if rooms == Some(0) && seen_at >= draining.since {
+        if rooms == Some(0) && edge_sessions == Some(0) && seen_at >= draining.since {
             Step::Leave(Reason::RoomsEnded)
         } else if now >= draining.until {
             Step::Leave(Reason::Deadline)
@@ -135,6 +149,15 @@ impl AdminDrainBody {
             serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))?;
         if parsed.deadline_seconds == Some(0) {
             return Err("deadline_seconds must be positive".into());
+        }
+        if parsed
+            .deadline_seconds
+            .is_some_and(|s| s > MAX_DRAIN_DEADLINE.as_secs())
+        {
+            return Err(format!(
+                "deadline_seconds must be at most {}",
+                MAX_DRAIN_DEADLINE.as_secs()
+            ));
         }
         Ok(parsed)
     }
@@ -180,12 +203,12 @@ mod tests {
         let drain = Drain::new(HOUR);
         let now = Instant::now();
         assert!(!drain.is_draining());
-        assert_eq!(drain.observe(now, Some(0), now), Step::Serve);
-        assert_eq!(drain.observe(now, None, now + 2 * HOUR), Step::Serve);
+        assert_eq!(drain.observe(now, Some(0), Some(0), now), Step::Serve);
+        assert_eq!(drain.observe(now, None, None, now + 2 * HOUR), Step::Serve);
     }
 
     #[test]
-    fn a_drain_ends_when_a_later_look_finds_no_rooms() {
+    fn a_drain_ends_when_a_later_look_finds_no_rooms_and_the_edge_none_placed() {
         let mut drain = Drain::new(HOUR);
         let t0 = Instant::now();
         let before = t0;
@@ -194,13 +217,17 @@ mod tests {
         assert!(drain.is_draining());
         assert_eq!(drain.deadline(), Some(start + HOUR));
         // A count taken before the drain began proves nothing.
-        assert_eq!(drain.observe(before, Some(0), start), Step::Serve);
+        assert_eq!(drain.observe(before, Some(0), Some(0), start), Step::Serve);
         let later = start + Duration::from_secs(5);
-        assert_eq!(drain.observe(later, Some(2), later), Step::Serve);
+        assert_eq!(drain.observe(later, Some(2), Some(2), later), Step::Serve);
         // LiveKit not answering is not "no rooms".
-        assert_eq!(drain.observe(later, None, later), Step::Serve);
+        assert_eq!(drain.observe(later, None, Some(0), later), Step::Serve);
+        // No LiveKit room, but a session placed here whose users have not connected yet, or an
+        // edge that has not counted since it learnt of the drain.
+        assert_eq!(drain.observe(later, Some(0), Some(1), later), Step::Serve);
+        assert_eq!(drain.observe(later, Some(0), None, later), Step::Serve);
         assert_eq!(
-            drain.observe(later, Some(0), later),
+            drain.observe(later, Some(0), Some(0), later),
             Step::Leave(Reason::RoomsEnded)
         );
     }
@@ -212,15 +239,15 @@ mod tests {
         drain.request(Request::Signal, start);
         let end = start + HOUR;
         assert_eq!(
-            drain.observe(end, Some(3), end - Duration::from_secs(1)),
+            drain.observe(end, Some(3), Some(3), end - Duration::from_secs(1)),
             Step::Serve
         );
         assert_eq!(
-            drain.observe(end, Some(3), end),
+            drain.observe(end, Some(3), Some(3), end),
             Step::Leave(Reason::Deadline)
         );
         assert_eq!(
-            drain.observe(start, None, end),
+            drain.observe(start, None, None, end),
             Step::Leave(Reason::Deadline)
         );
     }
@@ -274,6 +301,14 @@ mod tests {
             }
         );
         assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 0}"#).is_err());
+        // Huge deadlines are refused (they overflowed the clock and killed the process).
+        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 18446744073709551615}"#).is_err());
+        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 604801}"#).is_err());
+        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 604800}"#).is_ok());
+        let mut drain = Drain::new(Duration::MAX);
+        let now = Instant::now();
+        assert_eq!(drain.request(Request::Signal, now), Step::Serve);
+        assert_eq!(drain.deadline(), Some(now + MAX_DRAIN_DEADLINE));
         assert!(AdminDrainBody::parse(br#"{"deadline_seconds": -1}"#).is_err());
         assert!(AdminDrainBody::parse(br#"{"deadline": 5}"#).is_err());
         assert!(AdminDrainBody::parse(b"[").is_err());

@@ -17,16 +17,21 @@ pub enum EdgeError {
     /// No answer (refused, reset, timed out).
     #[error("edge unreachable: {0}")]
     Unreachable(#[source] reqwest::Error),
-    /// An answer other than 2xx.
+    /// An answer other than 2xx (a redirect included: nothing is sent on to another URL).
     #[error("edge answered {0}")]
     Status(u16),
+    /// A 2xx that is not the edge's acknowledgement (`{"status": true, ...}`): the URL reaches
+    /// something else, which must not be taken to have stored anything.
+    #[error("a 2xx answer ({0}) that is not the edge's acknowledgement")]
+    NotAcknowledged(u16),
 }
 
 impl EdgeError {
-    /// The HTTP status the edge answered, if it answered.
+    /// The HTTP status the edge answered, if the edge answered (a 2xx from something else
+    /// counts as no answer: retried, never acknowledged or set aside).
     pub fn status(&self) -> Option<u16> {
         match self {
-            EdgeError::Unreachable(_) => None,
+            EdgeError::Unreachable(_) | EdgeError::NotAcknowledged(_) => None,
             EdgeError::Status(status) => Some(*status),
         }
     }
@@ -44,9 +49,12 @@ pub struct EdgeClient {
 impl EdgeClient {
     /// A client for the edge at `base_url`, signing as `region_id` with `secret`.
     pub fn new(base_url: &str, region_id: &str, secret: Secret) -> EdgeClient {
+        // No redirects: reqwest would follow a 301/302 as a bodiless GET, and a 200 from wherever
+        // it lands would count as delivered.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         EdgeClient {
@@ -62,8 +70,9 @@ impl EdgeClient {
         &self.region_id
     }
 
-    /// POSTs `body` (JSON) to `path`, signed. Ok only on a 2xx.
-    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<(), EdgeError> {
+    /// POSTs `body` (JSON) to `path`, signed. Ok, with the edge's reply, only on a 2xx whose
+    /// body is the edge's acknowledgement.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<serde_json::Value, EdgeError> {
         let signature = sign(self.secret.expose().as_bytes(), &body);
         let response = self
             .http
@@ -75,10 +84,44 @@ impl EdgeClient {
             .send()
             .await
             .map_err(|e| EdgeError::Unreachable(e.without_url()))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(EdgeError::Status(response.status().as_u16()))
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(EdgeError::Status(status));
         }
+        let reply = response
+            .bytes()
+            .await
+            .map_err(|e| EdgeError::Unreachable(e.without_url()))?;
+        acknowledgement(&reply).ok_or(EdgeError::NotAcknowledged(status))
+    }
+}
+
+/// The edge's reply if `body` is its acknowledgement: a JSON object with `"status": true`.
+pub fn acknowledgement(body: &[u8]) -> Option<serde_json::Value> {
+    let reply: serde_json::Value = serde_json::from_slice(body).ok()?;
+    (reply["status"] == true).then_some(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_edges_own_yes_acknowledges() {
+        let reply = acknowledgement(br#"{"status":true,"msg":"events applied","applied":2}"#)
+            .expect("acknowledged");
+        assert_eq!(reply["applied"], 2);
+        for other in [
+            &b"<html>Welcome</html>"[..],
+            b"",
+            b"{}",
+            br#"{"status":false}"#,
+            br#"{"status":"true"}"#,
+            b"[true]",
+        ] {
+            assert!(acknowledgement(other).is_none(), "{other:?}");
+        }
+        assert_eq!(EdgeError::NotAcknowledged(200).status(), None);
+        assert_eq!(EdgeError::Status(302).status(), Some(302));
     }
 }

@@ -37,13 +37,18 @@ pub fn totals(rooms: &[proto::Room]) -> RoomTotals {
         })
 }
 
-/// One look at LiveKit.
+/// One look at LiveKit, and what the edge said of the region after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
-    /// When it was taken.
+    /// When the look began.
     pub at: Instant,
     /// LiveKit's totals; `None` when it did not answer.
     pub totals: Option<RoomTotals>,
+    /// The sessions the edge still runs in the region, as it counted them on recording the
+    /// draining heartbeat sent after this look, when an earlier draining heartbeat had already
+    /// been acknowledged before the look began (so a session placed while the first one was on
+    /// its way is counted). `None` otherwise.
+    pub edge_sessions: Option<u64>,
 }
 
 /// Lists LiveKit's rooms.
@@ -63,6 +68,7 @@ impl LiveKitProbe {
 
     /// Lists the rooms now.
     pub async fn observe(&self) -> Observation {
+        let at = Instant::now();
         let totals = match self.rooms.list_rooms(Vec::new()).await {
             Ok(rooms) => Some(totals(&rooms)),
             Err(e) => {
@@ -71,8 +77,9 @@ impl LiveKitProbe {
             }
         };
         Observation {
-            at: Instant::now(),
+            at,
             totals,
+            edge_sessions: None,
         }
     }
 }
@@ -139,8 +146,11 @@ impl Reporter {
     }
 }
 
-/// Signs and sends one heartbeat.
-pub async fn send(client: &EdgeClient, heartbeat: &Heartbeat) -> Result<(), EdgeError> {
+/// Signs and sends one heartbeat; the edge's reply.
+pub async fn send(
+    client: &EdgeClient,
+    heartbeat: &Heartbeat,
+) -> Result<serde_json::Value, EdgeError> {
     // Serialising plain numbers and strings cannot fail.
     let body = serde_json::to_vec(heartbeat).unwrap_or_default();
     client.post(HEARTBEAT_PATH, body).await
@@ -172,6 +182,8 @@ impl HeartbeatLoop {
     /// Sends heartbeats until `stop` turns true, then returns once the heartbeat in flight, if
     /// any, is answered.
     pub async fn run(mut self) {
+        // When the edge first acknowledged a draining heartbeat.
+        let mut drain_known_since: Option<Instant> = None;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -187,16 +199,15 @@ impl HeartbeatLoop {
             }
             // Not cut short by `stop`: a heartbeat still in flight could otherwise reach the
             // edge after the final one.
-            self.beat().await;
+            self.beat(&mut drain_known_since).await;
         }
     }
 
-    async fn beat(&self) {
-        let observation = self.probe.observe().await;
+    async fn beat(&self, drain_known_since: &mut Option<Instant>) {
+        let mut observation = self.probe.observe().await;
         self.metrics
             .livekit_up
             .set(flag(observation.totals.is_some()));
-        self.observations.send_replace(observation);
         let undelivered_events = match self.outbox.with(|o| o.depth()).await {
             Ok(depth) => {
                 self.metrics.set_outbox_depth(depth);
@@ -215,7 +226,13 @@ impl HeartbeatLoop {
             undelivered_events,
         });
         match send(&self.client, &heartbeat).await {
-            Ok(()) => {
+            Ok(reply) => {
+                if heartbeat.draining && reply["recorded"] == true {
+                    if drain_known_since.is_some_and(|since| observation.at >= since) {
+                        observation.edge_sessions = reply["running_sessions"].as_u64();
+                    }
+                    drain_known_since.get_or_insert_with(Instant::now);
+                }
                 self.metrics.heartbeats_sent.inc();
                 tracing::debug!(
                     livekit_ok = heartbeat.livekit_ok,
@@ -229,6 +246,8 @@ impl HeartbeatLoop {
                 tracing::warn!(error = %e, "heartbeat not delivered");
             }
         }
+        // Published after the edge's answer, which the drain decision needs.
+        self.observations.send_replace(observation);
     }
 }
 

@@ -135,7 +135,7 @@ pub async fn run(
             _ = signals.stop.changed() => return,
         };
         match judge(
-            result.as_ref().copied().map_err(EdgeError::status),
+            result.as_ref().map(|_| ()).map_err(EdgeError::status),
             batch.len,
         ) {
             Next::Ack => {

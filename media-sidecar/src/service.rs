@@ -119,6 +119,7 @@ pub async fn serve(
     let (observations_tx, mut observations) = watch::channel(Observation {
         at: Instant::now(),
         totals: None,
+        edge_sessions: None,
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -209,11 +210,11 @@ pub async fn serve(
                     break Step::ExitNow;
                 }
                 let seen = *observations.borrow_and_update();
-                drain.observe(seen.at, seen.totals.map(|t| t.rooms), Instant::now())
+                drain.observe(seen.at, seen.totals.map(|t| t.rooms), seen.edge_sessions, Instant::now())
             }
             () = tokio::time::sleep_until(wake_at.into()) => {
                 let seen = *observations.borrow();
-                drain.observe(seen.at, seen.totals.map(|t| t.rooms), Instant::now())
+                drain.observe(seen.at, seen.totals.map(|t| t.rooms), seen.edge_sessions, Instant::now())
             }
             result = &mut server => {
                 let _ = relay_stop_tx.send(true);
@@ -311,7 +312,7 @@ impl Running {
             )
             .await;
         match sent {
-            Ok(()) => {
+            Ok(_) => {
                 self.metrics.heartbeats_sent.inc();
                 tracing::info!(undelivered, "final heartbeat sent; leaving");
             }
