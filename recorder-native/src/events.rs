@@ -98,9 +98,12 @@ pub struct ControlPlaneClient {
 impl ControlPlaneClient {
     /// A client for `url`, signing as this node.
     pub fn new(url: &str, node_id: &str, api_key: &str, secret: &str) -> ControlPlaneClient {
+        // No redirects: reqwest would follow a 301/302 as a bodiless GET, and a 2xx from
+        // wherever it landed would count as delivered.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         ControlPlaneClient {
