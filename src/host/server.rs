@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use wasmtime_wasi_http::handler::ProxyHandler;
 
@@ -25,6 +26,12 @@ use super::{handle_request, text_response, Inner, MAX_REQUEST_BODY, REQUEST_TIME
 
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send its request body, once the head is in.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections open at once, across the serving threads; further clients wait in the listen
+/// backlog. Each may buffer a body of up to [`MAX_REQUEST_BODY`], so this bounds that memory
+/// (2 GiB at most) and the file descriptors a crowd of slow clients can hold.
+const MAX_CONNECTIONS: usize = 2048;
 
 /// Serves on one thread per core until `shutdown` resolves, then waits for open connections to
 /// finish their in-flight requests.
@@ -45,6 +52,7 @@ pub(super) async fn serve(
         .context("detaching the listening socket")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut finished = Vec::with_capacity(threads);
     for index in 0..threads {
         let listener = listener
@@ -52,6 +60,7 @@ pub(super) async fn serve(
             .context("sharing the listening socket")?;
         let inner = inner.clone();
         let stop = stop_rx.clone();
+        let connections = connections.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name(format!("edge-serve-{index}"))
@@ -61,7 +70,13 @@ pub(super) async fn serve(
                     .build()
                     .context("building a serving runtime")
                     .and_then(|runtime| {
-                        runtime.block_on(accept_loop(inner, listener, local_addr, stop))
+                        runtime.block_on(accept_loop(
+                            inner,
+                            listener,
+                            local_addr,
+                            connections,
+                            stop,
+                        ))
                     });
                 let _ = done_tx.send(result);
             })
@@ -91,12 +106,26 @@ async fn accept_loop(
     inner: Arc<Inner>,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
+    connections: Arc<Semaphore>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("registering the listening socket")?;
     let graceful = GracefulShutdown::new();
     let instances = inner.thread_instances();
     loop {
+        // A connection slot first: at the limit, clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = connections.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -125,6 +154,7 @@ async fn accept_loop(
                     if let Err(e) = conn.await {
                         tracing::debug!(target: "edgemeet::host", peer = %peer, error = %e, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             changed = stop.changed() => {
@@ -195,10 +225,19 @@ async fn read_request(
         return Err(too_large());
     }
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
+    let collected =
+        tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_REQUEST_BODY).collect());
+    let body = match collected.await {
+        Err(_elapsed) => {
+            tracing::debug!(target: "edgemeet::host", "request body not received in time");
+            return Err(text_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            ));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(e)) => {
             tracing::debug!(target: "edgemeet::host", error = %e, "reading the request body failed");
             return Err(text_response(StatusCode::BAD_REQUEST, "bad request body\n"));
         }
