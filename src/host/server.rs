@@ -225,8 +225,10 @@ async fn read_request(
         return Err(too_large());
     }
     let (mut parts, body) = req.into_parts();
-    let collected =
-        tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, MAX_REQUEST_BODY).collect());
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_REQUEST_BODY).collect(),
+    );
     let body = match collected.await {
         Err(_elapsed) => {
             tracing::debug!(target: "edgemeet::host", "request body not received in time");

@@ -81,10 +81,13 @@ impl Database {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The guest's SQL runs as given: without this, `ATTACH '/any/path'` (or `VACUUM INTO`,
+        // which attaches) would let it create or change any file this process can, past the
+        // read-only file system it is given.
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)?;
         // `journal_mode` answers with a row, so it is read rather than executed.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
@@ -680,6 +683,27 @@ mod tests {
         db.checkin(conn);
         let count = execute(&db, "SELECT count(*) FROM t", &[], 0, 0).unwrap();
         assert!(matches!(count.rows[0].values[0], Value::Integer(1)));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The guest's SQL cannot reach other files: ATTACH and VACUUM INTO are refused and
+    /// create nothing.
+    #[test]
+    fn the_guest_cannot_attach_or_vacuum_into_other_files() {
+        let (dir, dbs) = temp_db("attach");
+        let db = dbs.get("default").unwrap();
+        let elsewhere = dir.join("elsewhere.db");
+        for statement in [
+            format!("ATTACH DATABASE '{}' AS x", elsewhere.display()),
+            format!("ATTACH DATABASE 'file:{}' AS x", elsewhere.display()),
+            format!("VACUUM INTO '{}'", elsewhere.display()),
+        ] {
+            assert!(
+                execute(&db, &statement, &[], 0, 0).is_err(),
+                "{statement} was allowed"
+            );
+            assert!(!elsewhere.exists(), "{statement} created a file");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
