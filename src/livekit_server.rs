@@ -75,6 +75,19 @@ impl LiveKitProcess {
         for address in &settings.bind {
             command.arg("--bind").arg(address.to_string());
         }
+        // LiveKit goes when edgemeet goes, however it goes: kill_on_drop needs the destructors
+        // to run, and a SIGTERM before the signal handlers exist (while the component compiles)
+        // ends the process without them. The death signal follows the spawning thread, which is
+        // the main thread here (`up` runs in `block_on`), alive as long as the process.
+        // SAFETY: the closure only calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -44,6 +44,31 @@ fn restart_keeps_rooms_and_reuses_the_compiled_component() {
     );
 }
 
+/// Killed outright (no destructors, no signal handler), `edgemeet up` still takes its LiveKit
+/// with it: the child has a parent-death signal.
+#[test]
+fn livekit_does_not_outlive_a_killed_edgemeet() {
+    let system = System::start("up-killed", "");
+    let livekit = system.livekit_http.trim_start_matches("http://").to_owned();
+    assert!(
+        TcpStream::connect(&livekit).is_ok(),
+        "LiveKit listens while up"
+    );
+    let pid = system.pid().expect("running") as libc::pid_t;
+    // SAFETY: signalling our own child, not its group.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&livekit).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "LiveKit outlived a SIGKILLed edgemeet up by 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn refuses_a_bad_configuration_without_echoing_secrets() {
     let dir = std::env::temp_dir().join(unique("edgemeet-badcfg"));

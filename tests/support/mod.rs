@@ -450,6 +450,11 @@ impl System {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The pid of `edgemeet up`, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGTERM (like Ctrl-C's SIGINT, handled the same); waits up to `grace` and returns the
     /// exit status, or None if it had to be killed.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
