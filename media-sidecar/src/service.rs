@@ -8,7 +8,6 @@
 //!    a final `leaving: true` heartbeat and returns.
 //! 3. A second signal skips all that: a best-effort flush of [`QUICK_FLUSH`] and return.
 
-use std::future::IntoFuture as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -141,14 +140,9 @@ pub async fn serve(
         sidecar_secret: config.sidecar_secret.clone(),
         drain_requests: admin_tx.clone(),
     });
-    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
-    let mut server: JoinHandle<std::io::Result<()>> = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    let (http_stop_tx, http_stop_rx) = watch::channel(false);
+    let mut server: JoinHandle<std::io::Result<()>> =
+        tokio::spawn(http::serve(listener, router, http_stop_rx));
     println!("listening on http://{address}");
     tracing::info!(
         %address,

@@ -157,7 +157,11 @@ impl FakeEdge {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let answer = json!({"status": status == 200, "msg": "fake edge"}).to_string();
+        // As the edge answers: a recorded heartbeat counts the sessions running in the region
+        // (this fake runs none, so a drain may end as soon as LiveKit has no rooms).
+        let answer = json!({"status": status == 200, "msg": "fake edge", "recorded": true,
+                            "rooms_ended": 0, "running_sessions": 0})
+        .to_string();
         let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
     }
 
@@ -757,7 +761,13 @@ async fn forged_webhooks_are_refused_and_never_forwarded() {
     let other_body = synthetic_event(2);
     let elsewhere = livekit_signature(LK_SECRET, &other_body);
     assert_eq!(h.post_webhook(&forged, Some(elsewhere)).await, 401);
-    h.wait_for_metric("media_sidecar_webhooks_rejected_total", |v| v == 4.0)
+    // A body past 256 KiB is refused before anything is checked or stored, even genuinely
+    // signed (the edge could not take it either).
+    let padding = "x".repeat(300 * 1024);
+    let oversize = forged.replacen('{', &format!("{{\"padding\":\"{padding}\","), 1);
+    let signed = livekit_signature(LK_SECRET, &oversize);
+    assert_eq!(h.post_webhook(&oversize, Some(signed)).await, 413);
+    h.wait_for_metric("media_sidecar_webhooks_rejected_total", |v| v == 5.0)
         .await;
     assert_eq!(h.metric("media_sidecar_outbox_depth").await, 0.0);
 
@@ -769,7 +779,7 @@ async fn forged_webhooks_are_refused_and_never_forwarded() {
     h.wait_for("LiveKit's event", |h| room_events(h, "real").len() == 1)
         .await;
     assert_eq!(synthetic_ids(&h), ["EV_TEST_000003"]);
-    assert_eq!(h.metric("media_sidecar_webhooks_rejected_total").await, 4.0);
+    assert_eq!(h.metric("media_sidecar_webhooks_rejected_total").await, 5.0);
     batches_are_well_formed(&h);
 }
 
