@@ -245,12 +245,16 @@ pub async fn serve(
     };
     let exit = match ending {
         Step::Leave(reason) => {
-            // A further signal cuts even the exit sequence short.
-            tokio::select! {
-                exit = running.leave(reason) => exit,
-                Some(_) = signals.recv(), if signals_open => {
+            // A further signal cuts even the exit sequence short, to the quick one.
+            let left = tokio::select! {
+                exit = running.leave(reason) => Some(exit),
+                Some(_) = signals.recv(), if signals_open => None,
+            };
+            match left {
+                Some(exit) => exit,
+                None => {
                     tracing::warn!("stop requested again: leaving now");
-                    Exit::Forced { undelivered: running.undelivered().await }
+                    running.quit().await
                 }
             }
         }
@@ -349,10 +353,6 @@ impl Running {
             }
             let _ = heartbeats.await;
         }
-    }
-
-    async fn undelivered(&self) -> u64 {
-        self.outbox.with(|o| o.depth()).await.unwrap_or(u64::MAX)
     }
 }
 
