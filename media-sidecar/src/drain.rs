@@ -130,23 +130,38 @@ impl Drain {
     }
 }
 
-/// The body of `POST /admin/drain` (empty is fine too).
+/// How far an admin call's `sent_at_ms` may be from the sidecar's clock. The signature covers
+/// the body only, so without a time in it a captured call could be replayed for ever.
+pub const ADMIN_CALL_MAX_AGE_MS: i64 = 60_000;
+
+/// The body of `POST /admin/drain`: `{"sent_at_ms": <Unix ms, now>, "deadline_seconds": N}`,
+/// the deadline optional.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminDrainBody {
+    /// When the call was made (Unix milliseconds); within [`ADMIN_CALL_MAX_AGE_MS`] of now.
+    #[serde(default)]
+    pub sent_at_ms: Option<i64>,
     /// Seconds until the drain ends at the latest.
     #[serde(default)]
     pub deadline_seconds: Option<u64>,
 }
 
 impl AdminDrainBody {
-    /// Parses a body; empty means no options.
-    pub fn parse(body: &[u8]) -> Result<AdminDrainBody, String> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(AdminDrainBody::default());
-        }
+    /// Parses and checks a body at `now_ms`.
+    pub fn parse(body: &[u8], now_ms: i64) -> Result<AdminDrainBody, String> {
         let parsed: AdminDrainBody =
             serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))?;
+        match parsed.sent_at_ms {
+            None => return Err("sent_at_ms (Unix milliseconds) is required".into()),
+            Some(at) if at.abs_diff(now_ms) > ADMIN_CALL_MAX_AGE_MS.unsigned_abs() => {
+                return Err(format!(
+                    "sent_at_ms is more than {} s from the sidecar's clock",
+                    ADMIN_CALL_MAX_AGE_MS / 1000
+                ))
+            }
+            Some(_) => {}
+        }
         if parsed.deadline_seconds == Some(0) {
             return Err("deadline_seconds must be positive".into());
         }
@@ -291,26 +306,38 @@ mod tests {
 
     #[test]
     fn admin_bodies_are_checked() {
-        assert_eq!(AdminDrainBody::parse(b""), Ok(AdminDrainBody::default()));
-        assert_eq!(AdminDrainBody::parse(b"{}"), Ok(AdminDrainBody::default()));
-        let body = AdminDrainBody::parse(br#"{"deadline_seconds": 30}"#).expect("valid");
+        const NOW: i64 = 1_800_000_000_000;
+        let parse = |body: &str| AdminDrainBody::parse(body.as_bytes(), NOW);
+        let body = parse(r#"{"sent_at_ms": 1800000000000, "deadline_seconds": 30}"#).expect("ok");
         assert_eq!(
             body.request(),
             Request::Admin {
                 deadline: Some(Duration::from_secs(30))
             }
         );
-        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 0}"#).is_err());
+        assert_eq!(
+            parse(r#"{"sent_at_ms": 1799999950000}"#).map(|b| b.request()),
+            Ok(Request::Admin { deadline: None })
+        );
+        // No time, or one a minute off: a captured call replayed later is refused.
+        assert!(parse("").is_err());
+        assert!(parse("{}").is_err());
+        assert!(parse(r#"{"deadline_seconds": 30}"#).is_err());
+        assert!(parse(r#"{"sent_at_ms": 1799999880000}"#).is_err());
+        assert!(parse(r#"{"sent_at_ms": 1800000070000}"#).is_err());
+        assert!(parse(r#"{"sent_at_ms": -9223372036854775808}"#).is_err());
+        let at = |extra: &str| format!(r#"{{"sent_at_ms": 1800000000000, {extra}}}"#);
+        assert!(parse(&at(r#""deadline_seconds": 0"#)).is_err());
         // Huge deadlines are refused (they overflowed the clock and killed the process).
-        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 18446744073709551615}"#).is_err());
-        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 604801}"#).is_err());
-        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": 604800}"#).is_ok());
+        assert!(parse(&at(r#""deadline_seconds": 18446744073709551615"#)).is_err());
+        assert!(parse(&at(r#""deadline_seconds": 604801"#)).is_err());
+        assert!(parse(&at(r#""deadline_seconds": 604800"#)).is_ok());
         let mut drain = Drain::new(Duration::MAX);
         let now = Instant::now();
         assert_eq!(drain.request(Request::Signal, now), Step::Serve);
         assert_eq!(drain.deadline(), Some(now + MAX_DRAIN_DEADLINE));
-        assert!(AdminDrainBody::parse(br#"{"deadline_seconds": -1}"#).is_err());
-        assert!(AdminDrainBody::parse(br#"{"deadline": 5}"#).is_err());
-        assert!(AdminDrainBody::parse(b"[").is_err());
+        assert!(parse(&at(r#""deadline_seconds": -1"#)).is_err());
+        assert!(parse(&at(r#""deadline": 5"#)).is_err());
+        assert!(parse("[").is_err());
     }
 }

@@ -215,7 +215,7 @@ async fn admin_drain(State(state): State<HttpState>, headers: HeaderMap, body: B
         tracing::warn!(error = %e, "admin call refused");
         return answer(StatusCode::UNAUTHORIZED, false, &e.to_string());
     }
-    let parsed = match AdminDrainBody::parse(&body) {
+    let parsed = match AdminDrainBody::parse(&body, crate::outbox::now_ms()) {
         Ok(parsed) => parsed,
         Err(e) => return answer(StatusCode::BAD_REQUEST, false, &e),
     };

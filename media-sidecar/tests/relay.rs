@@ -901,8 +901,11 @@ async fn admin_drain_is_signed_and_its_deadline_ends_it() {
     })
     .await;
     let url = format!("{}/admin/drain", h.sidecar.url);
-    let body = r#"{"deadline_seconds": 3}"#;
-    let post = |signature: String| {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let post_body = |body: String, signature: String| {
         h.http
             .post(&url)
             .header("API-KEY", REGION)
@@ -910,6 +913,17 @@ async fn admin_drain_is_signed_and_its_deadline_ends_it() {
             .body(body)
             .send()
     };
+    // A correctly signed call from two minutes ago (a captured one, replayed) is refused.
+    let stale = format!(
+        r#"{{"sent_at_ms": {}, "deadline_seconds": 1}}"#,
+        now_ms - 120_000
+    );
+    let replayed = post_body(stale.clone(), hex_hmac(SIDECAR_SECRET, stale.as_bytes()))
+        .await
+        .expect("post");
+    assert_eq!(replayed.status().as_u16(), 400);
+    let body = format!(r#"{{"sent_at_ms": {now_ms}, "deadline_seconds": 3}}"#);
+    let post = |signature: String| post_body(body.clone(), signature);
     let unsigned = post("00".repeat(32)).await.expect("post");
     assert_eq!(unsigned.status().as_u16(), 401);
     let other_secret = post(hex_hmac(
