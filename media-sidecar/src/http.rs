@@ -11,10 +11,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use edgemeet_serve::{BodyError, Limits};
+use tokio::sync::{mpsc, Notify};
 
 use crate::auth::{self, API_KEY_HEADER, SIGNATURE_HEADER};
 use crate::config::Secret;
@@ -45,87 +43,25 @@ pub struct HttpState {
 /// The largest body taken: a webhook the edge can take (its request limit is 256 KiB), or an
 /// admin call.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// How long a client may take to send its request head, and then its body.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections open at once; further clients wait in the listen backlog. With the body limit
-/// this bounds what a crowd of slow clients can hold.
-const MAX_CONNECTIONS: usize = 512;
 
-/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (at
-/// most [`READ_TIMEOUT`]).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let stopped = |changed: Result<(), watch::error::RecvError>, stop: &watch::Receiver<bool>| {
-        changed.is_err() || *stop.borrow()
-    };
-    while !*stop.borrow() {
-        let slot = tokio::select! {
-            slot = connections.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
-            changed = stop.changed() => {
-                if stopped(changed, &stop) {
-                    break;
-                }
-                continue;
-            }
-        };
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            changed = stop.changed() => {
-                if stopped(changed, &stop) {
-                    break;
-                }
-                continue;
-            }
-        };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(READ_TIMEOUT)
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(router.clone()),
-            );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(READ_TIMEOUT, graceful.shutdown()).await;
-    Ok(())
-}
+/// Connections and deadlines: 512 connections at once (with the body limit, this bounds what a
+/// crowd of slow clients can hold), 30 s for a request's head and then its body.
+pub const LIMITS: Limits = Limits {
+    max_connections: 512,
+    read_timeout: Duration::from_secs(30),
+};
 
-/// The body, at most [`MAX_BODY_BYTES`], if it arrives within [`READ_TIMEOUT`]; else the
-/// answer to give.
+/// The body, or the answer to give.
 async fn read_body(body: Body) -> Result<Bytes, Response> {
-    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            false,
-            "body unreadable or over 256 KiB",
-        )),
-        Err(_) => Err(answer(
-            StatusCode::REQUEST_TIMEOUT,
-            false,
-            "body not received in time",
-        )),
-    }
+    edgemeet_serve::read_body(body, MAX_BODY_BYTES, LIMITS.read_timeout)
+        .await
+        .map_err(|e| {
+            let status = match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            };
+            answer(status, false, &e.to_string())
+        })
 }
 
 /// The router.

@@ -140,9 +140,15 @@ pub async fn serve(
         sidecar_secret: config.sidecar_secret.clone(),
         drain_requests: admin_tx.clone(),
     });
-    let (http_stop_tx, http_stop_rx) = watch::channel(false);
-    let mut server: JoinHandle<std::io::Result<()>> =
-        tokio::spawn(http::serve(listener, router, http_stop_rx));
+    let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+    let mut server: JoinHandle<std::io::Result<()>> = tokio::spawn(edgemeet_serve::serve(
+        listener,
+        router,
+        http::LIMITS,
+        async move {
+            let _ = http_stop_rx.wait_for(|stop| *stop).await;
+        },
+    ));
     println!("listening on http://{address}");
     tracing::info!(
         %address,

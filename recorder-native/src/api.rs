@@ -14,13 +14,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use edgemeet_serve::{BodyError, Limits};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,6 +31,12 @@ use crate::supervisor::{Node, StartError, StopError};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+/// Connections and deadlines: 256 connections at once, 30 s for a request's head and then its
+/// body.
+pub const LIMITS: Limits = Limits {
+    max_connections: 256,
+    read_timeout: std::time::Duration::from_secs(30),
+};
 /// Most jobs one list returns.
 const LIST_LIMIT: usize = 200;
 
@@ -42,7 +48,6 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/jobs/list", post(list))
         .route("/health", get(health))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)
 }
 
@@ -64,15 +69,27 @@ fn store_failed(e: &StoreError) -> Response {
     fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
-/// Checks the signature and parses the body; `Err` is the answer to send.
-fn authenticated<T: for<'de> Deserialize<'de>>(
+/// Checks the signature and parses the body; `Err` is the answer to send. The body is read only
+/// from a caller that names this node's key, and only up to [`MAX_BODY`] within the deadline.
+async fn authenticated<T: for<'de> Deserialize<'de>>(
     node: &Node,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<T, Box<Response>> {
-    let body = body.map_err(|e| Box::new(fail(e.status(), &e.body_text())))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let config = node.config();
+    if header(API_KEY_HEADER) != Some(config.api_key.as_str()) {
+        return Err(Box::new(fail(StatusCode::UNAUTHORIZED, "invalid API-KEY")));
+    }
+    let body = edgemeet_serve::read_body(body, MAX_BODY, LIMITS.read_timeout)
+        .await
+        .map_err(|e| {
+            let status = match e {
+                BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            };
+            Box::new(fail(status, &e.to_string()))
+        })?;
     verify(
         &config.api_key,
         config.api_secret.as_bytes(),
@@ -89,12 +106,8 @@ fn authenticated<T: for<'de> Deserialize<'de>>(
     })
 }
 
-async fn start(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request: StartRequest = match authenticated(&node, &headers, body) {
+async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
+    let request: StartRequest = match authenticated(&node, &headers, body).await {
         Ok(request) => request,
         Err(response) => return *response,
     };
@@ -122,12 +135,8 @@ struct StopRequest {
     job_id: String,
 }
 
-async fn stop(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request: StopRequest = match authenticated(&node, &headers, body) {
+async fn stop(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
+    let request: StopRequest = match authenticated(&node, &headers, body).await {
         Ok(request) => request,
         Err(response) => return *response,
     };
@@ -142,12 +151,8 @@ async fn stop(
 #[serde(deny_unknown_fields)]
 struct ListRequest {}
 
-async fn list(
-    State(node): State<Arc<Node>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Err(response) = authenticated::<ListRequest>(&node, &headers, body) {
+async fn list(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(response) = authenticated::<ListRequest>(&node, &headers, body).await {
         return *response;
     }
     match node.list(LIST_LIMIT) {

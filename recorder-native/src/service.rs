@@ -73,8 +73,7 @@ pub async fn serve(
     tracing::info!(%address, node = %config.node_id, "recorder listening");
     println!("listening on http://{address}");
     let recovering = tokio::spawn(recovery::recover(node.clone(), leftovers));
-    axum::serve(listener, api::router(node.clone()))
-        .with_graceful_shutdown(shutdown)
+    edgemeet_serve::serve(listener, api::router(node.clone()), api::LIMITS, shutdown)
         .await
         .context("serving the job API")?;
 
