@@ -80,6 +80,11 @@ impl Drain {
         self.draining.map(|d| d.until)
     }
 
+    /// Drains again, until `until`, after a run that crashed mid-drain (as if asked at `now`).
+    pub fn resume(&mut self, until: Instant, now: Instant) {
+        self.draining = Some(Draining { since: now, until });
+    }
+
     /// Handles a request at `now`. A drain already under way keeps its start; a new deadline
     /// only ever brings its end closer.
     pub fn request(&mut self, request: Request, now: Instant) -> Step {
@@ -294,6 +299,25 @@ mod tests {
         // The first signal after an admin drain is not yet "the second one".
         assert_eq!(drain.request(Request::Signal, start), Step::Serve);
         assert_eq!(drain.request(Request::Signal, start), Step::ExitNow);
+    }
+
+    #[test]
+    fn a_resumed_drain_keeps_its_deadline_and_counts_from_the_restart() {
+        let mut drain = Drain::new(HOUR);
+        let before = Instant::now();
+        let now = before + Duration::from_secs(1);
+        let until = now + Duration::from_secs(90);
+        drain.resume(until, now);
+        assert!(drain.is_draining());
+        assert_eq!(drain.deadline(), Some(until));
+        // A look from before this run proves nothing; a later one can end it.
+        assert_eq!(drain.observe(before, Some(0), Some(0), now), Step::Serve);
+        assert_eq!(
+            drain.observe(now, Some(0), Some(0), now),
+            Step::Leave(Reason::RoomsEnded)
+        );
+        // A signal now is the first of this run: it drains on, it does not exit at once.
+        assert_eq!(drain.request(Request::Signal, now), Step::Serve);
     }
 
     #[test]

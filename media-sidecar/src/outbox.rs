@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// A database failure (disk full, corrupt file).
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT NOT NULL UNIQUE,
     body TEXT NOT NULL,
     received_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS drain_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    deadline_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
@@ -122,6 +126,35 @@ impl Outbox {
             .conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Remembers that the region drains until `deadline_ms` (Unix ms), so a sidecar that
+    /// crashes mid-drain drains again when it comes back.
+    pub fn save_drain(&mut self, deadline_ms: i64) -> Result<(), OutboxError> {
+        self.conn.execute(
+            "INSERT INTO drain_state (id, deadline_ms) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET deadline_ms = excluded.deadline_ms",
+            [deadline_ms],
+        )?;
+        Ok(())
+    }
+
+    /// The deadline of a drain a previous run did not finish, if any.
+    pub fn saved_drain(&self) -> Result<Option<i64>, OutboxError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT deadline_ms FROM drain_state WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Forgets the drain: it ended (the sidecar left or was told to quit).
+    pub fn clear_drain(&mut self) -> Result<(), OutboxError> {
+        self.conn.execute("DELETE FROM drain_state", [])?;
+        Ok(())
     }
 
     /// How many events were set aside as refused.

@@ -25,7 +25,7 @@ use crate::heartbeat::{
 };
 use crate::http::{self, HttpState};
 use crate::metrics::{flag, Metrics};
-use crate::outbox::{Outbox, OutboxError, SharedOutbox};
+use crate::outbox::{now_ms, Outbox, OutboxError, SharedOutbox};
 use crate::relay::{self, RelaySignals};
 use crate::webhooks::WebhookVerifier;
 
@@ -114,7 +114,19 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let hurry = Arc::new(Notify::new());
     let (admin_tx, mut admin_rx) = mpsc::channel(4);
-    let (draining_tx, draining_rx) = watch::channel(false);
+    // A drain a crashed run did not finish goes on, with its deadline.
+    let mut drain = Drain::new(config.drain_deadline());
+    if let Some(deadline_ms) = outbox.with(|o| o.saved_drain()).await? {
+        let left = u64::try_from(deadline_ms.saturating_sub(now_ms())).unwrap_or(0);
+        let now = Instant::now();
+        drain.resume(now + Duration::from_millis(left), now);
+        metrics.draining.set(flag(true));
+        tracing::warn!(
+            deadline_in_s = left / 1000,
+            "resuming a drain the last run did not finish"
+        );
+    }
+    let (draining_tx, draining_rx) = watch::channel(drain.is_draining());
     let (observations_tx, mut observations) = watch::channel(Observation {
         at: Instant::now(),
         totals: None,
@@ -189,7 +201,7 @@ pub async fn serve(
         .run(),
     );
 
-    let mut drain = Drain::new(config.drain_deadline());
+    let mut saved_deadline = drain.deadline();
     let mut signals_open = true;
     let ending = loop {
         let wake_at = drain
@@ -231,6 +243,15 @@ pub async fn serve(
             metrics.draining.set(flag(true));
             let _ = draining_tx.send(true);
         }
+        if let Some(deadline) = drain.deadline().filter(|d| saved_deadline != Some(*d)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let deadline_ms =
+                now_ms().saturating_add(i64::try_from(left.as_millis()).unwrap_or(i64::MAX));
+            match outbox.with(move |o| o.save_drain(deadline_ms)).await {
+                Ok(()) => saved_deadline = Some(deadline),
+                Err(e) => tracing::error!(error = %e, "cannot remember the drain"),
+            }
+        }
         if step != Step::Serve {
             break step;
         }
@@ -268,6 +289,10 @@ pub async fn serve(
     };
     let _ = relay_stop_tx.send(true);
     let _ = relay.await;
+    // The drain is over either way: left, or told twice to stop. Only a crash leaves it saved.
+    if let Err(e) = running.outbox.with(|o| o.clear_drain()).await {
+        tracing::error!(error = %e, "cannot forget the finished drain");
+    }
     let (Exit::Drained { undelivered, .. } | Exit::Forced { undelivered }) = exit;
     if undelivered > 0 {
         tracing::warn!(undelivered, "events stay in the outbox for the next start");

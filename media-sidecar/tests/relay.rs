@@ -958,6 +958,59 @@ async fn admin_drain_is_signed_and_its_deadline_ends_it() {
     assert_eq!(last["load"]["rooms"], 1);
 }
 
+/// A sidecar that crashes mid-drain drains again when it comes back, with the same deadline:
+/// a restart by its supervisor must not put the region back into service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_survives_a_crash() {
+    let mut h = Harness::start(3600).await;
+    h.livekit.create_room("stays").await;
+    h.wait_for("a heartbeat with the room", |h| {
+        h.edge.heartbeats().iter().any(|b| b["load"]["rooms"] == 1)
+    })
+    .await;
+    h.sidecar.signal(Signal::SIGTERM);
+    h.wait_for("a draining heartbeat", |h| {
+        h.edge.heartbeats().iter().any(|b| b["draining"] == true)
+    })
+    .await;
+    h.sidecar.kill_hard();
+    let before = h.edge.heartbeats().len();
+    h.restart_sidecar();
+    h.wait_for("heartbeats from the restarted sidecar", |h| {
+        h.edge.heartbeats().len() >= before + 3
+    })
+    .await;
+    let after: Vec<Value> = h.edge.heartbeats()[before..].to_vec();
+    assert!(
+        after.iter().all(|b| b["draining"] == true),
+        "the restarted sidecar took rooms again: {after:#?}"
+    );
+    assert_eq!(h.metric("media_sidecar_draining").await, 1.0);
+    // Once the room is gone it leaves as a drained sidecar does, and forgets the drain.
+    h.livekit.delete_room("stays").await;
+    let until = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = h.sidecar.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "the resumed drain did not end\n{}",
+            h.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{}", h.log_tail());
+    h.restart_sidecar();
+    let before = h.edge.heartbeats().len();
+    h.wait_for("a heartbeat after the finished drain", |h| {
+        h.edge.heartbeats().len() > before
+    })
+    .await;
+    let last = h.edge.heartbeats().last().cloned().expect("heartbeat");
+    assert_eq!(last["draining"], false, "{last}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once() {
     let mut h = Harness::start(3600).await;
