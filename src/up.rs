@@ -13,6 +13,9 @@ use crate::settings::{DevCredentials, RegionSettings, Settings};
 
 /// Runs the system described by the file at `config_path`.
 pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
+    // Listened to from the start: a signal during start-up (compiling the component) stops
+    // the system as soon as it serves, cleanly, instead of killing it half started.
+    let signals = StopSignals::install().context("listening for SIGINT and SIGTERM")?;
     let settings = Settings::load(config_path, explicit)?;
     let data_dir = &settings.edge.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -63,7 +66,7 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         livekit = Some(process);
     }
     // Whatever happens from here on, a LiveKit this run started is stopped gracefully once.
-    let served = serve_edge(&settings, &api_secret, &regions, livekit.is_some()).await;
+    let served = serve_edge(&settings, &api_secret, &regions, livekit.is_some(), signals).await;
     if let Some(lk) = livekit {
         lk.stop(Duration::from_secs(5)).await;
     }
@@ -76,6 +79,7 @@ async fn serve_edge(
     api_secret: &str,
     regions: &[RegionSettings],
     local_livekit: bool,
+    mut signals: StopSignals,
 ) -> anyhow::Result<()> {
     let data_dir = &settings.edge.data_dir;
     if let Some(region) = regions
@@ -147,7 +151,18 @@ async fn serve_edge(
     println!("  data         {}", data_dir.display());
     println!("edgemeet: ready at http://{address}");
 
-    let served = host.serve(shutdown_signal()).await;
+    let served = host
+        .serve(async move {
+            signals.recv().await;
+            // A second signal means now: the open requests are not waited for. LiveKit goes
+            // with the process (its parent-death signal).
+            tokio::spawn(async move {
+                signals.recv().await;
+                eprintln!("edgemeet: stop requested again; stopping now");
+                std::process::exit(130);
+            });
+        })
+        .await;
     println!("edgemeet: stopping");
     served
 }
@@ -251,17 +266,26 @@ fn component_path(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM (one received since the last call counts).
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }

@@ -69,6 +69,47 @@ fn livekit_does_not_outlive_a_killed_edgemeet() {
     }
 }
 
+/// A first SIGTERM waits for open requests; a second one stops at once, LiveKit included.
+#[test]
+fn a_second_signal_stops_at_once() {
+    use std::io::Write as _;
+    let mut system = System::start("up-twice", "");
+    let livekit = system.livekit_http.trim_start_matches("http://").to_owned();
+    // A request whose body never comes holds the first, graceful stop (for up to 30 s).
+    let address = system.target.base.trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&address).expect("connect");
+    stalled
+        .write_all(b"POST /auth/room/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = system.pid().expect("running") as libc::pid_t;
+    // SAFETY: signalling our own child, not its group.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    assert!(
+        system.wait_exit(Duration::from_secs(2)).is_none(),
+        "the first signal did not wait for the open request"
+    );
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = system
+        .wait_exit(Duration::from_secs(5))
+        .expect("a second signal stops at once");
+    assert_eq!(status.code(), Some(130), "{status}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&livekit).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "LiveKit outlived edgemeet up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stalled);
+}
+
 #[test]
 fn refuses_a_bad_configuration_without_echoing_secrets() {
     let dir = std::env::temp_dir().join(unique("edgemeet-badcfg"));

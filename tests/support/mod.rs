@@ -455,6 +455,19 @@ impl System {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Waits up to `timeout` for `edgemeet up` to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGTERM (like Ctrl-C's SIGINT, handled the same); waits up to `grace` and returns the
     /// exit status, or None if it had to be killed.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
