@@ -39,6 +39,9 @@ pub struct Pending {
 /// The outbox: one SQLite connection.
 pub struct Outbox {
     conn: Connection,
+    /// Events waiting, counted once at open and then kept by every change: a `COUNT(*)` on
+    /// every webhook would scan a backlog of millions after a long edge outage.
+    depth: u64,
 }
 
 const SCHEMA: &str = "
@@ -71,7 +74,11 @@ impl Outbox {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Outbox { conn })
+        let depth: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))?;
+        Ok(Outbox {
+            conn,
+            depth: u64::try_from(depth).unwrap_or(0),
+        })
     }
 
     /// Appends an event unless one with the same id is already waiting. Returns whether it was
@@ -81,6 +88,7 @@ impl Outbox {
             "INSERT OR IGNORE INTO outbox (event_id, body, received_ms) VALUES (?1, ?2, ?3)",
             params![event_id, body, now_ms()],
         )?;
+        self.depth += inserted as u64;
         Ok(inserted == 1)
     }
 
@@ -102,9 +110,11 @@ impl Outbox {
     /// Forgets acknowledged events: every one up to and including `seq`. Batches are always the
     /// oldest events, so this removes exactly the acknowledged batch.
     pub fn ack_through(&mut self, seq: i64) -> Result<usize, OutboxError> {
-        Ok(self
+        let deleted = self
             .conn
-            .execute("DELETE FROM outbox WHERE seq <= ?1", [seq])?)
+            .execute("DELETE FROM outbox WHERE seq <= ?1", [seq])?;
+        self.depth = self.depth.saturating_sub(deleted as u64);
+        Ok(deleted)
     }
 
     /// Moves one event the edge refuses outright (`status`) to the dead-letter table.
@@ -115,17 +125,15 @@ impl Outbox {
              SELECT seq, event_id, body, received_ms, ?2, ?3 FROM outbox WHERE seq = ?1",
             params![seq, status, now_ms()],
         )?;
-        tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+        let deleted = tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
         tx.commit()?;
+        self.depth = self.depth.saturating_sub(deleted as u64);
         Ok(())
     }
 
     /// How many events wait.
     pub fn depth(&self) -> Result<u64, OutboxError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(self.depth)
     }
 
     /// Remembers that the region drains until `deadline_ms` (Unix ms), so a sidecar that
@@ -268,6 +276,7 @@ mod tests {
         outbox.dead_letter(bad, 400).expect("dead letter");
         assert_eq!(ids(&outbox.pending(10).expect("pending")), ["EV_good"]);
         assert_eq!(outbox.dead_letters().expect("count"), 1);
+        assert_eq!(outbox.depth().expect("depth"), 1);
     }
 
     #[test]
@@ -286,6 +295,8 @@ mod tests {
         // Order continues after the restart.
         outbox.append("EV_3", "{}").expect("append");
         assert_eq!(ids(&outbox.pending(10).expect("pending")), ["EV_2", "EV_3"]);
+        // The depth is counted again at open, then kept.
+        assert_eq!(outbox.depth().expect("depth"), 2);
         let mode: String = outbox
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
