@@ -435,6 +435,7 @@ fn placement(c: &mut Criterion) {
             sidecar_id: "bench".into(),
             sent_at_ms: now,
             livekit_ok: true,
+            events_ok: true,
             load: Load {
                 rooms: if i % 4 == 1 { 50 } else { 3 },
                 participants: 10,

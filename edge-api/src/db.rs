@@ -372,7 +372,8 @@ pub async fn record_heartbeat(
                 hb.sidecar_id.as_str().into(),
                 hb.sent_at_ms.into(),
                 now_ms.into(),
-                hb.livekit_ok.into(),
+                // The registry's "media usable": LiveKit answers and its webhooks are kept.
+                (hb.livekit_ok && hb.events_ok).into(),
                 hb.draining.into(),
                 left_at.into(),
                 hb.load.rooms.into(),
@@ -411,6 +412,7 @@ pub async fn region_statuses(store: &impl Store) -> Result<Vec<RegionStatus>, St
                     sidecar_id: col.text(1)?,
                     sent_at_ms: col.int(2)?,
                     livekit_ok: col.int(4)? != 0,
+                    events_ok: true,
                     draining: col.int(5)? != 0,
                     leaving: int_opt(r.get(6)).is_some(),
                     load: Load {

@@ -42,7 +42,7 @@ pub enum Availability {
     Unknown,
     /// Its last heartbeat is too old.
     Silent,
-    /// LiveKit did not answer its sidecar.
+    /// LiveKit did not answer its sidecar, or the sidecar cannot keep its webhooks.
     MediaDown,
     /// It is draining.
     Draining,
@@ -60,7 +60,7 @@ impl RegionStatus {
             Availability::Left
         } else if now_ms - self.received_at_ms > timeout_secs.saturating_mul(1000) {
             Availability::Silent
-        } else if !h.livekit_ok {
+        } else if !h.livekit_ok || !h.events_ok {
             Availability::MediaDown
         } else if h.draining {
             Availability::Draining
@@ -140,6 +140,7 @@ mod tests {
                 sidecar_id: "s".into(),
                 sent_at_ms: 99_000,
                 livekit_ok: true,
+                events_ok: true,
                 load: Load {
                     rooms,
                     participants: 3,
@@ -170,6 +171,9 @@ mod tests {
         let mut down = status(0, 0);
         down.heartbeat.livekit_ok = false;
         assert_eq!(down.availability(101_000, 15), Availability::MediaDown);
+        let mut unkept = status(0, 0);
+        unkept.heartbeat.events_ok = false;
+        assert_eq!(unkept.availability(101_000, 15), Availability::MediaDown);
         let mut draining = status(0, 0);
         draining.heartbeat.draining = true;
         assert_eq!(draining.availability(101_000, 15), Availability::Draining);

@@ -278,6 +278,19 @@ fn regions_come_and_go_with_their_heartbeats() {
     edge.clock.0.set(T0 + 19_000);
     beat(&edge, "eu", false, 0);
     assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
+    // A sidecar that cannot keep LiveKit's webhooks (its disk is full): no new rooms there.
+    edge.clock.0.set(T0 + 20_000);
+    let mut unkept = heartbeat_body("eu", T0 + 20_000, false, 0);
+    unkept["events_ok"] = json!(false);
+    let (status, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &unkept,
+    );
+    assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
+    assert_eq!(availability(&edge, "eu"), registry::Availability::MediaDown);
 }
 
 #[test]

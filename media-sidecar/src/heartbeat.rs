@@ -3,6 +3,8 @@
 //! capacity, and whether it drains. Heartbeats are never queued: a failed one is logged and
 //! superseded by the next. Each look at LiveKit is also published for the drain decision.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livekit_api::services::room::RoomClient;
@@ -121,6 +123,8 @@ pub struct Moment {
     pub leaving: bool,
     /// Events not yet acknowledged.
     pub undelivered_events: u64,
+    /// Whether the last webhook could be stored.
+    pub events_ok: bool,
 }
 
 impl Reporter {
@@ -132,6 +136,7 @@ impl Reporter {
             sidecar_id: self.sidecar_id.clone(),
             sent_at_ms: now_ms(),
             livekit_ok: moment.totals.is_some(),
+            events_ok: moment.events_ok,
             load: Load {
                 rooms: totals.rooms,
                 participants: totals.participants,
@@ -172,6 +177,8 @@ pub struct HeartbeatLoop {
     pub every: Duration,
     /// Where each look at LiveKit is published.
     pub observations: watch::Sender<Observation>,
+    /// Whether the last webhook could be stored (set by the webhook handler).
+    pub events_ok: Arc<AtomicBool>,
     /// Whether the region drains; a change is reported at once.
     pub draining: watch::Receiver<bool>,
     /// Turns true to stop, after the heartbeat being sent (if any) is answered.
@@ -224,6 +231,7 @@ impl HeartbeatLoop {
             draining: *self.draining.borrow(),
             leaving: false,
             undelivered_events,
+            events_ok: self.events_ok.load(Ordering::Relaxed),
         });
         match send(&self.client, &heartbeat).await {
             Ok(reply) => {
@@ -301,6 +309,7 @@ mod tests {
             draining: false,
             leaving: false,
             undelivered_events: 4,
+            events_ok: true,
         };
         let json = serde_json::to_value(reporter.heartbeat(&moment)).expect("json");
         assert_eq!(json["region_id"], "eu");
@@ -308,7 +317,19 @@ mod tests {
         assert!(json["sent_at_ms"]
             .as_i64()
             .is_some_and(|ms| ms > 1_700_000_000_000));
-        assert_eq!(json["livekit_ok"], true);
+        assert_eq!(
+            (&json["livekit_ok"], &json["events_ok"]),
+            (&true.into(), &true.into())
+        );
+        // An outbox that cannot store webhooks is reported.
+        let unkept = reporter.heartbeat(&Moment {
+            events_ok: false,
+            ..moment
+        });
+        assert_eq!(
+            serde_json::to_value(unkept).expect("json")["events_ok"],
+            false
+        );
         assert_eq!(
             json["load"],
             serde_json::json!({"rooms": 2, "participants": 5, "publishers": 3, "cpu_load": 0.12})

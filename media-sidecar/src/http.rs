@@ -2,6 +2,7 @@
 //! (signed with the sidecar secret) and `GET /metrics`. The handlers are thin: the work is in
 //! [`crate::webhooks`], [`crate::outbox`], [`crate::drain`] and [`crate::metrics`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ pub struct HttpState {
     pub sidecar_secret: Secret,
     /// Where admin drain requests go.
     pub drain_requests: mpsc::Sender<drain::Request>,
+    /// Whether the last webhook could be stored; heartbeats report it, and the edge places no
+    /// new room in a region whose webhooks would be lost.
+    pub events_ok: Arc<AtomicBool>,
 }
 
 /// The largest body taken: a webhook the edge can take (its request limit is 256 KiB), or an
@@ -116,6 +120,7 @@ async fn webhook(State(state): State<HttpState>, headers: HeaderMap, body: Body)
         .outbox
         .with(move |o| Ok((o.append(&id, &json)?, o.depth()?)))
         .await;
+    state.events_ok.store(stored.is_ok(), Ordering::Relaxed);
     match stored {
         Ok((new, depth)) => {
             state.metrics.set_outbox_depth(depth);

@@ -10,6 +10,7 @@
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,7 @@ pub async fn serve(
     };
 
     let wake = Arc::new(Notify::new());
+    let events_ok = Arc::new(AtomicBool::new(true));
     let hurry = Arc::new(Notify::new());
     let (admin_tx, mut admin_rx) = mpsc::channel(4);
     // A drain a crashed run did not finish goes on, with its deadline.
@@ -151,6 +153,7 @@ pub async fn serve(
         region_id: Arc::from(config.region_id.as_str()),
         sidecar_secret: config.sidecar_secret.clone(),
         drain_requests: admin_tx.clone(),
+        events_ok: Arc::clone(&events_ok),
     });
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
     let mut server: JoinHandle<std::io::Result<()>> = tokio::spawn(edgemeet_serve::serve(
@@ -195,6 +198,7 @@ pub async fn serve(
             metrics: metrics.clone(),
             every: config.heartbeat_every(),
             observations: observations_tx,
+            events_ok: Arc::clone(&events_ok),
             draining: draining_rx,
             stop: heartbeat_stop_rx,
         }
@@ -330,6 +334,7 @@ impl Running {
             draining: true,
             leaving: true,
             undelivered_events: undelivered,
+            events_ok: true,
         });
         let sent = (|| heartbeat::send(&self.edge, &goodbye))
             .retry(

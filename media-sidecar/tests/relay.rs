@@ -1011,6 +1011,46 @@ async fn a_drain_survives_a_crash() {
     assert_eq!(last["draining"], false, "{last}");
 }
 
+/// While the outbox cannot store webhooks (here: another process holds its write lock, as a
+/// full disk would refuse the write), LiveKit gets 500 and the heartbeats say the region's
+/// webhooks are not kept, so the edge places no new room there; once it stores again, they
+/// say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_report_an_outbox_that_cannot_store() {
+    let h = Harness::start(3600).await;
+    h.wait_for("a heartbeat", |h| !h.edge.heartbeats().is_empty())
+        .await;
+    assert_eq!(h.edge.heartbeats().last().expect("beat")["events_ok"], true);
+    let outbox = rusqlite::Connection::open(h.dir.path().join("data").join("outbox.db"))
+        .expect("open the outbox");
+    outbox
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("take the write lock");
+    let event = synthetic_event(1);
+    let signed = livekit_signature(LK_SECRET, &event);
+    assert_eq!(h.post_webhook(&event, Some(signed.clone())).await, 500);
+    h.wait_for("a heartbeat saying webhooks are not kept", |h| {
+        h.edge
+            .heartbeats()
+            .last()
+            .is_some_and(|b| b["events_ok"] == false)
+    })
+    .await;
+    outbox.execute_batch("ROLLBACK").expect("release the lock");
+    assert_eq!(h.post_webhook(&event, Some(signed)).await, 200);
+    h.wait_for("a heartbeat saying webhooks are kept again", |h| {
+        h.edge
+            .heartbeats()
+            .last()
+            .is_some_and(|b| b["events_ok"] == true)
+    })
+    .await;
+    h.wait_for("the event, stored on LiveKit's retry", |h| {
+        synthetic_ids(h) == ["EV_TEST_000001"]
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once() {
     let mut h = Harness::start(3600).await;

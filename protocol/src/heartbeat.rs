@@ -16,6 +16,10 @@ pub struct Heartbeat {
     pub sent_at_ms: i64,
     /// Whether LiveKit answered the sidecar just now.
     pub livekit_ok: bool,
+    /// Whether the sidecar can keep LiveKit's webhooks (false while its outbox refuses writes,
+    /// e.g. a full disk): a region whose webhooks would be lost takes no new rooms.
+    #[serde(default = "yes")]
+    pub events_ok: bool,
     /// What the region carries.
     pub load: Load,
     /// What it may carry.
@@ -29,6 +33,10 @@ pub struct Heartbeat {
     /// Events the sidecar holds that the edge has not acknowledged.
     #[serde(default)]
     pub undelivered_events: u64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A region's load: LiveKit's rooms summed, and the media machine's CPU.
@@ -78,6 +86,8 @@ mod tests {
     fn optional_fields_default_and_a_heartbeat_round_trips() {
         let hb: Heartbeat = serde_json::from_str(MINIMAL).expect("parse");
         assert!(!hb.draining && !hb.leaving);
+        // A sidecar from before events_ok is taken as able to keep its webhooks.
+        assert!(hb.events_ok);
         assert_eq!((hb.undelivered_events, hb.load.publishers), (0, 0));
         assert_eq!(hb.load.cpu_load, None);
         let text = serde_json::to_string(&hb).expect("json");
