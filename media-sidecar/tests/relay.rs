@@ -488,6 +488,18 @@ max_participants = 70
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Waits for the sidecar to exit by itself, or fails the test with `what` and its log.
+    async fn wait_exit(&mut self, what: &str) -> ExitStatus {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.sidecar.exited() {
+                return status;
+            }
+            assert!(Instant::now() < until, "{what}\n{}", self.log_tail());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `check` until it holds, or fails the test with `what` and the sidecar's log.
     async fn wait_for(&self, what: &str, mut check: impl FnMut(&Harness) -> bool) {
         let until = Instant::now() + PATIENCE;
@@ -858,18 +870,7 @@ async fn sigterm_drains_until_the_rooms_are_gone_then_leaves() {
     post_synthetic(&h, 0..5).await;
     h.livekit.delete_room("ongoing").await;
 
-    let until = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = h.sidecar.exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < until,
-            "no exit after the drain\n{}",
-            h.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = h.wait_exit("no exit after the drain").await;
     assert_eq!(status.code(), Some(0), "{}", h.log_tail());
     let hits = h.edge.hits();
     let last = hits.last().expect("requests");
@@ -939,14 +940,7 @@ async fn admin_drain_is_signed_and_its_deadline_ends_it() {
         .expect("post");
     assert_eq!(signed.status().as_u16(), 200);
 
-    let until = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = h.sidecar.exited() {
-            break status;
-        }
-        assert!(Instant::now() < until, "the deadline did not end the drain");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = h.wait_exit("the deadline did not end the drain").await;
     assert_eq!(status.code(), Some(0), "{}", h.log_tail());
     let beats = h.edge.heartbeats();
     assert!(beats
@@ -988,18 +982,7 @@ async fn a_drain_survives_a_crash() {
     assert_eq!(h.metric("media_sidecar_draining").await, 1.0);
     // Once the room is gone it leaves as a drained sidecar does, and forgets the drain.
     h.livekit.delete_room("stays").await;
-    let until = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = h.sidecar.exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < until,
-            "the resumed drain did not end\n{}",
-            h.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = h.wait_exit("the resumed drain did not end").await;
     assert_eq!(status.code(), Some(0), "{}", h.log_tail());
     h.restart_sidecar();
     let before = h.edge.heartbeats().len();
