@@ -687,9 +687,17 @@ pub async fn due_rooms(
         .collect()
 }
 
-/// Whether the store answers (for `/healthCheck`).
+/// Whether the store answers with the edge's tables in place (for `/healthCheck`): a database
+/// whose migrations were never applied answers `SELECT 1` but fails every room call.
 pub async fn ping(store: &impl Store) -> Result<(), StoreError> {
-    store.execute("SELECT 1", &[]).await.map(|_| ())
+    store
+        .execute(
+            "SELECT (SELECT 1 FROM rooms LIMIT 1), (SELECT 1 FROM room_users LIMIT 1), \
+             (SELECT 1 FROM region_status LIMIT 1)",
+            &[],
+        )
+        .await
+        .map(|_| ())
 }
 
 fn rooms(rows: Rows) -> Result<Vec<RoomRow>, StoreError> {

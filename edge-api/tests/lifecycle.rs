@@ -293,6 +293,19 @@ fn regions_come_and_go_with_their_heartbeats() {
     assert_eq!(availability(&edge, "eu"), registry::Availability::MediaDown);
 }
 
+/// A database whose migrations were not applied is not healthy, though it answers `SELECT 1`.
+#[test]
+fn the_health_check_needs_the_schema() {
+    let edge = edge();
+    let health =
+        |edge: &TestEdge| block(edge.handle(EdgeRequest::new(Method::GET, "/healthCheck"))).status;
+    assert_eq!(health(&edge), 200);
+    edge.store
+        .execute_batch("DROP TABLE region_status")
+        .expect("drop");
+    assert_eq!(health(&edge), 503);
+}
+
 #[test]
 fn webhooks_drive_the_session_exactly_once() {
     let edge = edge();
