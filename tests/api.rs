@@ -576,6 +576,29 @@ fn create_refuses_oversize_body(s: &Suite) {
         .target
         .call("/auth/room/isRoomActive", &json!({"room_id": room}));
     assert_eq!(j["status_code"], "ROOM_NOT_FOUND");
+    // A body declared far larger is refused without being waited for (never held whole).
+    use std::io::{Read as _, Write as _};
+    let address = s.target.base.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /auth/room/create HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{{\"room_id\":\"",
+        64 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut answer = [0u8; 12];
+    stream
+        .read_exact(&mut answer)
+        .expect("an answer before the body was sent");
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 413",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }
 
 fn create_checks_region_hint(s: &Suite) {

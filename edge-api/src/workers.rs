@@ -10,8 +10,9 @@
 //! - D1 hands integers to JavaScript as numbers; they come back as whole reals, which the
 //!   store's readers accept (`db.rs`).
 
+use futures_util::StreamExt as _;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, Date, Env, Fetch, Headers, Method, RequestInit};
+use worker::{D1Database, Date, Env, Fetch, Headers, Method, RequestInit, RequestRedirect};
 
 use crate::config::GeoPoint;
 use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
@@ -101,8 +102,11 @@ impl HttpClient for WorkerFetch {
             headers.set(name, value).map_err(failed)?;
         }
         let mut init = RequestInit::new();
+        // A 3xx comes back as such, as on Spin: a followed redirect would turn a Twirp POST
+        // into a GET elsewhere and could carry the LiveKit token along.
         init.with_method(Method::from(request.method.to_string()))
-            .with_headers(headers);
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !request.body.is_empty() {
             init.with_body(Some(
                 js_sys::Uint8Array::from(request.body.as_slice()).into(),
@@ -175,6 +179,31 @@ async fn page_file_response(
     }
 }
 
+/// Reads the body up to [`MAX_BODY_BYTES`]; past that (declared or read) it stops and reports
+/// the body as too large, as on Spin, so a huge body is never held whole in the isolate.
+async fn read_bounded(request: &mut worker::Request) -> worker::Result<(Vec<u8>, bool)> {
+    let declared = request
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Ok((Vec::new(), true));
+    }
+    if request.inner().body().is_none() {
+        return Ok((Vec::new(), false));
+    }
+    let mut stream = request.stream()?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok((Vec::new(), true));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok((out, false))
+}
+
 async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, EdgeResponse> {
     let bad = |e: worker::Error| EdgeResponse::text(400, &format!("bad request: {e}"));
     let url = request.url().map_err(bad)?;
@@ -196,12 +225,17 @@ async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, 
             edge_request.headers.append(name, value);
         }
     }
-    let body = request.bytes().await.map_err(bad)?;
-    if body.len() > MAX_BODY_BYTES {
-        edge_request.body_too_large = true;
-    } else {
-        edge_request.body = body;
+    // Cloudflare's own location is request.cf; a `cf-*` location header reaching a Worker was
+    // set by the client, so it is never read (other configured headers, set by a proxy the
+    // operator trusts, still are when request.cf has no coordinates).
+    for name in [&config.geo_headers.latitude, &config.geo_headers.longitude] {
+        if name.to_ascii_lowercase().starts_with("cf-") {
+            edge_request.headers.remove(name.as_str());
+        }
     }
+    let (body, body_too_large) = read_bounded(&mut request).await.map_err(bad)?;
+    edge_request.body = body;
+    edge_request.body_too_large = body_too_large;
     edge_request.platform_geo = request
         .cf()
         .and_then(|cf| cf.coordinates())
