@@ -303,6 +303,12 @@ fn a_silent_media_server_leaves_out_only_its_own_rooms_participants() {
         .target
         .call("/auth/room/getActiveRoomInfo", &json!({"room_id": in_a}));
     assert_eq!(one["status"], false, "{one}");
+    // And the component's warning reaches the host's log (the edge's tracing has a subscriber).
+    let log = system.stderr();
+    assert!(
+        log.contains("listing participants failed") && log.contains(in_a.as_str()),
+        "no warning in the host's log:\n{log}"
+    );
 }
 
 #[test]

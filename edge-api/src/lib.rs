@@ -46,6 +46,9 @@ pub mod tokens;
 pub mod web;
 pub mod wire;
 
+#[cfg(all(any(feature = "spin", feature = "workers"), target_arch = "wasm32"))]
+pub mod logging;
+
 #[cfg(all(feature = "spin", target_arch = "wasm32"))]
 pub mod spin;
 

@@ -110,6 +110,7 @@ impl HttpClient for SpinHttp {
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
+    crate::logging::install(std::io::stderr);
     let response = match serve(request).await {
         Ok(r) => r,
         Err(r) => r,
