@@ -564,49 +564,27 @@ fn create_keeps_unicode(s: &Suite) {
     assert_eq!(j["room"]["room_info"]["room_title"], title);
 }
 
-/// POSTs `body` signed over a raw connection and returns the status line's code and the whole
-/// answer. An edge may answer as soon as it sees an oversize `Content-Length`, without reading
-/// the body, and close: a client that stops at the failed write (as ureq does) never reads
-/// that answer, so the write's failure is ignored here and the answer read anyway.
-fn post_tolerating_early_answer(
-    s: &Suite,
-    path: &str,
-    body: &[u8],
-    declared: usize,
-) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let address = s.target.base.trim_start_matches("http://").to_owned();
-    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
-    let timeout = Some(std::time::Duration::from_secs(10));
-    stream.set_read_timeout(timeout).expect("timeout");
-    stream.set_write_timeout(timeout).expect("timeout");
-    let signature = support::sign(&s.target.api_secret, body);
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         API-KEY: {}\r\nHASH-SIGNATURE: {signature}\r\nContent-Length: {declared}\r\n\
-         Connection: close\r\n\r\n",
-        s.target.api_key
-    );
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body));
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
+/// `post_tolerating_early_answer` for a signed plugNmeet call.
+fn post_oversize(s: &Suite, path: &str, sent: &[u8], declared: usize) -> (u16, String) {
+    let signature = support::sign(&s.target.api_secret, sent);
+    support::post_tolerating_early_answer(
+        &s.target.base,
+        path,
+        &[
+            ("Content-Type", "application/json"),
+            ("API-KEY", &s.target.api_key),
+            ("HASH-SIGNATURE", &signature),
+        ],
+        sent,
+        declared,
+    )
 }
 
 fn create_refuses_oversize_body(s: &Suite) {
     let room = unique("big");
     let body = json!({"room_id": room, "metadata": {"room_title": "t", "welcome_message": "x".repeat(300 * 1024)}});
     let bytes = serde_json::to_vec(&body).unwrap();
-    let (status, answer) =
-        post_tolerating_early_answer(s, "/auth/room/create", &bytes, bytes.len());
+    let (status, answer) = post_oversize(s, "/auth/room/create", &bytes, bytes.len());
     assert_eq!(status, 413, "{answer}");
     let json: Value = answer
         .split_once("\r\n\r\n")
@@ -620,7 +598,7 @@ fn create_refuses_oversize_body(s: &Suite) {
     // A body declared far larger is refused without being waited for (never held whole): only
     // its first bytes are sent.
     let (status, answer) =
-        post_tolerating_early_answer(s, "/auth/room/create", b"{\"room_id\":\"", 64 * 1024 * 1024);
+        post_oversize(s, "/auth/room/create", b"{\"room_id\":\"", 64 * 1024 * 1024);
     assert_eq!(status, 413, "an answer before the body was sent: {answer}");
 }
 

@@ -282,7 +282,19 @@ fn bad_calls_are_refused_and_start_nothing() {
     }
     let huge = json!({ "job_id": "big", "room_id": "r", "livekit_url": "ws://h", "token": "x".repeat(200_000) });
     let bytes = serde_json::to_vec(&huge).expect("json");
-    let (status, answer) = post_tolerating_early_answer(&service.api.base, "/jobs/start", &bytes);
+    // Past the 64 KiB limit but not all of it: the server answers without reading the rest, and
+    // data it never reads could turn its close into a reset that loses the answer.
+    let (status, answer) = support::post_tolerating_early_answer(
+        &service.api.base,
+        "/jobs/start",
+        &[
+            ("Content-Type", "application/json"),
+            ("API-KEY", RECORDER_KEY),
+            ("HASH-SIGNATURE", "00"),
+        ],
+        &bytes[..bytes.len().min(70_000)],
+        bytes.len(),
+    );
     assert_eq!(status, 413, "oversized body: {answer}");
     assert!(
         answer.contains("\"status\":false"),
@@ -316,35 +328,6 @@ fn bad_calls_are_refused_and_start_nothing() {
         "a refused call started a worker"
     );
     assert_eq!(service.terminate(Duration::from_secs(10)), Some(0));
-}
-
-/// POSTs (part of) an oversized `body` over a raw connection and reads the answer the server
-/// gives before the whole body is sent.
-fn post_tolerating_early_answer(base: &str, path: &str, body: &[u8]) -> (u16, String) {
-    use std::io::{Read, Write};
-    let address = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         API-KEY: {RECORDER_KEY}\r\nHASH-SIGNATURE: 00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    // Past the 64 KiB limit but not all of it: the server answers without reading the rest, and
-    // data it never reads could turn its close into a reset that loses the answer.
-    let _ = stream.write_all(&body[..body.len().min(70_000)]);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
 }
 
 #[test]
