@@ -72,6 +72,12 @@ fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_modera
         !url.contains("access_token"),
         "token still in the URL: {url}"
     );
+    let cookies = seen["moderatorCookies"].as_str().unwrap_or_default();
+    assert!(
+        !cookies.contains("pnm_access_token"),
+        "token in a cookie, sent with every request: {cookies}"
+    );
+    assert_eq!(seen["moderatorTokenKept"], true, "{seen}");
     // Each sees two tiles (itself and the other); only the moderator can end the meeting.
     assert_eq!(seen["moderatorTiles"], 2, "{seen}");
     assert_eq!(seen["guestTiles"], 2, "{seen}");

@@ -96,8 +96,13 @@ try {
     viewport: { width: 1280, height: 800 },
   });
   await screen(moderator, "prejoin");
-  // The token must not stay in the address bar.
+  // The token must not stay in the address bar, nor ride along on requests as a cookie; it
+  // is kept in this tab's session storage for a reload.
   seen.moderatorUrlAfterLoad = moderator.url();
+  seen.moderatorCookies = await moderator.evaluate(() => document.cookie);
+  seen.moderatorTokenKept = await moderator.evaluate(
+    () => (sessionStorage.getItem("pnm_access_token") || "").length > 0,
+  );
   await moderator.waitForFunction(() => {
     const video = document.querySelector("video");
     return !!video && video.videoWidth > 0;

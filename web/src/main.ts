@@ -74,7 +74,11 @@ async function run(): Promise<void> {
   remembered = kept;
 
   await joinRoom(session, joinToken, choices, {
-    ended: showEnded,
+    ended: () => {
+      // The meeting is over: nothing to rejoin, so the token goes.
+      forgetToken();
+      showEnded();
+    },
     left: () => showLeft(() => void start()),
     unreachable: () => showError('unreachable', () => void start()),
     remember: (camera, microphone) => {

@@ -1,41 +1,39 @@
 // The plugNmeet join token: integrations link to `/?access_token=<token>`. The token is a
-// secret, so it moves from the address bar into a first-party cookie at once.
+// secret, so it moves from the address bar into this tab's session storage at once: kept for a
+// reload, never sent with requests (a cookie would ride along on every one), gone with the tab.
 
-const COOKIE = 'pnm_access_token';
-const MAX_AGE_SECS = 3 * 60 * 60;
+const KEY = 'pnm_access_token';
 
-function cookieAttributes(maxAge: number): string {
-  const secure = location.protocol === 'https:' ? '; Secure' : '';
-  return `; path=/; max-age=${maxAge}; SameSite=Strict${secure}`;
-}
-
-function readCookie(): string | null {
-  for (const part of document.cookie.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() !== COOKIE) continue;
-    const raw = part.slice(eq + 1).trim();
-    try {
-      return decodeURIComponent(raw) || null;
-    } catch {
-      return raw || null;
-    }
+function stored(): string | null {
+  try {
+    return window.sessionStorage.getItem(KEY) || null;
+  } catch {
+    return null;
   }
-  return null;
 }
 
-function storeCookie(token: string): void {
-  document.cookie = `${COOKIE}=${encodeURIComponent(token)}${cookieAttributes(MAX_AGE_SECS)}`;
+function store(token: string): void {
+  try {
+    window.sessionStorage.setItem(KEY, token);
+  } catch {
+    // Storage refused (private mode, quota): the token lives in memory for this page only.
+  }
 }
 
-/** Forgets a token the server refused (expired or invalid). */
+/** Forgets the token: the server refused it (expired or invalid), or the meeting ended. */
 export function forgetToken(): void {
-  document.cookie = `${COOKIE}=${cookieAttributes(0)}`;
+  try {
+    window.sessionStorage.removeItem(KEY);
+  } catch {
+    // Nothing was stored.
+  }
+  // Earlier versions kept it in a cookie.
+  document.cookie = `${KEY}=; path=/; max-age=0; SameSite=Strict`;
 }
 
 /**
- * The join token: from `?access_token=` (then kept in the cookie and removed from the address
- * bar), else from the cookie; `null` when there is none.
+ * The join token: from `?access_token=` (then kept in session storage and removed from the
+ * address bar), else from session storage; `null` when there is none.
  */
 export function takeToken(): string | null {
   const url = new URL(window.location.href);
@@ -44,11 +42,11 @@ export function takeToken(): string | null {
     url.searchParams.delete('access_token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     if (fromUrl) {
-      storeCookie(fromUrl);
+      store(fromUrl);
       return fromUrl;
     }
   }
-  return readCookie();
+  return stored();
 }
 
 /** Clock skew allowed between this device and the edge when reading `exp` here. */
