@@ -33,8 +33,8 @@ pub const MAX_EVENTS: usize = 100;
 /// that session's.
 pub const REGION_CLOCK_SKEW_MS: i64 = 60_000;
 
+/// A batch of relayed webhooks. Fields a newer sidecar adds are ignored, as in [`Heartbeat`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct EventBatch {
     region_id: String,
     events: Vec<Value>,

@@ -293,6 +293,36 @@ fn regions_come_and_go_with_their_heartbeats() {
     assert_eq!(availability(&edge, "eu"), registry::Availability::MediaDown);
 }
 
+/// A sidecar upgraded before the edge sends fields this edge does not know yet: its heartbeats
+/// and event batches are taken (refusing them would mark a healthy region down for the length
+/// of a rolling upgrade).
+#[test]
+fn a_newer_sidecars_messages_are_taken() {
+    let edge = edge();
+    let mut newer = heartbeat_body("eu", T0, false, 0);
+    newer["gpu_load"] = json!(0.4);
+    newer["load"]["tracks"] = json!(12);
+    let (status, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &newer,
+    );
+    assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
+    running_room(&edge, "newer-room", "eu", json!({}));
+    let started = event("EV_NEWER", "room_started", "newer-room", "RM_NEWER", None);
+    let (status, body) = post(
+        &edge,
+        "/internal/sidecar/events",
+        "eu",
+        SIDECAR_EU,
+        &json!({"region_id": "eu", "events": [started], "batch_id": "b-1"}),
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
+}
+
 /// A database whose migrations were not applied is not healthy, though it answers `SELECT 1`.
 #[test]
 fn the_health_check_needs_the_schema() {

@@ -1,12 +1,15 @@
 //! The heartbeat a region's media-sidecar POSTs to the edge (`/internal/sidecar/heartbeat`,
 //! signed with the region's secret) every few seconds: LiveKit's health, the region's load and
 //! limits, and whether it drains or leaves. The edge's registry keeps the last one per region.
+//!
+//! The message only grows: a new field comes with a default for senders that predate it, and a
+//! receiver ignores fields it does not know. So edge and sidecars upgrade in either order (a
+//! new sidecar's heartbeat is not refused by an edge that predates one of its fields).
 
 use serde::{Deserialize, Serialize};
 
 /// One heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The region the sidecar serves (must match the signing region).
     pub region_id: String,
@@ -41,7 +44,6 @@ fn yes() -> bool {
 
 /// A region's load: LiveKit's rooms summed, and the media machine's CPU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Load {
     /// Rooms LiveKit has open.
     pub rooms: u64,
@@ -57,7 +59,6 @@ pub struct Load {
 
 /// A region's limits, from its sidecar's configuration (`[capacity]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Capacity {
     /// Most concurrent rooms; 0 = unlimited.
     #[serde(default)]
@@ -96,9 +97,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_negative_counts_are_refused() {
-        let surprise = MINIMAL.replace("\"livekit_ok\":true", "\"livekit_ok\":true,\"surprise\":1");
-        assert!(serde_json::from_str::<Heartbeat>(&surprise).is_err());
+    fn fields_from_a_newer_sender_are_ignored_and_negative_counts_refused() {
+        let newer = MINIMAL
+            .replace(
+                "\"livekit_ok\":true",
+                "\"livekit_ok\":true,\"later_field\":{\"x\":1}",
+            )
+            .replace("\"rooms\":2", "\"rooms\":2,\"gpu_load\":0.5")
+            .replace("\"max_rooms\":0", "\"max_rooms\":0,\"max_tracks\":9");
+        let hb: Heartbeat = serde_json::from_str(&newer).expect("a newer heartbeat parses");
+        assert_eq!(
+            hb,
+            serde_json::from_str::<Heartbeat>(MINIMAL).expect("parse")
+        );
         let negative = MINIMAL.replace("\"rooms\":2", "\"rooms\":-2");
         assert!(serde_json::from_str::<Heartbeat>(&negative).is_err());
     }
