@@ -949,6 +949,25 @@ fn end_room_from_the_page(s: &Suite) {
     assert_eq!(j["result"]["total_rooms"], "1", "{j}");
     let r = s.target.request("GET", "/api/endRoom");
     assert_eq!(r.status, 405);
+    // The room id created again: the earlier session's moderator token has no rights in it.
+    s.target.create_room(&room, json!({}));
+    let r = end(&[("Authorization", moderator.as_str())]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.invalid-token"))
+    );
+    // A moderator whose latest token made them a plain user: the older moderator token is no
+    // longer enough.
+    let demoted = s.target.join_token(&room, "m2", true, false);
+    s.target.join_token(&room, "m2", false, false);
+    let r = end(&[("Authorization", demoted.as_str())]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(j["is_active"], true, "{j}");
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
 }
 
 /// The join page at `/`, as plugNmeet's integrations link to it, with its security headers,

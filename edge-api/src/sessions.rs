@@ -61,7 +61,7 @@ fn unauthorized(code: StatusCode, msg: &str) -> EdgeResponse {
 async fn authorize<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
-) -> Result<(JoinClaims, db::RoomRow), EdgeResponse> {
+) -> Result<Authorized, EdgeResponse> {
     let Some(token) = request
         .header("authorization")
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
@@ -89,14 +89,44 @@ async fn authorize<S: Store, H: HttpClient, C: Clock>(
             ))
         }
     };
-    match db::running_room(&edge.store, &claims.room_id).await {
-        Ok(Some(room)) => Ok((claims, room)),
-        Ok(None) => Err(unauthorized(
-            StatusCode::RoomNotActive,
-            "notifications.room-not-active",
-        )),
-        Err(e) => Err(store_failure(e)),
+    let room = match db::running_room(&edge.store, &claims.room_id).await {
+        Ok(Some(room)) => room,
+        Ok(None) => {
+            return Err(unauthorized(
+                StatusCode::RoomNotActive,
+                "notifications.room-not-active",
+            ))
+        }
+        Err(e) => return Err(store_failure(e)),
+    };
+    let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
+        // getJoinToken records every user it issues a token to in the session. A token without
+        // that record was issued for an earlier session of the same room id (ended, then
+        // created again within the token's lifetime): it carries none of this session's
+        // settings and none of its rights.
+        Ok(None) => {
+            return Err(unauthorized(
+                StatusCode::InvalidTokenOrSignature,
+                "notifications.invalid-token",
+            ))
+        }
+        Ok(Some(user)) => user,
+        Err(e) => return Err(store_failure(e)),
+    };
+    if user.is_blocked {
+        return Err(unauthorized(
+            StatusCode::UserBlocked,
+            "notifications.user-blocked",
+        ));
     }
+    Ok(Authorized { claims, room, user })
+}
+
+/// A join token checked against the running session it was issued for.
+struct Authorized {
+    claims: JoinClaims,
+    room: db::RoomRow,
+    user: db::RoomUser,
 }
 
 /// Handles `POST /api/endRoom`: a moderator (an admin join token) ends the meeting from the
@@ -106,11 +136,15 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let (claims, room) = match authorize(edge, request).await {
+    let Authorized {
+        claims, room, user, ..
+    } = match authorize(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
-    if !claims.is_admin {
+    // The token says moderator and this session issued it as such (the user's latest token
+    // may have taken the right away).
+    if !(claims.is_admin && user.is_admin) {
         return EdgeResponse::common(
             403,
             Common::fail(
@@ -130,29 +164,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let (claims, room) = match authorize(edge, request).await {
+    let Authorized { claims, room, user } = match authorize(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
-    let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
-        // getJoinToken records every user it issues a token to in the session. A token without
-        // that record was issued for an earlier session of the same room id (ended, then
-        // created again within the token's lifetime): it carries none of this session's
-        // settings, so it does not let its holder in.
-        Ok(None) => {
-            return unauthorized(
-                StatusCode::InvalidTokenOrSignature,
-                "notifications.invalid-token",
-            )
-        }
-        Ok(Some(user)) => user,
-        Err(e) => return store_failure(e),
-    };
-    if user.is_blocked {
-        return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked");
-    }
     // Without sidecars relaying LiveKit's webhooks, a room's joined count is the visible users
     // who entered through the edge; with them, LiveKit's participant_joined counts instead.
     if !edge.config.uses_sidecars() {
