@@ -370,7 +370,10 @@ pub async fn record_heartbeat(
             &[
                 hb.region_id.as_str().into(),
                 hb.sidecar_id.as_str().into(),
-                hb.sent_at_ms.into(),
+                // Kept no later than the edge's clock: a heartbeat stamped ahead (a sidecar
+                // clock stepped back afterwards, or a forged one) must not make the honest
+                // heartbeats after it look old and silence the region.
+                hb.sent_at_ms.min(now_ms).into(),
                 now_ms.into(),
                 // The registry's "media usable": LiveKit answers and its webhooks are kept.
                 (hb.livekit_ok && hb.events_ok).into(),
@@ -631,6 +634,9 @@ pub enum LimitReached {
     Duration,
     /// Nobody visible has been in it for its `empty_timeout`.
     Empty,
+    /// Nobody entered its LiveKit room within `empty_timeout` of its creation (LiveKit closes a
+    /// room nobody joins the same way).
+    NeverStarted,
 }
 
 /// A running session the edge must end now.
@@ -645,11 +651,14 @@ pub struct DueRoom {
 }
 
 /// Running sessions in `region_id` whose `room_duration` is over or that stayed empty for their
-/// `empty_timeout`, as of `now` (Unix seconds); at most `limit`.
+/// `empty_timeout`, as of `now` (Unix seconds); at most `limit`. Emptiness counts only when
+/// `events_settled` (the region's sidecar holds no undelivered webhook: a re-join may be among
+/// them).
 pub async fn due_rooms(
     store: &impl Store,
     region_id: &str,
     now: i64,
+    events_settled: bool,
     limit: i64,
 ) -> Result<Vec<DueRoom>, StoreError> {
     let rows = store
@@ -665,9 +674,15 @@ pub async fn due_rooms(
                    AND m.started_at + 60 * json_extract(r.metadata, '$.room_features.room_duration') <= ?) AS over \
                FROM rooms r JOIN room_media m ON m.room_sid = r.sid \
                WHERE r.is_running = 1 AND r.region = ?) \
-             WHERE over OR (empty_timeout > 0 AND NOT occupied AND empty_since + empty_timeout <= ?) \
+             WHERE over OR (? AND empty_timeout > 0 AND NOT occupied AND empty_since + empty_timeout <= ?) \
              ORDER BY sid LIMIT ?",
-            &[now.into(), region_id.into(), now.into(), limit.into()],
+            &[
+                now.into(),
+                region_id.into(),
+                events_settled.into(),
+                now.into(),
+                limit.into(),
+            ],
         )
         .await?;
     rows.rows
@@ -682,6 +697,45 @@ pub async fn due_rooms(
                 } else {
                     LimitReached::Empty
                 },
+            })
+        })
+        .collect()
+}
+
+/// Running sessions whose LiveKit room never started (no `room_started` arrived) although
+/// `empty_timeout` has passed since they were created, as of `now`: the unplaced ones, and those
+/// placed in `region_id` when `events_settled` (its sidecar holds no undelivered webhook, so a
+/// `room_started` is not on its way). At most `limit`.
+pub async fn never_started_rooms(
+    store: &impl Store,
+    region_id: &str,
+    now: i64,
+    events_settled: bool,
+    limit: i64,
+) -> Result<Vec<DueRoom>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT r.sid, r.room_id FROM rooms r \
+             WHERE r.is_running = 1 AND r.created_at + r.empty_timeout <= ? \
+               AND (r.region IS NULL OR (r.region = ? AND ?)) \
+               AND NOT EXISTS (SELECT 1 FROM room_media m WHERE m.room_sid = r.sid) \
+             ORDER BY r.id LIMIT ?",
+            &[
+                now.into(),
+                region_id.into(),
+                events_settled.into(),
+                limit.into(),
+            ],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(DueRoom {
+                sid: col.text(0)?,
+                room_id: col.text(1)?,
+                reason: LimitReached::NeverStarted,
             })
         })
         .collect()

@@ -10,8 +10,11 @@
 //!   identity's first entry counts in `joined_participants`. A participant joins only the
 //!   session whose LiveKit room the event names.
 //! - `room_finished` ends the session (it moves to past rooms).
-//! - On each heartbeat: sessions past their `room_duration`, or empty for their
-//!   `empty_timeout`, are ended and their LiveKit room deleted.
+//! - On each recorded heartbeat: sessions past their `room_duration`, or empty for their
+//!   `empty_timeout`, are ended and their LiveKit room deleted; emptiness counts only while the
+//!   region's sidecar holds no undelivered webhook (a re-join may be among them). A session
+//!   whose LiveKit room never started (created, perhaps placed, nobody entered) ends once its
+//!   `empty_timeout` has passed since creation, as LiveKit closes a room nobody joins.
 //!
 //! Every event is applied by one idempotent statement and then its id is remembered, so a batch
 //! re-sent after a lost acknowledgement, or cut short by a crash, changes nothing twice.
@@ -165,22 +168,42 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
 }
 
 /// The due work a heartbeat from `region` pays for: ends sessions past their limits (and
-/// deletes their LiveKit rooms) and forgets old event ids. Returns the sessions ended.
+/// deletes their LiveKit rooms) and forgets old event ids. `events_settled`: the heartbeat says
+/// its sidecar holds no undelivered webhook and keeps new ones. Returns the sessions ended.
 pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
+    events_settled: bool,
 ) -> Result<usize, StoreError> {
     let now = edge.now_secs();
-    let due = db::due_rooms(&edge.store, &region.id, now, ENDS_PER_HEARTBEAT).await?;
+    let mut due = db::due_rooms(
+        &edge.store,
+        &region.id,
+        now,
+        events_settled,
+        ENDS_PER_HEARTBEAT,
+    )
+    .await?;
+    let capacity_left = ENDS_PER_HEARTBEAT - i64::try_from(due.len()).unwrap_or(ENDS_PER_HEARTBEAT);
+    if capacity_left > 0 {
+        due.extend(
+            db::never_started_rooms(&edge.store, &region.id, now, events_settled, capacity_left)
+                .await?,
+        );
+    }
     for room in &due {
         if db::end_room(&edge.store, &room.sid, now).await? {
             let why = match room.reason {
                 LimitReached::Duration => "room_duration is over",
                 LimitReached::Empty => "empty_timeout passed with nobody in the room",
+                LimitReached::NeverStarted => "empty_timeout passed and nobody ever entered",
             };
             tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
         }
-        delete_livekit_room(edge, region, &room.room_id).await;
+        // A session that never started has no LiveKit room of its own to delete.
+        if room.reason != LimitReached::NeverStarted {
+            delete_livekit_room(edge, region, &room.room_id).await;
+        }
     }
     db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
     Ok(due.len())

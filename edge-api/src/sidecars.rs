@@ -141,9 +141,15 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
     if recorded && (hb.leaving || hb.draining) {
         tracing::info!(region = %region.id, leaving = hb.leaving, draining = hb.draining, "region draining");
     }
-    let rooms_ended = match lifecycle::on_heartbeat(edge, region).await {
-        Ok(n) => n,
-        Err(e) => return unavailable(e),
+    // Only a recorded heartbeat pays for the due work: a late or replayed one changes nothing.
+    let rooms_ended = if recorded {
+        let events_settled = hb.events_ok && hb.undelivered_events == 0;
+        match lifecycle::on_heartbeat(edge, region, events_settled).await {
+            Ok(n) => n,
+            Err(e) => return unavailable(e),
+        }
+    } else {
+        0
     };
     let running_sessions = match db::running_sessions_in(&edge.store, &region.id).await {
         Ok(n) => n,

@@ -597,6 +597,91 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
     assert_eq!(deleted, [json!("timed"), json!("emptied")]);
 }
 
+/// Emptiness is judged on delivered webhooks only: while the region's sidecar still holds some
+/// (a re-join may be among them), an empty-looking room is left alone. A session nobody ever
+/// entered ends once its empty_timeout has passed since creation, as LiveKit closes a room
+/// nobody joins; one placed in a region waits, like emptiness, for that region's webhooks.
+#[test]
+fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
+    let edge = edge();
+    running_room(&edge, "quiet", "eu", json!({}));
+    running_room(&edge, "unentered", "eu", json!({}));
+    let (status, body) = post(
+        &edge,
+        "/auth/room/create",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "unplaced", "metadata": {"room_title": "T"}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let joined = Some(participant("PA_quiet", "u", false));
+    let batch = vec![
+        event("Q0", "room_started", "quiet", "RM_quiet", None),
+        event(
+            "Q1",
+            "participant_joined",
+            "quiet",
+            "RM_quiet",
+            joined.clone(),
+        ),
+        event("Q2", "participant_left", "quiet", "RM_quiet", joined),
+    ];
+    assert_eq!(events(&edge, "eu", batch).1["applied"], 3);
+    edge.clock.0.set(T0 + 1_802_000);
+    let mut behind = heartbeat_body("eu", T0 + 1_802_000, false, 1);
+    behind["undelivered_events"] = json!(5);
+    let (_, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &behind,
+    );
+    // Only the session never placed anywhere ends: nothing about it can be on its way.
+    assert_eq!(body["rooms_ended"], 1, "{body}");
+    let running = |room: &str| {
+        block(db::running_room(&edge.store, room))
+            .expect("store")
+            .is_some()
+    };
+    assert!(running("quiet") && running("unentered") && !running("unplaced"));
+    edge.clock.0.set(T0 + 1_807_000);
+    let (_, body) = beat(&edge, "eu", false, 1);
+    assert_eq!(body["rooms_ended"], 2, "{body}");
+    assert!(!running("quiet") && !running("unentered"));
+    // Only the room LiveKit ran is deleted there.
+    let deleted: Vec<Value> = edge
+        .http
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, body)| body["room"].clone())
+        .collect();
+    assert_eq!(deleted, [json!("quiet")]);
+}
+
+/// A heartbeat stamped ahead of the edge's clock (a sidecar whose clock then stepped back, or a
+/// forged one within the allowed skew) does not make the honest heartbeats after it look old.
+#[test]
+fn a_heartbeat_stamped_ahead_does_not_silence_its_region() {
+    let edge = edge();
+    let ahead = heartbeat_body("eu", T0 + 55_000, false, 0);
+    let (_, body) = post(
+        &edge,
+        "/internal/sidecar/heartbeat",
+        "eu",
+        SIDECAR_EU,
+        &ahead,
+    );
+    assert_eq!(body["recorded"], true, "{body}");
+    for step in 1..=4 {
+        edge.clock.0.set(T0 + step * 5_000);
+        let (_, body) = beat(&edge, "eu", step == 4, 0);
+        assert_eq!(body["recorded"], true, "{body}");
+    }
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Draining);
+}
+
 #[test]
 fn a_blocked_user_gets_no_token_and_stays_as_stored() {
     let edge = edge();
