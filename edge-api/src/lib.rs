@@ -147,11 +147,15 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
         }
     }
 
-    /// `/healthCheck`: 200 `Healthy`, or 503 with the store's error.
+    /// `/healthCheck`: 200 `Healthy`, or 503 `Unhealthy` (the store's error goes to the log, not
+    /// to an unauthenticated caller: it may name tables and paths).
     async fn health(&self) -> EdgeResponse {
         match db::ping(&self.store).await {
             Ok(()) => EdgeResponse::text(200, "Healthy"),
-            Err(e) => EdgeResponse::text(503, &e.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "health check: the store failed");
+                EdgeResponse::text(503, "Unhealthy: the database is unavailable")
+            }
         }
     }
 
