@@ -440,11 +440,16 @@ pub async fn region_statuses(store: &impl Store) -> Result<Vec<RegionStatus>, St
 }
 
 /// Whether a webhook event was applied already.
-pub async fn event_applied(store: &impl Store, event_id: &str) -> Result<bool, StoreError> {
+pub async fn event_applied(
+    store: &impl Store,
+    region_id: &str,
+    event_id: &str,
+) -> Result<bool, StoreError> {
+    // Per region: another region's sidecar naming the same id must not hide this one's event.
     let rows = store
         .execute(
-            "SELECT 1 FROM applied_events WHERE event_id = ?",
-            &[event_id.into()],
+            "SELECT 1 FROM applied_events WHERE event_id = ? AND region_id = ?",
+            &[event_id.into(), region_id.into()],
         )
         .await?;
     Ok(!rows.rows.is_empty())

@@ -33,6 +33,14 @@ use crate::Edge;
 /// continues).
 const ENDS_PER_HEARTBEAT: i64 = 20;
 
+/// The webhook events the edge acts on.
+const FOLLOWED_EVENTS: [&str; 4] = [
+    "room_started",
+    "participant_joined",
+    "participant_left",
+    "room_finished",
+];
+
 /// Applied event ids are kept this long (seconds); sidecars re-send within minutes.
 const APPLIED_EVENTS_KEPT_SECS: i64 = 24 * 3600;
 
@@ -109,11 +117,21 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     region: &Region,
     event: &WebhookEvent,
 ) -> Result<Outcome, StoreError> {
-    if !event.id.is_empty() && db::event_applied(&edge.store, &event.id).await? {
+    // Most of LiveKit's events (tracks, egress, ...) change nothing here: no statement for them.
+    if !FOLLOWED_EVENTS.contains(&event.event.as_str()) {
+        return Ok(Outcome::Ignored);
+    }
+    if !event.id.is_empty() && db::event_applied(&edge.store, &region.id, &event.id).await? {
         return Ok(Outcome::Duplicate);
     }
     let now = edge.now_secs();
-    let at = event.created_at.filter(|t| *t > 0).unwrap_or(now);
+    // Never later than the allowed clock skew: a room "started" far in the future would never
+    // reach its limits.
+    let at = event
+        .created_at
+        .filter(|t| *t > 0)
+        .unwrap_or(now)
+        .min(now + REGION_CLOCK_SKEW_MS / 1000);
     let room = event.room.clone().unwrap_or_default();
     let participant = event.participant.clone().unwrap_or_default();
     let changed = match event.event.as_str() {
@@ -157,7 +175,8 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
         }
         _ => false,
     };
-    if !event.id.is_empty() {
+    // Only a change needs remembering: an event that changed nothing changes nothing again.
+    if changed && !event.id.is_empty() {
         db::mark_event_applied(&edge.store, &event.id, &region.id, now).await?;
     }
     Ok(if changed {

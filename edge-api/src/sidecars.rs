@@ -5,9 +5,11 @@
 //! - `POST /internal/sidecar/heartbeat`: a [`Heartbeat`] into the registry, then the region's
 //!   due work ([`lifecycle::on_heartbeat`]).
 //! - `POST /internal/sidecar/events`: `{region_id, events: [LiveKit webhook event, ...]}`, at
-//!   most [`MAX_EVENTS`], applied in order ([`lifecycle::apply`]). A malformed event is skipped
-//!   (re-sending it could never help); a store failure answers 503 so the sidecar re-sends the
-//!   batch, whose applied events are then recognised by id.
+//!   most [`MAX_EVENTS`], applied in order ([`lifecycle::apply`]). A batch holding a malformed
+//!   event is refused whole (400, nothing applied): the sidecar halves it until the event is
+//!   alone and sets that one aside for an operator, rather than have it dropped here. A store
+//!   failure answers 503 so the sidecar re-sends the batch, whose applied events are then
+//!   recognised by id.
 //!
 //! Answers are `{status, msg, ...}`: 401 for a bad signature or unknown region, 400 for a body
 //! that is not the endpoint's message, 503 when the store fails.
@@ -27,6 +29,9 @@ use crate::{db, Edge};
 /// Events per batch at most.
 pub const MAX_EVENTS: usize = 100;
 
+/// An event id's length at most, in bytes (LiveKit's are `EV_` and 12 characters).
+pub const MAX_EVENT_ID_BYTES: usize = 64;
+
 /// How far a region's clock (its sidecar's, its LiveKit's) may be from the edge's. A heartbeat
 /// whose `sent_at_ms` is further off is refused (a replayed old heartbeat must not undo a
 /// drain), and a LiveKit room that started more than this before a session was created is not
@@ -45,7 +50,6 @@ struct BatchReply {
     applied: usize,
     duplicates: usize,
     ignored: usize,
-    malformed: usize,
 }
 
 #[derive(Serialize)]
@@ -180,22 +184,28 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
     if batch.events.len() > MAX_EVENTS {
         return bad_request(format!("at most {MAX_EVENTS} events per batch"));
     }
+    let mut parsed = Vec::with_capacity(batch.events.len());
+    for (index, value) in batch.events.into_iter().enumerate() {
+        match serde_json::from_value::<WebhookEvent>(value) {
+            Ok(event) if event.id.len() <= MAX_EVENT_ID_BYTES => parsed.push(event),
+            Ok(_) => {
+                return bad_request(format!(
+                    "event {index}: id longer than {MAX_EVENT_ID_BYTES} bytes"
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(region = %region.id, index, error = %e, "refusing a batch with a malformed webhook event");
+                return bad_request(format!("event {index} is not a LiveKit webhook event: {e}"));
+            }
+        }
+    }
     let mut reply = BatchReply {
         applied: 0,
         duplicates: 0,
         ignored: 0,
-        malformed: 0,
     };
-    for value in batch.events {
-        let event: WebhookEvent = match serde_json::from_value(value) {
-            Ok(event) => event,
-            Err(e) => {
-                tracing::warn!(region = %region.id, error = %e, "skipping a malformed webhook event");
-                reply.malformed += 1;
-                continue;
-            }
-        };
-        match lifecycle::apply(edge, region, &event).await {
+    for event in &parsed {
+        match lifecycle::apply(edge, region, event).await {
             Ok(Outcome::Applied) => reply.applied += 1,
             Ok(Outcome::Duplicate) => reply.duplicates += 1,
             Ok(Outcome::Ignored) => reply.ignored += 1,

@@ -334,6 +334,10 @@ fn the_health_check_needs_the_schema() {
         .execute_batch("DROP TABLE region_status")
         .expect("drop");
     assert_eq!(health(&edge), 503);
+    // The store's error (table names, paths) is not told to an unauthenticated caller.
+    let body = block(edge.handle(EdgeRequest::new(Method::GET, "/healthCheck"))).body;
+    let body = String::from_utf8_lossy(&body);
+    assert!(!body.contains("region_status"), "{body}");
 }
 
 #[test]
@@ -378,15 +382,26 @@ fn webhooks_drive_the_session_exactly_once() {
             "RM_1",
             Some(participant("PA_4", "bob", false)),
         ),
-        json!({"id": 7}),
     ];
-    let (status, body) = events(&edge, "eu", batch.clone());
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (&body["applied"], &body["malformed"]),
-        (&json!(6), &json!(1)),
+    // A malformed event refuses its whole batch, so that the sidecar isolates it and sets it
+    // aside instead of having it dropped here; nothing of the batch is applied.
+    let mut with_malformed = batch.clone();
+    with_malformed.push(json!({"id": 7, "event": "room_finished"}));
+    let (status, body) = events(&edge, "eu", with_malformed);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["msg"].as_str().unwrap_or("").contains("event 6"),
         "{body}"
     );
+    let long_id = event(&"E".repeat(65), "room_started", "weekly", "RM_1", None);
+    assert_eq!(events(&edge, "eu", vec![long_id]).0, 400);
+    let untouched = block(db::running_room(&edge.store, "weekly"))
+        .expect("store")
+        .expect("running");
+    assert_eq!(untouched.status, "created");
+    let (status, body) = events(&edge, "eu", batch.clone());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["applied"], 6, "{body}");
     // The same batch again (its acknowledgement was lost): nothing changes.
     let (_, body) = events(&edge, "eu", batch);
     assert_eq!(body["duplicates"], 6, "{body}");
@@ -658,6 +673,23 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
         .map(|(_, body)| body["room"].clone())
         .collect();
     assert_eq!(deleted, [json!("quiet")]);
+}
+
+/// An event's time is LiveKit's clock: one far in the future (a wrong clock, a forged event)
+/// is taken as no later than the allowed skew, so the room still reaches its limits.
+#[test]
+fn an_event_from_the_future_is_held_to_the_clock_skew() {
+    let edge = edge();
+    running_room(&edge, "future", "eu", json!({"room_duration": 2}));
+    let mut started = event("F0", "room_started", "future", "RM_future", None);
+    started["createdAt"] = json!("9000000000");
+    assert_eq!(events(&edge, "eu", vec![started]).1["applied"], 1);
+    let room = block(db::running_room(&edge.store, "future"))
+        .expect("store")
+        .expect("running");
+    assert_eq!(room.started_at, Some(T0 / 1000 + 60));
+    edge.clock.0.set(T0 + 181_000);
+    assert_eq!(beat(&edge, "eu", false, 1).1["rooms_ended"], 1);
 }
 
 /// A heartbeat stamped ahead of the edge's clock (a sidecar whose clock then stepped back, or a
