@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::recorder::{
-    alive, assert_faststart, new_secret, number, probe, room_with_publisher, serial, signal,
-    start_body, stream, ControlPlane, Nginx, Service, RECORDER_KEY,
+    alive, assert_faststart, new_secret, number, probe, recorder_binary, room_with_publisher,
+    serial, signal, start_body, stream, ControlPlane, Nginx, Service, RECORDER_KEY,
 };
 use support::{unique, System};
 
@@ -142,7 +142,42 @@ fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
     service.start_job(&start_body(&system, &room, &job_id, json!({})));
     service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
     let active = Instant::now();
+    // A second service started on the same directories by mistake refuses to run, and touches
+    // nothing of the first one's.
+    let mut second = std::process::Command::new(recorder_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(service.config_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a second service");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut said)
+        .expect("read");
+    assert!(
+        status.is_some_and(|s| !s.success())
+            && said.contains("in use by another recorder-native service"),
+        "{status:?}: {said}"
+    );
     std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        service.job(&job_id).expect("job")["state"],
+        "ACTIVE",
+        "the second service disturbed the first one's job"
+    );
     let worker = worker_of(&mut service);
     service.kill();
     let recorded = active.elapsed().as_secs_f64();

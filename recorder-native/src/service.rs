@@ -3,8 +3,9 @@
 //! cleanly and gives the last events a moment to leave.
 
 use std::future::Future;
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::DirBuilderExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,10 @@ pub async fn serve(
     let recordings = config.recordings_dir();
     std::fs::create_dir_all(&recordings)
         .with_context(|| format!("creating {}", recordings.display()))?;
+    // Before anything is read or removed: a second service on these directories would take the
+    // first one's running jobs for leftovers, repair their live files and delete them.
+    let _data_lock = hold_exclusively(&config.data_dir, "recorder.lock")?;
+    let _recordings_lock = hold_exclusively(&recordings, ".recorder.lock")?;
     let store = Store::open(&config.data_dir.join("recorder.db"))?;
     let storage = Storage::from_config(config.s3.as_ref())?;
     let node = Node::new(config.clone(), store, storage, worker_exe);
@@ -95,6 +100,32 @@ pub async fn serve(
     Ok(())
 }
 
+/// Holds `dir` for this process until the returned file is dropped (an advisory `flock` on
+/// `dir/name`, released by the kernel however the process ends). Fails at once, naming the
+/// directory, when another service holds it.
+fn hold_exclusively(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() == std::io::ErrorKind::WouldBlock {
+            anyhow::bail!(
+                "{} is in use by another recorder-native service: each node needs its own \
+                 data_dir and recordings_dir",
+                dir.display()
+            );
+        }
+        return Err(error).with_context(|| format!("locking {}", path.display()));
+    }
+    Ok(file)
+}
+
 /// Sends the node's figures every `every` until `stop`. Heartbeats are not queued: a missed one
 /// is simply superseded by the next.
 async fn heartbeats(
@@ -113,5 +144,25 @@ async fn heartbeats(
         if let Err(e) = client.heartbeat(&node.heartbeat()).await {
             tracing::debug!(error = %e, "heartbeat not delivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_held_by_one_service_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("recorder-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let held = hold_exclusively(&dir, "recorder.lock").expect("first");
+        // Another open of the same lock (as a second process would make) is refused.
+        let second = hold_exclusively(&dir, "recorder.lock").expect_err("second");
+        assert!(second.to_string().contains("in use by another"), "{second}");
+        // Another lock file in the same directory is another lock (data_dir may hold recordings).
+        let other = hold_exclusively(&dir, ".recorder.lock").expect("other name");
+        drop((held, other));
+        hold_exclusively(&dir, "recorder.lock").expect("free again");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

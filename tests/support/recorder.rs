@@ -364,6 +364,11 @@ impl Service {
         self.child = Some(spawned.child);
     }
 
+    /// Its configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// Starts the service again on the same config and data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");
