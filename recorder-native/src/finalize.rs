@@ -124,8 +124,28 @@ pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineE
     let _ = pipeline.set_state(gst::State::Null);
     let _ = std::fs::remove_file(&media_aside);
     outcome?;
-    std::fs::rename(&partial, output)
-        .map_err(|e| PipelineError::Setup(format!("moving the finished file into place: {e}")))
+    // Durable before it replaces anything: the callers delete the fragmented file next, and a
+    // power loss must not leave neither (filesink does not sync).
+    let durable = |what: &str, result: std::io::Result<()>| {
+        result.map_err(|e| PipelineError::Setup(format!("{what}: {e}")))
+    };
+    durable(
+        "syncing the finished file",
+        std::fs::File::open(&partial).and_then(|f| f.sync_all()),
+    )?;
+    durable(
+        "moving the finished file into place",
+        std::fs::rename(&partial, output),
+    )?;
+    durable("syncing the recordings directory", sync_parent(output))
+}
+
+/// Makes a rename or removal in `path`'s directory durable.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => std::fs::File::open(".")?.sync_all(),
+    }
 }
 
 #[cfg(test)]
