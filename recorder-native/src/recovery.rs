@@ -38,7 +38,8 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
     if !part.is_file() {
         return Ok(false);
     }
-    let run = tokio::process::Command::new(worker_exe)
+    let mut command = tokio::process::Command::new(worker_exe);
+    command
         .arg("repair")
         .arg("--input")
         .arg(&part)
@@ -46,8 +47,10 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
         .arg(output)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
+        .kill_on_drop(true);
+    // A repair outliving a killed service would race the next run's repair of the same file.
+    crate::supervisor::die_with_service(&mut command);
+    let run = command.status();
     let status = tokio::time::timeout(REPAIR_TIMEOUT, run)
         .await
         .map_err(|_| RepairError::Timeout(REPAIR_TIMEOUT))??;
@@ -117,20 +120,26 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
         }
         let output = path.with_file_name(format!("{job_id}.mp4"));
         match repair(node.worker_exe(), &output).await {
-            Ok(true) => node.report(
-                EventKind::Recovered,
-                &JobView {
-                    job_id: job_id.to_owned(),
-                    room_id: String::new(),
-                    mode: Mode::Composite,
-                    state: JobState::Failed,
-                    reason: Some("found unfinished after a restart".into()),
-                    file: Some(node.store_recovered(job_id, &output).await),
-                    rtmp: None,
-                    created_ms: now_ms(),
-                    updated_ms: now_ms(),
-                },
-            ),
+            Ok(true) => {
+                let (file, uploaded) = node.store_recovered(job_id, &output).await;
+                let reported = node.report(
+                    EventKind::Recovered,
+                    &JobView {
+                        job_id: job_id.to_owned(),
+                        room_id: String::new(),
+                        mode: Mode::Composite,
+                        state: JobState::Failed,
+                        reason: Some("found unfinished after a restart".into()),
+                        file: Some(file),
+                        rtmp: None,
+                        created_ms: now_ms(),
+                        updated_ms: now_ms(),
+                    },
+                );
+                if uploaded && reported {
+                    node.release(&output);
+                }
+            }
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot repair a stray recording")

@@ -300,21 +300,28 @@ impl Node {
             .map(|_| Event::new(kind, view))
     }
 
-    /// Stores a job change with its event. Callers that change a running job hold the running
-    /// lock through this, so changes reach the table and the outbox in the order they were
-    /// made; the store refuses a change that would move a job back.
-    fn record(&self, view: &JobView, kinds: &[EventKind]) {
+    /// Stores a job change with its event; whether it was stored. Callers that change a running
+    /// job hold the running lock through this, so changes reach the table and the outbox in the
+    /// order they were made; the store refuses a change that would move a job back.
+    fn record(&self, view: &JobView, kinds: &[EventKind]) -> bool {
         let events: Vec<Event> = kinds
             .iter()
             .filter_map(|&kind| self.event(kind, view))
             .collect();
         let result = self.store_lock().update(view, &events);
         match result {
-            Ok(true) => self.outbox.notify_one(),
-            Ok(false) => {
-                tracing::debug!(job = %view.job_id, state = view.state.as_str(), "a late job change was not stored")
+            Ok(true) => {
+                self.outbox.notify_one();
+                true
             }
-            Err(e) => tracing::error!(job = %view.job_id, error = %e, "cannot record a job change"),
+            Ok(false) => {
+                tracing::debug!(job = %view.job_id, state = view.state.as_str(), "a late job change was not stored");
+                false
+            }
+            Err(e) => {
+                tracing::error!(job = %view.job_id, error = %e, "cannot record a job change");
+                false
+            }
         }
     }
 
@@ -504,15 +511,12 @@ impl Node {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // SAFETY: prctl, sigprocmask and sigterm_only are async-signal-safe. A worker dies with
-        // the thread that spawned it (a runtime worker thread, which lives as long as the
-        // service). It starts with SIGTERM blocked, so a stop sent before it has installed its
-        // handler waits for the handler instead of killing it (the worker unblocks it).
+        die_with_service(&mut command);
+        // SAFETY: sigprocmask and sigterm_only are async-signal-safe. A worker starts with
+        // SIGTERM blocked, so a stop sent before it has installed its handler waits for the
+        // handler instead of killing it (the worker unblocks it).
         unsafe {
             command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
                 let term = sigterm_only();
                 if libc::sigprocmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -724,25 +728,34 @@ impl Node {
         } else {
             &[EventKind::JobState]
         };
-        self.record(&view, kinds);
+        let stored = self.record(&view, kinds);
         drop(running);
-        if let Some(output) = release {
-            self.storage.release(output);
+        // The local copy goes only once the final state saying where the upload is was stored
+        // (a full disk failing the write must not leave a FAILED job with no file anywhere).
+        match release {
+            Some(output) if stored => self.storage.release(output),
+            Some(output) => {
+                tracing::warn!(job = %view.job_id, file = %output.display(), "the final state was not stored: the local copy stays")
+            }
+            None => {}
         }
     }
 
-    /// Sends a recovered stray recording to storage; where it now is.
-    pub(crate) async fn store_recovered(&self, job_id: &str, output: &Path) -> String {
+    /// Sends a recovered stray recording to storage; where it now is, and whether it was
+    /// uploaded (then the caller releases the local copy once the report is stored).
+    pub(crate) async fn store_recovered(&self, job_id: &str, output: &Path) -> (String, bool) {
         match self.storage.store(job_id, output).await {
-            Ok(location) => {
-                self.storage.release(output);
-                location
-            }
+            Ok(location) => (location, true),
             Err(e) => {
                 tracing::error!(job = %job_id, error = %e, "the recovered recording stays local");
-                output.display().to_string()
+                (output.display().to_string(), false)
             }
         }
+    }
+
+    /// Drops the local copy of an uploaded recording.
+    pub(crate) fn release(&self, output: &Path) {
+        self.storage.release(output);
     }
 
     /// Concludes a job left unfinished by an earlier run of the service: as it was decided if
@@ -775,11 +788,18 @@ impl Node {
     }
 
     /// Queues an event outside a job's life (a stray file recovered).
-    pub(crate) fn report(&self, kind: EventKind, view: &JobView) {
-        if let Some(event) = self.event(kind, view) {
-            match self.store_lock().append_event(&event) {
-                Ok(()) => self.outbox.notify_one(),
-                Err(e) => tracing::error!(error = %e, "cannot queue an event"),
+    pub(crate) fn report(&self, kind: EventKind, view: &JobView) -> bool {
+        let Some(event) = self.event(kind, view) else {
+            return true;
+        };
+        match self.store_lock().append_event(&event) {
+            Ok(()) => {
+                self.outbox.notify_one();
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue an event");
+                false
             }
         }
     }
@@ -787,6 +807,28 @@ impl Node {
     /// The `recorder-native` binary workers run.
     pub(crate) fn worker_exe(&self) -> &Path {
         &self.worker_exe
+    }
+}
+
+/// Makes a child the service spawns (a worker, a repair) die with it: SIGKILL when the thread
+/// that spawned it exits (a runtime worker thread, which lives as long as the service). A child
+/// that outlived the service would go on writing files the next run takes over. A service that
+/// died while the child was being started is caught too: the child then has another parent.
+pub(crate) fn die_with_service(command: &mut tokio::process::Command) {
+    let service = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()).ok() != Some(service) {
+                return Err(std::io::Error::other(
+                    "the service died while starting this child",
+                ));
+            }
+            Ok(())
+        });
     }
 }
 
