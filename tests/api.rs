@@ -1120,7 +1120,9 @@ fn session_livekit_grants(s: &Suite) {
     assert_eq!(c["sub"], "mod");
     assert_eq!(c["name"], "User mod");
     assert_eq!(c["video"]["roomJoin"], true);
-    assert_eq!(c["video"]["room"], room.as_str());
+    // The session's own LiveKit room: a room id created again gets another one.
+    let session_sid = admin["room_sid"].as_str().unwrap();
+    assert_eq!(c["video"]["room"], format!("{room}.{session_sid}"));
     assert_eq!(c["video"]["roomAdmin"], true);
     assert_eq!(c["video"]["canPublish"], true);
     let meta: Value = serde_json::from_str(c["metadata"].as_str().unwrap()).unwrap();
@@ -1206,9 +1208,12 @@ fn real_participant_joins_and_is_ended(s: &Suite) {
     assert_common(&j, true, "SUCCESS");
     alice.expect_line("disconnected", Duration::from_secs(20));
     assert_eq!(alice.wait(Duration::from_secs(20)), Some(0));
+    // The session's LiveKit room is its own (`<room_id>.<sid>`), and it is gone.
     let twirp = livekit_rooms(s);
     assert!(
-        !twirp.contains(&room),
+        !twirp
+            .iter()
+            .any(|name| name == &room || name.starts_with(&format!("{room}."))),
         "LiveKit still has {room}: {twirp:?}"
     );
 }

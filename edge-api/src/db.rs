@@ -9,7 +9,8 @@ use crate::registry::{Capacity, Heartbeat, Load, RegionStatus};
 pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0001_rooms.sql"),
     include_str!("../migrations/0002_regions.sql"),
-    include_str!("../migrations/0003_entries.sql")
+    include_str!("../migrations/0003_entries.sql"),
+    include_str!("../migrations/0004_livekit_rooms.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -17,9 +18,26 @@ pub const STATUS_CREATED: &str = "created";
 /// Ended sessions (past rooms).
 pub const STATUS_ENDED: &str = "ended";
 
-const ROOM_COLUMNS: &str = "id, room_id, sid, room_title, webhook_url, metadata, \
+/// A session's LiveKit room name, as an SQL expression over `rooms`: `<room_id>.<sid>`, or the
+/// room id for sessions created before per-session names (`migrations/0004_livekit_rooms.sql`).
+macro_rules! livekit_room_sql {
+    () => {
+        "(CASE WHEN id >= (SELECT first_session_id FROM livekit_naming) \
+         THEN room_id || '.' || sid ELSE room_id END)"
+    };
+}
+
+const ROOM_COLUMNS: &str = concat!(
+    "id, room_id, sid, room_title, webhook_url, metadata, \
      max_participants, empty_timeout, region_hint, region, is_running, status, \
-     joined_participants, created_at, started_at, ended_at";
+     joined_participants, created_at, started_at, ended_at, ",
+    livekit_room_sql!()
+);
+
+/// The room id a LiveKit room name belongs to (the index every lookup by name goes through).
+fn room_id_of(livekit_room: &str) -> &str {
+    livekit_room.split('.').next().unwrap_or(livekit_room)
+}
 
 /// One room session.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +74,9 @@ pub struct RoomRow {
     pub started_at: Option<i64>,
     /// Unix seconds, when the session ended.
     pub ended_at: Option<i64>,
+    /// Its LiveKit room's name: `<room_id>.<sid>`, so that each session has a LiveKit room of
+    /// its own (the room id for sessions from before per-session names).
+    pub livekit_room: String,
 }
 
 /// A room session about to be stored.
@@ -498,28 +519,33 @@ pub enum RoomStart {
     Unknown,
 }
 
-/// `room_started`: links LiveKit's room `livekit_sid`, started at `at`, to the running session
-/// of `room_id` pinned to `region_id` and makes it active, unless the session is younger than
-/// the LiveKit room (allowing `clock_skew` seconds between the clocks).
+/// `room_started`: links LiveKit's room `livekit_sid`, named `livekit_room` and started at
+/// `at`, to the running session of that name pinned to `region_id` and makes it active, unless
+/// the session is younger than the LiveKit room (allowing `clock_skew` seconds between the
+/// clocks; only sessions from before per-session names can share a name).
 pub async fn room_started(
     store: &impl Store,
     region_id: &str,
-    room_id: &str,
+    livekit_room: &str,
     livekit_sid: &str,
     at: i64,
     clock_skew: i64,
 ) -> Result<RoomStart, StoreError> {
     let rows = store
         .execute(
-            "INSERT INTO room_media (room_sid, livekit_sid, started_at) \
-             SELECT sid, ?, ? FROM rooms WHERE room_id = ? AND region = ? AND is_running = 1 \
-             AND created_at <= ? \
-             ON CONFLICT (room_sid) DO UPDATE SET livekit_sid = excluded.livekit_sid \
-             RETURNING room_sid",
+            concat!(
+                "INSERT INTO room_media (room_sid, livekit_sid, started_at) \
+                 SELECT sid, ?, ? FROM rooms WHERE room_id = ? AND ",
+                livekit_room_sql!(),
+                " = ? AND region = ? AND is_running = 1 AND created_at <= ? \
+                 ON CONFLICT (room_sid) DO UPDATE SET livekit_sid = excluded.livekit_sid \
+                 RETURNING room_sid"
+            ),
             &[
                 livekit_sid.into(),
                 at.into(),
-                room_id.into(),
+                room_id_of(livekit_room).into(),
+                livekit_room.into(),
                 region_id.into(),
                 at.saturating_add(clock_skew).into(),
             ],
@@ -530,8 +556,16 @@ pub async fn room_started(
     }
     let running = store
         .execute(
-            "SELECT 1 FROM rooms WHERE room_id = ? AND region = ? AND is_running = 1",
-            &[room_id.into(), region_id.into()],
+            concat!(
+                "SELECT 1 FROM rooms WHERE room_id = ? AND ",
+                livekit_room_sql!(),
+                " = ? AND region = ? AND is_running = 1"
+            ),
+            &[
+                room_id_of(livekit_room).into(),
+                livekit_room.into(),
+                region_id.into(),
+            ],
         )
         .await?;
     Ok(if running.rows.is_empty() {
@@ -554,14 +588,14 @@ pub struct MediaParticipant<'a> {
     pub hidden: bool,
 }
 
-/// `participant_joined`: adds the participant to the running session of `room_id` in
-/// `region_id` whose media is LiveKit room `livekit_sid` (a visible identity's first entry
+/// `participant_joined`: adds the participant to the running session in `region_id` whose
+/// media is LiveKit room `livekit_sid`, named `livekit_room` (a visible identity's first entry
 /// counts, by trigger). Returns false when no such session runs: an event of an earlier
 /// session's LiveKit room, delivered late, joins nobody to the current one.
 pub async fn participant_joined(
     store: &impl Store,
     region_id: &str,
-    room_id: &str,
+    livekit_room: &str,
     livekit_sid: &str,
     participant: &MediaParticipant<'_>,
     at: i64,
@@ -580,7 +614,7 @@ pub async fn participant_joined(
                 participant.hidden.into(),
                 at.into(),
                 livekit_sid.into(),
-                room_id.into(),
+                room_id_of(livekit_room).into(),
                 region_id.into(),
             ],
         )
@@ -588,12 +622,12 @@ pub async fn participant_joined(
     Ok(!rows.rows.is_empty())
 }
 
-/// `participant_left`: the participant is no longer in `room_id`'s latest session in
-/// `region_id`.
+/// `participant_left`: the participant (LiveKit's sid, unique) is no longer in the session of
+/// LiveKit room `livekit_room` in `region_id`.
 pub async fn participant_left(
     store: &impl Store,
     region_id: &str,
-    room_id: &str,
+    livekit_room: &str,
     participant_sid: &str,
     at: i64,
 ) -> Result<bool, StoreError> {
@@ -605,7 +639,7 @@ pub async fn participant_left(
             &[
                 at.into(),
                 participant_sid.into(),
-                room_id.into(),
+                room_id_of(livekit_room).into(),
                 region_id.into(),
             ],
         )
@@ -649,8 +683,10 @@ pub enum LimitReached {
 pub struct DueRoom {
     /// The session.
     pub sid: String,
-    /// The customer's room id (LiveKit's room name).
+    /// The customer's room id.
     pub room_id: String,
+    /// Its LiveKit room's name.
+    pub livekit_room: String,
     /// Why.
     pub reason: LimitReached,
 }
@@ -668,8 +704,10 @@ pub async fn due_rooms(
 ) -> Result<Vec<DueRoom>, StoreError> {
     let rows = store
         .execute(
-            "SELECT sid, room_id, over FROM (\
-               SELECT r.sid, r.room_id, r.empty_timeout, m.started_at, \
+            concat!(
+            "SELECT sid, room_id, over, livekit_room FROM (\
+               SELECT r.sid, r.room_id, r.empty_timeout, m.started_at, ",
+               livekit_room_sql!(), " AS livekit_room, \
                  COALESCE(json_extract(r.metadata, '$.room_features.room_duration'), 0) AS minutes, \
                  EXISTS (SELECT 1 FROM room_participants p WHERE p.room_sid = r.sid \
                    AND p.left_at IS NULL AND p.hidden = 0) AS occupied, \
@@ -680,7 +718,7 @@ pub async fn due_rooms(
                FROM rooms r JOIN room_media m ON m.room_sid = r.sid \
                WHERE r.is_running = 1 AND r.region = ?) \
              WHERE over OR (? AND empty_timeout > 0 AND NOT occupied AND empty_since + empty_timeout <= ?) \
-             ORDER BY sid LIMIT ?",
+             ORDER BY sid LIMIT ?"),
             &[
                 now.into(),
                 region_id.into(),
@@ -697,6 +735,7 @@ pub async fn due_rooms(
             Ok(DueRoom {
                 sid: col.text(0)?,
                 room_id: col.text(1)?,
+                livekit_room: col.text(3)?,
                 reason: if col.int(2)? != 0 {
                     LimitReached::Duration
                 } else {
@@ -720,11 +759,15 @@ pub async fn never_started_rooms(
 ) -> Result<Vec<DueRoom>, StoreError> {
     let rows = store
         .execute(
-            "SELECT r.sid, r.room_id FROM rooms r \
+            concat!(
+                "SELECT r.sid, r.room_id, ",
+                livekit_room_sql!(),
+                " FROM rooms r \
              WHERE r.is_running = 1 AND r.created_at + r.empty_timeout <= ? \
                AND (r.region IS NULL OR (r.region = ? AND ?)) \
                AND NOT EXISTS (SELECT 1 FROM room_media m WHERE m.room_sid = r.sid) \
-             ORDER BY r.id LIMIT ?",
+             ORDER BY r.id LIMIT ?"
+            ),
             &[
                 now.into(),
                 region_id.into(),
@@ -740,6 +783,7 @@ pub async fn never_started_rooms(
             Ok(DueRoom {
                 sid: col.text(0)?,
                 room_id: col.text(1)?,
+                livekit_room: col.text(2)?,
                 reason: LimitReached::NeverStarted,
             })
         })
@@ -781,6 +825,7 @@ fn rooms(rows: Rows) -> Result<Vec<RoomRow>, StoreError> {
                 created_at: col.int(13)?,
                 started_at: int_opt(r.get(14)),
                 ended_at: int_opt(r.get(15)),
+                livekit_room: col.text(16)?,
             })
         })
         .collect()

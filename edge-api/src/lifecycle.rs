@@ -1,11 +1,15 @@
 //! Room lifecycle from LiveKit's webhooks (relayed in order by each region's media-sidecar),
 //! and the limits the edge enforces on each heartbeat from a region, its only clock.
 //!
-//! - `room_started` makes the session active; a LiveKit room with no running session pinned
-//!   to that region is deleted (plugNmeet does the same: only the edge opens rooms). A LiveKit
-//!   room that started before the running session was created belongs to an earlier session
-//!   of the same room id, reported late (a sidecar cut off from the edge for a while): it is
-//!   ignored, neither linked nor deleted.
+//! - Each session has a LiveKit room of its own, named `<room_id>.<sid>` (`db::RoomRow`), so an
+//!   event names exactly one session, and deleting a LiveKit room by name never reaches another
+//!   session of the same room id (a sidecar cut off for a while delivers an earlier session's
+//!   events late).
+//! - `room_started` makes the session active; a LiveKit room with no running session of that
+//!   name in that region is deleted (plugNmeet does the same: only the edge opens rooms; a
+//!   holder of an ended session's token cannot reopen it). Sessions created before per-session
+//!   names share the room id as name: a LiveKit room that started before such a session was
+//!   created belongs to an earlier one and is ignored, neither linked nor deleted.
 //! - `participant_joined` / `participant_left` keep the session's participant list; a visible
 //!   identity's first entry counts in `joined_participants`. A participant joins only the
 //!   session whose LiveKit room the event names.
@@ -70,7 +74,7 @@ pub struct EventRoom {
     /// LiveKit's room sid.
     #[serde(default)]
     pub sid: String,
-    /// The room name: the customer's room id.
+    /// The room name: the session's LiveKit room name (`<room_id>.<sid>`).
     #[serde(default)]
     pub name: String,
 }
@@ -221,7 +225,7 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
         }
         // A session that never started has no LiveKit room of its own to delete.
         if room.reason != LimitReached::NeverStarted {
-            delete_livekit_room(edge, region, &room.room_id).await;
+            delete_livekit_room(edge, region, &room.livekit_room).await;
         }
     }
     db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;

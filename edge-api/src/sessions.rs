@@ -222,7 +222,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     };
     let video = VideoGrant {
         room_join: true,
-        room: room.room_id.clone(),
+        room: room.livekit_room.clone(),
         room_admin: claims.is_admin,
         hidden: claims.is_hidden,
         can_publish: Some(!claims.is_hidden),

@@ -169,6 +169,16 @@ fn events(edge: &TestEdge, region: &str, events: Vec<Value>) -> (u16, Value) {
     )
 }
 
+/// The LiveKit room name of `room_id`'s running session (what LiveKit's events name).
+fn lk(edge: &TestEdge, room_id: &str) -> String {
+    block(db::running_room(&edge.store, room_id))
+        .expect("store")
+        .expect("running")
+        .livekit_room
+}
+
+/// A LiveKit webhook event about LiveKit room `room` (named as the edge named it) whose sid is
+/// `lk_room`.
 fn event(id: &str, kind: &str, room: &str, lk_room: &str, participant: Option<Value>) -> Value {
     let mut e = json!({"id": id, "event": kind, "createdAt": ((T0 / 1000) + 1).to_string(),
                        "room": {"sid": lk_room, "name": room, "numParticipants": 0}});
@@ -311,8 +321,14 @@ fn a_newer_sidecars_messages_are_taken() {
     );
     assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
     assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
-    running_room(&edge, "newer-room", "eu", json!({}));
-    let started = event("EV_NEWER", "room_started", "newer-room", "RM_NEWER", None);
+    let room = running_room(&edge, "newer-room", "eu", json!({}));
+    let started = event(
+        "EV_NEWER",
+        "room_started",
+        &room.livekit_room,
+        "RM_NEWER",
+        None,
+    );
     let (status, body) = post(
         &edge,
         "/internal/sidecar/events",
@@ -344,26 +360,27 @@ fn the_health_check_needs_the_schema() {
 fn webhooks_drive_the_session_exactly_once() {
     let edge = edge();
     let room = running_room(&edge, "weekly", "eu", json!({}));
+    let weekly = room.livekit_room.as_str();
     let batch = vec![
-        event("EV_1", "room_started", "weekly", "RM_1", None),
+        event("EV_1", "room_started", weekly, "RM_1", None),
         event(
             "EV_2",
             "participant_joined",
-            "weekly",
+            weekly,
             "RM_1",
             Some(participant("PA_1", "alice", false)),
         ),
         event(
             "EV_3",
             "participant_joined",
-            "weekly",
+            weekly,
             "RM_1",
             Some(participant("PA_2", "recorder", true)),
         ),
         event(
             "EV_4",
             "participant_left",
-            "weekly",
+            weekly,
             "RM_1",
             Some(participant("PA_1", "alice", false)),
         ),
@@ -371,14 +388,14 @@ fn webhooks_drive_the_session_exactly_once() {
         event(
             "EV_5",
             "participant_joined",
-            "weekly",
+            weekly,
             "RM_1",
             Some(participant("PA_3", "alice", false)),
         ),
         event(
             "EV_6",
             "participant_joined",
-            "weekly",
+            weekly,
             "RM_1",
             Some(participant("PA_4", "bob", false)),
         ),
@@ -393,7 +410,7 @@ fn webhooks_drive_the_session_exactly_once() {
         body["msg"].as_str().unwrap_or("").contains("event 6"),
         "{body}"
     );
-    let long_id = event(&"E".repeat(65), "room_started", "weekly", "RM_1", None);
+    let long_id = event(&"E".repeat(65), "room_started", weekly, "RM_1", None);
     assert_eq!(events(&edge, "eu", vec![long_id]).0, 400);
     let untouched = block(db::running_room(&edge.store, "weekly"))
         .expect("store")
@@ -418,13 +435,13 @@ fn webhooks_drive_the_session_exactly_once() {
     let (_, body) = events(
         &edge,
         "us",
-        vec![event("EV_8", "room_finished", "weekly", "RM_1", None)],
+        vec![event("EV_8", "room_finished", weekly, "RM_1", None)],
     );
     assert_eq!(body["ignored"], 1, "{body}");
     let (_, body) = events(
         &edge,
         "eu",
-        vec![event("EV_9", "room_finished", "weekly", "RM_1", None)],
+        vec![event("EV_9", "room_finished", weekly, "RM_1", None)],
     );
     assert_eq!(body["applied"], 1, "{body}");
     assert!(block(db::running_room(&edge.store, "weekly"))
@@ -446,20 +463,25 @@ fn webhooks_drive_the_session_exactly_once() {
 }
 
 /// A sidecar cut off from the edge for a while delivers an earlier session's events after the
-/// room id was ended and created again: they must neither join anyone to the new session, nor
-/// end it, nor delete its LiveKit room by name.
+/// room id was ended and created again (here 20 s later, well within the clocks' allowed skew,
+/// so time cannot tell the sessions apart): they must neither join anyone to the new session,
+/// nor end it, nor delete its LiveKit room. Each session's LiveKit room has its own name.
 #[test]
 fn a_late_earlier_session_leaves_the_current_one_alone() {
     let edge = edge();
-    // The first session ran while its region's events were held up; it was ended through the
-    // API, and the same room id was created again two minutes later.
     let first = running_room(&edge, "standup", "eu", json!({}));
-    assert!(block(db::end_room(&edge.store, &first.sid, T0 / 1000 + 60)).expect("end"));
-    edge.clock.0.set(T0 + 120_000);
+    assert!(block(db::end_room(&edge.store, &first.sid, T0 / 1000 + 10)).expect("end"));
+    edge.clock.0.set(T0 + 20_000);
     let second = running_room(&edge, "standup", "eu", json!({}));
+    assert_ne!(first.livekit_room, second.livekit_room);
+    assert!(
+        second.livekit_room.starts_with("standup."),
+        "{}",
+        second.livekit_room
+    );
     let old = |id: &str, kind: &str, participant: Option<Value>| {
         // Stamped with the first session's time (T0 + 1 s).
-        event(id, kind, "standup", "RM_OLD", participant)
+        event(id, kind, &first.livekit_room, "RM_OLD", participant)
     };
     let (status, body) = events(
         &edge,
@@ -485,11 +507,15 @@ fn a_late_earlier_session_leaves_the_current_one_alone() {
         (&json!(0), &json!(4)),
         "{body}"
     );
-    assert!(
-        edge.http.0.borrow().is_empty(),
-        "a LiveKit room was deleted: {:?}",
-        edge.http.0.borrow()
-    );
+    // The ended session's LiveKit room is deleted, should it still be open; the new one is not.
+    let deleted: Vec<Value> = edge
+        .http
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, body)| body["room"].clone())
+        .collect();
+    assert_eq!(deleted, [json!(first.livekit_room)]);
     let now = block(db::running_room(&edge.store, "standup"))
         .expect("store")
         .expect("the second session still runs");
@@ -500,12 +526,12 @@ fn a_late_earlier_session_leaves_the_current_one_alone() {
     );
 
     // The second session's own LiveKit room then drives it as usual.
-    let mut started = event("EV_5", "room_started", "standup", "RM_NEW", None);
-    started["createdAt"] = json!(((T0 + 121_000) / 1000).to_string());
+    let mut started = event("EV_5", "room_started", &second.livekit_room, "RM_NEW", None);
+    started["createdAt"] = json!(((T0 + 21_000) / 1000).to_string());
     let mut joined = event(
         "EV_6",
         "participant_joined",
-        "standup",
+        &second.livekit_room,
         "RM_NEW",
         Some(participant("PA_2", "bob", false)),
     );
@@ -522,9 +548,41 @@ fn a_late_earlier_session_leaves_the_current_one_alone() {
     let (_, body) = events(
         &edge,
         "eu",
-        vec![event("EV_7", "room_finished", "standup", "RM_NEW", None)],
+        vec![event(
+            "EV_7",
+            "room_finished",
+            &second.livekit_room,
+            "RM_NEW",
+            None,
+        )],
     );
     assert_eq!(body["applied"], 1, "{body}");
+}
+
+/// Sessions created before per-session LiveKit names keep the name their meeting started with
+/// (the room id); sessions created after the migration get their own.
+#[test]
+fn sessions_from_before_per_session_names_keep_the_room_id() {
+    let edge = edge();
+    let legacy = running_room(&edge, "legacy", "eu", json!({}));
+    // As if the migration had run after this session was created.
+    edge.store
+        .execute_batch(&format!(
+            "UPDATE livekit_naming SET first_session_id = {}",
+            legacy.id + 1
+        ))
+        .expect("naming");
+    let legacy = block(db::running_room(&edge.store, "legacy"))
+        .expect("store")
+        .expect("running");
+    assert_eq!(legacy.livekit_room, "legacy");
+    let started = event("L0", "room_started", "legacy", "RM_L", None);
+    assert_eq!(events(&edge, "eu", vec![started]).1["applied"], 1);
+    let newer = running_room(&edge, "newer", "eu", json!({}));
+    assert_eq!(newer.livekit_room, format!("newer.{}", newer.sid));
+    // Migrations run again on every start: the cut-off stays where it was.
+    edge.store.execute_batch(db::SCHEMA).expect("schema again");
+    assert_eq!(lk(&edge, "legacy"), "legacy");
 }
 
 #[test]
@@ -555,22 +613,23 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
         batch.push(event(
             &format!("S{i}"),
             "room_started",
-            room,
+            &lk(&edge, room),
             &format!("RM_{room}"),
             None,
         ));
         batch.push(event(
             &format!("J{i}"),
             "participant_joined",
-            room,
+            &lk(&edge, room),
             &format!("RM_{room}"),
             Some(participant(&format!("PA_{room}"), "u", false)),
         ));
     }
+    let deleted_names = [lk(&edge, "timed"), lk(&edge, "emptied")];
     batch.push(event(
         "L1",
         "participant_left",
-        "emptied",
+        &lk(&edge, "emptied"),
         "RM_emptied",
         Some(participant("PA_emptied", "u", false)),
     ));
@@ -609,7 +668,7 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
         .iter()
         .map(|(_, body)| body["room"].clone())
         .collect();
-    assert_eq!(deleted, [json!("timed"), json!("emptied")]);
+    assert_eq!(deleted, deleted_names.map(Value::from));
 }
 
 /// Emptiness is judged on delivered webhooks only: while the region's sidecar still holds some
@@ -619,7 +678,7 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
 #[test]
 fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     let edge = edge();
-    running_room(&edge, "quiet", "eu", json!({}));
+    let quiet = running_room(&edge, "quiet", "eu", json!({})).livekit_room;
     running_room(&edge, "unentered", "eu", json!({}));
     let (status, body) = post(
         &edge,
@@ -631,15 +690,15 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
     let joined = Some(participant("PA_quiet", "u", false));
     let batch = vec![
-        event("Q0", "room_started", "quiet", "RM_quiet", None),
+        event("Q0", "room_started", &quiet, "RM_quiet", None),
         event(
             "Q1",
             "participant_joined",
-            "quiet",
+            &quiet,
             "RM_quiet",
             joined.clone(),
         ),
-        event("Q2", "participant_left", "quiet", "RM_quiet", joined),
+        event("Q2", "participant_left", &quiet, "RM_quiet", joined),
     ];
     assert_eq!(events(&edge, "eu", batch).1["applied"], 3);
     edge.clock.0.set(T0 + 1_802_000);
@@ -672,7 +731,7 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
         .iter()
         .map(|(_, body)| body["room"].clone())
         .collect();
-    assert_eq!(deleted, [json!("quiet")]);
+    assert_eq!(deleted, [json!(quiet)]);
 }
 
 /// An event's time is LiveKit's clock: one far in the future (a wrong clock, a forged event)
@@ -680,8 +739,14 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
 #[test]
 fn an_event_from_the_future_is_held_to_the_clock_skew() {
     let edge = edge();
-    running_room(&edge, "future", "eu", json!({"room_duration": 2}));
-    let mut started = event("F0", "room_started", "future", "RM_future", None);
+    let future = running_room(&edge, "future", "eu", json!({"room_duration": 2}));
+    let mut started = event(
+        "F0",
+        "room_started",
+        &future.livekit_room,
+        "RM_future",
+        None,
+    );
     started["createdAt"] = json!("9000000000");
     assert_eq!(events(&edge, "eu", vec![started]).1["applied"], 1);
     let room = block(db::running_room(&edge.store, "future"))

@@ -47,7 +47,7 @@ pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
     }
     if let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) {
         let api = LiveKitApi::new(&edge.http, region, u64::try_from(now).unwrap_or(0));
-        if let Err(e) = api.delete_room(&room.room_id).await {
+        if let Err(e) = api.delete_room(&room.livekit_room).await {
             tracing::warn!(room_id = %room.room_id, region = %region.id, error = %e, "deleting the LiveKit room failed");
         }
     }

@@ -181,7 +181,7 @@ async fn with_participants<S: Store, H: HttpClient, C: Clock>(
                 region,
                 u64::try_from(edge.now_secs()).unwrap_or(0),
             );
-            api.list_participants(&room.room_id).await?
+            api.list_participants(&room.livekit_room).await?
         }
         None => Vec::new(),
     };
