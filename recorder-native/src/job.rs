@@ -61,7 +61,8 @@ impl JobState {
 }
 
 /// `POST /jobs/start`: record a room to a file, broadcast it to RTMP, or both from one encode.
-#[derive(Debug, Clone, Deserialize)]
+/// Its `Debug` leaves out the token and the stream key.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// The caller's id for this job: letters, digits, `-` and `_`, at most 64. Starting the same
@@ -82,6 +83,20 @@ pub struct StartRequest {
     /// Also (or only) broadcast to this `rtmp://` or `rtmps://` URL.
     #[serde(default)]
     pub rtmp_url: Option<String>,
+}
+
+impl std::fmt::Debug for StartRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartRequest")
+            .field("job_id", &self.job_id)
+            .field("room_id", &self.room_id)
+            .field("livekit_url", &self.livekit_url)
+            .field("token", &"<redacted>")
+            .field("mode", &self.mode)
+            .field("file", &self.file)
+            .field("rtmp_url", &self.rtmp_url.as_deref().map(redact_rtmp))
+            .finish()
+    }
 }
 
 fn default_mode() -> Mode {
@@ -221,6 +236,21 @@ mod tests {
             file: true,
             rtmp_url: None,
         }
+    }
+
+    #[test]
+    fn debug_output_carries_no_credentials() {
+        let mut secret = request();
+        secret.token = "eyJsecret-token".into();
+        secret.rtmp_url = Some("rtmp://user:pw@live.example/app/stream-key".into());
+        let shown = format!("{secret:?}");
+        for leak in ["eyJsecret-token", "pw", "stream-key"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
+        assert!(
+            shown.contains("job-1") && shown.contains("live.example"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::job::Mode;
 use crate::media::{self, PipelineError, RoomInput, RoomToken, RunEvent};
 use crate::tracks::TrackRecording;
 
-/// The job file a worker reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The job file a worker reads. Its `Debug` leaves out the token and the stream key.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerJob {
     /// LiveKit signalling URL.
@@ -35,6 +35,22 @@ pub struct WorkerJob {
     /// The composite's encode (the service's `[composite]` settings).
     #[serde(default)]
     pub composite: CompositeSettings,
+}
+
+impl std::fmt::Debug for WorkerJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerJob")
+            .field("livekit_url", &self.livekit_url)
+            .field("token", &"<redacted>")
+            .field("mode", &self.mode)
+            .field("output", &self.output)
+            .field(
+                "rtmp_url",
+                &self.rtmp_url.as_deref().map(crate::job::redact_rtmp),
+            )
+            .field("composite", &self.composite)
+            .finish()
+    }
 }
 
 fn composite() -> Mode {
