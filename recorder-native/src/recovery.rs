@@ -4,7 +4,7 @@
 //! remuxed into a finished faststart MP4 (in a `recorder-native repair` process, so GStreamer
 //! never runs inside the service) and reported.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,19 +18,31 @@ use crate::worker::part_file;
 /// Why a repair failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepairError {
-    /// The repair process could not run.
+    /// The repair process could not run; the fragmented file is where it was.
     #[error("running the repair: {0}")]
     Spawn(#[from] std::io::Error),
     /// It ran and failed (the file held no complete fragment); the file is kept aside.
     #[error("the file could not be repaired; kept as {0}")]
     Unrepairable(String),
-    /// It took too long.
-    #[error("the repair took longer than {0:?}")]
+    /// It took too long; the fragmented file is where it was.
+    #[error("the repair took longer than {0:?}; the fragmented file is kept")]
     Timeout(Duration),
 }
 
-/// The longest a repair may take (a remux runs at disk speed: hours of media in seconds).
-const REPAIR_TIMEOUT: Duration = Duration::from_secs(600);
+/// Where a recording's bytes are after a failed repair of `output`'s fragmented file.
+pub fn kept_after_failed_repair(error: &RepairError, output: &Path) -> Option<PathBuf> {
+    let kept = match error {
+        RepairError::Unrepairable(aside) => PathBuf::from(aside),
+        RepairError::Spawn(_) | RepairError::Timeout(_) => part_file(output),
+    };
+    kept.is_file().then_some(kept)
+}
+
+/// The longest a repair of `bytes` may take: ten minutes, plus the file read and written again
+/// at a slow disk's 8 MiB/s (a remux runs at disk speed; a 10-hour composite is about 11 GB).
+fn repair_deadline(bytes: u64) -> Duration {
+    Duration::from_secs(600 + bytes / (8 * 1024 * 1024) * 2)
+}
 
 /// Repairs the fragmented file beside `output` into `output`. `Ok(false)` when there is none.
 pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairError> {
@@ -51,9 +63,10 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
     // A repair outliving a killed service would race the next run's repair of the same file.
     crate::supervisor::die_with_service(&mut command);
     let run = command.status();
-    let status = tokio::time::timeout(REPAIR_TIMEOUT, run)
+    let deadline = repair_deadline(std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0));
+    let status = tokio::time::timeout(deadline, run)
         .await
-        .map_err(|_| RepairError::Timeout(REPAIR_TIMEOUT))??;
+        .map_err(|_| RepairError::Timeout(deadline))??;
     if status.success() {
         std::fs::remove_file(&part)?;
         tracing::info!(file = %output.display(), "recording repaired");
@@ -145,5 +158,40 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
                 tracing::error!(file = %path.display(), error = %e, "cannot repair a stray recording")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_longer_recording_gets_longer_to_repair() {
+        assert_eq!(repair_deadline(0), Duration::from_secs(600));
+        // 11 GB, a 10-hour composite: the remux reads and writes it at 8 MiB/s.
+        let ten_hours = repair_deadline(11_000_000_000);
+        assert!(ten_hours > Duration::from_secs(3000), "{ten_hours:?}");
+    }
+
+    #[test]
+    fn a_failed_repair_names_where_the_bytes_are() {
+        let dir = std::env::temp_dir().join(format!("repair-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let output = dir.join("job.mp4");
+        let timeout = RepairError::Timeout(Duration::from_secs(1));
+        assert_eq!(kept_after_failed_repair(&timeout, &output), None);
+        std::fs::write(part_file(&output), b"fragments").expect("part");
+        assert_eq!(
+            kept_after_failed_repair(&timeout, &output),
+            Some(part_file(&output))
+        );
+        let aside = dir.join("job.damaged.mp4");
+        std::fs::write(&aside, b"bytes").expect("aside");
+        let unrepairable = RepairError::Unrepairable(aside.display().to_string());
+        assert_eq!(
+            kept_after_failed_repair(&unrepairable, &output),
+            Some(aside)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

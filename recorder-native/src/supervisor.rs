@@ -663,7 +663,15 @@ impl Node {
                             }
                             Err(e) => {
                                 tracing::error!(job = %view.job_id, error = %e, "could not repair the recording");
-                                view.file = None;
+                                // The bytes are kept (aside, or where they were): the report
+                                // says where, so nothing recorded goes unmentioned.
+                                let kept = crate::recovery::kept_after_failed_repair(&e, output);
+                                let failure = format!("{e}");
+                                view.reason = Some(match view.reason.take() {
+                                    Some(reason) => format!("{reason}; {failure}"),
+                                    None => failure,
+                                });
+                                view.file = kept.map(|p| p.display().to_string());
                                 Outcome::Failed
                             }
                         }
