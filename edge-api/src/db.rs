@@ -705,7 +705,7 @@ pub async fn due_rooms(
     let rows = store
         .execute(
             concat!(
-            "SELECT sid, room_id, over, livekit_room FROM (\
+            "SELECT sid, room_id, livekit_room, over FROM (\
                SELECT r.sid, r.room_id, r.empty_timeout, m.started_at, ",
                livekit_room_sql!(), " AS livekit_room, \
                  COALESCE(json_extract(r.metadata, '$.room_features.room_duration'), 0) AS minutes, \
@@ -728,6 +728,11 @@ pub async fn due_rooms(
             ],
         )
         .await?;
+    due(rows)
+}
+
+/// Rows of `sid, room_id, livekit_room, reason` (1 the duration, 2 never started, else empty).
+fn due(rows: Rows) -> Result<Vec<DueRoom>, StoreError> {
     rows.rows
         .iter()
         .map(|r| {
@@ -735,11 +740,11 @@ pub async fn due_rooms(
             Ok(DueRoom {
                 sid: col.text(0)?,
                 room_id: col.text(1)?,
-                livekit_room: col.text(3)?,
-                reason: if col.int(2)? != 0 {
-                    LimitReached::Duration
-                } else {
-                    LimitReached::Empty
+                livekit_room: col.text(2)?,
+                reason: match col.int(3)? {
+                    1 => LimitReached::Duration,
+                    2 => LimitReached::NeverStarted,
+                    _ => LimitReached::Empty,
                 },
             })
         })
@@ -762,7 +767,7 @@ pub async fn never_started_rooms(
             concat!(
                 "SELECT r.sid, r.room_id, ",
                 livekit_room_sql!(),
-                " FROM rooms r \
+                ", 2 FROM rooms r \
              WHERE r.is_running = 1 AND r.created_at + r.empty_timeout <= ? \
                AND (r.region IS NULL OR (r.region = ? AND ?)) \
                AND NOT EXISTS (SELECT 1 FROM room_media m WHERE m.room_sid = r.sid) \
@@ -776,18 +781,7 @@ pub async fn never_started_rooms(
             ],
         )
         .await?;
-    rows.rows
-        .iter()
-        .map(|r| {
-            let col = Columns(r);
-            Ok(DueRoom {
-                sid: col.text(0)?,
-                room_id: col.text(1)?,
-                livekit_room: col.text(2)?,
-                reason: LimitReached::NeverStarted,
-            })
-        })
-        .collect()
+    due(rows)
 }
 
 /// Whether the store answers with the edge's tables in place (for `/healthCheck`): a database

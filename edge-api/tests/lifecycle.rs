@@ -131,6 +131,21 @@ fn beat(edge: &TestEdge, region: &str, draining: bool, rooms: i64) -> (u16, Valu
     post(edge, "/internal/sidecar/heartbeat", region, secret, &body)
 }
 
+/// The LiveKit rooms the edge asked to delete, in order.
+fn deleted_rooms(edge: &TestEdge) -> Vec<Value> {
+    edge.http
+        .0
+        .borrow()
+        .iter()
+        .map(|(_, body)| body["room"].clone())
+        .collect()
+}
+
+/// Posts `body` as a heartbeat signed by eu's sidecar.
+fn beat_eu(edge: &TestEdge, body: &Value) -> (u16, Value) {
+    post(edge, "/internal/sidecar/heartbeat", "eu", SIDECAR_EU, body)
+}
+
 fn availability(edge: &TestEdge, region: &str) -> registry::Availability {
     block(registry::load(edge))
         .expect("registry")
@@ -220,13 +235,7 @@ fn forged_stale_and_misaddressed_heartbeats_change_nothing() {
     );
     assert_eq!(status, 400);
     let stale = heartbeat_body("eu", T0 - 120_000, false, 0);
-    let (status, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &stale,
-    );
+    let (status, body) = beat_eu(&edge, &stale);
     assert_eq!(status, 400, "{body}");
     let (status, _) = post(
         &edge,
@@ -257,13 +266,7 @@ fn regions_come_and_go_with_their_heartbeats() {
     assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
     // An older heartbeat arriving late is not recorded.
     let late = heartbeat_body("eu", T0 - 1000, true, 0);
-    let (_, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &late,
-    );
+    let (_, body) = beat_eu(&edge, &late);
     assert_eq!(body["recorded"], false);
     assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
     // Silent for longer than the timeout: unhealthy; back when it beats again.
@@ -277,13 +280,7 @@ fn regions_come_and_go_with_their_heartbeats() {
     edge.clock.0.set(T0 + 18_000);
     let mut leaving = heartbeat_body("eu", T0 + 18_000, true, 0);
     leaving["leaving"] = json!(true);
-    post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &leaving,
-    );
+    beat_eu(&edge, &leaving);
     assert_eq!(availability(&edge, "eu"), registry::Availability::Left);
     edge.clock.0.set(T0 + 19_000);
     beat(&edge, "eu", false, 0);
@@ -292,13 +289,7 @@ fn regions_come_and_go_with_their_heartbeats() {
     edge.clock.0.set(T0 + 20_000);
     let mut unkept = heartbeat_body("eu", T0 + 20_000, false, 0);
     unkept["events_ok"] = json!(false);
-    let (status, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &unkept,
-    );
+    let (status, body) = beat_eu(&edge, &unkept);
     assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
     assert_eq!(availability(&edge, "eu"), registry::Availability::MediaDown);
 }
@@ -312,13 +303,7 @@ fn a_newer_sidecars_messages_are_taken() {
     let mut newer = heartbeat_body("eu", T0, false, 0);
     newer["gpu_load"] = json!(0.4);
     newer["load"]["tracks"] = json!(12);
-    let (status, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &newer,
-    );
+    let (status, body) = beat_eu(&edge, &newer);
     assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
     assert_eq!(availability(&edge, "eu"), registry::Availability::Available);
     let room = running_room(&edge, "newer-room", "eu", json!({}));
@@ -508,13 +493,7 @@ fn a_late_earlier_session_leaves_the_current_one_alone() {
         "{body}"
     );
     // The ended session's LiveKit room is deleted, should it still be open; the new one is not.
-    let deleted: Vec<Value> = edge
-        .http
-        .0
-        .borrow()
-        .iter()
-        .map(|(_, body)| body["room"].clone())
-        .collect();
+    let deleted = deleted_rooms(&edge);
     assert_eq!(deleted, [json!(first.livekit_room)]);
     let now = block(db::running_room(&edge.store, "standup"))
         .expect("store")
@@ -661,13 +640,7 @@ fn heartbeats_end_rooms_past_their_duration_or_left_empty() {
     assert!(block(db::running_room(&edge.store, "busy"))
         .expect("store")
         .is_some());
-    let deleted: Vec<Value> = edge
-        .http
-        .0
-        .borrow()
-        .iter()
-        .map(|(_, body)| body["room"].clone())
-        .collect();
+    let deleted = deleted_rooms(&edge);
     assert_eq!(deleted, deleted_names.map(Value::from));
 }
 
@@ -704,13 +677,7 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     edge.clock.0.set(T0 + 1_802_000);
     let mut behind = heartbeat_body("eu", T0 + 1_802_000, false, 1);
     behind["undelivered_events"] = json!(5);
-    let (_, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &behind,
-    );
+    let (_, body) = beat_eu(&edge, &behind);
     // Only the session never placed anywhere ends: nothing about it can be on its way.
     assert_eq!(body["rooms_ended"], 1, "{body}");
     let running = |room: &str| {
@@ -724,13 +691,7 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     assert_eq!(body["rooms_ended"], 2, "{body}");
     assert!(!running("quiet") && !running("unentered"));
     // Only the room LiveKit ran is deleted there.
-    let deleted: Vec<Value> = edge
-        .http
-        .0
-        .borrow()
-        .iter()
-        .map(|(_, body)| body["room"].clone())
-        .collect();
+    let deleted = deleted_rooms(&edge);
     assert_eq!(deleted, [json!(quiet)]);
 }
 
@@ -763,13 +724,7 @@ fn an_event_from_the_future_is_held_to_the_clock_skew() {
 fn a_heartbeat_stamped_ahead_does_not_silence_its_region() {
     let edge = edge();
     let ahead = heartbeat_body("eu", T0 + 55_000, false, 0);
-    let (_, body) = post(
-        &edge,
-        "/internal/sidecar/heartbeat",
-        "eu",
-        SIDECAR_EU,
-        &ahead,
-    );
+    let (_, body) = beat_eu(&edge, &ahead);
     assert_eq!(body["recorded"], true, "{body}");
     for step in 1..=4 {
         edge.clock.0.set(T0 + step * 5_000);
