@@ -219,11 +219,7 @@ pub async fn past_rooms(
             &params,
         )
         .await?;
-    let total = count
-        .rows
-        .first()
-        .and_then(|r| int_opt(r.first()))
-        .unwrap_or(0);
+    let total = first_int(&count);
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are written into the statement (they are integers, so nothing can be
     // injected) so that the room ids alone use bound parameters: D1 takes at most 100 per
@@ -356,11 +352,7 @@ pub async fn running_sessions_in(store: &impl Store, region_id: &str) -> Result<
             &[region_id.into()],
         )
         .await?;
-    Ok(rows
-        .rows
-        .first()
-        .and_then(|r| int_opt(r.first()))
-        .unwrap_or(0))
+    Ok(first_int(&rows))
 }
 
 /// Stores a region's heartbeat unless a newer one is stored (heartbeats may arrive out of
@@ -838,6 +830,14 @@ impl Columns<'_> {
         u64::try_from(self.int(i)?)
             .map_err(|_| StoreError(format!("column {i}: expected a count, not negative")))
     }
+}
+
+/// The first column of the first row as an integer (a `COUNT(*)`); 0 when there is none.
+fn first_int(rows: &Rows) -> i64 {
+    rows.rows
+        .first()
+        .and_then(|r| int_opt(r.first()))
+        .unwrap_or(0)
 }
 
 fn text_opt(v: Option<&SqlValue>) -> Option<String> {

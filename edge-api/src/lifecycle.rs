@@ -38,12 +38,26 @@ use crate::Edge;
 const ENDS_PER_HEARTBEAT: i64 = 20;
 
 /// The webhook events the edge acts on.
-const FOLLOWED_EVENTS: [&str; 4] = [
-    "room_started",
-    "participant_joined",
-    "participant_left",
-    "room_finished",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Followed {
+    RoomStarted,
+    ParticipantJoined,
+    ParticipantLeft,
+    RoomFinished,
+}
+
+impl Followed {
+    /// The event type LiveKit names, if the edge acts on it.
+    fn parse(event: &str) -> Option<Followed> {
+        match event {
+            "room_started" => Some(Followed::RoomStarted),
+            "participant_joined" => Some(Followed::ParticipantJoined),
+            "participant_left" => Some(Followed::ParticipantLeft),
+            "room_finished" => Some(Followed::RoomFinished),
+            _ => None,
+        }
+    }
+}
 
 /// Applied event ids are kept this long (seconds); sidecars re-send within minutes.
 const APPLIED_EVENTS_KEPT_SECS: i64 = 24 * 3600;
@@ -122,25 +136,25 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     event: &WebhookEvent,
 ) -> Result<Outcome, StoreError> {
     // Most of LiveKit's events (tracks, egress, ...) change nothing here: no statement for them.
-    if !FOLLOWED_EVENTS.contains(&event.event.as_str()) {
+    let Some(kind) = Followed::parse(&event.event) else {
         return Ok(Outcome::Ignored);
-    }
+    };
     if !event.id.is_empty() && db::event_applied(&edge.store, &region.id, &event.id).await? {
         return Ok(Outcome::Duplicate);
     }
     let now = edge.now_secs();
+    let skew = REGION_CLOCK_SKEW_MS / 1000;
     // Never later than the allowed clock skew: a room "started" far in the future would never
     // reach its limits.
     let at = event
         .created_at
         .filter(|t| *t > 0)
         .unwrap_or(now)
-        .min(now + REGION_CLOCK_SKEW_MS / 1000);
+        .min(now + skew);
     let room = event.room.clone().unwrap_or_default();
     let participant = event.participant.clone().unwrap_or_default();
-    let changed = match event.event.as_str() {
-        "room_started" if !room.name.is_empty() => {
-            let skew = REGION_CLOCK_SKEW_MS / 1000;
+    let changed = match kind {
+        Followed::RoomStarted if !room.name.is_empty() => {
             match db::room_started(&edge.store, &region.id, &room.name, &room.sid, at, skew).await?
             {
                 RoomStart::Linked => true,
@@ -157,7 +171,7 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 }
             }
         }
-        "participant_joined" if !participant.sid.is_empty() => {
+        Followed::ParticipantJoined if !participant.sid.is_empty() => {
             let joined = MediaParticipant {
                 sid: &participant.sid,
                 identity: &participant.identity,
@@ -167,10 +181,10 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
             db::participant_joined(&edge.store, &region.id, &room.name, &room.sid, &joined, at)
                 .await?
         }
-        "participant_left" if !participant.sid.is_empty() => {
+        Followed::ParticipantLeft if !participant.sid.is_empty() => {
             db::participant_left(&edge.store, &region.id, &room.name, &participant.sid, at).await?
         }
-        "room_finished" if !room.sid.is_empty() => {
+        Followed::RoomFinished if !room.sid.is_empty() => {
             let ended = db::room_finished(&edge.store, &region.id, &room.sid, at).await?;
             if let Some(sid) = &ended {
                 tracing::info!(region = %region.id, room = %room.name, %sid, "room finished in LiveKit: session ended");

@@ -136,9 +136,7 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let Authorized {
-        claims, room, user, ..
-    } = match authorize(edge, request).await {
+    let Authorized { claims, room, user } = match authorize(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
