@@ -141,7 +141,7 @@ pub fn remux_faststart(fragmented: &Path, output: &Path) -> Result<(), PipelineE
 }
 
 /// Makes a rename or removal in `path`'s directory durable.
-pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
         _ => std::fs::File::open(".")?.sync_all(),

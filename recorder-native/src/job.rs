@@ -222,6 +222,16 @@ pub struct JobView {
     pub updated_ms: i64,
 }
 
+impl JobView {
+    /// Adds `more` to the reason (after what is there, `; `-separated).
+    pub fn add_reason(&mut self, more: String) {
+        self.reason = Some(match self.reason.take() {
+            Some(reason) => format!("{reason}; {more}"),
+            None => more,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

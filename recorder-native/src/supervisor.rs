@@ -666,11 +666,7 @@ impl Node {
                                 // The bytes are kept (aside, or where they were): the report
                                 // says where, so nothing recorded goes unmentioned.
                                 let kept = crate::recovery::kept_after_failed_repair(&e, output);
-                                let failure = format!("{e}");
-                                view.reason = Some(match view.reason.take() {
-                                    Some(reason) => format!("{reason}; {failure}"),
-                                    None => failure,
-                                });
+                                view.add_reason(e.to_string());
                                 view.file = kept.map(|p| p.display().to_string());
                                 Outcome::Failed
                             }
@@ -707,11 +703,10 @@ impl Node {
                         release = Some(output);
                     }
                     Err(e) => {
-                        let kept = format!("{e}; the recording is kept at {}", output.display());
-                        view.reason = Some(match view.reason.take() {
-                            Some(reason) => format!("{reason}; {kept}"),
-                            None => kept,
-                        });
+                        view.add_reason(format!(
+                            "{e}; the recording is kept at {}",
+                            output.display()
+                        ));
                     }
                 }
             }
