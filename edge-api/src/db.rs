@@ -10,7 +10,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0001_rooms.sql"),
     include_str!("../migrations/0002_regions.sql"),
     include_str!("../migrations/0003_entries.sql"),
-    include_str!("../migrations/0004_livekit_rooms.sql")
+    include_str!("../migrations/0004_livekit_rooms.sql"),
+    include_str!("../migrations/0005_region_moves.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -31,7 +32,9 @@ const ROOM_COLUMNS: &str = concat!(
     "id, room_id, sid, room_title, webhook_url, metadata, \
      max_participants, empty_timeout, region_hint, region, is_running, status, \
      joined_participants, created_at, started_at, ended_at, ",
-    livekit_room_sql!()
+    livekit_room_sql!(),
+    ", (SELECT CASE WHEN left_at_ms IS NULL THEN received_at_ms ELSE 0 END \
+     FROM region_status WHERE region_id = region)"
 );
 
 /// The room id a LiveKit room name belongs to (the index every lookup by name goes through).
@@ -77,6 +80,10 @@ pub struct RoomRow {
     /// Its LiveKit room's name: `<room_id>.<sid>`, so that each session has a LiveKit room of
     /// its own (the room id for sessions from before per-session names).
     pub livekit_room: String,
+    /// When the edge last heard from the pinned region's sidecar (Unix ms, the edge's clock):
+    /// 0 when it drained and left, `None` when the registry has no entry for it (no region
+    /// pinned, or no sidecars).
+    pub region_heard_ms: Option<i64>,
 }
 
 /// A room session about to be stored.
@@ -169,18 +176,54 @@ pub async fn end_room(store: &impl Store, sid: &str, now: i64) -> Result<bool, S
         .is_empty())
 }
 
-/// Pins a running session to `region` unless it is pinned already; returns the pinned region.
+/// A region that takes no new room as a statement sees it: draining, or drained and left.
+/// Checked in the statement that pins, so a pin cannot land after a drain read the region's
+/// sessions and found none.
+const REGION_CLOSED_SQL: &str = "EXISTS (SELECT 1 FROM region_status \
+     WHERE region_id = ? AND (draining = 1 OR left_at_ms IS NOT NULL))";
+
+/// Pins a running session to `region` unless it is pinned already or `region` closed (see
+/// [`REGION_CLOSED_SQL`]); returns the session's region after the attempt.
 pub async fn pin_region(
     store: &impl Store,
     sid: &str,
     region: &str,
 ) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "UPDATE rooms SET region = ? WHERE sid = ? AND region IS NULL AND NOT {REGION_CLOSED_SQL}"
+    );
+    store
+        .execute(&sql, &[region.into(), sid.into(), region.into()])
+        .await?;
+    session_region(store, sid).await
+}
+
+/// Moves a running session from region `from`, which is gone, to `to`, unless it no longer
+/// runs in `from` (another join moved it) or `to` closed; everyone reported in `from` counts
+/// as gone from `now` (`migrations/0005_region_moves.sql`). Returns the session's region after
+/// the attempt.
+pub async fn move_region(
+    store: &impl Store,
+    sid: &str,
+    from: &str,
+    to: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "INSERT INTO region_moves (room_sid, from_region, to_region, moved_at) \
+         SELECT sid, region, ?, ? FROM rooms \
+         WHERE sid = ? AND region = ? AND is_running = 1 AND NOT {REGION_CLOSED_SQL}"
+    );
     store
         .execute(
-            "UPDATE rooms SET region = ? WHERE sid = ? AND region IS NULL",
-            &[region.into(), sid.into()],
+            &sql,
+            &[to.into(), now.into(), sid.into(), from.into(), to.into()],
         )
         .await?;
+    session_region(store, sid).await
+}
+
+async fn session_region(store: &impl Store, sid: &str) -> Result<Option<String>, StoreError> {
     let rows = store
         .execute("SELECT region FROM rooms WHERE sid = ?", &[sid.into()])
         .await?;
@@ -668,6 +711,9 @@ pub enum LimitReached {
     /// Nobody entered its LiveKit room within `empty_timeout` of its creation (LiveKit closes a
     /// room nobody joins the same way).
     NeverStarted,
+    /// Its region is gone and nobody joined it again (which would have moved it) within
+    /// `empty_timeout` of when the region was last heard from.
+    RegionGone,
 }
 
 /// A running session the edge must end now.
@@ -723,7 +769,40 @@ pub async fn due_rooms(
     due(rows)
 }
 
-/// Rows of `sid, room_id, livekit_room, reason` (1 the duration, 2 never started, else empty).
+/// Running sessions pinned to a region that is gone (drained and left, or silent for
+/// `gone_after_ms`; see [`crate::registry::region_is_gone`]) whose `empty_timeout` has passed
+/// since the region was last heard from, as of `now_ms`: nobody can have been in them since,
+/// and nobody joined to move them. At most `limit`.
+pub async fn orphaned_rooms(
+    store: &impl Store,
+    now_ms: i64,
+    gone_after_ms: i64,
+    limit: i64,
+) -> Result<Vec<DueRoom>, StoreError> {
+    let rows = store
+        .execute(
+            concat!(
+                "SELECT r.sid, r.room_id, ",
+                livekit_room_sql!(),
+                ", 3 FROM rooms r JOIN region_status s ON s.region_id = r.region \
+             WHERE r.is_running = 1 AND r.empty_timeout > 0 \
+               AND (s.left_at_ms IS NOT NULL OR s.received_at_ms < ? - ?) \
+               AND COALESCE(s.left_at_ms, s.received_at_ms) + 1000 * r.empty_timeout <= ? \
+             ORDER BY r.id LIMIT ?"
+            ),
+            &[
+                now_ms.into(),
+                gone_after_ms.into(),
+                now_ms.into(),
+                limit.into(),
+            ],
+        )
+        .await?;
+    due(rows)
+}
+
+/// Rows of `sid, room_id, livekit_room, reason` (1 the duration, 2 never started, 3 the region
+/// is gone, else empty).
 fn due(rows: Rows) -> Result<Vec<DueRoom>, StoreError> {
     rows.rows
         .iter()
@@ -736,6 +815,7 @@ fn due(rows: Rows) -> Result<Vec<DueRoom>, StoreError> {
                 reason: match col.int(3)? {
                     1 => LimitReached::Duration,
                     2 => LimitReached::NeverStarted,
+                    3 => LimitReached::RegionGone,
                     _ => LimitReached::Empty,
                 },
             })
@@ -812,6 +892,7 @@ fn rooms(rows: Rows) -> Result<Vec<RoomRow>, StoreError> {
                 started_at: int_opt(r.get(14)),
                 ended_at: int_opt(r.get(15)),
                 livekit_room: col.text(16)?,
+                region_heard_ms: int_opt(r.get(17)),
             })
         })
         .collect()

@@ -18,7 +18,12 @@
 //!   `empty_timeout`, are ended and their LiveKit room deleted; emptiness counts only while the
 //!   region's sidecar holds no undelivered webhook (a re-join may be among them). A session
 //!   whose LiveKit room never started (created, perhaps placed, nobody entered) ends once its
-//!   `empty_timeout` has passed since creation, as LiveKit closes a room nobody joins.
+//!   `empty_timeout` has passed since creation, as LiveKit closes a room nobody joins. Sessions
+//!   of a region that is gone (`registry::region_is_gone`) end once their `empty_timeout` has
+//!   passed since the region was last heard from, on any region's heartbeat, unless a join
+//!   moved them first.
+//! - Events only ever reach sessions pinned to the sending region: a room moved away from a
+//!   region is out of reach of that region's late events.
 //!
 //! Every event is applied by one idempotent statement and then its id is remembered, so a batch
 //! re-sent after a lost acknowledgement, or cut short by a crash, changes nothing twice.
@@ -29,6 +34,7 @@ use crate::config::Region;
 use crate::db::{self, LimitReached, MediaParticipant, RoomStart};
 use crate::livekit::LiveKitApi;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::registry;
 use crate::sidecars::REGION_CLOCK_SKEW_MS;
 use crate::wire::lenient_int;
 use crate::Edge;
@@ -221,12 +227,20 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
         ENDS_PER_HEARTBEAT,
     )
     .await?;
-    let capacity_left = ENDS_PER_HEARTBEAT - i64::try_from(due.len()).unwrap_or(ENDS_PER_HEARTBEAT);
-    if capacity_left > 0 {
+    let capacity_left = |due: &[db::DueRoom]| {
+        ENDS_PER_HEARTBEAT - i64::try_from(due.len()).unwrap_or(ENDS_PER_HEARTBEAT)
+    };
+    if capacity_left(&due) > 0 {
+        let limit = capacity_left(&due);
         due.extend(
-            db::never_started_rooms(&edge.store, &region.id, now, events_settled, capacity_left)
-                .await?,
+            db::never_started_rooms(&edge.store, &region.id, now, events_settled, limit).await?,
         );
+    }
+    // Any region's heartbeat ends the rooms of regions that are gone: theirs no longer come.
+    if capacity_left(&due) > 0 {
+        let limit = capacity_left(&due);
+        let gone_after = registry::gone_after_ms(&edge.config);
+        due.extend(db::orphaned_rooms(&edge.store, edge.clock.now_ms(), gone_after, limit).await?);
     }
     for room in &due {
         if db::end_room(&edge.store, &room.sid, now).await? {
@@ -234,11 +248,19 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
                 LimitReached::Duration => "room_duration is over",
                 LimitReached::Empty => "empty_timeout passed with nobody in the room",
                 LimitReached::NeverStarted => "empty_timeout passed and nobody ever entered",
+                LimitReached::RegionGone => {
+                    "its region is gone and nobody joined it again within empty_timeout"
+                }
             };
             tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
         }
-        // A session that never started has no LiveKit room of its own to delete.
-        if room.reason != LimitReached::NeverStarted {
+        // A session that never started has no LiveKit room of its own to delete, and a gone
+        // region's LiveKit is not this region's (if it comes back, its room_started for an
+        // ended session deletes the room).
+        if !matches!(
+            room.reason,
+            LimitReached::NeverStarted | LimitReached::RegionGone
+        ) {
             delete_livekit_room(edge, region, &room.livekit_room).await;
         }
     }

@@ -10,7 +10,8 @@
 //! 4. Else the first available region in configuration order.
 //! 5. Else none: the join is refused until a region is back.
 //!
-//! Once chosen, the pin is stored and never changes.
+//! Once chosen, the pin is stored and changes only when the region is gone
+//! ([`crate::registry::region_is_gone`]): the next join then chooses again by the same rule.
 
 use crate::config::{EdgeConfig, GeoPoint, Region};
 

@@ -3,9 +3,12 @@
 //!
 //! A region is available when its sidecar heartbeated within `region_timeout_secs`, LiveKit
 //! answered it, it is not draining, it has not left, and it has room left under the capacity
-//! its sidecar reports. Rooms already pinned to a region keep their pin whatever its health:
-//! their participants are there. A configured region appears when its sidecar first heartbeats
-//! and disappears when a drained sidecar says it is leaving (or stops heartbeating).
+//! its sidecar reports. Rooms already pinned to a region keep their pin while it is unhealthy,
+//! draining or full: their participants are there. Only a region that is gone (see
+//! [`region_is_gone`]) gives its rooms up: the next join places them again, and those nobody
+//! joins again end after their empty timeout. A configured region appears when its sidecar
+//! first heartbeats and disappears when a drained sidecar says it is leaving (or stops
+//! heartbeating).
 //!
 //! Without sidecar secrets configured there is no registry: every configured region is
 //! available (a single-region set-up, or regions watched by other means).
@@ -70,6 +73,39 @@ impl RegionStatus {
             Availability::Available
         }
     }
+}
+
+/// How many heartbeat timeouts (`region_timeout_secs`) a region's sidecar may stay silent
+/// before the region counts as gone: long enough for a sidecar or LiveKit restart, short
+/// enough that a meeting whose region died can start again elsewhere within a minute or so.
+pub const GONE_AFTER_TIMEOUTS: i64 = 4;
+
+/// How long (ms) a region's sidecar may stay silent before the region counts as gone.
+pub fn gone_after_ms(config: &EdgeConfig) -> i64 {
+    config
+        .region_timeout_secs
+        .saturating_mul(GONE_AFTER_TIMEOUTS)
+        .saturating_mul(1000)
+}
+
+/// Whether a running room pinned to `region_id` must leave it, at `now_ms`: the region was
+/// removed from the configuration, or (with sidecars) it drained and left (`heard_ms` 0) or
+/// its sidecar has been silent for [`gone_after_ms`]. `heard_ms` is
+/// [`crate::db::RoomRow::region_heard_ms`]; a region the registry never heard of keeps its
+/// rooms.
+pub fn region_is_gone(
+    config: &EdgeConfig,
+    region_id: &str,
+    heard_ms: Option<i64>,
+    now_ms: i64,
+) -> bool {
+    if config.region(region_id).is_none() {
+        return true;
+    }
+    if !config.uses_sidecars() {
+        return false;
+    }
+    heard_ms.is_some_and(|heard| heard == 0 || now_ms - heard > gone_after_ms(config))
 }
 
 /// The registry as read for one decision: every region's availability.
@@ -180,5 +216,41 @@ mod tests {
         let mut left = status(0, 0);
         left.left_at_ms = Some(100_500);
         assert_eq!(left.availability(101_000, 15), Availability::Left);
+    }
+
+    #[test]
+    fn a_region_is_gone_when_removed_left_or_long_silent() {
+        use crate::config::{GeoHeaders, GeoPoint, Region};
+        let mut config = EdgeConfig {
+            api_key: "k".into(),
+            api_secret: "s".into(),
+            token_validity_secs: 600,
+            max_participants_cap: 0,
+            max_room_duration_minutes: 0,
+            regions: vec![Region {
+                id: "eu".into(),
+                name: "eu".into(),
+                location: GeoPoint { lat: 0.0, lon: 0.0 },
+                livekit_url: "ws://x".into(),
+                api_key: "k".into(),
+                api_secret: "s".into(),
+            }],
+            default_region: "eu".into(),
+            geo_headers: GeoHeaders {
+                latitude: "a".into(),
+                longitude: "b".into(),
+            },
+            sidecar_secrets: Default::default(),
+            region_timeout_secs: 15,
+        };
+        // Without sidecars only the configuration says a region is gone.
+        assert!(region_is_gone(&config, "us", None, 0));
+        assert!(!region_is_gone(&config, "eu", Some(0), 1_000_000));
+        config.sidecar_secrets = [("eu".to_string(), "x".to_string())].into();
+        assert_eq!(gone_after_ms(&config), 60_000);
+        assert!(!region_is_gone(&config, "eu", None, 1_000_000));
+        assert!(region_is_gone(&config, "eu", Some(0), 1_000_000));
+        assert!(!region_is_gone(&config, "eu", Some(940_000), 1_000_000));
+        assert!(region_is_gone(&config, "eu", Some(939_999), 1_000_000));
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /api/session`: the join page trades a plugNmeet join token for the room's region, that
 //! region's LiveKit URL and a LiveKit access token minted here. The first session of a room
-//! pins it to a region (see [`crate::placement`]); every later one gets the same region.
+//! pins it to a region (see [`crate::placement`]); every later one gets the same region, unless
+//! the region is gone (see [`crate::registry::region_is_gone`]): then the join moves the room.
 //!
 //! Authorization is the join token in `Authorization` (raw, like plugNmeet's `/api/*`, or as
 //! `Bearer`). Failures are 401 with plugNmeet's `notifications.*` messages.
@@ -37,7 +38,8 @@ struct SessionRes {
     is_admin: bool,
     is_hidden: bool,
     region: RegionInfo,
-    /// `pinned` when the room already had its region, else why it was chosen now.
+    /// `pinned` when the room already had its region, `failover` when it moved from a region
+    /// that is gone, else why it was chosen now (`hint`, `nearest`, `default`, `fallback`).
     placement: &'static str,
     livekit_url: String,
     token: String,
@@ -175,41 +177,23 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             return store_failure(e);
         }
     }
-    let (region_id, placement) = match room.region.clone() {
-        Some(pinned) => (pinned, "pinned"),
-        None => {
-            let user_geo = request.platform_geo.or_else(|| header_geo(edge, request));
-            let registry = match registry::load(edge).await {
-                Ok(registry) => registry,
-                Err(e) => return store_failure(e),
-            };
-            let Some((region, reason)) =
-                placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |r| {
-                    registry.is_available(&r.id)
-                })
-            else {
-                tracing::warn!(room_id = %room.room_id, "no media region is available");
-                return EdgeResponse::common(
-                    503,
-                    Common::fail(
-                        StatusCode::InternalServerError,
-                        "notifications.no-media-region-available",
-                    ),
-                );
-            };
-            match db::pin_region(&edge.store, &room.sid, &region.id).await {
-                // Another first joiner may have won the race: its pin stands.
-                Ok(Some(pinned)) if pinned != region.id => (pinned, "pinned"),
-                Ok(_) => {
-                    tracing::info!(room_id = %room.room_id, region = %region.id, ?reason, "room pinned");
-                    (region.id.clone(), reason_name(reason))
-                }
-                Err(e) => return store_failure(e),
-            }
-        }
+    let pinned = room.region.as_deref().filter(|region| {
+        !registry::region_is_gone(
+            &edge.config,
+            region,
+            room.region_heard_ms,
+            edge.clock.now_ms(),
+        )
+    });
+    let (region_id, placement) = match pinned {
+        Some(pinned) => (pinned.to_owned(), "pinned"),
+        None => match place(edge, request, &room).await {
+            Ok(placed) => placed,
+            Err(response) => return response,
+        },
     };
     let Some(region) = edge.config.region(&region_id) else {
-        // The room is pinned to a region that was removed from the configuration.
+        // Placed by an edge with another configuration, while a new one rolls out.
         return EdgeResponse::common(
             503,
             Common::fail(
@@ -277,6 +261,62 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             token,
         },
     )
+}
+
+/// Placement attempts a join makes when the chosen region closes before the pin lands.
+const PLACEMENT_ATTEMPTS: usize = 3;
+
+/// Places `room` (unplaced, or pinned to a region that is gone) in an available region, pins it
+/// there and returns the region and why it was chosen: `failover` for a room that moved,
+/// `pinned` when a concurrent join placed it first.
+async fn place<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+    room: &db::RoomRow,
+) -> Result<(String, &'static str), EdgeResponse> {
+    let user_geo = request.platform_geo.or_else(|| header_geo(edge, request));
+    let from = room.region.as_deref();
+    for _ in 0..PLACEMENT_ATTEMPTS {
+        let registry = registry::load(edge).await.map_err(store_failure)?;
+        let Some((region, reason)) =
+            placement::choose(&edge.config, room.region_hint.as_deref(), user_geo, |r| {
+                registry.is_available(&r.id)
+            })
+        else {
+            break;
+        };
+        let placed = match from {
+            None => db::pin_region(&edge.store, &room.sid, &region.id).await,
+            Some(from) => {
+                db::move_region(&edge.store, &room.sid, from, &region.id, edge.now_secs()).await
+            }
+        }
+        .map_err(store_failure)?;
+        match placed {
+            Some(placed) if placed == region.id => {
+                let why = if from.is_some() {
+                    tracing::warn!(room_id = %room.room_id, from = ?from, to = %region.id, "the room's region is gone: moved");
+                    "failover"
+                } else {
+                    tracing::info!(room_id = %room.room_id, region = %region.id, ?reason, "room pinned");
+                    reason_name(reason)
+                };
+                return Ok((placed, why));
+            }
+            // Another join placed or moved it first: its choice stands.
+            Some(placed) if Some(placed.as_str()) != from => return Ok((placed, "pinned")),
+            // The region closed (began draining) between the registry read and the pin.
+            _ => {}
+        }
+    }
+    tracing::warn!(room_id = %room.room_id, "no media region is available");
+    Err(EdgeResponse::common(
+        503,
+        Common::fail(
+            StatusCode::InternalServerError,
+            "notifications.no-media-region-available",
+        ),
+    ))
 }
 
 fn reason_name(reason: Reason) -> &'static str {

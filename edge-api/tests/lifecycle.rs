@@ -781,3 +781,259 @@ fn a_blocked_user_gets_no_token_and_stays_as_stored() {
     );
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
 }
+
+/// A join token for `user_id` in `room_id`, from the plugNmeet API.
+fn join_token(edge: &TestEdge, room_id: &str, user_id: &str) -> String {
+    let (status, body) = post(
+        edge,
+        "/auth/room/getJoinToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": room_id, "user_info": {"name": user_id, "user_id": user_id}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// The join page's `POST /api/session` with `token`.
+fn session(edge: &TestEdge, token: &str) -> (u16, Value) {
+    let mut request = EdgeRequest::new(Method::POST, "/api/session");
+    request
+        .headers
+        .insert("authorization", token.parse().expect("header"));
+    reply(block(edge.handle(request)))
+}
+
+/// Participants of the session `sid` LiveKit reported and that have not left.
+fn present(edge: &TestEdge, sid: &str) -> i64 {
+    let rows = block(edge_api::platform::Store::execute(
+        &edge.store,
+        "SELECT COUNT(*) FROM room_participants WHERE room_sid = ? AND left_at IS NULL",
+        &[sid.into()],
+    ))
+    .expect("count");
+    match rows.rows[0][0] {
+        edge_api::platform::SqlValue::Integer(n) => n,
+        ref other => panic!("count: {other:?}"),
+    }
+}
+
+/// A running room whose region dies moves at its next join: a region silent for a few
+/// heartbeat timeouts, or one that drained and left, is gone; a region that is only late, full
+/// or draining keeps its rooms. Once moved, the old region's late events cannot touch it.
+#[test]
+fn a_room_moves_when_its_region_is_gone() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    beat(&edge, "us", false, 0);
+    let room = running_room(&edge, "moving", "eu", json!({}));
+    let name = room.livekit_room.clone();
+    let joined = Some(participant("PA_alice", "alice", false));
+    let batch = vec![
+        event("M0", "room_started", &name, "RM_eu", None),
+        event("M1", "participant_joined", &name, "RM_eu", joined),
+    ];
+    assert_eq!(events(&edge, "eu", batch).1["applied"], 2);
+    let bob = join_token(&edge, "moving", "bob");
+    let placed = |edge: &TestEdge| {
+        let (status, body) = session(edge, &bob);
+        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+        (
+            body["region"]["id"].as_str().expect("region").to_owned(),
+            body["placement"].as_str().expect("placement").to_owned(),
+        )
+    };
+    assert_eq!(placed(&edge), ("eu".into(), "pinned".into()));
+
+    // Silent past the timeout: no new rooms go there, but this one stays (a restart, a blip).
+    edge.clock.0.set(T0 + 30_000);
+    beat(&edge, "us", false, 0);
+    assert_eq!(availability(&edge, "eu"), registry::Availability::Silent);
+    assert_eq!(placed(&edge), ("eu".into(), "pinned".into()));
+
+    // Silent for four timeouts: gone. The join moves the room; everyone LiveKit had reported
+    // there counts as gone from now.
+    edge.clock.0.set(T0 + 61_000);
+    beat(&edge, "us", false, 0);
+    assert_eq!(present(&edge, &room.sid), 1);
+    let (status, body) = session(&edge, &bob);
+    assert_eq!(
+        (status, &body["placement"]),
+        (200, &json!("failover")),
+        "{body}"
+    );
+    assert_eq!(body["region"]["id"], "us", "{body}");
+    assert_eq!(body["livekit_url"], "ws://us.livekit.test", "{body}");
+    assert_eq!(present(&edge, &room.sid), 0);
+    assert_eq!(placed(&edge), ("us".into(), "pinned".into()));
+
+    // eu comes back with what it held: its LiveKit room finishing ends nothing here.
+    edge.clock.0.set(T0 + 62_000);
+    beat(&edge, "eu", false, 1);
+    let late = vec![event("M2", "room_finished", &name, "RM_eu", None)];
+    assert_eq!(events(&edge, "eu", late).1["applied"], 0);
+    let now = block(db::running_room(&edge.store, "moving"))
+        .expect("store")
+        .expect("still running");
+    assert_eq!(
+        (now.sid.as_str(), now.region.as_deref()),
+        (room.sid.as_str(), Some("us"))
+    );
+    // us's LiveKit room becomes the session's media.
+    let joined = Some(participant("PA_bob", "bob", false));
+    let batch = vec![
+        event("U0", "room_started", &name, "RM_us", None),
+        event("U1", "participant_joined", &name, "RM_us", joined),
+    ];
+    assert_eq!(events(&edge, "us", batch).1["applied"], 2);
+    assert_eq!(present(&edge, &room.sid), 1);
+    let finished = vec![event("U2", "room_finished", &name, "RM_us", None)];
+    assert_eq!(events(&edge, "us", finished).1["applied"], 1);
+    assert!(block(db::running_room(&edge.store, "moving"))
+        .expect("store")
+        .is_none());
+
+    // A region that drained and left is gone at once.
+    beat(&edge, "us", false, 0);
+    let room = running_room(&edge, "left-behind", "eu", json!({}));
+    edge.clock.0.set(T0 + 63_000);
+    let mut leaving = heartbeat_body("eu", T0 + 63_000, true, 0);
+    leaving["leaving"] = json!(true);
+    // (A drain would wait for the room; a sidecar that leaves anyway is what is tested here.)
+    assert_eq!(beat_eu(&edge, &leaving).1["recorded"], true);
+    let carol = join_token(&edge, "left-behind", "carol");
+    let (_, body) = session(&edge, &carol);
+    assert_eq!(
+        (&body["placement"], &body["region"]["id"]),
+        (&json!("failover"), &json!("us")),
+        "{body}"
+    );
+    assert_eq!(
+        block(db::running_room(&edge.store, "left-behind"))
+            .expect("store")
+            .expect("running")
+            .sid,
+        room.sid
+    );
+}
+
+/// A pin checks in its own statement that the region is not draining or gone, so it cannot
+/// land after a draining sidecar was told its region had no session left.
+#[test]
+fn a_pin_never_lands_on_a_closed_region() {
+    let edge = edge();
+    let (status, body) = post(
+        &edge,
+        "/auth/room/create",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "late-pin", "metadata": {"room_title": "T"}}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let sid = block(db::running_room(&edge.store, "late-pin"))
+        .expect("store")
+        .expect("room")
+        .sid;
+    // The join read the registry (eu available), then eu's drain heartbeat landed first.
+    let (_, body) = beat(&edge, "eu", true, 0);
+    assert_eq!(body["running_sessions"], 0, "{body}");
+    assert_eq!(
+        block(db::pin_region(&edge.store, &sid, "eu")).expect("pin"),
+        None
+    );
+    // us is open: the pin lands, and a later one changes nothing.
+    beat(&edge, "us", false, 0);
+    assert_eq!(
+        block(db::pin_region(&edge.store, &sid, "us")).expect("pin"),
+        Some("us".into())
+    );
+    assert_eq!(
+        block(db::pin_region(&edge.store, &sid, "eu")).expect("pin"),
+        Some("us".into())
+    );
+    // A move into a draining region is refused the same way.
+    edge.clock.0.set(T0 + 100_000);
+    beat(&edge, "eu", true, 0);
+    assert_eq!(
+        block(db::move_region(
+            &edge.store,
+            &sid,
+            "us",
+            "eu",
+            T0 / 1000 + 100
+        ))
+        .expect("move"),
+        Some("us".into())
+    );
+    let (_, body) = beat(&edge, "us", false, 1);
+    assert_eq!(body["running_sessions"], 1, "{body}");
+}
+
+/// The rooms of a region that is gone and that nobody joins again end once their empty timeout
+/// has passed since the region was last heard from, on another region's heartbeat; their
+/// LiveKit room is not asked to go (that LiveKit is the dead one). Rooms with a longer empty
+/// timeout and rooms of live regions stay.
+#[test]
+fn rooms_of_a_gone_region_end_after_their_empty_timeout() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    beat(&edge, "us", false, 0);
+    let create = |room_id: &str, empty_timeout: u32| {
+        let (status, body) = post(
+            &edge,
+            "/auth/room/create",
+            "plugnmeet",
+            API_SECRET,
+            &json!({"room_id": room_id, "empty_timeout": empty_timeout,
+                    "metadata": {"room_title": "T"}}),
+        );
+        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+        let room = block(db::running_room(&edge.store, room_id))
+            .expect("store")
+            .expect("room");
+        room
+    };
+    let orphan = create("orphan", 300);
+    let patient = create("patient", 1800);
+    let living = create("living", 300);
+    for (room, region) in [(&orphan, "eu"), (&patient, "eu"), (&living, "us")] {
+        block(db::pin_region(&edge.store, &room.sid, region)).expect("pin");
+        let name = room.livekit_room.clone();
+        let joined = Some(participant(&format!("PA_{}", room.room_id), "u", false));
+        let batch = vec![
+            event(
+                &format!("S_{}", room.room_id),
+                "room_started",
+                &name,
+                "RM",
+                None,
+            ),
+            event(
+                &format!("J_{}", room.room_id),
+                "participant_joined",
+                &name,
+                "RM",
+                joined,
+            ),
+        ];
+        assert_eq!(events(&edge, region, batch).1["applied"], 2);
+    }
+    let running = |room_id: &str| {
+        block(db::running_room(&edge.store, room_id))
+            .expect("store")
+            .is_some()
+    };
+    // eu falls silent. Gone after a minute, but its rooms wait for their empty timeout.
+    edge.clock.0.set(T0 + 120_000);
+    let (_, body) = beat(&edge, "us", false, 1);
+    assert_eq!(body["rooms_ended"], 0, "{body}");
+    edge.clock.0.set(T0 + 301_000);
+    let (_, body) = beat(&edge, "us", false, 1);
+    assert_eq!(body["rooms_ended"], 1, "{body}");
+    assert!(!running("orphan") && running("patient") && running("living"));
+    assert!(
+        deleted_rooms(&edge).is_empty(),
+        "{:?}",
+        deleted_rooms(&edge)
+    );
+}
