@@ -11,7 +11,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0002_regions.sql"),
     include_str!("../migrations/0003_entries.sql"),
     include_str!("../migrations/0004_livekit_rooms.sql"),
-    include_str!("../migrations/0005_region_moves.sql")
+    include_str!("../migrations/0005_region_moves.sql"),
+    include_str!("../migrations/0006_livekit_deletions.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -536,6 +537,60 @@ pub async fn prune_applied_events(store: &impl Store, before: i64) -> Result<(),
         .execute(
             "DELETE FROM applied_events WHERE applied_at < ?",
             &[before.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records that deleting LiveKit room `livekit_room` in `region_id` failed at `now`: the
+/// first failure waits 30 s, each later one twice as long, up to an hour. Returns the failures
+/// so far.
+pub async fn defer_livekit_deletion(
+    store: &impl Store,
+    region_id: &str,
+    livekit_room: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO livekit_deletions (region_id, livekit_room, attempts, next_at) \
+             VALUES (?, ?, 1, ? + 30) \
+             ON CONFLICT (region_id, livekit_room) DO UPDATE SET attempts = attempts + 1, \
+             next_at = excluded.next_at - 30 + MIN(3600, 30 << MIN(attempts, 7)) \
+             RETURNING attempts",
+            &[region_id.into(), livekit_room.into(), now.into()],
+        )
+        .await?;
+    Ok(first_int(&rows))
+}
+
+/// LiveKit rooms of `region_id` whose delete is due again at `now`; at most `limit`.
+pub async fn due_livekit_deletions(
+    store: &impl Store,
+    region_id: &str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT livekit_room FROM livekit_deletions WHERE region_id = ? AND next_at <= ? \
+             ORDER BY next_at LIMIT ?",
+            &[region_id.into(), now.into(), limit.into()],
+        )
+        .await?;
+    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
+}
+
+/// Forgets a pending delete (it succeeded, or it is given up).
+pub async fn forget_livekit_deletion(
+    store: &impl Store,
+    region_id: &str,
+    livekit_room: &str,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM livekit_deletions WHERE region_id = ? AND livekit_room = ?",
+            &[region_id.into(), livekit_room.into()],
         )
         .await?;
     Ok(())

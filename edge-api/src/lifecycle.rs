@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use crate::config::Region;
 use crate::db::{self, LimitReached, MediaParticipant, RoomStart};
-use crate::livekit::LiveKitApi;
+use crate::livekit::{LiveKitApi, LiveKitError};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::sidecars::REGION_CLOCK_SKEW_MS;
@@ -172,7 +172,7 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 }
                 RoomStart::Unknown => {
                     tracing::warn!(region = %region.id, room = %room.name, "LiveKit started a room the edge does not run there: deleting it");
-                    delete_livekit_room(edge, region, &room.name).await;
+                    delete_livekit_room(edge, region, &room.name).await?;
                     false
                 }
             }
@@ -261,26 +261,88 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
             room.reason,
             LimitReached::NeverStarted | LimitReached::RegionGone
         ) {
-            delete_livekit_room(edge, region, &room.livekit_room).await;
+            delete_livekit_room(edge, region, &room.livekit_room).await?;
         }
     }
+    retry_deletes(edge, region).await?;
     db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
     Ok(due.len())
 }
 
-/// Deletes a LiveKit room (disconnecting everyone); a failure is logged, and LiveKit's own
-/// empty timeout is the backstop.
-async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
+/// Attempts at deleting a LiveKit room before the edge gives up on it (about four hours).
+const MAX_DELETE_ATTEMPTS: i64 = 10;
+
+/// Retried LiveKit deletes a heartbeat pays for.
+const DELETES_PER_HEARTBEAT: i64 = 5;
+
+/// Deletes LiveKit room `room` in `region` (disconnecting everyone). When LiveKit does not
+/// answer and the region has a sidecar, the delete is kept and retried on the region's
+/// heartbeats (see [`retry_deletes`]); without sidecars there is no heartbeat to retry on, and
+/// LiveKit's own empty timeout is the backstop.
+pub(crate) async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     room: &str,
-) {
-    let api = LiveKitApi::new(
+) -> Result<(), StoreError> {
+    match livekit(edge, region).delete_room(room).await {
+        Ok(()) => Ok(()),
+        Err(e) => delete_failed(edge, region, room, &e).await,
+    }
+}
+
+fn livekit<'a, S: Store, H: HttpClient, C: Clock>(
+    edge: &'a Edge<S, H, C>,
+    region: &'a Region,
+) -> LiveKitApi<'a, H> {
+    LiveKitApi::new(
         &edge.http,
         region,
         u64::try_from(edge.now_secs()).unwrap_or(0),
-    );
-    if let Err(e) = api.delete_room(room).await {
-        tracing::warn!(region = %region.id, %room, error = %e, "deleting the LiveKit room failed");
+    )
+}
+
+/// Keeps a failed delete for a retry, or gives it up after [`MAX_DELETE_ATTEMPTS`].
+async fn delete_failed<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    room: &str,
+    error: &LiveKitError,
+) -> Result<(), StoreError> {
+    if !edge.config.sidecar_secrets.contains_key(&region.id) {
+        tracing::warn!(region = %region.id, %room, %error, "deleting the LiveKit room failed");
+        return Ok(());
     }
+    let attempts =
+        db::defer_livekit_deletion(&edge.store, &region.id, room, edge.now_secs()).await?;
+    if attempts >= MAX_DELETE_ATTEMPTS {
+        db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
+        tracing::error!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; giving up");
+    } else {
+        tracing::warn!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; will retry");
+    }
+    Ok(())
+}
+
+/// Retries the deletes in `region` that are due (see [`delete_livekit_room`]).
+async fn retry_deletes<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+) -> Result<(), StoreError> {
+    let due = db::due_livekit_deletions(
+        &edge.store,
+        &region.id,
+        edge.now_secs(),
+        DELETES_PER_HEARTBEAT,
+    )
+    .await?;
+    for room in due {
+        match livekit(edge, region).delete_room(&room).await {
+            Ok(()) => {
+                db::forget_livekit_deletion(&edge.store, &region.id, &room).await?;
+                tracing::info!(region = %region.id, %room, "LiveKit room deleted on retry");
+            }
+            Err(e) => delete_failed(edge, region, &room, &e).await?,
+        }
+    }
+    Ok(())
 }

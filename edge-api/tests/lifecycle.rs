@@ -13,17 +13,25 @@ use edge_api::{db, registry, Edge, EdgeRequest, EdgeResponse};
 use http::Method;
 use serde_json::{json, Value};
 
-/// Test double for LiveKit's Twirp API: answers `{}` and records each call's URL and body.
+/// Test double for LiveKit's Twirp API: answers `{}` (or 503 while `down` is set) and records
+/// each call's URL and body.
 #[derive(Default)]
-struct RecordingLiveKit(RefCell<Vec<(String, Value)>>);
+struct RecordingLiveKit(RefCell<Vec<(String, Value)>>, Cell<bool>);
 
 impl HttpClient for RecordingLiveKit {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         self.0.borrow_mut().push((request.url, body));
-        Ok(OutboundResponse {
-            status: 200,
-            body: b"{}".to_vec(),
+        Ok(if self.1.get() {
+            OutboundResponse {
+                status: 503,
+                body: b"{\"code\":\"unavailable\"}".to_vec(),
+            }
+        } else {
+            OutboundResponse {
+                status: 200,
+                body: b"{}".to_vec(),
+            }
         })
     }
 }
@@ -1035,5 +1043,53 @@ fn rooms_of_a_gone_region_end_after_their_empty_timeout() {
         deleted_rooms(&edge).is_empty(),
         "{:?}",
         deleted_rooms(&edge)
+    );
+}
+
+/// A LiveKit room the edge could not delete (LiveKit did not answer) is deleted on a later
+/// heartbeat of its region, with a growing delay between attempts, and then no more.
+#[test]
+fn a_failed_livekit_delete_is_retried_on_heartbeats() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    let room = running_room(&edge, "stuck", "eu", json!({}));
+    edge.http.1.set(true);
+    let (status, body) = post(
+        &edge,
+        "/auth/room/endRoom",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "stuck"}),
+    );
+    // The session is over whatever LiveKit says.
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    assert!(block(db::running_room(&edge.store, "stuck"))
+        .expect("store")
+        .is_none());
+    assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
+    // Not before 30 s; then again, failing, and next after 60 s more.
+    edge.clock.0.set(T0 + 20_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 1);
+    edge.clock.0.set(T0 + 31_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 2);
+    edge.clock.0.set(T0 + 80_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 2);
+    // LiveKit is back: the delete goes through and is not repeated.
+    edge.http.1.set(false);
+    edge.clock.0.set(T0 + 92_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 3);
+    edge.clock.0.set(T0 + 4_000_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(
+        deleted_rooms(&edge),
+        [
+            json!(room.livekit_room),
+            json!(room.livekit_room),
+            json!(room.livekit_room)
+        ]
     );
 }

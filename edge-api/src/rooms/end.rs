@@ -4,7 +4,7 @@
 use super::{internal, room_id_request};
 use crate::db::{self, RoomRow};
 use crate::exchange::EdgeResponse;
-use crate::livekit::LiveKitApi;
+use crate::lifecycle;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -36,7 +36,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
 
 /// Ends `room`'s session (if it is still running) and deletes its LiveKit room. The session is
 /// over in the edge's state whatever LiveKit says: no new token is minted for it. A failed
-/// delete is logged; ending again retries it.
+/// delete is retried on the region's heartbeats (see [`lifecycle::delete_livekit_room`]);
+/// ending again also retries it.
 pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     room: &RoomRow,
@@ -46,10 +47,7 @@ pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
         tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended");
     }
     if let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) {
-        let api = LiveKitApi::new(&edge.http, region, u64::try_from(now).unwrap_or(0));
-        if let Err(e) = api.delete_room(&room.livekit_room).await {
-            tracing::warn!(room_id = %room.room_id, region = %region.id, error = %e, "deleting the LiveKit room failed");
-        }
+        lifecycle::delete_livekit_room(edge, region, &room.livekit_room).await?;
     }
     Ok(())
 }
