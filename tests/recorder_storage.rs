@@ -88,7 +88,7 @@ fn finished_recordings_are_uploaded_and_removed_locally() {
     let composite = unique("job");
     record_and_stop(&mut service, &system, &room, &composite, json!({}), 5);
     let done = service.wait_state(&composite, "COMPLETE", Duration::from_secs(60));
-    let key = format!("{PREFIX}/{composite}.mp4");
+    let key = format!("{PREFIX}/s3/{composite}.mp4");
     assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
     assert_eq!(done["reason"], Value::Null, "{done}");
     assert!(
@@ -110,14 +110,14 @@ fn finished_recordings_are_uploaded_and_removed_locally() {
     let done = service.wait_state(&tracks, "COMPLETE", Duration::from_secs(60));
     assert_eq!(
         done["file"],
-        format!("s3://{BUCKET}/{PREFIX}/{tracks}/"),
+        format!("s3://{BUCKET}/{PREFIX}/s3/{tracks}/"),
         "{done}"
     );
     assert!(!service.recordings.join(&tracks).exists());
     let objects = minio.objects(BUCKET);
     let track_objects: Vec<(&String, &Value)> = objects
         .iter()
-        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}/{tracks}/")))
+        .filter(|(k, _)| k.starts_with(&format!("{PREFIX}/s3/{tracks}/")))
         .collect();
     assert_eq!(track_objects.len(), 2, "video and audio: {objects:?}");
     for (key, object) in &track_objects {
@@ -163,7 +163,7 @@ fn an_unreachable_store_loses_no_recording() {
     );
     minio.restart();
     let done = service.wait_state(&waited, "COMPLETE", Duration::from_secs(90));
-    let key = format!("{PREFIX}/{waited}.mp4");
+    let key = format!("{PREFIX}/s3-down/{waited}.mp4");
     assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
     assert!(!service_recording(&service, &waited).exists());
     assert_uploaded_composite(&minio, &key, 4.0);
@@ -189,7 +189,7 @@ fn an_unreachable_store_loses_no_recording() {
     minio.restart();
     service.restart();
     let done = service.wait_state(&orphan, "COMPLETE", Duration::from_secs(90));
-    let key = format!("{PREFIX}/{orphan}.mp4");
+    let key = format!("{PREFIX}/s3-down/{orphan}.mp4");
     assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
     assert!(!service_recording(&service, &orphan).exists());
     assert_uploaded_composite(&minio, &key, 4.0);
@@ -225,7 +225,7 @@ fn an_unreachable_store_loses_no_recording() {
             .is_some_and(|r| r.contains("signal: 9")),
         "{done}"
     );
-    let key = format!("{PREFIX}/{failed}.mp4");
+    let key = format!("{PREFIX}/s3-down/{failed}.mp4");
     assert_eq!(done["file"], format!("s3://{BUCKET}/{key}"), "{done}");
     control.wait_event("recovered", Duration::from_secs(10), |e| {
         e["type"] == "recovered" && e["job"]["job_id"] == failed.as_str()

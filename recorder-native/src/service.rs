@@ -44,7 +44,7 @@ pub async fn serve(
     let _data_lock = hold_exclusively(&config.data_dir, "recorder.lock")?;
     let _recordings_lock = hold_exclusively(&recordings, ".recorder.lock")?;
     let store = Store::open(&config.data_dir.join("recorder.db"))?;
-    let storage = Storage::from_config(config.s3.as_ref())?;
+    let storage = Storage::from_config(config.s3.as_ref(), &config.node_id)?;
     let node = Node::new(config.clone(), store, storage, worker_exe);
     let leftovers = recovery::leftovers(&node);
 

@@ -31,7 +31,9 @@ pub struct S3Config {
     /// The region (`us-east-1` when unset, which most S3-compatible stores accept).
     #[serde(default)]
     pub region: Option<String>,
-    /// A key prefix, e.g. `edgemeet/recordings`.
+    /// A key prefix, e.g. `edgemeet/recordings`. Keys go on with the node's `node_id`, so that
+    /// nodes sharing a bucket never write over each other's recordings (a job id retried on
+    /// another node after the first died, say).
     #[serde(default)]
     pub prefix: String,
     /// The access key; `AWS_ACCESS_KEY_ID` when unset.
@@ -110,11 +112,11 @@ pub struct S3Storage {
 }
 
 impl Storage {
-    /// The storage the config asks for.
-    pub fn from_config(s3: Option<&S3Config>) -> Result<Storage, StorageError> {
+    /// The storage the config asks for, for the node `node_id`.
+    pub fn from_config(s3: Option<&S3Config>, node_id: &str) -> Result<Storage, StorageError> {
         match s3 {
             None => Ok(Storage::Local),
-            Some(config) => Ok(Storage::S3(Arc::new(S3Storage::new(config)?))),
+            Some(config) => Ok(Storage::S3(Arc::new(S3Storage::new(config, node_id)?))),
         }
     }
 
@@ -151,8 +153,9 @@ impl Storage {
 }
 
 impl S3Storage {
-    /// A client for the configured bucket (credentials from the config, else the environment).
-    pub fn new(config: &S3Config) -> Result<S3Storage, StorageError> {
+    /// A client for the configured bucket (credentials from the config, else the environment),
+    /// writing under `<prefix>/<node_id>/`.
+    pub fn new(config: &S3Config, node_id: &str) -> Result<S3Storage, StorageError> {
         // A few quick retries per request spare a long multipart upload from starting over for
         // one lost part; outages are the outer, longer retry's (see `upload_with_retries`).
         let per_request = RetryConfig {
@@ -179,7 +182,8 @@ impl S3Storage {
             .build()
             .map_err(|e| StorageError::Config(e.to_string()))?;
         let prefix = ObjectPath::parse(config.prefix.trim_matches('/'))
-            .map_err(|e| StorageError::Config(format!("prefix: {e}")))?;
+            .map_err(|e| StorageError::Config(format!("prefix: {e}")))?
+            .join(PathPart::from(node_id));
         Ok(S3Storage {
             store: Arc::new(store),
             bucket: config.bucket.clone(),
@@ -217,8 +221,8 @@ impl S3Storage {
             .await
     }
 
-    /// Uploads once: a composite to `<prefix>/<job_id>.mp4`, a tracks directory's files to
-    /// `<prefix>/<job_id>/<file>`.
+    /// Uploads once: a composite to `<prefix>/<node_id>/<job_id>.mp4`, a tracks directory's
+    /// files to `<prefix>/<node_id>/<job_id>/<file>`.
     async fn upload(&self, job_id: &str, output: &Path) -> Result<String, StorageError> {
         let read_error = |source| StorageError::Read {
             path: output.to_owned(),
@@ -309,14 +313,17 @@ mod tests {
 
     #[test]
     fn keys_sit_under_the_prefix_and_encode_odd_names() {
-        let s3 = S3Storage::new(&config("/edgemeet/rec/")).expect("client");
-        assert_eq!(s3.key(&["job-1.mp4"]).as_ref(), "edgemeet/rec/job-1.mp4");
+        let s3 = S3Storage::new(&config("/edgemeet/rec/"), "rec-1").expect("client");
+        assert_eq!(
+            s3.key(&["job-1.mp4"]).as_ref(),
+            "edgemeet/rec/rec-1/job-1.mp4"
+        );
         assert_eq!(
             s3.key(&["job-1", "a/b_TR 1.mkv"]).as_ref(),
-            "edgemeet/rec/job-1/a%2Fb_TR 1.mkv"
+            "edgemeet/rec/rec-1/job-1/a%2Fb_TR 1.mkv"
         );
-        let bare = S3Storage::new(&config("")).expect("client");
-        assert_eq!(bare.key(&["j.mp4"]).as_ref(), "j.mp4");
+        let bare = S3Storage::new(&config(""), "rec/2").expect("client");
+        assert_eq!(bare.key(&["j.mp4"]).as_ref(), "rec%2F2/j.mp4");
     }
 
     #[test]
@@ -330,14 +337,17 @@ mod tests {
     async fn an_unreachable_store_fails_without_leaking_the_secret() {
         let mut settings = config("p");
         settings.retry_seconds = 0.0;
-        let storage = Storage::from_config(Some(&settings)).expect("client");
+        let storage = Storage::from_config(Some(&settings), "rec-1").expect("client");
         let dir = std::env::temp_dir().join(format!("storage-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("job-1.mp4");
         std::fs::write(&file, b"not really an mp4").expect("write");
         let err = storage.store("job-1", &file).await.expect_err("no store");
         let message = err.to_string();
-        assert!(message.contains("s3://recordings/p/job-1.mp4"), "{message}");
+        assert!(
+            message.contains("s3://recordings/p/rec-1/job-1.mp4"),
+            "{message}"
+        );
         assert!(!message.contains("very-secret-key"), "{message}");
         assert!(file.exists(), "a failed upload must keep the file");
         std::fs::remove_dir_all(&dir).expect("clean up");
