@@ -646,3 +646,67 @@ fn tracks_mode_keeps_each_track_as_published() {
     // As the publisher sent them: no decode, no encode.
     assert_eq!(codecs, ["opus", "vp8"], "{files:?}");
 }
+
+/// A publisher's encoder reconfigures when its bandwidth or CPU changes (and LiveKit switches a
+/// subscriber between simulcast layers), so a track's picture size changes mid-stream. The
+/// track's file goes on through the change, as sent: every frame before and after it is in
+/// the one file and decodes at its own size.
+#[test]
+fn tracks_mode_keeps_a_camera_through_a_resize() {
+    let _serial = serial();
+    let system = System::start("recorder-resize", "");
+    let room = unique("resize-room");
+    let publisher = Participant::join_with(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "alice"),
+        "video",
+        &["--resize-after", "6"],
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    let secret = new_secret();
+    let mut service = Service::start("resize", &secret, None, "");
+    let job_id = unique("resize");
+    service.start_job(&start_body(
+        &system,
+        &room,
+        &job_id,
+        json!({ "mode": "tracks" }),
+    ));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    service.wait_log(
+        0,
+        "recording a track without re-encoding",
+        Duration::from_secs(30),
+    );
+    publisher.expect_line("resized", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+
+    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("track dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "one file for the one track: {files:?}");
+    // Every frame decoded, with its size.
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=width,height", "-of", "csv=p=0"])
+        .arg(&files[0])
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sizes = String::from_utf8_lossy(&out.stdout);
+    let count = |size: &str| sizes.lines().filter(|l| l.trim() == size).count();
+    let (small, large) = (count("320,240"), count("640,480"));
+    assert!(
+        small > 15 && large > 15,
+        "frames before ({small}) and after ({large}) the resize: {sizes}"
+    );
+}

@@ -7,11 +7,14 @@ driver side) against livekit-server 1.13.5.
 
     livekit_participant.py --url ws://10.77.0.1:PORT --token JWT \
         [--publish audio,video|audio|video|none] [--seconds N] [--ignore-stdin]
-        [--report-media] [--verbose]
+        [--report-media] [--verbose] [--video-codec vp8|h264] [--resize-after S]
 
 Joins the room granted by the token (auto_subscribe on), publishes a
 synthetic sine-tone audio track and a 320x240 moving-pattern video track
-(~15 fps) that keep producing frames while connected.
+(~15 fps) that keep producing frames while connected. --video-codec picks the
+codec LiveKit is asked for (default: the SDK's, VP8); --resize-after S makes the
+video 640x480 from S seconds after joining (an encoder reconfiguring mid-stream,
+as a browser does when its bandwidth or CPU changes).
 
 stdout (one line per event, flushed):
     joined identity=<id> room=<name> sid=<room sid>   once connected and publishing
@@ -104,6 +107,18 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         "--report-media",
         action="store_true",
         help="decode subscribed tracks and print media_received once real frames arrive",
+    )
+    p.add_argument(
+        "--video-codec",
+        choices=("vp8", "h264"),
+        default=None,
+        help="video codec to publish with (default: the SDK's)",
+    )
+    p.add_argument(
+        "--resize-after",
+        type=float,
+        default=None,
+        help="send 640x480 frames from this many seconds after joining",
     )
     p.add_argument(
         "--verbose",
@@ -270,12 +285,18 @@ class Participant:
     async def _video_loop(self, source, w: int, h: int, fps: float) -> None:  # type: ignore[no-untyped-def]
         import numpy as np
 
-        xs = np.arange(w)
-        ys = np.arange(h)
         n = 0
         period = 1.0 / fps
         next_at = time.monotonic()
+        resize_at = None
+        if self.args.resize_after is not None:
+            resize_at = time.monotonic() + self.args.resize_after
         while not self.done.is_set():
+            if resize_at is not None and time.monotonic() >= resize_at:
+                w, h, resize_at = 640, 480, None
+                _emit("resized %dx%d" % (w, h))
+            xs = np.arange(w)
+            ys = np.arange(h)
             # diagonal colour bands sliding right + a bouncing white box
             phase = (xs[None, :] + ys[:, None] + n * 4) % 96
             img = np.empty((h, w, 4), dtype=np.uint8)
@@ -312,6 +333,10 @@ class Participant:
             self.sources.append(src)
             track = rtc.LocalVideoTrack.create_video_track("synthetic-video", src)
             opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+            if self.args.video_codec == "h264":
+                opts.video_codec = rtc.VideoCodec.H264
+            elif self.args.video_codec == "vp8":
+                opts.video_codec = rtc.VideoCodec.VP8
             self.tasks.append(asyncio.ensure_future(self._video_loop(src, w, h, 15.0)))
             await lp.publish_track(track, opts)
 

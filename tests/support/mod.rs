@@ -651,6 +651,12 @@ pub struct Participant {
 impl Participant {
     /// Joins `url` with `token`; `publish` is `audio,video` or `none`.
     pub fn join(url: &str, token: &str, publish: &str) -> Participant {
+        Participant::join_with(url, token, publish, &[])
+    }
+
+    /// [`Participant::join`] with more of `livekit_participant.py`'s options (`--video-codec`,
+    /// `--resize-after`).
+    pub fn join_with(url: &str, token: &str, publish: &str, options: &[&str]) -> Participant {
         // WebRTC stacks skip loopback and would send media over the machine's own network
         // interface; real media only ever crosses the private namespace scripts/test.sh makes.
         assert_ne!(
@@ -670,6 +676,7 @@ impl Participant {
                 "--seconds",
                 "90",
             ])
+            .args(options)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
