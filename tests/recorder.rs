@@ -591,17 +591,15 @@ fn a_running_job_rejoins_with_a_refreshed_token() {
     service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
 }
 
-#[test]
-fn tracks_mode_keeps_each_track_as_published() {
-    let _serial = serial();
-    let system = System::start("recorder-tracks", "");
-    let (room, _publisher) = room_with_publisher(&system, "tracks-room");
+/// Starts a service named `name` and a tracks job of `room` on it; returns once a track is
+/// being written.
+fn start_tracks_job(system: &System, room: &str, name: &str) -> (Service, String) {
     let secret = new_secret();
-    let mut service = Service::start("tracks", &secret, None, "");
-    let job_id = unique("tracks");
+    let mut service = Service::start(name, &secret, None, "");
+    let job_id = unique(name);
     service.start_job(&start_body(
-        &system,
-        &room,
+        system,
+        room,
         &job_id,
         json!({ "mode": "tracks" }),
     ));
@@ -611,6 +609,15 @@ fn tracks_mode_keeps_each_track_as_published() {
         "recording a track without re-encoding",
         Duration::from_secs(30),
     );
+    (service, job_id)
+}
+
+#[test]
+fn tracks_mode_keeps_each_track_as_published() {
+    let _serial = serial();
+    let system = System::start("recorder-tracks", "");
+    let (room, _publisher) = room_with_publisher(&system, "tracks-room");
+    let (mut service, job_id) = start_tracks_job(&system, &room, "tracks");
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
     service.call("/jobs/stop", &json!({ "job_id": job_id }));
@@ -663,21 +670,7 @@ fn tracks_mode_keeps_a_camera_through_a_resize() {
         &["--resize-after", "6"],
     );
     publisher.expect_line("joined", Duration::from_secs(30));
-    let secret = new_secret();
-    let mut service = Service::start("resize", &secret, None, "");
-    let job_id = unique("resize");
-    service.start_job(&start_body(
-        &system,
-        &room,
-        &job_id,
-        json!({ "mode": "tracks" }),
-    ));
-    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
-    service.wait_log(
-        0,
-        "recording a track without re-encoding",
-        Duration::from_secs(30),
-    );
+    let (mut service, job_id) = start_tracks_job(&system, &room, "resize");
     publisher.expect_line("resized", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(5));
     service.call("/jobs/stop", &json!({ "job_id": job_id }));
