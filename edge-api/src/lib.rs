@@ -163,6 +163,15 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
     pub fn now_secs(&self) -> i64 {
         self.clock.now_ms().div_euclid(1000)
     }
+
+    /// `region`'s LiveKit server API, called over this edge's outbound HTTP and signed now.
+    pub fn livekit<'a>(&'a self, region: &'a config::Region) -> livekit::LiveKitApi<'a, H> {
+        livekit::LiveKitApi::new(
+            &self.http,
+            region,
+            u64::try_from(self.now_secs()).unwrap_or(0),
+        )
+    }
 }
 
 fn method_not_allowed() -> EdgeResponse {

@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use crate::config::Region;
 use crate::db::{self, LimitReached, MediaParticipant, RoomStart};
-use crate::livekit::{LiveKitApi, LiveKitError};
+use crate::livekit::LiveKitError;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::sidecars::REGION_CLOCK_SKEW_MS;
@@ -230,15 +230,15 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
     let capacity_left = |due: &[db::DueRoom]| {
         ENDS_PER_HEARTBEAT - i64::try_from(due.len()).unwrap_or(ENDS_PER_HEARTBEAT)
     };
-    if capacity_left(&due) > 0 {
-        let limit = capacity_left(&due);
+    let limit = capacity_left(&due);
+    if limit > 0 {
         due.extend(
             db::never_started_rooms(&edge.store, &region.id, now, events_settled, limit).await?,
         );
     }
     // Any region's heartbeat ends the rooms of regions that are gone: theirs no longer come.
-    if capacity_left(&due) > 0 {
-        let limit = capacity_left(&due);
+    let limit = capacity_left(&due);
+    if limit > 0 {
         let gone_after = registry::gone_after_ms(&edge.config);
         due.extend(db::orphaned_rooms(&edge.store, edge.clock.now_ms(), gone_after, limit).await?);
     }
@@ -284,21 +284,10 @@ pub(crate) async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
     region: &Region,
     room: &str,
 ) -> Result<(), StoreError> {
-    match livekit(edge, region).delete_room(room).await {
+    match edge.livekit(region).delete_room(room).await {
         Ok(()) => Ok(()),
         Err(e) => delete_failed(edge, region, room, &e).await,
     }
-}
-
-fn livekit<'a, S: Store, H: HttpClient, C: Clock>(
-    edge: &'a Edge<S, H, C>,
-    region: &'a Region,
-) -> LiveKitApi<'a, H> {
-    LiveKitApi::new(
-        &edge.http,
-        region,
-        u64::try_from(edge.now_secs()).unwrap_or(0),
-    )
 }
 
 /// Keeps a failed delete for a retry, or gives it up after [`MAX_DELETE_ATTEMPTS`].
@@ -336,7 +325,7 @@ async fn retry_deletes<S: Store, H: HttpClient, C: Clock>(
     )
     .await?;
     for room in due {
-        match livekit(edge, region).delete_room(&room).await {
+        match edge.livekit(region).delete_room(&room).await {
             Ok(()) => {
                 db::forget_livekit_deletion(&edge.store, &region.id, &room).await?;
                 tracing::info!(region = %region.id, %room, "LiveKit room deleted on retry");

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{internal, room_id_request, ActiveRoomInfo};
 use crate::db::{self, RoomRow};
 use crate::exchange::EdgeResponse;
-use crate::livekit::{LiveKitApi, LiveKitError, ParticipantInfo};
+use crate::livekit::{LiveKitError, ParticipantInfo};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -176,12 +176,9 @@ async fn with_participants<S: Store, H: HttpClient, C: Clock>(
     let region = room.region.as_deref().and_then(|id| edge.config.region(id));
     let participants_info = match region {
         Some(region) => {
-            let api = LiveKitApi::new(
-                &edge.http,
-                region,
-                u64::try_from(edge.now_secs()).unwrap_or(0),
-            );
-            api.list_participants(&room.livekit_room).await?
+            edge.livekit(region)
+                .list_participants(&room.livekit_room)
+                .await?
         }
         None => Vec::new(),
     };
