@@ -75,40 +75,7 @@ pub fn choose<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::GeoHeaders;
-
-    fn region(id: &str, lat: f64, lon: f64) -> Region {
-        Region {
-            id: id.into(),
-            name: id.into(),
-            location: GeoPoint { lat, lon },
-            livekit_url: "ws://x".into(),
-            api_key: "k".into(),
-            api_secret: "s".into(),
-        }
-    }
-
-    fn config() -> EdgeConfig {
-        EdgeConfig {
-            api_key: "k".into(),
-            api_secret: "s".into(),
-            token_validity_secs: 600,
-            max_participants_cap: 0,
-            max_room_duration_minutes: 0,
-            regions: vec![
-                region("eu", 50.1, 8.7),
-                region("us", 39.0, -77.5),
-                region("ap", 1.35, 103.8),
-            ],
-            default_region: "us".into(),
-            geo_headers: GeoHeaders {
-                latitude: "a".into(),
-                longitude: "b".into(),
-            },
-            sidecar_secrets: Default::default(),
-            region_timeout_secs: 15,
-        }
-    }
+    use crate::config::fixtures::config;
 
     #[test]
     fn distance_is_plausible() {

@@ -220,31 +220,9 @@ mod tests {
 
     #[test]
     fn a_region_is_gone_when_removed_left_or_long_silent() {
-        use crate::config::{GeoHeaders, GeoPoint, Region};
-        let mut config = EdgeConfig {
-            api_key: "k".into(),
-            api_secret: "s".into(),
-            token_validity_secs: 600,
-            max_participants_cap: 0,
-            max_room_duration_minutes: 0,
-            regions: vec![Region {
-                id: "eu".into(),
-                name: "eu".into(),
-                location: GeoPoint { lat: 0.0, lon: 0.0 },
-                livekit_url: "ws://x".into(),
-                api_key: "k".into(),
-                api_secret: "s".into(),
-            }],
-            default_region: "eu".into(),
-            geo_headers: GeoHeaders {
-                latitude: "a".into(),
-                longitude: "b".into(),
-            },
-            sidecar_secrets: Default::default(),
-            region_timeout_secs: 15,
-        };
+        let mut config = crate::config::fixtures::config();
         // Without sidecars only the configuration says a region is gone.
-        assert!(region_is_gone(&config, "us", None, 0));
+        assert!(region_is_gone(&config, "removed", None, 0));
         assert!(!region_is_gone(&config, "eu", Some(0), 1_000_000));
         config.sidecar_secrets = [("eu".to_string(), "x".to_string())].into();
         assert_eq!(gone_after_ms(&config), 60_000);
