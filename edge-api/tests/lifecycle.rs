@@ -160,19 +160,23 @@ fn availability(edge: &TestEdge, region: &str) -> registry::Availability {
         .availability(region)
 }
 
+/// Creates a room through the plugNmeet API with the `room/create` body `create`; its session
+/// as stored (placed nowhere yet).
+fn created_room(edge: &TestEdge, create: &Value) -> db::RoomRow {
+    let (status, body) = post(edge, "/auth/room/create", "plugnmeet", API_SECRET, create);
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let room_id = create["room_id"].as_str().expect("room_id");
+    block(db::running_room(&edge.store, room_id))
+        .expect("store")
+        .expect("room")
+}
+
 /// Creates `room_id` through the plugNmeet API and pins it to `region` as a first join would.
 fn running_room(edge: &TestEdge, room_id: &str, region: &str, features: Value) -> db::RoomRow {
-    let (status, body) = post(
+    let room = created_room(
         edge,
-        "/auth/room/create",
-        "plugnmeet",
-        API_SECRET,
         &json!({"room_id": room_id, "metadata": {"room_title": "T", "room_features": features}}),
     );
-    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-    let room = block(db::running_room(&edge.store, room_id))
-        .expect("store")
-        .expect("room");
     block(db::pin_region(&edge.store, &room.sid, region)).expect("pin");
     room
 }
@@ -661,14 +665,10 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     let edge = edge();
     let quiet = running_room(&edge, "quiet", "eu", json!({})).livekit_room;
     running_room(&edge, "unentered", "eu", json!({}));
-    let (status, body) = post(
+    created_room(
         &edge,
-        "/auth/room/create",
-        "plugnmeet",
-        API_SECRET,
         &json!({"room_id": "unplaced", "metadata": {"room_title": "T"}}),
     );
-    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
     let joined = Some(participant("PA_quiet", "u", false));
     let batch = vec![
         event("Q0", "room_started", &quiet, "RM_quiet", None),
@@ -930,18 +930,11 @@ fn a_room_moves_when_its_region_is_gone() {
 #[test]
 fn a_pin_never_lands_on_a_closed_region() {
     let edge = edge();
-    let (status, body) = post(
+    let sid = created_room(
         &edge,
-        "/auth/room/create",
-        "plugnmeet",
-        API_SECRET,
         &json!({"room_id": "late-pin", "metadata": {"room_title": "T"}}),
-    );
-    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-    let sid = block(db::running_room(&edge.store, "late-pin"))
-        .expect("store")
-        .expect("room")
-        .sid;
+    )
+    .sid;
     // The join read the registry (eu available), then eu's drain heartbeat landed first.
     let (_, body) = beat(&edge, "eu", true, 0);
     assert_eq!(body["running_sessions"], 0, "{body}");
@@ -987,19 +980,11 @@ fn rooms_of_a_gone_region_end_after_their_empty_timeout() {
     beat(&edge, "eu", false, 0);
     beat(&edge, "us", false, 0);
     let create = |room_id: &str, empty_timeout: u32| {
-        let (status, body) = post(
+        created_room(
             &edge,
-            "/auth/room/create",
-            "plugnmeet",
-            API_SECRET,
             &json!({"room_id": room_id, "empty_timeout": empty_timeout,
                     "metadata": {"room_title": "T"}}),
-        );
-        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-        let room = block(db::running_room(&edge.store, room_id))
-            .expect("store")
-            .expect("room");
-        room
+        )
     };
     let orphan = create("orphan", 300);
     let patient = create("patient", 1800);
