@@ -46,6 +46,15 @@ fn restart_keeps_rooms_and_reuses_the_compiled_component() {
 
 /// Killed outright (no destructors, no signal handler), `edgemeet up` still takes its LiveKit
 /// with it: the child has a parent-death signal.
+/// Waits until nothing listens at `address`; panics with `message` after `within`.
+fn assert_closes_within(address: &str, within: Duration, message: &str) {
+    let deadline = std::time::Instant::now() + within;
+    while TcpStream::connect(address).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{message}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn livekit_does_not_outlive_a_killed_edgemeet() {
     let system = System::start("up-killed", "");
@@ -59,14 +68,11 @@ fn livekit_does_not_outlive_a_killed_edgemeet() {
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&livekit).is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "LiveKit outlived a SIGKILLed edgemeet up by 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_closes_within(
+        &livekit,
+        Duration::from_secs(10),
+        "LiveKit outlived a SIGKILLed edgemeet up by 10 s",
+    );
 }
 
 /// A first SIGTERM waits for open requests; a second one stops at once, LiveKit included.
@@ -99,14 +105,11 @@ fn a_second_signal_stops_at_once() {
         .wait_exit(Duration::from_secs(5))
         .expect("a second signal stops at once");
     assert_eq!(status.code(), Some(130), "{status}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&livekit).is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "LiveKit outlived edgemeet up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_closes_within(
+        &livekit,
+        Duration::from_secs(10),
+        "LiveKit outlived edgemeet up",
+    );
     drop(stalled);
 }
 
