@@ -267,6 +267,31 @@ fn bad_calls_are_refused_and_start_nothing() {
             json!({ "rtmp_url": "http://127.0.0.1/live/key" }),
         ),
         ("no output", json!({ "file": false })),
+        // Broadcasts go to public addresses only: not into the recorder's own network.
+        (
+            "rtmp to loopback",
+            json!({ "rtmp_url": "rtmp://127.0.0.1/live/key" }),
+        ),
+        (
+            "rtmp to a name for loopback",
+            json!({ "rtmp_url": "rtmp://localhost:1935/live/key" }),
+        ),
+        (
+            "rtmp to a numeric loopback",
+            json!({ "rtmp_url": "rtmp://2130706433/live/key" }),
+        ),
+        (
+            "rtmp to the metadata service",
+            json!({ "rtmp_url": "rtmp://169.254.169.254/latest/key" }),
+        ),
+        (
+            "rtmp to a mapped private address",
+            json!({ "rtmp_url": "rtmps://[::ffff:10.0.0.1]/live/key" }),
+        ),
+        (
+            "rtmp to a name that does not resolve",
+            json!({ "rtmp_url": "rtmp://no-such-host.invalid/live/key" }),
+        ),
         (
             "tracks broadcast",
             json!({ "mode": "tracks", "rtmp_url": "rtmp://127.0.0.1/live/k" }),

@@ -335,7 +335,13 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
     let mut nginx = Nginx::start();
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
-    let mut service = Service::start("rtmp", &secret, Some(&control), "");
+    // nginx listens on loopback, which broadcasts may reach only when the operator allows it.
+    let mut service = Service::start(
+        "rtmp",
+        &secret,
+        Some(&control),
+        "[broadcast]\nallowed_networks = [\"127.0.0.0/8\"]\n",
+    );
 
     // Broadcast only, then stop: nginx has a playable stream.
     let stream_key = unique("key");

@@ -111,7 +111,7 @@ async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) ->
         Ok(request) => request,
         Err(response) => return *response,
     };
-    match node.start(request) {
+    match node.start(request).await {
         Ok(started) => reply(
             StatusCode::OK,
             true,

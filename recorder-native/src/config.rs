@@ -41,6 +41,19 @@ pub struct ServiceConfig {
     /// The encode of room composites.
     #[serde(default)]
     pub composite: CompositeSettings,
+    /// Where broadcasts may go.
+    #[serde(default)]
+    pub broadcast: BroadcastConfig,
+}
+
+/// Where broadcasts may go (see [`crate::targets`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastConfig {
+    /// Non-public networks RTMP targets may still be in, e.g. `["10.20.0.0/16"]` for an
+    /// operator's own relay. Public addresses are always allowed.
+    #[serde(default)]
+    pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
 /// The control plane that receives this node's events and heartbeats.

@@ -42,6 +42,7 @@ pub mod service;
 pub mod storage;
 pub mod store;
 pub mod supervisor;
+pub mod targets;
 pub mod tracks;
 pub mod watchdog;
 pub mod worker;

@@ -25,6 +25,7 @@ use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
 use crate::storage::Storage;
 use crate::store::{Outcome, Store, StoreError, Unfinished};
+use crate::targets::check_rtmp_target;
 use crate::watchdog::{process_io_bytes, Watchdog};
 use crate::worker::{part_file, sigterm_only, WorkerInstruction, WorkerJob, WorkerReport};
 
@@ -208,8 +209,11 @@ impl Node {
     }
 
     /// Admits and starts a job, or returns the existing one with this id.
-    pub fn start(self: &Arc<Self>, request: StartRequest) -> Result<Started, StartError> {
+    pub async fn start(self: &Arc<Self>, request: StartRequest) -> Result<Started, StartError> {
         request.check()?;
+        if let Some(url) = &request.rtmp_url {
+            check_rtmp_target(url, &self.config.broadcast.allowed_networks).await?;
+        }
         let fingerprint = request.fingerprint();
         let output = request
             .file
