@@ -69,7 +69,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
         "worker-faults",
         &secret,
         Some(&control),
-        "[watchdog]\nstall_seconds = 3\n",
+        "[watchdog]\nstall_seconds = 3\nmemory_mb = 1536\n",
     );
 
     // SIGKILL mid-recording.
@@ -117,6 +117,22 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     service.start_job(&start_body(&system, &room, &after, json!({})));
     service.wait_state(&after, "ACTIVE", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
+    // Its worker is held to its memory limit, and the kernel's OOM killer would take it before
+    // the service.
+    let pid = worker_of(&mut service);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let data = limits
+        .lines()
+        .find(|l| l.starts_with("Max data size"))
+        .expect("data limit");
+    let bytes = (1536u64 * 1024 * 1024).to_string();
+    assert_eq!(
+        data.split_whitespace().filter(|w| *w == bytes).count(),
+        2,
+        "soft and hard limits: {data}"
+    );
+    let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).expect("adj");
+    assert_eq!(adj.trim(), "500");
     service.call("/jobs/stop", &json!({ "job_id": after }));
     service.wait_state(&after, "COMPLETE", Duration::from_secs(30));
     for job in [&killed, &frozen] {
@@ -126,6 +142,26 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
             "{job}"
         );
     }
+
+    // A worker that needs more memory than it may have (a composite maps about 400 MiB) fails
+    // alone, with its job, and the reason says so.
+    let mut starved = Service::start(
+        "starved",
+        &secret,
+        None,
+        "[watchdog]\nstall_seconds = 3\nmemory_mb = 256\n",
+    );
+    let hungry = unique("hungry");
+    starved.start_job(&start_body(&system, &room, &hungry, json!({})));
+    let failed = starved.wait_state(&hungry, "FAILED", Duration::from_secs(60));
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("memory limit of 256 MiB")),
+        "{failed}"
+    );
+    let (status, list) = starved.call("/jobs/list", &json!({}));
+    assert_eq!(status, 200, "the service went down with its worker: {list}");
 }
 
 #[test]

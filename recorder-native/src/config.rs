@@ -91,7 +91,7 @@ pub struct AdmissionConfig {
     pub measure_after_seconds: f64,
 }
 
-/// Time limits on workers.
+/// Limits on workers: time and memory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchdogConfig {
@@ -104,6 +104,10 @@ pub struct WatchdogConfig {
     /// After a stop, a worker that has not finished its files by then is killed.
     #[serde(default = "default_stop_seconds")]
     pub stop_seconds: f64,
+    /// Most memory a worker may take for its data, in MiB (`RLIMIT_DATA`: heap, thread stacks,
+    /// frame buffers); 0 for no limit. A worker over it fails alone, with its job.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
 }
 
 fn default_heartbeat_seconds() -> f64 {
@@ -133,6 +137,9 @@ fn default_stall_seconds() -> f64 {
 fn default_stop_seconds() -> f64 {
     20.0
 }
+fn default_memory_mb() -> u64 {
+    2048
+}
 
 impl Default for AdmissionConfig {
     fn default() -> Self {
@@ -153,6 +160,7 @@ impl Default for WatchdogConfig {
             start_seconds: default_start_seconds(),
             stall_seconds: default_stall_seconds(),
             stop_seconds: default_stop_seconds(),
+            memory_mb: default_memory_mb(),
         }
     }
 }

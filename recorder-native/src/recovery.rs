@@ -44,10 +44,17 @@ fn repair_deadline(bytes: u64) -> Duration {
     Duration::from_secs(600 + bytes / (8 * 1024 * 1024) * 2)
 }
 
-/// Repairs the fragmented file beside `output` into `output`. `Ok(false)` when there is none.
+/// Repairs the fragmented file beside `output` into `output`. `Ok(false)` when there is none,
+/// or when it holds no media (a worker that failed before its first fragment): such a file is
+/// removed, as there is nothing in it to keep.
 pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairError> {
     let part = part_file(output);
     if !part.is_file() {
+        return Ok(false);
+    }
+    if !holds_a_fragment(&part)? {
+        tracing::info!(file = %part.display(), "removing a recording that holds no media");
+        std::fs::remove_file(&part)?;
         return Ok(false);
     }
     let mut command = tokio::process::Command::new(worker_exe);
@@ -77,6 +84,45 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
         std::fs::rename(&part, &aside)?;
         Err(RepairError::Unrepairable(aside.display().to_string()))
     }
+}
+
+/// Whether the fragmented MP4 at `path` has a movie fragment (`moof` box) at its top level,
+/// that is, any media at all. Walks the box headers only.
+fn holds_a_fragment(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut at = 0u64;
+    while at + 8 <= len {
+        file.seek(SeekFrom::Start(at))?;
+        let mut header = [0u8; 16];
+        file.read_exact(&mut header[..8])?;
+        let [s0, s1, s2, s3, t0, t1, t2, t3, ..] = header;
+        if [t0, t1, t2, t3] == *b"moof" {
+            return Ok(true);
+        }
+        let size = match u32::from_be_bytes([s0, s1, s2, s3]) {
+            // The box runs to the end of the file.
+            0 => return Ok(false),
+            // A 64-bit size follows the type.
+            1 => {
+                if at + 16 > len {
+                    return Ok(false);
+                }
+                file.read_exact(&mut header[8..])?;
+                let mut large = [0u8; 8];
+                large.copy_from_slice(&header[8..]);
+                u64::from_be_bytes(large)
+            }
+            size => u64::from(size),
+        };
+        if size < 8 {
+            // Not a box: a torn write. Let the repair judge the file.
+            return Ok(true);
+        }
+        at = at.saturating_add(size);
+    }
+    Ok(false)
 }
 
 /// Run once at start, before the API opens: removes the job files an earlier run left (they
@@ -171,6 +217,45 @@ mod tests {
         // 11 GB, a 10-hour composite: the remux reads and writes it at 8 MiB/s.
         let ten_hours = repair_deadline(11_000_000_000);
         assert!(ten_hours > Duration::from_secs(3000), "{ten_hours:?}");
+    }
+
+    #[test]
+    fn only_files_with_a_fragment_hold_media() {
+        let dir = std::env::temp_dir().join(format!("repair-boxes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("job.part.mp4");
+        let boxed = |kind: &[u8; 4], body: usize| {
+            let mut b = u32::try_from(8 + body)
+                .expect("size")
+                .to_be_bytes()
+                .to_vec();
+            b.extend_from_slice(kind);
+            b.extend(std::iter::repeat_n(0u8, body));
+            b
+        };
+        let header = [boxed(b"ftyp", 16), boxed(b"moov", 100)].concat();
+        std::fs::write(&path, &header).expect("write");
+        assert!(!holds_a_fragment(&path).expect("read"));
+        let with_fragment = [header.clone(), boxed(b"moof", 40), boxed(b"mdat", 500)].concat();
+        std::fs::write(&path, &with_fragment).expect("write");
+        assert!(holds_a_fragment(&path).expect("read"));
+        // A fragment cut off mid-write still counts: the repair keeps what it can.
+        std::fs::write(&path, &with_fragment[..header.len() + 12]).expect("write");
+        assert!(holds_a_fragment(&path).expect("read"));
+        std::fs::write(&path, b"").expect("write");
+        assert!(!holds_a_fragment(&path).expect("read"));
+
+        // A file without media is not repaired (nor kept aside as damaged): it goes.
+        std::fs::write(&path, &header).expect("write");
+        let output = dir.join("job.mp4");
+        assert_eq!(part_file(&output), path);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let repaired = runtime.block_on(repair(Path::new("/nonexistent/worker"), &output));
+        assert!(matches!(repaired, Ok(false)), "{repaired:?}");
+        assert!(!path.exists() && !output.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

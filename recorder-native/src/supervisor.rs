@@ -26,7 +26,7 @@ use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest}
 use crate::storage::Storage;
 use crate::store::{Outcome, Store, StoreError, Unfinished};
 use crate::targets::check_rtmp_target;
-use crate::watchdog::{process_io_bytes, Watchdog};
+use crate::watchdog::{memory_note, process_data_bytes, process_io_bytes, Watchdog};
 use crate::worker::{part_file, sigterm_only, WorkerInstruction, WorkerJob, WorkerReport};
 
 /// Why a start was refused.
@@ -516,14 +516,39 @@ impl Node {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         die_with_service(&mut command);
-        // SAFETY: sigprocmask and sigterm_only are async-signal-safe. A worker starts with
-        // SIGTERM blocked, so a stop sent before it has installed its handler waits for the
-        // handler instead of killing it (the worker unblocks it).
+        let memory = match self.config.watchdog.memory_mb {
+            0 => libc::RLIM_INFINITY,
+            mb => mb.saturating_mul(1024 * 1024),
+        };
+        // SAFETY: sigprocmask, sigterm_only, setrlimit, open, write and close are
+        // async-signal-safe, and nothing here allocates. A worker starts with SIGTERM blocked,
+        // so a stop sent before it has installed its handler waits for the handler instead of
+        // killing it (the worker unblocks it).
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 let term = sigterm_only();
                 if libc::sigprocmask(libc::SIG_BLOCK, &term, std::ptr::null_mut()) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // One worker's runaway decode (a huge frame size from a publisher) fails its
+                // own allocations instead of taking the machine's memory.
+                let limit = libc::rlimit {
+                    rlim_cur: memory,
+                    rlim_max: memory,
+                };
+                if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Should the machine run out of memory anyway, the kernel kills a worker (one
+                // job) before the service (every job). Best effort: raising is always allowed.
+                let adj = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+                if adj >= 0 {
+                    libc::write(
+                        adj,
+                        WORKER_OOM_SCORE_ADJ.as_ptr().cast(),
+                        WORKER_OOM_SCORE_ADJ.len(),
+                    );
+                    libc::close(adj);
                 }
                 Ok(())
             });
@@ -571,6 +596,7 @@ impl Node {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut reported: Option<WorkerOutcome> = None;
         let mut killed: Option<String> = None;
+        let mut peak_data = 0;
         let status = loop {
             tokio::select! {
                 line = async { lines.as_mut()?.next_line().await.ok().flatten() }, if lines.is_some() => {
@@ -605,6 +631,9 @@ impl Node {
                         if let Some(cpu) = pid.and_then(process_cpu_seconds) {
                             job.meter.sample(now, cpu);
                         }
+                        if let Some(data) = pid.and_then(process_data_bytes) {
+                            peak_data = data.max(peak_data);
+                        }
                         (job.view.state, job.stop_requested)
                     };
                     let io = || pid.and_then(process_io_bytes);
@@ -617,7 +646,7 @@ impl Node {
                 }
             }
         };
-        match (killed, reported, status) {
+        let outcome = match (killed, reported, status) {
             (Some(reason), _, _) => WorkerOutcome::Failed(reason),
             (None, Some(WorkerOutcome::Finished), Ok(status)) if status.success() => {
                 WorkerOutcome::Finished
@@ -625,6 +654,15 @@ impl Node {
             (None, Some(WorkerOutcome::Failed(reason)), _) => WorkerOutcome::Failed(reason),
             (None, _, Ok(status)) => WorkerOutcome::Failed(format!("the worker exited: {status}")),
             (None, _, Err(e)) => WorkerOutcome::Failed(format!("lost the worker: {e}")),
+        };
+        match (
+            outcome,
+            memory_note(self.config.watchdog.memory_mb, peak_data),
+        ) {
+            (WorkerOutcome::Failed(reason), Some(note)) => {
+                WorkerOutcome::Failed(format!("{reason}; {note}"))
+            }
+            (outcome, _) => outcome,
         }
     }
 
@@ -816,6 +854,10 @@ impl Node {
         &self.worker_exe
     }
 }
+
+/// What a worker writes to its `oom_score_adj`: the kernel's OOM killer picks workers before
+/// the service.
+const WORKER_OOM_SCORE_ADJ: &[u8] = b"500";
 
 /// Makes a child the service spawns (a worker, a repair) die with it: SIGKILL when the thread
 /// that spawned it exits (a runtime worker thread, which lives as long as the service). A child

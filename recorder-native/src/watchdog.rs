@@ -107,6 +107,29 @@ pub fn process_io_bytes(pid: u32) -> Option<u64> {
     Some(field("rchar:")?.saturating_add(field("wchar:")?))
 }
 
+/// The memory a process has mapped for its data (`VmData` of `/proc/<pid>/status`: what
+/// `RLIMIT_DATA` limits), in bytes, or `None` when it cannot be read.
+pub fn process_data_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmData:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// What to add to a failed worker's reason when it had come close to its memory limit
+/// (`limit_mb`, 0 for none) before it failed: its allocations were then likely what failed.
+pub fn memory_note(limit_mb: u64, peak_bytes: u64) -> Option<String> {
+    let limit = limit_mb.checked_mul(1024 * 1024).filter(|&l| l > 0)?;
+    (peak_bytes >= limit / 10 * 9)
+        .then(|| format!("the worker had reached its memory limit of {limit_mb} MiB"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -118,11 +141,23 @@ mod tests {
             start_seconds: 30.0,
             stall_seconds: 10.0,
             stop_seconds: 20.0,
+            memory_mb: 0,
         }
     }
 
     fn at(start: Instant, secs: u64) -> Instant {
         start + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn memory_is_blamed_only_near_the_limit() {
+        let mib = 1024 * 1024;
+        assert_eq!(memory_note(0, u64::MAX), None);
+        assert_eq!(memory_note(256, 100 * mib), None);
+        let note = memory_note(256, 250 * mib).expect("near the limit");
+        assert!(note.contains("256 MiB"), "{note}");
+        let own = process_data_bytes(std::process::id()).expect("own VmData");
+        assert!(own > 0);
     }
 
     #[test]
