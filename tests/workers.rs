@@ -170,3 +170,31 @@ fn client_set_cf_location_headers_are_not_read() {
         "{body}"
     );
 }
+
+/// `max_events_per_batch` reaches the Worker: on D1's free plan a sidecar batch must fit 50
+/// queries, and a larger one is refused whole with the limit before any query runs.
+#[test]
+fn sidecar_batches_are_held_to_the_configured_size() {
+    let sidecar_secret = "workers-test-sidecar-secret-0123456789ab";
+    let mut bindings = bindings();
+    bindings["sidecar_secrets"] = json!(json!({ "eu": sidecar_secret }).to_string());
+    bindings["max_events_per_batch"] = json!("2");
+    let worker = WorkerEdge::start(&bindings);
+    let sidecar = Target::new(worker.base.clone(), "eu".into(), sidecar_secret.into());
+    let event = |n: usize| {
+        json!({"id": format!("EV_W{n}"), "event": "track_published",
+               "room": {"sid": "RM_W", "name": "w"}})
+    };
+    let (status, body) = sidecar.call(
+        "/internal/sidecar/events",
+        &json!({"region_id": "eu", "events": [event(1), event(2), event(3)]}),
+    );
+    assert_eq!(status, 413, "{body}\n{}", worker.log());
+    assert_eq!(body["max_events"], 2, "{body}");
+    let (status, body) = sidecar.call(
+        "/internal/sidecar/events",
+        &json!({"region_id": "eu", "events": [event(1), event(2)]}),
+    );
+    assert_eq!(status, 200, "{body}\n{}", worker.log());
+    assert_eq!(body["ignored"], 2, "{body}");
+}

@@ -110,6 +110,11 @@ pub struct EdgeConfig {
     pub sidecar_secrets: std::collections::HashMap<String, String>,
     /// A region whose last heartbeat is older than this is unhealthy.
     pub region_timeout_secs: i64,
+    /// Most webhook events one sidecar batch may carry (1 to
+    /// [`crate::sidecars::MAX_EVENTS`]). A followed event costs up to four statements, so on a
+    /// platform that caps queries per request (D1 on Workers' free plan: 50) this keeps a
+    /// batch inside the cap; larger batches are refused with the limit, which sidecars adopt.
+    pub max_events_per_batch: usize,
 }
 
 /// The shape of one entry of the `regions` variable (secrets are separate).
@@ -132,7 +137,7 @@ impl EdgeConfig {
     /// `{id, name, lat, lon, livekit_url, api_key}`), `livekit_secrets` (secret, JSON object
     /// region id → LiveKit API secret), and optionally `default_region`, `token_validity_secs`,
     /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
-    /// `geo_longitude_header`.
+    /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -168,6 +173,7 @@ impl EdgeConfig {
             default_region,
             sidecar_secrets,
             region_timeout_secs: number(source, "region_timeout_secs", 15).await?,
+            max_events_per_batch: events_per_batch(source).await?,
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -190,6 +196,19 @@ impl EdgeConfig {
     pub fn uses_sidecars(&self) -> bool {
         !self.sidecar_secrets.is_empty()
     }
+}
+
+/// The optional `max_events_per_batch` variable, 1 to [`crate::sidecars::MAX_EVENTS`].
+async fn events_per_batch(source: &impl ConfigSource) -> Result<usize, ConfigError> {
+    let max = crate::sidecars::MAX_EVENTS;
+    let value: usize = number(source, "max_events_per_batch", max).await?;
+    if !(1..=max).contains(&value) {
+        return Err(ConfigError::Invalid {
+            name: "max_events_per_batch",
+            reason: format!("must be 1 to {max}"),
+        });
+    }
+    Ok(value)
 }
 
 /// The optional `sidecar_secrets` variable: a JSON object region id -> secret.
@@ -353,6 +372,7 @@ pub(crate) mod fixtures {
             },
             sidecar_secrets: Default::default(),
             region_timeout_secs: 15,
+            max_events_per_batch: crate::sidecars::MAX_EVENTS,
         }
     }
 }
@@ -388,6 +408,22 @@ mod tests {
         assert_eq!(cfg.token_validity_secs, 600);
         assert_eq!(cfg.regions[0].api_base_url(), "https://eu.example");
         assert_eq!(cfg.geo_headers.latitude, "cf-iplatitude");
+        assert_eq!(cfg.max_events_per_batch, crate::sidecars::MAX_EVENTS);
+    }
+
+    #[tokio::test]
+    async fn events_per_batch_stay_within_the_protocol() {
+        for (value, ok) in [
+            ("12", Some(12)),
+            ("100", Some(100)),
+            ("0", None),
+            ("101", None),
+        ] {
+            let mut m = base();
+            m.insert("max_events_per_batch", value.into());
+            let loaded = EdgeConfig::load(&MapSource(m)).await;
+            assert_eq!(loaded.ok().map(|c| c.max_events_per_batch), ok, "{value}");
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,9 @@
 //! - `POST /internal/sidecar/heartbeat`: a [`Heartbeat`] into the registry, then the region's
 //!   due work ([`lifecycle::on_heartbeat`]).
 //! - `POST /internal/sidecar/events`: `{region_id, events: [LiveKit webhook event, ...]}`, at
-//!   most [`MAX_EVENTS`], applied in order ([`lifecycle::apply`]). A batch holding a malformed
+//!   most `max_events_per_batch` ([`MAX_EVENTS`] unless configured lower; a larger batch gets
+//!   413 with `max_events`, which the sidecar adopts), applied in order
+//!   ([`lifecycle::apply`]). A batch holding a malformed
 //!   event is refused whole (400, nothing applied): the sidecar halves it until the event is
 //!   alone and sets that one aside for an operator, rather than have it dropped here. A store
 //!   failure answers 503 so the sidecar re-sends the batch, whose applied events are then
@@ -23,7 +25,7 @@ use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::lifecycle::{self, Outcome, WebhookEvent};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry::Heartbeat;
-use crate::wire::{Common, StatusCode};
+use crate::wire::{Common, Reply, StatusCode};
 use crate::{db, Edge};
 
 /// Events per batch at most.
@@ -50,6 +52,13 @@ struct BatchReply {
     applied: usize,
     duplicates: usize,
     ignored: usize,
+}
+
+/// The answer to a batch over `max_events_per_batch`.
+#[derive(Serialize)]
+struct BatchTooLarge {
+    /// The most events a batch may carry.
+    max_events: usize,
 }
 
 #[derive(Serialize)]
@@ -181,8 +190,19 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
     if batch.region_id != region.id {
         return bad_request("region_id differs from the signing region".into());
     }
-    if batch.events.len() > MAX_EVENTS {
-        return bad_request(format!("at most {MAX_EVENTS} events per batch"));
+    let most = edge.config.max_events_per_batch;
+    if batch.events.len() > most {
+        // Refused before anything is applied; the sidecar sends at most `max_events` from now.
+        return EdgeResponse::json(
+            413,
+            &Reply::new(
+                Common::fail(
+                    StatusCode::InvalidParameters,
+                    format!("at most {most} events per batch"),
+                ),
+                BatchTooLarge { max_events: most },
+            ),
+        );
     }
     let mut parsed = Vec::with_capacity(batch.events.len());
     for (index, value) in batch.events.into_iter().enumerate() {

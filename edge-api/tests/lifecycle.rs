@@ -85,6 +85,7 @@ fn edge() -> TestEdge {
             ]
             .into(),
             region_timeout_secs: 15,
+            max_events_per_batch: 100,
         },
         store,
         http: RecordingLiveKit::default(),
@@ -1077,4 +1078,44 @@ fn a_failed_livekit_delete_is_retried_on_heartbeats() {
             json!(room.livekit_room)
         ]
     );
+}
+
+/// On a platform that caps queries per request (D1 on Workers' free plan), the edge takes
+/// batches of at most `max_events_per_batch`: a larger one is refused whole, before anything is
+/// applied, with the limit the sidecar is to use.
+#[test]
+fn a_batch_over_the_configured_size_is_refused_with_the_limit() {
+    let mut edge = edge();
+    edge.config.max_events_per_batch = 2;
+    let room = running_room(&edge, "budget", "eu", json!({}));
+    let name = room.livekit_room.as_str();
+    let joined = |id: &str, sid: &str, who: &str| {
+        event(
+            id,
+            "participant_joined",
+            name,
+            "RM_B",
+            Some(participant(sid, who, false)),
+        )
+    };
+    let three = vec![
+        event("EV_B0", "room_started", name, "RM_B", None),
+        joined("EV_B1", "PA_B1", "ann"),
+        joined("EV_B2", "PA_B2", "ben"),
+    ];
+    let (status, body) = events(&edge, "eu", three.clone());
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["status"], false, "{body}");
+    assert_eq!(body["max_events"], 2, "{body}");
+    assert_eq!(
+        present(&edge, &room.sid),
+        0,
+        "part of a refused batch was applied"
+    );
+
+    let (status, body) = events(&edge, "eu", three[..2].to_vec());
+    assert_eq!((status, &body["applied"]), (200, &json!(2)), "{body}");
+    let (status, body) = events(&edge, "eu", three[2..].to_vec());
+    assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
+    assert_eq!(present(&edge, &room.sid), 2);
 }

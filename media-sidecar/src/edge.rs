@@ -20,6 +20,13 @@ pub enum EdgeError {
     /// An answer other than 2xx (a redirect included: nothing is sent on to another URL).
     #[error("edge answered {0}")]
     Status(u16),
+    /// 413: the batch holds more events than the edge takes; `max_events` is its limit, when
+    /// it said.
+    #[error("edge answered 413: at most {max_events:?} events per batch")]
+    TooLarge {
+        /// The most events a batch may hold, from the answer's `max_events`.
+        max_events: Option<usize>,
+    },
     /// A 2xx that is not the edge's acknowledgement (`{"status": true, ...}`): the URL reaches
     /// something else, which must not be taken to have stored anything.
     #[error("a 2xx answer ({0}) that is not the edge's acknowledgement")]
@@ -33,6 +40,7 @@ impl EdgeError {
         match self {
             EdgeError::Unreachable(_) | EdgeError::NotAcknowledged(_) => None,
             EdgeError::Status(status) => Some(*status),
+            EdgeError::TooLarge { .. } => Some(413),
         }
     }
 }
@@ -85,6 +93,16 @@ impl EdgeClient {
             .await
             .map_err(|e| EdgeError::Unreachable(e.without_url()))?;
         let status = response.status().as_u16();
+        if status == 413 {
+            let max_events = response
+                .bytes()
+                .await
+                .ok()
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                .and_then(|reply| reply["max_events"].as_u64())
+                .and_then(|n| usize::try_from(n).ok());
+            return Err(EdgeError::TooLarge { max_events });
+        }
         if !response.status().is_success() {
             return Err(EdgeError::Status(status));
         }
@@ -123,5 +141,6 @@ mod tests {
         }
         assert_eq!(EdgeError::NotAcknowledged(200).status(), None);
         assert_eq!(EdgeError::Status(302).status(), Some(302));
+        assert_eq!(EdgeError::TooLarge { max_events: None }.status(), Some(413));
     }
 }

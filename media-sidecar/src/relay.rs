@@ -5,7 +5,9 @@
 //! The decisions are pure ([`Batch::build`], and `edgemeet_protocol::delivery`'s `judge` and
 //! `BatchSizer`) and [`run`] only carries them out. A 400 or 413 means the edge will never take
 //! the batch as it is: it is split in halves until the one event it refuses is found and set
-//! aside in the dead-letter table, so one bad event cannot stop the events behind it.
+//! aside in the dead-letter table, so one bad event cannot stop the events behind it. A 413
+//! that names the edge's `max_events` (an edge on a platform that caps queries per request)
+//! instead caps every later batch at that size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,8 +160,28 @@ pub async fn run(
             }
             Next::Split => {
                 metrics.forward_failures.inc();
-                tracing::warn!(events = batch.len, error = ?result.err(), "the edge refused a batch; splitting it");
-                sizer.split(batch.len);
+                match result.err() {
+                    // The edge takes fewer events a batch (a platform's query cap): adopt its
+                    // limit for good rather than halving and growing back into it again.
+                    Some(EdgeError::TooLarge {
+                        max_events: Some(most),
+                    }) if most < batch.len => {
+                        tracing::info!(
+                            events = batch.len,
+                            most,
+                            "the edge takes smaller batches; sending at most its limit"
+                        );
+                        sizer.cap(most);
+                    }
+                    error => {
+                        tracing::warn!(
+                            events = batch.len,
+                            ?error,
+                            "the edge refused a batch; splitting it"
+                        );
+                        sizer.split(batch.len);
+                    }
+                }
             }
             Next::SetAside(status) => {
                 metrics.forward_failures.inc();

@@ -46,6 +46,9 @@ enum Mode {
     /// Keep the batch but answer only when the mode changes (then 503): an acknowledgement
     /// that never arrives.
     Stall,
+    /// Keep batches of at most this many events; refuse larger ones whole with 413 and the
+    /// limit, as an edge with `max_events_per_batch` does.
+    Capped(usize),
 }
 
 /// One request FakeEdge got.
@@ -55,6 +58,8 @@ struct Hit {
     signed: bool,
     /// Whether the edge kept it (a real edge would have applied it).
     kept: bool,
+    /// The HTTP status it was answered with.
+    status: u16,
     body: Value,
 }
 
@@ -136,16 +141,20 @@ impl FakeEdge {
         } else if path != "/internal/sidecar/events" {
             (404, false)
         } else {
+            let events = body["events"].as_array().map_or(0, Vec::len);
             match current {
                 Mode::Accept => (200, true),
                 Mode::Refuse => (503, false),
                 Mode::Stall => (503, true),
+                Mode::Capped(most) if events > most => (413, false),
+                Mode::Capped(_) => (200, true),
             }
         };
         hits.lock().expect("lock").push(Hit {
             path,
             signed,
             kept,
+            status,
             body,
         });
         if signed && current == Mode::Stall && status == 503 {
@@ -159,9 +168,12 @@ impl FakeEdge {
         }
         // As the edge answers: a recorded heartbeat counts the sessions running in the region
         // (this fake runs none, so a drain may end as soon as LiveKit has no rooms).
-        let answer = json!({"status": status == 200, "msg": "fake edge", "recorded": true,
-                            "rooms_ended": 0, "running_sessions": 0})
-        .to_string();
+        let mut answer = json!({"status": status == 200, "msg": "fake edge", "recorded": true,
+                                "rooms_ended": 0, "running_sessions": 0});
+        if let (413, Mode::Capped(most)) = (status, current) {
+            answer = json!({"status": false, "msg": "too many events", "max_events": most});
+        }
+        let answer = answer.to_string();
         let _ = request.respond(tiny_http::Response::from_string(answer).with_status_code(status));
     }
 
@@ -179,6 +191,15 @@ impl FakeEdge {
             .into_iter()
             .filter(|h| h.path == "/internal/sidecar/events")
             .map(|h| h.body)
+            .collect()
+    }
+
+    /// Each event batch's answer and size, in arrival order.
+    fn answered_batches(&self) -> Vec<(u16, usize)> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.path == "/internal/sidecar/events")
+            .map(|h| (h.status, h.body["events"].as_array().map_or(0, Vec::len)))
             .collect()
     }
 
@@ -1057,4 +1078,30 @@ async fn a_second_sigterm_exits_at_once() {
     };
     assert_eq!(status.code(), Some(0), "{}", h.log_tail());
     assert!(h.edge.heartbeats().iter().all(|b| b["leaving"] == false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_takes_smaller_batches_gets_them_from_then_on() {
+    let h = Harness::start(3600).await;
+    // Sixty events wait in the outbox, so the first batch after the edge returns is large.
+    h.edge.set_mode(Mode::Refuse);
+    post_synthetic(&h, 0..60).await;
+    h.wait_for_metric("media_sidecar_outbox_depth", |v| v >= 60.0)
+        .await;
+    h.edge.set_mode(Mode::Capped(7));
+    h.wait_for("all sixty events", |h| synthetic_ids(h).len() == 60)
+        .await;
+    assert_eq!(synthetic_ids(&h), expected_ids(0..60));
+    let answered = h.edge.answered_batches();
+    // One batch over the limit, refused with it; then never more than the limit, and no
+    // growing back into another refusal after each success.
+    let refused = answered.iter().filter(|(status, _)| *status == 413).count();
+    assert_eq!(refused, 1, "answers and sizes: {answered:?}");
+    assert!(
+        answered
+            .iter()
+            .all(|&(status, events)| status != 200 || events <= 7),
+        "answers and sizes: {answered:?}"
+    );
+    batches_are_well_formed(&h);
 }

@@ -57,6 +57,12 @@ impl BatchSizer {
         self.limit = (len / 2).max(1);
     }
 
+    /// The receiver said it takes at most `max` events a batch: never send more again.
+    pub fn cap(&mut self, max: usize) {
+        self.max = max.clamp(1, self.max);
+        self.limit = self.limit.min(self.max);
+    }
+
     /// A batch was acknowledged (or a refused event set aside): grow back.
     pub fn succeeded(&mut self) {
         self.limit = self.limit.saturating_mul(2).min(self.max);
@@ -102,5 +108,24 @@ mod tests {
         sizer.split(9);
         assert_eq!(sizer.limit(), 4);
         assert_eq!(BatchSizer::new(0).limit(), 1);
+    }
+
+    #[test]
+    fn a_receivers_cap_holds_through_growing_back() {
+        let mut sizer = BatchSizer::new(100);
+        sizer.cap(12);
+        assert_eq!(sizer.limit(), 12);
+        for _ in 0..5 {
+            sizer.succeeded();
+        }
+        assert_eq!(sizer.limit(), 12);
+        // Splitting under the cap still finds a single refused event.
+        sizer.split(12);
+        assert_eq!(sizer.limit(), 6);
+        // A cap never raises the limit, and never goes below one.
+        sizer.cap(500);
+        assert_eq!(sizer.limit(), 6);
+        sizer.cap(0);
+        assert_eq!(sizer.limit(), 1);
     }
 }
