@@ -422,6 +422,7 @@ fn placement(c: &mut Criterion) {
         // Long enough that the live regions stay live through the whole run.
         region_timeout_secs: 3600,
         max_events_per_batch: 100,
+        past_rooms_retention_days: 0,
     };
     let edge = Edge {
         config,

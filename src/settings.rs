@@ -60,6 +60,8 @@ pub struct EdgeSettings {
     pub idle_instance_timeout_ms: u64,
     /// Seconds without a heartbeat after which a region takes no new rooms.
     pub region_timeout_secs: u64,
+    /// Days an ended room stays a past room before it is deleted (0 = kept for good).
+    pub past_rooms_retention_days: u64,
 }
 
 impl Default for EdgeSettings {
@@ -82,6 +84,7 @@ impl Default for EdgeSettings {
             max_instance_concurrent_reuse_count: InstanceReuse::default().max_concurrent,
             idle_instance_timeout_ms: InstanceReuse::default().idle_timeout.as_millis() as u64,
             region_timeout_secs: 15,
+            past_rooms_retention_days: 0,
         }
     }
 }

@@ -199,6 +199,10 @@ fn edge_variables(
             edge.max_room_duration_minutes.to_string(),
         ),
         (
+            "past_rooms_retention_days".to_string(),
+            edge.past_rooms_retention_days.to_string(),
+        ),
+        (
             "geo_latitude_header".to_string(),
             edge.geo_latitude_header.clone(),
         ),

@@ -104,6 +104,7 @@ mod tests {
             sidecar_secrets: Default::default(),
             region_timeout_secs: 15,
             max_events_per_batch: 100,
+            past_rooms_retention_days: 0,
         }
     }
 

@@ -115,6 +115,9 @@ pub struct EdgeConfig {
     /// platform that caps queries per request (D1 on Workers' free plan: 50) this keeps a
     /// batch inside the cap; larger batches are refused with the limit, which sidecars adopt.
     pub max_events_per_batch: usize,
+    /// Days an ended session stays a past room before it and everything kept about it is
+    /// deleted (0 = kept for good, as plugNmeet does).
+    pub past_rooms_retention_days: i64,
 }
 
 /// The shape of one entry of the `regions` variable (secrets are separate).
@@ -137,7 +140,8 @@ impl EdgeConfig {
     /// `{id, name, lat, lon, livekit_url, api_key}`), `livekit_secrets` (secret, JSON object
     /// region id → LiveKit API secret), and optionally `default_region`, `token_validity_secs`,
     /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
-    /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`.
+    /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`,
+    /// `past_rooms_retention_days`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -174,6 +178,7 @@ impl EdgeConfig {
             sidecar_secrets,
             region_timeout_secs: number(source, "region_timeout_secs", 15).await?,
             max_events_per_batch: events_per_batch(source).await?,
+            past_rooms_retention_days: number(source, "past_rooms_retention_days", 0).await?,
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -373,6 +378,7 @@ pub(crate) mod fixtures {
             sidecar_secrets: Default::default(),
             region_timeout_secs: 15,
             max_events_per_batch: crate::sidecars::MAX_EVENTS,
+            past_rooms_retention_days: 0,
         }
     }
 }

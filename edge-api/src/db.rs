@@ -12,7 +12,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0003_entries.sql"),
     include_str!("../migrations/0004_livekit_rooms.sql"),
     include_str!("../migrations/0005_region_moves.sql"),
-    include_str!("../migrations/0006_livekit_deletions.sql")
+    include_str!("../migrations/0006_livekit_deletions.sql"),
+    include_str!("../migrations/0007_past_room_retention.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -242,6 +243,24 @@ pub struct PastRoomsQuery<'a> {
     pub limit: u32,
     /// Newest first.
     pub descending: bool,
+}
+
+/// Deletes up to `limit` sessions that ended before `ended_before` (Unix seconds), oldest
+/// first, with everything kept about them (`migrations/0007_past_room_retention.sql`). Returns
+/// how many went.
+pub async fn forget_past_rooms(
+    store: &impl Store,
+    ended_before: i64,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let rows = store
+        .execute(
+            "DELETE FROM rooms WHERE id IN (SELECT id FROM rooms \
+             WHERE is_running = 0 AND ended_at < ? ORDER BY ended_at LIMIT ?) RETURNING id",
+            &[ended_before.into(), limit.into()],
+        )
+        .await?;
+    Ok(rows.rows.len())
 }
 
 /// Ended sessions matching the query, and how many match in all.

@@ -86,6 +86,7 @@ fn edge() -> TestEdge {
             .into(),
             region_timeout_secs: 15,
             max_events_per_batch: 100,
+            past_rooms_retention_days: 0,
         },
         store,
         http: RecordingLiveKit::default(),
@@ -813,11 +814,11 @@ fn session(edge: &TestEdge, token: &str) -> (u16, Value) {
     reply(block(edge.handle(request)))
 }
 
-/// Participants of the session `sid` LiveKit reported and that have not left.
-fn present(edge: &TestEdge, sid: &str) -> i64 {
+/// The count `sql` (a `SELECT COUNT(*)` with one parameter, the session's sid) gives for `sid`.
+fn count(edge: &TestEdge, sql: &str, sid: &str) -> i64 {
     let rows = block(edge_api::platform::Store::execute(
         &edge.store,
-        "SELECT COUNT(*) FROM room_participants WHERE room_sid = ? AND left_at IS NULL",
+        sql,
         &[sid.into()],
     ))
     .expect("count");
@@ -825,6 +826,15 @@ fn present(edge: &TestEdge, sid: &str) -> i64 {
         edge_api::platform::SqlValue::Integer(n) => n,
         ref other => panic!("count: {other:?}"),
     }
+}
+
+/// Participants of the session `sid` LiveKit reported and that have not left.
+fn present(edge: &TestEdge, sid: &str) -> i64 {
+    count(
+        edge,
+        "SELECT COUNT(*) FROM room_participants WHERE room_sid = ? AND left_at IS NULL",
+        sid,
+    )
 }
 
 /// A running room whose region dies moves at its next join: a region silent for a few
@@ -1118,4 +1128,104 @@ fn a_batch_over_the_configured_size_is_refused_with_the_limit() {
     let (status, body) = events(&edge, "eu", three[2..].to_vec());
     assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
     assert_eq!(present(&edge, &room.sid), 2);
+}
+
+/// Rows of `table` kept for the session `sid`.
+fn rows_for(edge: &TestEdge, table: &str, sid: &str) -> i64 {
+    count(
+        edge,
+        &format!("SELECT COUNT(*) FROM {table} WHERE room_sid = ?"),
+        sid,
+    )
+}
+
+/// Past rooms by room id, as `room/fetchPastRooms` lists them.
+fn past_room_ids(edge: &TestEdge) -> Vec<String> {
+    let (status, body) = post(
+        edge,
+        "/auth/room/fetchPastRooms",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"order_by": "ASC"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["result"]["rooms_list"]
+        .as_array()
+        .expect("rooms_list")
+        .iter()
+        .map(|r| r["room_id"].as_str().expect("room_id").to_owned())
+        .collect()
+}
+
+/// With `past_rooms_retention_days`, a session ended longer ago than that is deleted when
+/// rooms are created, with the users and participants kept about it; newer past rooms and
+/// running rooms, however old, stay.
+#[test]
+fn past_rooms_are_forgotten_after_their_retention() {
+    let day_ms = 86_400_000;
+    let mut edge = edge();
+    edge.config.past_rooms_retention_days = 30;
+    let end = |edge: &TestEdge, room_id: &str| {
+        let (status, body) = post(
+            edge,
+            "/auth/room/endRoom",
+            "plugnmeet",
+            API_SECRET,
+            &json!({ "room_id": room_id }),
+        );
+        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    };
+    // Day 0: "old" runs with a user and a participant, then ends; "still-running" starts.
+    let old = running_room(&edge, "old", "eu", json!({}));
+    join_token(&edge, "old", "ada");
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_R1", "room_started", &old.livekit_room, "RM_R", None),
+            event(
+                "EV_R2",
+                "participant_joined",
+                &old.livekit_room,
+                "RM_R",
+                Some(participant("PA_R", "ada", false)),
+            ),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(2)), "{body}");
+    assert_eq!(rows_for(&edge, "room_users", &old.sid), 1);
+    assert_eq!(rows_for(&edge, "room_participants", &old.sid), 1);
+    end(&edge, "old");
+    running_room(&edge, "still-running", "eu", json!({}));
+    // Day 20: "recent" runs and ends.
+    edge.clock.0.set(T0 + 20 * day_ms);
+    created_room(
+        &edge,
+        &json!({"room_id": "recent", "metadata": {"room_title": "T"}}),
+    );
+    end(&edge, "recent");
+    assert_eq!(past_room_ids(&edge), ["old", "recent"]);
+
+    // Day 31: "old" ended 31 days ago. Listing does not delete; the next create does.
+    edge.clock.0.set(T0 + 31 * day_ms);
+    assert_eq!(past_room_ids(&edge), ["old", "recent"]);
+    created_room(
+        &edge,
+        &json!({"room_id": "new", "metadata": {"room_title": "T"}}),
+    );
+    assert_eq!(past_room_ids(&edge), ["recent"]);
+    for table in ["room_users", "room_participants", "room_media"] {
+        assert_eq!(rows_for(&edge, table, &old.sid), 0, "{table} kept");
+    }
+    let running = block(db::running_room(&edge.store, "still-running")).expect("store");
+    assert!(running.is_some(), "a running room was deleted");
+
+    // Without a retention nothing goes.
+    edge.config.past_rooms_retention_days = 0;
+    edge.clock.0.set(T0 + 400 * day_ms);
+    created_room(
+        &edge,
+        &json!({"room_id": "later", "metadata": {"room_title": "T"}}),
+    );
+    assert_eq!(past_room_ids(&edge), ["recent"]);
 }

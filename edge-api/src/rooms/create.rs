@@ -93,6 +93,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok((row, created)) => {
             if created {
                 tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
+                forget_expired_past_rooms(edge).await;
             }
             EdgeResponse::reply(
                 Common::ok("success"),
@@ -102,5 +103,24 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             )
         }
         Err(e) => internal(e),
+    }
+}
+
+/// Past rooms forgotten per room created at most: a create stays cheap, and as every session
+/// was created once, this keeps up with sessions ending.
+const FORGET_PER_CREATE: i64 = 20;
+
+/// Deletes a few of the past rooms older than the retention (when one is configured). A
+/// failure only delays that to the next create.
+async fn forget_expired_past_rooms<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>) {
+    let days = edge.config.past_rooms_retention_days;
+    if days <= 0 {
+        return;
+    }
+    let before = edge.now_secs().saturating_sub(days.saturating_mul(86_400));
+    match db::forget_past_rooms(&edge.store, before, FORGET_PER_CREATE).await {
+        Ok(0) => {}
+        Ok(forgotten) => tracing::info!(forgotten, days, "past rooms past their retention deleted"),
+        Err(e) => tracing::warn!(error = %e, "could not delete expired past rooms"),
     }
 }
