@@ -732,22 +732,33 @@ pub async fn participant_joined(
 }
 
 /// `participant_left`: the participant (LiveKit's sid, unique) is no longer in the session of
-/// LiveKit room `livekit_room` in `region_id`.
+/// LiveKit room `livekit_room` (sid `livekit_sid`) in `region_id`. A participant the edge has
+/// not heard join (its `participant_joined` comes later, or never) is recorded as joined and
+/// left at once, so a late `participant_joined` cannot make it present for good.
 pub async fn participant_left(
     store: &impl Store,
     region_id: &str,
     livekit_room: &str,
-    participant_sid: &str,
+    livekit_sid: &str,
+    participant: &MediaParticipant<'_>,
     at: i64,
 ) -> Result<bool, StoreError> {
     let rows = store
         .execute(
-            "UPDATE room_participants SET left_at = ? \
-             WHERE participant_sid = ? AND left_at IS NULL AND room_sid IN \
-             (SELECT sid FROM rooms WHERE room_id = ? AND region = ?) RETURNING room_sid",
+            "INSERT INTO room_participants (room_sid, participant_sid, identity, name, hidden, \
+             joined_at, left_at) SELECT r.sid, ?, ?, ?, ?, ?, ? FROM rooms r \
+             JOIN room_media m ON m.room_sid = r.sid AND m.livekit_sid = ? \
+             WHERE r.room_id = ? AND r.region = ? AND r.is_running = 1 \
+             ON CONFLICT (room_sid, participant_sid) DO UPDATE SET left_at = excluded.left_at \
+             WHERE left_at IS NULL RETURNING room_sid",
             &[
+                participant.sid.into(),
+                participant.identity.into(),
+                participant.name.into(),
+                participant.hidden.into(),
                 at.into(),
-                participant_sid.into(),
+                at.into(),
+                livekit_sid.into(),
                 room_id_of(livekit_room).into(),
                 region_id.into(),
             ],

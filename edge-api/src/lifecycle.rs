@@ -177,18 +177,20 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 }
             }
         }
-        Followed::ParticipantJoined if !participant.sid.is_empty() => {
-            let joined = MediaParticipant {
+        Followed::ParticipantJoined | Followed::ParticipantLeft if !participant.sid.is_empty() => {
+            let media = MediaParticipant {
                 sid: &participant.sid,
                 identity: &participant.identity,
                 name: &participant.name,
                 hidden: participant.permission.as_ref().is_some_and(|p| p.hidden),
             };
-            db::participant_joined(&edge.store, &region.id, &room.name, &room.sid, &joined, at)
-                .await?
-        }
-        Followed::ParticipantLeft if !participant.sid.is_empty() => {
-            db::participant_left(&edge.store, &region.id, &room.name, &participant.sid, at).await?
+            if kind == Followed::ParticipantJoined {
+                db::participant_joined(&edge.store, &region.id, &room.name, &room.sid, &media, at)
+                    .await?
+            } else {
+                db::participant_left(&edge.store, &region.id, &room.name, &room.sid, &media, at)
+                    .await?
+            }
         }
         Followed::RoomFinished if !room.sid.is_empty() => {
             let ended = db::room_finished(&edge.store, &region.id, &room.sid, at).await?;

@@ -1229,3 +1229,38 @@ fn past_rooms_are_forgotten_after_their_retention() {
     );
     assert_eq!(past_room_ids(&edge), ["recent"]);
 }
+
+/// LiveKit's webhooks can arrive out of order: a participant heard leaving before it was heard
+/// joining is counted as having been there, and is not present afterwards (it would otherwise
+/// keep the room from ever being empty).
+#[test]
+fn a_participant_heard_leaving_before_joining_is_not_left_present() {
+    let edge = edge();
+    let room = running_room(&edge, "reordered", "eu", json!({}));
+    let name = room.livekit_room.as_str();
+    let ada = || Some(participant("PA_O", "ada", false));
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_O1", "room_started", name, "RM_O", None),
+            event("EV_O2", "participant_left", name, "RM_O", ada()),
+            event("EV_O3", "participant_joined", name, "RM_O", ada()),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        present(&edge, &room.sid),
+        0,
+        "a participant that left is present"
+    );
+    assert_eq!(rows_for(&edge, "room_participants", &room.sid), 1);
+    let joined = block(db::running_room(&edge.store, "reordered"))
+        .expect("store")
+        .expect("running")
+        .joined_participants;
+    assert_eq!(
+        joined, 1,
+        "the participant was there, so it counts as having joined"
+    );
+}
