@@ -728,3 +728,52 @@ fn tracks_mode_keeps_a_camera_through_a_resize() {
         "frames before ({small}) and after ({large}) the resize: {sizes}"
     );
 }
+
+/// A camera turned off mid-meeting (muted: the track stays published, with no media) is still
+/// in LiveKit's offers, but no media ever comes for it. The recording re-joins once for each
+/// change of the room, not again and again waiting for that media: every re-join takes
+/// everyone out of the picture for about a second.
+#[test]
+fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
+    let _serial = serial();
+    let system = System::start("recorder-muted", "");
+    let room = unique("muted-room");
+    let alice = Participant::join_with(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "alice"),
+        "audio,video",
+        &["--mute-video-after", "3"],
+    );
+    alice.expect_line("joined", Duration::from_secs(30));
+    alice.expect_line("video muted", Duration::from_secs(30));
+    let secret = new_secret();
+    let mut service = Service::start("muted", &secret, None, "");
+    let job_id = unique("muted");
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(8));
+    // A change of the room: bob's camera comes in.
+    let bob = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "bob"),
+        "video",
+    );
+    bob.expect_line("joined", Duration::from_secs(30));
+    service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(20));
+    service.wait_log(0, "", Duration::from_secs(1));
+    let rejoins = service
+        .log
+        .iter()
+        .filter(|line| line.contains("re-joining it to receive its current tracks"))
+        .count();
+    // At most one for the muted camera seen at the start and one for bob.
+    assert!(
+        rejoins <= 2,
+        "{rejoins} re-joins in about 30 s:\n{}",
+        service.log.join("\n")
+    );
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    assert!(done["reason"].is_null(), "{done}");
+}

@@ -162,13 +162,14 @@ pub fn room_source(input: &RoomInput) -> Result<(gst::Element, Arc<Offers>), Pip
             .and_then(|v| v.get::<gst_webrtc::WebRTCSessionDescription>().ok());
         if let Some(description) = description {
             if description.type_() == gst_webrtc::WebRTCSDPType::Offer {
-                let media = active_media_sections(description.sdp());
+                let (media, tracks) = active_media_sections(description.sdp());
                 tracing::debug!(
                     media,
                     pads = counted.pads.load(Ordering::Relaxed),
                     "room offer"
                 );
                 counted.offered.store(media, Ordering::Relaxed);
+                counted.offered_tracks.store(tracks, Ordering::Relaxed);
                 counted.last_ms.store(now_ms(), Ordering::Relaxed);
             }
         }
@@ -187,16 +188,28 @@ pub fn room_source(input: &RoomInput) -> Result<(gst::Element, Arc<Offers>), Pip
     Ok((room, offers))
 }
 
-/// Audio and video sections of an offer that carry a track. LiveKit keeps the section of a
-/// track that went away, as `recvonly` and without an `msid`.
-fn active_media_sections(sdp: &gst_sdp::SDPMessageRef) -> u64 {
-    sdp.medias()
+/// Audio and video sections of an offer that carry a track: how many, and which (a hash of
+/// their `msid`s, in order). LiveKit keeps the section of a track that went away, as
+/// `recvonly` and without an `msid`.
+fn active_media_sections(sdp: &gst_sdp::SDPMessageRef) -> (u64, u64) {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut tracks = std::collections::hash_map::DefaultHasher::new();
+    let mut count = 0;
+    for media in sdp
+        .medias()
         .filter(|m| matches!(m.media(), Some("audio" | "video")) && m.port() != 0)
-        .filter(|m| {
-            let keys: Vec<&str> = m.attributes().map(|a| a.key()).collect();
-            keys.contains(&"msid") && !keys.contains(&"recvonly") && !keys.contains(&"inactive")
-        })
-        .count() as u64
+    {
+        let keys: Vec<&str> = media.attributes().map(|a| a.key()).collect();
+        if keys.contains(&"recvonly") || keys.contains(&"inactive") {
+            continue;
+        }
+        let Some(msid) = media.attribute_val("msid") else {
+            continue;
+        };
+        msid.hash(&mut tracks);
+        count += 1;
+    }
+    (count, tracks.finish())
 }
 
 fn now_ms() -> u64 {
@@ -216,6 +229,8 @@ fn now_ms() -> u64 {
 pub struct Offers {
     joined_ms: u64,
     offered: AtomicU64,
+    /// Which tracks the last offer carried (a hash of their `msid`s).
+    offered_tracks: AtomicU64,
     pads: AtomicU64,
     last_ms: AtomicU64,
 }
@@ -233,6 +248,11 @@ impl Offers {
             && now.saturating_sub(last) >= SETTLE_MS
             && now.saturating_sub(self.joined_ms) >= SETTLE_MS
             && self.offered.load(Ordering::Relaxed) != self.pads.load(Ordering::Relaxed)
+    }
+
+    /// Which tracks the last offer carried.
+    fn tracks(&self) -> u64 {
+        self.offered_tracks.load(Ordering::Relaxed)
     }
 }
 
@@ -442,6 +462,8 @@ pub struct Room {
     tracks: Arc<dyn RoomTracks>,
     current: std::sync::Mutex<(gst::Element, Arc<Offers>)>,
     error_rejoins: AtomicU64,
+    /// The tracks of the offer the last renegotiation re-join was for.
+    rejoined_for: AtomicU64,
 }
 
 /// Re-joins after room-source errors a job may make before an error fails it.
@@ -462,19 +484,26 @@ impl Room {
             tracks,
             current: std::sync::Mutex::new((room, offers)),
             error_rejoins: AtomicU64::new(0),
+            rejoined_for: AtomicU64::new(0),
         })
     }
 
     /// Re-joins if the room renegotiated; call from the run loop's thread (the old source's
-    /// state change blocks on its signaller).
+    /// state change blocks on its signaller). Once per set of offered tracks: when a fresh
+    /// session is offered the same tracks and still lacks media for some, those tracks have
+    /// none to send (a muted camera), and re-joining again would only blank the picture.
     pub fn maintain(&self, pipeline: &gst::Pipeline) -> Result<(), PipelineError> {
-        let renegotiated = self
-            .current
-            .lock()
-            .map_err(|_| PipelineError::Setup("room lock poisoned".into()))?
-            .1
-            .renegotiated();
-        if !renegotiated {
+        let tracks = {
+            let current = self
+                .current
+                .lock()
+                .map_err(|_| PipelineError::Setup("room lock poisoned".into()))?;
+            if !current.1.renegotiated() {
+                return Ok(());
+            }
+            current.1.tracks()
+        };
+        if self.rejoined_for.swap(tracks, Ordering::Relaxed) == tracks {
             return Ok(());
         }
         tracing::info!("the room renegotiated: re-joining it to receive its current tracks");

@@ -8,13 +8,16 @@ driver side) against livekit-server 1.13.5.
     livekit_participant.py --url ws://10.77.0.1:PORT --token JWT \
         [--publish audio,video|audio|video|none] [--seconds N] [--ignore-stdin]
         [--report-media] [--verbose] [--video-codec vp8|h264] [--resize-after S]
+        [--mute-video-after S]
 
 Joins the room granted by the token (auto_subscribe on), publishes a
 synthetic sine-tone audio track and a 320x240 moving-pattern video track
 (~15 fps) that keep producing frames while connected. --video-codec picks the
 codec LiveKit is asked for (default: the SDK's, VP8); --resize-after S makes the
 video 640x480 from S seconds after joining (an encoder reconfiguring mid-stream,
-as a browser does when its bandwidth or CPU changes).
+as a browser does when its bandwidth or CPU changes); --mute-video-after S mutes
+the video track S seconds after joining and stops its frames, as a browser's
+"camera off" does (the track stays published, with no media).
 
 stdout (one line per event, flushed):
     joined identity=<id> room=<name> sid=<room sid>   once connected and publishing
@@ -24,6 +27,8 @@ stdout (one line per event, flushed):
     track_unsubscribed identity=<id> kind=<audio|video>
     media_received identity=<id> kind=video WxH       (--report-media) first decoded frame
     media_received identity=<id> kind=audio peak=N    (--report-media) first non-silent frame
+    resized WxH                                       (--resize-after) the video grew
+    video muted                                       (--mute-video-after) no more frames
     reconnecting / reconnected                        signalling/ICE lost, SDK retrying
     disconnected reason=<REASON>                      server ended the session -> exit 0
     left                                              we left (stdin EOF / --seconds) -> exit 0
@@ -119,6 +124,12 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="send 640x480 frames from this many seconds after joining",
+    )
+    p.add_argument(
+        "--mute-video-after",
+        type=float,
+        default=None,
+        help="mute the video track and stop its frames this many seconds after joining",
     )
     p.add_argument(
         "--verbose",
@@ -291,7 +302,16 @@ class Participant:
         resize_at = None
         if self.args.resize_after is not None:
             resize_at = time.monotonic() + self.args.resize_after
+        mute_at = None
+        if self.args.mute_video_after is not None:
+            mute_at = time.monotonic() + self.args.mute_video_after
         while not self.done.is_set():
+            if mute_at is not None and time.monotonic() >= mute_at:
+                for publication in self.room.local_participant.track_publications.values():
+                    if publication.kind == self.rtc.TrackKind.KIND_VIDEO and publication.track:
+                        publication.track.mute()
+                _emit("video muted")
+                return
             if resize_at is not None and time.monotonic() >= resize_at:
                 w, h, resize_at = 640, 480, None
                 _emit("resized %dx%d" % (w, h))
