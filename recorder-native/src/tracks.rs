@@ -224,14 +224,30 @@ fn attach(
     // worker's file lacks them but plays up to its last cluster.
     let mux = make("matroskamux")?;
     let sink = make("filesink")?;
-    // A re-join brings the same tracks again: never overwrite an earlier file.
+    // A re-join brings the same tracks again: never overwrite an earlier file. The name is
+    // taken by creating the file, so two pads arriving at once cannot both pick it.
     let name = track_file_name(pad);
-    let mut file = dir.join(format!("{name}.mkv"));
     let mut part = 1;
-    while file.exists() {
-        part += 1;
-        file = dir.join(format!("{name}-{part}.mkv"));
-    }
+    let file = loop {
+        let candidate = match part {
+            1 => dir.join(format!("{name}.mkv")),
+            _ => dir.join(format!("{name}-{part}.mkv")),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(_) => break candidate,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => part += 1,
+            Err(e) => {
+                return Err(PipelineError::Setup(format!(
+                    "creating {}: {e}",
+                    candidate.display()
+                )))
+            }
+        }
+    };
     sink.set_property("location", file.to_string_lossy().to_string());
     add(pipeline, &[&queue, &filter, &mux, &sink])?;
     link(&[&queue, &filter])?;
