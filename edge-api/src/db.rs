@@ -583,21 +583,25 @@ pub async fn defer_livekit_deletion(
     Ok(first_int(&rows))
 }
 
-/// LiveKit rooms of `region_id` whose delete is due again at `now`; at most `limit`.
+/// LiveKit rooms (with their region) of `region_id`, or of every region, whose delete is due
+/// again at `now`; at most `limit`.
 pub async fn due_livekit_deletions(
     store: &impl Store,
-    region_id: &str,
+    region_id: Option<&str>,
     now: i64,
     limit: i64,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     let rows = store
         .execute(
-            "SELECT livekit_room FROM livekit_deletions WHERE region_id = ? AND next_at <= ? \
-             ORDER BY next_at LIMIT ?",
-            &[region_id.into(), now.into(), limit.into()],
+            "SELECT region_id, livekit_room FROM livekit_deletions \
+             WHERE (? IS NULL OR region_id = ?) AND next_at <= ? ORDER BY next_at LIMIT ?",
+            &[region_id.into(), region_id.into(), now.into(), limit.into()],
         )
         .await?;
-    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
+    rows.rows
+        .iter()
+        .map(|r| Ok((Columns(r).text(0)?, Columns(r).text(1)?)))
+        .collect()
 }
 
 /// Forgets a pending delete (it succeeded, or it is given up).

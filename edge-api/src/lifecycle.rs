@@ -274,13 +274,13 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
 /// Attempts at deleting a LiveKit room before the edge gives up on it (about four hours).
 const MAX_DELETE_ATTEMPTS: i64 = 10;
 
-/// Retried LiveKit deletes a heartbeat pays for.
+/// Retried LiveKit deletes a heartbeat (or, without sidecars, a create or end) pays for.
 const DELETES_PER_HEARTBEAT: i64 = 5;
 
 /// Deletes LiveKit room `room` in `region` (disconnecting everyone). When LiveKit does not
-/// answer and the region has a sidecar, the delete is kept and retried on the region's
-/// heartbeats (see [`retry_deletes`]); without sidecars there is no heartbeat to retry on, and
-/// LiveKit's own empty timeout is the backstop.
+/// answer, the delete is kept and retried: on the region's heartbeats (see [`retry_deletes`])
+/// when it has a sidecar, else on the next `room/create` or `room/endRoom` (see
+/// [`retry_deletes_without_sidecars`]).
 pub(crate) async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
@@ -299,10 +299,6 @@ async fn delete_failed<S: Store, H: HttpClient, C: Clock>(
     room: &str,
     error: &LiveKitError,
 ) -> Result<(), StoreError> {
-    if !edge.config.sidecar_secrets.contains_key(&region.id) {
-        tracing::warn!(region = %region.id, %room, %error, "deleting the LiveKit room failed");
-        return Ok(());
-    }
     let attempts =
         db::defer_livekit_deletion(&edge.store, &region.id, room, edge.now_secs()).await?;
     if attempts >= MAX_DELETE_ATTEMPTS {
@@ -321,19 +317,51 @@ async fn retry_deletes<S: Store, H: HttpClient, C: Clock>(
 ) -> Result<(), StoreError> {
     let due = db::due_livekit_deletions(
         &edge.store,
-        &region.id,
+        Some(&region.id),
         edge.now_secs(),
         DELETES_PER_HEARTBEAT,
     )
     .await?;
-    for room in due {
-        match edge.livekit(region).delete_room(&room).await {
-            Ok(()) => {
-                db::forget_livekit_deletion(&edge.store, &region.id, &room).await?;
-                tracing::info!(region = %region.id, %room, "LiveKit room deleted on retry");
+    for (_, room) in due {
+        retry_delete(edge, region, &room).await?;
+    }
+    Ok(())
+}
+
+/// Retries the due deletes of regions without a sidecar, which have no heartbeat to retry on;
+/// called on the plugNmeet calls that end and start sessions. A delete kept for a region no
+/// longer configured is dropped.
+pub(crate) async fn retry_deletes_without_sidecars<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) -> Result<(), StoreError> {
+    if edge.config.regions.len() == edge.config.sidecar_secrets.len() {
+        return Ok(());
+    }
+    let due = db::due_livekit_deletions(&edge.store, None, edge.now_secs(), DELETES_PER_HEARTBEAT)
+        .await?;
+    for (region_id, room) in due {
+        match edge.config.region(&region_id) {
+            Some(region) if !edge.config.sidecar_secrets.contains_key(&region.id) => {
+                retry_delete(edge, region, &room).await?;
             }
-            Err(e) => delete_failed(edge, region, &room, &e).await?,
+            Some(_) => {}
+            None => db::forget_livekit_deletion(&edge.store, &region_id, &room).await?,
         }
     }
     Ok(())
+}
+
+async fn retry_delete<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    room: &str,
+) -> Result<(), StoreError> {
+    match edge.livekit(region).delete_room(room).await {
+        Ok(()) => {
+            db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
+            tracing::info!(region = %region.id, %room, "LiveKit room deleted on retry");
+            Ok(())
+        }
+        Err(e) => delete_failed(edge, region, room, &e).await,
+    }
 }

@@ -1264,3 +1264,47 @@ fn a_participant_heard_leaving_before_joining_is_not_left_present() {
         "the participant was there, so it counts as having joined"
     );
 }
+
+/// Without sidecars there is no heartbeat: a LiveKit delete that failed is retried on the next
+/// `room/create` or `room/endRoom` once it is due, and not after it went through.
+#[test]
+fn without_sidecars_a_failed_livekit_delete_is_retried_on_later_calls() {
+    let mut edge = edge();
+    edge.config.sidecar_secrets.clear();
+    let room = running_room(&edge, "stuck", "eu", json!({}));
+    edge.http.1.set(true);
+    let end = |edge: &TestEdge, room_id: &str| {
+        let (status, body) = post(
+            edge,
+            "/auth/room/endRoom",
+            "plugnmeet",
+            API_SECRET,
+            &json!({ "room_id": room_id }),
+        );
+        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    };
+    end(&edge, "stuck");
+    assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
+    let create = |edge: &TestEdge, room_id: &str| {
+        created_room(
+            edge,
+            &json!({"room_id": room_id, "metadata": {"room_title": "T"}}),
+        )
+    };
+    // Not due yet.
+    edge.clock.0.set(T0 + 20_000);
+    create(&edge, "second");
+    assert_eq!(deleted_rooms(&edge).len(), 1);
+    // Due: retried, and LiveKit is back.
+    edge.http.1.set(false);
+    edge.clock.0.set(T0 + 31_000);
+    create(&edge, "third");
+    assert_eq!(
+        deleted_rooms(&edge),
+        [json!(room.livekit_room), json!(room.livekit_room)]
+    );
+    // Done: an end of another (never placed) room retries nothing more.
+    edge.clock.0.set(T0 + 4_000_000);
+    end(&edge, "third");
+    assert_eq!(deleted_rooms(&edge).len(), 2);
+}

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{bad_input, check_room_id, internal, invalid, ActiveRoomInfo};
 use crate::db::{self, NewRoom};
 use crate::exchange::EdgeResponse;
+use crate::lifecycle;
 use crate::metadata::{self, MetadataLimits};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::wire::{lenient_int, parse_input, Common};
@@ -94,6 +95,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             if created {
                 tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
                 forget_expired_past_rooms(edge).await;
+                if let Err(e) = lifecycle::retry_deletes_without_sidecars(edge).await {
+                    tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
+                }
             }
             EdgeResponse::reply(
                 Common::ok("success"),

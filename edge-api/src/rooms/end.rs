@@ -28,16 +28,19 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
         Err(e) => return internal(e),
     };
-    match end_session(edge, &room).await {
-        Ok(()) => EdgeResponse::common(200, Common::ok("success")),
-        Err(e) => internal(e),
+    if let Err(e) = end_session(edge, &room).await {
+        return internal(e);
     }
+    if let Err(e) = lifecycle::retry_deletes_without_sidecars(edge).await {
+        tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
+    }
+    EdgeResponse::common(200, Common::ok("success"))
 }
 
 /// Ends `room`'s session (if it is still running) and deletes its LiveKit room. The session is
 /// over in the edge's state whatever LiveKit says: no new token is minted for it. A failed
-/// delete is retried on the region's heartbeats (see [`lifecycle::delete_livekit_room`]);
-/// ending again also retries it.
+/// delete is retried later (see [`lifecycle::delete_livekit_room`]); ending again also
+/// retries it.
 pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     room: &RoomRow,
