@@ -173,6 +173,26 @@ fn created_room(edge: &TestEdge, create: &Value) -> db::RoomRow {
         .expect("room")
 }
 
+/// Creates `room_id` through the plugNmeet API with only a title.
+fn titled_room(edge: &TestEdge, room_id: &str) -> db::RoomRow {
+    created_room(
+        edge,
+        &json!({"room_id": room_id, "metadata": {"room_title": "T"}}),
+    )
+}
+
+/// Ends `room_id` through the plugNmeet API, which must answer success.
+fn end_room(edge: &TestEdge, room_id: &str) {
+    let (status, body) = post(
+        edge,
+        "/auth/room/endRoom",
+        "plugnmeet",
+        API_SECRET,
+        &json!({ "room_id": room_id }),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+}
+
 /// Creates `room_id` through the plugNmeet API and pins it to `region` as a first join would.
 fn running_room(edge: &TestEdge, room_id: &str, region: &str, features: Value) -> db::RoomRow {
     let room = created_room(
@@ -667,10 +687,7 @@ fn emptiness_waits_for_undelivered_webhooks_and_unentered_rooms_end() {
     let edge = edge();
     let quiet = running_room(&edge, "quiet", "eu", json!({})).livekit_room;
     running_room(&edge, "unentered", "eu", json!({}));
-    created_room(
-        &edge,
-        &json!({"room_id": "unplaced", "metadata": {"room_title": "T"}}),
-    );
+    titled_room(&edge, "unplaced");
     let joined = Some(participant("PA_quiet", "u", false));
     let batch = vec![
         event("Q0", "room_started", &quiet, "RM_quiet", None),
@@ -1050,15 +1067,8 @@ fn a_failed_livekit_delete_is_retried_on_heartbeats() {
     beat(&edge, "eu", false, 0);
     let room = running_room(&edge, "stuck", "eu", json!({}));
     edge.http.1.set(true);
-    let (status, body) = post(
-        &edge,
-        "/auth/room/endRoom",
-        "plugnmeet",
-        API_SECRET,
-        &json!({"room_id": "stuck"}),
-    );
     // The session is over whatever LiveKit says.
-    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    end_room(&edge, "stuck");
     assert!(block(db::running_room(&edge.store, "stuck"))
         .expect("store")
         .is_none());
@@ -1165,16 +1175,6 @@ fn past_rooms_are_forgotten_after_their_retention() {
     let day_ms = 86_400_000;
     let mut edge = edge();
     edge.config.past_rooms_retention_days = 30;
-    let end = |edge: &TestEdge, room_id: &str| {
-        let (status, body) = post(
-            edge,
-            "/auth/room/endRoom",
-            "plugnmeet",
-            API_SECRET,
-            &json!({ "room_id": room_id }),
-        );
-        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-    };
     // Day 0: "old" runs with a user and a participant, then ends; "still-running" starts.
     let old = running_room(&edge, "old", "eu", json!({}));
     join_token(&edge, "old", "ada");
@@ -1195,24 +1195,18 @@ fn past_rooms_are_forgotten_after_their_retention() {
     assert_eq!((status, &body["applied"]), (200, &json!(2)), "{body}");
     assert_eq!(rows_for(&edge, "room_users", &old.sid), 1);
     assert_eq!(rows_for(&edge, "room_participants", &old.sid), 1);
-    end(&edge, "old");
+    end_room(&edge, "old");
     running_room(&edge, "still-running", "eu", json!({}));
     // Day 20: "recent" runs and ends.
     edge.clock.0.set(T0 + 20 * day_ms);
-    created_room(
-        &edge,
-        &json!({"room_id": "recent", "metadata": {"room_title": "T"}}),
-    );
-    end(&edge, "recent");
+    titled_room(&edge, "recent");
+    end_room(&edge, "recent");
     assert_eq!(past_room_ids(&edge), ["old", "recent"]);
 
     // Day 31: "old" ended 31 days ago. Listing does not delete; the next create does.
     edge.clock.0.set(T0 + 31 * day_ms);
     assert_eq!(past_room_ids(&edge), ["old", "recent"]);
-    created_room(
-        &edge,
-        &json!({"room_id": "new", "metadata": {"room_title": "T"}}),
-    );
+    titled_room(&edge, "new");
     assert_eq!(past_room_ids(&edge), ["recent"]);
     for table in ["room_users", "room_participants", "room_media"] {
         assert_eq!(rows_for(&edge, table, &old.sid), 0, "{table} kept");
@@ -1223,10 +1217,7 @@ fn past_rooms_are_forgotten_after_their_retention() {
     // Without a retention nothing goes.
     edge.config.past_rooms_retention_days = 0;
     edge.clock.0.set(T0 + 400 * day_ms);
-    created_room(
-        &edge,
-        &json!({"room_id": "later", "metadata": {"room_title": "T"}}),
-    );
+    titled_room(&edge, "later");
     assert_eq!(past_room_ids(&edge), ["recent"]);
 }
 
@@ -1273,38 +1264,22 @@ fn without_sidecars_a_failed_livekit_delete_is_retried_on_later_calls() {
     edge.config.sidecar_secrets.clear();
     let room = running_room(&edge, "stuck", "eu", json!({}));
     edge.http.1.set(true);
-    let end = |edge: &TestEdge, room_id: &str| {
-        let (status, body) = post(
-            edge,
-            "/auth/room/endRoom",
-            "plugnmeet",
-            API_SECRET,
-            &json!({ "room_id": room_id }),
-        );
-        assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-    };
-    end(&edge, "stuck");
+    end_room(&edge, "stuck");
     assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
-    let create = |edge: &TestEdge, room_id: &str| {
-        created_room(
-            edge,
-            &json!({"room_id": room_id, "metadata": {"room_title": "T"}}),
-        )
-    };
     // Not due yet.
     edge.clock.0.set(T0 + 20_000);
-    create(&edge, "second");
+    titled_room(&edge, "second");
     assert_eq!(deleted_rooms(&edge).len(), 1);
     // Due: retried, and LiveKit is back.
     edge.http.1.set(false);
     edge.clock.0.set(T0 + 31_000);
-    create(&edge, "third");
+    titled_room(&edge, "third");
     assert_eq!(
         deleted_rooms(&edge),
         [json!(room.livekit_room), json!(room.livekit_room)]
     );
     // Done: an end of another (never placed) room retries nothing more.
     edge.clock.0.set(T0 + 4_000_000);
-    end(&edge, "third");
+    end_room(&edge, "third");
     assert_eq!(deleted_rooms(&edge).len(), 2);
 }
