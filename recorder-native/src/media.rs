@@ -189,27 +189,25 @@ pub fn room_source(input: &RoomInput) -> Result<(gst::Element, Arc<Offers>), Pip
 }
 
 /// Audio and video sections of an offer that carry a track: how many, and which (a hash of
-/// their `msid`s, in order). LiveKit keeps the section of a track that went away, as
-/// `recvonly` and without an `msid`.
+/// their `msid`s, in any order: a fresh session may be offered the same tracks in another
+/// order). LiveKit keeps the section of a track that went away, as `recvonly` and without an
+/// `msid`.
 fn active_media_sections(sdp: &gst_sdp::SDPMessageRef) -> (u64, u64) {
     use std::hash::{Hash as _, Hasher as _};
-    let mut tracks = std::collections::hash_map::DefaultHasher::new();
-    let mut count = 0;
-    for media in sdp
+    let mut msids: Vec<&str> = sdp
         .medias()
         .filter(|m| matches!(m.media(), Some("audio" | "video")) && m.port() != 0)
-    {
-        let keys: Vec<&str> = media.attributes().map(|a| a.key()).collect();
-        if keys.contains(&"recvonly") || keys.contains(&"inactive") {
-            continue;
-        }
-        let Some(msid) = media.attribute_val("msid") else {
-            continue;
-        };
-        msid.hash(&mut tracks);
-        count += 1;
-    }
-    (count, tracks.finish())
+        .filter(|m| {
+            !m.attributes()
+                .any(|a| matches!(a.key(), "recvonly" | "inactive"))
+        })
+        .filter_map(|m| m.attribute_val("msid"))
+        .collect();
+    msids.sort_unstable();
+    tracing::debug!(?msids, "offered tracks");
+    let mut tracks = std::collections::hash_map::DefaultHasher::new();
+    msids.hash(&mut tracks);
+    (msids.len() as u64, tracks.finish())
 }
 
 fn now_ms() -> u64 {
