@@ -13,7 +13,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0004_livekit_rooms.sql"),
     include_str!("../migrations/0005_region_moves.sql"),
     include_str!("../migrations/0006_livekit_deletions.sql"),
-    include_str!("../migrations/0007_past_room_retention.sql")
+    include_str!("../migrations/0007_past_room_retention.sql"),
+    include_str!("../migrations/0008_applied_events_per_region.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -524,8 +525,8 @@ pub async fn event_applied(
     // Per region: another region's sidecar naming the same id must not hide this one's event.
     let rows = store
         .execute(
-            "SELECT 1 FROM applied_events WHERE event_id = ? AND region_id = ?",
-            &[event_id.into(), region_id.into()],
+            "SELECT 1 FROM applied_region_events WHERE region_id = ? AND event_id = ?",
+            &[region_id.into(), event_id.into()],
         )
         .await?;
     Ok(!rows.rows.is_empty())
@@ -541,9 +542,9 @@ pub async fn mark_event_applied(
 ) -> Result<(), StoreError> {
     store
         .execute(
-            "INSERT INTO applied_events (event_id, region_id, applied_at) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-            &[event_id.into(), region_id.into(), now.into()],
+            "INSERT INTO applied_region_events (region_id, event_id, applied_at) \
+             VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            &[region_id.into(), event_id.into(), now.into()],
         )
         .await?;
     Ok(())
@@ -554,7 +555,7 @@ pub async fn mark_event_applied(
 pub async fn prune_applied_events(store: &impl Store, before: i64) -> Result<(), StoreError> {
     store
         .execute(
-            "DELETE FROM applied_events WHERE applied_at < ?",
+            "DELETE FROM applied_region_events WHERE applied_at < ?",
             &[before.into()],
         )
         .await?;

@@ -1283,3 +1283,37 @@ fn without_sidecars_a_failed_livekit_delete_is_retried_on_later_calls() {
     end_room(&edge, "third");
     assert_eq!(deleted_rooms(&edge).len(), 2);
 }
+
+/// Event ids are remembered per region: the same id from another region's sidecar is applied
+/// there, and its re-send from either region is recognised as a repeat.
+#[test]
+fn event_ids_are_remembered_per_region() {
+    let edge = edge();
+    let eu = running_room(&edge, "in-eu", "eu", json!({}));
+    let us = running_room(&edge, "in-us", "us", json!({}));
+    let started = |room: &db::RoomRow, lk_sid: &str| {
+        vec![event(
+            "EV_SAME",
+            "room_started",
+            &room.livekit_room,
+            lk_sid,
+            None,
+        )]
+    };
+    for (region, room, lk_sid) in [("eu", &eu, "RM_EU"), ("us", &us, "RM_US")] {
+        let (status, body) = events(&edge, region, started(room, lk_sid));
+        assert_eq!(
+            (status, &body["applied"]),
+            (200, &json!(1)),
+            "{region}: {body}"
+        );
+    }
+    for (region, room, lk_sid) in [("eu", &eu, "RM_EU"), ("us", &us, "RM_US")] {
+        let (status, body) = events(&edge, region, started(room, lk_sid));
+        assert_eq!(
+            (status, &body["duplicates"]),
+            (200, &json!(1)),
+            "{region}: {body}"
+        );
+    }
+}
