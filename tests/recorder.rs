@@ -777,3 +777,43 @@ fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
     let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
     assert!(done["reason"].is_null(), "{done}");
 }
+
+/// The recorder's token carries LiveKit's `recorder` grant, so LiveKit does not count it toward
+/// the room's `max_participants`: a room that is full for people still admits its recorder.
+#[test]
+fn a_full_room_still_admits_its_recorder() {
+    let _serial = serial();
+    let system = System::start("recorder-full", "");
+    let room = unique("full-room");
+    // The first join creates the LiveKit room with room for one participant.
+    let full_token = support::hs256(
+        &system.livekit_secret,
+        &json!({
+            "iss": system.livekit_key, "sub": "alice", "name": "alice",
+            "nbf": now_secs() - 10, "exp": now_secs() + 600,
+            "video": { "room": room, "roomJoin": true, "canPublish": true, "canSubscribe": true },
+            "roomConfig": { "maxParticipants": 1 },
+        }),
+    );
+    let alice = Participant::join(&system.livekit_ws, &full_token, "audio,video");
+    alice.expect_line("joined", Duration::from_secs(30));
+    let bob = Participant::join(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "bob"),
+        "video",
+    );
+    let refused = bob.expect_line("error", Duration::from_secs(60));
+    assert!(!refused.is_empty(), "the room is not full");
+
+    let secret = new_secret();
+    let mut service = Service::start("full", &secret, None, "");
+    let job_id = unique("full");
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    let info = probe(std::path::Path::new(done["file"].as_str().expect("file")));
+    assert!(number(&info["format"]["duration"]) >= 2.0, "{info}");
+}

@@ -72,7 +72,8 @@ pub struct StartRequest {
     pub room_id: String,
     /// LiveKit signalling URL of the room's region (`ws://` or `wss://`).
     pub livekit_url: String,
-    /// A LiveKit access token for a hidden subscriber of the room.
+    /// A LiveKit access token for a hidden subscriber of the room (with the `recorder` grant,
+    /// LiveKit does not count it toward the room's `max_participants`).
     pub token: String,
     /// Composite (default) or tracks.
     #[serde(default = "default_mode")]
