@@ -280,7 +280,7 @@ const DELETES_PER_HEARTBEAT: i64 = 5;
 /// Deletes LiveKit room `room` in `region` (disconnecting everyone). When LiveKit does not
 /// answer, the delete is kept and retried: on the region's heartbeats (see [`retry_deletes`])
 /// when it has a sidecar, else on the next `room/create` or `room/endRoom` (see
-/// [`retry_deletes_without_sidecars`]).
+/// [`retry_due_deletes`]).
 pub(crate) async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
@@ -328,27 +328,35 @@ async fn retry_deletes<S: Store, H: HttpClient, C: Clock>(
     Ok(())
 }
 
-/// Retries the due deletes of regions without a sidecar, which have no heartbeat to retry on;
-/// called on the plugNmeet calls that end and start sessions. A delete kept for a region no
-/// longer configured is dropped.
-pub(crate) async fn retry_deletes_without_sidecars<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-) -> Result<(), StoreError> {
-    if edge.config.regions.len() == edge.config.sidecar_secrets.len() {
-        return Ok(());
+/// Retries due deletes for deployments where some region has no sidecar, and so no heartbeat
+/// to retry on; called on the plugNmeet calls that end and start sessions. Every configured
+/// region's due deletes are retried (a gone sidecar region's must not hold the few places a
+/// call has); a delete kept for a region no longer configured is dropped. A store failure is
+/// logged: it only delays the retry.
+pub(crate) async fn retry_due_deletes<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C>) {
+    let config = &edge.config;
+    if config
+        .regions
+        .iter()
+        .all(|region| config.sidecar_secrets.contains_key(&region.id))
+    {
+        return;
     }
-    let due = db::due_livekit_deletions(&edge.store, None, edge.now_secs(), DELETES_PER_HEARTBEAT)
-        .await?;
-    for (region_id, room) in due {
-        match edge.config.region(&region_id) {
-            Some(region) if !edge.config.sidecar_secrets.contains_key(&region.id) => {
-                retry_delete(edge, region, &room).await?;
+    let retried = async {
+        let due =
+            db::due_livekit_deletions(&edge.store, None, edge.now_secs(), DELETES_PER_HEARTBEAT)
+                .await?;
+        for (region_id, room) in due {
+            match config.region(&region_id) {
+                Some(region) => retry_delete(edge, region, &room).await?,
+                None => db::forget_livekit_deletion(&edge.store, &region_id, &room).await?,
             }
-            Some(_) => {}
-            None => db::forget_livekit_deletion(&edge.store, &region_id, &room).await?,
         }
+        Ok::<(), StoreError>(())
+    };
+    if let Err(e) = retried.await {
+        tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
     }
-    Ok(())
 }
 
 async fn retry_delete<S: Store, H: HttpClient, C: Clock>(

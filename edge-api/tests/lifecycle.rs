@@ -1317,3 +1317,35 @@ fn event_ids_are_remembered_per_region() {
         );
     }
 }
+
+/// Where only some regions have a sidecar, the deletes of a sidecar region that stopped
+/// heartbeating do not hold the few places each call has for retries: the other regions'
+/// deletes are retried too.
+#[test]
+fn retries_on_calls_are_not_starved_by_a_silent_sidecar_region() {
+    let mut edge = edge();
+    edge.config.sidecar_secrets.remove("us");
+    let stuck: Vec<db::RoomRow> = (0..5)
+        .map(|n| running_room(&edge, &format!("eu-{n}"), "eu", json!({})))
+        .collect();
+    edge.http.1.set(true);
+    for room in &stuck {
+        end_room(&edge, &room.room_id);
+    }
+    edge.clock.0.set(T0 + 1_000);
+    let us = running_room(&edge, "in-us", "us", json!({}));
+    end_room(&edge, "in-us");
+    edge.http.1.set(false);
+    edge.clock.0.set(T0 + 40_000);
+    titled_room(&edge, "later-1");
+    titled_room(&edge, "later-2");
+    let deleted = deleted_rooms(&edge);
+    let us_deletes = deleted
+        .iter()
+        .filter(|room| **room == json!(us.livekit_room))
+        .count();
+    assert_eq!(
+        us_deletes, 2,
+        "the delete in the region without a sidecar was not retried: {deleted:?}"
+    );
+}

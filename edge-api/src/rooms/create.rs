@@ -95,9 +95,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             if created {
                 tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
                 forget_expired_past_rooms(edge).await;
-                if let Err(e) = lifecycle::retry_deletes_without_sidecars(edge).await {
-                    tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
-                }
+                lifecycle::retry_due_deletes(edge).await;
             }
             EdgeResponse::reply(
                 Common::ok("success"),

@@ -31,9 +31,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     if let Err(e) = end_session(edge, &room).await {
         return internal(e);
     }
-    if let Err(e) = lifecycle::retry_deletes_without_sidecars(edge).await {
-        tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
-    }
+    lifecycle::retry_due_deletes(edge).await;
     EdgeResponse::common(200, Common::ok("success"))
 }
 
