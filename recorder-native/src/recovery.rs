@@ -95,9 +95,9 @@ fn holds_a_fragment(path: &Path) -> std::io::Result<bool> {
     let mut at = 0u64;
     while at + 8 <= len {
         file.seek(SeekFrom::Start(at))?;
-        let mut header = [0u8; 16];
-        file.read_exact(&mut header[..8])?;
-        let [s0, s1, s2, s3, t0, t1, t2, t3, ..] = header;
+        let mut header = [0u8; 8];
+        file.read_exact(&mut header)?;
+        let [s0, s1, s2, s3, t0, t1, t2, t3] = header;
         if [t0, t1, t2, t3] == *b"moof" {
             return Ok(true);
         }
@@ -109,9 +109,8 @@ fn holds_a_fragment(path: &Path) -> std::io::Result<bool> {
                 if at + 16 > len {
                     return Ok(false);
                 }
-                file.read_exact(&mut header[8..])?;
                 let mut large = [0u8; 8];
-                large.copy_from_slice(&header[8..]);
+                file.read_exact(&mut large)?;
                 u64::from_be_bytes(large)
             }
             size => u64::from(size),
@@ -244,6 +243,17 @@ mod tests {
         assert!(holds_a_fragment(&path).expect("read"));
         std::fs::write(&path, b"").expect("write");
         assert!(!holds_a_fragment(&path).expect("read"));
+        // A box with a 64-bit size is stepped over whole.
+        let mut large = 1u32.to_be_bytes().to_vec();
+        large.extend_from_slice(b"mdat");
+        large.extend_from_slice(&(16u64 + 32).to_be_bytes());
+        large.extend(std::iter::repeat_n(0u8, 32));
+        let without = [header.clone(), large.clone()].concat();
+        std::fs::write(&path, &without).expect("write");
+        assert!(!holds_a_fragment(&path).expect("read"));
+        let after_large = [header.clone(), large, boxed(b"moof", 40)].concat();
+        std::fs::write(&path, &after_large).expect("write");
+        assert!(holds_a_fragment(&path).expect("read"));
 
         // A file without media is not repaired (nor kept aside as damaged): it goes.
         std::fs::write(&path, &header).expect("write");
