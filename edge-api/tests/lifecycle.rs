@@ -1291,30 +1291,17 @@ fn event_ids_are_remembered_per_region() {
     let edge = edge();
     let eu = running_room(&edge, "in-eu", "eu", json!({}));
     let us = running_room(&edge, "in-us", "us", json!({}));
-    let started = |room: &db::RoomRow, lk_sid: &str| {
-        vec![event(
-            "EV_SAME",
-            "room_started",
-            &room.livekit_room,
-            lk_sid,
-            None,
-        )]
-    };
-    for (region, room, lk_sid) in [("eu", &eu, "RM_EU"), ("us", &us, "RM_US")] {
-        let (status, body) = events(&edge, region, started(room, lk_sid));
-        assert_eq!(
-            (status, &body["applied"]),
-            (200, &json!(1)),
-            "{region}: {body}"
-        );
-    }
-    for (region, room, lk_sid) in [("eu", &eu, "RM_EU"), ("us", &us, "RM_US")] {
-        let (status, body) = events(&edge, region, started(room, lk_sid));
-        assert_eq!(
-            (status, &body["duplicates"]),
-            (200, &json!(1)),
-            "{region}: {body}"
-        );
+    // The same event id from each region, then each sent again.
+    for counted in ["applied", "duplicates"] {
+        for (region, room, lk_sid) in [("eu", &eu, "RM_EU"), ("us", &us, "RM_US")] {
+            let started = event("EV_SAME", "room_started", &room.livekit_room, lk_sid, None);
+            let (status, body) = events(&edge, region, vec![started]);
+            assert_eq!(
+                (status, &body[counted]),
+                (200, &json!(1)),
+                "{region}: {body}"
+            );
+        }
     }
 }
 
