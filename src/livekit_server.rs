@@ -51,10 +51,14 @@ impl LiveKitProcess {
     ) -> anyhow::Result<LiveKitProcess> {
         let binary = find_binary(settings.binary.as_deref())?;
         let config_path = data_dir.join("livekit.yaml");
+        // Video is VP8 only: the recorder's WebRTC stack answers each track with the first
+        // codec LiveKit offers (VP8), and LiveKit withdraws a track published in another codec
+        // from it, so that camera would be missing from recordings. Clients that ask for H.264,
+        // VP9 or AV1 publish VP8 instead.
         let config = format!(
             "port: {port}\n\
              rtc:\n  tcp_port: {tcp}\n  port_range_start: {udp_start}\n  port_range_end: {udp_end}\n  use_external_ip: false\n  enable_loopback_candidate: true\n\
-             room:\n  auto_create: true\n  empty_timeout: 300\n\
+             room:\n  auto_create: true\n  empty_timeout: 300\n  enabled_codecs:\n    - mime: audio/opus\n    - mime: audio/red\n    - mime: video/vp8\n\
              logging:\n  level: info\n  json: false\n\
              keys:\n  {api_key}: {api_secret}\n",
             port = settings.port,

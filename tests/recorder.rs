@@ -817,3 +817,36 @@ fn a_full_room_still_admits_its_recorder() {
     let info = probe(std::path::Path::new(done["file"].as_str().expect("file")));
     assert!(number(&info["format"]["duration"]) >= 2.0, "{info}");
 }
+
+/// The recorder's WebRTC stack (GStreamer 1.22's webrtcbin) answers each track with one codec,
+/// the first LiveKit offers: VP8. A camera published as H.264 would be withdrawn from the
+/// recorder and missing from the recording. The LiveKit `edgemeet up` runs accepts VP8 video
+/// only, so a client that asks for H.264 publishes VP8, and the recording has its camera.
+#[test]
+fn a_camera_that_asks_for_h264_is_still_recorded() {
+    let _serial = serial();
+    let system = System::start("recorder-h264", "");
+    let room = unique("h264-room");
+    let publisher = Participant::join_with(
+        &system.livekit_ws,
+        &publisher_token(&system, &room, "alice"),
+        "video",
+        &["--video-codec", "h264"],
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    let (mut service, job_id) = start_tracks_job(&system, &room, "h264");
+    std::thread::sleep(Duration::from_secs(5));
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+
+    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("track dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "the camera's file: {files:?}");
+    let info = probe(&files[0]);
+    assert_eq!(info["streams"][0]["codec_name"], "vp8", "{info}");
+    assert!(number(&info["format"]["duration"]) > 3.0, "{info}");
+}
