@@ -290,6 +290,8 @@ impl Recording {
             .field("width", clamp_i32(width))
             .field("height", clamp_i32(height))
             .field("framerate", gst::Fraction::new(fps, 1))
+            .field("colorimetry", CANVAS_COLORIMETRY)
+            .field("chroma-site", CANVAS_CHROMA_SITE)
             .build();
         let compositor = make("compositor")?;
         compositor.set_property_from_str("background", "black");
@@ -535,6 +537,14 @@ fn attach_participants(pipeline: &gst::Pipeline, room: &gst::Element, tiles: &Ar
     });
 }
 
+/// The canvas's colour description, which every tile is converted to in its own branch. Left
+/// open, each picture's default follows its size (BT.601 up to 576 lines, BT.709 above), the
+/// tiles of one layout disagree, and the compositor converts whole tiles on every frame it
+/// makes.
+const CANVAS_COLORIMETRY: &str = "bt709";
+/// Where the canvas's chroma samples sit (MPEG-2 style, as H.264 assumes).
+const CANVAS_CHROMA_SITE: &str = "mpeg2";
+
 /// What a video branch hands the compositor: I420 (the canvas's format, so the compositor
 /// converts nothing) at the tile's size, square pixels.
 fn tile_caps(width: u32, height: u32) -> gst::Caps {
@@ -543,6 +553,8 @@ fn tile_caps(width: u32, height: u32) -> gst::Caps {
         .field("width", clamp_i32(width))
         .field("height", clamp_i32(height))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("colorimetry", CANVAS_COLORIMETRY)
+        .field("chroma-site", CANVAS_CHROMA_SITE)
         .build()
 }
 
