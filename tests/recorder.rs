@@ -572,6 +572,69 @@ fn the_layout_follows_two_then_four_publishers() {
     }
 }
 
+/// A canvas has places for `max_videos` videos. The earliest arrivals get them; a later camera
+/// waits, switched off at LiveKit, and is not drawn. When someone on the canvas leaves, the
+/// waiting camera takes the place.
+#[test]
+fn a_full_canvas_shows_the_earliest_videos_and_the_next_takes_a_freed_place() {
+    let _serial = serial();
+    let system = System::start("recorder-full-canvas", "");
+    let room = unique("full-canvas-room");
+    let secret = new_secret();
+    let mut service = Service::start(
+        "full-canvas",
+        &secret,
+        None,
+        "[composite]\nmax_videos = 2\n",
+    );
+    let job_id = unique("full-canvas");
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let started = Instant::now();
+
+    let join = |name: &str| {
+        let p = Participant::join(
+            &system.livekit_ws,
+            &publisher_token(&system, &room, name),
+            "video",
+        );
+        p.expect_line("joined", Duration::from_secs(30));
+        p
+    };
+    let alice = join("alice");
+    let mark = service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
+    let bob = join("bob");
+    let mark = service.wait_log(mark, "layout updated videos=2", Duration::from_secs(30));
+    let carol = join("carol");
+    // The third camera is switched off at LiveKit and left off the canvas.
+    service.wait_log(mark, "sending=false", Duration::from_secs(30));
+    let mark = service.wait_log(
+        mark,
+        "layout updated videos=3 shown=2",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let full = started.elapsed().as_secs_f64() - 2.0;
+
+    assert_eq!(alice.leave(Duration::from_secs(20)), Some(0));
+    let mark = service.wait_log(mark, "re-joining", Duration::from_secs(30));
+    service.wait_log(
+        mark,
+        "layout updated videos=2 shown=2",
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let freed = started.elapsed().as_secs_f64() - 2.0;
+
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    drop((bob, carol));
+    let file = std::path::PathBuf::from(done["file"].as_str().expect("file"));
+    // Two places, both with a picture, and no third picture anywhere.
+    assert_layout(&file, full, 2);
+    assert_layout(&file, freed, 2);
+}
+
 /// A recording outlives its first token: started again with a fresh one, the job hands it to
 /// its worker, and the re-join that a leaving publisher forces after the first token expired
 /// succeeds. (Without the fresh token that re-join is refused and the job fails.)

@@ -17,6 +17,7 @@
 //! Stopping sends EOS into each branch, because `webrtcsrc` does not forward a pipeline-wide EOS.
 //! The broadcast runs in its own pipeline ([`crate::broadcast`]) so its failure spares the file.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +25,7 @@ use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::broadcast::Broadcast;
-use crate::layout::{layout, Canvas, VideoKind};
+use crate::layout::{layout, shown, Canvas, VideoKind};
 use crate::media::{
     self, add, clamp_i32, end_branch, link, make, Control, Counter, PipelineError, Progress, Room,
     RoomInput, RoomTracks, RunEvent,
@@ -52,6 +53,10 @@ pub struct CompositeSettings {
     /// for jobs side by side and wastes nothing handing slices between threads; a picture that
     /// one core cannot encode in real time (1080p, or a slow preset) needs more.
     pub encoder_threads: u32,
+    /// The most videos on the canvas at once. Each shown video costs its decode and scale, and
+    /// a tile of a 720p canvas shared by more is too small to see a face; videos beyond it are
+    /// switched off at LiveKit (nothing sent, nothing decoded) until a place frees up.
+    pub max_videos: u32,
 }
 
 impl Default for CompositeSettings {
@@ -64,6 +69,7 @@ impl Default for CompositeSettings {
             audio_kbps: 128,
             preset: EncoderPreset::Veryfast,
             encoder_threads: 1,
+            max_videos: 16,
         }
     }
 }
@@ -96,6 +102,9 @@ impl CompositeSettings {
         }
         if self.encoder_threads > 64 {
             return Some("composite encoder_threads must be 0 (automatic) to 64");
+        }
+        if !(1..=64).contains(&self.max_videos) {
+            return Some("composite max_videos must be 1 to 64");
         }
         None
     }
@@ -162,6 +171,11 @@ struct Branch {
     entry: gst::Pad,
     /// The compositor or mixer pad it feeds.
     sink: gst::Pad,
+    /// When its track first reached this recording (kept across re-joins): the earlier, the
+    /// sooner it gets a place on a full canvas.
+    arrival: u64,
+    /// For videos, whether it has a place on the canvas (else LiveKit is asked not to send it).
+    shown: bool,
     /// For videos, the capsfilter that sets the tile's size (the layout changes it).
     tile_size: Option<gst::Element>,
     /// Its own elements, removed with it.
@@ -177,24 +191,51 @@ struct Tiles {
     mixer: gst::Element,
     videos: Vec<Branch>,
     audios: Vec<Branch>,
+    /// When each track (by its `msid`) first arrived, so a re-join keeps who is on the canvas.
+    arrivals: HashMap<String, u64>,
 }
 
 impl Tiles {
-    /// Applies the layout for the current set of videos to their compositor pads.
-    fn relayout(&self) {
-        let kinds: Vec<VideoKind> = self.videos.iter().map(|b| b.kind).collect();
-        for (branch, tile) in self
-            .videos
-            .iter()
-            .zip(layout(self.settings.canvas(), &kinds))
-        {
+    /// The arrival of the track behind `pad`: its first, if it was here before a re-join.
+    fn arrival(&mut self, pad: &gst::Pad) -> u64 {
+        let next = u64::try_from(self.arrivals.len()).unwrap_or(u64::MAX);
+        match track_id(pad) {
+            Some(id) => *self.arrivals.entry(id).or_insert(next),
+            None => next,
+        }
+    }
+
+    /// Picks the videos that have a place (screen shares first, then the earliest arrivals, up
+    /// to `max_videos`), switches the others off at LiveKit, and applies the layout of the
+    /// shown ones to their compositor pads.
+    fn relayout(&mut self) {
+        let arrivals: Vec<(VideoKind, u64)> =
+            self.videos.iter().map(|b| (b.kind, b.arrival)).collect();
+        let places = usize::try_from(self.settings.max_videos).unwrap_or(usize::MAX);
+        let shown = shown(&arrivals, places);
+        for (branch, show) in self.videos.iter_mut().zip(shown) {
+            if branch.shown != show {
+                branch.shown = show;
+                set_track_sending(&branch.source_pad, show);
+                branch
+                    .sink
+                    .set_property("alpha", if show { 1.0f64 } else { 0.0 });
+            }
+        }
+        let on_canvas: Vec<&Branch> = self.videos.iter().filter(|b| b.shown).collect();
+        let kinds: Vec<VideoKind> = on_canvas.iter().map(|b| b.kind).collect();
+        for (branch, tile) in on_canvas.iter().zip(layout(self.settings.canvas(), &kinds)) {
             branch.sink.set_property("xpos", clamp_i32(tile.x));
             branch.sink.set_property("ypos", clamp_i32(tile.y));
             if let Some(tile_size) = &branch.tile_size {
                 tile_size.set_property("caps", tile_caps(tile.width, tile.height));
             }
         }
-        tracing::info!(videos = self.videos.len(), "layout updated");
+        tracing::info!(
+            videos = self.videos.len(),
+            shown = on_canvas.len(),
+            "layout updated"
+        );
     }
 
     /// Takes out the branch fed by the room pad `source_pad` (its track ended).
@@ -438,6 +479,7 @@ impl Recording {
             mixer: mixer.clone(),
             videos: Vec::new(),
             audios: Vec::new(),
+            arrivals: HashMap::new(),
         }));
         let room = Room::join(
             &pipeline,
@@ -461,7 +503,10 @@ impl Recording {
 
     /// Number of participant videos on the canvas now.
     pub fn videos(&self) -> usize {
-        self.tiles.lock().map(|t| t.videos.len()).unwrap_or(0)
+        self.tiles
+            .lock()
+            .map(|t| t.videos.iter().filter(|b| b.shown).count())
+            .unwrap_or(0)
     }
 
     /// Runs on the calling thread until `stop` receives (then ends the outputs cleanly) or the
@@ -535,6 +580,22 @@ fn attach_participants(pipeline: &gst::Pipeline, room: &gst::Element, tiles: &Ar
         };
         tiles.remove(&pipeline, pad);
     });
+}
+
+/// The track behind a room pad: LiveKit's `participant_sid|track_sid`, the same across
+/// re-joins.
+fn track_id(pad: &gst::Pad) -> Option<String> {
+    pad.find_property("msid")?;
+    pad.property::<Option<String>>("msid")
+}
+
+/// Asks LiveKit to send (or stop sending) the track behind a room pad. A track switched off
+/// costs no bandwidth and no decoding; switched on again, LiveKit starts it with a keyframe.
+fn set_track_sending(pad: &gst::Pad, sending: bool) {
+    if gst::glib::subclass::signal::SignalId::lookup("set-track-disabled", pad.type_()).is_some() {
+        pad.emit_by_name::<()>("set-track-disabled", &[&!sending]);
+        tracing::info!(pad = %pad.name(), sending, "video switched at LiveKit");
+    }
 }
 
 /// The canvas's colour description, which every tile is converted to in its own branch. Left
@@ -629,10 +690,14 @@ fn attach(
     let entry = first
         .static_pad("sink")
         .ok_or_else(|| PipelineError::Setup("queue without sink pad".into()))?;
+    let arrival = tiles.arrival(pad);
     let branch = Branch {
         source_pad: pad.clone(),
         entry: entry.clone(),
         sink,
+        arrival,
+        // A new video is on the canvas until the layout says otherwise (LiveKit sends it).
+        shown: true,
         tile_size,
         elements,
         kind,
@@ -649,7 +714,7 @@ fn attach(
         return Err(PipelineError::Setup(format!("linking the track: {e:?}")));
     }
     if is_video {
-        tracing::info!(pad = %pad.name(), ?kind, "video track joined the composite");
+        tracing::info!(pad = %pad.name(), ?kind, track = ?track_id(pad), "video track joined the composite");
     } else {
         tracing::info!(pad = %pad.name(), "audio track joined the mix");
     }

@@ -373,6 +373,7 @@ mod tests {
         assert_eq!(config.composite.preset.x264_name(), "superfast");
         assert_eq!(config.composite.canvas().width, 1920);
         assert_eq!(config.composite.framerate, 30);
+        assert_eq!(config.composite.max_videos, 16);
         for bad in [
             "width = 1281",
             "height = 8",
@@ -380,6 +381,8 @@ mod tests {
             "video_kbps = 10",
             "audio_kbps = 4096",
             "encoder_threads = 100",
+            "max_videos = 0",
+            "max_videos = 65",
         ] {
             let text = format!("{MINIMAL}\n[composite]\n{bad}\n");
             let config: ServiceConfig = toml::from_str(&text).expect("parse");

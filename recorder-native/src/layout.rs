@@ -95,6 +95,22 @@ pub fn layout(canvas: Canvas, videos: &[VideoKind]) -> Vec<Tile> {
         .collect()
 }
 
+/// Which videos get a place on a canvas with room for `places`: screen shares first, then the
+/// earliest arrivals. `videos` holds each video's kind and arrival (smaller is earlier); the
+/// answer says, in the same order, whether each one is shown.
+pub fn shown(videos: &[(VideoKind, u64)], places: usize) -> Vec<bool> {
+    let mut by_priority: Vec<usize> = (0..videos.len()).collect();
+    by_priority.sort_by_key(|&i| {
+        let (kind, arrival) = videos[i];
+        (kind != VideoKind::ScreenShare, arrival)
+    });
+    let mut shown = vec![false; videos.len()];
+    for &i in by_priority.iter().take(places) {
+        shown[i] = true;
+    }
+    shown
+}
+
 /// `n` cells in a near-square grid inside `area`.
 fn grid(area: Tile, n: usize) -> Vec<Tile> {
     let n = u32::try_from(n).unwrap_or(u32::MAX);
@@ -232,6 +248,20 @@ mod tests {
         let tiles = layout(HD, &[VideoKind::ScreenShare, VideoKind::ScreenShare]);
         check_invariants(HD, &tiles);
         assert!(tiles[0].width > tiles[1].width * 3);
+    }
+
+    #[test]
+    fn a_full_canvas_keeps_the_earliest_videos_and_every_screen_share() {
+        use VideoKind::{Camera, ScreenShare};
+        let videos = [(Camera, 4), (Camera, 0), (Camera, 7), (Camera, 2)];
+        assert_eq!(shown(&videos, 2), [false, true, false, true]);
+        assert_eq!(shown(&videos, 4), [true; 4]);
+        assert_eq!(shown(&videos, 9), [true; 4], "room to spare");
+        // A screen share that came last still gets a place, ahead of the cameras.
+        let shared = [(Camera, 0), (Camera, 1), (ScreenShare, 5)];
+        assert_eq!(shown(&shared, 2), [true, false, true]);
+        assert_eq!(shown(&shared, 1), [false, false, true]);
+        assert!(shown(&[], 3).is_empty());
     }
 
     #[test]
