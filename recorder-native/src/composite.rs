@@ -238,30 +238,16 @@ impl Tiles {
         );
     }
 
-    /// Takes out the branch fed by the room pad `source_pad` (its track ended).
+    /// Takes out the branch fed by the room pad `source_pad` (its track ended); a waiting
+    /// video may take its place.
     fn remove(&mut self, pipeline: &gst::Pipeline, source_pad: &gst::Pad) {
-        let is_video = source_pad.name().starts_with("video");
-        let (branches, aggregator) = if is_video {
-            (&mut self.videos, &self.compositor)
-        } else {
-            (&mut self.audios, &self.mixer)
-        };
-        let Some(index) = branches.iter().position(|b| &b.source_pad == source_pad) else {
-            return;
-        };
-        let branch = branches.remove(index);
-        for element in &branch.elements {
-            let _ = element.set_state(gst::State::Null);
-        }
-        let _ = pipeline.remove_many(&branch.elements);
-        aggregator.release_request_pad(&branch.sink);
-        if is_video {
+        if self.detach(pipeline, source_pad) && source_pad.name().starts_with("video") {
             self.relayout();
         }
-        tracing::info!(pad = %source_pad.name(), "track left the recording");
     }
 
-    /// Takes out every participant branch (the room source is being replaced).
+    /// Takes out every participant branch (the room source is being replaced). Nothing is
+    /// switched at LiveKit: the old source's connection is already closed.
     fn remove_all(&mut self, pipeline: &gst::Pipeline) {
         let pads: Vec<gst::Pad> = self
             .videos
@@ -270,8 +256,29 @@ impl Tiles {
             .map(|b| b.source_pad.clone())
             .collect();
         for pad in pads {
-            self.remove(pipeline, &pad);
+            self.detach(pipeline, &pad);
         }
+        tracing::info!("every track left the recording");
+    }
+
+    /// Removes the branch fed by `source_pad` from the pipeline; whether there was one.
+    fn detach(&mut self, pipeline: &gst::Pipeline, source_pad: &gst::Pad) -> bool {
+        let (branches, aggregator) = if source_pad.name().starts_with("video") {
+            (&mut self.videos, &self.compositor)
+        } else {
+            (&mut self.audios, &self.mixer)
+        };
+        let Some(index) = branches.iter().position(|b| &b.source_pad == source_pad) else {
+            return false;
+        };
+        let branch = branches.remove(index);
+        for element in &branch.elements {
+            let _ = element.set_state(gst::State::Null);
+        }
+        let _ = pipeline.remove_many(&branch.elements);
+        aggregator.release_request_pad(&branch.sink);
+        tracing::info!(pad = %source_pad.name(), "track left the recording");
+        true
     }
 }
 
