@@ -44,6 +44,15 @@ pub struct ServiceConfig {
     /// Where broadcasts may go.
     #[serde(default)]
     pub broadcast: BroadcastConfig,
+    /// Days a finished job (COMPLETE or FAILED) is kept in the job database, for `/jobs/list`
+    /// and for answering a repeated start of it; 0 keeps them for ever. Its recording is not
+    /// touched.
+    #[serde(default = "default_keep_finished_jobs_days")]
+    pub keep_finished_jobs_days: u32,
+}
+
+fn default_keep_finished_jobs_days() -> u32 {
+    30
 }
 
 /// Where broadcasts may go (see [`crate::targets`]).
@@ -302,6 +311,7 @@ mod tests {
         config.check().expect("valid");
         assert_eq!(config.recordings_dir(), PathBuf::from("/tmp/x/recordings"));
         assert_eq!(config.admission.max_jobs, 8);
+        assert_eq!(config.keep_finished_jobs_days, 30);
         assert!(config.control_plane.is_none());
     }
 

@@ -209,6 +209,17 @@ impl Store {
         .map(|_| ())
     }
 
+    /// Deletes up to `limit` jobs that finished (COMPLETE or FAILED) before `before_ms`, the
+    /// oldest first; how many. Running jobs and their events are never touched.
+    pub fn forget_finished(&mut self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs \
+               WHERE state IN ('COMPLETE', 'FAILED') AND updated_ms < ?1 \
+               ORDER BY updated_ms LIMIT ?2)",
+            params![before_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        )?)
+    }
+
     /// Saves a job's new state, reason and file together with the events that report it.
     /// States only go forward, and a job that reached COMPLETE or FAILED stays as it was: such
     /// an update (a late writer) changes nothing, queues no event and returns `false`.
@@ -408,6 +419,46 @@ mod tests {
         assert!(pending[1].body.contains("\"ACTIVE\""));
         store.delivered_through(pending[0].seq).expect("ack");
         assert_eq!(store.backlog().expect("backlog"), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Finished jobs older than the cut-off go, oldest first and a batch at a time; running
+    /// jobs and newer finished ones stay, and so do the events already queued.
+    #[test]
+    fn old_finished_jobs_are_forgotten_a_batch_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut store = Store::open(&dir.join("jobs.db")).expect("open");
+        let jobs = [
+            ("done-1", JobState::Complete, 10),
+            ("failed", JobState::Failed, 20),
+            ("done-2", JobState::Complete, 30),
+            ("running", JobState::Active, 5),
+            ("ending", JobState::Ending, 5),
+            ("recent", JobState::Complete, 500),
+        ];
+        for (id, state, updated_ms) in jobs {
+            let mut job = view(id, state);
+            job.updated_ms = updated_ms;
+            store
+                .insert(&job, "fp", Some(&Event::new(EventKind::JobState, &job)))
+                .expect("insert");
+        }
+        assert_eq!(store.forget_finished(100, 2).expect("forget"), 2);
+        let left = |store: &Store| {
+            let mut ids: Vec<String> = jobs
+                .iter()
+                .filter(|(id, ..)| store.job(id).expect("read").is_some())
+                .map(|(id, ..)| (*id).to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(left(&store), ["done-2", "ending", "recent", "running"]);
+        assert_eq!(store.forget_finished(100, 20).expect("forget"), 1);
+        assert_eq!(left(&store), ["ending", "recent", "running"]);
+        assert_eq!(store.forget_finished(100, 20).expect("forget"), 0);
+        assert_eq!(store.backlog().expect("backlog"), 6, "queued events stay");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

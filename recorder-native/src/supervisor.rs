@@ -259,6 +259,7 @@ impl Node {
                 &fingerprint,
                 self.event(EventKind::JobState, &view).as_ref(),
             )?;
+            self.forget_old_jobs(&mut store);
             let (instructions, instructions_out) = tokio::sync::mpsc::unbounded_channel();
             running.insert(
                 view.job_id.clone(),
@@ -294,6 +295,22 @@ impl Node {
             job: view,
             existing: false,
         })
+    }
+
+    /// Deletes a few of the jobs that finished longer ago than the configured retention: each
+    /// new job takes away up to 20, so the table stays bounded without a timer. A failure is
+    /// logged; the new job goes ahead.
+    fn forget_old_jobs(&self, store: &mut Store) {
+        let days = self.config.keep_finished_jobs_days;
+        if days == 0 {
+            return;
+        }
+        let before = now_ms().saturating_sub(i64::from(days) * 86_400_000);
+        match store.forget_finished(before, 20) {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, days, "forgot finished jobs"),
+            Err(e) => tracing::warn!(error = %e, "could not forget finished jobs"),
+        }
     }
 
     /// The event for a state change, if events are sent anywhere.
