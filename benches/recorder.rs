@@ -15,7 +15,9 @@
 //!
 //! `EDGEMEET_BENCH_SECONDS` sets the measured window (default 20). `EDGEMEET_BENCH_PART=ratio`
 //! runs only the 1-publisher composite and the ffmpeg baseline, `EDGEMEET_BENCH_PART=concurrency`
-//! only the concurrency sweep (for trying a change quickly); the default runs everything.
+//! only the concurrency sweep (for trying a change quickly), `EDGEMEET_BENCH_PART=cap` only the
+//! canvas cap (4 publishers on a canvas with places for 2 against 2 and 4 uncapped); the default
+//! runs everything.
 //! `EDGEMEET_BENCH_PRESET` sets the x264 preset of the workers and of ffmpeg (default
 //! veryfast, the service's default).
 
@@ -293,13 +295,56 @@ fn main() {
         preset()
     );
     let part = std::env::var("EDGEMEET_BENCH_PART").unwrap_or_default();
-    if part != "concurrency" {
+    if part.is_empty() || part == "ratio" {
         per_job_costs(&system, &mut service, part == "ratio");
     }
-    if part != "ratio" {
+    if part.is_empty() || part == "cap" {
+        canvas_cap(&system, &mut service, &secret);
+    }
+    if part.is_empty() || part == "concurrency" {
         concurrency(&system, &mut service);
     }
     let _ = service.terminate(Duration::from_secs(60));
+}
+
+/// What a canvas cap saves: 4 publishers on a canvas with places for 2 (the other two switched
+/// off at LiveKit) against 2 and 4 publishers with room for all.
+fn canvas_cap(system: &System, service: &mut Service, secret: &str) {
+    let mut capped = Service::start(
+        "bench-capped",
+        secret,
+        None,
+        &format!(
+            "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\n\
+             [watchdog]\nstall_seconds = 60\n[composite]\npreset = \"{}\"\nmax_videos = 2\n",
+            preset()
+        ),
+    );
+    println!("| composite | CPU-s per media-s | peak RSS (MiB) |\n|---|---|---|");
+    for (n, is_capped, label) in [
+        (2, false, "2 publishers, 2 shown"),
+        (4, false, "4 publishers, 4 shown"),
+        (
+            4,
+            true,
+            "4 publishers, `max_videos = 2`: 2 shown, 2 switched off",
+        ),
+    ] {
+        let node = if is_capped {
+            &mut capped
+        } else {
+            &mut *service
+        };
+        let room = unique("bench-room");
+        let _publishers = publishers(system, &room, n);
+        let (measured, _) = run_jobs(system, node, &room, "composite", 1);
+        println!(
+            "| {label} | {:.3} | {:.0} |",
+            measured[0].cpu_per_media_second, measured[0].peak_rss_mib
+        );
+    }
+    println!();
+    let _ = capped.terminate(Duration::from_secs(60));
 }
 
 /// CPU per media-second and memory of single jobs, and the ffmpeg baseline; with `ratio_only`
