@@ -522,27 +522,49 @@ fn assert_layout(file: &std::path::Path, seconds: f64, videos: usize) {
     }
 }
 
+/// `name` joins `room` publishing `kinds` ("video", "audio,video") with the test participant's
+/// extra `args`; returns once joined.
+fn publisher_with(
+    system: &System,
+    room: &str,
+    name: &str,
+    kinds: &str,
+    args: &[&str],
+) -> Participant {
+    let publisher = Participant::join_with(
+        &system.livekit_ws,
+        &publisher_token(system, room, name),
+        kinds,
+        args,
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    publisher
+}
+
+/// Starts a service named `name` (`extra_toml` added to its config) and a composite job of
+/// `room` on it; returns once the job is ACTIVE.
+fn start_composite_job(
+    system: &System,
+    room: &str,
+    name: &str,
+    extra_toml: &str,
+) -> (Service, String) {
+    let mut service = Service::start(name, &new_secret(), None, extra_toml);
+    let job_id = unique(name);
+    service.start_job(&start_body(system, room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    (service, job_id)
+}
+
 #[test]
 fn the_layout_follows_two_then_four_publishers() {
     let _serial = serial();
     let system = System::start("recorder-layout", "");
     let room = unique("layout-room");
-    let secret = new_secret();
-    let mut service = Service::start("layout", &secret, None, "");
-    let job_id = unique("layout");
-    service.start_job(&start_body(&system, &room, &job_id, json!({})));
-    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let (mut service, job_id) = start_composite_job(&system, &room, "layout", "");
     let started = Instant::now();
 
-    let join = |name: &str| {
-        let p = Participant::join(
-            &system.livekit_ws,
-            &publisher_token(&system, &room, name),
-            "video",
-        );
-        p.expect_line("joined", Duration::from_secs(30));
-        p
-    };
+    let join = |name: &str| publisher_with(&system, &room, name, "video", &[]);
     let mut phases = Vec::new();
     let first = vec![join("alice"), join("bob")];
     let mark = service.wait_log(0, "layout updated videos=2", Duration::from_secs(30));
@@ -580,27 +602,15 @@ fn a_full_canvas_shows_the_earliest_videos_and_the_next_takes_a_freed_place() {
     let _serial = serial();
     let system = System::start("recorder-full-canvas", "");
     let room = unique("full-canvas-room");
-    let secret = new_secret();
-    let mut service = Service::start(
+    let (mut service, job_id) = start_composite_job(
+        &system,
+        &room,
         "full-canvas",
-        &secret,
-        None,
         "[composite]\nmax_videos = 2\n",
     );
-    let job_id = unique("full-canvas");
-    service.start_job(&start_body(&system, &room, &job_id, json!({})));
-    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
     let started = Instant::now();
 
-    let join = |name: &str| {
-        let p = Participant::join(
-            &system.livekit_ws,
-            &publisher_token(&system, &room, name),
-            "video",
-        );
-        p.expect_line("joined", Duration::from_secs(30));
-        p
-    };
+    let join = |name: &str| publisher_with(&system, &room, name, "video", &[]);
     let alice = join("alice");
     let mark = service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
     let bob = join("bob");
@@ -700,6 +710,20 @@ fn start_tracks_job(system: &System, room: &str, name: &str) -> (Service, String
     (service, job_id)
 }
 
+/// Stops a tracks job, waits for COMPLETE and returns its track files, sorted.
+fn stop_tracks_job(service: &mut Service, job_id: &str) -> Vec<std::path::PathBuf> {
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(job_id, "COMPLETE", Duration::from_secs(30));
+    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("track dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn tracks_mode_keeps_each_track_as_published() {
     let _serial = serial();
@@ -708,17 +732,8 @@ fn tracks_mode_keeps_each_track_as_published() {
     let (mut service, job_id) = start_tracks_job(&system, &room, "tracks");
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(6));
-    service.call("/jobs/stop", &json!({ "job_id": job_id }));
-    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    let files = stop_tracks_job(&mut service, &job_id);
     let wall = started.elapsed().as_secs_f64();
-
-    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("track dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
     assert_eq!(files.len(), 2, "one file per track: {files:?}");
     let mut codecs = Vec::new();
     for file in &files {
@@ -751,25 +766,11 @@ fn tracks_mode_keeps_a_camera_through_a_resize() {
     let _serial = serial();
     let system = System::start("recorder-resize", "");
     let room = unique("resize-room");
-    let publisher = Participant::join_with(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
-        "video",
-        &["--resize-after", "6"],
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
+    let publisher = publisher_with(&system, &room, "alice", "video", &["--resize-after", "6"]);
     let (mut service, job_id) = start_tracks_job(&system, &room, "resize");
     publisher.expect_line("resized", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(5));
-    service.call("/jobs/stop", &json!({ "job_id": job_id }));
-    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
-
-    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("track dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let files = stop_tracks_job(&mut service, &job_id);
     assert_eq!(files.len(), 1, "one file for the one track: {files:?}");
     // Every frame decoded, with its size.
     let out = std::process::Command::new("ffprobe")
@@ -801,13 +802,13 @@ fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
     let _serial = serial();
     let system = System::start("recorder-muted", "");
     let room = unique("muted-room");
-    let alice = Participant::join_with(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
+    let alice = publisher_with(
+        &system,
+        &room,
+        "alice",
         "audio,video",
         &["--mute-video-after", "3"],
     );
-    alice.expect_line("joined", Duration::from_secs(30));
     alice.expect_line("video muted", Duration::from_secs(30));
     let secret = new_secret();
     let mut service = Service::start("muted", &secret, None, "");
@@ -890,24 +891,10 @@ fn a_camera_that_asks_for_h264_is_still_recorded() {
     let _serial = serial();
     let system = System::start("recorder-h264", "");
     let room = unique("h264-room");
-    let publisher = Participant::join_with(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "alice"),
-        "video",
-        &["--video-codec", "h264"],
-    );
-    publisher.expect_line("joined", Duration::from_secs(30));
+    let _alice = publisher_with(&system, &room, "alice", "video", &["--video-codec", "h264"]);
     let (mut service, job_id) = start_tracks_job(&system, &room, "h264");
     std::thread::sleep(Duration::from_secs(5));
-    service.call("/jobs/stop", &json!({ "job_id": job_id }));
-    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
-
-    let dir = std::path::PathBuf::from(done["file"].as_str().expect("dir"));
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("track dir")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let files = stop_tracks_job(&mut service, &job_id);
     assert_eq!(files.len(), 1, "the camera's file: {files:?}");
     let info = probe(&files[0]);
     assert_eq!(info["streams"][0]["codec_name"], "vp8", "{info}");
