@@ -26,6 +26,24 @@ pub struct RoomTotals {
     pub participants: u64,
     /// Publishers in them (`num_publishers`).
     pub publishers: u64,
+    /// Rooms that take a camera codec the recorder cannot receive (see
+    /// [`misses_recordings`]).
+    pub recordings_miss_video: u64,
+}
+
+/// Picture codecs LiveKit offers that the recorder cannot receive: its WebRTC stack (GStreamer
+/// 1.22's webrtcbin) answers each track with VP8, and LiveKit withdraws a track in another
+/// codec from it.
+const UNRECORDABLE_VIDEO: [&str; 4] = ["video/h264", "video/h265", "video/vp9", "video/av1"];
+
+/// Whether a room lets publishers send cameras its recordings would miss (LiveKit's
+/// `room.enabled_codecs` lists more picture codecs than VP8).
+pub fn misses_recordings(room: &proto::Room) -> bool {
+    room.enabled_codecs.iter().any(|codec| {
+        UNRECORDABLE_VIDEO
+            .iter()
+            .any(|mime| codec.mime.eq_ignore_ascii_case(mime))
+    })
 }
 
 /// Sums `ListRooms`' answer.
@@ -36,6 +54,7 @@ pub fn totals(rooms: &[proto::Room]) -> RoomTotals {
             rooms: t.rooms + 1,
             participants: t.participants + u64::from(room.num_participants),
             publishers: t.publishers + u64::from(room.num_publishers),
+            recordings_miss_video: t.recordings_miss_video + u64::from(misses_recordings(room)),
         })
 }
 
@@ -215,6 +234,17 @@ impl HeartbeatLoop {
         self.metrics
             .livekit_up
             .set(flag(observation.totals.is_some()));
+        if let Some(totals) = observation.totals {
+            let misses = i64::try_from(totals.recordings_miss_video).unwrap_or(i64::MAX);
+            let before = self.metrics.rooms_recordings_miss_video.set(misses);
+            if before == 0 && misses > 0 {
+                tracing::warn!(
+                    rooms = misses,
+                    "LiveKit rooms take H.264, H.265, VP9 or AV1 cameras, which recordings miss; \
+                     set LiveKit's room.enabled_codecs to audio/opus, audio/red and video/vp8"
+                );
+            }
+        }
         let undelivered_events = match self.outbox.with(|o| o.depth()).await {
             Ok(depth) => {
                 self.metrics.set_outbox_depth(depth);
@@ -276,8 +306,44 @@ mod tests {
             RoomTotals {
                 rooms: 3,
                 participants: 5,
-                publishers: 3
+                publishers: 3,
+                recordings_miss_video: 0,
             }
+        );
+    }
+
+    #[test]
+    fn rooms_that_take_cameras_recordings_miss_are_counted() {
+        let room = |mimes: &[&str]| proto::Room {
+            enabled_codecs: mimes
+                .iter()
+                .map(|mime| proto::Codec {
+                    mime: (*mime).to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        // What `edgemeet up` configures, and LiveKit's defaults (mimes as LiveKit spells them).
+        let vp8_only = room(&["audio/opus", "audio/red", "video/vp8"]);
+        let defaults = room(&[
+            "audio/PCMU",
+            "audio/opus",
+            "audio/red",
+            "video/VP8",
+            "video/H264",
+            "video/VP9",
+            "video/AV1",
+            "video/H265",
+            "video/rtx",
+        ]);
+        assert!(!misses_recordings(&vp8_only));
+        assert!(misses_recordings(&defaults));
+        assert!(misses_recordings(&room(&["video/vp8", "video/av1"])));
+        assert!(!misses_recordings(&room(&["video/VP8", "video/rtx"])));
+        assert_eq!(
+            totals(&[vp8_only, defaults.clone(), defaults]).recordings_miss_video,
+            2
         );
     }
 
@@ -304,6 +370,7 @@ mod tests {
                 rooms: 2,
                 participants: 5,
                 publishers: 3,
+                recordings_miss_video: 0,
             }),
             cpu_load: Some(0.12),
             draining: false,

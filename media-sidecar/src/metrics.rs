@@ -35,6 +35,8 @@ pub struct Metrics {
     pub draining: Gauge,
     /// 1 when LiveKit answered the last ListRooms.
     pub livekit_up: Gauge,
+    /// LiveKit rooms that take cameras in a codec recordings miss (anything but VP8).
+    pub rooms_recordings_miss_video: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,6 +59,7 @@ impl Metrics {
         let heartbeats_failed = Counter::default();
         let draining = Gauge::default();
         let livekit_up = Gauge::default();
+        let rooms_recordings_miss_video = Gauge::default();
         registry.register(
             "webhooks_received",
             "Webhooks LiveKit posted",
@@ -103,6 +106,11 @@ impl Metrics {
             "1 when LiveKit answered the last ListRooms",
             livekit_up.clone(),
         );
+        registry.register(
+            "rooms_recordings_miss_video",
+            "LiveKit rooms that take cameras in a codec recordings miss (H.264, H.265, VP9, AV1)",
+            rooms_recordings_miss_video.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             webhooks_received,
@@ -115,6 +123,7 @@ impl Metrics {
             heartbeats_failed,
             draining,
             livekit_up,
+            rooms_recordings_miss_video,
         }
     }
 

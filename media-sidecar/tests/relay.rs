@@ -866,6 +866,12 @@ async fn heartbeats_are_signed_and_report_livekit() {
     batches_are_well_formed(&h);
     assert!(h.metric("media_sidecar_heartbeats_sent_total").await >= 1.0);
     assert_eq!(h.metric("media_sidecar_livekit_up").await, 1.0);
+    // This LiveKit runs with its default codecs, H.264 among them: both rooms take cameras the
+    // recorder would miss.
+    assert_eq!(
+        h.metric("media_sidecar_rooms_recordings_miss_video").await,
+        2.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
