@@ -279,16 +279,7 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let system = System::start("bench-recorder", "");
     let secret = new_secret();
-    let mut service = Service::start(
-        "bench",
-        &secret,
-        None,
-        &format!(
-            "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\n\
-             tracks_cost = 0.01\n[watchdog]\nstall_seconds = 60\n[composite]\npreset = \"{}\"\n",
-            preset()
-        ),
-    );
+    let mut service = Service::start("bench", &secret, None, &service_config(""));
     println!(
         "window: {} s per measurement, x264 preset {}\n",
         window().as_secs(),
@@ -307,6 +298,18 @@ fn main() {
     let _ = service.terminate(Duration::from_secs(60));
 }
 
+/// The bench services' config: admission that never refuses (the bench measures, it does not
+/// admit), a patient stall watchdog, the bench's x264 preset, and `composite` lines added to the
+/// `[composite]` table.
+fn service_config(composite: &str) -> String {
+    format!(
+        "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\n\
+         tracks_cost = 0.01\n[watchdog]\nstall_seconds = 60\n[composite]\npreset = \"{}\"\n\
+         {composite}",
+        preset()
+    )
+}
+
 /// What a canvas cap saves: 4 publishers on a canvas with places for 2 (the other two switched
 /// off at LiveKit) against 2 and 4 publishers with room for all.
 fn canvas_cap(system: &System, service: &mut Service, secret: &str) {
@@ -314,11 +317,7 @@ fn canvas_cap(system: &System, service: &mut Service, secret: &str) {
         "bench-capped",
         secret,
         None,
-        &format!(
-            "[admission]\ncpu_share = 1.0\nmax_jobs = 32\ncomposite_cost = 0.01\n\
-             [watchdog]\nstall_seconds = 60\n[composite]\npreset = \"{}\"\nmax_videos = 2\n",
-            preset()
-        ),
+        &service_config("max_videos = 2\n"),
     );
     println!("| composite | CPU-s per media-s | peak RSS (MiB) |\n|---|---|---|");
     for (n, is_capped, label) in [
