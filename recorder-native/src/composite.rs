@@ -508,14 +508,6 @@ impl Recording {
         })
     }
 
-    /// Number of participant videos on the canvas now.
-    pub fn videos(&self) -> usize {
-        self.tiles
-            .lock()
-            .map(|t| t.videos.iter().filter(|b| b.shown).count())
-            .unwrap_or(0)
-    }
-
     /// Runs on the calling thread until `stop` receives (then ends the outputs cleanly) or the
     /// recording fails; see [`media::run`].
     pub fn run(
