@@ -810,19 +810,10 @@ fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
         &["--mute-video-after", "3"],
     );
     alice.expect_line("video muted", Duration::from_secs(30));
-    let secret = new_secret();
-    let mut service = Service::start("muted", &secret, None, "");
-    let job_id = unique("muted");
-    service.start_job(&start_body(&system, &room, &job_id, json!({})));
-    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let (mut service, job_id) = start_composite_job(&system, &room, "muted", "");
     std::thread::sleep(Duration::from_secs(8));
     // A change of the room: bob's camera comes in.
-    let bob = Participant::join(
-        &system.livekit_ws,
-        &publisher_token(&system, &room, "bob"),
-        "video",
-    );
-    bob.expect_line("joined", Duration::from_secs(30));
+    let _bob = publisher_with(&system, &room, "bob", "video", &[]);
     service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(20));
     service.wait_log(0, "", Duration::from_secs(1));
@@ -869,11 +860,7 @@ fn a_full_room_still_admits_its_recorder() {
     let refused = bob.expect_line("error", Duration::from_secs(60));
     assert!(!refused.is_empty(), "the room is not full");
 
-    let secret = new_secret();
-    let mut service = Service::start("full", &secret, None, "");
-    let job_id = unique("full");
-    service.start_job(&start_body(&system, &room, &job_id, json!({})));
-    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    let (mut service, job_id) = start_composite_job(&system, &room, "full", "");
     service.wait_log(0, "layout updated videos=1", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
     service.call("/jobs/stop", &json!({ "job_id": job_id }));
