@@ -456,3 +456,104 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
         "{failed}"
     );
 }
+
+/// Runs a broadcast-only worker on `job` (a worker job file's JSON) for a few seconds, stops it
+/// as the service would, and returns its reports.
+fn run_broadcast_worker(job: &serde_json::Value) -> Vec<serde_json::Value> {
+    use std::io::BufRead as _;
+    let dir = std::env::temp_dir().join(unique("worker-job"));
+    std::fs::create_dir_all(&dir).expect("job dir");
+    let job_file = dir.join("job.json");
+    std::fs::write(&job_file, job.to_string()).expect("job file");
+    let mut worker = std::process::Command::new(recorder_binary())
+        .args(["record", "--job"])
+        .arg(&job_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a worker");
+    let stdout = worker.stdout.take().expect("stdout");
+    let (lines, reports) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(report) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = lines.send(report);
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut seen = Vec::new();
+    let mut stop_at = None;
+    while Instant::now() < deadline {
+        match reports.recv_timeout(Duration::from_millis(200)) {
+            Ok(report) => {
+                if report["event"] == "active" {
+                    stop_at = Some(Instant::now() + Duration::from_secs(5));
+                }
+                seen.push(report);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            stop_at = None;
+            signal(worker.id(), libc::SIGTERM);
+        }
+    }
+    if worker.try_wait().ok().flatten().is_none() {
+        let _ = worker.kill();
+    }
+    let _ = worker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    seen
+}
+
+#[test]
+fn a_broadcast_connects_to_the_address_checked_at_start_not_a_new_answer_for_its_name() {
+    let _serial = serial();
+    let system = System::start("recorder-rtmp-pin", "");
+    let (room, _publisher) = room_with_publisher(&system, "pin-room");
+    let nginx = Nginx::start();
+    let by_name = nginx.base_url.replace("127.0.0.1", "rtmp-target.invalid");
+    let worker_job = |stream_key: &str, addresses: serde_json::Value| {
+        json!({
+            "livekit_url": system.livekit_ws,
+            "token": support::recorder::recorder_token(&system, &room),
+            // No DNS answers for .invalid names (RFC 6761): only the pinned address reaches
+            // nginx, as only the checked address may reach anything after DNS rebinding.
+            "rtmp_url": format!("{by_name}/{stream_key}"),
+            "rtmp_addresses": addresses,
+        })
+    };
+
+    // The service checked the name and found nginx's address: the worker streams there.
+    let stream_key = unique("pinned");
+    let reports = run_broadcast_worker(&worker_job(&stream_key, json!(["127.0.0.1"])));
+    assert!(
+        reports.iter().any(|r| r["event"] == "finished"),
+        "{reports:?}\n{}",
+        nginx.log()
+    );
+    let flv = nginx.record_dir.join(format!("{stream_key}.flv"));
+    assert!(flv.is_file(), "nginx recorded nothing:\n{}", nginx.log());
+    let duration = number(&probe(&flv)["format"]["duration"]);
+    assert!(duration >= 3.0, "{duration:.2} s reached nginx");
+
+    // No checked address for the name: the worker does not ask DNS, and the broadcast fails.
+    let stream_key = unique("unchecked");
+    let reports = run_broadcast_worker(&worker_job(&stream_key, json!([])));
+    let failure = reports
+        .iter()
+        .find(|r| r["event"] == "failed" || r["event"] == "broadcast_ended")
+        .unwrap_or_else(|| panic!("the broadcast went on: {reports:?}"));
+    assert!(
+        failure["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("rtmp-target.invalid")),
+        "{failure}"
+    );
+    assert!(!nginx.record_dir.join(format!("{stream_key}.flv")).exists());
+}

@@ -211,9 +211,10 @@ impl Node {
     /// Admits and starts a job, or returns the existing one with this id.
     pub async fn start(self: &Arc<Self>, request: StartRequest) -> Result<Started, StartError> {
         request.check()?;
-        if let Some(url) = &request.rtmp_url {
-            check_rtmp_target(url, &self.config.broadcast.allowed_networks).await?;
-        }
+        let rtmp_addresses = match &request.rtmp_url {
+            Some(url) => check_rtmp_target(url, &self.config.broadcast.allowed_networks).await?,
+            None => Vec::new(),
+        };
         let fingerprint = request.fingerprint();
         let output = request
             .file
@@ -286,6 +287,7 @@ impl Node {
             mode: request.mode,
             output,
             rtmp_url: request.rtmp_url,
+            rtmp_addresses,
             composite: self.config.composite,
         };
         let node = self.clone();

@@ -7,9 +7,9 @@
 //! `[broadcast] allowed_networks` lists its network (an operator's own RTMP relay, or the tests'
 //! nginx on loopback).
 //!
-//! The check runs when the job is accepted. `rtmp2sink` resolves the name again when it
-//! connects, so a name whose answer changes in between (DNS rebinding) is not covered; an
-//! operator who needs that closed resolves through a DNS server that drops private answers.
+//! The check runs when the job is accepted, and the worker connects to the addresses it
+//! checked, not to a fresh answer for the name ([`pin`]): a name whose answer changes in
+//! between (DNS rebinding) cannot lead the broadcast anywhere else.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
@@ -19,12 +19,15 @@ use ipnet::IpNet;
 
 use crate::job::InvalidJob;
 
+pub mod pin;
+
 /// How long resolving a target's name may take before the job is refused.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Refuses `url` (an `rtmp://` or `rtmps://` URL that passed [`crate::job::StartRequest::check`])
-/// unless every address it names or resolves to is public or inside `allowed`.
-pub async fn check_rtmp_target(url: &str, allowed: &[IpNet]) -> Result<(), InvalidJob> {
+/// unless every address it names or resolves to is public or inside `allowed`. Returns those
+/// addresses, for the worker to connect to ([`pin_rtmp_host`]).
+pub async fn check_rtmp_target(url: &str, allowed: &[IpNet]) -> Result<Vec<IpAddr>, InvalidJob> {
     let invalid = |m: String| Err(InvalidJob(m));
     let Ok(parsed) = url::Url::parse(url) else {
         return invalid("rtmp_url must be an rtmp:// or rtmps:// URL".into());
@@ -54,14 +57,24 @@ pub async fn check_rtmp_target(url: &str, allowed: &[IpNet]) -> Result<(), Inval
         return invalid("rtmp_url host does not resolve".into());
     }
     match addresses
-        .into_iter()
-        .find(|&ip| !is_public(ip) && !allowed.iter().any(|net| net.contains(&ip)))
+        .iter()
+        .find(|&&ip| !is_public(ip) && !allowed.iter().any(|net| net.contains(&ip)))
     {
         Some(ip) => invalid(format!(
             "rtmp_url points at {ip}, which is not a public address; an operator can allow \
              its network in [broadcast] allowed_networks"
         )),
-        None => Ok(()),
+        None => Ok(addresses),
+    }
+}
+
+/// In a worker: makes this process answer `url`'s host name with `checked` (what
+/// [`check_rtmp_target`] returned when the job was accepted) instead of asking DNS again. A
+/// URL whose host is an address needs no pin.
+pub fn pin_rtmp_host(url: &str, checked: &[IpAddr]) -> Result<(), pin::PinError> {
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Domain(name)) => pin::pin(name, checked),
+        _ => Ok(()),
     }
 }
 
@@ -224,11 +237,23 @@ mod tests {
         assert!(check_rtmp_target("rtmp://8.8.8.8/live/key", none)
             .await
             .is_ok());
-        let loopback: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
-        assert!(
+        let loopback: Vec<IpNet> = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .map(|net| net.parse().expect("net"))
+            .collect();
+        // What was checked is what the worker will connect to.
+        assert_eq!(
             check_rtmp_target("rtmp://127.0.0.1:1935/live/key", &loopback)
                 .await
-                .is_ok()
+                .expect("allowed"),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        );
+        let by_name = check_rtmp_target("rtmp://localhost:1935/live/key", &loopback)
+            .await
+            .expect("allowed");
+        assert!(
+            by_name.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            "{by_name:?}"
         );
         assert!(check_rtmp_target("rtmp://10.0.0.7/live/key", &loopback)
             .await

@@ -32,6 +32,10 @@ pub struct WorkerJob {
     /// Broadcast target (composite only).
     #[serde(default)]
     pub rtmp_url: Option<String>,
+    /// The addresses the service checked for `rtmp_url`'s host: the only ones the worker
+    /// connects to. A name with none cannot be reached.
+    #[serde(default)]
+    pub rtmp_addresses: Vec<std::net::IpAddr>,
     /// The composite's encode (the service's `[composite]` settings).
     #[serde(default)]
     pub composite: CompositeSettings,
@@ -48,6 +52,7 @@ impl std::fmt::Debug for WorkerJob {
                 "rtmp_url",
                 &self.rtmp_url.as_deref().map(crate::job::redact_rtmp),
             )
+            .field("rtmp_addresses", &self.rtmp_addresses)
             .field("composite", &self.composite)
             .finish()
     }
@@ -207,6 +212,10 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
     };
     match job.mode {
         Mode::Composite => {
+            if let Some(url) = &job.rtmp_url {
+                crate::targets::pin_rtmp_host(url, &job.rtmp_addresses)
+                    .map_err(|e| PipelineError::Setup(e.to_string()))?;
+            }
             let part = job.output.as_deref().map(part_file);
             let recording = Recording::build(
                 &input,
