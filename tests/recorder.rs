@@ -887,3 +887,95 @@ fn a_camera_that_asks_for_h264_is_still_recorded() {
     assert_eq!(info["streams"][0]["codec_name"], "vp8", "{info}");
     assert!(number(&info["format"]["duration"]) > 3.0, "{info}");
 }
+
+/// Whether the two-camera layout's tiles both show a moving picture at `seconds`: each tile's
+/// centre differs between that frame and the one half a second later (a frozen picture does
+/// not).
+fn both_tiles_move(file: &std::path::Path, seconds: f64) -> bool {
+    let (before, after) = (frame_rgb(file, seconds), frame_rgb(file, seconds + 0.5));
+    let canvas = Canvas {
+        width: 1280,
+        height: 720,
+    };
+    layout(canvas, &[VideoKind::Camera; 2]).iter().all(|tile| {
+        let (cx, cy) = (tile.x + tile.width / 2, tile.y + tile.height / 2);
+        let mut difference = 0u64;
+        for y in cy - 40..cy + 40 {
+            for x in cx - 40..cx + 40 {
+                let i = ((y * 1280 + x) * 3) as usize;
+                for c in i..i + 3 {
+                    difference += u64::from(before[c].abs_diff(after[c]));
+                }
+            }
+        }
+        difference > 80 * 80 * 3 * 4
+    })
+}
+
+/// A camera turned off mid-recording (muted: the track stays, its pictures stop) leaves the
+/// canvas instead of freezing on its last picture there; on a full canvas the camera waiting
+/// for a place takes it. Turned on again, the camera has its place back.
+#[test]
+fn a_camera_turned_off_mid_recording_leaves_the_canvas_and_comes_back() {
+    let _serial = serial();
+    let system = System::start("recorder-camera-off", "");
+    let room = unique("camera-off-room");
+    let alice = publisher_with(
+        &system,
+        &room,
+        "alice",
+        "audio,video",
+        &["--mute-video-after", "10", "--unmute-video-after", "10"],
+    );
+    let _bob = publisher_with(&system, &room, "bob", "video", &[]);
+    // Two places: alice and bob have them, carol (later) waits.
+    let (mut service, job_id) = start_composite_job(
+        &system,
+        &room,
+        "camera-off",
+        "[composite]\nmax_videos = 2\n",
+    );
+    let active = Instant::now();
+    service.wait_log(
+        0,
+        "layout updated videos=2 shown=2",
+        Duration::from_secs(30),
+    );
+    let _carol = publisher_with(&system, &room, "carol", "video", &[]);
+    let waiting = service.wait_log(
+        0,
+        "layout updated videos=3 shown=2",
+        Duration::from_secs(30),
+    );
+
+    alice.expect_line("video muted", Duration::from_secs(30));
+    let muted = active.elapsed().as_secs_f64();
+    let off = service.wait_log(waiting, "stalled=true", Duration::from_secs(10));
+    let taken_off = active.elapsed().as_secs_f64();
+    assert!(
+        taken_off - muted <= 5.0,
+        "{:.1} s from camera off to off the canvas",
+        taken_off - muted
+    );
+    alice.expect_line("video unmuted", Duration::from_secs(30));
+    service.wait_log(off, "stalled=false", Duration::from_secs(10));
+    let back = active.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(4));
+    service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    assert!(done["reason"].is_null(), "{done}");
+    let file = std::path::PathBuf::from(done["file"].as_str().expect("file"));
+
+    // Alice and bob; then bob and carol, with alice's last picture nowhere; then alice and bob.
+    for (seconds, when) in [
+        (muted - 2.0, "before the camera went off"),
+        (taken_off + 1.5, "while it was off"),
+        (back + 2.0, "after it came back"),
+    ] {
+        assert_layout(&file, seconds, 2);
+        assert!(
+            both_tiles_move(&file, seconds),
+            "a tile is frozen {when} ({seconds:.1} s)"
+        );
+    }
+}

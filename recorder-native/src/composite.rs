@@ -19,13 +19,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::broadcast::Broadcast;
-use crate::layout::{layout, shown, Canvas, VideoKind};
+use crate::layout::{layout, shown, Canvas, Contender, VideoKind};
 use crate::media::{
     self, add, clamp_i32, end_branch, link, make, Control, Counter, PipelineError, Progress, Room,
     RoomInput, RoomTracks, RunEvent,
@@ -174,8 +176,17 @@ struct Branch {
     /// When its track first reached this recording (kept across re-joins): the earlier, the
     /// sooner it gets a place on a full canvas.
     arrival: u64,
-    /// For videos, whether it has a place on the canvas (else LiveKit is asked not to send it).
+    /// For videos, whether it has a place on the canvas.
     shown: bool,
+    /// For videos, whether LiveKit is asked to send it: when shown, and when stalled (to see
+    /// its pictures come back); a video waiting for a place costs nothing.
+    sending: bool,
+    /// For videos, when LiveKit was last asked to send it (ms since [`Tiles::epoch`]).
+    sending_since: u64,
+    /// When its last buffer came in (ms since [`Tiles::epoch`]); 0 before the first.
+    last_buffer: Arc<AtomicU64>,
+    /// For cameras, whether their pictures stopped coming while LiveKit was sending them.
+    stalled: bool,
     /// For videos, the capsfilter that sets the tile's size (the layout changes it).
     tile_size: Option<gst::Element>,
     /// Its own elements, removed with it.
@@ -193,7 +204,14 @@ struct Tiles {
     audios: Vec<Branch>,
     /// When each track (by its `msid`) first arrived, so a re-join keeps who is on the canvas.
     arrivals: HashMap<String, u64>,
+    /// The start of the branches' clocks ([`Branch::last_buffer`], [`Branch::sending_since`]).
+    epoch: Instant,
 }
+
+/// How long a camera LiveKit sends may go without a picture before it is taken off the canvas
+/// (turned off: muted, the track stays): cameras send many frames a second, even at their
+/// lowest quality. Screen shares may rightly send none for a while and are never taken off.
+const CAMERA_STALLED_AFTER: Duration = Duration::from_secs(3);
 
 impl Tiles {
     /// The arrival of the track behind `pad`: its first, if it was here before a re-join.
@@ -205,18 +223,62 @@ impl Tiles {
         }
     }
 
-    /// Picks the videos that have a place (screen shares first, then the earliest arrivals, up
-    /// to `max_videos`), switches the others off at LiveKit, and applies the layout of the
-    /// shown ones to their compositor pads.
+    /// Milliseconds since [`Tiles::epoch`].
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Takes cameras whose pictures stopped coming off the canvas, and puts those whose
+    /// pictures came back on it again (laying the canvas out when either happens).
+    fn follow_stalls(&mut self) {
+        let now = self.now_ms();
+        let stalled_after = u64::try_from(CAMERA_STALLED_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let mut changed = false;
+        for branch in &mut self.videos {
+            if branch.kind != VideoKind::Camera || !branch.sending {
+                continue;
+            }
+            let heard = branch
+                .last_buffer
+                .load(Ordering::Relaxed)
+                .max(branch.sending_since);
+            let stalled = now.saturating_sub(heard) > stalled_after;
+            if stalled != branch.stalled {
+                branch.stalled = stalled;
+                changed = true;
+                tracing::info!(pad = %branch.source_pad.name(), stalled, "a camera's pictures stopped or came back");
+            }
+        }
+        if changed {
+            self.relayout();
+        }
+    }
+
+    /// Picks the videos that have a place (screen shares first, then the earliest arrivals
+    /// whose pictures are coming, up to `max_videos`), switches off at LiveKit those that wait
+    /// for a place, and applies the layout of the shown ones to their compositor pads.
     fn relayout(&mut self) {
-        let arrivals: Vec<(VideoKind, u64)> =
-            self.videos.iter().map(|b| (b.kind, b.arrival)).collect();
+        let contenders: Vec<Contender> = self
+            .videos
+            .iter()
+            .map(|b| Contender {
+                kind: b.kind,
+                arrival: b.arrival,
+                stalled: b.stalled,
+            })
+            .collect();
         let places = usize::try_from(self.settings.max_videos).unwrap_or(usize::MAX);
-        let shown = shown(&arrivals, places);
+        let shown = shown(&contenders, places);
+        let now = self.now_ms();
         for (branch, show) in self.videos.iter_mut().zip(shown) {
+            let send = show || branch.stalled;
+            if branch.sending != send {
+                branch.sending = send;
+                branch.sending_since = now;
+                set_track_sending(&branch.source_pad, send);
+            }
             if branch.shown != show {
                 branch.shown = show;
-                set_track_sending(&branch.source_pad, show);
                 branch
                     .sink
                     .set_property("alpha", if show { 1.0f64 } else { 0.0 });
@@ -487,6 +549,7 @@ impl Recording {
             videos: Vec::new(),
             audios: Vec::new(),
             arrivals: HashMap::new(),
+            epoch: Instant::now(),
         }));
         let room = Room::join(
             &pipeline,
@@ -534,6 +597,9 @@ impl Control for Recording {
     }
 
     fn maintain(&self) -> Result<(), PipelineError> {
+        if let Ok(mut tiles) = self.tiles.lock() {
+            tiles.follow_stalls();
+        }
         self.room.maintain(&self.pipeline)
     }
 
@@ -690,6 +756,15 @@ fn attach(
         .static_pad("sink")
         .ok_or_else(|| PipelineError::Setup("queue without sink pad".into()))?;
     let arrival = tiles.arrival(pad);
+    let last_buffer = Arc::new(AtomicU64::new(0));
+    if is_video {
+        let (heard, epoch) = (last_buffer.clone(), tiles.epoch);
+        entry.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            heard.store(now, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
     let branch = Branch {
         source_pad: pad.clone(),
         entry: entry.clone(),
@@ -697,6 +772,10 @@ fn attach(
         arrival,
         // A new video is on the canvas until the layout says otherwise (LiveKit sends it).
         shown: true,
+        sending: true,
+        sending_since: tiles.now_ms(),
+        last_buffer,
+        stalled: false,
         tile_size,
         elements,
         kind,

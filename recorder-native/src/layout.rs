@@ -95,15 +95,24 @@ pub fn layout(canvas: Canvas, videos: &[VideoKind]) -> Vec<Tile> {
         .collect()
 }
 
+/// A video that may get a place on the canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contender {
+    /// What it shows.
+    pub kind: VideoKind,
+    /// When it first arrived (smaller is earlier).
+    pub arrival: u64,
+    /// Whether its pictures stopped coming (a camera turned off): it gets no place, so the
+    /// canvas does not hold a frozen picture.
+    pub stalled: bool,
+}
+
 /// Which videos get a place on a canvas with room for `places`: screen shares first, then the
-/// earliest arrivals. `videos` holds each video's kind and arrival (smaller is earlier); the
-/// answer says, in the same order, whether each one is shown.
-pub fn shown(videos: &[(VideoKind, u64)], places: usize) -> Vec<bool> {
-    let mut by_priority: Vec<usize> = (0..videos.len()).collect();
-    by_priority.sort_by_key(|&i| {
-        let (kind, arrival) = videos[i];
-        (kind != VideoKind::ScreenShare, arrival)
-    });
+/// earliest arrivals, never a stalled one. The answer says, in the order of `videos`, whether
+/// each one is shown.
+pub fn shown(videos: &[Contender], places: usize) -> Vec<bool> {
+    let mut by_priority: Vec<usize> = (0..videos.len()).filter(|&i| !videos[i].stalled).collect();
+    by_priority.sort_by_key(|&i| (videos[i].kind != VideoKind::ScreenShare, videos[i].arrival));
     let mut shown = vec![false; videos.len()];
     for &i in by_priority.iter().take(places) {
         shown[i] = true;
@@ -250,18 +259,45 @@ mod tests {
         assert!(tiles[0].width > tiles[1].width * 3);
     }
 
+    fn contenders(videos: &[(VideoKind, u64)]) -> Vec<Contender> {
+        videos
+            .iter()
+            .map(|&(kind, arrival)| Contender {
+                kind,
+                arrival,
+                stalled: false,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_full_canvas_keeps_the_earliest_videos_and_every_screen_share() {
         use VideoKind::{Camera, ScreenShare};
-        let videos = [(Camera, 4), (Camera, 0), (Camera, 7), (Camera, 2)];
+        let videos = contenders(&[(Camera, 4), (Camera, 0), (Camera, 7), (Camera, 2)]);
         assert_eq!(shown(&videos, 2), [false, true, false, true]);
         assert_eq!(shown(&videos, 4), [true; 4]);
         assert_eq!(shown(&videos, 9), [true; 4], "room to spare");
         // A screen share that came last still gets a place, ahead of the cameras.
-        let shared = [(Camera, 0), (Camera, 1), (ScreenShare, 5)];
+        let shared = contenders(&[(Camera, 0), (Camera, 1), (ScreenShare, 5)]);
         assert_eq!(shown(&shared, 2), [true, false, true]);
         assert_eq!(shown(&shared, 1), [false, false, true]);
         assert!(shown(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn a_stalled_camera_has_no_place_and_the_next_takes_it() {
+        let mut videos = contenders(&[
+            (VideoKind::Camera, 0),
+            (VideoKind::Camera, 1),
+            (VideoKind::Camera, 2),
+        ]);
+        assert_eq!(shown(&videos, 2), [true, true, false]);
+        videos[0].stalled = true;
+        assert_eq!(shown(&videos, 2), [false, true, true]);
+        assert_eq!(shown(&videos, 9), [false, true, true], "room to spare");
+        // Its pictures come back: it is the earliest again.
+        videos[0].stalled = false;
+        assert_eq!(shown(&videos, 2), [true, true, false]);
     }
 
     #[test]

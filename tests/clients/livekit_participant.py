@@ -8,7 +8,7 @@ driver side) against livekit-server 1.13.5.
     livekit_participant.py --url ws://10.77.0.1:PORT --token JWT \
         [--publish audio,video|audio|video|none] [--seconds N] [--ignore-stdin]
         [--report-media] [--verbose] [--video-codec vp8|h264] [--resize-after S]
-        [--mute-video-after S]
+        [--mute-video-after S] [--unmute-video-after S]
 
 Joins the room granted by the token (auto_subscribe on), publishes a
 synthetic sine-tone audio track and a 320x240 moving-pattern video track
@@ -17,7 +17,9 @@ codec LiveKit is asked for (default: the SDK's, VP8); --resize-after S makes the
 video 640x480 from S seconds after joining (an encoder reconfiguring mid-stream,
 as a browser does when its bandwidth or CPU changes); --mute-video-after S mutes
 the video track S seconds after joining and stops its frames, as a browser's
-"camera off" does (the track stays published, with no media).
+"camera off" does (the track stays published, with no media);
+--unmute-video-after S turns it back on S seconds after that and its frames
+resume.
 
 stdout (one line per event, flushed):
     joined identity=<id> room=<name> sid=<room sid>   once connected and publishing
@@ -29,6 +31,7 @@ stdout (one line per event, flushed):
     media_received identity=<id> kind=audio peak=N    (--report-media) first non-silent frame
     resized WxH                                       (--resize-after) the video grew
     video muted                                       (--mute-video-after) no more frames
+    video unmuted                                     (--unmute-video-after) frames again
     reconnecting / reconnected                        signalling/ICE lost, SDK retrying
     disconnected reason=<REASON>                      server ended the session -> exit 0
     left                                              we left (stdin EOF / --seconds) -> exit 0
@@ -130,6 +133,12 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="mute the video track and stop its frames this many seconds after joining",
+    )
+    p.add_argument(
+        "--unmute-video-after",
+        type=float,
+        default=None,
+        help="unmute the video track and resume its frames this many seconds after muting it",
     )
     p.add_argument(
         "--verbose",
@@ -307,11 +316,24 @@ class Participant:
             mute_at = time.monotonic() + self.args.mute_video_after
         while not self.done.is_set():
             if mute_at is not None and time.monotonic() >= mute_at:
-                for publication in self.room.local_participant.track_publications.values():
-                    if publication.kind == self.rtc.TrackKind.KIND_VIDEO and publication.track:
-                        publication.track.mute()
+                mute_at = None
+                videos = [
+                    publication.track
+                    for publication in self.room.local_participant.track_publications.values()
+                    if publication.kind == self.rtc.TrackKind.KIND_VIDEO and publication.track
+                ]
+                for track in videos:
+                    track.mute()
                 _emit("video muted")
-                return
+                if self.args.unmute_video_after is None:
+                    return
+                await asyncio.sleep(self.args.unmute_video_after)
+                if self.done.is_set():
+                    return
+                for track in videos:
+                    track.unmute()
+                _emit("video unmuted")
+                next_at = time.monotonic()
             if resize_at is not None and time.monotonic() >= resize_at:
                 w, h, resize_at = 640, 480, None
                 _emit("resized %dx%d" % (w, h))
