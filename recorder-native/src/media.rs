@@ -297,6 +297,7 @@ impl Counter {
         Progress {
             frames: self.frames.load(Ordering::Relaxed),
             media_ms: last.saturating_sub(first) / 1_000_000,
+            backlog: false,
         }
     }
 }
@@ -308,6 +309,9 @@ pub struct Progress {
     pub frames: u64,
     /// Media time recorded, in milliseconds.
     pub media_ms: u64,
+    /// Buffers wait to be written and none was written since the last report: the writing
+    /// side is stuck. (Tracks only: a composite's frame count stops by itself then.)
+    pub backlog: bool,
 }
 
 /// What a running recording reports.

@@ -630,7 +630,7 @@ impl Node {
                             }
                             self.transition(job_id, JobState::Active, None);
                         }
-                        Ok(WorkerReport::Progress { frames, .. }) => watchdog.progress(Instant::now(), frames),
+                        Ok(WorkerReport::Progress { frames, backlog, .. }) => watchdog.progress(Instant::now(), frames, backlog),
                         Ok(WorkerReport::BroadcastEnded { reason }) => self.broadcast_ended(job_id, &reason),
                         Ok(WorkerReport::Finalizing) => {
                             let io = pid.and_then(process_io_bytes).unwrap_or(0);

@@ -35,8 +35,24 @@ struct TrackBranch {
     source_pad: gst::Pad,
     /// The queue's sink pad: EOS goes in here.
     entry: gst::Pad,
+    /// The queue before the muxer, whose level shows buffers waiting to be written.
+    queue: gst::Element,
     /// Whether it has had its EOS.
     ended: bool,
+}
+
+/// Whether a writer is stuck: buffers wait in one of `queues` although none was written
+/// between two reports (`written_before`, `written_now`). Waiting buffers while writing goes on
+/// are normal, and an empty queue is a muted or absent track, not a stuck one.
+fn backlog<'a>(
+    written_before: u64,
+    written_now: u64,
+    queues: impl IntoIterator<Item = &'a gst::Element>,
+) -> bool {
+    written_now == written_before
+        && queues
+            .into_iter()
+            .any(|queue| queue.property::<u32>("current-level-buffers") > 0)
 }
 
 fn encoded_video() -> gst::Caps {
@@ -92,6 +108,8 @@ struct TrackFiles {
     dir: PathBuf,
     branches: Arc<Mutex<Vec<TrackBranch>>>,
     counter: Arc<Counter>,
+    /// The buffer count at the last progress report.
+    reported: std::sync::atomic::AtomicU64,
 }
 
 impl TrackFiles {
@@ -159,6 +177,7 @@ impl TrackRecording {
             dir,
             branches: Arc::new(Mutex::new(Vec::new())),
             counter: Arc::new(Counter::default()),
+            reported: std::sync::atomic::AtomicU64::new(0),
         });
         let room = Room::join(&pipeline, input, Arc::new(files.clone()))?;
         Ok(TrackRecording {
@@ -194,7 +213,16 @@ impl Control for TrackRecording {
     }
 
     fn progress(&self) -> Progress {
-        self.files.counter.progress()
+        let mut progress = self.files.counter.progress();
+        let before = self
+            .files
+            .reported
+            .swap(progress.frames, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(branches) = self.files.branches.lock() {
+            let open = branches.iter().filter(|b| !b.ended).map(|b| &b.queue);
+            progress.backlog = backlog(before, progress.frames, open);
+        }
+        progress
     }
 
     fn has_file(&self) -> bool {
@@ -270,6 +298,80 @@ fn attach(
     Ok(Some(TrackBranch {
         source_pad: pad.clone(),
         entry,
+        queue,
         ended: false,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Waits until `check` holds, for at most five seconds.
+    fn eventually(check: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// A writer that never returns (a blocking probe stands in for a hung disk) leaves buffers
+    /// in the branch's queue: a backlog while nothing is written, none once writing resumes.
+    #[test]
+    fn a_stuck_writer_is_a_backlog_and_an_idle_one_is_not() {
+        gst::init().expect("gstreamer");
+        let pipeline = gst::Pipeline::new();
+        let source = gst_app::AppSrc::builder().format(gst::Format::Time).build();
+        let queue = make("queue").expect("queue");
+        let writer = make("fakesink").expect("fakesink");
+        writer.set_property("sync", false);
+        add(&pipeline, &[source.upcast_ref(), &queue, &writer]).expect("add");
+        link(&[source.upcast_ref(), &queue, &writer]).expect("link");
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let stuck = writer
+            .static_pad("sink")
+            .expect("sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let _ = released.lock().map(|r| r.recv());
+                gst::PadProbeReturn::Ok
+            })
+            .expect("probe");
+        pipeline.set_state(gst::State::Playing).expect("play");
+
+        // Nothing published: nothing waits.
+        assert!(!backlog(0, 0, [&queue]));
+        for n in 0..4u64 {
+            let mut buffer = gst::Buffer::with_size(16).expect("buffer");
+            buffer
+                .get_mut()
+                .expect("writable")
+                .set_pts(gst::ClockTime::from_mseconds(n * 20));
+            source.push_buffer(buffer).expect("push");
+        }
+        assert!(
+            eventually(|| backlog(1, 1, [&queue])),
+            "buffers wait behind a stuck writer"
+        );
+        assert!(!backlog(1, 2, [&queue]), "something was written");
+
+        writer
+            .static_pad("sink")
+            .expect("sink pad")
+            .remove_probe(stuck);
+        for _ in 0..4 {
+            let _ = release.send(());
+        }
+        assert!(
+            eventually(|| !backlog(5, 5, [&queue])),
+            "the queue drained once the writer moved"
+        );
+        pipeline.set_state(gst::State::Null).expect("stop");
+    }
 }

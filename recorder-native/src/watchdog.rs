@@ -36,11 +36,14 @@ impl Watchdog {
         }
     }
 
-    /// The worker reported `frames` so far.
-    pub fn progress(&mut self, now: Instant, frames: u64) {
-        // Composites always produce frames (the background keeps time); for tracks, a report
-        // at all shows the worker is alive.
-        if self.mode == Mode::Tracks || frames > self.progress.1 {
+    /// The worker reported `frames` so far, and whether buffers wait to be written with none
+    /// written since its last report (`backlog`).
+    pub fn progress(&mut self, now: Instant, frames: u64, backlog: bool) {
+        // Composites always produce frames (the background keeps time). A tracks worker writes
+        // nothing while nobody publishes, or while every camera and microphone is muted: that
+        // is alive as long as nothing waits to be written.
+        let idle = self.mode == Mode::Tracks && !backlog;
+        if idle || frames > self.progress.1 {
             self.progress = (now, frames);
         }
     }
@@ -170,12 +173,12 @@ mod tests {
         assert!(dog
             .overdue(at(t0, 31), JobState::Starting, None, || None)
             .is_some_and(|r| r.contains("join")));
-        dog.progress(at(t0, 31), 30);
+        dog.progress(at(t0, 31), 30, false);
         assert!(dog
             .overdue(at(t0, 40), JobState::Active, None, || None)
             .is_none());
         // The same frame count again is no progress for a composite.
-        dog.progress(at(t0, 40), 30);
+        dog.progress(at(t0, 40), 30, false);
         assert!(dog
             .overdue(at(t0, 42), JobState::Active, None, || None)
             .is_some_and(|r| r.contains("stalled")));
@@ -186,6 +189,31 @@ mod tests {
         assert!(dog
             .overdue(at(t0, 71), JobState::Ending, Some(asked), || None)
             .is_some_and(|r| r.contains("of the stop")));
+    }
+
+    /// A tracks worker that writes nothing is alive while nothing waits to be written (nobody
+    /// publishes, or everyone is muted); buffers waiting with none written is a stuck writer.
+    #[test]
+    fn tracks_stall_only_when_buffers_wait() {
+        let t0 = Instant::now();
+        let mut dog = Watchdog::new(limits(), Mode::Tracks, t0);
+        for s in 1..=60 {
+            dog.progress(at(t0, s), 0, false);
+        }
+        assert!(dog
+            .overdue(at(t0, 60), JobState::Active, None, || None)
+            .is_none());
+        for s in 61..=71 {
+            dog.progress(at(t0, s), 0, true);
+        }
+        assert!(dog
+            .overdue(at(t0, 71), JobState::Active, None, || None)
+            .is_some_and(|r| r.contains("stalled")));
+        // Written again: progress, backlog or not.
+        dog.progress(at(t0, 72), 5, true);
+        assert!(dog
+            .overdue(at(t0, 73), JobState::Active, None, || None)
+            .is_none());
     }
 
     /// A long recording's finalize outlives the stop deadline as long as its I/O moves.

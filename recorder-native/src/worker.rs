@@ -79,6 +79,9 @@ pub enum WorkerReport {
         frames: u64,
         /// Media time recorded.
         media_ms: u64,
+        /// Tracks: buffers wait to be written and none was written since the last report.
+        #[serde(default)]
+        backlog: bool,
     },
     /// The RTMP broadcast ended on its own; the file goes on.
     BroadcastEnded {
@@ -206,6 +209,7 @@ pub fn record(job: &WorkerJob, stop: &std::sync::mpsc::Receiver<()>) -> Result<(
             report(&WorkerReport::Progress {
                 frames: progress.frames,
                 media_ms: progress.media_ms,
+                backlog: progress.backlog,
             });
         }
         RunEvent::BroadcastEnded(reason) => report(&WorkerReport::BroadcastEnded { reason }),
@@ -258,9 +262,24 @@ mod tests {
         let line = serde_json::to_string(&WorkerReport::Progress {
             frames: 30,
             media_ms: 1000,
+            backlog: false,
         })
         .expect("json");
-        assert_eq!(line, r#"{"event":"progress","frames":30,"media_ms":1000}"#);
+        assert_eq!(
+            line,
+            r#"{"event":"progress","frames":30,"media_ms":1000,"backlog":false}"#
+        );
+        // A report without `backlog` (an older worker) reads as no backlog.
+        let old: WorkerReport =
+            serde_json::from_str(r#"{"event":"progress","frames":1,"media_ms":2}"#).expect("parse");
+        assert_eq!(
+            old,
+            WorkerReport::Progress {
+                frames: 1,
+                media_ms: 2,
+                backlog: false
+            }
+        );
         let back: WorkerReport = serde_json::from_str(r#"{"event":"active"}"#).expect("parse");
         assert_eq!(back, WorkerReport::Active);
     }
