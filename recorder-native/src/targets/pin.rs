@@ -388,22 +388,30 @@ unsafe extern "C" fn lookup_by_name_with_flags_async(
     }
 }
 
+/// Completes an async lookup: a pinned answer's task, else through `parent`'s finish.
+unsafe fn finish(
+    resolver: *mut gio_ffi::GResolver,
+    result: *mut gio_ffi::GAsyncResult,
+    error: *mut *mut glib_ffi::GError,
+    parent: Option<LookupFinish>,
+) -> *mut glib_ffi::GList {
+    // SAFETY: as `lookup_by_name`.
+    unsafe {
+        match (finish_pinned(resolver, result, error), parent) {
+            (Some(list), _) => list,
+            (None, Some(parent)) => parent(resolver, result, error),
+            (None, None) => unsupported(error),
+        }
+    }
+}
+
 unsafe extern "C" fn lookup_by_name_finish(
     resolver: *mut gio_ffi::GResolver,
     result: *mut gio_ffi::GAsyncResult,
     error: *mut *mut glib_ffi::GError,
 ) -> *mut glib_ffi::GList {
     // SAFETY: as `lookup_by_name`.
-    unsafe {
-        match (
-            finish_pinned(resolver, result, error),
-            parent().by_name_finish,
-        ) {
-            (Some(list), _) => list,
-            (None, Some(parent)) => parent(resolver, result, error),
-            (None, None) => unsupported(error),
-        }
-    }
+    unsafe { finish(resolver, result, error, parent().by_name_finish) }
 }
 
 unsafe extern "C" fn lookup_by_name_with_flags_finish(
@@ -412,16 +420,7 @@ unsafe extern "C" fn lookup_by_name_with_flags_finish(
     error: *mut *mut glib_ffi::GError,
 ) -> *mut glib_ffi::GList {
     // SAFETY: as `lookup_by_name`.
-    unsafe {
-        match (
-            finish_pinned(resolver, result, error),
-            parent().with_flags_finish,
-        ) {
-            (Some(list), _) => list,
-            (None, Some(parent)) => parent(resolver, result, error),
-            (None, None) => unsupported(error),
-        }
-    }
+    unsafe { finish(resolver, result, error, parent().with_flags_finish) }
 }
 
 /// How many names are pinned (for tests).
