@@ -460,7 +460,6 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
 /// Runs a broadcast-only worker on `job` (a worker job file's JSON) for a few seconds, stops it
 /// as the service would, and returns its reports.
 fn run_broadcast_worker(job: &serde_json::Value) -> Vec<serde_json::Value> {
-    use std::io::BufRead as _;
     let dir = std::env::temp_dir().join(unique("worker-job"));
     std::fs::create_dir_all(&dir).expect("job dir");
     let job_file = dir.join("job.json");
@@ -472,24 +471,16 @@ fn run_broadcast_worker(job: &serde_json::Value) -> Vec<serde_json::Value> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start a worker");
-    let stdout = worker.stdout.take().expect("stdout");
-    let (lines, reports) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(report) = serde_json::from_str::<serde_json::Value>(&line) {
-                let _ = lines.send(report);
-            }
-        }
-    });
+    let lines = support::forward_lines(worker.stdout.take().expect("stdout"));
     let deadline = Instant::now() + Duration::from_secs(45);
     let mut seen = Vec::new();
     let mut stop_at = None;
     while Instant::now() < deadline {
-        match reports.recv_timeout(Duration::from_millis(200)) {
-            Ok(report) => {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let Ok(report) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
                 if report["event"] == "active" {
                     stop_at = Some(Instant::now() + Duration::from_secs(5));
                 }
