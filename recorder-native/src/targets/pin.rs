@@ -290,16 +290,19 @@ unsafe fn finish_pinned(
     }
 }
 
-fn parent() -> &'static ParentLookups {
-    PARENT
-        .get()
-        .expect("class_init ran before any instance of the pinning resolver existed")
+/// One of the parent's lookups. `class_init` stores them before any instance exists; should
+/// one be missing, the lookup fails rather than panicking inside a C callback.
+fn parent<T>(pick: impl FnOnce(&ParentLookups) -> Option<T>) -> Option<T> {
+    PARENT.get().and_then(pick)
 }
 
-/// A lookup the parent class does not implement: an error, as GResolver gives for one.
+/// Why a lookup the parent class does not implement fails, as GResolver says for one.
+const NOT_SUPPORTED: &str = "this lookup is not supported";
+
+/// A lookup the parent class does not implement: an error.
 unsafe fn unsupported(error: *mut *mut glib_ffi::GError) -> *mut glib_ffi::GList {
     // SAFETY: as `answer_now`.
-    unsafe { answer_now(Err("this lookup is not supported".into()), error) }
+    unsafe { answer_now(Err(NOT_SUPPORTED.into()), error) }
 }
 
 unsafe extern "C" fn lookup_by_name(
@@ -312,7 +315,7 @@ unsafe extern "C" fn lookup_by_name(
     unsafe {
         match (
             pinned_answer(hostname, gio_ffi::G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT),
-            parent().by_name,
+            parent(|p| p.by_name),
         ) {
             (Some(answer), _) => answer_now(answer, error),
             (None, Some(parent)) => parent(resolver, hostname, cancellable, error),
@@ -330,7 +333,7 @@ unsafe extern "C" fn lookup_by_name_with_flags(
 ) -> *mut glib_ffi::GList {
     // SAFETY: as `lookup_by_name`.
     unsafe {
-        match (pinned_answer(hostname, flags), parent().with_flags) {
+        match (pinned_answer(hostname, flags), parent(|p| p.with_flags)) {
             (Some(answer), _) => answer_now(answer, error),
             (None, Some(parent)) => parent(resolver, hostname, flags, cancellable, error),
             (None, None) => unsupported(error),
@@ -349,12 +352,12 @@ unsafe extern "C" fn lookup_by_name_async(
     unsafe {
         match (
             pinned_answer(hostname, gio_ffi::G_RESOLVER_NAME_LOOKUP_FLAGS_DEFAULT),
-            parent().by_name_async,
+            parent(|p| p.by_name_async),
         ) {
             (None, Some(parent)) => parent(resolver, hostname, cancellable, callback, user_data),
             (answer, _) => answer_later(
                 resolver,
-                answer.unwrap_or_else(|| Err("this lookup is not supported".into())),
+                answer.unwrap_or_else(|| Err(NOT_SUPPORTED.into())),
                 cancellable,
                 callback,
                 user_data,
@@ -373,13 +376,16 @@ unsafe extern "C" fn lookup_by_name_with_flags_async(
 ) {
     // SAFETY: as `lookup_by_name`.
     unsafe {
-        match (pinned_answer(hostname, flags), parent().with_flags_async) {
+        match (
+            pinned_answer(hostname, flags),
+            parent(|p| p.with_flags_async),
+        ) {
             (None, Some(parent)) => {
                 parent(resolver, hostname, flags, cancellable, callback, user_data)
             }
             (answer, _) => answer_later(
                 resolver,
-                answer.unwrap_or_else(|| Err("this lookup is not supported".into())),
+                answer.unwrap_or_else(|| Err(NOT_SUPPORTED.into())),
                 cancellable,
                 callback,
                 user_data,
@@ -411,7 +417,7 @@ unsafe extern "C" fn lookup_by_name_finish(
     error: *mut *mut glib_ffi::GError,
 ) -> *mut glib_ffi::GList {
     // SAFETY: as `lookup_by_name`.
-    unsafe { finish(resolver, result, error, parent().by_name_finish) }
+    unsafe { finish(resolver, result, error, parent(|p| p.by_name_finish)) }
 }
 
 unsafe extern "C" fn lookup_by_name_with_flags_finish(
@@ -420,7 +426,7 @@ unsafe extern "C" fn lookup_by_name_with_flags_finish(
     error: *mut *mut glib_ffi::GError,
 ) -> *mut glib_ffi::GList {
     // SAFETY: as `lookup_by_name`.
-    unsafe { finish(resolver, result, error, parent().with_flags_finish) }
+    unsafe { finish(resolver, result, error, parent(|p| p.with_flags_finish)) }
 }
 
 /// How many names are pinned (for tests).
