@@ -213,6 +213,11 @@ struct Tiles {
 /// lowest quality. Screen shares may rightly send none for a while and are never taken off.
 const CAMERA_STALLED_AFTER: Duration = Duration::from_secs(3);
 
+/// Milliseconds since `epoch`: the branches' clock, read on streaming threads and the run loop.
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Tiles {
     /// The arrival of the track behind `pad`: its first, if it was here before a re-join.
     fn arrival(&mut self, pad: &gst::Pad) -> u64 {
@@ -225,7 +230,7 @@ impl Tiles {
 
     /// Milliseconds since [`Tiles::epoch`].
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        ms_since(self.epoch)
     }
 
     /// Takes cameras whose pictures stopped coming off the canvas, and puts those whose
@@ -760,8 +765,7 @@ fn attach(
     if is_video {
         let (heard, epoch) = (last_buffer.clone(), tiles.epoch);
         entry.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-            heard.store(now, Ordering::Relaxed);
+            heard.store(ms_since(epoch), Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
     }
