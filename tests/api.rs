@@ -363,6 +363,32 @@ fn auth_join_token_does_not_sign_requests(s: &Suite) {
         "INVALID_TOKEN_OR_SIGNATURE",
         "Failed to verify provided authentication details.",
     );
+    // The token's own header and payload, sent as the body, carry a valid signature: no route
+    // answers them, least of all getActiveRoomsInfo, which reads no field of its body.
+    for path in [
+        "/auth/room/getActiveRoomsInfo",
+        "/auth/room/getActiveRoomInfo",
+        "/auth/room/isRoomActive",
+        "/auth/room/fetchPastRooms",
+        "/auth/room/create",
+        "/auth/room/getJoinToken",
+        "/auth/room/endRoom",
+    ] {
+        let r = s.target.post(
+            path,
+            signed.as_bytes(),
+            &[("API-KEY", "plugnmeet"), ("HASH-SIGNATURE", &hex)],
+        );
+        let text = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 200, "{path}: {text}");
+        let j: Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_common(&j, false, "INVALID_PARAMETERS");
+        assert!(!text.contains(&room), "{path} named the room: {text}");
+    }
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
 }
 
 fn routing_method_and_path(s: &Suite) {

@@ -12,7 +12,8 @@ use crate::wire::{Common, StatusCode};
 
 pub use edgemeet_protocol::signing::{sign, verify_signature};
 
-/// Verifies an `/auth/*` request; `Err` holds the 401 to send.
+/// Verifies an `/auth/*` request; `Err` holds the answer to send (a 401, or the refusal of a
+/// signed body that is not a JSON object).
 pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), EdgeResponse> {
     let fail = |code, msg: &str| Err(unauthorized(request, Common::fail(code, msg)));
     let Some(api_key) = request.header("api-key").filter(|k| !k.is_empty()) else {
@@ -32,8 +33,7 @@ pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), Ed
     };
     // Always the body. plugNmeet signs the `Room-Id` header instead for multipart uploads, but no
     // route here takes an upload, and a signature that does not cover the body would let anyone
-    // holding one signed value send any body: a join token's HS256 signature is exactly
-    // HMAC(api_secret, "<header>.<payload>"), so every participant holds one.
+    // holding one signed value send any body.
     let signed: &[u8] = &request.body;
     if !verify_signature(config.api_secret.as_bytes(), signed, signature) {
         return fail(
@@ -41,7 +41,30 @@ pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), Ed
             "Failed to verify provided authentication details.",
         );
     }
+    // Even over the body, one signed value is in every participant's hands: a join token's HS256
+    // signature is exactly HMAC(api_secret, "<header>.<payload>"). So that text, sent as a body
+    // with the token's signature, passes the check above. It is never a JSON object (it starts
+    // with base64url `eyJ`), and every route reads one, so such a body is refused here, before
+    // any route can take it: a route that ignores its body (getActiveRoomsInfo) would otherwise
+    // answer it.
+    if !is_json_object_text(signed) {
+        return Err(EdgeResponse::common(
+            200,
+            Common::fail(
+                StatusCode::InvalidParameters,
+                "the request body must be a JSON object",
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `body` is empty or starts, after whitespace, as a JSON object does. Routes parse it
+/// fully; this only tells a JSON object from other signed text.
+fn is_json_object_text(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|&first| first == b'{')
 }
 
 /// A 401 in the request's own encoding.
@@ -149,6 +172,47 @@ mod tests {
         );
         let refused = authenticate(&config(), &forged).unwrap_err();
         assert_eq!(refused.status, 401);
+    }
+
+    /// Every participant holds a join token, whose signature is an HMAC of its own header and
+    /// payload under the API secret: that text, signed so, is refused as a body.
+    #[test]
+    fn a_join_tokens_signature_does_not_sign_a_request() {
+        use base64::Engine;
+        let claims = crate::tokens::JoinClaims {
+            name: "Eve".into(),
+            user_id: "eve".into(),
+            room_id: "r".into(),
+            ..Default::default()
+        };
+        let config = EdgeConfig {
+            api_secret: "a-secret-long-enough-for-hs256-tokens".into(),
+            ..config()
+        };
+        let token =
+            crate::tokens::mint_join_token("key", &config.api_secret, claims, 1_700_000_000, 600)
+                .unwrap();
+        let (signing_input, signature) = token.rsplit_once('.').unwrap();
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap();
+        let signature: String = signature.iter().map(|b| format!("{b:02x}")).collect();
+        let forged = request(
+            &[("api-key", "key"), ("hash-signature", &signature)],
+            signing_input.as_bytes(),
+        );
+        let refused = authenticate(&config, &forged).unwrap_err();
+        let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+        assert_eq!(body["status"], false, "{body}");
+        assert_eq!(body["status_code"], "INVALID_PARAMETERS", "{body}");
+    }
+
+    #[test]
+    fn empty_and_object_bodies_are_json_object_text() {
+        assert!(is_json_object_text(b""));
+        assert!(is_json_object_text(b" \n{}"));
+        assert!(!is_json_object_text(b"eyJhbGciOiJIUzI1NiJ9.e30"));
+        assert!(!is_json_object_text(b"[]"));
     }
 
     #[test]
