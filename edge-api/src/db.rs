@@ -153,6 +153,17 @@ pub async fn running_room(
     Ok(rooms(store.execute(&sql, &[room_id.into()]).await?)?.pop())
 }
 
+/// Whether session `sid` is still running.
+pub async fn session_is_running(store: &impl Store, sid: &str) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT 1 FROM rooms WHERE sid = ? AND is_running = 1",
+            &[sid.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
 /// The most recent session of `room_id`, running or not.
 pub async fn latest_room(store: &impl Store, room_id: &str) -> Result<Option<RoomRow>, StoreError> {
     let sql =
@@ -185,15 +196,16 @@ pub async fn end_room(store: &impl Store, sid: &str, now: i64) -> Result<bool, S
 const REGION_CLOSED_SQL: &str = "EXISTS (SELECT 1 FROM region_status \
      WHERE region_id = ? AND (draining = 1 OR left_at_ms IS NOT NULL))";
 
-/// Pins a running session to `region` unless it is pinned already or `region` closed (see
-/// [`REGION_CLOSED_SQL`]); returns the session's region after the attempt.
+/// Pins a running session to `region` unless it is pinned already, has ended or `region` closed
+/// (see [`REGION_CLOSED_SQL`]); returns the session's region after the attempt.
 pub async fn pin_region(
     store: &impl Store,
     sid: &str,
     region: &str,
 ) -> Result<Option<String>, StoreError> {
     let sql = format!(
-        "UPDATE rooms SET region = ? WHERE sid = ? AND region IS NULL AND NOT {REGION_CLOSED_SQL}"
+        "UPDATE rooms SET region = ? \
+         WHERE sid = ? AND region IS NULL AND is_running = 1 AND NOT {REGION_CLOSED_SQL}"
     );
     store
         .execute(&sql, &[region.into(), sid.into(), region.into()])
@@ -226,7 +238,8 @@ pub async fn move_region(
     session_region(store, sid).await
 }
 
-async fn session_region(store: &impl Store, sid: &str) -> Result<Option<String>, StoreError> {
+/// The region session `sid` is pinned to, read now (running or ended).
+pub async fn session_region(store: &impl Store, sid: &str) -> Result<Option<String>, StoreError> {
     let rows = store
         .execute("SELECT region FROM rooms WHERE sid = ?", &[sid.into()])
         .await?;

@@ -75,37 +75,40 @@ async fn authorize<S: Store, H: HttpClient, C: Clock>(
         ));
     };
     let now = u64::try_from(edge.now_secs()).unwrap_or(0);
-    let claims = match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now)
-    {
-        Ok(c) => c,
-        Err(TokenError::Expired) => {
-            return Err(unauthorized(
-                StatusCode::InvalidTokenOrSignature,
-                "notifications.token-expired",
-            ))
-        }
-        Err(_) => {
-            return Err(unauthorized(
-                StatusCode::InvalidTokenOrSignature,
-                "notifications.invalid-token",
-            ))
-        }
-    };
-    let room = match db::running_room(&edge.store, &claims.room_id).await {
+    let verified =
+        match verify_join_token(&edge.config.api_key, &edge.config.api_secret, token, now) {
+            Ok(verified) => verified,
+            Err(TokenError::Expired) => {
+                return Err(unauthorized(
+                    StatusCode::InvalidTokenOrSignature,
+                    "notifications.token-expired",
+                ))
+            }
+            Err(_) => {
+                return Err(unauthorized(
+                    StatusCode::InvalidTokenOrSignature,
+                    "notifications.invalid-token",
+                ))
+            }
+        };
+    let room = match db::running_room(&edge.store, &verified.claims.room_id).await {
         Ok(Some(room)) => room,
-        Ok(None) => {
-            return Err(unauthorized(
-                StatusCode::RoomNotActive,
-                "notifications.room-not-active",
-            ))
-        }
+        Ok(None) => return Err(room_not_active()),
         Err(e) => return Err(store_failure(e)),
     };
+    // A token issued before this session was created was issued for an earlier session of the
+    // same room id (ended, then created again within the token's lifetime): it carries none of
+    // this session's settings and none of its rights.
+    if verified.predates(room.created_at) {
+        return Err(unauthorized(
+            StatusCode::InvalidTokenOrSignature,
+            "notifications.invalid-token",
+        ));
+    }
+    let claims = verified.claims;
     let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
-        // getJoinToken records every user it issues a token to in the session. A token without
-        // that record was issued for an earlier session of the same room id (ended, then
-        // created again within the token's lifetime): it carries none of this session's
-        // settings and none of its rights.
+        // getJoinToken records every user it issues a token to in the session: a token without
+        // that record was not issued by it.
         Ok(None) => {
             return Err(unauthorized(
                 StatusCode::InvalidTokenOrSignature,
@@ -124,11 +127,32 @@ async fn authorize<S: Store, H: HttpClient, C: Clock>(
     Ok(Authorized { claims, room, user })
 }
 
+/// The 401 for a token whose session is not (or no longer) running.
+fn room_not_active() -> EdgeResponse {
+    unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")
+}
+
 /// A join token checked against the running session it was issued for.
 struct Authorized {
     claims: JoinClaims,
     room: db::RoomRow,
     user: db::RoomUser,
+}
+
+impl Authorized {
+    /// Moderator rights: the token says so and the user's latest token in this session still
+    /// does (the backend may have issued a later one without them; an older token must not
+    /// bring them back).
+    fn is_admin(&self) -> bool {
+        self.claims.is_admin && self.user.is_admin
+    }
+
+    /// Hidden (unseen, not publishing): as the user's latest token in this session says. Either
+    /// way an older token could gain something (publishing, or being unseen), so it decides
+    /// nothing here.
+    fn is_hidden(&self) -> bool {
+        self.user.is_hidden
+    }
 }
 
 /// Handles `POST /api/endRoom`: a moderator (an admin join token) ends the meeting from the
@@ -138,13 +162,11 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let Authorized { claims, room, user } = match authorize(edge, request).await {
+    let authorized = match authorize(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
-    // The token says moderator and this session issued it as such (the user's latest token
-    // may have taken the right away).
-    if !(claims.is_admin && user.is_admin) {
+    if !authorized.is_admin() {
         return EdgeResponse::common(
             403,
             Common::fail(
@@ -153,7 +175,7 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
             ),
         );
     }
-    match rooms::end::end_session(edge, &room).await {
+    match rooms::end::end_session(edge, &authorized.room).await {
         Ok(()) => EdgeResponse::common(200, Common::ok("success")),
         Err(e) => store_failure(e),
     }
@@ -164,10 +186,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let Authorized { claims, room, user } = match authorize(edge, request).await {
+    let authorized = match authorize(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
+    let (is_admin, is_hidden) = (authorized.is_admin(), authorized.is_hidden());
+    let Authorized { claims, room, user } = authorized;
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
     // Without sidecars relaying LiveKit's webhooks, a room's joined count is the visible users
@@ -205,10 +229,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     let video = VideoGrant {
         room_join: true,
         room: room.livekit_room.clone(),
-        room_admin: claims.is_admin,
-        hidden: claims.is_hidden,
-        can_publish: Some(!claims.is_hidden),
-        can_publish_data: Some(!claims.is_hidden),
+        room_admin: is_admin,
+        hidden: is_hidden,
+        can_publish: Some(!is_hidden),
+        can_publish_data: Some(!is_hidden),
         can_subscribe: Some(true),
         ..Default::default()
     };
@@ -242,6 +266,13 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             );
         }
     };
+    // The session may have ended since it was read (endRoom reads the region after ending it,
+    // so a pin made before that is deleted with the room): no token goes out for an ended one.
+    match db::session_is_running(&edge.store, &room.sid).await {
+        Ok(true) => {}
+        Ok(false) => return room_not_active(),
+        Err(e) => return store_failure(e),
+    }
     EdgeResponse::reply(
         Common::ok("success"),
         SessionRes {
@@ -250,8 +281,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             room_title: room.room_title,
             user_id: claims.user_id,
             name: claims.name,
-            is_admin: claims.is_admin,
-            is_hidden: claims.is_hidden,
+            is_admin,
+            is_hidden,
             region: RegionInfo {
                 id: region.id.clone(),
                 name: region.name.clone(),
@@ -305,8 +336,16 @@ async fn place<S: Store, H: HttpClient, C: Clock>(
             }
             // Another join placed or moved it first: its choice stands.
             Some(placed) if Some(placed.as_str()) != from => return Ok((placed, "pinned")),
-            // The region closed (began draining) between the registry read and the pin.
-            _ => {}
+            // The session ended, or the region closed (began draining) between the registry
+            // read and the pin.
+            _ => {
+                if !db::session_is_running(&edge.store, &room.sid)
+                    .await
+                    .map_err(store_failure)?
+                {
+                    return Err(room_not_active());
+                }
+            }
         }
     }
     tracing::warn!(room_id = %room.room_id, "no media region is available");

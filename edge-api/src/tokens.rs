@@ -77,6 +77,26 @@ pub fn mint_join_token(
         .map_err(|e| TokenError::Signing(e.to_string()))
 }
 
+/// A join token that passed [`verify_join_token`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedJoinToken {
+    /// What the token says.
+    pub claims: JoinClaims,
+    /// When it was issued, in Unix seconds (its `nbf`; tokens from elsewhere may carry only
+    /// `iat`, and one with neither reads as issued at 0).
+    pub issued_at_secs: u64,
+}
+
+impl VerifiedJoinToken {
+    /// Whether the token was issued before `session_created_secs`, beyond the clock leeway:
+    /// issued for an earlier session of the same room id. The leeway covers edges whose clocks
+    /// differ by a little.
+    pub fn predates(&self, session_created_secs: i64) -> bool {
+        i128::from(self.issued_at_secs) + i128::from(LEEWAY_SECS)
+            < i128::from(session_created_secs)
+    }
+}
+
 /// Verifies a join token: HS256 under the API secret, `iss` = API key, an `exp` that has not
 /// passed (one minute leeway), and `sub` = the `user_id` claim.
 pub fn verify_join_token(
@@ -84,7 +104,7 @@ pub fn verify_join_token(
     api_secret: &str,
     token: &str,
     now_secs: u64,
-) -> Result<JoinClaims, TokenError> {
+) -> Result<VerifiedJoinToken, TokenError> {
     let options = VerificationOptions {
         allowed_issuers: Some([api_key.to_owned()].into_iter().collect()),
         time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
@@ -105,7 +125,14 @@ pub fn verify_join_token(
     if user_id.is_empty() || claims.subject.as_deref() != Some(user_id.as_str()) {
         return Err(TokenError::Invalid);
     }
-    Ok(claims.custom)
+    let issued_at_secs = claims
+        .invalid_before
+        .or(claims.issued_at)
+        .map_or(0, |t| t.as_secs());
+    Ok(VerifiedJoinToken {
+        claims: claims.custom,
+        issued_at_secs,
+    })
 }
 
 /// LiveKit's `video` grant. `None` fields are left out (LiveKit reads absent tri-states as true).
@@ -262,10 +289,12 @@ mod tests {
     #[test]
     fn join_token_verification() {
         let t = mint_join_token("key", SECRET, claims(), 1_000, 600).unwrap();
-        assert_eq!(
-            verify_join_token("key", SECRET, &t, 1_100).unwrap(),
-            claims()
-        );
+        let verified = verify_join_token("key", SECRET, &t, 1_100).unwrap();
+        assert_eq!(verified.claims, claims());
+        assert_eq!(verified.issued_at_secs, 1_000);
+        // Issued for a session created up to the leeway later: the clocks of two edges.
+        assert!(!verified.predates(1_000 + LEEWAY_SECS as i64));
+        assert!(verified.predates(1_001 + LEEWAY_SECS as i64));
         // one minute of leeway, then expired
         assert!(verify_join_token("key", SECRET, &t, 1_650).is_ok());
         assert_eq!(

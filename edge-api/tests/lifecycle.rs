@@ -1336,3 +1336,118 @@ fn retries_on_calls_are_not_starved_by_a_silent_sidecar_region() {
         "the delete in the region without a sidecar was not retried: {deleted:?}"
     );
 }
+
+/// A join token for `user_info` (with `user_id` and `name`) in `room_id`, from the plugNmeet API.
+fn join_token_as(edge: &TestEdge, room_id: &str, user_info: Value) -> String {
+    let (status, body) = post(
+        edge,
+        "/auth/room/getJoinToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": room_id, "user_info": user_info}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// The `video` grant of the LiveKit token a successful session answer carries.
+fn livekit_grant(session: &Value) -> Value {
+    use base64::Engine;
+    let token = session["token"].as_str().expect("token");
+    let payload = token.split('.').nth(1).expect("payload");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    let claims: Value = serde_json::from_slice(&payload).expect("claims");
+    claims["video"].clone()
+}
+
+/// A user's rights in a session are those of the latest join token the backend issued them: an
+/// older token still joins, but brings back neither moderator rights nor a visibility the
+/// backend has since changed.
+#[test]
+fn an_older_join_token_brings_back_no_right_a_later_one_took() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    titled_room(&edge, "demoted");
+    let as_admin = join_token_as(
+        &edge,
+        "demoted",
+        json!({"user_id": "bob", "name": "Bob", "is_admin": true}),
+    );
+    let (status, body) = session(&edge, &as_admin);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(livekit_grant(&body)["roomAdmin"], json!(true), "{body}");
+
+    join_token_as(&edge, "demoted", json!({"user_id": "bob", "name": "Bob"}));
+    let (status, body) = session(&edge, &as_admin);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_admin"], json!(false), "{body}");
+    assert!(livekit_grant(&body).get("roomAdmin").is_none(), "{body}");
+    let mut end = EdgeRequest::new(Method::POST, "/api/endRoom");
+    end.headers
+        .insert("authorization", as_admin.parse().expect("header"));
+    assert_eq!(block(edge.handle(end)).status, 403);
+
+    // Made hidden (watching, not publishing) by a later token: the earlier, visible one
+    // publishes nothing either.
+    let visible = join_token_as(&edge, "demoted", json!({"user_id": "eve", "name": "Eve"}));
+    join_token_as(
+        &edge,
+        "demoted",
+        json!({"user_id": "eve", "name": "Eve", "is_hidden": true}),
+    );
+    let (status, body) = session(&edge, &visible);
+    assert_eq!(status, 200, "{body}");
+    let grant = livekit_grant(&body);
+    assert_eq!(
+        (&grant["hidden"], &grant["canPublish"]),
+        (&json!(true), &json!(false)),
+        "{body}"
+    );
+}
+
+/// A room id ended and created again is a new session: a token issued for the earlier one is
+/// refused there even once the same user has a token for the new one.
+#[test]
+fn a_join_token_from_an_earlier_session_of_the_room_id_is_refused() {
+    let edge = edge();
+    titled_room(&edge, "again");
+    let earlier = join_token_as(
+        &edge,
+        "again",
+        json!({"user_id": "ann", "name": "Ann", "is_admin": true}),
+    );
+    end_room(&edge, "again");
+    edge.clock.0.set(T0 + 120_000);
+    beat(&edge, "eu", false, 0);
+    titled_room(&edge, "again");
+    let current = join_token(&edge, "again", "ann");
+    let (status, body) = session(&edge, &earlier);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["msg"], json!("notifications.invalid-token"), "{body}");
+    let (status, body) = session(&edge, &current);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// endRoom deletes the LiveKit room of a session pinned after endRoom read it (a join placing
+/// the room at that moment), and no pin lands on a session that has ended.
+#[test]
+fn a_room_ending_as_it_is_placed_leaves_no_livekit_room() {
+    let edge = edge();
+    let read_by_end = titled_room(&edge, "racing");
+    assert_eq!(read_by_end.region, None);
+    let pinned = block(db::pin_region(&edge.store, &read_by_end.sid, "eu")).expect("pin");
+    assert_eq!(pinned.as_deref(), Some("eu"));
+    block(edge_api::rooms::end::end_session(&edge, &read_by_end)).expect("end");
+    assert_eq!(
+        deleted_rooms(&edge),
+        vec![json!(read_by_end.livekit_room)],
+        "the pinned session's LiveKit room is deleted"
+    );
+
+    let ended_first = titled_room(&edge, "ended-first");
+    end_room(&edge, "ended-first");
+    let pinned = block(db::pin_region(&edge.store, &ended_first.sid, "eu")).expect("pin");
+    assert_eq!(pinned, None, "no pin lands on an ended session");
+}

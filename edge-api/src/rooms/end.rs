@@ -47,7 +47,10 @@ pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
     if room.is_running && db::end_room(&edge.store, &room.sid, now).await? {
         tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended");
     }
-    if let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) {
+    // The region as it is now, not as `room` was read: a join may have pinned the session in
+    // between, and its LiveKit room must go too. No pin lands once the session has ended.
+    let pinned = db::session_region(&edge.store, &room.sid).await?;
+    if let Some(region) = pinned.as_deref().and_then(|id| edge.config.region(id)) {
         lifecycle::delete_livekit_room(edge, region, &room.livekit_room).await?;
     }
     Ok(())
