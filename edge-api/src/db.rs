@@ -135,14 +135,24 @@ pub async fn create_room(
         room.region_hint.into(),
         room.created_at.into(),
     ];
-    if let Some(row) = rooms(store.execute(&sql, &params).await?)?.pop() {
-        return Ok((row, true));
+    // The insert conflicts with a running session; that session may end before it is read
+    // (an endRoom in between), and then the insert is tried again.
+    for _ in 0..CREATE_ATTEMPTS {
+        if let Some(row) = rooms(store.execute(&sql, &params).await?)?.pop() {
+            return Ok((row, true));
+        }
+        if let Some(row) = running_room(store, room.room_id).await? {
+            return Ok((row, false));
+        }
     }
-    running_room(store, room.room_id)
-        .await?
-        .map(|row| (row, false))
-        .ok_or_else(|| StoreError("room insert conflicted but no running session exists".into()))
+    Err(StoreError(
+        "room insert conflicted but no running session exists".into(),
+    ))
 }
+
+/// Inserts [`create_room`] tries while the session it conflicts with keeps ending before it is
+/// read.
+const CREATE_ATTEMPTS: usize = 3;
 
 /// The running session of `room_id`.
 pub async fn running_room(

@@ -1451,3 +1451,57 @@ fn a_room_ending_as_it_is_placed_leaves_no_livekit_room() {
     let pinned = block(db::pin_region(&edge.store, &ended_first.sid, "eu")).expect("pin");
     assert_eq!(pinned, None, "no pin lands on an ended session");
 }
+
+/// A store that ends the running session of the room a create conflicts with just before the
+/// create reads it: an endRoom landing between the two statements.
+struct EndsBeforeTheRead {
+    inner: SqliteStore,
+    armed: Cell<bool>,
+}
+
+impl edge_api::platform::Store for EndsBeforeTheRead {
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[edge_api::platform::SqlValue],
+    ) -> Result<edge_api::platform::Rows, edge_api::platform::StoreError> {
+        if self.armed.get() && sql.starts_with("SELECT") && sql.contains("is_running = 1") {
+            self.armed.set(false);
+            self.inner
+                .execute(
+                    "UPDATE rooms SET is_running = 0, ended_at = 1 WHERE room_id = ?",
+                    params,
+                )
+                .await?;
+        }
+        self.inner.execute(sql, params).await
+    }
+}
+
+/// A create whose conflicting session ends before it is read creates a new one instead of
+/// failing.
+#[test]
+fn a_create_racing_an_end_creates_a_new_session() {
+    let store = EndsBeforeTheRead {
+        inner: SqliteStore::in_memory().expect("sqlite"),
+        armed: Cell::new(false),
+    };
+    let room = |sid| db::NewRoom {
+        room_id: "racing",
+        sid,
+        room_title: "T",
+        webhook_url: "",
+        metadata: "{}",
+        max_participants: 0,
+        empty_timeout: 300,
+        region_hint: None,
+        created_at: 1,
+    };
+    let (first, created) = block(db::create_room(&store, &room("S1"))).expect("first");
+    assert!(created);
+    store.armed.set(true);
+    let (second, created) = block(db::create_room(&store, &room("S2"))).expect("second");
+    assert!(!store.armed.get(), "the session ended between insert and read");
+    assert!(created, "{second:?}");
+    assert_eq!((first.sid.as_str(), second.sid.as_str()), ("S1", "S2"));
+}
