@@ -270,6 +270,9 @@ const SERVER_OWNED: &[&str] = &[
 const MAX_BREAKOUT_ROOMS: u32 = 16;
 /// Longest text field accepted in metadata.
 const MAX_TEXT_LEN: usize = 16 * 1024;
+/// Largest metadata stored for a room, as JSON. Every listing of running rooms carries it, so a
+/// few large rooms must not make a listing too big to build (a Worker has 128 MB).
+pub const MAX_STORED_BYTES: usize = 64 * 1024;
 
 /// Limits from the edge's configuration that bound what a customer may ask for.
 #[derive(Debug, Clone, Copy)]

@@ -92,8 +92,7 @@ impl VerifiedJoinToken {
     /// issued for an earlier session of the same room id. The leeway covers edges whose clocks
     /// differ by a little.
     pub fn predates(&self, session_created_secs: i64) -> bool {
-        i128::from(self.issued_at_secs) + i128::from(LEEWAY_SECS)
-            < i128::from(session_created_secs)
+        i128::from(self.issued_at_secs) + i128::from(LEEWAY_SECS) < i128::from(session_created_secs)
     }
 }
 

@@ -1501,7 +1501,67 @@ fn a_create_racing_an_end_creates_a_new_session() {
     assert!(created);
     store.armed.set(true);
     let (second, created) = block(db::create_room(&store, &room("S2"))).expect("second");
-    assert!(!store.armed.get(), "the session ended between insert and read");
+    assert!(
+        !store.armed.get(),
+        "the session ended between insert and read"
+    );
     assert!(created, "{second:?}");
     assert_eq!((first.sid.as_str(), second.sid.as_str()), ("S1", "S2"));
+}
+
+/// Metadata whose stored JSON is about `kib` KiB: within each text field's own limit.
+fn bulky_metadata(kib: usize) -> Value {
+    let text = |n: usize| "m".repeat(n * 1024);
+    let quarter = kib / 4;
+    json!({
+        "room_title": text(quarter),
+        "welcome_message": text(quarter),
+        "extra_data": text(quarter),
+        "room_features": {"waiting_room_features": {"waiting_room_msg": text(kib - 3 * quarter)}},
+    })
+}
+
+/// A room's stored metadata is bounded in all, not only field by field, and one listing of
+/// running rooms carries a bounded amount of it, saying which rooms it left out.
+#[test]
+fn room_metadata_and_the_listing_of_rooms_are_bounded() {
+    let edge = edge();
+    let (status, body) = post(
+        &edge,
+        "/auth/room/create",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "too-big", "metadata": bulky_metadata(66)}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status_code"], json!("INVALID_PARAMETERS"), "{body}");
+    assert!(block(db::running_room(&edge.store, "too-big"))
+        .expect("store")
+        .is_none());
+
+    for i in 0..80 {
+        created_room(
+            &edge,
+            &json!({"room_id": format!("bulky-{i}"), "metadata": bulky_metadata(60)}),
+        );
+    }
+    let (status, body) = post(
+        &edge,
+        "/auth/room/getActiveRoomsInfo",
+        "plugnmeet",
+        API_SECRET,
+        &json!({}),
+    );
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!(true)),
+        "{}",
+        body["msg"]
+    );
+    let listed = body["rooms"].as_array().expect("rooms").len();
+    assert!((60..80).contains(&listed), "listed {listed} of 80");
+    assert_eq!(
+        body["msg"],
+        json!(format!("success; the first {listed} active rooms only"))
+    );
 }

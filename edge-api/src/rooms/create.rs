@@ -66,6 +66,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Err(msg) => return invalid(msg),
     };
     let metadata_json = match serde_json::to_string(&metadata) {
+        Ok(s) if s.len() > metadata::MAX_STORED_BYTES => {
+            return invalid(format!(
+                "metadata: larger than {} bytes in all",
+                metadata::MAX_STORED_BYTES
+            ))
+        }
         Ok(s) => s,
         Err(e) => return invalid(format!("metadata: {e}")),
     };

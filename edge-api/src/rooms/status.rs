@@ -17,6 +17,9 @@ use crate::Edge;
 
 /// `getActiveRoomsInfo` lists at most this many rooms per call (each may be a LiveKit call).
 const MAX_ACTIVE_ROOMS: i64 = 500;
+/// Most room metadata (stored JSON bytes) one getActiveRoomsInfo answer carries: the answer
+/// holds it about three times over (rows, copies, escaped output), within a Worker's memory.
+const LISTED_METADATA_BUDGET: usize = 4 * 1024 * 1024;
 /// LiveKit calls `getActiveRoomsInfo` has in flight at once. Workers allow six open outbound
 /// connections per request and queue the rest; on Spin and the local host it keeps one call
 /// from opening hundreds of connections to the media servers at once.
@@ -121,8 +124,9 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
             GetActiveRoomsInfoRes { rooms: Vec::new() },
         );
     }
-    let truncated = rooms.len() > MAX_ACTIVE_ROOMS as usize;
-    rooms.truncate(MAX_ACTIVE_ROOMS as usize);
+    let listed_rooms = rooms_within_budget(&rooms);
+    let truncated = rooms.len() > listed_rooms;
+    rooms.truncate(listed_rooms);
     // Regions whose media server did not answer in this call: their other rooms are not asked.
     let silent_regions: RefCell<HashSet<&str>> = RefCell::new(HashSet::new());
     let listed: Vec<(RoomWithParticipants, bool)> = futures_util::stream::iter(rooms.iter())
@@ -149,7 +153,7 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
     let left_out = listed.iter().filter(|(_, complete)| !complete).count();
     let mut msg = String::from("success");
     if truncated {
-        msg.push_str(&format!("; the first {MAX_ACTIVE_ROOMS} active rooms only"));
+        msg.push_str(&format!("; the first {listed_rooms} active rooms only"));
     }
     if left_out > 0 {
         msg.push_str(&format!(
@@ -159,6 +163,20 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
     let common = Common::ok(msg);
     let rooms = listed.into_iter().map(|(room, _)| room).collect();
     EdgeResponse::reply(common, GetActiveRoomsInfoRes { rooms })
+}
+
+/// How many of `rooms` (in order) one listing carries: at most [`MAX_ACTIVE_ROOMS`], and no
+/// more metadata in all than [`LISTED_METADATA_BUDGET`] (always at least one room).
+fn rooms_within_budget(rooms: &[RoomRow]) -> usize {
+    let mut metadata_bytes = 0;
+    let within = rooms.iter().take_while(|room| {
+        metadata_bytes += room.metadata.len();
+        metadata_bytes <= LISTED_METADATA_BUDGET
+    });
+    within
+        .count()
+        .clamp(1, MAX_ACTIVE_ROOMS as usize)
+        .min(rooms.len())
 }
 
 fn without_participants(room: &RoomRow) -> RoomWithParticipants {
