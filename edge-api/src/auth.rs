@@ -4,13 +4,11 @@
 //! Every failure is a 401 carrying a `CommonResponse`, as JSON, or as protobuf when the request's
 //! `Content-Type` is exactly `application/protobuf` (plugNmeet's rule).
 
-use subtle::ConstantTimeEq;
-
 use crate::config::EdgeConfig;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::wire::{Common, StatusCode};
 
-pub use edgemeet_protocol::signing::{sign, verify_signature};
+pub use edgemeet_protocol::signing::{key_matches, sign, verify_signature};
 
 /// Verifies an `/auth/*` request; `Err` holds the answer to send (a 401, or the refusal of a
 /// signed body that is not a JSON object).
@@ -22,7 +20,7 @@ pub fn authenticate(config: &EdgeConfig, request: &EdgeRequest) -> Result<(), Ed
             "Missing API-KEY header.",
         );
     };
-    if !bool::from(api_key.as_bytes().ct_eq(config.api_key.as_bytes())) {
+    if !key_matches(&config.api_key, Some(api_key)) {
         return fail(StatusCode::InvalidApiKey, "Invalid API key provided.");
     }
     let Some(signature) = request.header("hash-signature").filter(|s| !s.is_empty()) else {

@@ -139,7 +139,7 @@ async fn webhook(State(state): State<HttpState>, headers: HeaderMap, body: Body)
 
 /// `POST /admin/drain`: signed like the sidecar's own requests; `{"deadline_seconds": N}`.
 async fn admin_drain(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    if header_str(&headers, API_KEY_HEADER) != Some(&*state.region_id) {
+    if !auth::key_matches(&state.region_id, header_str(&headers, API_KEY_HEADER)) {
         return answer(StatusCode::UNAUTHORIZED, false, "invalid API-KEY");
     }
     let body = match read_body(body).await {

@@ -53,6 +53,14 @@ pub enum AuthError {
     Signature,
 }
 
+/// Whether `presented_key` is `expected_key`, compared in constant time (a service checks it
+/// before reading a body, and again in [`verify`]).
+pub fn key_matches(expected_key: &str, presented_key: Option<&str>) -> bool {
+    presented_key
+        .filter(|k| !k.is_empty())
+        .is_some_and(|k| bool::from(k.as_bytes().ct_eq(expected_key.as_bytes())))
+}
+
 /// Checks a call: `presented_key` must be `expected_key` and `signature_hex` the HMAC of `body`
 /// under `secret`, both compared in constant time.
 pub fn verify(
@@ -62,10 +70,10 @@ pub fn verify(
     signature_hex: Option<&str>,
     body: &[u8],
 ) -> Result<(), AuthError> {
-    let presented_key = presented_key
-        .filter(|k| !k.is_empty())
-        .ok_or(AuthError::Missing(API_KEY_HEADER))?;
-    if !bool::from(presented_key.as_bytes().ct_eq(expected_key.as_bytes())) {
+    if presented_key.is_none_or(str::is_empty) {
+        return Err(AuthError::Missing(API_KEY_HEADER));
+    }
+    if !key_matches(expected_key, presented_key) {
         return Err(AuthError::Key);
     }
     let signature_hex = signature_hex
@@ -128,5 +136,15 @@ mod tests {
         );
         let wrong = sign(b"other", body);
         assert_eq!(check(Some("key"), Some(&wrong)), Err(AuthError::Signature));
+    }
+
+    #[test]
+    fn keys_match_only_exactly() {
+        assert!(key_matches("recorder", Some("recorder")));
+        assert!(!key_matches("recorder", Some("recorder2")));
+        assert!(!key_matches("recorder", Some("Recorder")));
+        assert!(!key_matches("recorder", Some("")));
+        assert!(!key_matches("recorder", None));
+        assert!(!key_matches("", Some("")));
     }
 }

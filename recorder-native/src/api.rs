@@ -24,7 +24,7 @@ use edgemeet_serve::{BodyError, Limits};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{verify, API_KEY_HEADER, SIGNATURE_HEADER};
+use crate::auth::{key_matches, verify, API_KEY_HEADER, SIGNATURE_HEADER};
 use crate::job::StartRequest;
 use crate::store::StoreError;
 use crate::supervisor::{Node, StartError, StopError};
@@ -78,7 +78,7 @@ async fn authenticated<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let config = node.config();
-    if header(API_KEY_HEADER) != Some(config.api_key.as_str()) {
+    if !key_matches(&config.api_key, header(API_KEY_HEADER)) {
         return Err(Box::new(fail(StatusCode::UNAUTHORIZED, "invalid API-KEY")));
     }
     let body = edgemeet_serve::read_body(body, MAX_BODY, LIMITS.read_timeout)
