@@ -131,7 +131,7 @@ impl ControlPlaneClient {
             .body(bytes)
             .send()
             .await
-            .map_err(DeliveryError::Unreachable)?;
+            .map_err(|e| DeliveryError::Unreachable(e.without_url()))?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -276,6 +276,30 @@ pub async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control plane URL may carry a credential in its query: a failed delivery's error,
+    /// which goes to the log on every retry, must not repeat it.
+    #[tokio::test]
+    async fn an_unreachable_control_plane_is_named_without_its_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let url = format!("http://127.0.0.1:{port}/events?token=sekrit-value");
+        let client = ControlPlaneClient::new(&url, "node", "key", "secret-secret-secret");
+        let error = client
+            .heartbeat(&serde_json::json!({}))
+            .await
+            .expect_err("nothing listens");
+        let mut told = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            told.push_str(&format!(" / {e} / {e:?}"));
+            source = e.source();
+        }
+        told.push_str(&format!(" / {error:?}"));
+        assert!(matches!(error, DeliveryError::Unreachable(_)), "{told}");
+        assert!(!told.contains("sekrit"), "{told}");
+    }
 
     fn pending(bodies: &[&str]) -> Vec<Pending> {
         bodies
