@@ -268,7 +268,21 @@ impl ServiceConfig {
         if !(positive(w.start_seconds) && positive(w.stall_seconds) && positive(w.stop_seconds)) {
             return invalid("watchdog times must be positive");
         }
+        // Job outputs are named by job id inside the recordings directory: there, a job called
+        // `jobs` would be the directory of job files (tokens, stream keys), and a tracks job's
+        // upload and clean-up would take the service's own files with it.
+        let (data, recordings) = (lexical(&self.data_dir), lexical(&self.recordings_dir()));
+        if data.starts_with(&recordings) || recordings.starts_with(lexical(&self.jobs_dir())) {
+            return invalid(
+                "recordings_dir must not be data_dir, hold it, or lie in its jobs directory",
+            );
+        }
         Ok(())
+    }
+
+    /// Where the service keeps its workers' job files (they hold tokens; removed at start).
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
     }
 
     /// Where recordings go.
@@ -293,6 +307,23 @@ pub fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
+/// `path` made absolute (from the working directory) with `.` and `..` worked out, without
+/// asking the file system (the directories may not exist yet).
+fn lexical(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +344,25 @@ mod tests {
         assert_eq!(config.admission.max_jobs, 8);
         assert_eq!(config.keep_finished_jobs_days, 30);
         assert!(config.control_plane.is_none());
+    }
+
+    #[test]
+    fn recordings_stay_out_of_the_services_own_files() {
+        for (recordings, ok) in [
+            ("/srv/recordings", true),
+            ("/tmp/x/recordings", true),
+            ("/tmp/x/media/", true),
+            ("/tmp/x", false),
+            ("/tmp/x/", false),
+            ("/tmp/x/recordings/..", false),
+            ("/tmp", false),
+            ("/tmp/x/jobs", false),
+            ("/tmp/x/jobs/out", false),
+        ] {
+            let text = format!("recordings_dir = \"{recordings}\"\n{MINIMAL}");
+            let config: ServiceConfig = toml::from_str(&text).expect("parse");
+            assert_eq!(config.check().is_ok(), ok, "{recordings}");
+        }
     }
 
     #[test]

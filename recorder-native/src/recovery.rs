@@ -128,7 +128,7 @@ fn holds_a_fragment(path: &Path) -> std::io::Result<bool> {
 /// hold tokens, and their workers died with it) and returns the jobs it left unfinished. Before
 /// the API, so neither a new job's file nor a new job itself is taken for a leftover.
 pub fn leftovers(node: &Node) -> Vec<Unfinished> {
-    let jobs_dir = node.config().data_dir.join("jobs");
+    let jobs_dir = node.config().jobs_dir();
     if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());

@@ -142,7 +142,7 @@ impl Node {
             cap_cores: config.cores() * config.admission.cpu_share,
             max_jobs: config.admission.max_jobs,
         };
-        let jobs_dir = config.data_dir.join("jobs");
+        let jobs_dir = config.jobs_dir();
         Arc::new(Node {
             config,
             budget,
