@@ -102,7 +102,9 @@ pub fn normalize_keys(value: Value) -> Result<Value, InputError> {
     match value {
         Value::Object(map) => {
             let mut out = Map::with_capacity(map.len());
-            let mut unset: Vec<String> = Vec::new();
+            // A set, not a list: a body of thousands of distinct `null` members must not cost a
+            // comparison with every earlier one.
+            let mut unset: std::collections::HashSet<String> = std::collections::HashSet::new();
             for (key, v) in map {
                 let key = snake_case(&key);
                 if out.contains_key(&key) || unset.contains(&key) {
@@ -111,7 +113,7 @@ pub fn normalize_keys(value: Value) -> Result<Value, InputError> {
                     )));
                 }
                 if v.is_null() {
-                    unset.push(key);
+                    unset.insert(key);
                     continue;
                 }
                 let v = if MAP_FIELDS.contains(&key.as_str()) {
