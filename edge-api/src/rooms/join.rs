@@ -21,6 +21,12 @@ const RESERVED_PREFIXES: &[&str] = &["ingres_", "pnm_agent-", "sip_", "pnm_tts_a
 const RESERVED_SUFFIX: &str = "-native";
 /// Longest display name.
 const MAX_NAME_LEN: usize = 256;
+/// Longest `profile_pic` URL accepted.
+const MAX_PROFILE_PIC_LEN: usize = 2048;
+/// Longest `preferred_lang`: a BCP 47 tag is far shorter.
+const MAX_LANG_LEN: usize = 35;
+/// Longest `extra_data`, the customer's free-form text.
+const MAX_EXTRA_DATA_LEN: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 struct GenerateTokenReq {
@@ -250,12 +256,19 @@ fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
             return Err("user_info.user_metadata.profile_pic: must be an http(s) URL".into());
         }
     }
-    if meta
-        .extra_data
-        .as_ref()
-        .is_some_and(|d| d.len() > 16 * 1024)
-    {
-        return Err("user_info.user_metadata.extra_data: longer than 16384 bytes".into());
+    // Every one of these goes into the stored user and into the user's LiveKit token, which
+    // the browser sends to LiveKit in its connection URL: each is bounded.
+    for (field, text, max) in [
+        ("profile_pic", &meta.profile_pic, MAX_PROFILE_PIC_LEN),
+        ("preferred_lang", &meta.preferred_lang, MAX_LANG_LEN),
+        ("ex_user_id", &meta.ex_user_id, MAX_ID_LEN),
+        ("extra_data", &meta.extra_data, MAX_EXTRA_DATA_LEN),
+    ] {
+        if text.as_ref().is_some_and(|t| t.len() > max) {
+            return Err(format!(
+                "user_info.user_metadata.{field}: longer than {max} bytes"
+            ));
+        }
     }
     Ok(meta)
 }
@@ -306,5 +319,29 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(m.preferred_lang.as_deref(), Some("de"));
+    }
+
+    #[test]
+    fn user_metadata_texts_are_bounded() {
+        let long_url = format!("https://example.com/{}", "a".repeat(MAX_PROFILE_PIC_LEN));
+        for (field, value) in [
+            ("profile_pic", long_url),
+            ("preferred_lang", "x".repeat(MAX_LANG_LEN + 1)),
+            ("ex_user_id", "u".repeat(MAX_ID_LEN + 1)),
+            ("extra_data", "d".repeat(MAX_EXTRA_DATA_LEN + 1)),
+        ] {
+            let refused = parse_user_metadata(Some(serde_json::json!({ field: value })));
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains(field)),
+                "{field}: {refused:?}"
+            );
+        }
+        let fits = parse_user_metadata(Some(serde_json::json!({
+            "profile_pic": format!("https://example.com/{}", "a".repeat(100)),
+            "preferred_lang": "zh-Hant-TW",
+            "ex_user_id": "u".repeat(MAX_ID_LEN),
+            "extra_data": "d".repeat(MAX_EXTRA_DATA_LEN),
+        })));
+        assert!(fits.is_ok(), "{fits:?}");
     }
 }
