@@ -179,8 +179,11 @@ async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
         body_too_large,
         platform_geo: None,
     };
-    let store = SpinSqlite::open_default()
-        .map_err(|e| EdgeResponse::text(503, &format!("sqlite unavailable: {e:?}")))?;
+    let store = SpinSqlite::open_default().map_err(|e| {
+        // The detail is the operator's, in the log; the caller learns only that it failed.
+        tracing::error!(error = ?e, "sqlite unavailable");
+        EdgeResponse::text(503, "database unavailable")
+    })?;
     let edge = Edge {
         config,
         store,

@@ -5,7 +5,7 @@
 //!
 //! plugNmeet's integrations send users to `/?access_token=<join token>`, so the page's URL
 //! carries a secret: it is served with `Referrer-Policy: no-referrer`, and the page moves the
-//! token into a cookie and out of the address bar.
+//! token into the tab's session storage and out of the address bar.
 
 use http::Method;
 

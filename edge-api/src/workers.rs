@@ -188,7 +188,10 @@ async fn page_file_response(
     match fetched {
         Ok(mut response) if response.status_code() == 200 => match response.bytes().await {
             Ok(body) => web::file_response(method, file, body, false),
-            Err(e) => EdgeResponse::text(503, &format!("static assets unavailable: {e}")),
+            Err(e) => {
+                tracing::error!(error = %e, "static assets unavailable");
+                EdgeResponse::text(503, "static assets unavailable")
+            }
         },
         Ok(_) => web::file_missing(file),
         Err(_) => web::page_missing(),
@@ -256,9 +259,11 @@ async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, 
         .cf()
         .and_then(|cf| cf.coordinates())
         .and_then(|(lat, lon)| GeoPoint::new(f64::from(lat), f64::from(lon)));
-    let db = env
-        .d1(D1_BINDING)
-        .map_err(|e| EdgeResponse::text(503, &format!("D1 unavailable: {e}")))?;
+    let db = env.d1(D1_BINDING).map_err(|e| {
+        // The detail is the operator's, in the log; the caller learns only that it failed.
+        tracing::error!(error = %e, "D1 unavailable");
+        EdgeResponse::text(503, "database unavailable")
+    })?;
     let edge = Edge {
         config,
         store: D1Store(db),
