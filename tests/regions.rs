@@ -311,6 +311,36 @@ fn a_silent_media_server_leaves_out_only_its_own_rooms_participants() {
     );
 }
 
+/// A media server that takes connections and never answers (a real LiveKit stopped with
+/// SIGSTOP) costs an end of its room the LiveKit call's timeout, not the whole request: the
+/// session ends at once and the LiveKit delete is kept for the region's heartbeats to retry.
+#[test]
+fn a_hung_media_server_does_not_hold_up_ending_its_room() {
+    let (system, a, _b) = two_regions("regions-hung");
+    let room = unique("hung");
+    let first = session(&system, &room, "ua", FRANKFURT);
+    assert_eq!(region_of(&first), "a");
+    a.livekit.pause();
+    let (status, ended) = system
+        .target
+        .call("/auth/room/endRoom", &json!({ "room_id": room }));
+    a.livekit.resume();
+    assert_eq!((status, &ended["status"]), (200, &json!(true)), "{ended}");
+    let (_, active) = system
+        .target
+        .call("/auth/room/isRoomActive", &json!({ "room_id": room }));
+    assert_eq!(active["is_active"], false, "{active}");
+    let db = rusqlite::Connection::open(system.data_dir.join("edge.sqlite")).expect("edge db");
+    let kept: i64 = db
+        .query_row(
+            "SELECT count(*) FROM livekit_deletions WHERE region_id = 'a' AND livekit_room LIKE ?",
+            [format!("{room}.%")],
+            |row| row.get(0),
+        )
+        .expect("livekit_deletions");
+    assert_eq!(kept, 1, "the unanswered delete is kept for a retry");
+}
+
 #[test]
 fn forged_heartbeats_and_webhooks_change_nothing() {
     let (system, mut a, b) = two_regions("regions-forged");

@@ -585,9 +585,9 @@ pub async fn prune_applied_events(store: &impl Store, before: i64) -> Result<(),
     Ok(())
 }
 
-/// Records that deleting LiveKit room `livekit_room` in `region_id` failed at `now`: the
-/// first failure waits 30 s, each later one twice as long, up to an hour. Returns the failures
-/// so far.
+/// Counts an attempt at deleting LiveKit room `livekit_room` in `region_id` at `now` and
+/// schedules the next one, kept until [`forget_livekit_deletion`]: 30 s after the first attempt,
+/// each later one twice as long, up to an hour. Returns the attempts so far.
 pub async fn defer_livekit_deletion(
     store: &impl Store,
     region_id: &str,

@@ -40,8 +40,11 @@ use crate::wire::lenient_int;
 use crate::Edge;
 
 /// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
-/// continues).
-const ENDS_PER_HEARTBEAT: i64 = 20;
+/// continues). An end costs three statements (the end, and its LiveKit delete kept and then
+/// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
+/// two of its own, three to find what is due, 30 for the ends, 11 for the retried deletes and
+/// one pruning.
+const ENDS_PER_HEARTBEAT: i64 = 10;
 
 /// The webhook events the edge acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +175,7 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 }
                 RoomStart::Unknown => {
                     tracing::warn!(region = %region.id, room = %room.name, "LiveKit started a room the edge does not run there: deleting it");
-                    delete_livekit_room(edge, region, &room.name).await?;
+                    delete_unknown_livekit_room(edge, region, &room.name).await?;
                     false
                 }
             }
@@ -281,31 +284,62 @@ const DELETES_PER_HEARTBEAT: i64 = 5;
 /// answer, the delete is kept and retried: on the region's heartbeats (see [`retry_deletes`])
 /// when it has a sidecar, else on the next `room/create` or `room/endRoom` (see
 /// [`retry_due_deletes`]).
+///
+/// Each attempt is counted and the next one scheduled before LiveKit is asked: a request cut off
+/// while LiveKit is slow (the platform's time limit, the client gone) leaves the delete kept for
+/// a retry rather than lost, and a LiveKit that hangs is asked again only when the retry is due,
+/// not by every request that retries deletes.
 pub(crate) async fn delete_livekit_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     room: &str,
 ) -> Result<(), StoreError> {
-    match edge.livekit(region).delete_room(room).await {
-        Ok(()) => Ok(()),
-        Err(e) => delete_failed(edge, region, room, &e).await,
-    }
+    let attempts =
+        db::defer_livekit_deletion(&edge.store, &region.id, room, edge.now_secs()).await?;
+    let result = edge.livekit(region).delete_room(room).await;
+    settle_delete(edge, region, room, attempts, result).await
 }
 
-/// Keeps a failed delete for a retry, or gives it up after [`MAX_DELETE_ATTEMPTS`].
-async fn delete_failed<S: Store, H: HttpClient, C: Clock>(
+/// Deletes a LiveKit room a webhook said started without a session of the edge's. Only a
+/// failure is recorded: a request cut off before its event is remembered gets the event again
+/// from the sidecar, which deletes again, and so a followed event stays within the statements
+/// [`crate::config::EdgeConfig::max_events_per_batch`] counts on.
+async fn delete_unknown_livekit_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     room: &str,
-    error: &LiveKitError,
 ) -> Result<(), StoreError> {
+    let Err(error) = edge.livekit(region).delete_room(room).await else {
+        return Ok(());
+    };
     let attempts =
         db::defer_livekit_deletion(&edge.store, &region.id, room, edge.now_secs()).await?;
-    if attempts >= MAX_DELETE_ATTEMPTS {
-        db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
-        tracing::error!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; giving up");
-    } else {
-        tracing::warn!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; will retry");
+    settle_delete(edge, region, room, attempts, Err(error)).await
+}
+
+/// What an attempt at a kept delete leaves: a success forgets it; a failure leaves it for the
+/// retry, or gives it up after [`MAX_DELETE_ATTEMPTS`].
+async fn settle_delete<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    room: &str,
+    attempts: i64,
+    result: Result<(), LiveKitError>,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => {
+            db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
+            if attempts > 1 {
+                tracing::info!(region = %region.id, %room, attempts, "LiveKit room deleted on retry");
+            }
+        }
+        Err(error) if attempts >= MAX_DELETE_ATTEMPTS => {
+            db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
+            tracing::error!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; giving up");
+        }
+        Err(error) => {
+            tracing::warn!(region = %region.id, %room, attempts, %error, "deleting the LiveKit room failed; will retry");
+        }
     }
     Ok(())
 }
@@ -323,7 +357,7 @@ async fn retry_deletes<S: Store, H: HttpClient, C: Clock>(
     )
     .await?;
     for (_, room) in due {
-        retry_delete(edge, region, &room).await?;
+        delete_livekit_room(edge, region, &room).await?;
     }
     Ok(())
 }
@@ -348,7 +382,7 @@ pub(crate) async fn retry_due_deletes<S: Store, H: HttpClient, C: Clock>(edge: &
                 .await?;
         for (region_id, room) in due {
             match config.region(&region_id) {
-                Some(region) => retry_delete(edge, region, &room).await?,
+                Some(region) => delete_livekit_room(edge, region, &room).await?,
                 None => db::forget_livekit_deletion(&edge.store, &region_id, &room).await?,
             }
         }
@@ -356,20 +390,5 @@ pub(crate) async fn retry_due_deletes<S: Store, H: HttpClient, C: Clock>(edge: &
     };
     if let Err(e) = retried.await {
         tracing::warn!(error = %e, "could not retry failed LiveKit deletes");
-    }
-}
-
-async fn retry_delete<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    region: &Region,
-    room: &str,
-) -> Result<(), StoreError> {
-    match edge.livekit(region).delete_room(room).await {
-        Ok(()) => {
-            db::forget_livekit_deletion(&edge.store, &region.id, room).await?;
-            tracing::info!(region = %region.id, %room, "LiveKit room deleted on retry");
-            Ok(())
-        }
-        Err(e) => delete_failed(edge, region, room, &e).await,
     }
 }

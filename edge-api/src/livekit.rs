@@ -13,6 +13,11 @@ use crate::wire::{int64_string, lenient_int_or_zero, normalize_keys};
 /// Lifetime of the token sent with each server API call.
 const API_TOKEN_SECS: u64 = 600;
 
+/// The longest one call waits for LiveKit to connect and then to answer. A LiveKit server
+/// answers in milliseconds; one that does not within this is treated as unreachable, so a
+/// request that calls it (an end, a listing) still answers in time.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A LiveKit call that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveKitError {
@@ -134,6 +139,7 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
                 ("authorization".into(), format!("Bearer {token}")),
             ],
             body: serde_json::to_vec(body).map_err(|e| LiveKitError::Malformed(e.to_string()))?,
+            timeout: CALL_TIMEOUT,
         };
         let response = self
             .http

@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, Full};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::wit::sqlite::{self, Value};
+use wasip3::http::types::RequestOptions;
+use wasip3::http_compat::RequestOptionsExtension;
 
 use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
 use crate::platform::{
@@ -89,9 +91,12 @@ impl HttpClient for SpinHttp {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        let outbound = builder
+        let mut outbound = builder
             .body(Full::new(Bytes::from(request.body)))
             .map_err(|e| OutboundError(e.to_string()))?;
+        outbound
+            .extensions_mut()
+            .insert(request_options(request.timeout)?);
         let response = spin_sdk::http::send(outbound)
             .await
             .map_err(|e| OutboundError(e.to_string()))?;
@@ -106,6 +111,19 @@ impl HttpClient for SpinHttp {
             body: body.to_vec(),
         })
     }
+}
+
+/// `wasi:http` request options bounding the connect, the wait for the answer's first byte and
+/// each wait for more of its body by `timeout`.
+fn request_options(timeout: std::time::Duration) -> Result<RequestOptionsExtension, OutboundError> {
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    let options = RequestOptions::new();
+    options
+        .set_connect_timeout(Some(nanos))
+        .and_then(|()| options.set_first_byte_timeout(Some(nanos)))
+        .and_then(|()| options.set_between_bytes_timeout(Some(nanos)))
+        .map_err(|e| OutboundError(format!("request timeout not supported: {e:?}")))?;
+    Ok(RequestOptionsExtension(options))
 }
 
 #[spin_sdk::http_service]

@@ -10,9 +10,13 @@
 //! - D1 hands integers to JavaScript as numbers; they come back as whole reals, which the
 //!   store's readers accept (`db.rs`).
 
+use futures_util::future::Either;
 use futures_util::StreamExt as _;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, Date, Env, Fetch, Headers, Method, RequestInit, RequestRedirect};
+use worker::{
+    AbortController, D1Database, Date, Delay, Env, Fetch, Headers, Method, RequestInit,
+    RequestRedirect,
+};
 
 use crate::config::GeoPoint;
 use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
@@ -113,11 +117,32 @@ impl HttpClient for WorkerFetch {
             ));
         }
         let outbound = worker::Request::new_with_init(&request.url, &init).map_err(failed)?;
-        let mut response = Fetch::Request(outbound).send().await.map_err(failed)?;
-        Ok(OutboundResponse {
-            status: response.status_code(),
-            body: response.bytes().await.map_err(failed)?,
-        })
+        // The whole exchange, answer and body, within the request's timeout; past it the fetch
+        // is aborted.
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = Box::pin(async {
+            let mut response = Fetch::Request(outbound)
+                .send_with_signal(&signal)
+                .await
+                .map_err(failed)?;
+            Ok(OutboundResponse {
+                status: response.status_code(),
+                body: response.bytes().await.map_err(failed)?,
+            })
+        });
+        let deadline = Box::pin(Delay::from(request.timeout));
+        let raced = futures_util::future::select(exchange, deadline).await;
+        match raced {
+            Either::Left((answered, _)) => answered,
+            Either::Right(((), _)) => {
+                controller.abort();
+                Err(OutboundError(format!(
+                    "no answer within {} ms",
+                    request.timeout.as_millis()
+                )))
+            }
+        }
     }
 }
 

@@ -13,15 +13,18 @@ use edge_api::{db, registry, Edge, EdgeRequest, EdgeResponse};
 use http::Method;
 use serde_json::{json, Value};
 
-/// Test double for LiveKit's Twirp API: answers `{}` (or 503 while `down` is set) and records
-/// each call's URL and body.
+/// Test double for LiveKit's Twirp API: answers `{}` (or 503 while `down` is set, or never
+/// while `hangs` is set) and records each call's URL and body.
 #[derive(Default)]
-struct RecordingLiveKit(RefCell<Vec<(String, Value)>>, Cell<bool>);
+struct RecordingLiveKit(RefCell<Vec<(String, Value)>>, Cell<bool>, Cell<bool>);
 
 impl HttpClient for RecordingLiveKit {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         self.0.borrow_mut().push((request.url, body));
+        if self.2.get() {
+            std::future::pending::<()>().await;
+        }
         Ok(if self.1.get() {
             OutboundResponse {
                 status: 503,
@@ -102,6 +105,10 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn post(edge: &TestEdge, path: &str, key: &str, secret: &str, body: &Value) -> (u16, Value) {
+    reply(block(edge.handle(signed(path, key, secret, body))))
+}
+
+fn signed(path: &str, key: &str, secret: &str, body: &Value) -> EdgeRequest {
     let body = serde_json::to_vec(body).expect("json");
     let mut request = EdgeRequest::new(Method::POST, path);
     request
@@ -112,7 +119,7 @@ fn post(edge: &TestEdge, path: &str, key: &str, secret: &str, body: &Value) -> (
         sign(secret.as_bytes(), &body).parse().expect("header"),
     );
     request.body = body;
-    reply(block(edge.handle(request)))
+    request
 }
 
 fn reply(response: EdgeResponse) -> (u16, Value) {
@@ -1098,6 +1105,40 @@ fn a_failed_livekit_delete_is_retried_on_heartbeats() {
             json!(room.livekit_room)
         ]
     );
+}
+
+/// An end cut off while LiveKit hangs (the platform's time limit, or the client gone) has
+/// ended the session and kept the LiveKit delete before asking: the retry deletes the room.
+#[test]
+fn an_end_cut_off_while_livekit_hangs_keeps_its_delete() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    let room = running_room(&edge, "hung", "eu", json!({}));
+    edge.http.2.set(true);
+    let end = signed(
+        "/auth/room/endRoom",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_id": "hung"}),
+    );
+    // Polled once: its statements run, LiveKit never answers, and the request is dropped there.
+    assert!(futures_util::FutureExt::now_or_never(edge.handle(end)).is_none());
+    assert!(block(db::running_room(&edge.store, "hung"))
+        .expect("store")
+        .is_none());
+    assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
+    // LiveKit answers again; the kept delete is due 30 s after the attempt.
+    edge.http.2.set(false);
+    edge.clock.0.set(T0 + 20_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 1);
+    edge.clock.0.set(T0 + 31_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 2);
+    // Done, and not asked again.
+    edge.clock.0.set(T0 + 4_000_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(deleted_rooms(&edge).len(), 2);
 }
 
 /// On a platform that caps queries per request (D1 on Workers' free plan), the edge takes

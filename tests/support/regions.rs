@@ -82,6 +82,28 @@ impl LiveKitServer {
         std::fs::read_to_string(self.dir.join("livekit.log")).unwrap_or_default()
     }
 
+    /// SIGSTOP: the media server hangs. Its sockets still take connections (the kernel
+    /// completes them) but nothing answers, as with a wedged or overloaded server.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`LiveKitServer::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("livekit-server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for, so the pid is its.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
     /// SIGKILL: the region's media server is gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
