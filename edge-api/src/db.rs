@@ -181,10 +181,28 @@ pub async fn latest_room(store: &impl Store, room_id: &str) -> Result<Option<Roo
     Ok(rooms(store.execute(&sql, &[room_id.into()]).await?)?.pop())
 }
 
-/// Every running session, oldest first (at most `limit`).
-pub async fn running_rooms(store: &impl Store, limit: i64) -> Result<Vec<RoomRow>, StoreError> {
-    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE is_running = 1 ORDER BY id LIMIT ?");
-    rooms(store.execute(&sql, &[limit.into()]).await?)
+/// The running sessions, oldest first: at most `limit`, and each only while the metadata of
+/// the ones before it comes to at most `metadata_budget` bytes (so the rows read pass the budget
+/// by one session's metadata at most, and a caller can tell the budget was reached).
+pub async fn running_rooms(
+    store: &impl Store,
+    limit: i64,
+    metadata_budget: i64,
+) -> Result<Vec<RoomRow>, StoreError> {
+    // The budget is applied by the statement, so one call never reads more than it may list:
+    // the running total of metadata bytes before each room must be within it.
+    let sql = format!(
+        "SELECT {ROOM_COLUMNS} FROM (SELECT *, \
+         SUM(length(CAST(metadata AS BLOB))) OVER (ORDER BY id) \
+         - length(CAST(metadata AS BLOB)) AS bytes_before \
+         FROM rooms WHERE is_running = 1) \
+         WHERE bytes_before <= ? ORDER BY id LIMIT ?"
+    );
+    rooms(
+        store
+            .execute(&sql, &[metadata_budget.into(), limit.into()])
+            .await?,
+    )
 }
 
 /// Ends a running session. Returns false when it had already ended.

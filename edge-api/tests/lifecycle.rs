@@ -1605,4 +1605,11 @@ fn room_metadata_and_the_listing_of_rooms_are_bounded() {
         body["msg"],
         json!(format!("success; the first {listed} active rooms only"))
     );
+    // The statement itself stops at the budget: what one listing reads passes it by one room's
+    // metadata at most, however many rooms run.
+    let budget = 4 * 1024 * 1024;
+    let read = block(db::running_rooms(&edge.store, 501, budget)).expect("store");
+    let bytes: usize = read.iter().map(|room| room.metadata.len()).sum();
+    assert_eq!(read.len(), listed + 1, "read {bytes} bytes");
+    assert!(bytes <= 4 * 1024 * 1024 + 64 * 1024, "read {bytes} bytes");
 }

@@ -114,7 +114,8 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
 pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
 ) -> EdgeResponse {
-    let mut rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS + 1).await {
+    let budget = i64::try_from(LISTED_METADATA_BUDGET).unwrap_or(i64::MAX);
+    let mut rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS + 1, budget).await {
         Ok(rooms) => rooms,
         Err(e) => return internal(e),
     };
