@@ -326,6 +326,23 @@ pub fn from_input(
         }
     }
     let features = &mut meta.room_features;
+    // Features whose promise only a client keeps, and edgemeet's join page does not keep yet:
+    // a waiting room it would not hold anyone in, or encryption it would not do (nor could the
+    // recorder decode). Refused, rather than taken and silently not kept.
+    for (path, on) in [
+        (
+            "room_features.waiting_room_features.is_active",
+            features.waiting_room_features.is_active,
+        ),
+        (
+            "room_features.end_to_end_encryption_features.is_enabled",
+            features.end_to_end_encryption_features.is_enabled,
+        ),
+    ] {
+        if on == Some(true) {
+            return Err(format!("metadata.{path}: not supported by this server"));
+        }
+    }
     if features
         .breakout_room_features
         .allowed_number_rooms
@@ -357,12 +374,6 @@ pub fn from_input(
     locks.lock_screen_sharing.get_or_insert(true);
     locks.lock_whiteboard.get_or_insert(true);
     locks.lock_shared_notepad.get_or_insert(true);
-    let e2ee = &mut features.end_to_end_encryption_features;
-    if e2ee.is_enabled == Some(true) {
-        // 32 characters, like plugNmeet's generated key.
-        e2ee.encryption_key = Some(new_id().replace('-', ""));
-        features.ingress_features.is_allow = Some(false);
-    }
     meta.metadata_id = Some(new_id());
     Ok(meta)
 }
@@ -458,10 +469,9 @@ mod tests {
     }
 
     #[test]
-    fn duration_is_capped_and_e2ee_gets_a_key() {
+    fn duration_is_capped() {
         let m = from_input(
-            json!({"room_title":"T","room_features":{"room_duration":500,
-                "end_to_end_encryption_features":{"is_enabled":true}}}),
+            json!({"room_title":"T","room_features":{"room_duration":500}}),
             MetadataLimits {
                 max_room_duration_minutes: 120,
             },
@@ -469,11 +479,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.room_features.room_duration, Some(120));
-        let key = m
-            .room_features
-            .end_to_end_encryption_features
-            .encryption_key
-            .unwrap();
-        assert_eq!(key.len(), 32);
+    }
+
+    /// A waiting room and end-to-end encryption are refused, naming the field; off (or absent)
+    /// they are fine.
+    #[test]
+    fn features_no_client_here_keeps_are_refused() {
+        let limits = MetadataLimits {
+            max_room_duration_minutes: 0,
+        };
+        for (features, field) in [
+            (
+                json!({"waiting_room_features": {"is_active": true}}),
+                "waiting_room_features.is_active",
+            ),
+            (
+                json!({"end_to_end_encryption_features": {"is_enabled": true}}),
+                "end_to_end_encryption_features.is_enabled",
+            ),
+        ] {
+            let refused = from_input(
+                json!({"room_title": "T", "room_features": features}),
+                limits,
+                || "id".into(),
+            );
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains(field)),
+                "{field}: {refused:?}"
+            );
+        }
+        let off = from_input(
+            json!({"room_title": "T", "room_features": {
+                "waiting_room_features": {"is_active": false},
+                "end_to_end_encryption_features": {"is_enabled": false}}}),
+            limits,
+            || "id".into(),
+        );
+        assert!(off.is_ok(), "{off:?}");
     }
 }
