@@ -1,7 +1,9 @@
 //! Heartbeats: every `heartbeat_seconds` the sidecar asks LiveKit for its rooms (Twirp
 //! `ListRooms`) and tells the edge, signed, whether LiveKit answered, the region's load and
-//! capacity, and whether it drains. Heartbeats are never queued: a failed one is logged and
-//! superseded by the next. Each look at LiveKit is also published for the drain decision.
+//! capacity, whether it drains, and whether it keeps its webhooks (each heartbeat checks that the
+//! outbox takes a write, so a region recovers from a passing outbox failure without waiting for
+//! a webhook). Heartbeats are never queued: a failed one is logged and superseded by the next.
+//! Each look at LiveKit is also published for the drain decision.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -142,7 +144,8 @@ pub struct Moment {
     pub leaving: bool,
     /// Events not yet acknowledged.
     pub undelivered_events: u64,
-    /// Whether the last webhook could be stored.
+    /// Whether webhooks are kept: the outbox takes a write, and none failed to be stored since
+    /// the last heartbeat.
     pub events_ok: bool,
 }
 
@@ -188,7 +191,7 @@ pub struct HeartbeatLoop {
     pub probe: LiveKitProbe,
     /// The edge.
     pub client: EdgeClient,
-    /// For `undelivered_events`.
+    /// For `undelivered_events`, and checked for writes for `events_ok`.
     pub outbox: SharedOutbox,
     /// Counters and gauges.
     pub metrics: Metrics,
@@ -196,7 +199,9 @@ pub struct HeartbeatLoop {
     pub every: Duration,
     /// Where each look at LiveKit is published.
     pub observations: watch::Sender<Observation>,
-    /// Whether the last webhook could be stored (set by the webhook handler).
+    /// Cleared by the webhook handler when a webhook cannot be stored. Each heartbeat reports
+    /// it and sets it again: a heartbeat says `events_ok` when no webhook failed to be stored
+    /// since the one before and the outbox takes a write now.
     pub events_ok: Arc<AtomicBool>,
     /// Whether the region drains; a change is reported at once.
     pub draining: watch::Receiver<bool>,
@@ -210,6 +215,8 @@ impl HeartbeatLoop {
     pub async fn run(mut self) {
         // When the edge first acknowledged a draining heartbeat.
         let mut drain_known_since: Option<Instant> = None;
+        // Whether the last write check passed (to log changes only).
+        let mut writable = true;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -225,12 +232,23 @@ impl HeartbeatLoop {
             }
             // Not cut short by `stop`: a heartbeat still in flight could otherwise reach the
             // edge after the final one.
-            self.beat(&mut drain_known_since).await;
+            self.beat(&mut drain_known_since, &mut writable).await;
         }
     }
 
-    async fn beat(&self, drain_known_since: &mut Option<Instant>) {
-        let mut observation = self.probe.observe().await;
+    async fn beat(&self, drain_known_since: &mut Option<Instant>, was_writable: &mut bool) {
+        let (mut observation, (writable, undelivered_events)) =
+            tokio::join!(self.probe.observe(), self.check_outbox());
+        if writable != *was_writable {
+            if writable {
+                tracing::info!("the outbox takes writes again");
+            } else {
+                tracing::error!("the outbox cannot take a write: webhooks would be lost");
+            }
+            *was_writable = writable;
+        }
+        // Read after the check: a webhook that failed while it ran is reported now.
+        let webhooks_kept = self.events_ok.swap(true, Ordering::Relaxed);
         self.metrics
             .livekit_up
             .set(flag(observation.totals.is_some()));
@@ -245,23 +263,13 @@ impl HeartbeatLoop {
                 );
             }
         }
-        let undelivered_events = match self.outbox.with(|o| o.depth()).await {
-            Ok(depth) => {
-                self.metrics.set_outbox_depth(depth);
-                depth
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot count the outbox");
-                u64::try_from(self.metrics.outbox_depth.get()).unwrap_or(0)
-            }
-        };
         let heartbeat = self.reporter.heartbeat(&Moment {
             totals: observation.totals,
             cpu_load: cpu_load(),
             draining: *self.draining.borrow(),
             leaving: false,
             undelivered_events,
-            events_ok: self.events_ok.load(Ordering::Relaxed),
+            events_ok: writable && webhooks_kept,
         });
         match send(&self.client, &heartbeat).await {
             Ok(reply) => {
@@ -286,6 +294,29 @@ impl HeartbeatLoop {
         }
         // Published after the edge's answer, which the drain decision needs.
         self.observations.send_replace(observation);
+    }
+
+    /// Whether the outbox takes a write now ([`crate::outbox::Outbox::check_writable`]), and
+    /// how many events wait in it.
+    async fn check_outbox(&self) -> (bool, u64) {
+        let checked = self
+            .outbox
+            .with(|o| Ok((o.check_writable(), o.depth()?)))
+            .await;
+        match checked {
+            Ok((writable, depth)) => {
+                self.metrics.set_outbox_depth(depth);
+                if let Err(e) = &writable {
+                    tracing::warn!(error = %e, "outbox write check failed");
+                }
+                (writable.is_ok(), depth)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the outbox");
+                let depth = u64::try_from(self.metrics.outbox_depth.get()).unwrap_or(0);
+                (false, depth)
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Webhooks LiveKit posted (accepted or not).
     pub webhooks_received: Counter,
-    /// Webhooks refused: bad signature (401) or malformed (400).
+    /// Webhooks refused: bad signature (401), malformed (400), or too large for the edge.
     pub webhooks_rejected: Counter,
     /// Events the edge acknowledged.
     pub events_forwarded: Counter,

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS drain_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     deadline_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS write_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -134,6 +138,18 @@ impl Outbox {
     /// How many events wait.
     pub fn depth(&self) -> Result<u64, OutboxError> {
         Ok(self.depth)
+    }
+
+    /// Checks that the outbox can take a write now: commits (and syncs) a one-row write, as
+    /// [`Outbox::append`] does. It fails as an event's write would, on a write lock held past
+    /// the busy timeout, a full disk or a read-only file.
+    pub fn check_writable(&mut self) -> Result<(), OutboxError> {
+        self.conn.execute(
+            "INSERT INTO write_check (id, at_ms) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            [now_ms()],
+        )?;
+        Ok(())
     }
 
     /// Remembers that the region drains until `deadline_ms` (Unix ms), so a sidecar that
@@ -277,6 +293,26 @@ mod tests {
         assert_eq!(ids(&outbox.pending(10).expect("pending")), ["EV_good"]);
         assert_eq!(outbox.dead_letters().expect("count"), 1);
         assert_eq!(outbox.depth().expect("depth"), 1);
+    }
+
+    #[test]
+    fn a_write_lock_held_elsewhere_fails_the_write_check_until_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("outbox.db");
+        let mut outbox = Outbox::open(&path).expect("open");
+        outbox.check_writable().expect("writable");
+        outbox
+            .conn
+            .busy_timeout(Duration::from_millis(50))
+            .expect("busy timeout");
+        let other = Connection::open(&path).expect("open again");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        assert!(outbox.check_writable().is_err());
+        other.execute_batch("ROLLBACK").expect("unlock");
+        outbox.check_writable().expect("writable again");
+        // Nothing an event needs was touched.
+        assert_eq!(outbox.depth().expect("depth"), 0);
+        assert!(outbox.pending(10).expect("pending").is_empty());
     }
 
     #[test]

@@ -25,6 +25,10 @@ use crate::outbox::{Pending, SharedOutbox};
 /// The most events in one POST (the protocol's limit).
 pub const MAX_BATCH: usize = 100;
 
+/// The largest request body the edge takes (its `MAX_BODY_BYTES`): a batch, envelope included,
+/// must fit in it.
+pub const EDGE_MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// One POST's worth of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -42,6 +46,24 @@ pub struct Batch {
 struct EventsBody<'a> {
     region_id: &'a str,
     events: Vec<Box<RawValue>>,
+}
+
+/// The bytes a batch adds around its events for `region_id`: the body of a batch with no event
+/// (`{"region_id":...,"events":[]}`). A batch of one event is exactly this plus the event.
+pub fn envelope_bytes(region_id: &str) -> usize {
+    // Serialising a string and an empty list cannot fail; if it somehow did, count the whole
+    // limit as envelope, so nothing is taken that might not be deliverable.
+    serde_json::to_vec(&EventsBody {
+        region_id,
+        events: Vec::new(),
+    })
+    .map_or(EDGE_MAX_BODY_BYTES, |body| body.len())
+}
+
+/// The largest event (its JSON as stored) that fits alone in a batch for `region_id`: the
+/// edge's body limit less the envelope. A larger event could never be delivered.
+pub fn max_event_bytes(region_id: &str) -> usize {
+    EDGE_MAX_BODY_BYTES.saturating_sub(envelope_bytes(region_id))
 }
 
 impl Batch {
@@ -254,6 +276,36 @@ mod tests {
         assert!(text.starts_with(
             r#"{"region_id":"eu","events":[{"id":"EV_0", "event":"room_started","createdAt":"17"},"#
         ));
+    }
+
+    #[test]
+    fn the_largest_event_fills_a_batch_to_the_edges_limit() {
+        // A region id that needs escaping too: the envelope is measured as serialised.
+        for region in ["eu", "test-region", "a\"b\\c\u{7}"] {
+            let most = max_event_bytes(region);
+            let event = |bytes: usize| {
+                let head = r#"{"id":"EV_big","pad":""#;
+                let tail = r#""}"#;
+                let pad = "x".repeat(bytes - head.len() - tail.len());
+                vec![Pending {
+                    seq: 1,
+                    event_id: "EV_big".into(),
+                    body: format!("{head}{pad}{tail}"),
+                }]
+            };
+            let fits = Batch::build(region, &event(most))
+                .expect("valid")
+                .expect("batch");
+            assert_eq!(fits.body.len(), EDGE_MAX_BODY_BYTES, "{region}");
+            let over = Batch::build(region, &event(most + 1))
+                .expect("valid")
+                .expect("batch");
+            assert_eq!(over.body.len(), EDGE_MAX_BODY_BYTES + 1, "{region}");
+        }
+        assert_eq!(
+            max_event_bytes("test-region"),
+            256 * 1024 - r#"{"region_id":"test-region","events":[]}"#.len()
+        );
     }
 
     #[test]

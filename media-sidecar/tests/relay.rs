@@ -36,6 +36,9 @@ const PATIENCE: Duration = Duration::from_secs(90);
 // ---------------------------------------------------------------------------------------------
 // FakeEdge
 
+/// The edge's request body limit: FakeEdge refuses a larger body with 413, as the edge does.
+const EDGE_MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// How [`FakeEdge`] answers event batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -120,6 +123,7 @@ impl FakeEdge {
     ) {
         let mut body = Vec::new();
         let _ = request.as_reader().read_to_end(&mut body);
+        let too_large = body.len() > EDGE_MAX_BODY_BYTES;
         let header = |name: &str| {
             request
                 .headers()
@@ -134,7 +138,9 @@ impl FakeEdge {
         let path = request.url().to_owned();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let current = *mode.lock().expect("lock");
-        let (status, kept) = if !signed {
+        let (status, kept) = if too_large {
+            (413, false)
+        } else if !signed {
             (401, false)
         } else if path == "/internal/sidecar/heartbeat" {
             (200, true)
@@ -795,11 +801,11 @@ async fn forged_webhooks_are_refused_and_never_forwarded() {
     let elsewhere = livekit_signature(LK_SECRET, &other_body);
     assert_eq!(h.post_webhook(&forged, Some(elsewhere)).await, 401);
     // A body past 256 KiB is refused before anything is checked or stored, even genuinely
-    // signed (the edge could not take it either).
+    // signed (the edge could not take it either), with a 5xx: LiveKit logs any 4xx as sent.
     let padding = "x".repeat(300 * 1024);
     let oversize = forged.replacen('{', &format!("{{\"padding\":\"{padding}\","), 1);
     let signed = livekit_signature(LK_SECRET, &oversize);
-    assert_eq!(h.post_webhook(&oversize, Some(signed)).await, 413);
+    assert_eq!(h.post_webhook(&oversize, Some(signed)).await, 500);
     h.wait_for_metric("media_sidecar_webhooks_rejected_total", |v| v == 5.0)
         .await;
     assert_eq!(h.metric("media_sidecar_outbox_depth").await, 0.0);
@@ -1059,6 +1065,108 @@ async fn heartbeats_report_an_outbox_that_cannot_store() {
         synthetic_ids(h) == ["EV_TEST_000001"]
     })
     .await;
+}
+
+/// The outbox's state is checked at every heartbeat, not only when a webhook arrives: a region
+/// whose outbox stops taking writes is reported at once, and one whose outbox takes writes
+/// again returns to service even if no webhook comes (an idle region gets none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_that_stores_again_is_reported_without_a_webhook() {
+    let h = Harness::start(3600).await;
+    h.wait_for("a heartbeat", |h| !h.edge.heartbeats().is_empty())
+        .await;
+    assert_eq!(h.edge.heartbeats().last().expect("beat")["events_ok"], true);
+    let outbox = rusqlite::Connection::open(h.dir.path().join("data").join("outbox.db"))
+        .expect("open the outbox");
+    outbox
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("take the write lock");
+    // No webhook yet: the heartbeats see it themselves.
+    h.wait_for("a heartbeat saying webhooks would not be kept", |h| {
+        h.edge
+            .heartbeats()
+            .last()
+            .is_some_and(|b| b["events_ok"] == false)
+    })
+    .await;
+    // A webhook that cannot be stored meanwhile.
+    let event = synthetic_event(1);
+    let signed = livekit_signature(LK_SECRET, &event);
+    assert_eq!(h.post_webhook(&event, Some(signed)).await, 500);
+    outbox.execute_batch("ROLLBACK").expect("release the lock");
+    let released = h.edge.heartbeats().len();
+    // No further webhook: the region is back once a heartbeat finds the outbox writable.
+    h.wait_for("a heartbeat saying webhooks are kept again", |h| {
+        h.edge.heartbeats()[released..]
+            .iter()
+            .any(|b| b["events_ok"] == true)
+    })
+    .await;
+    // And stays back.
+    let recovered = h.edge.heartbeats().len();
+    h.wait_for("three more heartbeats", |h| {
+        h.edge.heartbeats().len() >= recovered + 3
+    })
+    .await;
+    assert!(h.edge.heartbeats()[recovered..]
+        .iter()
+        .all(|b| b["events_ok"] == true));
+    // Nothing was stored or forwarded on the way.
+    assert_eq!(h.metric("media_sidecar_outbox_depth").await, 0.0);
+    assert!(h.edge.batches().is_empty());
+}
+
+/// An event the edge could not take even alone in a batch (256 KiB with the batch around it) is
+/// refused with a status LiveKit counts as a failure, rather than taken and then refused by the
+/// edge for good; one that just fits is taken and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_for_the_edge_is_refused_and_one_that_fits_is_delivered() {
+    let h = Harness::start(3600).await;
+    // The batch envelope around a single event, as this region's batches spell it.
+    let most = EDGE_MAX_BODY_BYTES - format!(r#"{{"region_id":"{REGION}","events":[]}}"#).len();
+    let sized = |n: usize, bytes: usize| {
+        let event = synthetic_event(n);
+        let pad = bytes - event.len() - r#""pad":"","#.len();
+        event.replacen('{', &format!("{{\"pad\":\"{}\",", "x".repeat(pad)), 1)
+    };
+    let over = sized(1, most + 1);
+    assert_eq!(over.len(), most + 1);
+    let answer = h
+        .http
+        .post(format!("{}/webhook", h.sidecar.url))
+        .header("Authorization", livekit_signature(LK_SECRET, &over))
+        .body(over.clone())
+        .send()
+        .await
+        .expect("post webhook");
+    let status = answer.status().as_u16();
+    let msg = answer.text().await.expect("answer");
+    assert_eq!(status, 500, "{msg}");
+    assert!(msg.contains("too large for the edge"), "{msg}");
+    h.wait_for_metric("media_sidecar_webhooks_rejected_total", |v| v == 1.0)
+        .await;
+    let fits = sized(2, most);
+    assert_eq!(
+        h.post_webhook(&fits, Some(livekit_signature(LK_SECRET, &fits)))
+            .await,
+        200
+    );
+    h.wait_for("the event that fits", |h| !synthetic_ids(h).is_empty())
+        .await;
+    assert_eq!(synthetic_ids(&h), expected_ids(2..3));
+    h.wait_for_metric("media_sidecar_outbox_depth", |v| v == 0.0)
+        .await;
+    assert_eq!(
+        h.metric("media_sidecar_events_dead_lettered_total").await,
+        0.0
+    );
+    assert!(h
+        .edge
+        .answered_batches()
+        .iter()
+        .all(|&(status, _)| status == 200));
+    // A webhook refused for its size is no storage failure: the region stays in service.
+    assert_eq!(h.edge.heartbeats().last().expect("beat")["events_ok"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
