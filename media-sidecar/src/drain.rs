@@ -24,6 +24,9 @@ pub enum Request {
         /// Overrides `drain_deadline_seconds` for this drain.
         deadline: Option<Duration>,
     },
+    /// The process the sidecar runs in stops, and its LiveKit with it (`edgemeet up` on a
+    /// signal): no drain, a quick flush, and the rest kept for the next start.
+    Stop,
 }
 
 /// Why a drain ended.
@@ -97,6 +100,7 @@ impl Drain {
                 self.default_deadline
             }
             Request::Admin { deadline } => deadline.unwrap_or(self.default_deadline),
+            Request::Stop => return Step::ExitNow,
         };
         let until = now + deadline.min(MAX_DRAIN_DEADLINE);
         self.draining = Some(match self.draining {
@@ -250,6 +254,16 @@ mod tests {
             drain.observe(later, Some(0), Some(0), later),
             Step::Leave(Reason::RoomsEnded)
         );
+    }
+
+    /// A stop of the process around the sidecar exits at once and begins no drain (its next
+    /// start serves, rather than drains on).
+    #[test]
+    fn a_stop_exits_at_once_without_a_drain() {
+        let mut drain = Drain::new(HOUR);
+        assert_eq!(drain.request(Request::Stop, Instant::now()), Step::ExitNow);
+        assert!(!drain.is_draining());
+        assert_eq!(drain.deadline(), None);
     }
 
     #[test]

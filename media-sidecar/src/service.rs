@@ -84,9 +84,29 @@ pub enum Exit {
 }
 
 /// Runs the sidecar until a drain ends or a second signal arrives. `signals` carries the drain
-/// requests of SIGTERM/SIGINT (see [`drain::signal_requests`]).
+/// requests of SIGTERM/SIGINT (see [`drain::signal_requests`]). Binds `config.listen` and says
+/// so on stdout.
 pub async fn serve(
     config: Config,
+    signals: mpsc::Receiver<drain::Request>,
+) -> Result<Exit, ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(ServeError::Http)?;
+    println!("listening on http://{address}");
+    serve_on(config, listener, Metrics::new(), signals).await
+}
+
+/// [`serve`] on a listener the caller bound, counting into `metrics`: how a process that runs
+/// the sidecar beside its own work (`edgemeet up`) embeds it and watches it.
+pub async fn serve_on(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
     mut signals: mpsc::Receiver<drain::Request>,
 ) -> Result<Exit, ServeError> {
     std::fs::DirBuilder::new()
@@ -98,7 +118,6 @@ pub async fn serve(
             source,
         })?;
     let outbox = SharedOutbox::new(Outbox::open(&config.outbox_path())?);
-    let metrics = Metrics::new();
     let waiting = outbox.with(|o| o.depth()).await?;
     metrics.set_outbox_depth(waiting);
     let edge = EdgeClient::new(
@@ -135,12 +154,6 @@ pub async fn serve(
         edge_sessions: None,
     });
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            address: config.listen,
-            source,
-        })?;
     let address = listener.local_addr().map_err(ServeError::Http)?;
     let router = http::router(HttpState {
         verifier: Arc::new(WebhookVerifier::new(
@@ -164,7 +177,6 @@ pub async fn serve(
             let _ = http_stop_rx.wait_for(|stop| *stop).await;
         },
     ));
-    println!("listening on http://{address}");
     tracing::info!(
         %address,
         region = %config.region_id,
