@@ -10,7 +10,9 @@
 //! | `GET /health` | | `status` |
 //!
 //! Errors: 400 bad input, 401 authentication, 404 unknown job, 409 job id taken by a different
-//! job, 413 body too large, 503 no capacity (`msg` starts with "no capacity").
+//! job, or a new job id whose earlier recording (of a job the node has forgotten) is still in
+//! the recordings directory or the bucket, 413 body too large, 503 no capacity (`msg` starts
+//! with "no capacity").
 
 use std::sync::Arc;
 
@@ -123,7 +125,9 @@ async fn start(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) ->
             json!({ "job": started.job }),
         ),
         Err(e @ StartError::Invalid(_)) => fail(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e @ StartError::Conflict(_)) => fail(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ (StartError::Conflict(_) | StartError::RecordingExists { .. })) => {
+            fail(StatusCode::CONFLICT, &e.to_string())
+        }
         Err(e @ StartError::NoCapacity(_)) => fail(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(StartError::Store(e)) => store_failed(&e),
     }

@@ -235,16 +235,12 @@ impl ServiceConfig {
         {
             return invalid("admission cores and costs must be positive");
         }
-        if !positive(a.measure_after_seconds) {
-            return invalid("admission.measure_after_seconds must be positive");
-        }
+        MEASURE_AFTER_SECONDS.check(a.measure_after_seconds)?;
         if let Some(cp) = &self.control_plane {
             if !(cp.url.starts_with("http://") || cp.url.starts_with("https://")) {
                 return invalid("control_plane.url must be an http(s) URL");
             }
-            if !positive(cp.heartbeat_seconds) {
-                return invalid("control_plane.heartbeat_seconds must be positive");
-            }
+            HEARTBEAT_SECONDS.check(cp.heartbeat_seconds)?;
         }
         if let Some(s3) = &self.s3 {
             if s3.bucket.is_empty() {
@@ -257,16 +253,20 @@ impl ServiceConfig {
             {
                 return invalid("s3.endpoint must be an http(s) URL");
             }
-            if !(s3.retry_seconds.is_finite() && s3.retry_seconds >= 0.0) {
-                return invalid("s3.retry_seconds must not be negative");
-            }
+            RETRY_SECONDS.check(s3.retry_seconds)?;
         }
         if let Some(problem) = self.composite.problem() {
             return invalid(problem);
         }
         let w = &self.watchdog;
-        if !(positive(w.start_seconds) && positive(w.stall_seconds) && positive(w.stop_seconds)) {
-            return invalid("watchdog times must be positive");
+        START_SECONDS.check(w.start_seconds)?;
+        STALL_SECONDS.check(w.stall_seconds)?;
+        STOP_SECONDS.check(w.stop_seconds)?;
+        if self.keep_finished_jobs_days > MAX_KEEP_FINISHED_JOBS_DAYS {
+            return invalid(&format!(
+                "keep_finished_jobs_days must be between 0 (for ever) and \
+                 {MAX_KEEP_FINISHED_JOBS_DAYS}"
+            ));
         }
         // Job outputs are named by job id inside the recordings directory: there, a job called
         // `jobs` would be the directory of job files (tokens, stream keys), and a tracks job's
@@ -301,6 +301,74 @@ impl ServiceConfig {
         })
     }
 }
+
+/// A time in the config (in seconds) and the range it must be in, inclusive. A time outside it
+/// is a mistake (a heartbeat every picosecond, a stop deadline of 10^30 s) that would make a
+/// timer or a deadline overflow later, so [`ServiceConfig::check`] refuses it at load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondsRange {
+    /// The key, as written in the file (`section.name`).
+    pub key: &'static str,
+    /// The shortest time allowed.
+    pub min: f64,
+    /// The longest time allowed.
+    pub max: f64,
+}
+
+impl SecondsRange {
+    /// Refuses `value` outside the range (NaN and infinity are outside every range), naming
+    /// the key and the range.
+    pub fn check(self, value: f64) -> Result<(), ConfigError> {
+        if value.is_finite() && (self.min..=self.max).contains(&value) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "{} must be between {} and {} seconds",
+            self.key, self.min, self.max
+        )))
+    }
+}
+
+/// `control_plane.heartbeat_seconds`: as the media-sidecar's heartbeats.
+pub const HEARTBEAT_SECONDS: SecondsRange = SecondsRange {
+    key: "control_plane.heartbeat_seconds",
+    min: 0.1,
+    max: 300.0,
+};
+/// `admission.measure_after_seconds`: CPU is sampled once a second.
+pub const MEASURE_AFTER_SECONDS: SecondsRange = SecondsRange {
+    key: "admission.measure_after_seconds",
+    min: 1.0,
+    max: 3600.0,
+};
+/// `watchdog.start_seconds`.
+pub const START_SECONDS: SecondsRange = SecondsRange {
+    key: "watchdog.start_seconds",
+    min: 1.0,
+    max: 3600.0,
+};
+/// `watchdog.stall_seconds`: workers report progress once a second, so less than two would
+/// kill healthy ones.
+pub const STALL_SECONDS: SecondsRange = SecondsRange {
+    key: "watchdog.stall_seconds",
+    min: 2.0,
+    max: 3600.0,
+};
+/// `watchdog.stop_seconds`.
+pub const STOP_SECONDS: SecondsRange = SecondsRange {
+    key: "watchdog.stop_seconds",
+    min: 1.0,
+    max: 3600.0,
+};
+/// `s3.retry_seconds`: 0 tries an upload once; at most a week (the sidecar's longest drain).
+pub const RETRY_SECONDS: SecondsRange = SecondsRange {
+    key: "s3.retry_seconds",
+    min: 0.0,
+    max: 604_800.0,
+};
+
+/// Most days `keep_finished_jobs_days` may say (0 keeps finished jobs for ever).
+pub const MAX_KEEP_FINISHED_JOBS_DAYS: u32 = 3650;
 
 /// Seconds as a `Duration`, for the config's float seconds.
 pub fn seconds(s: f64) -> Duration {
@@ -421,6 +489,80 @@ mod tests {
             }
         }
         assert_eq!(seconds(f64::INFINITY), Duration::MAX);
+    }
+
+    /// Every time in the config has a range, checked at load with the key named: values that
+    /// parse and are positive but would make a timer or a deadline panic later are refused.
+    #[test]
+    fn times_out_of_range_are_refused_naming_the_key() {
+        let ranges = [
+            HEARTBEAT_SECONDS,
+            MEASURE_AFTER_SECONDS,
+            START_SECONDS,
+            STALL_SECONDS,
+            STOP_SECONDS,
+            RETRY_SECONDS,
+        ];
+        let config_with = |key: &str, value: &str| {
+            let (section, name) = key.split_once('.').expect("section.name");
+            let extra = match section {
+                "s3" => "bucket = \"rec\"\n",
+                "control_plane" => "url = \"http://127.0.0.1:9\"\n",
+                _ => "",
+            };
+            let text = format!("{MINIMAL}\n[{section}]\n{extra}{name} = {value}\n");
+            toml::from_str::<ServiceConfig>(&text).expect("parse")
+        };
+        for range in ranges {
+            for ok in [range.min, range.max] {
+                let config = config_with(range.key, &format!("{ok:?}"));
+                assert!(config.check().is_ok(), "refused {} = {ok}", range.key);
+            }
+            let below = if range.min > 0.0 {
+                range.min / 2.0
+            } else {
+                -1.0
+            };
+            for bad in [
+                format!("{below:?}"),
+                format!("{:?}", range.max * 2.0),
+                "1e-12".into(),
+                "1e30".into(),
+                "nan".into(),
+                "inf".into(),
+            ] {
+                if bad
+                    .parse::<f64>()
+                    .is_ok_and(|v| (range.min..=range.max).contains(&v))
+                {
+                    continue;
+                }
+                let err = config_with(range.key, &bad)
+                    .check()
+                    .expect_err(&format!("accepted {} = {bad}", range.key))
+                    .to_string();
+                assert!(err.contains(range.key), "{err}");
+                assert!(err.contains(&format!("between {} and", range.min)), "{err}");
+            }
+        }
+        // The three the review found: each would have panicked once the service ran.
+        for (key, value) in [
+            ("control_plane.heartbeat_seconds", "1e-12"),
+            ("watchdog.stop_seconds", "1e30"),
+            ("s3.retry_seconds", "1e300"),
+        ] {
+            let err = config_with(key, value).check().expect_err(key).to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        for (days, ok) in [(0, true), (3650, true), (3651, false), (u32::MAX, false)] {
+            let text = format!("keep_finished_jobs_days = {days}\n{MINIMAL}");
+            let config: ServiceConfig = toml::from_str(&text).expect("parse");
+            let checked = config.check();
+            assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
+            if let Err(e) = checked {
+                assert!(e.to_string().contains("keep_finished_jobs_days"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -14,15 +14,15 @@ const PARTIAL_EXTENSION: &str = "remux.tmp";
 /// Extension of the media mp4mux holds aside while it writes the index first.
 const MEDIA_ASIDE_EXTENSION: &str = "faststart.tmp";
 
-/// Whether the file `name` is a leftover of a finalize that was killed: its half-written output
-/// or the media it held aside. The fragmented file they came from is still there, so they can go.
-pub fn is_leftover(name: &str) -> bool {
+/// If the file `name` is what a finalize writes beside its output (its half-written output, or
+/// the media it holds aside), the name of that output without `.mp4`: the job id. A killed
+/// finalize leaves these behind; the fragmented file they came from is still there, so they can
+/// go once no finalize of that job is running.
+pub fn temp_file_of(name: &str) -> Option<&str> {
     [PARTIAL_EXTENSION, MEDIA_ASIDE_EXTENSION]
         .iter()
-        .any(|ext| {
-            name.strip_suffix(ext)
-                .is_some_and(|stem| stem.ends_with('.'))
-        })
+        .find_map(|ext| name.strip_suffix(ext)?.strip_suffix('.'))
+        .filter(|stem| !stem.is_empty())
 }
 
 /// Remuxes `fragmented` into `output` (faststart MP4). `output` is written under a temporary
@@ -210,8 +210,29 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["job.mp4", "job.part.mp4"]);
-        assert!(is_leftover("job.remux.tmp") && is_leftover("job.faststart.tmp"));
-        assert!(!is_leftover("job.mp4") && !is_leftover("remux.tmp"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The temporary files of a finalize name the job they belong to (recovery spares those of
+    /// running jobs); nothing else is taken for one.
+    #[test]
+    fn temp_files_name_their_job() {
+        let output = Path::new("/r/job-1.mp4");
+        for temp in [
+            output.with_extension(PARTIAL_EXTENSION),
+            output.with_extension(MEDIA_ASIDE_EXTENSION),
+        ] {
+            let name = temp.file_name().and_then(|n| n.to_str()).expect("name");
+            assert_eq!(temp_file_of(name), Some("job-1"), "{name}");
+        }
+        for other in [
+            "job-1.mp4",
+            "job-1.part.mp4",
+            "remux.tmp",
+            ".remux.tmp",
+            "x.tmp",
+        ] {
+            assert_eq!(temp_file_of(other), None, "{other}");
+        }
     }
 }

@@ -43,6 +43,8 @@ pub mod storage;
 pub mod store;
 pub mod supervisor;
 pub mod targets;
+#[cfg(test)]
+mod testing;
 pub mod tracks;
 pub mod watchdog;
 pub mod worker;

@@ -29,6 +29,11 @@ pub enum RepairError {
     Timeout(Duration),
 }
 
+/// Where the bytes of `output`'s fragmented file are kept when they cannot be repaired.
+pub fn damaged_file(output: &Path) -> PathBuf {
+    output.with_extension("damaged.mp4")
+}
+
 /// Where a recording's bytes are after a failed repair of `output`'s fragmented file.
 pub fn kept_after_failed_repair(error: &RepairError, output: &Path) -> Option<PathBuf> {
     let kept = match error {
@@ -80,7 +85,7 @@ pub async fn repair(worker_exe: &Path, output: &Path) -> Result<bool, RepairErro
         Ok(true)
     } else {
         // Keep the bytes (nothing is deleted), out of the way of the next scan.
-        let aside = output.with_extension("damaged.mp4");
+        let aside = damaged_file(output);
         std::fs::rename(&part, &aside)?;
         Err(RepairError::Unrepairable(aside.display().to_string()))
     }
@@ -150,7 +155,8 @@ pub fn leftovers(node: &Node) -> Vec<Unfinished> {
 /// Runs beside the API (repairs and uploads can take minutes, and the node should answer and
 /// heartbeat meanwhile): concludes the `unfinished` jobs [`leftovers`] found, repairs stray
 /// fragmented files, and removes what killed finalizes left. New jobs are safe from it: their
-/// ids are known to the node, so their files are not taken for strays.
+/// ids are known to the node, so their fragmented files are not taken for strays, and the
+/// temporary files of a running job's finalize are not taken for leftovers.
 pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
     let node = &node;
     for job in unfinished {
@@ -165,7 +171,12 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if finalize::is_leftover(name) {
+        if let Some(job_id) = finalize::temp_file_of(name) {
+            // A job started since the API opened may be finalizing (or being repaired) right
+            // now: its temporary files are live. Only those of no running job are leftovers.
+            if node.is_running(job_id) {
+                continue;
+            }
             tracing::info!(file = %path.display(), "removing what a killed finalize left");
             let _ = std::fs::remove_file(&path);
             continue;
@@ -179,7 +190,8 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
         let output = path.with_file_name(format!("{job_id}.mp4"));
         match repair(node.worker_exe(), &output).await {
             Ok(true) => {
-                let (file, uploaded) = node.store_recovered(job_id, &output).await;
+                let created_ms = now_ms();
+                let (file, uploaded) = node.store_recovered(job_id, created_ms, &output).await;
                 let reported = node.report(
                     EventKind::Recovered,
                     &JobView {
@@ -190,7 +202,7 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
                         reason: Some("found unfinished after a restart".into()),
                         file: Some(file),
                         rtmp: None,
-                        created_ms: now_ms(),
+                        created_ms,
                         updated_ms: now_ms(),
                     },
                 );
@@ -266,6 +278,39 @@ mod tests {
         assert!(matches!(repaired, Ok(false)), "{repaired:?}");
         assert!(!path.exists() && !output.exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The sweep for what killed finalizes left runs beside the API, after concluding what the
+    /// last run left (which can take minutes): by then new jobs may be finalizing. Their
+    /// temporary files stay; those of no running job go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sweep_spares_the_temporary_files_of_running_jobs() {
+        use crate::testing::{FakeNode, RUNS_UNTIL_KILLED};
+        let fake = FakeNode::new("sweep", RUNS_UNTIL_KILLED, crate::storage::Storage::Local);
+        fake.node
+            .start(FakeNode::request("live"))
+            .await
+            .expect("start");
+        assert!(fake.node.is_running("live"));
+        let recordings = fake.recordings();
+        let live = ["live.remux.tmp", "live.faststart.tmp"].map(|n| recordings.join(n));
+        let stale = ["gone.remux.tmp", "gone.faststart.tmp"].map(|n| recordings.join(n));
+        for file in live.iter().chain(&stale) {
+            std::fs::write(file, b"media").expect("temporary file");
+        }
+        recover(fake.node.clone(), Vec::new()).await;
+        for file in &live {
+            assert!(
+                file.exists(),
+                "a running job's {} was removed",
+                file.display()
+            );
+        }
+        for file in &stale {
+            assert!(!file.exists(), "{} was left", file.display());
+        }
+        fake.node.shutdown().await;
+        assert!(!fake.node.is_running("live"));
     }
 
     #[test]

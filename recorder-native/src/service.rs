@@ -134,7 +134,8 @@ async fn heartbeats(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    // The config keeps `every` within range; a zero period would panic.
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

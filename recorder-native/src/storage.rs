@@ -6,6 +6,11 @@
 //! An upload is retried with backoff for `retry_seconds`; until it succeeds the file stays on
 //! disk, and a service that dies mid-upload uploads again when it concludes the job on its next
 //! start. A recording is never deleted before the store has it.
+//!
+//! Objects are named by job id, so an id started again once its first job was forgotten would
+//! name the first job's objects. Every object carries its job's creation time
+//! ([`JOB_MARK`]), and an upload never writes over an object of another job: the job then keeps
+//! its recording locally, and says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +20,9 @@ use backon::{ExponentialBuilder, Retryable as _};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::{Path as ObjectPath, PathPart};
-use object_store::{Attribute, Attributes, BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{
+    Attribute, AttributeValue, Attributes, BackoffConfig, GetOptions, ObjectStore, RetryConfig,
+};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
@@ -67,6 +74,11 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+/// The user metadata (`x-amz-meta-edgemeet-job-created-ms`) each uploaded object carries: its
+/// job's `created_ms`. An upload tried again (after a restart) finds its own objects by it, and
+/// never writes over those of an earlier job with the same id.
+pub const JOB_MARK: &str = "edgemeet-job-created-ms";
+
 /// Why an upload (or the store's set-up) failed. Never carries credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -88,6 +100,22 @@ pub enum StorageError {
         bucket: String,
         /// The object key.
         key: String,
+        /// What the store said.
+        message: String,
+    },
+    /// The bucket holds the recording of an earlier job with this id: it is not written over.
+    #[error(
+        "{location} holds the recording of an earlier job with this id; nothing was uploaded over it"
+    )]
+    Taken {
+        /// Where the earlier recording is (`s3://bucket/key`, a prefix ending in `/` for tracks).
+        location: String,
+    },
+    /// The bucket could not be asked whether it holds an earlier recording.
+    #[error("looking for an earlier recording at {location}: {message}")]
+    Lookup {
+        /// Where it looked.
+        location: String,
         /// What the store said.
         message: String,
     },
@@ -122,11 +150,28 @@ impl Storage {
 
     /// Moves a job's finished output (a file, or a directory of track files) to its final place
     /// and returns that place: the local path, or `s3://bucket/key` (a key prefix ending in `/`
-    /// for a directory). Local files are removed only by [`Storage::release`].
-    pub async fn store(&self, job_id: &str, output: &Path) -> Result<String, StorageError> {
+    /// for a directory). `created_ms` is the job's: objects of another job with the same id are
+    /// never written over ([`StorageError::Taken`]). Local files are removed only by
+    /// [`Storage::release`].
+    pub async fn store(
+        &self,
+        job_id: &str,
+        created_ms: i64,
+        output: &Path,
+    ) -> Result<String, StorageError> {
         match self {
             Storage::Local => Ok(output.display().to_string()),
-            Storage::S3(s3) => s3.upload_with_retries(job_id, output).await,
+            Storage::S3(s3) => s3.upload_with_retries(job_id, created_ms, output).await,
+        }
+    }
+
+    /// Where this storage already holds a recording of a job with this id, if it does: for a
+    /// bucket, `<job_id>.mp4` or anything under `<job_id>/`. (The recordings directory is the
+    /// supervisor's to look in.)
+    pub async fn earlier_recording(&self, job_id: &str) -> Result<Option<String>, StorageError> {
+        match self {
+            Storage::Local => Ok(None),
+            Storage::S3(s3) => s3.earlier_recording(job_id).await,
         }
     }
 
@@ -189,7 +234,7 @@ impl S3Storage {
             bucket: config.bucket.clone(),
             prefix,
             keep_local: config.keep_local,
-            retry: Duration::from_secs_f64(config.retry_seconds.max(0.0)),
+            retry: crate::config::seconds(config.retry_seconds),
         })
     }
 
@@ -204,15 +249,20 @@ impl S3Storage {
     async fn upload_with_retries(
         &self,
         job_id: &str,
+        created_ms: i64,
         output: &Path,
     ) -> Result<String, StorageError> {
-        let deadline = tokio::time::Instant::now() + self.retry;
+        // The config keeps `retry` within a week; should it be more, a week it is.
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(self.retry)
+            .unwrap_or_else(|| now + Duration::from_secs(604_800));
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
             .with_max_delay(Duration::from_secs(30))
             .with_jitter()
             .without_max_times();
-        (|| self.upload(job_id, output))
+        (|| self.upload(job_id, created_ms, output))
             .retry(backoff)
             .when(|e| {
                 matches!(e, StorageError::Upload { .. }) && tokio::time::Instant::now() < deadline
@@ -222,13 +272,36 @@ impl S3Storage {
     }
 
     /// Uploads once: a composite to `<prefix>/<node_id>/<job_id>.mp4`, a tracks directory's
-    /// files to `<prefix>/<node_id>/<job_id>/<file>`.
-    async fn upload(&self, job_id: &str, output: &Path) -> Result<String, StorageError> {
+    /// files to `<prefix>/<node_id>/<job_id>/<file>`. Refuses, before writing anything, when an
+    /// object there is not this job's (`created_ms`).
+    async fn upload(
+        &self,
+        job_id: &str,
+        created_ms: i64,
+        output: &Path,
+    ) -> Result<String, StorageError> {
         let read_error = |source| StorageError::Read {
             path: output.to_owned(),
             source,
         };
+        let mark = created_ms.to_string();
         if output.is_dir() {
+            let dir = self.key(&[job_id]);
+            let location = format!("s3://{}/{dir}/", self.bucket);
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&dir))
+                .await
+                .map_err(|e| StorageError::Upload {
+                    bucket: self.bucket.clone(),
+                    key: format!("{dir}/"),
+                    message: e.to_string(),
+                })?;
+            for object in &listed.objects {
+                if !self.is_free_for(&object.location, &mark).await? {
+                    return Err(StorageError::Taken { location });
+                }
+            }
             let mut names = Vec::new();
             for entry in std::fs::read_dir(output).map_err(read_error)? {
                 let entry = entry.map_err(read_error)?;
@@ -238,23 +311,78 @@ impl S3Storage {
             }
             names.sort();
             for name in &names {
-                self.put_file(&output.join(name), self.key(&[job_id, name]))
+                self.put_file(&output.join(name), self.key(&[job_id, name]), &mark)
                     .await?;
             }
-            Ok(format!("s3://{}/{}/", self.bucket, self.key(&[job_id])))
+            Ok(location)
         } else {
             let name = output
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| format!("{job_id}.mp4"));
             let key = self.key(&[&name]);
-            self.put_file(output, key.clone()).await?;
-            Ok(format!("s3://{}/{key}", self.bucket))
+            let location = format!("s3://{}/{key}", self.bucket);
+            if !self.is_free_for(&key, &mark).await? {
+                return Err(StorageError::Taken { location });
+            }
+            self.put_file(output, key.clone(), &mark).await?;
+            Ok(location)
         }
     }
 
-    /// Streams one file into one object (multipart above a few MiB).
-    async fn put_file(&self, file: &Path, key: ObjectPath) -> Result<(), StorageError> {
+    /// Whether the job marked `mark` may write `key`: nothing is there, or its own object is
+    /// (an upload tried again). A failed look is an upload failure, retried like one.
+    async fn is_free_for(&self, key: &ObjectPath, mark: &str) -> Result<bool, StorageError> {
+        match self
+            .store
+            .get_opts(key, GetOptions::new().with_head(true))
+            .await
+        {
+            Ok(found) => Ok(found
+                .attributes
+                .get(&Attribute::Metadata(JOB_MARK.into()))
+                .is_some_and(|value| value.as_ref() == mark)),
+            Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(StorageError::Upload {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Where the bucket holds a recording of a job with this id: `<job_id>.mp4`, or objects
+    /// under `<job_id>/`.
+    async fn earlier_recording(&self, job_id: &str) -> Result<Option<String>, StorageError> {
+        let file = self.key(&[&format!("{job_id}.mp4")]);
+        let location = format!("s3://{}/{file}", self.bucket);
+        match self
+            .store
+            .get_opts(&file, GetOptions::new().with_head(true))
+            .await
+        {
+            Ok(_) => return Ok(Some(location)),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(StorageError::Lookup {
+                    location,
+                    message: e.to_string(),
+                })
+            }
+        }
+        let dir = self.key(&[job_id]);
+        let location = format!("s3://{}/{dir}/", self.bucket);
+        match self.store.list_with_delimiter(Some(&dir)).await {
+            Ok(listed) => Ok((!listed.objects.is_empty()).then_some(location)),
+            Err(e) => Err(StorageError::Lookup {
+                location,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Streams one file into one object (multipart above a few MiB), marked as its job's.
+    async fn put_file(&self, file: &Path, key: ObjectPath, mark: &str) -> Result<(), StorageError> {
         let upload_error = |message: String| StorageError::Upload {
             bucket: self.bucket.clone(),
             key: key.to_string(),
@@ -269,6 +397,10 @@ impl S3Storage {
                 })?;
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, content_type(file).into());
+        attributes.insert(
+            Attribute::Metadata(JOB_MARK.into()),
+            AttributeValue::from(mark.to_owned()),
+        );
         let mut writer =
             BufWriter::new(self.store.clone(), key.clone()).with_attributes(attributes);
         if let Err(e) = tokio::io::copy(&mut reader, &mut writer).await {
@@ -283,6 +415,32 @@ impl S3Storage {
             .map_err(|e| upload_error(e.to_string()))?;
         tracing::info!(key = %key, "recording uploaded");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl S3Storage {
+    /// A bucket in memory (`s3://test-bucket/<node_id>/...`) for tests, trying each upload once.
+    pub(crate) fn in_memory(node_id: &str) -> S3Storage {
+        S3Storage {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            bucket: "test-bucket".into(),
+            prefix: ObjectPath::from(node_id),
+            keep_local: false,
+            retry: Duration::ZERO,
+        }
+    }
+
+    /// The bytes of the object at `key`.
+    pub(crate) async fn object(&self, key: &str) -> Vec<u8> {
+        self.store
+            .get_opts(&ObjectPath::from(key), GetOptions::default())
+            .await
+            .expect("object")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec()
     }
 }
 
@@ -333,6 +491,84 @@ mod tests {
         assert!(shown.contains("recordings"));
     }
 
+    /// An upload never writes over another job's object of the same id (a job since forgotten):
+    /// it fails for good, and the object stays as it was. The same job's own objects, from an
+    /// upload tried before a restart, are written again.
+    #[tokio::test]
+    async fn an_upload_never_writes_over_an_earlier_jobs_recording() {
+        let s3 = Arc::new(S3Storage::in_memory("rec-1"));
+        let storage = Storage::S3(s3.clone());
+        let dir = std::env::temp_dir().join(format!("storage-taken-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("tracks")).expect("dir");
+        let file = dir.join("job.mp4");
+        let (earlier, later) = (1_000, 2_000);
+
+        std::fs::write(&file, b"first job").expect("write");
+        let location = storage.store("job", earlier, &file).await.expect("upload");
+        assert_eq!(location, "s3://test-bucket/rec-1/job.mp4");
+        std::fs::write(&file, b"first job, uploaded again").expect("write");
+        storage
+            .store("job", earlier, &file)
+            .await
+            .expect("the same job uploads again");
+        assert_eq!(
+            storage.earlier_recording("job").await.expect("look"),
+            Some(location.clone())
+        );
+
+        std::fs::write(&file, b"second job").expect("write");
+        let err = storage
+            .store("job", later, &file)
+            .await
+            .expect_err("written over an earlier job's recording");
+        assert!(
+            matches!(&err, StorageError::Taken { location: at } if *at == location),
+            "{err}"
+        );
+        assert_eq!(
+            s3.object("rec-1/job.mp4").await,
+            b"first job, uploaded again"
+        );
+
+        let tracks = dir.join("tracks");
+        std::fs::write(tracks.join("a.mkv"), b"first tracks").expect("write");
+        storage
+            .store("tracks", earlier, &tracks)
+            .await
+            .expect("upload tracks");
+        std::fs::remove_file(tracks.join("a.mkv")).expect("remove");
+        std::fs::write(tracks.join("b.mkv"), b"second tracks").expect("write");
+        let err = storage
+            .store("tracks", later, &tracks)
+            .await
+            .expect_err("mixed into an earlier job's tracks");
+        assert!(
+            matches!(&err, StorageError::Taken { location } if location == "s3://test-bucket/rec-1/tracks/"),
+            "{err}"
+        );
+        assert_eq!(s3.object("rec-1/tracks/a.mkv").await, b"first tracks");
+        let not_uploaded = s3
+            .store
+            .get_opts(
+                &ObjectPath::from("rec-1/tracks/b.mkv"),
+                GetOptions::default(),
+            )
+            .await;
+        assert!(
+            matches!(not_uploaded, Err(object_store::Error::NotFound { .. })),
+            "{not_uploaded:?}"
+        );
+        assert_eq!(
+            storage.earlier_recording("tracks").await.expect("look"),
+            Some("s3://test-bucket/rec-1/tracks/".to_owned())
+        );
+        assert_eq!(
+            storage.earlier_recording("other").await.expect("look"),
+            None
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
     #[tokio::test]
     async fn an_unreachable_store_fails_without_leaking_the_secret() {
         let mut settings = config("p");
@@ -342,7 +578,10 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("job-1.mp4");
         std::fs::write(&file, b"not really an mp4").expect("write");
-        let err = storage.store("job-1", &file).await.expect_err("no store");
+        let err = storage
+            .store("job-1", 1, &file)
+            .await
+            .expect_err("no store");
         let message = err.to_string();
         assert!(
             message.contains("s3://recordings/p/rec-1/job-1.mp4"),

@@ -38,6 +38,19 @@ pub enum StartError {
     /// The job id is taken by a different job.
     #[error("job {0} already exists with different settings")]
     Conflict(String),
+    /// The job id is new to the node, but the recording of an earlier job with that id (one
+    /// the node has forgotten) is still there; a new job would write over it or report it as
+    /// its own.
+    #[error(
+        "job {job_id}: the recording of an earlier job with this id is still at {location}; \
+         move it away or start the job under another id"
+    )]
+    RecordingExists {
+        /// The job id.
+        job_id: String,
+        /// Where the earlier recording is: a path in the recordings directory, or `s3://...`.
+        location: String,
+    },
     /// The node is full.
     #[error(transparent)]
     NoCapacity(#[from] NoCapacity),
@@ -208,13 +221,73 @@ impl Node {
         }
     }
 
-    /// Admits and starts a job, or returns the existing one with this id.
+    /// What is left in the recordings directory of an earlier job with this id, if anything:
+    /// its MP4, its fragmented or damaged file, or its (non-empty) directory of track files. A
+    /// path that cannot be looked at counts as taken.
+    fn earlier_local_recording(&self, job_id: &str) -> Option<PathBuf> {
+        let composite = self.output_path(job_id, Mode::Composite);
+        let names = [
+            part_file(&composite),
+            crate::recovery::damaged_file(&composite),
+            self.output_path(job_id, Mode::Tracks),
+            composite,
+        ];
+        names
+            .into_iter()
+            .find(|path| match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    std::fs::read_dir(path).map_or(true, |mut entries| entries.next().is_some())
+                }
+                Ok(_) => true,
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            })
+    }
+
+    /// Where storage (a bucket) holds a recording of an earlier job with this id, for a job id
+    /// the node does not know. Asked for [`STORAGE_LOOKUP_TIMEOUT`] at most: a store that does
+    /// not answer delays no start further, and the upload itself never writes over another
+    /// job's objects.
+    async fn earlier_stored_recording(&self, job_id: &str) -> Option<String> {
+        if !self.storage.is_remote() || self.knows(job_id) {
+            return None;
+        }
+        match tokio::time::timeout(
+            STORAGE_LOOKUP_TIMEOUT,
+            self.storage.earlier_recording(job_id),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(job = %job_id, error = %e, "cannot look for an earlier recording; starting anyway");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(job = %job_id, "the store did not say in time whether it holds an earlier recording; starting anyway");
+                None
+            }
+        }
+    }
+
+    /// Admits and starts a job, or returns the existing one with this id. A job with a file
+    /// whose id the node does not know (never seen, or forgotten) is refused while an earlier
+    /// recording of that id is still in the recordings directory or the bucket: that recording
+    /// is never touched.
     pub async fn start(self: &Arc<Self>, request: StartRequest) -> Result<Started, StartError> {
         request.check()?;
         let rtmp_addresses = match &request.rtmp_url {
             Some(url) => check_rtmp_target(url, &self.config.broadcast.allowed_networks).await?,
             None => Vec::new(),
         };
+        // A broadcast-only job writes nothing, so it cannot touch an earlier recording.
+        if request.file {
+            if let Some(location) = self.earlier_stored_recording(&request.job_id).await {
+                return Err(StartError::RecordingExists {
+                    job_id: request.job_id,
+                    location,
+                });
+            }
+        }
         let fingerprint = request.fingerprint();
         let output = request
             .file
@@ -239,6 +312,19 @@ impl Node {
                 return Ok(Started {
                     job,
                     existing: true,
+                });
+            }
+            // A new job that writes files: an earlier one's files under its names are not its
+            // to write over (or to report and upload as its own). Looked at under the locks, so
+            // no start of the same id slips in between.
+            if let Some(earlier) = request
+                .file
+                .then(|| self.earlier_local_recording(&request.job_id))
+                .flatten()
+            {
+                return Err(StartError::RecordingExists {
+                    job_id: request.job_id,
+                    location: earlier.display().to_string(),
                 });
             }
             let now = Instant::now();
@@ -469,7 +555,8 @@ impl Node {
         for id in &ids {
             let _ = self.stop(id);
         }
-        let deadline = seconds(self.config.watchdog.stop_seconds) + Duration::from_secs(30);
+        let deadline =
+            seconds(self.config.watchdog.stop_seconds).saturating_add(Duration::from_secs(30));
         let _ = tokio::time::timeout(deadline, async {
             loop {
                 let notified = self.all_done.notified();
@@ -758,7 +845,11 @@ impl Node {
                     tracing::error!(job = %view.job_id, error = %e, "cannot keep the job's outcome");
                 }
                 self.transition(&view.job_id, JobState::Ending, None);
-                match self.storage.store(&view.job_id, output).await {
+                match self
+                    .storage
+                    .store(&view.job_id, view.created_ms, output)
+                    .await
+                {
                     Ok(location) => {
                         view.file = Some(location);
                         release = Some(output);
@@ -805,10 +896,16 @@ impl Node {
         }
     }
 
-    /// Sends a recovered stray recording to storage; where it now is, and whether it was
-    /// uploaded (then the caller releases the local copy once the report is stored).
-    pub(crate) async fn store_recovered(&self, job_id: &str, output: &Path) -> (String, bool) {
-        match self.storage.store(job_id, output).await {
+    /// Sends a recovered stray recording (reported as created at `created_ms`) to storage;
+    /// where it now is, and whether it was uploaded (then the caller releases the local copy
+    /// once the report is stored).
+    pub(crate) async fn store_recovered(
+        &self,
+        job_id: &str,
+        created_ms: i64,
+        output: &Path,
+    ) -> (String, bool) {
+        match self.storage.store(job_id, created_ms, output).await {
             Ok(location) => (location, true),
             Err(e) => {
                 tracing::error!(job = %job_id, error = %e, "the recovered recording stays local");
@@ -845,6 +942,12 @@ impl Node {
             .await;
     }
 
+    /// Whether a job of this id is running here (its worker, or its conclusion: a repair, an
+    /// upload).
+    pub(crate) fn is_running(&self, job_id: &str) -> bool {
+        self.running_lock().contains_key(job_id)
+    }
+
     /// Whether a job id is known (running or in the store).
     pub(crate) fn knows(&self, job_id: &str) -> bool {
         self.running_lock().contains_key(job_id)
@@ -873,6 +976,9 @@ impl Node {
         &self.worker_exe
     }
 }
+
+/// The longest a start waits for the bucket to say whether it holds an earlier recording.
+const STORAGE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a worker writes to its `oom_score_adj`: the kernel's OOM killer picks workers before
 /// the service.
@@ -906,5 +1012,217 @@ fn send_signal(pid: u32, signal: libc::c_int) {
         unsafe {
             libc::kill(pid, signal);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeNode, WRITES_AND_FINISHES};
+
+    fn refused_for(started: Result<Started, StartError>, job: &str) -> String {
+        match started {
+            Err(StartError::RecordingExists { job_id, location }) => {
+                assert_eq!(job_id, job);
+                location
+            }
+            other => panic!("a start over an earlier recording of {job} went ahead: {other:?}"),
+        }
+    }
+
+    /// A job id started again once its job was forgotten is refused while that job's recording
+    /// is still there, and the recording stays as it was. Moved away, the id is a new job.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_of_a_forgotten_job_id_never_touches_its_recording() {
+        let fake = FakeNode::new("reuse", WRITES_AND_FINISHES, Storage::Local);
+        let node = &fake.node;
+        let first = node
+            .start(FakeNode::request("reused"))
+            .await
+            .expect("first start");
+        assert!(!first.existing);
+        let done = fake.wait_ended("reused").await;
+        let file = fake.recordings().join("reused.mp4");
+        assert_eq!(done.state, JobState::Complete, "{done:?}");
+        assert_eq!(done.file, Some(file.display().to_string()));
+        let recorded = std::fs::read(&file).expect("the first recording");
+        assert_eq!(fake.forget_finished(), 1);
+        assert!(!node.knows("reused"));
+
+        let location = refused_for(node.start(FakeNode::request("reused")).await, "reused");
+        assert_eq!(location, file.display().to_string());
+        assert!(
+            !node.knows("reused"),
+            "a refused start leaves no job behind"
+        );
+        // Had a worker started, it would have written its own recording by now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(std::fs::read(&file).expect("still there"), recorded);
+
+        let kept = fake.dir.join("kept.mp4");
+        std::fs::rename(&file, &kept).expect("move the recording away");
+        let second = node
+            .start(FakeNode::request("reused"))
+            .await
+            .expect("a new job once the recording was moved away");
+        assert!(!second.existing);
+        let done = fake.wait_ended("reused").await;
+        assert_eq!(done.state, JobState::Complete, "{done:?}");
+        assert_ne!(std::fs::read(&file).expect("the new recording"), recorded);
+        assert_eq!(std::fs::read(&kept).expect("the old one"), recorded);
+    }
+
+    /// What is left of an earlier job's recording (a fragmented file, bytes kept aside as
+    /// damaged, track files) blocks a new job of the same id just as a finished MP4 does; an
+    /// empty track directory holds nothing and does not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_is_left_of_an_earlier_recording_is_never_touched() {
+        let fake = FakeNode::new("leftovers", WRITES_AND_FINISHES, Storage::Local);
+        let recordings = fake.recordings();
+        let tracks = recordings.join("left-tracks");
+        std::fs::create_dir_all(&tracks).expect("track dir");
+        let leftovers = [
+            (
+                "left-part",
+                recordings.join("left-part.part.mp4"),
+                Mode::Composite,
+            ),
+            (
+                "left-damaged",
+                recordings.join("left-damaged.damaged.mp4"),
+                Mode::Composite,
+            ),
+            ("left-tracks", tracks.join("alice_TR_1.mkv"), Mode::Tracks),
+            // Whatever the new job's mode: a job id names one recording.
+            (
+                "left-tracks",
+                tracks.join("alice_TR_1.mkv"),
+                Mode::Composite,
+            ),
+        ];
+        for (job, path, _) in &leftovers {
+            std::fs::write(path, format!("what {job} left")).expect("leftover");
+        }
+        for (job, path, mode) in &leftovers {
+            let request = StartRequest {
+                mode: *mode,
+                ..FakeNode::request(job)
+            };
+            let location = refused_for(fake.node.start(request).await, job);
+            let expected = if *mode == Mode::Tracks || path.starts_with(&tracks) {
+                tracks.clone()
+            } else {
+                path.clone()
+            };
+            assert_eq!(location, expected.display().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (job, path, _) in &leftovers {
+            assert_eq!(
+                std::fs::read_to_string(path).expect("still there"),
+                format!("what {job} left")
+            );
+        }
+        // A broadcast-only job writes nothing there, so it is no threat to what is left.
+        let broadcast = StartRequest {
+            file: false,
+            rtmp_url: Some("rtmp://127.0.0.1:1/live/key".into()),
+            ..FakeNode::request("left-part")
+        };
+        fake.node
+            .start(broadcast)
+            .await
+            .expect("a broadcast touches no recording");
+        fake.wait_ended("left-part").await;
+        std::fs::create_dir_all(recordings.join("empty")).expect("empty dir");
+        let request = StartRequest {
+            mode: Mode::Tracks,
+            ..FakeNode::request("empty")
+        };
+        fake.node
+            .start(request)
+            .await
+            .expect("an empty directory holds no recording");
+        fake.wait_ended("empty").await;
+    }
+
+    /// With a bucket, a recording uploaded (and removed locally) by a job since forgotten
+    /// still refuses the id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_uploaded_recording_of_a_forgotten_job_is_never_written_over() {
+        let bucket = Arc::new(crate::storage::S3Storage::in_memory("fake"));
+        let fake = FakeNode::new("reuse-s3", WRITES_AND_FINISHES, Storage::S3(bucket.clone()));
+        fake.node
+            .start(FakeNode::request("uploaded"))
+            .await
+            .expect("first start");
+        let done = fake.wait_ended("uploaded").await;
+        let location = "s3://test-bucket/fake/uploaded.mp4";
+        assert_eq!(done.file.as_deref(), Some(location), "{done:?}");
+        assert!(!fake.recordings().join("uploaded.mp4").exists());
+        let uploaded = bucket.object("fake/uploaded.mp4").await;
+        assert_eq!(fake.forget_finished(), 1);
+
+        let refused = refused_for(
+            fake.node.start(FakeNode::request("uploaded")).await,
+            "uploaded",
+        );
+        assert_eq!(refused, location);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(bucket.object("fake/uploaded.mp4").await, uploaded);
+    }
+
+    /// The job API answers such a start with its own 409 and a message that says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_refuses_a_start_over_an_earlier_recording_with_409() {
+        let fake = FakeNode::new("reuse-api", WRITES_AND_FINISHES, Storage::Local);
+        let file = fake.recordings().join("earlier.mp4");
+        std::fs::write(&file, b"an earlier recording").expect("earlier recording");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(edgemeet_serve::serve(
+            listener,
+            crate::api::router(fake.node.clone()),
+            crate::api::LIMITS,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let body = serde_json::json!({
+            "job_id": "earlier",
+            "room_id": "room",
+            "livekit_url": "ws://127.0.0.1:7880",
+            "token": "token",
+        })
+        .to_string();
+        let config = fake.node.config();
+        let answer = reqwest::Client::new()
+            .post(format!("http://{address}/jobs/start"))
+            .header(crate::auth::API_KEY_HEADER, &config.api_key)
+            .header(
+                crate::auth::SIGNATURE_HEADER,
+                crate::auth::sign(config.api_secret.as_bytes(), body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), reqwest::StatusCode::CONFLICT);
+        let answer: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(answer["status"], false, "{answer}");
+        let msg = answer["msg"].as_str().expect("msg");
+        assert!(
+            msg.contains("earlier job with this id") && msg.contains(&*file.to_string_lossy()),
+            "{msg}"
+        );
+        assert_eq!(
+            std::fs::read(&file).expect("still there"),
+            b"an earlier recording"
+        );
+        let _ = stop.send(());
+        let _ = server.await;
     }
 }
