@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::recorder::{
-    new_secret, number, probe, publisher_token, recorder_token, stream, Service,
+    media_system, new_secret, number, probe, publisher_token, recorder_token, stream, Service,
 };
 use support::{unique, Participant, System};
 
@@ -277,7 +277,7 @@ fn ffmpeg_baseline(composite: &Path) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    let system = System::start("bench-recorder", "");
+    let system = media_system("bench-recorder");
     let secret = new_secret();
     let mut service = Service::start("bench", &secret, None, &service_config(""));
     println!(

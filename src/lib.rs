@@ -1,17 +1,20 @@
 //! # edgemeet: the whole system on one machine
 //!
-//! The `edgemeet` command's library. `edgemeet up` starts a local LiveKit server (unless regions
-//! are configured) and serves the edge-api Spin component in a wasmtime host.
+//! The `edgemeet` command's library. `edgemeet up` starts a local LiveKit server and its
+//! media-sidecar (unless regions are configured) and serves the edge-api Spin component in a
+//! wasmtime host.
 //!
 //! ## Layout
 //! - [`host`]: the wasmtime host that serves a Spin HTTP component (WASI HTTP p3, Spin
 //!   variables and sqlite), like `spin up`.
 //! - [`settings`]: `edgemeet.toml` and the credentials generated on first run.
 //! - [`livekit_server`]: the local LiveKit server child process.
+//! - [`local_sidecar`]: the media-sidecar beside it, in this process.
 //! - [`up`]: `edgemeet up`, wiring the above together.
 
 pub mod host;
 pub mod livekit_server;
+pub mod local_sidecar;
 pub mod settings;
 pub mod up;
 

@@ -42,15 +42,20 @@ pub fn find_binary(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 impl LiveKitProcess {
     /// Writes LiveKit's config (mode 0600, it holds the key) and starts it; returns once its
-    /// HTTP port answers.
+    /// HTTP port answers. With `webhook_url`, LiveKit posts its webhooks there, signed with
+    /// `api_key`.
     pub async fn start(
         settings: &LocalLiveKit,
         data_dir: &Path,
         api_key: &str,
         api_secret: &str,
+        webhook_url: Option<&str>,
     ) -> anyhow::Result<LiveKitProcess> {
         let binary = find_binary(settings.binary.as_deref())?;
         let config_path = data_dir.join("livekit.yaml");
+        let webhook = webhook_url
+            .map(|url| format!("webhook:\n  api_key: {api_key}\n  urls:\n    - {url}\n"))
+            .unwrap_or_default();
         // Video is VP8 only: the recorder's WebRTC stack answers each track with the first
         // codec LiveKit offers (VP8), and LiveKit withdraws a track published in another codec
         // from it, so that camera would be missing from recordings. Clients that ask for H.264,
@@ -60,7 +65,7 @@ impl LiveKitProcess {
              rtc:\n  tcp_port: {tcp}\n  port_range_start: {udp_start}\n  port_range_end: {udp_end}\n  use_external_ip: false\n  enable_loopback_candidate: true\n\
              room:\n  auto_create: true\n  empty_timeout: 300\n  enabled_codecs:\n    - mime: audio/opus\n    - mime: audio/red\n    - mime: video/vp8\n\
              logging:\n  level: info\n  json: false\n\
-             keys:\n  {api_key}: {api_secret}\n",
+             keys:\n  {api_key}: {api_secret}\n{webhook}",
             port = settings.port,
             tcp = settings.port.saturating_add(1),
             udp_start = settings.udp_port_start,

@@ -131,6 +131,14 @@ pub struct LocalLiveKit {
     pub lat: f64,
     /// Where the region is, for placement.
     pub lon: f64,
+    /// Run a media-sidecar beside it, in this process: `true`, `false`, or absent = only when
+    /// no `[[regions]]` are configured. It relays LiveKit's webhooks and heartbeats to the
+    /// edge, so rooms end when they are empty or past their `room_duration` and move to past
+    /// rooms, as in a deployment with regions.
+    pub sidecar: Option<bool>,
+    /// The sidecar's port on 127.0.0.1: LiveKit posts its webhooks there, and its Prometheus
+    /// metrics are at `/metrics`. 0 takes any free port.
+    pub sidecar_port: u16,
 }
 
 impl Default for LocalLiveKit {
@@ -145,6 +153,8 @@ impl Default for LocalLiveKit {
             udp_port_end: 50100,
             lat: 0.0,
             lon: 0.0,
+            sidecar: None,
+            sidecar_port: 7890,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `edgemeet up`: the whole system on one machine. Starts a local LiveKit unless regions are
-//! configured, then serves the edge-api component in the wasmtime host until Ctrl-C or SIGTERM.
+//! `edgemeet up`: the whole system on one machine. Starts a local LiveKit (and the media-sidecar
+//! beside it) unless regions are configured, then serves the edge-api component in the wasmtime
+//! host until Ctrl-C or SIGTERM.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use crate::host::{Host, HostSettings, MountedDir};
 use crate::livekit_server::LiveKitProcess;
+use crate::local_sidecar::{BoundSidecar, LOCAL_REGION};
 use crate::settings::{DevCredentials, RegionSettings, Settings};
 
 /// Runs the system described by the file at `config_path`.
@@ -33,12 +37,18 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         .unwrap_or(settings.regions.is_empty());
     let mut livekit = None;
     let mut regions = settings.regions.clone();
+    let mut sidecar = None;
     if start_local {
+        // The sidecar's port is bound first: LiveKit is told to post its webhooks there.
+        if local_sidecar_wanted(&settings)? {
+            sidecar = Some(BoundSidecar::bind(settings.livekit.sidecar_port).await?);
+        }
         let process = LiveKitProcess::start(
             &settings.livekit,
             data_dir,
             &credentials.livekit_key,
             &credentials.livekit_secret,
+            sidecar.as_ref().map(|s| s.webhook_url.as_str()),
         )
         .await?;
         // Configured regions without their own LiveKit share the local one (handy for trying
@@ -48,37 +58,74 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
             region.api_key = credentials.livekit_key.clone();
             region.api_secret = credentials.livekit_secret.clone();
         }
-        if !regions.iter().any(|r| r.id == "local") {
+        if !regions.iter().any(|r| r.id == LOCAL_REGION) {
             regions.insert(
                 0,
                 RegionSettings {
-                    id: "local".into(),
+                    id: LOCAL_REGION.into(),
                     name: "This machine".into(),
                     lat: settings.livekit.lat,
                     lon: settings.livekit.lon,
                     livekit_url: process.url.clone(),
                     api_key: credentials.livekit_key.clone(),
                     api_secret: credentials.livekit_secret.clone(),
-                    sidecar_secret: None,
+                    sidecar_secret: sidecar.as_ref().map(|s| s.secret.clone()),
                 },
             );
         }
         livekit = Some(process);
     }
+    let media = LocalMedia {
+        livekit_url: livekit.as_ref().map(|lk| lk.url.clone()),
+        livekit_key: credentials.livekit_key.clone(),
+        livekit_secret: credentials.livekit_secret.clone(),
+        sidecar,
+    };
     // Whatever happens from here on, a LiveKit this run started is stopped gracefully once.
-    let served = serve_edge(&settings, &api_secret, &regions, livekit.is_some(), signals).await;
+    let served = serve_edge(&settings, &api_secret, &regions, media, signals).await;
     if let Some(lk) = livekit {
         lk.stop(Duration::from_secs(5)).await;
     }
     served
 }
 
-/// Checks the edge's configuration, starts the host and serves until Ctrl-C or SIGTERM.
+/// Whether `up` runs a media-sidecar beside the LiveKit it starts: as configured, else when no
+/// regions are. Its webhooks would name only the local region, so no configured region may share
+/// that LiveKit (the sidecar would have the edge delete their rooms as unknown).
+fn local_sidecar_wanted(settings: &Settings) -> anyhow::Result<bool> {
+    let wanted = settings
+        .livekit
+        .sidecar
+        .unwrap_or(settings.regions.is_empty());
+    if wanted {
+        if let Some(shared) = settings.regions.iter().find(|r| r.livekit_url.is_empty()) {
+            bail!(
+                "[livekit] sidecar = true, but region `{}` shares the local LiveKit; \
+                 give it its own livekit_url or set sidecar = false",
+                shared.id
+            );
+        }
+    }
+    Ok(wanted)
+}
+
+/// The media parts this run started on this machine, for the edge to work with.
+struct LocalMedia {
+    /// The local LiveKit's URL, if one was started.
+    livekit_url: Option<String>,
+    livekit_key: String,
+    livekit_secret: String,
+    /// Its sidecar, bound and not yet serving (it reports to the edge once that serves).
+    sidecar: Option<BoundSidecar>,
+}
+
+/// Checks the edge's configuration, starts the host (and the local sidecar) and serves until
+/// Ctrl-C or SIGTERM.
 async fn serve_edge(
     settings: &Settings,
     api_secret: &str,
     regions: &[RegionSettings],
-    local_livekit: bool,
+    media: LocalMedia,
     mut signals: StopSignals,
 ) -> anyhow::Result<()> {
     let data_dir = &settings.edge.data_dir;
@@ -118,6 +165,20 @@ async fn serve_edge(
     })
     .await?;
     let address = host.local_addr();
+    let mut sidecar = None;
+    if let (Some(bound), Some(livekit_url)) = (media.sidecar, &media.livekit_url) {
+        let sidecar_address = bound.address()?;
+        let mut running = bound.start(
+            data_dir,
+            livekit_url,
+            &media.livekit_key,
+            &media.livekit_secret,
+            &format!("http://{}", reachable(address)),
+        )?;
+        // Rooms are placed in the local region only once the edge has heard from its sidecar.
+        running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await?;
+        sidecar = Some((running, sidecar_address));
+    }
 
     // What a developer needs to start using it. The credentials are local development ones.
     println!("edgemeet is up");
@@ -135,10 +196,15 @@ async fn serve_edge(
             region.id, region.name, region.livekit_url
         );
     }
-    if local_livekit {
+    if media.livekit_url.is_some() {
         println!(
             "  livekit      started locally, log in {}",
             data_dir.join("livekit.log").display()
+        );
+    }
+    if let Some((_, sidecar_address)) = &sidecar {
+        println!(
+            "  sidecar      http://{sidecar_address}  (LiveKit's webhooks to the edge; /metrics)"
         );
     }
     println!("  API key      {}", settings.edge.api_key);
@@ -161,10 +227,31 @@ async fn serve_edge(
                 eprintln!("edgemeet: stop requested again; stopping now");
                 std::process::exit(130);
             });
+            // The sidecar first, while the edge still answers: what it holds is delivered.
+            if let Some((running, _)) = sidecar {
+                running.stop().await;
+            }
         })
         .await;
     println!("edgemeet: stopping");
     served
+}
+
+/// The longest `up` waits for the edge to take the local sidecar's first heartbeat.
+const SIDECAR_FIRST_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// An address to reach a server listening on `address` from this machine: an unspecified
+/// (any) address is reached on loopback.
+fn reachable(address: SocketAddr) -> SocketAddr {
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), address.port())
+        }
+        _ => address,
+    }
 }
 
 /// The Spin variables the component reads (see `edge_api::EdgeConfig::load`).

@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use recorder_native::layout::{layout, Canvas, VideoKind};
 use serde_json::{json, Value};
 use support::recorder::{
-    assert_faststart, frame_rgb, new_secret, number, probe, publisher_token, recorder_token,
-    recorder_token_until, room_with_publisher, serial, start_body, stream, ControlPlane, Service,
-    RECORDER_KEY,
+    assert_faststart, frame_rgb, media_system, new_secret, number, probe, publisher_token,
+    recorder_token, recorder_token_until, room_with_publisher, serial, start_body, stream,
+    ControlPlane, Service, RECORDER_KEY,
 };
 use support::{now_secs, sign, unique, Participant, System};
 
 #[test]
 fn records_a_room_through_the_api_and_reports_every_state() {
     let _serial = serial();
-    let system = System::start("recorder-api", "");
+    let system = media_system("recorder-api");
     let (room, _publisher) = room_with_publisher(&system, "rec-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -367,7 +367,7 @@ fn bad_calls_are_refused_and_start_nothing() {
 #[test]
 fn admission_refuses_a_full_node_and_measures_running_jobs() {
     let _serial = serial();
-    let system = System::start("recorder-admission", "");
+    let system = media_system("recorder-admission");
     let (room, _publisher) = room_with_publisher(&system, "adm-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -559,7 +559,7 @@ fn start_composite_job(
 #[test]
 fn the_layout_follows_two_then_four_publishers() {
     let _serial = serial();
-    let system = System::start("recorder-layout", "");
+    let system = media_system("recorder-layout");
     let room = unique("layout-room");
     let (mut service, job_id) = start_composite_job(&system, &room, "layout", "");
     let started = Instant::now();
@@ -600,7 +600,7 @@ fn the_layout_follows_two_then_four_publishers() {
 #[test]
 fn a_full_canvas_shows_the_earliest_videos_and_the_next_takes_a_freed_place() {
     let _serial = serial();
-    let system = System::start("recorder-full-canvas", "");
+    let system = media_system("recorder-full-canvas");
     let room = unique("full-canvas-room");
     let (mut service, job_id) = start_composite_job(
         &system,
@@ -651,7 +651,7 @@ fn a_full_canvas_shows_the_earliest_videos_and_the_next_takes_a_freed_place() {
 #[test]
 fn a_running_job_rejoins_with_a_refreshed_token() {
     let _serial = serial();
-    let system = System::start("recorder-token", "");
+    let system = media_system("recorder-token");
     let (room, _alice) = room_with_publisher(&system, "token-room");
     let secret = new_secret();
     let mut service = Service::start("token", &secret, None, "");
@@ -727,7 +727,7 @@ fn stop_tracks_job(service: &mut Service, job_id: &str) -> Vec<std::path::PathBu
 #[test]
 fn tracks_mode_keeps_each_track_as_published() {
     let _serial = serial();
-    let system = System::start("recorder-tracks", "");
+    let system = media_system("recorder-tracks");
     let (room, _publisher) = room_with_publisher(&system, "tracks-room");
     let (mut service, job_id) = start_tracks_job(&system, &room, "tracks");
     let started = Instant::now();
@@ -764,7 +764,7 @@ fn tracks_mode_keeps_each_track_as_published() {
 #[test]
 fn tracks_mode_keeps_a_camera_through_a_resize() {
     let _serial = serial();
-    let system = System::start("recorder-resize", "");
+    let system = media_system("recorder-resize");
     let room = unique("resize-room");
     let publisher = publisher_with(&system, &room, "alice", "video", &["--resize-after", "6"]);
     let (mut service, job_id) = start_tracks_job(&system, &room, "resize");
@@ -800,7 +800,7 @@ fn tracks_mode_keeps_a_camera_through_a_resize() {
 #[test]
 fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
     let _serial = serial();
-    let system = System::start("recorder-muted", "");
+    let system = media_system("recorder-muted");
     let room = unique("muted-room");
     let alice = publisher_with(
         &system,
@@ -838,7 +838,7 @@ fn a_muted_camera_does_not_make_the_recording_rejoin_again_and_again() {
 #[test]
 fn a_full_room_still_admits_its_recorder() {
     let _serial = serial();
-    let system = System::start("recorder-full", "");
+    let system = media_system("recorder-full");
     let room = unique("full-room");
     // The first join creates the LiveKit room with room for one participant.
     let full_token = support::hs256(
@@ -876,7 +876,7 @@ fn a_full_room_still_admits_its_recorder() {
 #[test]
 fn a_camera_that_asks_for_h264_is_still_recorded() {
     let _serial = serial();
-    let system = System::start("recorder-h264", "");
+    let system = media_system("recorder-h264");
     let room = unique("h264-room");
     let _alice = publisher_with(&system, &room, "alice", "video", &["--video-codec", "h264"]);
     let (mut service, job_id) = start_tracks_job(&system, &room, "h264");
@@ -918,7 +918,7 @@ fn both_tiles_move(file: &std::path::Path, seconds: f64) -> bool {
 #[test]
 fn a_camera_turned_off_mid_recording_leaves_the_canvas_and_comes_back() {
     let _serial = serial();
-    let system = System::start("recorder-camera-off", "");
+    let system = media_system("recorder-camera-off");
     let room = unique("camera-off-room");
     let alice = publisher_with(
         &system,

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::recorder::{
-    alive, assert_faststart, new_secret, number, probe, recorder_binary, room_with_publisher,
-    serial, signal, start_body, stream, ControlPlane, Nginx, Service, RECORDER_KEY,
+    alive, assert_faststart, media_system, new_secret, number, probe, recorder_binary,
+    room_with_publisher, serial, signal, start_body, stream, ControlPlane, Nginx, Service,
+    RECORDER_KEY,
 };
-use support::{unique, System};
+use support::unique;
 
 /// Asserts `file` is a playable faststart MP4 of about `seconds` (a crash may lose the last
 /// second or so, never more), with H.264 and AAC.
@@ -61,7 +62,7 @@ fn worker_of(service: &mut Service) -> u32 {
 #[test]
 fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     let _serial = serial();
-    let system = System::start("recorder-worker-faults", "");
+    let system = media_system("recorder-worker-faults");
     let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -167,7 +168,7 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
 #[test]
 fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
     let _serial = serial();
-    let system = System::start("recorder-service-kill", "");
+    let system = media_system("recorder-service-kill");
     let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -289,7 +290,7 @@ fn wait_dead_letters(control: &ControlPlane, dead: i64) {
 #[test]
 fn events_the_control_plane_refuses_for_good_are_set_aside_and_hold_up_none_behind() {
     let _serial = serial();
-    let system = System::start("recorder-dead-letter", "");
+    let system = media_system("recorder-dead-letter");
     let (room, _publisher) = room_with_publisher(&system, "dead-letter-room");
     let secret = new_secret();
     let control = ControlPlane::start(RECORDER_KEY, &secret);
@@ -366,7 +367,7 @@ fn events_the_control_plane_refuses_for_good_are_set_aside_and_hold_up_none_behi
 #[test]
 fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
     let _serial = serial();
-    let system = System::start("recorder-rtmp", "");
+    let system = media_system("recorder-rtmp");
     let (room, _publisher) = room_with_publisher(&system, "fault-room");
     let mut nginx = Nginx::start();
     let secret = new_secret();
@@ -505,7 +506,7 @@ fn run_broadcast_worker(job: &serde_json::Value) -> Vec<serde_json::Value> {
 #[test]
 fn a_broadcast_connects_to_the_address_checked_at_start_not_a_new_answer_for_its_name() {
     let _serial = serial();
-    let system = System::start("recorder-rtmp-pin", "");
+    let system = media_system("recorder-rtmp-pin");
     let (room, _publisher) = room_with_publisher(&system, "pin-room");
     let nginx = Nginx::start();
     let by_name = nginx.base_url.replace("127.0.0.1", "rtmp-target.invalid");

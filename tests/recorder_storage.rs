@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::recorder::{
-    assert_faststart, new_secret, number, probe, room_with_publisher, serial, signal, start_body,
-    stream, ControlPlane, Service, RECORDER_KEY,
+    assert_faststart, media_system, new_secret, number, probe, room_with_publisher, serial, signal,
+    start_body, stream, ControlPlane, Service, RECORDER_KEY,
 };
 use support::s3::Minio;
 use support::{unique, System};
@@ -73,7 +73,7 @@ fn wait_worker_gone(service: &Service) {
 #[test]
 fn finished_recordings_are_uploaded_and_removed_locally() {
     let _serial = serial();
-    let system = System::start("recorder-s3", "");
+    let system = media_system("recorder-s3");
     let (room, _publisher) = room_with_publisher(&system, "s3-room");
     let minio = Minio::start();
     minio.create_bucket(BUCKET);
@@ -135,7 +135,7 @@ fn finished_recordings_are_uploaded_and_removed_locally() {
 #[test]
 fn an_unreachable_store_loses_no_recording() {
     let _serial = serial();
-    let system = System::start("recorder-s3-down", "");
+    let system = media_system("recorder-s3-down");
     let (room, _publisher) = room_with_publisher(&system, "s3-down-room");
     let mut minio = Minio::start();
     minio.create_bucket(BUCKET);

@@ -5,10 +5,10 @@ mod support;
 
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{unique, System};
+use support::{unique, Participant, System};
 
 #[test]
 fn restart_keeps_rooms_and_reuses_the_compiled_component() {
@@ -42,6 +42,56 @@ fn restart_keeps_rooms_and_reuses_the_compiled_component() {
         log.contains("cached=true"),
         "second start loads the compiled component from the cache:\n{log}"
     );
+}
+
+/// The one-machine system ends rooms as a deployment with regions does: its LiveKit's webhooks
+/// reach the edge through the local media-sidecar. A room whose only participant leaves ends
+/// once its `empty_timeout` has passed, and is then a past room counting her.
+#[test]
+fn a_room_left_empty_ends_and_becomes_a_past_room() {
+    let system = System::start("up-lifecycle", "");
+    let room = unique("emptied");
+    system
+        .target
+        .create_room(&room, json!({ "empty_timeout": 8 }));
+    let token = system.target.join_token(&room, "alice", false, false);
+    let session = system.target.session(&token, &[]).json();
+    assert_eq!(session["status"], true, "{session}");
+    let alice = Participant::join(
+        session["livekit_url"].as_str().expect("livekit_url"),
+        session["token"].as_str().expect("token"),
+        "none",
+    );
+    alice.expect_line("joined ", Duration::from_secs(30));
+    // While she is there the room stays active past its empty_timeout and a heartbeat: the
+    // edge heard of her.
+    std::thread::sleep(Duration::from_secs(14));
+    let (_, active) = system
+        .target
+        .call("/auth/room/isRoomActive", &json!({ "room_id": room }));
+    assert_eq!(active["is_active"], true, "{active}");
+    assert_eq!(alice.leave(Duration::from_secs(20)), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, active) = system
+            .target
+            .call("/auth/room/isRoomActive", &json!({ "room_id": room }));
+        if active["is_active"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the emptied room never ended: {active}\n{}",
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (_, past) = system
+        .target
+        .call("/auth/room/fetchPastRooms", &json!({ "room_ids": [room] }));
+    let listed = &past["result"]["rooms_list"];
+    assert_eq!(listed[0]["room_id"], room.as_str(), "{past}");
+    assert_eq!(listed[0]["joined_participants"], "1", "{past}");
 }
 
 /// Killed outright (no destructors, no signal handler), `edgemeet up` still takes its LiveKit

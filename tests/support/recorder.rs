@@ -12,6 +12,13 @@ use serde_json::{json, Value};
 
 use super::{free_port, hs256, now_secs, sign, spawn_service, unique, System, Target};
 
+/// `edgemeet up` with its local LiveKit as a bare media server: the recorder suites join rooms
+/// with LiveKit tokens of their own, not through the edge, so the local media-sidecar (whose
+/// webhooks would have the edge delete rooms it never opened) is left out.
+pub fn media_system(name: &str) -> System {
+    System::start(name, "sidecar = false\n")
+}
+
 /// The `recorder-native` binary, built by scripts/build.sh next to the test binaries.
 pub fn recorder_binary() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_edgemeet"));
