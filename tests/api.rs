@@ -156,6 +156,10 @@ fn main() {
             max_participants_reaches_livekit,
         ),
         (
+            "publish_sources_reach_livekit",
+            publish_sources_reach_livekit,
+        ),
+        (
             "plugnmeet_python_sdk_unchanged",
             plugnmeet_python_sdk_unchanged,
         ),
@@ -1151,8 +1155,26 @@ fn session_livekit_grants(s: &Suite) {
     assert_eq!(c["video"]["room"], format!("{room}.{session_sid}"));
     assert_eq!(c["video"]["roomAdmin"], true);
     assert_eq!(c["video"]["canPublish"], true);
+    // A moderator has no locks: every source, so the list is left out (LiveKit: any).
+    assert!(c["video"].get("canPublishSources").is_none(), "{c}");
+    assert_eq!(
+        admin["publish_sources"],
+        json!(["camera", "microphone", "screen_share", "screen_share_audio"])
+    );
     let meta: Value = serde_json::from_str(c["metadata"].as_str().unwrap()).unwrap();
     assert_eq!(meta["is_admin"], true);
+    // A guest in a room with plugNmeet's default locks: screen sharing is locked.
+    let guest = s
+        .target
+        .session(&s.target.join_token(&room, "guest", false, false), &[])
+        .json();
+    let c = jwt_claims(guest["token"].as_str().unwrap());
+    assert_eq!(c["video"]["canPublish"], true);
+    assert_eq!(
+        c["video"]["canPublishSources"],
+        json!(["camera", "microphone"])
+    );
+    assert_eq!(guest["publish_sources"], json!(["camera", "microphone"]));
     let hidden = s
         .target
         .session(&s.target.join_token(&room, "ghost", false, true), &[])
@@ -1160,6 +1182,7 @@ fn session_livekit_grants(s: &Suite) {
     let c = jwt_claims(hidden["token"].as_str().unwrap());
     assert_eq!(c["video"]["hidden"], true);
     assert_eq!(c["video"]["canPublish"], false);
+    assert_eq!(hidden["publish_sources"], json!([]));
     assert!(c["video"].get("roomAdmin").is_none());
     assert_eq!(c["exp"].as_i64().unwrap() - c["nbf"].as_i64().unwrap(), 600);
     // The LiveKit secret is nowhere in what the browser gets.
@@ -1286,6 +1309,44 @@ fn max_participants_reaches_livekit(s: &Suite) {
         .call("/auth/room/endRoom", &json!({"room_id": room}));
     assert_common(&j, true, "SUCCESS");
     drop(first);
+}
+
+/// A room's features and locks reach LiveKit as the token's publishable sources, and the real
+/// LiveKit server holds a client to them: in a room without webcams it refuses a guest's camera
+/// and takes her microphone.
+fn publish_sources_reach_livekit(s: &Suite) {
+    let room = unique("nocams");
+    s.target.create_room(
+        &room,
+        json!({"metadata": {"room_features": {"allow_webcams": false}}}),
+    );
+    let session = s
+        .target
+        .session(&s.target.join_token(&room, "guest", false, false), &[])
+        .json();
+    assert_common(&session, true, "SUCCESS");
+    assert_eq!(session["publish_sources"], json!(["microphone"]));
+    let url = session["livekit_url"].as_str().unwrap();
+    let token = session["token"].as_str().unwrap();
+    assert_eq!(
+        jwt_claims(token)["video"]["canPublishSources"],
+        json!(["microphone"])
+    );
+    let with_camera = Participant::join(url, token, "audio,video");
+    let refused = with_camera.expect_line("error ", Duration::from_secs(60));
+    assert!(refused.contains("publish failed"), "{refused}");
+    assert_eq!(
+        with_camera.wait(Duration::from_secs(20)),
+        Some(2),
+        "{refused}"
+    );
+    let microphone_only = Participant::join(url, token, "audio");
+    microphone_only.expect_line("joined ", Duration::from_secs(30));
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    drop(microphone_only);
 }
 
 /// Room names LiveKit reports, asked directly over Twirp (independently of the edge).

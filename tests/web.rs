@@ -87,6 +87,10 @@ fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_modera
     assert_eq!(seen["hiddenHasMicButton"], false, "{seen}");
     assert_eq!(seen["moderatorTilesWithHidden"], 2, "{seen}");
     assert_eq!(seen["guestHasEndButton"], false);
+    // The room's default locks: screen sharing for the moderator only; the camera for both.
+    assert_eq!(seen["moderatorCanShareScreen"], true, "{seen}");
+    assert_eq!(seen["guestCanShareScreen"], false, "{seen}");
+    assert_eq!(seen["guestHasCameraButton"], true, "{seen}");
     assert_eq!(
         seen["guestJoinedByKeyboard"], true,
         "Join not reachable by Tab"

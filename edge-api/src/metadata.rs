@@ -231,6 +231,33 @@ pub struct RoomMetadata {
     pub metadata_id: Option<String>,
 }
 
+/// LiveKit's names of the track sources a participant may publish.
+pub const ALL_SOURCES: [&str; 4] = ["camera", "microphone", "screen_share", "screen_share_audio"];
+
+/// The track sources a user may publish in a room, as plugNmeet's features and locks say:
+/// webcams need `allow_webcams` (and, for others than moderators, neither `admin_only_webcams`
+/// nor `lock_webcam`), screen sharing needs `allow_screen_share` (and no `lock_screen_sharing`),
+/// the microphone no `lock_microphone`. Moderators have no locks. Absent flags read as their
+/// defaults. LiveKit enforces the list, so a client cannot publish past it.
+pub fn publish_sources(
+    features: &RoomFeatures,
+    locks: &LockSettings,
+    is_admin: bool,
+) -> Vec<&'static str> {
+    let locked = |lock: Option<bool>| !is_admin && lock == Some(true);
+    let camera = features.allow_webcams != Some(false)
+        && (is_admin || features.admin_only_webcams != Some(true))
+        && !locked(locks.lock_webcam);
+    let microphone = !locked(locks.lock_microphone);
+    let screen = features.allow_screen_share != Some(false) && !locked(locks.lock_screen_sharing);
+    let allowed = [camera, microphone, screen, screen];
+    ALL_SOURCES
+        .into_iter()
+        .zip(allowed)
+        .filter_map(|(source, allowed)| allowed.then_some(source))
+        .collect()
+}
+
 /// Paths (under the metadata object) that only the server may set; input must leave them zero.
 const SERVER_OWNED: &[&str] = &[
     "is_recording",
@@ -479,6 +506,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.room_features.room_duration, Some(120));
+    }
+
+    #[test]
+    fn publish_sources_follow_features_and_locks() {
+        let room = |features: Value, locks: Value| {
+            let m = from_input(
+                json!({"room_title": "T", "room_features": features, "default_lock_settings": locks}),
+                MetadataLimits {
+                    max_room_duration_minutes: 0,
+                },
+                || "id".into(),
+            )
+            .unwrap();
+            (m.room_features, m.default_lock_settings)
+        };
+        // Defaults: screen sharing is locked for others than moderators.
+        let (features, locks) = room(json!({}), json!({}));
+        assert_eq!(publish_sources(&features, &locks, true), ALL_SOURCES);
+        assert_eq!(
+            publish_sources(&features, &locks, false),
+            ["camera", "microphone"]
+        );
+        // Webcams off for everyone; moderator-only webcams; a locked microphone.
+        let (features, locks) = room(
+            json!({"allow_webcams": false}),
+            json!({"lock_screen_sharing": false, "lock_microphone": true}),
+        );
+        assert_eq!(
+            publish_sources(&features, &locks, true),
+            ["microphone", "screen_share", "screen_share_audio"]
+        );
+        assert_eq!(
+            publish_sources(&features, &locks, false),
+            ["screen_share", "screen_share_audio"]
+        );
+        let (features, locks) = room(
+            json!({"admin_only_webcams": true, "allow_screen_share": false}),
+            json!({}),
+        );
+        assert_eq!(
+            publish_sources(&features, &locks, true),
+            ["camera", "microphone"]
+        );
+        assert_eq!(publish_sources(&features, &locks, false), ["microphone"]);
     }
 
     /// A waiting room and end-to-end encryption are refused, naming the field; off (or absent)

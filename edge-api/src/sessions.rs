@@ -11,10 +11,12 @@ use serde::Serialize;
 use crate::config::GeoPoint;
 use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::metadata::{publish_sources, RoomMetadata, ALL_SOURCES};
 use crate::placement::{self, Reason};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::rooms;
+use crate::rooms::join::UserMetadata;
 use crate::tokens::{
     mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, RoomConfig, TokenError,
     VideoGrant,
@@ -37,12 +39,33 @@ struct SessionRes {
     name: String,
     is_admin: bool,
     is_hidden: bool,
+    /// The track sources the user may publish (LiveKit's names; none for a hidden user), as the
+    /// room's features and the user's locks allow: the page offers only these.
+    publish_sources: Vec<&'static str>,
     region: RegionInfo,
     /// `pinned` when the room already had its region, `failover` when it moved from a region
     /// that is gone, else why it was chosen now (`hint`, `nearest`, `default`, `fallback`).
     placement: &'static str,
     livekit_url: String,
     token: String,
+}
+
+/// What a user may publish, from the room's stored metadata and the user's latest
+/// `UserMetadata` (its locks). Stored metadata always reads (this edge wrote it, filled with its
+/// defaults); if it did not, that is logged and the room's features and locks count as unset.
+fn allowed_sources(room_metadata: &str, user_metadata: &str, is_admin: bool) -> Vec<&'static str> {
+    let room = serde_json::from_str::<RoomMetadata>(room_metadata).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "stored room metadata does not read; its defaults apply");
+        RoomMetadata::default()
+    });
+    let user = serde_json::from_str::<UserMetadata>(user_metadata).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "stored user metadata does not read; the room's locks apply");
+        UserMetadata {
+            lock_settings: room.default_lock_settings.clone(),
+            ..UserMetadata::default()
+        }
+    });
+    publish_sources(&room.room_features, &user.lock_settings, is_admin)
 }
 
 /// A store failure: logged in full, answered 500 without detail (the browser retries).
@@ -226,12 +249,20 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             ),
         );
     };
+    let publish_sources = if is_hidden {
+        Vec::new()
+    } else {
+        allowed_sources(&room.metadata, &user.metadata, is_admin)
+    };
     let video = VideoGrant {
         room_join: true,
         room: room.livekit_room.clone(),
         room_admin: is_admin,
         hidden: is_hidden,
-        can_publish: Some(!is_hidden),
+        // LiveKit reads an empty source list as "any": no source at all is no publishing.
+        can_publish: Some(!publish_sources.is_empty()),
+        can_publish_sources: (publish_sources.len() < ALL_SOURCES.len())
+            .then(|| publish_sources.iter().map(|s| (*s).to_owned()).collect()),
         can_publish_data: Some(!is_hidden),
         can_subscribe: Some(true),
         ..Default::default()
@@ -283,6 +314,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             name: claims.name,
             is_admin,
             is_hidden,
+            publish_sources,
             region: RegionInfo {
                 id: region.id.clone(),
                 name: region.name.clone(),

@@ -159,6 +159,10 @@ pub struct VideoGrant {
     /// May subscribe to tracks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_subscribe: Option<bool>,
+    /// The track sources it may publish (`camera`, `microphone`, `screen_share`,
+    /// `screen_share_audio`); absent, any. LiveKit reads an empty list as any too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish_sources: Option<Vec<String>>,
     /// May publish data messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub can_publish_data: Option<bool>,

@@ -134,6 +134,12 @@ try {
     () => document.documentElement.scrollWidth > window.innerWidth + 1,
   );
   seen.guestHasEndButton = (await guest.$("#end-meeting")) !== null;
+  // Screen sharing is locked for guests by default: the page offers it to the moderator only
+  // (the page's own decision, its `hidden` attribute, whatever the layout shows on a phone).
+  const visible = (page, selector) => page.$eval(selector, (el) => !el.hidden).catch(() => false);
+  seen.moderatorCanShareScreen = await visible(moderator, "#toggle-screen");
+  seen.guestCanShareScreen = await visible(guest, "#toggle-screen");
+  seen.guestHasCameraButton = await visible(guest, "#toggle-camera");
   seen.moderatorHasEndButton = (await moderator.$("#end-meeting")) !== null;
   await shot(moderator, "3-room-desktop");
   await shot(guest, "4-room-phone");

@@ -12,7 +12,7 @@ import {
 } from 'livekit-client';
 
 import { ICONS, h, icon, initials, showScreen } from './dom';
-import type { Session } from './session';
+import { mayPublish, type Session } from './session';
 
 /** What the user chose before joining. */
 export interface JoinChoices {
@@ -107,6 +107,11 @@ export function showPrejoin(session: Session): Promise<JoinChoices> {
   return new Promise((resolve) => {
     const cam = new Slot('videoinput');
     const mic = new Slot('audioinput');
+    // Only what the room lets this user publish is offered: no device is asked for the rest.
+    const mayCamera = mayPublish(session, 'camera');
+    const mayMicrophone = mayPublish(session, 'microphone');
+    cam.want = mayCamera;
+    mic.want = mayMicrophone;
     let disposed = false;
     let starting = true;
     let shownTrack: LocalVideoTrack | undefined;
@@ -152,11 +157,13 @@ export function showPrejoin(session: Session): Promise<JoinChoices> {
       h(
         'div',
         { class: 'devices' },
-        h('label', {}, h('span', {}, 'Camera'), camSelect),
-        h('label', {}, h('span', {}, 'Microphone'), micSelect),
+        h('label', { hidden: !mayCamera }, h('span', {}, 'Camera'), camSelect),
+        h('label', { hidden: !mayMicrophone }, h('span', {}, 'Microphone'), micSelect),
       ),
       joinButton,
     );
+    camButton.hidden = !mayCamera;
+    micButton.hidden = !mayMicrophone;
     showScreen('prejoin', [section]);
 
     // ---------------------------------------------------------------- rendering

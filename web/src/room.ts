@@ -18,7 +18,7 @@ import { ICONS, announce, h, icon, showScreen } from './dom';
 import { Grid } from './grid';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
-import { endRoom, type Session } from './session';
+import { endRoom, mayPublish, type Session } from './session';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
 export interface RoomExits {
@@ -306,9 +306,9 @@ class RoomView {
   /** Publishes what the user chose before joining. */
   publish(): void {
     if (this.session.is_hidden) return;
-    if (this.choices.microphone) void this.mic.set(true);
+    if (this.choices.microphone && mayPublish(this.session, 'microphone')) void this.mic.set(true);
     else this.pending.get(Track.Source.Microphone)?.stop();
-    if (this.choices.camera) void this.camera.set(true);
+    if (this.choices.camera && mayPublish(this.session, 'camera')) void this.camera.set(true);
     else this.pending.get(Track.Source.Camera)?.stop();
   }
 
@@ -321,7 +321,10 @@ class RoomView {
       this.camButton = controlButton('toggle-camera', 'Stop camera', 'Stop camera', ICONS.cam, 'ctl-av');
       this.camButton.addEventListener('click', () => this.camera.flip());
       this.screenButton = controlButton('toggle-screen', 'Share screen', 'Share screen', ICONS.screen, 'ctl-share');
-      this.screenButton.hidden = !canShareScreen();
+      // Only what the room lets this user publish is offered (LiveKit refuses the rest).
+      this.micButton.hidden = !mayPublish(session, 'microphone');
+      this.camButton.hidden = !mayPublish(session, 'camera');
+      this.screenButton.hidden = !canShareScreen() || !mayPublish(session, 'screen_share');
       this.screenButton.addEventListener('click', () => this.screen.flip());
       buttons.push(this.micButton, this.camButton, this.screenButton);
     }

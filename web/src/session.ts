@@ -12,10 +12,17 @@ export interface Session {
   name: string;
   is_admin: boolean;
   is_hidden: boolean;
+  /** The track sources LiveKit lets this user publish (`camera`, `microphone`, `screen_share`, …). */
+  publish_sources: string[];
   region: { id: string; name: string };
   placement: string;
   livekit_url: string;
   token: string;
+}
+
+/** Whether the room lets this user publish `source` (LiveKit refuses what it does not). */
+export function mayPublish(session: Session, source: 'camera' | 'microphone' | 'screen_share'): boolean {
+  return session.publish_sources.includes(source);
 }
 
 export type SessionResult =
