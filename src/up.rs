@@ -168,57 +168,40 @@ async fn serve_edge(
     let mut sidecar = None;
     if let (Some(bound), Some(livekit_url)) = (media.sidecar, &media.livekit_url) {
         let sidecar_address = bound.address()?;
-        let mut running = bound.start(
+        let running = bound.start(
             data_dir,
             livekit_url,
             &media.livekit_key,
             &media.livekit_secret,
             &format!("http://{}", reachable(address)),
         )?;
-        // Rooms are placed in the local region only once the edge has heard from its sidecar.
-        running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await?;
         sidecar = Some((running, sidecar_address));
     }
+    let ready = Ready {
+        settings,
+        api_secret,
+        regions,
+        component: &component,
+        address,
+        local_livekit: media.livekit_url.is_some(),
+        sidecar: sidecar.as_ref().map(|(_, address)| *address),
+    };
 
-    // What a developer needs to start using it. The credentials are local development ones.
-    println!("edgemeet is up");
-    println!(
-        "  edge API     http://{address}  (component {})",
-        component.display()
-    );
-    println!(
-        "  join page    http://{address}/?access_token=<join token from room/getJoinToken>  (files {})",
-        settings.edge.web_dir().display()
-    );
-    for region in regions {
-        println!(
-            "  region       {} ({}) -> {}",
-            region.id, region.name, region.livekit_url
-        );
-    }
-    if media.livekit_url.is_some() {
-        println!(
-            "  livekit      started locally, log in {}",
-            data_dir.join("livekit.log").display()
-        );
-    }
-    if let Some((_, sidecar_address)) = &sidecar {
-        println!(
-            "  sidecar      http://{sidecar_address}  (LiveKit's webhooks to the edge; /metrics)"
-        );
-    }
-    println!("  API key      {}", settings.edge.api_key);
-    if settings.edge.api_secret.is_none() {
-        println!(
-            "  API secret   {api_secret}  (generated, kept in {})",
-            data_dir.join("dev-credentials.toml").display()
-        );
-    }
-    println!("  data         {}", data_dir.display());
-    println!("edgemeet: ready at http://{address}");
-
+    let (startup_failed, mut startup_failure) = tokio::sync::oneshot::channel();
     let served = host
         .serve(async move {
+            // The host answers from here on, so the sidecar's first heartbeat can arrive; rooms
+            // are placed in the local region only once the edge has taken one.
+            if let Some((running, _)) = sidecar.as_mut() {
+                if let Err(e) = running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await {
+                    let _ = startup_failed.send(e);
+                    if let Some((running, _)) = sidecar {
+                        running.stop().await;
+                    }
+                    return;
+                }
+            }
+            ready.print();
             signals.recv().await;
             // A second signal means now: the open requests are not waited for. LiveKit goes
             // with the process (its parent-death signal).
@@ -233,8 +216,68 @@ async fn serve_edge(
             }
         })
         .await;
+    if let Ok(failure) = startup_failure.try_recv() {
+        return Err(failure);
+    }
     println!("edgemeet: stopping");
     served
+}
+
+/// What `up` prints once the system is ready: what a developer needs to start using it (the
+/// credentials are local development ones).
+struct Ready<'a> {
+    settings: &'a Settings,
+    api_secret: &'a str,
+    regions: &'a [RegionSettings],
+    component: &'a Path,
+    address: SocketAddr,
+    local_livekit: bool,
+    sidecar: Option<SocketAddr>,
+}
+
+impl Ready<'_> {
+    fn print(&self) {
+        let Ready {
+            settings,
+            api_secret,
+            address,
+            ..
+        } = self;
+        let data_dir = &settings.edge.data_dir;
+        println!("edgemeet is up");
+        println!(
+            "  edge API     http://{address}  (component {})",
+            self.component.display()
+        );
+        println!(
+            "  join page    http://{address}/?access_token=<join token from room/getJoinToken>  (files {})",
+            settings.edge.web_dir().display()
+        );
+        for region in self.regions {
+            println!(
+                "  region       {} ({}) -> {}",
+                region.id, region.name, region.livekit_url
+            );
+        }
+        if self.local_livekit {
+            println!(
+                "  livekit      started locally, log in {}",
+                data_dir.join("livekit.log").display()
+            );
+        }
+        if let Some(sidecar) = self.sidecar {
+            println!("  sidecar      http://{sidecar}  (LiveKit's webhooks to the edge; /metrics)");
+        }
+        println!("  API key      {}", settings.edge.api_key);
+        if settings.edge.api_secret.is_none() {
+            println!(
+                "  API secret   {api_secret}  (generated, kept in {})",
+                data_dir.join("dev-credentials.toml").display()
+            );
+        }
+        println!("  data         {}", data_dir.display());
+        println!("edgemeet: ready at http://{address}");
+    }
 }
 
 /// The longest `up` waits for the edge to take the local sidecar's first heartbeat.
