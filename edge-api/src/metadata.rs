@@ -234,13 +234,36 @@ pub struct RoomMetadata {
 /// LiveKit's names of the track sources a participant may publish.
 pub const ALL_SOURCES: [&str; 4] = ["camera", "microphone", "screen_share", "screen_share_audio"];
 
+/// What a stored room's metadata says about publishing, read without the rest of it: a
+/// session request reads it on every join, and the full metadata is up to 64 KiB.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PublishingRules {
+    /// The room's publishing flags.
+    pub room_features: PublishingFeatures,
+    /// Locks for others than moderators (a user's own, in `UserMetadata`, already include them).
+    pub default_lock_settings: LockSettings,
+}
+
+/// The [`RoomFeatures`] flags that decide what may be published.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PublishingFeatures {
+    /// `allow_webcams`; true when absent.
+    pub allow_webcams: Option<bool>,
+    /// `admin_only_webcams`; false when absent.
+    pub admin_only_webcams: Option<bool>,
+    /// `allow_screen_share`; true when absent.
+    pub allow_screen_share: Option<bool>,
+}
+
 /// The track sources a user may publish in a room, as plugNmeet's features and locks say:
 /// webcams need `allow_webcams` (and, for others than moderators, neither `admin_only_webcams`
 /// nor `lock_webcam`), screen sharing needs `allow_screen_share` (and no `lock_screen_sharing`),
 /// the microphone no `lock_microphone`. Moderators have no locks. Absent flags read as their
 /// defaults. LiveKit enforces the list, so a client cannot publish past it.
 pub fn publish_sources(
-    features: &RoomFeatures,
+    features: &PublishingFeatures,
     locks: &LockSettings,
     is_admin: bool,
 ) -> Vec<&'static str> {
@@ -519,7 +542,10 @@ mod tests {
                 || "id".into(),
             )
             .unwrap();
-            (m.room_features, m.default_lock_settings)
+            // Read back as a session request reads the stored metadata.
+            let stored = serde_json::to_string(&m).unwrap();
+            let rules: PublishingRules = serde_json::from_str(&stored).unwrap();
+            (rules.room_features, rules.default_lock_settings)
         };
         // Defaults: screen sharing is locked for others than moderators.
         let (features, locks) = room(json!({}), json!({}));

@@ -6,17 +6,16 @@
 //! Authorization is the join token in `Authorization` (raw, like plugNmeet's `/api/*`, or as
 //! `Bearer`). Failures are 401 with plugNmeet's `notifications.*` messages.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::GeoPoint;
 use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::metadata::{publish_sources, RoomMetadata, ALL_SOURCES};
+use crate::metadata::{publish_sources, LockSettings, PublishingRules, ALL_SOURCES};
 use crate::placement::{self, Reason};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::rooms;
-use crate::rooms::join::UserMetadata;
 use crate::tokens::{
     mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, RoomConfig, TokenError,
     VideoGrant,
@@ -51,18 +50,24 @@ struct SessionRes {
 }
 
 /// What a user may publish, from the room's stored metadata and the user's latest
-/// `UserMetadata` (its locks). Stored metadata always reads (this edge wrote it, filled with its
-/// defaults); if it did not, that is logged and the room's features and locks count as unset.
+/// `UserMetadata` (its locks), each read for those fields only. Stored metadata always reads
+/// (this edge wrote it, filled with its defaults); if it did not, that is logged and the room's
+/// features and locks count as unset.
 fn allowed_sources(room_metadata: &str, user_metadata: &str, is_admin: bool) -> Vec<&'static str> {
-    let room = serde_json::from_str::<RoomMetadata>(room_metadata).unwrap_or_else(|e| {
+    /// The locks of a stored `UserMetadata`.
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    struct UserLocks {
+        lock_settings: LockSettings,
+    }
+    let room = serde_json::from_str::<PublishingRules>(room_metadata).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "stored room metadata does not read; its defaults apply");
-        RoomMetadata::default()
+        PublishingRules::default()
     });
-    let user = serde_json::from_str::<UserMetadata>(user_metadata).unwrap_or_else(|e| {
+    let user = serde_json::from_str::<UserLocks>(user_metadata).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "stored user metadata does not read; the room's locks apply");
-        UserMetadata {
+        UserLocks {
             lock_settings: room.default_lock_settings.clone(),
-            ..UserMetadata::default()
         }
     });
     publish_sources(&room.room_features, &user.lock_settings, is_admin)
