@@ -1,5 +1,5 @@
-//! The media-sidecar `edgemeet up` runs, in its own process, beside the local LiveKit it starts
-//! when no regions are configured. It is the same sidecar a region runs (the `media-sidecar`
+//! The media-sidecar `edgemeet up` runs inside the `edgemeet` process, beside the local LiveKit
+//! it starts when no regions are configured. It is the same sidecar a region runs (the `media-sidecar`
 //! library): LiveKit posts its webhooks to it, and it relays them and heartbeats to the edge, so
 //! the one-machine system ends rooms that emptied or ran past their `room_duration` and lists
 //! them as past rooms, as a deployment with regions does.
@@ -64,9 +64,10 @@ impl BoundSidecar {
         livekit_secret: &str,
         edge_url: &str,
     ) -> anyhow::Result<RunningSidecar> {
+        let address = self.address()?;
         let config = Config {
             region_id: LOCAL_REGION.into(),
-            listen: self.address()?,
+            listen: address,
             sidecar_secret: Secret::new(self.secret),
             data_dir: data_dir.join("sidecar"),
             heartbeat_seconds: 5.0,
@@ -93,6 +94,7 @@ impl BoundSidecar {
             signals,
         ));
         Ok(RunningSidecar {
+            address,
             requests,
             task,
             metrics,
@@ -102,6 +104,8 @@ impl BoundSidecar {
 
 /// A started local sidecar.
 pub struct RunningSidecar {
+    /// The address it listens on (webhooks, `/metrics`).
+    pub address: SocketAddr,
     requests: mpsc::Sender<drain::Request>,
     task: JoinHandle<Result<Exit, ServeError>>,
     metrics: Metrics,

@@ -167,15 +167,13 @@ async fn serve_edge(
     let address = host.local_addr();
     let mut sidecar = None;
     if let (Some(bound), Some(livekit_url)) = (media.sidecar, &media.livekit_url) {
-        let sidecar_address = bound.address()?;
-        let running = bound.start(
+        sidecar = Some(bound.start(
             data_dir,
             livekit_url,
             &media.livekit_key,
             &media.livekit_secret,
             &format!("http://{}", reachable(address)),
-        )?;
-        sidecar = Some((running, sidecar_address));
+        )?);
     }
     let ready = Ready {
         settings,
@@ -184,7 +182,7 @@ async fn serve_edge(
         component: &component,
         address,
         local_livekit: media.livekit_url.is_some(),
-        sidecar: sidecar.as_ref().map(|(_, address)| *address),
+        sidecar: sidecar.as_ref().map(|running| running.address),
     };
 
     let (startup_failed, mut startup_failure) = tokio::sync::oneshot::channel();
@@ -192,10 +190,10 @@ async fn serve_edge(
         .serve(async move {
             // The host answers from here on, so the sidecar's first heartbeat can arrive; rooms
             // are placed in the local region only once the edge has taken one.
-            if let Some((running, _)) = sidecar.as_mut() {
+            if let Some(running) = sidecar.as_mut() {
                 if let Err(e) = running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await {
                     let _ = startup_failed.send(e);
-                    if let Some((running, _)) = sidecar {
+                    if let Some(running) = sidecar {
                         running.stop().await;
                     }
                     return;
@@ -211,7 +209,7 @@ async fn serve_edge(
                 std::process::exit(130);
             });
             // The sidecar first, while the edge still answers: what it holds is delivered.
-            if let Some((running, _)) = sidecar {
+            if let Some(running) = sidecar {
                 running.stop().await;
             }
         })
