@@ -333,16 +333,12 @@ impl S3Storage {
     /// Whether the job marked `mark` may write `key`: nothing is there, or its own object is
     /// (an upload tried again). A failed look is an upload failure, retried like one.
     async fn is_free_for(&self, key: &ObjectPath, mark: &str) -> Result<bool, StorageError> {
-        match self
-            .store
-            .get_opts(key, GetOptions::new().with_head(true))
-            .await
-        {
-            Ok(found) => Ok(found
-                .attributes
-                .get(&Attribute::Metadata(JOB_MARK.into()))
-                .is_some_and(|value| value.as_ref() == mark)),
-            Err(object_store::Error::NotFound { .. }) => Ok(true),
+        match self.head(key).await {
+            Ok(found) => Ok(found.is_none_or(|attributes| {
+                attributes
+                    .get(&Attribute::Metadata(JOB_MARK.into()))
+                    .is_some_and(|value| value.as_ref() == mark)
+            })),
             Err(e) => Err(StorageError::Upload {
                 bucket: self.bucket.clone(),
                 key: key.to_string(),
@@ -351,18 +347,27 @@ impl S3Storage {
         }
     }
 
+    /// The attributes of the object at `key`, or `None` when there is none.
+    async fn head(&self, key: &ObjectPath) -> Result<Option<Attributes>, object_store::Error> {
+        match self
+            .store
+            .get_opts(key, GetOptions::new().with_head(true))
+            .await
+        {
+            Ok(found) => Ok(Some(found.attributes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Where the bucket holds a recording of a job with this id: `<job_id>.mp4`, or objects
     /// under `<job_id>/`.
     async fn earlier_recording(&self, job_id: &str) -> Result<Option<String>, StorageError> {
         let file = self.key(&[&format!("{job_id}.mp4")]);
         let location = format!("s3://{}/{file}", self.bucket);
-        match self
-            .store
-            .get_opts(&file, GetOptions::new().with_head(true))
-            .await
-        {
-            Ok(_) => return Ok(Some(location)),
-            Err(object_store::Error::NotFound { .. }) => {}
+        match self.head(&file).await {
+            Ok(Some(_)) => return Ok(Some(location)),
+            Ok(None) => {}
             Err(e) => {
                 return Err(StorageError::Lookup {
                     location,

@@ -950,8 +950,7 @@ impl Node {
 
     /// Whether a job id is known (running or in the store).
     pub(crate) fn knows(&self, job_id: &str) -> bool {
-        self.running_lock().contains_key(job_id)
-            || self.store_lock().job(job_id).ok().flatten().is_some()
+        self.is_running(job_id) || self.store_lock().job(job_id).ok().flatten().is_some()
     }
 
     /// Queues an event outside a job's life (a stray file recovered).
