@@ -92,9 +92,10 @@ pub struct OutboundRequest {
     pub headers: Vec<(String, String)>,
     /// Request body.
     pub body: Vec<u8>,
-    /// The longest the platform waits for the connection and then for the answer's first
-    /// byte; past it the request fails as unanswered. Without one, a server that accepts and
-    /// never answers holds the edge's request until the platform's own limit.
+    /// The longest the platform waits for the answer (Spin: for the connection, the first byte
+    /// and each later one; Workers: for the whole exchange); past it the request fails as
+    /// unanswered. Without one, a server that accepts and never answers holds the edge's
+    /// request until the platform's own limit.
     pub timeout: std::time::Duration,
 }
 
