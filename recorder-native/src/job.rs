@@ -136,12 +136,25 @@ impl StartRequest {
             return invalid("token must be a LiveKit access token");
         }
         if let Some(url) = &self.rtmp_url {
+            let parsed = url::Url::parse(url).ok();
             if !(url.starts_with("rtmp://") || url.starts_with("rtmps://"))
                 || url.len() > MAX_URL_BYTES
-                || url.chars().any(|c| c.is_whitespace() || c.is_control())
-                || url::Url::parse(url).map_or(true, |u| u.host_str().unwrap_or("").is_empty())
+                || url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+                || parsed
+                    .as_ref()
+                    .is_none_or(|u| u.host_str().unwrap_or("").is_empty())
             {
                 return invalid("rtmp_url must be an rtmp:// or rtmps:// URL");
+            }
+            if !parsed.as_ref().is_some_and(|u| plain_authority(url, u)) {
+                // Never the URL itself: it may hold credentials and the stream key.
+                return invalid(
+                    "rtmp_url must name its server plainly before the path: \
+                     [user[:password]@]host[:port], with one '@' at most, a host name or IP \
+                     address, and nothing that needs escaping",
+                );
             }
         }
         if !self.file && self.rtmp_url.is_none() {
@@ -173,6 +186,56 @@ impl StartRequest {
         }
         hex::encode(hash.finalize())
     }
+}
+
+/// Whether the server part of `url` (everything between `://` and the first `/`) reads the same
+/// to every parser: the `url` crate's `parsed`, which the target check and the worker's pin go
+/// by, and GStreamer's rtmp2sink, which connects. They differ on ambiguous forms: rtmp2sink's
+/// `GstUri` ends the user info at the first `@` where the `url` crate (WHATWG) ends it at the
+/// last, and it decodes `%` escapes in the host. So the raw text must be exactly what the
+/// `url` crate read, with nothing it would escape or drop: `[user[:password]@]host[:port]`, the
+/// host a name of letters, digits, `-`, `_` and `.`, or a bracketed IPv6 address.
+fn plain_authority(url: &str, parsed: &url::Url) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (userinfo, host_port) = match authority.split_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority),
+    };
+    let userinfo_plain = match userinfo {
+        None => parsed.username().is_empty() && parsed.password().is_none(),
+        Some(raw) => {
+            !raw.is_empty()
+                && match parsed.password() {
+                    Some(password) => raw.split_once(':') == Some((parsed.username(), password)),
+                    None => raw == parsed.username(),
+                }
+        }
+    };
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let Some(host) = host_port.strip_suffix(port.as_str()) else {
+        return false;
+    };
+    let host_plain = match parsed.host() {
+        Some(url::Host::Domain(name)) => {
+            name == host
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        }
+        Some(url::Host::Ipv4(ip)) => host == ip.to_string(),
+        // Bracketed; any spelling of the same address (`[0:0::1]` is `[::1]`).
+        Some(url::Host::Ipv6(ip)) => {
+            host.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
+                == Some(ip)
+        }
+        None => false,
+    };
+    userinfo_plain && host_plain
 }
 
 /// Whether `id` is a job id: also safe as a file name.
@@ -287,6 +350,117 @@ mod tests {
             change(&mut r);
             assert!(r.check().is_err(), "accepted {r:?}");
         }
+    }
+
+    /// RTMP URLs whose server part two parsers read two ways, or that hold what one of them
+    /// would escape, drop or decode.
+    const AMBIGUOUS_RTMP: &[&str] = &[
+        // rtmp2sink's GstUri ends the user info at the first '@', the url crate at the last.
+        "rtmp://a@127.0.0.1@public.example/app/secret-key",
+        "rtmp://a@127.0.0.1:1935@public.example/app/secret-key",
+        "rtmp://user:pw@10.0.0.1@public.example/app/secret-key",
+        "rtmp://public.example\\@127.0.0.1/app/secret-key",
+        "rtmp://public.example/app\\secret-key",
+        // GstUri decodes escapes in the host.
+        "rtmp://127.0.0.1%2e/app/secret-key",
+        "rtmp://%31%32%37.0.0.1/app/secret-key",
+        // rtmp2sink's server part runs to the first '/', the url crate's host to '?' or '#'.
+        "rtmp://public.example?x@127.0.0.1/app/secret-key",
+        "rtmp://public.example#x@127.0.0.1/app/secret-key",
+        // What the url crate escapes or drops.
+        "rtmp://user\"pw@public.example/app/secret-key",
+        "rtmp://user:p:w@public.example/app/secret-key",
+        "rtmp://@public.example/app/secret-key",
+        "rtmp://public.example:/app/secret-key",
+        "rtmp://public.example:01935/app/secret-key",
+        "rtmp://p\u{fc}blic.example/app/secret-key",
+        "rtmp://public{.example/app/secret-key",
+        // Whitespace and control characters anywhere.
+        "rtmp://public.example\t/app/secret-key",
+        "rtmp://public.example\u{a0}/app/secret-key",
+        "rtmp://public.example/app/secret-key\u{0}",
+    ];
+
+    /// RTMP URLs that name their server plainly.
+    const PLAIN_RTMP: &[&str] = &[
+        "rtmp://live.example.com/app/key",
+        "rtmp://Live.Example.com/app/key",
+        "rtmps://live.example.com:443/app/key",
+        "rtmp://user:p%40ss@live.example.com:1935/app/key",
+        "rtmp://127.0.0.1:1935/live/key",
+        "rtmp://[::1]:1935/live/key",
+        "rtmp://[0:0::1]/live/key",
+        "rtmp://live_1.example.com/app/k@y?x=1",
+        "rtmp://2130706433/live/key",
+    ];
+
+    fn with_rtmp(url: &str) -> StartRequest {
+        StartRequest {
+            rtmp_url: Some(url.into()),
+            ..request()
+        }
+    }
+
+    #[test]
+    fn rtmp_urls_with_an_ambiguous_server_are_refused() {
+        for url in AMBIGUOUS_RTMP {
+            let InvalidJob(message) = with_rtmp(url)
+                .check()
+                .expect_err(&format!("accepted {url:?}"));
+            assert!(message.starts_with("rtmp_url must"), "{message}");
+            for leak in ["secret-key", "pw", "public.example", "127.0.0.1"] {
+                assert!(!message.contains(leak), "{leak} in {message}");
+            }
+        }
+        for url in PLAIN_RTMP {
+            assert_eq!(with_rtmp(url).check(), Ok(()), "{url}");
+        }
+    }
+
+    /// The server a start is checked against ([`crate::targets::check_rtmp_target`], the
+    /// worker's pin) is the one rtmp2sink connects to: for every URL `check` accepts, a real
+    /// rtmp2sink given it as its location reads the same host and port as the url crate.
+    #[test]
+    fn an_accepted_rtmp_url_names_the_server_rtmp2sink_connects_to() {
+        use gst::prelude::*;
+        gst::init().expect("gstreamer");
+        let mut accepted = 0;
+        for url in AMBIGUOUS_RTMP.iter().chain(PLAIN_RTMP) {
+            if with_rtmp(url).check().is_err() {
+                continue;
+            }
+            accepted += 1;
+            let sink = gst::ElementFactory::make("rtmp2sink")
+                .property("location", *url)
+                .build()
+                .expect("rtmp2sink (gst-plugins-bad)");
+            let host: Option<String> = sink.property("host");
+            let port: i32 = sink.property("port");
+            let parsed = url::Url::parse(url).expect("parses");
+            let host = host.unwrap_or_else(|| panic!("rtmp2sink refused {url:?}"));
+            let same_host = match parsed.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case(&host),
+                Some(url::Host::Ipv4(ip)) => host.parse() == Ok(ip),
+                Some(url::Host::Ipv6(ip)) => host.parse() == Ok(ip),
+                None => false,
+            };
+            assert!(
+                same_host,
+                "{url:?}: checked {:?}, rtmp2sink connects to {host:?}",
+                parsed.host_str()
+            );
+            let default_port = if parsed.scheme() == "rtmps" {
+                443
+            } else {
+                1935
+            };
+            assert_eq!(
+                i32::from(parsed.port().unwrap_or(default_port)),
+                port,
+                "{url:?}"
+            );
+        }
+        assert_eq!(accepted, PLAIN_RTMP.len());
     }
 
     #[test]
