@@ -1,7 +1,10 @@
 //! Admission by CPU cost, in cores: each job holds its estimated cost from the start, replaced
 //! by its measured cost once it has run a while; a new job is admitted only if it fits under a
-//! share of the node's cores and under the hard maximum of concurrent jobs.
+//! share of the node's cores and under the hard maximum of concurrent jobs. A job that writes a
+//! file also needs free disk space in the recordings directory ([`check_free_disk`]) and a job
+//! database that takes writes.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,7 +39,69 @@ pub enum NoCapacity {
         /// The cap.
         cap: f64,
     },
+    /// Too little free space in the recordings directory for a job that writes a file.
+    #[error(
+        "no capacity: free disk space is too low: {free_mb} MiB free in the recordings \
+         directory, {min_mb} MiB required (admission.min_free_disk_mb)"
+    )]
+    Disk {
+        /// MiB free now.
+        free_mb: u64,
+        /// The configured minimum.
+        min_mb: u64,
+    },
+    /// The job database refuses writes (its disk is full, say): the job's states could not be
+    /// kept.
+    #[error(
+        "no capacity: the job database refuses writes (is its disk full?){}",
+        unstored_note(*.unstored_final_states)
+    )]
+    Store {
+        /// Ended jobs whose final state waits to be stored.
+        unstored_final_states: usize,
+    },
 }
+
+/// The end of [`NoCapacity::Store`]'s message: how many final states wait, if any.
+fn unstored_note(unstored: usize) -> String {
+    match unstored {
+        0 => String::new(),
+        1 => "; 1 ended job waits for its final state to be stored".into(),
+        n => format!("; {n} ended jobs wait for their final state to be stored"),
+    }
+}
+
+/// Bytes free in the file system that holds `path`, as an unprivileged writer may use them
+/// (`statvfs`'s `f_bavail`).
+pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `stat` is a valid, writable statvfs.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Both fields are u64 on 64-bit Linux but narrower on some targets.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    Ok(blocks.saturating_mul(size))
+}
+
+/// Refuses a job that writes a file when `free_bytes` are below `min_mb` MiB (0: no minimum).
+pub fn check_free_disk(free_bytes: u64, min_mb: u64) -> Result<(), NoCapacity> {
+    if free_bytes < min_mb.saturating_mul(MIB) {
+        return Err(NoCapacity::Disk {
+            free_mb: free_bytes / MIB,
+            min_mb,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes in a MiB.
+pub const MIB: u64 = 1024 * 1024;
 
 /// The budget's figures, for the heartbeat and the job list.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -200,6 +265,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("no capacity"));
+    }
+
+    #[test]
+    fn a_file_job_needs_the_minimum_of_free_disk_space() {
+        assert_eq!(check_free_disk(0, 0), Ok(()), "0 is no minimum");
+        assert_eq!(check_free_disk(1024 * MIB, 1024), Ok(()));
+        let refused = check_free_disk(1024 * MIB - 1, 1024).expect_err("below");
+        assert_eq!(
+            refused,
+            NoCapacity::Disk {
+                free_mb: 1023,
+                min_mb: 1024
+            }
+        );
+        let message = refused.to_string();
+        assert!(
+            message.starts_with("no capacity: free disk space is too low: 1023 MiB free")
+                && message.contains("1024 MiB required"),
+            "{message}"
+        );
+        let free = free_disk_bytes(&std::env::temp_dir()).expect("statvfs");
+        assert!(free > 0);
+        assert!(free_disk_bytes(Path::new("/nonexistent/recordings")).is_err());
+    }
+
+    #[test]
+    fn a_store_that_refuses_writes_is_no_capacity() {
+        let full = NoCapacity::Store {
+            unstored_final_states: 0,
+        };
+        assert_eq!(
+            full.to_string(),
+            "no capacity: the job database refuses writes (is its disk full?)"
+        );
+        let waiting = NoCapacity::Store {
+            unstored_final_states: 2,
+        }
+        .to_string();
+        assert!(
+            waiting.starts_with("no capacity") && waiting.contains("2 ended jobs wait"),
+            "{waiting}"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! Errors: 400 bad input, 401 authentication, 404 unknown job, 409 job id taken by a different
 //! job, or a new job id whose earlier recording (of a job the node has forgotten) is still in
 //! the recordings directory or the bucket, 413 body too large, 503 no capacity (`msg` starts
-//! with "no capacity").
+//! with "no capacity": the node is full, or, for a job that writes a file, free disk space in
+//! the recordings directory is below `admission.min_free_disk_mb` or an ended job's final
+//! state waits for the job database to take it, or the job database is out of space).
 
 use std::sync::Arc;
 

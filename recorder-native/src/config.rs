@@ -98,6 +98,11 @@ pub struct AdmissionConfig {
     /// Seconds after which a job's measured cost replaces its estimate.
     #[serde(default = "default_measure_after")]
     pub measure_after_seconds: f64,
+    /// MiB that must be free in the recordings directory for a new job that writes a file (a
+    /// broadcast-only job writes none); 0 for no minimum. At most
+    /// [`MAX_MIN_FREE_DISK_MB`].
+    #[serde(default = "default_min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
 }
 
 /// Limits on workers: time and memory.
@@ -137,6 +142,9 @@ fn default_tracks_cost() -> f64 {
 fn default_measure_after() -> f64 {
     10.0
 }
+fn default_min_free_disk_mb() -> u64 {
+    1024
+}
 fn default_start_seconds() -> f64 {
     30.0
 }
@@ -159,6 +167,7 @@ impl Default for AdmissionConfig {
             composite_cost: default_composite_cost(),
             tracks_cost: default_tracks_cost(),
             measure_after_seconds: default_measure_after(),
+            min_free_disk_mb: default_min_free_disk_mb(),
         }
     }
 }
@@ -236,6 +245,12 @@ impl ServiceConfig {
             return invalid("admission cores and costs must be positive");
         }
         MEASURE_AFTER_SECONDS.check(a.measure_after_seconds)?;
+        if a.min_free_disk_mb > MAX_MIN_FREE_DISK_MB {
+            return invalid(&format!(
+                "admission.min_free_disk_mb must be between 0 (no minimum) and \
+                 {MAX_MIN_FREE_DISK_MB}"
+            ));
+        }
         if let Some(cp) = &self.control_plane {
             if !(cp.url.starts_with("http://") || cp.url.starts_with("https://")) {
                 return invalid("control_plane.url must be an http(s) URL");
@@ -370,6 +385,9 @@ pub const RETRY_SECONDS: SecondsRange = SecondsRange {
 /// Most days `keep_finished_jobs_days` may say (0 keeps finished jobs for ever).
 pub const MAX_KEEP_FINISHED_JOBS_DAYS: u32 = 3650;
 
+/// Most MiB `admission.min_free_disk_mb` may say (1 TiB; 0 is no minimum).
+pub const MAX_MIN_FREE_DISK_MB: u64 = 1024 * 1024;
+
 /// Seconds as a `Duration`, for the config's float seconds.
 pub fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
@@ -410,6 +428,7 @@ mod tests {
         config.check().expect("valid");
         assert_eq!(config.recordings_dir(), PathBuf::from("/tmp/x/recordings"));
         assert_eq!(config.admission.max_jobs, 8);
+        assert_eq!(config.admission.min_free_disk_mb, 1024);
         assert_eq!(config.keep_finished_jobs_days, 30);
         assert!(config.control_plane.is_none());
     }
@@ -439,6 +458,7 @@ mod tests {
             toml::from_str(include_str!("../recorder.example.toml")).expect("parse example");
         config.check().expect("valid example");
         assert_eq!(config.admission.composite_cost, 0.5);
+        assert_eq!(config.admission.min_free_disk_mb, 1024);
         assert_eq!(config.composite, CompositeSettings::default());
     }
 
@@ -561,6 +581,30 @@ mod tests {
             assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
             if let Err(e) = checked {
                 assert!(e.to_string().contains("keep_finished_jobs_days"), "{e}");
+            }
+        }
+    }
+
+    /// The free disk minimum has a range, checked at load with the key named.
+    #[test]
+    fn the_free_disk_minimum_is_checked() {
+        for (mb, ok) in [
+            (0, true),
+            (1024, true),
+            (MAX_MIN_FREE_DISK_MB, true),
+            (MAX_MIN_FREE_DISK_MB + 1, false),
+            (u64::MAX, false),
+        ] {
+            let text = format!("{MINIMAL}\n[admission]\nmin_free_disk_mb = {mb}\n");
+            let parsed = toml::from_str::<ServiceConfig>(&text);
+            // TOML integers are signed 64-bit: u64::MAX does not even parse.
+            let checked = parsed.map_err(|e| e.to_string()).and_then(|config| {
+                assert_eq!(config.admission.min_free_disk_mb, mb);
+                config.check().map_err(|e| e.to_string())
+            });
+            assert_eq!(checked.is_ok(), ok, "{mb}: {checked:?}");
+            if let (Err(e), true) = (&checked, mb <= i64::MAX as u64) {
+                assert!(e.contains("admission.min_free_disk_mb"), "{e}");
             }
         }
     }

@@ -14,6 +14,17 @@ use crate::job::{JobState, JobView, Mode};
 #[error("job database: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
 
+impl StoreError {
+    /// Whether the database refused a write for lack of space (`SQLITE_FULL`: its disk is full,
+    /// or it may grow no further).
+    pub fn is_full(&self) -> bool {
+        matches!(
+            &self.0,
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// The job table and the outbox.
 pub struct Store {
     conn: Connection,
@@ -344,6 +355,35 @@ impl Store {
             .conn
             .query_row("SELECT COUNT(*) FROM dead_letter", [], |row| row.get(0))?)
     }
+
+    /// Tests: a full disk. The database is compacted (no free page left) and may not grow
+    /// past its size, so a write that needs a new page fails with a genuine `SQLITE_FULL`; one
+    /// that fits in the pages it has still succeeds, as on a full disk.
+    #[cfg(test)]
+    pub(crate) fn stop_growing(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM")?;
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))?;
+        self.set_max_pages(pages)
+    }
+
+    /// Tests: undoes [`Store::stop_growing`].
+    #[cfg(test)]
+    pub(crate) fn grow_again(&mut self) -> Result<(), StoreError> {
+        self.set_max_pages(i64::from(u32::MAX - 1))
+    }
+
+    #[cfg(test)]
+    fn set_max_pages(&mut self, pages: i64) -> Result<(), StoreError> {
+        let set: i64 =
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                    row.get(0)
+                })?;
+        assert_eq!(set, pages, "max_page_count");
+        Ok(())
+    }
 }
 
 fn append(conn: &Connection, event: &Event) -> Result<(), StoreError> {
@@ -530,6 +570,48 @@ mod tests {
         );
         drop(store);
         Store::open(&path).expect("opening again is a no-op");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A store that may not grow refuses a change that needs new pages with SQLITE_FULL, whole
+    /// (neither the state nor its event is kept), and takes it once it may grow again. Other
+    /// failures are not taken for a full store.
+    #[test]
+    fn a_full_store_refuses_a_change_whole_and_takes_it_later() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut store = Store::open(&dir.join("jobs.db")).expect("open");
+        let active = view("a", JobState::Active);
+        store
+            .insert(
+                &active,
+                "fp",
+                Some(&Event::new(EventKind::JobState, &active)),
+            )
+            .expect("insert");
+        let duplicate = store.insert(&active, "fp", None).expect_err("duplicate id");
+        assert!(!duplicate.is_full(), "{duplicate}");
+
+        store.stop_growing().expect("stop growing");
+        let failed = JobView {
+            state: JobState::Failed,
+            reason: Some("x".repeat(6000)),
+            ..active.clone()
+        };
+        let event = Event::new(EventKind::JobState, &failed);
+        let full = store
+            .update(&failed, std::slice::from_ref(&event))
+            .expect_err("a full store");
+        assert!(full.is_full(), "{full}");
+        let (kept, _) = store.job("a").expect("read").expect("job");
+        assert_eq!(kept.state, JobState::Active);
+        assert_eq!(store.backlog().expect("backlog"), 1);
+
+        store.grow_again().expect("grow again");
+        assert!(store.update(&failed, &[event]).expect("update"));
+        let (kept, _) = store.job("a").expect("read").expect("job");
+        assert_eq!((kept.state, kept.reason), (JobState::Failed, failed.reason));
+        assert_eq!(store.backlog().expect("backlog"), 2);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -7,11 +7,17 @@
 //! join in time or stops making progress is killed the same way. Whatever a failed worker left is
 //! repaired into a playable MP4 and reported. Workers die with the service (`PR_SET_PDEATHSIG`),
 //! and the next start repairs what they left ([`crate::recovery`]).
+//!
+//! A job's final state that the store refuses (a full disk) is not dropped: the job keeps it in
+//! memory, is listed with it, and it is written again with a growing delay until the store
+//! takes it ([`Node::heartbeat`] counts such jobs). Meanwhile new jobs that write a file are
+//! refused, as they are while the recordings directory is short of free space.
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +25,10 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::Notify;
 
-use crate::admission::{process_cpu_seconds, Budget, CostMeter, Figures, NoCapacity};
+use crate::admission::{
+    check_free_disk, free_disk_bytes, process_cpu_seconds, Budget, CostMeter, Figures, NoCapacity,
+    MIB,
+};
 use crate::config::{seconds, ServiceConfig};
 use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
@@ -105,6 +114,21 @@ pub struct Heartbeat {
     pub undelivered_events: i64,
     /// Events the control plane refused for good, kept in the store's `dead_letter` table.
     pub dead_letter_events: i64,
+    /// Whether the job database takes writes: false from a job change it refused (its disk is
+    /// full, say) until it takes one again, and while any job's final state waits to be stored
+    /// (`unstored_final_states`). While a final state waits, new jobs that write a file are
+    /// refused ("no capacity").
+    pub store_ok: bool,
+    /// Ended jobs whose final state (COMPLETE or FAILED, with its events) the job database has
+    /// not taken yet. Each is written again, at growing intervals up to 30 s, until it is
+    /// stored; meanwhile the job is listed with its final state, but the store (and so a
+    /// restart) and the control plane still know it as it was.
+    pub unstored_final_states: usize,
+    /// Bytes free in the recordings directory's file system; `null` when it cannot be read.
+    pub free_disk_bytes: Option<u64>,
+    /// The least free space (`admission.min_free_disk_mb`, in bytes) a new job that writes a
+    /// file needs; 0 for no minimum.
+    pub min_free_disk_bytes: u64,
 }
 
 /// A job with a worker.
@@ -134,6 +158,26 @@ pub struct Node {
     /// Where workers' job files live (they hold tokens: 0600, removed when the job ends).
     jobs_dir: PathBuf,
     all_done: Notify,
+    /// Final states of ended jobs that the store refused, by job id, until it takes them.
+    /// Locked after `running` and the store when taken with them.
+    unstored: Mutex<HashMap<String, JobView>>,
+    /// Whether the store refused the last job change written to it.
+    store_refused: AtomicBool,
+    /// Wakes the retries of unstored final states at once.
+    retry_unstored: Notify,
+}
+
+/// The first wait before a final state the store refused is written again.
+const FINAL_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two writes of a final state the store refuses.
+const FINAL_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A job concluded (its output repaired and delivered): the final state to store, and the
+/// local copy to release once it is stored.
+pub(crate) struct Concluded {
+    view: JobView,
+    kinds: &'static [EventKind],
+    release: Option<PathBuf>,
 }
 
 /// How a worker ended, as its supervisor saw it.
@@ -166,6 +210,9 @@ impl Node {
             worker_exe,
             jobs_dir,
             all_done: Notify::new(),
+            unstored: Mutex::new(HashMap::new()),
+            store_refused: AtomicBool::new(false),
+            retry_unstored: Notify::new(),
         })
     }
 
@@ -195,6 +242,32 @@ impl Node {
         self.running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn unstored_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobView>> {
+        self.unstored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers whether the store took a job change, logging when that changes.
+    fn note_store<T>(&self, result: &Result<T, StoreError>) {
+        let refused = result.is_err();
+        if self.store_refused.swap(refused, Ordering::Relaxed) && !refused {
+            tracing::info!("the job database takes writes again");
+        }
+    }
+
+    /// Free bytes in the recordings directory, `None` (logged) when they cannot be read.
+    fn free_disk(&self) -> Option<u64> {
+        let dir = self.config.recordings_dir();
+        match free_disk_bytes(&dir) {
+            Ok(free) => Some(free),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the free disk space");
+                None
+            }
+        }
     }
 
     fn estimate(&self, mode: Mode) -> f64 {
@@ -292,6 +365,13 @@ impl Node {
         let output = request
             .file
             .then(|| self.output_path(&request.job_id, request.mode));
+        // Read before the locks (a file system call); judged only for a new job, below.
+        let min_free_mb = self.config.admission.min_free_disk_mb;
+        let free_disk = if request.file && min_free_mb > 0 {
+            self.free_disk()
+        } else {
+            None
+        };
         let view = {
             let mut running = self.running_lock();
             let mut store = self.store_lock();
@@ -306,9 +386,14 @@ impl Node {
                         token: request.token.clone(),
                     });
                 }
-                let job = running
-                    .get(&request.job_id)
-                    .map_or(existing, |r| r.view.clone());
+                let job = match running.get(&request.job_id) {
+                    Some(r) => r.view.clone(),
+                    None => self
+                        .unstored_lock()
+                        .get(&request.job_id)
+                        .cloned()
+                        .unwrap_or(existing),
+                };
                 return Ok(Started {
                     job,
                     existing: true,
@@ -330,6 +415,23 @@ impl Node {
             let now = Instant::now();
             let estimate = self.estimate(request.mode);
             self.budget.admit(&Self::costs(&running, now), estimate)?;
+            if request.file {
+                // Unknown free space (logged) does not hold a job back.
+                if let Some(free) = free_disk {
+                    check_free_disk(free, min_free_mb)?;
+                }
+                // A job whose states may not be stored could end up listed wrongly, and the
+                // disk is likely full: none is started while a final state waits. Its retries
+                // are woken, so a store that takes writes again takes the next job.
+                let unstored_final_states = self.unstored_lock().len();
+                if unstored_final_states > 0 {
+                    self.retry_unstored.notify_waiters();
+                    return Err(NoCapacity::Store {
+                        unstored_final_states,
+                    }
+                    .into());
+                }
+            }
             let view = JobView {
                 job_id: request.job_id.clone(),
                 room_id: request.room_id.clone(),
@@ -341,11 +443,23 @@ impl Node {
                 created_ms: now_ms(),
                 updated_ms: now_ms(),
             };
-            store.insert(
+            let inserted = store.insert(
                 &view,
                 &fingerprint,
                 self.event(EventKind::JobState, &view).as_ref(),
-            )?;
+            );
+            self.note_store(&inserted);
+            match inserted {
+                Ok(()) => {}
+                Err(e) if e.is_full() => {
+                    tracing::error!(job = %view.job_id, error = %e, "the job database is full: job refused");
+                    return Err(NoCapacity::Store {
+                        unstored_final_states: self.unstored_lock().len(),
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
             self.forget_old_jobs(&mut store);
             let (instructions, instructions_out) = tokio::sync::mpsc::unbounded_channel();
             running.insert(
@@ -409,27 +523,85 @@ impl Node {
             .map(|_| Event::new(kind, view))
     }
 
-    /// Stores a job change with its event; whether it was stored. Callers that change a running
-    /// job hold the running lock through this, so changes reach the table and the outbox in the
-    /// order they were made; the store refuses a change that would move a job back.
-    fn record(&self, view: &JobView, kinds: &[EventKind]) -> bool {
+    /// Stores a job change with its event; whether it was stored (`Ok(false)`: the store holds
+    /// the job further on, and keeps it). Callers that change a running job hold the running
+    /// lock through this, so changes reach the table and the outbox in the order they were
+    /// made; the store refuses a change that would move a job back.
+    fn try_record(&self, view: &JobView, kinds: &[EventKind]) -> Result<bool, StoreError> {
         let events: Vec<Event> = kinds
             .iter()
             .filter_map(|&kind| self.event(kind, view))
             .collect();
         let result = self.store_lock().update(view, &events);
+        self.note_store(&result);
         match result {
-            Ok(true) => {
-                self.outbox.notify_one();
-                true
-            }
+            Ok(true) => self.outbox.notify_one(),
             Ok(false) => {
-                tracing::debug!(job = %view.job_id, state = view.state.as_str(), "a late job change was not stored");
-                false
+                tracing::debug!(job = %view.job_id, state = view.state.as_str(), "a late job change was not stored")
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// [`Node::try_record`] for a change on the way (a later one supersedes it): a failure is
+    /// logged.
+    fn record(&self, view: &JobView, kinds: &[EventKind]) -> bool {
+        self.try_record(view, kinds).unwrap_or_else(|e| {
+            tracing::error!(job = %view.job_id, error = %e, "cannot record a job change");
+            false
+        })
+    }
+
+    /// Stores a job's final state with its events, and writes it again while the store refuses
+    /// it (a full disk): after [`FINAL_RETRY_FIRST`], twice as long each time up to
+    /// [`FINAL_RETRY_MAX`], or at once when woken. Meanwhile the job is listed and stopped with
+    /// this state (its running entry holds it, or `unstored` for a job an earlier run left) and
+    /// the heartbeat counts it. Whether it was stored by this call (`false`: the store already
+    /// held a final state).
+    async fn store_final(&self, view: &JobView, kinds: &[EventKind]) -> bool {
+        let mut delay = FINAL_RETRY_FIRST;
+        loop {
+            if let Some(stored) = self.write_final(view, kinds) {
+                return stored;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.retry_unstored.notified() => {}
+            }
+            delay = delay.saturating_mul(2).min(FINAL_RETRY_MAX);
+        }
+    }
+
+    /// One write of a job's final state: whether it was stored, once the store answered;
+    /// `None` when it refused the write, and the job's final state is then kept in `unstored`.
+    fn write_final(&self, view: &JobView, kinds: &[EventKind]) -> Option<bool> {
+        let result = {
+            // In memory as in the table: a stop arriving now finds the job ended.
+            let mut running = self.running_lock();
+            if let Some(job) = running.get_mut(&view.job_id) {
+                job.view = view.clone();
+            }
+            self.try_record(view, kinds)
+        };
+        match result {
+            Ok(stored) => {
+                if self.unstored_lock().remove(&view.job_id).is_some() {
+                    tracing::info!(job = %view.job_id, state = view.state.as_str(), "the job's final state is stored at last");
+                }
+                Some(stored)
             }
             Err(e) => {
-                tracing::error!(job = %view.job_id, error = %e, "cannot record a job change");
-                false
+                let first = self
+                    .unstored_lock()
+                    .insert(view.job_id.clone(), view.clone())
+                    .is_none();
+                if first {
+                    tracing::error!(job = %view.job_id, state = view.state.as_str(), error = %e, "cannot store the job's final state; it is kept and written again");
+                } else {
+                    tracing::warn!(job = %view.job_id, state = view.state.as_str(), error = %e, "the job's final state is still not stored");
+                }
+                None
             }
         }
     }
@@ -466,6 +638,9 @@ impl Node {
                 Some(_) => None,
                 None => {
                     drop(running);
+                    if let Some(view) = self.unstored_lock().get(job_id) {
+                        return Ok(view.clone());
+                    }
                     return self
                         .store_lock()
                         .job(job_id)?
@@ -494,6 +669,13 @@ impl Node {
             let jobs: Vec<JobView> = running.values().map(|r| r.view.clone()).collect();
             (jobs, self.budget.figures(&Self::costs(&running, now)))
         };
+        // Final states not stored yet, of jobs an earlier run left (the others are running).
+        let unstored: Vec<JobView> = self.unstored_lock().values().cloned().collect();
+        for view in unstored {
+            if !jobs.iter().any(|j| j.job_id == view.job_id) {
+                jobs.push(view);
+            }
+        }
         jobs.sort_by(|a, b| {
             a.created_ms
                 .cmp(&b.created_ms)
@@ -540,21 +722,31 @@ impl Node {
                 store.set_aside_count().unwrap_or(-1),
             )
         };
+        let unstored_final_states = self.unstored_lock().len();
         Heartbeat {
             cores: self.config.cores(),
             capacity,
             jobs,
             undelivered_events,
             dead_letter_events,
+            store_ok: unstored_final_states == 0 && !self.store_refused.load(Ordering::Relaxed),
+            unstored_final_states,
+            free_disk_bytes: free_disk_bytes(&self.config.recordings_dir()).ok(),
+            min_free_disk_bytes: self.config.admission.min_free_disk_mb.saturating_mul(MIB),
         }
     }
 
-    /// Stops every job and waits for them to end (at most the stop watchdog and a little).
+    /// Stops every job and waits for them to end (at most the stop watchdog and a little). A
+    /// job whose final state the store still refuses by then stays as the store has it: the
+    /// next start concludes it again.
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.running_lock().keys().cloned().collect();
         for id in &ids {
             let _ = self.stop(id);
         }
+        // Final states waiting for the store get one more try now rather than at their next
+        // turn, which may be later than the deadline.
+        self.retry_unstored.notify_waiters();
         let deadline =
             seconds(self.config.watchdog.stop_seconds).saturating_add(Duration::from_secs(30));
         let _ = tokio::time::timeout(deadline, async {
@@ -567,6 +759,10 @@ impl Node {
             }
         })
         .await;
+        let unstored: Vec<String> = self.unstored_lock().keys().cloned().collect();
+        if !unstored.is_empty() {
+            tracing::error!(jobs = ?unstored, "shutting down with final job states the job database did not take; the next start concludes those jobs again");
+        }
     }
 
     /// Writes the job file, spawns the worker and supervises it to the end.
@@ -589,7 +785,8 @@ impl Node {
         }
         let view = self.running_lock().get(&job_id).map(|r| r.view.clone());
         if let Some(view) = view {
-            self.conclude(view, mode, output.as_deref(), ending).await;
+            let concluded = self.conclude(view, mode, output.as_deref(), ending).await;
+            self.settle(concluded).await;
         }
         self.running_lock().remove(&job_id);
         self.all_done.notify_waiters();
@@ -786,14 +983,14 @@ impl Node {
 
     /// Final state of a job whose worker is gone: COMPLETE, or FAILED with whatever could be
     /// recovered from the fragmented file. The output then goes to its storage; the local copy
-    /// is released only after the final state is recorded.
+    /// is to be released only after the final state is stored ([`Node::settle`]).
     pub(crate) async fn conclude(
         &self,
         mut view: JobView,
         mode: Mode,
         output: Option<&Path>,
         ending: WorkerOutcome,
-    ) {
+    ) -> Concluded {
         let outcome = match ending {
             WorkerOutcome::Finished => Outcome::Complete,
             WorkerOutcome::Failed(reason) => {
@@ -824,13 +1021,18 @@ impl Node {
                 }
             }
         };
-        self.deliver(view, output, outcome).await;
+        self.deliver(view, output, outcome).await
     }
 
-    /// Sends a concluded job's output to storage and records its final state. The decided
+    /// Sends a concluded job's output to storage; its final state, to be stored. The decided
     /// outcome is kept in the store first, so a restart during a long upload reports it as
     /// decided.
-    async fn deliver(&self, mut view: JobView, output: Option<&Path>, outcome: Outcome) {
+    async fn deliver(
+        &self,
+        mut view: JobView,
+        output: Option<&Path>,
+        outcome: Outcome,
+    ) -> Concluded {
         view.state = match outcome {
             Outcome::Complete => JobState::Complete,
             Outcome::Failed | Outcome::Recovered => JobState::Failed,
@@ -838,10 +1040,11 @@ impl Node {
         let mut release = None;
         if let (Some(output), Some(_)) = (output, &view.file) {
             if output.exists() && self.storage.is_remote() {
-                if let Err(e) =
+                let decided =
                     self.store_lock()
-                        .decide(&view.job_id, outcome, view.reason.as_deref())
-                {
+                        .decide(&view.job_id, outcome, view.reason.as_deref());
+                self.note_store(&decided);
+                if let Err(e) = decided {
                     tracing::error!(job = %view.job_id, error = %e, "cannot keep the job's outcome");
                 }
                 self.transition(&view.job_id, JobState::Ending, None);
@@ -852,7 +1055,7 @@ impl Node {
                 {
                     Ok(location) => {
                         view.file = Some(location);
-                        release = Some(output);
+                        release = Some(output.to_owned());
                     }
                     Err(e) => {
                         view.add_reason(format!(
@@ -872,25 +1075,33 @@ impl Node {
                 tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed")
             }
         }
-        // The job's final state, in memory as in the table: a stop arriving now finds it ended.
-        let mut running = self.running_lock();
-        if let Some(job) = running.get_mut(&view.job_id) {
-            job.view = view.clone();
-        }
         // A repaired recording is reported as such, then the final state, in one transaction.
-        let kinds: &[EventKind] = if outcome == Outcome::Recovered {
+        let kinds: &'static [EventKind] = if outcome == Outcome::Recovered {
             &[EventKind::Recovered, EventKind::JobState]
         } else {
             &[EventKind::JobState]
         };
-        let stored = self.record(&view, kinds);
-        drop(running);
-        // The local copy goes only once the final state saying where the upload is was stored
-        // (a full disk failing the write must not leave a FAILED job with no file anywhere).
-        match release {
+        Concluded {
+            view,
+            kinds,
+            release,
+        }
+    }
+
+    /// Stores a concluded job's final state ([`Node::store_final`]: until the store takes it),
+    /// then releases the uploaded local copy.
+    async fn settle(&self, concluded: Concluded) {
+        let stored = self.store_final(&concluded.view, concluded.kinds).await;
+        self.release_once_stored(&concluded, stored);
+    }
+
+    /// The local copy goes only once the final state saying where the upload is was stored (a
+    /// full disk failing the write must not leave a FAILED job with no file anywhere).
+    fn release_once_stored(&self, concluded: &Concluded, stored: bool) {
+        match &concluded.release {
             Some(output) if stored => self.storage.release(output),
             Some(output) => {
-                tracing::warn!(job = %view.job_id, file = %output.display(), "the final state was not stored: the local copy stays")
+                tracing::warn!(job = %concluded.view.job_id, file = %output.display(), "the final state was not stored: the local copy stays")
             }
             None => {}
         }
@@ -921,14 +1132,28 @@ impl Node {
 
     /// Concludes a job left unfinished by an earlier run of the service: as it was decided if
     /// that run got so far (it stopped while uploading), else from the files it left.
-    pub(crate) async fn conclude_orphan(&self, job: Unfinished) {
+    pub(crate) async fn conclude_orphan(self: &Arc<Self>, job: Unfinished) {
         let Unfinished { view, decided } = job;
         let output = view.file.as_ref().map(PathBuf::from);
-        if let Some((outcome, reason)) = decided {
+        let concluded = if let Some((outcome, reason)) = decided {
             let view = JobView { reason, ..view };
-            self.deliver(view, output.as_deref(), outcome).await;
-            return;
+            self.deliver(view, output.as_deref(), outcome).await
+        } else {
+            self.conclude_from_files(view, output.as_deref()).await
+        };
+        // Written now; a final state the store refuses is written again in the background, so
+        // the other jobs the last run left are concluded meanwhile.
+        match self.write_final(&concluded.view, concluded.kinds) {
+            Some(stored) => self.release_once_stored(&concluded, stored),
+            None => {
+                let node = self.clone();
+                tokio::spawn(async move { node.settle(concluded).await });
+            }
         }
+    }
+
+    /// Concludes a job an earlier run left, undecided, from the files it left.
+    async fn conclude_from_files(&self, view: JobView, output: Option<&Path>) -> Concluded {
         let finished = match (&output, view.mode) {
             (Some(out), Mode::Composite) => out.is_file() && !part_file(out).exists(),
             _ => false,
@@ -938,8 +1163,8 @@ impl Node {
         } else {
             WorkerOutcome::Failed("the recorder service stopped during the job".into())
         };
-        self.conclude(view.clone(), view.mode, output.as_deref(), ending)
-            .await;
+        let mode = view.mode;
+        self.conclude(view, mode, output, ending).await
     }
 
     /// Whether a job of this id is running here (its worker, or its conclusion: a repair, an
@@ -1171,12 +1396,12 @@ mod tests {
         assert_eq!(bucket.object("fake/uploaded.mp4").await, uploaded);
     }
 
-    /// The job API answers such a start with its own 409 and a message that says why.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_api_refuses_a_start_over_an_earlier_recording_with_409() {
-        let fake = FakeNode::new("reuse-api", WRITES_AND_FINISHES, Storage::Local);
-        let file = fake.recordings().join("earlier.mp4");
-        std::fs::write(&file, b"an earlier recording").expect("earlier recording");
+    /// Serves the job API over `node` for one signed `/jobs/start` of `job_id` (a composite to
+    /// a file): its status and JSON answer.
+    async fn start_through_the_api(
+        node: &Arc<Node>,
+        job_id: &str,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -1184,20 +1409,20 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(edgemeet_serve::serve(
             listener,
-            crate::api::router(fake.node.clone()),
+            crate::api::router(node.clone()),
             crate::api::LIMITS,
             async {
                 let _ = stopped.await;
             },
         ));
         let body = serde_json::json!({
-            "job_id": "earlier",
+            "job_id": job_id,
             "room_id": "room",
             "livekit_url": "ws://127.0.0.1:7880",
             "token": "token",
         })
         .to_string();
-        let config = fake.node.config();
+        let config = node.config();
         let answer = reqwest::Client::new()
             .post(format!("http://{address}/jobs/start"))
             .header(crate::auth::API_KEY_HEADER, &config.api_key)
@@ -1209,8 +1434,21 @@ mod tests {
             .send()
             .await
             .expect("answer");
-        assert_eq!(answer.status(), reqwest::StatusCode::CONFLICT);
+        let status = answer.status();
         let answer: serde_json::Value = answer.json().await.expect("json");
+        let _ = stop.send(());
+        let _ = server.await;
+        (status, answer)
+    }
+
+    /// The job API answers such a start with its own 409 and a message that says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_api_refuses_a_start_over_an_earlier_recording_with_409() {
+        let fake = FakeNode::new("reuse-api", WRITES_AND_FINISHES, Storage::Local);
+        let file = fake.recordings().join("earlier.mp4");
+        std::fs::write(&file, b"an earlier recording").expect("earlier recording");
+        let (status, answer) = start_through_the_api(&fake.node, "earlier").await;
+        assert_eq!(status, reqwest::StatusCode::CONFLICT);
         assert_eq!(answer["status"], false, "{answer}");
         let msg = answer["msg"].as_str().expect("msg");
         assert!(
@@ -1221,7 +1459,240 @@ mod tests {
             std::fs::read(&file).expect("still there"),
             b"an earlier recording"
         );
-        let _ = stop.send(());
-        let _ = server.await;
+    }
+
+    /// Polls `done` every 50 ms for up to 20 s.
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Events are queued in the outbox (nothing delivers them in these tests).
+    fn with_events(config: &mut ServiceConfig) {
+        config.control_plane = Some(crate::config::ControlPlane {
+            url: "http://127.0.0.1:9/events".into(),
+            heartbeat_seconds: 5.0,
+        });
+    }
+
+    /// A reason longer than a page of the job database, as a GStreamer error with its debug
+    /// text can be: a final state carrying it needs new pages, which a full store refuses
+    /// (one that fits in the pages already there is stored even on a full disk).
+    const LONG_REASON_BYTES: usize = 6000;
+
+    /// A worker that reports `active`, waits for `$out.go`, then fails with a reason of
+    /// [`LONG_REASON_BYTES`].
+    const FAILS_ON_GO_WITH_A_LONG_REASON: &str = r#"echo '{"event":"active"}'
+while [ ! -e "$out.go" ]; do sleep 0.05; done
+printf '{"event":"failed","reason":"%s"}\n' "$(head -c 6000 /dev/zero | tr '\0' x)"
+exit 1"#;
+
+    fn stored_state(node: &Node, job_id: &str) -> Option<JobState> {
+        let stored = node.store_lock().job(job_id).expect("read");
+        stored.map(|(view, _)| view.state)
+    }
+
+    /// Queued events reporting `job_id` as FAILED.
+    fn failed_events(node: &Node, job_id: &str) -> usize {
+        let pending = node.store_lock().pending(1000).expect("pending");
+        pending
+            .iter()
+            .filter(|e| e.body.contains("\"FAILED\"") && e.body.contains(job_id))
+            .count()
+    }
+
+    /// A job whose final state the store refuses (a genuine SQLITE_FULL) is kept with that
+    /// state, listed and stopped as ended, counted in the heartbeat, and no new file job
+    /// starts meanwhile; once the store takes writes again the state is stored with its event
+    /// and the job released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_final_state_the_store_refuses_is_kept_and_stored_once_it_can_be() {
+        let fake = FakeNode::configured(
+            "unstored",
+            FAILS_ON_GO_WITH_A_LONG_REASON,
+            Storage::Local,
+            with_events,
+        );
+        let node = &fake.node;
+        node.start(FakeNode::request("full")).await.expect("start");
+        wait_for("ACTIVE stored", || {
+            stored_state(node, "full") == Some(JobState::Active)
+        })
+        .await;
+        node.store_lock().stop_growing().expect("fill the store");
+        std::fs::write(fake.recordings().join("full.mp4.go"), b"").expect("go");
+        wait_for("the final state to be refused", || {
+            node.heartbeat().unstored_final_states == 1
+        })
+        .await;
+
+        let (jobs, _) = node.list(10).expect("list");
+        let listed = jobs.iter().find(|j| j.job_id == "full").expect("listed");
+        assert_eq!(listed.state, JobState::Failed, "{listed:?}");
+        let reason = listed.reason.clone().expect("reason");
+        assert_eq!(reason, "x".repeat(LONG_REASON_BYTES));
+        let stopped = node.stop("full").expect("stop");
+        assert_eq!(stopped.state, JobState::Failed);
+        // The store refused it: it still has the job as ACTIVE, with no event of its end.
+        assert_eq!(stored_state(node, "full"), Some(JobState::Active));
+        assert_eq!(failed_events(node, "full"), 0);
+        let beat = node.heartbeat();
+        assert!(!beat.store_ok, "{beat:?}");
+        assert!(node.is_running("full"), "released before it was stored");
+        // The retries go on failing while the store is full.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(node.heartbeat().unstored_final_states, 1);
+        assert_eq!(stored_state(node, "full"), Some(JobState::Active));
+
+        // No job that writes a file is admitted meanwhile.
+        std::fs::write(fake.recordings().join("next.mp4.go"), b"").expect("go");
+        let refused = node.start(FakeNode::request("next")).await;
+        match &refused {
+            Err(StartError::NoCapacity(NoCapacity::Store {
+                unstored_final_states: 1,
+            })) => {}
+            other => panic!("a file job started while the store refused writes: {other:?}"),
+        }
+        let message = refused.map(|_| ()).expect_err("refused").to_string();
+        assert!(message.starts_with("no capacity"), "{message}");
+        assert!(!node.knows("next"));
+
+        node.store_lock().grow_again().expect("free the store");
+        let done = fake.wait_ended("full").await;
+        assert_eq!(done.state, JobState::Failed);
+        assert_eq!(done.reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(failed_events(node, "full"), 1);
+        let beat = node.heartbeat();
+        assert!(beat.store_ok && beat.unstored_final_states == 0, "{beat:?}");
+        node.start(FakeNode::request("next"))
+            .await
+            .expect("a file job once the store takes writes");
+        assert_eq!(fake.wait_ended("next").await.state, JobState::Failed);
+    }
+
+    /// A job an earlier run left whose final state the store refuses does not hold up
+    /// recovery: it is listed with that state, and stored in the background once it can be.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_left_job_whose_final_state_the_store_refuses_is_stored_later() {
+        let fake = FakeNode::configured(
+            "unstored-left",
+            WRITES_AND_FINISHES,
+            Storage::Local,
+            with_events,
+        );
+        let node = &fake.node;
+        let view = JobView {
+            job_id: "left".into(),
+            room_id: "room".into(),
+            mode: Mode::Composite,
+            state: JobState::Ending,
+            reason: None,
+            file: None,
+            rtmp: None,
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
+        };
+        node.store_lock().insert(&view, "fp", None).expect("insert");
+        node.store_lock().stop_growing().expect("fill the store");
+        let reason = "x".repeat(LONG_REASON_BYTES);
+        let left = Unfinished {
+            view,
+            decided: Some((Outcome::Failed, Some(reason.clone()))),
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::recovery::recover(node.clone(), vec![left]),
+        )
+        .await
+        .expect("recovery waited for the store");
+        assert_eq!(node.heartbeat().unstored_final_states, 1);
+        let (jobs, _) = node.list(10).expect("list");
+        let listed: Vec<_> = jobs.iter().filter(|j| j.job_id == "left").collect();
+        assert_eq!(listed.len(), 1, "{jobs:?}");
+        assert_eq!(listed[0].state, JobState::Failed);
+        assert_eq!(node.stop("left").expect("stop").state, JobState::Failed);
+        assert_eq!(stored_state(node, "left"), Some(JobState::Ending));
+
+        node.store_lock().grow_again().expect("free the store");
+        wait_for("the final state to be stored", || {
+            stored_state(node, "left") == Some(JobState::Failed)
+        })
+        .await;
+        assert_eq!(failed_events(node, "left"), 1);
+        assert_eq!(node.heartbeat().unstored_final_states, 0);
+    }
+
+    /// Below `min_free_disk_mb` of free space a job that writes a file is refused as "no
+    /// capacity" (503 from the API), saying why with the numbers; a broadcast-only job writes
+    /// nothing there and starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_job_is_refused_while_free_disk_space_is_below_the_minimum() {
+        let free_mb = free_disk_bytes(&std::env::temp_dir()).expect("free space") / MIB;
+        let min_mb = free_mb + 1024;
+        assert!(
+            min_mb <= crate::config::MAX_MIN_FREE_DISK_MB,
+            "this test needs less than 1 TiB free"
+        );
+        let fake = FakeNode::configured("low-disk", WRITES_AND_FINISHES, Storage::Local, |c| {
+            c.admission.min_free_disk_mb = min_mb;
+        });
+        let node = &fake.node;
+        let refused = node.start(FakeNode::request("big")).await;
+        let message = match &refused {
+            Err(
+                e @ StartError::NoCapacity(NoCapacity::Disk {
+                    free_mb,
+                    min_mb: min,
+                }),
+            ) => {
+                assert_eq!(*min, min_mb);
+                assert!(*free_mb < min_mb);
+                e.to_string()
+            }
+            other => panic!("a file job started on a nearly full disk: {other:?}"),
+        };
+        assert!(
+            message.starts_with("no capacity: free disk space is too low")
+                && message.contains(&format!("{min_mb} MiB required")),
+            "{message}"
+        );
+        assert!(!node.knows("big"));
+        let (status, answer) = start_through_the_api(node, "big").await;
+        assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        let msg = answer["msg"].as_str().expect("msg");
+        assert!(
+            msg.starts_with("no capacity: free disk space is too low"),
+            "{msg}"
+        );
+
+        let broadcast = StartRequest {
+            file: false,
+            rtmp_url: Some("rtmp://127.0.0.1:1/live/key".into()),
+            ..FakeNode::request("cast")
+        };
+        node.start(broadcast)
+            .await
+            .expect("a broadcast needs no disk space");
+        assert_eq!(fake.wait_ended("cast").await.state, JobState::Complete);
+        let beat = node.heartbeat();
+        assert!(
+            beat.free_disk_bytes.is_some_and(|free| free > 0),
+            "{beat:?}"
+        );
+        assert_eq!(beat.min_free_disk_bytes, min_mb * MIB);
+
+        // With a minimum the disk meets, the same job starts.
+        let roomy = FakeNode::configured("roomy-disk", WRITES_AND_FINISHES, Storage::Local, |c| {
+            c.admission.min_free_disk_mb = 1;
+        });
+        roomy
+            .node
+            .start(FakeNode::request("big"))
+            .await
+            .expect("enough free space");
+        assert_eq!(roomy.wait_ended("big").await.state, JobState::Complete);
     }
 }

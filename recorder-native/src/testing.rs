@@ -64,6 +64,18 @@ impl FakeNode {
     /// A node named after `test` whose workers run `record` (a shell script body; `$out` is
     /// the job's output), storing finished outputs in `storage`.
     pub fn new(test: &str, record: &str, storage: Storage) -> FakeNode {
+        FakeNode::configured(test, record, storage, |_| {})
+    }
+
+    /// [`FakeNode::new`] with its configuration changed by `change` (then checked). It has no
+    /// minimum of free disk space unless `change` sets one, and sends no events unless
+    /// `change` names a control plane (nothing delivers them: they stay in the outbox).
+    pub fn configured(
+        test: &str,
+        record: &str,
+        storage: Storage,
+        change: impl FnOnce(&mut ServiceConfig),
+    ) -> FakeNode {
         let dir = std::env::temp_dir().join(format!("recorder-{test}-{}", uuid::Uuid::new_v4()));
         let data = dir.join("data");
         std::fs::create_dir_all(data.join("recordings")).expect("recordings dir");
@@ -74,7 +86,7 @@ impl FakeNode {
             ),
         )
         .expect("write the fake worker");
-        let config: ServiceConfig = toml::from_str(&format!(
+        let mut config: ServiceConfig = toml::from_str(&format!(
             r#"
             listen = "127.0.0.1:0"
             node_id = "fake"
@@ -83,6 +95,7 @@ impl FakeNode {
             data_dir = "{}"
             [admission]
             cores = 4
+            min_free_disk_mb = 0
             [broadcast]
             allowed_networks = ["127.0.0.0/8"]
             [watchdog]
@@ -91,6 +104,7 @@ impl FakeNode {
             data.display()
         ))
         .expect("config");
+        change(&mut config);
         config.check().expect("valid config");
         let store = Store::open(&data.join("recorder.db")).expect("store");
         let node = Node::new(config, store, storage, dispatcher().to_owned());
