@@ -146,6 +146,8 @@ fn main() {
         ("session_region_hint_wins", session_region_hint_wins),
         ("session_livekit_grants", session_livekit_grants),
         ("end_room_from_the_page", end_room_from_the_page),
+        ("waiting_room", waiting_room),
+        ("join_token_renewal", join_token_renewal),
         ("join_page_is_served", join_page_is_served),
         (
             "real_participant_joins_and_is_ended",
@@ -998,6 +1000,247 @@ fn end_room_from_the_page(s: &Suite) {
     assert_eq!(j["is_active"], true, "{j}");
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
+/// `POST /api/renewToken`: a valid join token of a running session is traded for a fresh one
+/// with the user's latest rights; an expired, foreign, blocked or ended one gets nothing.
+fn join_token_renewal(s: &Suite) {
+    let room = unique("renew");
+    s.target.create_room(&room, json!({}));
+    let renew = |token: &str| {
+        s.target
+            .post("/api/renewToken", b"{}", &[("Authorization", token)])
+    };
+    let moderator = s.target.join_token(&room, "m", true, false);
+    let before = jwt_claims(&moderator);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = renew(&moderator);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_common(&r.json(), true, "SUCCESS");
+    let renewed = r.json()["token"].as_str().expect("token").to_owned();
+    let after = jwt_claims(&renewed);
+    assert!(
+        after["exp"].as_i64() > before["exp"].as_i64(),
+        "{before} {after}"
+    );
+    for claim in [
+        "sub",
+        "iss",
+        "user_id",
+        "room_id",
+        "name",
+        "is_admin",
+        "client_type",
+    ] {
+        assert_eq!(after[claim], before[claim], "{claim}");
+    }
+    // The renewed token is a join token like the first: a session, and a moderator's rights.
+    assert_eq!(s.target.session(&renewed, &[]).json()["is_admin"], true);
+    // A moderator whose latest token made them a plain user renews into a plain user.
+    s.target.join_token(&room, "m", false, false);
+    let demoted = jwt_claims(renew(&moderator).json()["token"].as_str().unwrap());
+    assert!(demoted.get("is_admin").is_none(), "{demoted}");
+    // Refused: no token, garbage, expired, a user turned away, an ended session.
+    let r = s.target.post("/api/renewToken", b"{}", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        renew("garbage").json()["msg"],
+        "notifications.invalid-token"
+    );
+    let expired = hs256(
+        &s.target.api_secret,
+        &json!({"iss": "plugnmeet", "sub": "m", "nbf": now_secs() - 900, "exp": now_secs() - 120,
+                "user_id": "m", "room_id": room}),
+    );
+    let r = renew(&expired);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.token-expired"))
+    );
+    let lobby = unique("renewwait");
+    s.target.create_room(
+        &lobby,
+        json!({"metadata": {"room_features": {"waiting_room_features": {"is_active": true}}}}),
+    );
+    let host = s.target.join_token(&lobby, "host", true, false);
+    let stranger = s.target.join_token(&lobby, "stranger", false, false);
+    // Waiting users renew too (a wait may outlast a token), and still wait.
+    let waiting = renew(&stranger).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.target.session(&waiting, &[]).json()["waiting"], true);
+    let r = s.target.post(
+        "/api/waitingRoom/rejectUsers",
+        br#"{"user_id":"stranger"}"#,
+        &[("Authorization", host.as_str())],
+    );
+    assert_common(&r.json(), true, "SUCCESS");
+    assert_eq!(renew(&stranger).json()["msg"], "notifications.user-blocked");
+    assert_eq!(renew(&waiting).json()["msg"], "notifications.user-blocked");
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_eq!(
+        renew(&renewed).json()["msg"],
+        "notifications.room-not-active"
+    );
+    assert_eq!(s.target.request("GET", "/api/renewToken").status, 405);
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": lobby}));
+}
+
+/// The waiting room, kept at the edge: a guest gets no LiveKit token until a moderator lets
+/// them in; only a moderator lists, lets in or turns away; a user turned away is blocked.
+fn waiting_room(s: &Suite) {
+    let room = unique("wait");
+    s.target.create_room(
+        &room,
+        json!({"metadata": {"room_features": {"waiting_room_features": {
+            "is_active": true, "waiting_room_msg": "The host lets you in soon"}}}}),
+    );
+    let moderator = s.target.join_token(&room, "host", true, false);
+    let guest = s.target.join_token(&room, "guest", false, false);
+    let other = s.target.join_token(&room, "other", false, false);
+    let call = |path: &str, token: &str, body: &[u8]| {
+        s.target.post(
+            &format!("/api/waitingRoom/{path}"),
+            body,
+            &[("Authorization", token)],
+        )
+    };
+    let listed = || -> Vec<Value> {
+        let r = call("users", &moderator, b"{}");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["users"].as_array().expect("users").clone()
+    };
+    // The moderator goes in, and is told the room has a waiting room.
+    let m = s.target.session(&moderator, &[]).json();
+    assert_eq!(
+        (m["waiting"].clone(), m["waiting_room"].clone()),
+        (json!(false), json!(true)),
+        "{m}"
+    );
+    assert!(m["token"].is_string(), "{m}");
+    // Tokens were issued, but nobody has asked to come in yet.
+    assert_eq!(listed(), Vec::<Value>::new());
+    // The guest waits: no region, no LiveKit token, the room's message.
+    let r = s.target.session(&guest, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let g = r.json();
+    assert_eq!(g["status"], true, "{g}");
+    assert_eq!(g["waiting"], true, "{g}");
+    assert_eq!(g["waiting_room_msg"], "The host lets you in soon");
+    for absent in ["token", "livekit_url", "region", "publish_sources"] {
+        assert!(g.get(absent).is_none(), "{absent} in {g}");
+    }
+    assert_eq!(s.target.session(&other, &[]).json()["waiting"], true);
+    // Who waits, longest first.
+    let users = listed();
+    let ids: Vec<&str> = users
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["guest", "other"], "{users:?}");
+    assert_eq!(users[0]["name"], "User guest");
+    assert!(
+        users[0]["waiting_since"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0
+    );
+    // A waiting user can neither let anyone in nor see who waits.
+    for path in ["users", "approveUsers", "rejectUsers"] {
+        let r = call(path, &guest, br#"{"user_id":"guest"}"#);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert_common(&r.json(), false, "PERMISSION_DENIED");
+    }
+    assert_eq!(s.target.session(&guest, &[]).json()["waiting"], true);
+    // Bad calls.
+    let r = s.target.post("/api/waitingRoom/users", b"{}", &[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.auth-header-missing"))
+    );
+    for body in [
+        &b"{}"[..],
+        br#"{"user_id":"a b"}"#,
+        b"{",
+        br#"{"user_id":7}"#,
+        b"[]",
+    ] {
+        let r = call("approveUsers", &moderator, body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_common(&r.json(), false, "INVALID_PARAMETERS");
+    }
+    let big = format!(r#"{{"user_id":"{}"}}"#, "a".repeat(8000));
+    assert_eq!(call("approveUsers", &moderator, big.as_bytes()).status, 413);
+    let r = call("approveUsers", &moderator, br#"{"user_id":"nobody"}"#);
+    assert_common(&r.json(), false, "USER_NOT_FOUND");
+    assert_eq!(
+        s.target.request("GET", "/api/waitingRoom/users").status,
+        405
+    );
+    assert_eq!(call("nothing", &moderator, b"{}").status, 404);
+    // Let in (camelCase, as plugNmeet's client sends it): the guest now gets a LiveKit token,
+    // and the metadata in it no longer says to wait.
+    let r = call("approveUsers", &moderator, br#"{"userId":"guest"}"#);
+    assert_eq!(r.json()["approved"], json!(["guest"]), "{}", r.text());
+    let g = s.target.session(&guest, &[]).json();
+    assert_eq!(g["waiting"], false, "{g}");
+    let c = jwt_claims(g["token"].as_str().expect("a LiveKit token"));
+    let meta: Value = serde_json::from_str(c["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["wait_for_approval"], false, "{meta}");
+    assert_eq!(c["video"]["canSubscribe"], true);
+    let ids: Vec<Value> = listed().iter().map(|u| u["user_id"].clone()).collect();
+    assert_eq!(ids, [json!("other")]);
+    let r = call("approveUsers", &moderator, br#"{"user_id":"guest"}"#);
+    assert_common(&r.json(), false, "USER_NOT_FOUND");
+    // Turned away: blocked from this session, and no new join token either.
+    let r = call("rejectUsers", &moderator, br#"{"user_id":"other"}"#);
+    assert_common(&r.json(), true, "SUCCESS");
+    let r = s.target.session(&other, &[]);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.user-blocked"))
+    );
+    let (_, j) = s.target.call(
+        "/auth/room/getJoinToken",
+        &json!({"room_id": room, "user_info": {"name": "Other", "user_id": "other"}}),
+    );
+    assert_common(&j, false, "USER_BLOCKED");
+    assert_eq!(listed(), Vec::<Value>::new());
+    // A user already in cannot be turned away through the waiting room.
+    let r = call("rejectUsers", &moderator, br#"{"user_id":"guest"}"#);
+    assert_common(&r.json(), false, "USER_NOT_FOUND");
+    assert_eq!(s.target.session(&guest, &[]).status, 200);
+    // "all" lets everyone who waits in.
+    let late = s.target.join_token(&room, "late", false, false);
+    let hidden = s.target.join_token(&room, "quiet", false, true);
+    assert_eq!(s.target.session(&late, &[]).json()["waiting"], true);
+    assert_eq!(s.target.session(&hidden, &[]).json()["waiting"], true);
+    let r = call("approveUsers", &moderator, br#"{"user_id":"all"}"#);
+    let mut approved: Vec<String> = serde_json::from_value(r.json()["approved"].clone()).unwrap();
+    approved.sort();
+    assert_eq!(approved, ["late", "quiet"]);
+    assert!(s.target.session(&late, &[]).json()["token"].is_string());
+    // A moderator's page without a waiting room is told so.
+    let plain = unique("nowait");
+    s.target.create_room(&plain, json!({}));
+    let m = s
+        .target
+        .session(&s.target.join_token(&plain, "host", true, false), &[])
+        .json();
+    assert_eq!(m["waiting_room"], false, "{m}");
+    let g = s
+        .target
+        .session(&s.target.join_token(&plain, "guest", false, false), &[])
+        .json();
+    assert_eq!(g["waiting"], false, "{g}");
+    for r in [&room, &plain] {
+        s.target.call("/auth/room/endRoom", &json!({"room_id": r}));
+    }
 }
 
 /// The join page at `/`, as plugNmeet's integrations link to it, with its security headers,

@@ -14,7 +14,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0005_region_moves.sql"),
     include_str!("../migrations/0006_livekit_deletions.sql"),
     include_str!("../migrations/0007_past_room_retention.sql"),
-    include_str!("../migrations/0008_applied_events_per_region.sql")
+    include_str!("../migrations/0008_applied_events_per_region.sql"),
+    include_str!("../migrations/0009_waiting_room.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -428,6 +429,142 @@ pub async fn room_user(
             })
         })
         .transpose()
+}
+
+/// Notes that a user waiting to be let in asked again at `now`. A wait that was not seen for
+/// `fresh_secs` begins anew (the user left and came back).
+pub async fn note_waiting(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+    now: i64,
+    fresh_secs: i64,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "INSERT INTO waiting_users (room_sid, user_id, since, seen_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (room_sid, user_id) DO UPDATE SET \
+             since = CASE WHEN waiting_users.seen_at < ? THEN excluded.since \
+             ELSE waiting_users.since END, seen_at = excluded.seen_at",
+            &[
+                room_sid.into(),
+                user_id.into(),
+                now.into(),
+                now.into(),
+                now.saturating_sub(fresh_secs).into(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A user waiting to be let in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingUser {
+    /// The user's id.
+    pub user_id: String,
+    /// Display name.
+    pub name: String,
+    /// Unix seconds: when the wait began.
+    pub since: i64,
+}
+
+/// The users of a session waiting now (asked since `seen_since`, still marked to wait, not
+/// turned away), longest waiting first, at most `limit`.
+pub async fn waiting_users(
+    store: &impl Store,
+    room_sid: &str,
+    seen_since: i64,
+    limit: i64,
+) -> Result<Vec<WaitingUser>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT w.user_id, u.name, w.since FROM waiting_users w \
+             JOIN room_users u ON u.room_sid = w.room_sid AND u.user_id = w.user_id \
+             WHERE w.room_sid = ? AND w.seen_at >= ? AND u.is_blocked = 0 \
+             AND json_extract(u.metadata, '$.wait_for_approval') = 1 \
+             ORDER BY w.since, w.user_id LIMIT ?",
+            &[room_sid.into(), seen_since.into(), limit.into()],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(WaitingUser {
+                user_id: col.text(0)?,
+                name: col.text(1)?,
+                since: col.int(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Who a waiting-room decision is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Waiting<'a> {
+    /// One user.
+    User(&'a str),
+    /// Every user of the session marked to wait.
+    Everyone,
+}
+
+/// Lets waiting users in: clears `wait_for_approval` in their stored metadata (with a new
+/// `metadata_id`), so their next session gets a LiveKit token. Returns the ids let in.
+pub async fn approve_waiting(
+    store: &impl Store,
+    room_sid: &str,
+    who: Waiting<'_>,
+    metadata_id: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    const SET: &str = "UPDATE room_users SET metadata = json_set(metadata, \
+         '$.wait_for_approval', json('false'), '$.metadata_id', ?), updated_at = ? \
+         WHERE room_sid = ? AND is_blocked = 0 \
+         AND json_extract(metadata, '$.wait_for_approval') = 1";
+    let rows = match who {
+        Waiting::User(user_id) => {
+            store
+                .execute(
+                    &format!("{SET} AND user_id = ? RETURNING user_id"),
+                    &[
+                        metadata_id.into(),
+                        now.into(),
+                        room_sid.into(),
+                        user_id.into(),
+                    ],
+                )
+                .await?
+        }
+        Waiting::Everyone => {
+            store
+                .execute(
+                    &format!("{SET} RETURNING user_id"),
+                    &[metadata_id.into(), now.into(), room_sid.into()],
+                )
+                .await?
+        }
+    };
+    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
+}
+
+/// Turns a waiting user away: blocks them from this session (no session, no new join token).
+/// Only a user marked to wait can be turned away here. Returns whether one was.
+pub async fn reject_waiting(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE room_users SET is_blocked = 1, updated_at = ? \
+             WHERE room_sid = ? AND user_id = ? AND is_blocked = 0 \
+             AND json_extract(metadata, '$.wait_for_approval') = 1 RETURNING user_id",
+            &[now.into(), room_sid.into(), user_id.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
 }
 
 /// Records that a user entered the room's session through the edge (without sidecars, this is

@@ -17,8 +17,10 @@
 //! - [`tokens`]: plugNmeet join tokens and LiveKit access tokens.
 //! - [`metadata`]: RoomMetadata checks and defaults.
 //! - [`rooms`]: the `/auth/room/*` calls, one module each.
-//! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token, and
-//!   `POST /api/endRoom`, where a moderator's page ends the meeting.
+//! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token,
+//!   `POST /api/renewToken`, where it keeps its join token fresh, and `POST /api/endRoom`,
+//!   where a moderator's page ends the meeting.
+//! - [`waiting`]: the waiting room: who waits, and a moderator letting them in or not.
 //! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers).
 //! - [`placement`]: the rule that picks a room's region.
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
@@ -43,6 +45,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod sidecars;
 pub mod tokens;
+pub mod waiting;
 pub mod web;
 pub mod wire;
 
@@ -101,11 +104,30 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return sessions::handle(self, &request).await;
         }
+        if path == "/api/renewToken" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return sessions::renew_token(self, &request).await;
+        }
         if path == "/api/endRoom" {
             if request.method != Method::POST {
                 return method_not_allowed();
             }
             return sessions::end_room(self, &request).await;
+        }
+        if let Some(call) = path.strip_prefix("/api/waitingRoom/") {
+            if !["users", "approveUsers", "rejectUsers"].contains(&call) {
+                return EdgeResponse::text(404, "Not Found");
+            }
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return match call {
+                "users" => waiting::users(self, &request).await,
+                "approveUsers" => waiting::approve(self, &request).await,
+                _ => waiting::reject(self, &request).await,
+            };
         }
         if path.starts_with("/internal/sidecar/") {
             if request.method != Method::POST {

@@ -234,12 +234,12 @@ pub struct RoomMetadata {
 /// LiveKit's names of the track sources a participant may publish.
 pub const ALL_SOURCES: [&str; 4] = ["camera", "microphone", "screen_share", "screen_share_audio"];
 
-/// What a stored room's metadata says about publishing, read without the rest of it: a
-/// session request reads it on every join, and the full metadata is up to 64 KiB.
+/// What a stored room's metadata says about publishing and waiting, read without the rest of
+/// it: a session request reads it on every join, and the full metadata is up to 64 KiB.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PublishingRules {
-    /// The room's publishing flags.
+    /// The room's publishing flags and its waiting room.
     pub room_features: PublishingFeatures,
     /// Locks for others than moderators (a user's own, in `UserMetadata`, already include them).
     pub default_lock_settings: LockSettings,
@@ -255,6 +255,18 @@ pub struct PublishingFeatures {
     pub admin_only_webcams: Option<bool>,
     /// `allow_screen_share`; true when absent.
     pub allow_screen_share: Option<bool>,
+    /// Whether users other than moderators wait for a moderator to let them in.
+    pub waiting_room_features: WaitingRoomRule,
+}
+
+/// The [`WaitingRoomFeatures`] as a session reads them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WaitingRoomRule {
+    /// `is_active`; false when absent.
+    pub is_active: Option<bool>,
+    /// What a waiting user is shown (may be empty).
+    pub waiting_room_msg: String,
 }
 
 /// The track sources a user may publish in a room, as plugNmeet's features and locks say:
@@ -376,22 +388,15 @@ pub fn from_input(
         }
     }
     let features = &mut meta.room_features;
-    // Features whose promise only a client keeps, and edgemeet's join page does not keep yet:
-    // a waiting room it would not hold anyone in, or encryption it would not do (nor could the
-    // recorder decode). Refused, rather than taken and silently not kept.
-    for (path, on) in [
-        (
-            "room_features.waiting_room_features.is_active",
-            features.waiting_room_features.is_active,
-        ),
-        (
-            "room_features.end_to_end_encryption_features.is_enabled",
-            features.end_to_end_encryption_features.is_enabled,
-        ),
-    ] {
-        if on == Some(true) {
-            return Err(format!("metadata.{path}: not supported by this server"));
-        }
+    // Encryption is a promise only a client keeps, and edgemeet's join page does not keep it
+    // (nor could the recorder decode the media). Refused, rather than taken and silently not
+    // kept. (The waiting room is kept by the edge itself: see `crate::waiting`.)
+    if features.end_to_end_encryption_features.is_enabled == Some(true) {
+        return Err(
+            "metadata.room_features.end_to_end_encryption_features.is_enabled: not supported by \
+             this server"
+                .into(),
+        );
     }
     if features
         .breakout_room_features
@@ -578,40 +583,41 @@ mod tests {
         assert_eq!(publish_sources(&features, &locks, false), ["microphone"]);
     }
 
-    /// A waiting room and end-to-end encryption are refused, naming the field; off (or absent)
-    /// they are fine.
+    /// End-to-end encryption is refused, naming the field; off (or absent) it is fine, and a
+    /// waiting room is taken (the edge keeps it).
     #[test]
-    fn features_no_client_here_keeps_are_refused() {
+    fn encryption_no_client_here_keeps_is_refused() {
         let limits = MetadataLimits {
             max_room_duration_minutes: 0,
         };
-        for (features, field) in [
-            (
-                json!({"waiting_room_features": {"is_active": true}}),
-                "waiting_room_features.is_active",
-            ),
-            (
-                json!({"end_to_end_encryption_features": {"is_enabled": true}}),
-                "end_to_end_encryption_features.is_enabled",
-            ),
-        ] {
-            let refused = from_input(
-                json!({"room_title": "T", "room_features": features}),
-                limits,
-                || "id".into(),
-            );
-            assert!(
-                refused.as_ref().is_err_and(|e| e.contains(field)),
-                "{field}: {refused:?}"
-            );
-        }
-        let off = from_input(
+        let refused = from_input(
             json!({"room_title": "T", "room_features": {
-                "waiting_room_features": {"is_active": false},
+                "end_to_end_encryption_features": {"is_enabled": true}}}),
+            limits,
+            || "id".into(),
+        );
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("end_to_end_encryption_features.is_enabled")),
+            "{refused:?}"
+        );
+        let taken = from_input(
+            json!({"room_title": "T", "room_features": {
+                "waiting_room_features": {"is_active": true, "waiting_room_msg": "Soon"},
                 "end_to_end_encryption_features": {"is_enabled": false}}}),
             limits,
             || "id".into(),
         );
-        assert!(off.is_ok(), "{off:?}");
+        let stored = serde_json::to_string(&taken.expect("taken")).expect("json");
+        let rules: PublishingRules = serde_json::from_str(&stored).expect("rules");
+        assert_eq!(
+            rules.room_features.waiting_room_features.is_active,
+            Some(true)
+        );
+        assert_eq!(
+            rules.room_features.waiting_room_features.waiting_room_msg,
+            "Soon"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! pins it to a region (see [`crate::placement`]); every later one gets the same region, unless
 //! the region is gone (see [`crate::registry::region_is_gone`]): then the join moves the room.
 //!
+//! Beside it: `POST /api/renewToken` (a fresh join token for a valid one, so a long meeting
+//! keeps its rights) and `POST /api/endRoom` (a moderator ends the meeting).
+//!
 //! Authorization is the join token in `Authorization` (raw, like plugNmeet's `/api/*`, or as
 //! `Bearer`). Failures are 401 with plugNmeet's `notifications.*` messages.
 
@@ -17,8 +20,8 @@ use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::rooms;
 use crate::tokens::{
-    mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, RoomConfig, TokenError,
-    VideoGrant,
+    mint_join_token, mint_livekit_token, verify_join_token, JoinClaims, LiveKitClaims, RoomConfig,
+    TokenError, VideoGrant,
 };
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -41,6 +44,10 @@ struct SessionRes {
     /// The track sources the user may publish (LiveKit's names; none for a hidden user), as the
     /// room's features and the user's locks allow: the page offers only these.
     publish_sources: Vec<&'static str>,
+    /// Always false here: this user is in (see [`WaitingRes`]).
+    waiting: bool,
+    /// The room has a waiting room: a moderator's page lists who waits.
+    waiting_room: bool,
     region: RegionInfo,
     /// `pinned` when the room already had its region, `failover` when it moved from a region
     /// that is gone, else why it was chosen now (`hint`, `nearest`, `default`, `fallback`).
@@ -49,32 +56,74 @@ struct SessionRes {
     token: String,
 }
 
-/// What a user may publish, from the room's stored metadata and the user's latest
-/// `UserMetadata` (its locks), each read for those fields only. Stored metadata always reads
-/// (this edge wrote it, filled with its defaults); if it did not, that is logged and the room's
-/// features and locks count as unset.
-fn allowed_sources(room_metadata: &str, user_metadata: &str, is_admin: bool) -> Vec<&'static str> {
-    /// The locks of a stored `UserMetadata`.
-    #[derive(Default, Deserialize)]
-    #[serde(default)]
-    struct UserLocks {
-        lock_settings: LockSettings,
-    }
-    let room = serde_json::from_str::<PublishingRules>(room_metadata).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "stored room metadata does not read; its defaults apply");
-        PublishingRules::default()
-    });
-    let user = serde_json::from_str::<UserLocks>(user_metadata).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "stored user metadata does not read; the room's locks apply");
-        UserLocks {
-            lock_settings: room.default_lock_settings.clone(),
-        }
-    });
-    publish_sources(&room.room_features, &user.lock_settings, is_admin)
+/// The answer to a user who must wait for a moderator: no region, no LiveKit token. The page
+/// asks again every few seconds.
+#[derive(Serialize)]
+struct WaitingRes {
+    room_id: String,
+    room_title: String,
+    user_id: String,
+    name: String,
+    is_admin: bool,
+    is_hidden: bool,
+    /// Always true here.
+    waiting: bool,
+    /// What the room's creator wants waiting users to read (may be empty).
+    waiting_room_msg: String,
 }
 
+/// What a session acts on of the room's stored metadata and the user's latest `UserMetadata`,
+/// each read for those fields only.
+struct JoinRules {
+    room: PublishingRules,
+    user: UserRules,
+}
+
+/// The fields of a stored `UserMetadata` a session acts on.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct UserRules {
+    lock_settings: LockSettings,
+    wait_for_approval: bool,
+}
+
+impl JoinRules {
+    /// Reads both. Stored metadata always reads (this edge wrote it, filled with its defaults);
+    /// if it did not, that is logged and the room's features and locks count as unset, and a
+    /// user other than a moderator in a room with a waiting room waits.
+    fn read(room_metadata: &str, user_metadata: &str) -> JoinRules {
+        let room = serde_json::from_str::<PublishingRules>(room_metadata).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored room metadata does not read; its defaults apply");
+            PublishingRules::default()
+        });
+        let user = serde_json::from_str::<UserRules>(user_metadata).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored user metadata does not read; the room's locks apply");
+            UserRules {
+                lock_settings: room.default_lock_settings.clone(),
+                wait_for_approval: room.room_features.waiting_room_features.is_active
+                    == Some(true),
+            }
+        });
+        JoinRules { room, user }
+    }
+
+    /// What the user may publish.
+    fn allowed_sources(&self, is_admin: bool) -> Vec<&'static str> {
+        publish_sources(&self.room.room_features, &self.user.lock_settings, is_admin)
+    }
+
+    /// Whether the room has a waiting room.
+    fn has_waiting_room(&self) -> bool {
+        self.room.room_features.waiting_room_features.is_active == Some(true)
+    }
+}
+
+/// How long after a waiting user's last ask they still count as waiting: the page asks every
+/// few seconds, so a user who closed it drops off the moderators' list soon after.
+pub(crate) const WAITING_SEEN_WITHIN_SECS: i64 = 15;
+
 /// A store failure: logged in full, answered 500 without detail (the browser retries).
-fn store_failure(e: StoreError) -> EdgeResponse {
+pub(crate) fn store_failure(e: StoreError) -> EdgeResponse {
     tracing::error!(error = %e, "store failure");
     EdgeResponse::common(
         500,
@@ -88,7 +137,7 @@ fn unauthorized(code: StatusCode, msg: &str) -> EdgeResponse {
 
 /// Checks the join token in `Authorization` (raw, or as `Bearer`) and that its room is running:
 /// the authorization of every `/api/*` call. Failures are 401 with plugNmeet's messages.
-async fn authorize<S: Store, H: HttpClient, C: Clock>(
+pub(crate) async fn authorize<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> Result<Authorized, EdgeResponse> {
@@ -161,17 +210,20 @@ fn room_not_active() -> EdgeResponse {
 }
 
 /// A join token checked against the running session it was issued for.
-struct Authorized {
-    claims: JoinClaims,
-    room: db::RoomRow,
-    user: db::RoomUser,
+pub(crate) struct Authorized {
+    /// What the token says.
+    pub(crate) claims: JoinClaims,
+    /// The running session it was issued for.
+    pub(crate) room: db::RoomRow,
+    /// The user as their latest token in this session recorded them.
+    pub(crate) user: db::RoomUser,
 }
 
 impl Authorized {
     /// Moderator rights: the token says so and the user's latest token in this session still
     /// does (the backend may have issued a later one without them; an older token must not
     /// bring them back).
-    fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.claims.is_admin && self.user.is_admin
     }
 
@@ -209,6 +261,49 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
+/// A renewed join token.
+#[derive(Serialize)]
+struct RenewedRes {
+    token: String,
+}
+
+/// Handles `POST /api/renewToken`: the page trades its join token, while it is valid and its
+/// session runs, for a fresh one, so a meeting (or a wait) longer than a token's life keeps its
+/// rights (plugNmeet's client renews its token the same way). The new token carries the user's
+/// rights as their latest token in the session gives them; a blocked user gets none.
+pub async fn renew_token<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match authorize(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let claims = JoinClaims {
+        is_admin: authorized.is_admin(),
+        is_hidden: authorized.is_hidden(),
+        ..authorized.claims
+    };
+    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
+    match mint_join_token(
+        &edge.config.api_key,
+        &edge.config.api_secret,
+        claims,
+        now,
+        validity,
+    ) {
+        Ok(token) => EdgeResponse::reply(Common::ok("success"), RenewedRes { token }),
+        Err(e) => {
+            tracing::error!(error = %e, "join token signing failed");
+            EdgeResponse::common(
+                500,
+                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+            )
+        }
+    }
+}
+
 /// Handles `POST /api/session`.
 pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
@@ -222,6 +317,39 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     let Authorized { claims, room, user } = authorized;
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
+    let rules = JoinRules::read(&room.metadata, &user.metadata);
+    // The waiting room: getJoinToken marked the user to wait, and only a moderator's decision
+    // clears the mark. No region is chosen and no LiveKit token leaves the edge before that.
+    if rules.user.wait_for_approval && !is_admin {
+        if let Err(e) = db::note_waiting(
+            &edge.store,
+            &room.sid,
+            &claims.user_id,
+            now,
+            WAITING_SEEN_WITHIN_SECS,
+        )
+        .await
+        {
+            return store_failure(e);
+        }
+        return EdgeResponse::reply(
+            Common::ok("notifications.waiting-for-approval"),
+            WaitingRes {
+                room_id: room.room_id,
+                room_title: room.room_title,
+                user_id: claims.user_id,
+                name: claims.name,
+                is_admin,
+                is_hidden,
+                waiting: true,
+                waiting_room_msg: rules
+                    .room
+                    .room_features
+                    .waiting_room_features
+                    .waiting_room_msg,
+            },
+        );
+    }
     // Without sidecars relaying LiveKit's webhooks, a room's joined count is the visible users
     // who entered through the edge; with them, LiveKit's participant_joined counts instead.
     if !edge.config.uses_sidecars() {
@@ -257,7 +385,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     let publish_sources = if is_hidden {
         Vec::new()
     } else {
-        allowed_sources(&room.metadata, &user.metadata, is_admin)
+        rules.allowed_sources(is_admin)
     };
     let video = VideoGrant {
         room_join: true,
@@ -320,6 +448,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             is_admin,
             is_hidden,
             publish_sources,
+            waiting: false,
+            waiting_room: rules.has_waiting_room(),
             region: RegionInfo {
                 id: region.id.clone(),
                 name: region.name.clone(),

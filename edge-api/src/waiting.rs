@@ -1,0 +1,192 @@
+//! The waiting room, kept by the edge: in a room whose `waiting_room_features.is_active` is on,
+//! getJoinToken marks users other than moderators `wait_for_approval`, and `POST /api/session`
+//! answers them `waiting` with no region and no LiveKit token (see [`crate::sessions`]), so no
+//! client can skip the wait. Their page asks again every few seconds. A moderator's page lists
+//! them and lets them in or turns them away here:
+//!
+//! - `POST /api/waitingRoom/users`: who is waiting now, longest first.
+//! - `POST /api/waitingRoom/approveUsers` `{"user_id": "..."}` (plugNmeet's call; `"all"` lets
+//!   everyone in): the user's next session gets a LiveKit token.
+//! - `POST /api/waitingRoom/rejectUsers` `{"user_id": "..."}`: the user is blocked from this
+//!   session, as `USER_BLOCKED`.
+//!
+//! All three take a moderator's join token in `Authorization`, like `/api/endRoom`; others get
+//! 403 and change nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{self, Waiting};
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms::{is_plain_id, MAX_ID_LEN};
+use crate::sessions::{authorize, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
+use crate::wire::{int64_string, parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// Largest request body of these calls (a user id in JSON).
+const MAX_BODY: usize = 4 * 1024;
+/// Most waiting users one list returns.
+const MAX_LISTED: i64 = 200;
+/// The `user_id` that lets every waiting user in, as in plugNmeet.
+const EVERYONE: &str = "all";
+
+/// A waiting user as the list shows them.
+#[derive(Serialize)]
+struct WaitingUserRes {
+    user_id: String,
+    name: String,
+    /// Unix seconds, as a string (int64 on plugNmeet's wire).
+    #[serde(serialize_with = "int64_string")]
+    waiting_since: i64,
+}
+
+#[derive(Serialize)]
+struct UsersRes {
+    users: Vec<WaitingUserRes>,
+}
+
+#[derive(Serialize)]
+struct ApprovedRes {
+    /// The users let in by this call (none: they were not waiting, or already in).
+    approved: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct UserReq {
+    #[serde(default)]
+    user_id: String,
+}
+
+/// The moderator behind a call, or the answer that refuses it.
+async fn moderator<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<Authorized, EdgeResponse> {
+    if request.body_too_large || request.body.len() > MAX_BODY {
+        return Err(EdgeResponse::common(
+            413,
+            Common::fail(
+                StatusCode::InvalidParameters,
+                format!("request body larger than {MAX_BODY} bytes"),
+            ),
+        ));
+    }
+    let authorized = authorize(edge, request).await?;
+    if !authorized.is_admin() {
+        return Err(EdgeResponse::common(
+            403,
+            Common::fail(
+                StatusCode::PermissionDenied,
+                "notifications.only-admin-can-do-this",
+            ),
+        ));
+    }
+    Ok(authorized)
+}
+
+/// The `user_id` of a decision's body, checked like getJoinToken's ids.
+fn user_id(body: &[u8]) -> Result<String, EdgeResponse> {
+    let invalid =
+        |msg: String| EdgeResponse::common(200, Common::fail(StatusCode::InvalidParameters, msg));
+    let req: UserReq = parse_input(body).map_err(|e| invalid(e.to_string()))?;
+    if req.user_id.is_empty() {
+        return Err(invalid("user_id: required".into()));
+    }
+    if req.user_id.len() > MAX_ID_LEN || !is_plain_id(&req.user_id) {
+        return Err(invalid(
+            "user_id should only contain letters, digits -_".into(),
+        ));
+    }
+    Ok(req.user_id)
+}
+
+/// Handles `POST /api/waitingRoom/users`.
+pub async fn users<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match moderator(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let seen_since = edge.now_secs().saturating_sub(WAITING_SEEN_WITHIN_SECS);
+    match db::waiting_users(&edge.store, &authorized.room.sid, seen_since, MAX_LISTED).await {
+        Ok(waiting) => EdgeResponse::reply(
+            Common::ok("success"),
+            UsersRes {
+                users: waiting
+                    .into_iter()
+                    .map(|w| WaitingUserRes {
+                        user_id: w.user_id,
+                        name: w.name,
+                        waiting_since: w.since,
+                    })
+                    .collect(),
+            },
+        ),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// Handles `POST /api/waitingRoom/approveUsers`.
+pub async fn approve<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match moderator(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let user_id = match user_id(&request.body) {
+        Ok(user_id) => user_id,
+        Err(response) => return response,
+    };
+    let who = if user_id == EVERYONE {
+        Waiting::Everyone
+    } else {
+        Waiting::User(&user_id)
+    };
+    let approved = match db::approve_waiting(
+        &edge.store,
+        &authorized.room.sid,
+        who,
+        &crate::new_id(),
+        edge.now_secs(),
+    )
+    .await
+    {
+        Ok(approved) => approved,
+        Err(e) => return store_failure(e),
+    };
+    if approved.is_empty() && matches!(who, Waiting::User(_)) {
+        return EdgeResponse::common(
+            200,
+            Common::fail(StatusCode::UserNotFound, "notifications.user-not-waiting"),
+        );
+    }
+    tracing::info!(room_id = %authorized.room.room_id, approved = approved.len(), "waiting users let in");
+    EdgeResponse::reply(Common::ok("success"), ApprovedRes { approved })
+}
+
+/// Handles `POST /api/waitingRoom/rejectUsers`.
+pub async fn reject<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match moderator(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let user_id = match user_id(&request.body) {
+        Ok(user_id) => user_id,
+        Err(response) => return response,
+    };
+    match db::reject_waiting(&edge.store, &authorized.room.sid, &user_id, edge.now_secs()).await {
+        Ok(true) => EdgeResponse::common(200, Common::ok("success")),
+        Ok(false) => EdgeResponse::common(
+            200,
+            Common::fail(StatusCode::UserNotFound, "notifications.user-not-waiting"),
+        ),
+        Err(e) => store_failure(e),
+    }
+}
