@@ -3,17 +3,51 @@
 //! host) and its real LiveKit server. Join links come from the API, as a CMS plugin makes them.
 //! A third, hidden user (as a recorder bot joins) watches without publishing or being shown.
 //!
-//! Screenshots of the key screens are kept under `$CARGO_TARGET_DIR/test-artefacts/web/`.
+//! Screenshots of the key screens are kept under `$CARGO_TARGET_DIR/test-artefacts/web/` (and
+//! `web-waiting/` for the waiting room).
 
 mod support;
 
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 use support::{hs256, now_secs, unique, System};
 
+/// The tests here take turns: each runs its own system and several browsers, and two at once
+/// would starve each other on a small machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs a browser driver from `tests/clients/` with `plan`; what it saw (its last JSON line).
+fn drive(script: &str, plan: &Value) -> Value {
+    let output = Command::new("node")
+        .arg(support::repo_root().join("tests/clients").join(script))
+        .arg(plan.to_string())
+        .env(
+            "NODE_MODULES_DIR",
+            edgemeet::cache_dir().join("node").join("node_modules"),
+        )
+        .output()
+        .expect("run node (scripts/bootstrap.sh installs playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let seen: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no result from the browser driver ({}):\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    println!("browser driver saw: {seen:#}");
+    seen
+}
+
 #[test]
 fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_moderator_ends_it() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let system = System::start("web", "");
     let target = &system.target;
     let room = unique("meet");
@@ -38,28 +72,7 @@ fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_modera
         "expired": expired,
         "shots": shots,
     });
-    let output = Command::new("node")
-        .arg(support::repo_root().join("tests/clients/join_page_browsers.mjs"))
-        .arg(plan.to_string())
-        .env(
-            "NODE_MODULES_DIR",
-            edgemeet::cache_dir().join("node").join("node_modules"),
-        )
-        .output()
-        .expect("run node (scripts/bootstrap.sh installs playwright-core)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let seen: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result from the browser driver ({}):\n{stdout}\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    println!("browser driver saw: {seen:#}");
+    let seen = drive("join_page_browsers.mjs", &plan);
     println!("screenshots in {}", shots.display());
     assert_eq!(
         seen["ok"], true,
@@ -139,4 +152,98 @@ fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_modera
         load["transferBytes"].as_u64().is_some_and(|b| b > 1000),
         "{load}"
     );
+}
+
+/// The waiting room in the browser: a guest waits until the moderator, whose page lists who
+/// waits, lets them in; another is turned away and told so.
+#[test]
+fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Join tokens live 20 s here, so the pages must renew theirs during the test.
+    let system = System::start_with("web-waiting", "token_validity_secs = 20", "");
+    let target = &system.target;
+    let room = unique("lobby");
+    target.create_room(
+        &room,
+        json!({"metadata": {"room_title": "Office hours", "room_features": {
+            "waiting_room_features": {"is_active": true,
+                "waiting_room_msg": "The teacher lets you in shortly."}}}}),
+    );
+    let moderator = target.join_token(&room, "teacher-1", true, false);
+    let guest = target.join_token(&room, "student-1", false, false);
+    let refused = target.join_token(&room, "stranger-1", false, false);
+    let shots = support::artefacts_dir("web-waiting");
+    let seen = drive(
+        "waiting_room_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "moderator": moderator, "moderatorIdentity": "teacher-1",
+            "guest": guest, "guestIdentity": "student-1",
+            "refused": refused, "refusedIdentity": "stranger-1",
+            "shots": shots,
+        }),
+    );
+    assert_eq!(
+        seen["ok"], true,
+        "the browsers did not get through: {seen:#}"
+    );
+    assert_eq!(seen["listHiddenAtFirst"], true, "{seen}");
+    let waiting_text = seen["guestWaitingText"].as_str().unwrap_or_default();
+    assert!(
+        waiting_text.contains("Waiting for a moderator")
+            && waiting_text.contains("The teacher lets you in shortly."),
+        "{waiting_text}"
+    );
+    assert_eq!(
+        seen["listedNames"],
+        json!(["User student-1", "User stranger-1"]),
+        "{seen}"
+    );
+    assert_eq!(seen["listTitle"], "Waiting to join (2)", "{seen}");
+    assert_eq!(seen["guestStillWaiting"], true, "{seen}");
+    assert!(
+        seen["refusedText"]
+            .as_str()
+            .is_some_and(|t| t.contains("cannot join")),
+        "{seen}"
+    );
+    assert_eq!(seen["listHiddenAfter"], true, "{seen}");
+    // The moderator's page renewed its join token (and then ended the meeting with it): the
+    // same user and rights, a later expiry.
+    let renewed = seen["moderatorRenewedToken"].as_str().unwrap_or_default();
+    assert!(!renewed.is_empty(), "{seen}");
+    let (first, then) = (
+        support::jwt_claims(&moderator),
+        support::jwt_claims(renewed),
+    );
+    assert!(
+        then["exp"].as_i64() > first["exp"].as_i64(),
+        "{first} {then}"
+    );
+    assert_eq!(
+        (then["sub"].clone(), then["is_admin"].clone()),
+        (json!("teacher-1"), json!(true))
+    );
+    // The one error expected: Chromium logs the 401 that tells the user turned away so.
+    let errors: Vec<Value> = seen["consoleErrors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e != "refused: Failed to load resource: the server responded with a status of 401 \
+                  (Unauthorized)"
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    for name in ["w1-waiting-phone", "w2-waiting-list", "w3-turned-away"] {
+        let file = shots.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&file).is_ok_and(|m| m.len() > 1000),
+            "screenshot {} missing",
+            file.display()
+        );
+    }
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], false, "{active}");
 }

@@ -1,7 +1,7 @@
 // Small DOM helpers: an element builder, the screen switcher behind `#app[data-screen]`, and
 // the polite live region.
 
-export type Screen = 'loading' | 'error' | 'prejoin' | 'connecting' | 'room' | 'ended' | 'left';
+export type Screen = 'loading' | 'error' | 'waiting' | 'prejoin' | 'connecting' | 'room' | 'ended' | 'left';
 
 type AttrValue = string | number | boolean | null | undefined;
 type Child = Node | string | null | undefined | false;

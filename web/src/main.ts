@@ -6,10 +6,11 @@ import { LogLevel, setLogLevel } from 'livekit-client';
 
 import { showPrejoin, type JoinChoices } from './prejoin';
 import { joinRoom } from './room';
-import { showEnded, showError, showLeft, showLoading } from './screens';
+import { showEnded, showError, showLeft, showLoading, showWaiting } from './screens';
 import { createSession } from './session';
 import './timings';
-import { expiredLocally, forgetToken, takeToken } from './token';
+import { keepTokenFresh } from './renewal';
+import { currentToken, expiredLocally, forgetToken, takeToken } from './token';
 
 function debugEnabled(): boolean {
   try {
@@ -23,7 +24,11 @@ function debugEnabled(): boolean {
 // (localStorage['edgemeet-debug'] = '1').
 setLogLevel(debugEnabled() ? LogLevel.debug : LogLevel.silent);
 
-const joinToken = takeToken();
+// The join token moves from the address bar into this tab (see token.ts).
+takeToken();
+
+/** How often a waiting user's page asks whether they were let in. */
+const WAITING_POLL_MS = 3_000;
 
 /** The media choices made once, kept for Retry and Rejoin (which skip the pre-join screen). */
 let remembered: Omit<JoinChoices, 'tracks'> | null = null;
@@ -42,6 +47,7 @@ async function start(): Promise<void> {
 }
 
 async function run(): Promise<void> {
+  const joinToken = currentToken();
   if (!joinToken) {
     showError('invalid');
     return;
@@ -52,13 +58,21 @@ async function run(): Promise<void> {
     return;
   }
   showLoading();
-  const result = await createSession(joinToken);
+  let result = await createSession(currentToken());
+  // In the waiting room: ask again until a moderator decides.
+  while (result.ok === 'waiting') {
+    keepTokenFresh();
+    showWaiting(result.waiting);
+    await new Promise((resolve) => window.setTimeout(resolve, WAITING_POLL_MS));
+    result = await createSession(currentToken());
+  }
   if (!result.ok) {
     if (result.error === 'expired' || result.error === 'invalid') forgetToken();
     showError(result.error, () => void start());
     return;
   }
   const session = result.session;
+  keepTokenFresh();
   document.title = `${session.room_title} · edgemeet`;
 
   let choices: JoinChoices;
@@ -73,7 +87,7 @@ async function run(): Promise<void> {
   const { tracks: _handedOver, ...kept } = choices;
   remembered = kept;
 
-  await joinRoom(session, joinToken, choices, {
+  await joinRoom(session, currentToken, choices, {
     ended: () => {
       // The meeting is over: nothing to rejoin, so the token goes.
       forgetToken();

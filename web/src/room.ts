@@ -19,6 +19,7 @@ import { Grid } from './grid';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
 import { endRoom, mayPublish, type Session } from './session';
+import { WaitingList } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
 export interface RoomExits {
@@ -110,7 +111,7 @@ const canShareScreen = (): boolean => typeof navigator.mediaDevices?.getDisplayM
 /** Connects and runs the meeting until it ends, the user leaves, or the connection is lost. */
 export async function joinRoom(
   session: Session,
-  joinToken: string,
+  joinToken: () => string,
   choices: JoinChoices,
   exits: RoomExits,
 ): Promise<void> {
@@ -205,6 +206,8 @@ class RoomView {
   private screenButton?: HTMLButtonElement;
   private endButton?: HTMLButtonElement;
   private confirm?: HTMLElement;
+  /** Who waits to be let in: a moderator's, in a room with a waiting room. */
+  private waitingList?: WaitingList;
   private readonly mic: MediaToggle;
   private readonly camera: MediaToggle;
   private readonly screen: MediaToggle;
@@ -216,7 +219,8 @@ class RoomView {
   constructor(
     private readonly room: Room,
     private readonly session: Session,
-    private readonly joinToken: string,
+    /** The join token in use now (it is renewed during the meeting). */
+    private readonly joinToken: () => string,
     private readonly choices: JoinChoices,
     private readonly actions: ViewActions,
   ) {
@@ -285,6 +289,11 @@ class RoomView {
       h('p', { class: 'room-meta' }, this.count, session.region.name ? ` · ${session.region.name}` : ''),
     );
     const parts: Node[] = [header, this.banner, this.grid.el, this.audioSink];
+    if (session.is_admin && session.waiting_room) {
+      this.waitingList = new WaitingList(this.joinToken);
+      parts.push(this.waitingList.el);
+      this.waitingList.start();
+    }
     if (this.confirm) parts.push(this.confirm);
     parts.push(this.controls, this.toast);
     showScreen('room', parts);
@@ -369,7 +378,7 @@ class RoomView {
       yes.disabled = true;
       yes.textContent = 'Ending…';
       error.hidden = true;
-      void endRoom(this.joinToken).then((result) => {
+      void endRoom(this.joinToken()).then((result) => {
         if (this.destroyed) return;
         if (result.ok) {
           this.actions.endedHere();
@@ -490,6 +499,7 @@ class RoomView {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.waitingList?.stop();
     window.clearTimeout(this.toastTimer);
     this.grid.destroy();
     for (const el of Array.from(this.audioSink.children)) {

@@ -1,7 +1,7 @@
 // The simple screens: loading, connecting, the error screens, and the ends of a meeting.
 
 import { h, showScreen } from './dom';
-import type { ErrorKind } from './session';
+import type { ErrorKind, Waiting } from './session';
 
 const ERRORS: Record<ErrorKind, { title: string; text: string }> = {
   expired: {
@@ -51,6 +51,22 @@ export function showConnecting(title: string): void {
       h('h1', {}, `Joining ${title}…`),
     ),
   ]);
+}
+
+/** The waiting room: the user waits for a moderator; the page asks the edge again meanwhile. */
+export function showWaiting(waiting: Waiting): void {
+  showScreen('waiting', [
+    h(
+      'section',
+      { class: 'message' },
+      h('div', { class: 'spinner', 'aria-hidden': 'true' }),
+      h('h1', {}, 'Waiting for a moderator to let you in'),
+      waiting.room_title ? h('p', {}, waiting.room_title) : null,
+      waiting.message ? h('p', { class: 'waiting-message' }, waiting.message) : null,
+      h('p', {}, 'Keep this page open: you join as soon as you are let in.'),
+    ),
+  ]);
+  document.title = `Waiting · ${waiting.room_title || 'edgemeet'}`;
 }
 
 /** An error screen; the unreachable one offers Retry. */

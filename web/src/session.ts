@@ -1,6 +1,8 @@
 // The edge's API for the page (same origin): `POST /api/session` trades the join token for the
-// room's region and a LiveKit token; `POST /api/endRoom` lets a moderator end the meeting.
-// Both take the join token raw in `Authorization`.
+// room's region and a LiveKit token (or says the user waits for a moderator);
+// `POST /api/endRoom` lets a moderator end the meeting; `/api/waitingRoom/*` lets a moderator
+// see who waits and let them in or turn them away. All take the join token raw in
+// `Authorization`.
 
 export type ErrorKind = 'expired' | 'invalid' | 'not-active' | 'blocked' | 'unreachable';
 
@@ -14,6 +16,8 @@ export interface Session {
   is_hidden: boolean;
   /** The track sources LiveKit lets this user publish (`camera`, `microphone`, `screen_share`, …). */
   publish_sources: string[];
+  /** The room has a waiting room (a moderator's page lists who waits). */
+  waiting_room: boolean;
   region: { id: string; name: string };
   placement: string;
   livekit_url: string;
@@ -25,8 +29,23 @@ export function mayPublish(session: Session, source: 'camera' | 'microphone' | '
   return session.publish_sources.includes(source);
 }
 
+/** A user the edge keeps in the waiting room: no LiveKit token until a moderator lets them in. */
+export interface Waiting {
+  room_title: string;
+  name: string;
+  /** The room creator's words for waiting users (may be empty). */
+  message: string;
+}
+
+/** A user in the waiting room, as a moderator's page lists them. */
+export interface WaitingUser {
+  user_id: string;
+  name: string;
+}
+
 export type SessionResult =
   | { ok: true; session: Session }
+  | { ok: 'waiting'; waiting: Waiting }
   | { ok: false; error: ErrorKind; msg?: string };
 
 export type EndResult = { ok: true } | { ok: false; msg: string };
@@ -47,15 +66,15 @@ interface Reply {
   body: Record<string, unknown> | null;
 }
 
-/** POSTs `{}` with the join token; `null` on a network failure or timeout. */
-async function post(path: string, joinToken: string): Promise<Reply | null> {
+/** POSTs `payload` (JSON) with the join token; `null` on a network failure or timeout. */
+async function post(path: string, joinToken: string, payload: object = {}): Promise<Reply | null> {
   const abort = new AbortController();
   const timer = window.setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
     const res = await fetch(path, {
       method: 'POST',
       headers: { Authorization: joinToken, 'Content-Type': 'application/json' },
-      body: '{}',
+      body: JSON.stringify(payload),
       cache: 'no-store',
       credentials: 'same-origin',
       signal: abort.signal,
@@ -99,6 +118,16 @@ export async function createSession(joinToken: string): Promise<SessionResult> {
   const reply = await post('/api/session', joinToken);
   if (!reply) return { ok: false, error: 'unreachable' };
   const body = reply.body;
+  if (reply.status === 200 && body?.status === true && body.waiting === true) {
+    return {
+      ok: 'waiting',
+      waiting: {
+        room_title: typeof body.room_title === 'string' && body.room_title ? body.room_title : '',
+        name: typeof body.name === 'string' ? body.name : '',
+        message: typeof body.waiting_room_msg === 'string' ? body.waiting_room_msg : '',
+      },
+    };
+  }
   if (reply.status === 200 && body && isSession(body)) {
     const s = body as unknown as Session;
     return {
@@ -109,6 +138,7 @@ export async function createSession(joinToken: string): Promise<SessionResult> {
         name: s.name || s.user_id || 'Guest',
         is_admin: s.is_admin === true,
         is_hidden: s.is_hidden === true,
+        waiting_room: s.waiting_room === true,
       },
     };
   }
@@ -123,4 +153,43 @@ export async function endRoom(joinToken: string): Promise<EndResult> {
   if (reply.status === 200 && reply.body?.status === true) return { ok: true };
   const msg = typeof reply.body?.msg === 'string' ? reply.body.msg : `HTTP ${reply.status}`;
   return { ok: false, msg };
+}
+
+/** Who waits to be let in now, longest first; `null` when the edge could not say. */
+export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | null> {
+  const reply = await post('/api/waitingRoom/users', joinToken);
+  if (!reply || reply.status !== 200 || reply.body?.status !== true) return null;
+  const users = reply.body.users;
+  if (!Array.isArray(users)) return null;
+  return users
+    .filter((u): u is Record<string, unknown> => !!u && typeof u === 'object')
+    .filter((u) => typeof u.user_id === 'string')
+    .map((u) => ({ user_id: u.user_id as string, name: typeof u.name === 'string' && u.name ? u.name : (u.user_id as string) }));
+}
+
+/** A moderator lets a waiting user in (`all`: everyone waiting) or turns them away. */
+export async function decideWaiting(
+  joinToken: string,
+  decision: 'approve' | 'reject',
+  userId: string,
+): Promise<EndResult> {
+  const path = decision === 'approve' ? '/api/waitingRoom/approveUsers' : '/api/waitingRoom/rejectUsers';
+  const reply = await post(path, joinToken, { user_id: userId });
+  if (!reply) return { ok: false, msg: 'network-error' };
+  if (reply.status === 200 && reply.body?.status === true) return { ok: true };
+  const msg = typeof reply.body?.msg === 'string' ? reply.body.msg : `HTTP ${reply.status}`;
+  return { ok: false, msg };
+}
+
+export type RenewResult = { ok: true; token: string } | { ok: false; retry: boolean };
+
+/** Trades a valid join token for a fresh one; `retry` when the edge could not be asked. */
+export async function renewToken(joinToken: string): Promise<RenewResult> {
+  const reply = await post('/api/renewToken', joinToken);
+  if (!reply) return { ok: false, retry: true };
+  const token = reply.body?.token;
+  if (reply.status === 200 && reply.body?.status === true && typeof token === 'string' && token) {
+    return { ok: true, token };
+  }
+  return { ok: false, retry: reply.status >= 500 || reply.status === 429 };
 }

@@ -4,6 +4,9 @@
 
 const KEY = 'pnm_access_token';
 
+/** The token in use: the one taken at load, or its latest renewal. */
+let current: string | null = null;
+
 function stored(): string | null {
   try {
     return window.sessionStorage.getItem(KEY) || null;
@@ -22,6 +25,7 @@ function store(token: string): void {
 
 /** Forgets the token: the server refused it (expired or invalid), or the meeting ended. */
 export function forgetToken(): void {
+  current = null;
   try {
     window.sessionStorage.removeItem(KEY);
   } catch {
@@ -43,10 +47,24 @@ export function takeToken(): string | null {
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     if (fromUrl) {
       store(fromUrl);
+      current = fromUrl;
       return fromUrl;
     }
   }
-  return stored();
+  current = stored();
+  return current;
+}
+
+/** The join token in use now (empty once forgotten): calls read it each time, so a renewal
+ * made meanwhile counts. */
+export function currentToken(): string {
+  return current ?? '';
+}
+
+/** Keeps a renewed token, for this page and a reload. */
+export function keepToken(token: string): void {
+  current = token;
+  store(token);
 }
 
 /** Clock skew allowed between this device and the edge when reading `exp` here. */
@@ -57,14 +75,38 @@ const SKEW_SECS = 30;
  * verifies). Saves a round trip for an old link; anything unreadable is left to the edge.
  */
 export function expiredLocally(token: string, nowSecs = Date.now() / 1000): boolean {
+  const { exp } = times(token);
+  return exp !== undefined && exp + SKEW_SECS < nowSecs;
+}
+
+/** Share of a token's life after which the page renews it. */
+const RENEW_AT = 0.6;
+
+/**
+ * Seconds from now until the token is due for renewal (60% into its life, by its own `nbf`
+ * and `exp`; a minute before `exp` when it has no `nbf`); `null` when it names no expiry.
+ */
+export function renewDueInSecs(token: string, nowSecs = Date.now() / 1000): number | null {
+  const { nbf, exp } = times(token);
+  if (exp === undefined) return null;
+  const due = nbf !== undefined && nbf < exp ? nbf + (exp - nbf) * RENEW_AT : exp - 60;
+  return Math.max(0, due - nowSecs);
+}
+
+/** The token's `nbf` and `exp` claims, read without verifying them (the edge verifies). */
+function times(token: string): { nbf?: number; exp?: number } {
   const payload = token.split('.')[1];
-  if (!payload) return false;
+  if (!payload) return {};
   try {
     const base64 = payload.replace(/-/g, '+').replace(/_/g, '/');
     const claims: unknown = JSON.parse(atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, '=')));
-    const exp = claims && typeof claims === 'object' ? (claims as { exp?: unknown }).exp : undefined;
-    return typeof exp === 'number' && exp + SKEW_SECS < nowSecs;
+    if (!claims || typeof claims !== 'object') return {};
+    const { nbf, exp } = claims as { nbf?: unknown; exp?: unknown };
+    return {
+      nbf: typeof nbf === 'number' ? nbf : undefined,
+      exp: typeof exp === 'number' ? exp : undefined,
+    };
   } catch {
-    return false;
+    return {};
   }
 }

@@ -1,0 +1,171 @@
+// Drives the join page's waiting room in headless Debian Chromium (Playwright's playwright-core)
+// for tests/web.rs:
+//
+//   node waiting_room_browsers.mjs PLAN_JSON
+//
+// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
+//             "guest": TOKEN, "guestIdentity": ID, "refused": TOKEN, "refusedIdentity": ID,
+//             "shots": DIR}
+// In a room with a waiting room, the moderator goes in. A guest and another user open their
+// links and wait. The moderator's page lists both; the moderator lets the guest in, who then
+// passes the pre-join check and meets the moderator, and turns the other away, whose page then
+// says so. The pages renew their short-lived join tokens meanwhile. Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go
+// to DIR. Chromium gets fake camera and microphone devices.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+
+// playwright-core is installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names it.
+const require = createRequire(join(process.env.NODE_MODULES_DIR, "noop.js"));
+const { chromium } = require("playwright-core");
+
+const plan = JSON.parse(process.argv[2]);
+mkdirSync(plan.shots, { recursive: true });
+const STEP_TIMEOUT = 30_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+
+const seen = { consoleErrors: [], screens: {}, steps: [] };
+const step = (name) => seen.steps.push(name);
+
+async function open(name, token, viewport) {
+  const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on("console", (message) => {
+    if (message.type() === "error") seen.consoleErrors.push(`${name}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => seen.consoleErrors.push(`${name}: ${error.message}`));
+  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
+  return page;
+}
+
+const screen = (page, value) =>
+  page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(plan.shots, `${name}.png`), fullPage: true });
+}
+
+/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
+async function playsRemoteVideo(page, identity) {
+  await page.waitForFunction(
+    (id) => {
+      const video = document.querySelector(
+        `.tile[data-identity="${id}"]:not([data-local="true"]) video`,
+      );
+      return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
+    },
+    identity,
+    { timeout: STEP_TIMEOUT },
+  );
+}
+
+const listed = (id) => `#waiting-list li[data-user-id="${id}"]`;
+
+try {
+  const desktop = { width: 1280, height: 800 };
+  const moderator = await open("moderator", plan.moderator, desktop);
+  await screen(moderator, "prejoin");
+  await moderator.click("#join");
+  await screen(moderator, "room");
+  // Nobody waits yet: the list is not shown.
+  seen.listHiddenAtFirst = await moderator.$eval("#waiting-list", (el) => el.hidden);
+  step("moderator in room");
+
+  const guest = await open("guest", plan.guest, { width: 390, height: 844 });
+  await screen(guest, "waiting");
+  seen.guestWaitingText = await guest.textContent("#app");
+  await shot(guest, "w1-waiting-phone");
+  const refused = await open("refused", plan.refused, desktop);
+  await screen(refused, "waiting");
+  step("both wait");
+
+  await moderator.waitForSelector(listed(plan.guestIdentity), { state: "visible" });
+  await moderator.waitForSelector(listed(plan.refusedIdentity), { state: "visible" });
+  seen.listedNames = await moderator.$$eval("#waiting-list .waiting-name", (names) =>
+    names.map((n) => n.textContent),
+  );
+  seen.listTitle = await moderator.textContent("#waiting-title");
+  await shot(moderator, "w2-waiting-list");
+  // Still waiting a few polls later: nothing lets a waiting user in but the moderator.
+  await guest.waitForTimeout(4000);
+  seen.guestStillWaiting = await guest.$eval("#app", (app) => app.dataset.screen === "waiting");
+  step("the moderator sees both");
+
+  await moderator.click(`${listed(plan.guestIdentity)} .waiting-approve`);
+  await screen(guest, "prejoin");
+  await guest.click("#join");
+  await screen(guest, "room");
+  await playsRemoteVideo(moderator, plan.guestIdentity);
+  await playsRemoteVideo(guest, plan.moderatorIdentity);
+  step("the guest was let in and meets the moderator");
+
+  await moderator.click(`${listed(plan.refusedIdentity)} .waiting-reject`);
+  await refused.waitForSelector('#app[data-screen="error"][data-error="blocked"]');
+  seen.refusedText = await refused.textContent("#app");
+  await shot(refused, "w3-turned-away");
+  await moderator.waitForSelector("#waiting-list", { state: "hidden" });
+  seen.listHiddenAfter = true;
+  step("the other was turned away");
+
+  // The edge here issues join tokens for 20 s: the pages renew theirs 60% into its life, and
+  // the moderator ends the meeting with the renewed one.
+  const renewedToken = () =>
+    moderator.evaluate(
+      (first) => {
+        const now = sessionStorage.getItem("pnm_access_token");
+        return now && now !== first ? now : null;
+      },
+      plan.moderator,
+    );
+  await moderator.waitForFunction(
+    (first) => {
+      const now = sessionStorage.getItem("pnm_access_token");
+      return !!now && now !== first;
+    },
+    plan.moderator,
+    { timeout: STEP_TIMEOUT },
+  );
+  seen.moderatorRenewedToken = await renewedToken();
+  step("the moderator's token was renewed");
+
+  await moderator.click("#end-meeting");
+  await moderator.click("#end-meeting-confirm");
+  await screen(moderator, "ended");
+  await screen(guest, "ended");
+  step("meeting ended");
+  seen.ok = true;
+} catch (error) {
+  seen.ok = false;
+  seen.error = String(error?.stack || error);
+  for (const context of browser.contexts()) {
+    for (const [i, page] of context.pages().entries()) {
+      const c = browser.contexts().indexOf(context);
+      seen.screens[`context${c}-${i}`] = await page
+        .evaluate(() => document.getElementById("app")?.outerHTML?.slice(0, 2000))
+        .catch(() => "unavailable");
+      await page
+        .screenshot({ path: join(plan.shots, `waiting-failure-${c}-${i}.png`) })
+        .catch(() => {});
+    }
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
