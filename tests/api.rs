@@ -1036,10 +1036,24 @@ fn join_token_renewal(s: &Suite) {
     }
     // The renewed token is a join token like the first: a session, and a moderator's rights.
     assert_eq!(s.target.session(&renewed, &[]).json()["is_admin"], true);
-    // A moderator whose latest token made them a plain user renews into a plain user.
-    s.target.join_token(&room, "m", false, false);
-    let demoted = jwt_claims(renew(&moderator).json()["token"].as_str().unwrap());
+    // A token getJoinToken has since replaced is not renewed (it dies at its expiry); the new
+    // one, which made the moderator a plain user, renews into a plain user.
+    // (A second later: tokens are stamped in whole seconds.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let plain = s.target.join_token(&room, "m", false, false);
+    let r = renew(&moderator);
+    assert_eq!(
+        (r.status, r.json()["msg"].clone()),
+        (401, json!("notifications.token-replaced"))
+    );
+    let demoted = jwt_claims(renew(&plain).json()["token"].as_str().unwrap());
     assert!(demoted.get("is_admin").is_none(), "{demoted}");
+    // The renewal of the replaced token is a renewal too: refused as well.
+    assert_eq!(
+        renew(&renewed).json()["msg"],
+        "notifications.token-replaced"
+    );
+    let renewed = renew(&plain).json()["token"].as_str().unwrap().to_owned();
     // Refused: no token, garbage, expired, a user turned away, an ended session.
     let r = s.target.post("/api/renewToken", b"{}", &[]);
     assert_eq!(r.status, 401);
@@ -1215,16 +1229,33 @@ fn waiting_room(s: &Suite) {
     let r = call("rejectUsers", &moderator, br#"{"user_id":"guest"}"#);
     assert_common(&r.json(), false, "USER_NOT_FOUND");
     assert_eq!(s.target.session(&guest, &[]).status, 200);
-    // "all" lets everyone who waits in.
+    // Only this session's moderators decide: one of another room finds nobody waiting, and a
+    // moderator whose latest token made them a plain user is refused.
     let late = s.target.join_token(&room, "late", false, false);
-    let hidden = s.target.join_token(&room, "quiet", false, true);
     assert_eq!(s.target.session(&late, &[]).json()["waiting"], true);
+    let elsewhere = unique("elsewhere");
+    s.target.create_room(&elsewhere, json!({}));
+    let stranger_host = s.target.join_token(&elsewhere, "late", true, false);
+    for path in ["approveUsers", "rejectUsers"] {
+        let r = call(path, &stranger_host, br#"{"user_id":"late"}"#);
+        assert_common(&r.json(), false, "USER_NOT_FOUND");
+    }
+    let demoted = s.target.join_token(&room, "host2", true, false);
+    s.target.join_token(&room, "host2", false, false);
+    let r = call("approveUsers", &demoted, br#"{"user_id":"late"}"#);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(s.target.session(&late, &[]).json()["waiting"], true);
+    // "all" lets in everyone the list shows: those who asked, not everyone a token was issued
+    // for.
+    let hidden = s.target.join_token(&room, "quiet", false, true);
+    let absent = s.target.join_token(&room, "absent", false, false);
     assert_eq!(s.target.session(&hidden, &[]).json()["waiting"], true);
     let r = call("approveUsers", &moderator, br#"{"user_id":"all"}"#);
     let mut approved: Vec<String> = serde_json::from_value(r.json()["approved"].clone()).unwrap();
     approved.sort();
     assert_eq!(approved, ["late", "quiet"]);
     assert!(s.target.session(&late, &[]).json()["token"].is_string());
+    assert_eq!(s.target.session(&absent, &[]).json()["waiting"], true);
     // A moderator's page without a waiting room is told so.
     let plain = unique("nowait");
     s.target.create_room(&plain, json!({}));
@@ -1238,7 +1269,7 @@ fn waiting_room(s: &Suite) {
         .session(&s.target.join_token(&plain, "guest", false, false), &[])
         .json();
     assert_eq!(g["waiting"], false, "{g}");
-    for r in [&room, &plain] {
+    for r in [&room, &plain, &elsewhere] {
         s.target.call("/auth/room/endRoom", &json!({"room_id": r}));
     }
 }

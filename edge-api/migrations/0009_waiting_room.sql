@@ -13,9 +13,15 @@ CREATE TABLE IF NOT EXISTS waiting_users (
     PRIMARY KEY (room_sid, user_id)
 );
 
--- Nobody waits for a session that ended.
+-- Nobody waits for a session that ended (a wait is noted only while its session runs), and
+-- nothing of a session is kept once it is forgotten.
 CREATE TRIGGER IF NOT EXISTS waiting_users_session_ended AFTER UPDATE OF is_running ON rooms
 WHEN NEW.is_running = 0
 BEGIN
     DELETE FROM waiting_users WHERE room_sid = NEW.sid;
+END;
+
+CREATE TRIGGER IF NOT EXISTS waiting_users_session_forgotten AFTER DELETE ON rooms
+BEGIN
+    DELETE FROM waiting_users WHERE room_sid = OLD.sid;
 END;

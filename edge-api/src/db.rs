@@ -355,14 +355,13 @@ pub struct RoomUser {
     pub metadata: String,
     /// Blocked from joining again.
     pub is_blocked: bool,
+    /// Unix seconds: when getJoinToken issued the user's latest join token in this session
+    /// (the `nbf` it gave that token; stored as `updated_at`, which nothing else writes).
+    pub token_issued_at: i64,
 }
 
 /// Records (or refreshes) a user of a session; a blocked user stays blocked.
-pub async fn upsert_user(
-    store: &impl Store,
-    user: &RoomUser,
-    now: i64,
-) -> Result<UserRecorded, StoreError> {
+pub async fn upsert_user(store: &impl Store, user: &RoomUser) -> Result<UserRecorded, StoreError> {
     // The blocked check and the write are one statement, so a block placed between them cannot
     // be overwritten: a blocked row is left as it is and returns nothing.
     let rows = store
@@ -381,7 +380,7 @@ pub async fn upsert_user(
                 user.is_admin.into(),
                 user.is_hidden.into(),
                 user.metadata.as_str().into(),
-                now.into(),
+                user.token_issued_at.into(),
             ],
         )
         .await?;
@@ -409,8 +408,8 @@ pub async fn room_user(
 ) -> Result<Option<RoomUser>, StoreError> {
     let rows = store
         .execute(
-            "SELECT room_sid, user_id, name, is_admin, is_hidden, metadata, is_blocked \
-             FROM room_users WHERE room_sid = ? AND user_id = ?",
+            "SELECT room_sid, user_id, name, is_admin, is_hidden, metadata, is_blocked, \
+             updated_at FROM room_users WHERE room_sid = ? AND user_id = ?",
             &[room_sid.into(), user_id.into()],
         )
         .await?;
@@ -426,13 +425,15 @@ pub async fn room_user(
                 is_hidden: col.int(4)? != 0,
                 metadata: col.text(5)?,
                 is_blocked: col.int(6)? != 0,
+                token_issued_at: col.int(7)?,
             })
         })
         .transpose()
 }
 
-/// Notes that a user waiting to be let in asked again at `now`. A wait that was not seen for
-/// `fresh_secs` begins anew (the user left and came back).
+/// Notes that a user waiting to be let in asked again at `now`, if the session still runs (a
+/// row for an ended one would never be cleared). A wait that was not seen for `fresh_secs`
+/// begins anew (the user left and came back).
 pub async fn note_waiting(
     store: &impl Store,
     room_sid: &str,
@@ -442,7 +443,9 @@ pub async fn note_waiting(
 ) -> Result<(), StoreError> {
     store
         .execute(
-            "INSERT INTO waiting_users (room_sid, user_id, since, seen_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO waiting_users (room_sid, user_id, since, seen_at) \
+             SELECT ?, ?, ?, ? WHERE EXISTS \
+             (SELECT 1 FROM rooms WHERE sid = ?1 AND is_running = 1) \
              ON CONFLICT (room_sid, user_id) DO UPDATE SET \
              since = CASE WHEN waiting_users.seen_at < ? THEN excluded.since \
              ELSE waiting_users.since END, seen_at = excluded.seen_at",
@@ -482,7 +485,7 @@ pub async fn waiting_users(
             "SELECT w.user_id, u.name, w.since FROM waiting_users w \
              JOIN room_users u ON u.room_sid = w.room_sid AND u.user_id = w.user_id \
              WHERE w.room_sid = ? AND w.seen_at >= ? AND u.is_blocked = 0 \
-             AND json_extract(u.metadata, '$.wait_for_approval') = 1 \
+             AND json_valid(u.metadata) AND json_extract(u.metadata, '$.wait_for_approval') = 1 \
              ORDER BY w.since, w.user_id LIMIT ?",
             &[room_sid.into(), seen_since.into(), limit.into()],
         )
@@ -503,10 +506,11 @@ pub async fn waiting_users(
 /// Who a waiting-room decision is for.
 #[derive(Debug, Clone, Copy)]
 pub enum Waiting<'a> {
-    /// One user.
+    /// One user marked to wait.
     User(&'a str),
-    /// Every user of the session marked to wait.
-    Everyone,
+    /// Everyone marked to wait who asked since these Unix seconds: the users a moderator's
+    /// list shows, not everyone a token was once issued for.
+    SeenSince(i64),
 }
 
 /// Lets waiting users in: clears `wait_for_approval` in their stored metadata (with a new
@@ -516,31 +520,28 @@ pub async fn approve_waiting(
     room_sid: &str,
     who: Waiting<'_>,
     metadata_id: &str,
-    now: i64,
 ) -> Result<Vec<String>, StoreError> {
     const SET: &str = "UPDATE room_users SET metadata = json_set(metadata, \
-         '$.wait_for_approval', json('false'), '$.metadata_id', ?), updated_at = ? \
-         WHERE room_sid = ? AND is_blocked = 0 \
+         '$.wait_for_approval', json('false'), '$.metadata_id', ?) \
+         WHERE room_sid = ? AND is_blocked = 0 AND json_valid(metadata) \
          AND json_extract(metadata, '$.wait_for_approval') = 1";
     let rows = match who {
         Waiting::User(user_id) => {
             store
                 .execute(
                     &format!("{SET} AND user_id = ? RETURNING user_id"),
-                    &[
-                        metadata_id.into(),
-                        now.into(),
-                        room_sid.into(),
-                        user_id.into(),
-                    ],
+                    &[metadata_id.into(), room_sid.into(), user_id.into()],
                 )
                 .await?
         }
-        Waiting::Everyone => {
+        Waiting::SeenSince(seen_since) => {
             store
                 .execute(
-                    &format!("{SET} RETURNING user_id"),
-                    &[metadata_id.into(), now.into(), room_sid.into()],
+                    &format!(
+                        "{SET} AND user_id IN (SELECT user_id FROM waiting_users \
+                         WHERE room_sid = ?2 AND seen_at >= ?) RETURNING user_id"
+                    ),
+                    &[metadata_id.into(), room_sid.into(), seen_since.into()],
                 )
                 .await?
         }
@@ -554,14 +555,13 @@ pub async fn reject_waiting(
     store: &impl Store,
     room_sid: &str,
     user_id: &str,
-    now: i64,
 ) -> Result<bool, StoreError> {
     let rows = store
         .execute(
-            "UPDATE room_users SET is_blocked = 1, updated_at = ? \
-             WHERE room_sid = ? AND user_id = ? AND is_blocked = 0 \
+            "UPDATE room_users SET is_blocked = 1 \
+             WHERE room_sid = ? AND user_id = ? AND is_blocked = 0 AND json_valid(metadata) \
              AND json_extract(metadata, '$.wait_for_approval') = 1 RETURNING user_id",
-            &[now.into(), room_sid.into(), user_id.into()],
+            &[room_sid.into(), user_id.into()],
         )
         .await?;
     Ok(!rows.rows.is_empty())

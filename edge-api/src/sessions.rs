@@ -118,9 +118,10 @@ impl JoinRules {
     }
 }
 
-/// How long after a waiting user's last ask they still count as waiting: the page asks every
-/// few seconds, so a user who closed it drops off the moderators' list soon after.
-pub(crate) const WAITING_SEEN_WITHIN_SECS: i64 = 15;
+/// How long after a waiting user's last ask they still count as waiting. The page asks every
+/// 3 s, but a phone or a background tab may slow its timers to one a minute; a user who closed
+/// the page drops off the moderators' list this long after.
+pub(crate) const WAITING_SEEN_WITHIN_SECS: i64 = 60;
 
 /// A store failure: logged in full, answered 500 without detail (the browser retries).
 pub(crate) fn store_failure(e: StoreError) -> EdgeResponse {
@@ -182,6 +183,7 @@ pub(crate) async fn authorize<S: Store, H: HttpClient, C: Clock>(
             "notifications.invalid-token",
         ));
     }
+    let issued_at_secs = verified.issued_at_secs;
     let claims = verified.claims;
     let user = match db::room_user(&edge.store, &room.sid, &claims.user_id).await {
         // getJoinToken records every user it issues a token to in the session: a token without
@@ -201,7 +203,12 @@ pub(crate) async fn authorize<S: Store, H: HttpClient, C: Clock>(
             "notifications.user-blocked",
         ));
     }
-    Ok(Authorized { claims, room, user })
+    Ok(Authorized {
+        claims,
+        issued_at_secs,
+        room,
+        user,
+    })
 }
 
 /// The 401 for a token whose session is not (or no longer) running.
@@ -213,6 +220,8 @@ fn room_not_active() -> EdgeResponse {
 pub(crate) struct Authorized {
     /// What the token says.
     pub(crate) claims: JoinClaims,
+    /// When the token was issued (its `nbf`), Unix seconds.
+    pub(crate) issued_at_secs: u64,
     /// The running session it was issued for.
     pub(crate) room: db::RoomRow,
     /// The user as their latest token in this session recorded them.
@@ -270,7 +279,9 @@ struct RenewedRes {
 /// Handles `POST /api/renewToken`: the page trades its join token, while it is valid and its
 /// session runs, for a fresh one, so a meeting (or a wait) longer than a token's life keeps its
 /// rights (plugNmeet's client renews its token the same way). The new token carries the user's
-/// rights as their latest token in the session gives them; a blocked user gets none.
+/// rights as their latest token in the session gives them; a blocked user gets none. Only the
+/// latest token getJoinToken issued to the user (or a renewal of it) is renewed: one it has
+/// replaced dies at its own expiry.
 pub async fn renew_token<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
@@ -279,6 +290,12 @@ pub async fn renew_token<S: Store, H: HttpClient, C: Clock>(
         Ok(authorized) => authorized,
         Err(response) => return response,
     };
+    if i128::from(authorized.issued_at_secs) < i128::from(authorized.user.token_issued_at) {
+        return unauthorized(
+            StatusCode::InvalidTokenOrSignature,
+            "notifications.token-replaced",
+        );
+    }
     let claims = JoinClaims {
         is_admin: authorized.is_admin(),
         is_hidden: authorized.is_hidden(),
@@ -314,7 +331,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Err(response) => return response,
     };
     let (is_admin, is_hidden) = (authorized.is_admin(), authorized.is_hidden());
-    let Authorized { claims, room, user } = authorized;
+    let Authorized {
+        claims, room, user, ..
+    } = authorized;
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
     let rules = JoinRules::read(&room.metadata, &user.metadata);

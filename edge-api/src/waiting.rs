@@ -6,7 +6,7 @@
 //!
 //! - `POST /api/waitingRoom/users`: who is waiting now, longest first.
 //! - `POST /api/waitingRoom/approveUsers` `{"user_id": "..."}` (plugNmeet's call; `"all"` lets
-//!   everyone in): the user's next session gets a LiveKit token.
+//!   in everyone the list shows): the user's next session gets a LiveKit token.
 //! - `POST /api/waitingRoom/rejectUsers` `{"user_id": "..."}`: the user is blocked from this
 //!   session, as `USER_BLOCKED`.
 //!
@@ -142,22 +142,15 @@ pub async fn approve<S: Store, H: HttpClient, C: Clock>(
         Err(response) => return response,
     };
     let who = if user_id == EVERYONE {
-        Waiting::Everyone
+        Waiting::SeenSince(edge.now_secs().saturating_sub(WAITING_SEEN_WITHIN_SECS))
     } else {
         Waiting::User(&user_id)
     };
-    let approved = match db::approve_waiting(
-        &edge.store,
-        &authorized.room.sid,
-        who,
-        &crate::new_id(),
-        edge.now_secs(),
-    )
-    .await
-    {
-        Ok(approved) => approved,
-        Err(e) => return store_failure(e),
-    };
+    let approved =
+        match db::approve_waiting(&edge.store, &authorized.room.sid, who, &crate::new_id()).await {
+            Ok(approved) => approved,
+            Err(e) => return store_failure(e),
+        };
     if approved.is_empty() && matches!(who, Waiting::User(_)) {
         return EdgeResponse::common(
             200,
@@ -181,7 +174,7 @@ pub async fn reject<S: Store, H: HttpClient, C: Clock>(
         Ok(user_id) => user_id,
         Err(response) => return response,
     };
-    match db::reject_waiting(&edge.store, &authorized.room.sid, &user_id, edge.now_secs()).await {
+    match db::reject_waiting(&edge.store, &authorized.room.sid, &user_id).await {
         Ok(true) => EdgeResponse::common(200, Common::ok("success")),
         Ok(false) => EdgeResponse::common(
             200,

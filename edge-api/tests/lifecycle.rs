@@ -1613,3 +1613,37 @@ fn room_metadata_and_the_listing_of_rooms_are_bounded() {
     assert_eq!(read.len(), listed + 1, "read {bytes} bytes");
     assert!(bytes <= 4 * 1024 * 1024 + 64 * 1024, "read {bytes} bytes");
 }
+
+/// Users waiting in a session's waiting room, as stored.
+fn waiting_rows(edge: &TestEdge) -> i64 {
+    let rows = block(edge_api::platform::Store::execute(
+        &edge.store,
+        "SELECT COUNT(*) FROM waiting_users",
+        &[],
+    ))
+    .expect("count");
+    match rows.rows[0][0] {
+        edge_api::platform::SqlValue::Integer(n) => n,
+        ref other => panic!("count: {other:?}"),
+    }
+}
+
+/// A session's waiting users go when it ends, and a wait noted after that (a request that
+/// passed its checks just before the end) is not kept: nothing waits for an ended session.
+#[test]
+fn waits_never_outlive_their_session() {
+    let edge = edge();
+    let room = running_room(
+        &edge,
+        "lobby",
+        "eu",
+        json!({"waiting_room_features": {"is_active": true}}),
+    );
+    block(db::note_waiting(&edge.store, &room.sid, "u1", 100, 60)).expect("note");
+    block(db::note_waiting(&edge.store, &room.sid, "u1", 103, 60)).expect("note again");
+    assert_eq!(waiting_rows(&edge), 1);
+    end_room(&edge, "lobby");
+    assert_eq!(waiting_rows(&edge), 0);
+    block(db::note_waiting(&edge.store, &room.sid, "u2", 104, 60)).expect("note");
+    assert_eq!(waiting_rows(&edge), 0);
+}

@@ -169,8 +169,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         is_hidden: user.is_hidden,
         metadata: metadata_json,
         is_blocked: false,
+        token_issued_at: now,
     };
-    match db::upsert_user(&edge.store, &record, now).await {
+    match db::upsert_user(&edge.store, &record).await {
         Ok(UserRecorded::Recorded) => {}
         Ok(UserRecorded::Blocked) => {
             return EdgeResponse::common(
