@@ -7,7 +7,7 @@ import { LogLevel, setLogLevel } from 'livekit-client';
 import { showPrejoin, type JoinChoices } from './prejoin';
 import { joinRoom } from './room';
 import { showEnded, showError, showLeft, showLoading, showWaiting } from './screens';
-import { createSession } from './session';
+import { createSession, type SessionResult } from './session';
 import './timings';
 import { keepTokenFresh } from './renewal';
 import { currentToken, expiredLocally, forgetToken, takeToken } from './token';
@@ -29,6 +29,25 @@ takeToken();
 
 /** How often a waiting user's page asks whether they were let in. */
 const WAITING_POLL_MS = 3_000;
+/** The longest pause between asks while the edge cannot be reached. */
+const WAITING_RETRY_MAX_MS = 15_000;
+
+/** Waits `ms`, or less if the page comes back into view (a phone or a background tab slows
+ * its timers; the user should not come back to a stale screen). */
+function nextAsk(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      window.clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onVisible);
+      resolve();
+    };
+    const onVisible = (): void => {
+      if (document.visibilityState === 'visible') done();
+    };
+    const timer = window.setTimeout(done, ms);
+    document.addEventListener('visibilitychange', onVisible);
+  });
+}
 
 /** The media choices made once, kept for Retry and Rejoin (which skip the pre-join screen). */
 let remembered: Omit<JoinChoices, 'tracks'> | null = null;
@@ -59,11 +78,21 @@ async function run(): Promise<void> {
   }
   showLoading();
   let result = await createSession(currentToken());
-  // In the waiting room: ask again until a moderator decides.
-  while (result.ok === 'waiting') {
-    keepTokenFresh();
-    showWaiting(result.waiting);
-    await new Promise((resolve) => window.setTimeout(resolve, WAITING_POLL_MS));
+  // In the waiting room: ask again until a moderator decides. The edge being out of reach for
+  // a while does not end the wait (the user would lose their place in the list).
+  let waited = false;
+  let pause = WAITING_POLL_MS;
+  const outOfReach = (r: SessionResult): boolean => r.ok === false && r.error === 'unreachable';
+  while (result.ok === 'waiting' || (waited && outOfReach(result))) {
+    if (result.ok === 'waiting') {
+      waited = true;
+      keepTokenFresh();
+      showWaiting(result.waiting);
+      pause = WAITING_POLL_MS;
+    } else {
+      pause = Math.min(pause * 2, WAITING_RETRY_MAX_MS);
+    }
+    await nextAsk(pause);
     result = await createSession(currentToken());
   }
   if (!result.ok) {

@@ -53,8 +53,16 @@ export function showConnecting(title: string): void {
   ]);
 }
 
-/** The waiting room: the user waits for a moderator; the page asks the edge again meanwhile. */
+/** The waiting room: the user waits for a moderator; the page asks the edge again meanwhile.
+ * Shown once; later asks change only what changed (a screen rebuilt every few seconds would
+ * take the focus and be read out again each time). */
 export function showWaiting(waiting: Waiting): void {
+  const shown = document.querySelector<HTMLElement>('#app[data-screen="waiting"] .waiting-message');
+  if (shown) {
+    if (shown.textContent !== waiting.message) shown.textContent = waiting.message;
+    shown.hidden = !waiting.message;
+    return;
+  }
   showScreen('waiting', [
     h(
       'section',
@@ -62,7 +70,7 @@ export function showWaiting(waiting: Waiting): void {
       h('div', { class: 'spinner', 'aria-hidden': 'true' }),
       h('h1', {}, 'Waiting for a moderator to let you in'),
       waiting.room_title ? h('p', {}, waiting.room_title) : null,
-      waiting.message ? h('p', { class: 'waiting-message' }, waiting.message) : null,
+      h('p', { class: 'waiting-message', hidden: !waiting.message }, waiting.message),
       h('p', {}, 'Keep this page open: you join as soon as you are let in.'),
     ),
   ]);

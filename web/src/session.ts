@@ -155,12 +155,15 @@ export async function endRoom(joinToken: string): Promise<EndResult> {
   return { ok: false, msg };
 }
 
-/** Who waits to be let in now, longest first; `null` when the edge could not say. */
-export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | null> {
+/** Who waits to be let in now, longest first; `unknown` when the edge could not say (try
+ * again), `refused` when it will not say to this user (no longer a moderator, token refused). */
+export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | 'unknown' | 'refused'> {
   const reply = await post('/api/waitingRoom/users', joinToken);
-  if (!reply || reply.status !== 200 || reply.body?.status !== true) return null;
+  if (!reply) return 'unknown';
+  if (reply.status === 401 || reply.status === 403) return 'refused';
+  if (reply.status !== 200 || reply.body?.status !== true) return 'unknown';
   const users = reply.body.users;
-  if (!Array.isArray(users)) return null;
+  if (!Array.isArray(users)) return 'unknown';
   return users
     .filter((u): u is Record<string, unknown> => !!u && typeof u === 'object')
     .filter((u) => typeof u.user_id === 'string')

@@ -79,18 +79,13 @@ export function expiredLocally(token: string, nowSecs = Date.now() / 1000): bool
   return exp !== undefined && exp + SKEW_SECS < nowSecs;
 }
 
-/** Share of a token's life after which the page renews it. */
-const RENEW_AT = 0.6;
-
 /**
- * Seconds from now until the token is due for renewal (60% into its life, by its own `nbf`
- * and `exp`; a minute before `exp` when it has no `nbf`); `null` when it names no expiry.
+ * How long the token lives, by its own `nbf` and `exp` (a difference of the edge's clock, so
+ * this device's clock does not matter); `null` when it does not say.
  */
-export function renewDueInSecs(token: string, nowSecs = Date.now() / 1000): number | null {
+export function lifetimeSecs(token: string): number | null {
   const { nbf, exp } = times(token);
-  if (exp === undefined) return null;
-  const due = nbf !== undefined && nbf < exp ? nbf + (exp - nbf) * RENEW_AT : exp - 60;
-  return Math.max(0, due - nowSecs);
+  return nbf !== undefined && exp !== undefined && exp > nbf ? exp - nbf : null;
 }
 
 /** The token's `nbf` and `exp` claims, read without verifying them (the edge verifies). */

@@ -1,6 +1,8 @@
 // A moderator's view of the waiting room, inside the meeting: who waits, with Let in and Turn
 // away for each and Let everyone in. The list is asked of the edge every few seconds while the
 // meeting screen is shown (the edge keeps the waiting room; LiveKit never sees waiting users).
+// Rows are kept by user id, so a poll never takes a button away from under the pointer or the
+// keyboard focus.
 
 import { announce, h } from './dom';
 import { decideWaiting, waitingUsers, type WaitingUser } from './session';
@@ -13,20 +15,18 @@ export class WaitingList {
   private readonly title = h('h2', { id: 'waiting-title' });
   private readonly list = h('ul', {});
   private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+  private readonly everyone = h('button', { id: 'waiting-approve-all', type: 'button', class: 'primary' }, 'Let everyone in');
+  /** The rows shown, by user id. */
+  private readonly rows = new Map<string, HTMLLIElement>();
+  /** Decisions on their way, by user id (`all` for everyone): their buttons stay disabled. */
+  private readonly deciding = new Set<string>();
   private timer = 0;
   private stopped = false;
-  /** Ids shown now, to announce newcomers once. */
-  private shown = new Set<string>();
 
   /** `joinToken`: the join token in use now (it is renewed during the meeting). */
   constructor(private readonly joinToken: () => string) {
-    const everyone = h(
-      'button',
-      { id: 'waiting-approve-all', type: 'button', class: 'primary', 'aria-label': 'Let everyone waiting in' },
-      'Let everyone in',
-    );
-    everyone.addEventListener('click', () => void this.decide('approve', 'all', everyone));
-    this.el.append(this.title, this.list, this.error, h('div', { class: 'actions' }, everyone));
+    this.everyone.addEventListener('click', () => void this.decide('approve', 'all'));
+    this.el.append(this.title, this.list, this.error, h('div', { class: 'actions' }, this.everyone));
   }
 
   /** Starts asking; the first answer comes at once. */
@@ -43,43 +43,74 @@ export class WaitingList {
     window.clearTimeout(this.timer);
     const users = await waitingUsers(this.joinToken());
     if (this.stopped) return;
+    if (users === 'refused') {
+      // No longer a moderator here (or the token was refused): nothing to show or decide.
+      this.stop();
+      this.el.hidden = true;
+      return;
+    }
     // A failed ask keeps what is shown; the next one may answer.
-    if (users) this.render(users);
+    if (users !== 'unknown') this.render(users);
     this.timer = window.setTimeout(() => void this.refresh(), POLL_MS);
   }
 
   private render(users: WaitingUser[]): void {
-    const newcomers = users.filter((u) => !this.shown.has(u.user_id));
-    this.shown = new Set(users.map((u) => u.user_id));
+    const ids = new Set(users.map((u) => u.user_id));
+    for (const [id, row] of this.rows) {
+      if (!ids.has(id)) {
+        row.remove();
+        this.rows.delete(id);
+      }
+    }
+    const newcomers: WaitingUser[] = [];
+    let previous: HTMLLIElement | null = null;
+    for (const user of users) {
+      let row = this.rows.get(user.user_id);
+      if (!row) {
+        row = this.row(user);
+        this.rows.set(user.user_id, row);
+        newcomers.push(user);
+      }
+      // Longest waiting first, moving only rows that are out of place.
+      const expected: ChildNode | null = previous ? previous.nextSibling : this.list.firstChild;
+      if (expected !== row) this.list.insertBefore(row, expected);
+      previous = row;
+    }
     this.el.hidden = users.length === 0;
-    this.title.textContent = `Waiting to join (${users.length})`;
-    this.list.replaceChildren(
-      ...users.map((user) => {
-        const admit = h(
-          'button',
-          { type: 'button', class: 'primary waiting-approve', 'aria-label': `Let ${user.name} in` },
-          'Let in',
-        );
-        const refuse = h(
-          'button',
-          { type: 'button', class: 'waiting-reject', 'aria-label': `Turn ${user.name} away` },
-          'Turn away',
-        );
-        admit.addEventListener('click', () => void this.decide('approve', user.user_id, admit, refuse));
-        refuse.addEventListener('click', () => void this.decide('reject', user.user_id, admit, refuse));
-        return h('li', { 'data-user-id': user.user_id }, h('span', { class: 'waiting-name' }, user.name), admit, refuse);
-      }),
-    );
+    const title = `Waiting to join (${users.length})`;
+    if (this.title.textContent !== title) this.title.textContent = title;
+    this.everyone.disabled = this.deciding.has('all');
     if (newcomers.length === 1) announce(`${newcomers[0].name} is waiting to join`);
     else if (newcomers.length > 1) announce(`${newcomers.length} people are waiting to join`);
   }
 
-  private async decide(decision: 'approve' | 'reject', userId: string, ...buttons: HTMLButtonElement[]): Promise<void> {
-    buttons.forEach((b) => (b.disabled = true));
+  private row(user: WaitingUser): HTMLLIElement {
+    // The visible words come first in each button's name (voice control says what it sees).
+    const who = (): HTMLElement => h('span', { class: 'visually-hidden' }, ` ${user.name}`);
+    const admit = h('button', { type: 'button', class: 'primary waiting-approve' }, 'Let in', who());
+    const refuse = h('button', { type: 'button', class: 'waiting-reject' }, 'Turn away', who());
+    admit.addEventListener('click', () => void this.decide('approve', user.user_id));
+    refuse.addEventListener('click', () => void this.decide('reject', user.user_id));
+    const row = h('li', { 'data-user-id': user.user_id }, h('span', { class: 'waiting-name' }, user.name), admit, refuse);
+    this.setBusy(row, this.deciding.has(user.user_id));
+    return row;
+  }
+
+  private setBusy(row: HTMLElement | undefined, busy: boolean): void {
+    row?.querySelectorAll('button').forEach((b) => (b.disabled = busy));
+  }
+
+  private async decide(decision: 'approve' | 'reject', userId: string): Promise<void> {
+    if (this.deciding.has(userId)) return;
+    this.deciding.add(userId);
+    if (userId === 'all') this.everyone.disabled = true;
+    this.setBusy(this.rows.get(userId), true);
     this.error.hidden = true;
     const result = await decideWaiting(this.joinToken(), decision, userId);
+    this.deciding.delete(userId);
     if (this.stopped) return;
-    buttons.forEach((b) => (b.disabled = false));
+    if (userId === 'all') this.everyone.disabled = false;
+    this.setBusy(this.rows.get(userId), false);
     if (!result.ok) {
       this.error.dataset.msg = result.msg;
       this.error.textContent =
