@@ -211,6 +211,23 @@ pub(crate) async fn authorize<S: Store, H: HttpClient, C: Clock>(
     })
 }
 
+/// Like [`authorize`], for a call only a moderator may make (the token and the user's latest
+/// token in the session both say so); others get 403 with `refusal` and change nothing.
+pub(crate) async fn authorize_moderator<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+    refusal: &str,
+) -> Result<Authorized, EdgeResponse> {
+    let authorized = authorize(edge, request).await?;
+    if !authorized.is_admin() {
+        return Err(EdgeResponse::common(
+            403,
+            Common::fail(StatusCode::PermissionDenied, refusal),
+        ));
+    }
+    Ok(authorized)
+}
+
 /// The 401 for a token whose session is not (or no longer) running.
 fn room_not_active() -> EdgeResponse {
     unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")
@@ -251,19 +268,11 @@ pub async fn end_room<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match authorize(edge, request).await {
-        Ok(authorized) => authorized,
-        Err(response) => return response,
-    };
-    if !authorized.is_admin() {
-        return EdgeResponse::common(
-            403,
-            Common::fail(
-                StatusCode::PermissionDenied,
-                "notifications.only-admin-can-end-room",
-            ),
-        );
-    }
+    let authorized =
+        match authorize_moderator(edge, request, "notifications.only-admin-can-end-room").await {
+            Ok(authorized) => authorized,
+            Err(response) => return response,
+        };
     match rooms::end::end_session(edge, &authorized.room).await {
         Ok(()) => EdgeResponse::common(200, Common::ok("success")),
         Err(e) => store_failure(e),

@@ -19,7 +19,7 @@ use crate::db::{self, Waiting};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::{is_plain_id, MAX_ID_LEN};
-use crate::sessions::{authorize, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
+use crate::sessions::{authorize_moderator, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
 use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
 
@@ -71,24 +71,19 @@ async fn moderator<S: Store, H: HttpClient, C: Clock>(
             ),
         ));
     }
-    let authorized = authorize(edge, request).await?;
-    if !authorized.is_admin() {
-        return Err(EdgeResponse::common(
-            403,
-            Common::fail(
-                StatusCode::PermissionDenied,
-                "notifications.only-admin-can-do-this",
-            ),
-        ));
-    }
-    Ok(authorized)
+    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
 }
 
-/// The `user_id` of a decision's body, checked like getJoinToken's ids.
-fn user_id(body: &[u8]) -> Result<String, EdgeResponse> {
+/// The moderator behind a decision and the `user_id` it is about (checked like getJoinToken's
+/// ids), or the answer that refuses it.
+async fn decision<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<(Authorized, String), EdgeResponse> {
+    let authorized = moderator(edge, request).await?;
     let invalid =
         |msg: String| EdgeResponse::common(200, Common::fail(StatusCode::InvalidParameters, msg));
-    let req: UserReq = parse_input(body).map_err(|e| invalid(e.to_string()))?;
+    let req: UserReq = parse_input(&request.body).map_err(|e| invalid(e.to_string()))?;
     if req.user_id.is_empty() {
         return Err(invalid("user_id: required".into()));
     }
@@ -97,7 +92,7 @@ fn user_id(body: &[u8]) -> Result<String, EdgeResponse> {
             "user_id should only contain letters, digits -_".into(),
         ));
     }
-    Ok(req.user_id)
+    Ok((authorized, req.user_id))
 }
 
 /// Handles `POST /api/waitingRoom/users`.
@@ -133,12 +128,8 @@ pub async fn approve<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match moderator(edge, request).await {
-        Ok(authorized) => authorized,
-        Err(response) => return response,
-    };
-    let user_id = match user_id(&request.body) {
-        Ok(user_id) => user_id,
+    let (authorized, user_id) = match decision(edge, request).await {
+        Ok(decision) => decision,
         Err(response) => return response,
     };
     let who = if user_id == EVERYONE {
@@ -166,12 +157,8 @@ pub async fn reject<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match moderator(edge, request).await {
-        Ok(authorized) => authorized,
-        Err(response) => return response,
-    };
-    let user_id = match user_id(&request.body) {
-        Ok(user_id) => user_id,
+    let (authorized, user_id) = match decision(edge, request).await {
+        Ok(decision) => decision,
         Err(response) => return response,
     };
     match db::reject_waiting(&edge.store, &authorized.room.sid, &user_id).await {

@@ -12,58 +12,28 @@
 // JSON line with what it saw (the Rust test asserts on it); screenshots of each key screen go
 // to DIR. Chromium gets fake camera and microphone devices.
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { createRequire } from "node:module";
 
-// playwright-core is installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names it.
-const require = createRequire(join(process.env.NODE_MODULES_DIR, "noop.js"));
-const { chromium } = require("playwright-core");
+import {
+  keepFailureScreens,
+  launchChromium,
+  openJoinLink,
+  playsRemoteVideo,
+  screen,
+  shot as shotIn,
+} from "./browsers.mjs";
 
 const plan = JSON.parse(process.argv[2]);
 mkdirSync(plan.shots, { recursive: true });
-const STEP_TIMEOUT = 30_000;
+const browser = await launchChromium();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-
-const seen = { consoleErrors: [], screens: {}, steps: [] };
+const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
 const step = (name) => seen.steps.push(name);
-
-async function open(name, token, contextOptions) {
-  const context = await browser.newContext({
-    permissions: ["camera", "microphone"],
-    ...contextOptions,
-  });
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT);
-  page.on("console", (message) => {
-    if (message.type() === "error") seen.consoleErrors.push(`${name}: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => seen.consoleErrors.push(`${name}: ${error.message}`));
-  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
-  return page;
-}
-
-const screen = (page, value) =>
-  page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(plan.shots, `${name}.png`), fullPage: true });
-}
+/** Set when the moderator ends the meeting: a renewal in flight then may get a 401. */
+let ending = false;
+const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
+const open = (name, token, contextOptions) =>
+  openJoinLink(browser, plan.base, name, token, contextOptions, consoleError);
+const shot = (page, name) => shotIn(page, plan.shots, name);
 
 /** Reaches the Join button with the keyboard alone and presses it. */
 async function joinByKeyboard(page) {
@@ -75,20 +45,6 @@ async function joinByKeyboard(page) {
     }
   }
   return false;
-}
-
-/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
-async function playsRemoteVideo(page, identity) {
-  await page.waitForFunction(
-    (id) => {
-      const video = document.querySelector(
-        `.tile[data-identity="${id}"]:not([data-local="true"]) video`,
-      );
-      return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
-    },
-    identity,
-    { timeout: STEP_TIMEOUT },
-  );
 }
 
 try {
@@ -187,6 +143,7 @@ try {
   step("expired link refused");
 
   await moderator.click("#end-meeting");
+  ending = true;
   await moderator.click("#end-meeting-confirm");
   await screen(moderator, "ended");
   await screen(guest, "ended");
@@ -198,16 +155,7 @@ try {
 } catch (error) {
   seen.ok = false;
   seen.error = String(error?.stack || error);
-  for (const context of browser.contexts()) {
-    for (const [i, page] of context.pages().entries()) {
-      seen.screens[`context${browser.contexts().indexOf(context)}-${i}`] = await page
-        .evaluate(() => document.getElementById("app")?.outerHTML?.slice(0, 2000))
-        .catch(() => "unavailable");
-      await page
-        .screenshot({ path: join(plan.shots, `failure-${browser.contexts().indexOf(context)}-${i}.png`) })
-        .catch(() => {});
-    }
-  }
+  await keepFailureScreens(browser, seen.screens, plan.shots, "failure");
 } finally {
   await browser.close();
 }

@@ -12,72 +12,29 @@
 // says so. The pages renew their short-lived join tokens meanwhile. Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go
 // to DIR. Chromium gets fake camera and microphone devices.
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { createRequire } from "node:module";
 
-// playwright-core is installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names it.
-const require = createRequire(join(process.env.NODE_MODULES_DIR, "noop.js"));
-const { chromium } = require("playwright-core");
+import {
+  keepFailureScreens,
+  launchChromium,
+  openJoinLink,
+  playsRemoteVideo,
+  screen,
+  shot as shotIn,
+  STEP_TIMEOUT,
+} from "./browsers.mjs";
 
 const plan = JSON.parse(process.argv[2]);
 mkdirSync(plan.shots, { recursive: true });
-const STEP_TIMEOUT = 30_000;
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launchChromium();
 
 const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
 const step = (name) => seen.steps.push(name);
 /** Set when the moderator ends the meeting: a poll or renewal in flight then may get a 401. */
 let ending = false;
 const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
-
-async function open(name, token, viewport) {
-  const context = await browser.newContext({ permissions: ["camera", "microphone"], viewport });
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT);
-  page.on("console", (message) => {
-    if (message.type() === "error") consoleError(`${name}: ${message.text()}`);
-  });
-  page.on("pageerror", (error) => consoleError(`${name}: ${error.message}`));
-  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
-  return page;
-}
-
-const screen = (page, value) =>
-  page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(plan.shots, `${name}.png`), fullPage: true });
-}
-
-/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
-async function playsRemoteVideo(page, identity) {
-  await page.waitForFunction(
-    (id) => {
-      const video = document.querySelector(
-        `.tile[data-identity="${id}"]:not([data-local="true"]) video`,
-      );
-      return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
-    },
-    identity,
-    { timeout: STEP_TIMEOUT },
-  );
-}
+const open = (name, token, viewport) =>
+  openJoinLink(browser, plan.base, name, token, { viewport }, consoleError);
+const shot = (page, name) => shotIn(page, plan.shots, name);
 
 const listed = (id) => `#waiting-list li[data-user-id="${id}"]`;
 
@@ -155,17 +112,7 @@ try {
 } catch (error) {
   seen.ok = false;
   seen.error = String(error?.stack || error);
-  for (const context of browser.contexts()) {
-    for (const [i, page] of context.pages().entries()) {
-      const c = browser.contexts().indexOf(context);
-      seen.screens[`context${c}-${i}`] = await page
-        .evaluate(() => document.getElementById("app")?.outerHTML?.slice(0, 2000))
-        .catch(() => "unavailable");
-      await page
-        .screenshot({ path: join(plan.shots, `waiting-failure-${c}-${i}.png`) })
-        .catch(() => {});
-    }
-  }
+  await keepFailureScreens(browser, seen.screens, plan.shots, "waiting-failure");
 } finally {
   await browser.close();
 }

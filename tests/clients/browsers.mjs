@@ -1,0 +1,89 @@
+// What the join page's browser drivers share (join_page_browsers.mjs, waiting_room_browsers.mjs):
+// headless Debian Chromium with fake camera and microphone, driven by Playwright's
+// playwright-core (installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names
+// it), and the page helpers the drivers use.
+import { join } from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(join(process.env.NODE_MODULES_DIR, "noop.js"));
+const { chromium } = require("playwright-core");
+
+/** How long one step may take. */
+export const STEP_TIMEOUT = 30_000;
+
+/** Starts headless Chromium with fake media devices. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+}
+
+/**
+ * Opens the join link `${base}/?access_token=TOKEN` in a new context of `browser` (camera and
+ * microphone allowed, `contextOptions` added); console and page errors go to
+ * `onError("NAME: text")`.
+ */
+export async function openJoinLink(browser, base, name, token, contextOptions, onError) {
+  const context = await browser.newContext({
+    permissions: ["camera", "microphone"],
+    ...contextOptions,
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  page.on("console", (message) => {
+    if (message.type() === "error") onError(`${name}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => onError(`${name}: ${error.message}`));
+  await page.goto(`${base}/?access_token=${encodeURIComponent(token)}`);
+  return page;
+}
+
+/** Waits until the page shows `value` (`#app[data-screen]`). */
+export const screen = (page, value) =>
+  page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
+
+/** A full-page screenshot `dir/name.png`. */
+export async function shot(page, dir, name) {
+  await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+}
+
+/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
+export async function playsRemoteVideo(page, identity) {
+  await page.waitForFunction(
+    (id) => {
+      const video = document.querySelector(
+        `.tile[data-identity="${id}"]:not([data-local="true"]) video`,
+      );
+      return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
+    },
+    identity,
+    { timeout: STEP_TIMEOUT },
+  );
+}
+
+/** After a failure: what each page showed (into `screens`) and a screenshot of each. */
+export async function keepFailureScreens(browser, screens, dir, prefix) {
+  for (const [c, context] of browser.contexts().entries()) {
+    for (const [i, page] of context.pages().entries()) {
+      screens[`context${c}-${i}`] = await page
+        .evaluate(() => document.getElementById("app")?.outerHTML?.slice(0, 2000))
+        .catch(() => "unavailable");
+      await page
+        .screenshot({ path: join(dir, `${prefix}-${c}-${i}.png`) })
+        .catch(() => {});
+    }
+  }
+}
