@@ -148,6 +148,7 @@ fn main() {
         ("end_room_from_the_page", end_room_from_the_page),
         ("waiting_room", waiting_room),
         ("join_token_renewal", join_token_renewal),
+        ("encrypted_room", encrypted_room),
         ("join_page_is_served", join_page_is_served),
         (
             "real_participant_joins_and_is_ended",
@@ -1000,6 +1001,61 @@ fn end_room_from_the_page(s: &Suite) {
     assert_eq!(j["is_active"], true, "{j}");
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
+/// An end-to-end encrypted room: create makes its key (kept in the metadata, as plugNmeet does)
+/// and turns off what cannot work with it; every user's session carries that key; a plain
+/// room's carries none.
+fn encrypted_room(s: &Suite) {
+    let room = unique("e2ee");
+    let create = json!({"metadata": {"room_features": {
+        "end_to_end_encryption_features": {"is_enabled": true},
+        "recording_features": {"is_allow_cloud": true}}}});
+    let info = s.target.create_room(&room, create.clone());
+    let meta: Value = serde_json::from_str(info["metadata"].as_str().unwrap()).unwrap();
+    let features = &meta["room_features"];
+    let key = features["end_to_end_encryption_features"]["encryption_key"]
+        .as_str()
+        .expect("a key")
+        .to_owned();
+    assert_eq!(key.len(), 32, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert_eq!(features["ingress_features"]["is_allow"], false, "{meta}");
+    assert_eq!(
+        features["recording_features"]["is_allow_cloud"], false,
+        "{meta}"
+    );
+    // Created again while it runs: the same session, the same key.
+    let again = s.target.create_room(&room, create);
+    assert!(again["metadata"].as_str().unwrap().contains(&key));
+    for (user, admin, hidden) in [
+        ("chair", true, false),
+        ("member", false, false),
+        ("bot", false, true),
+    ] {
+        let r = s
+            .target
+            .session(&s.target.join_token(&room, user, admin, hidden), &[]);
+        assert_eq!(r.json()["e2ee_key"], key.as_str(), "{user}: {}", r.text());
+    }
+    let other = unique("e2ee");
+    let info = s.target.create_room(
+        &other,
+        json!({"metadata": {"room_features": {"end_to_end_encryption_features": {"is_enabled": true}}}}),
+    );
+    assert!(
+        !info["metadata"].as_str().unwrap().contains(&key),
+        "each room its own key"
+    );
+    let plain = unique("plain");
+    s.target.create_room(&plain, json!({}));
+    let r = s
+        .target
+        .session(&s.target.join_token(&plain, "u", false, false), &[]);
+    assert!(r.json().get("e2ee_key").is_none(), "{}", r.text());
+    for r in [&room, &other, &plain] {
+        s.target.call("/auth/room/endRoom", &json!({"room_id": r}));
+    }
 }
 
 /// `POST /api/renewToken`: a valid join token of a running session is traded for a fresh one

@@ -257,6 +257,18 @@ pub struct PublishingFeatures {
     pub allow_screen_share: Option<bool>,
     /// Whether users other than moderators wait for a moderator to let them in.
     pub waiting_room_features: WaitingRoomRule,
+    /// The room's end-to-end encryption, if it has it.
+    pub end_to_end_encryption_features: EncryptionRule,
+}
+
+/// The [`EndToEndEncryptionFeatures`] as a session reads them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EncryptionRule {
+    /// `is_enabled`; false when absent.
+    pub is_enabled: Option<bool>,
+    /// The room's key, made at create.
+    pub encryption_key: Option<String>,
 }
 
 /// The [`WaitingRoomFeatures`] as a session reads them.
@@ -388,15 +400,15 @@ pub fn from_input(
         }
     }
     let features = &mut meta.room_features;
-    // Encryption is a promise only a client keeps, and edgemeet's join page does not keep it
-    // (nor could the recorder decode the media). Refused, rather than taken and silently not
-    // kept. (The waiting room is kept by the edge itself: see `crate::waiting`.)
+    // End-to-end encryption: the room's key is made here, as plugNmeet's server makes it, and
+    // given to the room's users with their session (`crate::sessions`); their pages encrypt
+    // and decrypt, and LiveKit only forwards. As upstream, no ingress then; and no cloud
+    // recording, which edgemeet's recorder could not decode.
     if features.end_to_end_encryption_features.is_enabled == Some(true) {
-        return Err(
-            "metadata.room_features.end_to_end_encryption_features.is_enabled: not supported by \
-             this server"
-                .into(),
-        );
+        features.end_to_end_encryption_features.encryption_key = Some(new_id().replace('-', ""));
+        features.ingress_features.is_allow = Some(false);
+        features.recording_features.is_allow_cloud = Some(false);
+        features.recording_features.enable_auto_cloud_recording = Some(false);
     }
     if features
         .breakout_room_features
@@ -583,41 +595,56 @@ mod tests {
         assert_eq!(publish_sources(&features, &locks, false), ["microphone"]);
     }
 
-    /// End-to-end encryption is refused, naming the field; off (or absent) it is fine, and a
-    /// waiting room is taken (the edge keeps it).
+    /// A waiting room is taken as asked. End-to-end encryption gets a key made here (a new one
+    /// per room, 32 characters), no ingress and no cloud recording; off, no key.
     #[test]
-    fn encryption_no_client_here_keeps_is_refused() {
+    fn encryption_gets_its_key_and_the_waiting_room_is_kept() {
         let limits = MetadataLimits {
             max_room_duration_minutes: 0,
         };
-        let refused = from_input(
-            json!({"room_title": "T", "room_features": {
-                "end_to_end_encryption_features": {"is_enabled": true}}}),
-            limits,
-            || "id".into(),
-        );
-        assert!(
-            refused
-                .as_ref()
-                .is_err_and(|e| e.contains("end_to_end_encryption_features.is_enabled")),
-            "{refused:?}"
-        );
+        let ids = std::cell::Cell::new(0u32);
+        let new_id = || {
+            ids.set(ids.get() + 1);
+            format!("0000000{}-aaaa-bbbb-cccc-dddddddddddd", ids.get())
+        };
         let taken = from_input(
             json!({"room_title": "T", "room_features": {
                 "waiting_room_features": {"is_active": true, "waiting_room_msg": "Soon"},
+                "recording_features": {"is_allow_cloud": true},
+                "end_to_end_encryption_features": {"is_enabled": true}}}),
+            limits,
+            new_id,
+        )
+        .expect("taken");
+        let stored = serde_json::to_string(&taken).expect("json");
+        let rules: PublishingRules = serde_json::from_str(&stored).expect("rules");
+        let features = &rules.room_features;
+        assert_eq!(features.waiting_room_features.is_active, Some(true));
+        assert_eq!(features.waiting_room_features.waiting_room_msg, "Soon");
+        assert_eq!(
+            features.end_to_end_encryption_features.is_enabled,
+            Some(true)
+        );
+        let key = features
+            .end_to_end_encryption_features
+            .encryption_key
+            .clone()
+            .expect("a key");
+        assert_eq!(key, "00000001aaaabbbbccccdddddddddddd");
+        let room = &taken.room_features;
+        assert_eq!(room.ingress_features.is_allow, Some(false));
+        assert_eq!(room.recording_features.is_allow_cloud, Some(false));
+        let plain = from_input(
+            json!({"room_title": "T", "room_features": {
                 "end_to_end_encryption_features": {"is_enabled": false}}}),
             limits,
             || "id".into(),
-        );
-        let stored = serde_json::to_string(&taken.expect("taken")).expect("json");
-        let rules: PublishingRules = serde_json::from_str(&stored).expect("rules");
-        assert_eq!(
-            rules.room_features.waiting_room_features.is_active,
-            Some(true)
-        );
-        assert_eq!(
-            rules.room_features.waiting_room_features.waiting_room_msg,
-            "Soon"
-        );
+        )
+        .expect("plain");
+        assert!(plain
+            .room_features
+            .end_to_end_encryption_features
+            .encryption_key
+            .is_none());
     }
 }

@@ -48,6 +48,10 @@ struct SessionRes {
     waiting: bool,
     /// The room has a waiting room: a moderator's page lists who waits.
     waiting_room: bool,
+    /// The room's end-to-end encryption key, in an encrypted room: the page encrypts what it
+    /// publishes and decrypts what it receives with it, so LiveKit only forwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e2ee_key: Option<String>,
     region: RegionInfo,
     /// `pinned` when the room already had its region, `failover` when it moved from a region
     /// that is gone, else why it was chosen now (`hint`, `nearest`, `default`, `fallback`).
@@ -115,6 +119,14 @@ impl JoinRules {
     /// Whether the room has a waiting room.
     fn has_waiting_room(&self) -> bool {
         self.room.room_features.waiting_room_features.is_active == Some(true)
+    }
+
+    /// The room's encryption key, if it is encrypted.
+    fn encryption_key(&self) -> Option<String> {
+        let e2ee = &self.room.room_features.end_to_end_encryption_features;
+        e2ee.is_enabled
+            .filter(|&on| on)
+            .and(e2ee.encryption_key.clone())
     }
 }
 
@@ -478,6 +490,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             publish_sources,
             waiting: false,
             waiting_room: rules.has_waiting_room(),
+            e2ee_key: rules.encryption_key(),
             region: RegionInfo {
                 id: region.id.clone(),
                 name: region.name.clone(),
