@@ -265,3 +265,56 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
     let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
     assert_eq!(active["is_active"], false, "{active}");
 }
+
+/// An end-to-end encrypted meeting: each page plays the other's video, which it can only do
+/// by decrypting it with the room's key, while LiveKit reports the tracks it forwards as
+/// encrypted (GCM).
+#[test]
+fn an_encrypted_meeting_is_readable_only_by_its_pages() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let system = System::start("web-e2ee", "");
+    let target = &system.target;
+    let room = unique("secret");
+    let info = target.create_room(
+        &room,
+        json!({"metadata": {"room_title": "Board meeting", "room_features": {
+            "end_to_end_encryption_features": {"is_enabled": true}}}}),
+    );
+    let sid = info["sid"].as_str().expect("sid");
+    let moderator = target.join_token(&room, "chair-1", true, false);
+    let guest = target.join_token(&room, "member-1", false, false);
+    let livekit_token = hs256(
+        &system.livekit_secret,
+        &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
+                "video": {"roomAdmin": true, "room": format!("{room}.{sid}")}}),
+    );
+    let shots = support::artefacts_dir("web-e2ee");
+    let seen = drive(
+        "encrypted_room_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "moderator": moderator, "moderatorIdentity": "chair-1",
+            "guest": guest, "guestIdentity": "member-1",
+            "livekitHttp": system.livekit_http,
+            "livekitRoom": format!("{room}.{sid}"),
+            "livekitToken": livekit_token,
+            "shots": shots,
+        }),
+    );
+    assert_eq!(
+        seen["ok"], true,
+        "the browsers did not get through: {seen:#}"
+    );
+    assert_eq!(seen["moderatorMarkedEncrypted"], true, "{seen}");
+    // Every track LiveKit forwards (each user's camera and microphone) is encrypted.
+    let tracks = seen["livekitTracks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(tracks.len() >= 4, "{seen}");
+    for track in &tracks {
+        assert_eq!(track["encryption"], "GCM", "{track} in {seen}");
+    }
+    assert_console_clean(&seen, &[]);
+    assert_screenshots(&shots, &["e1-encrypted-room"]);
+}

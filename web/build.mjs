@@ -2,6 +2,8 @@
 //   dist/index.html            (from index.html, pointing at the hashed files under /assets/)
 //   dist/assets/app-<hash>.js  (src/main.ts bundled and minified, ES2020)
 //   dist/assets/app-<hash>.css (src/styles.css, imported by main.ts)
+//   dist/assets/e2ee-worker-<hash>.js (livekit-client's end-to-end encryption worker, loaded
+//                              only in an encrypted room; index.html names it)
 // and a gzip (level 9) sibling `<file>.gz` next to every file. Type-checks first (tsc); exits
 // non-zero on any type or build error. Run from anywhere: `node web/build.mjs`.
 
@@ -38,14 +40,17 @@ let result;
 try {
   result = await build({
     absWorkingDir: root,
-    entryPoints: ['src/main.ts'],
+    entryPoints: {
+      app: 'src/main.ts',
+      'e2ee-worker': 'livekit-client/e2ee-worker',
+    },
     bundle: true,
     minify: true,
     format: 'esm',
     target: 'es2020',
     platform: 'browser',
     outdir: assets,
-    entryNames: 'app-[hash]',
+    entryNames: '[name]-[hash]',
     assetNames: 'app-[hash]',
     chunkNames: 'app-[hash]',
     metafile: true,
@@ -62,6 +67,11 @@ try {
 const entry = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint === 'src/main.ts');
 if (!entry) fail('no output for src/main.ts');
 const [jsOut, jsMeta] = entry;
+const worker = Object.entries(result.metafile.outputs).find(([file]) =>
+  path.basename(file).startsWith('e2ee-worker-'),
+);
+if (!worker) fail('no output for the E2EE worker');
+const [workerOut] = worker;
 const cssOut = jsMeta.cssBundle;
 if (!cssOut) fail('no CSS bundle (src/main.ts must import ./styles.css)');
 const assetUrl = (file) => `/assets/${path.basename(file)}`;
@@ -71,6 +81,7 @@ let html = await readFile(path.join(root, 'index.html'), 'utf8');
 for (const [placeholder, file] of [
   ['__APP_JS__', jsOut],
   ['__APP_CSS__', cssOut],
+  ['__E2EE_WORKER__', workerOut],
 ]) {
   const count = html.split(placeholder).length - 1;
   if (count !== 1) fail(`index.html must contain ${placeholder} exactly once (found ${count})`);

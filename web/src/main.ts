@@ -9,6 +9,7 @@ import { joinRoom } from './room';
 import { showEnded, showError, showLeft, showLoading, showWaiting } from './screens';
 import { createSession, type SessionResult } from './session';
 import './timings';
+import { encryptionSupported } from './encryption';
 import { keepTokenFresh } from './renewal';
 import { currentToken, expiredLocally, forgetToken, takeToken } from './token';
 
@@ -102,6 +103,10 @@ async function run(): Promise<void> {
   }
   const session = result.session;
   keepTokenFresh();
+  if (session.e2ee_key && !encryptionSupported()) {
+    showError('unsupported');
+    return;
+  }
   document.title = `${session.room_title} · edgemeet`;
 
   let choices: JoinChoices;

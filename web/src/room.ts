@@ -15,6 +15,7 @@ import {
 } from 'livekit-client';
 
 import { ICONS, announce, h, icon, showScreen } from './dom';
+import { encryptionWith } from './encryption';
 import { Grid } from './grid';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
@@ -117,12 +118,21 @@ export async function joinRoom(
 ): Promise<void> {
   resetTimings();
   showConnecting(session.room_title);
+  // An encrypted room: the page checked support before the pre-join screen.
+  const e2ee = session.e2ee_key ? await encryptionWith(session.e2ee_key) : null;
+  if (session.e2ee_key && !e2ee) {
+    choices.tracks.forEach((t) => t.stop());
+    exits.unreachable();
+    return;
+  }
   const room = new Room({
     adaptiveStream: true,
     dynacast: true,
     videoCaptureDefaults: choices.cameraId ? { deviceId: choices.cameraId } : undefined,
     audioCaptureDefaults: choices.microphoneId ? { deviceId: choices.microphoneId } : undefined,
+    e2ee: e2ee ?? undefined,
   });
+  if (e2ee) await room.setE2EEEnabled(true);
 
   let phase: 'connecting' | 'room' | 'closed' = 'connecting';
   let view: RoomView | undefined;
@@ -134,6 +144,7 @@ export async function joinRoom(
     if (view) exits.remember(view.cameraOn, view.microphoneOn);
     view?.destroy();
     choices.tracks.forEach((t) => t.stop());
+    e2ee?.worker.terminate();
     exit();
   };
 
@@ -168,6 +179,7 @@ export async function joinRoom(
       current?.destroy();
       choices.tracks.forEach((t) => t.stop());
       await room.disconnect().catch(() => undefined);
+      e2ee?.worker.terminate();
       exits.left();
     },
     endedHere: () => {
@@ -284,9 +296,15 @@ class RoomView {
     });
     const header = h(
       'header',
-      { class: 'room-bar' },
+      { class: 'room-bar', 'data-e2ee': session.e2ee_key ? 'true' : null },
       h('h1', {}, session.room_title),
-      h('p', { class: 'room-meta' }, this.count, session.region.name ? ` · ${session.region.name}` : ''),
+      h(
+        'p',
+        { class: 'room-meta' },
+        this.count,
+        session.region.name ? ` · ${session.region.name}` : '',
+        session.e2ee_key ? ' · End-to-end encrypted' : '',
+      ),
     );
     const parts: Node[] = [header, this.banner, this.grid.el, this.audioSink];
     if (session.is_admin && session.waiting_room) {

@@ -24,6 +24,10 @@ const ERRORS: Record<ErrorKind, { title: string; text: string }> = {
     title: 'The media server cannot be reached',
     text: 'Check your connection and try again.',
   },
+  unsupported: {
+    title: 'This browser cannot join an encrypted meeting',
+    text: 'The meeting is end-to-end encrypted. Open the link in a recent Chrome, Edge, Firefox or Safari.',
+  },
 };
 
 function message(title: string, text: string, ...actions: Node[]): HTMLElement {

@@ -4,7 +4,7 @@
 // see who waits and let them in or turn them away. All take the join token raw in
 // `Authorization`.
 
-export type ErrorKind = 'expired' | 'invalid' | 'not-active' | 'blocked' | 'unreachable';
+export type ErrorKind = 'expired' | 'invalid' | 'not-active' | 'blocked' | 'unreachable' | 'unsupported';
 
 export interface Session {
   room_id: string;
@@ -18,6 +18,8 @@ export interface Session {
   publish_sources: string[];
   /** The room has a waiting room (a moderator's page lists who waits). */
   waiting_room: boolean;
+  /** The room's end-to-end encryption key, in an encrypted room. */
+  e2ee_key?: string;
   region: { id: string; name: string };
   placement: string;
   livekit_url: string;
