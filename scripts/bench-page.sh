@@ -16,7 +16,7 @@ cargo test --locked --test web --no-run
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 for _ in $(seq "$runs"); do
-  unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --test web -q >/dev/null
+  unshare --net -- "$here/in-test-netns.sh" cargo test --locked --offline --test web -q -- two_browsers >/dev/null
   cat "$CARGO_TARGET_DIR/test-artefacts/web/load.json" >>"$results"
   echo >>"$results"
 done
