@@ -205,6 +205,13 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A new end-to-end encryption key for a room: 32 lowercase hex characters holding 122 random
+/// bits from the platform's cryptographic random source (a UUID v4's, written without dashes;
+/// kept apart from [`new_id`] so ids can change form without weakening keys).
+pub fn new_room_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// The answer when the configuration cannot be loaded: names the problem, never a value.
 pub fn misconfigured(error: &ConfigError) -> EdgeResponse {
     tracing::error!(%error, "edge configuration invalid");

@@ -92,14 +92,21 @@ struct UserRules {
 }
 
 impl JoinRules {
-    /// Reads both. Stored metadata always reads (this edge wrote it, filled with its defaults);
-    /// if it did not, that is logged and the room's features and locks count as unset, and a
-    /// user other than a moderator in a room with a waiting room waits.
-    fn read(room_metadata: &str, user_metadata: &str) -> JoinRules {
-        let room = serde_json::from_str::<PublishingRules>(room_metadata).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "stored room metadata does not read; its defaults apply");
-            PublishingRules::default()
-        });
+    /// Reads both. Stored metadata always reads (this edge wrote it, filled with its
+    /// defaults). If the room's did not, no session is given (`None`, logged): defaults could
+    /// let a user into an encrypted room without its key, publishing media anyone can read. If
+    /// the user's did not, the room's locks apply, and a user other than a moderator in a room
+    /// with a waiting room waits.
+    fn read(room_metadata: &str, user_metadata: &str) -> Option<JoinRules> {
+        let room = serde_json::from_str::<PublishingRules>(room_metadata)
+            .inspect_err(|e| tracing::error!(error = %e, "stored room metadata does not read"))
+            .ok()?;
+        let e2ee = &room.room_features.end_to_end_encryption_features;
+        if e2ee.is_enabled == Some(true) && e2ee.encryption_key.as_deref().unwrap_or("").is_empty()
+        {
+            tracing::error!("an encrypted room's stored metadata has no key");
+            return None;
+        }
         let user = serde_json::from_str::<UserRules>(user_metadata).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "stored user metadata does not read; the room's locks apply");
             UserRules {
@@ -108,7 +115,7 @@ impl JoinRules {
                     == Some(true),
             }
         });
-        JoinRules { room, user }
+        Some(JoinRules { room, user })
     }
 
     /// What the user may publish.
@@ -357,7 +364,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     } = authorized;
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
-    let rules = JoinRules::read(&room.metadata, &user.metadata);
+    let Some(rules) = JoinRules::read(&room.metadata, &user.metadata) else {
+        return EdgeResponse::common(
+            500,
+            Common::fail(StatusCode::InternalServerError, "internal server error"),
+        );
+    };
     // The waiting room: getJoinToken marked the user to wait, and only a moderator's decision
     // clears the mark. No region is chosen and no LiveKit token leaves the edge before that.
     if rules.user.wait_for_approval && !is_admin {

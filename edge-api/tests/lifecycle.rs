@@ -1647,3 +1647,34 @@ fn waits_never_outlive_their_session() {
     block(db::note_waiting(&edge.store, &room.sid, "u2", 104, 60)).expect("note");
     assert_eq!(waiting_rows(&edge), 0);
 }
+
+/// An encrypted room whose stored key cannot be read gives no session (a 500), never one
+/// without the key, whose page would publish media anyone can read.
+#[test]
+fn an_encrypted_room_without_its_key_gives_no_session() {
+    let edge = edge();
+    let room = running_room(
+        &edge,
+        "vault",
+        "eu",
+        json!({"end_to_end_encryption_features": {"is_enabled": true}}),
+    );
+    let token = join_token(&edge, "vault", "u1");
+    let (status, body) = session(&edge, &token);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["e2ee_key"].as_str().map(str::len), Some(32), "{body}");
+    for broken in [
+        "json_remove(metadata, '$.room_features.end_to_end_encryption_features.encryption_key')",
+        "'{not json'",
+    ] {
+        block(edge_api::platform::Store::execute(
+            &edge.store,
+            &format!("UPDATE rooms SET metadata = {broken} WHERE sid = ?"),
+            &[room.sid.as_str().into()],
+        ))
+        .expect("break the stored metadata");
+        let (status, body) = session(&edge, &token);
+        assert_eq!(status, 500, "{broken}: {body}");
+        assert!(body.get("token").is_none(), "{body}");
+    }
+}
