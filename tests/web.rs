@@ -268,7 +268,7 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 
 /// An end-to-end encrypted meeting: each page plays the other's video, which it can only do
 /// by decrypting it with the room's key, while LiveKit reports the tracks it forwards as
-/// encrypted (GCM).
+/// encrypted (GCM); a page given another key reads nothing and is read by no one.
 #[test]
 fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,6 +283,7 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     let sid = info["sid"].as_str().expect("sid");
     let moderator = target.join_token(&room, "chair-1", true, false);
     let guest = target.join_token(&room, "member-1", false, false);
+    let intruder = target.join_token(&room, "intruder-1", false, false);
     let livekit_token = hs256(
         &system.livekit_secret,
         &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
@@ -295,6 +296,7 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
             "base": target.base,
             "moderator": moderator, "moderatorIdentity": "chair-1",
             "guest": guest, "guestIdentity": "member-1",
+            "intruder": intruder, "intruderIdentity": "intruder-1",
             "livekitHttp": system.livekit_http,
             "livekitRoom": format!("{room}.{sid}"),
             "livekitToken": livekit_token,
@@ -315,6 +317,11 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     for track in &tracks {
         assert_eq!(track["encryption"], "GCM", "{track} in {seen}");
     }
+    // With another key, a page sees the tiles but decrypts nothing, and nothing it sends is
+    // read.
+    assert_eq!(seen["intruderTiles"], 3, "{seen}");
+    assert_eq!(seen["intruderPlayedVideo"], false, "{seen}");
+    assert_eq!(seen["moderatorPlayedIntruder"], false, "{seen}");
     assert_console_clean(&seen, &[]);
-    assert_screenshots(&shots, &["e1-encrypted-room"]);
+    assert_screenshots(&shots, &["e1-encrypted-room", "e2-wrong-key"]);
 }

@@ -60,8 +60,9 @@ export async function shot(page, dir, name) {
   await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
 }
 
-/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile). */
-export async function playsRemoteVideo(page, identity) {
+/** Waits until `page` plays a remote participant's camera (frames decoded, not just a tile);
+ * throws after `timeout` ms. */
+export async function playsRemoteVideo(page, identity, timeout = STEP_TIMEOUT) {
   await page.waitForFunction(
     (id) => {
       const video = document.querySelector(
@@ -70,7 +71,7 @@ export async function playsRemoteVideo(page, identity) {
       return !!video && video.videoWidth > 0 && video.readyState >= 2 && !video.paused;
     },
     identity,
-    { timeout: STEP_TIMEOUT },
+    { timeout },
   );
 }
 

@@ -4,11 +4,14 @@
 //   node encrypted_room_browsers.mjs PLAN_JSON
 //
 // PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
-//             "guest": TOKEN, "guestIdentity": ID, "livekitHttp": URL, "livekitRoom": NAME,
-//             "livekitToken": ADMIN_TOKEN, "shots": DIR}
+//             "guest": TOKEN, "guestIdentity": ID, "intruder": TOKEN, "intruderIdentity": ID,
+//             "livekitHttp": URL, "livekitRoom": NAME, "livekitToken": ADMIN_TOKEN,
+//             "shots": DIR}
 // Both join; each must play the other's video, which it can only do by decrypting it with the
 // room's key. Meanwhile LiveKit is asked (ListParticipants) how the tracks it forwards are
-// encrypted. Prints one JSON line with what it saw; screenshots go to DIR.
+// encrypted. Then an intruder joins with a valid link whose session answer is rewritten to
+// carry another key: it must not be able to play anyone's video, nor they its. Prints one JSON
+// line with what it saw; screenshots go to DIR.
 import { mkdirSync } from "node:fs";
 
 import {
@@ -68,6 +71,39 @@ try {
   await shot(moderator, "e1-encrypted-room");
   seen.livekitTracks = await livekitTracks();
   step("LiveKit asked");
+
+  // The same page with a wrong key: LiveKit forwards it everything, and it can read nothing.
+  const intruderContext = await browser.newContext({
+    permissions: ["camera", "microphone"],
+    viewport: { width: 1280, height: 800 },
+  });
+  await intruderContext.route("**/api/session", async (route) => {
+    const response = await route.fetch();
+    const json = await response.json();
+    if (json.e2ee_key) json.e2ee_key = "0123456789abcdef0123456789abcdef";
+    await route.fulfill({ response, json });
+  });
+  const intruder = await intruderContext.newPage();
+  intruder.on("pageerror", (error) => consoleError(`intruder: ${error.message}`));
+  await intruder.goto(`${plan.base}/?access_token=${encodeURIComponent(plan.intruder)}`);
+  await screen(intruder, "prejoin");
+  await intruder.click("#join");
+  await screen(intruder, "room");
+  const decodes = (page, identity) =>
+    playsRemoteVideo(page, identity, 10_000).then(
+      () => true,
+      () => false,
+    );
+  // Long enough for a readable video to play (the pages above took a second or two).
+  const [intruderReads, moderatorReadsIntruder] = await Promise.all([
+    decodes(intruder, plan.moderatorIdentity),
+    decodes(moderator, plan.intruderIdentity),
+  ]);
+  seen.intruderPlayedVideo = intruderReads;
+  seen.moderatorPlayedIntruder = moderatorReadsIntruder;
+  seen.intruderTiles = await intruder.$$eval(".tile", (tiles) => tiles.length);
+  await shot(intruder, "e2-wrong-key");
+  step("the wrong key reads nothing");
 
   await moderator.click("#end-meeting");
   ending = true;

@@ -10,16 +10,17 @@ function workerUrl(): string | null {
   return document.querySelector<HTMLMetaElement>('meta[name="edgemeet-e2ee-worker"]')?.content || null;
 }
 
-/** Whether this browser can take part in an encrypted meeting. */
+/** Whether this browser can take part in an encrypted meeting (Web Crypto exists only in a
+ * secure context). */
 export function encryptionSupported(): boolean {
-  return workerUrl() !== null && isE2EESupported();
+  return workerUrl() !== null && window.isSecureContext && !!window.crypto?.subtle && isE2EESupported();
 }
 
 /** The room options for a meeting encrypted with `key`; `null` when this browser cannot. The
  * caller terminates the worker when the meeting is over. */
 export async function encryptionWith(key: string): Promise<E2EEManagerOptions | null> {
   const url = workerUrl();
-  if (!url || !isE2EESupported()) return null;
+  if (!url || !encryptionSupported()) return null;
   const keyProvider = new ExternalE2EEKeyProvider();
   await keyProvider.setKey(key);
   return { keyProvider, worker: new Worker(url, { type: 'module' }) };

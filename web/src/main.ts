@@ -102,11 +102,11 @@ async function run(): Promise<void> {
     return;
   }
   const session = result.session;
-  keepTokenFresh();
   if (session.e2ee_key && !encryptionSupported()) {
     showError('unsupported');
     return;
   }
+  keepTokenFresh();
   document.title = `${session.room_title} · edgemeet`;
 
   let choices: JoinChoices;

@@ -7,6 +7,7 @@ import {
   Room,
   RoomEvent,
   Track,
+  type E2EEManagerOptions,
   type LocalTrack,
   type Participant,
   type RemoteParticipant,
@@ -118,21 +119,27 @@ export async function joinRoom(
 ): Promise<void> {
   resetTimings();
   showConnecting(session.room_title);
-  // An encrypted room: the page checked support before the pre-join screen.
-  const e2ee = session.e2ee_key ? await encryptionWith(session.e2ee_key) : null;
-  if (session.e2ee_key && !e2ee) {
+  // An encrypted room (the page checked support before the pre-join screen): nothing is
+  // published before encryption is on, and a failure here leaves no camera or worker behind.
+  let e2ee: E2EEManagerOptions | null = null;
+  let room: Room;
+  try {
+    e2ee = session.e2ee_key ? await encryptionWith(session.e2ee_key) : null;
+    if (session.e2ee_key && !e2ee) throw new Error('end-to-end encryption is not available');
+    room = new Room({
+      adaptiveStream: true,
+      dynacast: true,
+      videoCaptureDefaults: choices.cameraId ? { deviceId: choices.cameraId } : undefined,
+      audioCaptureDefaults: choices.microphoneId ? { deviceId: choices.microphoneId } : undefined,
+      e2ee: e2ee ?? undefined,
+    });
+    if (e2ee) await room.setE2EEEnabled(true);
+  } catch {
     choices.tracks.forEach((t) => t.stop());
+    e2ee?.worker.terminate();
     exits.unreachable();
     return;
   }
-  const room = new Room({
-    adaptiveStream: true,
-    dynacast: true,
-    videoCaptureDefaults: choices.cameraId ? { deviceId: choices.cameraId } : undefined,
-    audioCaptureDefaults: choices.microphoneId ? { deviceId: choices.microphoneId } : undefined,
-    e2ee: e2ee ?? undefined,
-  });
-  if (e2ee) await room.setE2EEEnabled(true);
 
   let phase: 'connecting' | 'room' | 'closed' = 'connecting';
   let view: RoomView | undefined;
@@ -467,6 +474,11 @@ class RoomView {
       })
       .on(RoomEvent.ActiveSpeakersChanged, (speakers: Participant[]) => grid.setSpeakers(speakers))
       .on(RoomEvent.AudioPlaybackStatusChanged, () => this.renderAudioPrompt())
+      .on(RoomEvent.EncryptionError, () => {
+        if (this.destroyed) return;
+        this.banner.dataset.e2eeError = 'true';
+        this.setBanner('Some encrypted media cannot be decrypted here. Reload the page if it persists.');
+      })
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
       .on(RoomEvent.Reconnected, () => this.setBanner(''));
   }
