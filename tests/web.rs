@@ -268,7 +268,8 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 
 /// An end-to-end encrypted meeting: each page plays the other's video, which it can only do
 /// by decrypting it with the room's key, while LiveKit reports the tracks it forwards as
-/// encrypted (GCM); a page given another key reads nothing and is read by no one.
+/// encrypted (GCM); a page given another key reads nothing and is read by no one; media sent
+/// in the clear is not played.
 #[test]
 fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -284,6 +285,7 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     let moderator = target.join_token(&room, "chair-1", true, false);
     let guest = target.join_token(&room, "member-1", false, false);
     let intruder = target.join_token(&room, "intruder-1", false, false);
+    let plain = target.join_token(&room, "plain-1", false, false);
     let livekit_token = hs256(
         &system.livekit_secret,
         &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
@@ -297,6 +299,7 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
             "moderator": moderator, "moderatorIdentity": "chair-1",
             "guest": guest, "guestIdentity": "member-1",
             "intruder": intruder, "intruderIdentity": "intruder-1",
+            "plain": plain, "plainIdentity": "plain-1",
             "livekitHttp": system.livekit_http,
             "livekitRoom": format!("{room}.{sid}"),
             "livekitToken": livekit_token,
@@ -322,6 +325,21 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     assert_eq!(seen["intruderTiles"], 3, "{seen}");
     assert_eq!(seen["intruderPlayedVideo"], false, "{seen}");
     assert_eq!(seen["moderatorPlayedIntruder"], false, "{seen}");
+    // Media sent in the clear into the encrypted room is not played, and the page says so.
+    assert_eq!(seen["moderatorPlayedPlain"], false, "{seen}");
+    assert!(
+        seen["moderatorBanner"]
+            .as_str()
+            .is_some_and(|b| b.contains("User plain-1") && b.contains("without encryption")),
+        "{seen}"
+    );
     assert_console_clean(&seen, &[]);
-    assert_screenshots(&shots, &["e1-encrypted-room", "e2-wrong-key"]);
+    assert_screenshots(
+        &shots,
+        &[
+            "e1-encrypted-room",
+            "e2-wrong-key",
+            "e3-plain-media-refused",
+        ],
+    );
 }

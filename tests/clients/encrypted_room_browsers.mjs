@@ -5,13 +5,15 @@
 //
 // PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
 //             "guest": TOKEN, "guestIdentity": ID, "intruder": TOKEN, "intruderIdentity": ID,
+//             "plain": TOKEN, "plainIdentity": ID,
 //             "livekitHttp": URL, "livekitRoom": NAME, "livekitToken": ADMIN_TOKEN,
 //             "shots": DIR}
 // Both join; each must play the other's video, which it can only do by decrypting it with the
 // room's key. Meanwhile LiveKit is asked (ListParticipants) how the tracks it forwards are
 // encrypted. Then an intruder joins with a valid link whose session answer is rewritten to
-// carry another key: it must not be able to play anyone's video, nor they its. Prints one JSON
-// line with what it saw; screenshots go to DIR.
+// carry another key: it must not be able to play anyone's video, nor they its. Last a page
+// whose answer loses the key joins and publishes in the clear: the others must not play it.
+// Prints one JSON line with what it saw; screenshots go to DIR.
 import { mkdirSync } from "node:fs";
 
 import {
@@ -52,6 +54,24 @@ async function livekitTracks() {
   );
 }
 
+/** Opens `token`'s join link in `context`, its `/api/session` answer changed by `rewrite`, and
+ * joins the room. */
+async function joinWithRewrittenSession(context, token, rewrite) {
+  await context.route("**/api/session", async (route) => {
+    const response = await route.fetch();
+    const json = await response.json();
+    if (json.e2ee_key) rewrite(json);
+    await route.fulfill({ response, json });
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => consoleError(`rewritten: ${error.message}`));
+  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
+  await screen(page, "prejoin");
+  await page.click("#join");
+  await screen(page, "room");
+  return page;
+}
+
 try {
   const moderator = await open("moderator", plan.moderator);
   await screen(moderator, "prejoin");
@@ -77,18 +97,9 @@ try {
     permissions: ["camera", "microphone"],
     viewport: { width: 1280, height: 800 },
   });
-  await intruderContext.route("**/api/session", async (route) => {
-    const response = await route.fetch();
-    const json = await response.json();
-    if (json.e2ee_key) json.e2ee_key = "0123456789abcdef0123456789abcdef";
-    await route.fulfill({ response, json });
+  const intruder = await joinWithRewrittenSession(intruderContext, plan.intruder, (json) => {
+    json.e2ee_key = "0123456789abcdef0123456789abcdef";
   });
-  const intruder = await intruderContext.newPage();
-  intruder.on("pageerror", (error) => consoleError(`intruder: ${error.message}`));
-  await intruder.goto(`${plan.base}/?access_token=${encodeURIComponent(plan.intruder)}`);
-  await screen(intruder, "prejoin");
-  await intruder.click("#join");
-  await screen(intruder, "room");
   const decodes = (page, identity) =>
     playsRemoteVideo(page, identity, 10_000).then(
       () => true,
@@ -104,6 +115,21 @@ try {
   seen.intruderTiles = await intruder.$$eval(".tile", (tiles) => tiles.length);
   await shot(intruder, "e2-wrong-key");
   step("the wrong key reads nothing");
+
+  // A page that publishes without encryption (its session answer loses the key): the others
+  // neither play nor receive its media, and say so.
+  const plainContext = await browser.newContext({
+    permissions: ["camera", "microphone"],
+    viewport: { width: 1280, height: 800 },
+  });
+  await joinWithRewrittenSession(plainContext, plan.plain, (json) => {
+    delete json.e2ee_key;
+  });
+  await moderator.waitForSelector('.banner[data-plain-media="true"]', { state: "visible" });
+  seen.moderatorBanner = await moderator.textContent(".banner");
+  seen.moderatorPlayedPlain = await decodes(moderator, plan.plainIdentity);
+  await shot(moderator, "e3-plain-media-refused");
+  step("plain media refused");
 
   await moderator.click("#end-meeting");
   ending = true;

@@ -327,10 +327,11 @@ class RoomView {
     this.wire();
     this.grid.sync(room.localParticipant);
     for (const p of room.remoteParticipants.values()) {
-      this.grid.sync(p);
       for (const pub of p.trackPublications.values()) {
+        if (this.refusePlain(pub, p)) continue;
         if (pub.track && pub.kind === Track.Kind.Audio) this.attachAudio(pub.track);
       }
+      this.grid.sync(p);
     }
     this.renderCount();
     this.renderControls();
@@ -453,7 +454,8 @@ class RoomView {
         this.renderCount();
         if (!p.permissions?.hidden) announce(`${p.name || p.identity} left`);
       })
-      .on(RoomEvent.TrackSubscribed, (track: RemoteTrack, _pub: RemoteTrackPublication, p: RemoteParticipant) => {
+      .on(RoomEvent.TrackSubscribed, (track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant) => {
+        if (this.refusePlain(pub, p)) return;
         if (track.kind === Track.Kind.Audio && !this.destroyed) this.attachAudio(track);
         sync(p);
       })
@@ -461,7 +463,10 @@ class RoomView {
         if (track.kind === Track.Kind.Audio) track.detach().forEach((el) => el.remove());
         sync(p);
       })
-      .on(RoomEvent.TrackPublished, (_pub, p) => sync(p))
+      .on(RoomEvent.TrackPublished, (pub, p) => {
+        this.refusePlain(pub, p);
+        sync(p);
+      })
       .on(RoomEvent.TrackUnpublished, (_pub, p) => sync(p))
       .on(RoomEvent.TrackMuted, (_pub, p) => sync(p))
       .on(RoomEvent.TrackUnmuted, (_pub, p) => sync(p))
@@ -509,6 +514,21 @@ class RoomView {
 
   private renderAudioPrompt(): void {
     this.startAudioButton.hidden = this.room.canPlaybackAudio;
+  }
+
+  /**
+   * In an encrypted room, a track published without encryption (a modified client, or one
+   * that could not set it up) is neither played nor even received: LiveKit could read it, and
+   * showing it under "End-to-end encrypted" would mislead. Whether it was refused.
+   */
+  private refusePlain(pub: RemoteTrackPublication, p: RemoteParticipant): boolean {
+    if (!this.session.e2ee_key || pub.isEncrypted) return false;
+    pub.setSubscribed(false);
+    if (!this.destroyed) {
+      this.banner.dataset.plainMedia = 'true';
+      this.setBanner(`${p.name || p.identity} is sending media without encryption; it is not shown.`);
+    }
+    return true;
   }
 
   private setBanner(text: string): void {
