@@ -15,7 +15,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0006_livekit_deletions.sql"),
     include_str!("../migrations/0007_past_room_retention.sql"),
     include_str!("../migrations/0008_applied_events_per_region.sql"),
-    include_str!("../migrations/0009_waiting_room.sql")
+    include_str!("../migrations/0009_waiting_room.sql"),
+    include_str!("../migrations/0010_forget_room_keys.sql")
 );
 
 /// Room sessions still running (created or active).

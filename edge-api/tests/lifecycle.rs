@@ -1678,3 +1678,46 @@ fn an_encrypted_room_without_its_key_gives_no_session() {
         assert!(body.get("token").is_none(), "{body}");
     }
 }
+
+/// An encrypted room's key is forgotten when its session ends (every way a session ends
+/// clears `is_running`, which the trigger watches); the rest of its metadata stays for the
+/// past room.
+#[test]
+fn an_encrypted_room_forgets_its_key_when_it_ends() {
+    let edge = edge();
+    let stored_metadata = |sid: &str| -> Value {
+        let rows = block(edge_api::platform::Store::execute(
+            &edge.store,
+            "SELECT metadata FROM rooms WHERE sid = ?",
+            &[sid.into()],
+        ))
+        .expect("read");
+        match &rows.rows[0][0] {
+            edge_api::platform::SqlValue::Text(json) => serde_json::from_str(json).expect("json"),
+            other => panic!("metadata: {other:?}"),
+        }
+    };
+    let room = running_room(
+        &edge,
+        "vault",
+        "eu",
+        json!({"end_to_end_encryption_features": {"is_enabled": true}}),
+    );
+    let e2ee = "/room_features/end_to_end_encryption_features";
+    let before = stored_metadata(&room.sid);
+    assert!(
+        before.pointer(&format!("{e2ee}/encryption_key")).is_some(),
+        "{before}"
+    );
+    end_room(&edge, "vault");
+    let after = stored_metadata(&room.sid);
+    assert!(
+        after.pointer(&format!("{e2ee}/encryption_key")).is_none(),
+        "{after}"
+    );
+    assert_eq!(
+        after.pointer(&format!("{e2ee}/is_enabled")),
+        Some(&json!(true))
+    );
+    assert_eq!(after["room_title"], before["room_title"]);
+}
