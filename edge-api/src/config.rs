@@ -134,6 +134,12 @@ struct RegionEntry {
 }
 
 impl EdgeConfig {
+    /// How long join and LiveKit tokens live, in seconds (10 minutes if the configured value
+    /// is negative).
+    pub fn token_validity(&self) -> u64 {
+        u64::try_from(self.token_validity_secs).unwrap_or(600)
+    }
+
     /// Reads and checks the configuration.
     ///
     /// Variables: `api_key`, `api_secret` (secret), `regions` (JSON list of

@@ -4,7 +4,7 @@ use http::{HeaderMap, Method};
 use serde::Serialize;
 
 use crate::config::GeoPoint;
-use crate::wire::{Common, Reply};
+use crate::wire::{Common, Reply, StatusCode};
 
 /// Request bodies larger than this are refused before they are read as JSON.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -49,6 +49,11 @@ impl EdgeRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Whether the body is over `limit` bytes (or over what the adapter read).
+    pub fn body_exceeds(&self, limit: usize) -> bool {
+        self.body_too_large || self.body.len() > limit
+    }
 }
 
 /// An HTTP response from the edge.
@@ -63,6 +68,17 @@ pub struct EdgeResponse {
 }
 
 impl EdgeResponse {
+    /// The 413 for a JSON call whose body is over `limit` bytes, in plugNmeet's shape.
+    pub fn body_over(limit: usize) -> EdgeResponse {
+        EdgeResponse::common(
+            413,
+            Common::fail(
+                StatusCode::InvalidParameters,
+                format!("request body larger than {limit} bytes"),
+            ),
+        )
+    }
+
     /// A JSON response.
     pub fn json(status: u16, body: &impl Serialize) -> EdgeResponse {
         match serde_json::to_vec(body) {

@@ -66,7 +66,6 @@ use http::Method;
 pub use config::{ConfigError, EdgeConfig};
 pub use exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
 use platform::{Clock, HttpClient, Store};
-use wire::{Common, StatusCode};
 
 /// The edge with its platform: configuration plus the store, outbound HTTP and clock it uses.
 pub struct Edge<S, H, C> {
@@ -133,7 +132,7 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             if request.method != Method::POST {
                 return method_not_allowed();
             }
-            if request.body_too_large || request.body.len() > MAX_BODY_BYTES {
+            if request.body_exceeds(MAX_BODY_BYTES) {
                 return EdgeResponse::text(413, "Payload Too Large");
             }
             return sidecars::handle(self, &request).await;
@@ -144,14 +143,8 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
         if request.method != Method::POST {
             return method_not_allowed();
         }
-        if request.body_too_large || request.body.len() > MAX_BODY_BYTES {
-            return EdgeResponse::common(
-                413,
-                Common::fail(
-                    StatusCode::InvalidParameters,
-                    format!("request body larger than {MAX_BODY_BYTES} bytes"),
-                ),
-            );
+        if request.body_exceeds(MAX_BODY_BYTES) {
+            return EdgeResponse::body_over(MAX_BODY_BYTES);
         }
         if let Err(response) = auth::authenticate(&self.config, &request) {
             return response;

@@ -145,6 +145,19 @@ pub(crate) const WAITING_SEEN_WITHIN_SECS: i64 = 60;
 /// A store failure: logged in full, answered 500 without detail (the browser retries).
 pub(crate) fn store_failure(e: StoreError) -> EdgeResponse {
     tracing::error!(error = %e, "store failure");
+    internal_error()
+}
+
+/// The 500 for a token that could not be signed (the error is logged where it happened).
+fn signing_failed() -> EdgeResponse {
+    EdgeResponse::common(
+        500,
+        Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+    )
+}
+
+/// A 500 without detail (what went wrong is logged where it happened).
+fn internal_error() -> EdgeResponse {
     EdgeResponse::common(
         500,
         Common::fail(StatusCode::InternalServerError, "internal server error"),
@@ -329,7 +342,7 @@ pub async fn renew_token<S: Store, H: HttpClient, C: Clock>(
         is_hidden: authorized.is_hidden(),
         ..authorized.claims
     };
-    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    let validity = edge.config.token_validity();
     let now = u64::try_from(edge.now_secs()).unwrap_or(0);
     match mint_join_token(
         &edge.config.api_key,
@@ -341,10 +354,7 @@ pub async fn renew_token<S: Store, H: HttpClient, C: Clock>(
         Ok(token) => EdgeResponse::reply(Common::ok("success"), RenewedRes { token }),
         Err(e) => {
             tracing::error!(error = %e, "join token signing failed");
-            EdgeResponse::common(
-                500,
-                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
-            )
+            signing_failed()
         }
     }
 }
@@ -365,10 +375,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     let now = edge.now_secs();
     let now_u = u64::try_from(now).unwrap_or(0);
     let Some(rules) = JoinRules::read(&room.metadata, &user.metadata) else {
-        return EdgeResponse::common(
-            500,
-            Common::fail(StatusCode::InternalServerError, "internal server error"),
-        );
+        return internal_error();
     };
     // The waiting room: getJoinToken marked the user to wait, and only a moderator's decision
     // clears the mark. No region is chosen and no LiveKit token leaves the edge before that.
@@ -464,7 +471,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         video,
         room_config,
     };
-    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    let validity = edge.config.token_validity();
     let token = match mint_livekit_token(
         &region.api_key,
         &region.api_secret,
@@ -476,10 +483,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok(t) => t,
         Err(e) => {
             tracing::error!(region = %region.id, error = %e, "LiveKit token signing failed");
-            return EdgeResponse::common(
-                500,
-                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
-            );
+            return signing_failed();
         }
     };
     // The session may have ended since it was read (endRoom reads the region after ending it,

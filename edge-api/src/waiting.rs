@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{self, Waiting};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{is_plain_id, MAX_ID_LEN};
+use crate::rooms::{bad_input, invalid, is_plain_id, MAX_ID_LEN};
 use crate::sessions::{authorize_moderator, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
 use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
@@ -62,14 +62,8 @@ async fn moderator<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> Result<Authorized, EdgeResponse> {
-    if request.body_too_large || request.body.len() > MAX_BODY {
-        return Err(EdgeResponse::common(
-            413,
-            Common::fail(
-                StatusCode::InvalidParameters,
-                format!("request body larger than {MAX_BODY} bytes"),
-            ),
-        ));
+    if request.body_exceeds(MAX_BODY) {
+        return Err(EdgeResponse::body_over(MAX_BODY));
     }
     authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
 }
@@ -81,16 +75,12 @@ async fn decision<S: Store, H: HttpClient, C: Clock>(
     request: &EdgeRequest,
 ) -> Result<(Authorized, String), EdgeResponse> {
     let authorized = moderator(edge, request).await?;
-    let invalid =
-        |msg: String| EdgeResponse::common(200, Common::fail(StatusCode::InvalidParameters, msg));
-    let req: UserReq = parse_input(&request.body).map_err(|e| invalid(e.to_string()))?;
+    let req: UserReq = parse_input(&request.body).map_err(bad_input)?;
     if req.user_id.is_empty() {
-        return Err(invalid("user_id: required".into()));
+        return Err(invalid("user_id: required"));
     }
     if req.user_id.len() > MAX_ID_LEN || !is_plain_id(&req.user_id) {
-        return Err(invalid(
-            "user_id should only contain letters, digits -_".into(),
-        ));
+        return Err(invalid("user_id should only contain letters, digits -_"));
     }
     Ok((authorized, req.user_id))
 }

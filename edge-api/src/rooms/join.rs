@@ -192,7 +192,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         is_hidden: user.is_hidden,
         client_type: CLIENT_TYPE_HYBRID_WEB,
     };
-    let validity = u64::try_from(edge.config.token_validity_secs).unwrap_or(600);
+    let validity = edge.config.token_validity();
     match mint_join_token(
         &edge.config.api_key,
         &edge.config.api_secret,
