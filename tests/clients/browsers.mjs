@@ -2,6 +2,7 @@
 // headless Debian Chromium with fake camera and microphone, driven by Playwright's
 // playwright-core (installed by scripts/bootstrap.sh outside the clone; NODE_MODULES_DIR names
 // it), and the page helpers the drivers use.
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 
@@ -87,4 +88,46 @@ export async function keepFailureScreens(browser, screens, dir, prefix) {
         .catch(() => {});
     }
   }
+}
+
+/**
+ * Runs a driver: reads PLAN_JSON (argv[2]; `plan.base` is the edge, `plan.shots` the
+ * screenshot directory), starts Chromium and runs `scenario` with what the drivers share:
+ * `plan`, `browser`, `seen` (printed as one JSON line at the end, `seen.ok` set by whether
+ * the scenario finished), `step(name)`, `open(name, token, contextOptions)` (a join link),
+ * `shot(page, name)`, `consoleError(text)`, and `markEnding()`, called when the meeting is
+ * being ended: errors logged after it go to `seen.consoleErrorsAtEnd` (a renewal or poll on
+ * its way then may be refused). After a failure each page's screen is kept as
+ * `<failurePrefix>-*.png`.
+ */
+export async function runDriver(failurePrefix, scenario) {
+  const plan = JSON.parse(process.argv[2]);
+  mkdirSync(plan.shots, { recursive: true });
+  const browser = await launchChromium();
+  const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
+  let ending = false;
+  const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
+  try {
+    await scenario({
+      plan,
+      browser,
+      seen,
+      step: (name) => seen.steps.push(name),
+      open: (name, token, contextOptions) =>
+        openJoinLink(browser, plan.base, name, token, contextOptions, consoleError),
+      shot: (page, name) => shot(page, plan.shots, name),
+      consoleError,
+      markEnding: () => {
+        ending = true;
+      },
+    });
+    seen.ok = true;
+  } catch (error) {
+    seen.ok = false;
+    seen.error = String(error?.stack || error);
+    await keepFailureScreens(browser, seen.screens, plan.shots, failurePrefix);
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(seen));
 }

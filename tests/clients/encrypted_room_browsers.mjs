@@ -14,70 +14,59 @@
 // carry another key: it must not be able to play anyone's video, nor they its. Last a page
 // whose answer loses the key joins and publishes in the clear: the others must not play it.
 // Prints one JSON line with what it saw; screenshots go to DIR.
-import { mkdirSync } from "node:fs";
-
 import {
-  keepFailureScreens,
-  launchChromium,
-  openJoinLink,
   playsRemoteVideo,
+  runDriver,
   screen,
-  shot as shotIn,
 } from "./browsers.mjs";
 
-const plan = JSON.parse(process.argv[2]);
-mkdirSync(plan.shots, { recursive: true });
-const browser = await launchChromium();
+await runDriver("encrypted-failure", async ({ plan, browser, seen, step, open, shot, consoleError, markEnding }) => {
+  /** The encryption of each track LiveKit forwards in the room, by participant. */
+  async function livekitTracks() {
+    const res = await fetch(`${plan.livekitHttp}/twirp/livekit.RoomService/ListParticipants`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${plan.livekitToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ room: plan.livekitRoom }),
+    });
+    const body = await res.json();
+    return (body.participants || []).flatMap((p) =>
+      (p.tracks || []).map((t) => ({
+        identity: p.identity,
+        type: t.type || "AUDIO",
+        encryption: t.encryption || "NONE",
+      })),
+    );
+  }
 
-const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
-const step = (name) => seen.steps.push(name);
-let ending = false;
-const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
-const open = (name, token) =>
-  openJoinLink(browser, plan.base, name, token, { viewport: { width: 1280, height: 800 } }, consoleError);
-const shot = (page, name) => shotIn(page, plan.shots, name);
+  /** Opens `token`'s join link in a new browser context, its `/api/session` answer changed by
+   * `rewrite`, and joins the room. Only its page errors are recorded (it cannot decrypt, and
+   * may say so on the console). */
+  async function joinWithRewrittenSession(token, rewrite) {
+    const context = await browser.newContext({
+      permissions: ["camera", "microphone"],
+      viewport: { width: 1280, height: 800 },
+    });
+    await context.route("**/api/session", async (route) => {
+      const response = await route.fetch();
+      const json = await response.json();
+      if (json.e2ee_key) rewrite(json);
+      await route.fulfill({ response, json });
+    });
+    const page = await context.newPage();
+    page.on("pageerror", (error) => consoleError(`rewritten: ${error.message}`));
+    await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
+    await screen(page, "prejoin");
+    await page.click("#join");
+    await screen(page, "room");
+    return page;
+  }
 
-/** The encryption of each track LiveKit forwards in the room, by participant. */
-async function livekitTracks() {
-  const res = await fetch(`${plan.livekitHttp}/twirp/livekit.RoomService/ListParticipants`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${plan.livekitToken}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ room: plan.livekitRoom }),
-  });
-  const body = await res.json();
-  return (body.participants || []).flatMap((p) =>
-    (p.tracks || []).map((t) => ({
-      identity: p.identity,
-      type: t.type || "AUDIO",
-      encryption: t.encryption || "NONE",
-    })),
-  );
-}
-
-/** Opens `token`'s join link in `context`, its `/api/session` answer changed by `rewrite`, and
- * joins the room. */
-async function joinWithRewrittenSession(context, token, rewrite) {
-  await context.route("**/api/session", async (route) => {
-    const response = await route.fetch();
-    const json = await response.json();
-    if (json.e2ee_key) rewrite(json);
-    await route.fulfill({ response, json });
-  });
-  const page = await context.newPage();
-  page.on("pageerror", (error) => consoleError(`rewritten: ${error.message}`));
-  await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
-  await screen(page, "prejoin");
-  await page.click("#join");
-  await screen(page, "room");
-  return page;
-}
-
-try {
-  const moderator = await open("moderator", plan.moderator);
+  const desktop = { viewport: { width: 1280, height: 800 } };
+  const moderator = await open("moderator", plan.moderator, desktop);
   await screen(moderator, "prejoin");
   await moderator.click("#join");
   await screen(moderator, "room");
-  const guest = await open("guest", plan.guest);
+  const guest = await open("guest", plan.guest, desktop);
   await screen(guest, "prejoin");
   await guest.click("#join");
   await screen(guest, "room");
@@ -93,11 +82,7 @@ try {
   step("LiveKit asked");
 
   // The same page with a wrong key: LiveKit forwards it everything, and it can read nothing.
-  const intruderContext = await browser.newContext({
-    permissions: ["camera", "microphone"],
-    viewport: { width: 1280, height: 800 },
-  });
-  const intruder = await joinWithRewrittenSession(intruderContext, plan.intruder, (json) => {
+  const intruder = await joinWithRewrittenSession(plan.intruder, (json) => {
     json.e2ee_key = "0123456789abcdef0123456789abcdef";
   });
   const decodes = (page, identity) =>
@@ -118,11 +103,7 @@ try {
 
   // A page that publishes without encryption (its session answer loses the key): the others
   // neither play nor receive its media, and say so.
-  const plainContext = await browser.newContext({
-    permissions: ["camera", "microphone"],
-    viewport: { width: 1280, height: 800 },
-  });
-  await joinWithRewrittenSession(plainContext, plan.plain, (json) => {
+  await joinWithRewrittenSession(plan.plain, (json) => {
     delete json.e2ee_key;
   });
   await moderator.waitForSelector('.banner[data-plain-media="true"]', { state: "visible" });
@@ -132,16 +113,8 @@ try {
   step("plain media refused");
 
   await moderator.click("#end-meeting");
-  ending = true;
+  markEnding();
   await moderator.click("#end-meeting-confirm");
   await screen(moderator, "ended");
   await screen(guest, "ended");
-  seen.ok = true;
-} catch (error) {
-  seen.ok = false;
-  seen.error = String(error?.stack || error);
-  await keepFailureScreens(browser, seen.screens, plan.shots, "encrypted-failure");
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(seen));
+});

@@ -11,43 +11,25 @@
 // user joins without publishing and without a tile. Another browser opens an expired link. The moderator ends the meeting and both others must see it end. Prints one
 // JSON line with what it saw (the Rust test asserts on it); screenshots of each key screen go
 // to DIR. Chromium gets fake camera and microphone devices.
-import { mkdirSync } from "node:fs";
-
 import {
-  keepFailureScreens,
-  launchChromium,
-  openJoinLink,
   playsRemoteVideo,
+  runDriver,
   screen,
-  shot as shotIn,
 } from "./browsers.mjs";
 
-const plan = JSON.parse(process.argv[2]);
-mkdirSync(plan.shots, { recursive: true });
-const browser = await launchChromium();
-
-const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
-const step = (name) => seen.steps.push(name);
-/** Set when the moderator ends the meeting: a renewal in flight then may get a 401. */
-let ending = false;
-const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
-const open = (name, token, contextOptions) =>
-  openJoinLink(browser, plan.base, name, token, contextOptions, consoleError);
-const shot = (page, name) => shotIn(page, plan.shots, name);
-
-/** Reaches the Join button with the keyboard alone and presses it. */
-async function joinByKeyboard(page) {
-  for (let i = 0; i < 25; i++) {
-    await page.keyboard.press("Tab");
-    if (await page.evaluate(() => document.activeElement?.id === "join")) {
-      await page.keyboard.press("Enter");
-      return true;
+await runDriver("failure", async ({ plan, seen, step, open, shot, markEnding }) => {
+  /** Reaches the Join button with the keyboard alone and presses it. */
+  async function joinByKeyboard(page) {
+    for (let i = 0; i < 25; i++) {
+      await page.keyboard.press("Tab");
+      if (await page.evaluate(() => document.activeElement?.id === "join")) {
+        await page.keyboard.press("Enter");
+        return true;
+      }
     }
+    return false;
   }
-  return false;
-}
 
-try {
   const moderator = await open("moderator", plan.moderator, {
     viewport: { width: 1280, height: 800 },
   });
@@ -143,7 +125,7 @@ try {
   step("expired link refused");
 
   await moderator.click("#end-meeting");
-  ending = true;
+  markEnding();
   await moderator.click("#end-meeting-confirm");
   await screen(moderator, "ended");
   await screen(guest, "ended");
@@ -151,12 +133,4 @@ try {
   step("meeting ended for everyone");
   await shot(moderator, "6-ended-moderator");
   await shot(guest, "7-ended-phone");
-  seen.ok = true;
-} catch (error) {
-  seen.ok = false;
-  seen.error = String(error?.stack || error);
-  await keepFailureScreens(browser, seen.screens, plan.shots, "failure");
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(seen));
+});

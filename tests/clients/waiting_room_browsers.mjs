@@ -11,35 +11,17 @@
 // passes the pre-join check and meets the moderator, and turns the other away, whose page then
 // says so. The pages renew their short-lived join tokens meanwhile. Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go
 // to DIR. Chromium gets fake camera and microphone devices.
-import { mkdirSync } from "node:fs";
-
 import {
-  keepFailureScreens,
-  launchChromium,
-  openJoinLink,
   playsRemoteVideo,
+  runDriver,
   screen,
-  shot as shotIn,
   STEP_TIMEOUT,
 } from "./browsers.mjs";
 
-const plan = JSON.parse(process.argv[2]);
-mkdirSync(plan.shots, { recursive: true });
-const browser = await launchChromium();
+await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEnding }) => {
+  const listed = (id) => `#waiting-list li[data-user-id="${id}"]`;
 
-const seen = { consoleErrors: [], consoleErrorsAtEnd: [], screens: {}, steps: [] };
-const step = (name) => seen.steps.push(name);
-/** Set when the moderator ends the meeting: a poll or renewal in flight then may get a 401. */
-let ending = false;
-const consoleError = (text) => (ending ? seen.consoleErrorsAtEnd : seen.consoleErrors).push(text);
-const open = (name, token, viewport) =>
-  openJoinLink(browser, plan.base, name, token, { viewport }, consoleError);
-const shot = (page, name) => shotIn(page, plan.shots, name);
-
-const listed = (id) => `#waiting-list li[data-user-id="${id}"]`;
-
-try {
-  const desktop = { width: 1280, height: 800 };
+  const desktop = { viewport: { width: 1280, height: 800 } };
   const moderator = await open("moderator", plan.moderator, desktop);
   moderator.on("request", (request) => {
     if (new URL(request.url()).pathname === "/api/endRoom") {
@@ -53,7 +35,7 @@ try {
   seen.listHiddenAtFirst = await moderator.$eval("#waiting-list", (el) => el.hidden);
   step("moderator in room");
 
-  const guest = await open("guest", plan.guest, { width: 390, height: 844 });
+  const guest = await open("guest", plan.guest, { viewport: { width: 390, height: 844 } });
   await screen(guest, "waiting");
   seen.guestWaitingText = await guest.textContent("#app");
   await shot(guest, "w1-waiting-phone");
@@ -103,17 +85,9 @@ try {
   step("the moderator's token was renewed");
 
   await moderator.click("#end-meeting");
-  ending = true;
+  markEnding();
   await moderator.click("#end-meeting-confirm");
   await screen(moderator, "ended");
   await screen(guest, "ended");
   step("meeting ended");
-  seen.ok = true;
-} catch (error) {
-  seen.ok = false;
-  seen.error = String(error?.stack || error);
-  await keepFailureScreens(browser, seen.screens, plan.shots, "waiting-failure");
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(seen));
+});

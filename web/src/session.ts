@@ -50,7 +50,8 @@ export type SessionResult =
   | { ok: 'waiting'; waiting: Waiting }
   | { ok: false; error: ErrorKind; msg?: string };
 
-export type EndResult = { ok: true } | { ok: false; msg: string };
+/** How a moderator's action (ending the meeting, a waiting-room decision) went. */
+export type ActionResult = { ok: true } | { ok: false; msg: string };
 
 const REQUEST_TIMEOUT_MS = 15_000;
 
@@ -149,12 +150,17 @@ export async function createSession(joinToken: string): Promise<SessionResult> {
   return { ok: false, error: classify(reply.status, msg), msg };
 }
 
-export async function endRoom(joinToken: string): Promise<EndResult> {
-  const reply = await post('/api/endRoom', joinToken);
+/** POSTs a moderator's action; its failure as the edge's `msg` (or the HTTP status). */
+async function act(path: string, joinToken: string, payload: object = {}): Promise<ActionResult> {
+  const reply = await post(path, joinToken, payload);
   if (!reply) return { ok: false, msg: 'network-error' };
   if (reply.status === 200 && reply.body?.status === true) return { ok: true };
   const msg = typeof reply.body?.msg === 'string' ? reply.body.msg : `HTTP ${reply.status}`;
   return { ok: false, msg };
+}
+
+export function endRoom(joinToken: string): Promise<ActionResult> {
+  return act('/api/endRoom', joinToken);
 }
 
 /** Who waits to be let in now, longest first; `unknown` when the edge could not say (try
@@ -173,17 +179,13 @@ export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | '
 }
 
 /** A moderator lets a waiting user in (`all`: everyone waiting) or turns them away. */
-export async function decideWaiting(
+export function decideWaiting(
   joinToken: string,
   decision: 'approve' | 'reject',
   userId: string,
-): Promise<EndResult> {
+): Promise<ActionResult> {
   const path = decision === 'approve' ? '/api/waitingRoom/approveUsers' : '/api/waitingRoom/rejectUsers';
-  const reply = await post(path, joinToken, { user_id: userId });
-  if (!reply) return { ok: false, msg: 'network-error' };
-  if (reply.status === 200 && reply.body?.status === true) return { ok: true };
-  const msg = typeof reply.body?.msg === 'string' ? reply.body.msg : `HTTP ${reply.status}`;
-  return { ok: false, msg };
+  return act(path, joinToken, { user_id: userId });
 }
 
 export type RenewResult = { ok: true; token: string } | { ok: false; retry: boolean };
