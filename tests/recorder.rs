@@ -73,6 +73,8 @@ fn records_a_room_through_the_api_and_reports_every_state() {
         "fragmented file left"
     );
     assert_faststart(&file);
+    let size = std::fs::metadata(&file).expect("stat").len();
+    assert_eq!(done["file_bytes"].as_u64(), Some(size), "{done}");
     // The meeting's content is for the service's user only.
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&file).expect("stat").permissions(),
@@ -128,9 +130,14 @@ fn records_a_room_through_the_api_and_reports_every_state() {
         (200, Some("COMPLETE"))
     );
 
-    control.wait_event("COMPLETE", Duration::from_secs(10), |e| {
+    let complete = control.wait_event("COMPLETE", Duration::from_secs(10), |e| {
         e["job"]["job_id"] == job_id.as_str() && e["job"]["state"] == "COMPLETE"
     });
+    assert_eq!(
+        complete["job"]["file_bytes"].as_u64(),
+        Some(size),
+        "{complete}"
+    );
     assert_eq!(
         control.states(&job_id),
         ["STARTING", "ACTIVE", "ENDING", "COMPLETE"],

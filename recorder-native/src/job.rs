@@ -278,6 +278,10 @@ pub struct JobView {
     pub reason: Option<String>,
     /// The finished file (composite) or directory of track files (tracks), if it writes one.
     pub file: Option<String>,
+    /// Size in bytes of the finished file (composite) or of all track files (tracks), once the
+    /// job is COMPLETE; None before or when unknown.
+    #[serde(default)]
+    pub file_bytes: Option<u64>,
     /// The broadcast target with its stream key hidden.
     pub rtmp: Option<String>,
     /// Unix milliseconds when accepted.
@@ -500,5 +504,27 @@ mod tests {
         assert!(err.is_err());
         let state: JobState = serde_json::from_str("\"COMPLETE\"").expect("state");
         assert_eq!(JobState::parse(state.as_str()), Some(JobState::Complete));
+    }
+
+    /// A job reported or kept before `file_bytes` existed still reads, without a size; a
+    /// finished one carries its size.
+    #[test]
+    fn a_view_without_a_size_still_reads() {
+        let old: JobView = serde_json::from_str(
+            r#"{"job_id":"a","room_id":"r","mode":"composite","state":"COMPLETE","reason":null,
+                "file":"/r/a.mp4","rtmp":null,"created_ms":1,"updated_ms":2}"#,
+        )
+        .expect("an older view");
+        assert_eq!(old.file_bytes, None);
+        let sized = JobView {
+            file_bytes: Some(1234),
+            ..old
+        };
+        let json = serde_json::to_value(&sized).expect("json");
+        assert_eq!(json["file_bytes"], 1234);
+        assert_eq!(
+            serde_json::from_value::<JobView>(json).expect("read back"),
+            sized
+        );
     }
 }

@@ -201,6 +201,7 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
                         state: JobState::Failed,
                         reason: Some("found unfinished after a restart".into()),
                         file: Some(file),
+                        file_bytes: None,
                         rtmp: None,
                         created_ms,
                         updated_ms: now_ms(),

@@ -121,6 +121,33 @@ pub enum StorageError {
     },
 }
 
+/// A job's output in its final place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Where it is: the local path, or `s3://bucket/key` (a key prefix ending in `/` for a
+    /// directory).
+    pub location: String,
+    /// Its size in bytes: the file's, or the sum of the directory's files (what was uploaded).
+    pub bytes: u64,
+}
+
+/// The size in bytes of a finished output: a file's, or the sum of the files directly in a
+/// directory of track files (the ones an upload sends).
+pub fn output_bytes(output: &Path) -> std::io::Result<u64> {
+    let metadata = std::fs::metadata(output)?;
+    if !metadata.is_dir() {
+        return Ok(metadata.len());
+    }
+    let mut total: u64 = 0;
+    for entry in std::fs::read_dir(output)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            total = total.saturating_add(entry.metadata()?.len());
+        }
+    }
+    Ok(total)
+}
+
 /// Where a job's outputs end up.
 #[derive(Clone)]
 pub enum Storage {
@@ -149,18 +176,24 @@ impl Storage {
     }
 
     /// Moves a job's finished output (a file, or a directory of track files) to its final place
-    /// and returns that place: the local path, or `s3://bucket/key` (a key prefix ending in `/`
-    /// for a directory). `created_ms` is the job's: objects of another job with the same id are
-    /// never written over ([`StorageError::Taken`]). Local files are removed only by
-    /// [`Storage::release`].
+    /// and returns that place and its size: the local path, or `s3://bucket/key` (a key prefix
+    /// ending in `/` for a directory) and the bytes uploaded. `created_ms` is the job's: objects
+    /// of another job with the same id are never written over ([`StorageError::Taken`]). Local
+    /// files are removed only by [`Storage::release`].
     pub async fn store(
         &self,
         job_id: &str,
         created_ms: i64,
         output: &Path,
-    ) -> Result<String, StorageError> {
+    ) -> Result<Stored, StorageError> {
         match self {
-            Storage::Local => Ok(output.display().to_string()),
+            Storage::Local => Ok(Stored {
+                location: output.display().to_string(),
+                bytes: output_bytes(output).map_err(|source| StorageError::Read {
+                    path: output.to_owned(),
+                    source,
+                })?,
+            }),
             Storage::S3(s3) => s3.upload_with_retries(job_id, created_ms, output).await,
         }
     }
@@ -251,7 +284,7 @@ impl S3Storage {
         job_id: &str,
         created_ms: i64,
         output: &Path,
-    ) -> Result<String, StorageError> {
+    ) -> Result<Stored, StorageError> {
         // The config keeps `retry` within a week; should it be more, a week it is.
         let now = tokio::time::Instant::now();
         let deadline = now
@@ -279,7 +312,7 @@ impl S3Storage {
         job_id: &str,
         created_ms: i64,
         output: &Path,
-    ) -> Result<String, StorageError> {
+    ) -> Result<Stored, StorageError> {
         let read_error = |source| StorageError::Read {
             path: output.to_owned(),
             source,
@@ -310,11 +343,14 @@ impl S3Storage {
                 }
             }
             names.sort();
+            let mut bytes: u64 = 0;
             for name in &names {
-                self.put_file(&output.join(name), self.key(&[job_id, name]), &mark)
+                let sent = self
+                    .put_file(&output.join(name), self.key(&[job_id, name]), &mark)
                     .await?;
+                bytes = bytes.saturating_add(sent);
             }
-            Ok(location)
+            Ok(Stored { location, bytes })
         } else {
             let name = output
                 .file_name()
@@ -325,8 +361,8 @@ impl S3Storage {
             if !self.is_free_for(&key, &mark).await? {
                 return Err(StorageError::Taken { location });
             }
-            self.put_file(output, key.clone(), &mark).await?;
-            Ok(location)
+            let bytes = self.put_file(output, key.clone(), &mark).await?;
+            Ok(Stored { location, bytes })
         }
     }
 
@@ -386,8 +422,14 @@ impl S3Storage {
         }
     }
 
-    /// Streams one file into one object (multipart above a few MiB), marked as its job's.
-    async fn put_file(&self, file: &Path, key: ObjectPath, mark: &str) -> Result<(), StorageError> {
+    /// Streams one file into one object (multipart above a few MiB), marked as its job's; how
+    /// many bytes it holds.
+    async fn put_file(
+        &self,
+        file: &Path,
+        key: ObjectPath,
+        mark: &str,
+    ) -> Result<u64, StorageError> {
         let upload_error = |message: String| StorageError::Upload {
             bucket: self.bucket.clone(),
             key: key.to_string(),
@@ -408,18 +450,22 @@ impl S3Storage {
         );
         let mut writer =
             BufWriter::new(self.store.clone(), key.clone()).with_attributes(attributes);
-        if let Err(e) = tokio::io::copy(&mut reader, &mut writer).await {
-            // Cleans up a multipart upload already begun. (A failed completion aborts its own;
-            // parts left by a lost connection are the bucket lifecycle rule's to expire.)
-            let _ = writer.abort().await;
-            return Err(upload_error(e.to_string()));
-        }
+        let bytes = match tokio::io::copy(&mut reader, &mut writer).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Cleans up a multipart upload already begun. (A failed completion aborts its
+                // own; parts left by a lost connection are the bucket lifecycle rule's to
+                // expire.)
+                let _ = writer.abort().await;
+                return Err(upload_error(e.to_string()));
+            }
+        };
         writer
             .shutdown()
             .await
             .map_err(|e| upload_error(e.to_string()))?;
-        tracing::info!(key = %key, "recording uploaded");
-        Ok(())
+        tracing::info!(key = %key, bytes, "recording uploaded");
+        Ok(bytes)
     }
 }
 
@@ -509,8 +555,10 @@ mod tests {
         let (earlier, later) = (1_000, 2_000);
 
         std::fs::write(&file, b"first job").expect("write");
-        let location = storage.store("job", earlier, &file).await.expect("upload");
+        let Stored { location, bytes } =
+            storage.store("job", earlier, &file).await.expect("upload");
         assert_eq!(location, "s3://test-bucket/rec-1/job.mp4");
+        assert_eq!(bytes, 9, "the bytes uploaded");
         std::fs::write(&file, b"first job, uploaded again").expect("write");
         storage
             .store("job", earlier, &file)
@@ -537,10 +585,19 @@ mod tests {
 
         let tracks = dir.join("tracks");
         std::fs::write(tracks.join("a.mkv"), b"first tracks").expect("write");
-        storage
+        std::fs::write(tracks.join("b.mka"), b"audio").expect("write");
+        let uploaded = storage
             .store("tracks", earlier, &tracks)
             .await
             .expect("upload tracks");
+        assert_eq!(
+            uploaded,
+            Stored {
+                location: "s3://test-bucket/rec-1/tracks/".into(),
+                bytes: 12 + 5,
+            }
+        );
+        std::fs::remove_file(tracks.join("b.mka")).expect("remove");
         std::fs::remove_file(tracks.join("a.mkv")).expect("remove");
         std::fs::write(tracks.join("b.mkv"), b"second tracks").expect("write");
         let err = storage

@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms INTEGER NOT NULL,
     updated_ms INTEGER NOT NULL,
     outcome TEXT,
-    outcome_reason TEXT
+    outcome_reason TEXT,
+    file_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated_ms);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -137,6 +138,7 @@ fn row_to_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobView> {
         state: JobState::parse(&state).unwrap_or(JobState::Failed),
         reason: row.get("reason")?,
         file: row.get("file")?,
+        file_bytes: row.get("file_bytes")?,
         rtmp: row.get("rtmp")?,
         created_ms: row.get("created_ms")?,
         updated_ms: row.get("updated_ms")?,
@@ -152,17 +154,27 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        // Databases from before the decided outcome was kept.
-        let has_outcome: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'outcome'",
-            [],
-            |row| row.get(0),
-        )?;
-        if !has_outcome {
-            conn.execute_batch(
+        // Databases from before the decided outcome, and the size of a finished output, were
+        // kept: their columns are added (empty, so older jobs have no size).
+        for (column, add) in [
+            (
+                "outcome",
                 "ALTER TABLE jobs ADD COLUMN outcome TEXT; \
                  ALTER TABLE jobs ADD COLUMN outcome_reason TEXT;",
+            ),
+            (
+                "file_bytes",
+                "ALTER TABLE jobs ADD COLUMN file_bytes INTEGER;",
+            ),
+        ] {
+            let has_column: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
+                [column],
+                |row| row.get(0),
             )?;
+            if !has_column {
+                conn.execute_batch(add)?;
+            }
         }
         Ok(Store { conn })
     }
@@ -201,8 +213,8 @@ impl Store {
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
         self.execute_with_events(
-            "INSERT INTO jobs (id, room_id, mode, fingerprint, state, reason, file, rtmp, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO jobs (id, room_id, mode, fingerprint, state, reason, file, rtmp, created_ms, updated_ms, file_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 job.job_id,
                 job.room_id,
@@ -213,7 +225,8 @@ impl Store {
                 job.file,
                 job.rtmp,
                 job.created_ms,
-                job.updated_ms
+                job.updated_ms,
+                job.file_bytes
             ],
             event.map(std::slice::from_ref).unwrap_or_default(),
         )
@@ -231,12 +244,13 @@ impl Store {
         )?)
     }
 
-    /// Saves a job's new state, reason and file together with the events that report it.
+    /// Saves a job's new state, reason, file and its size together with the events that report
+    /// it.
     /// States only go forward, and a job that reached COMPLETE or FAILED stays as it was: such
     /// an update (a late writer) changes nothing, queues no event and returns `false`.
     pub fn update(&mut self, job: &JobView, events: &[Event]) -> Result<bool, StoreError> {
         self.execute_with_events(
-            "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5 \
+            "UPDATE jobs SET state = ?2, reason = ?3, file = ?4, updated_ms = ?5, file_bytes = ?7 \
              WHERE id = ?1 AND state NOT IN ('COMPLETE', 'FAILED') \
                AND (CASE state WHEN 'STARTING' THEN 0 WHEN 'ACTIVE' THEN 1 ELSE 2 END) <= ?6",
             params![
@@ -245,7 +259,8 @@ impl Store {
                 job.reason,
                 job.file,
                 job.updated_ms,
-                state_rank(job.state)
+                state_rank(job.state),
+                job.file_bytes
             ],
             events,
         )
@@ -406,6 +421,7 @@ mod tests {
             state,
             reason: None,
             file: Some(format!("/r/{id}.mp4")),
+            file_bytes: None,
             rtmp: None,
             created_ms: 1,
             updated_ms: 1,
@@ -459,6 +475,79 @@ mod tests {
         assert!(pending[1].body.contains("\"ACTIVE\""));
         store.delivered_through(pending[0].seq).expect("ack");
         assert_eq!(store.backlog().expect("backlog"), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A completed job's output size is stored with it, listed after a restart, and in the
+    /// COMPLETE event queued for the control plane.
+    #[test]
+    fn a_complete_jobs_size_survives_reopening() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        {
+            let mut store = Store::open(&path).expect("open");
+            let job = view("sized", JobState::Active);
+            store.insert(&job, "fp", None).expect("insert");
+            let complete = JobView {
+                state: JobState::Complete,
+                file_bytes: Some(5_000_000_000),
+                updated_ms: 2,
+                ..job
+            };
+            assert!(store
+                .update(&complete, &[Event::new(EventKind::JobState, &complete)])
+                .expect("update"));
+        }
+        let store = Store::open(&path).expect("reopen");
+        let (job, _) = store.job("sized").expect("read").expect("job");
+        assert_eq!(
+            (job.state, job.file_bytes),
+            (JobState::Complete, Some(5_000_000_000))
+        );
+        assert_eq!(
+            store.recent(10).expect("recent")[0].file_bytes,
+            Some(5_000_000_000)
+        );
+        let pending = store.pending(10).expect("pending");
+        let event: Event = serde_json::from_str(&pending[0].body).expect("event");
+        assert_eq!(
+            (event.job.state, event.job.file_bytes),
+            (JobState::Complete, Some(5_000_000_000))
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A database from before the outcome and the size were kept opens: its jobs read without
+    /// a size, and new ones keep theirs.
+    #[test]
+    fn an_older_database_gains_the_new_columns() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE jobs (id TEXT PRIMARY KEY, room_id TEXT NOT NULL, mode TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, file TEXT,
+                     rtmp TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+                 INSERT INTO jobs VALUES ('old', 'room', 'composite', 'fp', 'COMPLETE', NULL,
+                     '/r/old.mp4', NULL, 1, 1);",
+            )
+            .expect("an older schema");
+        }
+        let mut store = Store::open(&path).expect("open an older database");
+        let (old, _) = store.job("old").expect("read").expect("job");
+        assert_eq!((old.state, old.file_bytes), (JobState::Complete, None));
+        let new = JobView {
+            file_bytes: Some(42),
+            ..view("new", JobState::Complete)
+        };
+        store.insert(&new, "fp", None).expect("insert");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        let (kept, _) = store.job("new").expect("read").expect("job");
+        assert_eq!(kept.file_bytes, Some(42));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

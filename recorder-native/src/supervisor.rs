@@ -439,6 +439,7 @@ impl Node {
                 state: JobState::Starting,
                 reason: None,
                 file: output.as_ref().map(|p| p.display().to_string()),
+                file_bytes: None,
                 rtmp: request.rtmp_url.as_deref().map(redact_rtmp),
                 created_ms: now_ms(),
                 updated_ms: now_ms(),
@@ -1026,7 +1027,8 @@ impl Node {
 
     /// Sends a concluded job's output to storage; its final state, to be stored. The decided
     /// outcome is kept in the store first, so a restart during a long upload reports it as
-    /// decided.
+    /// decided. A COMPLETE job reports its output's size: what was uploaded, else what is on
+    /// disk.
     async fn deliver(
         &self,
         mut view: JobView,
@@ -1038,6 +1040,7 @@ impl Node {
             Outcome::Failed | Outcome::Recovered => JobState::Failed,
         };
         let mut release = None;
+        let mut uploaded_bytes = None;
         if let (Some(output), Some(_)) = (output, &view.file) {
             if output.exists() && self.storage.is_remote() {
                 let decided =
@@ -1053,8 +1056,9 @@ impl Node {
                     .store(&view.job_id, view.created_ms, output)
                     .await
                 {
-                    Ok(location) => {
-                        view.file = Some(location);
+                    Ok(stored) => {
+                        view.file = Some(stored.location);
+                        uploaded_bytes = Some(stored.bytes);
                         release = Some(output.to_owned());
                     }
                     Err(e) => {
@@ -1066,10 +1070,22 @@ impl Node {
                 }
             }
         }
+        view.file_bytes = match (view.state, output, &view.file) {
+            (JobState::Complete, Some(output), Some(_)) => {
+                uploaded_bytes.or_else(|| match crate::storage::output_bytes(output) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        tracing::warn!(job = %view.job_id, file = %output.display(), error = %e, "cannot read the size of the recording");
+                        None
+                    }
+                })
+            }
+            _ => None,
+        };
         view.updated_ms = now_ms();
         match view.state {
             JobState::Complete => {
-                tracing::info!(job = %view.job_id, file = ?view.file, reason = ?view.reason, "job complete")
+                tracing::info!(job = %view.job_id, file = ?view.file, file_bytes = ?view.file_bytes, reason = ?view.reason, "job complete")
             }
             _ => {
                 tracing::warn!(job = %view.job_id, reason = ?view.reason, file = ?view.file, "job failed")
@@ -1117,7 +1133,7 @@ impl Node {
         output: &Path,
     ) -> (String, bool) {
         match self.storage.store(job_id, created_ms, output).await {
-            Ok(location) => (location, true),
+            Ok(stored) => (stored.location, true),
             Err(e) => {
                 tracing::error!(job = %job_id, error = %e, "the recovered recording stays local");
                 (output.display().to_string(), false)
@@ -1270,6 +1286,7 @@ mod tests {
         assert_eq!(done.state, JobState::Complete, "{done:?}");
         assert_eq!(done.file, Some(file.display().to_string()));
         let recorded = std::fs::read(&file).expect("the first recording");
+        assert_eq!(done.file_bytes, u64::try_from(recorded.len()).ok());
         assert_eq!(fake.forget_finished(), 1);
         assert!(!node.knows("reused"));
 
@@ -1385,6 +1402,7 @@ mod tests {
         assert_eq!(done.file.as_deref(), Some(location), "{done:?}");
         assert!(!fake.recordings().join("uploaded.mp4").exists());
         let uploaded = bucket.object("fake/uploaded.mp4").await;
+        assert_eq!(done.file_bytes, u64::try_from(uploaded.len()).ok());
         assert_eq!(fake.forget_finished(), 1);
 
         let refused = refused_for(
@@ -1394,6 +1412,44 @@ mod tests {
         assert_eq!(refused, location);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(bucket.object("fake/uploaded.mp4").await, uploaded);
+    }
+
+    /// A COMPLETE job reports the size of what it recorded: its COMPLETE event and the job list
+    /// carry the sum of a tracks job's files; a failed job reports no size.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_complete_job_reports_the_size_of_its_files() {
+        let fake = FakeNode::configured("sized", WRITES_AND_FINISHES, Storage::Local, with_events);
+        let request = StartRequest {
+            mode: Mode::Tracks,
+            ..FakeNode::request("sized")
+        };
+        fake.node.start(request).await.expect("start");
+        let done = fake.wait_ended("sized").await;
+        assert_eq!(done.state, JobState::Complete, "{done:?}");
+        let dir = fake.recordings().join("sized");
+        let on_disk: u64 = std::fs::read_dir(&dir)
+            .expect("track dir")
+            .map(|entry| entry.expect("entry").metadata().expect("size").len())
+            .sum();
+        assert!(on_disk > 0);
+        assert_eq!(done.file_bytes, Some(on_disk), "{done:?}");
+
+        let pending = fake.node.store_lock().pending(100).expect("pending");
+        let events: Vec<Event> = pending
+            .iter()
+            .map(|p| serde_json::from_str(&p.body).expect("event"))
+            .collect();
+        let complete = events
+            .iter()
+            .find(|e| e.job.state == JobState::Complete)
+            .expect("a COMPLETE event");
+        assert_eq!(complete.job.file_bytes, Some(on_disk));
+        assert!(events
+            .iter()
+            .filter(|e| e.job.state != JobState::Complete)
+            .all(|e| e.job.file_bytes.is_none()));
+        let (listed, _) = fake.node.list(10).expect("list");
+        assert_eq!(listed[0].file_bytes, Some(on_disk), "{listed:?}");
     }
 
     /// Serves the job API over `node` for one signed `/jobs/start` of `job_id` (a composite to
@@ -1591,6 +1647,7 @@ exit 1"#;
             state: JobState::Ending,
             reason: None,
             file: None,
+            file_bytes: None,
             rtmp: None,
             created_ms: now_ms(),
             updated_ms: now_ms(),
