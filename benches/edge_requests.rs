@@ -423,6 +423,7 @@ fn placement(c: &mut Criterion) {
         region_timeout_secs: 3600,
         max_events_per_batch: 100,
         past_rooms_retention_days: 0,
+        recorders: Default::default(),
     };
     let edge = Edge {
         config,

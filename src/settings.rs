@@ -18,6 +18,8 @@ pub struct Settings {
     pub livekit: LocalLiveKit,
     /// Media regions already running elsewhere. None: a local LiveKit is started as `local`.
     pub regions: Vec<RegionSettings>,
+    /// Recorder nodes recordings and broadcasts are sent to (`[[recorders]]`).
+    pub recorders: Vec<RecorderSettings>,
 }
 
 /// `[edge]`.
@@ -62,6 +64,8 @@ pub struct EdgeSettings {
     pub region_timeout_secs: u64,
     /// Days an ended room stays a past room before it is deleted (0 = kept for good).
     pub past_rooms_retention_days: u64,
+    /// A recorder node whose last heartbeat is older than this is taken for dead.
+    pub recorder_timeout_secs: u64,
 }
 
 impl Default for EdgeSettings {
@@ -85,6 +89,7 @@ impl Default for EdgeSettings {
             idle_instance_timeout_ms: InstanceReuse::default().idle_timeout.as_millis() as u64,
             region_timeout_secs: 15,
             past_rooms_retention_days: 0,
+            recorder_timeout_secs: 15,
         }
     }
 }
@@ -185,6 +190,25 @@ pub struct RegionSettings {
     /// has one, regions take new rooms only while their sidecar heartbeats.
     #[serde(default, skip_serializing)]
     pub sidecar_secret: Option<String>,
+}
+
+/// One `[[recorders]]` entry: a recorder node's job API and the key and secret it shares with
+/// the edge (the node's own `api_key` and `api_secret`; its `node_id` is `id`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecorderSettings {
+    /// The node's `node_id`.
+    pub id: String,
+    /// Base URL of its job API, e.g. `http://10.0.0.5:8090`.
+    pub url: String,
+    /// Its `api_key`.
+    pub api_key: String,
+    /// Its `api_secret` (never passed on in the `recorders` variable).
+    #[serde(skip_serializing)]
+    pub api_secret: String,
+    /// The region it is nearest to: rooms there try it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl Settings {

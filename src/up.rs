@@ -353,6 +353,25 @@ fn edge_variables(
         "region_timeout_secs".into(),
         edge.region_timeout_secs.to_string(),
     );
+    if !settings.recorders.is_empty() {
+        let recorder_secrets: BTreeMap<&str, &str> = settings
+            .recorders
+            .iter()
+            .map(|r| (r.id.as_str(), r.api_secret.as_str()))
+            .collect();
+        vars.insert(
+            "recorders".into(),
+            serde_json::to_string(&settings.recorders)?,
+        );
+        vars.insert(
+            "recorder_secrets".into(),
+            serde_json::to_string(&recorder_secrets)?,
+        );
+    }
+    vars.insert(
+        "recorder_timeout_secs".into(),
+        edge.recorder_timeout_secs.to_string(),
+    );
     if let Some(default_region) = &edge.default_region {
         vars.insert("default_region".into(), default_region.clone());
     }

@@ -146,6 +146,7 @@ fn main() {
         ("session_region_hint_wins", session_region_hint_wins),
         ("session_livekit_grants", session_livekit_grants),
         ("end_room_from_the_page", end_room_from_the_page),
+        ("recording_without_recorders", recording_without_recorders),
         ("waiting_room", waiting_room),
         ("join_token_renewal", join_token_renewal),
         ("encrypted_room", encrypted_room),
@@ -999,6 +1000,90 @@ fn end_room_from_the_page(s: &Suite) {
         .target
         .call("/auth/room/isRoomActive", &json!({"room_id": room}));
     assert_eq!(j["is_active"], true, "{j}");
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
+/// Recording on an edge with no recorder nodes configured (`tests/recording.rs` has real
+/// ones): every call answers in its conventions, and the recording tables answer on both
+/// platforms' SQL (Spin sqlite, D1).
+fn recording_without_recorders(s: &Suite) {
+    let room = unique("norec");
+    s.target.create_room(&room, json!({}));
+    let moderator = s.target.join_token(&room, "m1", true, false);
+    let guest = s.target.join_token(&room, "u1", false, false);
+    assert_eq!(s.target.session(&moderator, &[]).status, 200);
+    let ask = |token: &str, body: Value| {
+        let r = s.target.post(
+            "/api/recording",
+            body.to_string().as_bytes(),
+            &[("Authorization", token)],
+        );
+        (r.status, r.json())
+    };
+    let (status, j) = ask(&moderator, json!({"task": "START_RECORDING"}));
+    assert_eq!(
+        (status, &j["msg"]),
+        (503, &json!("notifications.no-recorder-available")),
+        "{j}"
+    );
+    let (status, j) = ask(&moderator, json!({"task": "STOP_RTMP"}));
+    assert_eq!(
+        (status, &j["msg"]),
+        (409, &json!("notifications.rtmp-not-running")),
+        "{j}"
+    );
+    let (status, j) = ask(&moderator, json!({"task": "START_RTMP"}));
+    assert_eq!(
+        (status, &j["msg"]),
+        (400, &json!("rtmpUrl required")),
+        "{j}"
+    );
+    let (status, j) = ask(&moderator, json!({"task": "PAUSE"}));
+    assert_eq!(status, 400, "{j}");
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let (status, j) = ask(&guest, json!({"task": "START_RECORDING"}));
+    assert_eq!(status, 403, "{j}");
+    assert_common(&j, false, "PERMISSION_DENIED");
+    assert_eq!(s.target.request("GET", "/api/recording").status, 405);
+    let (_, j) = ask(&moderator, json!({}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let (status, j) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["room"]["room_info"]["is_recording"], 0, "{j}");
+    // A recorder's report that no configured node signed.
+    let r = s.target.post(
+        "/internal/recorder/events",
+        br#"{"type":"heartbeat","node_id":"rec-1"}"#,
+        &[("API-KEY", "recorder"), ("HASH-SIGNATURE", "00")],
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    // The catalog: plugNmeet's answers for nothing found and bad input.
+    let (status, j) = s
+        .target
+        .call("/auth/recording/fetch", &json!({"room_ids": [room]}));
+    assert_eq!(status, 200, "{j}");
+    assert_common(&j, false, "NOT_FOUND");
+    assert_eq!(j["msg"], "no recordings found", "{j}");
+    let (_, j) = s
+        .target
+        .call("/auth/recording/fetch", &json!({"order_by": "sideways"}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let (_, j) = s.target.call(
+        "/auth/recording/info",
+        &json!({"record_id": unique("none")}),
+    );
+    assert_common(&j, false, "NOT_FOUND");
+    assert_eq!(j["msg"], "recording not found", "{j}");
+    let (_, j) = s.target.call(
+        "/auth/recording/recordingInfo",
+        &json!({"record_id": "a b"}),
+    );
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let r = s.target.post("/auth/recording/fetch", b"{}", &[]);
+    assert_eq!(r.status, 401, "{}", r.text());
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
 }

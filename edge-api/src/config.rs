@@ -118,7 +118,76 @@ pub struct EdgeConfig {
     /// Days an ended session stays a past room before it and everything kept about it is
     /// deleted (0 = kept for good, as plugNmeet does).
     pub past_rooms_retention_days: i64,
+    /// The recorder nodes recordings and broadcasts are sent to.
+    pub recorders: RecorderFleet,
 }
+
+/// The recorder nodes the edge sends recording and RTMP jobs to (see [`crate::recording`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderFleet {
+    /// The nodes, in configuration order.
+    pub nodes: Vec<Recorder>,
+    /// A recorder whose last heartbeat is older than this is taken for dead.
+    pub timeout_secs: i64,
+}
+
+impl Default for RecorderFleet {
+    fn default() -> Self {
+        RecorderFleet {
+            nodes: Vec::new(),
+            timeout_secs: 15,
+        }
+    }
+}
+
+impl RecorderFleet {
+    /// The node with this id.
+    pub fn node(&self, id: &str) -> Option<&Recorder> {
+        self.nodes.iter().find(|r| r.id == id)
+    }
+}
+
+/// One recorder node: where its job API is and the key and secret it shares with the edge
+/// (both ways: the edge signs jobs with them, the node signs its heartbeats and events).
+#[derive(Clone, PartialEq)]
+pub struct Recorder {
+    /// The node's id, its `node_id`.
+    pub id: String,
+    /// Base URL of its job API (`http://` or `https://`).
+    pub url: String,
+    /// Its `api_key`.
+    pub api_key: String,
+    /// Its `api_secret` (from the platform's secret store).
+    pub api_secret: String,
+    /// The region it is nearest to: rooms there try it first.
+    pub region: Option<String>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"<redacted>")
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+/// The shape of one entry of the `recorders` variable (secrets are separate).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecorderEntry {
+    id: String,
+    url: String,
+    api_key: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+/// A recorder's secret shorter than this is refused (the recorder's own minimum).
+pub const MIN_RECORDER_SECRET_LEN: usize = 16;
 
 /// The shape of one entry of the `regions` variable (secrets are separate).
 #[derive(Deserialize)]
@@ -147,7 +216,8 @@ impl EdgeConfig {
     /// region id → LiveKit API secret), and optionally `default_region`, `token_validity_secs`,
     /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
     /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`,
-    /// `past_rooms_retention_days`.
+    /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?}`),
+    /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -173,6 +243,7 @@ impl EdgeConfig {
             _ => regions[0].id.clone(),
         };
         let sidecar_secrets = sidecar_secrets(source, &regions).await?;
+        let recorders = recorders(source, &regions).await?;
         Ok(EdgeConfig {
             api_key,
             api_secret,
@@ -185,6 +256,10 @@ impl EdgeConfig {
             region_timeout_secs: number(source, "region_timeout_secs", 15).await?,
             max_events_per_batch: events_per_batch(source).await?,
             past_rooms_retention_days: number(source, "past_rooms_retention_days", 0).await?,
+            recorders: RecorderFleet {
+                nodes: recorders,
+                timeout_secs: number(source, "recorder_timeout_secs", 15).await?,
+            },
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -252,6 +327,84 @@ async fn sidecar_secrets(
         }
     }
     Ok(secrets)
+}
+
+/// The optional `recorders` and `recorder_secrets` variables.
+async fn recorders(
+    source: &impl ConfigSource,
+    regions: &[Region],
+) -> Result<Vec<Recorder>, ConfigError> {
+    let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let Some(json) = present(source.get("recorders").await) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
+    let entries: Vec<RecorderEntry> =
+        serde_json::from_str(&json).map_err(|e| invalid("recorders", e.to_string()))?;
+    // As with the other secrets, a parse error is not passed on: it could echo a secret.
+    let secrets: std::collections::HashMap<String, String> =
+        match present(source.get("recorder_secrets").await) {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|_| invalid("recorder_secrets", "not a JSON object of strings".into()))?,
+            None => Default::default(),
+        };
+    let mut nodes: Vec<Recorder> = Vec::with_capacity(entries.len());
+    for e in entries {
+        if !crate::recording::is_node_id(&e.id) {
+            return Err(invalid(
+                "recorders",
+                format!("recorder id `{}` must be 1-64 of [A-Za-z0-9_-]", e.id),
+            ));
+        }
+        if nodes.iter().any(|r| r.id == e.id) {
+            return Err(invalid(
+                "recorders",
+                format!("recorder id `{}` repeats", e.id),
+            ));
+        }
+        let url = e.url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains('?') {
+            return Err(invalid(
+                "recorders",
+                format!("recorder `{}`: url must be http:// or https://", e.id),
+            ));
+        }
+        if let Some(region) = &e.region {
+            if !regions.iter().any(|r| &r.id == region) {
+                return Err(invalid(
+                    "recorders",
+                    format!("recorder `{}`: no region has id `{region}`", e.id),
+                ));
+            }
+        }
+        let api_secret = secrets.get(&e.id).cloned().unwrap_or_default();
+        if api_secret.len() < MIN_RECORDER_SECRET_LEN {
+            return Err(invalid(
+                "recorder_secrets",
+                format!(
+                    "the secret of recorder `{}` must be at least {MIN_RECORDER_SECRET_LEN} bytes",
+                    e.id
+                ),
+            ));
+        }
+        nodes.push(Recorder {
+            id: e.id,
+            url,
+            api_key: e.api_key,
+            api_secret,
+            region: e.region,
+        });
+    }
+    if let Some(id) = secrets
+        .keys()
+        .find(|id| !nodes.iter().any(|r| &r.id == *id))
+    {
+        return Err(invalid(
+            "recorder_secrets",
+            format!("no recorder has id `{id}`"),
+        ));
+    }
+    Ok(nodes)
 }
 
 async fn required(source: &impl ConfigSource, name: &'static str) -> Result<String, ConfigError> {
@@ -385,6 +538,7 @@ pub(crate) mod fixtures {
             region_timeout_secs: 15,
             max_events_per_batch: crate::sidecars::MAX_EVENTS,
             past_rooms_retention_days: 0,
+            recorders: Default::default(),
         }
     }
 }

@@ -16,8 +16,11 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0007_past_room_retention.sql"),
     include_str!("../migrations/0008_applied_events_per_region.sql"),
     include_str!("../migrations/0009_waiting_room.sql"),
-    include_str!("../migrations/0010_forget_room_keys.sql")
+    include_str!("../migrations/0010_forget_room_keys.sql"),
+    include_str!("../migrations/0011_recordings.sql")
 );
+
+pub mod recordings;
 
 /// Room sessions still running (created or active).
 pub const STATUS_CREATED: &str = "created";
@@ -266,6 +269,14 @@ pub async fn move_region(
         )
         .await?;
     session_region(store, sid).await
+}
+
+/// The session with this id, running or past.
+pub async fn room_by_sid(store: &impl Store, sid: &str) -> Result<Option<RoomRow>, StoreError> {
+    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE sid = ?");
+    Ok(rooms(store.execute(&sql, &[sid.into()]).await?)?
+        .into_iter()
+        .next())
 }
 
 /// The region session `sid` is pinned to, read now (running or ended).

@@ -26,6 +26,8 @@
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
 //! - [`sidecars`]: the internal endpoints media-sidecars call (heartbeats, webhook batches).
 //! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
+//! - [`recording`]: recordings and RTMP broadcasts sent to recorder nodes, their jobs'
+//!   reports, and the catalog of finished recordings.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
 //! - [`db`]: the schema and every SQL statement.
 //! - `native` (not on wasm32): the traits over rusqlite and the system clock, for tests,
@@ -40,6 +42,7 @@ pub mod livekit;
 pub mod metadata;
 pub mod placement;
 pub mod platform;
+pub mod recording;
 pub mod registry;
 pub mod rooms;
 pub mod sessions;
@@ -88,6 +91,9 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/room/getActiveRoomsInfo",
     "/auth/room/endRoom",
     "/auth/room/fetchPastRooms",
+    "/auth/recording/fetch",
+    "/auth/recording/info",
+    "/auth/recording/recordingInfo",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -128,6 +134,21 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 _ => waiting::reject(self, &request).await,
             };
         }
+        if path == "/api/recording" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return recording::dispatch::handle(self, &request).await;
+        }
+        if path == "/internal/recorder/events" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            if request.body_exceeds(MAX_BODY_BYTES) {
+                return EdgeResponse::text(413, "Payload Too Large");
+            }
+            return recording::reports::handle(self, &request).await;
+        }
         if path.starts_with("/internal/sidecar/") {
             if request.method != Method::POST {
                 return method_not_allowed();
@@ -158,6 +179,10 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/room/getActiveRoomsInfo" => rooms::status::get_active_rooms_info(self).await,
             "/auth/room/endRoom" => rooms::end::handle(self, body).await,
             "/auth/room/fetchPastRooms" => rooms::past::handle(self, body).await,
+            "/auth/recording/fetch" => recording::catalog::fetch(self, body).await,
+            "/auth/recording/info" | "/auth/recording/recordingInfo" => {
+                recording::catalog::info(self, body).await
+            }
             _ => EdgeResponse::text(404, "Not Found"),
         }
     }

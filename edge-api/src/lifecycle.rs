@@ -259,6 +259,7 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
             };
             tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
         }
+        crate::recording::dispatch::stop_session_jobs(edge, &room.sid).await?;
         // A session that never started has no LiveKit room of its own to delete, and a gone
         // region's LiveKit is not this region's (if it comes back, its room_started for an
         // ended session deletes the room).

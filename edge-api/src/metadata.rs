@@ -235,6 +235,48 @@ pub struct RoomMetadata {
     pub metadata_id: Option<String>,
 }
 
+/// What a stored room's metadata says about recording and broadcasting, read without the rest
+/// of it. plugNmeet leaves these checks to its client; the edge makes them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RecordingRules {
+    /// The room's features.
+    pub room_features: RecordingFeaturesRule,
+}
+
+/// The [`RoomFeatures`] flags that allow recording and broadcasting.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RecordingFeaturesRule {
+    /// `allow_rtmp`; true when absent.
+    pub allow_rtmp: Option<bool>,
+    /// `recording_features`.
+    pub recording_features: CloudRecordingRule,
+}
+
+/// The [`RecordingFeatures`] flags a cloud recording needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CloudRecordingRule {
+    /// `is_allow`; true when absent.
+    pub is_allow: Option<bool>,
+    /// `is_allow_cloud`; true when absent (an encrypted room has it false).
+    pub is_allow_cloud: Option<bool>,
+}
+
+impl RecordingRules {
+    /// Whether the room may be recorded by a recorder node.
+    pub fn allows_recording(&self) -> bool {
+        let r = &self.room_features.recording_features;
+        r.is_allow != Some(false) && r.is_allow_cloud != Some(false)
+    }
+
+    /// Whether the room may be broadcast over RTMP.
+    pub fn allows_rtmp(&self) -> bool {
+        self.room_features.allow_rtmp != Some(false)
+    }
+}
+
 /// LiveKit's names of the track sources a participant may publish.
 pub const ALL_SOURCES: [&str; 4] = ["camera", "microphone", "screen_share", "screen_share_audio"];
 

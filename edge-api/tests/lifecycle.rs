@@ -90,6 +90,7 @@ fn edge() -> TestEdge {
             region_timeout_secs: 15,
             max_events_per_batch: 100,
             past_rooms_retention_days: 0,
+            recorders: Default::default(),
         },
         store,
         http: RecordingLiveKit::default(),

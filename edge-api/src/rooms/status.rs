@@ -8,10 +8,10 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 
 use super::{internal, room_id_request, ActiveRoomInfo};
-use crate::db::{self, RoomRow};
+use crate::db::{self, recordings, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::livekit::{LiveKitError, ParticipantInfo};
-use crate::platform::{Clock, HttpClient, Store};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
@@ -98,13 +98,18 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
         }
         Err(e) => return internal(e),
     };
-    match with_participants(edge, &room).await {
-        Ok(room) => EdgeResponse::reply(
-            Common::ok("success"),
-            GetActiveRoomInfoRes { room: Some(room) },
-        ),
-        Err(e) => media_unreachable(&room, e),
+    let mut listed = match with_participants(edge, &room).await {
+        Ok(listed) => [listed],
+        Err(e) => return media_unreachable(&room, e),
+    };
+    if let Err(e) = mark_running_jobs(edge, &mut listed).await {
+        return internal(e);
     }
+    let [room] = listed;
+    EdgeResponse::reply(
+        Common::ok("success"),
+        GetActiveRoomInfoRes { room: Some(room) },
+    )
 }
 
 /// Handles `POST /auth/room/getActiveRoomsInfo`: every running room (the first
@@ -162,7 +167,10 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
         ));
     }
     let common = Common::ok(msg);
-    let rooms = listed.into_iter().map(|(room, _)| room).collect();
+    let mut rooms: Vec<RoomWithParticipants> = listed.into_iter().map(|(room, _)| room).collect();
+    if let Err(e) = mark_running_jobs(edge, &mut rooms).await {
+        return internal(e);
+    }
     EdgeResponse::reply(common, GetActiveRoomsInfoRes { rooms })
 }
 
@@ -178,6 +186,33 @@ fn rooms_within_budget(rooms: &[RoomRow]) -> usize {
         .count()
         .clamp(1, MAX_ACTIVE_ROOMS as usize)
         .min(rooms.len())
+}
+
+/// Sets `is_recording` and `is_active_rtmp` of rooms whose recording or broadcast a live
+/// recorder node reports ACTIVE.
+async fn mark_running_jobs<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    rooms: &mut [RoomWithParticipants],
+) -> Result<(), StoreError> {
+    let fleet = &edge.config.recorders;
+    if fleet.nodes.is_empty() {
+        return Ok(());
+    }
+    let sids: Vec<&str> = rooms.iter().map(|r| r.room_info.sid.as_str()).collect();
+    let alive_since = crate::recording::alive_since_ms(fleet.timeout_secs, edge.clock.now_ms());
+    let active = recordings::active_kinds(&edge.store, &sids, alive_since).await?;
+    for room in rooms.iter_mut() {
+        for (sid, kind) in &active {
+            if *sid == room.room_info.sid {
+                match kind.as_str() {
+                    "recording" => room.room_info.is_recording = 1,
+                    "rtmp" => room.room_info.is_active_rtmp = 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn without_participants(room: &RoomRow) -> RoomWithParticipants {

@@ -1,0 +1,496 @@
+//! The SQL of recording: recorder nodes' heartbeats, the jobs sent to them, and the catalog of
+//! finished recordings (`migrations/0011_recordings.sql`).
+
+use super::{first_int, text_opt, Columns};
+use crate::platform::{Rows, SqlValue, Store, StoreError};
+
+/// A recorder's latest heartbeat, as kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderHeartbeat<'a> {
+    /// The node.
+    pub recorder_id: &'a str,
+    /// Unix ms, the edge's clock.
+    pub heard_ms: i64,
+    /// Unix ms, the node's clock.
+    pub sent_at_ms: i64,
+    /// Cores its admission can still give.
+    pub free_cores: f64,
+    /// Jobs running.
+    pub jobs: i64,
+    /// Its hard maximum of jobs.
+    pub max_jobs: i64,
+    /// Whether a job that writes a file can be admitted (disk and job store).
+    pub accepts_files: bool,
+}
+
+/// Keeps `beat` unless a newer heartbeat (by the node's clock) is kept already. Returns whether
+/// it was kept.
+pub async fn record_heartbeat(
+    store: &impl Store,
+    beat: &RecorderHeartbeat<'_>,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO recorder_status \
+             (recorder_id, heard_ms, sent_at_ms, free_cores, jobs, max_jobs, accepts_files) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (recorder_id) DO UPDATE SET heard_ms = excluded.heard_ms, \
+             sent_at_ms = excluded.sent_at_ms, free_cores = excluded.free_cores, \
+             jobs = excluded.jobs, max_jobs = excluded.max_jobs, \
+             accepts_files = excluded.accepts_files \
+             WHERE excluded.sent_at_ms >= recorder_status.sent_at_ms \
+             RETURNING recorder_id",
+            &[
+                beat.recorder_id.into(),
+                beat.heard_ms.into(),
+                beat.sent_at_ms.into(),
+                SqlValue::Real(beat.free_cores),
+                beat.jobs.into(),
+                beat.max_jobs.into(),
+                beat.accepts_files.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// A recorder heard from recently, with what it can take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRecorder {
+    /// The node.
+    pub recorder_id: String,
+    /// Cores its admission can still give.
+    pub free_cores: f64,
+    /// Jobs running.
+    pub jobs: i64,
+    /// Its hard maximum of jobs.
+    pub max_jobs: i64,
+    /// Whether a job that writes a file can be admitted.
+    pub accepts_files: bool,
+}
+
+/// Recorders heard from at or after `heard_since_ms` (the edge's clock), most free cores first.
+pub async fn live_recorders(
+    store: &impl Store,
+    heard_since_ms: i64,
+) -> Result<Vec<LiveRecorder>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT recorder_id, free_cores, jobs, max_jobs, accepts_files FROM recorder_status \
+             WHERE heard_ms >= ? ORDER BY free_cores DESC, recorder_id",
+            &[heard_since_ms.into()],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(LiveRecorder {
+                recorder_id: col.text(0)?,
+                free_cores: real(r.get(1)).unwrap_or(0.0),
+                jobs: col.int(2)?,
+                max_jobs: col.int(3)?,
+                accepts_files: col.int(4)? != 0,
+            })
+        })
+        .collect()
+}
+
+/// One job the edge sent to a recorder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    /// The job id (a recording's record_id).
+    pub job_id: String,
+    /// Its session.
+    pub room_sid: String,
+    /// Its room.
+    pub room_id: String,
+    /// `recording` or `rtmp`.
+    pub kind: String,
+    /// The node that runs it.
+    pub recorder_id: String,
+    /// STARTING, ACTIVE, ENDING, COMPLETE or FAILED.
+    pub state: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Unix ms, the edge's clock.
+    pub created_ms: i64,
+    /// Unix ms, the node's clock of its latest event (0 before any).
+    pub updated_ms: i64,
+}
+
+const JOB_COLUMNS: &str =
+    "job_id, room_sid, room_id, kind, recorder_id, state, reason, created_ms, updated_ms";
+
+fn jobs(rows: Rows) -> Result<Vec<JobRow>, StoreError> {
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(JobRow {
+                job_id: col.text(0)?,
+                room_sid: col.text(1)?,
+                room_id: col.text(2)?,
+                kind: col.text(3)?,
+                recorder_id: col.text(4)?,
+                state: col.text(5)?,
+                reason: text_opt(r.get(6)),
+                created_ms: col.int(7)?,
+                updated_ms: col.int(8)?,
+            })
+        })
+        .collect()
+}
+
+/// A job about to be sent.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// The job id.
+    pub job_id: &'a str,
+    /// Its session.
+    pub room_sid: &'a str,
+    /// Its room.
+    pub room_id: &'a str,
+    /// `recording` or `rtmp`.
+    pub kind: &'a str,
+    /// The first node it is offered to.
+    pub recorder_id: &'a str,
+    /// Unix ms, the edge's clock.
+    pub created_ms: i64,
+}
+
+/// Takes the session's slot for the job's kind: stores the job as STARTING unless a live job of
+/// that kind holds the slot. Returns whether it was taken.
+pub async fn claim_job(store: &impl Store, job: &NewJob<'_>) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO recording_jobs \
+             (job_id, room_sid, room_id, kind, recorder_id, state, created_ms, updated_ms) \
+             VALUES (?, ?, ?, ?, ?, 'STARTING', ?, 0) ON CONFLICT DO NOTHING RETURNING job_id",
+            &[
+                job.job_id.into(),
+                job.room_sid.into(),
+                job.room_id.into(),
+                job.kind.into(),
+                job.recorder_id.into(),
+                job.created_ms.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// The session's live job of `kind`, if any.
+pub async fn live_job(
+    store: &impl Store,
+    room_sid: &str,
+    kind: &str,
+) -> Result<Option<JobRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM recording_jobs WHERE room_sid = ? AND kind = ? \
+                 AND state IN ('STARTING', 'ACTIVE', 'ENDING')"
+            ),
+            &[room_sid.into(), kind.into()],
+        )
+        .await?;
+    Ok(jobs(rows)?.into_iter().next())
+}
+
+/// The session's live jobs, of every kind.
+pub async fn live_jobs_of_session(
+    store: &impl Store,
+    room_sid: &str,
+) -> Result<Vec<JobRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM recording_jobs WHERE room_sid = ? \
+                 AND state IN ('STARTING', 'ACTIVE', 'ENDING')"
+            ),
+            &[room_sid.into()],
+        )
+        .await?;
+    jobs(rows)
+}
+
+/// Moves a STARTING job that no event has touched to another node (the last one said no).
+pub async fn offer_job_to(
+    store: &impl Store,
+    job_id: &str,
+    recorder_id: &str,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE recording_jobs SET recorder_id = ? WHERE job_id = ? AND updated_ms = 0",
+            &[recorder_id.into(), job_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Forgets a job no node took, freeing its slot.
+pub async fn drop_job(store: &impl Store, job_id: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM recording_jobs WHERE job_id = ? AND updated_ms = 0",
+            &[job_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks a live job FAILED with `reason`, from the edge's side (its node died or forgot it).
+/// Its `updated_ms` is kept, so an event the node sends later still applies.
+pub async fn fail_job(store: &impl Store, job_id: &str, reason: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE recording_jobs SET state = 'FAILED', reason = ? WHERE job_id = ? \
+             AND state IN ('STARTING', 'ACTIVE', 'ENDING')",
+            &[reason.into(), job_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks a job ENDING (a stop was accepted), unless an event already moved it further.
+pub async fn mark_ending(store: &impl Store, job_id: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE recording_jobs SET state = 'ENDING' WHERE job_id = ? \
+             AND state IN ('STARTING', 'ACTIVE')",
+            &[job_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A job state as its node reported it.
+#[derive(Debug, Clone)]
+pub struct JobUpdate<'a> {
+    /// The reporting node: only its own jobs change.
+    pub recorder_id: &'a str,
+    /// The job.
+    pub job_id: &'a str,
+    /// The new state.
+    pub state: &'a str,
+    /// Why it failed, or what went wrong on the way.
+    pub reason: Option<&'a str>,
+    /// Unix ms, the node's clock of this state.
+    pub updated_ms: i64,
+}
+
+/// Applies a node's report about one of its jobs, unless a newer report was applied (one
+/// as new is applied again, so a batch sent again changes nothing) or the job back in a live
+/// state would take a slot a newer job holds. Returns the job as it is now when the report was
+/// applied; `None` when it was not (stale, or not this node's job).
+pub async fn apply_job_update(
+    store: &impl Store,
+    update: &JobUpdate<'_>,
+) -> Result<Option<JobRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "UPDATE OR IGNORE recording_jobs SET state = ?, reason = ?, updated_ms = ? \
+                 WHERE job_id = ? AND recorder_id = ? AND updated_ms <= ? RETURNING {JOB_COLUMNS}"
+            ),
+            &[
+                update.state.into(),
+                update.reason.into(),
+                update.updated_ms.into(),
+                update.job_id.into(),
+                update.recorder_id.into(),
+                update.updated_ms.into(),
+            ],
+        )
+        .await?;
+    Ok(jobs(rows)?.into_iter().next())
+}
+
+/// Live jobs whose node was last heard before `heard_before_ms` (or never), at most `limit`.
+pub async fn orphaned_jobs(
+    store: &impl Store,
+    heard_before_ms: i64,
+    limit: u32,
+) -> Result<Vec<JobRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM recording_jobs j WHERE state IN \
+                 ('STARTING', 'ACTIVE', 'ENDING') AND COALESCE((SELECT heard_ms FROM \
+                 recorder_status r WHERE r.recorder_id = j.recorder_id), 0) < ? LIMIT {limit}"
+            ),
+            &[heard_before_ms.into()],
+        )
+        .await?;
+    jobs(rows)
+}
+
+/// The sessions (of `sids`) with an ACTIVE job whose node was heard at or after
+/// `heard_since_ms`, each with the kinds it runs.
+pub async fn active_kinds(
+    store: &impl Store,
+    sids: &[&str],
+    heard_since_ms: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Running sessions are few; the sids are matched in Rust so that one statement serves any
+    // number of them (D1 binds at most 100 parameters).
+    let rows = store
+        .execute(
+            "SELECT j.room_sid, j.kind FROM recording_jobs j JOIN recorder_status r \
+             ON r.recorder_id = j.recorder_id WHERE j.state = 'ACTIVE' AND r.heard_ms >= ?",
+            &[heard_since_ms.into()],
+        )
+        .await?;
+    let mut found = Vec::new();
+    for r in &rows.rows {
+        let col = Columns(r);
+        let sid = col.text(0)?;
+        if sids.contains(&sid.as_str()) {
+            found.push((sid, col.text(1)?));
+        }
+    }
+    Ok(found)
+}
+
+/// A finished recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingRow {
+    /// Its id (its job's id).
+    pub record_id: String,
+    /// Its room.
+    pub room_id: String,
+    /// Its session.
+    pub room_sid: String,
+    /// The node that made it.
+    pub recorder_id: String,
+    /// The file as the node reported it.
+    pub file_path: String,
+    /// Its size.
+    pub file_bytes: i64,
+    /// Unix seconds: when the recording started.
+    pub created_at: i64,
+    /// Unix seconds: when its session was created.
+    pub room_created_at: i64,
+}
+
+const RECORDING_COLUMNS: &str = "record_id, room_id, room_sid, recorder_id, file_path, \
+     file_bytes, created_at, room_created_at";
+
+fn recordings(rows: Rows) -> Result<Vec<RecordingRow>, StoreError> {
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(RecordingRow {
+                record_id: col.text(0)?,
+                room_id: col.text(1)?,
+                room_sid: col.text(2)?,
+                recorder_id: col.text(3)?,
+                file_path: col.text(4)?,
+                file_bytes: col.int(5)?,
+                created_at: col.int(6)?,
+                room_created_at: col.int(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Adds a finished recording to the catalog (once: a repeat keeps the first).
+pub async fn add_recording(store: &impl Store, row: &RecordingRow) -> Result<(), StoreError> {
+    store
+        .execute(
+            "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
+             file_bytes, created_at, room_created_at) VALUES (?, ?, ?, ?, ?, ?, ?, \
+             COALESCE((SELECT created_at FROM rooms WHERE sid = ?), ?)) \
+             ON CONFLICT (record_id) DO NOTHING",
+            &[
+                row.record_id.as_str().into(),
+                row.room_id.as_str().into(),
+                row.room_sid.as_str().into(),
+                row.recorder_id.as_str().into(),
+                row.file_path.as_str().into(),
+                row.file_bytes.into(),
+                row.created_at.into(),
+                row.room_sid.as_str().into(),
+                row.room_created_at.into(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What `recording/fetch` asks for.
+#[derive(Debug, Clone)]
+pub struct RecordingsQuery<'a> {
+    /// Rooms to list (empty: all).
+    pub room_ids: &'a [String],
+    /// One session only.
+    pub room_sid: Option<&'a str>,
+    /// Rows to skip.
+    pub from: u32,
+    /// Rows at most.
+    pub limit: u32,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// A page of recordings and how many match in all.
+pub async fn recordings_page(
+    store: &impl Store,
+    q: &RecordingsQuery<'_>,
+) -> Result<(i64, Vec<RecordingRow>), StoreError> {
+    let mut filter = String::from("1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    if !q.room_ids.is_empty() {
+        filter.push_str(" AND room_id IN (");
+        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
+        filter.push(')');
+        params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
+    }
+    if let Some(sid) = q.room_sid {
+        filter.push_str(" AND room_sid = ?");
+        params.push(sid.into());
+    }
+    let count = store
+        .execute(
+            &format!("SELECT COUNT(*) FROM recordings WHERE {filter}"),
+            &params,
+        )
+        .await?;
+    let total = first_int(&count);
+    let order = if q.descending { "DESC" } else { "ASC" };
+    // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
+    let (limit, from) = (q.limit, q.from);
+    let sql = format!(
+        "SELECT {RECORDING_COLUMNS} FROM recordings WHERE {filter} \
+         ORDER BY created_at {order}, record_id {order} LIMIT {limit} OFFSET {from}"
+    );
+    Ok((total, recordings(store.execute(&sql, &params).await?)?))
+}
+
+/// One recording by id.
+pub async fn recording(
+    store: &impl Store,
+    record_id: &str,
+) -> Result<Option<RecordingRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!("SELECT {RECORDING_COLUMNS} FROM recordings WHERE record_id = ?"),
+            &[record_id.into()],
+        )
+        .await?;
+    Ok(recordings(rows)?.into_iter().next())
+}
+
+fn real(v: Option<&SqlValue>) -> Option<f64> {
+    match v {
+        Some(SqlValue::Real(f)) => Some(*f),
+        Some(SqlValue::Integer(i)) => Some(*i as f64),
+        _ => None,
+    }
+}

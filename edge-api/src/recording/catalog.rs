@@ -1,0 +1,249 @@
+//! plugNmeet's recording catalog calls, HMAC-signed like the room calls:
+//! `/auth/recording/fetch` (paged, filtered by rooms and session) and `/auth/recording/info`
+//! (alias `/auth/recording/recordingInfo`: one recording with its session as a past room).
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
+use crate::exchange::EdgeResponse;
+use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms::{bad_input, check_room_id, internal, invalid};
+use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// Page size when `limit` is 0.
+const DEFAULT_LIMIT: u32 = 20;
+/// Largest page.
+const MAX_LIMIT: u32 = 100;
+/// Most room ids one filter may name.
+const MAX_ROOM_IDS: usize = 100;
+/// Bytes in plugNmeet's file-size unit (sizes are reported in MB).
+const BYTES_PER_MB: f64 = 1_000_000.0;
+
+#[derive(Deserialize)]
+struct FetchReq {
+    #[serde(default)]
+    room_ids: Vec<String>,
+    #[serde(default)]
+    room_sid: Option<String>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    from: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    limit: Option<u32>,
+    #[serde(default)]
+    order_by: String,
+}
+
+/// plugNmeet's `RecordingInfo`.
+#[derive(Serialize)]
+struct RecordingInfo {
+    record_id: String,
+    room_id: String,
+    room_sid: String,
+    file_path: String,
+    /// Megabytes, to two decimals.
+    file_size: f64,
+    #[serde(serialize_with = "int64_string")]
+    creation_time: i64,
+    #[serde(serialize_with = "int64_string")]
+    room_creation_time: i64,
+}
+
+impl From<&RecordingRow> for RecordingInfo {
+    fn from(row: &RecordingRow) -> Self {
+        RecordingInfo {
+            record_id: row.record_id.clone(),
+            room_id: row.room_id.clone(),
+            room_sid: row.room_sid.clone(),
+            file_path: row.file_path.clone(),
+            file_size: (row.file_bytes as f64 / BYTES_PER_MB * 100.0).round() / 100.0,
+            creation_time: row.created_at,
+            room_creation_time: row.room_created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FetchResult {
+    #[serde(serialize_with = "int64_string")]
+    total_recordings: i64,
+    from: u32,
+    limit: u32,
+    order_by: String,
+    recordings_list: Vec<RecordingInfo>,
+}
+
+#[derive(Serialize)]
+struct FetchRes {
+    result: Option<FetchResult>,
+}
+
+/// Handles `POST /auth/recording/fetch`.
+pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    let mut req: FetchReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if req.room_ids.len() > MAX_ROOM_IDS {
+        return invalid(format!("room_ids: at most {MAX_ROOM_IDS} ids"));
+    }
+    req.room_ids.sort_unstable();
+    req.room_ids.dedup();
+    if let Some(msg) = req.room_ids.iter().find_map(|id| check_room_id(id).err()) {
+        return invalid(msg);
+    }
+    let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
+    if room_sid.is_some_and(|sid| sid.len() > 64) {
+        return invalid("room_sid: at most 64 characters");
+    }
+    let descending = match req.order_by.to_ascii_uppercase().as_str() {
+        "" | "DESC" => true,
+        "ASC" => false,
+        _ => return invalid("order_by: ASC or DESC"),
+    };
+    let from = req.from.unwrap_or(0);
+    let limit = match req.limit.unwrap_or(0) {
+        0 => DEFAULT_LIMIT,
+        n => n.min(MAX_LIMIT),
+    };
+    let query = RecordingsQuery {
+        room_ids: &req.room_ids,
+        room_sid,
+        from,
+        limit,
+        descending,
+    };
+    let (total, rows) = match db::recordings_page(&edge.store, &query).await {
+        Ok(found) => found,
+        Err(e) => return internal(e),
+    };
+    if rows.is_empty() {
+        return EdgeResponse::reply(
+            Common::fail(StatusCode::NotFound, "no recordings found"),
+            FetchRes { result: None },
+        );
+    }
+    EdgeResponse::reply(
+        Common::ok("success"),
+        FetchRes {
+            result: Some(FetchResult {
+                total_recordings: total,
+                from,
+                limit,
+                order_by: if descending { "DESC" } else { "ASC" }.into(),
+                recordings_list: rows.iter().map(RecordingInfo::from).collect(),
+            }),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct InfoReq {
+    record_id: String,
+}
+
+/// plugNmeet's `PastRoomInfo` inside `recording/info`, its times as `2006-01-02 15:04:05`.
+#[derive(Serialize)]
+struct RoomInfo {
+    room_title: String,
+    room_id: String,
+    room_sid: String,
+    #[serde(serialize_with = "int64_string")]
+    joined_participants: i64,
+    webhook_url: String,
+    created: String,
+    ended: String,
+}
+
+#[derive(Serialize)]
+struct InfoRes {
+    recording_info: Option<RecordingInfo>,
+    room_info: Option<RoomInfo>,
+}
+
+/// Handles `POST /auth/recording/info` and its alias `/auth/recording/recordingInfo`.
+pub async fn info<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    let req: InfoReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if !super::is_node_id(&req.record_id) {
+        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
+    }
+    let row = match db::recording(&edge.store, &req.record_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return EdgeResponse::reply(
+                Common::fail(StatusCode::NotFound, "recording not found"),
+                InfoRes {
+                    recording_info: None,
+                    room_info: None,
+                },
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    let room = match crate::db::room_by_sid(&edge.store, &row.room_sid).await {
+        Ok(room) => room,
+        Err(e) => return internal(e),
+    };
+    EdgeResponse::reply(
+        Common::ok("success"),
+        InfoRes {
+            recording_info: Some(RecordingInfo::from(&row)),
+            room_info: room.map(|room| RoomInfo {
+                room_title: room.room_title,
+                room_id: room.room_id,
+                room_sid: room.sid,
+                joined_participants: room.joined_participants,
+                webhook_url: room.webhook_url,
+                created: plain_time(room.created_at),
+                ended: room.ended_at.map(plain_time).unwrap_or_default(),
+            }),
+        },
+    )
+}
+
+/// Unix seconds as `2006-01-02 15:04:05` in UTC, as plugNmeet's `recording/info` writes them.
+fn plain_time(unix_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_sizes_as_plugnmeet_writes_them() {
+        assert_eq!(plain_time(1_700_000_000), "2023-11-14 22:13:20");
+        let row = RecordingRow {
+            record_id: "r".into(),
+            room_id: "room".into(),
+            room_sid: "sid".into(),
+            recorder_id: "rec".into(),
+            file_path: "r.mp4".into(),
+            file_bytes: 12_345_678,
+            created_at: 1,
+            room_created_at: 0,
+        };
+        assert_eq!(RecordingInfo::from(&row).file_size, 12.35);
+    }
+}

@@ -1,0 +1,324 @@
+//! `POST /internal/recorder/events`: what recorder nodes tell the edge, signed with the node's
+//! own key and secret (`API-KEY`, `HASH-SIGNATURE` over the raw body, as the node signs every
+//! post to its control plane). The body's `type` says which:
+//!
+//! - `heartbeat`: `{node_id, at_ms, capacity {free_cores, jobs, max_jobs}, store_ok,
+//!   unstored_final_states, free_disk_bytes, min_free_disk_bytes, ...}`. Kept as the node's
+//!   latest state (an older one, by the node's clock, changes nothing; one whose clock is over
+//!   a minute from the edge's is refused), then live jobs of nodes that stopped heartbeating are
+//!   marked FAILED, a few at a time.
+//! - `events`: `{node_id, events: [{event_id, type, at_ms, job {job_id, state, reason, file,
+//!   file_bytes, updated_ms, ...}}]}`, oldest first. Each moves the node's own job to the
+//!   reported state, unless a report at least as new was applied, so a batch sent again changes
+//!   nothing. A COMPLETE recording with a file (or a file repaired after a crash) enters the
+//!   catalog. Events about jobs the edge did not send to this node are ignored.
+//!
+//! Answers: 200 `{status: true, ...}`; 401 for a bad signature or unknown node; 400 for a body
+//! that is not such a message (the node then isolates and sets aside the bad event); 413 for a
+//! batch over `max_events_per_batch` (the node halves it); 503 when the store fails (the node
+//! sends it again).
+
+use serde::{Deserialize, Serialize};
+
+use super::alive_since_ms;
+use crate::auth::{key_matches, verify_signature};
+use crate::config::Recorder;
+use crate::db::recordings::{self as db, JobUpdate, RecorderHeartbeat, RecordingRow};
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::sidecars::REGION_CLOCK_SKEW_MS;
+use crate::wire::{Common, StatusCode};
+use crate::Edge;
+
+/// Jobs of dead nodes marked FAILED on one heartbeat at most (each is one statement).
+const ORPHANS_PER_HEARTBEAT: u32 = 10;
+
+/// A job's states, as the node names them.
+const STATES: [&str; 5] = ["STARTING", "ACTIVE", "ENDING", "COMPLETE", "FAILED"];
+
+#[derive(Deserialize)]
+struct Report {
+    #[serde(rename = "type")]
+    kind: String,
+    node_id: String,
+}
+
+#[derive(Deserialize)]
+struct HeartbeatReport {
+    at_ms: i64,
+    capacity: Capacity,
+    #[serde(default = "yes")]
+    store_ok: bool,
+    #[serde(default)]
+    unstored_final_states: u64,
+    #[serde(default)]
+    free_disk_bytes: Option<u64>,
+    #[serde(default)]
+    min_free_disk_bytes: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct Capacity {
+    free_cores: f64,
+    jobs: i64,
+    max_jobs: i64,
+}
+
+#[derive(Deserialize)]
+struct EventsReport {
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    job: JobReport,
+}
+
+#[derive(Deserialize)]
+struct JobReport {
+    job_id: String,
+    state: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    file_bytes: Option<u64>,
+    updated_ms: i64,
+}
+
+#[derive(Serialize)]
+struct HeartbeatReply {
+    /// Whether this heartbeat was newer than the kept one.
+    recorded: bool,
+    /// Jobs of dead nodes marked FAILED on this heartbeat.
+    jobs_failed: usize,
+}
+
+#[derive(Serialize)]
+struct EventsReply {
+    applied: usize,
+    ignored: usize,
+}
+
+/// The largest text a report's job field may carry (a file path, a reason).
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// Handles `POST /internal/recorder/events`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let Some(signers) = authenticate(edge, request) else {
+        return EdgeResponse::common(
+            401,
+            Common::fail(
+                StatusCode::InvalidTokenOrSignature,
+                "invalid recorder signature or key",
+            ),
+        );
+    };
+    let report: Report = match serde_json::from_slice(&request.body) {
+        Ok(report) => report,
+        Err(e) => return bad_request(format!("not a recorder report: {e}")),
+    };
+    // Nodes that share a key and a secret are told apart by the id they sign.
+    let Some(node) = signers.into_iter().find(|n| n.id == report.node_id) else {
+        return EdgeResponse::common(
+            401,
+            Common::fail(
+                StatusCode::InvalidTokenOrSignature,
+                "invalid recorder signature or key",
+            ),
+        );
+    };
+    let outcome = match report.kind.as_str() {
+        "heartbeat" => heartbeat(edge, node, &request.body).await,
+        "events" => events(edge, node, &request.body).await,
+        other => return bad_request(format!("type: `{other}` is not heartbeat or events")),
+    };
+    outcome.unwrap_or_else(|e| {
+        tracing::error!(recorder = %node.id, error = %e, "store failure on a recorder report");
+        EdgeResponse::common(
+            503,
+            Common::fail(StatusCode::InternalServerError, "store unavailable"),
+        )
+    })
+}
+
+/// The configured nodes whose key the request names and whose secret signed it.
+fn authenticate<'a, S, H, C>(
+    edge: &'a Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Option<Vec<&'a Recorder>> {
+    let key = request.header("api-key");
+    let signature = request.header("hash-signature").unwrap_or_default();
+    let signers: Vec<&Recorder> = edge
+        .config
+        .recorders
+        .nodes
+        .iter()
+        .filter(|n| key_matches(&n.api_key, key))
+        .filter(|n| verify_signature(n.api_secret.as_bytes(), &request.body, signature))
+        .collect();
+    if signers.is_empty() {
+        // As much work for an unknown key as for a known one.
+        let _ = verify_signature(&[0u8; 32], &request.body, signature);
+        return None;
+    }
+    Some(signers)
+}
+
+fn bad_request(msg: String) -> EdgeResponse {
+    EdgeResponse::common(400, Common::fail(StatusCode::InvalidParameters, msg))
+}
+
+async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    node: &Recorder,
+    body: &[u8],
+) -> Result<EdgeResponse, StoreError> {
+    let beat: HeartbeatReport = match serde_json::from_slice(body) {
+        Ok(beat) => beat,
+        Err(e) => return Ok(bad_request(format!("not a heartbeat: {e}"))),
+    };
+    let now_ms = edge.clock.now_ms();
+    if beat.at_ms.abs_diff(now_ms) > REGION_CLOCK_SKEW_MS.unsigned_abs() {
+        return Ok(bad_request(format!(
+            "at_ms: more than {} s from the edge's clock",
+            REGION_CLOCK_SKEW_MS / 1000
+        )));
+    }
+    let c = &beat.capacity;
+    if !c.free_cores.is_finite() || c.free_cores < 0.0 || c.jobs < 0 || c.max_jobs < 0 {
+        return Ok(bad_request("capacity: negative or not a number".into()));
+    }
+    let disk_ok = beat
+        .free_disk_bytes
+        .is_none_or(|free| free >= beat.min_free_disk_bytes);
+    let recorded = db::record_heartbeat(
+        &edge.store,
+        &RecorderHeartbeat {
+            recorder_id: &node.id,
+            heard_ms: now_ms,
+            sent_at_ms: beat.at_ms,
+            free_cores: c.free_cores,
+            jobs: c.jobs,
+            max_jobs: c.max_jobs,
+            accepts_files: beat.store_ok && beat.unstored_final_states == 0 && disk_ok,
+        },
+    )
+    .await?;
+    let timeout = edge.config.recorders.timeout_secs;
+    let orphans = db::orphaned_jobs(
+        &edge.store,
+        alive_since_ms(timeout, now_ms),
+        ORPHANS_PER_HEARTBEAT,
+    )
+    .await?;
+    for job in &orphans {
+        tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, "recording job lost: its recorder stopped reporting");
+        db::fail_job(&edge.store, &job.job_id, "the recorder stopped reporting").await?;
+    }
+    Ok(EdgeResponse::reply(
+        Common::ok("success"),
+        HeartbeatReply {
+            recorded,
+            jobs_failed: orphans.len(),
+        },
+    ))
+}
+
+async fn events<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    node: &Recorder,
+    body: &[u8],
+) -> Result<EdgeResponse, StoreError> {
+    let report: EventsReport = match serde_json::from_slice(body) {
+        Ok(report) => report,
+        Err(e) => return Ok(bad_request(format!("not an events batch: {e}"))),
+    };
+    if report.events.len() > edge.config.max_events_per_batch {
+        return Ok(EdgeResponse::common(
+            413,
+            Common::fail(
+                StatusCode::InvalidParameters,
+                format!(
+                    "at most {} events per batch",
+                    edge.config.max_events_per_batch
+                ),
+            ),
+        ));
+    }
+    // The whole batch is checked before anything is applied.
+    for event in &report.events {
+        let job = &event.job;
+        if !super::is_node_id(&job.job_id) {
+            return Ok(bad_request("job.job_id: 1 to 64 of [A-Za-z0-9_-]".into()));
+        }
+        if !STATES.contains(&job.state.as_str()) {
+            return Ok(bad_request(format!(
+                "job.state: `{}` is not a job state",
+                job.state
+            )));
+        }
+        let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_FIELD_BYTES);
+        if too_long(&job.file) || too_long(&job.reason) {
+            return Ok(bad_request(format!(
+                "job.file and job.reason: at most {MAX_FIELD_BYTES} bytes"
+            )));
+        }
+    }
+    let (mut applied, mut ignored) = (0, 0);
+    for event in &report.events {
+        if !["job_state", "recovered"].contains(&event.kind.as_str()) {
+            // `broadcast_ended` and kinds a newer node adds: the job's own state says enough.
+            ignored += 1;
+            continue;
+        }
+        let job = &event.job;
+        let update = JobUpdate {
+            recorder_id: &node.id,
+            job_id: &job.job_id,
+            state: &job.state,
+            reason: job.reason.as_deref(),
+            updated_ms: job.updated_ms,
+        };
+        let Some(row) = db::apply_job_update(&edge.store, &update).await? else {
+            ignored += 1;
+            continue;
+        };
+        applied += 1;
+        let finished = job.state == "COMPLETE" || event.kind == "recovered";
+        if let (true, "recording", Some(file)) = (finished, row.kind.as_str(), &job.file) {
+            db::add_recording(
+                &edge.store,
+                &RecordingRow {
+                    record_id: row.job_id.clone(),
+                    room_id: row.room_id.clone(),
+                    room_sid: row.room_sid.clone(),
+                    recorder_id: node.id.clone(),
+                    file_path: file.clone(),
+                    file_bytes: job
+                        .file_bytes
+                        .and_then(|b| i64::try_from(b).ok())
+                        .unwrap_or(0),
+                    created_at: row.created_ms.div_euclid(1000),
+                    room_created_at: 0,
+                },
+            )
+            .await?;
+            tracing::info!(record_id = %row.job_id, recorder = %node.id, "recording finished");
+        }
+    }
+    Ok(EdgeResponse::reply(
+        Common::ok("success"),
+        EventsReply { applied, ignored },
+    ))
+}

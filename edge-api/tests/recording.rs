@@ -1,0 +1,1289 @@
+//! Recording through `Edge::handle` over a real SQLite (the schema the hosts run): a moderator's
+//! `POST /api/recording`, recorder nodes' heartbeats and job events on
+//! `POST /internal/recorder/events`, the room state they drive and plugNmeet's recording catalog.
+//!
+//! The outbound HTTP is `ScriptedRecorders`, a test double that routes by URL: LiveKit's Twirp
+//! calls are answered 200 `{}`; each recorder node's `/jobs/start` and `/jobs/stop` get the
+//! answer scripted for that node (200, 503 "no capacity", 400 with a message, 404 or no answer).
+//! Every call is recorded with its URL, headers and body, so the tests check what the nodes were
+//! asked, how it was signed, and the LiveKit token they were given. Nodes' heartbeats and events
+//! are built as `recorder-native` sends them (`ControlPlaneClient::heartbeat`, `EventsBody`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use edge_api::auth::sign;
+use edge_api::config::{EdgeConfig, GeoHeaders, GeoPoint, Recorder, RecorderFleet, Region};
+use edge_api::native::SqliteStore;
+use edge_api::platform::{
+    Clock, HttpClient, OutboundError, OutboundRequest, OutboundResponse, SqlValue, Store,
+};
+use edge_api::{Edge, EdgeRequest, EdgeResponse};
+use http::Method;
+use serde_json::{json, Value};
+
+const API_SECRET: &str = "api-secret-0123456789abcdef0123456789";
+const LIVEKIT_SECRET: &str = "livekit-secret-0123456789abcdef01234";
+const T0: i64 = 1_800_000_000_000;
+/// `recorder_timeout_secs`.
+const TIMEOUT_SECS: i64 = 15;
+
+/// A configured recorder node.
+#[derive(Clone, Copy)]
+struct Node {
+    id: &'static str,
+    url: &'static str,
+    key: &'static str,
+    secret: &'static str,
+    region: Option<&'static str>,
+}
+
+/// Near the rooms (which are placed in eu).
+const EU: Node = Node {
+    id: "rec-eu",
+    url: "http://rec-eu.test:8090",
+    key: "rec-key-eu",
+    secret: "rec-eu-secret-0123456789",
+    region: Some("eu"),
+};
+/// Elsewhere.
+const US: Node = Node {
+    id: "rec-us",
+    url: "http://rec-us.test:8090",
+    key: "rec-key-us",
+    secret: "rec-us-secret-0123456789",
+    region: Some("us"),
+};
+const NODES: [Node; 2] = [EU, US];
+
+/// How a node answers its job API.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// 200 `{}`.
+    Ok,
+    /// 503 `{"msg": "no capacity: ..."}`.
+    Full,
+    /// 400 `{"msg": ...}`.
+    Refuse(&'static str),
+    /// 404 (it does not know the job).
+    Unknown,
+    /// No answer (connection refused).
+    Down,
+}
+
+/// One outbound call as the edge made it.
+#[derive(Clone, Debug)]
+struct Call {
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// The node called and the path (`/jobs/start`, `/jobs/stop`); `None` for LiveKit.
+    fn node_call(&self) -> Option<(&'static str, &str)> {
+        NODES
+            .iter()
+            .find_map(|n| self.url.strip_prefix(n.url).map(|path| (n.id, path)))
+    }
+}
+
+/// Test double for the edge's outbound HTTP: LiveKit's Twirp calls answer 200 `{}`, recorder
+/// nodes answer as scripted per node (200 unless told otherwise); every call is recorded.
+#[derive(Default)]
+struct ScriptedRecorders {
+    answers: RefCell<HashMap<&'static str, Answer>>,
+    calls: RefCell<Vec<Call>>,
+}
+
+impl ScriptedRecorders {
+    /// From now on, `node` answers its job API with `answer`.
+    fn script(&self, node: Node, answer: Answer) {
+        self.answers.borrow_mut().insert(node.id, answer);
+    }
+
+    /// The calls made to recorder nodes, in order: (node id, path).
+    fn node_calls(&self) -> Vec<(&'static str, String)> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| c.node_call().map(|(id, path)| (id, path.to_owned())))
+            .collect()
+    }
+
+    /// The latest call to a recorder node.
+    fn last_node_call(&self) -> Call {
+        self.calls
+            .borrow()
+            .iter()
+            .rev()
+            .find(|c| c.node_call().is_some())
+            .cloned()
+            .expect("a call to a recorder node")
+    }
+}
+
+fn respond(status: u16, body: Value) -> Result<OutboundResponse, OutboundError> {
+    Ok(OutboundResponse {
+        status,
+        body: serde_json::to_vec(&body).expect("json"),
+    })
+}
+
+impl HttpClient for ScriptedRecorders {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        let call = Call {
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+        };
+        self.calls.borrow_mut().push(call.clone());
+        if request.url.contains("/twirp/livekit.") {
+            return respond(200, json!({}));
+        }
+        let Some((node, path)) = call.node_call() else {
+            panic!("an unexpected outbound call: {}", request.url);
+        };
+        assert!(
+            ["/jobs/start", "/jobs/stop"].contains(&path),
+            "not the job API: {}",
+            request.url
+        );
+        assert_eq!(request.method, Method::POST, "{}", request.url);
+        let answer = self
+            .answers
+            .borrow()
+            .get(node)
+            .copied()
+            .unwrap_or(Answer::Ok);
+        match answer {
+            Answer::Ok => respond(200, json!({})),
+            Answer::Full => respond(503, json!({"msg": "no capacity: 0.2 cores free"})),
+            Answer::Refuse(msg) => respond(400, json!({ "msg": msg })),
+            Answer::Unknown => respond(404, json!({"msg": "no such job"})),
+            Answer::Down => Err(OutboundError("connection refused".into())),
+        }
+    }
+}
+
+struct TestClock(Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+type TestEdge = Edge<SqliteStore, ScriptedRecorders, TestClock>;
+
+fn region(id: &str, lat: f64, lon: f64) -> Region {
+    Region {
+        id: id.into(),
+        name: id.into(),
+        location: GeoPoint { lat, lon },
+        livekit_url: format!("ws://{id}.livekit.test"),
+        api_key: "lk".into(),
+        api_secret: LIVEKIT_SECRET.into(),
+    }
+}
+
+/// An edge with regions eu and us (no sidecars: both always available) and the nodes
+/// [`NODES`].
+fn edge() -> TestEdge {
+    let nodes = NODES
+        .iter()
+        .map(|n| Recorder {
+            id: n.id.into(),
+            url: n.url.into(),
+            api_key: n.key.into(),
+            api_secret: n.secret.into(),
+            region: n.region.map(Into::into),
+        })
+        .collect();
+    Edge {
+        config: EdgeConfig {
+            api_key: "plugnmeet".into(),
+            api_secret: API_SECRET.into(),
+            token_validity_secs: 600,
+            max_participants_cap: 0,
+            max_room_duration_minutes: 0,
+            regions: vec![region("eu", 50.1, 8.7), region("us", 39.0, -77.5)],
+            default_region: "us".into(),
+            geo_headers: GeoHeaders {
+                latitude: "x-lat".into(),
+                longitude: "x-lon".into(),
+            },
+            sidecar_secrets: Default::default(),
+            region_timeout_secs: 15,
+            max_events_per_batch: 100,
+            past_rooms_retention_days: 0,
+            recorders: RecorderFleet {
+                nodes,
+                timeout_secs: TIMEOUT_SECS,
+            },
+        },
+        store: SqliteStore::in_memory().expect("sqlite"),
+        http: ScriptedRecorders::default(),
+        clock: TestClock(Cell::new(T0)),
+    }
+}
+
+fn now(edge: &TestEdge) -> i64 {
+    edge.clock.0.get()
+}
+
+fn advance(edge: &TestEdge, ms: i64) {
+    edge.clock.0.set(now(edge) + ms);
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn reply(response: EdgeResponse) -> (u16, Value) {
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    )
+}
+
+/// POSTs `body` to `path`, signed with `key` and `secret` as plugNmeet and the nodes sign.
+fn post(edge: &TestEdge, path: &str, key: &str, secret: &str, body: &Value) -> (u16, Value) {
+    let body = serde_json::to_vec(body).expect("json");
+    let mut request = EdgeRequest::new(Method::POST, path);
+    request
+        .headers
+        .insert("api-key", key.parse().expect("header"));
+    request.headers.insert(
+        "hash-signature",
+        sign(secret.as_bytes(), &body).parse().expect("header"),
+    );
+    request.body = body;
+    reply(block(edge.handle(request)))
+}
+
+/// A plugNmeet server API call (`/auth/...`).
+fn api(edge: &TestEdge, path: &str, body: &Value) -> (u16, Value) {
+    post(edge, path, "plugnmeet", API_SECRET, body)
+}
+
+/// `POST /api/recording` with a join token.
+fn record(edge: &TestEdge, token: &str, body: &Value) -> (u16, Value) {
+    let mut request = EdgeRequest::new(Method::POST, "/api/recording");
+    request.headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request.body = serde_json::to_vec(body).expect("json");
+    reply(block(edge.handle(request)))
+}
+
+fn task(edge: &TestEdge, token: &str, task: &str) -> (u16, Value) {
+    record(edge, token, &json!({ "task": task }))
+}
+
+/// Asserts a refusal: `status`, plugNmeet's `status: false` and `msg`.
+fn assert_refused(answer: (u16, Value), status: u16, msg: &str) {
+    let (got, body) = answer;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["status"], json!(false), "{body}");
+    assert_eq!(body["msg"], json!(msg), "{body}");
+}
+
+/// A started job's record_id (asserting the 200 success).
+fn started(answer: (u16, Value)) -> String {
+    let (status, body) = answer;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["status"], &body["msg"]),
+        (&json!(true), &json!("success")),
+        "{body}"
+    );
+    body["record_id"].as_str().expect("record_id").to_owned()
+}
+
+/// A running session with a moderator's and a guest's join token, placed in eu by the
+/// moderator's first `/api/session`.
+struct Meeting {
+    room_id: String,
+    sid: String,
+    livekit_room: String,
+    created_at: i64,
+    moderator: String,
+    guest: String,
+}
+
+fn join_token(edge: &TestEdge, room_id: &str, user_info: Value) -> String {
+    let (status, body) = api(
+        edge,
+        "/auth/room/getJoinToken",
+        &json!({"room_id": room_id, "user_info": user_info}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// Creates `room_id` with `room_features`, gets its tokens and pins it to eu.
+fn meeting(edge: &TestEdge, room_id: &str, room_features: Value) -> Meeting {
+    let create = json!({"room_id": room_id,
+                        "metadata": {"room_title": "Weekly", "room_features": room_features}});
+    let (status, body) = api(edge, "/auth/room/create", &create);
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let moderator = join_token(
+        edge,
+        room_id,
+        json!({"user_id": "mod", "name": "Mo", "is_admin": true}),
+    );
+    let guest = join_token(edge, room_id, json!({"user_id": "guest", "name": "Gu"}));
+    // The moderator joins from Frankfurt: the room is placed in eu.
+    let mut request = EdgeRequest::new(Method::POST, "/api/session");
+    request
+        .headers
+        .insert("authorization", moderator.parse().expect("header"));
+    request
+        .headers
+        .insert("x-lat", "50.1".parse().expect("header"));
+    request
+        .headers
+        .insert("x-lon", "8.7".parse().expect("header"));
+    let (status, body) = reply(block(edge.handle(request)));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    assert_eq!(body["region"]["id"], json!("eu"), "{body}");
+    let room = block(edge_api::db::running_room(&edge.store, room_id))
+        .expect("store")
+        .expect("running");
+    assert_eq!(room.region.as_deref(), Some("eu"));
+    Meeting {
+        room_id: room_id.into(),
+        sid: room.sid,
+        livekit_room: room.livekit_room,
+        created_at: room.created_at,
+        moderator,
+        guest,
+    }
+}
+
+/// A heartbeat as `recorder-native` sends it (its `Heartbeat` plus `type`, `node_id`, `at_ms`).
+fn heartbeat_body(node: Node, at_ms: i64, free_cores: f64, jobs: i64) -> Value {
+    json!({
+        "type": "heartbeat", "node_id": node.id, "at_ms": at_ms, "cores": 4.0,
+        "capacity": {"cap_cores": 3.0, "reserved_cores": 3.0 - free_cores,
+                     "free_cores": free_cores, "jobs": jobs, "max_jobs": 4},
+        "jobs": [], "undelivered_events": 0, "dead_letter_events": 0, "store_ok": true,
+        "unstored_final_states": 0, "free_disk_bytes": 50_000_000_000u64,
+        "min_free_disk_bytes": 1_000_000_000u64
+    })
+}
+
+/// Posts `body` to the recorder endpoint signed as `node`.
+fn report(edge: &TestEdge, node: Node, body: &Value) -> (u16, Value) {
+    post(
+        edge,
+        "/internal/recorder/events",
+        node.key,
+        node.secret,
+        body,
+    )
+}
+
+/// `node` heartbeats now (by the edge's clock) with `free_cores` and `jobs` running.
+fn beat(edge: &TestEdge, node: Node, free_cores: f64, jobs: i64) -> Value {
+    let (status, body) = report(
+        edge,
+        node,
+        &heartbeat_body(node, now(edge), free_cores, jobs),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body
+}
+
+/// One `job_state` event as `recorder-native` queues it: the job's `JobView` after the change.
+/// `file` is the recording's file (the node names it from the start) and its size once known.
+fn job_event(
+    job_id: &str,
+    room_id: &str,
+    state: &str,
+    updated_ms: i64,
+    file: Option<(&str, u64)>,
+) -> Value {
+    json!({
+        "event_id": format!("{job_id}-{state}-{updated_ms}"), "type": "job_state",
+        "at_ms": updated_ms,
+        "job": {"job_id": job_id, "room_id": room_id, "mode": "composite", "state": state,
+                "reason": null, "file": file.map(|(path, _)| path),
+                "file_bytes": file.and_then(|(_, bytes)| (state == "COMPLETE").then_some(bytes)),
+                "rtmp": null, "created_ms": T0, "updated_ms": updated_ms}
+    })
+}
+
+/// The events batch body (`EventsBody`) of `node`.
+fn events_body(node: Node, events: &[Value]) -> Value {
+    json!({"type": "events", "node_id": node.id, "events": events})
+}
+
+/// `node` sends `events` and the edge answers 200; its answer.
+fn send_events(edge: &TestEdge, node: Node, events: &[Value]) -> Value {
+    let (status, body) = report(edge, node, &events_body(node, events));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body
+}
+
+/// (`is_recording`, `is_active_rtmp`) of the running room, from `getActiveRoomInfo`.
+fn room_flags(edge: &TestEdge, room_id: &str) -> (Value, Value) {
+    let (status, body) = api(
+        edge,
+        "/auth/room/getActiveRoomInfo",
+        &json!({ "room_id": room_id }),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let info = &body["room"]["room_info"];
+    (info["is_recording"].clone(), info["is_active_rtmp"].clone())
+}
+
+/// (state, recorder, reason) of the job as the edge stores it.
+fn job(edge: &TestEdge, job_id: &str) -> (String, String, Option<String>) {
+    let rows = block(edge.store.execute(
+        "SELECT state, recorder_id, reason FROM recording_jobs WHERE job_id = ?",
+        &[job_id.into()],
+    ))
+    .expect("store");
+    let row = rows
+        .rows
+        .first()
+        .unwrap_or_else(|| panic!("no job {job_id}"));
+    let text = |v: &SqlValue| match v {
+        SqlValue::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    (
+        text(&row[0]).expect("state"),
+        text(&row[1]).expect("recorder"),
+        text(&row[2]),
+    )
+}
+
+/// How many jobs the edge stores.
+fn job_count(edge: &TestEdge) -> i64 {
+    let rows = block(
+        edge.store
+            .execute("SELECT COUNT(*) FROM recording_jobs", &[]),
+    )
+    .expect("store");
+    match rows.rows[0][0] {
+        SqlValue::Integer(n) => n,
+        ref other => panic!("count: {other:?}"),
+    }
+}
+
+/// `/auth/recording/fetch` with `body`.
+fn fetch(edge: &TestEdge, body: Value) -> Value {
+    let (status, body) = api(edge, "/auth/recording/fetch", &body);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The record ids of a successful fetch, in order.
+fn listed(answer: &Value) -> Vec<String> {
+    assert_eq!(answer["status"], json!(true), "{answer}");
+    answer["result"]["recordings_list"]
+        .as_array()
+        .expect("recordings_list")
+        .iter()
+        .map(|r| r["record_id"].as_str().expect("record_id").to_owned())
+        .collect()
+}
+
+fn assert_none_found(answer: &Value) {
+    assert_eq!(answer["status"], json!(false), "{answer}");
+    assert_eq!(answer["status_code"], json!("NOT_FOUND"), "{answer}");
+    assert_eq!(answer["msg"], json!("no recordings found"), "{answer}");
+}
+
+/// Asserts `call` carries `node`'s key and the hex HMAC-SHA256 of its body under `node`'s secret.
+fn assert_signed_by(call: &Call, node: Node) {
+    assert_eq!(call.header("api-key"), Some(node.key), "{}", call.url);
+    assert_eq!(
+        call.header("hash-signature"),
+        Some(sign(node.secret.as_bytes(), &call.body).as_str()),
+        "{}",
+        call.url
+    );
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The claims of a LiveKit token, after checking its HS256 signature with the region's secret.
+fn livekit_claims(token: &str) -> Value {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, signature) = token.rsplit_once('.').expect("a JWT");
+    let expected = sign(LIVEKIT_SECRET.as_bytes(), signed.as_bytes());
+    assert_eq!(
+        b64.decode(signature).expect("base64"),
+        hex_decode(&expected),
+        "the token is not signed with the region's LiveKit secret"
+    );
+    let payload = signed.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&b64.decode(payload).expect("base64")).expect("claims")
+}
+
+/// `edge_api::auth::sign`, which the checks above rely on, is hex HMAC-SHA256 (RFC 4231, case 2).
+#[test]
+fn the_signature_is_hex_hmac_sha256() {
+    assert_eq!(
+        sign(b"Jefe", b"what do ya want for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
+#[test]
+fn a_start_goes_to_the_rooms_region_first_and_past_a_full_node() {
+    let edge = edge();
+    let m = meeting(&edge, "weekly", json!({}));
+
+    // No node has heartbeated yet.
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        503,
+        "notifications.no-recorder-available",
+    );
+    assert!(edge.http.node_calls().is_empty());
+    assert_eq!(job_count(&edge), 0, "a refused start holds no slot");
+
+    // us has more free cores; eu is in the room's region but full.
+    beat(&edge, EU, 0.5, 1);
+    beat(&edge, US, 2.5, 0);
+    edge.http.script(EU, Answer::Full);
+    let record_id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert_eq!(
+        edge.http.node_calls(),
+        [(EU.id, "/jobs/start".into()), (US.id, "/jobs/start".into())]
+    );
+    let calls: Vec<Call> = edge
+        .http
+        .calls
+        .borrow()
+        .iter()
+        .filter(|c| c.node_call().is_some())
+        .cloned()
+        .collect();
+    assert_signed_by(&calls[0], EU);
+    assert_signed_by(&calls[1], US);
+    let sent = calls[1].json();
+    assert_eq!(
+        calls[0].json(),
+        sent,
+        "the same job is offered to each node"
+    );
+    assert_eq!(sent["job_id"], json!(record_id), "{sent}");
+    assert_eq!(sent["room_id"], json!("weekly"), "{sent}");
+    assert_eq!(sent["livekit_url"], json!("ws://eu.livekit.test"), "{sent}");
+    assert_eq!(sent["mode"], json!("composite"), "{sent}");
+    assert_eq!(sent["file"], json!(true), "{sent}");
+    assert!(sent.get("rtmp_url").is_none(), "{sent}");
+    let claims = livekit_claims(sent["token"].as_str().expect("token"));
+    let video = &claims["video"];
+    assert_eq!(video["roomJoin"], json!(true), "{claims}");
+    assert_eq!(video["room"], json!(m.livekit_room), "{claims}");
+    assert_eq!(video["hidden"], json!(true), "{claims}");
+    assert_eq!(video["recorder"], json!(true), "{claims}");
+    assert_eq!(video["canPublish"], json!(false), "{claims}");
+    assert_eq!(claims["iss"], json!("lk"), "{claims}");
+    assert_eq!(job(&edge, &record_id).0, "STARTING");
+    assert_eq!(
+        job(&edge, &record_id).1,
+        US.id,
+        "the job is the node's that took it"
+    );
+
+    // One recording per session.
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        409,
+        "notifications.recording-already-running",
+    );
+    assert_eq!(edge.http.node_calls().len(), 2, "nothing more was sent");
+
+    // eu has room again: the broadcast goes there first, and takes it.
+    advance(&edge, 1_000);
+    edge.http.script(EU, Answer::Ok);
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let rtmp_id = started(record(&edge, &m.moderator, &rtmp));
+    assert_ne!(rtmp_id, record_id);
+    let call = edge.http.last_node_call();
+    assert_eq!(call.node_call(), Some((EU.id, "/jobs/start")));
+    assert_eq!(edge.http.node_calls().len(), 3);
+    let sent = call.json();
+    assert_eq!(
+        (&sent["file"], &sent["rtmp_url"], &sent["job_id"]),
+        (
+            &json!(false),
+            &json!("rtmp://live.example.com/app/key"),
+            &json!(rtmp_id)
+        ),
+        "{sent}"
+    );
+    let video = &livekit_claims(sent["token"].as_str().expect("token"))["video"];
+    assert_eq!(
+        (&video["hidden"], &video["canPublish"]),
+        (&json!(true), &json!(false))
+    );
+    assert_refused(
+        record(&edge, &m.moderator, &rtmp),
+        409,
+        "notifications.rtmp-already-running",
+    );
+}
+
+/// A node that does not answer, or does not know the call, is passed over like a full one.
+#[test]
+fn an_unreachable_node_is_passed_over() {
+    let edge = edge();
+    let m = meeting(&edge, "unreachable", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    beat(&edge, US, 1.0, 0);
+    edge.http.script(EU, Answer::Down);
+    edge.http.script(US, Answer::Unknown);
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        503,
+        "notifications.no-recorder-available",
+    );
+    assert_eq!(
+        edge.http.node_calls(),
+        [(EU.id, "/jobs/start".into()), (US.id, "/jobs/start".into())]
+    );
+    assert_eq!(job_count(&edge), 0, "the slot is freed");
+    edge.http.script(US, Answer::Ok);
+    let record_id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert_eq!(job(&edge, &record_id).1, US.id);
+}
+
+#[test]
+fn refused_starts_hold_no_slot() {
+    let edge = edge();
+    let m = meeting(&edge, "refusals", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    beat(&edge, US, 1.0, 0);
+
+    assert_refused(
+        task(&edge, &m.guest, "START_RECORDING"),
+        403,
+        "notifications.only-moderators-can-record",
+    );
+    let (status, _) = task(&edge, "not-a-token", "START_RECORDING");
+    assert_eq!(status, 401);
+    let mut no_auth = EdgeRequest::new(Method::POST, "/api/recording");
+    no_auth.body = br#"{"task":"START_RECORDING"}"#.to_vec();
+    assert_eq!(block(edge.handle(no_auth)).status, 401);
+
+    for bad in [
+        json!({"task": "PAUSE_RECORDING"}),
+        json!({}),
+        json!({"task": "START_RECORDING", "rtmp_url": "rtmp://live.example.com/app/key"}),
+        json!({"task": "STOP_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"}),
+        json!({"task": "START_RTMP"}),
+        json!({"task": "START_RTMP", "rtmp_url": ""}),
+        json!({"task": "START_RTMP", "rtmp_url": "http://live.example.com/app/key"}),
+        json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/\nkey"}),
+        json!({"task": "START_RECORDING", "sid": "another-session"}),
+    ] {
+        let (status, body) = record(&edge, &m.moderator, &bad);
+        assert_eq!(
+            (status, &body["status"]),
+            (400, &json!(false)),
+            "{bad}: {body}"
+        );
+    }
+    assert!(edge.http.node_calls().is_empty(), "nothing was sent");
+    assert_eq!(job_count(&edge), 0);
+
+    // The node refuses the job's input: its reason is the user's, and the slot is free.
+    edge.http
+        .script(EU, Answer::Refuse("rtmp_url: host not resolvable"));
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://nowhere.invalid/app/key"});
+    let (status, body) = record(&edge, &m.moderator, &rtmp);
+    assert_eq!((status, &body["status"]), (400, &json!(false)), "{body}");
+    assert_eq!(
+        body["msg"],
+        json!("rtmp_url: host not resolvable"),
+        "{body}"
+    );
+    assert_eq!(
+        edge.http.node_calls(),
+        [(EU.id, "/jobs/start".into())],
+        "a job the node finds wrong is not offered to another node"
+    );
+    assert_eq!(job_count(&edge), 0);
+    edge.http.script(EU, Answer::Ok);
+    let id = started(record(&edge, &m.moderator, &rtmp));
+    assert_eq!(job(&edge, &id), ("STARTING".into(), EU.id.into(), None));
+    // With the session's own sid, as plugNmeet's page sends it (a moment later: see
+    // `a_recording_and_a_broadcast_started_in_the_same_millisecond_both_start`).
+    advance(&edge, 1);
+    let own = json!({"task": "START_RECORDING", "sid": m.sid});
+    started(record(&edge, &m.moderator, &own));
+}
+
+/// A node whose disk or job store cannot take a file gets broadcasts only.
+#[test]
+fn a_node_short_of_disk_takes_broadcasts_only() {
+    let edge = edge();
+    let m = meeting(&edge, "disk", json!({}));
+    let mut short = heartbeat_body(EU, T0, 2.0, 0);
+    short["free_disk_bytes"] = json!(10_000_000u64);
+    assert_eq!(report(&edge, EU, &short).0, 200);
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        503,
+        "notifications.no-recorder-available",
+    );
+    assert!(edge.http.node_calls().is_empty());
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmps://live.example.com/app/key"});
+    let id = started(record(&edge, &m.moderator, &rtmp));
+    assert_eq!(job(&edge, &id).1, EU.id);
+}
+
+#[test]
+fn job_events_drive_the_room_and_fill_the_catalog() {
+    let edge = edge();
+    let m = meeting(&edge, "events", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    beat(&edge, US, 0.5, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert_eq!(job(&edge, &id).1, EU.id);
+    let file = Some(("recordings/events.mp4", 12_345_678));
+    let ev = |state: &str, at: i64| job_event(&id, &m.room_id, state, T0 + at, file);
+    assert_eq!(room_flags(&edge, "events"), (json!(0), json!(0)));
+
+    let answer = send_events(&edge, EU, &[ev("STARTING", 100), ev("ACTIVE", 200)]);
+    assert_eq!(answer["applied"], json!(2), "{answer}");
+    assert_eq!(job(&edge, &id).0, "ACTIVE");
+    assert_eq!(room_flags(&edge, "events"), (json!(1), json!(0)));
+
+    // Another node's word about this job changes nothing and adds no recording.
+    let answer = send_events(&edge, US, &[ev("COMPLETE", 900)]);
+    assert_eq!(
+        (&answer["applied"], &answer["ignored"]),
+        (&json!(0), &json!(1)),
+        "{answer}"
+    );
+    assert_eq!(job(&edge, &id).0, "ACTIVE");
+    assert_eq!(room_flags(&edge, "events"), (json!(1), json!(0)));
+    assert_none_found(&fetch(&edge, json!({})));
+
+    // A batch with a bad event is refused whole.
+    let mut bad = ev("ENDING", 250);
+    bad["job"]["state"] = json!("PAUSED");
+    let (status, body) = report(&edge, EU, &events_body(EU, &[ev("ENDING", 240), bad]));
+    assert_eq!((status, &body["status"]), (400, &json!(false)), "{body}");
+    assert_eq!(job(&edge, &id).0, "ACTIVE", "nothing of the batch applied");
+
+    // Forged, unknown or misattributed reports are refused and change nothing.
+    let finish = events_body(EU, &[ev("FAILED", 260)]);
+    for (key, secret) in [
+        (EU.key, US.secret),
+        (EU.key, API_SECRET),
+        ("rec-unknown", EU.secret),
+        ("plugnmeet", API_SECRET),
+    ] {
+        let (status, body) = post(&edge, "/internal/recorder/events", key, secret, &finish);
+        assert_eq!(status, 401, "{key}: {body}");
+    }
+    // Signed by eu in us's name.
+    let as_us = events_body(US, &[ev("FAILED", 260)]);
+    let (status, body) = report(&edge, EU, &as_us);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(job(&edge, &id).0, "ACTIVE");
+
+    // The recording ends: the room stops recording and the catalog lists it.
+    let batch = [ev("ENDING", 300), ev("COMPLETE", 400)];
+    let answer = send_events(&edge, EU, &batch);
+    assert_eq!(answer["applied"], json!(2), "{answer}");
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+    assert_eq!(room_flags(&edge, "events"), (json!(0), json!(0)));
+    let expected = json!({
+        "record_id": id, "room_id": "events", "room_sid": m.sid,
+        "file_path": "recordings/events.mp4", "file_size": 12.35,
+        "creation_time": (T0 / 1000).to_string(),
+        "room_creation_time": m.created_at.to_string(),
+    });
+    let answer = fetch(&edge, json!({"room_ids": ["events"]}));
+    assert_eq!(listed(&answer), [id.as_str()]);
+    assert_eq!(answer["msg"], json!("success"), "{answer}");
+    assert_eq!(answer["result"]["total_recordings"], json!("1"), "{answer}");
+    assert_eq!(answer["result"]["recordings_list"][0], expected, "{answer}");
+    let (status, info) = api(&edge, "/auth/recording/info", &json!({"record_id": id}));
+    assert_eq!((status, &info["status"]), (200, &json!(true)), "{info}");
+    assert_eq!(info["recording_info"], expected, "{info}");
+    assert_eq!(info["room_info"]["room_id"], json!("events"), "{info}");
+    assert_eq!(info["room_info"]["room_sid"], json!(m.sid), "{info}");
+    assert_eq!(info["room_info"]["room_title"], json!("Weekly"), "{info}");
+    let (_, alias) = api(
+        &edge,
+        "/auth/recording/recordingInfo",
+        &json!({"record_id": id}),
+    );
+    assert_eq!(alias["recording_info"], expected, "{alias}");
+
+    // The same batch again (its acknowledgement was lost) changes nothing.
+    send_events(&edge, EU, &batch);
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+    let answer = fetch(&edge, json!({}));
+    assert_eq!(listed(&answer), [id.as_str()]);
+    assert_eq!(answer["result"]["recordings_list"][0], expected, "{answer}");
+
+    // An older event arriving late does not move the job back.
+    send_events(&edge, EU, &[ev("ACTIVE", 200), ev("ENDING", 300)]);
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+    assert_eq!(room_flags(&edge, "events"), (json!(0), json!(0)));
+
+    // The slot is free again.
+    advance(&edge, 1_000);
+    beat(&edge, EU, 1.0, 0);
+    started(task(&edge, &m.moderator, "START_RECORDING"));
+}
+
+/// A broadcast's events set `is_active_rtmp`, and a broadcast enters no catalog.
+#[test]
+fn a_broadcast_is_shown_while_active_and_not_catalogued() {
+    let edge = edge();
+    let m = meeting(&edge, "broadcast", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let id = started(record(&edge, &m.moderator, &rtmp));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "broadcast", "ACTIVE", T0 + 10, None)],
+    );
+    assert_eq!(room_flags(&edge, "broadcast"), (json!(0), json!(1)));
+    let done = job_event(&id, "broadcast", "COMPLETE", T0 + 20, Some(("x.mp4", 1)));
+    send_events(&edge, EU, &[done]);
+    assert_eq!(room_flags(&edge, "broadcast"), (json!(0), json!(0)));
+    assert_none_found(&fetch(&edge, json!({})));
+}
+
+#[test]
+fn a_dead_recorder_stops_counting_and_its_jobs_fail() {
+    let edge = edge();
+    let m = meeting(&edge, "dead", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    beat(&edge, US, 1.0, 0);
+    let recording = started(task(&edge, &m.moderator, "START_RECORDING"));
+    advance(&edge, 1);
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let broadcast = started(record(&edge, &m.moderator, &rtmp));
+    assert_eq!(job(&edge, &recording).1, EU.id);
+    assert_eq!(job(&edge, &broadcast).1, EU.id);
+    send_events(
+        &edge,
+        EU,
+        &[
+            job_event(&recording, "dead", "ACTIVE", T0 + 100, Some(("d.mp4", 0))),
+            job_event(&broadcast, "dead", "ACTIVE", T0 + 101, None),
+        ],
+    );
+    assert_eq!(room_flags(&edge, "dead"), (json!(1), json!(1)));
+    // us heartbeats while eu is alive: nothing is swept.
+    advance(&edge, 10_000);
+    let answer = beat(&edge, US, 1.0, 0);
+    assert_eq!(answer["jobs_failed"], json!(0), "{answer}");
+
+    // eu falls silent past the timeout; nobody has swept yet, but it no longer counts.
+    advance(&edge, (TIMEOUT_SECS - 10) * 1000 + 1_000);
+    assert_eq!(room_flags(&edge, "dead"), (json!(0), json!(0)));
+    assert_eq!(job(&edge, &recording).0, "ACTIVE");
+
+    // A new start takes the slot from the dead node's job and goes to a live node.
+    let calls_before = edge.http.node_calls().len();
+    let again = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert_ne!(again, recording);
+    assert_eq!(
+        edge.http.node_calls()[calls_before..],
+        [(US.id, "/jobs/start".to_owned())],
+        "the dead node is not asked"
+    );
+    let (state, _, reason) = job(&edge, &recording);
+    assert_eq!(state, "FAILED");
+    assert!(reason.is_some());
+    assert_eq!(job(&edge, &again), ("STARTING".into(), US.id.into(), None));
+
+    // A live node's heartbeat sweeps the dead node's remaining job.
+    let answer = beat(&edge, US, 0.5, 1);
+    assert_eq!(answer["jobs_failed"], json!(1), "{answer}");
+    assert_eq!(job(&edge, &broadcast).0, "FAILED");
+    let answer = beat(&edge, US, 0.5, 1);
+    assert_eq!(answer["jobs_failed"], json!(0), "{answer}");
+    assert_eq!(job(&edge, &again).0, "STARTING", "a live node's job stays");
+
+    // eu comes back and repeats its old report: the new recording keeps the slot.
+    beat(&edge, EU, 2.0, 0);
+    send_events(
+        &edge,
+        EU,
+        &[job_event(
+            &recording,
+            "dead",
+            "ACTIVE",
+            T0 + 100,
+            Some(("d.mp4", 0)),
+        )],
+    );
+    assert_eq!(job(&edge, &recording).0, "FAILED");
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        409,
+        "notifications.recording-already-running",
+    );
+}
+
+#[test]
+fn stop_asks_the_node_and_a_forgotten_job_is_not_running() {
+    let edge = edge();
+    let m = meeting(&edge, "stopping", json!({}));
+    beat(&edge, EU, 1.0, 0);
+
+    assert_refused(
+        task(&edge, &m.moderator, "STOP_RECORDING"),
+        409,
+        "notifications.recording-not-running",
+    );
+    assert_refused(
+        task(&edge, &m.moderator, "STOP_RTMP"),
+        409,
+        "notifications.rtmp-not-running",
+    );
+    assert!(edge.http.node_calls().is_empty());
+
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "stopping", "ACTIVE", T0 + 10, None)],
+    );
+    assert_refused(
+        task(&edge, &m.guest, "STOP_RECORDING"),
+        403,
+        "notifications.only-moderators-can-record",
+    );
+    let (status, body) = task(&edge, &m.moderator, "STOP_RECORDING");
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let call = edge.http.last_node_call();
+    assert_eq!(call.node_call(), Some((EU.id, "/jobs/stop")));
+    assert_eq!(call.json(), json!({ "job_id": id }));
+    assert_signed_by(&call, EU);
+    assert_eq!(job(&edge, &id).0, "ENDING");
+    // Still finishing: the slot is held.
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        409,
+        "notifications.recording-already-running",
+    );
+    // The node finishes the job; the slot is then free.
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "stopping", "ENDING", T0 + 20, None)],
+    );
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "stopping", "COMPLETE", T0 + 30, None)],
+    );
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+
+    // An unreachable node: the stop is not delivered and the job still runs.
+    advance(&edge, 1_000);
+    beat(&edge, EU, 1.0, 0);
+    let second = started(task(&edge, &m.moderator, "START_RECORDING"));
+    edge.http.script(EU, Answer::Down);
+    let (status, body) = task(&edge, &m.moderator, "STOP_RECORDING");
+    assert_eq!((status, &body["status"]), (503, &json!(false)), "{body}");
+    assert_eq!(job(&edge, &second).0, "STARTING");
+
+    // A node that does not know the job: it is not running.
+    edge.http.script(EU, Answer::Unknown);
+    assert_refused(
+        task(&edge, &m.moderator, "STOP_RECORDING"),
+        409,
+        "notifications.recording-not-running",
+    );
+    assert_eq!(
+        edge.http.last_node_call().json(),
+        json!({ "job_id": second })
+    );
+    let (state, _, reason) = job(&edge, &second);
+    assert_eq!(state, "FAILED");
+    assert!(reason.is_some());
+    assert_refused(
+        task(&edge, &m.moderator, "STOP_RECORDING"),
+        409,
+        "notifications.recording-not-running",
+    );
+    advance(&edge, 1_000);
+    edge.http.script(EU, Answer::Ok);
+    started(task(&edge, &m.moderator, "START_RECORDING"));
+}
+
+#[test]
+fn the_rooms_features_can_forbid_recording_and_broadcasting() {
+    let edge = edge();
+    beat(&edge, EU, 2.0, 0);
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+
+    let encrypted = meeting(
+        &edge,
+        "encrypted",
+        json!({"end_to_end_encryption_features": {"is_enabled": true}}),
+    );
+    assert_refused(
+        task(&edge, &encrypted.moderator, "START_RECORDING"),
+        403,
+        "notifications.recording-not-allowed",
+    );
+    assert_refused(
+        record(&edge, &encrypted.moderator, &rtmp),
+        403,
+        "notifications.rtmp-not-allowed",
+    );
+
+    let no_rtmp = meeting(&edge, "no-rtmp", json!({"allow_rtmp": false}));
+    assert_refused(
+        record(&edge, &no_rtmp.moderator, &rtmp),
+        403,
+        "notifications.rtmp-not-allowed",
+    );
+    assert!(edge.http.node_calls().is_empty());
+    assert_eq!(job_count(&edge), 0);
+    // Recording is still allowed there.
+    started(task(&edge, &no_rtmp.moderator, "START_RECORDING"));
+}
+
+/// Starts a recording of `m` on eu, has eu record it to `file` and complete it; its record_id.
+/// The clock moves on 10 s, so recordings are ordered by creation.
+fn finished_recording(edge: &TestEdge, m: &Meeting, file: &str) -> String {
+    beat(edge, EU, 2.0, 0);
+    let id = started(task(edge, &m.moderator, "START_RECORDING"));
+    let t = now(edge);
+    send_events(
+        edge,
+        EU,
+        &[
+            job_event(&id, &m.room_id, "ACTIVE", t + 1, Some((file, 2_000_000))),
+            job_event(&id, &m.room_id, "COMPLETE", t + 2, Some((file, 2_000_000))),
+        ],
+    );
+    advance(edge, 10_000);
+    id
+}
+
+#[test]
+fn the_catalog_pages_and_filters() {
+    let edge = edge();
+    assert_none_found(&fetch(&edge, json!({})));
+    let a = meeting(&edge, "room-a", json!({}));
+    let b = meeting(&edge, "room-b", json!({}));
+    let a1 = finished_recording(&edge, &a, "a1.mp4");
+    let b1 = finished_recording(&edge, &b, "b1.mp4");
+    let a2 = finished_recording(&edge, &a, "a2.mp4");
+    let a3 = finished_recording(&edge, &a, "a3.mp4");
+
+    let all = fetch(&edge, json!({}));
+    assert_eq!(
+        listed(&all),
+        [a3.as_str(), a2.as_str(), b1.as_str(), a1.as_str()],
+        "newest first by default"
+    );
+    assert_eq!(all["result"]["total_recordings"], json!("4"), "{all}");
+    assert_eq!(all["result"]["order_by"], json!("DESC"), "{all}");
+    assert_eq!(all["result"]["recordings_list"][0]["file_size"], json!(2.0));
+
+    let page = fetch(
+        &edge,
+        json!({"room_ids": ["room-a"], "from": 1, "limit": 1, "order_by": "ASC"}),
+    );
+    assert_eq!(listed(&page), [a2.as_str()]);
+    let result = &page["result"];
+    assert_eq!(
+        (
+            &result["total_recordings"],
+            &result["from"],
+            &result["limit"],
+            &result["order_by"]
+        ),
+        (&json!("3"), &json!(1), &json!(1), &json!("ASC")),
+        "{page}"
+    );
+    let page = fetch(
+        &edge,
+        json!({"room_ids": ["room-a"], "from": 0, "limit": 2, "order_by": "DESC"}),
+    );
+    assert_eq!(listed(&page), [a3.as_str(), a2.as_str()]);
+    assert_eq!(
+        listed(&fetch(
+            &edge,
+            json!({"room_ids": ["room-b", "room-a"], "order_by": "asc"})
+        )),
+        [a1.as_str(), b1.as_str(), a2.as_str(), a3.as_str()]
+    );
+    assert_eq!(
+        listed(&fetch(&edge, json!({"room_ids": ["room-b"]}))),
+        [b1.as_str()]
+    );
+    assert_eq!(
+        listed(&fetch(&edge, json!({"room_sid": a.sid, "order_by": "ASC"}))),
+        [a1.as_str(), a2.as_str(), a3.as_str()]
+    );
+    // A session of another room.
+    assert_none_found(&fetch(
+        &edge,
+        json!({"room_ids": ["room-a"], "room_sid": b.sid}),
+    ));
+    assert_none_found(&fetch(&edge, json!({"room_ids": ["room-c"]})));
+    assert_none_found(&fetch(&edge, json!({"room_sid": "no-such-session"})));
+    assert_none_found(&fetch(&edge, json!({"from": 4})));
+
+    let bad = fetch(&edge, json!({"order_by": "SIDEWAYS"}));
+    assert_eq!(bad["status"], json!(false), "{bad}");
+    assert_eq!(bad["status_code"], json!("INVALID_PARAMETERS"), "{bad}");
+    assert!(bad.get("result").is_none_or(Value::is_null), "{bad}");
+
+    let (_, info) = api(&edge, "/auth/recording/info", &json!({"record_id": "nope"}));
+    assert_eq!(
+        (&info["status"], &info["msg"]),
+        (&json!(false), &json!("recording not found")),
+        "{info}"
+    );
+}
+
+#[test]
+fn heartbeats_out_of_clock_or_order_are_not_kept() {
+    let edge = edge();
+    let m = meeting(&edge, "clock", json!({}));
+    for at_ms in [T0 + 60_001, T0 - 60_001] {
+        let (status, body) = report(&edge, EU, &heartbeat_body(EU, at_ms, 2.0, 0));
+        assert_eq!((status, &body["status"]), (400, &json!(false)), "{body}");
+    }
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        503,
+        "notifications.no-recorder-available",
+    );
+
+    // Ahead by under a minute: kept.
+    let (status, body) = report(&edge, EU, &heartbeat_body(EU, T0 + 59_000, 2.0, 0));
+    assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
+    // An older one (by the node's clock) arriving late, saying the node is full: not kept.
+    let (status, body) = report(&edge, EU, &heartbeat_body(EU, T0 + 1_000, 0.0, 4));
+    assert_eq!((status, &body["recorded"]), (200, &json!(false)), "{body}");
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert_eq!(job(&edge, &id).1, EU.id);
+
+    // A heartbeat that is not one, or of another type.
+    let mut broken = heartbeat_body(EU, T0, 2.0, 0);
+    broken["capacity"]["free_cores"] = json!(-1.0);
+    assert_eq!(report(&edge, EU, &broken).0, 400);
+    let mut other = heartbeat_body(EU, T0, 2.0, 0);
+    other["type"] = json!("gossip");
+    assert_eq!(report(&edge, EU, &other).0, 400);
+}
+
+/// A recording and a broadcast started in the same millisecond (two moderators, or one page
+/// starting both) are two jobs: the second must not be taken for the first.
+#[test]
+fn a_recording_and_a_broadcast_started_in_the_same_millisecond_both_start() {
+    let edge = edge();
+    let m = meeting(&edge, "same-ms", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    let recording = started(task(&edge, &m.moderator, "START_RECORDING"));
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let broadcast = started(record(&edge, &m.moderator, &rtmp));
+    assert_ne!(recording, broadcast);
+}
+
+/// A heartbeat whose `at_ms` is so far from the edge's clock that the difference overflows is
+/// refused like any other out of clock.
+#[test]
+fn a_heartbeat_whose_clock_difference_overflows_is_refused() {
+    let edge = edge();
+    for at_ms in [i64::MIN + T0, i64::MIN] {
+        let (status, body) = report(&edge, EU, &heartbeat_body(EU, at_ms, 2.0, 0));
+        assert_eq!(status, 400, "{at_ms}: {body}");
+    }
+}
+
+/// An event older than the job's latest applied report changes nothing, and is answered as not
+/// applied.
+#[test]
+fn a_stale_event_is_not_counted_as_applied() {
+    let edge = edge();
+    let m = meeting(&edge, "stale", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "stale", "COMPLETE", T0 + 20, None)],
+    );
+    let answer = send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "stale", "ACTIVE", T0 + 10, None)],
+    );
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+    assert_eq!(
+        (&answer["applied"], &answer["ignored"]),
+        (&json!(0), &json!(1)),
+        "{answer}"
+    );
+}
+
+/// A dead recorder's job cannot be stopped, and does not need to be: a stop answers
+/// not-running at once (and marks the job FAILED) rather than calling the dead node. No other
+/// heartbeat has to come first.
+#[test]
+fn a_stop_of_a_dead_recorders_job_answers_not_running() {
+    let edge = edge();
+    let m = meeting(&edge, "swept", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "swept", "ACTIVE", T0 + 10, None)],
+    );
+    advance(&edge, TIMEOUT_SECS * 1000 + 1_000);
+    edge.http.script(EU, Answer::Down);
+    let calls_before = edge.http.node_calls().len();
+    assert_refused(
+        task(&edge, &m.moderator, "STOP_RECORDING"),
+        409,
+        "notifications.recording-not-running",
+    );
+    assert_eq!(job(&edge, &id).0, "FAILED");
+    assert_eq!(
+        edge.http.node_calls().len(),
+        calls_before,
+        "the dead node was called"
+    );
+}
