@@ -359,6 +359,42 @@ impl Service {
         service
     }
 
+    /// A service on a port chosen beforehand (`listen = "127.0.0.1:PORT"`), so that its address
+    /// can go into a control plane's config (the edge's `[[recorders]]`) before the service
+    /// exists. It heartbeats every second to `control_plane_url` and writes its recordings to
+    /// `recordings`; `name` is its `node_id`.
+    pub fn start_at(
+        name: &str,
+        secret: &str,
+        port: u16,
+        control_plane_url: &str,
+        recordings: &Path,
+    ) -> Service {
+        let dir = std::env::temp_dir().join(unique(&format!("recorder-{name}")));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let data_dir = dir.join("data");
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nnode_id = \"{name}\"\napi_key = \"{RECORDER_KEY}\"\n\
+             api_secret = \"{secret}\"\ndata_dir = \"{}\"\nrecordings_dir = \"{}\"\n\
+             [control_plane]\nurl = \"{control_plane_url}\"\nheartbeat_seconds = 1\n",
+            data_dir.display(),
+            recordings.display(),
+        );
+        let config_path = dir.join("recorder.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut service = Service {
+            child: None,
+            api: Target::new(String::new(), RECORDER_KEY.into(), secret.to_owned()),
+            recordings: recordings.to_path_buf(),
+            data_dir,
+            config_path,
+            stderr: None,
+            log: Vec::new(),
+        };
+        service.launch();
+        service
+    }
+
     fn launch(&mut self) {
         let spawned = spawn_service(
             &recorder_binary(),

@@ -1,0 +1,582 @@
+//! The edge dispatches recordings to recorder nodes, with real parts: `edgemeet up` (the edge
+//! component in the local host, a real LiveKit and the local media-sidecar) configured with a
+//! `[[recorders]]` entry, a real `recorder-native serve` at that address heartbeating and
+//! reporting its jobs to the edge's `/internal/recorder/events`, a moderator publishing audio
+//! and video over real WebRTC (LiveKit's Python realtime SDK) through the edge's session, and
+//! ffprobe looking at the MP4 the recorder wrote. Everything is asked of the edge the way a
+//! plugNmeet client and backend ask: `/api/recording` with a join token, `/auth/room/*` and
+//! `/auth/recording/*` signed.
+//!
+//! Runs inside `scripts/test.sh`'s private network namespace (WebRTC ignores loopback). The
+//! cases with a recorder run one at a time (a composite encode takes a core).
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::recorder::{new_secret, number, probe, serial, signal, stream, Service, RECORDER_KEY};
+use support::{free_port, unique, Participant, System, Target};
+
+/// The recorder's `node_id` and the edge's `[[recorders]]` id.
+const RECORDER_ID: &str = "rec-1";
+
+/// A recorder that is configured on the edge; started (or not) by the case.
+struct Recorder {
+    port: u16,
+    secret: String,
+    recordings: PathBuf,
+}
+
+impl Recorder {
+    /// Chooses the recorder's port and secret before the edge starts (the edge's config names
+    /// the recorder; the recorder's names the edge): its `[[recorders]]` entry.
+    fn plan(name: &str) -> Recorder {
+        Recorder {
+            port: free_port(),
+            secret: new_secret(),
+            recordings: support::artefacts_dir(name),
+        }
+    }
+
+    fn edge_toml(&self) -> String {
+        format!(
+            "[[recorders]]\nid = \"{RECORDER_ID}\"\nurl = \"http://127.0.0.1:{port}\"\n\
+             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{secret}\"\nregion = \"local\"\n",
+            port = self.port,
+            secret = self.secret,
+        )
+    }
+
+    /// Starts `recorder-native serve` on the planned port, reporting to `system`'s edge.
+    fn start(&self, system: &System) -> Service {
+        Service::start_at(
+            RECORDER_ID,
+            &self.secret,
+            self.port,
+            &format!("{}/internal/recorder/events", system.target.base),
+            &self.recordings,
+        )
+    }
+}
+
+/// The edge with a local LiveKit and one recorder configured (not started).
+fn system_with_recorder(name: &str, edge_toml: &str) -> (System, Recorder) {
+    let recorder = Recorder::plan(name);
+    let system = System::start_with(name, edge_toml, &recorder.edge_toml());
+    (system, recorder)
+}
+
+/// `POST /api/recording` with `token` as a Bearer token (none when empty) and these body bytes.
+fn recording_raw(target: &Target, token: &str, body: &[u8]) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let mut headers = vec![("Content-Type", "application/json")];
+    if !token.is_empty() {
+        headers.push(("Authorization", bearer.as_str()));
+    }
+    let reply = target.post("/api/recording", body, &headers);
+    let json = serde_json::from_slice(&reply.body).unwrap_or_else(|_| json!({"raw": reply.text()}));
+    (reply.status, json)
+}
+
+/// `POST /api/recording` with a JSON body.
+fn recording(target: &Target, token: &str, body: &Value) -> (u16, Value) {
+    recording_raw(target, token, &serde_json::to_vec(body).expect("json"))
+}
+
+fn task(target: &Target, token: &str, task: &str) -> (u16, Value) {
+    recording(target, token, &json!({ "task": task }))
+}
+
+/// plugNmeet's flags are booleans in some messages and 0/1 in `ActiveRoomInfo`.
+fn truthy(v: &Value) -> bool {
+    v == &json!(true) || v == &json!(1)
+}
+
+/// `room.room_info` of `getActiveRoomInfo`.
+fn room_info(target: &Target, room: &str) -> Value {
+    let (status, body) = target.call("/auth/room/getActiveRoomInfo", &json!({ "room_id": room }));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    body["room"]["room_info"].clone()
+}
+
+/// Polls `room_info` until `want` holds; returns it.
+fn wait_room_info(
+    system: &System,
+    room: &str,
+    what: &str,
+    timeout: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let info = room_info(&system.target, room);
+        if want(&info) {
+            return info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room {room}: not {what} within {timeout:?}: {info}\nedge log:\n{}",
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A created room and its moderator, who opened a session and publishes audio and video in
+/// its LiveKit room. Returns the moderator's join token and the publisher.
+fn meeting(system: &System, room: &str) -> (String, Participant) {
+    system.target.create_room(
+        room,
+        json!({ "metadata": { "room_features": { "recording_features": { "is_allow": true } } } }),
+    );
+    let token = system.target.join_token(room, "mod", true, false);
+    let reply = system.target.session(&token, &[]);
+    let session = reply.json();
+    assert_eq!(
+        (reply.status, &session["status"]),
+        (200, &json!(true)),
+        "{session}"
+    );
+    let publisher = Participant::join(
+        session["livekit_url"].as_str().expect("livekit_url"),
+        session["token"].as_str().expect("token"),
+        "audio,video",
+    );
+    publisher.expect_line("joined", Duration::from_secs(30));
+    (token, publisher)
+}
+
+/// Asks to start a recording until the edge has heard the recorder's first heartbeat (until
+/// then it has no live recorder: 503); the first other answer must be the start.
+fn start_once_the_recorder_is_heard(
+    system: &System,
+    recorder: &mut Service,
+    token: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = task(&system.target, token, "START_RECORDING");
+        if status == 503 && body["msg"] == "notifications.no-recorder-available" {
+            if Instant::now() >= deadline {
+                recorder.wait_log(0, "", Duration::from_secs(1));
+                panic!(
+                    "the edge never took the recorder as live: {body}\nrecorder log:\n{}\nedge log:\n{}",
+                    recorder.log.join("\n"),
+                    system.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        }
+        assert_eq!(
+            (status, &body["status"], &body["msg"]),
+            (200, &json!(true), &json!("success")),
+            "START_RECORDING: {body}\nedge log:\n{}",
+            system.stderr()
+        );
+        let record_id = body["record_id"].as_str().unwrap_or_default().to_owned();
+        assert!(!record_id.is_empty(), "no record_id: {body}");
+        return record_id;
+    }
+}
+
+/// The recordings `/auth/recording/fetch` lists for `room` (empty when it finds none).
+fn fetch(target: &Target, room: &str) -> (Value, Vec<Value>) {
+    let (status, body) = target.call(
+        "/auth/recording/fetch",
+        &json!({ "room_ids": [room], "from": 0, "limit": 20, "order_by": "DESC" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let list = body["result"]["recordings_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if body["status"] != true {
+        assert_eq!(body["msg"], "no recordings found", "{body}");
+        assert!(list.is_empty(), "{body}");
+    }
+    (body, list)
+}
+
+/// The request itself is checked before anything is dispatched: who asks, and what.
+fn bad_requests_are_refused(system: &System, room: &str, moderator: &str) {
+    let target = &system.target;
+    let refused = |(status, body): (u16, Value), want: u16, what: &str| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert_eq!(body["status"], false, "{what}: {body}");
+    };
+    refused(task(target, "", "START_RECORDING"), 401, "no token");
+    refused(
+        task(target, "not-a-token", "START_RECORDING"),
+        401,
+        "a bad token",
+    );
+    // Another first character of the signature (every bit of it counts).
+    let at = moderator.rfind('.').expect("a JWT") + 1;
+    let mut forged = moderator.to_owned();
+    let other = if moderator[at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(at..=at, other);
+    refused(
+        task(target, &forged, "START_RECORDING"),
+        401,
+        "a token with a bad signature",
+    );
+    refused(
+        task(target, moderator, "START_EVERYTHING"),
+        400,
+        "unknown task",
+    );
+    refused(recording(target, moderator, &json!({})), 400, "no task");
+    refused(
+        recording_raw(target, moderator, b"{not json"),
+        400,
+        "not JSON",
+    );
+    refused(
+        task(target, moderator, "START_RTMP"),
+        400,
+        "START_RTMP without rtmp_url",
+    );
+    refused(
+        recording(
+            target,
+            moderator,
+            &json!({ "task": "START_RTMP", "rtmp_url": "" }),
+        ),
+        400,
+        "START_RTMP with an empty rtmp_url",
+    );
+    let info = room_info(target, room);
+    assert!(
+        !truthy(&info["is_recording"]) && !truthy(&info["is_active_rtmp"]),
+        "a refused request started something: {info}"
+    );
+}
+
+#[test]
+fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
+    let _serial = serial();
+    let (system, recorder) = system_with_recorder("recording-edge", "");
+    let mut service = recorder.start(&system);
+    let room = unique("rec-meeting");
+    let (moderator, _publisher) = meeting(&system, &room);
+    let guest = system.target.join_token(&room, "guest", false, false);
+    let target = &system.target;
+
+    bad_requests_are_refused(&system, &room, &moderator);
+    // Nothing runs yet: nothing to stop.
+    let (_, body) = task(target, &moderator, "STOP_RECORDING");
+    assert_eq!(
+        (&body["status"], &body["msg"]),
+        (&json!(false), &json!("notifications.recording-not-running")),
+        "{body}"
+    );
+    // A guest may not start one.
+    let (status, body) = task(target, &guest, "START_RECORDING");
+    assert_eq!(status, 403, "a guest started a recording: {body}");
+
+    let record_id = start_once_the_recorder_is_heard(&system, &mut service, &moderator);
+    let info = wait_room_info(&system, &room, "recording", Duration::from_secs(30), |i| {
+        truthy(&i["is_recording"])
+    });
+    let active_at = Instant::now();
+    let sid = info["sid"].as_str().expect("sid").to_owned();
+    assert!(!truthy(&info["is_active_rtmp"]), "{info}");
+
+    let (_, body) = task(target, &moderator, "START_RECORDING");
+    assert_eq!(
+        (&body["status"], &body["msg"]),
+        (
+            &json!(false),
+            &json!("notifications.recording-already-running")
+        ),
+        "{body}"
+    );
+    let (status, body) = task(target, &guest, "START_RECORDING");
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = task(target, &guest, "STOP_RECORDING");
+    assert_eq!(status, 403, "a guest stopped the recording: {body}");
+    assert!(
+        truthy(&room_info(target, &room)["is_recording"]),
+        "the recording stopped after a guest's refused stop"
+    );
+
+    // The moderator's camera and microphone are in the recording, then 5 s of them.
+    service.wait_log(
+        0,
+        "video track joined the composite",
+        Duration::from_secs(30),
+    );
+    service.wait_log(0, "audio track joined the mix", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(5));
+    let (status, body) = task(target, &moderator, "STOP_RECORDING");
+    let wall = active_at.elapsed().as_secs_f64();
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!(true)),
+        "STOP_RECORDING: {body}"
+    );
+
+    // Listed once the recorder reports the job COMPLETE with its file.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (listing, listed) = loop {
+        let (listing, list) = fetch(target, &room);
+        if let Some(entry) = list.iter().find(|r| r["record_id"] == record_id.as_str()) {
+            break (listing, entry.clone());
+        }
+        if Instant::now() >= deadline {
+            service.wait_log(0, "", Duration::from_secs(1));
+            panic!(
+                "recording {record_id} never listed: {listing}\nrecorder log:\n{}\nedge log:\n{}",
+                service.log.join("\n"),
+                system.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(listing["status"], true, "{listing}");
+    assert_eq!(listing["result"]["total_recordings"], "1", "{listing}");
+    assert_eq!(
+        listing["result"]["recordings_list"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "{listing}"
+    );
+    assert_eq!(listed["room_id"], room.as_str(), "{listed}");
+    assert_eq!(listed["room_sid"], sid.as_str(), "{listed}");
+    let creation: i64 = listed["creation_time"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("creation_time as an int64 string: {listed}"));
+    assert!(
+        (creation - support::now_secs()).abs() < 600,
+        "creation_time {creation}: {listed}"
+    );
+    let file_size = number(&listed["file_size"]);
+    assert!(file_size > 0.0, "{listed}");
+    wait_room_info(
+        &system,
+        &room,
+        "done recording",
+        Duration::from_secs(10),
+        |i| !truthy(&i["is_recording"]),
+    );
+
+    // The file the recorder wrote, where it said.
+    let file = PathBuf::from(listed["file_path"].as_str().expect("file_path"));
+    assert_eq!(
+        file,
+        recorder.recordings.join(format!("{record_id}.mp4")),
+        "{listed}"
+    );
+    let bytes = std::fs::metadata(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .len() as f64;
+    // Megabytes, of 10^6 or 2^20 bytes, perhaps rounded.
+    assert!(
+        file_size >= bytes / 1_048_576.0 * 0.95 - 0.01 && file_size <= bytes / 1e6 * 1.05 + 0.01,
+        "file_size {file_size} MB for {bytes} bytes"
+    );
+    let media = probe(&file);
+    let duration = number(&media["format"]["duration"]);
+    assert!(
+        duration >= 4.0 && (duration - wall).abs() <= 2.0,
+        "{duration:.2} s recorded, {wall:.2} s between ACTIVE and the stop: {media}"
+    );
+    let video = stream(&media, "video");
+    assert_eq!(video["codec_name"], "h264", "{media}");
+    assert!(number(&video["nb_read_frames"]) >= 30.0 * 3.0, "{media}");
+    let audio = stream(&media, "audio");
+    assert_eq!(audio["codec_name"], "aac", "{media}");
+    assert!(number(&audio["nb_read_frames"]) > 0.0, "{media}");
+
+    let (status, info) = target.call("/auth/recording/info", &json!({ "record_id": record_id }));
+    assert_eq!((status, &info["status"]), (200, &json!(true)), "{info}");
+    let recording_info = &info["recording_info"];
+    for field in [
+        "record_id",
+        "room_id",
+        "room_sid",
+        "file_path",
+        "file_size",
+        "creation_time",
+        "room_creation_time",
+    ] {
+        assert_eq!(
+            recording_info[field], listed[field],
+            "{field}: {info} vs {listed}"
+        );
+    }
+    assert_eq!(info["room_info"]["room_id"], room.as_str(), "{info}");
+    let (_, unknown) = target.call(
+        "/auth/recording/info",
+        &json!({ "record_id": unique("no-such-recording") }),
+    );
+    assert_eq!(unknown["status"], false, "{unknown}");
+
+    let (_, body) = task(target, &moderator, "STOP_RECORDING");
+    assert_eq!(
+        (&body["status"], &body["msg"]),
+        (&json!(false), &json!("notifications.recording-not-running")),
+        "{body}"
+    );
+    // Another room has none.
+    let (other, list) = fetch(target, &unique("rec-other"));
+    assert_eq!(
+        (&other["status"], list.len()),
+        (&json!(false), 0),
+        "{other}"
+    );
+
+    // A meeting ended while it is recorded leaves a finished recording: the edge stops the
+    // job before it deletes the LiveKit room.
+    let second = start_once_the_recorder_is_heard(&system, &mut service, &moderator);
+    assert_ne!(second, record_id);
+    wait_room_info(
+        &system,
+        &room,
+        "recording again",
+        Duration::from_secs(30),
+        |i| truthy(&i["is_recording"]),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, ended) = target.call("/auth/room/endRoom", &json!({ "room_id": room }));
+    assert_eq!((status, &ended["status"]), (200, &json!(true)), "{ended}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let (_, list) = fetch(target, &room);
+        if let Some(found) = list.iter().find(|r| r["record_id"] == second.as_str()) {
+            break found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording of the ended meeting was never listed\nrecorder log:\n{}\nedge log:\n{}",
+            service.log.join("\n"),
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let file = PathBuf::from(listed["file_path"].as_str().expect("file_path"));
+    let media = probe(&file);
+    assert!(
+        number(&media["format"]["duration"]) >= 2.0,
+        "the ended meeting's recording is too short: {media}"
+    );
+    assert_eq!(stream(&media, "video")["codec_name"], "h264", "{media}");
+}
+
+#[test]
+fn no_live_recorder_means_no_recording() {
+    let (system, _never_started) =
+        system_with_recorder("recording-none", "recorder_timeout_secs = 2");
+    let target = &system.target;
+    let room = unique("rec-none");
+    target.create_room(&room, json!({}));
+    let moderator = target.join_token(&room, "mod", true, false);
+    let session = target.session(&moderator, &[]);
+    assert_eq!(session.status, 200, "{}", session.text());
+
+    let (status, body) = task(target, &moderator, "START_RECORDING");
+    assert_eq!(
+        (status, &body["status"], &body["msg"]),
+        (
+            503,
+            &json!(false),
+            &json!("notifications.no-recorder-available")
+        ),
+        "{body}"
+    );
+    let (status, body) = recording(
+        target,
+        &moderator,
+        &json!({ "task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/stream-key" }),
+    );
+    assert_eq!(
+        (status, &body["status"], &body["msg"]),
+        (
+            503,
+            &json!(false),
+            &json!("notifications.no-recorder-available")
+        ),
+        "{body}"
+    );
+    let info = room_info(target, &room);
+    assert!(
+        !truthy(&info["is_recording"]) && !truthy(&info["is_active_rtmp"]),
+        "{info}"
+    );
+    let (_, body) = task(target, &moderator, "STOP_RECORDING");
+    assert_eq!(body["msg"], "notifications.recording-not-running", "{body}");
+    let (_, body) = task(target, &moderator, "STOP_RTMP");
+    assert_eq!(body["msg"], "notifications.rtmp-not-running", "{body}");
+    let (listing, list) = fetch(target, &room);
+    assert_eq!(
+        (&listing["status"], list.len()),
+        (&json!(false), 0),
+        "{listing}"
+    );
+}
+
+/// A recorder that stops heartbeating (its machine died) for `recorder_timeout_secs` takes its
+/// recording with it: the room is no longer recording, nothing is listed, and a new start
+/// finds no recorder.
+#[test]
+fn a_recorder_that_dies_ends_its_recording_and_takes_no_new_one() {
+    let _serial = serial();
+    let (system, recorder) = system_with_recorder("recording-dies", "recorder_timeout_secs = 2");
+    let mut service = recorder.start(&system);
+    let room = unique("rec-dies");
+    let (moderator, _publisher) = meeting(&system, &room);
+    let target = &system.target;
+
+    start_once_the_recorder_is_heard(&system, &mut service, &moderator);
+    wait_room_info(&system, &room, "recording", Duration::from_secs(30), |i| {
+        truthy(&i["is_recording"])
+    });
+    service.wait_log(
+        0,
+        "video track joined the composite",
+        Duration::from_secs(30),
+    );
+
+    // The machine goes: the service and its workers, at once.
+    let workers = service.worker_pids();
+    assert!(!workers.is_empty(), "no worker records the room");
+    service.kill();
+    for pid in workers {
+        signal(pid, libc::SIGKILL);
+    }
+    // Swept by the next heartbeat (the local media-sidecar's, every 5 s) past the timeout.
+    wait_room_info(
+        &system,
+        &room,
+        "done recording after its recorder died",
+        Duration::from_secs(30),
+        |i| !truthy(&i["is_recording"]),
+    );
+    let (status, body) = task(target, &moderator, "START_RECORDING");
+    assert_eq!(
+        (status, &body["status"], &body["msg"]),
+        (
+            503,
+            &json!(false),
+            &json!("notifications.no-recorder-available")
+        ),
+        "{body}"
+    );
+    let (_, body) = task(target, &moderator, "STOP_RECORDING");
+    assert_eq!(body["msg"], "notifications.recording-not-running", "{body}");
+    let (listing, list) = fetch(target, &room);
+    assert_eq!(
+        (&listing["status"], list.len()),
+        (&json!(false), 0),
+        "a recording whose recorder died is listed: {listing}"
+    );
+}
