@@ -10,9 +10,11 @@ mod support;
 
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{hs256, now_secs, unique, System};
+use support::recorder::{new_secret, number, Service, RECORDER_KEY};
+use support::{free_port, hs256, now_secs, unique, System};
 
 /// The tests here take turns: each runs its own system and several browsers, and two at once
 /// would starve each other on a small machine.
@@ -342,4 +344,156 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
             "e3-plain-media-refused",
         ],
     );
+}
+
+/// Recording from the page: with a real `recorder-native serve` configured on the edge
+/// (`[[recorders]]`), the moderator clicks Record, both pages (the guest's too) show the
+/// Recording badge while LiveKit reports the room recorded, the guest has no Record button,
+/// Stop recording takes the badge away, and the edge lists the finished recording.
+#[test]
+fn a_moderator_records_from_the_page() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let recorder_port = free_port();
+    let recorder_secret = new_secret();
+    let recordings = support::artefacts_dir("web-recording-files");
+    let system = System::start_with(
+        "web-recording",
+        "",
+        &format!(
+            "[[recorders]]\nid = \"rec-web\"\nurl = \"http://127.0.0.1:{recorder_port}\"\n\
+             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{recorder_secret}\"\nregion = \"local\"\n"
+        ),
+    );
+    let target = &system.target;
+    let mut recorder = Service::start_at(
+        "rec-web",
+        &recorder_secret,
+        recorder_port,
+        &format!("{}/internal/recorder/events", target.base),
+        &recordings,
+    );
+    let room = unique("rec-page");
+    target.create_room(
+        &room,
+        json!({"metadata": {"room_title": "Recorded talk", "room_features": {
+            "recording_features": {"is_allow": true}}}}),
+    );
+    let moderator = target.join_token(&room, "host-1", true, false);
+    let guest = target.join_token(&room, "viewer-1", false, false);
+    let shots = support::artefacts_dir("web-recording");
+    let seen = drive(
+        "recording_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "moderator": moderator, "moderatorIdentity": "host-1",
+            "guest": guest, "guestIdentity": "viewer-1",
+            "recordSeconds": 5,
+            "shots": shots,
+        }),
+    );
+    if seen["ok"] != true {
+        recorder.wait_log(0, "", Duration::from_secs(1));
+    }
+    assert_eq!(
+        seen["ok"],
+        true,
+        "the browsers did not get through: {seen:#}\nrecorder log:\n{}\nedge log:\n{}",
+        recorder.log.join("\n"),
+        system.stderr()
+    );
+    // Nothing recorded at first; the moderator is offered Record, the guest nothing.
+    assert_eq!(
+        seen["badgeBefore"],
+        json!({"moderator": false, "guest": false}),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["moderatorButtonBefore"],
+        json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
+        "{seen}"
+    );
+    assert_eq!(seen["guestHasRecordButton"], false, "{seen}");
+    assert_eq!(seen["guestHasRecordButtonWhileRecording"], false, "{seen}");
+    // The start was taken (perhaps after the edge first heard the recorder), and said so.
+    assert_eq!(seen["startStatus"], 200, "{seen}");
+    assert_eq!(seen["startAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["toastAfterStart"], "Recording will start in a moment.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["moderatorButtonRecording"],
+        json!({"text": "Stop recording", "pressed": "true", "label": "Stop recording"}),
+        "{seen}"
+    );
+    // Every page, the guest's too, shows that the room is recorded.
+    assert_eq!(
+        seen["badgeWhileRecording"],
+        json!({"moderator": true, "guest": true}),
+        "{seen}"
+    );
+    assert_eq!(seen["badgeText"], "Recording", "{seen}");
+    assert_eq!(seen["badgeRole"], "status", "{seen}");
+    assert_eq!(seen["stopStatus"], 200, "{seen}");
+    assert_eq!(seen["stopAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["moderatorButtonAfter"],
+        json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["badgeAfter"],
+        json!({"moderator": false, "guest": false}),
+        "{seen}"
+    );
+    // Until the edge has heard the recorder, a start is refused with a 503 the browser logs.
+    let attempts = seen["recordAttempts"].as_u64().unwrap_or(0);
+    let refusals = (1..attempts)
+        .map(|_| "moderator: Failed to load resource: the server responded with a status of 503 (Service Unavailable)")
+        .collect::<Vec<_>>();
+    assert_console_clean(&seen, &refusals);
+    assert_screenshots(
+        &shots,
+        &[
+            "r1-recording-desktop",
+            "r2-recording-phone",
+            "r3-stopped-desktop",
+            "r4-stopped-phone",
+        ],
+    );
+
+    // The edge lists the recording once the recorder reports it complete, with its file.
+    let record_id = seen["startAnswer"]["record_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!record_id.is_empty(), "{seen}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listing = loop {
+        let (status, listing) = target.call(
+            "/auth/recording/fetch",
+            &json!({"room_ids": [room], "from": 0, "limit": 20, "order_by": "DESC"}),
+        );
+        assert_eq!(status, 200, "{listing}");
+        if listing["status"] == true {
+            break listing;
+        }
+        if Instant::now() >= deadline {
+            recorder.wait_log(0, "", Duration::from_secs(1));
+            panic!(
+                "the recording was never listed: {listing}\nrecorder log:\n{}\nedge log:\n{}",
+                recorder.log.join("\n"),
+                system.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let list = listing["result"]["recordings_list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(list.len(), 1, "{listing}");
+    assert_eq!(list[0]["record_id"], record_id.as_str(), "{listing}");
+    assert_eq!(list[0]["room_id"], room.as_str(), "{listing}");
+    assert!(number(&list[0]["file_size"]) > 0.0, "{listing}");
 }

@@ -20,7 +20,7 @@ import { encryptionWith } from './encryption';
 import { Grid } from './grid';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
-import { endRoom, mayPublish, type Session } from './session';
+import { endRoom, mayPublish, recording, type Session } from './session';
 import { WaitingList } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
@@ -224,6 +224,11 @@ class RoomView {
   private camButton?: HTMLButtonElement;
   private screenButton?: HTMLButtonElement;
   private endButton?: HTMLButtonElement;
+  private recordButton?: HTMLButtonElement;
+  /** Whether this moderator's page takes the room's recording to be running. */
+  private recordingOn = false;
+  /** Shown to everyone while a recorder is in the room (LiveKit says so). */
+  private readonly recordingBadge = h('span', { class: 'rec-badge', role: 'status', hidden: true }, 'Recording');
   private confirm?: HTMLElement;
   /** Who waits to be let in: a moderator's, in a room with a waiting room. */
   private waitingList?: WaitingList;
@@ -312,6 +317,7 @@ class RoomView {
         session.region.name ? ` · ${session.region.name}` : '',
         session.e2ee_key ? ' · End-to-end encrypted' : '',
       ),
+      this.recordingBadge,
     );
     const parts: Node[] = [header, this.banner, this.grid.el, this.audioSink];
     if (session.is_admin && session.waiting_room) {
@@ -336,6 +342,8 @@ class RoomView {
     this.renderCount();
     this.renderControls();
     this.renderAudioPrompt();
+    this.recordingOn = room.isRecording;
+    this.renderRecording();
   }
 
   /** Publishes what the user chose before joining. */
@@ -362,6 +370,12 @@ class RoomView {
       this.screenButton.hidden = !canShareScreen() || !mayPublish(session, 'screen_share');
       this.screenButton.addEventListener('click', () => this.screen.flip());
       buttons.push(this.micButton, this.camButton, this.screenButton);
+    }
+    // An encrypted room cannot be recorded: the recorder could not read its media.
+    if (session.is_admin && !session.is_hidden && !session.e2ee_key) {
+      this.recordButton = controlButton('toggle-recording', 'Start recording', 'Record', ICONS.rec, 'ctl-rec');
+      this.recordButton.addEventListener('click', () => this.flipRecording());
+      buttons.push(this.recordButton);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
     leave.addEventListener('click', () => {
@@ -418,6 +432,35 @@ class RoomView {
       });
     });
     return panel;
+  }
+
+  /** Starts or stops the recording; the answer (also "already running" or "not running",
+   * when another moderator got there first) sets what the button offers next. */
+  private flipRecording(): void {
+    const button = this.recordButton;
+    if (!button) return;
+    button.disabled = true;
+    const start = !this.recordingOn;
+    void recording(this.joinToken(), start ? 'START_RECORDING' : 'STOP_RECORDING').then((result) => {
+      if (this.destroyed) return;
+      button.disabled = false;
+      if (result.ok) this.recordingOn = start;
+      else if (result.msg === 'notifications.recording-already-running') this.recordingOn = true;
+      else if (result.msg === 'notifications.recording-not-running') this.recordingOn = false;
+      else this.say(recordingFailure(result.msg, start));
+      if (result.ok && start) this.say('Recording will start in a moment.');
+      this.renderRecording();
+    });
+  }
+
+  private renderRecording(): void {
+    this.recordingBadge.hidden = !this.room.isRecording;
+    const button = this.recordButton;
+    if (!button) return;
+    setPressed(button, this.recordingOn);
+    button.setAttribute('aria-label', this.recordingOn ? 'Stop recording' : 'Start recording');
+    const text = button.querySelector('.ctl-text');
+    if (text) text.textContent = this.recordingOn ? 'Stop recording' : 'Record';
   }
 
   private openConfirm(): void {
@@ -483,6 +526,11 @@ class RoomView {
         if (this.destroyed) return;
         this.banner.dataset.e2eeError = 'true';
         this.setBanner('Some encrypted media cannot be decrypted here. Reload the page if it persists.');
+      })
+      .on(RoomEvent.RecordingStatusChanged, (on: boolean) => {
+        // A recording that ended by itself (its recorder stopped) is offered again.
+        if (!on) this.recordingOn = false;
+        this.renderRecording();
       })
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
       .on(RoomEvent.Reconnected, () => this.setBanner(''));
@@ -558,6 +606,21 @@ class RoomView {
     }
     for (const track of this.pending.values()) track.stop();
     this.pending.clear();
+  }
+}
+
+function recordingFailure(msg: string, start: boolean): string {
+  switch (msg) {
+    case 'notifications.no-recorder-available':
+      return 'No recorder is free right now. Try again in a minute.';
+    case 'notifications.recording-not-allowed':
+      return 'This room cannot be recorded.';
+    case 'notifications.recorder-unreachable':
+      return 'The recorder cannot be reached. Try again.';
+    case 'network-error':
+      return 'The server cannot be reached.';
+    default:
+      return `The recording could not be ${start ? 'started' : 'stopped'}: ${msg}`;
   }
 }
 

@@ -163,6 +163,14 @@ export function endRoom(joinToken: string): Promise<ActionResult> {
   return act('/api/endRoom', joinToken);
 }
 
+/** What a moderator asks of the room's recording. */
+export type RecordingTask = 'START_RECORDING' | 'STOP_RECORDING';
+
+/** A moderator starts or stops the room's recording (the edge sends it to a recorder node). */
+export function recording(joinToken: string, task: RecordingTask): Promise<ActionResult> {
+  return act('/api/recording', joinToken, { task });
+}
+
 /** Who waits to be let in now, longest first; `unknown` when the edge could not say (try
  * again), `refused` when it will not say to this user (no longer a moderator, token refused). */
 export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | 'unknown' | 'refused'> {

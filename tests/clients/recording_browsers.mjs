@@ -1,0 +1,124 @@
+// Drives the join page's recording controls in headless Debian Chromium (Playwright's
+// playwright-core) for tests/web.rs:
+//
+//   node recording_browsers.mjs PLAN_JSON
+//
+// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
+//             "guest": TOKEN, "guestIdentity": ID, "recordSeconds": N, "shots": DIR}
+// A moderator (desktop viewport) and a guest (phone viewport) join with fake camera and
+// microphone and play each other's video. The moderator clicks Record; both pages must show
+// the Recording badge (LiveKit reports the room as recorded once the recorder joins); after
+// N seconds the moderator clicks Stop recording and the badge must go from both pages. Prints
+// one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
+import { playsRemoteVideo, runDriver, screen, STEP_TIMEOUT } from "./browsers.mjs";
+
+/** How long the recorder may take to join the room (it starts a browser-less composite). */
+const RECORDER_TIMEOUT = 60_000;
+
+await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
+  const badgeShown = (page) =>
+    page.$eval(".rec-badge", (badge) => !badge.hidden && badge.offsetParent !== null).catch(() => false);
+  const waitBadge = (page, shown, timeout = RECORDER_TIMEOUT) =>
+    page.waitForFunction(
+      (want) => {
+        const badge = document.querySelector(".rec-badge");
+        return !!badge && !badge.hidden === want;
+      },
+      shown,
+      { timeout },
+    );
+  const recordButton = async (page) => ({
+    text: (await page.textContent("#toggle-recording .ctl-text"))?.trim(),
+    pressed: await page.getAttribute("#toggle-recording", "aria-pressed"),
+    label: await page.getAttribute("#toggle-recording", "aria-label"),
+  });
+
+  const moderator = await open("moderator", plan.moderator, {
+    viewport: { width: 1280, height: 800 },
+  });
+  await screen(moderator, "prejoin");
+  await moderator.click("#join");
+  await screen(moderator, "room");
+  step("moderator in room");
+
+  const guest = await open("guest", plan.guest, {
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 2,
+  });
+  await screen(guest, "prejoin");
+  await guest.click("#join");
+  await screen(guest, "room");
+  step("guest in room");
+
+  await playsRemoteVideo(moderator, plan.guestIdentity);
+  await playsRemoteVideo(guest, plan.moderatorIdentity);
+  step("each plays the other's video");
+
+  seen.badgeBefore = { moderator: await badgeShown(moderator), guest: await badgeShown(guest) };
+  seen.guestHasRecordButton = (await guest.$("#toggle-recording")) !== null;
+  seen.moderatorButtonBefore = await recordButton(moderator);
+
+  // Record. Until the edge has heard the recorder's first heartbeat it answers that no
+  // recorder is free (the page says so); the user tries again a moment later.
+  seen.recordAttempts = 0;
+  for (;;) {
+    seen.recordAttempts += 1;
+    const answer = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
+    await moderator.click("#toggle-recording");
+    const reply = await answer;
+    if (reply.status() !== 503 || seen.recordAttempts >= 20) {
+      seen.startStatus = reply.status();
+      seen.startAnswer = await reply.json().catch(() => null);
+      break;
+    }
+    await moderator.waitForFunction(
+      () => !document.querySelector("#toggle-recording")?.disabled,
+      null,
+      { timeout: STEP_TIMEOUT },
+    );
+    await moderator.waitForTimeout(1000);
+  }
+  await moderator.waitForFunction(
+    () => document.querySelector("#toggle-recording")?.getAttribute("aria-pressed") === "true",
+  );
+  seen.moderatorButtonRecording = await recordButton(moderator);
+  seen.toastAfterStart = await moderator
+    .$eval(".toast", (t) => (t.hidden ? "" : t.textContent))
+    .catch(() => "");
+  step("moderator clicked Record");
+
+  await waitBadge(moderator, true);
+  await waitBadge(guest, true);
+  seen.badgeWhileRecording = {
+    moderator: await badgeShown(moderator),
+    guest: await badgeShown(guest),
+  };
+  seen.badgeText = (await guest.textContent(".rec-badge"))?.trim();
+  seen.badgeRole = await guest.getAttribute(".rec-badge", "role");
+  seen.guestHasRecordButtonWhileRecording = (await guest.$("#toggle-recording")) !== null;
+  step("both pages show the Recording badge");
+  await shot(moderator, "r1-recording-desktop");
+  await shot(guest, "r2-recording-phone");
+
+  await moderator.waitForTimeout((plan.recordSeconds ?? 5) * 1000);
+
+  const stopped = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
+  await moderator.click("#toggle-recording");
+  const stopReply = await stopped;
+  seen.stopStatus = stopReply.status();
+  seen.stopAnswer = await stopReply.json().catch(() => null);
+  await moderator.waitForFunction(
+    () => document.querySelector("#toggle-recording")?.getAttribute("aria-pressed") === "false",
+  );
+  seen.moderatorButtonAfter = await recordButton(moderator);
+  step("moderator clicked Stop recording");
+
+  await waitBadge(moderator, false);
+  await waitBadge(guest, false);
+  seen.badgeAfter = { moderator: await badgeShown(moderator), guest: await badgeShown(guest) };
+  step("the badge went from both pages");
+  await shot(moderator, "r3-stopped-desktop");
+  await shot(guest, "r4-stopped-phone");
+});
