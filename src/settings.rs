@@ -66,6 +66,8 @@ pub struct EdgeSettings {
     pub past_rooms_retention_days: u64,
     /// A recorder node whose last heartbeat is older than this is taken for dead.
     pub recorder_timeout_secs: u64,
+    /// How long a recording download token works.
+    pub download_token_validity_secs: u64,
 }
 
 impl Default for EdgeSettings {
@@ -90,6 +92,7 @@ impl Default for EdgeSettings {
             region_timeout_secs: 15,
             past_rooms_retention_days: 0,
             recorder_timeout_secs: 15,
+            download_token_validity_secs: 1800,
         }
     }
 }
@@ -209,6 +212,9 @@ pub struct RecorderSettings {
     /// The region it is nearest to: rooms there try it first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Where browsers reach its `/download/...` route (default: `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl Settings {

@@ -372,6 +372,10 @@ fn edge_variables(
         "recorder_timeout_secs".into(),
         edge.recorder_timeout_secs.to_string(),
     );
+    vars.insert(
+        "download_token_validity_secs".into(),
+        edge.download_token_validity_secs.to_string(),
+    );
     if let Some(default_region) = &edge.default_region {
         vars.insert("default_region".into(), default_region.clone());
     }

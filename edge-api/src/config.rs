@@ -123,12 +123,16 @@ pub struct EdgeConfig {
 }
 
 /// The recorder nodes the edge sends recording and RTMP jobs to (see [`crate::recording`]).
+/// Each has its own `api_key`, by which its reports are known.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderFleet {
     /// The nodes, in configuration order.
     pub nodes: Vec<Recorder>,
     /// A recorder whose last heartbeat is older than this is taken for dead.
     pub timeout_secs: i64,
+    /// How long a `recording/getDownloadToken` token works (plugNmeet's
+    /// `recorder_info.token_validity`, which has no default there; 30 minutes here).
+    pub download_token_validity_secs: u64,
 }
 
 impl Default for RecorderFleet {
@@ -136,6 +140,7 @@ impl Default for RecorderFleet {
         RecorderFleet {
             nodes: Vec::new(),
             timeout_secs: 15,
+            download_token_validity_secs: 1800,
         }
     }
 }
@@ -161,6 +166,9 @@ pub struct Recorder {
     pub api_secret: String,
     /// The region it is nearest to: rooms there try it first.
     pub region: Option<String>,
+    /// Base URL browsers download its recordings from (`/download/...` on its job API's
+    /// server, usually behind a public proxy); its `url` when not set.
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -171,6 +179,7 @@ impl std::fmt::Debug for Recorder {
             .field("api_key", &self.api_key)
             .field("api_secret", &"<redacted>")
             .field("region", &self.region)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -184,6 +193,8 @@ struct RecorderEntry {
     api_key: String,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    public_url: Option<String>,
 }
 
 /// A recorder's secret shorter than this is refused (the recorder's own minimum).
@@ -217,7 +228,8 @@ impl EdgeConfig {
     /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
     /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`,
     /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?}`),
-    /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`.
+    /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`,
+    /// `download_token_validity_secs`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -259,6 +271,12 @@ impl EdgeConfig {
             recorders: RecorderFleet {
                 nodes: recorders,
                 timeout_secs: number(source, "recorder_timeout_secs", 15).await?,
+                download_token_validity_secs: number(
+                    source,
+                    "download_token_validity_secs",
+                    1800,
+                )
+                .await?,
             },
             geo_headers: GeoHeaders {
                 latitude: source
@@ -362,13 +380,35 @@ async fn recorders(
                 format!("recorder id `{}` repeats", e.id),
             ));
         }
-        let url = e.url.trim_end_matches('/').to_owned();
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains('?') {
+        // A node is known by its key: two nodes with one key could speak for each other.
+        if e.api_key.is_empty() || nodes.iter().any(|r| r.api_key == e.api_key) {
             return Err(invalid(
                 "recorders",
-                format!("recorder `{}`: url must be http:// or https://", e.id),
+                format!(
+                    "recorder `{}`: api_key must be set and differ from every other node's",
+                    e.id
+                ),
             ));
         }
+        let base_url = |url: &str, field: &str| {
+            let url = url.trim_end_matches('/').to_owned();
+            let plain = (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.contains(['?', '#'])
+                && !url.chars().any(char::is_control);
+            if plain {
+                Ok(url)
+            } else {
+                Err(invalid(
+                    "recorders",
+                    format!("recorder `{}`: {field} must be an http:// or https:// URL", e.id),
+                ))
+            }
+        };
+        let url = base_url(&e.url, "url")?;
+        let public_url = match &e.public_url {
+            Some(public) => base_url(public, "public_url")?,
+            None => url.clone(),
+        };
         if let Some(region) = &e.region {
             if !regions.iter().any(|r| &r.id == region) {
                 return Err(invalid(
@@ -393,6 +433,7 @@ async fn recorders(
             api_key: e.api_key,
             api_secret,
             region: e.region,
+            public_url,
         });
     }
     if let Some(id) = secrets

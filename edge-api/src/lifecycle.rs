@@ -42,8 +42,8 @@ use crate::Edge;
 /// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
 /// continues). An end costs three statements (the end, and its LiveKit delete kept and then
 /// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
-/// two of its own, three to find what is due, 30 for the ends, 11 for the retried deletes and
-/// one pruning.
+/// two of its own, three to find what is due, 30 for the ends, 11 for the retried deletes,
+/// one pruning, and with recorders two to find the recordings of the rooms ending.
 const ENDS_PER_HEARTBEAT: i64 = 10;
 
 /// The webhook events the edge acts on.
@@ -247,6 +247,9 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
         let gone_after = registry::gone_after_ms(&edge.config);
         due.extend(db::orphaned_rooms(&edge.store, edge.clock.now_ms(), gone_after, limit).await?);
     }
+    // Recordings are asked to stop before the rooms go (two statements at most).
+    let due_sids: Vec<&str> = due.iter().map(|room| room.sid.as_str()).collect();
+    crate::recording::dispatch::stop_jobs_of_sessions(edge, &due_sids).await;
     for room in &due {
         if db::end_room(&edge.store, &room.sid, now).await? {
             let why = match room.reason {
@@ -259,7 +262,6 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
             };
             tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
         }
-        crate::recording::dispatch::stop_session_jobs(edge, &room.sid).await?;
         // A session that never started has no LiveKit room of its own to delete, and a gone
         // region's LiveKit is not this region's (if it comes back, its room_started for an
         // ended session deletes the room).

@@ -209,6 +209,7 @@ fn edge() -> TestEdge {
             api_key: n.key.into(),
             api_secret: n.secret.into(),
             region: n.region.map(Into::into),
+            public_url: format!("https://dl.{}", n.id),
         })
         .collect();
     Edge {
@@ -231,6 +232,7 @@ fn edge() -> TestEdge {
             recorders: RecorderFleet {
                 nodes,
                 timeout_secs: TIMEOUT_SECS,
+                download_token_validity_secs: 1800,
             },
         },
         store: SqliteStore::in_memory().expect("sqlite"),
@@ -656,12 +658,13 @@ fn a_start_goes_to_the_rooms_region_first_and_past_a_full_node() {
 
 /// A node that does not answer, or does not know the call, is passed over like a full one.
 #[test]
-fn an_unreachable_node_is_passed_over() {
+fn an_unreachable_node_keeps_the_job_and_a_refusing_one_is_passed_over() {
     let edge = edge();
     let m = meeting(&edge, "unreachable", json!({}));
     beat(&edge, EU, 1.0, 0);
     beat(&edge, US, 1.0, 0);
-    edge.http.script(EU, Answer::Down);
+    // A node that refuses (404 here) did not start the job: the next is asked.
+    edge.http.script(EU, Answer::Unknown);
     edge.http.script(US, Answer::Unknown);
     assert_refused(
         task(&edge, &m.moderator, "START_RECORDING"),
@@ -673,7 +676,25 @@ fn an_unreachable_node_is_passed_over() {
         [(EU.id, "/jobs/start".into()), (US.id, "/jobs/start".into())]
     );
     assert_eq!(job_count(&edge), 0, "the slot is freed");
+    // No answer may be a node that took the job: it is not offered to another, which could
+    // start a second recording. It stays with that node...
+    edge.http.script(EU, Answer::Down);
     edge.http.script(US, Answer::Ok);
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        503,
+        "notifications.recorder-unreachable",
+    );
+    assert_eq!(edge.http.node_calls().len(), 3, "only the first node was asked");
+    assert_refused(
+        task(&edge, &m.moderator, "START_RECORDING"),
+        409,
+        "notifications.recording-already-running",
+    );
+    // ...until the node never reports it (or stops heartbeating): then the next start goes to
+    // a node that answers.
+    advance(&edge, 61_000);
+    beat(&edge, US, 1.0, 0);
     let record_id = started(task(&edge, &m.moderator, "START_RECORDING"));
     assert_eq!(job(&edge, &record_id).1, US.id);
 }
@@ -1021,8 +1042,18 @@ fn stop_asks_the_node_and_a_forgotten_job_is_not_running() {
     assert_eq!((status, &body["status"]), (503, &json!(false)), "{body}");
     assert_eq!(job(&edge, &second).0, "STARTING");
 
-    // A node that does not know the job: it is not running.
+    // A node that does not know a job it never reported: the start may still be on its way,
+    // so the job is not given up.
     edge.http.script(EU, Answer::Unknown);
+    let (status, body) = task(&edge, &m.moderator, "STOP_RECORDING");
+    assert_eq!((status, &body["status"]), (409, &json!(false)), "{body}");
+    assert_eq!(job(&edge, &second).0, "STARTING");
+    // Once the node has reported the job, not knowing it means it is not running.
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&second, "stopping", "ACTIVE", T0 + 1_100, None)],
+    );
     assert_refused(
         task(&edge, &m.moderator, "STOP_RECORDING"),
         409,
@@ -1286,4 +1317,163 @@ fn a_stop_of_a_dead_recorders_job_answers_not_running() {
         calls_before,
         "the dead node was called"
     );
+}
+
+/// A node whose clock stepped back between ACTIVE and COMPLETE still ends its job: a final
+/// state always replaces a live one, and the recording is listed. A stale live state never
+/// replaces a final one.
+#[test]
+fn a_final_state_wins_over_the_nodes_clock() {
+    let edge = edge();
+    let m = meeting(&edge, "clockback", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    let file = Some(("recordings/clockback.mp4", 2_000_000));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "clockback", "ACTIVE", T0 + 5_000, None)],
+    );
+    // COMPLETE stamped before ACTIVE (the node's clock stepped back).
+    let answer = send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "clockback", "COMPLETE", T0 + 1_000, file)],
+    );
+    assert_eq!(answer["applied"], json!(1), "{answer}");
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+    assert_eq!(room_flags(&edge, "clockback"), (json!(0), json!(0)));
+    assert_eq!(listed(&fetch(&edge, json!({"room_ids": ["clockback"]}))), [id.clone()]);
+    // A live state, however new, does not bring it back.
+    let answer = send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "clockback", "ACTIVE", T0 + 9_000, None)],
+    );
+    assert_eq!(answer["ignored"], json!(1), "{answer}");
+    assert_eq!(job(&edge, &id).0, "COMPLETE");
+}
+
+/// A job that failed but kept what it recorded is listed; a long reason is cut short, not
+/// refused (refusing it would set the node's final event aside for good).
+#[test]
+fn a_failed_job_with_a_file_is_listed_and_a_long_reason_is_kept_short() {
+    let edge = edge();
+    let m = meeting(&edge, "partial", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    let mut failed = job_event(
+        &id,
+        "partial",
+        "FAILED",
+        T0 + 3_000,
+        Some(("recordings/partial.mp4", 0)),
+    );
+    failed["job"]["reason"] = json!("é".repeat(5_000));
+    let answer = send_events(&edge, EU, &[failed]);
+    assert_eq!(answer["applied"], json!(1), "{answer}");
+    let (state, _, reason) = job(&edge, &id);
+    assert_eq!(state, "FAILED");
+    let reason = reason.expect("a reason");
+    assert!(reason.len() <= 4096 && reason.starts_with('é'), "{}", reason.len());
+    assert_eq!(listed(&fetch(&edge, json!({"room_ids": ["partial"]}))), [id]);
+}
+
+/// Ending the meeting asks the node to stop its recording before the LiveKit room goes, and
+/// a node that stopped heartbeating is not called.
+#[test]
+fn ending_the_meeting_stops_its_recording_first() {
+    let edge = edge();
+    let m = meeting(&edge, "ending", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "ending", "ACTIVE", T0 + 10, None)],
+    );
+    let before = edge.http.calls.borrow().len();
+    let (status, body) = api(&edge, "/auth/room/endRoom", &json!({"room_id": "ending"}));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let calls: Vec<String> = edge.http.calls.borrow()[before..]
+        .iter()
+        .map(|c| c.url.clone())
+        .collect();
+    let stop = calls
+        .iter()
+        .position(|u| u == &format!("{}/jobs/stop", EU.url))
+        .unwrap_or_else(|| panic!("no stop sent: {calls:?}"));
+    let delete = calls
+        .iter()
+        .position(|u| u.ends_with("/twirp/livekit.RoomService/DeleteRoom"))
+        .unwrap_or_else(|| panic!("no LiveKit delete: {calls:?}"));
+    assert!(stop < delete, "{calls:?}");
+
+    // The next meeting's node dies before it ends: no call to it.
+    let m = meeting(&edge, "ending2", json!({}));
+    beat(&edge, EU, 1.0, 0);
+    let id = started(task(&edge, &m.moderator, "START_RECORDING"));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "ending2", "ACTIVE", T0 + 20, None)],
+    );
+    advance(&edge, TIMEOUT_SECS * 1000 + 1_000);
+    let before = edge.http.node_calls().len();
+    api(&edge, "/auth/room/endRoom", &json!({"room_id": "ending2"}));
+    assert_eq!(edge.http.node_calls().len(), before, "a dead node was called");
+}
+
+/// Two nodes may not share a key: each node's reports are known by it.
+#[test]
+fn recorder_keys_must_differ() {
+    use edge_api::platform::ConfigSource;
+    struct Vars(Vec<(&'static str, String)>);
+    impl ConfigSource for Vars {
+        async fn get(&self, name: &str) -> Option<String> {
+            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+        }
+    }
+    let vars = |recorders: Value| {
+        Vars(vec![
+            ("api_key", "plugnmeet".into()),
+            ("api_secret", API_SECRET.into()),
+            (
+                "regions",
+                json!([{"id": "eu", "lat": 50.1, "lon": 8.7,
+                        "livekit_url": "ws://eu", "api_key": "lk"}])
+                .to_string(),
+            ),
+            ("livekit_secrets", json!({"eu": LIVEKIT_SECRET}).to_string()),
+            ("recorders", recorders.to_string()),
+            (
+                "recorder_secrets",
+                json!({"a": "secret-a-0123456789", "b": "secret-b-0123456789"}).to_string(),
+            ),
+        ])
+    };
+    let shared = vars(json!([
+        {"id": "a", "url": "http://a:8090", "api_key": "recorder"},
+        {"id": "b", "url": "http://b:8090", "api_key": "recorder"}
+    ]));
+    let e = block(EdgeConfig::load(&shared)).expect_err("a shared key");
+    assert!(e.to_string().contains("api_key"), "{e}");
+    let distinct = vars(json!([
+        {"id": "a", "url": "http://a:8090/", "api_key": "rec-a", "region": "eu"},
+        {"id": "b", "url": "https://b", "api_key": "rec-b", "public_url": "https://dl.example.com"}
+    ]));
+    let config = block(EdgeConfig::load(&distinct)).expect("distinct keys");
+    let nodes = &config.recorders.nodes;
+    assert_eq!(nodes[0].url, "http://a:8090");
+    assert_eq!(nodes[0].public_url, "http://a:8090");
+    assert_eq!(nodes[1].public_url, "https://dl.example.com");
+    for bad in [
+        json!([{"id": "a", "url": "ftp://a", "api_key": "k"}]),
+        json!([{"id": "a", "url": "http://a?x=1", "api_key": "k"}]),
+        json!([{"id": "a b", "url": "http://a", "api_key": "k"}]),
+        json!([{"id": "a", "url": "http://a", "api_key": "k", "region": "nowhere"}]),
+        json!([{"id": "c", "url": "http://c", "api_key": "k"}]),
+    ] {
+        assert!(block(EdgeConfig::load(&vars(bad.clone()))).is_err(), "{bad}");
+    }
 }

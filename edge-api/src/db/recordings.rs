@@ -198,21 +198,28 @@ pub async fn live_job(
     Ok(jobs(rows)?.into_iter().next())
 }
 
-/// The session's live jobs, of every kind.
-pub async fn live_jobs_of_session(
+/// The live jobs of these sessions, of every kind (running sessions are few: the sids are
+/// matched in Rust, so one statement serves any number of them).
+pub async fn live_jobs_of_sessions(
     store: &impl Store,
-    room_sid: &str,
+    room_sids: &[&str],
 ) -> Result<Vec<JobRow>, StoreError> {
+    if room_sids.is_empty() {
+        return Ok(Vec::new());
+    }
     let rows = store
         .execute(
             &format!(
-                "SELECT {JOB_COLUMNS} FROM recording_jobs WHERE room_sid = ? \
-                 AND state IN ('STARTING', 'ACTIVE', 'ENDING')"
+                "SELECT {JOB_COLUMNS} FROM recording_jobs \
+                 WHERE state IN ('STARTING', 'ACTIVE', 'ENDING')"
             ),
-            &[room_sid.into()],
+            &[],
         )
         .await?;
-    jobs(rows)
+    Ok(jobs(rows)?
+        .into_iter()
+        .filter(|job| room_sids.contains(&job.room_sid.as_str()))
+        .collect())
 }
 
 /// Moves a STARTING job that no event has touched to another node (the last one said no).
@@ -281,10 +288,12 @@ pub struct JobUpdate<'a> {
     pub updated_ms: i64,
 }
 
-/// Applies a node's report about one of its jobs, unless a newer report was applied (one
-/// as new is applied again, so a batch sent again changes nothing) or the job back in a live
-/// state would take a slot a newer job holds. Returns the job as it is now when the report was
-/// applied; `None` when it was not (stale, or not this node's job).
+/// Applies a node's report about one of its jobs. A final state (COMPLETE, FAILED) always
+/// replaces a live one, whatever the node's clock says (a clock stepped back must not keep a
+/// finished job running); otherwise the report applies unless a newer one was applied (one as
+/// new applies again, so a batch sent again changes nothing). A job back in a live state that
+/// would take a slot a newer job holds is left as it is. Returns the job as it is now when the
+/// report was applied; `None` when it was not (stale, or not this node's job).
 pub async fn apply_job_update(
     store: &impl Store,
     update: &JobUpdate<'_>,
@@ -292,8 +301,13 @@ pub async fn apply_job_update(
     let rows = store
         .execute(
             &format!(
-                "UPDATE OR IGNORE recording_jobs SET state = ?, reason = ?, updated_ms = ? \
-                 WHERE job_id = ? AND recorder_id = ? AND updated_ms <= ? RETURNING {JOB_COLUMNS}"
+                "UPDATE OR IGNORE recording_jobs SET state = ?1, reason = ?2, updated_ms = ?3 \
+                 WHERE job_id = ?4 AND recorder_id = ?5 AND CASE \
+                 WHEN state IN ('COMPLETE', 'FAILED') THEN ?1 IN ('COMPLETE', 'FAILED') \
+                 AND updated_ms <= ?3 \
+                 WHEN ?1 IN ('COMPLETE', 'FAILED') THEN 1 \
+                 ELSE updated_ms <= ?3 END \
+                 RETURNING {JOB_COLUMNS}"
             ),
             &[
                 update.state.into(),
@@ -301,7 +315,6 @@ pub async fn apply_job_update(
                 update.updated_ms.into(),
                 update.job_id.into(),
                 update.recorder_id.into(),
-                update.updated_ms.into(),
             ],
         )
         .await?;

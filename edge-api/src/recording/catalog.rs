@@ -15,8 +15,8 @@ use crate::Edge;
 const DEFAULT_LIMIT: u32 = 20;
 /// Largest page.
 const MAX_LIMIT: u32 = 100;
-/// Most room ids one filter may name.
-const MAX_ROOM_IDS: usize = 100;
+/// Most room ids one filter may name (with `room_sid`, 100 bound parameters: D1's cap).
+const MAX_ROOM_IDS: usize = 99;
 /// Bytes in plugNmeet's file-size unit (sizes are reported in MB).
 const BYTES_PER_MB: f64 = 1_000_000.0;
 

@@ -31,6 +31,11 @@ const MAX_RTMP_URL_BYTES: usize = 2048;
 /// A job no node has reported on this long after it was sent is taken for lost (its node took
 /// it and died before saying anything, or the edge's request ended mid-dispatch).
 const UNREPORTED_JOB_MS: i64 = 60_000;
+/// How long a node's LiveKit token works. The node joins the room again with it whenever the
+/// room's tracks change, for as long as the recording runs, so it must outlive any meeting.
+/// It names the session's own LiveKit room (`<room_id>.<sid>`), which is never used again once
+/// the session ends, so it grants nothing after that.
+const RECORDER_TOKEN_SECS: u64 = 24 * 60 * 60;
 
 #[derive(Deserialize)]
 struct RecordingReq {
@@ -199,7 +204,7 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
         }
         Err(e) => return store_failure(e),
     }
-    let token = match recorder_token(edge, region, &room.livekit_room, kind) {
+    let token = match recorder_token(edge, region, &room.livekit_room, kind, now_ms) {
         Ok(token) => token,
         Err(response) => {
             let _ = db::drop_job(&edge.store, &job_id).await;
@@ -224,7 +229,7 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
         match NodeApi::new(&edge.http, node).start(&job).await {
             Ok(()) => {
                 tracing::info!(job = %job_id, recorder = %node.id, kind = kind.as_str(), "recording job sent");
-                return EdgeResponse::reply(Common::ok("success"), Started { record_id: job_id });
+                return started(edge, &room.sid, node, job_id).await;
             }
             Err(NodeError::BadJob(msg)) => {
                 if let Err(e) = db::drop_job(&edge.store, &job_id).await {
@@ -232,7 +237,19 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
                 }
                 return bad_request(msg);
             }
+            Err(NodeError::Unreachable(e)) => {
+                // No answer may still be a node that took the job: offering it to another
+                // could start two. It stays on this node, and is taken for lost if the node
+                // never reports it (or dies); the next start can then go elsewhere.
+                tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "recorder did not answer a start");
+                return answer(
+                    503,
+                    StatusCode::InternalServerError,
+                    "notifications.recorder-unreachable",
+                );
+            }
             Err(e) => {
+                // A refusal: this node did not start the job.
                 tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "recorder did not take the job");
             }
         }
@@ -241,6 +258,26 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
         return store_failure(e);
     }
     no_recorder()
+}
+
+/// The answer to a start a node took. A session that ended while the node was asked (its end
+/// could not stop a job the node did not have yet) has the job stopped again now.
+async fn started<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room_sid: &str,
+    node: &Recorder,
+    job_id: String,
+) -> EdgeResponse {
+    match crate::db::session_is_running(&edge.store, room_sid).await {
+        Ok(true) => EdgeResponse::reply(Common::ok("success"), Started { record_id: job_id }),
+        Ok(false) => {
+            if let Err(e) = NodeApi::new(&edge.http, node).stop(&job_id).await {
+                tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "stop of a job started as its session ended not delivered");
+            }
+            answer(409, StatusCode::RoomNotActive, "notifications.room-not-active")
+        }
+        Err(e) => store_failure(e),
+    }
 }
 
 fn no_recorder() -> EdgeResponse {
@@ -293,13 +330,17 @@ fn recorder_token<S, H, C: Clock>(
     region: &Region,
     livekit_room: &str,
     kind: Kind,
+    now_ms: i64,
 ) -> Result<String, EdgeResponse> {
-    let identity = match kind {
+    // plugNmeet's names; each job its own identity, so that two jobs in a room never take
+    // each other's place in LiveKit.
+    let name = match kind {
         Kind::Recording => "RECORDER_BOT",
         Kind::Rtmp => "RTMP_BOT",
     };
+    let identity = format!("{name}-{now_ms}");
     let claims = LiveKitClaims {
-        name: identity.into(),
+        name: name.into(),
         metadata: String::new(),
         video: VideoGrant {
             room_join: true,
@@ -317,10 +358,10 @@ fn recorder_token<S, H, C: Clock>(
     mint_livekit_token(
         &region.api_key,
         &region.api_secret,
-        identity,
+        &identity,
         claims,
         now,
-        edge.config.token_validity(),
+        RECORDER_TOKEN_SECS,
     )
     .map_err(|e| {
         tracing::error!(region = %region.id, error = %e, "recorder token signing failed");
@@ -360,6 +401,12 @@ async fn stop_job<S: Store, H: HttpClient, C: Clock>(
             Ok(()) => EdgeResponse::common(200, Common::ok("success")),
             Err(e) => store_failure(e),
         },
+        // A start still on its way to the node: nothing to give up yet.
+        Err(NodeError::UnknownJob) if job.updated_ms == 0 => answer(
+            409,
+            StatusCode::Conflict,
+            "the recording is still starting; try again in a moment",
+        ),
         Err(NodeError::UnknownJob) => {
             give_up(edge, &job, kind, "the recorder does not know the job").await
         }
@@ -374,45 +421,46 @@ async fn stop_job<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
-/// Asks the nodes recording or broadcasting the session to stop, as it ends: each then
-/// finalizes its file and reports COMPLETE, instead of losing the room under it. A node that
-/// cannot be reached is left to notice the room is gone; the store's failure is passed on.
-pub async fn stop_session_jobs<S: Store, H: HttpClient, C: Clock>(
+/// Asks the nodes recording or broadcasting these sessions to stop, as the sessions end: each
+/// node then finishes its file rather than losing the room under it. Best effort, and cheap
+/// for a request that ends many sessions: two statements at most, whatever it finds, and no
+/// call to a node that stopped heartbeating. Nothing is written: each node reports its job's
+/// end, and a job that never ends is taken for lost with its node. Failures are logged.
+pub async fn stop_jobs_of_sessions<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
-    room_sid: &str,
-) -> Result<(), crate::platform::StoreError> {
-    if edge.config.recorders.nodes.is_empty() {
-        return Ok(());
+    room_sids: &[&str],
+) {
+    let fleet = &edge.config.recorders;
+    if fleet.nodes.is_empty() || room_sids.is_empty() {
+        return;
     }
-    for job in db::live_jobs_of_session(&edge.store, room_sid).await? {
-        if job.state == "ENDING" {
-            continue;
+    let jobs = match db::live_jobs_of_sessions(&edge.store, room_sids).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::error!(error = %e, "recording jobs of ending sessions not read; not stopped");
+            return;
         }
-        let Some(node) = edge.config.recorders.node(&job.recorder_id) else {
-            db::fail_job(
-                &edge.store,
-                &job.job_id,
-                "the recorder is no longer configured",
-            )
-            .await?;
-            continue;
-        };
-        match NodeApi::new(&edge.http, node).stop(&job.job_id).await {
-            Ok(()) => db::mark_ending(&edge.store, &job.job_id).await?,
-            Err(NodeError::UnknownJob) => {
-                db::fail_job(
-                    &edge.store,
-                    &job.job_id,
-                    "the recorder does not know the job",
-                )
-                .await?
-            }
-            Err(e) => {
-                tracing::warn!(job = %job.job_id, recorder = %node.id, error = %e, "recording stop at the session's end not delivered");
-            }
+    };
+    if jobs.iter().all(|job| job.state == "ENDING") {
+        return;
+    }
+    let alive_since = alive_since_ms(fleet.timeout_secs, edge.clock.now_ms());
+    let live = match db::live_recorders(&edge.store, alive_since).await {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::error!(error = %e, "recorders not read; recordings of ending sessions not stopped");
+            return;
+        }
+    };
+    for job in jobs.iter().filter(|job| job.state != "ENDING") {
+        let node = fleet
+            .node(&job.recorder_id)
+            .filter(|node| live.iter().any(|r| r.recorder_id == node.id));
+        let Some(node) = node else { continue };
+        if let Err(e) = NodeApi::new(&edge.http, node).stop(&job.job_id).await {
+            tracing::warn!(job = %job.job_id, recorder = %node.id, error = %e, "recording stop at the session's end not delivered");
         }
     }
-    Ok(())
 }
 
 /// Marks a job its node cannot stop as failed; the session then has none of its kind running.

@@ -110,12 +110,24 @@ struct EventsReply {
 /// The largest text a report's job field may carry (a file path, a reason).
 const MAX_FIELD_BYTES: usize = 4096;
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Handles `POST /internal/recorder/events`.
 pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let Some(signers) = authenticate(edge, request) else {
+    let Some(signer) = authenticate(edge, request) else {
         return EdgeResponse::common(
             401,
             Common::fail(
@@ -128,8 +140,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok(report) => report,
         Err(e) => return bad_request(format!("not a recorder report: {e}")),
     };
-    // Nodes that share a key and a secret are told apart by the id they sign.
-    let Some(node) = signers.into_iter().find(|n| n.id == report.node_id) else {
+    // A node speaks only for itself.
+    let Some(node) = Some(signer).filter(|n| n.id == report.node_id) else {
         return EdgeResponse::common(
             401,
             Common::fail(
@@ -152,27 +164,21 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     })
 }
 
-/// The configured nodes whose key the request names and whose secret signed it.
-fn authenticate<'a, S, H, C>(
-    edge: &'a Edge<S, H, C>,
-    request: &EdgeRequest,
-) -> Option<Vec<&'a Recorder>> {
+/// The configured node whose key the request names (keys are unique, see
+/// [`crate::config::RecorderFleet`]) and whose secret signed it.
+fn authenticate<'a, S, H, C>(edge: &'a Edge<S, H, C>, request: &EdgeRequest) -> Option<&'a Recorder> {
     let key = request.header("api-key");
     let signature = request.header("hash-signature").unwrap_or_default();
-    let signers: Vec<&Recorder> = edge
+    let node = edge
         .config
         .recorders
         .nodes
         .iter()
-        .filter(|n| key_matches(&n.api_key, key))
-        .filter(|n| verify_signature(n.api_secret.as_bytes(), &request.body, signature))
-        .collect();
-    if signers.is_empty() {
-        // As much work for an unknown key as for a known one.
-        let _ = verify_signature(&[0u8; 32], &request.body, signature);
-        return None;
-    }
-    Some(signers)
+        .find(|n| key_matches(&n.api_key, key));
+    // An unknown key is checked against a dummy secret, so timing does not tell them apart.
+    let secret = node.map_or(&[0u8; 32][..], |n| n.api_secret.as_bytes());
+    let valid = verify_signature(secret, &request.body, signature);
+    node.filter(|_| valid)
 }
 
 fn bad_request(msg: String) -> EdgeResponse {
@@ -268,10 +274,10 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
                 job.state
             )));
         }
-        let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_FIELD_BYTES);
-        if too_long(&job.file) || too_long(&job.reason) {
+        // A path is never this long; a reason may be, and is cut short below.
+        if job.file.as_ref().is_some_and(|f| f.len() > MAX_FIELD_BYTES) {
             return Ok(bad_request(format!(
-                "job.file and job.reason: at most {MAX_FIELD_BYTES} bytes"
+                "job.file: at most {MAX_FIELD_BYTES} bytes"
             )));
         }
     }
@@ -287,7 +293,7 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
             recorder_id: &node.id,
             job_id: &job.job_id,
             state: &job.state,
-            reason: job.reason.as_deref(),
+            reason: job.reason.as_deref().map(|r| cut(r, MAX_FIELD_BYTES)),
             updated_ms: job.updated_ms,
         };
         let Some(row) = db::apply_job_update(&edge.store, &update).await? else {
@@ -295,7 +301,9 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
             continue;
         };
         applied += 1;
-        let finished = job.state == "COMPLETE" || event.kind == "recovered";
+        // A failed job that kept a file (what it recorded before it failed) is listed too:
+        // a partial recording is better than a lost one.
+        let finished = job.state == "COMPLETE" || job.state == "FAILED" || event.kind == "recovered";
         if let (true, "recording", Some(file)) = (finished, row.kind.as_str(), &job.file) {
             db::add_recording(
                 &edge.store,

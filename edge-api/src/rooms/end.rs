@@ -47,8 +47,8 @@ pub async fn end_session<S: Store, H: HttpClient, C: Clock>(
     if room.is_running && db::end_room(&edge.store, &room.sid, now).await? {
         tracing::info!(room_id = %room.room_id, sid = %room.sid, "room ended");
     }
-    // Recordings are stopped before the room goes, so each ends as a finished file.
-    crate::recording::dispatch::stop_session_jobs(edge, &room.sid).await?;
+    // Recordings are asked to stop before the room goes, so each can finish its file.
+    crate::recording::dispatch::stop_jobs_of_sessions(edge, &[room.sid.as_str()]).await;
     // The region as it is now, not as `room` was read: a join may have pinned the session in
     // between, and its LiveKit room must go too. No pin lands once the session has ended.
     let pinned = db::session_region(&edge.store, &room.sid).await?;
