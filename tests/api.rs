@@ -1084,6 +1084,24 @@ fn recording_without_recorders(s: &Suite) {
     assert_common(&j, false, "INVALID_PARAMETERS");
     let r = s.target.post("/auth/recording/fetch", b"{}", &[]);
     assert_eq!(r.status, 401, "{}", r.text());
+    let (_, j) = s.target.call(
+        "/auth/recording/getDownloadToken",
+        &json!({"record_id": unique("none")}),
+    );
+    assert_common(&j, false, "NOT_FOUND");
+    let (_, j) = s.target.call(
+        "/auth/recording/delete",
+        &json!({"record_id": unique("none")}),
+    );
+    assert_common(&j, false, "NOT_FOUND");
+    // The download route: plain-text refusals, as plugNmeet's.
+    let r = s.target.request("GET", "/download/recording/not-a-token");
+    assert_eq!(
+        (r.status, r.text()),
+        (401, "invalid download token".to_owned())
+    );
+    let r = s.target.post("/download/recording/x", b"", &[]);
+    assert_eq!(r.status, 405);
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
 }

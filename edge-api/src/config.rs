@@ -271,12 +271,8 @@ impl EdgeConfig {
             recorders: RecorderFleet {
                 nodes: recorders,
                 timeout_secs: number(source, "recorder_timeout_secs", 15).await?,
-                download_token_validity_secs: number(
-                    source,
-                    "download_token_validity_secs",
-                    1800,
-                )
-                .await?,
+                download_token_validity_secs: number(source, "download_token_validity_secs", 1800)
+                    .await?,
             },
             geo_headers: GeoHeaders {
                 latitude: source
@@ -400,7 +396,10 @@ async fn recorders(
             } else {
                 Err(invalid(
                     "recorders",
-                    format!("recorder `{}`: {field} must be an http:// or https:// URL", e.id),
+                    format!(
+                        "recorder `{}`: {field} must be an http:// or https:// URL",
+                        e.id
+                    ),
                 ))
             }
         };

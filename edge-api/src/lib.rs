@@ -94,6 +94,8 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/recording/fetch",
     "/auth/recording/info",
     "/auth/recording/recordingInfo",
+    "/auth/recording/delete",
+    "/auth/recording/getDownloadToken",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -140,6 +142,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return recording::dispatch::handle(self, &request).await;
         }
+        if path.starts_with(recording::downloads::DOWNLOAD_PREFIX) {
+            if request.method != Method::GET && request.method != Method::HEAD {
+                return method_not_allowed();
+            }
+            return recording::downloads::download(self, &request).await;
+        }
         if path == "/internal/recorder/events" {
             if request.method != Method::POST {
                 return method_not_allowed();
@@ -182,6 +190,10 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/recording/fetch" => recording::catalog::fetch(self, body).await,
             "/auth/recording/info" | "/auth/recording/recordingInfo" => {
                 recording::catalog::info(self, body).await
+            }
+            "/auth/recording/delete" => recording::catalog::delete(self, body).await,
+            "/auth/recording/getDownloadToken" => {
+                recording::downloads::get_download_token(self, body).await
             }
             _ => EdgeResponse::text(404, "Not Found"),
         }

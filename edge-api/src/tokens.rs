@@ -134,6 +134,65 @@ pub fn verify_join_token(
     })
 }
 
+/// The private claim that makes a token a recording download token (plugNmeet's download token
+/// has `sub` = the file; here `sub` is the record id). A join token never carries it, and a
+/// download token has no `user_id`, so neither passes for the other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct DownloadClaims {
+    #[serde(default)]
+    recording_download: bool,
+}
+
+/// Mints a token that lets its holder download the recording `record_id` until it expires.
+pub fn mint_download_token(
+    api_key: &str,
+    api_secret: &str,
+    record_id: &str,
+    now_secs: u64,
+    validity_secs: u64,
+) -> Result<String, TokenError> {
+    let claims = DownloadClaims {
+        recording_download: true,
+    };
+    let jwt = timed_claims(claims, now_secs, validity_secs)
+        .with_issuer(api_key)
+        .with_subject(record_id);
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(jwt)
+        .map_err(|e| TokenError::Signing(e.to_string()))
+}
+
+/// The record id a download token grants: HS256 under the API secret, `iss` = API key, not
+/// expired (one minute leeway), and marked as a download token.
+pub fn verify_download_token(
+    api_key: &str,
+    api_secret: &str,
+    token: &str,
+    now_secs: u64,
+) -> Result<String, TokenError> {
+    let options = VerificationOptions {
+        allowed_issuers: Some([api_key.to_owned()].into_iter().collect()),
+        time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
+        artificial_time: Some(UnixTimeStamp::from_secs(now_secs)),
+        max_token_length: Some(2 * 1024),
+        ..Default::default()
+    };
+    let claims: JWTClaims<DownloadClaims> = HS256Key::from_bytes(api_secret.as_bytes())
+        .verify_token(token, Some(options))
+        .map_err(|e| match e.downcast_ref::<JWTError>() {
+            Some(JWTError::TokenHasExpired) => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+    match (
+        claims.custom.recording_download,
+        claims.expires_at,
+        claims.subject,
+    ) {
+        (true, Some(_), Some(record_id)) if !record_id.is_empty() => Ok(record_id),
+        _ => Err(TokenError::Invalid),
+    }
+}
+
 /// LiveKit's `video` grant. `None` fields are left out (LiveKit reads absent tri-states as true).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -375,5 +434,39 @@ mod tests {
         let without =
             mint_livekit_token("lk", SECRET, "u1", LiveKitClaims::default(), 1_000, 600).unwrap();
         assert!(payload(&without).get("roomConfig").is_none());
+    }
+
+    #[test]
+    fn download_and_join_tokens_do_not_pass_for_each_other() {
+        let download = mint_download_token("k", SECRET, "sid-recording-1", 1_000, 1_800).unwrap();
+        assert_eq!(
+            verify_download_token("k", SECRET, &download, 2_000),
+            Ok("sid-recording-1".into())
+        );
+        assert_eq!(
+            verify_download_token("k", SECRET, &download, 1_000 + 1_800 + 61),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify_download_token("other", SECRET, &download, 2_000),
+            Err(TokenError::Invalid)
+        );
+        assert!(verify_join_token("k", SECRET, &download, 2_000).is_err());
+        // A join token whose user id is a record id is not a download token.
+        let join = mint_join_token(
+            "k",
+            SECRET,
+            JoinClaims {
+                user_id: "sid-recording-1".into(),
+                ..claims()
+            },
+            1_000,
+            600,
+        )
+        .unwrap();
+        assert_eq!(
+            verify_download_token("k", SECRET, &join, 1_100),
+            Err(TokenError::Invalid)
+        );
     }
 }

@@ -156,7 +156,7 @@ impl HttpClient for ScriptedRecorders {
             panic!("an unexpected outbound call: {}", request.url);
         };
         assert!(
-            ["/jobs/start", "/jobs/stop"].contains(&path),
+            ["/jobs/start", "/jobs/stop", "/jobs/delete"].contains(&path),
             "not the job API: {}",
             request.url
         );
@@ -685,7 +685,11 @@ fn an_unreachable_node_keeps_the_job_and_a_refusing_one_is_passed_over() {
         503,
         "notifications.recorder-unreachable",
     );
-    assert_eq!(edge.http.node_calls().len(), 3, "only the first node was asked");
+    assert_eq!(
+        edge.http.node_calls().len(),
+        3,
+        "only the first node was asked"
+    );
     assert_refused(
         task(&edge, &m.moderator, "START_RECORDING"),
         409,
@@ -1343,7 +1347,10 @@ fn a_final_state_wins_over_the_nodes_clock() {
     assert_eq!(answer["applied"], json!(1), "{answer}");
     assert_eq!(job(&edge, &id).0, "COMPLETE");
     assert_eq!(room_flags(&edge, "clockback"), (json!(0), json!(0)));
-    assert_eq!(listed(&fetch(&edge, json!({"room_ids": ["clockback"]}))), [id.clone()]);
+    assert_eq!(
+        listed(&fetch(&edge, json!({"room_ids": ["clockback"]}))),
+        [id.clone()]
+    );
     // A live state, however new, does not bring it back.
     let answer = send_events(
         &edge,
@@ -1375,8 +1382,15 @@ fn a_failed_job_with_a_file_is_listed_and_a_long_reason_is_kept_short() {
     let (state, _, reason) = job(&edge, &id);
     assert_eq!(state, "FAILED");
     let reason = reason.expect("a reason");
-    assert!(reason.len() <= 4096 && reason.starts_with('é'), "{}", reason.len());
-    assert_eq!(listed(&fetch(&edge, json!({"room_ids": ["partial"]}))), [id]);
+    assert!(
+        reason.len() <= 4096 && reason.starts_with('é'),
+        "{}",
+        reason.len()
+    );
+    assert_eq!(
+        listed(&fetch(&edge, json!({"room_ids": ["partial"]}))),
+        [id]
+    );
 }
 
 /// Ending the meeting asks the node to stop its recording before the LiveKit room goes, and
@@ -1421,7 +1435,11 @@ fn ending_the_meeting_stops_its_recording_first() {
     advance(&edge, TIMEOUT_SECS * 1000 + 1_000);
     let before = edge.http.node_calls().len();
     api(&edge, "/auth/room/endRoom", &json!({"room_id": "ending2"}));
-    assert_eq!(edge.http.node_calls().len(), before, "a dead node was called");
+    assert_eq!(
+        edge.http.node_calls().len(),
+        before,
+        "a dead node was called"
+    );
 }
 
 /// Two nodes may not share a key: each node's reports are known by it.
@@ -1431,7 +1449,10 @@ fn recorder_keys_must_differ() {
     struct Vars(Vec<(&'static str, String)>);
     impl ConfigSource for Vars {
         async fn get(&self, name: &str) -> Option<String> {
-            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+            self.0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
         }
     }
     let vars = |recorders: Value| {
@@ -1474,6 +1495,132 @@ fn recorder_keys_must_differ() {
         json!([{"id": "a", "url": "http://a", "api_key": "k", "region": "nowhere"}]),
         json!([{"id": "c", "url": "http://c", "api_key": "k"}]),
     ] {
-        assert!(block(EdgeConfig::load(&vars(bad.clone()))).is_err(), "{bad}");
+        assert!(
+            block(EdgeConfig::load(&vars(bad.clone()))).is_err(),
+            "{bad}"
+        );
     }
+}
+
+/// A download: `getDownloadToken` gives a token only for a listed recording; the download
+/// route checks it and redirects to the node's public URL with a link the node can check
+/// (`edgemeet_protocol::download`), naming that recording only and working for five minutes.
+#[test]
+fn a_download_token_leads_to_the_node_holding_the_file() {
+    let edge = edge();
+    let m = meeting(&edge, "dl", json!({}));
+    let id = finished_recording(&edge, &m, "recordings/dl.mp4");
+    let (status, body) = api(
+        &edge,
+        "/auth/recording/getDownloadToken",
+        &json!({"record_id": id}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let (_, missing) = api(
+        &edge,
+        "/auth/recording/getDownloadToken",
+        &json!({"record_id": "no-such-recording"}),
+    );
+    assert_eq!(
+        (&missing["status"], &missing["status_code"], &missing["msg"]),
+        (
+            &json!(false),
+            &json!("NOT_FOUND"),
+            &json!("recording not found")
+        ),
+        "{missing}"
+    );
+
+    let download = |token: &str, method: Method| {
+        block(edge.handle(EdgeRequest::new(
+            method,
+            &format!("/download/recording/{token}"),
+        )))
+    };
+    for method in [Method::GET, Method::HEAD] {
+        let response = download(&token, method);
+        assert_eq!(response.status, 307);
+        let location = response
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "location")
+            .map(|(_, v)| v.clone())
+            .expect("location");
+        let link = location
+            .strip_prefix("https://dl.rec-eu/download/")
+            .unwrap_or_else(|| panic!("not the node's public URL: {location}"));
+        let now_secs = u64::try_from(now(&edge) / 1000).unwrap();
+        assert_eq!(
+            edgemeet_protocol::download::verify(EU.secret.as_bytes(), link, now_secs),
+            Ok(id.clone())
+        );
+        assert!(
+            edgemeet_protocol::download::verify(EU.secret.as_bytes(), link, now_secs + 301)
+                .is_err()
+        );
+    }
+    // Not a download token: a join token, a changed one, an expired one.
+    for bad in [m.moderator.clone(), format!("{token}x"), "x".into()] {
+        assert_eq!(download(&bad, Method::GET).status, 401, "{bad}");
+    }
+    let post = block(edge.handle(EdgeRequest::new(
+        Method::POST,
+        &format!("/download/recording/{token}"),
+    )));
+    assert_eq!(post.status, 405);
+    advance(&edge, (1_800 + 61) * 1000);
+    let expired = download(&token, Method::GET);
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.body, b"download token expired");
+}
+
+/// A delete asks the node first and forgets the recording only once the node has deleted it.
+#[test]
+fn a_recording_is_deleted_on_its_node_then_forgotten() {
+    let edge = edge();
+    let m = meeting(&edge, "del", json!({}));
+    let id = finished_recording(&edge, &m, "recordings/del.mp4");
+    let (status, token) = api(
+        &edge,
+        "/auth/recording/getDownloadToken",
+        &json!({"record_id": id}),
+    );
+    assert_eq!(status, 200);
+    let token = token["token"].as_str().expect("token").to_owned();
+
+    edge.http.script(EU, Answer::Down);
+    let (_, body) = api(&edge, "/auth/recording/delete", &json!({"record_id": id}));
+    assert_eq!(body["status"], json!(false), "{body}");
+    assert_eq!(
+        listed(&fetch(&edge, json!({"room_ids": ["del"]}))),
+        [id.clone()]
+    );
+
+    edge.http.script(EU, Answer::Ok);
+    let (status, body) = api(&edge, "/auth/recording/delete", &json!({"record_id": id}));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let call = edge.http.last_node_call();
+    assert_eq!(call.node_call(), Some((EU.id, "/jobs/delete")));
+    assert_eq!(call.json(), json!({ "job_id": id }));
+    assert_signed_by(&call, EU);
+    assert_none_found(&fetch(&edge, json!({"room_ids": ["del"]})));
+    let (_, again) = api(&edge, "/auth/recording/delete", &json!({"record_id": id}));
+    assert_eq!(
+        (&again["status"], &again["status_code"]),
+        (&json!(false), &json!("NOT_FOUND")),
+        "{again}"
+    );
+    // Its download token now leads nowhere.
+    let gone = block(edge.handle(EdgeRequest::new(
+        Method::GET,
+        &format!("/download/recording/{token}"),
+    )));
+    assert_eq!(gone.status, 404);
+    let (_, bad) = api(
+        &edge,
+        "/auth/recording/delete",
+        &json!({"record_id": "../x"}),
+    );
+    assert_eq!(bad["status_code"], json!("INVALID_PARAMETERS"), "{bad}");
 }

@@ -500,6 +500,17 @@ pub async fn recording(
     Ok(recordings(rows)?.into_iter().next())
 }
 
+/// Removes a recording from the catalog.
+pub async fn delete_recording(store: &impl Store, record_id: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM recordings WHERE record_id = ?",
+            &[record_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
 fn real(v: Option<&SqlValue>) -> Option<f64> {
     match v {
         Some(SqlValue::Real(f)) => Some(*f),

@@ -1,9 +1,11 @@
 //! plugNmeet's recording catalog calls, HMAC-signed like the room calls:
-//! `/auth/recording/fetch` (paged, filtered by rooms and session) and `/auth/recording/info`
-//! (alias `/auth/recording/recordingInfo`: one recording with its session as a past room).
+//! `/auth/recording/fetch` (paged, filtered by rooms and session), `/auth/recording/info`
+//! (alias `/auth/recording/recordingInfo`: one recording with its session as a past room) and
+//! `/auth/recording/delete` (the file on its node, then the catalog entry).
 
 use serde::{Deserialize, Serialize};
 
+use super::nodes::NodeApi;
 use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
@@ -208,6 +210,56 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
             }),
         },
     )
+}
+
+#[derive(Deserialize)]
+struct DeleteReq {
+    record_id: String,
+}
+
+/// Handles `POST /auth/recording/delete`: the node that holds the recording deletes it, then it
+/// leaves the catalog. If the node cannot be asked, the entry stays (the file would otherwise
+/// be left behind with nothing pointing at it) and the call can be made again.
+pub async fn delete<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    let req: DeleteReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if !super::is_node_id(&req.record_id) {
+        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
+    }
+    let row = match db::recording(&edge.store, &req.record_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            return EdgeResponse::common(
+                200,
+                Common::fail(StatusCode::NotFound, "recording not found"),
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    let unavailable =
+        |msg: &str| EdgeResponse::common(200, Common::fail(StatusCode::InternalServerError, msg));
+    let Some(node) = edge.config.recorders.node(&row.recorder_id) else {
+        return unavailable("the recorder holding this recording is not configured");
+    };
+    match NodeApi::new(&edge.http, node).delete(&row.record_id).await {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(record_id = %row.record_id, recorder = %node.id, error = %e, "recording delete not done");
+            return unavailable(
+                "the recorder holding this recording could not delete it; try again",
+            );
+        }
+    }
+    if let Err(e) = db::delete_recording(&edge.store, &row.record_id).await {
+        return internal(e);
+    }
+    tracing::info!(record_id = %row.record_id, recorder = %node.id, "recording deleted");
+    EdgeResponse::common(200, Common::ok("success"))
 }
 
 /// Unix seconds as `2006-01-02 15:04:05` in UTC, as plugNmeet's `recording/info` writes them.

@@ -274,7 +274,11 @@ async fn started<S: Store, H: HttpClient, C: Clock>(
             if let Err(e) = NodeApi::new(&edge.http, node).stop(&job_id).await {
                 tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "stop of a job started as its session ended not delivered");
             }
-            answer(409, StatusCode::RoomNotActive, "notifications.room-not-active")
+            answer(
+                409,
+                StatusCode::RoomNotActive,
+                "notifications.room-not-active",
+            )
         }
         Err(e) => store_failure(e),
     }

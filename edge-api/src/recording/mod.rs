@@ -7,7 +7,10 @@
 //!   over for the next.
 //! - [`reports`]: `POST /internal/recorder/events`, where nodes send heartbeats (liveness and
 //!   free capacity) and their jobs' events.
-//! - [`catalog`]: plugNmeet's `/auth/recording/fetch` and `/auth/recording/info`.
+//! - [`catalog`]: plugNmeet's `/auth/recording/fetch`, `/auth/recording/info` and
+//!   `/auth/recording/delete`.
+//! - [`downloads`]: `/auth/recording/getDownloadToken` and `GET /download/recording/<token>`,
+//!   which redirects to the node holding the file.
 //! - [`nodes`]: the nodes' job API, as the edge calls it.
 //!
 //! A session has at most one live job of each kind. A node that stops heartbeating for
@@ -16,6 +19,7 @@
 
 pub mod catalog;
 pub mod dispatch;
+pub mod downloads;
 pub mod nodes;
 pub mod reports;
 

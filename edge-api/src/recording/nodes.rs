@@ -1,4 +1,5 @@
-//! The recorder nodes' job API as the edge calls it: `POST /jobs/start` and `POST /jobs/stop`,
+//! The recorder nodes' job API as the edge calls it: `POST /jobs/start`, `/jobs/stop` and
+//! `/jobs/delete`,
 //! JSON signed with the node's key and secret (`API-KEY`, `HASH-SIGNATURE`).
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,12 @@ impl<'a, H: HttpClient> NodeApi<'a, H> {
     pub async fn stop(&self, job_id: &str) -> Result<(), NodeError> {
         let body = serde_json::to_vec(&serde_json::json!({ "job_id": job_id })).unwrap_or_default();
         self.call("/jobs/stop", &body).await
+    }
+
+    /// Deletes an ended job's recording from the node (its file, or its object in the bucket).
+    pub async fn delete(&self, job_id: &str) -> Result<(), NodeError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "job_id": job_id })).unwrap_or_default();
+        self.call("/jobs/delete", &body).await
     }
 
     async fn call(&self, path: &str, body: &[u8]) -> Result<(), NodeError> {

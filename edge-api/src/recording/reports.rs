@@ -166,7 +166,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
 
 /// The configured node whose key the request names (keys are unique, see
 /// [`crate::config::RecorderFleet`]) and whose secret signed it.
-fn authenticate<'a, S, H, C>(edge: &'a Edge<S, H, C>, request: &EdgeRequest) -> Option<&'a Recorder> {
+fn authenticate<'a, S, H, C>(
+    edge: &'a Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Option<&'a Recorder> {
     let key = request.header("api-key");
     let signature = request.header("hash-signature").unwrap_or_default();
     let node = edge
@@ -303,7 +306,8 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
         applied += 1;
         // A failed job that kept a file (what it recorded before it failed) is listed too:
         // a partial recording is better than a lost one.
-        let finished = job.state == "COMPLETE" || job.state == "FAILED" || event.kind == "recovered";
+        let finished =
+            job.state == "COMPLETE" || job.state == "FAILED" || event.kind == "recovered";
         if let (true, "recording", Some(file)) = (finished, row.kind.as_str(), &job.file) {
             db::add_recording(
                 &edge.store,

@@ -1,0 +1,123 @@
+//! Downloads of finished recordings, as plugNmeet's CMS plugins ask for them:
+//! `/auth/recording/getDownloadToken {record_id}` (signed) answers a token, and the user's
+//! browser then opens `GET /download/recording/<token>`. The file stays on the recorder node
+//! that made it (or in its bucket): the edge checks the token and redirects (307) to the node's
+//! `/download/<link>` at its `public_url`, with a link of its own that names this one recording
+//! and works for [`NODE_LINK_SECS`]. The node serves the file (or redirects to its bucket).
+//!
+//! The edge's token is a JWT under the API secret (`iss` = API key, `sub` = record id, a claim
+//! that marks it a download token, `exp` = `download_token_validity_secs`, 30 minutes unless
+//! configured; plugNmeet has no default). Errors of the download route are plain text, as
+//! plugNmeet's: 401 invalid or expired token, 404 no such recording.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::recordings as db;
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms::{bad_input, internal, invalid};
+use crate::tokens::{mint_download_token, verify_download_token, TokenError};
+use crate::wire::{parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// How long the node's link works: the browser follows the redirect at once.
+pub const NODE_LINK_SECS: u64 = 300;
+
+/// The download route's path prefix.
+pub const DOWNLOAD_PREFIX: &str = "/download/recording/";
+
+#[derive(Deserialize)]
+struct TokenReq {
+    record_id: String,
+}
+
+#[derive(Serialize)]
+struct TokenRes {
+    token: Option<String>,
+}
+
+/// Handles `POST /auth/recording/getDownloadToken`.
+pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    let req: TokenReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if !super::is_node_id(&req.record_id) {
+        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
+    }
+    match db::recording(&edge.store, &req.record_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return EdgeResponse::reply(
+                Common::fail(StatusCode::NotFound, "recording not found"),
+                TokenRes { token: None },
+            )
+        }
+        Err(e) => return internal(e),
+    }
+    let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    match mint_download_token(
+        &edge.config.api_key,
+        &edge.config.api_secret,
+        &req.record_id,
+        now,
+        edge.config.recorders.download_token_validity_secs,
+    ) {
+        Ok(token) => EdgeResponse::reply(Common::ok("success"), TokenRes { token: Some(token) }),
+        Err(e) => {
+            tracing::error!(error = %e, "download token signing failed");
+            EdgeResponse::common(
+                500,
+                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+            )
+        }
+    }
+}
+
+/// Handles `GET` and `HEAD /download/recording/<token>`.
+pub async fn download<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let token = request
+        .path
+        .strip_prefix(DOWNLOAD_PREFIX)
+        .unwrap_or_default();
+    let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    let config = &edge.config;
+    let record_id = match verify_download_token(&config.api_key, &config.api_secret, token, now) {
+        Ok(record_id) => record_id,
+        Err(TokenError::Expired) => return EdgeResponse::text(401, "download token expired"),
+        Err(_) => return EdgeResponse::text(401, "invalid download token"),
+    };
+    let recording = match db::recording(&edge.store, &record_id).await {
+        Ok(Some(recording)) => recording,
+        Ok(None) => return EdgeResponse::text(404, "recording not found"),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure on a download");
+            return EdgeResponse::text(503, "the recordings catalog is unavailable");
+        }
+    };
+    let Some(node) = config.recorders.node(&recording.recorder_id) else {
+        tracing::warn!(record_id = %record_id, recorder = %recording.recorder_id, "download of a recording whose recorder is not configured");
+        return EdgeResponse::text(404, "the recorder holding this recording is not configured");
+    };
+    let link = edgemeet_protocol::download::mint(
+        node.api_secret.as_bytes(),
+        &record_id,
+        now + NODE_LINK_SECS,
+    );
+    tracing::info!(record_id = %record_id, recorder = %node.id, "recording download");
+    EdgeResponse {
+        status: 307,
+        headers: vec![
+            ("location", format!("{}/download/{link}", node.public_url)),
+            ("cache-control", "no-store".into()),
+            ("referrer-policy", "no-referrer".into()),
+        ],
+        body: Vec::new(),
+    }
+}
