@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use recorder_native::layout::{layout, Canvas, VideoKind};
 use serde_json::{json, Value};
 use support::recorder::{
-    assert_faststart, frame_rgb, media_system, new_secret, number, probe, publisher_token,
-    recorder_token, recorder_token_until, room_with_publisher, serial, start_body, stream,
-    ControlPlane, Service, RECORDER_KEY,
+    assert_faststart, download_token, fetch, frame_rgb, media_system, new_secret, number, probe,
+    publisher_token, raw_head, recorder_token, recorder_token_until, room_with_publisher, serial,
+    start_body, stream, ControlPlane, Service, RECORDER_KEY,
 };
 use support::{now_secs, sign, unique, Participant, System};
 
@@ -175,6 +175,149 @@ fn records_a_room_through_the_api_and_reports_every_state() {
             .is_some_and(|r| r.contains("signal")),
         "{ended}"
     );
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+}
+
+/// A finished recording is downloaded from the node with a link the control plane minted (no
+/// API key), whole, in part, or as headers only; a forged or expired link is refused, and so
+/// is one for a job that is unknown or still running. Deleted, the recording is gone for good:
+/// its job stays listed without it (after a restart too), downloads answer 404, and a second
+/// deletion succeeds. A running job is not deleted.
+#[test]
+fn a_finished_recording_is_downloaded_with_a_link_and_deleted() {
+    let _serial = serial();
+    let system = media_system("recorder-download");
+    let (room, _publisher) = room_with_publisher(&system, "download-room");
+    let secret = new_secret();
+    let mut service = Service::start("download", &secret, None, "");
+    let base = service.api.base.clone();
+    let link = |job_id: &str, expires_at: i64| {
+        format!(
+            "{base}/download/{}",
+            download_token(&secret, job_id, expires_at)
+        )
+    };
+
+    let job_id = unique("job");
+    service.start_job(&start_body(&system, &room, &job_id, json!({})));
+    service.wait_state(&job_id, "ACTIVE", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, reply) = service.call("/jobs/delete", &json!({ "job_id": job_id }));
+    assert_eq!(status, 409, "a running job was deleted: {reply}");
+    assert!(
+        reply["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("has not ended")),
+        "{reply}"
+    );
+    let early = fetch("GET", &link(&job_id, now_secs() + 60), &[]);
+    assert_eq!(early.status, 404, "{}", early.text());
+    let (status, reply) = service.call("/jobs/stop", &json!({ "job_id": job_id }));
+    assert_eq!(status, 200, "{reply}");
+    let done = service.wait_state(&job_id, "COMPLETE", Duration::from_secs(30));
+    let file = std::path::PathBuf::from(done["file"].as_str().expect("file"));
+    let recorded = std::fs::read(&file).expect("the recording");
+
+    let token = download_token(&secret, &job_id, now_secs() + 60);
+    let url = format!("{base}/download/{token}");
+    let whole = fetch("GET", &url, &[]);
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert!(whole.body == recorded, "the download differs from the file");
+    for (name, value) in [
+        ("content-type", "video/mp4".to_owned()),
+        ("content-length", recorded.len().to_string()),
+        (
+            "content-disposition",
+            format!("attachment; filename=\"{job_id}.mp4\""),
+        ),
+        ("cache-control", "private, no-store".to_owned()),
+        ("accept-ranges", "bytes".to_owned()),
+    ] {
+        assert_eq!(whole.header(name), Some(value.as_str()), "{name}");
+    }
+    let head = fetch("HEAD", &url, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(recorded.len().to_string().as_str())
+    );
+    let raw = raw_head(&base, &format!("/download/{token}"));
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n"),
+        "a HEAD answered with a body: {text}"
+    );
+    // What a browser's video player asks for.
+    let part = fetch("GET", &url, &[("Range", "bytes=100-1123")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-1123/{}", recorded.len()).as_str())
+    );
+    assert!(part.body == recorded[100..=1123], "the range differs");
+
+    let other_secret = new_secret();
+    for (url, status, what) in [
+        (link(&job_id, now_secs() - 1), 401, "expired"),
+        (
+            format!(
+                "{base}/download/{}",
+                download_token(&other_secret, &job_id, now_secs() + 60)
+            ),
+            401,
+            "invalid",
+        ),
+        (url.replacen(&job_id, &unique("job"), 1), 401, "invalid"),
+        (link(&unique("unknown"), now_secs() + 60), 404, "no job"),
+    ] {
+        let answer = fetch("GET", &url, &[]);
+        assert_eq!(answer.status, status, "{what}: {}", answer.text());
+        assert!(answer.content_type().starts_with("text/plain"), "{what}");
+        assert!(answer.text().contains(what), "{what}: {}", answer.text());
+    }
+
+    for _ in 0..2 {
+        let (status, reply) = service.call("/jobs/delete", &json!({ "job_id": job_id }));
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["msg"], "deleted");
+        assert_eq!(
+            (
+                &reply["job"]["state"],
+                &reply["job"]["file"],
+                &reply["job"]["file_bytes"]
+            ),
+            (&json!("COMPLETE"), &Value::Null, &Value::Null),
+            "{reply}"
+        );
+    }
+    assert!(!file.exists(), "the recording is still on disk");
+    assert_eq!(fetch("GET", &url, &[]).status, 404);
+    let (status, reply) = service.call("/jobs/delete", &json!({ "job_id": unique("job") }));
+    assert_eq!(status, 404, "{reply}");
+
+    // The token went into no log line.
+    service.wait_log(0, "", Duration::from_millis(200));
+    let signature = token.rsplit('.').next().expect("signature");
+    assert!(
+        !service.log.iter().any(|line| line.contains(signature)),
+        "the download token was logged"
+    );
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+    service.restart();
+    let listed = service.job(&job_id).expect("listed after a restart");
+    assert_eq!(
+        (&listed["state"], &listed["file"], &listed["file_bytes"]),
+        (&json!("COMPLETE"), &Value::Null, &Value::Null),
+        "{listed}"
+    );
+    // On a new port: the same token.
+    let answer = fetch(
+        "GET",
+        &format!("{}/download/{token}", service.api.base),
+        &[],
+    );
+    assert_eq!(answer.status, 404);
+    assert!(answer.text().contains("deleted"), "{}", answer.text());
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
 }
 

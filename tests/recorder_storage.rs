@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::recorder::{
-    assert_faststart, media_system, new_secret, number, probe, room_with_publisher, serial, signal,
-    start_body, stream, ControlPlane, Service, RECORDER_KEY,
+    assert_faststart, download_token, fetch, media_system, new_secret, number, probe,
+    room_with_publisher, serial, signal, start_body, stream, ControlPlane, Service, RECORDER_KEY,
 };
 use support::s3::Minio;
-use support::{unique, System};
+use support::{now_secs, unique, System};
 
 const BUCKET: &str = "recordings";
 const PREFIX: &str = "edgemeet/rec";
@@ -129,6 +129,104 @@ fn finished_recordings_are_uploaded_and_removed_locally() {
     service.wait_log(0, "", Duration::from_millis(200));
     let log = service.log.join("\n");
     assert!(!log.contains(&minio.secret_key), "the S3 secret was logged");
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+}
+
+/// A recording in the bucket is downloaded through the node: its link answers 307 to a
+/// short-lived presigned URL that fetches the object's bytes from MinIO. Deleting a composite
+/// removes its object, deleting a tracks job every object under its prefix; the jobs stay
+/// listed without a file, and their links answer 404.
+#[test]
+fn a_stored_recording_is_downloaded_through_a_presigned_url_and_deleted() {
+    let _serial = serial();
+    let system = media_system("recorder-s3-download");
+    let (room, _publisher) = room_with_publisher(&system, "s3-download-room");
+    let minio = Minio::start();
+    minio.create_bucket(BUCKET);
+    let secret = new_secret();
+    let mut service = Service::start(
+        "s3-dl",
+        &secret,
+        None,
+        &minio.recorder_toml(BUCKET, PREFIX, 120.0),
+    );
+    let base = service.api.base.clone();
+    let link = |job_id: &str| {
+        format!(
+            "{base}/download/{}",
+            download_token(&secret, job_id, now_secs() + 60)
+        )
+    };
+
+    let composite = unique("job");
+    record_and_stop(&mut service, &system, &room, &composite, json!({}), 3);
+    service.wait_state(&composite, "COMPLETE", Duration::from_secs(60));
+    let key = format!("{PREFIX}/s3-dl/{composite}.mp4");
+    let stored = std::env::temp_dir()
+        .join(unique("stored"))
+        .with_extension("mp4");
+    minio.get(BUCKET, &key, &stored);
+    let stored_bytes = std::fs::read(&stored).expect("the stored object");
+    let _ = std::fs::remove_file(&stored);
+
+    let url = link(&composite);
+    let redirect = fetch("GET", &url, &[]);
+    assert_eq!(redirect.status, 307, "{}", redirect.text());
+    assert_eq!(redirect.header("cache-control"), Some("no-store"));
+    let location = redirect.header("location").expect("location").to_owned();
+    assert!(
+        location.starts_with(&format!("{}/{BUCKET}/{key}?", minio.endpoint))
+            && location.contains("X-Amz-Expires="),
+        "{location}"
+    );
+    let object = fetch("GET", &location, &[]);
+    assert_eq!(object.status, 200, "{}", object.text());
+    assert!(
+        object.body == stored_bytes,
+        "the presigned URL fetched other bytes"
+    );
+    assert_eq!(fetch("HEAD", &url, &[]).status, 307);
+
+    let tracks = unique("tracks");
+    record_and_stop(
+        &mut service,
+        &system,
+        &room,
+        &tracks,
+        json!({ "mode": "tracks" }),
+        3,
+    );
+    service.wait_state(&tracks, "COMPLETE", Duration::from_secs(60));
+    let track_prefix = format!("{PREFIX}/s3-dl/{tracks}/");
+    let track_objects = |minio: &Minio| {
+        minio
+            .objects(BUCKET)
+            .keys()
+            .filter(|k| k.starts_with(&track_prefix))
+            .count()
+    };
+    assert_eq!(track_objects(&minio), 2, "{:?}", minio.objects(BUCKET));
+    let answer = fetch("GET", &link(&tracks), &[]);
+    assert_eq!(answer.status, 404);
+    assert!(answer.text().contains("tracks"), "{}", answer.text());
+
+    for job_id in [&composite, &tracks] {
+        for _ in 0..2 {
+            let (status, reply) = service.call("/jobs/delete", &json!({ "job_id": job_id }));
+            assert_eq!(status, 200, "{reply}");
+            assert_eq!(reply["job"]["file"], Value::Null, "{reply}");
+            assert_eq!(reply["job"]["file_bytes"], Value::Null, "{reply}");
+        }
+    }
+    let objects = minio.objects(BUCKET);
+    assert!(!objects.contains_key(&key), "{objects:?}");
+    assert_eq!(track_objects(&minio), 0, "{objects:?}");
+    assert_eq!(fetch("GET", &url, &[]).status, 404);
+    assert_eq!(
+        fetch("GET", &location, &[]).status,
+        404,
+        "the object is still served"
+    );
     assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
 }
 

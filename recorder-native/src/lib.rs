@@ -6,7 +6,8 @@
 //!
 //! ## The service (`recorder-native serve --config FILE`)
 //! - [`config`]: the TOML file.
-//! - [`api`]: the signed job API (start, stop, list); [`auth`] its HMAC scheme.
+//! - [`api`]: the signed job API (start, stop, list, delete) and the recordings' download links;
+//!   [`auth`] its HMAC scheme.
 //! - [`job`]: what a job is: the start request, its checks, its states.
 //! - [`supervisor`]: the node: admission, one worker process per job, states.
 //! - [`watchdog`]: when a worker is overdue (start, stall, stop, finalize) and gets killed.

@@ -11,6 +11,9 @@
 //! name the first job's objects. Every object carries its job's creation time
 //! ([`JOB_MARK`]), and an upload never writes over an object of another job: the job then keeps
 //! its recording locally, and says so.
+//!
+//! A finished recording in the bucket is handed out as a presigned GET URL valid for a few
+//! minutes ([`Storage::presigned_get`]), and deleted on request ([`Storage::delete_stored`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,8 +23,10 @@ use backon::{ExponentialBuilder, Retryable as _};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::{Path as ObjectPath, PathPart};
+use object_store::signer::Signer;
 use object_store::{
-    Attribute, AttributeValue, Attributes, BackoffConfig, GetOptions, ObjectStore, RetryConfig,
+    Attribute, AttributeValue, Attributes, BackoffConfig, GetOptions, ObjectStore, ObjectStoreExt,
+    RetryConfig,
 };
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
@@ -119,6 +124,29 @@ pub enum StorageError {
         /// What the store said.
         message: String,
     },
+    /// A job's recorded location is not one of this node's objects (no `[s3]`, another
+    /// bucket, or not the job's own key): it is neither handed out nor deleted.
+    #[error("{location} is not a recording in this node's bucket")]
+    Foreign {
+        /// The location.
+        location: String,
+    },
+    /// The store could not be asked for the object, or could not sign a URL for it.
+    #[error("reaching {location}: {message}")]
+    Fetch {
+        /// The object.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Deleting the object(s) failed.
+    #[error("deleting {location}: {message}")]
+    Delete {
+        /// The object, or the prefix of a directory's objects.
+        location: String,
+        /// What the store said.
+        message: String,
+    },
 }
 
 /// A job's output in its final place.
@@ -160,6 +188,8 @@ pub enum Storage {
 /// An S3-compatible bucket and how to use it.
 pub struct S3Storage {
     store: Arc<dyn ObjectStore>,
+    /// Signs download URLs: the same client as `store` (none for the in-memory test bucket).
+    signer: Option<Arc<dyn Signer>>,
     bucket: String,
     prefix: ObjectPath,
     keep_local: bool,
@@ -228,6 +258,35 @@ impl Storage {
     pub fn is_remote(&self) -> bool {
         matches!(self, Storage::S3(_))
     }
+
+    /// A presigned GET URL, valid for `valid_for`, of job `job_id`'s composite recording at
+    /// `location` (`s3://bucket/<prefix>/<node_id>/<job_id>.mp4`); `None` when the bucket holds
+    /// no such object. The URL grants the object to whoever holds it: never logged.
+    pub async fn presigned_get(
+        &self,
+        job_id: &str,
+        location: &str,
+        valid_for: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        match self {
+            Storage::Local => Err(StorageError::Foreign {
+                location: location.to_owned(),
+            }),
+            Storage::S3(s3) => s3.presigned_get(job_id, location, valid_for).await,
+        }
+    }
+
+    /// Deletes job `job_id`'s recording at `location`: the object of a composite, or every
+    /// object under a tracks job's prefix (`.../<job_id>/`). Objects already gone are no
+    /// error, so a deletion may be repeated.
+    pub async fn delete_stored(&self, job_id: &str, location: &str) -> Result<(), StorageError> {
+        match self {
+            Storage::Local => Err(StorageError::Foreign {
+                location: location.to_owned(),
+            }),
+            Storage::S3(s3) => s3.delete_stored(job_id, location).await,
+        }
+    }
 }
 
 impl S3Storage {
@@ -256,14 +315,17 @@ impl S3Storage {
         if let Some(secret) = &config.secret_access_key {
             builder = builder.with_secret_access_key(secret);
         }
-        let store = builder
-            .build()
-            .map_err(|e| StorageError::Config(e.to_string()))?;
+        let store = Arc::new(
+            builder
+                .build()
+                .map_err(|e| StorageError::Config(e.to_string()))?,
+        );
         let prefix = ObjectPath::parse(config.prefix.trim_matches('/'))
             .map_err(|e| StorageError::Config(format!("prefix: {e}")))?
             .join(PathPart::from(node_id));
         Ok(S3Storage {
-            store: Arc::new(store),
+            store: store.clone(),
+            signer: Some(store),
             bucket: config.bucket.clone(),
             prefix,
             keep_local: config.keep_local,
@@ -277,6 +339,100 @@ impl S3Storage {
             key = key.join(PathPart::from(*part));
         }
         key
+    }
+
+    /// The key of job `job_id`'s recording at `location` (`s3://<bucket>/<key>`, a key prefix
+    /// ending in `/` for a tracks job), and whether it is such a prefix. Only a location in
+    /// this bucket whose last part is the job's own (`<job_id>.mp4`, or `<job_id>/`) is taken:
+    /// nothing else is handed out or deleted.
+    fn job_key(&self, job_id: &str, location: &str) -> Result<(ObjectPath, bool), StorageError> {
+        let foreign = || StorageError::Foreign {
+            location: location.to_owned(),
+        };
+        let (bucket, key) = location
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(foreign)?;
+        if bucket != self.bucket {
+            return Err(foreign());
+        }
+        let (key, is_prefix) = match key.strip_suffix('/') {
+            Some(dir) => (dir, true),
+            None => (key, false),
+        };
+        let key = ObjectPath::parse(key).map_err(|_| foreign())?;
+        let own_name = if is_prefix {
+            job_id.to_owned()
+        } else {
+            format!("{job_id}.mp4")
+        };
+        if key.filename() != Some(own_name.as_str()) {
+            return Err(foreign());
+        }
+        Ok((key, is_prefix))
+    }
+
+    async fn presigned_get(
+        &self,
+        job_id: &str,
+        location: &str,
+        valid_for: Duration,
+    ) -> Result<Option<String>, StorageError> {
+        let (key, is_prefix) = self.job_key(job_id, location)?;
+        if is_prefix {
+            return Err(StorageError::Foreign {
+                location: location.to_owned(),
+            });
+        }
+        let fetch_error = |message: String| StorageError::Fetch {
+            location: location.to_owned(),
+            message,
+        };
+        if self
+            .head(&key)
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| fetch_error("this store cannot sign URLs".into()))?;
+        let url = signer
+            .signed_url(reqwest::Method::GET, &key, valid_for)
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?;
+        Ok(Some(url.to_string()))
+    }
+
+    async fn delete_stored(&self, job_id: &str, location: &str) -> Result<(), StorageError> {
+        let (key, is_prefix) = self.job_key(job_id, location)?;
+        let delete_error = |e: object_store::Error| StorageError::Delete {
+            location: location.to_owned(),
+            message: e.to_string(),
+        };
+        let keys = if is_prefix {
+            self.store
+                .list_with_delimiter(Some(&key))
+                .await
+                .map_err(delete_error)?
+                .objects
+                .into_iter()
+                .map(|object| object.location)
+                .collect()
+        } else {
+            vec![key]
+        };
+        for key in &keys {
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(delete_error(e)),
+            }
+        }
+        tracing::info!(job = %job_id, %location, objects = keys.len(), "stored recording deleted");
+        Ok(())
     }
 
     async fn upload_with_retries(
@@ -475,6 +631,7 @@ impl S3Storage {
     pub(crate) fn in_memory(node_id: &str) -> S3Storage {
         S3Storage {
             store: Arc::new(object_store::memory::InMemory::new()),
+            signer: None,
             bucket: "test-bucket".into(),
             prefix: ObjectPath::from(node_id),
             keep_local: false,
@@ -626,6 +783,84 @@ mod tests {
         );
         assert_eq!(
             storage.earlier_recording("other").await.expect("look"),
+            None
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// A job's stored recording is deleted (a composite's object, every object under a tracks
+    /// job's prefix, nothing of another job), again without error; a location that is not the
+    /// job's own in this bucket is refused and deletes nothing.
+    #[tokio::test]
+    async fn a_stored_recording_is_deleted_and_nothing_else() {
+        let s3 = Arc::new(S3Storage::in_memory("rec-1"));
+        let storage = Storage::S3(s3.clone());
+        let dir = std::env::temp_dir().join(format!("storage-delete-{}", uuid::Uuid::new_v4()));
+        let tracks = dir.join("tracks");
+        std::fs::create_dir_all(&tracks).expect("dir");
+        for job in ["job", "other"] {
+            let file = dir.join(format!("{job}.mp4"));
+            std::fs::write(&file, job.as_bytes()).expect("write");
+            storage.store(job, 1, &file).await.expect("upload");
+        }
+        std::fs::write(tracks.join("a.mkv"), b"video").expect("write");
+        std::fs::write(tracks.join("b.mka"), b"audio").expect("write");
+        let uploaded = storage.store("tracks", 1, &tracks).await.expect("upload");
+        let exists = |key: &'static str| {
+            let s3 = s3.clone();
+            async move {
+                s3.head(&ObjectPath::from(key))
+                    .await
+                    .expect("head")
+                    .is_some()
+            }
+        };
+
+        for refused in [
+            "s3://test-bucket/rec-1/other.mp4",
+            "s3://another-bucket/rec-1/job.mp4",
+            "s3://test-bucket/rec-1/",
+            "s3://test-bucket/",
+            "/local/job.mp4",
+        ] {
+            let err = storage
+                .delete_stored("job", refused)
+                .await
+                .expect_err(refused);
+            assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+        }
+        assert!(exists("rec-1/job.mp4").await && exists("rec-1/other.mp4").await);
+
+        for _ in 0..2 {
+            storage
+                .delete_stored("job", "s3://test-bucket/rec-1/job.mp4")
+                .await
+                .expect("delete");
+            assert!(!exists("rec-1/job.mp4").await);
+            storage
+                .delete_stored("tracks", &uploaded.location)
+                .await
+                .expect("delete tracks");
+            assert!(!exists("rec-1/tracks/a.mkv").await && !exists("rec-1/tracks/b.mka").await);
+        }
+        assert!(
+            exists("rec-1/other.mp4").await,
+            "another job's recording went"
+        );
+        assert_eq!(
+            storage.earlier_recording("tracks").await.expect("look"),
+            None
+        );
+        // The in-memory bucket cannot sign, but a missing object is found missing first.
+        assert_eq!(
+            storage
+                .presigned_get(
+                    "job",
+                    "s3://test-bucket/rec-1/job.mp4",
+                    Duration::from_secs(60)
+                )
+                .await
+                .expect("look"),
             None
         );
         std::fs::remove_dir_all(&dir).expect("clean up");

@@ -266,6 +266,17 @@ impl Store {
         )
     }
 
+    /// Forgets where an ended job's output was and its size, once the output is deleted: the
+    /// job stays (listed, and a start of its id returns it) with `file` and `file_bytes` empty.
+    /// Whether the store holds such an ended job (`false`: unknown, or not ended).
+    pub fn clear_output(&mut self, job_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET file = NULL, file_bytes = NULL \
+             WHERE id = ?1 AND state IN ('COMPLETE', 'FAILED')",
+            [job_id],
+        )? > 0)
+    }
+
     /// One statement and the events that report it, in one transaction; the events only if the
     /// statement changed a row. Whether it did.
     fn execute_with_events(
@@ -701,6 +712,39 @@ mod tests {
         let (kept, _) = store.job("a").expect("read").expect("job");
         assert_eq!((kept.state, kept.reason), (JobState::Failed, failed.reason));
         assert_eq!(store.backlog().expect("backlog"), 2);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A deleted output is forgotten for an ended job only, and stays forgotten after a
+    /// reopening; the job itself stays.
+    #[test]
+    fn a_deleted_output_is_forgotten_for_ended_jobs_only() {
+        let dir = std::env::temp_dir().join(format!("rec-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("jobs.db");
+        {
+            let mut store = Store::open(&path).expect("open");
+            let done = JobView {
+                file_bytes: Some(42),
+                ..view("done", JobState::Complete)
+            };
+            store.insert(&done, "fp", None).expect("insert");
+            store
+                .insert(&view("running", JobState::Active), "fp", None)
+                .expect("insert");
+            assert!(store.clear_output("done").expect("clear"));
+            assert!(store.clear_output("done").expect("clear again"));
+            assert!(!store.clear_output("running").expect("clear"));
+            assert!(!store.clear_output("unknown").expect("clear"));
+        }
+        let store = Store::open(&path).expect("reopen");
+        let (done, _) = store.job("done").expect("read").expect("job");
+        assert_eq!(
+            (done.state, done.file, done.file_bytes),
+            (JobState::Complete, None, None)
+        );
+        let (running, _) = store.job("running").expect("read").expect("job");
+        assert_eq!(running.file.as_deref(), Some("/r/running.mp4"));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -32,7 +32,7 @@ use crate::admission::{
 use crate::config::{seconds, ServiceConfig};
 use crate::events::{now_ms, Event, EventKind};
 use crate::job::{redact_rtmp, InvalidJob, JobState, JobView, Mode, StartRequest};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::store::{Outcome, Store, StoreError, Unfinished};
 use crate::targets::check_rtmp_target;
 use crate::watchdog::{memory_note, process_data_bytes, process_io_bytes, Watchdog};
@@ -74,6 +74,83 @@ pub enum StopError {
     /// No such job.
     #[error("no job {0}")]
     NotFound(String),
+    /// The job database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a deletion was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// No such job.
+    #[error("no job {0}")]
+    NotFound(String),
+    /// The job has not ended, or its output is still being delivered.
+    #[error(
+        "job {job_id} has not ended ({state}); stop it, and delete its recording once it is \
+         COMPLETE or FAILED"
+    )]
+    NotEnded {
+        /// The job.
+        job_id: String,
+        /// Its state now.
+        state: &'static str,
+    },
+    /// The bucket refused the deletion, or the job's recorded location is not this node's.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A local file or directory could not be removed.
+    #[error("removing {path}: {source}")]
+    Remove {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The job database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a finished recording can be downloaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recording {
+    /// A file on this node.
+    Local(PathBuf),
+    /// A presigned GET URL of the object in the bucket, valid for [`PRESIGNED_FOR`]. It
+    /// grants the recording to whoever holds it: never logged.
+    Presigned(String),
+}
+
+/// How long a presigned download URL of a recording in the bucket is valid.
+pub const PRESIGNED_FOR: Duration = Duration::from_secs(300);
+
+/// Why a job's recording cannot be downloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// No such job.
+    #[error("no job {0}")]
+    NotFound(String),
+    /// The job is not COMPLETE.
+    #[error("job {job_id} is {state}: only a COMPLETE job's recording can be downloaded")]
+    NotComplete {
+        /// The job.
+        job_id: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A tracks job leaves a directory of files, not one file.
+    #[error("job {0} recorded separate tracks: there is no single file to download")]
+    Tracks(String),
+    /// The job has no recording: it wrote none (a broadcast), or it was deleted.
+    #[error("job {0} has no recording: it kept none, or it was deleted")]
+    NoFile(String),
+    /// The recording is not where the job says.
+    #[error("the recording of job {0} is missing")]
+    Missing(String),
+    /// The bucket could not be asked, or could not sign a URL.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The job database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -165,6 +242,8 @@ pub struct Node {
     store_refused: AtomicBool,
     /// Wakes the retries of unstored final states at once.
     retry_unstored: Notify,
+    /// Held through a deletion, so two of the same job do not interleave.
+    deleting: tokio::sync::Mutex<()>,
 }
 
 /// The first wait before a final state the store refused is written again.
@@ -178,6 +257,23 @@ pub(crate) struct Concluded {
     view: JobView,
     kinds: &'static [EventKind],
     release: Option<PathBuf>,
+}
+
+/// Removes a file, or a directory with what is in it; one that is not there is no error.
+fn remove_output(path: &Path) -> Result<(), DeleteError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DeleteError::Remove {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// How a worker ended, as its supervisor saw it.
@@ -213,6 +309,7 @@ impl Node {
             unstored: Mutex::new(HashMap::new()),
             store_refused: AtomicBool::new(false),
             retry_unstored: Notify::new(),
+            deleting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -660,6 +757,115 @@ impl Node {
             .get(job_id)
             .map(|r| r.view.clone())
             .ok_or_else(|| StopError::NotFound(job_id.to_owned()))
+    }
+
+    /// Where an ended job's COMPLETE composite recording can be downloaded: its file here, or a
+    /// presigned URL of its object in the bucket (asked of the bucket, which must hold it).
+    pub async fn recording(&self, job_id: &str) -> Result<Recording, RecordingError> {
+        let (view, _) = self
+            .store_lock()
+            .job(job_id)?
+            .ok_or_else(|| RecordingError::NotFound(job_id.to_owned()))?;
+        if view.state != JobState::Complete {
+            return Err(RecordingError::NotComplete {
+                job_id: view.job_id,
+                state: view.state.as_str(),
+            });
+        }
+        if view.mode == Mode::Tracks {
+            return Err(RecordingError::Tracks(view.job_id));
+        }
+        let Some(file) = view.file else {
+            return Err(RecordingError::NoFile(view.job_id));
+        };
+        if file.starts_with("s3://") {
+            return self
+                .storage
+                .presigned_get(job_id, &file, PRESIGNED_FOR)
+                .await?
+                .map(Recording::Presigned)
+                .ok_or_else(|| RecordingError::Missing(view.job_id));
+        }
+        // Only the job's own file: the recorded path names it.
+        let path = PathBuf::from(file);
+        let own_name = format!("{job_id}.mp4");
+        if path.file_name().and_then(|n| n.to_str()) != Some(own_name.as_str()) {
+            return Err(RecordingError::Missing(view.job_id));
+        }
+        Ok(Recording::Local(path))
+    }
+
+    /// Deletes an ended (COMPLETE or FAILED) job's recording: its object(s) in the bucket, and
+    /// whatever of it is in the recordings directory (`<id>.mp4`, `<id>.part.mp4`,
+    /// `<id>.damaged.mp4`, `<id>/`). The job stays, listed with no `file` and no `file_bytes`.
+    /// Deleting again changes nothing and succeeds.
+    pub async fn delete(&self, job_id: &str) -> Result<JobView, DeleteError> {
+        let _one_at_a_time = self.deleting.lock().await;
+        // A job still running here (its worker, or its conclusion: a repair, an upload, a
+        // final state the store has not taken) is not ended yet, whatever its view says.
+        let running_state = self
+            .running_lock()
+            .get(job_id)
+            .map(|r| r.view.state)
+            .or_else(|| self.unstored_lock().get(job_id).map(|v| v.state));
+        let stored = self.store_lock().job(job_id)?.map(|(view, _)| view);
+        let view = match (running_state, stored) {
+            (Some(state), _) => {
+                return Err(DeleteError::NotEnded {
+                    job_id: job_id.to_owned(),
+                    state: if state.is_final() {
+                        // Ended, but its output is still on its way (or its final state is).
+                        JobState::Ending.as_str()
+                    } else {
+                        state.as_str()
+                    },
+                });
+            }
+            (None, None) => return Err(DeleteError::NotFound(job_id.to_owned())),
+            (None, Some(view)) if !view.state.is_final() => {
+                return Err(DeleteError::NotEnded {
+                    job_id: job_id.to_owned(),
+                    state: view.state.as_str(),
+                })
+            }
+            (None, Some(view)) => view,
+        };
+        if let Some(location) = view.file.as_deref().filter(|f| f.starts_with("s3://")) {
+            self.storage.delete_stored(job_id, location).await?;
+        }
+        let composite = self.output_path(job_id, Mode::Composite);
+        let mut local = vec![
+            part_file(&composite),
+            crate::recovery::damaged_file(&composite),
+            self.output_path(job_id, Mode::Tracks),
+            composite,
+        ];
+        // The recorded path, if the recordings directory has moved since: one of the same
+        // names (the job's own), nothing else.
+        if let Some(recorded) = view
+            .file
+            .as_deref()
+            .filter(|f| !f.starts_with("s3://"))
+            .map(PathBuf::from)
+        {
+            let own = recorded.file_name().is_some()
+                && local
+                    .iter()
+                    .any(|path| path.file_name() == recorded.file_name());
+            if own && !local.contains(&recorded) {
+                local.push(recorded);
+            }
+        }
+        for path in &local {
+            remove_output(path)?;
+        }
+        self.store_lock().clear_output(job_id)?;
+        tracing::info!(job = %job_id, "recording deleted");
+        let (view, _) = self
+            .store_lock()
+            .job(job_id)?
+            .ok_or_else(|| DeleteError::NotFound(job_id.to_owned()))?;
+        Ok(view)
     }
 
     /// Running jobs first, then recently ended ones, with the admission figures.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{free_port, hs256, now_secs, sign, spawn_service, unique, System, Target};
+use super::{free_port, hs256, now_secs, sign, spawn_service, unique, Reply, System, Target};
 
 /// `edgemeet up` with its local LiveKit as a bare media server: the recorder suites join rooms
 /// with LiveKit tokens of their own, not through the edge, so the local media-sidecar (whose
@@ -724,4 +724,67 @@ pub fn frame_rgb(file: &Path, seconds: f64) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// A download token for `job_id`'s recording on a node signing with `secret`, good until
+/// `expires_at` (Unix seconds): `<job_id>.<expires_at>.<hex HMAC-SHA256 of
+/// "edgemeet-download\n<job_id>\n<expires_at">`, made here from that format rather than with
+/// the code under test.
+pub fn download_token(secret: &str, job_id: &str, expires_at: i64) -> String {
+    let signature = sign(
+        secret,
+        format!("edgemeet-download\n{job_id}\n{expires_at}").as_bytes(),
+    );
+    format!("{job_id}.{expires_at}.{signature}")
+}
+
+/// A GET or HEAD of `url` with `headers`, following no redirect: status, headers and (for a
+/// GET) the body.
+pub fn fetch(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut request = match method {
+        "GET" => agent.get(url),
+        "HEAD" => agent.head(url),
+        other => panic!("method {other} not supported here"),
+    };
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request
+        .call()
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut body = Vec::new();
+    if method != "HEAD" {
+        std::io::Read::read_to_end(&mut response.body_mut().as_reader(), &mut body)
+            .expect("read body");
+    }
+    Reply {
+        status: response.status().as_u16(),
+        body,
+        headers: response.headers().clone(),
+    }
+}
+
+/// The whole answer, head and anything after it, to a HEAD of `path` at `base`
+/// (`http://host:port`) over a connection of its own that the server closes.
+pub fn raw_head(base: &str, path: &str) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    answer
 }
