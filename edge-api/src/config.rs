@@ -227,7 +227,8 @@ impl EdgeConfig {
     /// region id → LiveKit API secret), and optionally `default_region`, `token_validity_secs`,
     /// `max_participants_cap`, `max_room_duration_minutes`, `geo_latitude_header`,
     /// `geo_longitude_header`, `sidecar_secrets`, `region_timeout_secs`, `max_events_per_batch`,
-    /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?}`),
+    /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?,
+    /// public_url?}`),
     /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`,
     /// `download_token_validity_secs`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {

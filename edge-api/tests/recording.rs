@@ -1349,7 +1349,7 @@ fn a_final_state_wins_over_the_nodes_clock() {
     assert_eq!(room_flags(&edge, "clockback"), (json!(0), json!(0)));
     assert_eq!(
         listed(&fetch(&edge, json!({"room_ids": ["clockback"]}))),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     // A live state, however new, does not bring it back.
     let answer = send_events(
@@ -1594,7 +1594,7 @@ fn a_recording_is_deleted_on_its_node_then_forgotten() {
     assert_eq!(body["status"], json!(false), "{body}");
     assert_eq!(
         listed(&fetch(&edge, json!({"room_ids": ["del"]}))),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     edge.http.script(EU, Answer::Ok);

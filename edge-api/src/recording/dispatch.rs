@@ -493,6 +493,7 @@ mod tests {
             api_key: "k".into(),
             api_secret: "s".repeat(16),
             region: region.map(Into::into),
+            public_url: format!("https://{id}"),
         }
     }
 
