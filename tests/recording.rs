@@ -200,6 +200,59 @@ fn fetch(target: &Target, room: &str) -> (Value, Vec<Value>) {
     (body, list)
 }
 
+/// plugNmeet's download: a token from `getDownloadToken`, then `GET /download/recording/<token>`,
+/// which the edge answers with a redirect to the recorder node; the node sends the file itself.
+fn download_through_the_edge(target: &Target, record_id: &str, file: &std::path::Path) {
+    let (status, body) = target.call(
+        "/auth/recording/getDownloadToken",
+        &json!({ "record_id": record_id }),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let token = body["token"].as_str().expect("token");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let url = format!("{}/download/recording/{token}", target.base);
+    let redirect = agent.get(&url).call().expect("GET the download");
+    assert_eq!(redirect.status(), 307);
+    let location = redirect
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("location")
+        .to_owned();
+    assert!(location.contains("/download/"), "{location}");
+    assert!(
+        !location.contains(token),
+        "the edge's token went to the node: {location}"
+    );
+    // The browser follows it.
+    let mut file_response = agent.get(&location).call().expect("GET the node's link");
+    assert_eq!(file_response.status(), 200);
+    let disposition = file_response
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(disposition.contains("attachment"), "{disposition}");
+    let bytes = file_response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .expect("read the recording");
+    assert_eq!(bytes, std::fs::read(file).expect("read the file"));
+    // A forged token gets nowhere.
+    let forged = agent
+        .get(&format!("{}/download/recording/{token}x", target.base))
+        .call()
+        .expect("GET");
+    assert_eq!(forged.status(), 401);
+}
+
 /// The request itself is checked before anything is dispatched: who asks, and what.
 fn bad_requests_are_refused(system: &System, room: &str, moderator: &str) {
     let target = &system.target;
@@ -421,6 +474,7 @@ fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
     );
     assert_eq!(unknown["status"], false, "{unknown}");
 
+    download_through_the_edge(target, &record_id, &file);
     let (_, body) = task(target, &moderator, "STOP_RECORDING");
     assert_eq!(
         (&body["status"], &body["msg"]),
@@ -470,6 +524,24 @@ fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
         "the ended meeting's recording is too short: {media}"
     );
     assert_eq!(stream(&media, "video")["codec_name"], "h264", "{media}");
+
+    // Deleting it removes the file from the recorder, then the recording from the catalog.
+    let (status, deleted) = target.call("/auth/recording/delete", &json!({ "record_id": second }));
+    assert_eq!(
+        (status, &deleted["status"]),
+        (200, &json!(true)),
+        "{deleted}"
+    );
+    assert!(!file.exists(), "{} is still there", file.display());
+    let (_, list) = fetch(target, &room);
+    assert!(
+        list.iter().all(|r| r["record_id"] != second.as_str()),
+        "still listed: {list:?}"
+    );
+    assert!(
+        list.iter().any(|r| r["record_id"] == record_id.as_str()),
+        "{list:?}"
+    );
 }
 
 #[test]
