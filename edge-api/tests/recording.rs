@@ -1623,4 +1623,16 @@ fn a_recording_is_deleted_on_its_node_then_forgotten() {
         &json!({"record_id": "../x"}),
     );
     assert_eq!(bad["status_code"], json!("INVALID_PARAMETERS"), "{bad}");
+
+    // A node that keeps nothing of a recording any more (404): only the entry is left to go.
+    let m = meeting(&edge, "del2", json!({}));
+    let gone_already = finished_recording(&edge, &m, "recordings/del2.mp4");
+    edge.http.script(EU, Answer::Unknown);
+    let (_, body) = api(
+        &edge,
+        "/auth/recording/delete",
+        &json!({"record_id": gone_already}),
+    );
+    assert_eq!(body["status"], json!(true), "{body}");
+    assert_none_found(&fetch(&edge, json!({"room_ids": ["del2"]})));
 }

@@ -12,7 +12,8 @@
 //! | `GET /health` | | `status` |
 //!
 //! `/jobs/delete` deletes an ended (COMPLETE or FAILED) job's recording, local or in the bucket;
-//! 409 for a job that has not ended, 502 when the bucket refuses.
+//! 409 for a job that has not ended, 502 when the bucket refuses. For a job the node has
+//! forgotten it deletes what is kept of it (`job` null), and answers 404 only when nothing is.
 //!
 //! `GET` (or `HEAD`) `/download/{token}` needs no `API-KEY`: the token
 //! ([`edgemeet_protocol::download`], minted by the control plane with this node's `api_secret`)
@@ -20,8 +21,9 @@
 //! composite's MP4: streamed from disk (`Content-Disposition: attachment`, one `Range: bytes=`
 //! range answered with 206), or a 307 to a presigned GET URL of its object in the bucket, valid
 //! for [`PRESIGNED_FOR`](crate::supervisor::PRESIGNED_FOR). Errors are plain text: 401 for a
-//! token that is malformed, forged or expired, 404 for an unknown job, one not COMPLETE, a
-//! tracks job (no single file), a deleted or missing recording; 416 for a range past the end.
+//! token that is malformed, forged or expired, 404 for an unknown job (a forgotten one is served
+//! from what is kept of it), one that has not ended with a recording, a tracks job (no single
+//! file), a deleted or missing recording; 416 for a range past the end.
 //! The token is never logged.
 //!
 //! Errors: 400 bad input, 401 authentication, 404 unknown job, 409 job id taken by a different
@@ -632,6 +634,56 @@ mod tests {
         assert!(!fake.recordings().join("tracks").exists());
         let (status, _) = call(node, &base, "/jobs/delete", json!({ "job_id": "nobody" })).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// A recording whose job the node has forgotten (after `keep_finished_jobs_days`) is still
+    /// downloaded and deleted: a control plane keeps its catalog for longer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forgotten_jobs_recording_is_still_served_and_deleted() {
+        let fake = FakeNode::new("forgotten", WRITES_AND_FINISHES, Storage::Local);
+        let node = &fake.node;
+        let secret = node.config().api_secret.clone();
+        std::fs::create_dir_all(fake.recordings()).expect("recordings dir");
+        let file = fake.recordings().join("old-job.mp4");
+        std::fs::write(&file, b"an old recording").expect("write");
+        std::fs::create_dir_all(fake.recordings().join("old-tracks")).expect("tracks dir");
+        std::fs::write(fake.recordings().join("old-tracks/a.mkv"), b"t").expect("write");
+        let (base, _stop) = serve(node).await;
+        let client = reqwest::Client::new();
+
+        let answer = client
+            .get(link(&base, &secret, "old-job", 60))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(answer.status().as_u16(), 200);
+        assert_eq!(
+            answer.bytes().await.expect("body").as_ref(),
+            b"an old recording"
+        );
+        let tracks = client
+            .get(link(&base, &secret, "old-tracks", 60))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(tracks.status().as_u16(), 404);
+
+        let (status, answer) =
+            call(node, &base, "/jobs/delete", json!({ "job_id": "old-job" })).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["job"], Value::Null, "{answer}");
+        assert!(!file.exists(), "the recording is still there");
+        let (status, _) = call(node, &base, "/jobs/delete", json!({ "job_id": "old-job" })).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing is left to delete");
+        let (status, _) = call(
+            node,
+            &base,
+            "/jobs/delete",
+            json!({ "job_id": "old-tracks" }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!fake.recordings().join("old-tracks").exists());
     }
 
     /// A job that has not ended is not deleted, and its recording is not downloadable.

@@ -131,8 +131,8 @@ pub enum RecordingError {
     /// No such job.
     #[error("no job {0}")]
     NotFound(String),
-    /// The job is not COMPLETE.
-    #[error("job {job_id} is {state}: only a COMPLETE job's recording can be downloaded")]
+    /// The job has not ended with a recording (COMPLETE, or FAILED with what it kept).
+    #[error("job {job_id} is {state}: only an ended job's recording can be downloaded")]
     NotComplete {
         /// The job.
         job_id: String,
@@ -762,11 +762,14 @@ impl Node {
     /// Where an ended job's COMPLETE composite recording can be downloaded: its file here, or a
     /// presigned URL of its object in the bucket (asked of the bucket, which must hold it).
     pub async fn recording(&self, job_id: &str) -> Result<Recording, RecordingError> {
-        let (view, _) = self
-            .store_lock()
-            .job(job_id)?
-            .ok_or_else(|| RecordingError::NotFound(job_id.to_owned()))?;
-        if view.state != JobState::Complete {
+        let stored = self.store_lock().job(job_id)?;
+        let Some((view, _)) = stored else {
+            return self.forgotten_recording(job_id).await;
+        };
+        // A failed job may have kept what it recorded before it failed (repaired).
+        let ended_with_file = view.state == JobState::Complete
+            || (view.state == JobState::Failed && view.file.is_some());
+        if !ended_with_file {
             return Err(RecordingError::NotComplete {
                 job_id: view.job_id,
                 state: view.state.as_str(),
@@ -795,11 +798,64 @@ impl Node {
         Ok(Recording::Local(path))
     }
 
+    /// The recording of a job this node no longer knows (forgotten after
+    /// `keep_finished_jobs_days`, or from before a reinstall) that is still kept: its composite
+    /// in the recordings directory, or its object in the bucket. A control plane lists
+    /// recordings for longer than the node keeps jobs.
+    async fn forgotten_recording(&self, job_id: &str) -> Result<Recording, RecordingError> {
+        let not_found = || RecordingError::NotFound(job_id.to_owned());
+        if self.is_running(job_id) {
+            return Err(not_found());
+        }
+        let local = self.output_path(job_id, Mode::Composite);
+        if local.is_file() {
+            return Ok(Recording::Local(local));
+        }
+        if self.output_path(job_id, Mode::Tracks).is_dir() {
+            return Err(RecordingError::Tracks(job_id.to_owned()));
+        }
+        let Some(location) = self.storage.earlier_recording(job_id).await? else {
+            return Err(not_found());
+        };
+        if location.ends_with('/') {
+            return Err(RecordingError::Tracks(job_id.to_owned()));
+        }
+        self.storage
+            .presigned_get(job_id, &location, PRESIGNED_FOR)
+            .await?
+            .map(Recording::Presigned)
+            .ok_or_else(not_found)
+    }
+
+    /// Deletes what is kept of a job this node no longer knows: its outputs in the recordings
+    /// directory and in the bucket. `NotFound` when nothing of it is kept.
+    async fn delete_forgotten(&self, job_id: &str) -> Result<(), DeleteError> {
+        let stored = self.storage.earlier_recording(job_id).await?;
+        let local = self.earlier_local_recording(job_id);
+        if stored.is_none() && local.is_none() {
+            return Err(DeleteError::NotFound(job_id.to_owned()));
+        }
+        if let Some(location) = stored {
+            self.storage.delete_stored(job_id, &location).await?;
+        }
+        let composite = self.output_path(job_id, Mode::Composite);
+        for path in [
+            part_file(&composite),
+            crate::recovery::damaged_file(&composite),
+            self.output_path(job_id, Mode::Tracks),
+            composite,
+        ] {
+            remove_output(&path)?;
+        }
+        tracing::info!(job = %job_id, "recording of a forgotten job deleted");
+        Ok(())
+    }
+
     /// Deletes an ended (COMPLETE or FAILED) job's recording: its object(s) in the bucket, and
     /// whatever of it is in the recordings directory (`<id>.mp4`, `<id>.part.mp4`,
     /// `<id>.damaged.mp4`, `<id>/`). The job stays, listed with no `file` and no `file_bytes`.
     /// Deleting again changes nothing and succeeds.
-    pub async fn delete(&self, job_id: &str) -> Result<JobView, DeleteError> {
+    pub async fn delete(&self, job_id: &str) -> Result<Option<JobView>, DeleteError> {
         let _one_at_a_time = self.deleting.lock().await;
         // A job still running here (its worker, or its conclusion: a repair, an upload, a
         // final state the store has not taken) is not ended yet, whatever its view says.
@@ -821,7 +877,8 @@ impl Node {
                     },
                 });
             }
-            (None, None) => return Err(DeleteError::NotFound(job_id.to_owned())),
+            // Forgotten: what is kept of it goes; there is no job to show.
+            (None, None) => return self.delete_forgotten(job_id).await.map(|()| None),
             (None, Some(view)) if !view.state.is_final() => {
                 return Err(DeleteError::NotEnded {
                     job_id: job_id.to_owned(),
@@ -865,7 +922,7 @@ impl Node {
             .store_lock()
             .job(job_id)?
             .ok_or_else(|| DeleteError::NotFound(job_id.to_owned()))?;
-        Ok(view)
+        Ok(Some(view))
     }
 
     /// Running jobs first, then recently ended ones, with the admission figures.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::nodes::NodeApi;
+use super::nodes::{NodeApi, NodeError};
 use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
@@ -248,6 +248,10 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     };
     match NodeApi::new(&edge.http, node).delete(&row.record_id).await {
         Ok(()) => {}
+        // The node keeps nothing of it any more (deleted already): only the entry is left.
+        Err(NodeError::UnknownJob) => {
+            tracing::info!(record_id = %row.record_id, recorder = %node.id, "recording already gone from its recorder");
+        }
         Err(e) => {
             tracing::warn!(record_id = %row.record_id, recorder = %node.id, error = %e, "recording delete not done");
             return unavailable(
