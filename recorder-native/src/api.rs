@@ -461,7 +461,7 @@ mod tests {
     use super::*;
     use crate::job::{JobState, Mode, StartRequest};
     use crate::storage::Storage;
-    use crate::testing::{FakeNode, RUNS_UNTIL_KILLED, WRITES_AND_FINISHES};
+    use crate::testing::{signed_post, FakeNode, RUNS_UNTIL_KILLED, WRITES_AND_FINISHES};
     use edgemeet_protocol::download::mint;
 
     /// The API over `node` on a loopback port: its address, and what stops it.
@@ -484,21 +484,8 @@ mod tests {
 
     /// A signed POST of `body` to `path`: status and JSON answer.
     async fn call(node: &Node, base: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let body = body.to_string();
-        let config = node.config();
-        let answer = reqwest::Client::new()
-            .post(format!("{base}{path}"))
-            .header(crate::auth::API_KEY_HEADER, &config.api_key)
-            .header(
-                crate::auth::SIGNATURE_HEADER,
-                crate::auth::sign(config.api_secret.as_bytes(), body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .expect("answer");
-        let status = StatusCode::from_u16(answer.status().as_u16()).expect("status");
-        (status, answer.json().await.expect("json"))
+        let (status, answer) = signed_post(node, &format!("{base}{path}"), &body).await;
+        (StatusCode::from_u16(status).expect("status"), answer)
     }
 
     /// A download link of `job_id`'s recording, valid for `seconds` from now (negative:

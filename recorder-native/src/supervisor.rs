@@ -1739,22 +1739,10 @@ mod tests {
             "room_id": "room",
             "livekit_url": "ws://127.0.0.1:7880",
             "token": "token",
-        })
-        .to_string();
-        let config = node.config();
-        let answer = reqwest::Client::new()
-            .post(format!("http://{address}/jobs/start"))
-            .header(crate::auth::API_KEY_HEADER, &config.api_key)
-            .header(
-                crate::auth::SIGNATURE_HEADER,
-                crate::auth::sign(config.api_secret.as_bytes(), body.as_bytes()),
-            )
-            .body(body)
-            .send()
-            .await
-            .expect("answer");
-        let status = answer.status();
-        let answer: serde_json::Value = answer.json().await.expect("json");
+        });
+        let (status, answer) =
+            crate::testing::signed_post(node, &format!("http://{address}/jobs/start"), &body).await;
+        let status = reqwest::StatusCode::from_u16(status).expect("status");
         let _ = stop.send(());
         let _ = server.await;
         (status, answer)

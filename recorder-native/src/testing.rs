@@ -167,3 +167,27 @@ impl Drop for FakeNode {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A POST of `body` to `url`, signed with `node`'s key and secret as a control plane signs
+/// its calls: the answer's status and JSON.
+pub async fn signed_post(
+    node: &Node,
+    url: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let body = body.to_string();
+    let config = node.config();
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header(crate::auth::API_KEY_HEADER, &config.api_key)
+        .header(
+            crate::auth::SIGNATURE_HEADER,
+            crate::auth::sign(config.api_secret.as_bytes(), body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("json"))
+}

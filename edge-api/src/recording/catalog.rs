@@ -9,14 +9,10 @@ use super::nodes::{NodeApi, NodeError};
 use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, check_room_id, internal, invalid};
+use crate::rooms::{bad_input, internal, invalid, Page};
 use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
 use crate::Edge;
 
-/// Page size when `limit` is 0.
-const DEFAULT_LIMIT: u32 = 20;
-/// Largest page.
-const MAX_LIMIT: u32 = 100;
 /// Most room ids one filter may name (with `room_sid`, 100 bound parameters: D1's cap).
 const MAX_ROOM_IDS: usize = 99;
 /// Bytes in plugNmeet's file-size unit (sizes are reported in MB).
@@ -89,34 +85,26 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    if req.room_ids.len() > MAX_ROOM_IDS {
-        return invalid(format!("room_ids: at most {MAX_ROOM_IDS} ids"));
-    }
-    req.room_ids.sort_unstable();
-    req.room_ids.dedup();
-    if let Some(msg) = req.room_ids.iter().find_map(|id| check_room_id(id).err()) {
-        return invalid(msg);
-    }
+    let page = match Page::read(
+        &mut req.room_ids,
+        MAX_ROOM_IDS,
+        req.from,
+        req.limit,
+        &req.order_by,
+    ) {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
     let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
     if room_sid.is_some_and(|sid| sid.len() > 64) {
         return invalid("room_sid: at most 64 characters");
     }
-    let descending = match req.order_by.to_ascii_uppercase().as_str() {
-        "" | "DESC" => true,
-        "ASC" => false,
-        _ => return invalid("order_by: ASC or DESC"),
-    };
-    let from = req.from.unwrap_or(0);
-    let limit = match req.limit.unwrap_or(0) {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
-    };
     let query = RecordingsQuery {
         room_ids: &req.room_ids,
         room_sid,
-        from,
-        limit,
-        descending,
+        from: page.from,
+        limit: page.limit,
+        descending: page.descending,
     };
     let (total, rows) = match db::recordings_page(&edge.store, &query).await {
         Ok(found) => found,
@@ -133,18 +121,27 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
         FetchRes {
             result: Some(FetchResult {
                 total_recordings: total,
-                from,
-                limit,
-                order_by: if descending { "DESC" } else { "ASC" }.into(),
+                from: page.from,
+                limit: page.limit,
+                order_by: page.order_by().into(),
                 recordings_list: rows.iter().map(RecordingInfo::from).collect(),
             }),
         },
     )
 }
 
-#[derive(Deserialize)]
-struct InfoReq {
-    record_id: String,
+/// Reads a `{record_id}` request (info, delete, getDownloadToken) and checks the id; `Err` is
+/// the answer to send.
+pub(crate) fn record_id_request(body: &[u8]) -> Result<String, EdgeResponse> {
+    #[derive(Deserialize)]
+    struct RecordIdReq {
+        record_id: String,
+    }
+    let req: RecordIdReq = parse_input(body).map_err(bad_input)?;
+    if !super::is_node_id(&req.record_id) {
+        return Err(invalid("record_id: 1 to 64 of [A-Za-z0-9_-]"));
+    }
+    Ok(req.record_id)
 }
 
 /// plugNmeet's `PastRoomInfo` inside `recording/info`, its times as `2006-01-02 15:04:05`.
@@ -171,14 +168,11 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let req: InfoReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
+    let record_id = match record_id_request(body) {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    if !super::is_node_id(&req.record_id) {
-        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
-    }
-    let row = match db::recording(&edge.store, &req.record_id).await {
+    let row = match db::recording(&edge.store, &record_id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             return EdgeResponse::reply(
@@ -212,11 +206,6 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
     )
 }
 
-#[derive(Deserialize)]
-struct DeleteReq {
-    record_id: String,
-}
-
 /// Handles `POST /auth/recording/delete`: the node that holds the recording deletes it, then it
 /// leaves the catalog. If the node cannot be asked, the entry stays (the file would otherwise
 /// be left behind with nothing pointing at it) and the call can be made again.
@@ -224,14 +213,11 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let req: DeleteReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
+    let record_id = match record_id_request(body) {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    if !super::is_node_id(&req.record_id) {
-        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
-    }
-    let row = match db::recording(&edge.store, &req.record_id).await {
+    let row = match db::recording(&edge.store, &record_id).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             return EdgeResponse::common(

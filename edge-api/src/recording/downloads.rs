@@ -10,14 +10,14 @@
 //! configured; plugNmeet has no default). Errors of the download route are plain text, as
 //! plugNmeet's: 401 invalid or expired token, 404 no such recording.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::db::recordings as db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, internal, invalid};
+use crate::rooms::internal;
 use crate::tokens::{mint_download_token, verify_download_token, TokenError};
-use crate::wire::{parse_input, Common, StatusCode};
+use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
 /// How long the node's link works: the browser follows the redirect at once.
@@ -25,11 +25,6 @@ pub const NODE_LINK_SECS: u64 = 300;
 
 /// The download route's path prefix.
 pub const DOWNLOAD_PREFIX: &str = "/download/recording/";
-
-#[derive(Deserialize)]
-struct TokenReq {
-    record_id: String,
-}
 
 #[derive(Serialize)]
 struct TokenRes {
@@ -41,14 +36,11 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let req: TokenReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
+    let record_id = match super::catalog::record_id_request(body) {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    if !super::is_node_id(&req.record_id) {
-        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
-    }
-    match db::recording(&edge.store, &req.record_id).await {
+    match db::recording(&edge.store, &record_id).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             return EdgeResponse::reply(
@@ -62,7 +54,7 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     match mint_download_token(
         &edge.config.api_key,
         &edge.config.api_secret,
-        &req.record_id,
+        &record_id,
         now,
         edge.config.recorders.download_token_validity_secs,
     ) {

@@ -55,6 +55,68 @@ pub fn room_id_request(body: &[u8]) -> Result<String, EdgeResponse> {
     Ok(req.room_id)
 }
 
+/// Page size of plugNmeet's listings when `limit` is 0.
+const DEFAULT_PAGE: u32 = 20;
+/// Largest page of a listing.
+const MAX_PAGE: u32 = 100;
+
+/// Which page of a listing plugNmeet's fetch calls (`fetchPastRooms`, `recording/fetch`) ask
+/// for, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub from: u32,
+    /// Rows at most (0 asked: 20; at most 100).
+    pub limit: u32,
+    /// Newest first (`DESC`, the default) or oldest first (`ASC`).
+    pub descending: bool,
+}
+
+impl Page {
+    /// Checks a listing's filter and page: `room_ids` (at most `max_ids`, each a valid room id;
+    /// the same id twice names one room, so they are deduplicated in place), `from`, `limit`
+    /// and `order_by`. `Err` is the answer to send.
+    pub fn read(
+        room_ids: &mut Vec<String>,
+        max_ids: usize,
+        from: Option<u32>,
+        limit: Option<u32>,
+        order_by: &str,
+    ) -> Result<Page, EdgeResponse> {
+        if room_ids.len() > max_ids {
+            return Err(invalid(format!("room_ids: at most {max_ids} ids")));
+        }
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        if let Some(msg) = room_ids.iter().find_map(|id| check_room_id(id).err()) {
+            return Err(invalid(msg));
+        }
+        let descending = match order_by.to_ascii_uppercase().as_str() {
+            "" | "DESC" => true,
+            "ASC" => false,
+            _ => return Err(invalid("order_by: ASC or DESC")),
+        };
+        let limit = match limit.unwrap_or(0) {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        Ok(Page {
+            from: from.unwrap_or(0),
+            limit,
+            descending,
+        })
+    }
+
+    /// `order_by` as the answer echoes it.
+    pub fn order_by(&self) -> &'static str {
+        if self.descending {
+            "DESC"
+        } else {
+            "ASC"
+        }
+    }
+}
+
 /// A 200 with `status:false` and `INVALID_PARAMETERS`.
 pub fn invalid(msg: impl Into<String>) -> EdgeResponse {
     EdgeResponse::common(200, Common::fail(StatusCode::InvalidParameters, msg))

@@ -4,17 +4,13 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{bad_input, check_room_id, internal, invalid};
+use super::{bad_input, internal, Page};
 use crate::db::{self, PastRoomsQuery, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
 use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
 use crate::Edge;
 
-/// Page size when `limit` is 0.
-const DEFAULT_LIMIT: u32 = 20;
-/// Largest page.
-const MAX_LIMIT: u32 = 100;
 /// Most room ids one filter may name.
 const MAX_ROOM_IDS: usize = 100;
 
@@ -66,30 +62,21 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    if req.room_ids.len() > MAX_ROOM_IDS {
-        return invalid(format!("room_ids: at most {MAX_ROOM_IDS} ids"));
-    }
-    // The same id twice names one room.
-    req.room_ids.sort_unstable();
-    req.room_ids.dedup();
-    if let Some(msg) = req.room_ids.iter().find_map(|id| check_room_id(id).err()) {
-        return invalid(msg);
-    }
-    let descending = match req.order_by.to_ascii_uppercase().as_str() {
-        "" | "DESC" => true,
-        "ASC" => false,
-        _ => return invalid("order_by: ASC or DESC"),
-    };
-    let from = req.from.unwrap_or(0);
-    let limit = match req.limit.unwrap_or(0) {
-        0 => DEFAULT_LIMIT,
-        n => n.min(MAX_LIMIT),
+    let page = match Page::read(
+        &mut req.room_ids,
+        MAX_ROOM_IDS,
+        req.from,
+        req.limit,
+        &req.order_by,
+    ) {
+        Ok(page) => page,
+        Err(response) => return response,
     };
     let query = PastRoomsQuery {
         room_ids: &req.room_ids,
-        from,
-        limit,
-        descending,
+        from: page.from,
+        limit: page.limit,
+        descending: page.descending,
     };
     let (total, rows) = match db::past_rooms(&edge.store, &query).await {
         Ok(found) => found,
@@ -103,9 +90,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     }
     let result = FetchPastRoomsResult {
         total_rooms: total,
-        from,
-        limit,
-        order_by: if descending { "DESC" } else { "ASC" }.into(),
+        from: page.from,
+        limit: page.limit,
+        order_by: page.order_by().into(),
         rooms_list: rows.iter().map(past_room_info).collect(),
     };
     EdgeResponse::reply(
