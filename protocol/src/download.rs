@@ -6,6 +6,10 @@
 
 use crate::signing::{sign, verify_signature};
 
+/// How far the checking node's clock may run ahead of the minting edge's: a link is taken
+/// until this long after its `expires_at`.
+pub const CLOCK_LEEWAY_SECS: u64 = 60;
+
 /// What the signature covers: a purpose, so a download signature cannot be a body signature.
 fn signed_text(job_id: &str, expires_at: u64) -> String {
     format!("edgemeet-download\n{job_id}\n{expires_at}")
@@ -32,7 +36,8 @@ pub enum DownloadTokenError {
 }
 
 /// The job whose recording `token` grants, if it is well formed, signed under `secret` and not
-/// expired at `now` (Unix seconds). The signature is compared in constant time.
+/// expired at `now` (Unix seconds; [`CLOCK_LEEWAY_SECS`] after `expires_at` are allowed for the
+/// clocks' difference). The signature is compared in constant time.
 pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<String, DownloadTokenError> {
     let mut parts = token.splitn(3, '.');
     let (Some(job_id), Some(expires_at), Some(signature)) =
@@ -58,7 +63,7 @@ pub fn verify(secret: &[u8], token: &str, now: u64) -> Result<String, DownloadTo
     ) {
         return Err(DownloadTokenError::Invalid);
     }
-    if now >= expires_at {
+    if now >= expires_at.saturating_add(CLOCK_LEEWAY_SECS) {
         return Err(DownloadTokenError::Expired);
     }
     Ok(job_id.to_owned())
@@ -74,8 +79,10 @@ mod tests {
     fn a_token_grants_its_job_until_it_expires() {
         let token = mint(SECRET, "sid-recording-1", 1_000);
         assert_eq!(verify(SECRET, &token, 999), Ok("sid-recording-1".into()));
+        // The checking clock may run a minute ahead of the minting one.
+        assert_eq!(verify(SECRET, &token, 1_059), Ok("sid-recording-1".into()));
         assert_eq!(
-            verify(SECRET, &token, 1_000),
+            verify(SECRET, &token, 1_060),
             Err(DownloadTokenError::Expired)
         );
         assert_eq!(

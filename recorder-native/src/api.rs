@@ -12,8 +12,9 @@
 //! | `GET /health` | | `status` |
 //!
 //! `/jobs/delete` deletes an ended (COMPLETE or FAILED) job's recording, local or in the bucket;
-//! 409 for a job that has not ended, 502 when the bucket refuses. For a job the node has
-//! forgotten it deletes what is kept of it (`job` null), and answers 404 only when nothing is.
+//! 409 for a job that has not ended, 502 when the bucket refuses, 400 for a `job_id` that is not
+//! one. For a job the node has forgotten it deletes what is kept of it (`job` null); when
+//! nothing is kept it answers 200 "nothing kept" (a deletion may be repeated).
 //!
 //! `GET` (or `HEAD`) `/download/{token}` needs no `API-KEY`: the token
 //! ([`edgemeet_protocol::download`], minted by the control plane with this node's `api_secret`)
@@ -48,10 +49,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{key_matches, verify, API_KEY_HEADER, SIGNATURE_HEADER};
+use crate::job::is_job_id;
 use crate::job::StartRequest;
 use crate::storage::StorageError;
 use crate::store::StoreError;
-use crate::supervisor::{DeleteError, Node, Recording, RecordingError, StartError, StopError};
+use crate::supervisor::{
+    DeleteError, Deleted, Node, Recording, RecordingError, StartError, StopError,
+};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -206,8 +210,19 @@ async fn delete(State(node): State<Arc<Node>>, headers: HeaderMap, body: Body) -
         Ok(request) => request,
         Err(response) => return *response,
     };
+    if !is_job_id(&request.job_id) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "job_id must be 1 to 64 letters, digits, '-' or '_'",
+        );
+    }
     match node.delete(&request.job_id).await {
-        Ok(job) => reply(StatusCode::OK, true, "deleted", json!({ "job": job })),
+        Ok(Deleted::Job(job)) => reply(StatusCode::OK, true, "deleted", json!({ "job": job })),
+        Ok(Deleted::Forgotten) => reply(StatusCode::OK, true, "deleted", json!({ "job": null })),
+        // Nothing to delete is a done deletion (the caller may have lost an earlier answer).
+        Ok(Deleted::NothingKept) => {
+            reply(StatusCode::OK, true, "nothing kept", json!({ "job": null }))
+        }
         Err(e @ DeleteError::NotFound(_)) => fail(StatusCode::NOT_FOUND, &e.to_string()),
         Err(e @ DeleteError::NotEnded { .. }) => fail(StatusCode::CONFLICT, &e.to_string()),
         Err(DeleteError::Store(e)) => store_failed(&e),
@@ -574,7 +589,7 @@ mod tests {
         assert_eq!(past.status().as_u16(), 416);
 
         for (refused, status, says) in [
-            (link(&base, &secret, "done", -1), 401, "expired"),
+            (link(&base, &secret, "done", -61), 401, "expired"),
             (
                 link(&base, "not-the-secret-at-all", "done", 60),
                 401,
@@ -619,8 +634,13 @@ mod tests {
             call(node, &base, "/jobs/delete", json!({ "job_id": "tracks" })).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert!(!fake.recordings().join("tracks").exists());
-        let (status, _) = call(node, &base, "/jobs/delete", json!({ "job_id": "nobody" })).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, answer) =
+            call(node, &base, "/jobs/delete", json!({ "job_id": "nobody" })).await;
+        assert_eq!(
+            (status, &answer["msg"]),
+            (StatusCode::OK, &json!("nothing kept")),
+            "{answer}"
+        );
     }
 
     /// A recording whose job the node has forgotten (after `keep_finished_jobs_days`) is still
@@ -660,8 +680,33 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["job"], Value::Null, "{answer}");
         assert!(!file.exists(), "the recording is still there");
-        let (status, _) = call(node, &base, "/jobs/delete", json!({ "job_id": "old-job" })).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "nothing is left to delete");
+        let (status, answer) =
+            call(node, &base, "/jobs/delete", json!({ "job_id": "old-job" })).await;
+        assert_eq!(
+            (status, &answer["msg"]),
+            (StatusCode::OK, &json!("nothing kept")),
+            "{answer}"
+        );
+        // Nothing but a job id names a path.
+        for bad in ["..", "", "/", "a/../b"] {
+            let (status, _) = call(node, &base, "/jobs/delete", json!({ "job_id": bad })).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+        }
+        assert!(fake.recordings().exists(), "the recordings directory went");
+        // A link to a file elsewhere is not handed out.
+        let outside = fake
+            .recordings()
+            .parent()
+            .expect("parent")
+            .join("secret.txt");
+        std::fs::write(&outside, b"not a recording").expect("write");
+        std::os::unix::fs::symlink(&outside, fake.recordings().join("linked.mp4")).expect("link");
+        let linked = client
+            .get(link(&base, &secret, "linked", 60))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(linked.status().as_u16(), 404);
         let (status, _) = call(
             node,
             &base,

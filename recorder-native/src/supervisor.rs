@@ -122,6 +122,23 @@ pub enum Recording {
     Presigned(String),
 }
 
+/// What a deletion did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// A job's recording was deleted (or was already); the job as it is now, without a file.
+    Job(JobView),
+    /// What was kept of a job the node had forgotten was deleted.
+    Forgotten,
+    /// The node neither knows the job nor keeps anything of it: nothing to delete.
+    NothingKept,
+}
+
+/// Whether `path` is a regular file itself (not a link to one elsewhere): only such a file is
+/// handed out as a recording.
+fn is_plain_file(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file())
+}
+
 /// How long a presigned download URL of a recording in the bucket is valid.
 pub const PRESIGNED_FOR: Duration = Duration::from_secs(300);
 
@@ -762,6 +779,10 @@ impl Node {
     /// Where an ended job's COMPLETE composite recording can be downloaded: its file here, or a
     /// presigned URL of its object in the bucket (asked of the bucket, which must hold it).
     pub async fn recording(&self, job_id: &str) -> Result<Recording, RecordingError> {
+        // Outputs are named by job id: nothing but a job id may name a path.
+        if !crate::job::is_job_id(job_id) {
+            return Err(RecordingError::NotFound(job_id.to_owned()));
+        }
         let stored = self.store_lock().job(job_id)?;
         let Some((view, _)) = stored else {
             return self.forgotten_recording(job_id).await;
@@ -792,7 +813,9 @@ impl Node {
         // Only the job's own file: the recorded path names it.
         let path = PathBuf::from(file);
         let own_name = format!("{job_id}.mp4");
-        if path.file_name().and_then(|n| n.to_str()) != Some(own_name.as_str()) {
+        if path.file_name().and_then(|n| n.to_str()) != Some(own_name.as_str())
+            || !is_plain_file(&path)
+        {
             return Err(RecordingError::Missing(view.job_id));
         }
         Ok(Recording::Local(path))
@@ -808,7 +831,7 @@ impl Node {
             return Err(not_found());
         }
         let local = self.output_path(job_id, Mode::Composite);
-        if local.is_file() {
+        if is_plain_file(&local) {
             return Ok(Recording::Local(local));
         }
         if self.output_path(job_id, Mode::Tracks).is_dir() {
@@ -828,12 +851,20 @@ impl Node {
     }
 
     /// Deletes what is kept of a job this node no longer knows: its outputs in the recordings
-    /// directory and in the bucket. `NotFound` when nothing of it is kept.
-    async fn delete_forgotten(&self, job_id: &str) -> Result<(), DeleteError> {
+    /// directory and in the bucket. Whether anything was kept.
+    async fn delete_forgotten(&self, job_id: &str) -> Result<bool, DeleteError> {
         let stored = self.storage.earlier_recording(job_id).await?;
         let local = self.earlier_local_recording(job_id);
         if stored.is_none() && local.is_none() {
-            return Err(DeleteError::NotFound(job_id.to_owned()));
+            return Ok(false);
+        }
+        // A start of this id may have come in while the bucket was asked: its outputs are
+        // not the forgotten job's.
+        if self.knows(job_id) {
+            return Err(DeleteError::NotEnded {
+                job_id: job_id.to_owned(),
+                state: JobState::Starting.as_str(),
+            });
         }
         if let Some(location) = stored {
             self.storage.delete_stored(job_id, &location).await?;
@@ -848,14 +879,18 @@ impl Node {
             remove_output(&path)?;
         }
         tracing::info!(job = %job_id, "recording of a forgotten job deleted");
-        Ok(())
+        Ok(true)
     }
 
     /// Deletes an ended (COMPLETE or FAILED) job's recording: its object(s) in the bucket, and
     /// whatever of it is in the recordings directory (`<id>.mp4`, `<id>.part.mp4`,
     /// `<id>.damaged.mp4`, `<id>/`). The job stays, listed with no `file` and no `file_bytes`.
     /// Deleting again changes nothing and succeeds.
-    pub async fn delete(&self, job_id: &str) -> Result<Option<JobView>, DeleteError> {
+    pub async fn delete(&self, job_id: &str) -> Result<Deleted, DeleteError> {
+        // Outputs are named by job id: nothing but a job id may name a path.
+        if !crate::job::is_job_id(job_id) {
+            return Err(DeleteError::NotFound(job_id.to_owned()));
+        }
         let _one_at_a_time = self.deleting.lock().await;
         // A job still running here (its worker, or its conclusion: a repair, an upload, a
         // final state the store has not taken) is not ended yet, whatever its view says.
@@ -878,7 +913,15 @@ impl Node {
                 });
             }
             // Forgotten: what is kept of it goes; there is no job to show.
-            (None, None) => return self.delete_forgotten(job_id).await.map(|()| None),
+            (None, None) => {
+                return self.delete_forgotten(job_id).await.map(|kept| {
+                    if kept {
+                        Deleted::Forgotten
+                    } else {
+                        Deleted::NothingKept
+                    }
+                })
+            }
             (None, Some(view)) if !view.state.is_final() => {
                 return Err(DeleteError::NotEnded {
                     job_id: job_id.to_owned(),
@@ -922,7 +965,7 @@ impl Node {
             .store_lock()
             .job(job_id)?
             .ok_or_else(|| DeleteError::NotFound(job_id.to_owned()))?;
-        Ok(Some(view))
+        Ok(Deleted::Job(view))
     }
 
     /// Running jobs first, then recently ended ones, with the admission figures.

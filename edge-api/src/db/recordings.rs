@@ -500,8 +500,16 @@ pub async fn recording(
     Ok(recordings(rows)?.into_iter().next())
 }
 
-/// Removes a recording from the catalog.
+/// Removes a recording from the catalog, with its job: a node that sends the job's final
+/// event again (its earlier answer lost) then finds no job, so the recording cannot come back.
 pub async fn delete_recording(store: &impl Store, record_id: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM recording_jobs WHERE job_id = ? \
+             AND state NOT IN ('STARTING', 'ACTIVE', 'ENDING')",
+            &[record_id.into()],
+        )
+        .await?;
     store
         .execute(
             "DELETE FROM recordings WHERE record_id = ?",

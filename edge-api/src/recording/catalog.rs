@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::nodes::{NodeApi, NodeError};
+use super::nodes::NodeApi;
 use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
@@ -233,11 +233,9 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
         return unavailable("the recorder holding this recording is not configured");
     };
     match NodeApi::new(&edge.http, node).delete(&row.record_id).await {
+        // Also when the node keeps nothing of it any more (deleted already). Any refusal, a
+        // 404 included (a node without the route, a proxy), keeps the entry.
         Ok(()) => {}
-        // The node keeps nothing of it any more (deleted already): only the entry is left.
-        Err(NodeError::UnknownJob) => {
-            tracing::info!(record_id = %row.record_id, recorder = %node.id, "recording already gone from its recorder");
-        }
         Err(e) => {
             tracing::warn!(record_id = %row.record_id, recorder = %node.id, error = %e, "recording delete not done");
             return unavailable(
