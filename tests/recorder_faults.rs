@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::recorder::{
     alive, assert_faststart, media_system, new_secret, number, probe, recorder_binary,
-    room_with_publisher, serial, signal, start_body, stream, ControlPlane, Nginx, Service,
-    RECORDER_KEY,
+    room_with_publisher, serial, signal, start_body, stream, video_packet_times, ControlPlane,
+    Nginx, Service, RECORDER_KEY,
 };
 use support::unique;
 
@@ -408,6 +408,13 @@ fn a_broadcast_reaches_nginx_and_its_failure_spares_the_file() {
     assert!(
         frames >= duration * 30.0 * 0.95,
         "{frames} frames in {duration:.2} s"
+    );
+    // The video went out as it was made, not held back by the muxer until the end: its
+    // frames run to the end of the stream, not all stamped at its start.
+    let last = video_packet_times(&flv).into_iter().fold(0.0, f64::max);
+    assert!(
+        last >= duration - 2.0,
+        "the video's last frame is at {last:.2} s of {duration:.2} s"
     );
 
     // File and broadcast from one encode; nginx dies; the file goes on to the end.

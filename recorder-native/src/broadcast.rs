@@ -102,7 +102,9 @@ impl Broadcast {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         if !abandoned.load(Ordering::Relaxed) {
                             // A failing broadcast must never push back into the recording.
-                            let _ = for_samples.push_sample(&sample);
+                            if let Some(sample) = in_running_time(&sample) {
+                                let _ = for_samples.push_sample(&sample);
+                            }
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })
@@ -169,6 +171,36 @@ impl Broadcast {
         }
         self.abandon();
     }
+}
+
+/// `sample` with its buffer's timestamps in the recording's running time, without a segment.
+/// The two taps' streams come out of different elements (the encoders after the compositor and
+/// the audio mixer), each in a segment of its own: pushed with their raw timestamps, flvmux
+/// compares numbers from two timelines, holds the stream that seems ahead until the other
+/// catches up (the video, for the whole broadcast) and the viewers get audio only. In running
+/// time both are on the pipeline's one clock. `None` for a buffer outside its segment.
+fn in_running_time(sample: &gst::Sample) -> Option<gst::Sample> {
+    let buffer = sample.buffer()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    let pts = buffer.pts().and_then(|pts| segment.to_running_time(pts));
+    // A decode time before the segment's start (B-frames at the very start) has no running
+    // time: the muxer then goes by the presentation time.
+    let dts = buffer.dts().and_then(|dts| segment.to_running_time(dts));
+    if pts.is_none() && buffer.pts().is_some() {
+        return None;
+    }
+    let mut buffer = buffer.copy();
+    {
+        let buffer = buffer.get_mut()?;
+        buffer.set_pts(pts);
+        buffer.set_dts(dts);
+    }
+    let mut builder = gst::Sample::builder().buffer(&buffer);
+    let caps = sample.caps_owned();
+    if let Some(caps) = &caps {
+        builder = builder.caps(caps);
+    }
+    Some(builder.build())
 }
 
 fn video_caps() -> gst::Caps {

@@ -370,13 +370,26 @@ impl Service {
         control_plane_url: &str,
         recordings: &Path,
     ) -> Service {
+        Service::start_at_with(name, secret, port, control_plane_url, recordings, "")
+    }
+
+    /// [`Service::start_at`] with `extra_toml` appended to its config (tables such as
+    /// `[broadcast]`).
+    pub fn start_at_with(
+        name: &str,
+        secret: &str,
+        port: u16,
+        control_plane_url: &str,
+        recordings: &Path,
+        extra_toml: &str,
+    ) -> Service {
         let dir = std::env::temp_dir().join(unique(&format!("recorder-{name}")));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let data_dir = dir.join("data");
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\nnode_id = \"{name}\"\napi_key = \"{RECORDER_KEY}\"\n\
              api_secret = \"{secret}\"\ndata_dir = \"{}\"\nrecordings_dir = \"{}\"\n\
-             [control_plane]\nurl = \"{control_plane_url}\"\nheartbeat_seconds = 1\n",
+             [control_plane]\nurl = \"{control_plane_url}\"\nheartbeat_seconds = 1\n{extra_toml}",
             data_dir.display(),
             recordings.display(),
         );
@@ -787,4 +800,26 @@ pub fn raw_head(base: &str, path: &str) -> Vec<u8> {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).expect("read the answer");
     answer
+}
+
+/// The timestamps (seconds) of the video packets in `file`, in file order.
+pub fn video_packet_times(file: &std::path::Path) -> Vec<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
 }
