@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::recorder::{new_secret, number, Service, RECORDER_KEY};
+use support::recorder::{
+    new_secret, number, probe, stream, video_packet_times, Nginx, Service, RECORDER_KEY,
+};
 use support::{free_port, hs256, now_secs, unique, System};
 
 /// The tests here take turns: each runs its own system and several browsers, and two at once
@@ -496,4 +498,171 @@ fn a_moderator_records_from_the_page() {
     assert_eq!(list[0]["record_id"], record_id.as_str(), "{listing}");
     assert_eq!(list[0]["room_id"], room.as_str(), "{listing}");
     assert!(number(&list[0]["file_size"]) > 0.0, "{listing}");
+}
+
+#[test]
+fn a_moderator_goes_live_from_the_page() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let nginx = Nginx::start();
+    let recorder_port = free_port();
+    let recorder_secret = new_secret();
+    let recordings = support::artefacts_dir("web-live-files");
+    let system = System::start_with(
+        "web-live",
+        "",
+        &format!(
+            "[[recorders]]\nid = \"rec-live\"\nurl = \"http://127.0.0.1:{recorder_port}\"\n\
+             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{recorder_secret}\"\nregion = \"local\"\n"
+        ),
+    );
+    let target = &system.target;
+    // nginx listens on loopback, which broadcasts may reach only when the operator allows it.
+    let mut recorder = Service::start_at_with(
+        "rec-live",
+        &recorder_secret,
+        recorder_port,
+        &format!("{}/internal/recorder/events", target.base),
+        &recordings,
+        "[broadcast]\nallowed_networks = [\"127.0.0.0/8\"]\n",
+    );
+    let room = unique("live-page");
+    target.create_room(&room, json!({"metadata": {"room_title": "Streamed talk"}}));
+    let moderator = target.join_token(&room, "host-1", true, false);
+    let stream_key = unique("key");
+    let flv = nginx.record_dir.join(format!("{stream_key}.flv"));
+    let shots = support::artefacts_dir("web-live");
+    let seen = drive(
+        "broadcast_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "moderator": moderator, "moderatorIdentity": "host-1",
+            "rtmpUrl": nginx.base_url, "streamKey": stream_key, "flv": flv,
+            "liveSeconds": 5,
+            "shots": shots,
+        }),
+    );
+    if seen["ok"] != true {
+        recorder.wait_log(0, "", Duration::from_secs(1));
+    }
+    assert_eq!(
+        seen["ok"],
+        true,
+        "the browser did not get through: {seen:#}\nrecorder log:\n{}\nedge log:\n{}\nnginx log:\n{}",
+        recorder.log.join("\n"),
+        system.stderr(),
+        nginx.log()
+    );
+    // A moderator of a room that is not encrypted is offered Go live; it opens the panel.
+    assert_eq!(seen["buttonBefore"]["text"], "Go live", "{seen}");
+    assert_eq!(
+        seen["buttonBefore"]["label"], "Start a live broadcast",
+        "{seen}"
+    );
+    assert_eq!(seen["buttonBefore"]["expanded"], "false", "{seen}");
+    assert_eq!(seen["buttonBefore"]["pressed"], "false", "{seen}");
+    assert_eq!(seen["panelShownBefore"], false, "{seen}");
+    assert_eq!(seen["panelShownAfterClick"], true, "{seen}");
+    assert_eq!(seen["buttonPanelOpen"]["expanded"], "true", "{seen}");
+    assert_eq!(seen["focusedAfterOpen"], "live-url", "{seen}");
+    assert_eq!(seen["keyInputType"], "password", "{seen}");
+    // A web address is refused in the panel, and nothing goes to the edge.
+    assert_eq!(
+        seen["badUrlError"],
+        json!({"shown": true, "role": "alert",
+               "text": "The stream URL starts with rtmp:// or rtmps://."}),
+        "{seen}"
+    );
+    assert_eq!(seen["requestsAfterBadUrl"], 0, "{seen}");
+    assert_eq!(seen["buttonAfterBadUrl"]["pressed"], "false", "{seen}");
+    // The start names nginx with the key appended, was taken, and said so.
+    let rtmp_url = format!("{}/{stream_key}", nginx.base_url);
+    assert_eq!(
+        seen["startRequest"],
+        json!({"task": "START_RTMP", "rtmp_url": rtmp_url}),
+        "{seen}"
+    );
+    assert_eq!(seen["startStatus"], 200, "{seen}");
+    assert_eq!(seen["startAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["toastAfterStart"], "The broadcast will start in a moment.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["buttonLive"],
+        json!({"text": "Stop live", "pressed": "true", "label": "Stop the live broadcast",
+               "expanded": "false"}),
+        "{seen}"
+    );
+    assert_eq!(seen["panelShownWhileLive"], false, "{seen}");
+    assert_eq!(
+        seen["keyLeftInPage"], "",
+        "the stream key stayed in the form: {seen}"
+    );
+    // Going live is not recording: the Record button is unchanged.
+    assert_eq!(seen["recordButtonWhileLive"], "Record", "{seen}");
+    // nginx played the stream live: H.264 video and AAC audio.
+    let live = &seen["liveProbe"];
+    assert!(live["error"].is_null(), "ffprobe could not play it: {seen}");
+    assert_eq!(stream(live, "audio")["codec_name"], "aac", "{seen}");
+    assert!(
+        live["streams"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["codec_name"] == "h264")),
+        "no video while live (nginx recorded {} video packets, the last at {:.2} s): {seen}",
+        video_packet_times(&flv).len(),
+        video_packet_times(&flv).into_iter().fold(0.0, f64::max)
+    );
+    // Stopped: the button says Go live again.
+    assert_eq!(seen["stopRequest"], json!({"task": "STOP_RTMP"}), "{seen}");
+    assert_eq!(seen["stopStatus"], 200, "{seen}");
+    assert_eq!(seen["stopAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["buttonAfter"],
+        json!({"text": "Go live", "pressed": "false", "label": "Start a live broadcast",
+               "expanded": "false"}),
+        "{seen}"
+    );
+    assert_eq!(seen["panelShownAfterStop"], false, "{seen}");
+    // Until the edge has heard the recorder, a start is refused with a 503 the browser logs.
+    let attempts = seen["startAttempts"].as_u64().unwrap_or(0);
+    let refusals = (1..attempts)
+        .map(|_| "moderator: Failed to load resource: the server responded with a status of 503 (Service Unavailable)")
+        .collect::<Vec<_>>();
+    assert_console_clean(&seen, &refusals);
+    assert_screenshots(
+        &shots,
+        &[
+            "l1-bad-url-desktop",
+            "l2-live-desktop",
+            "l3-stopped-desktop",
+        ],
+    );
+
+    // What nginx recorded of the stream is whole and playable: seconds of the room's video.
+    let info = probe(&flv);
+    let duration = number(&info["format"]["duration"]);
+    assert!(duration >= 4.0, "{duration:.2} s reached nginx: {info}");
+    assert_eq!(stream(&info, "video")["codec_name"], "h264", "{info}");
+    assert_eq!(stream(&info, "audio")["codec_name"], "aac", "{info}");
+    assert!(
+        number(&stream(&info, "video")["nb_read_frames"]) >= duration * 20.0,
+        "{info}"
+    );
+    // Its video plays along: frames spread over the stream, not all at its start.
+    let times = video_packet_times(&flv);
+    let last = times.iter().copied().fold(0.0, f64::max);
+    assert!(
+        last >= duration - 2.0,
+        "the video's last frame is at {last:.2} s of {duration:.2} s"
+    );
+    // The key is not written into the edge's or the recorder's logs.
+    recorder.wait_log(0, "", Duration::from_secs(1));
+    assert!(
+        !recorder.log.join("\n").contains(&stream_key),
+        "the recorder logged the stream key"
+    );
+    assert!(
+        !system.stderr().contains(&stream_key),
+        "the edge logged the stream key"
+    );
 }

@@ -57,6 +57,7 @@ export const ICONS = {
     '<path d="M20 4H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h6v2H8v2h8v-2h-2v-2h6a2 2 0 0 0 2-2V6a2 2 0 0 0-2-2zm0 12H4V6h16v10z"/>',
   leave:
     '<path d="M10 17v-3H3v-4h7V7l5 5-5 5zm2-14h7a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2h-7v-2h7V5h-7V3z"/>',
+  live: '<path d="M12 10a2 2 0 1 0 0 4 2 2 0 0 0 0-4zM7.8 7.8l-1.4-1.4a7.9 7.9 0 0 0 0 11.2l1.4-1.4a6 6 0 0 1 0-8.4zm8.4 0a6 6 0 0 1 0 8.4l1.4 1.4a7.9 7.9 0 0 0 0-11.2l-1.4 1.4z"/>',
   rec: '<circle cx="12" cy="12" r="6"/><path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 18a8 8 0 1 1 0-16 8 8 0 0 1 0 16z"/>',
   end: '<path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm5 13.6L15.6 17 12 13.4 8.4 17 7 15.6 10.6 12 7 8.4 8.4 7 12 10.6 15.6 7 17 8.4 13.4 12l3.6 3.6z"/>',
 };
@@ -106,4 +107,20 @@ export function initials(name: string): string {
   const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words;
   const result = letters.map((w) => Array.from(w)[0] ?? '').join('').toUpperCase();
   return result || '?';
+}
+
+/** A meeting control: an icon over a short text, with `label` for assistive technology. */
+export function controlButton(id: string, label: string, text: string, iconPaths: string, extra = ''): HTMLButtonElement {
+  return h(
+    'button',
+    { id, type: 'button', class: `ctl ${extra}`.trim(), 'aria-label': label },
+    h('span', { class: 'ctl-icon' }, icon(iconPaths)),
+    h('span', { class: 'ctl-text' }, text),
+  );
+}
+
+/** Shows a toggle control as on or off (and, if given, with another icon). */
+export function setPressed(button: HTMLButtonElement, pressed: boolean, iconPaths?: string): void {
+  button.setAttribute('aria-pressed', String(pressed));
+  if (iconPaths) button.querySelector('.ctl-icon')?.replaceChildren(icon(iconPaths));
 }

@@ -15,7 +15,8 @@ import {
   type RemoteTrackPublication,
 } from 'livekit-client';
 
-import { ICONS, announce, h, icon, showScreen } from './dom';
+import { Broadcast } from './broadcast';
+import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
@@ -94,19 +95,6 @@ class MediaToggle {
   }
 }
 
-function controlButton(id: string, label: string, text: string, iconPaths: string, extra = ''): HTMLButtonElement {
-  return h(
-    'button',
-    { id, type: 'button', class: `ctl ${extra}`.trim(), 'aria-label': label },
-    h('span', { class: 'ctl-icon' }, icon(iconPaths)),
-    h('span', { class: 'ctl-text' }, text),
-  );
-}
-
-function setPressed(button: HTMLButtonElement, pressed: boolean, iconPaths?: string): void {
-  button.setAttribute('aria-pressed', String(pressed));
-  if (iconPaths) button.querySelector('.ctl-icon')?.replaceChildren(icon(iconPaths));
-}
 
 const canShareScreen = (): boolean => typeof navigator.mediaDevices?.getDisplayMedia === 'function';
 
@@ -225,6 +213,7 @@ class RoomView {
   private screenButton?: HTMLButtonElement;
   private endButton?: HTMLButtonElement;
   private recordButton?: HTMLButtonElement;
+  private broadcast?: Broadcast;
   /** Whether this moderator's page takes the room's recording to be running. */
   private recordingOn = false;
   /** Shown to everyone while a recorder is in the room (LiveKit says so). */
@@ -325,6 +314,7 @@ class RoomView {
       parts.push(this.waitingList.el);
       this.waitingList.start();
     }
+    if (this.broadcast) parts.push(this.broadcast.panel);
     if (this.confirm) parts.push(this.confirm);
     parts.push(this.controls, this.toast);
     showScreen('room', parts);
@@ -376,6 +366,8 @@ class RoomView {
       this.recordButton = controlButton('toggle-recording', 'Start recording', 'Record', ICONS.rec, 'ctl-rec');
       this.recordButton.addEventListener('click', () => this.flipRecording());
       buttons.push(this.recordButton);
+      this.broadcast = new Broadcast(this.joinToken, (text) => this.say(text));
+      buttons.push(this.broadcast.button);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
     leave.addEventListener('click', () => {
@@ -528,8 +520,11 @@ class RoomView {
         this.setBanner('Some encrypted media cannot be decrypted here. Reload the page if it persists.');
       })
       .on(RoomEvent.RecordingStatusChanged, (on: boolean) => {
-        // A recording that ended by itself (its recorder stopped) is offered again.
-        if (!on) this.recordingOn = false;
+        // A recording or broadcast that ended by itself (its recorder stopped) is offered again.
+        if (!on) {
+          this.recordingOn = false;
+          this.broadcast?.ended();
+        }
         this.renderRecording();
       })
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
@@ -598,6 +593,7 @@ class RoomView {
     if (this.destroyed) return;
     this.destroyed = true;
     this.waitingList?.stop();
+    this.broadcast?.destroy();
     window.clearTimeout(this.toastTimer);
     this.grid.destroy();
     for (const el of Array.from(this.audioSink.children)) {

@@ -163,12 +163,13 @@ export function endRoom(joinToken: string): Promise<ActionResult> {
   return act('/api/endRoom', joinToken);
 }
 
-/** What a moderator asks of the room's recording. */
-export type RecordingTask = 'START_RECORDING' | 'STOP_RECORDING';
+/** What a moderator asks of the room's recording or RTMP broadcast. */
+export type RecordingTask = 'START_RECORDING' | 'STOP_RECORDING' | 'START_RTMP' | 'STOP_RTMP';
 
-/** A moderator starts or stops the room's recording (the edge sends it to a recorder node). */
-export function recording(joinToken: string, task: RecordingTask): Promise<ActionResult> {
-  return act('/api/recording', joinToken, { task });
+/** A moderator starts or stops the room's recording or broadcast (to `rtmpUrl`); the edge
+ * sends it to a recorder node. */
+export function recording(joinToken: string, task: RecordingTask, rtmpUrl?: string): Promise<ActionResult> {
+  return act('/api/recording', joinToken, rtmpUrl ? { task, rtmp_url: rtmpUrl } : { task });
 }
 
 /** Who waits to be let in now, longest first; `unknown` when the edge could not say (try

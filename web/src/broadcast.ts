@@ -1,0 +1,153 @@
+// A moderator's live broadcast: "Go live" opens a small form for the streaming service's RTMP
+// URL and stream key (YouTube, Twitch, an own server); the edge sends the room to a recorder
+// node, which streams the same composite it would record. The key is typed here and sent only
+// to the edge, never stored by the page.
+
+import { ICONS, controlButton, h, setPressed } from './dom';
+import { recording } from './session';
+
+export class Broadcast {
+  readonly button: HTMLButtonElement;
+  readonly panel: HTMLElement;
+  private readonly url: HTMLInputElement;
+  private readonly key: HTMLInputElement;
+  private readonly start: HTMLButtonElement;
+  private readonly error: HTMLElement;
+  /** Whether this page takes the room to be broadcasting. */
+  private live = false;
+  private destroyed = false;
+
+  constructor(
+    private readonly joinToken: () => string,
+    private readonly say: (text: string) => void,
+  ) {
+    this.button = controlButton('toggle-live', 'Start a live broadcast', 'Go live', ICONS.live, 'ctl-live');
+    this.button.setAttribute('aria-expanded', 'false');
+    this.button.setAttribute('aria-controls', 'live-panel');
+    this.url = h('input', {
+      id: 'live-url',
+      type: 'url',
+      required: true,
+      autocomplete: 'off',
+      spellcheck: 'false',
+      placeholder: 'rtmp://live.example.com/app',
+    });
+    this.key = h('input', { id: 'live-key', type: 'password', autocomplete: 'off', placeholder: 'optional' });
+    this.start = h('button', { id: 'live-start', type: 'submit', class: 'primary' }, 'Start');
+    const cancel = h('button', { id: 'live-cancel', type: 'button' }, 'Cancel');
+    this.error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+    const form = h(
+      'form',
+      { class: 'live-form' },
+      h('label', { for: 'live-url' }, 'Stream URL'),
+      this.url,
+      h('label', { for: 'live-key' }, 'Stream key'),
+      this.key,
+      this.error,
+      h('div', { class: 'actions' }, cancel, this.start),
+    );
+    this.panel = h(
+      'div',
+      { id: 'live-panel', class: 'confirm', role: 'group', 'aria-labelledby': 'live-title', hidden: true },
+      h('p', { id: 'live-title', class: 'confirm-title' }, 'Broadcast this meeting'),
+      form,
+    );
+    this.button.addEventListener('click', () => (this.live ? this.stop() : this.open()));
+    cancel.addEventListener('click', () => this.close());
+    this.panel.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') this.close();
+    });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.begin();
+    });
+    this.render();
+  }
+
+  /** The broadcast ended by itself (its recorder left the room). */
+  ended(): void {
+    this.live = false;
+    this.render();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+  }
+
+  private open(): void {
+    this.panel.hidden = false;
+    this.error.hidden = true;
+    this.button.setAttribute('aria-expanded', 'true');
+    this.url.focus();
+  }
+
+  private close(): void {
+    this.panel.hidden = true;
+    this.key.value = '';
+    this.button.setAttribute('aria-expanded', 'false');
+    this.button.focus();
+  }
+
+  private fail(text: string): void {
+    this.error.textContent = text;
+    this.error.hidden = false;
+  }
+
+  private begin(): void {
+    const base = this.url.value.trim();
+    if (!/^rtmps?:\/\/[^\s/]+/i.test(base)) {
+      this.fail('The stream URL starts with rtmp:// or rtmps://.');
+      return;
+    }
+    const key = this.key.value.trim();
+    const target = key ? `${base.replace(/\/+$/, '')}/${key}` : base;
+    this.start.disabled = true;
+    this.error.hidden = true;
+    void recording(this.joinToken(), 'START_RTMP', target).then((result) => {
+      if (this.destroyed) return;
+      this.start.disabled = false;
+      if (result.ok || result.msg === 'notifications.rtmp-already-running') {
+        this.live = true;
+        this.close();
+        this.say(result.ok ? 'The broadcast will start in a moment.' : 'The meeting is already live.');
+      } else {
+        this.fail(broadcastFailure(result.msg));
+      }
+      this.render();
+    });
+  }
+
+  private stop(): void {
+    this.button.disabled = true;
+    void recording(this.joinToken(), 'STOP_RTMP').then((result) => {
+      if (this.destroyed) return;
+      this.button.disabled = false;
+      if (result.ok || result.msg === 'notifications.rtmp-not-running') this.live = false;
+      else this.say(`The broadcast could not be stopped: ${broadcastFailure(result.msg)}`);
+      this.render();
+    });
+  }
+
+  private render(): void {
+    setPressed(this.button, this.live);
+    this.button.setAttribute('aria-label', this.live ? 'Stop the live broadcast' : 'Start a live broadcast');
+    const text = this.button.querySelector('.ctl-text');
+    if (text) text.textContent = this.live ? 'Stop live' : 'Go live';
+  }
+}
+
+function broadcastFailure(msg: string): string {
+  switch (msg) {
+    case 'notifications.no-recorder-available':
+      return 'No recorder is free right now. Try again in a minute.';
+    case 'notifications.rtmp-not-allowed':
+      return 'This room cannot be broadcast.';
+    case 'notifications.recorder-unreachable':
+      return 'The recorder cannot be reached. Try again.';
+    case 'network-error':
+      return 'The server cannot be reached.';
+    default:
+      // The recorder's own reason, e.g. an address it may not stream to.
+      return msg;
+  }
+}
