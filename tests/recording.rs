@@ -16,54 +16,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::recorder::{new_secret, number, probe, serial, signal, stream, Service, RECORDER_KEY};
-use support::{free_port, unique, Participant, System, Target};
-
-/// The recorder's `node_id` and the edge's `[[recorders]]` id.
-const RECORDER_ID: &str = "rec-1";
-
-/// A recorder that is configured on the edge; started (or not) by the case.
-struct Recorder {
-    port: u16,
-    secret: String,
-    recordings: PathBuf,
-}
-
-impl Recorder {
-    /// Chooses the recorder's port and secret before the edge starts (the edge's config names
-    /// the recorder; the recorder's names the edge): its `[[recorders]]` entry.
-    fn plan(name: &str) -> Recorder {
-        Recorder {
-            port: free_port(),
-            secret: new_secret(),
-            recordings: support::artefacts_dir(name),
-        }
-    }
-
-    fn edge_toml(&self) -> String {
-        format!(
-            "[[recorders]]\nid = \"{RECORDER_ID}\"\nurl = \"http://127.0.0.1:{port}\"\n\
-             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{secret}\"\nregion = \"local\"\n",
-            port = self.port,
-            secret = self.secret,
-        )
-    }
-
-    /// Starts `recorder-native serve` on the planned port, reporting to `system`'s edge.
-    fn start(&self, system: &System) -> Service {
-        Service::start_at(
-            RECORDER_ID,
-            &self.secret,
-            self.port,
-            &format!("{}/internal/recorder/events", system.target.base),
-            &self.recordings,
-        )
-    }
-}
+use support::recorder::{number, probe, serial, signal, stream, PlannedRecorder, Service};
+use support::{unique, Participant, System, Target};
 
 /// The edge with a local LiveKit and one recorder configured (not started).
-fn system_with_recorder(name: &str, edge_toml: &str) -> (System, Recorder) {
-    let recorder = Recorder::plan(name);
+fn system_with_recorder(name: &str, edge_toml: &str) -> (System, PlannedRecorder) {
+    let recorder = PlannedRecorder::new("rec-1", name);
     let system = System::start_with(name, edge_toml, &recorder.edge_toml());
     (system, recorder)
 }
@@ -316,7 +274,7 @@ fn bad_requests_are_refused(system: &System, room: &str, moderator: &str) {
 fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
     let _serial = serial();
     let (system, recorder) = system_with_recorder("recording-edge", "");
-    let mut service = recorder.start(&system);
+    let mut service = recorder.start(&system, "");
     let room = unique("rec-meeting");
     let (moderator, _publisher) = meeting(&system, &room);
     let guest = system.target.join_token(&room, "guest", false, false);
@@ -603,7 +561,7 @@ fn no_live_recorder_means_no_recording() {
 fn a_recorder_that_dies_ends_its_recording_and_takes_no_new_one() {
     let _serial = serial();
     let (system, recorder) = system_with_recorder("recording-dies", "recorder_timeout_secs = 2");
-    let mut service = recorder.start(&system);
+    let mut service = recorder.start(&system, "");
     let room = unique("rec-dies");
     let (moderator, _publisher) = meeting(&system, &room);
     let target = &system.target;

@@ -13,10 +13,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::recorder::{
-    new_secret, number, probe, stream, video_packet_times, Nginx, Service, RECORDER_KEY,
-};
-use support::{free_port, hs256, now_secs, unique, System};
+use support::recorder::{number, probe, stream, video_packet_times, Nginx, PlannedRecorder};
+use support::{hs256, now_secs, unique, System};
 
 /// The tests here take turns: each runs its own system and several browsers, and two at once
 /// would starve each other on a small machine.
@@ -355,25 +353,10 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
 #[test]
 fn a_moderator_records_from_the_page() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let recorder_port = free_port();
-    let recorder_secret = new_secret();
-    let recordings = support::artefacts_dir("web-recording-files");
-    let system = System::start_with(
-        "web-recording",
-        "",
-        &format!(
-            "[[recorders]]\nid = \"rec-web\"\nurl = \"http://127.0.0.1:{recorder_port}\"\n\
-             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{recorder_secret}\"\nregion = \"local\"\n"
-        ),
-    );
+    let planned = PlannedRecorder::new("rec-web", "web-recording-files");
+    let system = System::start_with("web-recording", "", &planned.edge_toml());
     let target = &system.target;
-    let mut recorder = Service::start_at(
-        "rec-web",
-        &recorder_secret,
-        recorder_port,
-        &format!("{}/internal/recorder/events", target.base),
-        &recordings,
-    );
+    let mut recorder = planned.start(&system, "");
     let room = unique("rec-page");
     target.create_room(
         &room,
@@ -504,25 +487,12 @@ fn a_moderator_records_from_the_page() {
 fn a_moderator_goes_live_from_the_page() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let nginx = Nginx::start();
-    let recorder_port = free_port();
-    let recorder_secret = new_secret();
-    let recordings = support::artefacts_dir("web-live-files");
-    let system = System::start_with(
-        "web-live",
-        "",
-        &format!(
-            "[[recorders]]\nid = \"rec-live\"\nurl = \"http://127.0.0.1:{recorder_port}\"\n\
-             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{recorder_secret}\"\nregion = \"local\"\n"
-        ),
-    );
+    let planned = PlannedRecorder::new("rec-live", "web-live-files");
+    let system = System::start_with("web-live", "", &planned.edge_toml());
     let target = &system.target;
     // nginx listens on loopback, which broadcasts may reach only when the operator allows it.
-    let mut recorder = Service::start_at_with(
-        "rec-live",
-        &recorder_secret,
-        recorder_port,
-        &format!("{}/internal/recorder/events", target.base),
-        &recordings,
+    let mut recorder = planned.start(
+        &system,
         "[broadcast]\nallowed_networks = [\"127.0.0.0/8\"]\n",
     );
     let room = unique("live-page");

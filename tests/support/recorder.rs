@@ -823,3 +823,53 @@ pub fn video_packet_times(file: &std::path::Path) -> Vec<f64> {
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
         .collect()
 }
+
+/// A recorder node planned before the edge starts: the edge's config names the node (its
+/// `[[recorders]]` entry) and the node's names the edge, so its port and secret are chosen
+/// first. Started (or not) by the case.
+pub struct PlannedRecorder {
+    /// Its `node_id` and the edge's `[[recorders]]` id.
+    pub id: String,
+    /// The port its job API will listen on (127.0.0.1).
+    pub port: u16,
+    /// Its `api_secret`.
+    pub secret: String,
+    /// Where it writes recordings (kept with the test's artefacts).
+    pub recordings: PathBuf,
+}
+
+impl PlannedRecorder {
+    /// A node `id` whose recordings go to the artefacts directory `artefacts`.
+    pub fn new(id: &str, artefacts: &str) -> PlannedRecorder {
+        PlannedRecorder {
+            id: id.to_owned(),
+            port: super::free_port(),
+            secret: new_secret(),
+            recordings: super::artefacts_dir(artefacts),
+        }
+    }
+
+    /// Its `[[recorders]]` entry in the edge's config (region `local`).
+    pub fn edge_toml(&self) -> String {
+        format!(
+            "[[recorders]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{port}\"\n\
+             api_key = \"{RECORDER_KEY}\"\napi_secret = \"{secret}\"\nregion = \"local\"\n",
+            id = self.id,
+            port = self.port,
+            secret = self.secret,
+        )
+    }
+
+    /// Starts `recorder-native serve` on the planned port, reporting to `system`'s edge, with
+    /// `extra_toml` (tables such as `[broadcast]`) in its config.
+    pub fn start(&self, system: &super::System, extra_toml: &str) -> Service {
+        Service::start_at_with(
+            &self.id,
+            &self.secret,
+            self.port,
+            &format!("{}/internal/recorder/events", system.target.base),
+            &self.recordings,
+            extra_toml,
+        )
+    }
+}
