@@ -408,18 +408,23 @@ impl Node {
         }
     }
 
-    /// What is left in the recordings directory of an earlier job with this id, if anything:
-    /// its MP4, its fragmented or damaged file, or its (non-empty) directory of track files. A
-    /// path that cannot be looked at counts as taken.
-    fn earlier_local_recording(&self, job_id: &str) -> Option<PathBuf> {
+    /// Every name a job's outputs can have in the recordings directory: `<id>.part.mp4` (while
+    /// recording), `<id>.damaged.mp4` (a repair's leftover), `<id>/` (tracks) and `<id>.mp4`.
+    fn local_outputs(&self, job_id: &str) -> [PathBuf; 4] {
         let composite = self.output_path(job_id, Mode::Composite);
-        let names = [
+        [
             part_file(&composite),
             crate::recovery::damaged_file(&composite),
             self.output_path(job_id, Mode::Tracks),
             composite,
-        ];
-        names
+        ]
+    }
+
+    /// What is left in the recordings directory of an earlier job with this id, if anything:
+    /// its MP4, its fragmented or damaged file, or its (non-empty) directory of track files. A
+    /// path that cannot be looked at counts as taken.
+    fn earlier_local_recording(&self, job_id: &str) -> Option<PathBuf> {
+        self.local_outputs(job_id)
             .into_iter()
             .find(|path| match std::fs::symlink_metadata(path) {
                 Ok(meta) if meta.is_dir() => {
@@ -869,13 +874,7 @@ impl Node {
         if let Some(location) = stored {
             self.storage.delete_stored(job_id, &location).await?;
         }
-        let composite = self.output_path(job_id, Mode::Composite);
-        for path in [
-            part_file(&composite),
-            crate::recovery::damaged_file(&composite),
-            self.output_path(job_id, Mode::Tracks),
-            composite,
-        ] {
+        for path in self.local_outputs(job_id) {
             remove_output(&path)?;
         }
         tracing::info!(job = %job_id, "recording of a forgotten job deleted");
@@ -933,13 +932,7 @@ impl Node {
         if let Some(location) = view.file.as_deref().filter(|f| f.starts_with("s3://")) {
             self.storage.delete_stored(job_id, location).await?;
         }
-        let composite = self.output_path(job_id, Mode::Composite);
-        let mut local = vec![
-            part_file(&composite),
-            crate::recovery::damaged_file(&composite),
-            self.output_path(job_id, Mode::Tracks),
-            composite,
-        ];
+        let mut local = self.local_outputs(job_id).to_vec();
         // The recorded path, if the recordings directory has moved since: one of the same
         // names (the job's own), nothing else.
         if let Some(recorded) = view

@@ -136,18 +136,23 @@ export class Broadcast {
   }
 }
 
-function broadcastFailure(msg: string): string {
+/** What the edge's refusal of a recorder job means to the user, for the answers Record and Go
+ * live share (no recorder free, none reachable, no server); `undefined` for the others. */
+export function recorderProblem(msg: string): string | undefined {
   switch (msg) {
     case 'notifications.no-recorder-available':
       return 'No recorder is free right now. Try again in a minute.';
-    case 'notifications.rtmp-not-allowed':
-      return 'This room cannot be broadcast.';
     case 'notifications.recorder-unreachable':
       return 'The recorder cannot be reached. Try again.';
     case 'network-error':
       return 'The server cannot be reached.';
     default:
-      // The recorder's own reason, e.g. an address it may not stream to.
-      return msg;
+      return undefined;
   }
+}
+
+function broadcastFailure(msg: string): string {
+  if (msg === 'notifications.rtmp-not-allowed') return 'This room cannot be broadcast.';
+  // Else the recorder's own reason, e.g. an address it may not stream to.
+  return recorderProblem(msg) ?? msg;
 }

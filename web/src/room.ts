@@ -15,7 +15,7 @@ import {
   type RemoteTrackPublication,
 } from 'livekit-client';
 
-import { Broadcast } from './broadcast';
+import { Broadcast, recorderProblem } from './broadcast';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
@@ -606,18 +606,8 @@ class RoomView {
 }
 
 function recordingFailure(msg: string, start: boolean): string {
-  switch (msg) {
-    case 'notifications.no-recorder-available':
-      return 'No recorder is free right now. Try again in a minute.';
-    case 'notifications.recording-not-allowed':
-      return 'This room cannot be recorded.';
-    case 'notifications.recorder-unreachable':
-      return 'The recorder cannot be reached. Try again.';
-    case 'network-error':
-      return 'The server cannot be reached.';
-    default:
-      return `The recording could not be ${start ? 'started' : 'stopped'}: ${msg}`;
-  }
+  if (msg === 'notifications.recording-not-allowed') return 'This room cannot be recorded.';
+  return recorderProblem(msg) ?? `The recording could not be ${start ? 'started' : 'stopped'}: ${msg}`;
 }
 
 function endFailure(msg: string): string {

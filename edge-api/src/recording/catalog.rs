@@ -9,6 +9,7 @@ use super::nodes::NodeApi;
 use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms::past::PastRoomInfo;
 use crate::rooms::{bad_input, internal, invalid, Page};
 use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
 use crate::Edge;
@@ -130,9 +131,12 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     )
 }
 
-/// Reads a `{record_id}` request (info, delete, getDownloadToken) and checks the id; `Err` is
-/// the answer to send.
-pub(crate) fn record_id_request(body: &[u8]) -> Result<String, EdgeResponse> {
+/// The recording a `{record_id}` request (info, delete, getDownloadToken) names, `None` when
+/// the catalog has none by that id; `Err` is the answer to send (bad input, a store failure).
+pub(crate) async fn requested_recording<S: Store, H, C>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> Result<Option<RecordingRow>, EdgeResponse> {
     #[derive(Deserialize)]
     struct RecordIdReq {
         record_id: String,
@@ -141,26 +145,15 @@ pub(crate) fn record_id_request(body: &[u8]) -> Result<String, EdgeResponse> {
     if !super::is_node_id(&req.record_id) {
         return Err(invalid("record_id: 1 to 64 of [A-Za-z0-9_-]"));
     }
-    Ok(req.record_id)
-}
-
-/// plugNmeet's `PastRoomInfo` inside `recording/info`, its times as `2006-01-02 15:04:05`.
-#[derive(Serialize)]
-struct RoomInfo {
-    room_title: String,
-    room_id: String,
-    room_sid: String,
-    #[serde(serialize_with = "int64_string")]
-    joined_participants: i64,
-    webhook_url: String,
-    created: String,
-    ended: String,
+    db::recording(&edge.store, &req.record_id)
+        .await
+        .map_err(internal)
 }
 
 #[derive(Serialize)]
 struct InfoRes {
     recording_info: Option<RecordingInfo>,
-    room_info: Option<RoomInfo>,
+    room_info: Option<PastRoomInfo>,
 }
 
 /// Handles `POST /auth/recording/info` and its alias `/auth/recording/recordingInfo`.
@@ -168,11 +161,7 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let record_id = match record_id_request(body) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let row = match db::recording(&edge.store, &record_id).await {
+    let row = match requested_recording(edge, body).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             return EdgeResponse::reply(
@@ -183,7 +172,7 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
                 },
             )
         }
-        Err(e) => return internal(e),
+        Err(response) => return response,
     };
     let room = match crate::db::room_by_sid(&edge.store, &row.room_sid).await {
         Ok(room) => room,
@@ -193,15 +182,8 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
         Common::ok("success"),
         InfoRes {
             recording_info: Some(RecordingInfo::from(&row)),
-            room_info: room.map(|room| RoomInfo {
-                room_title: room.room_title,
-                room_id: room.room_id,
-                room_sid: room.sid,
-                joined_participants: room.joined_participants,
-                webhook_url: room.webhook_url,
-                created: plain_time(room.created_at),
-                ended: room.ended_at.map(plain_time).unwrap_or_default(),
-            }),
+            // plugNmeet writes this one's times as `2006-01-02 15:04:05`.
+            room_info: room.map(|room| PastRoomInfo::of(&room, plain_time)),
         },
     )
 }
@@ -213,11 +195,7 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let record_id = match record_id_request(body) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let row = match db::recording(&edge.store, &record_id).await {
+    let row = match requested_recording(edge, body).await {
         Ok(Some(row)) => row,
         Ok(None) => {
             return EdgeResponse::common(
@@ -225,7 +203,7 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
                 Common::fail(StatusCode::NotFound, "recording not found"),
             )
         }
-        Err(e) => return internal(e),
+        Err(response) => return response,
     };
     let unavailable =
         |msg: &str| EdgeResponse::common(200, Common::fail(StatusCode::InternalServerError, msg));

@@ -15,7 +15,6 @@ use serde::Serialize;
 use crate::db::recordings as db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::internal;
 use crate::tokens::{mint_download_token, verify_download_token, TokenError};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
@@ -36,20 +35,16 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let record_id = match super::catalog::record_id_request(body) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    match db::recording(&edge.store, &record_id).await {
-        Ok(Some(_)) => {}
+    let record_id = match super::catalog::requested_recording(edge, body).await {
+        Ok(Some(row)) => row.record_id,
         Ok(None) => {
             return EdgeResponse::reply(
                 Common::fail(StatusCode::NotFound, "recording not found"),
                 TokenRes { token: None },
             )
         }
-        Err(e) => return internal(e),
-    }
+        Err(response) => return response,
+    };
     let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
     match mint_download_token(
         &edge.config.api_key,

@@ -83,14 +83,18 @@ impl<'a, H: HttpClient> NodeApi<'a, H> {
 
     /// Asks a job to end (it then ends by itself and reports how).
     pub async fn stop(&self, job_id: &str) -> Result<(), NodeError> {
-        let body = serde_json::to_vec(&serde_json::json!({ "job_id": job_id })).unwrap_or_default();
-        self.call("/jobs/stop", &body).await
+        self.call_about("/jobs/stop", job_id).await
     }
 
     /// Deletes an ended job's recording from the node (its file, or its object in the bucket).
     pub async fn delete(&self, job_id: &str) -> Result<(), NodeError> {
+        self.call_about("/jobs/delete", job_id).await
+    }
+
+    /// A call whose body names one job: `{"job_id"}`.
+    async fn call_about(&self, path: &str, job_id: &str) -> Result<(), NodeError> {
         let body = serde_json::to_vec(&serde_json::json!({ "job_id": job_id })).unwrap_or_default();
-        self.call("/jobs/delete", &body).await
+        self.call(path, &body).await
     }
 
     async fn call(&self, path: &str, body: &[u8]) -> Result<(), NodeError> {

@@ -26,8 +26,10 @@ struct FetchPastRoomsReq {
     order_by: String,
 }
 
+/// plugNmeet's `PastRoomInfo`: an ended (or running) session as `fetchPastRooms` and
+/// `recording/info` show it.
 #[derive(Serialize)]
-struct PastRoomInfo {
+pub(crate) struct PastRoomInfo {
     room_title: String,
     room_id: String,
     room_sid: String,
@@ -93,7 +95,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         from: page.from,
         limit: page.limit,
         order_by: page.order_by().into(),
-        rooms_list: rows.iter().map(past_room_info).collect(),
+        rooms_list: rows
+            .iter()
+            .map(|row| PastRoomInfo::of(row, rfc3339))
+            .collect(),
     };
     EdgeResponse::reply(
         Common::ok("success"),
@@ -103,15 +108,19 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     )
 }
 
-fn past_room_info(row: &RoomRow) -> PastRoomInfo {
-    PastRoomInfo {
-        room_title: row.room_title.clone(),
-        room_id: row.room_id.clone(),
-        room_sid: row.sid.clone(),
-        joined_participants: row.joined_participants,
-        webhook_url: row.webhook_url.clone(),
-        created: rfc3339(row.created_at),
-        ended: row.ended_at.map(rfc3339).unwrap_or_default(),
+impl PastRoomInfo {
+    /// `row`, its times written by `time` (plugNmeet writes RFC 3339 in `fetchPastRooms` and
+    /// `2006-01-02 15:04:05` in `recording/info`).
+    pub(crate) fn of(row: &RoomRow, time: fn(i64) -> String) -> PastRoomInfo {
+        PastRoomInfo {
+            room_title: row.room_title.clone(),
+            room_id: row.room_id.clone(),
+            room_sid: row.sid.clone(),
+            joined_participants: row.joined_participants,
+            webhook_url: row.webhook_url.clone(),
+            created: time(row.created_at),
+            ended: row.ended_at.map(time).unwrap_or_default(),
+        }
     }
 }
 
