@@ -13,7 +13,7 @@
 // Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
 import { execFile } from "node:child_process";
 import { statSync } from "node:fs";
-import { runDriver, screen, STEP_TIMEOUT } from "./browsers.mjs";
+import { clickUntilARecorderTakesIt, runDriver, screen } from "./browsers.mjs";
 
 /** How long the recorder may take to join the room and reach the RTMP server. */
 const RECORDER_TIMEOUT = 60_000;
@@ -84,27 +84,13 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
   // The RTMP server. Until the edge has heard the recorder's first heartbeat it answers that no
   // recorder is free (the panel says so); the user tries again a moment later.
   await moderator.fill("#live-url", plan.rtmpUrl);
-  seen.startAttempts = 0;
-  for (;;) {
-    seen.startAttempts += 1;
-    const answer = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
-    await moderator.click("#live-start");
-    const reply = await answer;
-    const request = reply.request();
-    seen.startRequest = request.postDataJSON();
-    if (reply.status() !== 503 || seen.startAttempts >= 20) {
-      seen.startStatus = reply.status();
-      seen.startAnswer = await reply.json().catch(() => null);
-      break;
-    }
-    await moderator.waitForFunction(
-      () => !document.querySelector("#live-start")?.disabled,
-      null,
-      { timeout: STEP_TIMEOUT },
-    );
+  const { reply, attempts } = await clickUntilARecorderTakesIt(moderator, "#live-start", async () => {
     seen.busyError = await panelError(moderator);
-    await moderator.waitForTimeout(1000);
-  }
+  });
+  seen.startAttempts = attempts;
+  seen.startRequest = reply.request().postDataJSON();
+  seen.startStatus = reply.status();
+  seen.startAnswer = await reply.json().catch(() => null);
   await moderator.waitForFunction(
     () => document.querySelector("#toggle-live")?.getAttribute("aria-pressed") === "true",
   );

@@ -131,3 +131,26 @@ export async function runDriver(failurePrefix, scenario) {
   }
   console.log(JSON.stringify(seen));
 }
+
+/**
+ * Clicks `selector` (a control that asks the edge for a recorder job) until the answer of
+ * `/api/recording` is not 503, at most 20 times: until the edge has heard a recorder's first
+ * heartbeat it answers that no recorder is free, and the user tries again a moment later.
+ * `onRefused()` runs after each 503, once the control is enabled again. Returns the last
+ * answer and how many clicks it took.
+ */
+export async function clickUntilARecorderTakesIt(page, selector, onRefused = async () => {}) {
+  for (let attempts = 1; ; attempts += 1) {
+    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
+    await page.click(selector);
+    const reply = await answer;
+    if (reply.status() !== 503 || attempts >= 20) return { reply, attempts };
+    await page.waitForFunction(
+      (sel) => !document.querySelector(sel)?.disabled,
+      selector,
+      { timeout: STEP_TIMEOUT },
+    );
+    await onRefused();
+    await page.waitForTimeout(1000);
+  }
+}

@@ -10,7 +10,7 @@
 // the Recording badge (LiveKit reports the room as recorded once the recorder joins); after
 // N seconds the moderator clicks Stop recording and the badge must go from both pages. Prints
 // one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
-import { playsRemoteVideo, runDriver, screen, STEP_TIMEOUT } from "./browsers.mjs";
+import { clickUntilARecorderTakesIt, playsRemoteVideo, runDriver, screen } from "./browsers.mjs";
 
 /** How long the recorder may take to join the room (it starts a browser-less composite). */
 const RECORDER_TIMEOUT = 60_000;
@@ -62,24 +62,10 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
 
   // Record. Until the edge has heard the recorder's first heartbeat it answers that no
   // recorder is free (the page says so); the user tries again a moment later.
-  seen.recordAttempts = 0;
-  for (;;) {
-    seen.recordAttempts += 1;
-    const answer = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
-    await moderator.click("#toggle-recording");
-    const reply = await answer;
-    if (reply.status() !== 503 || seen.recordAttempts >= 20) {
-      seen.startStatus = reply.status();
-      seen.startAnswer = await reply.json().catch(() => null);
-      break;
-    }
-    await moderator.waitForFunction(
-      () => !document.querySelector("#toggle-recording")?.disabled,
-      null,
-      { timeout: STEP_TIMEOUT },
-    );
-    await moderator.waitForTimeout(1000);
-  }
+  const { reply, attempts } = await clickUntilARecorderTakesIt(moderator, "#toggle-recording");
+  seen.recordAttempts = attempts;
+  seen.startStatus = reply.status();
+  seen.startAnswer = await reply.json().catch(() => null);
   await moderator.waitForFunction(
     () => document.querySelector("#toggle-recording")?.getAttribute("aria-pressed") === "true",
   );

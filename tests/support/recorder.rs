@@ -361,21 +361,10 @@ impl Service {
 
     /// A service on a port chosen beforehand (`listen = "127.0.0.1:PORT"`), so that its address
     /// can go into a control plane's config (the edge's `[[recorders]]`) before the service
-    /// exists. It heartbeats every second to `control_plane_url` and writes its recordings to
-    /// `recordings`; `name` is its `node_id`.
+    /// exists (see [`PlannedRecorder`]). It heartbeats every second to `control_plane_url` and
+    /// writes its recordings to `recordings`; `name` is its `node_id`; `extra_toml` is appended
+    /// to its config (tables such as `[broadcast]`).
     pub fn start_at(
-        name: &str,
-        secret: &str,
-        port: u16,
-        control_plane_url: &str,
-        recordings: &Path,
-    ) -> Service {
-        Service::start_at_with(name, secret, port, control_plane_url, recordings, "")
-    }
-
-    /// [`Service::start_at`] with `extra_toml` appended to its config (tables such as
-    /// `[broadcast]`).
-    pub fn start_at_with(
         name: &str,
         secret: &str,
         port: u16,
@@ -863,7 +852,7 @@ impl PlannedRecorder {
     /// Starts `recorder-native serve` on the planned port, reporting to `system`'s edge, with
     /// `extra_toml` (tables such as `[broadcast]`) in its config.
     pub fn start(&self, system: &super::System, extra_toml: &str) -> Service {
-        Service::start_at_with(
+        Service::start_at(
             &self.id,
             &self.secret,
             self.port,
