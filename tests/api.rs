@@ -1009,7 +1009,18 @@ fn end_room_from_the_page(s: &Suite) {
 /// platforms' SQL (Spin sqlite, D1).
 fn recording_without_recorders(s: &Suite) {
     let room = unique("norec");
-    s.target.create_room(&room, json!({}));
+    // Asked to be recorded from its start: the platform's store keeps that (a trigger), and
+    // with no recorder nothing comes of it.
+    let features = json!({"recording_features": {"enable_auto_cloud_recording": true}});
+    let created = s
+        .target
+        .create_room(&room, json!({"metadata": {"room_features": features}}));
+    let metadata: Value =
+        serde_json::from_str(created["metadata"].as_str().expect("metadata")).expect("json");
+    assert_eq!(
+        metadata["room_features"]["recording_features"]["enable_auto_cloud_recording"], true,
+        "{created}"
+    );
     let moderator = s.target.join_token(&room, "m1", true, false);
     let guest = s.target.join_token(&room, "u1", false, false);
     assert_eq!(s.target.session(&moderator, &[]).status, 200);
@@ -1102,8 +1113,10 @@ fn recording_without_recorders(s: &Suite) {
     );
     let r = s.target.post("/download/recording/x", b"", &[]);
     assert_eq!(r.status, 405);
-    s.target
+    let (status, j) = s
+        .target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_eq!((status, &j["status"]), (200, &json!(true)), "{j}");
 }
 
 /// An end-to-end encrypted room: create makes its key (kept in the metadata, as plugNmeet does)

@@ -85,9 +85,14 @@ fn wait_room_info(
 /// A created room and its moderator, who opened a session and publishes audio and video in
 /// its LiveKit room. Returns the moderator's join token and the publisher.
 fn meeting(system: &System, room: &str) -> (String, Participant) {
+    meeting_with(system, room, json!({ "is_allow": true }))
+}
+
+/// [`meeting`] of a room created with these `recording_features`.
+fn meeting_with(system: &System, room: &str, recording_features: Value) -> (String, Participant) {
     system.target.create_room(
         room,
-        json!({ "metadata": { "room_features": { "recording_features": { "is_allow": true } } } }),
+        json!({ "metadata": { "room_features": { "recording_features": recording_features } } }),
     );
     let token = system.target.join_token(room, "mod", true, false);
     let reply = system.target.session(&token, &[]);
@@ -609,4 +614,64 @@ fn a_recorder_that_dies_ends_its_recording_and_takes_no_new_one() {
         (&json!(false), 0),
         "a recording whose recorder died is listed: {listing}"
     );
+}
+
+/// A room created with `enable_auto_cloud_recording` is recorded from its start with nobody
+/// pressing Record: once its first user is in, the recorder's next heartbeat to the edge has it
+/// sent the recording. Ending the meeting leaves it listed, with the moderator's media in it.
+#[test]
+fn a_room_recorded_from_its_start_needs_nobody_to_press_record() {
+    let _serial = serial();
+    let (system, recorder) = system_with_recorder("recording-auto", "");
+    let mut service = recorder.start(&system, "");
+    let room = unique("rec-auto");
+    let target = &system.target;
+    let (_moderator, _publisher) = meeting_with(
+        &system,
+        &room,
+        json!({ "is_allow": true, "is_allow_cloud": true, "enable_auto_cloud_recording": true }),
+    );
+
+    let info = wait_room_info(
+        &system,
+        &room,
+        "recording on its own",
+        Duration::from_secs(30),
+        |i| truthy(&i["is_recording"]),
+    );
+    let sid = info["sid"].as_str().expect("sid").to_owned();
+    service.wait_log(
+        0,
+        "video track joined the composite",
+        Duration::from_secs(30),
+    );
+    service.wait_log(0, "audio track joined the mix", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(4));
+
+    let (status, ended) = target.call("/auth/room/endRoom", &json!({ "room_id": room }));
+    assert_eq!((status, &ended["status"]), (200, &json!(true)), "{ended}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let (_, list) = fetch(target, &room);
+        if let Some(found) = list.first() {
+            assert_eq!(list.len(), 1, "one recording, not more: {list:?}");
+            break found.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the meeting's recording was never listed\nrecorder log:\n{}\nedge log:\n{}",
+            service.log.join("\n"),
+            system.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(listed["room_sid"], sid.as_str(), "{listed}");
+    let file = PathBuf::from(listed["file_path"].as_str().expect("file_path"));
+    let media = probe(&file);
+    assert!(
+        number(&media["format"]["duration"]) >= 3.0,
+        "too short for a meeting recorded from its start: {media}"
+    );
+    assert_eq!(stream(&media, "video")["codec_name"], "h264", "{media}");
+    assert_eq!(stream(&media, "audio")["codec_name"], "aac", "{media}");
 }

@@ -17,7 +17,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0008_applied_events_per_region.sql"),
     include_str!("../migrations/0009_waiting_room.sql"),
     include_str!("../migrations/0010_forget_room_keys.sql"),
-    include_str!("../migrations/0011_recordings.sql")
+    include_str!("../migrations/0011_recordings.sql"),
+    include_str!("../migrations/0012_auto_recording.sql")
 );
 
 pub mod recordings;

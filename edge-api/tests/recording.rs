@@ -339,8 +339,9 @@ fn join_token(edge: &TestEdge, room_id: &str, user_info: Value) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-/// Creates `room_id` with `room_features`, gets its tokens and pins it to eu.
-fn meeting(edge: &TestEdge, room_id: &str, room_features: Value) -> Meeting {
+/// Creates `room_id` with `room_features`: (moderator's, guest's) join tokens. Nobody has
+/// joined it yet.
+fn created(edge: &TestEdge, room_id: &str, room_features: Value) -> (String, String) {
     let create = json!({"room_id": room_id,
                         "metadata": {"room_title": "Weekly", "room_features": room_features}});
     let (status, body) = api(edge, "/auth/room/create", &create);
@@ -351,11 +352,15 @@ fn meeting(edge: &TestEdge, room_id: &str, room_features: Value) -> Meeting {
         json!({"user_id": "mod", "name": "Mo", "is_admin": true}),
     );
     let guest = join_token(edge, room_id, json!({"user_id": "guest", "name": "Gu"}));
-    // The moderator joins from Frankfurt: the room is placed in eu.
+    (moderator, guest)
+}
+
+/// The holder of `token` enters from Frankfurt (`/api/session`): the room is placed in eu.
+fn enter(edge: &TestEdge, token: &str) {
     let mut request = EdgeRequest::new(Method::POST, "/api/session");
     request
         .headers
-        .insert("authorization", moderator.parse().expect("header"));
+        .insert("authorization", token.parse().expect("header"));
     request
         .headers
         .insert("x-lat", "50.1".parse().expect("header"));
@@ -365,6 +370,13 @@ fn meeting(edge: &TestEdge, room_id: &str, room_features: Value) -> Meeting {
     let (status, body) = reply(block(edge.handle(request)));
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
     assert_eq!(body["region"]["id"], json!("eu"), "{body}");
+}
+
+/// Creates `room_id` with `room_features`, gets its tokens and pins it to eu.
+fn meeting(edge: &TestEdge, room_id: &str, room_features: Value) -> Meeting {
+    let (moderator, guest) = created(edge, room_id, room_features);
+    // The moderator joins from Frankfurt: the room is placed in eu.
+    enter(edge, &moderator);
     let room = block(edge_api::db::running_room(&edge.store, room_id))
         .expect("store")
         .expect("running");
@@ -1655,4 +1667,241 @@ fn a_recording_is_deleted_on_its_node_then_forgotten() {
     );
     assert_eq!(answer["ignored"], json!(1), "{answer}");
     assert_none_found(&fetch(&edge, json!({"room_ids": ["del2"]})));
+}
+
+/// `recording_features` of a room recorded from its start.
+fn recorded_from_the_start() -> Value {
+    json!({"recording_features": {"is_allow": true, "is_allow_cloud": true,
+                                  "enable_auto_cloud_recording": true}})
+}
+
+/// The session's automatic start as stored: (tries, next try, outcome), `None` without one.
+fn auto_recording(edge: &TestEdge, room_id: &str) -> Option<(i64, Option<i64>, String)> {
+    let rows = block(edge.store.execute(
+        "SELECT a.attempts, a.next_attempt_ms, a.outcome FROM auto_recordings a \
+         JOIN rooms r ON r.sid = a.room_sid WHERE r.room_id = ?",
+        &[room_id.into()],
+    ))
+    .expect("store");
+    let row = rows.rows.first()?;
+    let int = |v: &SqlValue| match v {
+        SqlValue::Integer(i) => Some(*i),
+        _ => None,
+    };
+    let SqlValue::Text(outcome) = &row[2] else {
+        panic!("outcome: {:?}", row[2]);
+    };
+    Some((
+        int(&row[0]).expect("attempts"),
+        int(&row[1]),
+        outcome.clone(),
+    ))
+}
+
+/// The `/jobs/start` calls made so far, as (node, job sent).
+fn starts(edge: &TestEdge) -> Vec<(&'static str, Value)> {
+    edge.http
+        .calls
+        .borrow()
+        .iter()
+        .filter_map(|c| match c.node_call() {
+            Some((node, "/jobs/start")) => Some((node, c.json())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_room_recorded_from_its_start_is_started_once_it_is_joined_and_only_once() {
+    let edge = edge();
+    let (moderator, _guest) = created(&edge, "from-start", recorded_from_the_start());
+    assert_eq!(
+        auto_recording(&edge, "from-start"),
+        Some((0, Some(0), "waiting for the first join".into()))
+    );
+
+    // Nobody is in the meeting yet: there is nothing to record.
+    beat(&edge, EU, 2.0, 0);
+    let answer = beat(&edge, US, 2.5, 0);
+    assert_eq!(answer["recording_started"], json!(false), "{answer}");
+    assert!(edge.http.node_calls().is_empty());
+
+    // The first user enters; the next heartbeat of any node (here the one elsewhere) sends the
+    // recording, to the node in the room's region, as a moderator's Record would.
+    enter(&edge, &moderator);
+    advance(&edge, 1_000);
+    let answer = beat(&edge, US, 2.5, 0);
+    assert_eq!(answer["recording_started"], json!(true), "{answer}");
+    let sent = starts(&edge);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (node, sent_job) = &sent[0];
+    assert_eq!(*node, EU.id, "the room's region first");
+    assert_eq!(
+        (&sent_job["room_id"], &sent_job["mode"], &sent_job["file"]),
+        (&json!("from-start"), &json!("composite"), &json!(true)),
+        "{sent_job}"
+    );
+    let video = &livekit_claims(sent_job["token"].as_str().expect("token"))["video"];
+    assert_eq!(
+        (&video["hidden"], &video["recorder"], &video["canPublish"]),
+        (&json!(true), &json!(true), &json!(false))
+    );
+    let id = sent_job["job_id"].as_str().expect("job_id").to_owned();
+    assert_eq!(job(&edge, &id).0, "STARTING");
+    let (attempts, next, outcome) = auto_recording(&edge, "from-start").expect("kept");
+    assert_eq!((attempts, next), (1, None), "settled: {outcome}");
+    assert_eq!(outcome, format!("started job {id}"));
+
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, "from-start", "ACTIVE", now(&edge), None)],
+    );
+    assert_eq!(room_flags(&edge, "from-start").0, json!(1));
+
+    // More heartbeats start nothing more.
+    for node in [EU, US, EU] {
+        advance(&edge, 5_000);
+        assert_eq!(beat(&edge, node, 2.0, 1)["recording_started"], json!(false));
+    }
+    assert_eq!(starts(&edge).len(), 1);
+
+    // A moderator stops it: the edge does not start it again.
+    let (status, body) = task(&edge, &moderator, "STOP_RECORDING");
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    send_events(
+        &edge,
+        EU,
+        &[job_event(
+            &id,
+            "from-start",
+            "COMPLETE",
+            now(&edge),
+            Some(("/r/a.mp4", 1_000)),
+        )],
+    );
+    assert_eq!(room_flags(&edge, "from-start").0, json!(0));
+    for _ in 0..3 {
+        advance(&edge, 400_000);
+        beat(&edge, EU, 2.0, 0);
+    }
+    assert_eq!(starts(&edge).len(), 1, "a stopped recording stays stopped");
+    // The moderator may record again, by hand (with a new token: the first has expired).
+    let moderator = join_token(
+        &edge,
+        "from-start",
+        json!({"user_id": "mod", "name": "Mo", "is_admin": true}),
+    );
+    started(task(&edge, &moderator, "START_RECORDING"));
+}
+
+#[test]
+fn a_recording_from_the_start_waits_for_a_recorder_with_room() {
+    let edge = edge();
+    let m = meeting(&edge, "waits", recorded_from_the_start());
+    // The only live node is full: nothing is sent, and the start is tried again in 10 s.
+    beat(&edge, EU, 0.0, 4);
+    assert!(starts(&edge).is_empty());
+    let (attempts, next, outcome) = auto_recording(&edge, "waits").expect("kept");
+    assert_eq!(
+        (attempts, next, outcome.as_str()),
+        (1, Some(now(&edge) + 10_000), "no recorder had room for it")
+    );
+    // Not before then, whatever the heartbeats say.
+    advance(&edge, 5_000);
+    beat(&edge, EU, 2.0, 0);
+    assert!(starts(&edge).is_empty());
+    // Then a node that refuses (503, no capacity) is passed over like a full one, and the
+    // next wait is twice as long.
+    advance(&edge, 5_000);
+    edge.http.script(EU, Answer::Full);
+    beat(&edge, EU, 2.0, 0);
+    assert_eq!(edge.http.node_calls(), [(EU.id, "/jobs/start".into())]);
+    assert_eq!(job_count(&edge), 0, "a refused start holds no slot");
+    assert_eq!(
+        auto_recording(&edge, "waits").expect("kept").1,
+        Some(now(&edge) + 20_000)
+    );
+    // A node that does not answer keeps the job (it may have taken it): the start is looked
+    // at again later, and finds the recording running.
+    advance(&edge, 20_000);
+    edge.http.script(EU, Answer::Down);
+    beat(&edge, EU, 2.0, 0);
+    let sent = starts(&edge);
+    assert_eq!(sent.len(), 2);
+    let id = sent[1].1["job_id"].as_str().expect("job_id").to_owned();
+    assert_eq!(job(&edge, &id).0, "STARTING");
+    assert_eq!(
+        auto_recording(&edge, "waits").expect("kept").2,
+        "the recorder did not answer"
+    );
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&id, &m.room_id, "ACTIVE", now(&edge), None)],
+    );
+    advance(&edge, 40_000);
+    edge.http.script(EU, Answer::Ok);
+    beat(&edge, EU, 2.0, 1);
+    assert_eq!(starts(&edge).len(), 2, "the running job is not doubled");
+    let (attempts, next, outcome) = auto_recording(&edge, "waits").expect("kept");
+    assert_eq!(
+        (attempts, next, outcome.as_str()),
+        (4, None, "a recording was running already")
+    );
+}
+
+#[test]
+fn a_moderator_first_a_room_that_forbids_it_or_an_ended_meeting_gets_no_automatic_start() {
+    let edge = edge();
+    beat(&edge, EU, 2.0, 0);
+
+    // A moderator pressed Record before any heartbeat: the automatic start finds it running.
+    let quick = meeting(&edge, "quick", recorded_from_the_start());
+    let id = started(task(&edge, &quick.moderator, "START_RECORDING"));
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    assert_eq!(starts(&edge).len(), 1);
+    assert_eq!(starts(&edge)[0].1["job_id"], json!(id));
+    assert_eq!(
+        auto_recording(&edge, "quick").expect("kept").2,
+        "a recording was running already"
+    );
+
+    // Cloud recording not allowed: the flag starts nothing.
+    let mut features = recorded_from_the_start();
+    features["recording_features"]["is_allow_cloud"] = json!(false);
+    meeting(&edge, "no-cloud", features);
+    // An encrypted room cannot be recorded, so it is not asked for at all.
+    let mut features = recorded_from_the_start();
+    features["end_to_end_encryption_features"] = json!({"is_enabled": true});
+    meeting(&edge, "encrypted", features);
+    assert_eq!(auto_recording(&edge, "encrypted"), None);
+    // Without the flag, nothing either.
+    meeting(&edge, "plain", json!({}));
+    assert_eq!(auto_recording(&edge, "plain"), None);
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    assert_eq!(starts(&edge).len(), 1, "{:?}", starts(&edge));
+    assert_eq!(
+        auto_recording(&edge, "no-cloud"),
+        Some((1, None, "the room does not allow cloud recording".into()))
+    );
+
+    // A meeting that ends before a heartbeat comes is not recorded, and its row goes.
+    let ended = meeting(&edge, "ended", recorded_from_the_start());
+    assert!(auto_recording(&edge, "ended").is_some());
+    let (status, body) = api(&edge, "/auth/room/endRoom", &json!({"room_id": "ended"}));
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let rows = block(edge.store.execute(
+        "SELECT COUNT(*) FROM auto_recordings WHERE room_sid = ?",
+        &[ended.sid.as_str().into()],
+    ))
+    .expect("store");
+    assert_eq!(rows.rows[0][0], SqlValue::Integer(0));
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    assert_eq!(starts(&edge).len(), 1);
 }

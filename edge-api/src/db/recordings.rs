@@ -526,3 +526,62 @@ fn real(v: Option<&SqlValue>) -> Option<f64> {
         _ => None,
     }
 }
+
+/// The running session that is recorded from its start (`migrations/0012_auto_recording.sql`)
+/// and whose automatic start is due at `now_ms`, if any: one joined already (placed in a
+/// region), the longest due first.
+pub async fn due_auto_recording(
+    store: &impl Store,
+    now_ms: i64,
+) -> Result<Option<super::RoomRow>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM rooms WHERE sid = (SELECT a.room_sid FROM auto_recordings a \
+         JOIN rooms r ON r.sid = a.room_sid \
+         WHERE a.next_attempt_ms <= ? AND r.is_running = 1 AND r.region IS NOT NULL \
+         ORDER BY a.next_attempt_ms LIMIT 1)",
+        super::ROOM_COLUMNS
+    );
+    Ok(super::rooms(store.execute(&sql, &[now_ms.into()]).await?)?
+        .into_iter()
+        .next())
+}
+
+/// Takes the due automatic start of session `room_sid` for one try, holding it from other
+/// requests until `held_until_ms`. Returns the try's number, or `None` when another request
+/// took it first (or it is settled, or not due).
+pub async fn claim_auto_recording(
+    store: &impl Store,
+    room_sid: &str,
+    now_ms: i64,
+    held_until_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE auto_recordings SET attempts = attempts + 1, next_attempt_ms = ? \
+             WHERE room_sid = ? AND next_attempt_ms <= ? RETURNING attempts",
+            &[held_until_ms.into(), room_sid.into(), now_ms.into()],
+        )
+        .await?;
+    Ok((!rows.rows.is_empty()).then(|| first_int(&rows)))
+}
+
+/// Ends a try of session `room_sid`'s automatic start: settled for good (`retry_at_ms` `None`)
+/// or due again at `retry_at_ms`. `outcome` says what the try did.
+pub async fn settle_auto_recording(
+    store: &impl Store,
+    room_sid: &str,
+    retry_at_ms: Option<i64>,
+    outcome: &str,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE auto_recordings SET next_attempt_ms = ?, outcome = ? WHERE room_sid = ?",
+            &[
+                retry_at_ms.map_or(SqlValue::Null, SqlValue::from),
+                outcome.into(),
+                room_sid.into(),
+            ],
+        )
+        .await?;
+    Ok(())
+}

@@ -16,9 +16,10 @@ use super::nodes::{NodeApi, NodeError, StartJob};
 use super::{alive_since_ms, Kind};
 use crate::config::{Recorder, Region};
 use crate::db::recordings::{self as db, JobRow, LiveRecorder, NewJob};
+use crate::db::RoomRow;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::metadata::RecordingRules;
-use crate::platform::{Clock, HttpClient, Store};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::sessions::{authorize_moderator, store_failure, Authorized};
 use crate::tokens::{mint_livekit_token, LiveKitClaims, VideoGrant};
 use crate::wire::{parse_input, Common, StatusCode};
@@ -130,56 +131,112 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
     kind: Kind,
     rtmp_url: Option<&str>,
 ) -> EdgeResponse {
-    let room = &authorized.room;
+    match start(edge, &authorized.room, kind, rtmp_url).await {
+        Ok(job_id) => EdgeResponse::reply(Common::ok("success"), Started { record_id: job_id }),
+        Err(not_started) => not_started.response(kind),
+    }
+}
+
+/// Why [`start`] sent no job (or took back the one it sent).
+#[derive(Debug)]
+pub(crate) enum NotStarted {
+    /// The room's features forbid this kind of job.
+    NotAllowed,
+    /// Nobody has joined the session yet, so it has no region (rooms are placed on the first
+    /// join); or it ended while the node was asked.
+    RoomNotActive,
+    /// A job of this kind runs in the session already.
+    AlreadyRunning,
+    /// No live node has room for the job.
+    NoRecorder,
+    /// The chosen node did not answer: the job stays with it, and is taken for lost if the node
+    /// never reports it.
+    Unreachable,
+    /// The node found the job's input wrong: its message.
+    BadJob(String),
+    /// The node's LiveKit token could not be signed.
+    Signing,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for NotStarted {
+    fn from(e: StoreError) -> Self {
+        NotStarted::Store(e)
+    }
+}
+
+impl NotStarted {
+    /// The answer to a moderator's start that ended so.
+    fn response(self, kind: Kind) -> EdgeResponse {
+        match self {
+            NotStarted::NotAllowed => answer(
+                403,
+                StatusCode::PermissionDenied,
+                kind.notification("not-allowed"),
+            ),
+            NotStarted::RoomNotActive => answer(
+                409,
+                StatusCode::RoomNotActive,
+                "notifications.room-not-active",
+            ),
+            NotStarted::AlreadyRunning => answer(
+                409,
+                StatusCode::Conflict,
+                kind.notification("already-running"),
+            ),
+            NotStarted::NoRecorder => no_recorder(),
+            NotStarted::Unreachable => answer(
+                503,
+                StatusCode::InternalServerError,
+                "notifications.recorder-unreachable",
+            ),
+            NotStarted::BadJob(msg) => bad_request(msg),
+            NotStarted::Signing => answer(
+                500,
+                StatusCode::InternalServerError,
+                "could not sign the token",
+            ),
+            NotStarted::Store(e) => store_failure(e),
+        }
+    }
+}
+
+/// Sends a job of `kind` for the running session `room` to a live node with room for it (the
+/// room's region first; a node that refuses is passed over for the next) and returns its id.
+/// The moderator's start and the automatic start of a room recorded from its beginning
+/// ([`super::autostart`]) both come here.
+pub(crate) async fn start<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room: &RoomRow,
+    kind: Kind,
+    rtmp_url: Option<&str>,
+) -> Result<String, NotStarted> {
     let rules: RecordingRules = serde_json::from_str(&room.metadata).unwrap_or_default();
     let allowed = match kind {
         Kind::Recording => rules.allows_recording(),
         Kind::Rtmp => rules.allows_rtmp(),
     };
     if !allowed {
-        return answer(
-            403,
-            StatusCode::PermissionDenied,
-            kind.notification("not-allowed"),
-        );
+        return Err(NotStarted::NotAllowed);
     }
     let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) else {
         // Nobody has joined the media yet (the room is placed on the first join).
-        return answer(
-            409,
-            StatusCode::RoomNotActive,
-            "notifications.room-not-active",
-        );
+        return Err(NotStarted::RoomNotActive);
     };
     let now_ms = edge.clock.now_ms();
     let fleet = &edge.config.recorders;
-    let live =
-        match db::live_recorders(&edge.store, alive_since_ms(fleet.timeout_secs, now_ms)).await {
-            Ok(live) => live,
-            Err(e) => return store_failure(e),
+    let live = db::live_recorders(&edge.store, alive_since_ms(fleet.timeout_secs, now_ms)).await?;
+    if let Some(job) = db::live_job(&edge.store, &room.sid, kind.as_str()).await? {
+        let Some(reason) = lost(&job, &live, now_ms) else {
+            return Err(NotStarted::AlreadyRunning);
         };
-    match db::live_job(&edge.store, &room.sid, kind.as_str()).await {
-        Ok(None) => {}
-        Ok(Some(job)) => match lost(&job, &live, now_ms) {
-            None => {
-                return answer(
-                    409,
-                    StatusCode::Conflict,
-                    kind.notification("already-running"),
-                )
-            }
-            Some(reason) => {
-                tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, reason, "recording job lost");
-                if let Err(e) = db::fail_job(&edge.store, &job.job_id, reason).await {
-                    return store_failure(e);
-                }
-            }
-        },
-        Err(e) => return store_failure(e),
+        tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, reason, "recording job lost");
+        db::fail_job(&edge.store, &job.job_id, reason).await?;
     }
     let candidates = candidates(&fleet.nodes, &live, region, kind);
     let Some(first) = candidates.first() else {
-        return no_recorder();
+        return Err(NotStarted::NoRecorder);
     };
     // The kind is in the id: a recording and a broadcast started in the same millisecond are
     // two jobs.
@@ -192,23 +249,15 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
         recorder_id: &first.id,
         created_ms: now_ms,
     };
-    match db::claim_job(&edge.store, &claim).await {
-        Ok(true) => {}
-        // Another moderator's start took the slot between the read above and now.
-        Ok(false) => {
-            return answer(
-                409,
-                StatusCode::Conflict,
-                kind.notification("already-running"),
-            )
-        }
-        Err(e) => return store_failure(e),
+    if !db::claim_job(&edge.store, &claim).await? {
+        // Another start took the slot between the read above and now.
+        return Err(NotStarted::AlreadyRunning);
     }
     let token = match recorder_token(edge, region, &room.livekit_room, kind, now_ms) {
         Ok(token) => token,
-        Err(response) => {
+        Err(not_started) => {
             let _ = db::drop_job(&edge.store, &job_id).await;
-            return response;
+            return Err(not_started);
         }
     };
     let job = StartJob {
@@ -222,9 +271,7 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
     };
     for (i, node) in candidates.iter().enumerate() {
         if i > 0 {
-            if let Err(e) = db::offer_job_to(&edge.store, &job_id, &node.id).await {
-                return store_failure(e);
-            }
+            db::offer_job_to(&edge.store, &job_id, &node.id).await?;
         }
         match NodeApi::new(&edge.http, node).start(&job).await {
             Ok(()) => {
@@ -232,21 +279,15 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
                 return started(edge, &room.sid, node, job_id).await;
             }
             Err(NodeError::BadJob(msg)) => {
-                if let Err(e) = db::drop_job(&edge.store, &job_id).await {
-                    return store_failure(e);
-                }
-                return bad_request(msg);
+                db::drop_job(&edge.store, &job_id).await?;
+                return Err(NotStarted::BadJob(msg));
             }
             Err(NodeError::Unreachable(e)) => {
                 // No answer may still be a node that took the job: offering it to another
                 // could start two. It stays on this node, and is taken for lost if the node
                 // never reports it (or dies); the next start can then go elsewhere.
                 tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "recorder did not answer a start");
-                return answer(
-                    503,
-                    StatusCode::InternalServerError,
-                    "notifications.recorder-unreachable",
-                );
+                return Err(NotStarted::Unreachable);
             }
             Err(e) => {
                 // A refusal: this node did not start the job.
@@ -254,34 +295,25 @@ async fn start_job<S: Store, H: HttpClient, C: Clock>(
             }
         }
     }
-    if let Err(e) = db::drop_job(&edge.store, &job_id).await {
-        return store_failure(e);
-    }
-    no_recorder()
+    db::drop_job(&edge.store, &job_id).await?;
+    Err(NotStarted::NoRecorder)
 }
 
-/// The answer to a start a node took. A session that ended while the node was asked (its end
+/// The end of a start a node took. A session that ended while the node was asked (its end
 /// could not stop a job the node did not have yet) has the job stopped again now.
 async fn started<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     room_sid: &str,
     node: &Recorder,
     job_id: String,
-) -> EdgeResponse {
-    match crate::db::session_is_running(&edge.store, room_sid).await {
-        Ok(true) => EdgeResponse::reply(Common::ok("success"), Started { record_id: job_id }),
-        Ok(false) => {
-            if let Err(e) = NodeApi::new(&edge.http, node).stop(&job_id).await {
-                tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "stop of a job started as its session ended not delivered");
-            }
-            answer(
-                409,
-                StatusCode::RoomNotActive,
-                "notifications.room-not-active",
-            )
-        }
-        Err(e) => store_failure(e),
+) -> Result<String, NotStarted> {
+    if crate::db::session_is_running(&edge.store, room_sid).await? {
+        return Ok(job_id);
     }
+    if let Err(e) = NodeApi::new(&edge.http, node).stop(&job_id).await {
+        tracing::warn!(job = %job_id, recorder = %node.id, error = %e, "stop of a job started as its session ended not delivered");
+    }
+    Err(NotStarted::RoomNotActive)
 }
 
 fn no_recorder() -> EdgeResponse {
@@ -335,7 +367,7 @@ fn recorder_token<S, H, C: Clock>(
     livekit_room: &str,
     kind: Kind,
     now_ms: i64,
-) -> Result<String, EdgeResponse> {
+) -> Result<String, NotStarted> {
     // plugNmeet's names; each job its own identity, so that two jobs in a room never take
     // each other's place in LiveKit.
     let name = match kind {
@@ -369,11 +401,7 @@ fn recorder_token<S, H, C: Clock>(
     )
     .map_err(|e| {
         tracing::error!(region = %region.id, error = %e, "recorder token signing failed");
-        answer(
-            500,
-            StatusCode::InternalServerError,
-            "could not sign the token",
-        )
+        NotStarted::Signing
     })
 }
 

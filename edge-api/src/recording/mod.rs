@@ -12,11 +12,14 @@
 //! - [`downloads`]: `/auth/recording/getDownloadToken` and `GET /download/recording/<token>`,
 //!   which redirects to the node holding the file.
 //! - [`nodes`]: the nodes' job API, as the edge calls it.
+//! - [`autostart`]: rooms recorded from their start (`enable_auto_cloud_recording`), started
+//!   by the edge on a recorder's heartbeat once the session has been joined.
 //!
 //! A session has at most one live job of each kind. A node that stops heartbeating for
 //! `recorder_timeout_secs` is taken for dead: its jobs stop counting as running at once, so a
 //! dead node cannot leave a room marked as recording (plugNmeet's can, until the room ends).
 
+pub mod autostart;
 pub mod catalog;
 pub mod dispatch;
 pub mod downloads;

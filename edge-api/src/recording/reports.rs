@@ -6,7 +6,8 @@
 //!   unstored_final_states, free_disk_bytes, min_free_disk_bytes, ...}`. Kept as the node's
 //!   latest state (an older one, by the node's clock, changes nothing; one whose clock is over
 //!   a minute from the edge's is refused), then live jobs of nodes that stopped heartbeating are
-//!   marked FAILED, a few at a time.
+//!   marked FAILED, a few at a time, and the recording of a room recorded from its start is
+//!   sent to a node when due ([`super::autostart`]).
 //! - `events`: `{node_id, events: [{event_id, type, at_ms, job {job_id, state, reason, file,
 //!   file_bytes, updated_ms, ...}}]}`, oldest first. Each moves the node's own job to the
 //!   reported state, unless a report at least as new was applied, so a batch sent again changes
@@ -99,6 +100,9 @@ struct HeartbeatReply {
     recorded: bool,
     /// Jobs of dead nodes marked FAILED on this heartbeat.
     jobs_failed: usize,
+    /// Whether this heartbeat started the recording of a room recorded from its start
+    /// ([`super::autostart`]).
+    recording_started: bool,
 }
 
 #[derive(Serialize)]
@@ -235,11 +239,15 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, "recording job lost: its recorder stopped reporting");
         db::fail_job(&edge.store, &job.job_id, "the recorder stopped reporting").await?;
     }
+    // A recorder that is heard from can take jobs: a room recorded from its start is started
+    // now, at the cost of this request rather than a user's.
+    let recording_started = super::autostart::start_due(edge).await?;
     Ok(EdgeResponse::reply(
         Common::ok("success"),
         HeartbeatReply {
             recorded,
             jobs_failed: orphans.len(),
+            recording_started,
         },
     ))
 }
