@@ -56,10 +56,12 @@ pub const MAX_BODY_BYTES: usize = relay::EDGE_MAX_BODY_BYTES;
 pub const TOO_LARGE_STATUS: StatusCode = StatusCode::INTERNAL_SERVER_ERROR;
 
 /// Connections and deadlines: 512 connections at once (with the body limit, this bounds what a
-/// crowd of slow clients can hold), 30 s for a request's head and then its body.
+/// crowd of slow clients can hold), 30 s for a request's head and then its body, and 30 s for
+/// a client to take more of an answer.
 pub const LIMITS: Limits = Limits {
     max_connections: 512,
     read_timeout: Duration::from_secs(30),
+    write_timeout: Duration::from_secs(30),
 };
 
 /// The body, or the answer to give.

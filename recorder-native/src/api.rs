@@ -60,10 +60,11 @@ use crate::supervisor::{
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// Connections and deadlines: 256 connections at once, 30 s for a request's head and then its
-/// body.
+/// body, and 60 s for a client (a download's browser) to take more of an answer.
 pub const LIMITS: Limits = Limits {
     max_connections: 256,
     read_timeout: std::time::Duration::from_secs(30),
+    write_timeout: std::time::Duration::from_secs(60),
 };
 /// Most jobs one list returns.
 const LIST_LIMIT: usize = 200;

@@ -4,8 +4,10 @@
 //! written once: `axum::serve` sets no deadline on a request's head or body and no cap on
 //! connections, so a crowd of slow clients could hold memory and file descriptors for ever.
 //! Here a request head must arrive within the read timeout, a body is read only through
-//! [`read_body`] (bounded in size and time), connections past the cap wait in the listen
-//! backlog, and a stop lets open requests finish for at most the read timeout.
+//! [`read_body`] (bounded in size and time), a client that takes no bytes of an answer for the
+//! write timeout is let go (a download to a stalled client would otherwise hold its connection
+//! and file for ever), connections past the cap wait in the listen backlog, and a stop lets
+//! open requests finish for at most the read timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_io_timeout::TimeoutStream;
 
 /// A service's limits.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,9 @@ pub struct Limits {
     /// How long a client may take to send a request head, and then (through [`read_body`])
     /// its body; also how long a stop waits for open requests.
     pub read_timeout: Duration,
+    /// How long an answer may wait for the client to take more of it before the connection is
+    /// closed.
+    pub write_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish for
@@ -57,11 +63,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.write_timeout));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.read_timeout)
             .serve_connection(
-                TokioIo::new(stream),
+                TokioIo::new(Box::pin(stream)),
                 TowerToHyperService::new(router.clone()),
             );
         let conn = graceful.watch(conn);
@@ -105,12 +113,13 @@ pub async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::routing::post;
+    use axum::routing::{get, post};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     const LIMITS: Limits = Limits {
         max_connections: 2,
         read_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_millis(300),
     };
 
     async fn echo_len(body: Body) -> String {
@@ -120,12 +129,25 @@ mod tests {
         }
     }
 
+    /// 256 MiB, more than the sockets' buffers take, sent as the client takes it.
+    async fn large_answer() -> Body {
+        Body::from(vec![b'x'; 256 << 20])
+    }
+
     async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        start_with(LIMITS).await
+    }
+
+    async fn start_with(
+        limits: Limits,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = Router::new().route("/", post(echo_len));
-        tokio::spawn(serve(listener, router, LIMITS, async {
+        let router = Router::new()
+            .route("/", post(echo_len))
+            .route("/large", get(large_answer));
+        tokio::spawn(serve(listener, router, limits, async {
             let _ = stopped.await;
         }));
         (address, stop)
@@ -190,5 +212,31 @@ mod tests {
             "served past the cap after {:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_an_answer_is_let_go() {
+        // One connection at a time, taken by a client that asks for a large answer and reads
+        // none of it.
+        let (address, _stop) = start_with(Limits {
+            max_connections: 1,
+            ..LIMITS
+        })
+        .await;
+        let mut stalled = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        stalled
+            .write_all(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        // Once the write timeout has passed with nothing taken, its slot is free again.
+        let ok = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+        let answer = exchange(address, ok).await;
+        assert!(
+            answer.ends_with("2 bytes"),
+            "a stalled download held its connection: {answer:?}"
+        );
+        drop(stalled);
     }
 }
