@@ -185,6 +185,12 @@ fn a_stored_recording_is_downloaded_through_a_presigned_url_and_deleted() {
         object.body == stored_bytes,
         "the presigned URL fetched other bytes"
     );
+    // Saved under its own name, as the node serves a file from its disk.
+    assert_eq!(
+        object.header("content-disposition"),
+        Some(format!("attachment; filename=\"{composite}.mp4\"").as_str()),
+        "the bucket's answer"
+    );
     assert_eq!(fetch("HEAD", &url, &[]).status, 307);
 
     let tracks = unique("tracks");

@@ -51,7 +51,7 @@ use serde_json::{json, Value};
 use crate::auth::{key_matches, verify, API_KEY_HEADER, SIGNATURE_HEADER};
 use crate::job::is_job_id;
 use crate::job::StartRequest;
-use crate::storage::StorageError;
+use crate::storage::{attachment, StorageError};
 use crate::store::StoreError;
 use crate::supervisor::{
     DeleteError, Deleted, Node, Recording, RecordingError, StartError, StopError,
@@ -441,8 +441,7 @@ async fn serve_file(job_id: &str, path: &Path, method: &Method, headers: &Header
     let fields = answer.headers_mut();
     fields.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     fields.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    // A job id is letters, digits, '-' and '_': nothing to quote or escape.
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{job_id}.mp4\"")) {
+    if let Ok(value) = HeaderValue::from_str(&attachment(&format!("{job_id}.mp4"))) {
         fields.insert(header::CONTENT_DISPOSITION, value);
     }
     fields.insert(

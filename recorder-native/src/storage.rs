@@ -600,6 +600,11 @@ impl S3Storage {
                 })?;
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, content_type(file).into());
+        // The bucket answers a presigned download with it, so the browser saves the file as
+        // the node itself would serve it, instead of playing it in the tab.
+        if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+            attributes.insert(Attribute::ContentDisposition, attachment(name).into());
+        }
         attributes.insert(
             Attribute::Metadata(JOB_MARK.into()),
             AttributeValue::from(mark.to_owned()),
@@ -650,6 +655,13 @@ impl S3Storage {
             .expect("bytes")
             .to_vec()
     }
+}
+
+/// The `Content-Disposition` of a recording's file when downloaded: saved as `file_name`, not
+/// played in the tab. The node names its files after job ids (letters, digits, `-` and `_`), so
+/// nothing needs quoting or escaping.
+pub fn attachment(file_name: &str) -> String {
+    format!("attachment; filename=\"{file_name}\"")
 }
 
 fn content_type(file: &Path) -> &'static str {
