@@ -84,10 +84,19 @@ fn a_killed_or_frozen_worker_fails_only_its_job_and_its_file_is_repaired() {
     let failed = service.wait_state(&killed, "FAILED", Duration::from_secs(30));
     let reason = failed["reason"].as_str().expect("reason");
     assert!(reason.contains("signal: 9"), "reason: {reason}");
-    assert_recovered(Path::new(failed["file"].as_str().expect("file")), recorded);
-    control.wait_event("recovered", Duration::from_secs(10), |e| {
+    let file = Path::new(failed["file"].as_str().expect("file"));
+    assert_recovered(file, recorded);
+    let recovered = control.wait_event("recovered", Duration::from_secs(10), |e| {
         e["type"] == "recovered" && e["job"]["job_id"] == killed.as_str()
     });
+    // Its size goes with it, for the control plane's catalog.
+    let on_disk = std::fs::metadata(file).expect("the repaired file").len();
+    assert_eq!(
+        recovered["job"]["file_bytes"],
+        json!(on_disk),
+        "{recovered}"
+    );
+    assert_eq!(failed["file_bytes"], json!(on_disk), "{failed}");
 
     // A frozen worker (SIGSTOP) makes no progress: the watchdog kills it.
     let frozen = unique("frozen");
@@ -241,6 +250,11 @@ fn a_killed_service_repairs_and_reports_on_restart_and_loses_no_event() {
     );
     let file = PathBuf::from(failed["file"].as_str().expect("file"));
     assert_recovered(&file, recorded);
+    assert_eq!(
+        failed["file_bytes"],
+        json!(std::fs::metadata(&file).expect("the repaired file").len()),
+        "{failed}"
+    );
     control.wait_event("FAILED", Duration::from_secs(20), |e| {
         e["type"] == "job_state" && e["job"]["state"] == "FAILED"
     });

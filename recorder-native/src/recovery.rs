@@ -191,6 +191,8 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
         match repair(node.worker_exe(), &output).await {
             Ok(true) => {
                 let created_ms = now_ms();
+                // Read before an upload releases the local copy; the bucket keeps the same bytes.
+                let file_bytes = crate::storage::output_bytes(&output).ok();
                 let (file, uploaded) = node.store_recovered(job_id, created_ms, &output).await;
                 let reported = node.report(
                     EventKind::Recovered,
@@ -201,7 +203,7 @@ pub async fn recover(node: Arc<Node>, unfinished: Vec<Unfinished>) {
                         state: JobState::Failed,
                         reason: Some("found unfinished after a restart".into()),
                         file: Some(file),
-                        file_bytes: None,
+                        file_bytes,
                         rtmp: None,
                         created_ms,
                         updated_ms: now_ms(),

@@ -1327,7 +1327,7 @@ impl Node {
     /// Sends a concluded job's output to storage; its final state, to be stored. The decided
     /// outcome is kept in the store first, so a restart during a long upload reports it as
     /// decided. A COMPLETE job reports its output's size: what was uploaded, else what is on
-    /// disk.
+    /// disk; a FAILED job that kept a file, that file's.
     async fn deliver(
         &self,
         mut view: JobView,
@@ -1378,6 +1378,11 @@ impl Node {
                         None
                     }
                 })
+            }
+            // What a failed job kept (a repaired or partial recording): listed by the control
+            // plane like a finished one, with its size.
+            (JobState::Failed, _, Some(file)) => {
+                uploaded_bytes.or_else(|| crate::storage::output_bytes(Path::new(file)).ok())
             }
             _ => None,
         };
