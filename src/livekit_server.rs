@@ -1,7 +1,6 @@
 //! Starts and stops the local LiveKit server `edgemeet up` runs when no region is configured.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -73,8 +72,6 @@ impl LiveKitProcess {
         );
         write_private(&config_path, config.as_bytes())?;
         let log_path = data_dir.join("livekit.log");
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
         let mut command = Command::new(&binary);
         command
             .arg("--config")
@@ -84,26 +81,7 @@ impl LiveKitProcess {
         for address in &settings.bind {
             command.arg("--bind").arg(address.to_string());
         }
-        // LiveKit goes when edgemeet goes, however it goes: kill_on_drop needs the destructors
-        // to run, and a SIGTERM before the signal handlers exist (while the component compiles)
-        // ends the process without them. The death signal follows the spawning thread, which is
-        // the main thread here (`up` runs in `block_on`), alive as long as the process.
-        // SAFETY: the closure only calls prctl, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = crate::children::spawn_tied(&mut command, &log_path)?;
         let host = settings.node_ip;
         let url = format!("ws://{}:{}", url_host(host), settings.port);
         let mut process = LiveKitProcess { child, url };
@@ -137,18 +115,7 @@ impl LiveKitProcess {
 
     /// Asks LiveKit to stop (SIGTERM), then kills it if it has not left after `grace`.
     pub async fn stop(mut self, grace: Duration) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: plain syscall on a pid we own; no memory is touched.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGTERM);
-            }
-        }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::children::stop(&mut self.child, grace).await;
     }
 }
 

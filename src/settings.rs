@@ -20,6 +20,8 @@ pub struct Settings {
     pub regions: Vec<RegionSettings>,
     /// Recorder nodes recordings and broadcasts are sent to (`[[recorders]]`).
     pub recorders: Vec<RecorderSettings>,
+    /// The recorder node started on this machine beside the local LiveKit.
+    pub recorder: LocalRecorderSettings,
 }
 
 /// `[edge]`.
@@ -163,6 +165,31 @@ impl Default for LocalLiveKit {
             lon: 0.0,
             sidecar: None,
             sidecar_port: 7890,
+        }
+    }
+}
+
+/// `[recorder]`: a recorder node (`recorder-native serve`) `up` starts on this machine, known to
+/// the edge as recorder `local` in region `local`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalRecorderSettings {
+    /// Start it: `true`, `false`, or absent = when the local LiveKit is started and advertises
+    /// an address other than loopback (`[livekit] node_ip`): the recorder's WebRTC stack
+    /// (libnice) cannot use loopback.
+    pub start: Option<bool>,
+    /// The `recorder-native` binary. Default: the one built beside `edgemeet`.
+    pub binary: Option<PathBuf>,
+    /// Its job API's port on 127.0.0.1 (downloads are served there too). 0 takes any free port.
+    pub port: u16,
+}
+
+impl Default for LocalRecorderSettings {
+    fn default() -> Self {
+        LocalRecorderSettings {
+            start: None,
+            binary: None,
+            port: 8090,
         }
     }
 }

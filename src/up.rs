@@ -1,6 +1,6 @@
 //! `edgemeet up`: the whole system on one machine. Starts a local LiveKit (and the media-sidecar
-//! beside it) unless regions are configured, then serves the edge-api component in the wasmtime
-//! host until Ctrl-C or SIGTERM.
+//! and a recorder node beside it) unless regions are configured, then serves the edge-api
+//! component in the wasmtime host until Ctrl-C or SIGTERM.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::host::{Host, HostSettings, MountedDir};
 use crate::livekit_server::LiveKitProcess;
+use crate::local_recorder::{self, PlannedRecorder};
 use crate::local_sidecar::{BoundSidecar, LOCAL_REGION};
-use crate::settings::{DevCredentials, RegionSettings, Settings};
+use crate::settings::{DevCredentials, RecorderSettings, RegionSettings, Settings};
 
 /// Runs the system described by the file at `config_path`.
 pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
@@ -75,11 +76,16 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         }
         livekit = Some(process);
     }
+    let recorder = local_recorder::Plan::decide(
+        &settings.recorder,
+        livekit.as_ref().map(|_| settings.livekit.node_ip),
+    )?;
     let media = LocalMedia {
         livekit_url: livekit.as_ref().map(|lk| lk.url.clone()),
         livekit_key: credentials.livekit_key.clone(),
         livekit_secret: credentials.livekit_secret.clone(),
         sidecar,
+        recorder,
     };
     // Whatever happens from here on, a LiveKit this run started is stopped gracefully once.
     let served = serve_edge(&settings, &api_secret, &regions, media, signals).await;
@@ -117,6 +123,8 @@ struct LocalMedia {
     livekit_secret: String,
     /// Its sidecar, bound and not yet serving (it reports to the edge once that serves).
     sidecar: Option<BoundSidecar>,
+    /// Whether a recorder node starts beside it (once the edge serves).
+    recorder: local_recorder::Plan,
 }
 
 /// Checks the edge's configuration, starts the host (and the local sidecar) and serves until
@@ -139,7 +147,14 @@ async fn serve_edge(
         );
     }
 
-    let variables = edge_variables(settings, api_secret, regions)?;
+    let (planned_recorder, recorder_note) = match media.recorder {
+        local_recorder::Plan::Start(planned) => (Some(planned), None),
+        local_recorder::Plan::NotStarted(why) => (None, Some(why)),
+        local_recorder::Plan::Off => (None, None),
+    };
+    let mut recorders = settings.recorders.clone();
+    recorders.extend(planned_recorder.as_ref().map(PlannedRecorder::edge_entry));
+    let variables = edge_variables(settings, api_secret, regions, &recorders)?;
     // The component checks its configuration on every request; check it once here too, so a
     // bad file fails `up` at once instead of answering 500 to every call.
     if let Err(e) = edge_api::EdgeConfig::load(&VariableMap(&variables)).await {
@@ -175,7 +190,7 @@ async fn serve_edge(
             &format!("http://{}", reachable(address)),
         )?);
     }
-    let ready = Ready {
+    let mut ready = Ready {
         settings,
         api_secret,
         regions,
@@ -183,7 +198,11 @@ async fn serve_edge(
         address,
         local_livekit: media.livekit_url.is_some(),
         sidecar: sidecar.as_ref().map(|running| running.address),
+        recorder: None,
+        recorder_note,
     };
+    let edge_url = format!("http://{}", reachable(address));
+    let data_dir = data_dir.clone();
 
     let (startup_failed, mut startup_failure) = tokio::sync::oneshot::channel();
     let served = host
@@ -199,6 +218,27 @@ async fn serve_edge(
                     return;
                 }
             }
+            // The recorder reports to the edge, which answers from here on.
+            let mut recorder = None;
+            if let Some(planned) = planned_recorder {
+                match planned.start(&data_dir, &edge_url).await {
+                    Ok(running) => {
+                        ready.recorder = Some((
+                            running.address,
+                            running.recordings.clone(),
+                            running.log.clone(),
+                        ));
+                        recorder = Some(running);
+                    }
+                    Err(e) => {
+                        let _ = startup_failed.send(e);
+                        if let Some(running) = sidecar {
+                            running.stop().await;
+                        }
+                        return;
+                    }
+                }
+            }
             ready.print();
             signals.recv().await;
             // A second signal means now: the open requests are not waited for. LiveKit goes
@@ -208,7 +248,11 @@ async fn serve_edge(
                 eprintln!("edgemeet: stop requested again; stopping now");
                 std::process::exit(130);
             });
-            // The sidecar first, while the edge still answers: what it holds is delivered.
+            // The recorder and the sidecar first, while the edge still answers: the recordings
+            // finish and their final states are delivered, and so is what the sidecar holds.
+            if let Some(running) = recorder {
+                running.stop().await;
+            }
             if let Some(running) = sidecar {
                 running.stop().await;
             }
@@ -231,6 +275,10 @@ struct Ready<'a> {
     address: SocketAddr,
     local_livekit: bool,
     sidecar: Option<SocketAddr>,
+    /// The local recorder, once started: its address, recordings and log.
+    recorder: Option<(SocketAddr, PathBuf, PathBuf)>,
+    /// Why no local recorder was started, when that needs saying.
+    recorder_note: Option<String>,
 }
 
 impl Ready<'_> {
@@ -266,6 +314,16 @@ impl Ready<'_> {
         if let Some(sidecar) = self.sidecar {
             println!("  sidecar      http://{sidecar}  (LiveKit's webhooks to the edge; /metrics)");
         }
+        if let Some((recorder, recordings, log)) = &self.recorder {
+            println!(
+                "  recorder     http://{recorder}  (recordings in {}, log in {})",
+                recordings.display(),
+                log.display()
+            );
+        }
+        if let Some(note) = &self.recorder_note {
+            println!("  recorder     {note}");
+        }
         println!("  API key      {}", settings.edge.api_key);
         if settings.edge.api_secret.is_none() {
             println!(
@@ -300,6 +358,7 @@ fn edge_variables(
     settings: &Settings,
     api_secret: &str,
     regions: &[RegionSettings],
+    recorders: &[RecorderSettings],
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let secrets: BTreeMap<&str, &str> = regions
         .iter()
@@ -353,16 +412,12 @@ fn edge_variables(
         "region_timeout_secs".into(),
         edge.region_timeout_secs.to_string(),
     );
-    if !settings.recorders.is_empty() {
-        let recorder_secrets: BTreeMap<&str, &str> = settings
-            .recorders
+    if !recorders.is_empty() {
+        let recorder_secrets: BTreeMap<&str, &str> = recorders
             .iter()
             .map(|r| (r.id.as_str(), r.api_secret.as_str()))
             .collect();
-        vars.insert(
-            "recorders".into(),
-            serde_json::to_string(&settings.recorders)?,
-        );
+        vars.insert("recorders".into(), serde_json::to_string(recorders)?);
         vars.insert(
             "recorder_secrets".into(),
             serde_json::to_string(&recorder_secrets)?,

@@ -616,14 +616,16 @@ fn a_recorder_that_dies_ends_its_recording_and_takes_no_new_one() {
     );
 }
 
-/// A room created with `enable_auto_cloud_recording` is recorded from its start with nobody
-/// pressing Record: once its first user is in, the recorder's next heartbeat to the edge has it
-/// sent the recording. Ending the meeting leaves it listed, with the moderator's media in it.
+/// `edgemeet up`'s own recorder (`[recorder] start = true`: a `recorder-native` child beside
+/// the local LiveKit) records a room created with `enable_auto_cloud_recording` from its start,
+/// with nobody pressing Record: once its first user is in, the recorder's next heartbeat to the
+/// edge has it sent the recording. Ending the meeting leaves it listed, with the moderator's
+/// media in it, in the data directory's `recordings`.
 #[test]
-fn a_room_recorded_from_its_start_needs_nobody_to_press_record() {
+fn up_records_a_room_from_its_start_with_its_own_recorder() {
     let _serial = serial();
-    let (system, recorder) = system_with_recorder("recording-auto", "");
-    let mut service = recorder.start(&system, "");
+    let system = System::start("recording-auto", "[recorder]\nstart = true\nport = 0\n");
+    let recorder_log = system.data_dir.join("recorder.log");
     let room = unique("rec-auto");
     let target = &system.target;
     let (_moderator, _publisher) = meeting_with(
@@ -640,12 +642,20 @@ fn a_room_recorded_from_its_start_needs_nobody_to_press_record() {
         |i| truthy(&i["is_recording"]),
     );
     let sid = info["sid"].as_str().expect("sid").to_owned();
-    service.wait_log(
-        0,
+    for line in [
         "video track joined the composite",
-        Duration::from_secs(30),
-    );
-    service.wait_log(0, "audio track joined the mix", Duration::from_secs(30));
+        "audio track joined the mix",
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&recorder_log).is_ok_and(|log| log.contains(line)) {
+            assert!(
+                Instant::now() < deadline,
+                "the local recorder never logged {line:?}:\n{}",
+                std::fs::read_to_string(&recorder_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     std::thread::sleep(Duration::from_secs(4));
 
     let (status, ended) = target.call("/auth/room/endRoom", &json!({ "room_id": room }));
@@ -660,13 +670,18 @@ fn a_room_recorded_from_its_start_needs_nobody_to_press_record() {
         assert!(
             Instant::now() < deadline,
             "the meeting's recording was never listed\nrecorder log:\n{}\nedge log:\n{}",
-            service.log.join("\n"),
+            std::fs::read_to_string(&recorder_log).unwrap_or_default(),
             system.stderr()
         );
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(listed["room_sid"], sid.as_str(), "{listed}");
     let file = PathBuf::from(listed["file_path"].as_str().expect("file_path"));
+    assert!(
+        file.starts_with(system.data_dir.join("recordings")),
+        "{}",
+        file.display()
+    );
     let media = probe(&file);
     assert!(
         number(&media["format"]["duration"]) >= 3.0,

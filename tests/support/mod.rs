@@ -411,7 +411,7 @@ impl System {
              api_key = \"plugnmeet\"\napi_secret = \"{api_secret}\"\n\
              geo_latitude_header = \"x-test-latitude\"\ngeo_longitude_header = \"x-test-longitude\"\n{edge_toml}\n\
              [livekit]\nstart = true\nbinary = \"{binary}\"\nport = {port}\nbind = {bind}\nnode_ip = \"{media_ip}\"\n\
-             udp_port_start = {udp}\nudp_port_end = {udp_end}\nsidecar_port = {sidecar_port}\n{extra_toml}\n",
+             udp_port_start = {udp}\nudp_port_end = {udp_end}\nsidecar_port = {sidecar_port}\n{extra_toml}\n{recorder}",
             data = dir.join("data").display(),
             component = component_path().display(),
             binary = edgemeet::livekit_server::find_binary(None)
@@ -420,6 +420,13 @@ impl System {
             udp_end = udp + 49,
             edge_port = free_port(),
             sidecar_port = free_port(),
+            // `up` would start its own recorder beside a LiveKit it can reach: only the tests
+            // that ask for it get one.
+            recorder = if extra_toml.contains("[recorder]") {
+                ""
+            } else {
+                "[recorder]\nstart = false\n"
+            },
         );
         let config_path = dir.join("edgemeet.toml");
         std::fs::write(&config_path, config).expect("write config");
