@@ -1717,7 +1717,7 @@ fn a_room_recorded_from_its_start_is_started_once_it_is_joined_and_only_once() {
     let (moderator, _guest) = created(&edge, "from-start", recorded_from_the_start());
     assert_eq!(
         auto_recording(&edge, "from-start"),
-        Some((0, Some(0), "waiting for the first join".into()))
+        Some((0, None, "waiting for the first join".into()))
     );
 
     // Nobody is in the meeting yet: there is nothing to record.
@@ -1729,6 +1729,10 @@ fn a_room_recorded_from_its_start_is_started_once_it_is_joined_and_only_once() {
     // The first user enters; the next heartbeat of any node (here the one elsewhere) sends the
     // recording, to the node in the room's region, as a moderator's Record would.
     enter(&edge, &moderator);
+    assert_eq!(
+        auto_recording(&edge, "from-start"),
+        Some((0, Some(0), "due".into()))
+    );
     advance(&edge, 1_000);
     let answer = beat(&edge, US, 2.5, 0);
     assert_eq!(answer["recording_started"], json!(true), "{answer}");
@@ -1822,33 +1826,54 @@ fn a_recording_from_the_start_waits_for_a_recorder_with_room() {
         auto_recording(&edge, "waits").expect("kept").1,
         Some(now(&edge) + 20_000)
     );
-    // A node that does not answer keeps the job (it may have taken it): the start is looked
-    // at again later, and finds the recording running.
+    // A node that does not answer keeps the job (it may have taken it). The start is looked
+    // at again only once such a job, never reported, counts as lost (60 s): this node never
+    // took it, so the next try starts the recording anew rather than taking it for running.
     advance(&edge, 20_000);
     edge.http.script(EU, Answer::Down);
     beat(&edge, EU, 2.0, 0);
     let sent = starts(&edge);
     assert_eq!(sent.len(), 2);
-    let id = sent[1].1["job_id"].as_str().expect("job_id").to_owned();
+    let silent = sent[1].1["job_id"].as_str().expect("job_id").to_owned();
+    assert_eq!(job(&edge, &silent).0, "STARTING");
+    let (attempts, next, outcome) = auto_recording(&edge, "waits").expect("kept");
+    assert_eq!(
+        (attempts, next, outcome.as_str()),
+        (3, Some(now(&edge) + 65_000), "the recorder did not answer")
+    );
+    advance(&edge, 40_000);
+    edge.http.script(EU, Answer::Ok);
+    beat(&edge, EU, 2.0, 0);
+    assert_eq!(
+        starts(&edge).len(),
+        2,
+        "not before the silent job counts as lost"
+    );
+    advance(&edge, 25_000);
+    beat(&edge, EU, 2.0, 0);
+    let sent = starts(&edge);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let id = sent[2].1["job_id"].as_str().expect("job_id").to_owned();
+    assert_ne!(id, silent);
+    assert_eq!(
+        job(&edge, &silent),
+        (
+            "FAILED".into(),
+            EU.id.into(),
+            Some("the recorder never reported the job".into())
+        )
+    );
     assert_eq!(job(&edge, &id).0, "STARTING");
     assert_eq!(
-        auto_recording(&edge, "waits").expect("kept").2,
-        "the recorder did not answer"
+        auto_recording(&edge, "waits"),
+        Some((4, None, format!("started job {id}")))
     );
     send_events(
         &edge,
         EU,
         &[job_event(&id, &m.room_id, "ACTIVE", now(&edge), None)],
     );
-    advance(&edge, 40_000);
-    edge.http.script(EU, Answer::Ok);
-    beat(&edge, EU, 2.0, 1);
-    assert_eq!(starts(&edge).len(), 2, "the running job is not doubled");
-    let (attempts, next, outcome) = auto_recording(&edge, "waits").expect("kept");
-    assert_eq!(
-        (attempts, next, outcome.as_str()),
-        (4, None, "a recording was running already")
-    );
+    assert_eq!(room_flags(&edge, "waits").0, json!(1));
 }
 
 #[test]

@@ -565,21 +565,25 @@ pub async fn claim_auto_recording(
     Ok((!rows.rows.is_empty()).then(|| first_int(&rows)))
 }
 
-/// Ends a try of session `room_sid`'s automatic start: settled for good (`retry_at_ms` `None`)
-/// or due again at `retry_at_ms`. `outcome` says what the try did.
+/// Ends try number `attempt` of session `room_sid`'s automatic start: settled for good
+/// (`retry_at_ms` `None`) or due again at `retry_at_ms`. `outcome` says what the try did. A try
+/// that outlived its hold, and was followed by another, changes nothing.
 pub async fn settle_auto_recording(
     store: &impl Store,
     room_sid: &str,
+    attempt: i64,
     retry_at_ms: Option<i64>,
     outcome: &str,
 ) -> Result<(), StoreError> {
     store
         .execute(
-            "UPDATE auto_recordings SET next_attempt_ms = ?, outcome = ? WHERE room_sid = ?",
+            "UPDATE auto_recordings SET next_attempt_ms = ?, outcome = ? \
+             WHERE room_sid = ? AND attempts = ?",
             &[
                 retry_at_ms.map_or(SqlValue::Null, SqlValue::from),
                 outcome.into(),
                 room_sid.into(),
+                attempt.into(),
             ],
         )
         .await?;

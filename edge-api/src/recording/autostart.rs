@@ -12,11 +12,13 @@
 //!   only when a recorder could take the job; their requests pay for this, not a user's.
 //! - The start is tried until it settles: a node took the job, a recording was running already
 //!   (a moderator was quicker), or the room does not allow recording. A moderator who then stops
-//!   the recording is not overruled. When no node had room, or the node did not answer, it is
-//!   tried again later, sooner at first and at most every five minutes.
+//!   the recording is not overruled. When no node had room (or the node's token could not be
+//!   signed) it is tried again later, sooner at first and at most every five minutes. A node that
+//!   did not answer keeps the job (it may have taken it): the next try comes only once such a
+//!   job, never reported, counts as lost, so it finds the recording running or starts anew.
 //! - A session that ends takes its row with it.
 
-use super::dispatch::{self, NotStarted};
+use super::dispatch::{self, NotStarted, UNREPORTED_JOB_MS};
 use super::Kind;
 use crate::db::recordings as db;
 use crate::platform::{Clock, HttpClient, Store, StoreError};
@@ -29,6 +31,9 @@ const TRY_HELD_MS: i64 = 60_000;
 const FIRST_RETRY_MS: i64 = 10_000;
 /// The longest wait between tries.
 const MAX_RETRY_MS: i64 = 300_000;
+/// After a node did not answer, the next try waits this much past the time its job counts as
+/// lost when never reported.
+const UNREPORTED_MARGIN_MS: i64 = 5_000;
 
 /// What a try left for the next one.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +42,8 @@ enum Next {
     Settled,
     /// Try again later.
     Retry,
+    /// Try again once the job the silent node kept counts as lost if it never reports it.
+    AfterUnreported,
 }
 
 /// Starts the recording of at most one session whose automatic start is due (one statement
@@ -65,12 +72,19 @@ pub async fn start_due<S: Store, H: HttpClient, C: Clock>(
         Err(NotStarted::Store(e)) => return Err(e),
         Err(not_started) => {
             let (next, why) = after(&not_started);
-            tracing::warn!(room_id = %room.room_id, sid = %room.sid, attempt, why, retried = (next == Next::Retry), "recording with the meeting not started");
+            tracing::warn!(room_id = %room.room_id, sid = %room.sid, attempt, why, retried = (next != Next::Settled), "recording with the meeting not started");
             (next, why.to_owned(), false)
         }
     };
-    let retry_at_ms = (next == Next::Retry).then(|| now_ms.saturating_add(retry_wait_ms(attempt)));
-    db::settle_auto_recording(&edge.store, &room.sid, retry_at_ms, &outcome).await?;
+    let retry_at_ms =
+        match next {
+            Next::Settled => None,
+            Next::Retry => Some(now_ms.saturating_add(retry_wait_ms(attempt))),
+            Next::AfterUnreported => Some(now_ms.saturating_add(
+                retry_wait_ms(attempt).max(UNREPORTED_JOB_MS + UNREPORTED_MARGIN_MS),
+            )),
+        };
+    db::settle_auto_recording(&edge.store, &room.sid, attempt, retry_at_ms, &outcome).await?;
     Ok(took)
 }
 
@@ -82,7 +96,7 @@ fn after(not_started: &NotStarted) -> (Next, &'static str) {
         NotStarted::RoomNotActive => (Next::Settled, "the session ended, or its region is gone"),
         NotStarted::BadJob(_) => (Next::Settled, "the recorder refused the job"),
         NotStarted::NoRecorder => (Next::Retry, "no recorder had room for it"),
-        NotStarted::Unreachable => (Next::Retry, "the recorder did not answer"),
+        NotStarted::Unreachable => (Next::AfterUnreported, "the recorder did not answer"),
         NotStarted::Signing => (Next::Retry, "the recorder's token could not be signed"),
         NotStarted::Store(_) => (Next::Retry, "the store failed"),
     }
@@ -114,7 +128,8 @@ mod tests {
     #[test]
     fn only_a_missing_or_silent_recorder_is_tried_again() {
         assert_eq!(after(&NotStarted::NoRecorder).0, Next::Retry);
-        assert_eq!(after(&NotStarted::Unreachable).0, Next::Retry);
+        assert_eq!(after(&NotStarted::Signing).0, Next::Retry);
+        assert_eq!(after(&NotStarted::Unreachable).0, Next::AfterUnreported);
         for settled in [
             NotStarted::AlreadyRunning,
             NotStarted::NotAllowed,

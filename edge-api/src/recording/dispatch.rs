@@ -31,7 +31,11 @@ const MAX_BODY_BYTES: usize = 8 * 1024;
 const MAX_RTMP_URL_BYTES: usize = 2048;
 /// A job no node has reported on this long after it was sent is taken for lost (its node took
 /// it and died before saying anything, or the edge's request ended mid-dispatch).
-const UNREPORTED_JOB_MS: i64 = 60_000;
+pub(crate) const UNREPORTED_JOB_MS: i64 = 60_000;
+/// Nodes asked in turn by one start at most: each costs a statement and a call of up to
+/// [`super::nodes::CALL_TIMEOUT`], and nodes are chosen by their heartbeats' free capacity, so
+/// more than a few refusing in a row means the fleet is full.
+const MAX_NODES_ASKED: usize = 4;
 /// How long a node's LiveKit token works. The node joins the room again with it whenever the
 /// room's tracks change, for as long as the recording runs, so it must outlive any meeting.
 /// It names the session's own LiveKit room (`<room_id>.<sid>`), which is never used again once
@@ -234,7 +238,8 @@ pub(crate) async fn start<S: Store, H: HttpClient, C: Clock>(
         tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, reason, "recording job lost");
         db::fail_job(&edge.store, &job.job_id, reason).await?;
     }
-    let candidates = candidates(&fleet.nodes, &live, region, kind);
+    let mut candidates = candidates(&fleet.nodes, &live, region, kind);
+    candidates.truncate(MAX_NODES_ASKED);
     let Some(first) = candidates.first() else {
         return Err(NotStarted::NoRecorder);
     };

@@ -240,8 +240,12 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         db::fail_job(&edge.store, &job.job_id, "the recorder stopped reporting").await?;
     }
     // A recorder that is heard from can take jobs: a room recorded from its start is started
-    // now, at the cost of this request rather than a user's.
-    let recording_started = super::autostart::start_due(edge).await?;
+    // now, at the cost of this request rather than a user's. A failure there is not this
+    // heartbeat's (it was kept): the next heartbeat tries again.
+    let recording_started = super::autostart::start_due(edge).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "store failure starting a recording with its meeting");
+        false
+    });
     Ok(EdgeResponse::reply(
         Common::ok("success"),
         HeartbeatReply {
