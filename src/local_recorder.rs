@@ -1,8 +1,10 @@
 //! The recorder node `edgemeet up` runs beside the local LiveKit: `recorder-native serve` as a
 //! child process (each job is a worker process of the same binary), configured for this run and
-//! known to the edge as recorder `local`, so the one-machine system records and broadcasts as a
-//! deployment with a recorder fleet does. Its key and secret are made anew for each run; its
-//! recordings are kept under the data directory.
+//! known to the edge as recorder `local` (in region `local`, beside the local LiveKit), so the
+//! one-machine system records and broadcasts as a deployment with a recorder fleet does. Its key
+//! and secret are made anew for each run; its recordings are kept under the data directory. It
+//! listens where the local LiveKit does (`[livekit] node_ip`), so the browsers that reach
+//! LiveKit reach its downloads.
 //!
 //! The recorder reaches LiveKit over WebRTC, and its stack (libnice) does not use loopback: it
 //! starts by default only when the local LiveKit advertises another address
@@ -45,6 +47,9 @@ pub struct PlannedRecorder {
     address: SocketAddr,
     secret: String,
     region: Option<String>,
+    /// Asked for (`start = true`): failing to start it fails `up`. Otherwise `up` says why and
+    /// goes on without it.
+    pub required: bool,
 }
 
 impl Plan {
@@ -85,12 +90,16 @@ impl Plan {
                 ))
             }
         };
-        let address = free_address(settings.port)?;
+        // Beside the local LiveKit it listens where LiveKit does: browsers that reach LiveKit
+        // reach its downloads too, and the edge on this machine reaches it there.
+        let ip = livekit_node_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let address = free_address(ip, settings.port)?;
         Ok(Plan::Start(PlannedRecorder {
             binary,
             address,
             secret: random_hex(32)?,
             region: livekit_node_ip.map(|_| LOCAL_REGION.to_owned()),
+            required: explicit,
         }))
     }
 }
@@ -169,7 +178,11 @@ pub struct RunningRecorder {
 }
 
 impl RunningRecorder {
+    /// Waits until this recorder says it listens on its address (its own log, fresh for this
+    /// run: another process that took the port meanwhile would answer a connect, but not
+    /// write here).
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let listening = format!("listening on http://{}", self.address);
         let until = Instant::now() + READY_WITHIN;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -178,7 +191,7 @@ impl RunningRecorder {
                     self.log.display()
                 );
             }
-            if tokio::net::TcpStream::connect(self.address).await.is_ok() {
+            if std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(&listening)) {
                 return Ok(());
             }
             if Instant::now() >= until {
@@ -217,9 +230,10 @@ fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
     })
 }
 
-/// `127.0.0.1:port`, checked free now (the recorder binds it itself); port 0 takes any free one.
-fn free_address(port: u16) -> anyhow::Result<SocketAddr> {
-    let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+/// `ip:port`, checked free now (the recorder binds it itself, and [`RunningRecorder`] makes sure
+/// it was this recorder that did); port 0 takes any free one.
+fn free_address(ip: IpAddr, port: u16) -> anyhow::Result<SocketAddr> {
+    let wanted = SocketAddr::new(ip, port);
     let probe = std::net::TcpListener::bind(wanted)
         .with_context(|| format!("[recorder] port: {wanted} is not free"))?;
     probe.local_addr().context("the local recorder's address")
@@ -237,7 +251,9 @@ mod tests {
         }
     }
 
-    const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1));
+    /// Not loopback, and free to bind on any machine the tests run on (a LAN address would be
+    /// this machine's own).
+    const LAN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     #[test]

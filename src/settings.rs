@@ -170,7 +170,7 @@ impl Default for LocalLiveKit {
 }
 
 /// `[recorder]`: a recorder node (`recorder-native serve`) `up` starts on this machine, known to
-/// the edge as recorder `local` in region `local`.
+/// the edge as recorder `local` (in region `local` when beside the local LiveKit).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalRecorderSettings {
@@ -180,7 +180,8 @@ pub struct LocalRecorderSettings {
     pub start: Option<bool>,
     /// The `recorder-native` binary. Default: the one built beside `edgemeet`.
     pub binary: Option<PathBuf>,
-    /// Its job API's port on 127.0.0.1 (downloads are served there too). 0 takes any free port.
+    /// Its job API's port (downloads are served there too), on the local LiveKit's `node_ip`.
+    /// 0 takes any free port.
     pub port: u16,
 }
 

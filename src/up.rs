@@ -36,6 +36,12 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         .livekit
         .start
         .unwrap_or(settings.regions.is_empty());
+    // Decided before anything starts: a recorder that was asked for and cannot work fails
+    // `up` at once.
+    let recorder = local_recorder::Plan::decide(
+        &settings.recorder,
+        start_local.then_some(settings.livekit.node_ip),
+    )?;
     let mut livekit = None;
     let mut regions = settings.regions.clone();
     let mut sidecar = None;
@@ -76,10 +82,6 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
         }
         livekit = Some(process);
     }
-    let recorder = local_recorder::Plan::decide(
-        &settings.recorder,
-        livekit.as_ref().map(|_| settings.livekit.node_ip),
-    )?;
     let media = LocalMedia {
         livekit_url: livekit.as_ref().map(|lk| lk.url.clone()),
         livekit_key: credentials.livekit_key.clone(),
@@ -221,6 +223,7 @@ async fn serve_edge(
             // The recorder reports to the edge, which answers from here on.
             let mut recorder = None;
             if let Some(planned) = planned_recorder {
+                let required = planned.required;
                 match planned.start(&data_dir, &edge_url).await {
                     Ok(running) => {
                         ready.recorder = Some((
@@ -229,6 +232,11 @@ async fn serve_edge(
                             running.log.clone(),
                         ));
                         recorder = Some(running);
+                    }
+                    // Not asked for: the system runs without it (the edge finds no live
+                    // recorder, and says so to a moderator who presses Record).
+                    Err(e) if !required => {
+                        ready.recorder_note = Some(format!("not started: {e:#}"));
                     }
                     Err(e) => {
                         let _ = startup_failed.send(e);

@@ -199,3 +199,59 @@ fn refuses_a_bad_configuration_without_echoing_secrets() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-file.toml"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The address in the banner line that starts with `label`, e.g. `recorder     http://...`.
+fn banner_address(system: &System, label: &str) -> Option<String> {
+    system.banner.iter().find_map(|line| {
+        let rest = line.trim_start().strip_prefix(label)?.trim_start();
+        let url = rest.split_whitespace().next()?;
+        Some(url.trim_start_matches("http://").to_owned())
+    })
+}
+
+/// Beside a LiveKit it can reach (the tests' LiveKit advertises the namespace's address), `up`
+/// starts its own recorder unless told not to, and the recorder goes when edgemeet goes,
+/// however it goes.
+#[test]
+fn the_local_recorder_starts_by_default_and_does_not_outlive_edgemeet() {
+    let system = System::start("up-recorder", "[recorder]\nport = 0\n");
+    let recorder = banner_address(&system, "recorder").unwrap_or_else(|| {
+        panic!("no recorder in the banner: {:#?}", system.banner);
+    });
+    assert!(
+        TcpStream::connect(&recorder).is_ok(),
+        "the recorder listens while up: {recorder}"
+    );
+    let pid = system.pid().expect("running") as libc::pid_t;
+    // SAFETY: signalling our own child, not its group.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    assert_closes_within(
+        &recorder,
+        Duration::from_secs(10),
+        "the recorder outlived a SIGKILLed edgemeet up by 10 s",
+    );
+}
+
+/// A recorder that was not asked for and cannot start leaves the rest running, and the banner
+/// says so.
+#[test]
+fn a_local_recorder_that_cannot_start_is_named_and_the_rest_runs() {
+    let system = System::start(
+        "up-recorder-broken",
+        "[recorder]\nport = 0\nbinary = \"/bin/false\"\n",
+    );
+    let note = system
+        .banner
+        .iter()
+        .find(|line| line.trim_start().starts_with("recorder"))
+        .unwrap_or_else(|| panic!("no recorder line: {:#?}", system.banner));
+    assert!(
+        note.contains("not started") && note.contains("exited"),
+        "{note}"
+    );
+    system
+        .target
+        .create_room(&unique("after-recorder"), json!({}));
+}

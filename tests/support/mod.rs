@@ -381,8 +381,10 @@ pub struct System {
     pub livekit_key: String,
     /// Local LiveKit API secret.
     pub livekit_secret: String,
-    /// Lines `edgemeet up` printed on stdout so far.
+    /// Lines `edgemeet up` printed on stdout after it said it was ready.
     pub stdout: mpsc::Receiver<String>,
+    /// What it printed up to then: what it started.
+    pub banner: Vec<String>,
     stderr_path: PathBuf,
 }
 
@@ -441,6 +443,7 @@ impl System {
             livekit_key: String::new(),
             livekit_secret: String::new(),
             stdout,
+            banner: Vec::new(),
             stderr_path,
         };
         let base = system.wait_ready();
@@ -463,6 +466,7 @@ impl System {
         self.child = Some(child);
         self.stdout = stdout;
         self.stderr_path = stderr_path;
+        self.banner.clear();
         self.target.base = self.wait_ready();
     }
 
@@ -474,6 +478,7 @@ impl System {
                     if let Some(addr) = line.strip_prefix("edgemeet: ready at ") {
                         return addr.trim().to_owned();
                     }
+                    self.banner.push(line);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Some(status) = self
