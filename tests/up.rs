@@ -105,24 +105,33 @@ fn assert_closes_within(address: &str, within: Duration, message: &str) {
     }
 }
 
+/// LiveKit, and the recorder `up` starts by default beside a LiveKit it can reach (the tests'
+/// LiveKit advertises the namespace's address), go when edgemeet goes, however it goes.
 #[test]
-fn livekit_does_not_outlive_a_killed_edgemeet() {
-    let system = System::start("up-killed", "");
+fn livekit_and_the_local_recorder_do_not_outlive_a_killed_edgemeet() {
+    let system = System::start("up-killed", "[recorder]\nport = 0\n");
     let livekit = system.livekit_http.trim_start_matches("http://").to_owned();
-    assert!(
-        TcpStream::connect(&livekit).is_ok(),
-        "LiveKit listens while up"
-    );
+    let recorder = banner_address(&system, "recorder").unwrap_or_else(|| {
+        panic!("no recorder in the banner: {:#?}", system.banner);
+    });
+    for (what, address) in [("LiveKit", &livekit), ("the recorder", &recorder)] {
+        assert!(
+            TcpStream::connect(address).is_ok(),
+            "{what} listens while up: {address}"
+        );
+    }
     let pid = system.pid().expect("running") as libc::pid_t;
     // SAFETY: signalling our own child, not its group.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
-    assert_closes_within(
-        &livekit,
-        Duration::from_secs(10),
-        "LiveKit outlived a SIGKILLed edgemeet up by 10 s",
-    );
+    for (what, address) in [("LiveKit", &livekit), ("the recorder", &recorder)] {
+        assert_closes_within(
+            address,
+            Duration::from_secs(10),
+            &format!("{what} outlived a SIGKILLed edgemeet up by 10 s"),
+        );
+    }
 }
 
 /// A first SIGTERM waits for open requests; a second one stops at once, LiveKit included.
@@ -207,31 +216,6 @@ fn banner_address(system: &System, label: &str) -> Option<String> {
         let url = rest.split_whitespace().next()?;
         Some(url.trim_start_matches("http://").to_owned())
     })
-}
-
-/// Beside a LiveKit it can reach (the tests' LiveKit advertises the namespace's address), `up`
-/// starts its own recorder unless told not to, and the recorder goes when edgemeet goes,
-/// however it goes.
-#[test]
-fn the_local_recorder_starts_by_default_and_does_not_outlive_edgemeet() {
-    let system = System::start("up-recorder", "[recorder]\nport = 0\n");
-    let recorder = banner_address(&system, "recorder").unwrap_or_else(|| {
-        panic!("no recorder in the banner: {:#?}", system.banner);
-    });
-    assert!(
-        TcpStream::connect(&recorder).is_ok(),
-        "the recorder listens while up: {recorder}"
-    );
-    let pid = system.pid().expect("running") as libc::pid_t;
-    // SAFETY: signalling our own child, not its group.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    assert_closes_within(
-        &recorder,
-        Duration::from_secs(10),
-        "the recorder outlived a SIGKILLed edgemeet up by 10 s",
-    );
 }
 
 /// A recorder that was not asked for and cannot start leaves the rest running, and the banner
