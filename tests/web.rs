@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::recorder::{number, probe, stream, video_packet_times, Nginx, PlannedRecorder};
+use support::recorder::{
+    number, probe, stream, video_packet_times, Nginx, PlannedRecorder, Service,
+};
 use support::{hs256, now_secs, unique, System};
 
 /// The tests here take turns: each runs its own system and several browsers, and two at once
@@ -68,6 +70,29 @@ fn assert_console_clean(seen: &Value, expected: &[&str]) {
             .is_some_and(|e| e.ends_with("status of 401 (Unauthorized)"))),
         "console errors at the end: {at_end:#?}"
     );
+}
+
+/// Asserts that a browser driver with a recorder behind the edge got through; when it did not,
+/// the failure carries the recorder's and the edge's logs, and `more` (another part's log).
+fn assert_driven_through(seen: &Value, recorder: &mut Service, system: &System, more: &str) {
+    if seen["ok"] != true {
+        recorder.wait_log(0, "", Duration::from_secs(1));
+    }
+    assert_eq!(
+        seen["ok"],
+        true,
+        "the browsers did not get through: {seen:#}\nrecorder log:\n{}\nedge log:\n{}{more}",
+        recorder.log.join("\n"),
+        system.stderr()
+    );
+}
+
+/// The console errors of the recorder jobs the edge refused (503) before it had heard the
+/// recorder's first heartbeat: one for each of `attempts` but the last, which was taken.
+fn refused_before_the_recorder_was_heard(attempts: &Value) -> Vec<&'static str> {
+    (1..attempts.as_u64().unwrap_or(0))
+        .map(|_| "moderator: Failed to load resource: the server responded with a status of 503 (Service Unavailable)")
+        .collect()
 }
 
 /// Each of `names` is a screenshot the driver took in `dir` (`NAME.png`, not empty).
@@ -376,16 +401,7 @@ fn a_moderator_records_from_the_page() {
             "shots": shots,
         }),
     );
-    if seen["ok"] != true {
-        recorder.wait_log(0, "", Duration::from_secs(1));
-    }
-    assert_eq!(
-        seen["ok"],
-        true,
-        "the browsers did not get through: {seen:#}\nrecorder log:\n{}\nedge log:\n{}",
-        recorder.log.join("\n"),
-        system.stderr()
-    );
+    assert_driven_through(&seen, &mut recorder, &system, "");
     // Nothing recorded at first; the moderator is offered Record, the guest nothing.
     assert_eq!(
         seen["badgeBefore"],
@@ -432,11 +448,10 @@ fn a_moderator_records_from_the_page() {
         "{seen}"
     );
     // Until the edge has heard the recorder, a start is refused with a 503 the browser logs.
-    let attempts = seen["recordAttempts"].as_u64().unwrap_or(0);
-    let refusals = (1..attempts)
-        .map(|_| "moderator: Failed to load resource: the server responded with a status of 503 (Service Unavailable)")
-        .collect::<Vec<_>>();
-    assert_console_clean(&seen, &refusals);
+    assert_console_clean(
+        &seen,
+        &refused_before_the_recorder_was_heard(&seen["recordAttempts"]),
+    );
     assert_screenshots(
         &shots,
         &[
@@ -511,17 +526,8 @@ fn a_moderator_goes_live_from_the_page() {
             "shots": shots,
         }),
     );
-    if seen["ok"] != true {
-        recorder.wait_log(0, "", Duration::from_secs(1));
-    }
-    assert_eq!(
-        seen["ok"],
-        true,
-        "the browser did not get through: {seen:#}\nrecorder log:\n{}\nedge log:\n{}\nnginx log:\n{}",
-        recorder.log.join("\n"),
-        system.stderr(),
-        nginx.log()
-    );
+    let nginx_log = format!("\nnginx log:\n{}", nginx.log());
+    assert_driven_through(&seen, &mut recorder, &system, &nginx_log);
     // A moderator of a room that is not encrypted is offered Go live; it opens the panel.
     assert_eq!(seen["buttonBefore"]["text"], "Go live", "{seen}");
     assert_eq!(
@@ -594,11 +600,10 @@ fn a_moderator_goes_live_from_the_page() {
     );
     assert_eq!(seen["panelShownAfterStop"], false, "{seen}");
     // Until the edge has heard the recorder, a start is refused with a 503 the browser logs.
-    let attempts = seen["startAttempts"].as_u64().unwrap_or(0);
-    let refusals = (1..attempts)
-        .map(|_| "moderator: Failed to load resource: the server responded with a status of 503 (Service Unavailable)")
-        .collect::<Vec<_>>();
-    assert_console_clean(&seen, &refusals);
+    assert_console_clean(
+        &seen,
+        &refused_before_the_recorder_was_heard(&seen["startAttempts"]),
+    );
     assert_screenshots(
         &shots,
         &[

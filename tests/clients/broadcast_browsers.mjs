@@ -13,7 +13,15 @@
 // Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
 import { execFile } from "node:child_process";
 import { statSync } from "node:fs";
-import { clickUntilARecorderTakesIt, runDriver, screen } from "./browsers.mjs";
+import {
+  clickForRecordingAnswer,
+  clickUntilARecorderTakesIt,
+  enterRoom,
+  keepReply,
+  runDriver,
+  toastText,
+  waitPressed,
+} from "./browsers.mjs";
 
 /** How long the recorder may take to join the room and reach the RTMP server. */
 const RECORDER_TIMEOUT = 60_000;
@@ -51,9 +59,7 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
   const moderator = await open("moderator", plan.moderator, {
     viewport: { width: 1280, height: 800 },
   });
-  await screen(moderator, "prejoin");
-  await moderator.click("#join");
-  await screen(moderator, "room");
+  await enterRoom(moderator);
   step("moderator in room");
 
   seen.buttonBefore = await liveButton(moderator);
@@ -88,18 +94,12 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
     seen.busyError = await panelError(moderator);
   });
   seen.startAttempts = attempts;
-  seen.startRequest = reply.request().postDataJSON();
-  seen.startStatus = reply.status();
-  seen.startAnswer = await reply.json().catch(() => null);
-  await moderator.waitForFunction(
-    () => document.querySelector("#toggle-live")?.getAttribute("aria-pressed") === "true",
-  );
+  await keepReply(seen, "start", reply);
+  await waitPressed(moderator, "#toggle-live", true);
   seen.buttonLive = await liveButton(moderator);
   seen.panelShownWhileLive = await panelShown(moderator);
   seen.keyLeftInPage = await moderator.inputValue("#live-key");
-  seen.toastAfterStart = await moderator
-    .$eval(".toast", (t) => (t.hidden ? "" : t.textContent))
-    .catch(() => "");
+  seen.toastAfterStart = await toastText(moderator);
   seen.recordButtonWhileLive = (await moderator.textContent("#toggle-recording .ctl-text"))?.trim();
   step("moderator went live");
 
@@ -115,15 +115,8 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
   await shot(moderator, "l2-live-desktop");
   await moderator.waitForTimeout((plan.liveSeconds ?? 4) * 1000);
 
-  const stopped = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
-  await moderator.click("#toggle-live");
-  const stopReply = await stopped;
-  seen.stopRequest = stopReply.request().postDataJSON();
-  seen.stopStatus = stopReply.status();
-  seen.stopAnswer = await stopReply.json().catch(() => null);
-  await moderator.waitForFunction(
-    () => document.querySelector("#toggle-live")?.getAttribute("aria-pressed") === "false",
-  );
+  await keepReply(seen, "stop", await clickForRecordingAnswer(moderator, "#toggle-live"));
+  await waitPressed(moderator, "#toggle-live", false);
   seen.buttonAfter = await liveButton(moderator);
   seen.panelShownAfterStop = await panelShown(moderator);
   step("moderator clicked Stop live");

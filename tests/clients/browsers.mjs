@@ -56,6 +56,13 @@ export async function openJoinLink(browser, base, name, token, contextOptions, o
 export const screen = (page, value) =>
   page.waitForSelector(`#app[data-screen="${value}"]`, { timeout: STEP_TIMEOUT });
 
+/** From the pre-join screen, joins the room: clicks Join and waits for the room screen. */
+export async function enterRoom(page) {
+  await screen(page, "prejoin");
+  await page.click("#join");
+  await screen(page, "room");
+}
+
 /** A full-page screenshot `dir/name.png`. */
 export async function shot(page, dir, name) {
   await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
@@ -132,6 +139,32 @@ export async function runDriver(failurePrefix, scenario) {
   console.log(JSON.stringify(seen));
 }
 
+/** Clicks `selector` and returns the page's answer from `/api/recording` that follows. */
+export async function clickForRecordingAnswer(page, selector) {
+  const answer = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
+  await page.click(selector);
+  return answer;
+}
+
+/** Keeps what `reply` (an `/api/recording` answer) asked and answered as `seen.<name>Request`,
+ * `<name>Status` and `<name>Answer`. */
+export async function keepReply(seen, name, reply) {
+  seen[`${name}Request`] = reply.request().postDataJSON();
+  seen[`${name}Status`] = reply.status();
+  seen[`${name}Answer`] = await reply.json().catch(() => null);
+}
+
+/** Waits until the control `selector` says it is pressed (`aria-pressed`) or not. */
+export const waitPressed = (page, selector, pressed) =>
+  page.waitForFunction(
+    ([sel, want]) => document.querySelector(sel)?.getAttribute("aria-pressed") === want,
+    [selector, String(pressed)],
+  );
+
+/** The text of the page's toast, empty when none shows. */
+export const toastText = (page) =>
+  page.$eval(".toast", (t) => (t.hidden ? "" : t.textContent)).catch(() => "");
+
 /**
  * Clicks `selector` (a control that asks the edge for a recorder job) until the answer of
  * `/api/recording` is not 503, at most 20 times: until the edge has heard a recorder's first
@@ -141,9 +174,7 @@ export async function runDriver(failurePrefix, scenario) {
  */
 export async function clickUntilARecorderTakesIt(page, selector, onRefused = async () => {}) {
   for (let attempts = 1; ; attempts += 1) {
-    const answer = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
-    await page.click(selector);
-    const reply = await answer;
+    const reply = await clickForRecordingAnswer(page, selector);
     if (reply.status() !== 503 || attempts >= 20) return { reply, attempts };
     await page.waitForFunction(
       (sel) => !document.querySelector(sel)?.disabled,

@@ -15,6 +15,7 @@
 // whose answer loses the key joins and publishes in the clear: the others must not play it.
 // Prints one JSON line with what it saw; screenshots go to DIR.
 import {
+  enterRoom,
   playsRemoteVideo,
   runDriver,
   screen,
@@ -55,21 +56,15 @@ await runDriver("encrypted-failure", async ({ plan, browser, seen, step, open, s
     const page = await context.newPage();
     page.on("pageerror", (error) => consoleError(`rewritten: ${error.message}`));
     await page.goto(`${plan.base}/?access_token=${encodeURIComponent(token)}`);
-    await screen(page, "prejoin");
-    await page.click("#join");
-    await screen(page, "room");
+    await enterRoom(page);
     return page;
   }
 
   const desktop = { viewport: { width: 1280, height: 800 } };
   const moderator = await open("moderator", plan.moderator, desktop);
-  await screen(moderator, "prejoin");
-  await moderator.click("#join");
-  await screen(moderator, "room");
+  await enterRoom(moderator);
   const guest = await open("guest", plan.guest, desktop);
-  await screen(guest, "prejoin");
-  await guest.click("#join");
-  await screen(guest, "room");
+  await enterRoom(guest);
   step("both in the room");
 
   await playsRemoteVideo(moderator, plan.guestIdentity);

@@ -10,7 +10,16 @@
 // the Recording badge (LiveKit reports the room as recorded once the recorder joins); after
 // N seconds the moderator clicks Stop recording and the badge must go from both pages. Prints
 // one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
-import { clickUntilARecorderTakesIt, playsRemoteVideo, runDriver, screen } from "./browsers.mjs";
+import {
+  clickForRecordingAnswer,
+  clickUntilARecorderTakesIt,
+  enterRoom,
+  keepReply,
+  playsRemoteVideo,
+  runDriver,
+  toastText,
+  waitPressed,
+} from "./browsers.mjs";
 
 /** How long the recorder may take to join the room (it starts a browser-less composite). */
 const RECORDER_TIMEOUT = 60_000;
@@ -36,9 +45,7 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   const moderator = await open("moderator", plan.moderator, {
     viewport: { width: 1280, height: 800 },
   });
-  await screen(moderator, "prejoin");
-  await moderator.click("#join");
-  await screen(moderator, "room");
+  await enterRoom(moderator);
   step("moderator in room");
 
   const guest = await open("guest", plan.guest, {
@@ -47,9 +54,7 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
     hasTouch: true,
     deviceScaleFactor: 2,
   });
-  await screen(guest, "prejoin");
-  await guest.click("#join");
-  await screen(guest, "room");
+  await enterRoom(guest);
   step("guest in room");
 
   await playsRemoteVideo(moderator, plan.guestIdentity);
@@ -64,15 +69,10 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   // recorder is free (the page says so); the user tries again a moment later.
   const { reply, attempts } = await clickUntilARecorderTakesIt(moderator, "#toggle-recording");
   seen.recordAttempts = attempts;
-  seen.startStatus = reply.status();
-  seen.startAnswer = await reply.json().catch(() => null);
-  await moderator.waitForFunction(
-    () => document.querySelector("#toggle-recording")?.getAttribute("aria-pressed") === "true",
-  );
+  await keepReply(seen, "start", reply);
+  await waitPressed(moderator, "#toggle-recording", true);
   seen.moderatorButtonRecording = await recordButton(moderator);
-  seen.toastAfterStart = await moderator
-    .$eval(".toast", (t) => (t.hidden ? "" : t.textContent))
-    .catch(() => "");
+  seen.toastAfterStart = await toastText(moderator);
   step("moderator clicked Record");
 
   await waitBadge(moderator, true);
@@ -90,14 +90,8 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
 
   await moderator.waitForTimeout((plan.recordSeconds ?? 5) * 1000);
 
-  const stopped = moderator.waitForResponse((r) => new URL(r.url()).pathname === "/api/recording");
-  await moderator.click("#toggle-recording");
-  const stopReply = await stopped;
-  seen.stopStatus = stopReply.status();
-  seen.stopAnswer = await stopReply.json().catch(() => null);
-  await moderator.waitForFunction(
-    () => document.querySelector("#toggle-recording")?.getAttribute("aria-pressed") === "false",
-  );
+  await keepReply(seen, "stop", await clickForRecordingAnswer(moderator, "#toggle-recording"));
+  await waitPressed(moderator, "#toggle-recording", false);
   seen.moderatorButtonAfter = await recordButton(moderator);
   step("moderator clicked Stop recording");
 

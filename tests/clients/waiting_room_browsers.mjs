@@ -12,6 +12,7 @@
 // says so. The pages renew their short-lived join tokens meanwhile. Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go
 // to DIR. Chromium gets fake camera and microphone devices.
 import {
+  enterRoom,
   playsRemoteVideo,
   runDriver,
   screen,
@@ -28,9 +29,7 @@ await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEn
       seen.endRoomAuthorization = request.headers()["authorization"];
     }
   });
-  await screen(moderator, "prejoin");
-  await moderator.click("#join");
-  await screen(moderator, "room");
+  await enterRoom(moderator);
   // Nobody waits yet: the list is not shown.
   seen.listHiddenAtFirst = await moderator.$eval("#waiting-list", (el) => el.hidden);
   step("moderator in room");
@@ -56,9 +55,7 @@ await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEn
   step("the moderator sees both");
 
   await moderator.click(`${listed(plan.guestIdentity)} .waiting-approve`);
-  await screen(guest, "prejoin");
-  await guest.click("#join");
-  await screen(guest, "room");
+  await enterRoom(guest);
   await playsRemoteVideo(moderator, plan.guestIdentity);
   await playsRemoteVideo(guest, plan.moderatorIdentity);
   step("the guest was let in and meets the moderator");
