@@ -2,11 +2,11 @@
 //! recorder): each logs to a file, goes when edgemeet goes, and is stopped politely first.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
 
 /// Starts `command` with its output appended to `log` (created anew). The child goes when
@@ -46,5 +46,45 @@ pub async fn stop(child: &mut Child, grace: Duration) {
     }
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         let _ = child.kill().await;
+    }
+}
+
+/// The first file named `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Waits until `ready()` holds for the started `child` (`what`, logging to `log`; `ready` checks
+/// that it did `awaited`, e.g. "listen on ADDRESS"): fails if it exits first or `within` passes.
+pub async fn wait_started(
+    child: &mut Child,
+    what: &str,
+    awaited: &str,
+    log: &Path,
+    within: Duration,
+    mut ready: impl AsyncFnMut() -> bool,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{what} exited with {status} at start; see {}",
+                log.display()
+            );
+        }
+        if ready().await {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            bail!(
+                "{what} did not {awaited} within {within:?}; see {}",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,6 +8,9 @@ use tokio::process::{Child, Command};
 
 use crate::settings::{write_private, LocalLiveKit};
 
+/// How long LiveKit may take to listen.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
 /// A running `livekit-server` child process.
 pub struct LiveKitProcess {
     child: Child,
@@ -25,12 +28,7 @@ pub fn find_binary(configured: Option<&Path>) -> anyhow::Result<PathBuf> {
     if cached.is_file() {
         return Ok(cached);
     }
-    if let Some(path) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("livekit-server"))
-        .find(|p| p.is_file())
-    {
+    if let Some(path) = crate::children::on_path("livekit-server") {
         return Ok(path);
     }
     bail!(
@@ -95,22 +93,15 @@ impl LiveKitProcess {
             .first()
             .map(|ip| std::net::SocketAddr::new(*ip, settings.port))
             .context("[livekit] bind is empty")?;
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "livekit-server exited with {status} at start; see {}",
-                    log_path.display()
-                );
-            }
-            if tokio::net::TcpStream::connect(probe).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "livekit-server did not listen on {probe} within 10 s; see {}",
-            log_path.display()
+        crate::children::wait_started(
+            &mut self.child,
+            "livekit-server",
+            &format!("listen on {probe}"),
+            log_path,
+            READY_WITHIN,
+            async || tokio::net::TcpStream::connect(probe).await.is_ok(),
         )
+        .await
     }
 
     /// Asks LiveKit to stop (SIGTERM), then kills it if it has not left after `grace`.

@@ -12,7 +12,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::process::{Child, Command};
@@ -183,26 +183,16 @@ impl RunningRecorder {
     /// write here).
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let listening = format!("listening on http://{}", self.address);
-        let until = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "recorder-native exited with {status} at start; see {}",
-                    self.log.display()
-                );
-            }
-            if std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(&listening)) {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                bail!(
-                    "recorder-native did not listen on {} within {READY_WITHIN:?}; see {}",
-                    self.address,
-                    self.log.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = &self.log;
+        crate::children::wait_started(
+            &mut self.child,
+            "recorder-native",
+            &format!("listen on {}", self.address),
+            log,
+            READY_WITHIN,
+            async || std::fs::read_to_string(log).is_ok_and(|text| text.contains(&listening)),
+        )
+        .await
     }
 
     /// Stops it: its jobs end and finish their files, for at most [`STOP_GRACE`].
@@ -221,13 +211,7 @@ fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
         .ok()
         .map(|exe| exe.with_file_name("recorder-native"))
         .filter(|p| p.is_file());
-    beside.or_else(|| {
-        std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .map(|dir| dir.join("recorder-native"))
-            .find(|p| p.is_file())
-    })
+    beside.or_else(|| crate::children::on_path("recorder-native"))
 }
 
 /// `ip:port`, checked free now (the recorder binds it itself, and [`RunningRecorder`] makes sure

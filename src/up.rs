@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::host::{Host, HostSettings, MountedDir};
 use crate::livekit_server::LiveKitProcess;
-use crate::local_recorder::{self, PlannedRecorder};
-use crate::local_sidecar::{BoundSidecar, LOCAL_REGION};
+use crate::local_recorder::{self, PlannedRecorder, RunningRecorder};
+use crate::local_sidecar::{BoundSidecar, RunningSidecar, LOCAL_REGION};
 use crate::settings::{DevCredentials, RecorderSettings, RegionSettings, Settings};
 
 /// Runs the system described by the file at `config_path`.
@@ -209,44 +209,24 @@ async fn serve_edge(
     let (startup_failed, mut startup_failure) = tokio::sync::oneshot::channel();
     let served = host
         .serve(async move {
-            // The host answers from here on, so the sidecar's first heartbeat can arrive; rooms
-            // are placed in the local region only once the edge has taken one.
-            if let Some(running) = sidecar.as_mut() {
-                if let Err(e) = running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await {
+            let recorder = match start_beside_edge(
+                sidecar.as_mut(),
+                planned_recorder,
+                &data_dir,
+                &edge_url,
+                &mut ready,
+            )
+            .await
+            {
+                Ok(recorder) => recorder,
+                Err(e) => {
                     let _ = startup_failed.send(e);
                     if let Some(running) = sidecar {
                         running.stop().await;
                     }
                     return;
                 }
-            }
-            // The recorder reports to the edge, which answers from here on.
-            let mut recorder = None;
-            if let Some(planned) = planned_recorder {
-                let required = planned.required;
-                match planned.start(&data_dir, &edge_url).await {
-                    Ok(running) => {
-                        ready.recorder = Some((
-                            running.address,
-                            running.recordings.clone(),
-                            running.log.clone(),
-                        ));
-                        recorder = Some(running);
-                    }
-                    // Not asked for: the system runs without it (the edge finds no live
-                    // recorder, and says so to a moderator who presses Record).
-                    Err(e) if !required => {
-                        ready.recorder_note = Some(format!("not started: {e:#}"));
-                    }
-                    Err(e) => {
-                        let _ = startup_failed.send(e);
-                        if let Some(running) = sidecar {
-                            running.stop().await;
-                        }
-                        return;
-                    }
-                }
-            }
+            };
             ready.print();
             signals.recv().await;
             // A second signal means now: the open requests are not waited for. LiveKit goes
@@ -271,6 +251,42 @@ async fn serve_edge(
     }
     println!("edgemeet: stopping");
     served
+}
+
+/// What starts once the edge answers. The sidecar's first heartbeat can arrive now, and rooms
+/// are placed in the local region only once the edge has taken one, so it is waited for. Then
+/// the local recorder starts (it reports to the edge); one that was not asked for and fails is
+/// noted in `ready`, and the system runs without it (the edge finds no live recorder, and says
+/// so to a moderator who presses Record).
+async fn start_beside_edge(
+    sidecar: Option<&mut RunningSidecar>,
+    planned: Option<PlannedRecorder>,
+    data_dir: &Path,
+    edge_url: &str,
+    ready: &mut Ready<'_>,
+) -> anyhow::Result<Option<RunningRecorder>> {
+    if let Some(running) = sidecar {
+        running.wait_heard(SIDECAR_FIRST_HEARTBEAT).await?;
+    }
+    let Some(planned) = planned else {
+        return Ok(None);
+    };
+    let required = planned.required;
+    match planned.start(data_dir, edge_url).await {
+        Ok(running) => {
+            ready.recorder = Some((
+                running.address,
+                running.recordings.clone(),
+                running.log.clone(),
+            ));
+            Ok(Some(running))
+        }
+        Err(e) if !required => {
+            ready.recorder_note = Some(format!("not started: {e:#}"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What `up` prints once the system is ready: what a developer needs to start using it (the
