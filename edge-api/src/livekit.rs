@@ -73,6 +73,25 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         }
     }
 
+    /// Sets a room's metadata, which LiveKit sends to everyone in it. A room LiveKit does not
+    /// know (nobody in it, or ended) is fine: there is nobody to tell.
+    pub async fn update_room_metadata(
+        &self,
+        room: &str,
+        metadata: &str,
+    ) -> Result<(), LiveKitError> {
+        let grant = VideoGrant {
+            room_admin: true,
+            room: room.to_owned(),
+            ..Default::default()
+        };
+        let body = serde_json::json!({ "room": room, "metadata": metadata });
+        match self.call("UpdateRoomMetadata", grant, &body).await {
+            Ok(_) | Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The participants of a room (none when LiveKit has no such room).
     pub async fn list_participants(
         &self,

@@ -3,7 +3,7 @@
 //! `POST /internal/recorder/events`, the room state they drive and plugNmeet's recording catalog.
 //!
 //! The outbound HTTP is `ScriptedRecorders`, a test double that routes by URL: LiveKit's Twirp
-//! calls are answered 200 `{}`; each recorder node's `/jobs/start` and `/jobs/stop` get the
+//! calls are answered 200 `{}` (or not at all, when a test takes LiveKit down); each recorder node's `/jobs/start` and `/jobs/stop` get the
 //! answer scripted for that node (200, 503 "no capacity", 400 with a message, 404 or no answer).
 //! Every call is recorded with its URL, headers and body, so the tests check what the nodes were
 //! asked, how it was signed, and the LiveKit token they were given. Nodes' heartbeats and events
@@ -105,6 +105,8 @@ impl Call {
 struct ScriptedRecorders {
     answers: RefCell<HashMap<&'static str, Answer>>,
     calls: RefCell<Vec<Call>>,
+    /// LiveKit's calls get no answer.
+    livekit_down: Cell<bool>,
 }
 
 impl ScriptedRecorders {
@@ -119,6 +121,31 @@ impl ScriptedRecorders {
             .borrow()
             .iter()
             .filter_map(|c| c.node_call().map(|(id, path)| (id, path.to_owned())))
+            .collect()
+    }
+
+    /// The room metadata written to LiveKit so far, in order: (region's URL, LiveKit room,
+    /// metadata), each call's token checked to be the region's, for that room, with admin rights.
+    fn room_metadata_writes(&self) -> Vec<(String, String, Value)> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter_map(|c| {
+                let base = c
+                    .url
+                    .strip_suffix("/twirp/livekit.RoomService/UpdateRoomMetadata")?;
+                let body = c.json();
+                let room = body["room"].as_str().expect("room").to_owned();
+                let token = c
+                    .header("authorization")
+                    .and_then(|h| h.strip_prefix("Bearer "));
+                let claims = livekit_claims(token.expect("a bearer token"));
+                assert_eq!(claims["video"]["roomAdmin"], json!(true), "{claims}");
+                assert_eq!(claims["video"]["room"], json!(room), "{claims}");
+                let metadata = body["metadata"].as_str().expect("metadata string");
+                let metadata = serde_json::from_str(metadata).expect("metadata is JSON");
+                Some((base.to_owned(), room, metadata))
+            })
             .collect()
     }
 
@@ -150,6 +177,9 @@ impl HttpClient for ScriptedRecorders {
         };
         self.calls.borrow_mut().push(call.clone());
         if request.url.contains("/twirp/livekit.") {
+            if self.livekit_down.get() {
+                return Err(OutboundError("connection refused".into()));
+            }
             return respond(200, json!({}));
         }
         let Some((node, path)) = call.node_call() else {
@@ -918,6 +948,125 @@ fn a_broadcast_is_shown_while_active_and_not_catalogued() {
     send_events(&edge, EU, &[done]);
     assert_eq!(room_flags(&edge, "broadcast"), (json!(0), json!(0)));
     assert_none_found(&fetch(&edge, json!({})));
+}
+
+/// Every change of a session's jobs is written into its LiveKit room's metadata, whole, so that
+/// the pages in it show what is recorded and broadcast; LiveKit being down loses no report.
+#[test]
+fn the_room_is_told_what_its_recorders_do() {
+    let edge = edge();
+    let m = meeting(&edge, "told", json!({}));
+    let other = meeting(&edge, "told-too", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    let writes = || edge.http.room_metadata_writes();
+    let last = || writes().last().cloned().expect("a metadata write");
+    let eu = "http://eu.livekit.test".to_owned();
+    let told = |metadata: Value| (eu.clone(), m.livekit_room.clone(), metadata);
+
+    // Starting writes nothing yet: the node's own report of the job does.
+    let recording = started(task(&edge, &m.moderator, "START_RECORDING"));
+    assert!(writes().is_empty(), "{:?}", writes());
+    let ev = |id: &str, state: &str, at: i64| job_event(id, "told", state, T0 + at, None);
+    send_events(&edge, EU, &[ev(&recording, "STARTING", 10)]);
+    assert_eq!(
+        writes(),
+        [told(json!({"recorder": {"recording": "STARTING"}}))]
+    );
+    // One write per session and batch, with the state after the whole batch.
+    advance(&edge, 1);
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let broadcast = started(record(&edge, &m.moderator, &rtmp));
+    send_events(
+        &edge,
+        EU,
+        &[
+            ev(&recording, "ACTIVE", 20),
+            ev(&broadcast, "STARTING", 21),
+            ev(&broadcast, "ACTIVE", 22),
+        ],
+    );
+    assert_eq!(writes().len(), 2, "{:?}", writes());
+    assert_eq!(
+        last(),
+        told(json!({"recorder": {"recording": "ACTIVE", "rtmp": "ACTIVE"}}))
+    );
+    // An event the edge ignores writes nothing; a batch sent again (its answer was lost)
+    // writes the same state again.
+    send_events(&edge, US, &[ev(&broadcast, "FAILED", 30)]);
+    assert_eq!(writes().len(), 2, "{:?}", writes());
+    send_events(&edge, EU, &[ev(&recording, "ACTIVE", 20)]);
+    assert_eq!(
+        writes()[2..],
+        [told(
+            json!({"recorder": {"recording": "ACTIVE", "rtmp": "ACTIVE"}})
+        )]
+    );
+
+    // A moderator's stop: the node's ENDING, then its end.
+    let (status, body) = task(&edge, &m.moderator, "STOP_RECORDING");
+    assert_eq!(status, 200, "{body}");
+    send_events(&edge, EU, &[ev(&recording, "ENDING", 40)]);
+    assert_eq!(
+        last(),
+        told(json!({"recorder": {"recording": "ENDING", "rtmp": "ACTIVE"}}))
+    );
+    send_events(&edge, EU, &[ev(&recording, "COMPLETE", 50)]);
+    assert_eq!(last(), told(json!({"recorder": {"rtmp": "ACTIVE"}})));
+
+    // LiveKit does not answer: the reports are still taken, and a batch about two sessions in
+    // the region waits for it once, not twice.
+    let other_job = started(task(&edge, &other.moderator, "START_RECORDING"));
+    edge.http.livekit_down.set(true);
+    let before = edge.http.calls.borrow().len();
+    let answer = send_events(
+        &edge,
+        EU,
+        &[
+            ev(&broadcast, "ENDING", 60),
+            job_event(&other_job, "told-too", "ACTIVE", T0 + 61, None),
+        ],
+    );
+    assert_eq!(answer["applied"], json!(2), "{answer}");
+    let livekit_calls = edge.http.calls.borrow()[before..]
+        .iter()
+        .filter(|c| c.url.contains("/twirp/"))
+        .count();
+    assert_eq!(livekit_calls, 1);
+    assert_eq!(job(&edge, &broadcast).0, "ENDING");
+    edge.http.livekit_down.set(false);
+
+    // A node that stops reporting: the heartbeat that takes its jobs for lost tells the rooms.
+    advance(&edge, TIMEOUT_SECS * 1000 + 1_000);
+    let answer = beat(&edge, US, 1.0, 0);
+    assert_eq!(answer["jobs_failed"], json!(2), "{answer}");
+    let recent: Vec<_> = writes().into_iter().rev().take(2).collect();
+    assert!(
+        recent.contains(&told(json!({"recorder": {}}))),
+        "{recent:?}"
+    );
+    assert!(
+        recent.contains(&(
+            eu.clone(),
+            other.livekit_room.clone(),
+            json!({"recorder": {}})
+        )),
+        "{recent:?}"
+    );
+
+    // An ended session has no room to tell.
+    beat(&edge, EU, 2.0, 0);
+    let ended = meeting(&edge, "told-ended", json!({}));
+    let last_job = started(task(&edge, &ended.moderator, "START_RECORDING"));
+    let (status, body) = api(
+        &edge,
+        "/auth/room/endRoom",
+        &json!({"room_id": "told-ended"}),
+    );
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let count = writes().len();
+    let ending = job_event(&last_job, "told-ended", "ENDING", now(&edge), None);
+    assert_eq!(send_events(&edge, EU, &[ending])["applied"], json!(1));
+    assert_eq!(writes().len(), count, "{:?}", writes());
 }
 
 #[test]

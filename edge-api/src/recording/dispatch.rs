@@ -237,6 +237,7 @@ pub(crate) async fn start<S: Store, H: HttpClient, C: Clock>(
         };
         tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, reason, "recording job lost");
         db::fail_job(&edge.store, &job.job_id, reason).await?;
+        super::announce::announce(edge, &[room.sid.as_str()]).await;
     }
     let mut candidates = candidates(&fleet.nodes, &live, region, kind);
     candidates.truncate(MAX_NODES_ASKED);
@@ -501,7 +502,7 @@ pub async fn stop_jobs_of_sessions<S: Store, H: HttpClient, C: Clock>(
 }
 
 /// Marks a job its node cannot stop as failed; the session then has none of its kind running.
-async fn give_up<S: Store, H, C>(
+async fn give_up<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     job: &JobRow,
     kind: Kind,
@@ -509,7 +510,10 @@ async fn give_up<S: Store, H, C>(
 ) -> EdgeResponse {
     tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, reason, "recording job lost");
     match db::fail_job(&edge.store, &job.job_id, reason).await {
-        Ok(()) => answer(409, StatusCode::Conflict, kind.notification("not-running")),
+        Ok(()) => {
+            super::announce::announce(edge, &[job.room_sid.as_str()]).await;
+            answer(409, StatusCode::Conflict, kind.notification("not-running"))
+        }
         Err(e) => store_failure(e),
     }
 }

@@ -12,6 +12,8 @@
 //! - [`downloads`]: `/auth/recording/getDownloadToken` and `GET /download/recording/<token>`,
 //!   which redirects to the node holding the file.
 //! - [`nodes`]: the nodes' job API, as the edge calls it.
+//! - [`announce`]: the session's live jobs, written into its LiveKit room's metadata whenever
+//!   one changes, so every page in the room shows what is recorded or broadcast.
 //! - [`autostart`]: rooms recorded from their start (`enable_auto_cloud_recording`), started
 //!   by the edge on a recorder's heartbeat once the session has been joined.
 //!
@@ -19,6 +21,7 @@
 //! `recorder_timeout_secs` is taken for dead: its jobs stop counting as running at once, so a
 //! dead node cannot leave a room marked as recording (plugNmeet's can, until the room ends).
 
+pub mod announce;
 pub mod autostart;
 pub mod catalog;
 pub mod dispatch;

@@ -12,7 +12,8 @@
 //!   file_bytes, updated_ms, ...}}]}`, oldest first. Each moves the node's own job to the
 //!   reported state, unless a report at least as new was applied, so a batch sent again changes
 //!   nothing. A COMPLETE recording with a file (or a file repaired after a crash) enters the
-//!   catalog. Events about jobs the edge did not send to this node are ignored.
+//!   catalog. Events about jobs the edge did not send to this node are ignored. The sessions
+//!   whose jobs moved are then told of it in their LiveKit rooms ([`super::announce`]).
 //!
 //! Answers: 200 `{status: true, ...}`; 401 for a bad signature or unknown node; 400 for a body
 //! that is not such a message (the node then isolates and sets aside the bad event); 413 for a
@@ -239,6 +240,8 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         tracing::warn!(job = %job.job_id, recorder = %job.recorder_id, "recording job lost: its recorder stopped reporting");
         db::fail_job(&edge.store, &job.job_id, "the recorder stopped reporting").await?;
     }
+    let orphaned_sessions: Vec<&str> = orphans.iter().map(|j| j.room_sid.as_str()).collect();
+    super::announce::announce(edge, &orphaned_sessions).await;
     // A recorder that is heard from can take jobs: a room recorded from its start is started
     // now, at the cost of this request rather than a user's. A failure there is not this
     // heartbeat's (it was kept): the next heartbeat tries again.
@@ -297,6 +300,7 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
         }
     }
     let (mut applied, mut ignored) = (0, 0);
+    let mut changed_sessions = Vec::new();
     for event in &report.events {
         if !["job_state", "recovered"].contains(&event.kind.as_str()) {
             // `broadcast_ended` and kinds a newer node adds: the job's own state says enough.
@@ -316,6 +320,7 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
             continue;
         };
         applied += 1;
+        changed_sessions.push(row.room_sid.clone());
         // A failed job that kept a file (what it recorded before it failed) is listed too:
         // a partial recording is better than a lost one.
         let finished =
@@ -341,6 +346,8 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
             tracing::info!(record_id = %row.job_id, recorder = %node.id, "recording finished");
         }
     }
+    let changed_sessions: Vec<&str> = changed_sessions.iter().map(String::as_str).collect();
+    super::announce::announce(edge, &changed_sessions).await;
     Ok(EdgeResponse::reply(
         Common::ok("success"),
         EventsReply { applied, ignored },

@@ -1,0 +1,136 @@
+//! Tells a session's participants what its recorders are doing. LiveKit's own recording flag
+//! says only that some recorder is in the room: not whether it records or broadcasts, nor that
+//! a job is starting or being saved. So whenever a job's state changes (a node's report, a job
+//! taken for lost), the edge writes the session's live jobs into its LiveKit room's metadata,
+//! which LiveKit sends to everyone in the room (a page that joins later gets it with the room):
+//!
+//! ```json
+//! {"recorder": {"recording": "ACTIVE", "rtmp": "STARTING"}}
+//! ```
+//!
+//! Each kind with a live job is there with the job's state (`STARTING`, `ACTIVE` or `ENDING`);
+//! a kind with none is left out. The pages show their badge and moderators' buttons from it.
+//!
+//! One Twirp call per session a change touched, paid by the node's report, not by a user's
+//! request. A call that fails is logged, not retried: the next change writes the whole state
+//! again, and until then pages go by LiveKit's flag (which falls when the recorder leaves).
+//! Two nodes reporting on one session in the same instant could land in LiveKit out of order;
+//! the next change of either job sets it right.
+
+use serde::Serialize;
+
+use crate::db::recordings as db;
+use crate::platform::{Clock, HttpClient, Store, StoreError};
+use crate::Edge;
+
+/// The LiveKit room metadata the edge writes.
+#[derive(Serialize)]
+struct RoomMetadata<'a> {
+    recorder: LiveJobs<'a>,
+}
+
+/// The state of each kind's live job.
+#[derive(Serialize)]
+struct LiveJobs<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtmp: Option<&'a str>,
+}
+
+/// Writes the live jobs of each of these sessions (each once) into its LiveKit room. Only a
+/// running session placed in a configured region is written; the rest have no room to tell.
+/// Failures are logged: the change that called this stands either way.
+pub(crate) async fn announce<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room_sids: &[&str],
+) {
+    if let Err(e) = announce_each(edge, room_sids).await {
+        tracing::error!(error = %e, "store failure reading the recording state to send to rooms");
+    }
+}
+
+async fn announce_each<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room_sids: &[&str],
+) -> Result<(), StoreError> {
+    let mut seen: Vec<&str> = Vec::with_capacity(room_sids.len());
+    // A region whose LiveKit failed once is not asked again in this request: each call may
+    // wait for the full timeout, and the node's report must be answered in time.
+    let mut failed_regions: Vec<&str> = Vec::new();
+    for &sid in room_sids {
+        if seen.contains(&sid) {
+            continue;
+        }
+        seen.push(sid);
+        let Some(room) = crate::db::room_by_sid(&edge.store, sid).await? else {
+            continue;
+        };
+        let region = room.region.as_deref().and_then(|id| edge.config.region(id));
+        let Some(region) =
+            region.filter(|r| room.is_running && !failed_regions.contains(&r.id.as_str()))
+        else {
+            continue;
+        };
+        let jobs = db::live_jobs_of_sessions(&edge.store, &[sid]).await?;
+        let metadata = metadata_of(&jobs);
+        if let Err(e) = edge
+            .livekit(region)
+            .update_room_metadata(&room.livekit_room, &metadata)
+            .await
+        {
+            tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room");
+            failed_regions.push(&region.id);
+        }
+    }
+    Ok(())
+}
+
+/// The metadata for a session whose live jobs are `jobs`.
+fn metadata_of(jobs: &[db::JobRow]) -> String {
+    let state_of = |kind: &str| {
+        jobs.iter()
+            .find(|job| job.kind == kind)
+            .map(|job| job.state.as_str())
+    };
+    let metadata = RoomMetadata {
+        recorder: LiveJobs {
+            recording: state_of(super::Kind::Recording.as_str()),
+            rtmp: state_of(super::Kind::Rtmp.as_str()),
+        },
+    };
+    // Two optional strings from a fixed set cannot fail to serialize.
+    serde_json::to_string(&metadata).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(kind: &str, state: &str) -> db::JobRow {
+        db::JobRow {
+            job_id: format!("j-{kind}"),
+            room_sid: "s".into(),
+            room_id: "r".into(),
+            kind: kind.into(),
+            recorder_id: "n".into(),
+            state: state.into(),
+            reason: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn names_each_kinds_live_state_and_leaves_out_the_rest() {
+        assert_eq!(metadata_of(&[]), r#"{"recorder":{}}"#);
+        assert_eq!(
+            metadata_of(&[job("rtmp", "STARTING"), job("recording", "ACTIVE")]),
+            r#"{"recorder":{"recording":"ACTIVE","rtmp":"STARTING"}}"#
+        );
+        assert_eq!(
+            metadata_of(&[job("recording", "ENDING")]),
+            r#"{"recorder":{"recording":"ENDING"}}"#
+        );
+    }
+}
