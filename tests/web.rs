@@ -390,6 +390,7 @@ fn a_moderator_records_from_the_page() {
     );
     let moderator = target.join_token(&room, "host-1", true, false);
     let guest = target.join_token(&room, "viewer-1", false, false);
+    let cohost = target.join_token(&room, "host-2", true, false);
     let shots = support::artefacts_dir("web-recording");
     let seen = drive(
         "recording_browsers.mjs",
@@ -397,6 +398,7 @@ fn a_moderator_records_from_the_page() {
             "base": target.base,
             "moderator": moderator, "moderatorIdentity": "host-1",
             "guest": guest, "guestIdentity": "viewer-1",
+            "cohost": cohost,
             "recordSeconds": 5,
             "shots": shots,
         }),
@@ -408,11 +410,13 @@ fn a_moderator_records_from_the_page() {
         json!({"moderator": false, "guest": false}),
         "{seen}"
     );
-    assert_eq!(
-        seen["moderatorButtonBefore"],
-        json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
-        "{seen}"
-    );
+    for page in ["moderatorButtonBefore", "cohostButtonBefore"] {
+        assert_eq!(
+            seen[page],
+            json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
+            "{page}: {seen}"
+        );
+    }
     assert_eq!(seen["guestHasRecordButton"], false, "{seen}");
     assert_eq!(seen["guestHasRecordButtonWhileRecording"], false, "{seen}");
     // The start was taken (perhaps after the edge first heard the recorder), and said so.
@@ -435,16 +439,25 @@ fn a_moderator_records_from_the_page() {
     );
     assert_eq!(seen["badgeText"], "Recording", "{seen}");
     assert_eq!(seen["badgeRole"], "status", "{seen}");
-    assert_eq!(seen["stopStatus"], 200, "{seen}");
-    assert_eq!(seen["stopAnswer"]["status"], true, "{seen}");
+    // The other moderator, who pressed nothing, is offered to stop it, not to start another.
     assert_eq!(
-        seen["moderatorButtonAfter"],
-        json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
+        seen["cohostButtonWhileRecording"],
+        json!({"text": "Stop recording", "pressed": "true", "label": "Stop recording"}),
         "{seen}"
     );
+    assert_eq!(seen["cohostBadgeText"], "Recording", "{seen}");
+    assert_eq!(seen["stopStatus"], 200, "{seen}");
+    assert_eq!(seen["stopAnswer"]["status"], true, "{seen}");
+    for page in ["moderatorButtonAfter", "cohostButtonAfter"] {
+        assert_eq!(
+            seen[page],
+            json!({"text": "Record", "pressed": "false", "label": "Start recording"}),
+            "{page}: {seen}"
+        );
+    }
     assert_eq!(
         seen["badgeAfter"],
-        json!({"moderator": false, "guest": false}),
+        json!({"moderator": false, "guest": false, "cohost": false}),
         "{seen}"
     );
     // Until the edge has heard the recorder, a start is refused with a 503 the browser logs.
@@ -574,8 +587,9 @@ fn a_moderator_goes_live_from_the_page() {
         seen["keyLeftInPage"], "",
         "the stream key stayed in the form: {seen}"
     );
-    // Going live is not recording: the Record button is unchanged.
+    // Going live is not recording: the Record button is unchanged, and the badge says Live.
     assert_eq!(seen["recordButtonWhileLive"], "Record", "{seen}");
+    assert_eq!(seen["badgeWhileLive"], "Live", "{seen}");
     // nginx played the stream live: H.264 video and AAC audio.
     let live = &seen["liveProbe"];
     assert!(live["error"].is_null(), "ffprobe could not play it: {seen}");

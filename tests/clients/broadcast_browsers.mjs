@@ -9,7 +9,8 @@
 // A moderator (desktop viewport) joins with fake camera and microphone and clicks Go live. A
 // stream URL that is not RTMP is refused in the panel; then the RTMP server's URL and a stream
 // key start the broadcast. Once the RTMP server records the stream (PATH grows) and ffprobe can
-// read it live from `<rtmpUrl>/<streamKey>`, N seconds later the moderator clicks Stop live.
+// read it live from `<rtmpUrl>/<streamKey>` (and the page's badge says Live), N seconds later
+// the moderator clicks Stop live.
 // Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
 import { execFile } from "node:child_process";
 import { statSync } from "node:fs";
@@ -20,6 +21,7 @@ import {
   keepReply,
   runDriver,
   toastText,
+  waitControlText,
   waitPressed,
 } from "./browsers.mjs";
 
@@ -112,11 +114,24 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
   step("the stream reached the RTMP server");
   seen.liveProbe = await probeLive(`${plan.rtmpUrl}/${plan.streamKey}`);
   step("ffprobe read the live stream");
+  // The badge says the room is live, not recorded.
+  await moderator.waitForFunction(
+    () => {
+      const badge = document.querySelector(".rec-badge");
+      return !!badge && !badge.hidden && badge.textContent.trim() === "Live";
+    },
+    null,
+    { timeout: RECORDER_TIMEOUT },
+  );
+  seen.badgeWhileLive = (await moderator.textContent(".rec-badge"))?.trim();
+  step("the badge says Live");
   await shot(moderator, "l2-live-desktop");
   await moderator.waitForTimeout((plan.liveSeconds ?? 4) * 1000);
 
   await keepReply(seen, "stop", await clickForRecordingAnswer(moderator, "#toggle-live"));
   await waitPressed(moderator, "#toggle-live", false);
+  // While the recorder ends the stream the button may wait ("Ending…"); then Go live again.
+  await waitControlText(moderator, "#toggle-live", "Go live", RECORDER_TIMEOUT);
   seen.buttonAfter = await liveButton(moderator);
   seen.panelShownAfterStop = await panelShown(moderator);
   step("moderator clicked Stop live");

@@ -161,6 +161,14 @@ export const waitPressed = (page, selector, pressed) =>
     [selector, String(pressed)],
   );
 
+/** Waits until the control `selector` reads `text` (its `.ctl-text`). */
+export const waitControlText = (page, selector, text, timeout = STEP_TIMEOUT) =>
+  page.waitForFunction(
+    ([sel, want]) => document.querySelector(`${sel} .ctl-text`)?.textContent?.trim() === want,
+    [selector, text],
+    { timeout },
+  );
+
 /** The text of the page's toast, empty when none shows. */
 export const toastText = (page) =>
   page.$eval(".toast", (t) => (t.hidden ? "" : t.textContent)).catch(() => "");

@@ -4,12 +4,15 @@
 //   node recording_browsers.mjs PLAN_JSON
 //
 // PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
-//             "guest": TOKEN, "guestIdentity": ID, "recordSeconds": N, "shots": DIR}
+//             "guest": TOKEN, "guestIdentity": ID, "cohost": TOKEN, "recordSeconds": N,
+//             "shots": DIR}
 // A moderator (desktop viewport) and a guest (phone viewport) join with fake camera and
 // microphone and play each other's video. The moderator clicks Record; both pages must show
-// the Recording badge (LiveKit reports the room as recorded once the recorder joins); after
-// N seconds the moderator clicks Stop recording and the badge must go from both pages. Prints
-// one JSON line with what it saw (the Rust test asserts on it); screenshots go to DIR.
+// the Recording badge (the edge writes the room's jobs into its LiveKit metadata), and a second
+// moderator, in the room all along, must be offered Stop recording without pressing anything.
+// After N seconds the first moderator clicks Stop recording: the badge must go from
+// every page and both moderators be offered Record again. Prints one JSON line with what it
+// saw (the Rust test asserts on it); screenshots go to DIR.
 import {
   clickForRecordingAnswer,
   clickUntilARecorderTakesIt,
@@ -18,6 +21,7 @@ import {
   playsRemoteVideo,
   runDriver,
   toastText,
+  waitControlText,
   waitPressed,
 } from "./browsers.mjs";
 
@@ -57,6 +61,10 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   await enterRoom(guest);
   step("guest in room");
 
+  const cohost = await open("cohost", plan.cohost, { viewport: { width: 1280, height: 800 } });
+  await enterRoom(cohost);
+  step("a second moderator in room");
+
   await playsRemoteVideo(moderator, plan.guestIdentity);
   await playsRemoteVideo(guest, plan.moderatorIdentity);
   step("each plays the other's video");
@@ -64,6 +72,7 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   seen.badgeBefore = { moderator: await badgeShown(moderator), guest: await badgeShown(guest) };
   seen.guestHasRecordButton = (await guest.$("#toggle-recording")) !== null;
   seen.moderatorButtonBefore = await recordButton(moderator);
+  seen.cohostButtonBefore = await recordButton(cohost);
 
   // Record. Until the edge has heard the recorder's first heartbeat it answers that no
   // recorder is free (the page says so); the user tries again a moment later.
@@ -88,17 +97,35 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   await shot(moderator, "r1-recording-desktop");
   await shot(guest, "r2-recording-phone");
 
+  // The other moderator, in the room all along, is told: Stop recording, not Record.
+  await waitControlText(cohost, "#toggle-recording", "Stop recording", RECORDER_TIMEOUT);
+  await waitBadge(cohost, true);
+  seen.cohostButtonWhileRecording = await recordButton(cohost);
+  seen.cohostBadgeText = (await cohost.textContent(".rec-badge"))?.trim();
+  step("the other moderator is offered Stop recording");
+
   await moderator.waitForTimeout((plan.recordSeconds ?? 5) * 1000);
 
   await keepReply(seen, "stop", await clickForRecordingAnswer(moderator, "#toggle-recording"));
   await waitPressed(moderator, "#toggle-recording", false);
-  seen.moderatorButtonAfter = await recordButton(moderator);
   step("moderator clicked Stop recording");
+  // While the recorder saves the file the button may wait ("Saving…"); then Record again, on
+  // the other moderator's page too.
+  await waitControlText(moderator, "#toggle-recording", "Record", RECORDER_TIMEOUT);
+  seen.moderatorButtonAfter = await recordButton(moderator);
+  await waitControlText(cohost, "#toggle-recording", "Record", RECORDER_TIMEOUT);
+  seen.cohostButtonAfter = await recordButton(cohost);
+  step("both moderators are offered Record again");
 
   await waitBadge(moderator, false);
   await waitBadge(guest, false);
-  seen.badgeAfter = { moderator: await badgeShown(moderator), guest: await badgeShown(guest) };
-  step("the badge went from both pages");
+  await waitBadge(cohost, false);
+  seen.badgeAfter = {
+    moderator: await badgeShown(moderator),
+    guest: await badgeShown(guest),
+    cohost: await badgeShown(cohost),
+  };
+  step("the badge went from every page");
   await shot(moderator, "r3-stopped-desktop");
   await shot(guest, "r4-stopped-phone");
 });

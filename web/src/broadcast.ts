@@ -4,6 +4,7 @@
 // to the edge, never stored by the page.
 
 import { ICONS, controlButton, h, setPressed } from './dom';
+import { JobControl, type JobState } from './recorders';
 import { recording } from './session';
 
 export class Broadcast {
@@ -13,9 +14,12 @@ export class Broadcast {
   private readonly key: HTMLInputElement;
   private readonly start: HTMLButtonElement;
   private readonly error: HTMLElement;
-  /** Whether this page takes the room to be broadcasting. */
-  private live = false;
+  /** Whether the room is broadcasting. Before the edge's first word, nothing says so:
+   * LiveKit's recording flag does not tell a broadcast from a recording. */
+  private readonly job = new JobControl(() => false);
   private destroyed = false;
+  /** A stop is on its way to the edge. */
+  private stopping = false;
 
   constructor(
     private readonly joinToken: () => string,
@@ -52,7 +56,7 @@ export class Broadcast {
       h('p', { id: 'live-title', class: 'confirm-title' }, 'Broadcast this meeting'),
       form,
     );
-    this.button.addEventListener('click', () => (this.live ? this.stop() : this.open()));
+    this.button.addEventListener('click', () => (this.job.on ? this.stop() : this.open()));
     cancel.addEventListener('click', () => this.close());
     this.panel.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') this.close();
@@ -64,9 +68,15 @@ export class Broadcast {
     this.render();
   }
 
-  /** The broadcast ended by itself (its recorder left the room). */
-  ended(): void {
-    this.live = false;
+  /** The edge says the room's broadcast now stands so (`undefined`: none is live). */
+  heard(state: JobState | undefined): void {
+    this.job.heard(state);
+    this.render();
+  }
+
+  /** LiveKit says no recorder is in the room, and the edge has said nothing. */
+  recorderLeft(): void {
+    this.job.forget();
     this.render();
   }
 
@@ -103,11 +113,12 @@ export class Broadcast {
     const target = key ? `${base.replace(/\/+$/, '')}/${key}` : base;
     this.start.disabled = true;
     this.error.hidden = true;
+    const mark = this.job.press();
     void recording(this.joinToken(), 'START_RTMP', target).then((result) => {
       if (this.destroyed) return;
       this.start.disabled = false;
       if (result.ok || result.msg === 'notifications.rtmp-already-running') {
-        this.live = true;
+        this.job.answered(mark, true);
         this.close();
         this.say(result.ok ? 'The broadcast will start in a moment.' : 'The meeting is already live.');
       } else {
@@ -118,21 +129,28 @@ export class Broadcast {
   }
 
   private stop(): void {
-    this.button.disabled = true;
+    this.stopping = true;
+    this.render();
+    const mark = this.job.press();
     void recording(this.joinToken(), 'STOP_RTMP').then((result) => {
       if (this.destroyed) return;
-      this.button.disabled = false;
-      if (result.ok || result.msg === 'notifications.rtmp-not-running') this.live = false;
+      this.stopping = false;
+      if (result.ok || result.msg === 'notifications.rtmp-not-running') this.job.answered(mark, false);
       else this.say(`The broadcast could not be stopped: ${broadcastFailure(result.msg)}`);
       this.render();
     });
   }
 
   private render(): void {
-    setPressed(this.button, this.live);
-    this.button.setAttribute('aria-label', this.live ? 'Stop the live broadcast' : 'Start a live broadcast');
+    const { on, ending } = this.job;
+    setPressed(this.button, on);
+    this.button.disabled = this.stopping || ending;
+    this.button.setAttribute(
+      'aria-label',
+      ending ? 'The live broadcast is ending' : on ? 'Stop the live broadcast' : 'Start a live broadcast',
+    );
     const text = this.button.querySelector('.ctl-text');
-    if (text) text.textContent = this.live ? 'Stop live' : 'Go live';
+    if (text) text.textContent = ending ? 'Ending…' : on ? 'Stop live' : 'Go live';
   }
 }
 

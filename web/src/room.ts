@@ -19,6 +19,7 @@ import { Broadcast, recorderProblem } from './broadcast';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
+import { JobControl, RECORDER_ABSENT_MS, badgeText, recorderJobs, type RecorderJobs } from './recorders';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
 import { endRoom, mayPublish, recording, type Session } from './session';
@@ -214,9 +215,14 @@ class RoomView {
   private endButton?: HTMLButtonElement;
   private recordButton?: HTMLButtonElement;
   private broadcast?: Broadcast;
-  /** Whether this moderator's page takes the room's recording to be running. */
-  private recordingOn = false;
-  /** Shown to everyone while a recorder is in the room (LiveKit says so). */
+  /** What a moderator's Record button offers. */
+  private readonly recordingJob = new JobControl(() => this.room.isRecording);
+  /** A Record or Stop press is on its way to the edge. */
+  private recordingPressed = false;
+  /** The room's live jobs as the edge last wrote them; `undefined` before its first word. */
+  private jobs: RecorderJobs | undefined;
+  private recorderAbsentTimer = 0;
+  /** Shown to everyone while the room is recorded or streamed. */
   private readonly recordingBadge = h('span', { class: 'rec-badge', role: 'status', hidden: true }, 'Recording');
   private confirm?: HTMLElement;
   /** Who waits to be let in: a moderator's, in a room with a waiting room. */
@@ -332,7 +338,8 @@ class RoomView {
     this.renderCount();
     this.renderControls();
     this.renderAudioPrompt();
-    this.recordingOn = room.isRecording;
+    this.heardJobs(recorderJobs(room.metadata));
+    this.watchRecorderPresence();
     this.renderRecording();
   }
 
@@ -431,28 +438,55 @@ class RoomView {
   private flipRecording(): void {
     const button = this.recordButton;
     if (!button) return;
-    button.disabled = true;
-    const start = !this.recordingOn;
+    this.recordingPressed = true;
+    this.renderRecording();
+    const job = this.recordingJob;
+    const start = !job.on;
+    const mark = job.press();
     void recording(this.joinToken(), start ? 'START_RECORDING' : 'STOP_RECORDING').then((result) => {
       if (this.destroyed) return;
-      button.disabled = false;
-      if (result.ok) this.recordingOn = start;
-      else if (result.msg === 'notifications.recording-already-running') this.recordingOn = true;
-      else if (result.msg === 'notifications.recording-not-running') this.recordingOn = false;
+      this.recordingPressed = false;
+      if (result.ok) job.answered(mark, start);
+      else if (result.msg === 'notifications.recording-already-running') job.answered(mark, true);
+      else if (result.msg === 'notifications.recording-not-running') job.answered(mark, false);
       else this.say(recordingFailure(result.msg, start));
       if (result.ok && start) this.say('Recording will start in a moment.');
       this.renderRecording();
     });
   }
 
+  /** The edge wrote the room's live jobs (`undefined`: the metadata names none). */
+  private heardJobs(jobs: RecorderJobs | undefined): void {
+    if (!jobs) return;
+    this.jobs = jobs;
+    this.recordingJob.heard(jobs.recording);
+    this.broadcast?.heard(jobs.rtmp);
+  }
+
+  /** While LiveKit says no recorder is in the room, waits a re-join's time, then takes the
+   * edge's last word for stale (its recorder died before it could report). */
+  private watchRecorderPresence(): void {
+    window.clearTimeout(this.recorderAbsentTimer);
+    if (this.room.isRecording) return;
+    this.recorderAbsentTimer = window.setTimeout(() => {
+      if (this.destroyed || this.room.isRecording || !this.jobs) return;
+      this.heardJobs({});
+      this.renderRecording();
+    }, RECORDER_ABSENT_MS);
+  }
+
   private renderRecording(): void {
-    this.recordingBadge.hidden = !this.room.isRecording;
+    const badge = badgeText(this.jobs, this.room.isRecording);
+    this.recordingBadge.hidden = badge === undefined;
+    this.recordingBadge.textContent = badge ?? '';
     const button = this.recordButton;
     if (!button) return;
-    setPressed(button, this.recordingOn);
-    button.setAttribute('aria-label', this.recordingOn ? 'Stop recording' : 'Start recording');
+    const { on, ending } = this.recordingJob;
+    setPressed(button, on);
+    button.disabled = this.recordingPressed || ending;
+    button.setAttribute('aria-label', ending ? 'The recording is being saved' : on ? 'Stop recording' : 'Start recording');
     const text = button.querySelector('.ctl-text');
-    if (text) text.textContent = this.recordingOn ? 'Stop recording' : 'Record';
+    if (text) text.textContent = ending ? 'Saving…' : on ? 'Stop recording' : 'Record';
   }
 
   private openConfirm(): void {
@@ -519,12 +553,20 @@ class RoomView {
         this.banner.dataset.e2eeError = 'true';
         this.setBanner('Some encrypted media cannot be decrypted here. Reload the page if it persists.');
       })
+      .on(RoomEvent.RoomMetadataChanged, (metadata: string) => {
+        this.heardJobs(recorderJobs(metadata));
+        this.watchRecorderPresence();
+        this.renderRecording();
+      })
       .on(RoomEvent.RecordingStatusChanged, (on: boolean) => {
-        // A recording or broadcast that ended by itself (its recorder stopped) is offered again.
-        if (!on) {
-          this.recordingOn = false;
-          this.broadcast?.ended();
+        // Without a word from the edge, a recorder that left ended its job: Record and Go live
+        // are offered again. With one, the edge's word stands (a recorder leaves for a moment
+        // whenever it re-joins), unless the recorder stays away.
+        if (!on && !this.jobs) {
+          this.recordingJob.forget();
+          this.broadcast?.recorderLeft();
         }
+        this.watchRecorderPresence();
         this.renderRecording();
       })
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
@@ -595,6 +637,7 @@ class RoomView {
     this.waitingList?.stop();
     this.broadcast?.destroy();
     window.clearTimeout(this.toastTimer);
+    window.clearTimeout(this.recorderAbsentTimer);
     this.grid.destroy();
     for (const el of Array.from(this.audioSink.children)) {
       (el as HTMLMediaElement).srcObject = null;

@@ -1,0 +1,108 @@
+// What the room's recorders are doing. The edge writes the session's live jobs into the LiveKit
+// room's metadata whenever one changes ({"recorder": {"recording": "ACTIVE", "rtmp":
+// "STARTING"}}, a kind with no live job left out), and LiveKit hands it to every page. LiveKit's
+// own flag (`room.isRecording`) says only that some recorder is in the room: not whether it
+// records or broadcasts, and it drops for a moment whenever a recorder re-joins.
+
+/** A live job's state, as the recorder node reports it. */
+export type JobState = 'STARTING' | 'ACTIVE' | 'ENDING';
+
+/** The live job of each kind, as the edge last wrote them. */
+export interface RecorderJobs {
+  recording?: JobState;
+  rtmp?: JobState;
+}
+
+/** How long LiveKit may say no recorder is in the room before the page stops believing the
+ * edge's last word (a recorder that died without a report): longer than a re-join. */
+export const RECORDER_ABSENT_MS = 30_000;
+
+const STATES: readonly string[] = ['STARTING', 'ACTIVE', 'ENDING'];
+
+/** The jobs the room's metadata names; `undefined` when it names none (no job was ever
+ * reported in this session, or the metadata is not the edge's). */
+export function recorderJobs(metadata: string | undefined): RecorderJobs | undefined {
+  if (!metadata) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(metadata);
+  } catch {
+    return undefined;
+  }
+  const recorder = (parsed as { recorder?: unknown } | null)?.recorder;
+  if (typeof recorder !== 'object' || recorder === null) return undefined;
+  const state = (value: unknown): JobState | undefined =>
+    typeof value === 'string' && STATES.includes(value) ? (value as JobState) : undefined;
+  const { recording, rtmp } = recorder as { recording?: unknown; rtmp?: unknown };
+  return { recording: state(recording), rtmp: state(rtmp) };
+}
+
+/** Whether a job in `state` is one to offer stopping: asked to start and not yet to stop. */
+export function running(state: JobState | undefined): boolean {
+  return state === 'STARTING' || state === 'ACTIVE';
+}
+
+/**
+ * What a moderator's Record or Go live button offers: this page's own last press until the edge
+ * next says how the job stands, then that. Before the edge has said anything in this session,
+ * LiveKit's flag stands in for it.
+ */
+export class JobControl {
+  /** The state this page's last accepted press asked for, until the edge's next word. */
+  private pressed: boolean | undefined;
+  /** The edge's last word: `null` until it has said anything. */
+  private state: JobState | undefined | null = null;
+  /** How many times the edge has spoken: a press's answer older than its last word is moot. */
+  private words = 0;
+
+  constructor(private readonly livekitFlag: () => boolean) {}
+
+  /** The edge says the job now stands so (`undefined`: none of this kind is live). */
+  heard(state: JobState | undefined): void {
+    this.state = state;
+    this.pressed = undefined;
+    this.words += 1;
+  }
+
+  /** LiveKit says no recorder is in the room, and the edge has said nothing: this page's
+   * presses no longer count. */
+  forget(): void {
+    this.pressed = undefined;
+  }
+
+  /** Marks a press about to be sent; give the mark to `answered`. */
+  press(): number {
+    return this.words;
+  }
+
+  /** The press marked `mark` was accepted, or found the job already so: it is now `on`.
+   * Ignored when the edge has spoken since the press was sent (its word is as new). */
+  answered(mark: number, on: boolean): void {
+    if (mark === this.words) this.pressed = on;
+  }
+
+  /** Whether the button offers stopping. */
+  get on(): boolean {
+    if (this.pressed !== undefined) return this.pressed;
+    if (this.state === null) return this.livekitFlag();
+    return running(this.state);
+  }
+
+  /** Whether the job is being stopped and saved (the button waits for it). */
+  get ending(): boolean {
+    return this.pressed === undefined && this.state === 'ENDING';
+  }
+}
+
+/** The badge everyone sees: what is being recorded or streamed now; `undefined` for none.
+ * `jobs` is `undefined` before the edge has said anything: LiveKit's flag then says
+ * "Recording", as it did before the edge wrote the jobs. */
+export function badgeText(jobs: RecorderJobs | undefined, livekitFlag: boolean): string | undefined {
+  if (!jobs) return livekitFlag ? 'Recording' : undefined;
+  const recording = jobs.recording === 'ACTIVE';
+  const live = jobs.rtmp === 'ACTIVE';
+  if (recording && live) return 'Recording · Live';
+  if (recording) return 'Recording';
+  if (live) return 'Live';
+  return undefined;
+}
