@@ -1,10 +1,15 @@
 //! What only the Worker does: place a room by Cloudflare's `request.cf` location (set here
 //! through Miniflare, as Cloudflare's edge sets it), ahead of any location header, and never by a
 //! client-set `cf-*` header; answer a redirect from LiveKit as the failure it is, as Spin does;
-//! log the edge's warnings through `console.error`. The rest of the Worker's behaviour is the
+//! log the edge's warnings through `console.error`; run on D1 what recording from a room's start
+//! writes. The rest of the Worker's behaviour is the
 //! shared black-box suite in `tests/api.rs`.
 
 mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::worker::WorkerEdge;
@@ -53,14 +58,16 @@ fn rooms_are_placed_by_request_cf() {
     );
 }
 
-/// A test double of a LiveKit server behind a redirect (no real LiveKit answers redirects):
-/// every request to `/twirp/...` gets a 307 to `/followed/...`, which would answer a valid empty
-/// participant list. Returns its port and the paths it was asked for.
-fn redirecting_livekit() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// What a test double HTTP server was asked: (path, body) of each request, in order.
+type Asked = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A test double HTTP server on loopback, one request per connection: each is recorded and
+/// answered with `answer(path)`, a whole HTTP/1.1 response. Returns its port.
+fn http_double(answer: impl Fn(&str) -> String + Send + 'static) -> (u16, Asked) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let asked: Asked = Arc::default();
     let seen = asked.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -82,20 +89,35 @@ fn redirecting_livekit() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-            seen.lock().expect("lock").push(path.clone());
-            let answer = match path.strip_prefix("/twirp/") {
-                Some(rest) => format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: /followed/{rest}\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
-                ),
-                None => "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                         Content-Length: 19\r\nConnection: close\r\n\r\n{\"participants\":[]}"
-                    .to_owned(),
-            };
-            let _ = reader.get_mut().write_all(answer.as_bytes());
+            let response = answer(&path);
+            seen.lock().expect("lock").push((path, body));
+            let _ = reader.get_mut().write_all(response.as_bytes());
         }
     });
     (port, asked)
+}
+
+/// A whole HTTP/1.1 response with a JSON body.
+fn json_response(status: &str, body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A test double of a LiveKit server behind a redirect (no real LiveKit answers redirects):
+/// every request to `/twirp/...` gets a 307 to `/followed/...`, which would answer a valid empty
+/// participant list. Returns its port and the paths it was asked for.
+fn redirecting_livekit() -> (u16, Asked) {
+    http_double(|path| match path.strip_prefix("/twirp/") {
+        Some(rest) => format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: /followed/{rest}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        None => json_response("200 OK", &json!({"participants": []})),
+    })
 }
 
 /// A redirect from a region's LiveKit URL is an answer, not a path to follow (as on Spin and the
@@ -124,22 +146,32 @@ fn livekit_redirects_are_not_followed_and_failures_are_logged() {
             .contains("did not answer"),
         "{body}"
     );
-    let asked = asked.lock().expect("lock").clone();
+    let asked: Vec<String> = asked
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
     assert!(
         asked.iter().any(|p| p.starts_with("/twirp/"))
             && !asked.iter().any(|p| p.starts_with("/followed/")),
         "{asked:?}"
     );
     // The edge's warning reached workerd's log through console.error.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    assert_logged(&worker, "listing participants failed");
+}
+
+/// Waits up to 5 s for `needle` in workerd's log.
+fn assert_logged(worker: &WorkerEdge, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
     let mut log = String::new();
-    while !log.contains("listing participants failed") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    while !log.contains(needle) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
         log.push_str(&worker.log());
     }
     assert!(
-        log.contains("listing participants failed"),
-        "no warning in workerd's log:\n{log}"
+        log.contains(needle),
+        "`{needle}` not in workerd's log:\n{log}"
     );
 }
 
@@ -197,4 +229,120 @@ fn sidecar_batches_are_held_to_the_configured_size() {
     );
     assert_eq!(status, 200, "{body}\n{}", worker.log());
     assert_eq!(body["ignored"], 2, "{body}");
+}
+
+/// D1 runs what recording a room from its start writes: the pending start the room's creation
+/// and first join make due (triggers), its claim by a recorder's heartbeat, its settling after
+/// a node had no room (the retry time) and after a node took it, then the job's events and the
+/// catalog entry. The node's job API is a test double (this test is about the Worker's store;
+/// the real recorder's side is in tests/recording.rs); the region's LiveKit does not answer, so
+/// telling the room of its recording fails, is logged, and loses no report.
+#[test]
+fn recording_from_the_start_runs_on_d1() {
+    let refuse_next_start = Arc::new(AtomicBool::new(true));
+    let refuse = refuse_next_start.clone();
+    let (port, asked) = http_double(move |path| {
+        if path == "/jobs/start" && refuse.swap(false, Ordering::SeqCst) {
+            json_response(
+                "503 Service Unavailable",
+                &json!({"msg": "no capacity: 0.1 cores free"}),
+            )
+        } else {
+            json_response("200 OK", &json!({}))
+        }
+    });
+    let starts = || {
+        asked
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(path, _)| path == "/jobs/start")
+            .map(|(_, body)| serde_json::from_slice::<Value>(body).expect("json"))
+            .collect::<Vec<_>>()
+    };
+    let node_secret = "workers-test-recorder-secret-0123456789";
+    let mut bindings = bindings();
+    bindings["recorders"] = json!(
+        json!([{"id": "rec-w", "url": format!("http://127.0.0.1:{port}"),
+                                          "api_key": "rec-w-key", "region": "eu"}])
+        .to_string()
+    );
+    bindings["recorder_secrets"] = json!(json!({ "rec-w": node_secret }).to_string());
+    let worker = WorkerEdge::start(&bindings);
+    let target = Target::new(worker.base.clone(), "plugnmeet".into(), API_SECRET.into());
+    let node = Target::new(worker.base.clone(), "rec-w-key".into(), node_secret.into());
+    let report = |body: Value| {
+        let (status, answer) = node.call("/internal/recorder/events", &body);
+        assert_eq!(
+            (status, &answer["status"]),
+            (200, &json!(true)),
+            "{answer}\n{}",
+            worker.log()
+        );
+        answer
+    };
+    let now_ms = || {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+        i64::try_from(since_epoch.as_millis()).expect("ms")
+    };
+    let heartbeat = || {
+        report(
+            json!({"type": "heartbeat", "node_id": "rec-w", "at_ms": now_ms(),
+                      "capacity": {"free_cores": 2.0, "jobs": 0, "max_jobs": 4}}),
+        )
+    };
+
+    let room = unique("d1auto");
+    target.create_room(
+        &room,
+        json!({"metadata": {"room_features": {
+            "recording_features": {"enable_auto_cloud_recording": true}}}}),
+    );
+    assert_eq!(heartbeat()["recording_started"], false, "nobody joined yet");
+    assert!(starts().is_empty());
+    let moderator = target.join_token(&room, "m1", true, false);
+    let reply = target.session(
+        &moderator,
+        &[("x-test-latitude", "50.1"), ("x-test-longitude", "8.7")],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // The first try finds the node full: the start waits for its retry.
+    assert_eq!(heartbeat()["recording_started"], false);
+    assert_eq!(starts().len(), 1);
+    assert_eq!(heartbeat()["recording_started"], false);
+    assert_eq!(starts().len(), 1, "retried before its time");
+    std::thread::sleep(Duration::from_millis(10_500));
+    assert_eq!(heartbeat()["recording_started"], true, "{}", worker.log());
+    let sent = starts();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1]["room_id"], json!(room), "{}", sent[1]);
+    assert_eq!(sent[1]["file"], json!(true), "{}", sent[1]);
+    let job_id = sent[1]["job_id"].as_str().expect("job_id").to_owned();
+    // Settled: later heartbeats start nothing more.
+    assert_eq!(heartbeat()["recording_started"], false);
+    assert_eq!(starts().len(), 2);
+
+    let event = |state: &str, at_ms: i64| {
+        json!({"event_id": format!("{job_id}-{state}"), "type": "job_state", "at_ms": at_ms,
+               "job": {"job_id": job_id, "room_id": room, "state": state, "reason": null,
+                       "file": "/recordings/d1.mp4",
+                       "file_bytes": (state == "COMPLETE").then_some(2_500_000),
+                       "updated_ms": at_ms}})
+    };
+    let t = now_ms();
+    let answer = report(json!({"type": "events", "node_id": "rec-w", "events": [
+        event("STARTING", t), event("ACTIVE", t + 1), event("COMPLETE", t + 2)]}));
+    assert_eq!(answer["applied"], json!(3), "{answer}");
+    assert_logged(&worker, "recording state not sent to the room");
+    let (status, listing) = target.call(
+        "/auth/recording/fetch",
+        &json!({"room_ids": [room], "from": 0, "limit": 10}),
+    );
+    assert_eq!(status, 200, "{listing}");
+    let list = &listing["result"]["recordings_list"];
+    assert_eq!(list[0]["record_id"], json!(job_id), "{listing}");
+    assert_eq!(list[0]["file_size"], json!(2.5), "{listing}");
 }
