@@ -18,6 +18,10 @@ const API_TOKEN_SECS: u64 = 600;
 /// request that calls it (an end, a listing) still answers in time.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The longest a room metadata write waits: it is made while a recorder node waits for the
+/// edge's answer to its report, which the node gives up on after 10 s.
+pub const METADATA_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A LiveKit call that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveKitError {
@@ -73,8 +77,9 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         }
     }
 
-    /// Sets a room's metadata, which LiveKit sends to everyone in it. A room LiveKit does not
-    /// know (nobody in it, or ended) is fine: there is nobody to tell.
+    /// Sets a room's metadata, which LiveKit sends to everyone in it, waiting at most
+    /// [`METADATA_CALL_TIMEOUT`]. A room LiveKit does not know (nobody in it, or ended) is
+    /// fine: there is nobody to tell.
     pub async fn update_room_metadata(
         &self,
         room: &str,
@@ -86,7 +91,8 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             ..Default::default()
         };
         let body = serde_json::json!({ "room": room, "metadata": metadata });
-        match self.call("UpdateRoomMetadata", grant, &body).await {
+        let call = self.call_within("UpdateRoomMetadata", grant, &body, METADATA_CALL_TIMEOUT);
+        match call.await {
             Ok(_) | Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -135,6 +141,16 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         grant: VideoGrant,
         body: &Value,
     ) -> Result<Vec<u8>, LiveKitError> {
+        self.call_within(method, grant, body, CALL_TIMEOUT).await
+    }
+
+    async fn call_within(
+        &self,
+        method: &str,
+        grant: VideoGrant,
+        body: &Value,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<u8>, LiveKitError> {
         let token = mint_livekit_token(
             &self.region.api_key,
             &self.region.api_secret,
@@ -158,7 +174,7 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
                 ("authorization".into(), format!("Bearer {token}")),
             ],
             body: serde_json::to_vec(body).map_err(|e| LiveKitError::Malformed(e.to_string()))?,
-            timeout: CALL_TIMEOUT,
+            timeout,
         };
         let response = self
             .http

@@ -77,6 +77,7 @@ struct Call {
     url: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    timeout: std::time::Duration,
 }
 
 impl Call {
@@ -125,7 +126,8 @@ impl ScriptedRecorders {
     }
 
     /// The room metadata written to LiveKit so far, in order: (region's URL, LiveKit room,
-    /// metadata), each call's token checked to be the region's, for that room, with admin rights.
+    /// metadata), each call's token checked to be the region's, for that room, with admin rights,
+    /// and its wait short enough for the node's report to be answered in time.
     fn room_metadata_writes(&self) -> Vec<(String, String, Value)> {
         self.calls
             .borrow()
@@ -136,6 +138,12 @@ impl ScriptedRecorders {
                     .strip_suffix("/twirp/livekit.RoomService/UpdateRoomMetadata")?;
                 let body = c.json();
                 let room = body["room"].as_str().expect("room").to_owned();
+                assert_eq!(c.timeout, edge_api::livekit::METADATA_CALL_TIMEOUT);
+                assert!(
+                    c.timeout <= std::time::Duration::from_secs(2),
+                    "{:?}",
+                    c.timeout
+                );
                 let token = c
                     .header("authorization")
                     .and_then(|h| h.strip_prefix("Bearer "));
@@ -174,6 +182,7 @@ impl HttpClient for ScriptedRecorders {
             url: request.url.clone(),
             headers: request.headers.clone(),
             body: request.body.clone(),
+            timeout: request.timeout,
         };
         self.calls.borrow_mut().push(call.clone());
         if request.url.contains("/twirp/livekit.") {
@@ -1013,8 +1022,8 @@ fn the_room_is_told_what_its_recorders_do() {
     send_events(&edge, EU, &[ev(&recording, "COMPLETE", 50)]);
     assert_eq!(last(), told(json!({"recorder": {"rtmp": "ACTIVE"}})));
 
-    // LiveKit does not answer: the reports are still taken, and a batch about two sessions in
-    // the region waits for it once, not twice.
+    // LiveKit does not answer: the reports are still taken, and a batch about two sessions
+    // waits for it once, not twice.
     let other_job = started(task(&edge, &other.moderator, "START_RECORDING"));
     edge.http.livekit_down.set(true);
     let before = edge.http.calls.borrow().len();

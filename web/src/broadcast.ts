@@ -24,6 +24,8 @@ export class Broadcast {
   constructor(
     private readonly joinToken: () => string,
     private readonly say: (text: string) => void,
+    /** A press was answered: the recorder has a re-join's time from now to come. */
+    private readonly answered: () => void,
   ) {
     this.button = controlButton('toggle-live', 'Start a live broadcast', 'Go live', ICONS.live, 'ctl-live');
     this.button.setAttribute('aria-expanded', 'false');
@@ -74,7 +76,7 @@ export class Broadcast {
     this.render();
   }
 
-  /** LiveKit says no recorder is in the room, and the edge has said nothing. */
+  /** No recorder is in the room (see `JobControl.forget`). */
   recorderLeft(): void {
     this.job.forget();
     this.render();
@@ -119,6 +121,7 @@ export class Broadcast {
       this.start.disabled = false;
       if (result.ok || result.msg === 'notifications.rtmp-already-running') {
         this.job.answered(mark, true);
+        this.answered();
         this.close();
         this.say(result.ok ? 'The broadcast will start in a moment.' : 'The meeting is already live.');
       } else {

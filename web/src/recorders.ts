@@ -13,9 +13,16 @@ export interface RecorderJobs {
   rtmp?: JobState;
 }
 
-/** How long LiveKit may say no recorder is in the room before the page stops believing the
- * edge's last word (a recorder that died without a report): longer than a re-join. */
+/** How long LiveKit may say no recorder is in the room before the page stops believing that
+ * a job starts or runs (its recorder died without a report): longer than a re-join. A job being
+ * saved stays so: its recorder has left the room and may upload for minutes. */
 export const RECORDER_ABSENT_MS = 30_000;
+
+/** The jobs as they stand once no recorder has been in the room for a while: only saving. */
+export function withoutRecorder(jobs: RecorderJobs): RecorderJobs {
+  const saving = (state: JobState | undefined) => (state === 'ENDING' ? state : undefined);
+  return { recording: saving(jobs.recording), rtmp: saving(jobs.rtmp) };
+}
 
 const STATES: readonly string[] = ['STARTING', 'ACTIVE', 'ENDING'];
 
@@ -57,15 +64,18 @@ export class JobControl {
 
   constructor(private readonly livekitFlag: () => boolean) {}
 
-  /** The edge says the job now stands so (`undefined`: none of this kind is live). */
+  /** The edge says the job now stands so (`undefined`: none of this kind is live). Only a
+   * change counts as news: the edge writes both kinds whenever either changes, and a word
+   * about the other kind says nothing newer than a press of this one. */
   heard(state: JobState | undefined): void {
+    if (this.state === state) return;
     this.state = state;
     this.pressed = undefined;
     this.words += 1;
   }
 
-  /** LiveKit says no recorder is in the room, and the edge has said nothing: this page's
-   * presses no longer count. */
+  /** No recorder is in the room (LiveKit says so, and the edge has said nothing, or it has
+   * stayed away for long): this page's presses no longer count. */
   forget(): void {
     this.pressed = undefined;
   }
@@ -95,14 +105,14 @@ export class JobControl {
 }
 
 /** The badge everyone sees: what is being recorded or streamed now; `undefined` for none.
- * `jobs` is `undefined` before the edge has said anything: LiveKit's flag then says
- * "Recording", as it did before the edge wrote the jobs. */
+ * While LiveKit says a recorder is in the room, a badge always shows: "Recording" unless the
+ * edge says what that recorder does (before its first word, or when its word is stale). The
+ * room's metadata can be written by a moderator too, so it may name what runs, never hide it. */
 export function badgeText(jobs: RecorderJobs | undefined, livekitFlag: boolean): string | undefined {
-  if (!jobs) return livekitFlag ? 'Recording' : undefined;
-  const recording = jobs.recording === 'ACTIVE';
-  const live = jobs.rtmp === 'ACTIVE';
+  const recording = jobs?.recording === 'ACTIVE';
+  const live = jobs?.rtmp === 'ACTIVE';
   if (recording && live) return 'Recording · Live';
   if (recording) return 'Recording';
   if (live) return 'Live';
-  return undefined;
+  return livekitFlag ? 'Recording' : undefined;
 }

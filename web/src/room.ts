@@ -19,7 +19,14 @@ import { Broadcast, recorderProblem } from './broadcast';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
-import { JobControl, RECORDER_ABSENT_MS, badgeText, recorderJobs, type RecorderJobs } from './recorders';
+import {
+  JobControl,
+  RECORDER_ABSENT_MS,
+  badgeText,
+  recorderJobs,
+  withoutRecorder,
+  type RecorderJobs,
+} from './recorders';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
 import { endRoom, mayPublish, recording, type Session } from './session';
@@ -222,6 +229,8 @@ class RoomView {
   /** The room's live jobs as the edge last wrote them; `undefined` before its first word. */
   private jobs: RecorderJobs | undefined;
   private recorderAbsentTimer = 0;
+  /** Whether the jobs above were set aside because no recorder was in the room for long. */
+  private jobsSetAside = false;
   /** Shown to everyone while the room is recorded or streamed. */
   private readonly recordingBadge = h('span', { class: 'rec-badge', role: 'status', hidden: true }, 'Recording');
   private confirm?: HTMLElement;
@@ -373,7 +382,11 @@ class RoomView {
       this.recordButton = controlButton('toggle-recording', 'Start recording', 'Record', ICONS.rec, 'ctl-rec');
       this.recordButton.addEventListener('click', () => this.flipRecording());
       buttons.push(this.recordButton);
-      this.broadcast = new Broadcast(this.joinToken, (text) => this.say(text));
+      this.broadcast = new Broadcast(
+        this.joinToken,
+        (text) => this.say(text),
+        () => this.watchRecorderPresence(),
+      );
       buttons.push(this.broadcast.button);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
@@ -451,6 +464,8 @@ class RoomView {
       else if (result.msg === 'notifications.recording-not-running') job.answered(mark, false);
       else this.say(recordingFailure(result.msg, start));
       if (result.ok && start) this.say('Recording will start in a moment.');
+      // The recorder has a re-join's time from now to come into the room.
+      this.watchRecorderPresence();
       this.renderRecording();
     });
   }
@@ -459,18 +474,30 @@ class RoomView {
   private heardJobs(jobs: RecorderJobs | undefined): void {
     if (!jobs) return;
     this.jobs = jobs;
+    this.jobsSetAside = false;
     this.recordingJob.heard(jobs.recording);
     this.broadcast?.heard(jobs.rtmp);
   }
 
   /** While LiveKit says no recorder is in the room, waits a re-join's time, then takes the
-   * edge's last word for stale (its recorder died before it could report). */
+   * jobs the edge said start or run, and this page's own presses, for ended (their recorder
+   * died, or never came, before it could report); a recorder back in the room brings the
+   * edge's word back. */
   private watchRecorderPresence(): void {
     window.clearTimeout(this.recorderAbsentTimer);
-    if (this.room.isRecording) return;
+    if (this.room.isRecording) {
+      if (this.jobsSetAside) this.heardJobs(recorderJobs(this.room.metadata));
+      return;
+    }
     this.recorderAbsentTimer = window.setTimeout(() => {
-      if (this.destroyed || this.room.isRecording || !this.jobs) return;
-      this.heardJobs({});
+      if (this.destroyed || this.room.isRecording) return;
+      // A press whose job never reached the room counts no more either.
+      this.recordingJob.forget();
+      this.broadcast?.recorderLeft();
+      if (this.jobs) {
+        this.heardJobs(withoutRecorder(this.jobs));
+        this.jobsSetAside = true;
+      }
       this.renderRecording();
     }, RECORDER_ABSENT_MS);
   }

@@ -11,11 +11,15 @@
 //! Each kind with a live job is there with the job's state (`STARTING`, `ACTIVE` or `ENDING`);
 //! a kind with none is left out. The pages show their badge and moderators' buttons from it.
 //!
-//! One Twirp call per session a change touched, paid by the node's report, not by a user's
-//! request. A call that fails is logged, not retried: the next change writes the whole state
-//! again, and until then pages go by LiveKit's flag (which falls when the recorder leaves).
-//! Two nodes reporting on one session in the same instant could land in LiveKit out of order;
-//! the next change of either job sets it right.
+//! One Twirp call per session a change touched, made by the request that changed it: a node's
+//! report (or its heartbeat, when it takes another node's jobs for lost), or a moderator's
+//! request that finds a job lost. Each call waits at most
+//! [`crate::livekit::METADATA_CALL_TIMEOUT`], and after one failure the request makes no more,
+//! so a LiveKit that hangs costs a report at most that long and the node still gets its answer
+//! in time. A failure is logged, not retried: the next change writes the whole state again, and
+//! until then pages go by LiveKit's flag where they can (a recorder that left the room). Two
+//! nodes reporting on one session in the same instant could land in LiveKit out of order; the
+//! next change of either job sets it right.
 
 use serde::Serialize;
 
@@ -55,9 +59,7 @@ async fn announce_each<S: Store, H: HttpClient, C: Clock>(
     room_sids: &[&str],
 ) -> Result<(), StoreError> {
     let mut seen: Vec<&str> = Vec::with_capacity(room_sids.len());
-    // A region whose LiveKit failed once is not asked again in this request: each call may
-    // wait for the full timeout, and the node's report must be answered in time.
-    let mut failed_regions: Vec<&str> = Vec::new();
+    let mut jobs: Option<Vec<db::JobRow>> = None;
     for &sid in room_sids {
         if seen.contains(&sid) {
             continue;
@@ -67,29 +69,32 @@ async fn announce_each<S: Store, H: HttpClient, C: Clock>(
             continue;
         };
         let region = room.region.as_deref().and_then(|id| edge.config.region(id));
-        let Some(region) =
-            region.filter(|r| room.is_running && !failed_regions.contains(&r.id.as_str()))
-        else {
+        let Some(region) = region.filter(|_| room.is_running) else {
             continue;
         };
-        let jobs = db::live_jobs_of_sessions(&edge.store, &[sid]).await?;
-        let metadata = metadata_of(&jobs);
+        // The live jobs of every session, read once (they are few).
+        let jobs = match &mut jobs {
+            Some(jobs) => jobs,
+            None => jobs.insert(db::live_jobs_of_sessions(&edge.store, room_sids).await?),
+        };
+        let metadata = metadata_of(jobs.iter().filter(|job| job.room_sid == sid));
         if let Err(e) = edge
             .livekit(region)
             .update_room_metadata(&room.livekit_room, &metadata)
             .await
         {
-            tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room");
-            failed_regions.push(&region.id);
+            // Each call may wait for its whole timeout: one is all this request spends.
+            tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; no more sent with this request");
+            break;
         }
     }
     Ok(())
 }
 
 /// The metadata for a session whose live jobs are `jobs`.
-fn metadata_of(jobs: &[db::JobRow]) -> String {
+fn metadata_of<'a>(jobs: impl Iterator<Item = &'a db::JobRow> + Clone) -> String {
     let state_of = |kind: &str| {
-        jobs.iter()
+        jobs.clone()
             .find(|job| job.kind == kind)
             .map(|job| job.state.as_str())
     };
@@ -123,13 +128,14 @@ mod tests {
 
     #[test]
     fn names_each_kinds_live_state_and_leaves_out_the_rest() {
-        assert_eq!(metadata_of(&[]), r#"{"recorder":{}}"#);
+        assert_eq!(metadata_of([].iter()), r#"{"recorder":{}}"#);
+        let both = [job("rtmp", "STARTING"), job("recording", "ACTIVE")];
         assert_eq!(
-            metadata_of(&[job("rtmp", "STARTING"), job("recording", "ACTIVE")]),
+            metadata_of(both.iter()),
             r#"{"recorder":{"recording":"ACTIVE","rtmp":"STARTING"}}"#
         );
         assert_eq!(
-            metadata_of(&[job("recording", "ENDING")]),
+            metadata_of([job("recording", "ENDING")].iter()),
             r#"{"recorder":{"recording":"ENDING"}}"#
         );
     }
