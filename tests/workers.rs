@@ -236,7 +236,8 @@ fn sidecar_batches_are_held_to_the_configured_size() {
 /// a node had no room (the retry time) and after a node took it, then the job's events and the
 /// catalog entry. The node's job API is a test double (this test is about the Worker's store;
 /// the real recorder's side is in tests/recording.rs); the region's LiveKit does not answer, so
-/// telling the room of its recording fails, is logged, and loses no report.
+/// telling the room of its recording fails, is logged, loses no report, and is kept for the
+/// next heartbeat to try again.
 #[test]
 fn recording_from_the_start_runs_on_d1() {
     let refuse_next_start = Arc::new(AtomicBool::new(true));
@@ -337,6 +338,8 @@ fn recording_from_the_start_runs_on_d1() {
         event("STARTING", t), event("ACTIVE", t + 1), event("COMPLETE", t + 2)]}));
     assert_eq!(answer["applied"], json!(3), "{answer}");
     assert_logged(&worker, "recording state not sent to the room");
+    // The state LiveKit missed is kept, and the next heartbeat tries it again.
+    heartbeat();
     let (status, listing) = target.call(
         "/auth/recording/fetch",
         &json!({"room_ids": [room], "from": 0, "limit": 10}),

@@ -18,7 +18,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0009_waiting_room.sql"),
     include_str!("../migrations/0010_forget_room_keys.sql"),
     include_str!("../migrations/0011_recordings.sql"),
-    include_str!("../migrations/0012_auto_recording.sql")
+    include_str!("../migrations/0012_auto_recording.sql"),
+    include_str!("../migrations/0013_unannounced_sessions.sql")
 );
 
 pub mod recordings;

@@ -960,7 +960,8 @@ fn a_broadcast_is_shown_while_active_and_not_catalogued() {
 }
 
 /// Every change of a session's jobs is written into its LiveKit room's metadata, whole, so that
-/// the pages in it show what is recorded and broadcast; LiveKit being down loses no report.
+/// the pages in it show what is recorded and broadcast; LiveKit being down loses no report, and
+/// a write it missed is made on a later heartbeat.
 #[test]
 fn the_room_is_told_what_its_recorders_do() {
     let edge = edge();
@@ -1043,6 +1044,24 @@ fn the_room_is_told_what_its_recorders_do() {
     assert_eq!(livekit_calls, 1);
     assert_eq!(job(&edge, &broadcast).0, "ENDING");
     edge.http.livekit_down.set(false);
+    // The next recorder heartbeat writes both sessions' states, and later ones nothing more.
+    let count = writes().len();
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    let again = writes()[count..].to_vec();
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(
+        again.contains(&told(json!({"recorder": {"rtmp": "ENDING"}}))),
+        "{again:?}"
+    );
+    let other_told = json!({"recorder": {"recording": "ACTIVE"}});
+    assert!(
+        again.contains(&(eu.clone(), other.livekit_room.clone(), other_told)),
+        "{again:?}"
+    );
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 1);
+    assert_eq!(writes().len(), count + 2, "{:?}", writes());
 
     // A node that stops reporting: the heartbeat that takes its jobs for lost tells the rooms.
     advance(&edge, TIMEOUT_SECS * 1000 + 1_000);

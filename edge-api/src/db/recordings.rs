@@ -589,3 +589,51 @@ pub async fn settle_auto_recording(
         .await?;
     Ok(())
 }
+
+/// Keeps sessions whose recording state could not be written into their LiveKit rooms, to be
+/// written again (`migrations/0013_unannounced_sessions.sql`); one statement per 40 sessions
+/// (D1 binds at most 100 parameters).
+pub async fn note_unannounced(
+    store: &impl Store,
+    room_sids: &[&str],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for chunk in room_sids.chunks(40) {
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        let params: Vec<SqlValue> = chunk
+            .iter()
+            .flat_map(|sid| [(*sid).into(), now_ms.into()])
+            .collect();
+        store
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO unannounced_sessions (room_sid, since_ms) VALUES {rows}"
+                ),
+                &params,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` sessions whose recording state is still to be written, longest waiting first.
+pub async fn unannounced(store: &impl Store, limit: u32) -> Result<Vec<String>, StoreError> {
+    let rows = store
+        .execute(
+            &format!("SELECT room_sid FROM unannounced_sessions ORDER BY since_ms LIMIT {limit}"),
+            &[],
+        )
+        .await?;
+    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
+}
+
+/// Forgets a session whose recording state was written (or that has no room to write to).
+pub async fn forget_unannounced(store: &impl Store, room_sid: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM unannounced_sessions WHERE room_sid = ?",
+            &[room_sid.into()],
+        )
+        .await?;
+    Ok(())
+}

@@ -16,10 +16,11 @@
 //! request that finds a job lost. Each call waits at most
 //! [`crate::livekit::METADATA_CALL_TIMEOUT`], and after one failure the request makes no more,
 //! so a LiveKit that hangs costs a report at most that long and the node still gets its answer
-//! in time. A failure is logged, not retried: the next change writes the whole state again, and
-//! until then pages go by LiveKit's flag where they can (a recorder that left the room). Two
-//! nodes reporting on one session in the same instant could land in LiveKit out of order; the
-//! next change of either job sets it right.
+//! in time. The sessions left unwritten are kept (`unannounced_sessions`), and each recorder
+//! heartbeat writes a few of them again ([`announce_overdue`]) until LiveKit takes them or the
+//! session ends; meanwhile pages go by LiveKit's flag where they can. Two nodes reporting on
+//! one session in the same instant could land in LiveKit out of order; the next change of
+//! either job sets it right.
 
 use serde::Serialize;
 
@@ -42,25 +43,56 @@ struct LiveJobs<'a> {
     rtmp: Option<&'a str>,
 }
 
+/// Sessions whose state one heartbeat writes again at most.
+const OVERDUE_PER_HEARTBEAT: u32 = 4;
+
 /// Writes the live jobs of each of these sessions (each once) into its LiveKit room. Only a
 /// running session placed in a configured region is written; the rest have no room to tell.
-/// Failures are logged: the change that called this stands either way.
+/// Sessions left unwritten are kept for [`announce_overdue`]. Failures are logged: the change
+/// that called this stands either way.
 pub(crate) async fn announce<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     room_sids: &[&str],
 ) {
-    if let Err(e) = announce_each(edge, room_sids).await {
-        tracing::error!(error = %e, "store failure reading the recording state to send to rooms");
+    let unwritten = match announce_each(edge, room_sids).await {
+        Ok(unwritten) => unwritten,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure reading the recording state to send to rooms");
+            return;
+        }
+    };
+    let now_ms = edge.clock.now_ms();
+    if let Err(e) = db::note_unannounced(&edge.store, &unwritten, now_ms).await {
+        tracing::error!(error = %e, "store failure keeping recording states to send again");
     }
 }
 
-async fn announce_each<S: Store, H: HttpClient, C: Clock>(
+/// Writes again the state of a few sessions whose earlier write failed; on a recorder's
+/// heartbeat (one statement when there are none).
+pub(crate) async fn announce_overdue<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
-    room_sids: &[&str],
 ) -> Result<(), StoreError> {
+    let overdue = db::unannounced(&edge.store, OVERDUE_PER_HEARTBEAT).await?;
+    let overdue: Vec<&str> = overdue.iter().map(String::as_str).collect();
+    if overdue.is_empty() {
+        return Ok(());
+    }
+    let unwritten = announce_each(edge, &overdue).await?;
+    for sid in overdue.iter().filter(|sid| !unwritten.contains(sid)) {
+        db::forget_unannounced(&edge.store, sid).await?;
+    }
+    Ok(())
+}
+
+/// Writes each session's state; returns the sessions left unwritten (from the first failure
+/// on, since one failure ends the request's writes).
+async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room_sids: &[&'a str],
+) -> Result<Vec<&'a str>, StoreError> {
     let mut seen: Vec<&str> = Vec::with_capacity(room_sids.len());
     let mut jobs: Option<Vec<db::JobRow>> = None;
-    for &sid in room_sids {
+    for (i, &sid) in room_sids.iter().enumerate() {
         if seen.contains(&sid) {
             continue;
         }
@@ -84,11 +116,17 @@ async fn announce_each<S: Store, H: HttpClient, C: Clock>(
             .await
         {
             // Each call may wait for its whole timeout: one is all this request spends.
-            tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; no more sent with this request");
-            break;
+            tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
+            let mut unwritten: Vec<&str> = Vec::with_capacity(room_sids.len() - i);
+            for &rest in &room_sids[i..] {
+                if !unwritten.contains(&rest) {
+                    unwritten.push(rest);
+                }
+            }
+            return Ok(unwritten);
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// The metadata for a session whose live jobs are `jobs`.

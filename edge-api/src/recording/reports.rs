@@ -6,8 +6,9 @@
 //!   unstored_final_states, free_disk_bytes, min_free_disk_bytes, ...}`. Kept as the node's
 //!   latest state (an older one, by the node's clock, changes nothing; one whose clock is over
 //!   a minute from the edge's is refused), then live jobs of nodes that stopped heartbeating are
-//!   marked FAILED, a few at a time, and the recording of a room recorded from its start is
-//!   sent to a node when due ([`super::autostart`]).
+//!   marked FAILED, a few at a time, the recording of a room recorded from its start is
+//!   sent to a node when due ([`super::autostart`]), and recording states an earlier request
+//!   could not write into their rooms are written again ([`super::announce`]).
 //! - `events`: `{node_id, events: [{event_id, type, at_ms, job {job_id, state, reason, file,
 //!   file_bytes, updated_ms, ...}}]}`, oldest first. Each moves the node's own job to the
 //!   reported state, unless a report at least as new was applied, so a batch sent again changes
@@ -249,6 +250,10 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
         tracing::error!(error = %e, "store failure starting a recording with its meeting");
         false
     });
+    // Recording states an earlier request could not write into their rooms.
+    if let Err(e) = super::announce::announce_overdue(edge).await {
+        tracing::error!(error = %e, "store failure sending recording states again");
+    }
     Ok(EdgeResponse::reply(
         Common::ok("success"),
         HeartbeatReply {
