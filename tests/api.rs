@@ -148,6 +148,10 @@ fn main() {
         ("end_room_from_the_page", end_room_from_the_page),
         ("recording_without_recorders", recording_without_recorders),
         ("waiting_room", waiting_room),
+        (
+            "waiting_list_counts_past_what_it_lists",
+            waiting_list_counts_past_what_it_lists,
+        ),
         ("join_token_renewal", join_token_renewal),
         ("encrypted_room", encrypted_room),
         ("join_page_is_served", join_page_is_served),
@@ -1277,6 +1281,43 @@ fn join_token_renewal(s: &Suite) {
 
 /// The waiting room, kept at the edge: a guest gets no LiveKit token until a moderator lets
 /// them in; only a moderator lists, lets in or turns away; a user turned away is blocked.
+/// The waiting list shows the 200 who waited longest and says how many wait in all (a window
+/// count, which each platform's SQLite runs).
+fn waiting_list_counts_past_what_it_lists(s: &Suite) {
+    let room = unique("crowd");
+    s.target.create_room(
+        &room,
+        json!({"metadata": {"room_features": {"waiting_room_features": {"is_active": true}}}}),
+    );
+    let moderator = s.target.join_token(&room, "host", true, false);
+    assert_eq!(s.target.session(&moderator, &[]).status, 200);
+    let listed = || {
+        let r = s.target.post(
+            "/api/waitingRoom/users",
+            b"{}",
+            &[("Authorization", moderator.as_str())],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let j = r.json();
+        (
+            j["users"].as_array().map_or(0, Vec::len),
+            j["total"].clone(),
+        )
+    };
+    assert_eq!(listed(), (0, json!(0)));
+    for n in 0..201 {
+        let guest = s
+            .target
+            .join_token(&room, &format!("g{n:03}"), false, false);
+        let r = s.target.session(&guest, &[]);
+        assert_eq!(r.json()["waiting"], true, "{}", r.text());
+        if n == 1 {
+            assert_eq!(listed(), (2, json!(2)));
+        }
+    }
+    assert_eq!(listed(), (200, json!(201)));
+}
+
 fn waiting_room(s: &Suite) {
     let room = unique("wait");
     s.target.create_room(

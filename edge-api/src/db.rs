@@ -487,16 +487,17 @@ pub struct WaitingUser {
 }
 
 /// The users of a session waiting now (asked since `seen_since`, still marked to wait, not
-/// turned away), longest waiting first, at most `limit`.
+/// turned away), longest waiting first, at most `limit`, and how many wait in all (one
+/// statement: the count is a window over every match, taken before the limit).
 pub async fn waiting_users(
     store: &impl Store,
     room_sid: &str,
     seen_since: i64,
     limit: i64,
-) -> Result<Vec<WaitingUser>, StoreError> {
+) -> Result<(Vec<WaitingUser>, i64), StoreError> {
     let rows = store
         .execute(
-            "SELECT w.user_id, u.name, w.since FROM waiting_users w \
+            "SELECT w.user_id, u.name, w.since, COUNT(*) OVER () FROM waiting_users w \
              JOIN room_users u ON u.room_sid = w.room_sid AND u.user_id = w.user_id \
              WHERE w.room_sid = ? AND w.seen_at >= ? AND u.is_blocked = 0 \
              AND json_valid(u.metadata) AND json_extract(u.metadata, '$.wait_for_approval') = 1 \
@@ -504,7 +505,12 @@ pub async fn waiting_users(
             &[room_sid.into(), seen_since.into(), limit.into()],
         )
         .await?;
-    rows.rows
+    let total = match rows.rows.first() {
+        Some(row) => Columns(row).int(3)?,
+        None => 0,
+    };
+    let users = rows
+        .rows
         .iter()
         .map(|r| {
             let col = Columns(r);
@@ -514,7 +520,8 @@ pub async fn waiting_users(
                 since: col.int(2)?,
             })
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    Ok((users, total))
 }
 
 /// Who a waiting-room decision is for.

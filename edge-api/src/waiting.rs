@@ -4,9 +4,10 @@
 //! client can skip the wait. Their page asks again every few seconds. A moderator's page lists
 //! them and lets them in or turns them away here:
 //!
-//! - `POST /api/waitingRoom/users`: who is waiting now, longest first.
+//! - `POST /api/waitingRoom/users`: who is waiting now, longest first (at most 200), and
+//!   `total`, how many wait in all.
 //! - `POST /api/waitingRoom/approveUsers` `{"user_id": "..."}` (plugNmeet's call; `"all"` lets
-//!   in everyone the list shows): the user's next session gets a LiveKit token.
+//!   in everyone waiting, those past the list's 200 too): the user's next session gets a LiveKit token.
 //! - `POST /api/waitingRoom/rejectUsers` `{"user_id": "..."}`: the user is blocked from this
 //!   session, as `USER_BLOCKED`.
 //!
@@ -43,6 +44,8 @@ struct WaitingUserRes {
 #[derive(Serialize)]
 struct UsersRes {
     users: Vec<WaitingUserRes>,
+    /// How many wait in all (more than `users` lists when over [`MAX_LISTED`]).
+    total: i64,
 }
 
 #[derive(Serialize)]
@@ -96,9 +99,10 @@ pub async fn users<S: Store, H: HttpClient, C: Clock>(
     };
     let seen_since = edge.now_secs().saturating_sub(WAITING_SEEN_WITHIN_SECS);
     match db::waiting_users(&edge.store, &authorized.room.sid, seen_since, MAX_LISTED).await {
-        Ok(waiting) => EdgeResponse::reply(
+        Ok((waiting, total)) => EdgeResponse::reply(
             Common::ok("success"),
             UsersRes {
+                total,
                 users: waiting
                     .into_iter()
                     .map(|w| WaitingUserRes {

@@ -45,6 +45,12 @@ export interface WaitingUser {
   name: string;
 }
 
+/** Who waits, longest first (the edge lists at most 200), and how many wait in all. */
+export interface WaitingUsers {
+  users: WaitingUser[];
+  total: number;
+}
+
 export type SessionResult =
   | { ok: true; session: Session }
   | { ok: 'waiting'; waiting: Waiting }
@@ -172,19 +178,21 @@ export function recording(joinToken: string, task: RecordingTask, rtmpUrl?: stri
   return act('/api/recording', joinToken, rtmpUrl ? { task, rtmp_url: rtmpUrl } : { task });
 }
 
-/** Who waits to be let in now, longest first; `unknown` when the edge could not say (try
+/** Who waits to be let in now, longest first, and how many; `unknown` when the edge could not say (try
  * again), `refused` when it will not say to this user (no longer a moderator, token refused). */
-export async function waitingUsers(joinToken: string): Promise<WaitingUser[] | 'unknown' | 'refused'> {
+export async function waitingUsers(joinToken: string): Promise<WaitingUsers | 'unknown' | 'refused'> {
   const reply = await post('/api/waitingRoom/users', joinToken);
   if (!reply) return 'unknown';
   if (reply.status === 401 || reply.status === 403) return 'refused';
   if (reply.status !== 200 || reply.body?.status !== true) return 'unknown';
-  const users = reply.body.users;
-  if (!Array.isArray(users)) return 'unknown';
-  return users
+  const listed = reply.body.users;
+  if (!Array.isArray(listed)) return 'unknown';
+  const users = listed
     .filter((u): u is Record<string, unknown> => !!u && typeof u === 'object')
     .filter((u) => typeof u.user_id === 'string')
     .map((u) => ({ user_id: u.user_id as string, name: typeof u.name === 'string' && u.name ? u.name : (u.user_id as string) }));
+  const total = typeof reply.body.total === 'number' ? Math.max(reply.body.total, users.length) : users.length;
+  return { users, total };
 }
 
 /** A moderator lets a waiting user in (`all`: everyone waiting) or turns them away. */

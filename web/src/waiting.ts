@@ -5,7 +5,7 @@
 // keyboard focus.
 
 import { announce, h } from './dom';
-import { decideWaiting, waitingUsers, type WaitingUser } from './session';
+import { decideWaiting, waitingUsers, type WaitingUser, type WaitingUsers } from './session';
 
 /** How often the list is asked for. */
 const POLL_MS = 3_000;
@@ -54,7 +54,7 @@ export class WaitingList {
     this.timer = window.setTimeout(() => void this.refresh(), POLL_MS);
   }
 
-  private render(users: WaitingUser[]): void {
+  private render({ users, total }: WaitingUsers): void {
     const ids = new Set(users.map((u) => u.user_id));
     for (const [id, row] of this.rows) {
       if (!ids.has(id)) {
@@ -77,7 +77,11 @@ export class WaitingList {
       previous = row;
     }
     this.el.hidden = users.length === 0;
-    const title = `Waiting to join (${users.length})`;
+    // The edge lists the longest waiting 200; the title says when more wait.
+    const title =
+      total > users.length
+        ? `Waiting to join (${total}, the first ${users.length} shown)`
+        : `Waiting to join (${users.length})`;
     if (this.title.textContent !== title) this.title.textContent = title;
     this.everyone.disabled = this.deciding.has('all');
     if (newcomers.length === 1) announce(`${newcomers[0].name} is waiting to join`);
