@@ -3,9 +3,18 @@
 // node, which streams the same composite it would record. The key is typed here and sent only
 // to the edge, never stored by the page.
 
-import { ICONS, controlButton, h, setPressed } from './dom';
-import { JobControl, type JobState } from './recorders';
+import { ICONS, controlButton, h } from './dom';
+import { JobControl, showJob, type JobButtonWords, type JobState } from './recorders';
 import { recording } from './session';
+
+const LIVE_WORDS: JobButtonWords = {
+  start: 'Go live',
+  startLabel: 'Start a live broadcast',
+  stop: 'Stop live',
+  stopLabel: 'Stop the live broadcast',
+  ending: 'Ending…',
+  endingLabel: 'The live broadcast is ending',
+};
 
 export class Broadcast {
   readonly button: HTMLButtonElement;
@@ -145,15 +154,7 @@ export class Broadcast {
   }
 
   private render(): void {
-    const { on, ending } = this.job;
-    setPressed(this.button, on);
-    this.button.disabled = this.stopping || ending;
-    this.button.setAttribute(
-      'aria-label',
-      ending ? 'The live broadcast is ending' : on ? 'Stop the live broadcast' : 'Start a live broadcast',
-    );
-    const text = this.button.querySelector('.ctl-text');
-    if (text) text.textContent = ending ? 'Ending…' : on ? 'Stop live' : 'Go live';
+    showJob(this.button, this.job, this.stopping, LIVE_WORDS);
   }
 }
 

@@ -4,6 +4,8 @@
 // own flag (`room.isRecording`) says only that some recorder is in the room: not whether it
 // records or broadcasts, and it drops for a moment whenever a recorder re-joins.
 
+import { setPressed } from './dom';
+
 /** A live job's state, as the recorder node reports it. */
 export type JobState = 'STARTING' | 'ACTIVE' | 'ENDING';
 
@@ -102,6 +104,27 @@ export class JobControl {
   get ending(): boolean {
     return this.pressed === undefined && this.state === 'ENDING';
   }
+}
+
+/** What a job's button says in each state: its text and its accessible name. */
+export interface JobButtonWords {
+  start: string;
+  startLabel: string;
+  stop: string;
+  stopLabel: string;
+  ending: string;
+  endingLabel: string;
+}
+
+/** Shows on `button` what `job` offers: start, stop, or (disabled) wait while it ends; also
+ * disabled while `busy` (a press is on its way to the edge). */
+export function showJob(button: HTMLButtonElement, job: JobControl, busy: boolean, words: JobButtonWords): void {
+  const { on, ending } = job;
+  setPressed(button, on);
+  button.disabled = busy || ending;
+  button.setAttribute('aria-label', ending ? words.endingLabel : on ? words.stopLabel : words.startLabel);
+  const text = button.querySelector('.ctl-text');
+  if (text) text.textContent = ending ? words.ending : on ? words.stop : words.start;
 }
 
 /** The badge everyone sees: what is being recorded or streamed now; `undefined` for none.

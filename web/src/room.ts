@@ -24,7 +24,9 @@ import {
   RECORDER_ABSENT_MS,
   badgeText,
   recorderJobs,
+  showJob,
   withoutRecorder,
+  type JobButtonWords,
   type RecorderJobs,
 } from './recorders';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
@@ -103,6 +105,15 @@ class MediaToggle {
   }
 }
 
+
+const RECORD_WORDS: JobButtonWords = {
+  start: 'Record',
+  startLabel: 'Start recording',
+  stop: 'Stop recording',
+  stopLabel: 'Stop recording',
+  ending: 'Saving…',
+  endingLabel: 'The recording is being saved',
+};
 
 const canShareScreen = (): boolean => typeof navigator.mediaDevices?.getDisplayMedia === 'function';
 
@@ -449,8 +460,6 @@ class RoomView {
   /** Starts or stops the recording; the answer (also "already running" or "not running",
    * when another moderator got there first) sets what the button offers next. */
   private flipRecording(): void {
-    const button = this.recordButton;
-    if (!button) return;
     this.recordingPressed = true;
     this.renderRecording();
     const job = this.recordingJob;
@@ -492,8 +501,7 @@ class RoomView {
     this.recorderAbsentTimer = window.setTimeout(() => {
       if (this.destroyed || this.room.isRecording) return;
       // A press whose job never reached the room counts no more either.
-      this.recordingJob.forget();
-      this.broadcast?.recorderLeft();
+      this.forgetPresses();
       if (this.jobs) {
         this.heardJobs(withoutRecorder(this.jobs));
         this.jobsSetAside = true;
@@ -502,18 +510,17 @@ class RoomView {
     }, RECORDER_ABSENT_MS);
   }
 
+  /** No recorder is in the room: this page's own presses of Record and Go live count no more. */
+  private forgetPresses(): void {
+    this.recordingJob.forget();
+    this.broadcast?.recorderLeft();
+  }
+
   private renderRecording(): void {
     const badge = badgeText(this.jobs, this.room.isRecording);
     this.recordingBadge.hidden = badge === undefined;
     this.recordingBadge.textContent = badge ?? '';
-    const button = this.recordButton;
-    if (!button) return;
-    const { on, ending } = this.recordingJob;
-    setPressed(button, on);
-    button.disabled = this.recordingPressed || ending;
-    button.setAttribute('aria-label', ending ? 'The recording is being saved' : on ? 'Stop recording' : 'Start recording');
-    const text = button.querySelector('.ctl-text');
-    if (text) text.textContent = ending ? 'Saving…' : on ? 'Stop recording' : 'Record';
+    if (this.recordButton) showJob(this.recordButton, this.recordingJob, this.recordingPressed, RECORD_WORDS);
   }
 
   private openConfirm(): void {
@@ -589,10 +596,7 @@ class RoomView {
         // Without a word from the edge, a recorder that left ended its job: Record and Go live
         // are offered again. With one, the edge's word stands (a recorder leaves for a moment
         // whenever it re-joins), unless the recorder stays away.
-        if (!on && !this.jobs) {
-          this.recordingJob.forget();
-          this.broadcast?.recorderLeft();
-        }
+        if (!on && !this.jobs) this.forgetPresses();
         this.watchRecorderPresence();
         this.renderRecording();
       })

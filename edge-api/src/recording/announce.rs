@@ -90,13 +90,15 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     room_sids: &[&'a str],
 ) -> Result<Vec<&'a str>, StoreError> {
-    let mut seen: Vec<&str> = Vec::with_capacity(room_sids.len());
-    let mut jobs: Option<Vec<db::JobRow>> = None;
-    for (i, &sid) in room_sids.iter().enumerate() {
-        if seen.contains(&sid) {
-            continue;
+    // Each session once (a batch names one per event), in the order given.
+    let mut sessions: Vec<&'a str> = Vec::with_capacity(room_sids.len());
+    for &sid in room_sids {
+        if !sessions.contains(&sid) {
+            sessions.push(sid);
         }
-        seen.push(sid);
+    }
+    let mut jobs: Option<Vec<db::JobRow>> = None;
+    for (i, &sid) in sessions.iter().enumerate() {
         let Some(room) = crate::db::room_by_sid(&edge.store, sid).await? else {
             continue;
         };
@@ -107,7 +109,7 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         // The live jobs of every session, read once (they are few).
         let jobs = match &mut jobs {
             Some(jobs) => jobs,
-            None => jobs.insert(db::live_jobs_of_sessions(&edge.store, room_sids).await?),
+            None => jobs.insert(db::live_jobs_of_sessions(&edge.store, &sessions).await?),
         };
         let metadata = metadata_of(jobs.iter().filter(|job| job.room_sid == sid));
         if let Err(e) = edge
@@ -117,13 +119,7 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         {
             // Each call may wait for its whole timeout: one is all this request spends.
             tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
-            let mut unwritten: Vec<&str> = Vec::with_capacity(room_sids.len() - i);
-            for &rest in &room_sids[i..] {
-                if !unwritten.contains(&rest) {
-                    unwritten.push(rest);
-                }
-            }
-            return Ok(unwritten);
+            return Ok(sessions.split_off(i));
         }
     }
     Ok(Vec::new())
