@@ -91,6 +91,11 @@ impl HttpClient for SpinHttp {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
+        // A known length rather than a chunked body: not every server reads chunked requests
+        // (a customer's webhook endpoint may be Python's http.server or a PHP script).
+        if !request.body.is_empty() {
+            builder = builder.header(http::header::CONTENT_LENGTH, request.body.len());
+        }
         let mut outbound = builder
             .body(Full::new(Bytes::from(request.body)))
             .map_err(|e| OutboundError(e.to_string()))?;
