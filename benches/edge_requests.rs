@@ -424,6 +424,7 @@ fn placement(c: &mut Criterion) {
         max_events_per_batch: 100,
         past_rooms_retention_days: 0,
         recorders: Default::default(),
+        webhooks: Default::default(),
     };
     let edge = Edge {
         config,

@@ -70,6 +70,10 @@ pub struct EdgeSettings {
     pub recorder_timeout_secs: u64,
     /// How long a recording download token works.
     pub download_token_validity_secs: u64,
+    /// plugNmeet's webhooks about every session go here (none when unset).
+    pub webhook_url: Option<String>,
+    /// A room's own `metadata.webhook_url` also gets its sessions' webhooks.
+    pub webhook_per_meeting: bool,
 }
 
 impl Default for EdgeSettings {
@@ -95,6 +99,8 @@ impl Default for EdgeSettings {
             past_rooms_retention_days: 0,
             recorder_timeout_secs: 15,
             download_token_validity_secs: 1800,
+            webhook_url: None,
+            webhook_per_meeting: false,
         }
     }
 }

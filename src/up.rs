@@ -414,6 +414,14 @@ fn edge_variables(
             edge.past_rooms_retention_days.to_string(),
         ),
         (
+            "webhook_url".to_string(),
+            edge.webhook_url.clone().unwrap_or_default(),
+        ),
+        (
+            "webhook_per_meeting".to_string(),
+            edge.webhook_per_meeting.to_string(),
+        ),
+        (
             "geo_latitude_header".to_string(),
             edge.geo_latitude_header.clone(),
         ),

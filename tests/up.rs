@@ -94,6 +94,87 @@ fn a_room_left_empty_ends_and_becomes_a_past_room() {
     assert_eq!(listed[0]["joined_participants"], "1", "{past}");
 }
 
+/// The customer's server is told of a meeting as plugNmeet tells it: the webhooks, signed as
+/// plugNmeet signs them and checked by LiveKit's own receiver (the same scheme), arrive in
+/// order, each once, on the local sidecar's heartbeats.
+#[test]
+fn the_customers_server_hears_of_the_meeting() {
+    let hook_port = support::free_port();
+    let system = System::start_with(
+        "up-webhooks",
+        &format!("webhook_url = \"http://127.0.0.1:{hook_port}/hook\""),
+        "",
+    );
+    let mut receiver = std::process::Command::new(support::python())
+        .arg(support::repo_root().join("tests/clients/webhook_receiver.py"))
+        .args(["--port", &hook_port.to_string(), "--api-key", "plugnmeet"])
+        .args(["--api-secret", &system.target.api_secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the webhook receiver");
+    let lines = support::forward_lines(receiver.stdout.take().expect("stdout"));
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("listening")
+    );
+    let room = unique("hooked");
+    system.target.create_room(&room, json!({}));
+    let token = system.target.join_token(&room, "alice", false, false);
+    let session = system.target.session(&token, &[]).json();
+    let alice = Participant::join(
+        session["livekit_url"].as_str().expect("livekit_url"),
+        session["token"].as_str().expect("token"),
+        "none",
+    );
+    alice.expect_line("joined ", Duration::from_secs(30));
+    assert_eq!(alice.leave(Duration::from_secs(20)), Some(0));
+    let (_, ended) = system
+        .target
+        .call("/auth/room/endRoom", &json!({ "room_id": room }));
+    assert_eq!(ended["status"], true, "{ended}");
+
+    let expected = [
+        "room_created",
+        "room_started",
+        "participant_joined",
+        "participant_left",
+        "room_finished",
+    ];
+    let mut received: Vec<serde_json::Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received.len() < expected.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with("refused") => panic!("a webhook was refused: {line}"),
+            Ok(line) => received.push(serde_json::from_str(&line).expect("a JSON line")),
+            Err(_) => panic!(
+                "webhooks received: {received:?}, expected {expected:?}\n{}",
+                system.stderr()
+            ),
+        }
+    }
+    let names: Vec<&str> = received
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(names, expected, "{received:?}");
+    for event in &received {
+        assert_eq!(event["room_id"], room.as_str(), "{event}");
+        assert_eq!(event["sid"], received[0]["sid"], "one session: {event}");
+    }
+    assert_eq!(received[2]["identity"], "alice");
+    assert_eq!(received[2]["num_participants"], 1);
+    assert_eq!(received[3]["identity"], "alice");
+    // Nothing more comes (each event once): a heartbeat later, still five.
+    assert!(
+        lines.recv_timeout(Duration::from_secs(7)).is_err(),
+        "more webhooks than the meeting made"
+    );
+    drop(receiver.stdin.take());
+    let _ = receiver.wait();
+}
+
 /// Killed outright (no destructors, no signal handler), `edgemeet up` still takes its LiveKit
 /// with it: the child has a parent-death signal.
 /// Waits until nothing listens at `address`; panics with `message` after `within`.

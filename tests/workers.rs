@@ -237,7 +237,8 @@ fn sidecar_batches_are_held_to_the_configured_size() {
 /// catalog entry. The node's job API is a test double (this test is about the Worker's store;
 /// the real recorder's side is in tests/recording.rs); the region's LiveKit does not answer, so
 /// telling the room of its recording fails, is logged, loses no report, and is kept for the
-/// next heartbeat to try again.
+/// next heartbeat to try again. The customer's webhooks, queued by D1's triggers, go out on the
+/// heartbeats in order.
 #[test]
 fn recording_from_the_start_runs_on_d1() {
     let refuse_next_start = Arc::new(AtomicBool::new(true));
@@ -269,6 +270,8 @@ fn recording_from_the_start_runs_on_d1() {
         .to_string()
     );
     bindings["recorder_secrets"] = json!(json!({ "rec-w": node_secret }).to_string());
+    // The customer's webhooks go to the same double, queued by D1's triggers.
+    bindings["webhook_url"] = json!(format!("http://127.0.0.1:{port}/hook"));
     let worker = WorkerEdge::start(&bindings);
     let target = Target::new(worker.base.clone(), "plugnmeet".into(), API_SECRET.into());
     let node = Target::new(worker.base.clone(), "rec-w-key".into(), node_secret.into());
@@ -348,4 +351,27 @@ fn recording_from_the_start_runs_on_d1() {
     let list = &listing["result"]["recordings_list"];
     assert_eq!(list[0]["record_id"], json!(job_id), "{listing}");
     assert_eq!(list[0]["file_size"], json!(2.5), "{listing}");
+    // The heartbeats delivered the customer's webhooks, in order.
+    let hooks: Vec<Value> = asked
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(path, _)| path == "/hook")
+        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
+        .collect();
+    let names: Vec<&str> = hooks.iter().filter_map(|h| h["event"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "room_created",
+            "start_recording",
+            "end_recording",
+            "recording_proceeded"
+        ],
+        "{hooks:?}\n{}",
+        worker.log()
+    );
+    assert_eq!(hooks[3]["recording_info"]["record_id"], json!(job_id));
+    assert_eq!(hooks[3]["recording_info"]["file_size"], json!(2.5));
+    assert!(hooks.iter().all(|h| h["room"]["room_id"] == json!(room)));
 }

@@ -127,6 +127,7 @@ mod tests {
             max_events_per_batch: 100,
             past_rooms_retention_days: 0,
             recorders: Default::default(),
+            webhooks: Default::default(),
         }
     }
 

@@ -120,6 +120,33 @@ pub struct EdgeConfig {
     pub past_rooms_retention_days: i64,
     /// The recorder nodes recordings and broadcasts are sent to.
     pub recorders: RecorderFleet,
+    /// Where plugNmeet's webhooks about each session go (see [`crate::webhooks`]).
+    pub webhooks: CustomerWebhooks,
+}
+
+/// plugNmeet's `webhook_conf`: the customer's servers told about each session's events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerWebhooks {
+    /// Every session's events go here (`webhook_url`; empty: nowhere).
+    pub url: String,
+    /// A room's own `metadata.webhook_url` also gets its sessions' events
+    /// (`webhook_per_meeting`, plugNmeet's `enable_for_per_meeting`).
+    pub per_meeting: bool,
+}
+
+impl CustomerWebhooks {
+    /// The URLs a session created with `room_url` (its `metadata.webhook_url`, '' when none)
+    /// sends its events to, without repeats.
+    pub fn urls_for<'a>(&'a self, room_url: &'a str) -> Vec<&'a str> {
+        let mut urls = Vec::with_capacity(2);
+        if !self.url.is_empty() {
+            urls.push(self.url.as_str());
+        }
+        if self.per_meeting && !room_url.is_empty() && room_url != self.url {
+            urls.push(room_url);
+        }
+        urls
+    }
 }
 
 /// The recorder nodes the edge sends recording and RTMP jobs to (see [`crate::recording`]).
@@ -230,7 +257,7 @@ impl EdgeConfig {
     /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?,
     /// public_url?}`),
     /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`,
-    /// `download_token_validity_secs`.
+    /// `download_token_validity_secs`, `webhook_url`, `webhook_per_meeting` (`true`/`false`).
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -275,6 +302,7 @@ impl EdgeConfig {
                 download_token_validity_secs: number(source, "download_token_validity_secs", 1800)
                     .await?,
             },
+            webhooks: customer_webhooks(source).await?,
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -297,6 +325,37 @@ impl EdgeConfig {
     pub fn uses_sidecars(&self) -> bool {
         !self.sidecar_secrets.is_empty()
     }
+}
+
+/// The optional `webhook_url` (an http(s) URL) and `webhook_per_meeting` variables.
+async fn customer_webhooks(source: &impl ConfigSource) -> Result<CustomerWebhooks, ConfigError> {
+    let url = source
+        .get("webhook_url")
+        .await
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    if !url.is_empty() && !crate::metadata::is_http_url(&url) {
+        return Err(ConfigError::Invalid {
+            name: "webhook_url",
+            reason: "must be an http(s) URL".into(),
+        });
+    }
+    let per_meeting = match source
+        .get("webhook_per_meeting")
+        .await
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("" | "false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                name: "webhook_per_meeting",
+                reason: "must be true or false".into(),
+            })
+        }
+    };
+    Ok(CustomerWebhooks { url, per_meeting })
 }
 
 /// The optional `max_events_per_batch` variable, 1 to [`crate::sidecars::MAX_EVENTS`].
@@ -580,6 +639,7 @@ pub(crate) mod fixtures {
             max_events_per_batch: crate::sidecars::MAX_EVENTS,
             past_rooms_retention_days: 0,
             recorders: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }

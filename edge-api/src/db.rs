@@ -19,10 +19,12 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0010_forget_room_keys.sql"),
     include_str!("../migrations/0011_recordings.sql"),
     include_str!("../migrations/0012_auto_recording.sql"),
-    include_str!("../migrations/0013_unannounced_sessions.sql")
+    include_str!("../migrations/0013_unannounced_sessions.sql"),
+    include_str!("../migrations/0014_customer_webhooks.sql")
 );
 
 pub mod recordings;
+pub mod webhooks;
 
 /// Room sessions still running (created or active).
 pub const STATUS_CREATED: &str = "created";

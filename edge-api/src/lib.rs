@@ -28,6 +28,8 @@
 //! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
 //! - [`recording`]: recordings and RTMP broadcasts sent to recorder nodes, their jobs'
 //!   reports, and the catalog of finished recordings.
+//! - [`webhooks`]: plugNmeet's webhooks to the customer's servers, queued by the schema and
+//!   delivered in order on heartbeats.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
 //! - [`db`]: the schema and every SQL statement.
 //! - `native` (not on wasm32): the traits over rusqlite and the system clock, for tests,
@@ -50,6 +52,7 @@ pub mod sidecars;
 pub mod tokens;
 pub mod waiting;
 pub mod web;
+pub mod webhooks;
 pub mod wire;
 
 #[cfg(all(any(feature = "spin", feature = "workers"), target_arch = "wasm32"))]

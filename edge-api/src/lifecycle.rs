@@ -42,9 +42,10 @@ use crate::Edge;
 /// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
 /// continues). An end costs three statements (the end, and its LiveKit delete kept and then
 /// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
-/// two of its own, three to find what is due, 30 for the ends, 11 for the retried deletes,
-/// one pruning, and with recorders two to find the recordings of the rooms ending.
-const ENDS_PER_HEARTBEAT: i64 = 10;
+/// two of its own, three to find what is due, 24 for the ends, 11 for the retried deletes,
+/// one pruning, with recorders two to find the recordings of the rooms ending, and up to six
+/// delivering the customer's webhooks ([`crate::webhooks::deliver_due`]).
+const ENDS_PER_HEARTBEAT: i64 = 8;
 
 /// The webhook events the edge acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -516,7 +516,8 @@ fn is_zero(v: &Value, int64: bool) -> bool {
     }
 }
 
-fn is_http_url(url: &str) -> bool {
+/// Whether `url` is an absolute http(s) URL with a host and no whitespace.
+pub(crate) fn is_http_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));

@@ -3,7 +3,8 @@
 //! hex HMAC-SHA256 of the raw body.
 //!
 //! - `POST /internal/sidecar/heartbeat`: a [`Heartbeat`] into the registry, then the region's
-//!   due work ([`lifecycle::on_heartbeat`]).
+//!   due work ([`lifecycle::on_heartbeat`]) and the customer's due webhooks
+//!   ([`crate::webhooks::deliver_due`]).
 //! - `POST /internal/sidecar/events`: `{region_id, events: [LiveKit webhook event, ...]}`, at
 //!   most `max_events_per_batch` ([`MAX_EVENTS`] unless configured lower; a larger batch gets
 //!   413 with `max_events`, which the sidecar adopts), applied in order
@@ -164,6 +165,13 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
     } else {
         0
     };
+    // The customer's webhooks that are due, this heartbeat's events among them. A failure
+    // only delays them: the heartbeat was kept.
+    if recorded {
+        if let Err(e) = crate::webhooks::deliver_due(edge).await {
+            tracing::error!(error = %e, "store failure delivering webhooks");
+        }
+    }
     let running_sessions = match db::running_sessions_in(&edge.store, &region.id).await {
         Ok(n) => n,
         Err(e) => return unavailable(e),

@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 
 use edge_api::auth::sign;
-use edge_api::config::{EdgeConfig, GeoHeaders, GeoPoint, Region};
+use edge_api::config::{CustomerWebhooks, EdgeConfig, GeoHeaders, GeoPoint, Region};
 use edge_api::native::SqliteStore;
 use edge_api::platform::{Clock, HttpClient, OutboundError, OutboundRequest, OutboundResponse};
 use edge_api::{db, registry, Edge, EdgeRequest, EdgeResponse};
@@ -14,18 +14,37 @@ use http::Method;
 use serde_json::{json, Value};
 
 /// Test double for LiveKit's Twirp API: answers `{}` (or 503 while `down` is set, or never
-/// while `hangs` is set) and records each call's URL and body.
+/// while `hangs` is set) and records each call's URL and body. Requests to
+/// `http://hooks.test/...` are a customer's webhook receiver instead: recorded with their
+/// headers and answered with `hook_status` (or never while `hooks_hang` is set).
 #[derive(Default)]
-struct RecordingLiveKit(RefCell<Vec<(String, Value)>>, Cell<bool>, Cell<bool>);
+struct RecordingLiveKit {
+    calls: RefCell<Vec<(String, Value)>>,
+    down: Cell<bool>,
+    hangs: Cell<bool>,
+    hooks: RefCell<Vec<OutboundRequest>>,
+    hook_status: Cell<Option<u16>>,
+    hooks_hang: Cell<bool>,
+}
 
 impl HttpClient for RecordingLiveKit {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        if request.url.starts_with("http://hooks.test/") {
+            self.hooks.borrow_mut().push(request);
+            if self.hooks_hang.get() {
+                return Err(OutboundError("timed out".into()));
+            }
+            return Ok(OutboundResponse {
+                status: self.hook_status.get().unwrap_or(200),
+                body: Vec::new(),
+            });
+        }
         let body = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        self.0.borrow_mut().push((request.url, body));
-        if self.2.get() {
+        self.calls.borrow_mut().push((request.url, body));
+        if self.hangs.get() {
             std::future::pending::<()>().await;
         }
-        Ok(if self.1.get() {
+        Ok(if self.down.get() {
             OutboundResponse {
                 status: 503,
                 body: b"{\"code\":\"unavailable\"}".to_vec(),
@@ -91,6 +110,7 @@ fn edge() -> TestEdge {
             max_events_per_batch: 100,
             past_rooms_retention_days: 0,
             recorders: Default::default(),
+            webhooks: Default::default(),
         },
         store,
         http: RecordingLiveKit::default(),
@@ -152,7 +172,7 @@ fn beat(edge: &TestEdge, region: &str, draining: bool, rooms: i64) -> (u16, Valu
 /// The LiveKit rooms the edge asked to delete, in order.
 fn deleted_rooms(edge: &TestEdge) -> Vec<Value> {
     edge.http
-        .0
+        .calls
         .borrow()
         .iter()
         .map(|(_, body)| body["room"].clone())
@@ -615,7 +635,7 @@ fn a_room_livekit_runs_without_the_edge_is_deleted() {
         vec![event("EV_1", "room_started", "rogue", "RM_9", None)],
     );
     assert_eq!(body["ignored"], 1, "{body}");
-    let calls = edge.http.0.borrow();
+    let calls = edge.http.calls.borrow();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(calls[0]
         .0
@@ -1074,7 +1094,7 @@ fn a_failed_livekit_delete_is_retried_on_heartbeats() {
     let edge = edge();
     beat(&edge, "eu", false, 0);
     let room = running_room(&edge, "stuck", "eu", json!({}));
-    edge.http.1.set(true);
+    edge.http.down.set(true);
     // The session is over whatever LiveKit says.
     end_room(&edge, "stuck");
     assert!(block(db::running_room(&edge.store, "stuck"))
@@ -1092,7 +1112,7 @@ fn a_failed_livekit_delete_is_retried_on_heartbeats() {
     beat(&edge, "eu", false, 0);
     assert_eq!(deleted_rooms(&edge).len(), 2);
     // LiveKit is back: the delete goes through and is not repeated.
-    edge.http.1.set(false);
+    edge.http.down.set(false);
     edge.clock.0.set(T0 + 92_000);
     beat(&edge, "eu", false, 0);
     assert_eq!(deleted_rooms(&edge).len(), 3);
@@ -1115,7 +1135,7 @@ fn an_end_cut_off_while_livekit_hangs_keeps_its_delete() {
     let edge = edge();
     beat(&edge, "eu", false, 0);
     let room = running_room(&edge, "hung", "eu", json!({}));
-    edge.http.2.set(true);
+    edge.http.hangs.set(true);
     let end = signed(
         "/auth/room/endRoom",
         "plugnmeet",
@@ -1129,7 +1149,7 @@ fn an_end_cut_off_while_livekit_hangs_keeps_its_delete() {
         .is_none());
     assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
     // LiveKit answers again; the kept delete is due 30 s after the attempt.
-    edge.http.2.set(false);
+    edge.http.hangs.set(false);
     edge.clock.0.set(T0 + 20_000);
     beat(&edge, "eu", false, 0);
     assert_eq!(deleted_rooms(&edge).len(), 1);
@@ -1305,7 +1325,7 @@ fn without_sidecars_a_failed_livekit_delete_is_retried_on_later_calls() {
     let mut edge = edge();
     edge.config.sidecar_secrets.clear();
     let room = running_room(&edge, "stuck", "eu", json!({}));
-    edge.http.1.set(true);
+    edge.http.down.set(true);
     end_room(&edge, "stuck");
     assert_eq!(deleted_rooms(&edge), [json!(room.livekit_room)]);
     // Not due yet.
@@ -1313,7 +1333,7 @@ fn without_sidecars_a_failed_livekit_delete_is_retried_on_later_calls() {
     titled_room(&edge, "second");
     assert_eq!(deleted_rooms(&edge).len(), 1);
     // Due: retried, and LiveKit is back.
-    edge.http.1.set(false);
+    edge.http.down.set(false);
     edge.clock.0.set(T0 + 31_000);
     titled_room(&edge, "third");
     assert_eq!(
@@ -1357,14 +1377,14 @@ fn retries_on_calls_are_not_starved_by_a_silent_sidecar_region() {
     let stuck: Vec<db::RoomRow> = (0..5)
         .map(|n| running_room(&edge, &format!("eu-{n}"), "eu", json!({})))
         .collect();
-    edge.http.1.set(true);
+    edge.http.down.set(true);
     for room in &stuck {
         end_room(&edge, &room.room_id);
     }
     edge.clock.0.set(T0 + 1_000);
     let us = running_room(&edge, "in-us", "us", json!({}));
     end_room(&edge, "in-us");
-    edge.http.1.set(false);
+    edge.http.down.set(false);
     edge.clock.0.set(T0 + 40_000);
     titled_room(&edge, "later-1");
     titled_room(&edge, "later-2");
@@ -1721,4 +1741,386 @@ fn an_encrypted_room_forgets_its_key_when_it_ends() {
         Some(&json!(true))
     );
     assert_eq!(after["room_title"], before["room_title"]);
+}
+
+/// An edge that sends every session's webhooks to `http://hooks.test/all`, and a room's own
+/// `webhook_url` its sessions' too when `per_meeting`.
+fn hooked_edge(per_meeting: bool) -> TestEdge {
+    let mut edge = edge();
+    edge.config.webhooks = CustomerWebhooks {
+        url: "http://hooks.test/all".into(),
+        per_meeting,
+    };
+    edge
+}
+
+/// plugNmeet's webhook signature claim.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BodyHash {
+    sha256: String,
+}
+
+/// The webhooks the receivers got, in order, as (URL, body); each checked to carry
+/// plugNmeet's signature as its SDKs verify it: the same HS256 JWT in `Authorization` and
+/// `Hash-Token`, under the API secret, issued by the API key, valid now, whose `sha256` is the
+/// base64 SHA-256 of the body.
+fn webhooks_received(edge: &TestEdge) -> Vec<(String, Value)> {
+    use base64::Engine;
+    use jwt_simple::prelude::{HS256Key, MACLike, VerificationOptions};
+    use sha2::Digest;
+    edge.http
+        .hooks
+        .borrow()
+        .iter()
+        .map(|request| {
+            let header = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            assert_eq!(header("content-type"), "application/json");
+            let token = header("authorization");
+            assert_eq!(token, header("hash-token"));
+            // Verified as of when it was sent (its `nbf`): five minutes later it has expired.
+            let metadata = jwt_simple::token::Token::decode_metadata(&token).expect("a JWT");
+            assert_eq!(metadata.algorithm(), "HS256");
+            let sent_at = {
+                let options = VerificationOptions {
+                    accept_future: true,
+                    time_tolerance: Some(jwt_simple::prelude::Duration::from_days(3650)),
+                    ..Default::default()
+                };
+                HS256Key::from_bytes(API_SECRET.as_bytes())
+                    .verify_token::<BodyHash>(&token, Some(options))
+                    .expect("signed by the API secret")
+                    .invalid_before
+                    .expect("nbf")
+            };
+            assert!(sent_at.as_secs() <= u64::try_from(edge.clock.0.get() / 1000).unwrap());
+            let options = VerificationOptions {
+                artificial_time: Some(sent_at),
+                allowed_issuers: Some(["plugnmeet".to_string()].into()),
+                ..Default::default()
+            };
+            let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
+                .verify_token::<BodyHash>(&token, Some(options))
+                .expect("signed by the API secret, for the API key, valid when sent");
+            let lifetime = claims.expires_at.expect("exp").as_secs() - sent_at.as_secs();
+            assert_eq!(lifetime, 300, "valid five minutes");
+            assert_eq!(
+                claims.custom.sha256,
+                base64::engine::general_purpose::STANDARD
+                    .encode(sha2::Sha256::digest(&request.body))
+            );
+            (
+                request.url.clone(),
+                serde_json::from_slice(&request.body).expect("JSON body"),
+            )
+        })
+        .collect()
+}
+
+/// The event names `url` received, in order.
+fn event_names(received: &[(String, Value)], url: &str) -> Vec<String> {
+    received
+        .iter()
+        .filter(|(u, _)| u == url)
+        .map(|(_, body)| body["event"].as_str().expect("event").to_string())
+        .collect()
+}
+
+/// Events waiting in the outbox.
+fn queued_webhooks(edge: &TestEdge) -> i64 {
+    count(edge, "SELECT COUNT(*) FROM webhook_outbox WHERE ? = ?1", "")
+}
+
+#[test]
+fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
+    let edge = hooked_edge(true);
+    let create = json!({"room_id": "r1", "metadata": {"room_title": "Weekly",
+                        "webhook_url": "http://hooks.test/room"}});
+    let room = created_room(&edge, &create);
+    // A repeated create is the same session: its room_created is not queued again.
+    created_room(&edge, &create);
+    block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
+    assert!(
+        edge.http.hooks.borrow().is_empty(),
+        "nothing is sent before a heartbeat"
+    );
+    assert_eq!(tick(&edge, 1).0, 200);
+    assert_eq!(webhooks_received(&edge).len(), 2);
+
+    let name = lk(&edge, "r1");
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            event(
+                "EV_2",
+                "participant_joined",
+                &name,
+                "RM_1",
+                Some(participant("PA_1", "alice", false)),
+            ),
+            event(
+                "EV_3",
+                "participant_joined",
+                &name,
+                "RM_1",
+                Some(participant("PA_2", "bob", false)),
+            ),
+            event(
+                "EV_4",
+                "participant_left",
+                &name,
+                "RM_1",
+                Some(participant("PA_2", "bob", false)),
+            ),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(4)), "{body}");
+    // Eight events wait (four for each URL): one heartbeat sends them all.
+    assert_eq!(queued_webhooks(&edge), 8);
+    tick(&edge, 1);
+    assert_eq!(queued_webhooks(&edge), 0);
+    end_room(&edge, "r1");
+    tick(&edge, 0);
+
+    let received = webhooks_received(&edge);
+    let expected = [
+        "room_created",
+        "room_started",
+        "participant_joined",
+        "participant_joined",
+        "participant_left",
+        "participant_left",
+        "room_finished",
+    ];
+    for url in ["http://hooks.test/all", "http://hooks.test/room"] {
+        assert_eq!(event_names(&received, url), expected, "{url}");
+    }
+    let for_all: Vec<&Value> = received
+        .iter()
+        .filter(|(u, _)| u == "http://hooks.test/all")
+        .map(|(_, b)| b)
+        .collect();
+    for body in &for_all {
+        assert_eq!(body["room"]["sid"], json!(room.sid), "{body}");
+        assert_eq!(body["room"]["room_id"], "r1", "{body}");
+        assert_eq!(
+            body["room"]["creation_time"],
+            json!(room.created_at.to_string())
+        );
+        let metadata: Value =
+            serde_json::from_str(body["room"]["metadata"].as_str().expect("metadata"))
+                .expect("the room's metadata, as JSON");
+        assert_eq!(metadata["room_title"], "Weekly");
+        assert!(
+            body["created_at"].as_str().is_some(),
+            "int64 as a string: {body}"
+        );
+        assert!(uuid_like(body["id"].as_str().expect("id")), "{body}");
+    }
+    // Who came and went, and how many were in the room then.
+    let people: Vec<(String, String, i64)> = for_all
+        .iter()
+        .filter(|b| b.get("participant").is_some())
+        .map(|b| {
+            (
+                b["event"].as_str().unwrap_or("").to_string(),
+                b["participant"]["identity"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                b["room"]["num_participants"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected_people = [
+        ("participant_joined", "alice", 1),
+        ("participant_joined", "bob", 2),
+        ("participant_left", "bob", 1),
+        ("participant_left", "alice", 0),
+    ];
+    assert_eq!(
+        people,
+        expected_people
+            .iter()
+            .map(|(e, who, n)| (e.to_string(), who.to_string(), *n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(for_all[2]["participant"]["state"], "ACTIVE");
+    assert_eq!(for_all[4]["participant"]["state"], "DISCONNECTED");
+    // Each event, on each URL, has an id of its own.
+    let mut ids: Vec<&str> = received
+        .iter()
+        .filter_map(|(_, b)| b["id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        received.len(),
+        "every delivered event has its own id"
+    );
+}
+
+fn uuid_like(id: &str) -> bool {
+    let parts: Vec<usize> = id.split('-').map(str::len).collect();
+    parts == [8, 4, 4, 4, 12] && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
+#[test]
+fn a_failing_receiver_gets_each_event_again_in_order_until_it_is_given_up() {
+    // Without per-meeting URLs, a room's own webhook_url gets nothing.
+    let edge = hooked_edge(false);
+    let room = created_room(
+        &edge,
+        &json!({"room_id": "r1", "empty_timeout": 7200, "metadata": {"room_title": "T",
+                "webhook_url": "http://hooks.test/room"}}),
+    );
+    block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
+    edge.http.hook_status.set(Some(500));
+    tick(&edge, 1);
+    let name = lk(&edge, "r1");
+    events(
+        &edge,
+        "eu",
+        vec![event("EV_1", "room_started", &name, "RM_1", None)],
+    );
+    // Not due yet (the first retry waits 5 s), and room_started waits behind it.
+    tick(&edge, 1);
+    assert_eq!(
+        event_names(&webhooks_received(&edge), "http://hooks.test/all"),
+        ["room_created"]
+    );
+    edge.clock.0.set(edge.clock.0.get() + 5_000);
+    tick(&edge, 1);
+    edge.http.hook_status.set(None);
+    edge.clock.0.set(edge.clock.0.get() + 30_000);
+    tick(&edge, 1);
+    let received = webhooks_received(&edge);
+    assert_eq!(
+        event_names(&received, "http://hooks.test/all"),
+        [
+            "room_created",
+            "room_created",
+            "room_created",
+            "room_started"
+        ]
+    );
+    assert!(event_names(&received, "http://hooks.test/room").is_empty());
+    // Every attempt at one event carries the same id.
+    assert_eq!(received[0].1["id"], received[2].1["id"]);
+    assert_ne!(received[2].1["id"], received[3].1["id"]);
+
+    // A receiver that keeps failing: the event is given up after its last attempt, and the
+    // next one goes.
+    edge.http.hook_status.set(Some(503));
+    events(
+        &edge,
+        "eu",
+        vec![
+            event(
+                "EV_2",
+                "participant_joined",
+                &name,
+                "RM_1",
+                Some(participant("PA_1", "alice", false)),
+            ),
+            event(
+                "EV_3",
+                "participant_left",
+                &name,
+                "RM_1",
+                Some(participant("PA_1", "alice", false)),
+            ),
+        ],
+    );
+    let before = edge.http.hooks.borrow().len();
+    tick(&edge, 1);
+    for wait in edge_api::webhooks::RETRY_AFTER_SECS {
+        edge.clock.0.set(edge.clock.0.get() + wait * 1000);
+        tick(&edge, 1);
+    }
+    let attempts = edge.http.hooks.borrow().len() - before;
+    assert_eq!(
+        attempts,
+        usize::try_from(edge_api::webhooks::MAX_ATTEMPTS).unwrap()
+    );
+    edge.http.hook_status.set(None);
+    tick(&edge, 1);
+    let received = webhooks_received(&edge);
+    let names = event_names(&received, "http://hooks.test/all");
+    let mut expected = vec!["room_created"; 3];
+    expected.push("room_started");
+    expected.extend(["participant_joined"; 6]);
+    expected.push("participant_left");
+    assert_eq!(names, expected);
+    assert_eq!(queued_webhooks(&edge), 0);
+}
+
+#[test]
+fn receivers_that_do_not_answer_hold_up_a_heartbeat_twice_at_most() {
+    let edge = hooked_edge(false);
+    for room_id in ["a", "b", "c"] {
+        titled_room(&edge, room_id);
+    }
+    edge.http.hooks_hang.set(true);
+    assert_eq!(tick(&edge, 0).0, 200);
+    assert_eq!(
+        edge.http.hooks.borrow().len(),
+        edge_api::webhooks::FAILURES_PER_DELIVERY
+    );
+    // The third room's event was not tried: it is due at once, and goes on the next heartbeat.
+    edge.http.hooks_hang.set(false);
+    tick(&edge, 0);
+    assert_eq!(
+        event_names(&webhooks_received(&edge), "http://hooks.test/all").len(),
+        3
+    );
+    assert_eq!(
+        queued_webhooks(&edge),
+        2,
+        "the two that failed wait for their retry"
+    );
+}
+
+#[test]
+fn without_webhook_urls_nothing_is_queued() {
+    let edge = edge();
+    let room = running_room(&edge, "r1", "eu", json!({}));
+    let name = lk(&edge, "r1");
+    events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            event(
+                "EV_2",
+                "participant_joined",
+                &name,
+                "RM_1",
+                Some(participant("PA_1", "alice", false)),
+            ),
+        ],
+    );
+    end_room(&edge, "r1");
+    tick(&edge, 0);
+    assert_eq!(rows_for(&edge, "room_webhook_urls", &room.sid), 0);
+    assert_eq!(queued_webhooks(&edge), 0);
+    assert!(edge.http.hooks.borrow().is_empty());
+}
+
+/// eu's next heartbeat, a second after the last (a heartbeat no newer than the kept one does
+/// no due work), with `rooms` rooms in LiveKit.
+fn tick(edge: &TestEdge, rooms: i64) -> (u16, Value) {
+    edge.clock.0.set(edge.clock.0.get() + 1_000);
+    let (status, body) = beat(edge, "eu", false, rooms);
+    assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
+    (status, body)
 }

@@ -185,6 +185,10 @@ impl HttpClient for ScriptedRecorders {
             timeout: request.timeout,
         };
         self.calls.borrow_mut().push(call.clone());
+        if request.url.starts_with("http://hooks.test/") {
+            // A customer's webhook receiver.
+            return respond(200, json!({}));
+        }
         if request.url.contains("/twirp/livekit.") {
             if self.livekit_down.get() {
                 return Err(OutboundError("connection refused".into()));
@@ -273,6 +277,7 @@ fn edge() -> TestEdge {
                 timeout_secs: TIMEOUT_SECS,
                 download_token_validity_secs: 1800,
             },
+            webhooks: Default::default(),
         },
         store: SqliteStore::in_memory().expect("sqlite"),
         http: ScriptedRecorders::default(),
@@ -2106,4 +2111,69 @@ fn a_moderator_first_a_room_that_forbids_it_or_an_ended_meeting_gets_no_automati
     advance(&edge, 1_000);
     beat(&edge, EU, 2.0, 1);
     assert_eq!(starts(&edge).len(), 1);
+}
+
+/// The customer's webhooks tell a recording's start and end, a broadcast's, and the recording's
+/// file once it is in the catalog, with what plugNmeet's `recording_info` carries; they go out
+/// on the recorder's next heartbeat.
+#[test]
+fn the_customer_hears_of_recordings_and_broadcasts() {
+    let mut edge = edge();
+    edge.config.webhooks.url = "http://hooks.test/all".into();
+    let m = meeting(&edge, "told", json!({}));
+    let record_id = finished_recording(&edge, &m, "told/rec.mp4");
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let broadcast_id = started(record(&edge, &m.moderator, &rtmp));
+    let t = now(&edge);
+    let mut failed = job_event(&broadcast_id, "told", "FAILED", t + 1, None);
+    failed["job"]["reason"] = json!("rtmp: connection refused");
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&broadcast_id, "told", "ACTIVE", t, None), failed],
+    );
+    let hooks = || -> Vec<Value> {
+        edge.http
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.url == "http://hooks.test/all")
+            .map(|c| serde_json::from_slice(&c.body).expect("json"))
+            .collect()
+    };
+    // room_created went on the heartbeat before the recording; the rest waits for the next.
+    assert_eq!(hooks().len(), 1);
+    advance(&edge, 1_000);
+    beat(&edge, EU, 2.0, 0);
+    let received = hooks();
+    let names: Vec<&str> = received
+        .iter()
+        .filter_map(|b| b["event"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "room_created",
+            "start_recording",
+            "end_recording",
+            "recording_proceeded",
+            "start_rtmp",
+            "end_rtmp"
+        ]
+    );
+    for body in &received[1..] {
+        assert_eq!(body["room"]["sid"], json!(m.sid), "{body}");
+        assert_eq!(
+            body["recording_info"]["recorder_id"],
+            json!(EU.id),
+            "{body}"
+        );
+    }
+    assert_eq!(received[1]["recording_info"]["record_id"], json!(record_id));
+    let proceeded = &received[3]["recording_info"];
+    assert_eq!(proceeded["file_path"], "told/rec.mp4", "{proceeded}");
+    assert_eq!(proceeded["file_size"], json!(2.0), "{proceeded}");
+    let ended = &received[5]["recording_info"];
+    assert_eq!(ended["record_id"], json!(broadcast_id), "{ended}");
+    assert_eq!(ended["recorder_msg"], "rtmp: connection refused", "{ended}");
 }

@@ -19,6 +19,11 @@ const MAX_ROOM_IDS: usize = 99;
 /// Bytes in plugNmeet's file-size unit (sizes are reported in MB).
 const BYTES_PER_MB: f64 = 1_000_000.0;
 
+/// A file's size as plugNmeet reports it: megabytes, two decimals.
+pub fn megabytes(bytes: i64) -> f64 {
+    (bytes as f64 / BYTES_PER_MB * 100.0).round() / 100.0
+}
+
 #[derive(Deserialize)]
 struct FetchReq {
     #[serde(default)]
@@ -55,7 +60,7 @@ impl From<&RecordingRow> for RecordingInfo {
             room_id: row.room_id.clone(),
             room_sid: row.room_sid.clone(),
             file_path: row.file_path.clone(),
-            file_size: (row.file_bytes as f64 / BYTES_PER_MB * 100.0).round() / 100.0,
+            file_size: megabytes(row.file_bytes),
             creation_time: row.created_at,
             room_creation_time: row.room_created_at,
         }

@@ -98,6 +98,13 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     };
     match db::create_room(&edge.store, &room).await {
         Ok((row, created)) => {
+            // Every create (a repeat too, so one whose capture failed is mended by the
+            // client's retry): the session's webhook URLs, and with them its room_created.
+            if let Err(e) =
+                crate::webhooks::capture(edge, &row.sid, &row.webhook_url, row.created_at).await
+            {
+                return internal(e);
+            }
             if created {
                 tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
                 forget_expired_past_rooms(edge).await;

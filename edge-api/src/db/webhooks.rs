@@ -1,0 +1,191 @@
+//! The SQL of the customer's webhooks: each session's URLs and the outbox the schema's
+//! triggers fill (`migrations/0014_customer_webhooks.sql`).
+
+use super::Columns;
+use crate::platform::{SqlValue, Store, StoreError};
+
+/// Keeps the URLs session `room_sid` sends its events to (none are added twice, so a repeated
+/// `room/create` changes nothing). The first time a URL is kept, the schema queues the
+/// session's `room_created` for it.
+pub async fn capture_urls(
+    store: &impl Store,
+    room_sid: &str,
+    urls: &[&str],
+    captured_at: i64,
+) -> Result<(), StoreError> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?)"; urls.len()].join(", ");
+    let params: Vec<SqlValue> = urls
+        .iter()
+        .flat_map(|url| [room_sid.into(), (*url).into(), captured_at.into()])
+        .collect();
+    store
+        .execute(
+            &format!(
+                "INSERT OR IGNORE INTO room_webhook_urls (room_sid, url, captured_at) \
+                 VALUES {rows}"
+            ),
+            &params,
+        )
+        .await?;
+    Ok(())
+}
+
+/// One queued event for one URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedEvent {
+    /// The outbox row (orders a session's events for a URL).
+    pub id: i64,
+    /// The session.
+    pub room_sid: String,
+    /// Where it goes.
+    pub url: String,
+    /// plugNmeet's event name.
+    pub event: String,
+    /// JSON object: the participant or the recording the event is about (`{}` otherwise).
+    pub detail: String,
+    /// Visible participants in the room when it happened.
+    pub num_participants: i64,
+    /// Unix seconds: when it happened.
+    pub created_at: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due events for one delivery, in order: an event is due when its time
+/// has come and no earlier event of its session for the same URL waits (after a failed
+/// attempt, or claimed by another request). Claimed events are not due again until
+/// `lease_until_ms`, so two requests delivering at once do not send one event twice. Returned
+/// in `id` order.
+pub async fn claim_due(
+    store: &impl Store,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: u32,
+) -> Result<Vec<QueuedEvent>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "UPDATE webhook_outbox SET next_attempt_at = ?1 WHERE id IN ( \
+                 SELECT o.id FROM webhook_outbox o WHERE o.next_attempt_at <= ?2 \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.room_sid = o.room_sid \
+                 AND p.url = o.url AND p.id < o.id AND p.next_attempt_at > ?2) \
+                 ORDER BY o.id LIMIT {limit}) \
+                 RETURNING id, room_sid, url, event, detail, num_participants, created_at, \
+                 attempts"
+            ),
+            &[lease_until_ms.into(), now_ms.into()],
+        )
+        .await?;
+    let mut events = rows
+        .rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(QueuedEvent {
+                id: col.int(0)?,
+                room_sid: col.text(1)?,
+                url: col.text(2)?,
+                event: col.text(3)?,
+                detail: col.text(4)?,
+                num_participants: col.int(5)?,
+                created_at: col.int(6)?,
+                attempts: col.int(7)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    events.sort_unstable_by_key(|e| e.id);
+    Ok(events)
+}
+
+/// What a webhook tells about its session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionFacts {
+    /// plugNmeet's session id.
+    pub sid: String,
+    /// The room id.
+    pub room_id: String,
+    /// The room's metadata (JSON).
+    pub metadata: String,
+    /// Its `max_participants`.
+    pub max_participants: i64,
+    /// Its `empty_timeout` (seconds).
+    pub empty_timeout: i64,
+    /// Unix seconds: when it was created.
+    pub created_at: i64,
+}
+
+/// The sessions among `sids` that still exist (a forgotten one takes its events along).
+pub async fn sessions(store: &impl Store, sids: &[&str]) -> Result<Vec<SessionFacts>, StoreError> {
+    let list = serde_json::to_string(sids).map_err(|e| StoreError(e.to_string()))?;
+    let rows = store
+        .execute(
+            "SELECT sid, room_id, metadata, max_participants, empty_timeout, created_at \
+             FROM rooms WHERE sid IN (SELECT value FROM json_each(?))",
+            &[list.into()],
+        )
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(SessionFacts {
+                sid: col.text(0)?,
+                room_id: col.text(1)?,
+                metadata: col.text(2)?,
+                max_participants: col.int(3)?,
+                empty_timeout: col.int(4)?,
+                created_at: col.int(5)?,
+            })
+        })
+        .collect()
+}
+
+/// Removes events that were delivered or given up on.
+pub async fn forget(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = serde_json::to_string(ids).map_err(|e| StoreError(e.to_string()))?;
+    store
+        .execute(
+            "DELETE FROM webhook_outbox WHERE id IN (SELECT value FROM json_each(?))",
+            &[list.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Makes claimed events this delivery did not attempt due again at once.
+pub async fn release(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = serde_json::to_string(ids).map_err(|e| StoreError(e.to_string()))?;
+    store
+        .execute(
+            "UPDATE webhook_outbox SET next_attempt_at = 0 \
+             WHERE id IN (SELECT value FROM json_each(?))",
+            &[list.into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Counts a failed attempt at event `id` and makes it due again at `next_attempt_ms`.
+pub async fn retry_later(
+    store: &impl Store,
+    id: i64,
+    attempts: i64,
+    next_attempt_ms: i64,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+            &[attempts.into(), next_attempt_ms.into(), id.into()],
+        )
+        .await?;
+    Ok(())
+}

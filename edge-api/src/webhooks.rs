@@ -1,0 +1,396 @@
+//! plugNmeet's webhooks: the customer's own servers are told what happens in each session
+//! (`room_created`, `room_started`, `participant_joined`, `participant_left`, `room_finished`,
+//! `start_recording`, `end_recording`, `start_rtmp`, `end_rtmp`, `recording_proceeded`), as
+//! plugNmeet's server tells them, so its SDKs' webhook receivers take them unchanged.
+//!
+//! - **Where:** the configured `webhook_url`, and with `webhook_per_meeting` the room's own
+//!   `metadata.webhook_url`, captured when the session is created ([`capture`]).
+//! - **Never lost:** the schema's triggers queue each event in the statement that changed the
+//!   state (`migrations/0014_customer_webhooks.sql`), so no crash between the change and the
+//!   queueing can drop one.
+//! - **Delivered on heartbeats** ([`deliver_due`]): a sidecar's or a recorder's heartbeat is
+//!   the edge's clock, so events go out within a heartbeat period (5 s by default). No
+//!   customer's request ever waits on a customer's server.
+//! - **In order per session and URL**, at least once: an event is sent only once every earlier
+//!   one of its session for that URL went; a URL that fails or does not answer within
+//!   [`DELIVERY_TIMEOUT`] gets it again after [`RETRY_AFTER_SECS`], [`MAX_ATTEMPTS`] times in
+//!   all (about 45 minutes), and then it is dropped (logged) so the session's later events can
+//!   go. Every attempt carries the same event `id`, for the receiver to recognise a repeat.
+//! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
+//!   under the API secret: `iss` the API key, valid for five minutes, and `sha256` the base64
+//!   SHA-256 of the body.
+//! - **Bounded:** a delivery sends at most [`EVENTS_PER_DELIVERY`] events and stops after
+//!   [`FAILURES_PER_DELIVERY`] failures, and costs one statement when nothing is due.
+
+use base64::Engine;
+use jwt_simple::prelude::{HS256Key, MACLike, UnixTimeStamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::webhooks::{self as db, QueuedEvent, SessionFacts};
+use crate::platform::{Clock, HttpClient, OutboundRequest, Store, StoreError};
+use crate::Edge;
+
+/// Events one delivery sends at most.
+pub const EVENTS_PER_DELIVERY: u32 = 8;
+/// Failed attempts after which a delivery stops (each may have waited [`DELIVERY_TIMEOUT`]).
+pub const FAILURES_PER_DELIVERY: usize = 2;
+/// How long a customer's server may take to answer one event.
+pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Attempts at one event before it is dropped.
+pub const MAX_ATTEMPTS: i64 = 6;
+/// The wait before attempt n + 2, after n + 1 failed (seconds).
+pub const RETRY_AFTER_SECS: [i64; 5] = [5, 30, 120, 600, 1800];
+/// How long events claimed by a delivery stay out of other deliveries' reach: longer than a
+/// delivery can take.
+const LEASE_MS: i64 = 60_000;
+/// How long the signature of a delivery is valid (plugNmeet: five minutes).
+const SIGNATURE_VALIDITY_SECS: u64 = 300;
+
+/// Keeps the URLs the session `sid` (created with the room's own webhook URL `room_url`, ''
+/// when none) sends its events to, and so queues its `room_created`. Nothing when no URL is
+/// configured.
+pub async fn capture<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    sid: &str,
+    room_url: &str,
+    created_at: i64,
+) -> Result<(), StoreError> {
+    let urls = edge.config.webhooks.urls_for(room_url);
+    db::capture_urls(&edge.store, sid, &urls, created_at).await
+}
+
+/// What one delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Events a URL took (2xx).
+    pub sent: usize,
+    /// Events that failed and wait for another attempt.
+    pub failed: usize,
+    /// Events dropped after their last attempt.
+    pub dropped: usize,
+}
+
+/// Sends the events that are due (see the module's documentation). A store failure stops the
+/// delivery; events it claimed are attempted again once their lease is over.
+pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) -> Result<Delivered, StoreError> {
+    let now_ms = edge.clock.now_ms();
+    let events = db::claim_due(
+        &edge.store,
+        now_ms,
+        now_ms.saturating_add(LEASE_MS),
+        EVENTS_PER_DELIVERY,
+    )
+    .await?;
+    if events.is_empty() {
+        return Ok(Delivered::default());
+    }
+    let mut sids: Vec<&str> = events.iter().map(|e| e.room_sid.as_str()).collect();
+    sids.sort_unstable();
+    sids.dedup();
+    let sessions = db::sessions(&edge.store, &sids).await?;
+
+    let mut outcome = Delivered::default();
+    let mut done = Vec::new();
+    let mut untried = Vec::new();
+    // Queues (session, URL) with a failure in this delivery: their later events wait.
+    let mut held: Vec<(&str, &str)> = Vec::new();
+    for event in &events {
+        let queue = (event.room_sid.as_str(), event.url.as_str());
+        if outcome.failed + outcome.dropped >= FAILURES_PER_DELIVERY || held.contains(&queue) {
+            untried.push(event.id);
+            continue;
+        }
+        let Some(session) = sessions.iter().find(|s| s.sid == event.room_sid) else {
+            // The session was forgotten meanwhile; its events went with it.
+            done.push(event.id);
+            continue;
+        };
+        match send(edge, event, session).await {
+            Ok(()) => {
+                outcome.sent += 1;
+                done.push(event.id);
+            }
+            Err(why) => {
+                held.push(queue);
+                let attempts = event.attempts + 1;
+                let retry = usize::try_from(event.attempts)
+                    .ok()
+                    .and_then(|n| RETRY_AFTER_SECS.get(n));
+                match retry {
+                    Some(secs) if attempts < MAX_ATTEMPTS => {
+                        outcome.failed += 1;
+                        tracing::warn!(event = %event.event, sid = %event.room_sid, attempts, %why, "webhook not delivered; will retry");
+                        let next = now_ms.saturating_add(secs.saturating_mul(1000));
+                        db::retry_later(&edge.store, event.id, attempts, next).await?;
+                    }
+                    _ => {
+                        outcome.dropped += 1;
+                        tracing::error!(event = %event.event, sid = %event.room_sid, attempts, %why, "webhook not delivered; giving up on it");
+                        done.push(event.id);
+                    }
+                }
+            }
+        }
+    }
+    db::forget(&edge.store, &done).await?;
+    db::release(&edge.store, &untried).await?;
+    Ok(outcome)
+}
+
+/// Why an attempt failed (never holds a secret: the URL's query may, so it is left out).
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("no answer: {0}")]
+    Unanswered(String),
+    #[error("answered {0}")]
+    Refused(u16),
+    #[error("could not sign: {0}")]
+    Signing(String),
+}
+
+async fn send<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    event: &QueuedEvent,
+    session: &SessionFacts,
+) -> Result<(), SendError> {
+    let body = notify_body(event, session);
+    let token = sign(
+        &edge.config.api_key,
+        &edge.config.api_secret,
+        &body,
+        u64::try_from(edge.now_secs()).unwrap_or(0),
+    )?;
+    let request = OutboundRequest {
+        method: http::Method::POST,
+        url: event.url.clone(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("authorization".into(), token.clone()),
+            ("hash-token".into(), token),
+        ],
+        body,
+        timeout: DELIVERY_TIMEOUT,
+    };
+    let response = edge
+        .http
+        .send(request)
+        .await
+        .map_err(|e| SendError::Unanswered(e.to_string()))?;
+    if (200..300).contains(&response.status) {
+        Ok(())
+    } else {
+        Err(SendError::Refused(response.status))
+    }
+}
+
+/// The private claim of plugNmeet's webhook signature.
+#[derive(Serialize, Deserialize)]
+struct BodyHash {
+    sha256: String,
+}
+
+/// The JWT a delivery of `body` carries (see the module's documentation).
+fn sign(api_key: &str, api_secret: &str, body: &[u8], now_secs: u64) -> Result<String, SendError> {
+    let claims = jwt_simple::prelude::JWTClaims {
+        issued_at: None,
+        expires_at: Some(UnixTimeStamp::from_secs(now_secs + SIGNATURE_VALIDITY_SECS)),
+        invalid_before: Some(UnixTimeStamp::from_secs(now_secs)),
+        issuer: Some(api_key.to_string()),
+        subject: None,
+        audiences: None,
+        jwt_id: None,
+        nonce: None,
+        custom: BodyHash {
+            sha256: base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body)),
+        },
+    };
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(claims)
+        .map_err(|e| SendError::Signing(e.to_string()))
+}
+
+/// plugNmeet's `CommonNotifyEvent`, written as its server writes it: snake_case, int64 as
+/// strings, unpopulated fields left out.
+#[derive(Serialize)]
+struct NotifyEvent<'a> {
+    event: &'a str,
+    room: NotifyRoom<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participant: Option<NotifyParticipant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording_info: Option<NotifyRecording>,
+    id: String,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct NotifyRoom<'a> {
+    sid: &'a str,
+    room_id: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    empty_timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    max_participants: i64,
+    creation_time: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    metadata: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    num_participants: i64,
+}
+
+/// LiveKit's `ParticipantInfo`, the fields the edge knows.
+#[derive(Serialize)]
+struct NotifyParticipant {
+    sid: String,
+    identity: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    metadata: String,
+    joined_at: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission: Option<NotifyPermission>,
+}
+
+#[derive(Serialize)]
+struct NotifyPermission {
+    hidden: bool,
+}
+
+#[derive(Serialize)]
+struct NotifyRecording {
+    record_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    recorder_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    recorder_msg: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    file_path: String,
+    /// Megabytes, as plugNmeet counts them.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    file_size: f64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
+}
+
+/// What the schema's triggers keep about the participant or the recording.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Detail {
+    sid: String,
+    identity: String,
+    name: String,
+    hidden: i64,
+    joined_at: i64,
+    metadata: Option<String>,
+    record_id: String,
+    recorder_id: String,
+    recorder_msg: String,
+    file_path: String,
+    file_bytes: i64,
+}
+
+/// The body sent for `event` of `session`.
+fn notify_body(event: &QueuedEvent, session: &SessionFacts) -> Vec<u8> {
+    let detail: Detail = serde_json::from_str(&event.detail).unwrap_or_default();
+    let participant = event
+        .event
+        .starts_with("participant_")
+        .then(|| NotifyParticipant {
+            sid: detail.sid.clone(),
+            identity: detail.identity.clone(),
+            state: if event.event == "participant_left" {
+                "DISCONNECTED"
+            } else {
+                "ACTIVE"
+            },
+            metadata: detail.metadata.clone().unwrap_or_default(),
+            joined_at: detail.joined_at.to_string(),
+            name: detail.name.clone(),
+            permission: (detail.hidden != 0).then_some(NotifyPermission { hidden: true }),
+        });
+    let recording_info = (!detail.record_id.is_empty()).then(|| NotifyRecording {
+        record_id: detail.record_id.clone(),
+        recorder_id: detail.recorder_id.clone(),
+        recorder_msg: detail.recorder_msg.clone(),
+        file_path: detail.file_path.clone(),
+        file_size: crate::recording::catalog::megabytes(detail.file_bytes),
+    });
+    let notify = NotifyEvent {
+        event: &event.event,
+        room: NotifyRoom {
+            sid: &session.sid,
+            room_id: &session.room_id,
+            empty_timeout: session.empty_timeout,
+            max_participants: session.max_participants,
+            creation_time: session.created_at.to_string(),
+            metadata: &session.metadata,
+            num_participants: event.num_participants,
+        },
+        participant,
+        recording_info,
+        id: event_id(&event.room_sid, event.id),
+        created_at: event.created_at.to_string(),
+    };
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_vec(&notify).unwrap_or_default()
+}
+
+/// The event's id: a UUID made from its session and outbox row, the same on every attempt.
+fn event_id(room_sid: &str, row: i64) -> String {
+    let digest = Sha256::new()
+        .chain_update(room_sid.as_bytes())
+        .chain_update(row.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        assert_eq!(event_id("s", 1), event_id("s", 1));
+        assert_ne!(event_id("s", 1), event_id("s", 2));
+        assert_ne!(event_id("s", 1), event_id("t", 1));
+        assert!(uuid::Uuid::parse_str(&event_id("s", 1)).is_ok());
+    }
+
+    #[test]
+    fn the_signature_covers_the_body() {
+        let body = br#"{"event":"room_started"}"#;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = sign("key", "secret-0123456789", body, now).unwrap();
+        let claims = HS256Key::from_bytes(b"secret-0123456789")
+            .verify_token::<BodyHash>(&token, None)
+            .unwrap();
+        assert_eq!(claims.issuer.as_deref(), Some("key"));
+        assert_eq!(
+            claims.custom.sha256,
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body))
+        );
+        assert_eq!(
+            claims.expires_at.unwrap().as_secs() - claims.invalid_before.unwrap().as_secs(),
+            SIGNATURE_VALIDITY_SECS
+        );
+    }
+}
