@@ -14,8 +14,10 @@
 //! - **In order per session and URL**, at least once: an event is sent only once every earlier
 //!   one of its session for that URL went; a URL that fails or does not answer within
 //!   [`DELIVERY_TIMEOUT`] gets it again after [`RETRY_AFTER_SECS`], [`MAX_ATTEMPTS`] times in
-//!   all (about 45 minutes), and then it is dropped (logged) so the session's later events can
-//!   go. Every attempt carries the same event `id`, for the receiver to recognise a repeat.
+//!   all (about 45 minutes). Then it is dropped (logged), and with it every event of that
+//!   session queued for that URL so far: they are at least as stale, and a receiver that is
+//!   down for good must not leave a queue behind that never drains. Events that happen later
+//!   go as usual. Every attempt carries the same event `id`, for the receiver to recognise a repeat.
 //! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
 //!   under the API secret: `iss` the API key, valid for five minutes, and `sha256` the base64
 //!   SHA-256 of the body.
@@ -67,7 +69,7 @@ pub struct Delivered {
     pub sent: usize,
     /// Events that failed and wait for another attempt.
     pub failed: usize,
-    /// Events dropped after their last attempt.
+    /// Events dropped after their last attempt (each with the rest of its queue).
     pub dropped: usize,
 }
 
@@ -128,14 +130,17 @@ pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
                     }
                     _ => {
                         outcome.dropped += 1;
-                        tracing::error!(event = %event.event, sid = %event.room_sid, attempts, %why, "webhook not delivered; giving up on it");
-                        done.push(event.id);
+                        let with = db::forget_queue(&edge.store, &event.room_sid, &event.url)
+                            .await?
+                            .saturating_sub(1);
+                        tracing::error!(event = %event.event, sid = %event.room_sid, attempts, %why, later_events_dropped = with, "webhook not delivered; giving up on it and the session's events queued behind it");
                     }
                 }
             }
         }
     }
     db::forget(&edge.store, &done).await?;
+    // Claimed events of a dropped queue are gone already; releasing them changes nothing.
     db::release(&edge.store, &untried).await?;
     Ok(outcome)
 }

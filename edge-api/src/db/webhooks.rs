@@ -158,6 +158,21 @@ pub async fn forget(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Drops every event of session `room_sid` queued for `url`; returns how many.
+pub async fn forget_queue(
+    store: &impl Store,
+    room_sid: &str,
+    url: &str,
+) -> Result<u64, StoreError> {
+    let rows = store
+        .execute(
+            "DELETE FROM webhook_outbox WHERE room_sid = ? AND url = ? RETURNING id",
+            &[room_sid.into(), url.into()],
+        )
+        .await?;
+    Ok(u64::try_from(rows.rows.len()).unwrap_or(u64::MAX))
+}
+
 /// Makes claimed events this delivery did not attempt due again at once.
 pub async fn release(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
     if ids.is_empty() {
