@@ -140,6 +140,7 @@ fn the_customers_server_hears_of_the_meeting() {
         "participant_joined",
         "participant_left",
         "room_finished",
+        "session_ended",
     ];
     let mut received: Vec<serde_json::Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -166,7 +167,7 @@ fn the_customers_server_hears_of_the_meeting() {
     assert_eq!(received[2]["identity"], "alice");
     assert_eq!(received[2]["num_participants"], 1);
     assert_eq!(received[3]["identity"], "alice");
-    // Nothing more comes (each event once): a heartbeat later, still five.
+    // Nothing more comes (each event once): a heartbeat later, still six.
     assert!(
         lines.recv_timeout(Duration::from_secs(7)).is_err(),
         "more webhooks than the meeting made"

@@ -175,6 +175,7 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             ],
             body: serde_json::to_vec(body).map_err(|e| LiveKitError::Malformed(e.to_string()))?,
             timeout,
+            read_body: true,
         };
         let response = self
             .http

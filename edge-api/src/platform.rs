@@ -97,6 +97,10 @@ pub struct OutboundRequest {
     /// unanswered. Without one, a server that accepts and never answers holds the edge's
     /// request until the platform's own limit.
     pub timeout: std::time::Duration,
+    /// Whether the answer's body is read. A webhook needs only the status: its receiver's body
+    /// is left unread, so a receiver cannot hold the edge with a slow body or fill its memory
+    /// with a large one.
+    pub read_body: bool,
 }
 
 /// The answer to an [`OutboundRequest`].
@@ -104,7 +108,7 @@ pub struct OutboundRequest {
 pub struct OutboundResponse {
     /// HTTP status code.
     pub status: u16,
-    /// Response body.
+    /// Response body (empty when the request did not ask for it).
     pub body: Vec<u8>,
 }
 

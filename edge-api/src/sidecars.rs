@@ -168,7 +168,7 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
     // The customer's webhooks that are due, this heartbeat's events among them. A failure
     // only delays them: the heartbeat was kept.
     if recorded {
-        if let Err(e) = crate::webhooks::deliver_due(edge).await {
+        if let Err(e) = crate::webhooks::deliver_due(edge, now_ms).await {
             tracing::error!(error = %e, "store failure delivering webhooks");
         }
     }

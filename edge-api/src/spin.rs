@@ -85,6 +85,7 @@ struct SpinHttp;
 
 impl HttpClient for SpinHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
+        let read_body = request.read_body;
         let mut builder = http::Request::builder()
             .method(request.method)
             .uri(&request.url);
@@ -106,6 +107,12 @@ impl HttpClient for SpinHttp {
             .await
             .map_err(|e| OutboundError(e.to_string()))?;
         let status = response.status().as_u16();
+        if !read_body {
+            return Ok(OutboundResponse {
+                status,
+                body: Vec::new(),
+            });
+        }
         let body = response
             .into_body()
             .bytes()

@@ -1,28 +1,31 @@
 //! plugNmeet's webhooks: the customer's own servers are told what happens in each session
 //! (`room_created`, `room_started`, `participant_joined`, `participant_left`, `room_finished`,
-//! `start_recording`, `end_recording`, `start_rtmp`, `end_rtmp`, `recording_proceeded`), as
-//! plugNmeet's server tells them, so its SDKs' webhook receivers take them unchanged.
+//! `session_ended`, `start_recording`, `end_recording`, `start_rtmp`, `end_rtmp`,
+//! `recording_proceeded`), as plugNmeet's server tells them (its `CommonNotifyEvent`), so
+//! receivers written for plugNmeet take them unchanged.
 //!
 //! - **Where:** the configured `webhook_url`, and with `webhook_per_meeting` the room's own
 //!   `metadata.webhook_url`, captured when the session is created ([`capture`]).
 //! - **Never lost:** the schema's triggers queue each event in the statement that changed the
 //!   state (`migrations/0014_customer_webhooks.sql`), so no crash between the change and the
 //!   queueing can drop one.
-//! - **Delivered on heartbeats** ([`deliver_due`]): a sidecar's or a recorder's heartbeat is
-//!   the edge's clock, so events go out within a heartbeat period (5 s by default). No
-//!   customer's request ever waits on a customer's server.
+//! - **Delivered on heartbeats** ([`deliver_due`]): a sidecar's heartbeat (or, without
+//!   sidecars, a recorder's) is the edge's clock, so events go out within a heartbeat period
+//!   (5 s by default). No customer's request ever waits on a customer's server.
 //! - **In order per session and URL**, at least once: an event is sent only once every earlier
-//!   one of its session for that URL went; a URL that fails or does not answer within
-//!   [`DELIVERY_TIMEOUT`] gets it again after [`RETRY_AFTER_SECS`], [`MAX_ATTEMPTS`] times in
-//!   all (about 45 minutes). Then it is dropped (logged), and with it every event of that
-//!   session queued for that URL so far: they are at least as stale, and a receiver that is
-//!   down for good must not leave a queue behind that never drains. Events that happen later
-//!   go as usual. Every attempt carries the same event `id`, for the receiver to recognise a repeat.
+//!   one of its session for that URL went. A URL that fails (no answer within
+//!   [`DELIVERY_TIMEOUT`], 408, 429 or a 5xx) holds the session's queue for it, and gets the
+//!   event again after [`RETRY_AFTER_SECS`], [`MAX_ATTEMPTS`] times in all (about 45 minutes).
+//!   Then the event is dropped (logged), and with it every event queued behind it: they are at
+//!   least as stale, and a receiver down for good must not leave a queue that never drains.
+//!   Events that happen later go as usual. Any other 4xx refuses the one event for good, as
+//!   plugNmeet takes it. Every attempt carries the same event `id`.
 //! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
 //!   under the API secret: `iss` the API key, valid for five minutes, and `sha256` the base64
-//!   SHA-256 of the body.
-//! - **Bounded:** a delivery sends at most [`EVENTS_PER_DELIVERY`] events and stops after
-//!   [`FAILURES_PER_DELIVERY`] failures, and costs one statement when nothing is due.
+//!   SHA-256 of the body. TLS certificates are verified (plugNmeet's sender skips that).
+//! - **Bounded:** a delivery claims at most [`EVENTS_PER_DELIVERY`] events, starts no send
+//!   after [`SEND_WINDOW_MS`], never reads a receiver's answer body, and costs one statement
+//!   when nothing is due (six at most).
 
 use base64::Engine;
 use jwt_simple::prelude::{HS256Key, MACLike, UnixTimeStamp};
@@ -33,18 +36,20 @@ use crate::db::webhooks::{self as db, QueuedEvent, SessionFacts};
 use crate::platform::{Clock, HttpClient, OutboundRequest, Store, StoreError};
 use crate::Edge;
 
-/// Events one delivery sends at most.
-pub const EVENTS_PER_DELIVERY: u32 = 8;
-/// Failed attempts after which a delivery stops (each may have waited [`DELIVERY_TIMEOUT`]).
-pub const FAILURES_PER_DELIVERY: usize = 2;
+/// Events one delivery claims at most (with the LiveKit calls a heartbeat makes, within the 50
+/// outbound requests Workers' free plan allows a request).
+pub const EVENTS_PER_DELIVERY: u32 = 24;
+/// No send starts later than this after the request began (ms): with [`DELIVERY_TIMEOUT`] for
+/// the last answer, a heartbeat ends inside the 10 s its sidecar or recorder waits.
+pub const SEND_WINDOW_MS: i64 = 4_000;
 /// How long a customer's server may take to answer one event.
 pub const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Attempts at one event before it is dropped.
 pub const MAX_ATTEMPTS: i64 = 6;
 /// The wait before attempt n + 2, after n + 1 failed (seconds).
 pub const RETRY_AFTER_SECS: [i64; 5] = [5, 30, 120, 600, 1800];
-/// How long events claimed by a delivery stay out of other deliveries' reach: longer than a
-/// delivery can take.
+/// How long events claimed by a delivery stay out of other deliveries' reach: far longer than
+/// a delivery can take ([`SEND_WINDOW_MS`] and one [`DELIVERY_TIMEOUT`]).
 const LEASE_MS: i64 = 60_000;
 /// How long the signature of a delivery is valid (plugNmeet: five minutes).
 const SIGNATURE_VALIDITY_SECS: u64 = 300;
@@ -67,18 +72,42 @@ pub async fn capture<S: Store, H: HttpClient, C: Clock>(
 pub struct Delivered {
     /// Events a URL took (2xx).
     pub sent: usize,
+    /// Events a URL refused for good (a 4xx other than 408 and 429): not sent again, as
+    /// plugNmeet does not send them again.
+    pub refused: usize,
     /// Events that failed and wait for another attempt.
     pub failed: usize,
     /// Events dropped after their last attempt (each with the rest of its queue).
     pub dropped: usize,
 }
 
-/// Sends the events that are due (see the module's documentation). A store failure stops the
-/// delivery; events it claimed are attempted again once their lease is over.
+/// What became of one queue (a session's events for one URL) in a delivery.
+#[derive(Default)]
+struct QueueOutcome {
+    /// Events sent or refused for good: forgotten.
+    done: Vec<i64>,
+    /// Claimed events not attempted because the time was up.
+    untried: Vec<i64>,
+    /// The event that failed, with its attempts so far.
+    failed: Option<(i64, i64)>,
+    sent: usize,
+    refused: usize,
+}
+
+/// Sends the events that are due (see the module's documentation); `started_ms` is when the
+/// request paying for it started. Each session's events for a URL go one after the other, the
+/// queues side by side, and no send starts later than [`SEND_WINDOW_MS`] after `started_ms`,
+/// so the request ends well inside its caller's timeout with what it sent recorded. A store
+/// failure stops the delivery; events it claimed are attempted again once their lease is over.
 pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
+    started_ms: i64,
 ) -> Result<Delivered, StoreError> {
     let now_ms = edge.clock.now_ms();
+    let deadline_ms = started_ms.saturating_add(SEND_WINDOW_MS);
+    if now_ms >= deadline_ms {
+        return Ok(Delivered::default());
+    }
     let events = db::claim_due(
         &edge.store,
         now_ms,
@@ -94,55 +123,120 @@ pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
     sids.dedup();
     let sessions = db::sessions(&edge.store, &sids).await?;
 
-    let mut outcome = Delivered::default();
+    // The claimed events by queue, each queue in order (events come sorted by id).
+    let mut queues: Vec<Vec<&QueuedEvent>> = Vec::new();
+    for event in &events {
+        match queues
+            .iter_mut()
+            .find(|q| q[0].room_sid == event.room_sid && q[0].url == event.url)
+        {
+            Some(queue) => queue.push(event),
+            None => queues.push(vec![event]),
+        }
+    }
+    let outcomes = futures_util::future::join_all(
+        queues
+            .iter()
+            .map(|queue| deliver_queue(edge, queue, &sessions, deadline_ms)),
+    )
+    .await;
+
+    let mut delivered = Delivered::default();
     let mut done = Vec::new();
     let mut untried = Vec::new();
-    // Queues (session, URL) with a failure in this delivery: their later events wait.
-    let mut held: Vec<(&str, &str)> = Vec::new();
-    for event in &events {
-        let queue = (event.room_sid.as_str(), event.url.as_str());
-        if outcome.failed + outcome.dropped >= FAILURES_PER_DELIVERY || held.contains(&queue) {
-            untried.push(event.id);
+    let mut postponed = Vec::new();
+    let mut given_up = Vec::new();
+    for (queue, outcome) in queues.iter().zip(outcomes) {
+        delivered.sent += outcome.sent;
+        delivered.refused += outcome.refused;
+        done.extend(outcome.done);
+        untried.extend(outcome.untried);
+        let Some((id, attempts)) = outcome.failed else {
             continue;
+        };
+        let head = queue[0];
+        let wait = usize::try_from(attempts - 1)
+            .ok()
+            .and_then(|n| RETRY_AFTER_SECS.get(n));
+        match wait {
+            Some(secs) if attempts < MAX_ATTEMPTS => {
+                delivered.failed += 1;
+                let next = now_ms.saturating_add(secs.saturating_mul(1000));
+                postponed.push(db::Postponed {
+                    room_sid: &head.room_sid,
+                    url: &head.url,
+                    id,
+                    attempts,
+                    next_attempt_ms: next,
+                });
+            }
+            _ => {
+                delivered.dropped += 1;
+                given_up.push((head.room_sid.as_str(), head.url.as_str()));
+            }
+        }
+    }
+    db::forget(&edge.store, &done).await?;
+    if !given_up.is_empty() {
+        let dropped = db::forget_queues(&edge.store, &given_up).await?;
+        tracing::error!(
+            queues = given_up.len(),
+            events = dropped,
+            attempts = MAX_ATTEMPTS,
+            "webhooks not delivered; giving up on them and the events queued behind them"
+        );
+    }
+    db::postpone(&edge.store, &postponed).await?;
+    db::release(&edge.store, &untried).await?;
+    Ok(delivered)
+}
+
+/// Sends one queue's claimed events in order until one fails or the time is up.
+async fn deliver_queue<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    queue: &[&QueuedEvent],
+    sessions: &[SessionFacts],
+    deadline_ms: i64,
+) -> QueueOutcome {
+    let mut outcome = QueueOutcome::default();
+    for (at, event) in queue.iter().enumerate() {
+        if outcome.failed.is_some() {
+            // The rest wait with the failed one (`db::postpone`).
+            break;
+        }
+        if edge.clock.now_ms() >= deadline_ms {
+            outcome.untried.extend(queue[at..].iter().map(|e| e.id));
+            break;
         }
         let Some(session) = sessions.iter().find(|s| s.sid == event.room_sid) else {
             // The session was forgotten meanwhile; its events went with it.
-            done.push(event.id);
+            outcome.done.push(event.id);
             continue;
         };
         match send(edge, event, session).await {
             Ok(()) => {
                 outcome.sent += 1;
-                done.push(event.id);
+                outcome.done.push(event.id);
+            }
+            Err(SendError::Refused(status)) if is_final_refusal(status) => {
+                tracing::warn!(event = %event.event, sid = %event.room_sid, status, "webhook refused by its receiver; not sent again");
+                outcome.refused += 1;
+                outcome.done.push(event.id);
             }
             Err(why) => {
-                held.push(queue);
                 let attempts = event.attempts + 1;
-                let retry = usize::try_from(event.attempts)
-                    .ok()
-                    .and_then(|n| RETRY_AFTER_SECS.get(n));
-                match retry {
-                    Some(secs) if attempts < MAX_ATTEMPTS => {
-                        outcome.failed += 1;
-                        tracing::warn!(event = %event.event, sid = %event.room_sid, attempts, %why, "webhook not delivered; will retry");
-                        let next = now_ms.saturating_add(secs.saturating_mul(1000));
-                        db::retry_later(&edge.store, event.id, attempts, next).await?;
-                    }
-                    _ => {
-                        outcome.dropped += 1;
-                        let with = db::forget_queue(&edge.store, &event.room_sid, &event.url)
-                            .await?
-                            .saturating_sub(1);
-                        tracing::error!(event = %event.event, sid = %event.room_sid, attempts, %why, later_events_dropped = with, "webhook not delivered; giving up on it and the session's events queued behind it");
-                    }
-                }
+                tracing::warn!(event = %event.event, sid = %event.room_sid, attempts, %why, "webhook not delivered");
+                outcome.failed = Some((event.id, attempts));
             }
         }
     }
-    db::forget(&edge.store, &done).await?;
-    // Claimed events of a dropped queue are gone already; releasing them changes nothing.
-    db::release(&edge.store, &untried).await?;
-    Ok(outcome)
+    outcome
+}
+
+/// Whether a receiver's answer refuses an event for good: a 4xx but 408 (timeout) and 429
+/// (too many requests), and 501, as plugNmeet's sender (go-retryablehttp) takes them.
+fn is_final_refusal(status: u16) -> bool {
+    ((400..500).contains(&status) && status != 408 && status != 429) || status == 501
 }
 
 /// Why an attempt failed (never holds a secret: the URL's query may, so it is left out).
@@ -178,6 +272,7 @@ async fn send<S: Store, H: HttpClient, C: Clock>(
         ],
         body,
         timeout: DELIVERY_TIMEOUT,
+        read_body: false,
     };
     let response = edge
         .http
@@ -235,25 +330,21 @@ struct NotifyEvent<'a> {
 struct NotifyRoom<'a> {
     sid: &'a str,
     room_id: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
+    // plugNmeet's `optional` fields: written when set, zero too.
     empty_timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
     max_participants: i64,
     creation_time: String,
-    #[serde(skip_serializing_if = "str::is_empty")]
     metadata: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
     num_participants: i64,
 }
 
-/// LiveKit's `ParticipantInfo`, the fields the edge knows.
+/// LiveKit's `ParticipantInfo`, the fields the edge knows (no metadata: plugNmeet's carries
+/// none, its users' metadata being its own).
 #[derive(Serialize)]
 struct NotifyParticipant {
     sid: String,
     identity: String,
     state: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    metadata: String,
     joined_at: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     name: String,
@@ -280,10 +371,6 @@ struct NotifyRecording {
     file_size: f64,
 }
 
-fn is_zero(n: &i64) -> bool {
-    *n == 0
-}
-
 fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
 }
@@ -297,7 +384,6 @@ struct Detail {
     name: String,
     hidden: i64,
     joined_at: i64,
-    metadata: Option<String>,
     record_id: String,
     recorder_id: String,
     recorder_msg: String,
@@ -319,7 +405,6 @@ fn notify_body(event: &QueuedEvent, session: &SessionFacts) -> Vec<u8> {
             } else {
                 "ACTIVE"
             },
-            metadata: detail.metadata.clone().unwrap_or_default(),
             joined_at: detail.joined_at.to_string(),
             name: detail.name.clone(),
             permission: (detail.hidden != 0).then_some(NotifyPermission { hidden: true }),

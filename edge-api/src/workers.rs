@@ -101,6 +101,7 @@ struct WorkerFetch;
 impl HttpClient for WorkerFetch {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         let failed = |e: worker::Error| OutboundError(e.to_string());
+        let read_body = request.read_body;
         let headers = Headers::new();
         for (name, value) in &request.headers {
             headers.set(name, value).map_err(failed)?;
@@ -126,9 +127,14 @@ impl HttpClient for WorkerFetch {
                 .send_with_signal(&signal)
                 .await
                 .map_err(failed)?;
+            let body = if read_body {
+                response.bytes().await.map_err(failed)?
+            } else {
+                Vec::new()
+            };
             Ok(OutboundResponse {
                 status: response.status_code(),
-                body: response.bytes().await.map_err(failed)?,
+                body,
             })
         });
         let deadline = Box::pin(Delay::from(request.timeout));

@@ -4,6 +4,7 @@
 //! in the root package use a real LiveKit).
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use edge_api::auth::sign;
 use edge_api::config::{CustomerWebhooks, EdgeConfig, GeoHeaders, GeoPoint, Region};
@@ -16,7 +17,8 @@ use serde_json::{json, Value};
 /// Test double for LiveKit's Twirp API: answers `{}` (or 503 while `down` is set, or never
 /// while `hangs` is set) and records each call's URL and body. Requests to
 /// `http://hooks.test/...` are a customer's webhook receiver instead: recorded with their
-/// headers and answered with `hook_status` (or never while `hooks_hang` is set).
+/// headers and answered with `hook_status` after `hook_delay_ms` on the edge's clock (`clock`,
+/// shared with it), or not at all when that is past the edge's timeout.
 #[derive(Default)]
 struct RecordingLiveKit {
     calls: RefCell<Vec<(String, Value)>>,
@@ -24,14 +26,18 @@ struct RecordingLiveKit {
     hangs: Cell<bool>,
     hooks: RefCell<Vec<OutboundRequest>>,
     hook_status: Cell<Option<u16>>,
-    hooks_hang: Cell<bool>,
+    hook_delay_ms: Cell<i64>,
+    clock: Rc<Cell<i64>>,
 }
 
 impl HttpClient for RecordingLiveKit {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         if request.url.starts_with("http://hooks.test/") {
+            let delay = self.hook_delay_ms.get();
+            let timeout = i64::try_from(request.timeout.as_millis()).expect("ms");
+            self.clock.set(self.clock.get() + delay.min(timeout));
             self.hooks.borrow_mut().push(request);
-            if self.hooks_hang.get() {
+            if delay >= timeout {
                 return Err(OutboundError("timed out".into()));
             }
             return Ok(OutboundResponse {
@@ -58,7 +64,7 @@ impl HttpClient for RecordingLiveKit {
     }
 }
 
-struct TestClock(Cell<i64>);
+struct TestClock(Rc<Cell<i64>>);
 
 impl Clock for TestClock {
     fn now_ms(&self) -> i64 {
@@ -88,6 +94,7 @@ fn edge() -> TestEdge {
     let store = SqliteStore::in_memory().expect("sqlite");
     // Every migration may run again on an existing database.
     store.execute_batch(db::SCHEMA).expect("schema again");
+    let clock = Rc::new(Cell::new(T0));
     Edge {
         config: EdgeConfig {
             api_key: "plugnmeet".into(),
@@ -113,8 +120,11 @@ fn edge() -> TestEdge {
             webhooks: Default::default(),
         },
         store,
-        http: RecordingLiveKit::default(),
-        clock: TestClock(Cell::new(T0)),
+        http: RecordingLiveKit {
+            clock: clock.clone(),
+            ..Default::default()
+        },
+        clock: TestClock(clock),
     }
 }
 
@@ -1859,27 +1869,9 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
         "eu",
         vec![
             event("EV_1", "room_started", &name, "RM_1", None),
-            event(
-                "EV_2",
-                "participant_joined",
-                &name,
-                "RM_1",
-                Some(participant("PA_1", "alice", false)),
-            ),
-            event(
-                "EV_3",
-                "participant_joined",
-                &name,
-                "RM_1",
-                Some(participant("PA_2", "bob", false)),
-            ),
-            event(
-                "EV_4",
-                "participant_left",
-                &name,
-                "RM_1",
-                Some(participant("PA_2", "bob", false)),
-            ),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
+            presence("EV_3", "participant_joined", &name, "PA_2", "bob"),
+            presence("EV_4", "participant_left", &name, "PA_2", "bob"),
         ],
     );
     assert_eq!((status, &body["applied"]), (200, &json!(4)), "{body}");
@@ -1899,6 +1891,7 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
         "participant_left",
         "participant_left",
         "room_finished",
+        "session_ended",
     ];
     for url in ["http://hooks.test/all", "http://hooks.test/room"] {
         assert_eq!(event_names(&received, url), expected, "{url}");
@@ -2025,20 +2018,8 @@ fn a_failing_receiver_gets_each_event_again_in_order_until_it_is_given_up() {
         &edge,
         "eu",
         vec![
-            event(
-                "EV_2",
-                "participant_joined",
-                &name,
-                "RM_1",
-                Some(participant("PA_1", "alice", false)),
-            ),
-            event(
-                "EV_3",
-                "participant_left",
-                &name,
-                "RM_1",
-                Some(participant("PA_1", "alice", false)),
-            ),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
+            presence("EV_3", "participant_left", &name, "PA_1", "alice"),
         ],
     );
     let before = edge.http.hooks.borrow().len();
@@ -2057,13 +2038,7 @@ fn a_failing_receiver_gets_each_event_again_in_order_until_it_is_given_up() {
     events(
         &edge,
         "eu",
-        vec![event(
-            "EV_4",
-            "participant_joined",
-            &name,
-            "RM_1",
-            Some(participant("PA_2", "bob", false)),
-        )],
+        vec![presence("EV_4", "participant_joined", &name, "PA_2", "bob")],
     );
     tick(&edge, 1);
     let received = webhooks_received(&edge);
@@ -2078,29 +2053,76 @@ fn a_failing_receiver_gets_each_event_again_in_order_until_it_is_given_up() {
 }
 
 #[test]
-fn receivers_that_do_not_answer_hold_up_a_heartbeat_twice_at_most() {
+fn slow_receivers_hold_a_heartbeat_for_a_few_seconds_and_what_went_is_kept() {
     let edge = hooked_edge(false);
-    for room_id in ["a", "b", "c"] {
+    for room_id in ["a", "b", "c", "d", "e"] {
         titled_room(&edge, room_id);
     }
-    edge.http.hooks_hang.set(true);
-    assert_eq!(tick(&edge, 0).0, 200);
-    assert_eq!(
-        edge.http.hooks.borrow().len(),
-        edge_api::webhooks::FAILURES_PER_DELIVERY
-    );
-    // The third room's event was not tried: it is due at once, and goes on the next heartbeat.
-    edge.http.hooks_hang.set(false);
+    // Each answer takes 1.5 s: sends start while the window is open, the rest wait.
+    edge.http.hook_delay_ms.set(1_500);
+    let started = edge.clock.0.get() + 1_000;
     tick(&edge, 0);
+    let sent = edge.http.hooks.borrow().len();
+    let window = edge_api::webhooks::SEND_WINDOW_MS;
     assert_eq!(
-        event_names(&webhooks_received(&edge), "http://hooks.test/all").len(),
-        3
+        i64::try_from(sent).unwrap(),
+        window / 1_500 + 1,
+        "sends start until the window closes"
     );
+    assert!(edge.clock.0.get() - started < window + 3_000);
     assert_eq!(
         queued_webhooks(&edge),
-        2,
-        "the two that failed wait for their retry"
+        5 - i64::try_from(sent).unwrap(),
+        "what went is forgotten"
     );
+    // Not answering at all: each send fails at the timeout, and its room's event waits.
+    edge.http.hook_delay_ms.set(10_000);
+    tick(&edge, 0);
+    assert_eq!(queued_webhooks(&edge), 5 - i64::try_from(sent).unwrap());
+    edge.http.hook_delay_ms.set(0);
+    edge.clock.0.set(edge.clock.0.get() + 5_000);
+    tick(&edge, 0);
+    let mut rooms: Vec<String> = webhooks_received(&edge)
+        .iter()
+        .filter_map(|(_, body)| body["room"]["room_id"].as_str().map(String::from))
+        .collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    assert_eq!(rooms, ["a", "b", "c", "d", "e"]);
+    assert_eq!(queued_webhooks(&edge), 0);
+}
+
+/// A receiver that refuses an event (a 4xx but 408 and 429) is not sent it again, and the
+/// room's later events go; as plugNmeet's sender takes such an answer.
+#[test]
+fn a_refused_event_is_not_sent_again() {
+    let edge = hooked_edge(false);
+    let room = titled_room(&edge, "r1");
+    block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
+    edge.http.hook_status.set(Some(404));
+    tick(&edge, 1);
+    assert_eq!(queued_webhooks(&edge), 0);
+    edge.http.hook_status.set(Some(429));
+    let name = lk(&edge, "r1");
+    events(
+        &edge,
+        "eu",
+        vec![event("EV_1", "room_started", &name, "RM_1", None)],
+    );
+    tick(&edge, 1);
+    assert_eq!(
+        queued_webhooks(&edge),
+        1,
+        "429 is a failure: it is tried again"
+    );
+    edge.http.hook_status.set(None);
+    edge.clock.0.set(edge.clock.0.get() + 5_000);
+    tick(&edge, 1);
+    assert_eq!(
+        event_names(&webhooks_received(&edge), "http://hooks.test/all"),
+        ["room_created", "room_started", "room_started"]
+    );
+    assert_eq!(queued_webhooks(&edge), 0);
 }
 
 #[test]
@@ -2113,13 +2135,7 @@ fn without_webhook_urls_nothing_is_queued() {
         "eu",
         vec![
             event("EV_1", "room_started", &name, "RM_1", None),
-            event(
-                "EV_2",
-                "participant_joined",
-                &name,
-                "RM_1",
-                Some(participant("PA_1", "alice", false)),
-            ),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
         ],
     );
     end_room(&edge, "r1");
@@ -2136,4 +2152,16 @@ fn tick(edge: &TestEdge, rooms: i64) -> (u16, Value) {
     let (status, body) = beat(edge, "eu", false, rooms);
     assert_eq!((status, &body["recorded"]), (200, &json!(true)), "{body}");
     (status, body)
+}
+
+/// LiveKit's event `id` of `kind` (participant_joined or participant_left) about visible
+/// participant `who` (sid `participant_sid`) in LiveKit room `room` (sid RM_1).
+fn presence(id: &str, kind: &str, room: &str, participant_sid: &str, who: &str) -> Value {
+    event(
+        id,
+        kind,
+        room,
+        "RM_1",
+        Some(participant(participant_sid, who, false)),
+    )
 }

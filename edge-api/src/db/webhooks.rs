@@ -1,6 +1,8 @@
 //! The SQL of the customer's webhooks: each session's URLs and the outbox the schema's
 //! triggers fill (`migrations/0014_customer_webhooks.sql`).
 
+use serde::Serialize;
+
 use super::Columns;
 use crate::platform::{SqlValue, Store, StoreError};
 
@@ -158,19 +160,63 @@ pub async fn forget(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Drops every event of session `room_sid` queued for `url`; returns how many.
-pub async fn forget_queue(
-    store: &impl Store,
-    room_sid: &str,
-    url: &str,
-) -> Result<u64, StoreError> {
+/// Drops every event queued for each (session, URL) in `queues`; returns how many.
+pub async fn forget_queues(store: &impl Store, queues: &[(&str, &str)]) -> Result<u64, StoreError> {
+    if queues.is_empty() {
+        return Ok(0);
+    }
+    let list = serde_json::to_string(queues).map_err(|e| StoreError(e.to_string()))?;
     let rows = store
         .execute(
-            "DELETE FROM webhook_outbox WHERE room_sid = ? AND url = ? RETURNING id",
-            &[room_sid.into(), url.into()],
+            "DELETE FROM webhook_outbox WHERE EXISTS (SELECT 1 FROM json_each(?) q \
+             WHERE json_extract(q.value, '$[0]') = webhook_outbox.room_sid \
+             AND json_extract(q.value, '$[1]') = webhook_outbox.url) RETURNING id",
+            &[list.into()],
         )
         .await?;
     Ok(u64::try_from(rows.rows.len()).unwrap_or(u64::MAX))
+}
+
+/// A queue whose head failed: it waits, whole, until its next attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Postponed<'a> {
+    /// The session.
+    pub room_sid: &'a str,
+    /// The URL.
+    pub url: &'a str,
+    /// The event that failed.
+    pub id: i64,
+    /// Its failed attempts, this one counted.
+    pub attempts: i64,
+    /// Unix ms: when the queue is due again.
+    pub next_attempt_ms: i64,
+}
+
+/// Counts each failed event's attempt and makes its whole queue due again at its next
+/// attempt: the events behind it are not due before it (so no claim scans them), and the
+/// triggers give events queued later the same wait.
+pub async fn postpone(store: &impl Store, queues: &[Postponed<'_>]) -> Result<(), StoreError> {
+    if queues.is_empty() {
+        return Ok(());
+    }
+    let list = serde_json::to_string(queues).map_err(|e| StoreError(e.to_string()))?;
+    store
+        .execute(
+            "WITH p AS (SELECT json_extract(value, '$.room_sid') AS room_sid, \
+             json_extract(value, '$.url') AS url, json_extract(value, '$.id') AS id, \
+             json_extract(value, '$.attempts') AS attempts, \
+             json_extract(value, '$.next_attempt_ms') AS next FROM json_each(?)) \
+             UPDATE webhook_outbox SET \
+             next_attempt_at = (SELECT next FROM p WHERE p.room_sid = webhook_outbox.room_sid \
+             AND p.url = webhook_outbox.url), \
+             attempts = COALESCE((SELECT attempts FROM p WHERE p.id = webhook_outbox.id), \
+             attempts) \
+             WHERE EXISTS (SELECT 1 FROM p WHERE p.room_sid = webhook_outbox.room_sid \
+             AND p.url = webhook_outbox.url)",
+            &[list.into()],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Makes claimed events this delivery did not attempt due again at once.
@@ -184,22 +230,6 @@ pub async fn release(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> 
             "UPDATE webhook_outbox SET next_attempt_at = 0 \
              WHERE id IN (SELECT value FROM json_each(?))",
             &[list.into()],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Counts a failed attempt at event `id` and makes it due again at `next_attempt_ms`.
-pub async fn retry_later(
-    store: &impl Store,
-    id: i64,
-    attempts: i64,
-    next_attempt_ms: i64,
-) -> Result<(), StoreError> {
-    store
-        .execute(
-            "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
-            &[attempts.into(), next_attempt_ms.into(), id.into()],
         )
         .await?;
     Ok(())

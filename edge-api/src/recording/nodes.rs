@@ -111,6 +111,7 @@ impl<'a, H: HttpClient> NodeApi<'a, H> {
             ],
             body: body.to_vec(),
             timeout: CALL_TIMEOUT,
+            read_body: true,
         };
         let response = self
             .http

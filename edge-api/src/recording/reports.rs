@@ -254,9 +254,12 @@ async fn heartbeat<S: Store, H: HttpClient, C: Clock>(
     if let Err(e) = super::announce::announce_overdue(edge).await {
         tracing::error!(error = %e, "store failure sending recording states again");
     }
-    // The customer's webhooks that are due (a recorder's heartbeat is a clock like a sidecar's).
-    if let Err(e) = crate::webhooks::deliver_due(edge).await {
-        tracing::error!(error = %e, "store failure delivering webhooks");
+    // Without sidecars, whose heartbeats send them, the customer's webhooks that are due go
+    // on a recorder's (kept) heartbeat: a clock like a sidecar's.
+    if recorded && !edge.config.uses_sidecars() {
+        if let Err(e) = crate::webhooks::deliver_due(edge, now_ms).await {
+            tracing::error!(error = %e, "store failure delivering webhooks");
+        }
     }
     Ok(EdgeResponse::reply(
         Common::ok("success"),
