@@ -135,6 +135,12 @@ pub struct CustomerWebhooks {
 }
 
 impl CustomerWebhooks {
+    /// Whether any session can have a URL (with neither setting, none is captured and nothing
+    /// is sent: events queued while they were set wait until they are set again).
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty() || self.per_meeting
+    }
+
     /// The URLs a session created with `room_url` (its `metadata.webhook_url`, '' when none)
     /// sends its events to, without repeats.
     pub fn urls_for<'a>(&'a self, room_url: &'a str) -> Vec<&'a str> {
