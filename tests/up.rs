@@ -119,6 +119,9 @@ fn the_customers_server_hears_of_the_meeting() {
         Ok("listening")
     );
     let room = unique("hooked");
+    // Another room created at the same time: its events go side by side with the first's.
+    let other = unique("hooked-other");
+    system.target.create_room(&other, json!({}));
     system.target.create_room(&room, json!({}));
     let token = system.target.join_token(&room, "alice", false, false);
     let session = system.target.session(&token, &[]).json();
@@ -143,12 +146,20 @@ fn the_customers_server_hears_of_the_meeting() {
         "session_ended",
     ];
     let mut received: Vec<serde_json::Value> = Vec::new();
+    let mut others: Vec<serde_json::Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while received.len() < expected.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) if line.starts_with("refused") => panic!("a webhook was refused: {line}"),
-            Ok(line) => received.push(serde_json::from_str(&line).expect("a JSON line")),
+            Ok(line) => {
+                let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+                if event["room_id"] == other.as_str() {
+                    others.push(event);
+                } else {
+                    received.push(event);
+                }
+            }
             Err(_) => panic!(
                 "webhooks received: {received:?}, expected {expected:?}\n{}",
                 system.stderr()
@@ -164,6 +175,9 @@ fn the_customers_server_hears_of_the_meeting() {
         assert_eq!(event["room_id"], room.as_str(), "{event}");
         assert_eq!(event["sid"], received[0]["sid"], "one session: {event}");
     }
+    let other_names: Vec<&str> = others.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(other_names, ["room_created"], "{others:?}");
+    assert_ne!(others[0]["id"], received[0]["id"]);
     assert_eq!(received[2]["identity"], "alice");
     assert_eq!(received[2]["num_participants"], 1);
     assert_eq!(received[3]["identity"], "alice");
