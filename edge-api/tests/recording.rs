@@ -108,6 +108,9 @@ struct ScriptedRecorders {
     calls: RefCell<Vec<Call>>,
     /// LiveKit's calls get no answer.
     livekit_down: Cell<bool>,
+    /// Another request's change, made in the database at `.0` (through a connection of its
+    /// own) while the next room-metadata write is under way: a report racing this one.
+    racing_change: RefCell<Option<(std::path::PathBuf, String)>>,
 }
 
 impl ScriptedRecorders {
@@ -192,6 +195,11 @@ impl HttpClient for ScriptedRecorders {
         if request.url.contains("/twirp/livekit.") {
             if self.livekit_down.get() {
                 return Err(OutboundError("connection refused".into()));
+            }
+            let racing = self.racing_change.borrow_mut().take();
+            if let Some((database, sql)) = racing {
+                let other = SqliteStore::open(&database).expect("a second connection");
+                other.execute(&sql, &[]).await.expect("the racing change");
             }
             return respond(200, json!({}));
         }
@@ -2176,4 +2184,55 @@ fn the_customer_hears_of_recordings_and_broadcasts() {
     let ended = &received[5]["recording_info"];
     assert_eq!(ended["record_id"], json!(broadcast_id), "{ended}");
     assert_eq!(ended["recorder_msg"], "rtmp: connection refused", "{ended}");
+}
+
+/// Two nodes reporting on one session in the same instant: the recording's node's report reads
+/// the jobs, and before its write reaches LiveKit the broadcast's report changes them (and has
+/// written already). The first report sees the change once its write is made and writes again,
+/// so what LiveKit keeps is the state both changes left, not the older one.
+#[test]
+fn a_state_changed_while_being_written_is_written_again() {
+    let mut edge = edge();
+    let database = std::env::temp_dir().join(format!(
+        "edgemeet-announce-race-{}.sqlite",
+        std::process::id()
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
+    edge.store = SqliteStore::open(&database).expect("a database file");
+    let m = meeting(&edge, "race", json!({}));
+    beat(&edge, EU, 2.0, 0);
+    let recording = started(task(&edge, &m.moderator, "START_RECORDING"));
+    let rtmp = json!({"task": "START_RTMP", "rtmp_url": "rtmp://live.example.com/app/key"});
+    let broadcast = started(record(&edge, &m.moderator, &rtmp));
+    let t = now(&edge);
+    *edge.http.racing_change.borrow_mut() = Some((
+        database.clone(),
+        format!(
+            "UPDATE recording_jobs SET state = 'ACTIVE', updated_ms = {} WHERE job_id = '{broadcast}'",
+            t + 2
+        ),
+    ));
+    send_events(
+        &edge,
+        EU,
+        &[job_event(&recording, "race", "ACTIVE", t + 1, None)],
+    );
+    let writes = edge.http.room_metadata_writes();
+    let (_, room, last) = writes.last().expect("a write");
+    assert_eq!(room, &m.livekit_room);
+    assert_eq!(
+        last,
+        &json!({"recorder": {"recording": "ACTIVE", "rtmp": "ACTIVE"}}),
+        "{writes:?}"
+    );
+    assert_eq!(
+        writes[writes.len() - 2].2,
+        json!({"recorder": {"recording": "ACTIVE", "rtmp": "STARTING"}}),
+        "the first write carried the state read before the other change"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+    }
 }

@@ -18,9 +18,14 @@
 //! so a LiveKit that hangs costs a report at most that long and the node still gets its answer
 //! in time. The sessions left unwritten are kept (`unannounced_sessions`), and each recorder
 //! heartbeat writes a few of them again ([`announce_overdue`]) until LiveKit takes them or the
-//! session ends; meanwhile pages go by LiveKit's flag where they can. Two nodes reporting on
-//! one session in the same instant could land in LiveKit out of order; the next change of
-//! either job sets it right.
+//! session ends; meanwhile pages go by LiveKit's flag where they can.
+//!
+//! Two requests changing one session's jobs at once (its recording's node and its broadcast's
+//! reporting in the same instant) may each read the jobs before the other's change and land in
+//! LiveKit in the other order, the older state last. So once its writes are made, a request
+//! reads the jobs of the sessions it wrote again and writes any that changed meanwhile: the
+//! request whose write lands last read after every change it could have missed, or reads them
+//! now and writes them again.
 
 use serde::Serialize;
 
@@ -98,6 +103,8 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         }
     }
     let mut jobs: Option<Vec<db::JobRow>> = None;
+    // What was written where: (session, LiveKit room, its region, the metadata).
+    let mut written = Vec::with_capacity(sessions.len());
     for (i, &sid) in sessions.iter().enumerate() {
         let Some(room) = crate::db::room_by_sid(&edge.store, sid).await? else {
             continue;
@@ -121,8 +128,33 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
             tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
             return Ok(sessions.split_off(i));
         }
+        written.push((sid, room.livekit_room, region, metadata));
     }
-    Ok(Vec::new())
+    if written.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Changes made by another request since this one read the jobs (see the module's docs).
+    let sids: Vec<&str> = written.iter().map(|(sid, ..)| *sid).collect();
+    let now = db::live_jobs_of_sessions(&edge.store, &sids).await?;
+    let mut unwritten = Vec::new();
+    for (sid, livekit_room, region, before) in written {
+        let metadata = metadata_of(now.iter().filter(|job| job.room_sid == sid));
+        if metadata == before || !unwritten.is_empty() {
+            if metadata != before {
+                unwritten.push(sid);
+            }
+            continue;
+        }
+        if let Err(e) = edge
+            .livekit(region)
+            .update_room_metadata(&livekit_room, &metadata)
+            .await
+        {
+            tracing::warn!(room = %livekit_room, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
+            unwritten.push(sid);
+        }
+    }
+    Ok(unwritten)
 }
 
 /// The metadata for a session whose live jobs are `jobs`.
