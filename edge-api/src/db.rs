@@ -283,6 +283,17 @@ pub async fn room_by_sid(store: &impl Store, sid: &str) -> Result<Option<RoomRow
         .next())
 }
 
+/// The sessions with these ids, running or past, in one statement (in no particular order).
+pub async fn rooms_by_sids(store: &impl Store, sids: &[&str]) -> Result<Vec<RoomRow>, StoreError> {
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(sids).map_err(|e| StoreError(e.to_string()))?;
+    let sql =
+        format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE sid IN (SELECT value FROM json_each(?))");
+    rooms(store.execute(&sql, &[list.into()]).await?)
+}
+
 /// The region session `sid` is pinned to, read now (running or ended).
 pub async fn session_region(store: &impl Store, sid: &str) -> Result<Option<String>, StoreError> {
     let rows = store

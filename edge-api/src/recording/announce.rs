@@ -103,10 +103,12 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         }
     }
     let mut jobs: Option<Vec<db::JobRow>> = None;
+    // The sessions' rooms, read at once.
+    let rooms = crate::db::rooms_by_sids(&edge.store, &sessions).await?;
     // What was written where: (session, LiveKit room, its region, the metadata).
     let mut written = Vec::with_capacity(sessions.len());
     for (i, &sid) in sessions.iter().enumerate() {
-        let Some(room) = crate::db::room_by_sid(&edge.store, sid).await? else {
+        let Some(room) = rooms.iter().find(|room| room.sid == sid) else {
             continue;
         };
         let region = room.region.as_deref().and_then(|id| edge.config.region(id));
@@ -128,7 +130,7 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
             tracing::warn!(room = %room.room_id, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
             return Ok(sessions.split_off(i));
         }
-        written.push((sid, room.livekit_room, region, metadata));
+        written.push((sid, room.livekit_room.as_str(), region, metadata));
     }
     if written.is_empty() {
         return Ok(Vec::new());
@@ -147,7 +149,7 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         }
         if let Err(e) = edge
             .livekit(region)
-            .update_room_metadata(&livekit_room, &metadata)
+            .update_room_metadata(livekit_room, &metadata)
             .await
         {
             tracing::warn!(room = %livekit_room, region = %region.id, error = %e, "recording state not sent to the room; sent again on a later heartbeat");
