@@ -204,13 +204,17 @@ fn client_set_cf_location_headers_are_not_read() {
 }
 
 /// `max_events_per_batch` reaches the Worker: on D1's free plan a sidecar batch must fit 50
-/// queries, and a larger one is refused whole with the limit before any query runs.
+/// queries, and a larger one is refused whole with the limit before any query runs. Track
+/// events for a session the edge does not run are ignored.
 #[test]
 fn sidecar_batches_are_held_to_the_configured_size() {
     let sidecar_secret = "workers-test-sidecar-secret-0123456789ab";
     let mut bindings = bindings();
     bindings["sidecar_secrets"] = json!(json!({ "eu": sidecar_secret }).to_string());
     bindings["max_events_per_batch"] = json!("2");
+    // With webhooks configured, each track event runs its queueing statement on D1 (it queues
+    // nothing here: the edge runs no session in LiveKit room "w").
+    bindings["webhook_url"] = json!("http://127.0.0.1:9/hook");
     let worker = WorkerEdge::start(&bindings);
     let sidecar = Target::new(worker.base.clone(), "eu".into(), sidecar_secret.into());
     let event = |n: usize| {

@@ -54,6 +54,9 @@ enum Followed {
     ParticipantJoined,
     ParticipantLeft,
     RoomFinished,
+    /// Tracks change nothing here; with webhooks configured they are passed on.
+    TrackPublished,
+    TrackUnpublished,
 }
 
 impl Followed {
@@ -64,6 +67,8 @@ impl Followed {
             "participant_joined" => Some(Followed::ParticipantJoined),
             "participant_left" => Some(Followed::ParticipantLeft),
             "room_finished" => Some(Followed::RoomFinished),
+            "track_published" => Some(Followed::TrackPublished),
+            "track_unpublished" => Some(Followed::TrackUnpublished),
             _ => None,
         }
     }
@@ -87,9 +92,13 @@ pub struct WebhookEvent {
     /// The room.
     #[serde(default)]
     pub room: Option<EventRoom>,
-    /// The participant, for participant events.
+    /// The participant, for participant and track events.
     #[serde(default)]
     pub participant: Option<EventParticipant>,
+    /// The track, for track events: LiveKit's `TrackInfo`, passed on to the customer's webhooks
+    /// as it came (its keys in snake_case).
+    #[serde(default)]
+    pub track: Option<serde_json::Value>,
 }
 
 /// A room in a webhook event.
@@ -145,10 +154,15 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     region: &Region,
     event: &WebhookEvent,
 ) -> Result<Outcome, StoreError> {
-    // Most of LiveKit's events (tracks, egress, ...) change nothing here: no statement for them.
+    // Most of LiveKit's events (egress, ...) change nothing here: no statement for them; nor
+    // do track events unless the customer's webhooks pass them on.
     let Some(kind) = Followed::parse(&event.event) else {
         return Ok(Outcome::Ignored);
     };
+    let is_track = matches!(kind, Followed::TrackPublished | Followed::TrackUnpublished);
+    if is_track && !edge.config.webhooks.enabled() {
+        return Ok(Outcome::Ignored);
+    }
     if !event.id.is_empty() && db::event_applied(&edge.store, &region.id, &event.id).await? {
         return Ok(Outcome::Duplicate);
     }
@@ -202,6 +216,19 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 tracing::info!(region = %region.id, room = %room.name, %sid, "room finished in LiveKit: session ended");
             }
             ended.is_some()
+        }
+        Followed::TrackPublished | Followed::TrackUnpublished if !room.sid.is_empty() => {
+            let detail = crate::webhooks::track_detail(&participant, event.track.as_ref());
+            crate::db::webhooks::queue_track_event(
+                &edge.store,
+                &region.id,
+                &room.name,
+                &room.sid,
+                &event.event,
+                &detail,
+                at,
+            )
+            .await?
         }
         _ => false,
     };

@@ -1,7 +1,8 @@
 //! plugNmeet's webhooks: the customer's own servers are told what happens in each session
 //! (`room_created`, `room_started`, `participant_joined`, `participant_left`, `room_finished`,
-//! `session_ended`, `start_recording`, `end_recording`, `start_rtmp`, `end_rtmp`,
-//! `recording_proceeded`), as plugNmeet's server tells them (its `CommonNotifyEvent`), so
+//! `session_ended`, `track_published`, `track_unpublished`, `start_recording`,
+//! `end_recording`, `start_rtmp`, `end_rtmp`, `recording_proceeded`), as plugNmeet's server
+//! tells them (its `CommonNotifyEvent`), so
 //! receivers written for plugNmeet take them unchanged.
 //!
 //! - **Where:** the configured `webhook_url`, and with `webhook_per_meeting` the room's own
@@ -322,6 +323,8 @@ struct NotifyEvent<'a> {
     participant: Option<NotifyParticipant>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recording_info: Option<NotifyRecording>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track: Option<serde_json::Value>,
     id: String,
     created_at: String,
 }
@@ -389,26 +392,26 @@ struct Detail {
     recorder_msg: String,
     file_path: String,
     file_bytes: i64,
+    track: Option<serde_json::Value>,
 }
 
 /// The body sent for `event` of `session`.
 fn notify_body(event: &QueuedEvent, session: &SessionFacts) -> Vec<u8> {
     let detail: Detail = serde_json::from_str(&event.detail).unwrap_or_default();
-    let participant = event
-        .event
-        .starts_with("participant_")
-        .then(|| NotifyParticipant {
-            sid: detail.sid.clone(),
-            identity: detail.identity.clone(),
-            state: if event.event == "participant_left" {
-                "DISCONNECTED"
-            } else {
-                "ACTIVE"
-            },
-            joined_at: detail.joined_at.to_string(),
-            name: detail.name.clone(),
-            permission: (detail.hidden != 0).then_some(NotifyPermission { hidden: true }),
-        });
+    let about_participant =
+        event.event.starts_with("participant_") || event.event.starts_with("track_");
+    let participant = about_participant.then(|| NotifyParticipant {
+        sid: detail.sid.clone(),
+        identity: detail.identity.clone(),
+        state: if event.event == "participant_left" {
+            "DISCONNECTED"
+        } else {
+            "ACTIVE"
+        },
+        joined_at: detail.joined_at.to_string(),
+        name: detail.name.clone(),
+        permission: (detail.hidden != 0).then_some(NotifyPermission { hidden: true }),
+    });
     let recording_info = (!detail.record_id.is_empty()).then(|| NotifyRecording {
         record_id: detail.record_id.clone(),
         recorder_id: detail.recorder_id.clone(),
@@ -429,11 +432,57 @@ fn notify_body(event: &QueuedEvent, session: &SessionFacts) -> Vec<u8> {
         },
         participant,
         recording_info,
+        track: detail.track,
         id: event_id(&event.room_sid, event.id),
         created_at: event.created_at.to_string(),
     };
     // Plain data with string keys: serialization cannot fail.
     serde_json::to_vec(&notify).unwrap_or_default()
+}
+
+/// What a track event's row keeps (see `db::webhooks::queue_track_event`): the participant as
+/// the triggers keep one, and LiveKit's `TrackInfo` with its keys in snake_case, as plugNmeet
+/// writes it.
+pub(crate) fn track_detail(
+    participant: &crate::lifecycle::EventParticipant,
+    track: Option<&serde_json::Value>,
+) -> String {
+    let detail = serde_json::json!({
+        "sid": participant.sid,
+        "identity": participant.identity,
+        "name": participant.name,
+        "hidden": i64::from(participant.permission.as_ref().is_some_and(|p| p.hidden)),
+        "track": track.map(snake_case_keys),
+    });
+    detail.to_string()
+}
+
+/// `value` with every object key in snake_case (LiveKit's webhooks are protojson's camelCase;
+/// plugNmeet's use the proto names).
+fn snake_case_keys(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (snake_case(key), snake_case_keys(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(snake_case_keys).collect()),
+        other => other.clone(),
+    }
+}
+
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The event's id: a UUID made from its session and outbox row, the same on every attempt.
@@ -453,6 +502,17 @@ fn event_id(room_sid: &str, row: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracks_are_passed_on_in_snake_case() {
+        let track = serde_json::json!({"sid": "TR_1", "mimeType": "audio/opus",
+            "layers": [{"quality": "HIGH", "bitRate": 1}], "disable_dtx": true});
+        assert_eq!(
+            snake_case_keys(&track),
+            serde_json::json!({"sid": "TR_1", "mime_type": "audio/opus",
+                "layers": [{"quality": "HIGH", "bit_rate": 1}], "disable_dtx": true})
+        );
+    }
 
     #[test]
     fn event_ids_are_stable_and_distinct() {

@@ -2165,3 +2165,62 @@ fn presence(id: &str, kind: &str, room: &str, participant_sid: &str, who: &str) 
         Some(participant(participant_sid, who, false)),
     )
 }
+
+/// With webhooks, LiveKit's track events are passed on (once, a re-sent batch changes
+/// nothing), their `TrackInfo` in plugNmeet's snake_case; without, they cost no statement.
+#[test]
+fn track_events_are_passed_on_once_with_webhooks_only() {
+    let track = |id: &str, kind: &str, name: &str| {
+        let mut e = presence(id, "participant_joined", name, "PA_1", "alice");
+        e["event"] = json!(kind);
+        e["track"] = json!({"sid": "TR_1", "type": "AUDIO", "source": "MICROPHONE",
+                            "mimeType": "audio/opus", "disableDtx": false});
+        e
+    };
+    for hooked in [true, false] {
+        let edge = if hooked { hooked_edge(false) } else { edge() };
+        running_room(&edge, "r1", "eu", json!({}));
+        let name = lk(&edge, "r1");
+        let batch = vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
+            track("EV_3", "track_published", &name),
+            track("EV_4", "track_unpublished", &name),
+        ];
+        let (_, first) = events(&edge, "eu", batch.clone());
+        let (_, again) = events(&edge, "eu", batch);
+        if !hooked {
+            assert_eq!(
+                (&first["applied"], &first["ignored"]),
+                (&json!(2), &json!(2))
+            );
+            assert_eq!(queued_webhooks(&edge), 0);
+            continue;
+        }
+        assert_eq!(first["applied"], 4, "{first}");
+        assert_eq!(again["duplicates"], 4, "{again}");
+        tick(&edge, 1);
+        let received = webhooks_received(&edge);
+        let names = event_names(&received, "http://hooks.test/all");
+        assert_eq!(
+            names,
+            [
+                "room_created",
+                "room_started",
+                "participant_joined",
+                "track_published",
+                "track_unpublished"
+            ]
+        );
+        let published = &received[3].1;
+        assert_eq!(published["track"]["mime_type"], "audio/opus", "{published}");
+        assert_eq!(published["track"]["source"], "MICROPHONE", "{published}");
+        assert_eq!(published["participant"]["identity"], "alice", "{published}");
+        assert_eq!(
+            published["participant"]["joined_at"], received[2].1["participant"]["joined_at"],
+            "{published}"
+        );
+        assert_ne!(published["participant"]["joined_at"], "0", "{published}");
+        assert_eq!(published["room"]["num_participants"], 1, "{published}");
+    }
+}

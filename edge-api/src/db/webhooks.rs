@@ -35,6 +35,49 @@ pub async fn capture_urls(
     Ok(())
 }
 
+/// Queues `event` (`track_published`, `track_unpublished`) with `detail` (JSON: the
+/// participant and the track) for every webhook URL of the running session in `region_id`
+/// whose media is LiveKit room `livekit_sid`, named `livekit_room`. Returns whether any was
+/// queued (none for a session without URLs). The participant's `joined_at` is the one kept, and
+/// the queue's wait is joined, as the triggers do.
+pub async fn queue_track_event(
+    store: &impl Store,
+    region_id: &str,
+    livekit_room: &str,
+    livekit_sid: &str,
+    event: &str,
+    detail: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO webhook_outbox (room_sid, url, event, detail, num_participants, \
+             created_at, next_attempt_at) \
+             SELECT u.room_sid, u.url, ?1, \
+             json_set(json(?2), '$.joined_at', COALESCE((SELECT p.joined_at \
+              FROM room_participants p WHERE p.room_sid = r.sid \
+              AND p.participant_sid = json_extract(?2, '$.sid')), 0)), \
+             (SELECT COUNT(*) FROM room_participants p WHERE p.room_sid = r.sid \
+              AND p.left_at IS NULL AND p.hidden = 0), ?3, \
+             (SELECT COALESCE(MAX(w.next_attempt_at), 0) FROM webhook_outbox w \
+              WHERE w.room_sid = u.room_sid AND w.url = u.url AND w.attempts > 0) \
+             FROM rooms r JOIN room_media m ON m.room_sid = r.sid AND m.livekit_sid = ?4 \
+             JOIN room_webhook_urls u ON u.room_sid = r.sid \
+             WHERE r.room_id = ?5 AND r.region = ?6 AND r.is_running = 1 \
+             ORDER BY u.url RETURNING id",
+            &[
+                event.into(),
+                detail.into(),
+                at.into(),
+                livekit_sid.into(),
+                super::room_id_of(livekit_room).into(),
+                region_id.into(),
+            ],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
 /// One queued event for one URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedEvent {
