@@ -288,10 +288,17 @@ pub async fn rooms_by_sids(store: &impl Store, sids: &[&str]) -> Result<Vec<Room
     if sids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = serde_json::to_string(sids).map_err(|e| StoreError(e.to_string()))?;
     let sql =
         format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE sid IN (SELECT value FROM json_each(?))");
-    rooms(store.execute(&sql, &[list.into()]).await?)
+    rooms(store.execute(&sql, &[json_list(sids)?]).await?)
+}
+
+/// A list as one JSON text parameter, for `json_each(?)`: one statement whatever its length
+/// (D1 binds at most 100 parameters).
+fn json_list(items: &[impl serde::Serialize]) -> Result<SqlValue, StoreError> {
+    serde_json::to_string(items)
+        .map(SqlValue::Text)
+        .map_err(|e| StoreError(e.to_string()))
 }
 
 /// The region session `sid` is pinned to, read now (running or ended).

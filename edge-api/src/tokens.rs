@@ -1,5 +1,6 @@
-//! The two JWTs the edge mints: plugNmeet's join token (what `room/getJoinToken` returns and the
-//! join page carries) and LiveKit's access token (what the browser connects to its region with).
+//! The JWTs the edge mints: plugNmeet's join token (what `room/getJoinToken` returns and the
+//! join page carries), LiveKit's access token (what the browser connects to its region with),
+//! the recording download token, and the signature of the webhooks sent to the customer.
 //!
 //! Time always comes from the caller (the platform clock), never from `std::time`.
 
@@ -285,6 +286,34 @@ pub fn mint_livekit_token(
 }
 
 /// Claims with `nbf` = now and `exp` = now + validity, and no `iat`, `jti` or `aud`.
+/// The private claim of plugNmeet's webhook signature: the body's hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookClaims {
+    /// Standard base64 of the SHA-256 of the body.
+    pub sha256: String,
+}
+
+/// Mints the JWT a webhook carrying `body` is signed with, as plugNmeet's server (and LiveKit)
+/// sign theirs: HS256 under the API secret, `iss` the API key, valid from `now_secs` for
+/// `validity_secs`, and the body's hash.
+pub fn mint_webhook_signature(
+    api_key: &str,
+    api_secret: &str,
+    body: &[u8],
+    now_secs: u64,
+    validity_secs: u64,
+) -> Result<String, TokenError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let claims = WebhookClaims {
+        sha256: base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body)),
+    };
+    let jwt = timed_claims(claims, now_secs, validity_secs).with_issuer(api_key);
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(jwt)
+        .map_err(|e| TokenError::Signing(e.to_string()))
+}
+
 fn timed_claims<C>(custom: C, now_secs: u64, validity_secs: u64) -> JWTClaims<C> {
     JWTClaims {
         issued_at: None,
@@ -468,5 +497,26 @@ mod tests {
             verify_download_token("k", SECRET, &join, 1_100),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_webhook_signature_covers_the_body() {
+        let body = br#"{"event":"room_started"}"#;
+        let token = mint_webhook_signature("key", SECRET, body, 1_000, 300).unwrap();
+        let options = VerificationOptions {
+            artificial_time: Some(UnixTimeStamp::from_secs(1_100)),
+            allowed_issuers: Some(["key".to_string()].into()),
+            ..Default::default()
+        };
+        let claims = HS256Key::from_bytes(SECRET.as_bytes())
+            .verify_token::<WebhookClaims>(&token, Some(options))
+            .unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            claims.custom.sha256,
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body))
+        );
+        assert_eq!(claims.invalid_before.unwrap().as_secs(), 1_000);
+        assert_eq!(claims.expires_at.unwrap().as_secs(), 1_300);
     }
 }

@@ -28,12 +28,11 @@
 //!   after [`SEND_WINDOW_MS`], never reads a receiver's answer body, and costs one statement
 //!   when nothing is due (six at most); none where no webhook is configured.
 
-use base64::Engine;
-use jwt_simple::prelude::{HS256Key, MACLike, UnixTimeStamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::webhooks::{self as db, QueuedEvent, SessionFacts};
+use crate::db::webhooks::{self as db, QueuedEvent};
+use crate::db::RoomRow;
 use crate::platform::{Clock, HttpClient, OutboundRequest, Store, StoreError};
 use crate::Edge;
 
@@ -122,7 +121,7 @@ pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
     let mut sids: Vec<&str> = events.iter().map(|e| e.room_sid.as_str()).collect();
     sids.sort_unstable();
     sids.dedup();
-    let sessions = db::sessions(&edge.store, &sids).await?;
+    let sessions = crate::db::rooms_by_sids(&edge.store, &sids).await?;
 
     // The claimed events by queue, each queue in order (events come sorted by id).
     let mut queues: Vec<Vec<&QueuedEvent>> = Vec::new();
@@ -196,7 +195,7 @@ pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
 async fn deliver_queue<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     queue: &[&QueuedEvent],
-    sessions: &[SessionFacts],
+    sessions: &[RoomRow],
     deadline_ms: i64,
 ) -> QueueOutcome {
     let mut outcome = QueueOutcome::default();
@@ -254,15 +253,17 @@ enum SendError {
 async fn send<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     event: &QueuedEvent,
-    session: &SessionFacts,
+    session: &RoomRow,
 ) -> Result<(), SendError> {
     let body = notify_body(event, session);
-    let token = sign(
+    let token = crate::tokens::mint_webhook_signature(
         &edge.config.api_key,
         &edge.config.api_secret,
         &body,
         u64::try_from(edge.now_secs()).unwrap_or(0),
-    )?;
+        SIGNATURE_VALIDITY_SECS,
+    )
+    .map_err(|e| SendError::Signing(e.to_string()))?;
     let request = OutboundRequest {
         method: http::Method::POST,
         url: event.url.clone(),
@@ -285,32 +286,6 @@ async fn send<S: Store, H: HttpClient, C: Clock>(
     } else {
         Err(SendError::Refused(response.status))
     }
-}
-
-/// The private claim of plugNmeet's webhook signature.
-#[derive(Serialize, Deserialize)]
-struct BodyHash {
-    sha256: String,
-}
-
-/// The JWT a delivery of `body` carries (see the module's documentation).
-fn sign(api_key: &str, api_secret: &str, body: &[u8], now_secs: u64) -> Result<String, SendError> {
-    let claims = jwt_simple::prelude::JWTClaims {
-        issued_at: None,
-        expires_at: Some(UnixTimeStamp::from_secs(now_secs + SIGNATURE_VALIDITY_SECS)),
-        invalid_before: Some(UnixTimeStamp::from_secs(now_secs)),
-        issuer: Some(api_key.to_string()),
-        subject: None,
-        audiences: None,
-        jwt_id: None,
-        nonce: None,
-        custom: BodyHash {
-            sha256: base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body)),
-        },
-    };
-    HS256Key::from_bytes(api_secret.as_bytes())
-        .authenticate(claims)
-        .map_err(|e| SendError::Signing(e.to_string()))
 }
 
 /// plugNmeet's `CommonNotifyEvent`, written as its server writes it: snake_case, int64 as
@@ -396,7 +371,7 @@ struct Detail {
 }
 
 /// The body sent for `event` of `session`.
-fn notify_body(event: &QueuedEvent, session: &SessionFacts) -> Vec<u8> {
+fn notify_body(event: &QueuedEvent, session: &RoomRow) -> Vec<u8> {
     let detail: Detail = serde_json::from_str(&event.detail).unwrap_or_default();
     let about_participant =
         event.event.starts_with("participant_") || event.event.starts_with("track_");
@@ -464,25 +439,12 @@ fn snake_case_keys(value: &serde_json::Value) -> serde_json::Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(key, value)| (snake_case(key), snake_case_keys(value)))
+                .map(|(key, value)| (crate::wire::snake_case(key), snake_case_keys(value)))
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(snake_case_keys).collect()),
         other => other.clone(),
     }
-}
-
-fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The event's id: a UUID made from its session and outbox row, the same on every attempt.
@@ -520,27 +482,5 @@ mod tests {
         assert_ne!(event_id("s", 1), event_id("s", 2));
         assert_ne!(event_id("s", 1), event_id("t", 1));
         assert!(uuid::Uuid::parse_str(&event_id("s", 1)).is_ok());
-    }
-
-    #[test]
-    fn the_signature_covers_the_body() {
-        let body = br#"{"event":"room_started"}"#;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let token = sign("key", "secret-0123456789", body, now).unwrap();
-        let claims = HS256Key::from_bytes(b"secret-0123456789")
-            .verify_token::<BodyHash>(&token, None)
-            .unwrap();
-        assert_eq!(claims.issuer.as_deref(), Some("key"));
-        assert_eq!(
-            claims.custom.sha256,
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body))
-        );
-        assert_eq!(
-            claims.expires_at.unwrap().as_secs() - claims.invalid_before.unwrap().as_secs(),
-            SIGNATURE_VALIDITY_SECS
-        );
     }
 }

@@ -134,7 +134,8 @@ pub fn normalize_keys(value: Value) -> Result<Value, InputError> {
     }
 }
 
-fn snake_case(key: &str) -> String {
+/// `key` in snake_case (`mimeType` → `mime_type`).
+pub(crate) fn snake_case(key: &str) -> String {
     if !key.bytes().any(|b| b.is_ascii_uppercase()) {
         return key.to_owned();
     }

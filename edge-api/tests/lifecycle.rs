@@ -1764,12 +1764,6 @@ fn hooked_edge(per_meeting: bool) -> TestEdge {
     edge
 }
 
-/// plugNmeet's webhook signature claim.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct BodyHash {
-    sha256: String,
-}
-
 /// The webhooks the receivers got, in order, as (URL, body); each checked to carry
 /// plugNmeet's signature as its SDKs verify it: the same HS256 JWT in `Authorization` and
 /// `Hash-Token`, under the API secret, issued by the API key, valid now, whose `sha256` is the
@@ -1804,7 +1798,7 @@ fn webhooks_received(edge: &TestEdge) -> Vec<(String, Value)> {
                     ..Default::default()
                 };
                 HS256Key::from_bytes(API_SECRET.as_bytes())
-                    .verify_token::<BodyHash>(&token, Some(options))
+                    .verify_token::<edge_api::tokens::WebhookClaims>(&token, Some(options))
                     .expect("signed by the API secret")
                     .invalid_before
                     .expect("nbf")
@@ -1816,7 +1810,7 @@ fn webhooks_received(edge: &TestEdge) -> Vec<(String, Value)> {
                 ..Default::default()
             };
             let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
-                .verify_token::<BodyHash>(&token, Some(options))
+                .verify_token::<edge_api::tokens::WebhookClaims>(&token, Some(options))
                 .expect("signed by the API secret, for the API key, valid when sent");
             let lifetime = claims.expires_at.expect("exp").as_secs() - sent_at.as_secs();
             assert_eq!(lifetime, 300, "valid five minutes");

@@ -591,28 +591,22 @@ pub async fn settle_auto_recording(
 }
 
 /// Keeps sessions whose recording state could not be written into their LiveKit rooms, to be
-/// written again (`migrations/0013_unannounced_sessions.sql`); one statement per 40 sessions
-/// (D1 binds at most 100 parameters).
+/// written again (`migrations/0013_unannounced_sessions.sql`); one statement.
 pub async fn note_unannounced(
     store: &impl Store,
     room_sids: &[&str],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    for chunk in room_sids.chunks(40) {
-        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
-        let params: Vec<SqlValue> = chunk
-            .iter()
-            .flat_map(|sid| [(*sid).into(), now_ms.into()])
-            .collect();
-        store
-            .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO unannounced_sessions (room_sid, since_ms) VALUES {rows}"
-                ),
-                &params,
-            )
-            .await?;
+    if room_sids.is_empty() {
+        return Ok(());
     }
+    store
+        .execute(
+            "INSERT OR IGNORE INTO unannounced_sessions (room_sid, since_ms) \
+             SELECT value, ? FROM json_each(?)",
+            &[now_ms.into(), super::json_list(room_sids)?],
+        )
+        .await?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::Columns;
+use super::{json_list, Columns};
 use crate::platform::{SqlValue, Store, StoreError};
 
 /// Keeps the URLs session `room_sid` sends its events to (none are added twice, so a repeated
@@ -145,59 +145,16 @@ pub async fn claim_due(
     Ok(events)
 }
 
-/// What a webhook tells about its session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionFacts {
-    /// plugNmeet's session id.
-    pub sid: String,
-    /// The room id.
-    pub room_id: String,
-    /// The room's metadata (JSON).
-    pub metadata: String,
-    /// Its `max_participants`.
-    pub max_participants: i64,
-    /// Its `empty_timeout` (seconds).
-    pub empty_timeout: i64,
-    /// Unix seconds: when it was created.
-    pub created_at: i64,
-}
-
-/// The sessions among `sids` that still exist (a forgotten one takes its events along).
-pub async fn sessions(store: &impl Store, sids: &[&str]) -> Result<Vec<SessionFacts>, StoreError> {
-    let list = serde_json::to_string(sids).map_err(|e| StoreError(e.to_string()))?;
-    let rows = store
-        .execute(
-            "SELECT sid, room_id, metadata, max_participants, empty_timeout, created_at \
-             FROM rooms WHERE sid IN (SELECT value FROM json_each(?))",
-            &[list.into()],
-        )
-        .await?;
-    rows.rows
-        .iter()
-        .map(|r| {
-            let col = Columns(r);
-            Ok(SessionFacts {
-                sid: col.text(0)?,
-                room_id: col.text(1)?,
-                metadata: col.text(2)?,
-                max_participants: col.int(3)?,
-                empty_timeout: col.int(4)?,
-                created_at: col.int(5)?,
-            })
-        })
-        .collect()
-}
-
 /// Removes events that were delivered or given up on.
 pub async fn forget(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
-    let list = serde_json::to_string(ids).map_err(|e| StoreError(e.to_string()))?;
+    let list = json_list(ids)?;
     store
         .execute(
             "DELETE FROM webhook_outbox WHERE id IN (SELECT value FROM json_each(?))",
-            &[list.into()],
+            &[list],
         )
         .await?;
     Ok(())
@@ -208,13 +165,13 @@ pub async fn forget_queues(store: &impl Store, queues: &[(&str, &str)]) -> Resul
     if queues.is_empty() {
         return Ok(0);
     }
-    let list = serde_json::to_string(queues).map_err(|e| StoreError(e.to_string()))?;
+    let list = json_list(queues)?;
     let rows = store
         .execute(
             "DELETE FROM webhook_outbox WHERE EXISTS (SELECT 1 FROM json_each(?) q \
              WHERE json_extract(q.value, '$[0]') = webhook_outbox.room_sid \
              AND json_extract(q.value, '$[1]') = webhook_outbox.url) RETURNING id",
-            &[list.into()],
+            &[list],
         )
         .await?;
     Ok(u64::try_from(rows.rows.len()).unwrap_or(u64::MAX))
@@ -242,7 +199,7 @@ pub async fn postpone(store: &impl Store, queues: &[Postponed<'_>]) -> Result<()
     if queues.is_empty() {
         return Ok(());
     }
-    let list = serde_json::to_string(queues).map_err(|e| StoreError(e.to_string()))?;
+    let list = json_list(queues)?;
     store
         .execute(
             "WITH p AS (SELECT json_extract(value, '$.room_sid') AS room_sid, \
@@ -256,7 +213,7 @@ pub async fn postpone(store: &impl Store, queues: &[Postponed<'_>]) -> Result<()
              attempts) \
              WHERE EXISTS (SELECT 1 FROM p WHERE p.room_sid = webhook_outbox.room_sid \
              AND p.url = webhook_outbox.url)",
-            &[list.into()],
+            &[list],
         )
         .await?;
     Ok(())
@@ -267,12 +224,12 @@ pub async fn release(store: &impl Store, ids: &[i64]) -> Result<(), StoreError> 
     if ids.is_empty() {
         return Ok(());
     }
-    let list = serde_json::to_string(ids).map_err(|e| StoreError(e.to_string()))?;
+    let list = json_list(ids)?;
     store
         .execute(
             "UPDATE webhook_outbox SET next_attempt_at = 0 \
              WHERE id IN (SELECT value FROM json_each(?))",
-            &[list.into()],
+            &[list],
         )
         .await?;
     Ok(())

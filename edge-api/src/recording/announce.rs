@@ -141,10 +141,12 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
     let mut unwritten = Vec::new();
     for (sid, livekit_room, region, before) in written {
         let metadata = metadata_of(now.iter().filter(|job| job.room_sid == sid));
-        if metadata == before || !unwritten.is_empty() {
-            if metadata != before {
-                unwritten.push(sid);
-            }
+        if metadata == before {
+            continue;
+        }
+        // After a failure this request makes no more calls: the rest wait for a heartbeat.
+        if !unwritten.is_empty() {
+            unwritten.push(sid);
             continue;
         }
         if let Err(e) = edge
