@@ -160,6 +160,10 @@ fn main() {
             real_participant_joins_and_is_ended,
         ),
         (
+            "moderator_mutes_removes_and_blocks",
+            moderator_mutes_removes_and_blocks,
+        ),
+        (
             "max_participants_reaches_livekit",
             max_participants_reaches_livekit,
         ),
@@ -1752,6 +1756,255 @@ fn real_participant_joins_and_is_ended(s: &Suite) {
             .any(|name| name == &room || name.starts_with(&format!("{room}."))),
         "LiveKit still has {room}: {twirp:?}"
     );
+}
+
+/// The participants of `room` as getActiveRoomInfo lists them (LiveKit's list, through the
+/// edge).
+fn listed_participants(s: &Suite, room: &str) -> Vec<Value> {
+    let (_, j) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    j["room"]["participants_info"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Whether `identity`'s microphone in `room` is listed, and muted.
+fn microphone_muted(s: &Suite, room: &str, identity: &str) -> Option<bool> {
+    listed_participants(s, room)
+        .iter()
+        .find(|p| p["identity"] == identity)?["tracks"]
+        .as_array()?
+        .iter()
+        .find(|t| t["source"] == "MICROPHONE")
+        .map(|t| t["muted"] == true)
+}
+
+/// Polls `check` for up to 20 s until it holds.
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never: {what}");
+}
+
+/// A moderator keeps order with real participants in the real LiveKit: mutes one microphone,
+/// then everyone's but their own; removes a participant, who may come back; removes and blocks
+/// another, who gets no session, renewal or join token in this session again. Only a
+/// moderator may, never against themselves, only users the session knows, and every refusal
+/// is in the API's conventions.
+fn moderator_mutes_removes_and_blocks(s: &Suite) {
+    let room = unique("order");
+    s.target.create_room(&room, json!({}));
+    let moderator = s.target.join_token(&room, "host", true, false);
+    let as_moderator = [("Authorization", moderator.as_str())];
+    let join = |user: &str| {
+        let token = s.target.join_token(&room, user, false, false);
+        let session = s.target.session(&token, &[]).json();
+        assert_common(&session, true, "SUCCESS");
+        let participant = Participant::join(
+            session["livekit_url"].as_str().unwrap(),
+            session["token"].as_str().unwrap(),
+            "audio",
+        );
+        participant.expect_line("joined ", Duration::from_secs(30));
+        (token, participant)
+    };
+    let (alice_token, alice) = join("alice");
+    let (_bob_token, bob) = join("bob");
+    let (_carol_token, carol) = join("carol");
+    for who in ["alice", "bob", "carol"] {
+        eventually(&format!("{who}'s microphone listed"), || {
+            microphone_muted(s, &room, who) == Some(false)
+        });
+    }
+    let act = |path: &str, body: &str, headers: &[(&str, &str)]| {
+        let r = s.target.post(path, body.as_bytes(), headers);
+        (r.status, r.json())
+    };
+
+    // Refused, changing nothing: no token, a guest, bad ids, the moderator themselves, a user
+    // the session does not know, an unmute, a wrong method.
+    let (status, j) = act("/api/removeParticipant", r#"{"user_id":"bob"}"#, &[]);
+    assert_eq!(
+        (status, j["msg"].clone()),
+        (401, json!("notifications.auth-header-missing"))
+    );
+    for path in ["/api/removeParticipant", "/api/muteUnmuteTrack"] {
+        let (status, j) = act(
+            path,
+            r#"{"user_id":"bob"}"#,
+            &[("Authorization", alice_token.as_str())],
+        );
+        assert_eq!(status, 403, "{path}: {j}");
+        assert_common(&j, false, "PERMISSION_DENIED");
+    }
+    for body in [
+        r#"{}"#,
+        r#"{"user_id":"../bob"}"#,
+        r#"{"user_id":"bob","block_user":"yes"}"#,
+        r#"[1]"#,
+        r#"{"user_id":"host"}"#,
+    ] {
+        let (status, j) = act("/api/removeParticipant", body, &as_moderator);
+        assert_eq!(status, 200, "{body}: {j}");
+        assert_common(&j, false, "INVALID_PARAMETERS");
+    }
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"host"}"#,
+        &as_moderator,
+    );
+    assert_eq!(j["msg"], "notifications.cannot-remove-yourself");
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"stranger","block_user":true}"#,
+        &as_moderator,
+    );
+    assert_common(&j, false, "USER_NOT_FOUND");
+    let (_, j) = act(
+        "/api/muteUnmuteTrack",
+        r#"{"user_id":"bob","muted":false}"#,
+        &as_moderator,
+    );
+    assert_eq!(j["msg"], "notifications.remote-unmute-not-allowed", "{j}");
+    let (_, j) = act(
+        "/api/muteUnmuteTrack",
+        r#"{"user_id":"bob","track_sid":"TR_not/a/sid"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let (_, j) = act(
+        "/api/muteUnmuteTrack",
+        r#"{"user_id":"bob","track_sid":"TR_nosuchtrack"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, false, "NOT_FOUND");
+    assert_eq!(
+        s.target.request("GET", "/api/removeParticipant").status,
+        405
+    );
+    assert_eq!(s.target.request("GET", "/api/muteUnmuteTrack").status, 405);
+    for who in ["alice", "bob", "carol"] {
+        assert_eq!(microphone_muted(s, &room, who), Some(false), "{who}");
+    }
+
+    // Alice's microphone, by her user id alone; then everyone's: bob's and carol's.
+    let (_, j) = act(
+        "/api/muteUnmuteTrack",
+        r#"{"userId":"alice"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(
+        (j["muted"].clone(), j["left"].clone()),
+        (json!(1), json!(0))
+    );
+    eventually("alice muted", || {
+        microphone_muted(s, &room, "alice") == Some(true)
+    });
+    assert_eq!(microphone_muted(s, &room, "bob"), Some(false));
+    let (_, j) = act(
+        "/api/muteUnmuteTrack",
+        r#"{"user_id":"all"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(
+        (j["muted"].clone(), j["left"].clone()),
+        (json!(2), json!(0))
+    );
+    for who in ["bob", "carol"] {
+        eventually(&format!("{who} muted"), || {
+            microphone_muted(s, &room, who) == Some(true)
+        });
+    }
+
+    // Bob removed: LiveKit disconnects him, he may come back; removing him again finds nobody.
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"bob"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(
+        (j["removed"].clone(), j["blocked"].clone()),
+        (json!(true), json!(false))
+    );
+    let gone = bob.expect_line("disconnected", Duration::from_secs(20));
+    assert!(gone.contains("PARTICIPANT_REMOVED"), "{gone}");
+    eventually("bob off LiveKit's list", || {
+        !listed_participants(s, &room)
+            .iter()
+            .any(|p| p["identity"] == "bob")
+    });
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"bob"}"#,
+        &as_moderator,
+    );
+    assert_common(&j, false, "USER_NOT_ACTIVE");
+    let bob_again = s.target.join_token(&room, "bob", false, false);
+    assert_eq!(s.target.session(&bob_again, &[]).status, 200);
+
+    // Alice removed and blocked: out, and kept out of this session.
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"alice","block_user":true}"#,
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(
+        (j["removed"].clone(), j["blocked"].clone()),
+        (json!(true), json!(true))
+    );
+    let gone = alice.expect_line("disconnected", Duration::from_secs(20));
+    assert!(gone.contains("PARTICIPANT_REMOVED"), "{gone}");
+    let r = s.target.session(&alice_token, &[]);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_common(&r.json(), false, "USER_BLOCKED");
+    let r = s.target.post(
+        "/api/renewToken",
+        b"{}",
+        &[("Authorization", alice_token.as_str())],
+    );
+    assert_eq!(r.json()["msg"], "notifications.user-blocked");
+    let (_, j) = s.target.call(
+        "/auth/room/getJoinToken",
+        &json!({"room_id": room, "user_info": {"name": "Alice", "user_id": "alice"}}),
+    );
+    assert_common(&j, false, "USER_BLOCKED");
+    // Bob, no longer in the meeting, can still be blocked.
+    let (_, j) = act(
+        "/api/removeParticipant",
+        r#"{"user_id":"bob","block_user":true}"#,
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(
+        (j["removed"].clone(), j["blocked"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_common(
+        &s.target.session(&bob_again, &[]).json(),
+        false,
+        "USER_BLOCKED",
+    );
+    // Carol was never touched by any of it.
+    let listed: Vec<Value> = listed_participants(s, &room)
+        .iter()
+        .map(|p| p["identity"].clone())
+        .collect();
+    assert_eq!(listed, vec![json!("carol")]);
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    drop(carol);
 }
 
 /// A room's `max_participants` is not just stored: the LiveKit token carries it as the room's

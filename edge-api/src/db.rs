@@ -608,6 +608,26 @@ pub async fn reject_waiting(
     Ok(!rows.rows.is_empty())
 }
 
+/// Blocks user `user_id` from session `room_sid` (a moderator removed them for good): no
+/// session, no renewal and no new join token for them, and a LiveKit join with a token they
+/// still hold is undone (see [`participant_joined`]). Returns whether the session knows the
+/// user (getJoinToken recorded them); blocking again changes nothing and still returns true.
+pub async fn block_user(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE room_users SET is_blocked = 1, updated_at = ? \
+             WHERE room_sid = ? AND user_id = ? RETURNING user_id",
+            &[now.into(), room_sid.into(), user_id.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
 /// Records that a user entered the room's session through the edge (without sidecars, this is
 /// how the session knows who joined): a visible user's first entry counts in
 /// `joined_participants`, by trigger, in this one statement.
@@ -923,7 +943,7 @@ pub struct MediaParticipant<'a> {
 
 /// `participant_joined`: adds the participant to the running session in `region_id` whose
 /// media is LiveKit room `livekit_sid`, named `livekit_room` (a visible identity's first entry
-/// counts, by trigger). Returns false when no such session runs: an event of an earlier
+/// counts, by trigger). Records nothing when no such session runs: an event of an earlier
 /// session's LiveKit room, delivered late, joins nobody to the current one.
 pub async fn participant_joined(
     store: &impl Store,
@@ -932,14 +952,17 @@ pub async fn participant_joined(
     livekit_sid: &str,
     participant: &MediaParticipant<'_>,
     at: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Joined, StoreError> {
     let rows = store
         .execute(
             "INSERT INTO room_participants (room_sid, participant_sid, identity, name, hidden, \
              joined_at) SELECT r.sid, ?, ?, ?, ?, ? FROM rooms r \
              JOIN room_media m ON m.room_sid = r.sid AND m.livekit_sid = ? \
              WHERE r.room_id = ? AND r.region = ? AND r.is_running = 1 \
-             ON CONFLICT DO NOTHING RETURNING room_sid",
+             ON CONFLICT DO NOTHING RETURNING room_sid, \
+             (SELECT u.is_blocked FROM room_users u \
+              WHERE u.room_sid = room_participants.room_sid \
+              AND u.user_id = room_participants.identity)",
             &[
                 participant.sid.into(),
                 participant.identity.into(),
@@ -952,7 +975,23 @@ pub async fn participant_joined(
             ],
         )
         .await?;
-    Ok(!rows.rows.is_empty())
+    Ok(match rows.rows.first() {
+        None => Joined::NotRecorded,
+        Some(row) if int_opt(row.get(1)) == Some(1) => Joined::Blocked,
+        Some(_) => Joined::Recorded,
+    })
+}
+
+/// What a `participant_joined` event did to the session's participant list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// Nothing: no running session of that LiveKit room in that region, or heard before.
+    NotRecorded,
+    /// The participant is in the session's list now.
+    Recorded,
+    /// Recorded, but the session has blocked this identity: they came in with a LiveKit token
+    /// minted before the block, and must be removed again.
+    Blocked,
 }
 
 /// `participant_left`: the participant (LiveKit's sid, unique) is no longer in the session of

@@ -21,6 +21,7 @@
 //!   `POST /api/renewToken`, where it keeps its join token fresh, and `POST /api/endRoom`,
 //!   where a moderator's page ends the meeting.
 //! - [`waiting`]: the waiting room: who waits, and a moderator letting them in or not.
+//! - [`moderation`]: a moderator removing (and blocking) a participant, or muting microphones.
 //! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers).
 //! - [`placement`]: the rule that picks a room's region.
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
@@ -30,7 +31,8 @@
 //!   reports, and the catalog of finished recordings.
 //! - [`webhooks`]: plugNmeet's webhooks to the customer's servers, queued by the schema and
 //!   delivered in order on heartbeats.
-//! - [`livekit`]: LiveKit's Twirp API (delete room, list participants).
+//! - [`livekit`]: LiveKit's Twirp API (delete room, write its metadata, list, remove and mute
+//!   participants).
 //! - [`db`]: the schema and every SQL statement.
 //! - `native` (not on wasm32): the traits over rusqlite and the system clock, for tests,
 //!   benchmarks and native tools.
@@ -42,6 +44,7 @@ pub mod exchange;
 pub mod lifecycle;
 pub mod livekit;
 pub mod metadata;
+pub mod moderation;
 pub mod placement;
 pub mod platform;
 pub mod recording;
@@ -137,6 +140,16 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 "users" => waiting::users(self, &request).await,
                 "approveUsers" => waiting::approve(self, &request).await,
                 _ => waiting::reject(self, &request).await,
+            };
+        }
+        if path == "/api/removeParticipant" || path == "/api/muteUnmuteTrack" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return if path == "/api/removeParticipant" {
+                moderation::remove(self, &request).await
+            } else {
+                moderation::mute(self, &request).await
             };
         }
         if path == "/api/recording" {

@@ -12,7 +12,8 @@
 //!   created belongs to an earlier one and is ignored, neither linked nor deleted.
 //! - `participant_joined` / `participant_left` keep the session's participant list; a visible
 //!   identity's first entry counts in `joined_participants`. A participant joins only the
-//!   session whose LiveKit room the event names.
+//!   session whose LiveKit room the event names. An identity the session has blocked (see
+//!   [`crate::moderation`]) is removed from LiveKit again as soon as it is heard to join.
 //! - `room_finished` ends the session (it moves to past rooms).
 //! - On each recorded heartbeat: sessions past their `room_duration`, or empty for their
 //!   `empty_timeout`, are ended and their LiveKit room deleted; emptiness counts only while the
@@ -31,8 +32,8 @@
 use serde::Deserialize;
 
 use crate::config::Region;
-use crate::db::{self, LimitReached, MediaParticipant, RoomStart};
-use crate::livekit::LiveKitError;
+use crate::db::{self, Joined, LimitReached, MediaParticipant, RoomStart};
+use crate::livekit::{self, LiveKitError};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::sidecars::REGION_CLOCK_SKEW_MS;
@@ -203,8 +204,19 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 hidden: participant.permission.as_ref().is_some_and(|p| p.hidden),
             };
             if kind == Followed::ParticipantJoined {
-                db::participant_joined(&edge.store, &region.id, &room.name, &room.sid, &media, at)
-                    .await?
+                let joined = db::participant_joined(
+                    &edge.store,
+                    &region.id,
+                    &room.name,
+                    &room.sid,
+                    &media,
+                    at,
+                )
+                .await?;
+                if joined == Joined::Blocked {
+                    remove_blocked(edge, region, &room.name, &participant.identity).await;
+                }
+                joined != Joined::NotRecorded
             } else {
                 db::participant_left(&edge.store, &region.id, &room.name, &room.sid, &media, at)
                     .await?
@@ -241,6 +253,29 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     } else {
         Outcome::Ignored
     })
+}
+
+/// Removes `identity`, whom the session has blocked, from LiveKit room `livekit_room` again:
+/// they came back with a LiveKit token minted before the block (LiveKit keeps no block list,
+/// and refreshes a connected client's token). Waits at most
+/// [`livekit::BRIEF_CALL_TIMEOUT`], as the sidecar waits on this batch; a failure is logged
+/// and the event still counts as applied (the participant stays listed until they leave).
+async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    livekit_room: &str,
+    identity: &str,
+) {
+    let api = edge.livekit(region);
+    let removal = api.remove_participant(livekit_room, identity, livekit::BRIEF_CALL_TIMEOUT);
+    match removal.await {
+        Ok(_) => {
+            tracing::info!(region = %region.id, room = %livekit_room, %identity, "a blocked user came back: removed again");
+        }
+        Err(e) => {
+            tracing::warn!(region = %region.id, room = %livekit_room, %identity, error = %e, "a blocked user came back and could not be removed");
+        }
+    }
 }
 
 /// The due work a heartbeat from `region` pays for: ends sessions past their limits (and

@@ -1,4 +1,5 @@
-//! The LiveKit server API the edge calls (Twirp over JSON, a fresh token per call), and the
+//! The LiveKit server API the edge calls (Twirp over JSON, a fresh token per call: rooms deleted,
+//! their metadata written, participants listed, removed and muted), and the
 //! shape of LiveKit's `ParticipantInfo` as plugNmeet returns it (snake_case, defaults emitted,
 //! int64 as strings, only fields of livekit/protocol v1.49 so strict clients accept it).
 
@@ -18,9 +19,10 @@ const API_TOKEN_SECS: u64 = 600;
 /// request that calls it (an end, a listing) still answers in time.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The longest a room metadata write waits: it is made while a recorder node waits for the
-/// edge's answer to its report, which the node gives up on after 10 s.
-pub const METADATA_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest a call waits while another service waits on the edge's answer: a room metadata
+/// write made during a recorder node's report (the node gives up after 10 s), a removal made
+/// during a sidecar's webhook batch.
+pub const BRIEF_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A LiveKit call that did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -78,20 +80,20 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
     }
 
     /// Sets a room's metadata, which LiveKit sends to everyone in it, waiting at most
-    /// [`METADATA_CALL_TIMEOUT`]. A room LiveKit does not know (nobody in it, or ended) is
+    /// [`BRIEF_CALL_TIMEOUT`]. A room LiveKit does not know (nobody in it, or ended) is
     /// fine: there is nobody to tell.
     pub async fn update_room_metadata(
         &self,
         room: &str,
         metadata: &str,
     ) -> Result<(), LiveKitError> {
-        let grant = VideoGrant {
-            room_admin: true,
-            room: room.to_owned(),
-            ..Default::default()
-        };
         let body = serde_json::json!({ "room": room, "metadata": metadata });
-        let call = self.call_within("UpdateRoomMetadata", grant, &body, METADATA_CALL_TIMEOUT);
+        let call = self.call_within(
+            "UpdateRoomMetadata",
+            admin_of(room),
+            &body,
+            BRIEF_CALL_TIMEOUT,
+        );
         match call.await {
             Ok(_) | Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
@@ -103,15 +105,10 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         &self,
         room: &str,
     ) -> Result<Vec<ParticipantInfo>, LiveKitError> {
-        let grant = VideoGrant {
-            room_admin: true,
-            room: room.to_owned(),
-            ..Default::default()
-        };
         let body = match self
             .call(
                 "ListParticipants",
-                grant,
+                admin_of(room),
                 &serde_json::json!({ "room": room }),
             )
             .await
@@ -125,14 +122,58 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             #[serde(default)]
             participants: Vec<ParticipantInfo>,
         }
-        let value: Value =
-            serde_json::from_slice(&body).map_err(|e| LiveKitError::Malformed(e.to_string()))?;
-        let parsed: ListParticipantsResponse = normalize_keys(value)
-            .map_err(|e| LiveKitError::Malformed(e.to_string()))
-            .and_then(|v| {
-                serde_json::from_value(v).map_err(|e| LiveKitError::Malformed(e.to_string()))
-            })?;
+        let parsed: ListParticipantsResponse = parse_twirp_json(&body)?;
         Ok(parsed.participants)
+    }
+
+    /// Disconnects participant `identity` from `room`, waiting at most `timeout`. `Ok(false)`:
+    /// LiveKit has no such participant there (or no such room), so there was nobody to remove.
+    pub async fn remove_participant(
+        &self,
+        room: &str,
+        identity: &str,
+        timeout: std::time::Duration,
+    ) -> Result<bool, LiveKitError> {
+        let body = serde_json::json!({ "room": room, "identity": identity });
+        match self
+            .call_within("RemoveParticipant", admin_of(room), &body, timeout)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(LiveKitError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Participant `identity` of `room`, if LiveKit has them there.
+    pub async fn participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> Result<Option<ParticipantInfo>, LiveKitError> {
+        let body = serde_json::json!({ "room": room, "identity": identity });
+        match self.call("GetParticipant", admin_of(room), &body).await {
+            Ok(body) => parse_twirp_json(&body).map(Some),
+            Err(LiveKitError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mutes track `track_sid`, published by `identity` in `room`, for everyone: the publisher's
+    /// client is told to stop sending it. (Only its publisher may unmute it: LiveKit refuses a
+    /// remote unmute unless its rooms allow one, and the edge does not ask for it.)
+    pub async fn mute_published_track(
+        &self,
+        room: &str,
+        identity: &str,
+        track_sid: &str,
+    ) -> Result<(), LiveKitError> {
+        let body = serde_json::json!({
+            "room": room, "identity": identity, "track_sid": track_sid, "muted": true
+        });
+        self.call("MutePublishedTrack", admin_of(room), &body)
+            .await
+            .map(drop)
     }
 
     async fn call(
@@ -194,6 +235,24 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             msg,
         })
     }
+}
+
+/// The grant of a call that administers `room`.
+fn admin_of(room: &str) -> VideoGrant {
+    VideoGrant {
+        room_admin: true,
+        room: room.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A Twirp JSON answer (camelCase or snake_case keys) read as `T`.
+fn parse_twirp_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, LiveKitError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| LiveKitError::Malformed(e.to_string()))?;
+    normalize_keys(value)
+        .map_err(|e| LiveKitError::Malformed(e.to_string()))
+        .and_then(|v| serde_json::from_value(v).map_err(|e| LiveKitError::Malformed(e.to_string())))
 }
 
 fn enum_name<'de, D: serde::Deserializer<'de>>(de: D) -> Result<String, D::Error> {

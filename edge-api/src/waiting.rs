@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::{self, Waiting};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, invalid, is_plain_id, MAX_ID_LEN};
+use crate::rooms::{bad_input, check_named_user};
 use crate::sessions::{authorize_moderator, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
 use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
@@ -79,12 +79,7 @@ async fn decision<S: Store, H: HttpClient, C: Clock>(
 ) -> Result<(Authorized, String), EdgeResponse> {
     let authorized = moderator(edge, request).await?;
     let req: UserReq = parse_input(&request.body).map_err(bad_input)?;
-    if req.user_id.is_empty() {
-        return Err(invalid("user_id: required"));
-    }
-    if req.user_id.len() > MAX_ID_LEN || !is_plain_id(&req.user_id) {
-        return Err(invalid("user_id should only contain letters, digits -_"));
-    }
+    check_named_user(&req.user_id)?;
     Ok((authorized, req.user_id))
 }
 

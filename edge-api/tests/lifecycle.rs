@@ -815,13 +815,9 @@ fn a_blocked_user_gets_no_token_and_stays_as_stored() {
     let (status, body) = join("First Name");
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
 
-    // A moderator blocks u1 (the edge has no endpoint for it yet: LiveKit-side moderation).
-    block(edge_api::platform::Store::execute(
-        &edge.store,
-        "UPDATE room_users SET is_blocked = 1 WHERE room_sid = ? AND user_id = 'u1'",
-        &[room.sid.as_str().into()],
-    ))
-    .expect("block");
+    // A moderator blocks u1 (as `/api/removeParticipant` with `block_user` does).
+    assert!(block(db::block_user(&edge.store, &room.sid, "u1", T0 / 1000)).expect("block"));
+    assert!(!block(db::block_user(&edge.store, &room.sid, "nobody", T0 / 1000)).expect("block"));
     let before = block(db::room_user(&edge.store, &room.sid, "u1"))
         .expect("store")
         .expect("user");
@@ -845,6 +841,64 @@ fn a_blocked_user_gets_no_token_and_stays_as_stored() {
         &json!({"room_id": "blocking", "user_info": {"name": "Other", "user_id": "u2"}}),
     );
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+}
+
+/// LiveKit keeps no block list: a blocked user who comes back with a LiveKit token minted
+/// before the block is removed again as soon as the sidecar reports the join; anyone else's
+/// join costs no LiveKit call, nor does a re-sent event.
+#[test]
+fn a_blocked_user_back_with_an_old_livekit_token_is_removed_again() {
+    let edge = edge();
+    let room = running_room(&edge, "guarded", "eu", json!({}));
+    join_token(&edge, "guarded", "alice");
+    join_token(&edge, "guarded", "mallory");
+    let name = lk(&edge, "guarded");
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
+            presence("EV_3", "participant_joined", &name, "PA_2", "mallory"),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(3)), "{body}");
+    assert!(edge.http.calls.borrow().is_empty(), "nobody was blocked");
+
+    assert!(block(db::block_user(&edge.store, &room.sid, "mallory", T0 / 1000)).expect("block"));
+    let back = vec![
+        presence("EV_4", "participant_left", &name, "PA_2", "mallory"),
+        presence("EV_5", "participant_joined", &name, "PA_3", "mallory"),
+        presence("EV_6", "participant_joined", &name, "PA_4", "bob-unknown"),
+    ];
+    let (status, body) = events(&edge, "eu", back.clone());
+    assert_eq!((status, &body["applied"]), (200, &json!(3)), "{body}");
+    let calls = edge.http.calls.borrow().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls[0].0,
+        "http://eu.livekit.test/twirp/livekit.RoomService/RemoveParticipant"
+    );
+    assert_eq!(calls[0].1, json!({"room": name, "identity": "mallory"}));
+    // The same batch again (its acknowledgement lost): nothing twice.
+    let (status, _) = events(&edge, "eu", back);
+    assert_eq!(status, 200);
+    assert_eq!(edge.http.calls.borrow().len(), 1);
+    // LiveKit down: the join is still recorded, the batch still acknowledged.
+    edge.http.down.set(true);
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![presence(
+            "EV_7",
+            "participant_joined",
+            &name,
+            "PA_5",
+            "mallory",
+        )],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
+    assert_eq!(edge.http.calls.borrow().len(), 2);
 }
 
 /// A join token for `user_id` in `room_id`, from the plugNmeet API.

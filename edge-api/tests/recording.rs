@@ -141,7 +141,7 @@ impl ScriptedRecorders {
                     .strip_suffix("/twirp/livekit.RoomService/UpdateRoomMetadata")?;
                 let body = c.json();
                 let room = body["room"].as_str().expect("room").to_owned();
-                assert_eq!(c.timeout, edge_api::livekit::METADATA_CALL_TIMEOUT);
+                assert_eq!(c.timeout, edge_api::livekit::BRIEF_CALL_TIMEOUT);
                 assert!(
                     c.timeout <= std::time::Duration::from_secs(2),
                     "{:?}",

@@ -14,7 +14,7 @@
 //! One Twirp call per session a change touched, made by the request that changed it: a node's
 //! report (or its heartbeat, when it takes another node's jobs for lost), or a moderator's
 //! request that finds a job lost. Each call waits at most
-//! [`crate::livekit::METADATA_CALL_TIMEOUT`], and after one failure the request makes no more,
+//! [`crate::livekit::BRIEF_CALL_TIMEOUT`], and after one failure the request makes no more,
 //! so a LiveKit that hangs costs a report at most that long and the node still gets its answer
 //! in time. The sessions left unwritten are kept (`unannounced_sessions`), and each recorder
 //! heartbeat writes a few of them again ([`announce_overdue`]) until LiveKit takes them or the

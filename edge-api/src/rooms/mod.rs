@@ -34,6 +34,18 @@ pub fn check_room_id(room_id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the `user_id` a moderator's call names, like getJoinToken's ids; the answer that
+/// refuses it otherwise.
+pub(crate) fn check_named_user(user_id: &str) -> Result<(), EdgeResponse> {
+    if user_id.is_empty() {
+        return Err(invalid("user_id: required"));
+    }
+    if user_id.len() > MAX_ID_LEN || !is_plain_id(user_id) {
+        return Err(invalid("user_id should only contain letters, digits -_"));
+    }
+    Ok(())
+}
+
 /// `^[a-zA-Z0-9-_]+$`.
 pub fn is_plain_id(id: &str) -> bool {
     !id.is_empty()

@@ -1,0 +1,299 @@
+//! A moderator keeping order in the meeting, from the page (plugNmeet's `/api/*` calls of the
+//! same names, in JSON):
+//!
+//! - `POST /api/removeParticipant` `{"user_id": "...", "block_user": false}`: LiveKit
+//!   disconnects the user. With `block_user` the user is also blocked from this session first
+//!   (so a reconnect racing the removal is refused): no session, no token renewal and no new join
+//!   token for them (`USER_BLOCKED`), and a LiveKit join with a LiveKit token they still hold is
+//!   undone as soon as the region's sidecar reports it (see [`crate::lifecycle`]). A user who is
+//!   not in the meeting can still be blocked. Nobody removes themselves.
+//! - `POST /api/muteUnmuteTrack` `{"user_id": "...", "track_sid": "", "muted": true}`: mutes the
+//!   user's microphone (or the track named), or with `user_id` `"all"` every microphone but the
+//!   moderator's own, at most [`MUTES_PER_CALL`] a call (`left` says how many remain). Only its
+//!   publisher may unmute a track: `muted: false` is refused, as LiveKit refuses a remote
+//!   unmute unless rooms allow one (plugNmeet does not allow it either, for privacy).
+//!
+//! Both take a moderator's join token in `Authorization`, like `/api/endRoom`; others get 403
+//! and change nothing. Only users the session knows (getJoinToken recorded them) are acted on,
+//! so a recorder's hidden bot is out of a moderator's reach.
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Region;
+use crate::db;
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::livekit::{self, LiveKitError, TrackInfo};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms::{bad_input, check_named_user, invalid, is_plain_id};
+use crate::sessions::{authorize_moderator, store_failure, Authorized};
+use crate::wire::{parse_input, Common, StatusCode};
+use crate::Edge;
+
+/// Largest request body of these calls (a user id and a track sid in JSON).
+const MAX_BODY: usize = 4 * 1024;
+/// The `user_id` that mutes every microphone but the moderator's, as in plugNmeet.
+const EVERYONE: &str = "all";
+/// Most tracks one mute-everyone call mutes (each is a LiveKit call, sent side by side; with
+/// the listing, a call stays well inside a Worker's 50 subrequests).
+pub const MUTES_PER_CALL: usize = 24;
+/// Longest LiveKit track sid taken (LiveKit's are `TR_` and a dozen characters).
+const MAX_TRACK_SID_LEN: usize = 64;
+/// LiveKit's name for a microphone track's source.
+const MICROPHONE: &str = "MICROPHONE";
+
+#[derive(Deserialize)]
+struct RemoveReq {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    block_user: bool,
+}
+
+#[derive(Serialize)]
+struct RemovedRes {
+    /// LiveKit disconnected the user (false: they were not in the meeting).
+    removed: bool,
+    /// The user is blocked from this session.
+    blocked: bool,
+}
+
+#[derive(Deserialize)]
+struct MuteReq {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    track_sid: String,
+    #[serde(default = "muting")]
+    muted: bool,
+}
+
+fn muting() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+struct MutedRes {
+    /// Tracks muted by this call (a track already muted is not counted).
+    muted: usize,
+    /// Open microphones this call did not reach (mute everyone only; call again).
+    left: usize,
+}
+
+/// The moderator behind a call, or the answer that refuses it.
+async fn moderator<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<Authorized, EdgeResponse> {
+    if request.body_exceeds(MAX_BODY) {
+        return Err(EdgeResponse::body_over(MAX_BODY));
+    }
+    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
+}
+
+fn refused(code: StatusCode, msg: &str) -> EdgeResponse {
+    EdgeResponse::common(200, Common::fail(code, msg))
+}
+
+fn user_not_found() -> EdgeResponse {
+    refused(StatusCode::UserNotFound, "notifications.user-not-found")
+}
+
+fn user_not_active() -> EdgeResponse {
+    refused(StatusCode::UserNotActive, "notifications.user-not-active")
+}
+
+/// LiveKit could not be asked: 503, so the page says to try again.
+fn media_unreachable(room: &db::RoomRow, e: &LiveKitError) -> EdgeResponse {
+    tracing::warn!(room_id = %room.room_id, sid = %room.sid, error = %e, "a moderator's call to LiveKit failed");
+    EdgeResponse::common(
+        503,
+        Common::fail(
+            StatusCode::InternalServerError,
+            "notifications.media-server-unreachable",
+        ),
+    )
+}
+
+/// The region the session's media runs in; none before anyone joined (nobody to act on).
+fn media_region<'a, S, H, C>(edge: &'a Edge<S, H, C>, room: &db::RoomRow) -> Option<&'a Region> {
+    room.region.as_deref().and_then(|id| edge.config.region(id))
+}
+
+/// Handles `POST /api/removeParticipant`.
+pub async fn remove<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match moderator(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let req: RemoveReq = match parse_input(&request.body) {
+        Ok(req) => req,
+        Err(e) => return bad_input(e),
+    };
+    if let Err(response) = check_named_user(&req.user_id) {
+        return response;
+    }
+    if req.user_id == authorized.claims.user_id {
+        return invalid("notifications.cannot-remove-yourself");
+    }
+    let room = &authorized.room;
+    // The block lands before LiveKit is asked, so a reconnect racing the removal is refused.
+    let known = if req.block_user {
+        db::block_user(&edge.store, &room.sid, &req.user_id, edge.now_secs()).await
+    } else {
+        db::room_user(&edge.store, &room.sid, &req.user_id)
+            .await
+            .map(|user| user.is_some())
+    };
+    match known {
+        Ok(true) => {}
+        Ok(false) => return user_not_found(),
+        Err(e) => return store_failure(e),
+    }
+    let removed = match media_region(edge, room) {
+        None => false,
+        Some(region) => {
+            let api = edge.livekit(region);
+            let removal =
+                api.remove_participant(&room.livekit_room, &req.user_id, livekit::CALL_TIMEOUT);
+            match removal.await {
+                Ok(removed) => removed,
+                Err(e) => return media_unreachable(room, &e),
+            }
+        }
+    };
+    if !removed && !req.block_user {
+        return user_not_active();
+    }
+    tracing::info!(room_id = %room.room_id, sid = %room.sid, user_id = %req.user_id, removed, blocked = req.block_user, "a moderator removed a participant");
+    EdgeResponse::reply(
+        Common::ok("success"),
+        RemovedRes {
+            removed,
+            blocked: req.block_user,
+        },
+    )
+}
+
+/// Handles `POST /api/muteUnmuteTrack`.
+pub async fn mute<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let authorized = match moderator(edge, request).await {
+        Ok(authorized) => authorized,
+        Err(response) => return response,
+    };
+    let req: MuteReq = match parse_input(&request.body) {
+        Ok(req) => req,
+        Err(e) => return bad_input(e),
+    };
+    if !req.muted {
+        return invalid("notifications.remote-unmute-not-allowed");
+    }
+    if let Err(response) = check_named_user(&req.user_id) {
+        return response;
+    }
+    if req.track_sid.len() > MAX_TRACK_SID_LEN
+        || !(req.track_sid.is_empty() || is_plain_id(&req.track_sid))
+    {
+        return invalid("track_sid: not a LiveKit track id");
+    }
+    if req.user_id == EVERYONE {
+        if !req.track_sid.is_empty() {
+            return invalid("track_sid: only with a single user_id");
+        }
+        return mute_everyone(edge, &authorized).await;
+    }
+    let room = &authorized.room;
+    match db::room_user(&edge.store, &room.sid, &req.user_id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return user_not_found(),
+        Err(e) => return store_failure(e),
+    }
+    let Some(region) = media_region(edge, room) else {
+        return user_not_active();
+    };
+    let api = edge.livekit(region);
+    let participant = match api.participant(&room.livekit_room, &req.user_id).await {
+        Ok(Some(participant)) => participant,
+        Ok(None) => return user_not_active(),
+        Err(e) => return media_unreachable(room, &e),
+    };
+    let chosen: Vec<&TrackInfo> = participant
+        .tracks
+        .iter()
+        .filter(|t| {
+            if req.track_sid.is_empty() {
+                t.source == MICROPHONE
+            } else {
+                t.sid == req.track_sid
+            }
+        })
+        .collect();
+    if chosen.is_empty() {
+        return refused(StatusCode::NotFound, "notifications.no-track-to-mute");
+    }
+    let mut muted = 0;
+    for track in chosen.into_iter().filter(|t| !t.muted) {
+        if let Err(e) = api
+            .mute_published_track(&room.livekit_room, &req.user_id, &track.sid)
+            .await
+        {
+            return media_unreachable(room, &e);
+        }
+        muted += 1;
+    }
+    tracing::info!(room_id = %room.room_id, sid = %room.sid, user_id = %req.user_id, muted, "a moderator muted a participant");
+    EdgeResponse::reply(Common::ok("success"), MutedRes { muted, left: 0 })
+}
+
+/// Mutes every open microphone in the room but the moderator's own, [`MUTES_PER_CALL`] at
+/// most, side by side.
+async fn mute_everyone<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    authorized: &Authorized,
+) -> EdgeResponse {
+    let room = &authorized.room;
+    let Some(region) = media_region(edge, room) else {
+        return EdgeResponse::reply(Common::ok("success"), MutedRes { muted: 0, left: 0 });
+    };
+    let api = edge.livekit(region);
+    let participants = match api.list_participants(&room.livekit_room).await {
+        Ok(participants) => participants,
+        Err(e) => return media_unreachable(room, &e),
+    };
+    let open: Vec<(&str, &str)> = participants
+        .iter()
+        .filter(|p| p.identity != authorized.claims.user_id)
+        .flat_map(|p| {
+            p.tracks
+                .iter()
+                .filter(|t| t.source == MICROPHONE && !t.muted)
+                .map(|t| (p.identity.as_str(), t.sid.as_str()))
+        })
+        .collect();
+    let calls = open
+        .iter()
+        .take(MUTES_PER_CALL)
+        .map(|(identity, sid)| api.mute_published_track(&room.livekit_room, identity, sid));
+    let outcomes = join_all(calls).await;
+    let muted = outcomes.iter().filter(|o| o.is_ok()).count();
+    if let Some(e) = outcomes.iter().find_map(|o| o.as_ref().err()) {
+        tracing::warn!(room_id = %room.room_id, sid = %room.sid, error = %e, failed = outcomes.len() - muted, "some microphones could not be muted");
+        if muted == 0 {
+            return media_unreachable(room, e);
+        }
+    }
+    tracing::info!(room_id = %room.room_id, sid = %room.sid, muted, "a moderator muted everyone");
+    EdgeResponse::reply(
+        Common::ok("success"),
+        MutedRes {
+            muted,
+            left: open.len() - muted,
+        },
+    )
+}
