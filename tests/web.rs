@@ -293,6 +293,120 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
     assert_eq!(active["is_active"], false, "{active}");
 }
 
+/// A moderator keeps order from the page: mutes a guest (whose page says so), removes them
+/// (they come back), then removes and blocks another, whose page is refused on the way back,
+/// and whose LiveKit token, still valid, no longer keeps them in LiveKit either: the edge
+/// removes them again as soon as the sidecar reports the join.
+#[test]
+fn a_moderator_mutes_removes_and_blocks_from_the_page() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let system = System::start("web-moderation", "");
+    let target = &system.target;
+    let room = unique("order");
+    target.create_room(&room, json!({"metadata": {"room_title": "Town hall"}}));
+    let moderator = target.join_token(&room, "chair-1", true, false);
+    let guest = target.join_token(&room, "guest-1", false, false);
+    let pest = target.join_token(&room, "pest-1", false, false);
+    let shots = support::artefacts_dir("web-moderation");
+    // Where the driver leaves the blocked user's LiveKit session (not in its printed output:
+    // it holds a token).
+    let livekit_file = std::env::temp_dir().join(unique("pest-livekit"));
+    let seen = drive(
+        "moderation_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "moderator": moderator, "moderatorIdentity": "chair-1",
+            "guest": guest, "guestIdentity": "guest-1",
+            "pest": pest, "pestIdentity": "pest-1",
+            "pestLiveKitFile": livekit_file,
+            "shots": shots,
+        }),
+    );
+    assert_eq!(
+        seen["ok"],
+        true,
+        "the browsers did not get through: {seen:#}\nedge log:\n{}",
+        system.stderr()
+    );
+    assert_eq!(seen["guestHasPeople"], false, "{seen}");
+    assert_eq!(seen["peopleHiddenAtFirst"], true, "{seen}");
+    assert_eq!(seen["peopleTitle"], "People (3)", "{seen}");
+    assert_eq!(
+        seen["listedNames"],
+        json!(["User guest-1", "User pest-1"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["guestToast"], "A moderator muted your microphone.",
+        "{seen}"
+    );
+    assert_eq!(seen["muteHiddenAfter"], true, "{seen}");
+    assert!(
+        seen["confirmText"]
+            .as_str()
+            .is_some_and(|t| t.contains("Remove User guest-1 from the meeting?")),
+        "{seen}"
+    );
+    assert!(
+        seen["removedText"]
+            .as_str()
+            .is_some_and(|t| t.contains("A moderator removed you")),
+        "{seen}"
+    );
+    assert_eq!(seen["guestMicOffAfterRejoin"], "true", "{seen}");
+    assert_eq!(
+        seen["moderatorToast"], "User pest-1 was removed and cannot come back.",
+        "{seen}"
+    );
+    assert!(
+        seen["blockedText"]
+            .as_str()
+            .is_some_and(|t| t.contains("blocked")),
+        "{seen}"
+    );
+    assert_eq!(seen["peopleTitleAfter"], "People (2)", "{seen}");
+    // Expected: Chromium logs the 401 that tells the blocked user so.
+    assert_console_clean(
+        &seen,
+        &["pest: Failed to load resource: the server responded with a status of 401 (Unauthorized)"],
+    );
+    assert_screenshots(
+        &shots,
+        &[
+            "m1-people",
+            "m2-removed",
+            "m3-remove-and-block",
+            "m4-blocked",
+        ],
+    );
+
+    // Back with the LiveKit token the page had before the block: LiveKit lets them in, and the
+    // edge has them out again.
+    let livekit: Value = serde_json::from_slice(
+        &std::fs::read(&livekit_file).expect("the blocked user's LiveKit session, kept"),
+    )
+    .expect("json");
+    std::fs::remove_file(&livekit_file).expect("remove");
+    let back = support::Participant::join(
+        livekit["url"].as_str().expect("url"),
+        livekit["token"].as_str().expect("token"),
+        "none",
+    );
+    back.expect_line("joined ", Duration::from_secs(30));
+    let gone = back.expect_line("disconnected", Duration::from_secs(20));
+    assert!(gone.contains("PARTICIPANT_REMOVED"), "{gone}");
+    assert!(
+        system
+            .stderr()
+            .contains("a blocked user came back with an earlier LiveKit token: removed again"),
+        "{}",
+        system.stderr()
+    );
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], true, "the meeting goes on: {active}");
+    target.call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
 /// An end-to-end encrypted meeting: each page plays the other's video, which it can only do
 /// by decrypting it with the room's key, while LiveKit reports the tracks it forwards as
 /// encrypted (GCM); a page given another key reads nothing and is read by no one; media sent

@@ -270,7 +270,7 @@ async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
     let removal = api.remove_participant(livekit_room, identity, livekit::BRIEF_CALL_TIMEOUT);
     match removal.await {
         Ok(_) => {
-            tracing::info!(region = %region.id, room = %livekit_room, %identity, "a blocked user came back: removed again");
+            tracing::warn!(region = %region.id, room = %livekit_room, %identity, "a blocked user came back with an earlier LiveKit token: removed again");
         }
         Err(e) => {
             tracing::warn!(region = %region.id, room = %livekit_room, %identity, error = %e, "a blocked user came back and could not be removed");

@@ -1,7 +1,7 @@
 // Small DOM helpers: an element builder, the screen switcher behind `#app[data-screen]`, and
 // the polite live region.
 
-export type Screen = 'loading' | 'error' | 'waiting' | 'prejoin' | 'connecting' | 'room' | 'ended' | 'left';
+export type Screen = 'loading' | 'error' | 'waiting' | 'prejoin' | 'connecting' | 'room' | 'ended' | 'left' | 'removed';
 
 type AttrValue = string | number | boolean | null | undefined;
 type Child = Node | string | null | undefined | false;
@@ -59,6 +59,8 @@ export const ICONS = {
     '<path d="M10 17v-3H3v-4h7V7l5 5-5 5zm2-14h7a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2h-7v-2h7V5h-7V3z"/>',
   live: '<path d="M12 10a2 2 0 1 0 0 4 2 2 0 0 0 0-4zM7.8 7.8l-1.4-1.4a7.9 7.9 0 0 0 0 11.2l1.4-1.4a6 6 0 0 1 0-8.4zm8.4 0a6 6 0 0 1 0 8.4l1.4 1.4a7.9 7.9 0 0 0 0-11.2l-1.4 1.4z"/>',
   rec: '<circle cx="12" cy="12" r="6"/><path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 18a8 8 0 1 1 0-16 8 8 0 0 1 0 16z"/>',
+  people:
+    '<path d="M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-3.3 0-7 1.7-7 4v2h14v-2c0-2.3-3.7-4-7-4zm7.5-2a3.5 3.5 0 1 0-1.2-6.8 6 6 0 0 1 0 6.6c.4.1.8.2 1.2.2zm1.6 2.1c1.4.9 1.9 2.2 1.9 3.9v2h3v-2c0-1.9-2.4-3.4-4.9-3.9z"/>',
   end: '<path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm5 13.6L15.6 17 12 13.4 8.4 17 7 15.6 10.6 12 7 8.4 8.4 7 12 10.6 15.6 7 17 8.4 13.4 12l3.6 3.6z"/>',
 };
 

@@ -6,7 +6,7 @@ import { LogLevel, setLogLevel } from 'livekit-client';
 
 import { showPrejoin, type JoinChoices } from './prejoin';
 import { joinRoom } from './room';
-import { showEnded, showError, showLeft, showLoading, showWaiting } from './screens';
+import { showEnded, showError, showLeft, showLoading, showRemoved, showWaiting } from './screens';
 import { createSession, type SessionResult } from './session';
 import './timings';
 import { encryptionSupported } from './encryption';
@@ -128,6 +128,7 @@ async function run(): Promise<void> {
       showEnded();
     },
     left: () => showLeft(() => void start()),
+    removed: () => showRemoved(() => void start()),
     unreachable: () => showError('unreachable', () => void start()),
     remember: (camera, microphone) => {
       if (remembered && !session.is_hidden) remembered = { ...remembered, camera, microphone };

@@ -32,6 +32,7 @@ import {
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
 import { endRoom, mayPublish, recording, type Session } from './session';
+import { PeopleList } from './people';
 import { WaitingList } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
@@ -40,6 +41,8 @@ export interface RoomExits {
   ended(): void;
   /** The user pressed Leave. */
   left(): void;
+  /** A moderator removed the user. */
+  removed(): void;
   /** The connection could not be made or was lost for good. */
   unreachable(): void;
   /** The media state to restore on a rejoin. */
@@ -66,6 +69,11 @@ class MediaToggle {
     private readonly failed: (error: unknown) => void,
     private readonly render: () => void,
   ) {}
+
+  /** A change asked for here is still being applied. */
+  get busy(): boolean {
+    return this.running || this.want !== undefined;
+  }
 
   /** The state shown: the one asked for, else the real one. */
   get on(): boolean {
@@ -166,7 +174,8 @@ export async function joinRoom(
     if (phase !== 'room') return; // a failed connect is handled where it is awaited
     const ended =
       endedHere || reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.ROOM_CLOSED;
-    close(ended ? exits.ended : exits.unreachable);
+    if (ended) close(exits.ended);
+    else close(reason === DisconnectReason.PARTICIPANT_REMOVED ? exits.removed : exits.unreachable);
   });
 
   try {
@@ -247,6 +256,8 @@ class RoomView {
   private confirm?: HTMLElement;
   /** Who waits to be let in: a moderator's, in a room with a waiting room. */
   private waitingList?: WaitingList;
+  /** Who is in, to mute or remove: a moderator's. */
+  private people?: PeopleList;
   private readonly mic: MediaToggle;
   private readonly camera: MediaToggle;
   private readonly screen: MediaToggle;
@@ -340,6 +351,7 @@ class RoomView {
       parts.push(this.waitingList.el);
       this.waitingList.start();
     }
+    if (this.people) parts.push(this.people.el);
     if (this.broadcast) parts.push(this.broadcast.panel);
     if (this.confirm) parts.push(this.confirm);
     parts.push(this.controls, this.toast);
@@ -354,6 +366,7 @@ class RoomView {
         if (pub.track && pub.kind === Track.Kind.Audio) this.attachAudio(pub.track);
       }
       this.grid.sync(p);
+      this.people?.sync(p);
     }
     this.renderCount();
     this.renderControls();
@@ -399,6 +412,10 @@ class RoomView {
         () => this.watchRecorderPresence(),
       );
       buttons.push(this.broadcast.button);
+    }
+    if (session.is_admin && !session.is_hidden) {
+      this.people = new PeopleList(this.joinToken, (text) => this.say(text));
+      buttons.push(this.people.button);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
     leave.addEventListener('click', () => {
@@ -543,6 +560,7 @@ class RoomView {
       if (this.destroyed) return;
       grid.sync(p);
       if (p.isLocal) this.renderControls();
+      else this.people?.sync(p as RemoteParticipant);
     };
     room
       .on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => {
@@ -554,6 +572,7 @@ class RoomView {
       .on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
         if (this.destroyed) return;
         grid.remove(p.identity);
+        this.people?.remove(p.identity);
         this.renderCount();
         if (!p.permissions?.hidden) announce(`${p.name || p.identity} left`);
       })
@@ -571,7 +590,14 @@ class RoomView {
         sync(p);
       })
       .on(RoomEvent.TrackUnpublished, (_pub, p) => sync(p))
-      .on(RoomEvent.TrackMuted, (_pub, p) => sync(p))
+      .on(RoomEvent.TrackMuted, (pub, p) => {
+        // Muted though this page did not ask: a moderator did (only the user unmutes).
+        if (p.isLocal && pub.source === Track.Source.Microphone && !this.mic.busy) {
+          this.mic.intended = false;
+          this.say('A moderator muted your microphone.');
+        }
+        sync(p);
+      })
       .on(RoomEvent.TrackUnmuted, (_pub, p) => sync(p))
       .on(RoomEvent.LocalTrackPublished, (_pub, p) => sync(p))
       .on(RoomEvent.LocalTrackUnpublished, (_pub, p) => sync(p))
@@ -666,6 +692,7 @@ class RoomView {
     if (this.destroyed) return;
     this.destroyed = true;
     this.waitingList?.stop();
+    this.people?.stop();
     this.broadcast?.destroy();
     window.clearTimeout(this.toastTimer);
     window.clearTimeout(this.recorderAbsentTimer);

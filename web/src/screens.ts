@@ -107,3 +107,16 @@ export function showLeft(onRejoin: () => void): void {
   ]);
   document.title = 'You left · edgemeet';
 }
+
+/** A moderator removed the user. Rejoin asks the edge again: a user they also blocked then
+ * sees the blocked screen. */
+export function showRemoved(onRejoin: () => void): void {
+  showScreen('removed', [
+    message(
+      'A moderator removed you from the meeting',
+      'You can try to join again, unless they have blocked you.',
+      h('button', { id: 'rejoin', type: 'button', class: 'primary', 'aria-label': 'Rejoin the meeting', onclick: () => onRejoin() }, 'Rejoin'),
+    ),
+  ]);
+  document.title = 'Removed from the meeting · edgemeet';
+}

@@ -1,6 +1,7 @@
 // The edge's API for the page (same origin): `POST /api/session` trades the join token for the
 // room's region and a LiveKit token (or says the user waits for a moderator);
-// `POST /api/endRoom` lets a moderator end the meeting; `/api/waitingRoom/*` lets a moderator
+// `POST /api/endRoom` lets a moderator end the meeting, `/api/removeParticipant` and
+// `/api/muteUnmuteTrack` keep order in it; `/api/waitingRoom/*` lets a moderator
 // see who waits and let them in or turn them away. All take the join token raw in
 // `Authorization`.
 
@@ -203,6 +204,17 @@ export function decideWaiting(
 ): Promise<ActionResult> {
   const path = decision === 'approve' ? '/api/waitingRoom/approveUsers' : '/api/waitingRoom/rejectUsers';
   return act(path, joinToken, { user_id: userId });
+}
+
+/** A moderator removes a participant from the meeting; with `block`, also keeps them out of it. */
+export function removeParticipant(joinToken: string, userId: string, block: boolean): Promise<ActionResult> {
+  return act('/api/removeParticipant', joinToken, { user_id: userId, block_user: block });
+}
+
+/** A moderator mutes a participant's microphone (`all`: everyone's but their own). Only its
+ * owner can turn it back on. */
+export function muteMicrophone(joinToken: string, userId: string): Promise<ActionResult> {
+  return act('/api/muteUnmuteTrack', joinToken, { user_id: userId, muted: true });
 }
 
 export type RenewResult = { ok: true; token: string } | { ok: false; retry: boolean };

@@ -1,0 +1,97 @@
+// Drives a moderator keeping order from the join page in headless Debian Chromium (Playwright's
+// playwright-core) for tests/web.rs:
+//
+//   node moderation_browsers.mjs PLAN_JSON
+//
+// PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
+//             "guest": TOKEN, "guestIdentity": ID, "pest": TOKEN, "pestIdentity": ID,
+//             "pestLiveKitFile": PATH, "shots": DIR}
+// The moderator and two guests meet, microphones on. The moderator opens People, mutes the
+// guest (whose page says so and shows the microphone off), removes the guest (whose page says
+// so, and who rejoins), then removes the other one and blocks them (whose page says so, and
+// whose rejoin is refused). The meeting goes on: the Rust test then tries the blocked user's
+// LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Prints one JSON line with what
+// it saw; screenshots go to DIR.
+import { writeFileSync } from "node:fs";
+
+import { enterRoom, runDriver, screen, toastText, waitPressed } from "./browsers.mjs";
+
+await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) => {
+  const row = (id) => `#people li[data-user-id="${id}"]`;
+  const desktop = { viewport: { width: 1280, height: 800 } };
+
+  const moderator = await open("moderator", plan.moderator, desktop);
+  await enterRoom(moderator);
+  const guest = await open("guest", plan.guest, desktop);
+  await enterRoom(guest);
+  const pest = await open("pest", plan.pest, { viewport: { width: 390, height: 844 } });
+  pest.on("response", async (response) => {
+    if (new URL(response.url()).pathname === "/api/session" && response.status() === 200) {
+      const body = await response.json().catch(() => null);
+      if (body?.token) {
+        writeFileSync(plan.pestLiveKitFile, JSON.stringify({ url: body.livekit_url, token: body.token }), {
+          mode: 0o600,
+        });
+      }
+    }
+  });
+  await enterRoom(pest);
+  step("three in the room");
+
+  // Guests have no People control.
+  seen.guestHasPeople = (await guest.$("#toggle-people")) !== null;
+  seen.peopleHiddenAtFirst = await moderator.$eval("#people", (el) => el.hidden);
+  await moderator.click("#toggle-people");
+  await moderator.waitForSelector("#people", { state: "visible" });
+  for (const id of [plan.guestIdentity, plan.pestIdentity]) {
+    await moderator.waitForSelector(`${row(id)}[data-microphone="on"]`);
+  }
+  seen.peopleTitle = await moderator.textContent("#people-title");
+  seen.listedNames = await moderator.$$eval("#people .people-name", (names) => names.map((n) => n.textContent));
+  await shot(moderator, "m1-people");
+  step("the moderator sees who is in");
+
+  await waitPressed(guest, "#toggle-mic", false);
+  await moderator.click(`${row(plan.guestIdentity)} .people-mute`);
+  await waitPressed(guest, "#toggle-mic", true);
+  await guest.waitForFunction(() => document.querySelector(".toast")?.hidden === false);
+  seen.guestToast = await toastText(guest);
+  await moderator.waitForSelector(`${row(plan.guestIdentity)}[data-microphone="off"]`);
+  seen.muteHiddenAfter = await moderator.$eval(`${row(plan.guestIdentity)} .people-mute`, (b) => b.hidden);
+  step("the guest was muted");
+
+  // Remove asks first; Cancel changes nothing.
+  await moderator.click(`${row(plan.guestIdentity)} .people-remove`);
+  await moderator.waitForSelector(`${row(plan.guestIdentity)} .people-confirm`, { state: "visible" });
+  seen.confirmText = await moderator.textContent(`${row(plan.guestIdentity)} .people-confirm`);
+  await moderator.click(`${row(plan.guestIdentity)} .people-remove-cancel`);
+  await moderator.waitForSelector(`${row(plan.guestIdentity)} .people-confirm`, { state: "hidden" });
+  await moderator.click(`${row(plan.guestIdentity)} .people-remove`);
+  await moderator.click(`${row(plan.guestIdentity)} .people-remove-confirm`);
+  await screen(guest, "removed");
+  seen.removedText = await guest.textContent("#app");
+  await shot(guest, "m2-removed");
+  await moderator.waitForSelector(row(plan.guestIdentity), { state: "detached" });
+  step("the guest was removed");
+
+  await guest.click("#rejoin");
+  await screen(guest, "room");
+  await moderator.waitForSelector(row(plan.guestIdentity));
+  // The microphone the moderator muted stays off on the way back in.
+  seen.guestMicOffAfterRejoin = await guest.$eval("#toggle-mic", (b) => b.getAttribute("aria-pressed"));
+  step("the guest came back");
+
+  await moderator.click(`${row(plan.pestIdentity)} .people-remove`);
+  await moderator.check(`${row(plan.pestIdentity)} .people-block`);
+  await shot(moderator, "m3-remove-and-block");
+  await moderator.click(`${row(plan.pestIdentity)} .people-remove-confirm`);
+  await screen(pest, "removed");
+  seen.moderatorToast = await toastText(moderator);
+  await pest.click("#rejoin");
+  await pest.waitForSelector('#app[data-screen="error"][data-error="blocked"]');
+  seen.blockedText = await pest.textContent("#app");
+  await shot(pest, "m4-blocked");
+  await moderator.waitForSelector(row(plan.pestIdentity), { state: "detached" });
+  seen.peopleTitleAfter = await moderator.textContent("#people-title");
+  step("the other was removed and blocked");
+});

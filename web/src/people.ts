@@ -1,0 +1,218 @@
+// A moderator's list of the people in the meeting, opened from the People control: each with
+// whether their microphone is on, Mute (only its owner can turn it back on) and Remove, which
+// asks first and can keep them out of this meeting for good; and Mute everyone. Rows are kept
+// by identity, so an update never takes a button away from under the pointer or the focus.
+
+import { Track, type RemoteParticipant } from 'livekit-client';
+
+import { ICONS, announce, controlButton, h } from './dom';
+import { muteMicrophone, removeParticipant, type ActionResult } from './session';
+
+interface Row {
+  el: HTMLLIElement;
+  name: HTMLSpanElement;
+  mic: HTMLSpanElement;
+  mute: HTMLButtonElement;
+  remove: HTMLButtonElement;
+  confirm: HTMLDivElement;
+  prompt: HTMLParagraphElement;
+  block: HTMLInputElement;
+}
+
+export class PeopleList {
+  readonly el = h('section', { id: 'people', class: 'people', 'aria-labelledby': 'people-title', hidden: true });
+  readonly button = controlButton('toggle-people', 'Show people', 'People', ICONS.people, 'ctl-people');
+  private readonly title = h('h2', { id: 'people-title' }, 'People');
+  private readonly empty = h('p', { class: 'people-empty' }, 'Nobody else is here yet.');
+  private readonly list = h('ul', {});
+  private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+  private readonly muteAll = h('button', { id: 'people-mute-all', type: 'button' }, 'Mute everyone');
+  private readonly rows = new Map<string, Row>();
+  /** Calls on their way, by identity (`all` for Mute everyone): their buttons stay disabled. */
+  private readonly busy = new Set<string>();
+  private stopped = false;
+
+  /** `joinToken`: the join token in use now; `say`: a short message on the meeting screen. */
+  constructor(
+    private readonly joinToken: () => string,
+    private readonly say: (text: string) => void,
+  ) {
+    this.button.setAttribute('aria-expanded', 'false');
+    this.button.setAttribute('aria-controls', 'people');
+    this.button.addEventListener('click', () => this.toggle());
+    this.muteAll.addEventListener('click', () => void this.muteEveryone());
+    this.el.append(this.title, this.empty, this.list, this.error, h('div', { class: 'actions' }, this.muteAll));
+    this.renderCount();
+  }
+
+  /** Adds or updates `p`'s row (hidden participants, such as a recorder, are not listed). */
+  sync(p: RemoteParticipant): void {
+    if (this.stopped) return;
+    if (p.permissions?.hidden) {
+      this.remove(p.identity);
+      return;
+    }
+    let row = this.rows.get(p.identity);
+    if (!row) {
+      row = this.row(p.identity);
+      this.rows.set(p.identity, row);
+      this.list.append(row.el);
+      this.renderCount();
+    }
+    const name = p.name || p.identity;
+    if (row.name.textContent !== name) {
+      row.name.textContent = name;
+      row.el.querySelectorAll('.who').forEach((el) => (el.textContent = ` ${name}`));
+      row.prompt.textContent = `Remove ${name} from the meeting?`;
+    }
+    const mic = p.getTrackPublication(Track.Source.Microphone);
+    const open = !!mic && !mic.isMuted;
+    row.mic.textContent = open ? 'Microphone on' : 'Microphone off';
+    row.el.dataset.microphone = open ? 'on' : 'off';
+    row.mute.hidden = !open;
+    this.setBusy(p.identity);
+  }
+
+  /** Takes `identity`'s row away (they left). */
+  remove(identity: string): void {
+    const row = this.rows.get(identity);
+    if (!row) return;
+    row.el.remove();
+    this.rows.delete(identity);
+    this.renderCount();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private toggle(): void {
+    const open = this.el.hidden;
+    this.el.hidden = !open;
+    this.button.setAttribute('aria-expanded', String(open));
+    this.button.setAttribute('aria-pressed', String(open));
+    if (open) this.title.focus();
+  }
+
+  private renderCount(): void {
+    this.title.textContent = `People (${this.rows.size + 1})`;
+    this.title.tabIndex = -1;
+    this.empty.hidden = this.rows.size > 0;
+    this.muteAll.hidden = this.rows.size === 0;
+  }
+
+  private row(identity: string): Row {
+    // The visible words come first in each button's name (voice control says what it sees).
+    const who = (): HTMLElement => h('span', { class: 'visually-hidden who' });
+    const name = h('span', { class: 'people-name' });
+    const mic = h('span', { class: 'people-mic' });
+    const mute = h('button', { type: 'button', class: 'people-mute' }, 'Mute', who());
+    const remove = h('button', { type: 'button', class: 'people-remove', 'aria-expanded': 'false' }, 'Remove', who());
+    const block = h('input', { type: 'checkbox', class: 'people-block' });
+    const yes = h('button', { type: 'button', class: 'danger people-remove-confirm' }, 'Remove', who());
+    const no = h('button', { type: 'button', class: 'people-remove-cancel' }, 'Cancel');
+    const prompt = h('p', { class: 'confirm-title' });
+    const confirm = h(
+      'div',
+      { class: 'people-confirm', role: 'group', hidden: true },
+      prompt,
+      h('label', {}, block, ' Do not let them back into this meeting'),
+      h('div', { class: 'actions' }, no, yes),
+    );
+    const el = h(
+      'li',
+      { 'data-user-id': identity },
+      h('div', { class: 'people-row' }, h('span', { class: 'people-who' }, name, mic), mute, remove),
+      confirm,
+    );
+    const row = { el, name, mic, mute, remove, confirm, prompt, block };
+    const closeConfirm = (): void => {
+      confirm.hidden = true;
+      remove.setAttribute('aria-expanded', 'false');
+      remove.focus();
+    };
+    mute.addEventListener('click', () => void this.mute(identity));
+    remove.addEventListener('click', () => {
+      confirm.hidden = false;
+      block.checked = false;
+      remove.setAttribute('aria-expanded', 'true');
+      no.focus();
+    });
+    no.addEventListener('click', closeConfirm);
+    confirm.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') closeConfirm();
+    });
+    yes.addEventListener('click', () => void this.removeUser(identity, block.checked));
+    return row;
+  }
+
+  private setBusy(identity: string): void {
+    const row = this.rows.get(identity);
+    const busy = this.busy.has(identity);
+    row?.el.querySelectorAll('button').forEach((b) => (b.disabled = busy));
+  }
+
+  /** Runs a call for `key` (an identity, or `all`), its buttons disabled meanwhile. */
+  private async run(key: string, call: () => Promise<ActionResult>): Promise<ActionResult | undefined> {
+    if (this.busy.has(key)) return undefined;
+    this.busy.add(key);
+    this.setBusy(key);
+    this.error.hidden = true;
+    const result = await call();
+    this.busy.delete(key);
+    if (this.stopped) return undefined;
+    this.setBusy(key);
+    if (!result.ok) {
+      this.error.dataset.msg = result.msg;
+      this.error.textContent = failure(result.msg);
+      this.error.hidden = false;
+    }
+    return result;
+  }
+
+  private async mute(identity: string): Promise<void> {
+    const name = this.rows.get(identity)?.name.textContent ?? identity;
+    const result = await this.run(identity, () => muteMicrophone(this.joinToken(), identity));
+    if (result?.ok) announce(`${name}'s microphone was muted`);
+  }
+
+  private async muteEveryone(): Promise<void> {
+    this.muteAll.disabled = true;
+    const result = await this.run('all', () => muteMicrophone(this.joinToken(), 'all'));
+    this.muteAll.disabled = false;
+    if (result?.ok) this.say('Everyone else is muted.');
+  }
+
+  private async removeUser(identity: string, block: boolean): Promise<void> {
+    const name = this.rows.get(identity)?.name.textContent ?? identity;
+    const result = await this.run(identity, () => removeParticipant(this.joinToken(), identity, block));
+    if (!result?.ok) return;
+    // LiveKit's word that they left takes the row away; until then it shows no actions.
+    const row = this.rows.get(identity);
+    if (row) {
+      row.confirm.hidden = true;
+      row.el.dataset.removed = 'true';
+      row.mute.hidden = true;
+      row.remove.hidden = true;
+    }
+    this.say(block ? `${name} was removed and cannot come back.` : `${name} was removed.`);
+    this.title.focus();
+  }
+}
+
+/** What a refused moderator's call means, in words. */
+function failure(msg: string): string {
+  switch (msg) {
+    case 'notifications.user-not-active':
+      return 'They are no longer in the meeting.';
+    case 'notifications.no-track-to-mute':
+      return 'Their microphone is not on.';
+    case 'notifications.only-admin-can-do-this':
+      return 'Only a moderator can do that.';
+    case 'notifications.media-server-unreachable':
+    case 'network-error':
+      return 'The media server cannot be reached. Try again.';
+    default:
+      return 'That did not work. Try again.';
+  }
+}
