@@ -4,7 +4,7 @@
 //! A third, hidden user (as a recorder bot joins) watches without publishing or being shown.
 //!
 //! Screenshots of the key screens are kept under `$CARGO_TARGET_DIR/test-artefacts/web/` (and
-//! `web-waiting/` for the waiting room).
+//! `web-waiting/` for the waiting room, `web-moderation/` for a moderator keeping order).
 
 mod support;
 

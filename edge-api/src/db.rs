@@ -616,13 +616,14 @@ pub async fn block_user(
     store: &impl Store,
     room_sid: &str,
     user_id: &str,
-    now: i64,
 ) -> Result<bool, StoreError> {
+    // `updated_at` stays: it is when getJoinToken issued the user's latest token (renewal
+    // checks it), and nothing else writes it.
     let rows = store
         .execute(
-            "UPDATE room_users SET is_blocked = 1, updated_at = ? \
-             WHERE room_sid = ? AND user_id = ? RETURNING user_id",
-            &[now.into(), room_sid.into(), user_id.into()],
+            "UPDATE room_users SET is_blocked = 1 WHERE room_sid = ? AND user_id = ? \
+             RETURNING user_id",
+            &[room_sid.into(), user_id.into()],
         )
         .await?;
     Ok(!rows.rows.is_empty())

@@ -142,7 +142,7 @@ pub async fn remove<S: Store, H: HttpClient, C: Clock>(
     let room = &authorized.room;
     // The block lands before LiveKit is asked, so a reconnect racing the removal is refused.
     let known = if req.block_user {
-        db::block_user(&edge.store, &room.sid, &req.user_id, edge.now_secs()).await
+        db::block_user(&edge.store, &room.sid, &req.user_id).await
     } else {
         db::room_user(&edge.store, &room.sid, &req.user_id)
             .await

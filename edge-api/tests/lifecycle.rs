@@ -816,8 +816,8 @@ fn a_blocked_user_gets_no_token_and_stays_as_stored() {
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
 
     // A moderator blocks u1 (as `/api/removeParticipant` with `block_user` does).
-    assert!(block(db::block_user(&edge.store, &room.sid, "u1", T0 / 1000)).expect("block"));
-    assert!(!block(db::block_user(&edge.store, &room.sid, "nobody", T0 / 1000)).expect("block"));
+    assert!(block(db::block_user(&edge.store, &room.sid, "u1")).expect("block"));
+    assert!(!block(db::block_user(&edge.store, &room.sid, "nobody")).expect("block"));
     let before = block(db::room_user(&edge.store, &room.sid, "u1"))
         .expect("store")
         .expect("user");
@@ -865,7 +865,7 @@ fn a_blocked_user_back_with_an_old_livekit_token_is_removed_again() {
     assert_eq!((status, &body["applied"]), (200, &json!(3)), "{body}");
     assert!(edge.http.calls.borrow().is_empty(), "nobody was blocked");
 
-    assert!(block(db::block_user(&edge.store, &room.sid, "mallory", T0 / 1000)).expect("block"));
+    assert!(block(db::block_user(&edge.store, &room.sid, "mallory")).expect("block"));
     let back = vec![
         presence("EV_4", "participant_left", &name, "PA_2", "mallory"),
         presence("EV_5", "participant_joined", &name, "PA_3", "mallory"),
