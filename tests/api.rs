@@ -1113,6 +1113,16 @@ fn recording_without_recorders(s: &Suite) {
         &json!({"record_id": unique("none")}),
     );
     assert_common(&j, false, "NOT_FOUND");
+    let (_, j) = s.target.call(
+        "/auth/recording/updateMetadata",
+        &json!({"record_id": unique("none"), "metadata": {"title": "T"}}),
+    );
+    assert_common(&j, false, "NOT_FOUND");
+    let (_, j) = s.target.call(
+        "/auth/recording/updateMetadata",
+        &json!({"record_id": unique("none"), "metadata": {"extra_data": {"k": 1}}}),
+    );
+    assert_common(&j, false, "INVALID_PARAMETERS");
     // The download route: plain-text refusals, as plugNmeet's.
     let r = s.target.request("GET", "/download/recording/not-a-token");
     assert_eq!(

@@ -355,6 +355,27 @@ fn recording_from_the_start_runs_on_d1() {
     let list = &listing["result"]["recordings_list"];
     assert_eq!(list[0]["record_id"], json!(job_id), "{listing}");
     assert_eq!(list[0]["file_size"], json!(2.5), "{listing}");
+    assert!(list[0].get("metadata").is_none(), "{listing}");
+    // The backend describes it (a JSON merge patch in D1's SQLite), twice: both changes kept.
+    for change in [
+        json!({"title": "Standup", "extra_data": {"team": "core"}}),
+        json!({"subtitles": {"en": {"label": "English", "url": "https://cdn.test/en.vtt"}},
+               "extra_data": {"sprint": "12"}}),
+    ] {
+        let (_, answer) = target.call(
+            "/auth/recording/updateMetadata",
+            &json!({"record_id": job_id, "metadata": change}),
+        );
+        assert_eq!(answer["status"], json!(true), "{answer}");
+    }
+    let (_, info) = target.call("/auth/recording/info", &json!({"record_id": job_id}));
+    assert_eq!(
+        info["recording_info"]["metadata"],
+        json!({"title": "Standup",
+               "subtitles": {"en": {"label": "English", "url": "https://cdn.test/en.vtt"}},
+               "extra_data": {"team": "core", "sprint": "12"}}),
+        "{info}"
+    );
     // The heartbeats delivered the customer's webhooks, in order.
     let hooks: Vec<Value> = asked
         .lock()

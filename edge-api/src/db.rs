@@ -20,7 +20,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0011_recordings.sql"),
     include_str!("../migrations/0012_auto_recording.sql"),
     include_str!("../migrations/0013_unannounced_sessions.sql"),
-    include_str!("../migrations/0014_customer_webhooks.sql")
+    include_str!("../migrations/0014_customer_webhooks.sql"),
+    include_str!("../migrations/0015_recording_metadata.sql")
 );
 
 pub mod recordings;

@@ -102,6 +102,7 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/recording/recordingInfo",
     "/auth/recording/delete",
     "/auth/recording/getDownloadToken",
+    "/auth/recording/updateMetadata",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -208,6 +209,9 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 recording::catalog::info(self, body).await
             }
             "/auth/recording/delete" => recording::catalog::delete(self, body).await,
+            "/auth/recording/updateMetadata" => {
+                recording::catalog::update_metadata(self, body).await
+            }
             "/auth/recording/getDownloadToken" => {
                 recording::downloads::get_download_token(self, body).await
             }

@@ -1413,6 +1413,134 @@ fn the_catalog_pages_and_filters() {
     );
 }
 
+/// `/auth/recording/updateMetadata`, as plugNmeet reads a change: texts set, cleared by `""`
+/// and kept when absent; subtitles and extra data patched key by key; the result shown by
+/// fetch and info; bad input, a missing recording and an oversize result change nothing; the
+/// metadata goes with its recording.
+#[test]
+fn the_backend_describes_a_recording() {
+    let edge = edge();
+    let m = meeting(&edge, "described", json!({}));
+    let id = finished_recording(&edge, &m, "d1.mp4");
+    let other = finished_recording(&edge, &m, "d2.mp4");
+    let update = |body: Value| api(&edge, "/auth/recording/updateMetadata", &body).1;
+    let shown = |id: &str| {
+        let (_, info) = api(&edge, "/auth/recording/info", &json!({"record_id": id}));
+        info["recording_info"]["metadata"].clone()
+    };
+    // Nothing said yet: no metadata at all, as plugNmeet omits it.
+    assert_eq!(shown(&id), Value::Null);
+    let ok = update(json!({"record_id": id, "metadata": {
+        "title": "Lecture 1", "description": "Intro",
+        "subtitles": {"en": {"label": "English", "url": "https://cdn.test/en.vtt"},
+                      "de": {"label": "Deutsch", "url": "https://cdn.test/de.vtt"}},
+        "extraData": {"courseId": "42", "term": "fall"}}}));
+    assert_eq!(
+        (&ok["status"], &ok["msg"]),
+        (&json!(true), &json!("success")),
+        "{ok}"
+    );
+    assert_eq!(
+        shown(&id),
+        json!({"title": "Lecture 1", "description": "Intro",
+               "subtitles": {"de": {"label": "Deutsch", "url": "https://cdn.test/de.vtt"},
+                             "en": {"label": "English", "url": "https://cdn.test/en.vtt"}},
+               "extra_data": {"courseId": "42", "term": "fall"}})
+    );
+    // A second change: the title cleared, the description kept (absent), a subtitle removed
+    // (no URL) and one replaced, an extra key removed and one added.
+    let ok = update(json!({"record_id": id, "metadata": {
+        "title": "", "description": null,
+        "subtitles": {"de": {"label": "Deutsch"}, "en": {"label": "English (US)", "url": "u2"}},
+        "extra_data": {"term": "", "room": "B12"}}}));
+    assert_eq!(ok["status"], json!(true), "{ok}");
+    let expected = json!({"description": "Intro",
+        "subtitles": {"en": {"label": "English (US)", "url": "u2"}},
+        "extra_data": {"courseId": "42", "room": "B12"}});
+    assert_eq!(shown(&id), expected);
+    // fetch shows the same; the other recording has none.
+    let listed = fetch(&edge, json!({"order_by": "ASC"}));
+    assert_eq!(
+        listed["result"]["recordings_list"][0]["metadata"], expected,
+        "{listed}"
+    );
+    assert!(
+        listed["result"]["recordings_list"][1]
+            .get("metadata")
+            .is_none(),
+        "{listed}"
+    );
+    // Nothing to change: success, nothing written.
+    assert_eq!(update(json!({"record_id": other}))["status"], json!(true));
+    assert_eq!(
+        update(json!({"record_id": other, "metadata": {}}))["status"],
+        json!(true)
+    );
+    assert_eq!(shown(&other), Value::Null);
+
+    // Refused, changing nothing.
+    let refused = |body: Value, code: &str| {
+        let answer = update(body.clone());
+        assert_eq!(answer["status"], json!(false), "{body}: {answer}");
+        assert_eq!(answer["status_code"], json!(code), "{body}: {answer}");
+    };
+    refused(
+        json!({"record_id": "nope", "metadata": {"title": "x"}}),
+        "NOT_FOUND",
+    );
+    refused(json!({"record_id": "nope"}), "NOT_FOUND");
+    refused(json!({"metadata": {"title": "x"}}), "INVALID_PARAMETERS");
+    refused(
+        json!({"record_id": "../d1", "metadata": {"title": "x"}}),
+        "INVALID_PARAMETERS",
+    );
+    refused(
+        json!({"record_id": id, "metadata": {"title": 5}}),
+        "INVALID_PARAMETERS",
+    );
+    refused(
+        json!({"record_id": id, "metadata": {"extra_data": {"k": 1}}}),
+        "INVALID_PARAMETERS",
+    );
+    refused(
+        json!({"record_id": id, "metadata": {"extra_data": {"": "v"}}}),
+        "INVALID_PARAMETERS",
+    );
+    refused(
+        json!({"record_id": id, "metadata": {"subtitles": {"x".repeat(129): null}}}),
+        "INVALID_PARAMETERS",
+    );
+    // Growing past 16 KiB, in one change or in several.
+    refused(
+        json!({"record_id": id, "metadata": {"description": "d".repeat(17_000)}}),
+        "INVALID_PARAMETERS",
+    );
+    for n in 0..3 {
+        let ok = update(json!({"record_id": id, "metadata": {
+            "extra_data": {format!("k{n}"): "v".repeat(5_000)}}}));
+        assert_eq!(ok["status"], json!(true), "{n}: {ok}");
+    }
+    refused(
+        json!({"record_id": id, "metadata": {"extra_data": {"k3": "v".repeat(5_000)}}}),
+        "INVALID_PARAMETERS",
+    );
+    let now = shown(&id);
+    assert_eq!(now["description"], "Intro");
+    assert!(now["extra_data"].get("k3").is_none(), "{now}");
+    assert_eq!(now["extra_data"]["k2"].as_str().map(str::len), Some(5_000));
+
+    // Deleting the recording takes its metadata along.
+    let (_, deleted) = api(&edge, "/auth/recording/delete", &json!({"record_id": id}));
+    assert_eq!(deleted["status"], json!(true), "{deleted}");
+    let rows = block(edge_api::platform::Store::execute(
+        &edge.store,
+        "SELECT COUNT(*) FROM recording_metadata",
+        &[],
+    ))
+    .expect("count");
+    assert_eq!(rows.rows[0][0], edge_api::platform::SqlValue::Integer(0));
+}
+
 #[test]
 fn heartbeats_out_of_clock_or_order_are_not_kept() {
     let edge = edge();

@@ -389,10 +389,14 @@ pub struct RecordingRow {
     pub created_at: i64,
     /// Unix seconds: when its session was created.
     pub room_created_at: i64,
+    /// What the backend said about it (plugNmeet's `RecordingMetadata` as JSON), if anything
+    /// (`migrations/0015_recording_metadata.sql`; never written with the row).
+    pub metadata: Option<String>,
 }
 
 const RECORDING_COLUMNS: &str = "record_id, room_id, room_sid, recorder_id, file_path, \
-     file_bytes, created_at, room_created_at";
+     file_bytes, created_at, room_created_at, (SELECT m.metadata FROM recording_metadata m \
+     WHERE m.record_id = recordings.record_id)";
 
 fn recordings(rows: Rows) -> Result<Vec<RecordingRow>, StoreError> {
     rows.rows
@@ -408,6 +412,7 @@ fn recordings(rows: Rows) -> Result<Vec<RecordingRow>, StoreError> {
                 file_bytes: col.int(5)?,
                 created_at: col.int(6)?,
                 room_created_at: col.int(7)?,
+                metadata: text_opt(r.get(8)),
             })
         })
         .collect()
@@ -517,6 +522,47 @@ pub async fn delete_recording(store: &impl Store, record_id: &str) -> Result<(),
         )
         .await?;
     Ok(())
+}
+
+/// Largest stored metadata of one recording, in bytes of JSON.
+pub const MAX_METADATA_BYTES: i64 = 16 * 1024;
+
+/// What became of a metadata update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataUpdate {
+    /// Applied: the recording's metadata now (JSON).
+    Updated(String),
+    /// No recording by that id.
+    NotFound,
+    /// Applied, it would be over [`MAX_METADATA_BYTES`]: nothing was changed.
+    TooLarge,
+}
+
+/// Applies `patch`, a JSON merge patch (RFC 7396: a member set to null is removed), to the
+/// metadata of recording `record_id`, in one statement, unless the result would be over
+/// [`MAX_METADATA_BYTES`].
+pub async fn patch_recording_metadata(
+    store: &impl Store,
+    record_id: &str,
+    patch: &str,
+) -> Result<MetadataUpdate, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT INTO recording_metadata (record_id, metadata) \
+             SELECT record_id, json_patch('{}', ?2) FROM recordings \
+             WHERE record_id = ?1 AND length(json_patch('{}', ?2)) <= ?3 \
+             ON CONFLICT (record_id) DO UPDATE SET metadata = json_patch(metadata, ?2) \
+             WHERE length(json_patch(metadata, ?2)) <= ?3 RETURNING metadata",
+            &[record_id.into(), patch.into(), MAX_METADATA_BYTES.into()],
+        )
+        .await?;
+    if let Some(row) = rows.rows.first() {
+        return Ok(MetadataUpdate::Updated(Columns(row).text(0)?));
+    }
+    Ok(match recording(store, record_id).await? {
+        Some(_) => MetadataUpdate::TooLarge,
+        None => MetadataUpdate::NotFound,
+    })
 }
 
 fn real(v: Option<&SqlValue>) -> Option<f64> {

@@ -1,12 +1,17 @@
 //! plugNmeet's recording catalog calls, HMAC-signed like the room calls:
 //! `/auth/recording/fetch` (paged, filtered by rooms and session), `/auth/recording/info`
 //! (alias `/auth/recording/recordingInfo`: one recording with its session as a past room) and
-//! `/auth/recording/delete` (the file on its node, then the catalog entry).
+//! `/auth/recording/delete` (the file on its node, then the catalog entry), and
+//! `/auth/recording/updateMetadata` (the backend's title, description, subtitles and extra data
+//! for a recording, which fetch and info then show).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::nodes::NodeApi;
-use crate::db::recordings::{self as db, RecordingRow, RecordingsQuery};
+use crate::db::recordings::{self as db, MetadataUpdate, RecordingRow, RecordingsQuery};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::past::PastRoomInfo;
@@ -51,6 +56,45 @@ struct RecordingInfo {
     creation_time: i64,
     #[serde(serialize_with = "int64_string")]
     room_creation_time: i64,
+    /// Omitted until the backend sets some (plugNmeet's `optional`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<RecordingMetadata>,
+}
+
+/// plugNmeet's `RecordingMetadata`, as stored and as shown (the maps always written, the unset
+/// texts not, as protojson writes an `optional` field).
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct RecordingMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    /// By language, e.g. `{"en": {"label": "English", "url": "..."}}`.
+    #[serde(default)]
+    subtitles: BTreeMap<String, Subtitle>,
+    #[serde(default)]
+    extra_data: BTreeMap<String, String>,
+}
+
+/// plugNmeet's `RecordingSubtitle`.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Subtitle {
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    url: String,
+}
+
+/// The stored metadata as shown; a row that does not read is logged and left out.
+fn shown_metadata(record_id: &str, stored: Option<&str>) -> Option<RecordingMetadata> {
+    let stored = stored?;
+    match serde_json::from_str(stored) {
+        Ok(metadata) => Some(metadata),
+        Err(e) => {
+            tracing::error!(%record_id, error = %e, "stored recording metadata does not read");
+            None
+        }
+    }
 }
 
 impl From<&RecordingRow> for RecordingInfo {
@@ -63,6 +107,7 @@ impl From<&RecordingRow> for RecordingInfo {
             file_size: megabytes(row.file_bytes),
             creation_time: row.created_at,
             room_creation_time: row.room_created_at,
+            metadata: shown_metadata(&row.record_id, row.metadata.as_deref()),
         }
     }
 }
@@ -233,6 +278,140 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     EdgeResponse::common(200, Common::ok("success"))
 }
 
+/// Longest subtitle language or extra-data key taken.
+const MAX_METADATA_KEY_LEN: usize = 128;
+
+/// `/auth/recording/updateMetadata`'s request: plugNmeet's `UpdateRecordingMetadataReq`.
+#[derive(Deserialize)]
+struct UpdateMetadataReq {
+    #[serde(default)]
+    record_id: String,
+    #[serde(default)]
+    metadata: Option<MetadataChange>,
+}
+
+/// What to change, as plugNmeet reads it: a text given replaces the stored one, `""` clears it,
+/// absent (or `null`) keeps it; a subtitle given with its label and URL is set, one without
+/// either (or `null`) removed; an extra-data value is set, `""` removes it. What is not named
+/// stays.
+#[derive(Deserialize)]
+struct MetadataChange {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    subtitles: BTreeMap<String, Option<Subtitle>>,
+    #[serde(default)]
+    extra_data: BTreeMap<String, String>,
+}
+
+impl MetadataChange {
+    /// The change as a JSON merge patch (RFC 7396: `null` removes), or the answer refusing it.
+    fn merge_patch(self) -> Result<Map<String, Value>, EdgeResponse> {
+        let text = |v: String| {
+            if v.is_empty() {
+                Value::Null
+            } else {
+                Value::String(v)
+            }
+        };
+        let mut patch = Map::new();
+        if let Some(title) = self.title {
+            patch.insert("title".into(), text(title));
+        }
+        if let Some(description) = self.description {
+            patch.insert("description".into(), text(description));
+        }
+        let key_ok = |k: &str| !k.is_empty() && k.len() <= MAX_METADATA_KEY_LEN;
+        if let Some(bad) = self.subtitles.keys().find(|k| !key_ok(k)) {
+            return Err(invalid(format!(
+                "subtitles: key `{}` must be 1 to {MAX_METADATA_KEY_LEN} bytes",
+                bad.chars().take(16).collect::<String>()
+            )));
+        }
+        if let Some(bad) = self.extra_data.keys().find(|k| !key_ok(k)) {
+            return Err(invalid(format!(
+                "extra_data: key `{}` must be 1 to {MAX_METADATA_KEY_LEN} bytes",
+                bad.chars().take(16).collect::<String>()
+            )));
+        }
+        if !self.subtitles.is_empty() {
+            let subtitles = self
+                .subtitles
+                .into_iter()
+                .map(|(lang, subtitle)| {
+                    let value = match subtitle {
+                        Some(s) if !s.label.is_empty() && !s.url.is_empty() => {
+                            serde_json::json!({"label": s.label, "url": s.url})
+                        }
+                        _ => Value::Null,
+                    };
+                    (lang, value)
+                })
+                .collect();
+            patch.insert("subtitles".into(), Value::Object(subtitles));
+        }
+        if !self.extra_data.is_empty() {
+            let extra = self
+                .extra_data
+                .into_iter()
+                .map(|(k, v)| (k, text(v)))
+                .collect();
+            patch.insert("extra_data".into(), Value::Object(extra));
+        }
+        Ok(patch)
+    }
+}
+
+/// Handles `POST /auth/recording/updateMetadata`: patches what the backend says about a
+/// recording, in one statement (two backends at once lose neither's change). The stored
+/// metadata stays under 16 KiB of JSON: a change past that is refused and changes nothing.
+pub async fn update_metadata<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    let req: UpdateMetadataReq = match parse_input(body) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    if !super::is_node_id(&req.record_id) {
+        return invalid("record_id: 1 to 64 of [A-Za-z0-9_-]");
+    }
+    let not_found = || {
+        EdgeResponse::common(
+            200,
+            Common::fail(StatusCode::NotFound, "recording not found"),
+        )
+    };
+    let patch = match req.metadata.map(MetadataChange::merge_patch) {
+        Some(Ok(patch)) => patch,
+        Some(Err(response)) => return response,
+        None => Map::new(),
+    };
+    // Nothing to change: plugNmeet answers success for a recording it has.
+    if patch.is_empty() {
+        return match db::recording(&edge.store, &req.record_id).await {
+            Ok(Some(_)) => EdgeResponse::common(200, Common::ok("success")),
+            Ok(None) => not_found(),
+            Err(e) => internal(e),
+        };
+    }
+    let patch = Value::Object(patch).to_string();
+    match db::patch_recording_metadata(&edge.store, &req.record_id, &patch).await {
+        Ok(MetadataUpdate::Updated(_)) => {
+            tracing::info!(record_id = %req.record_id, "recording metadata updated");
+            EdgeResponse::common(200, Common::ok("success"))
+        }
+        Ok(MetadataUpdate::NotFound) => not_found(),
+        Ok(MetadataUpdate::TooLarge) => invalid(format!(
+            "metadata: over {} bytes with this change; nothing was changed",
+            db::MAX_METADATA_BYTES
+        )),
+        Err(e) => internal(e),
+    }
+}
+
 /// Unix seconds as `2006-01-02 15:04:05` in UTC, as plugNmeet's `recording/info` writes them.
 fn plain_time(unix_secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_secs)
@@ -266,6 +445,7 @@ mod tests {
             file_bytes: 12_345_678,
             created_at: 1,
             room_created_at: 0,
+            metadata: None,
         };
         assert_eq!(RecordingInfo::from(&row).file_size, 12.35);
     }

@@ -352,6 +352,7 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
                         .unwrap_or(0),
                     created_at: row.created_ms.div_euclid(1000),
                     room_created_at: 0,
+                    metadata: None,
                 },
             )
             .await?;
