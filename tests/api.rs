@@ -1876,21 +1876,36 @@ fn moderator_mutes_removes_and_blocks(s: &Suite) {
         &as_moderator,
     );
     assert_common(&j, false, "USER_NOT_FOUND");
+    // An unmute, also as protojson writes one (`muted` false is left out).
+    for body in [r#"{"user_id":"bob","muted":false}"#, r#"{"user_id":"bob"}"#] {
+        let (_, j) = act("/api/muteUnmuteTrack", body, &as_moderator);
+        assert_eq!(j["msg"], "notifications.remote-unmute-not-allowed", "{j}");
+    }
+    // A hidden user is not a moderator's to see, nor to act on.
+    s.target.join_token(&room, "observer", false, true);
+    for (path, body) in [
+        (
+            "/api/removeParticipant",
+            r#"{"user_id":"observer","block_user":true}"#,
+        ),
+        ("/api/removeParticipant", r#"{"user_id":"observer"}"#),
+        (
+            "/api/muteUnmuteTrack",
+            r#"{"user_id":"observer","muted":true}"#,
+        ),
+    ] {
+        let (_, j) = act(path, body, &as_moderator);
+        assert_common(&j, false, "USER_NOT_FOUND");
+    }
     let (_, j) = act(
         "/api/muteUnmuteTrack",
-        r#"{"user_id":"bob","muted":false}"#,
-        &as_moderator,
-    );
-    assert_eq!(j["msg"], "notifications.remote-unmute-not-allowed", "{j}");
-    let (_, j) = act(
-        "/api/muteUnmuteTrack",
-        r#"{"user_id":"bob","track_sid":"TR_not/a/sid"}"#,
+        r#"{"user_id":"bob","track_sid":"TR_not/a/sid","muted":true}"#,
         &as_moderator,
     );
     assert_common(&j, false, "INVALID_PARAMETERS");
     let (_, j) = act(
         "/api/muteUnmuteTrack",
-        r#"{"user_id":"bob","track_sid":"TR_nosuchtrack"}"#,
+        r#"{"user_id":"bob","track_sid":"TR_nosuchtrack","muted":true}"#,
         &as_moderator,
     );
     assert_common(&j, false, "NOT_FOUND");
@@ -1906,7 +1921,7 @@ fn moderator_mutes_removes_and_blocks(s: &Suite) {
     // Alice's microphone, by her user id alone; then everyone's: bob's and carol's.
     let (_, j) = act(
         "/api/muteUnmuteTrack",
-        r#"{"userId":"alice"}"#,
+        r#"{"userId":"alice","muted":true}"#,
         &as_moderator,
     );
     assert_common(&j, true, "SUCCESS");
@@ -1920,7 +1935,7 @@ fn moderator_mutes_removes_and_blocks(s: &Suite) {
     assert_eq!(microphone_muted(s, &room, "bob"), Some(false));
     let (_, j) = act(
         "/api/muteUnmuteTrack",
-        r#"{"user_id":"all"}"#,
+        r#"{"user_id":"all","muted":true}"#,
         &as_moderator,
     );
     assert_common(&j, true, "SUCCESS");

@@ -21,7 +21,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0012_auto_recording.sql"),
     include_str!("../migrations/0013_unannounced_sessions.sql"),
     include_str!("../migrations/0014_customer_webhooks.sql"),
-    include_str!("../migrations/0015_recording_metadata.sql")
+    include_str!("../migrations/0015_recording_metadata.sql"),
+    include_str!("../migrations/0016_blocked_users.sql")
 );
 
 pub mod recordings;
@@ -184,6 +185,42 @@ pub async fn session_is_running(store: &impl Store, sid: &str) -> Result<bool, S
     Ok(!rows.rows.is_empty())
 }
 
+/// Whether session `sid` still lets user `user_id` in: it runs and has not blocked them (the
+/// last check before a LiveKit token goes out, so an end or a block made meanwhile holds).
+pub async fn session_admits(
+    store: &impl Store,
+    sid: &str,
+    user_id: &str,
+) -> Result<Admission, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT (SELECT is_running FROM rooms WHERE sid = ?1), \
+             (SELECT is_blocked FROM room_users WHERE room_sid = ?1 AND user_id = ?2)",
+            &[sid.into(), user_id.into()],
+        )
+        .await?;
+    let row = rows.rows.first();
+    let flag = |i: usize| row.and_then(|r| int_opt(r.get(i))) == Some(1);
+    Ok(if !flag(0) {
+        Admission::Ended
+    } else if flag(1) {
+        Admission::Blocked
+    } else {
+        Admission::Admitted
+    })
+}
+
+/// What [`session_admits`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The session runs and the user is not blocked.
+    Admitted,
+    /// The session is over (or unknown).
+    Ended,
+    /// The session has blocked the user.
+    Blocked,
+}
+
 /// The most recent session of `room_id`, running or not.
 pub async fn latest_room(store: &impl Store, room_id: &str) -> Result<Option<RoomRow>, StoreError> {
     let sql =
@@ -292,6 +329,26 @@ pub async fn rooms_by_sids(store: &impl Store, sids: &[&str]) -> Result<Vec<Room
     let sql =
         format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE sid IN (SELECT value FROM json_each(?))");
     rooms(store.execute(&sql, &[json_list(sids)?]).await?)
+}
+
+/// Which of `identities` are visible users of session `room_sid` (getJoinToken issued them a
+/// token, not hidden), in one statement.
+pub async fn visible_users_among(
+    store: &impl Store,
+    room_sid: &str,
+    identities: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    if identities.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = store
+        .execute(
+            "SELECT user_id FROM room_users WHERE room_sid = ? AND is_hidden = 0 \
+             AND user_id IN (SELECT value FROM json_each(?))",
+            &[room_sid.into(), json_list(identities)?],
+        )
+        .await?;
+    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
 }
 
 /// A list as one JSON text parameter, for `json_each(?)`: one statement whatever its length
@@ -611,19 +668,20 @@ pub async fn reject_waiting(
 
 /// Blocks user `user_id` from session `room_sid` (a moderator removed them for good): no
 /// session, no renewal and no new join token for them, and a LiveKit join with a token they
-/// still hold is undone (see [`participant_joined`]). Returns whether the session knows the
-/// user (getJoinToken recorded them); blocking again changes nothing and still returns true.
+/// still hold is undone (see [`participant_joined`] and [`blocked_presences`]). Returns whether
+/// the session knows the user (getJoinToken recorded them, not hidden); blocking again changes
+/// nothing and still returns true.
 pub async fn block_user(
     store: &impl Store,
     room_sid: &str,
     user_id: &str,
 ) -> Result<bool, StoreError> {
     // `updated_at` stays: it is when getJoinToken issued the user's latest token (renewal
-    // checks it), and nothing else writes it.
+    // checks it), and nothing else writes it. A hidden user is not a moderator's to see.
     let rows = store
         .execute(
             "UPDATE room_users SET is_blocked = 1 WHERE room_sid = ? AND user_id = ? \
-             RETURNING user_id",
+             AND is_hidden = 0 RETURNING user_id",
             &[room_sid.into(), user_id.into()],
         )
         .await?;
@@ -982,6 +1040,71 @@ pub async fn participant_joined(
         Some(row) if int_opt(row.get(1)) == Some(1) => Joined::Blocked,
         Some(_) => Joined::Recorded,
     })
+}
+
+/// A participant LiveKit may still have in a session that has blocked them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedPresence {
+    /// The session.
+    pub room_sid: String,
+    /// Its LiveKit room.
+    pub livekit_room: String,
+    /// LiveKit's participant sid.
+    pub participant_sid: String,
+    /// The identity (the user id).
+    pub identity: String,
+}
+
+/// Participants of `region_id`'s running sessions that the session has blocked and no
+/// `participant_left` has yet marked gone, at most `limit` (a partial index on blocked users
+/// keeps this small: `migrations/0016_blocked_users.sql`).
+pub async fn blocked_presences(
+    store: &impl Store,
+    region_id: &str,
+    limit: i64,
+) -> Result<Vec<BlockedPresence>, StoreError> {
+    let sql = format!(
+        // CROSS JOIN keeps this order: from the few blocked users (the partial index), not
+        // from every participant of the region's running sessions.
+        "SELECT p.room_sid, (SELECT {} FROM rooms WHERE sid = p.room_sid), p.participant_sid, \
+         p.identity FROM room_users u CROSS JOIN rooms r CROSS JOIN room_participants p \
+         WHERE u.is_blocked = 1 AND r.sid = u.room_sid AND r.is_running = 1 AND r.region = ? \
+         AND p.room_sid = u.room_sid AND p.identity = u.user_id AND p.left_at IS NULL LIMIT ?",
+        livekit_room_sql!()
+    );
+    let rows = store
+        .execute(&sql, &[region_id.into(), limit.into()])
+        .await?;
+    rows.rows
+        .iter()
+        .map(|r| {
+            let col = Columns(r);
+            Ok(BlockedPresence {
+                room_sid: col.text(0)?,
+                livekit_room: col.text(1)?,
+                participant_sid: col.text(2)?,
+                identity: col.text(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Marks participant `participant_sid` of session `room_sid` gone at `at` (LiveKit said it
+/// has no such participant), unless it left already.
+pub async fn participant_gone(
+    store: &impl Store,
+    room_sid: &str,
+    participant_sid: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "UPDATE room_participants SET left_at = ? \
+             WHERE room_sid = ? AND participant_sid = ? AND left_at IS NULL",
+            &[at.into(), room_sid.into(), participant_sid.into()],
+        )
+        .await?;
+    Ok(())
 }
 
 /// What a `participant_joined` event did to the session's participant list.

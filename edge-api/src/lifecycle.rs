@@ -13,7 +13,8 @@
 //! - `participant_joined` / `participant_left` keep the session's participant list; a visible
 //!   identity's first entry counts in `joined_participants`. A participant joins only the
 //!   session whose LiveKit room the event names. An identity the session has blocked (see
-//!   [`crate::moderation`]) is removed from LiveKit again as soon as it is heard to join.
+//!   [`crate::moderation`]) is removed from LiveKit again as soon as it is heard to join, and
+//!   each heartbeat removes again any the session still lists as present.
 //! - `room_finished` ends the session (it moves to past rooms).
 //! - On each recorded heartbeat: sessions past their `room_duration`, or empty for their
 //!   `empty_timeout`, are ended and their LiveKit room deleted; emptiness counts only while the
@@ -43,10 +44,11 @@ use crate::Edge;
 /// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
 /// continues). An end costs three statements (the end, and its LiveKit delete kept and then
 /// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
-/// two of its own, three to find what is due, 24 for the ends, 11 for the retried deletes,
-/// one pruning, with recorders two to find the recordings of the rooms ending, and up to six
-/// delivering the customer's webhooks ([`crate::webhooks::deliver_due`]).
-const ENDS_PER_HEARTBEAT: i64 = 8;
+/// two of its own, three to find what is due, 18 for the ends, 11 for the retried deletes,
+/// up to five sweeping blocked users out ([`sweep_blocked`]), one pruning, with recorders two
+/// to find the recordings of the rooms ending, and up to six delivering the customer's
+/// webhooks ([`crate::webhooks::deliver_due`]): 48.
+const ENDS_PER_HEARTBEAT: i64 = 6;
 
 /// The webhook events the edge acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,11 +151,13 @@ pub enum Outcome {
     Ignored,
 }
 
-/// Applies one event from `region`'s LiveKit.
+/// Applies one event from `region`'s LiveKit. A blocked user heard joining is noted in
+/// `blocked`, for [`remove_blocked`] once the batch is applied.
 pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     event: &WebhookEvent,
+    blocked: &mut BlockedJoins,
 ) -> Result<Outcome, StoreError> {
     // Most of LiveKit's events (egress, ...) change nothing here: no statement for them; nor
     // do track events unless the customer's webhooks pass them on.
@@ -214,7 +218,7 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                 )
                 .await?;
                 if joined == Joined::Blocked {
-                    remove_blocked(edge, region, &room.name, &participant.identity).await;
+                    blocked.note(&room.name, &participant.identity);
                 }
                 joined != Joined::NotRecorded
             } else {
@@ -255,27 +259,100 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     })
 }
 
-/// Removes `identity`, whom the session has blocked, from LiveKit room `livekit_room` again:
-/// they came back with a LiveKit token minted before the block (LiveKit keeps no block list,
-/// and refreshes a connected client's token). Waits at most
-/// [`livekit::BRIEF_CALL_TIMEOUT`], as the sidecar waits on this batch; a failure is logged
-/// and the event still counts as applied (the participant stays listed until they leave).
-async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    region: &Region,
-    livekit_room: &str,
-    identity: &str,
-) {
-    let api = edge.livekit(region);
-    let removal = api.remove_participant(livekit_room, identity, livekit::BRIEF_CALL_TIMEOUT);
-    match removal.await {
-        Ok(_) => {
-            tracing::warn!(region = %region.id, room = %livekit_room, %identity, "a blocked user came back with an earlier LiveKit token: removed again");
-        }
-        Err(e) => {
-            tracing::warn!(region = %region.id, room = %livekit_room, %identity, error = %e, "a blocked user came back and could not be removed");
+/// Most removals of blocked users one request makes (sent side by side, each waiting at most
+/// [`livekit::BRIEF_CALL_TIMEOUT`]); the rest wait for the next heartbeat's sweep.
+pub const REMOVALS_PER_REQUEST: usize = 4;
+
+/// Blocked users heard joining LiveKit in one batch of events: each `(LiveKit room, identity)`
+/// once (LiveKit removes by identity).
+#[derive(Debug, Default)]
+pub struct BlockedJoins(Vec<(String, String)>);
+
+impl BlockedJoins {
+    fn note(&mut self, livekit_room: &str, identity: &str) {
+        if !self
+            .0
+            .iter()
+            .any(|(room, who)| room == livekit_room && who == identity)
+        {
+            self.0.push((livekit_room.to_owned(), identity.to_owned()));
         }
     }
+}
+
+/// Removes from `region`'s LiveKit users whom their session has blocked, who came back with a
+/// LiveKit token minted before the block (LiveKit keeps no block list, and refreshes a
+/// connected client's token): at most [`REMOVALS_PER_REQUEST`], side by side, so the sidecar
+/// waiting on its batch waits [`livekit::BRIEF_CALL_TIMEOUT`] at most. Whoever is left, or
+/// whose removal failed, is still listed as present, and the next heartbeat's sweep
+/// ([`sweep_blocked`]) tries again.
+pub async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    blocked: BlockedJoins,
+) {
+    if blocked.0.is_empty() {
+        return;
+    }
+    let api = edge.livekit(region);
+    let removals = blocked
+        .0
+        .iter()
+        .take(REMOVALS_PER_REQUEST)
+        .map(|(room, identity)| async {
+            let outcome = api
+                .remove_participant(room, identity, livekit::BRIEF_CALL_TIMEOUT)
+                .await;
+            log_removal(region, room, identity, &outcome);
+            outcome
+        });
+    futures_util::future::join_all(removals).await;
+}
+
+fn log_removal(region: &Region, room: &str, identity: &str, outcome: &Result<bool, LiveKitError>) {
+    match outcome {
+        Ok(true) => {
+            tracing::warn!(region = %region.id, %room, %identity, "a blocked user came back with an earlier LiveKit token: removed again");
+        }
+        Ok(false) => {
+            tracing::info!(region = %region.id, %room, %identity, "a blocked user had left LiveKit already");
+        }
+        Err(e) => {
+            tracing::warn!(region = %region.id, %room, %identity, error = %e, "a blocked user could not be removed from LiveKit; the next heartbeat tries again");
+        }
+    }
+}
+
+/// On a heartbeat from `region`: removes again the blocked users its sessions still list as
+/// present (a removal that failed or was cut short, a batch re-sent after one), at most
+/// [`REMOVALS_PER_REQUEST`], side by side; one LiveKit says it does not have is marked gone.
+/// One statement, plus one per participant marked gone.
+async fn sweep_blocked<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+) -> Result<(), StoreError> {
+    let limit = i64::try_from(REMOVALS_PER_REQUEST).unwrap_or(1);
+    let present = db::blocked_presences(&edge.store, &region.id, limit).await?;
+    if present.is_empty() {
+        return Ok(());
+    }
+    let api = edge.livekit(region);
+    let removals = present.iter().map(|p| async {
+        let outcome = api
+            .remove_participant(&p.livekit_room, &p.identity, livekit::BRIEF_CALL_TIMEOUT)
+            .await;
+        log_removal(region, &p.livekit_room, &p.identity, &outcome);
+        outcome
+    });
+    let outcomes = futures_util::future::join_all(removals).await;
+    let now = edge.now_secs();
+    for (p, outcome) in present.iter().zip(outcomes) {
+        // Removed: LiveKit's participant_left marks them gone. Not there: nothing will.
+        if matches!(outcome, Ok(false)) {
+            db::participant_gone(&edge.store, &p.room_sid, &p.participant_sid, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The due work a heartbeat from `region` pays for: ends sessions past their limits (and
@@ -336,6 +413,7 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
         }
     }
     retry_deletes(edge, region).await?;
+    sweep_blocked(edge, region).await?;
     db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
     Ok(due.len())
 }

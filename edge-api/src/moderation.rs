@@ -8,14 +8,20 @@
 //!   undone as soon as the region's sidecar reports it (see [`crate::lifecycle`]). A user who is
 //!   not in the meeting can still be blocked. Nobody removes themselves.
 //! - `POST /api/muteUnmuteTrack` `{"user_id": "...", "track_sid": "", "muted": true}`: mutes the
-//!   user's microphone (or the track named), or with `user_id` `"all"` every microphone but the
-//!   moderator's own, at most [`MUTES_PER_CALL`] a call (`left` says how many remain). Only its
-//!   publisher may unmute a track: `muted: false` is refused, as LiveKit refuses a remote
-//!   unmute unless rooms allow one (plugNmeet does not allow it either, for privacy).
+//!   user's microphone (or the track named), or with `user_id` `"all"` and no `track_sid`
+//!   every microphone but the moderator's own, at most [`MUTES_PER_CALL`] a call (`left` says
+//!   how many remain). Only its publisher may unmute a track: `muted` false (or absent, which
+//!   protojson reads as false) is refused, as LiveKit refuses a remote unmute unless rooms
+//!   allow one (plugNmeet does not allow it either, for privacy).
 //!
 //! Both take a moderator's join token in `Authorization`, like `/api/endRoom`; others get 403
-//! and change nothing. Only users the session knows (getJoinToken recorded them) are acted on,
-//! so a recorder's hidden bot is out of a moderator's reach.
+//! and change nothing. Only visible users the session knows (getJoinToken issued them a token)
+//! are acted on: hidden users (a recorder's bot, an observer) and LiveKit participants that
+//! are not users (SIP, ingress, agents) are out of a moderator's reach.
+//!
+//! The moderator's own LiveKit token carries LiveKit's `roomAdmin`, as plugNmeet's does, and
+//! LiveKit would take the same calls from it directly; the edge's rules bind the page, and a
+//! demoted or blocked moderator keeps LiveKit's rights until that token expires.
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -64,12 +70,8 @@ struct MuteReq {
     user_id: String,
     #[serde(default)]
     track_sid: String,
-    #[serde(default = "muting")]
+    #[serde(default)]
     muted: bool,
-}
-
-fn muting() -> bool {
-    true
 }
 
 #[derive(Serialize)]
@@ -146,7 +148,7 @@ pub async fn remove<S: Store, H: HttpClient, C: Clock>(
     } else {
         db::room_user(&edge.store, &room.sid, &req.user_id)
             .await
-            .map(|user| user.is_some())
+            .map(|user| user.is_some_and(|u| !u.is_hidden))
     };
     match known {
         Ok(true) => {}
@@ -202,16 +204,14 @@ pub async fn mute<S: Store, H: HttpClient, C: Clock>(
     {
         return invalid("track_sid: not a LiveKit track id");
     }
-    if req.user_id == EVERYONE {
-        if !req.track_sid.is_empty() {
-            return invalid("track_sid: only with a single user_id");
-        }
+    // `all` with a track named is a user called `all`.
+    if req.user_id == EVERYONE && req.track_sid.is_empty() {
         return mute_everyone(edge, &authorized).await;
     }
     let room = &authorized.room;
     match db::room_user(&edge.store, &room.sid, &req.user_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return user_not_found(),
+        Ok(Some(user)) if !user.is_hidden => {}
+        Ok(_) => return user_not_found(),
         Err(e) => return store_failure(e),
     }
     let Some(region) = media_region(edge, room) else {
@@ -238,7 +238,7 @@ pub async fn mute<S: Store, H: HttpClient, C: Clock>(
         return refused(StatusCode::NotFound, "notifications.no-track-to-mute");
     }
     let mut muted = 0;
-    for track in chosen.into_iter().filter(|t| !t.muted) {
+    for track in chosen.into_iter().filter(|t| !t.muted).take(MUTES_PER_CALL) {
         if let Err(e) = api
             .mute_published_track(&room.livekit_room, &req.user_id, &track.sid)
             .await
@@ -251,8 +251,8 @@ pub async fn mute<S: Store, H: HttpClient, C: Clock>(
     EdgeResponse::reply(Common::ok("success"), MutedRes { muted, left: 0 })
 }
 
-/// Mutes every open microphone in the room but the moderator's own, [`MUTES_PER_CALL`] at
-/// most, side by side.
+/// Mutes every open microphone of the room's visible users but the moderator's own,
+/// [`MUTES_PER_CALL`] at most, side by side.
 async fn mute_everyone<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     authorized: &Authorized,
@@ -266,9 +266,18 @@ async fn mute_everyone<S: Store, H: HttpClient, C: Clock>(
         Ok(participants) => participants,
         Err(e) => return media_unreachable(room, &e),
     };
+    let others: Vec<&str> = participants
+        .iter()
+        .filter(|p| p.identity != authorized.claims.user_id && p.state == "ACTIVE")
+        .map(|p| p.identity.as_str())
+        .collect();
+    let users = match db::visible_users_among(&edge.store, &room.sid, &others).await {
+        Ok(users) => users,
+        Err(e) => return store_failure(e),
+    };
     let open: Vec<(&str, &str)> = participants
         .iter()
-        .filter(|p| p.identity != authorized.claims.user_id)
+        .filter(|p| p.state == "ACTIVE" && users.contains(&p.identity))
         .flat_map(|p| {
             p.tracks
                 .iter()

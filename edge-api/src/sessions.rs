@@ -487,10 +487,14 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
     };
     // The session may have ended since it was read (endRoom reads the region after ending it,
-    // so a pin made before that is deleted with the room): no token goes out for an ended one.
-    match db::session_is_running(&edge.store, &room.sid).await {
-        Ok(true) => {}
-        Ok(false) => return room_not_active(),
+    // so a pin made before that is deleted with the room), or blocked the user: no token goes
+    // out then.
+    match db::session_admits(&edge.store, &room.sid, &claims.user_id).await {
+        Ok(db::Admission::Admitted) => {}
+        Ok(db::Admission::Ended) => return room_not_active(),
+        Ok(db::Admission::Blocked) => {
+            return unauthorized(StatusCode::UserBlocked, "notifications.user-blocked")
+        }
         Err(e) => return store_failure(e),
     }
     EdgeResponse::reply(

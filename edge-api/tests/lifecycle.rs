@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 struct RecordingLiveKit {
     calls: RefCell<Vec<(String, Value)>>,
     down: Cell<bool>,
+    /// LiveKit answers 404 (no such room or participant).
+    missing: Cell<bool>,
     hangs: Cell<bool>,
     hooks: RefCell<Vec<OutboundRequest>>,
     hook_status: Cell<Option<u16>>,
@@ -54,6 +56,11 @@ impl HttpClient for RecordingLiveKit {
             OutboundResponse {
                 status: 503,
                 body: b"{\"code\":\"unavailable\"}".to_vec(),
+            }
+        } else if self.missing.get() {
+            OutboundResponse {
+                status: 404,
+                body: b"{\"code\":\"not_found\"}".to_vec(),
             }
         } else {
             OutboundResponse {
@@ -898,7 +905,37 @@ fn a_blocked_user_back_with_an_old_livekit_token_is_removed_again() {
         )],
     );
     assert_eq!((status, &body["applied"]), (200, &json!(1)), "{body}");
-    assert_eq!(edge.http.calls.borrow().len(), 2);
+    let removals = || {
+        edge.http
+            .calls
+            .borrow()
+            .iter()
+            .filter(|(url, _)| url.ends_with("/RemoveParticipant"))
+            .count()
+    };
+    assert_eq!(removals(), 2);
+    // Each heartbeat tries again for everyone the session still lists as present (no
+    // participant_left came for either): while LiveKit is down, then when it says they are
+    // gone, which marks them so; then nobody is left to remove.
+    let next_beat = || {
+        edge.clock.0.set(edge.clock.0.get() + 5_000);
+        assert_eq!(beat(&edge, "eu", false, 1).1["recorded"], true);
+    };
+    next_beat();
+    assert_eq!(removals(), 4);
+    edge.http.down.set(false);
+    edge.http.missing.set(true);
+    next_beat();
+    assert_eq!(removals(), 6);
+    next_beat();
+    assert_eq!(removals(), 6, "marked gone after LiveKit's 404");
+    // Alice, never blocked, was never touched.
+    assert!(edge
+        .http
+        .calls
+        .borrow()
+        .iter()
+        .all(|(_, b)| b["identity"] != "alice"));
 }
 
 /// A join token for `user_id` in `room_id`, from the plugNmeet API.

@@ -6,10 +6,15 @@
 import { Track, type RemoteParticipant } from 'livekit-client';
 
 import { ICONS, announce, controlButton, h } from './dom';
-import { muteMicrophone, removeParticipant, type ActionResult } from './session';
+import { muteEveryone, muteMicrophone, removeParticipant, type ActionResult, type MuteResult } from './session';
+
+/** The busy key of Mute everyone (identities are never empty). */
+const EVERYONE = '';
 
 interface Row {
   el: HTMLLIElement;
+  /** The microphone track to mute, while it is on. */
+  micSid?: string;
   name: HTMLSpanElement;
   mic: HTMLSpanElement;
   mute: HTMLButtonElement;
@@ -28,7 +33,8 @@ export class PeopleList {
   private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
   private readonly muteAll = h('button', { id: 'people-mute-all', type: 'button' }, 'Mute everyone');
   private readonly rows = new Map<string, Row>();
-  /** Calls on their way, by identity (`all` for Mute everyone): their buttons stay disabled. */
+  /** Calls on their way, by identity ([`EVERYONE`] for Mute everyone): their buttons stay
+   * disabled. */
   private readonly busy = new Set<string>();
   private stopped = false;
 
@@ -39,6 +45,7 @@ export class PeopleList {
   ) {
     this.button.setAttribute('aria-expanded', 'false');
     this.button.setAttribute('aria-controls', 'people');
+    this.button.setAttribute('aria-label', 'People');
     this.button.addEventListener('click', () => this.toggle());
     this.muteAll.addEventListener('click', () => void this.muteEveryone());
     this.el.append(this.title, this.empty, this.list, this.error, h('div', { class: 'actions' }, this.muteAll));
@@ -53,6 +60,8 @@ export class PeopleList {
       return;
     }
     let row = this.rows.get(p.identity);
+    // Removed: it shows no actions until LiveKit says they left.
+    if (row?.el.dataset.removed) return;
     if (!row) {
       row = this.row(p.identity);
       this.rows.set(p.identity, row);
@@ -67,8 +76,11 @@ export class PeopleList {
     }
     const mic = p.getTrackPublication(Track.Source.Microphone);
     const open = !!mic && !mic.isMuted;
+    row.micSid = open ? mic.trackSid : undefined;
     row.mic.textContent = open ? 'Microphone on' : 'Microphone off';
     row.el.dataset.microphone = open ? 'on' : 'off';
+    // The focus does not vanish with a Mute button that goes away.
+    if (!open && document.activeElement === row.mute) row.remove.focus();
     row.mute.hidden = !open;
     this.setBusy(p.identity);
   }
@@ -90,7 +102,6 @@ export class PeopleList {
     const open = this.el.hidden;
     this.el.hidden = !open;
     this.button.setAttribute('aria-expanded', String(open));
-    this.button.setAttribute('aria-pressed', String(open));
     if (open) this.title.focus();
   }
 
@@ -100,6 +111,8 @@ export class PeopleList {
     this.empty.hidden = this.rows.size > 0;
     this.muteAll.hidden = this.rows.size === 0;
   }
+
+  private rowsMade = 0;
 
   private row(identity: string): Row {
     // The visible words come first in each button's name (voice control says what it sees).
@@ -111,10 +124,11 @@ export class PeopleList {
     const block = h('input', { type: 'checkbox', class: 'people-block' });
     const yes = h('button', { type: 'button', class: 'danger people-remove-confirm' }, 'Remove', who());
     const no = h('button', { type: 'button', class: 'people-remove-cancel' }, 'Cancel');
-    const prompt = h('p', { class: 'confirm-title' });
+    const promptId = `people-confirm-${++this.rowsMade}`;
+    const prompt = h('p', { id: promptId, class: 'confirm-title' });
     const confirm = h(
       'div',
-      { class: 'people-confirm', role: 'group', hidden: true },
+      { class: 'people-confirm', role: 'group', 'aria-labelledby': promptId, hidden: true },
       prompt,
       h('label', {}, block, ' Do not let them back into this meeting'),
       h('div', { class: 'actions' }, no, yes),
@@ -142,7 +156,7 @@ export class PeopleList {
     confirm.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') closeConfirm();
     });
-    yes.addEventListener('click', () => void this.removeUser(identity, block.checked));
+    yes.addEventListener('click', () => void this.removeUser(identity, block.checked, yes));
     return row;
   }
 
@@ -152,8 +166,8 @@ export class PeopleList {
     row?.el.querySelectorAll('button').forEach((b) => (b.disabled = busy));
   }
 
-  /** Runs a call for `key` (an identity, or `all`), its buttons disabled meanwhile. */
-  private async run(key: string, call: () => Promise<ActionResult>): Promise<ActionResult | undefined> {
+  /** Runs a call for `key` (an identity, or [`EVERYONE`]), its buttons disabled meanwhile. */
+  private async run<R extends ActionResult | MuteResult>(key: string, call: () => Promise<R>): Promise<R | undefined> {
     if (this.busy.has(key)) return undefined;
     this.busy.add(key);
     this.setBusy(key);
@@ -171,22 +185,30 @@ export class PeopleList {
   }
 
   private async mute(identity: string): Promise<void> {
-    const name = this.rows.get(identity)?.name.textContent ?? identity;
-    const result = await this.run(identity, () => muteMicrophone(this.joinToken(), identity));
+    const row = this.rows.get(identity);
+    const name = row?.name.textContent ?? identity;
+    const trackSid = row?.micSid;
+    if (!trackSid) return;
+    const result = await this.run(identity, () => muteMicrophone(this.joinToken(), identity, trackSid));
     if (result?.ok) announce(`${name}'s microphone was muted`);
   }
 
   private async muteEveryone(): Promise<void> {
     this.muteAll.disabled = true;
-    const result = await this.run('all', () => muteMicrophone(this.joinToken(), 'all'));
+    const result = await this.run(EVERYONE, () => muteEveryone(this.joinToken()));
     this.muteAll.disabled = false;
-    if (result?.ok) this.say('Everyone else is muted.');
+    if (!result?.ok) return;
+    if (result.left > 0) this.say(`${result.muted} microphones muted; ${result.left} still on. Press again.`);
+    else this.say(result.muted === 0 ? 'No other microphone was on.' : 'Everyone else is muted.');
   }
 
-  private async removeUser(identity: string, block: boolean): Promise<void> {
+  private async removeUser(identity: string, block: boolean, confirmButton: HTMLButtonElement): Promise<void> {
     const name = this.rows.get(identity)?.name.textContent ?? identity;
     const result = await this.run(identity, () => removeParticipant(this.joinToken(), identity, block));
-    if (!result?.ok) return;
+    if (!result?.ok) {
+      if (result && confirmButton.isConnected) confirmButton.focus();
+      return;
+    }
     // LiveKit's word that they left takes the row away; until then it shows no actions.
     const row = this.rows.get(identity);
     if (row) {
@@ -209,6 +231,12 @@ function failure(msg: string): string {
       return 'Their microphone is not on.';
     case 'notifications.only-admin-can-do-this':
       return 'Only a moderator can do that.';
+    case 'notifications.user-not-found':
+      return 'They are not someone you can act on here.';
+    case 'notifications.user-blocked':
+      return 'You have been blocked from this meeting.';
+    case 'notifications.token-expired':
+      return 'Your link has expired.';
     case 'notifications.media-server-unreachable':
     case 'network-error':
       return 'The media server cannot be reached. Try again.';

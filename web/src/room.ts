@@ -591,8 +591,10 @@ class RoomView {
       })
       .on(RoomEvent.TrackUnpublished, (_pub, p) => sync(p))
       .on(RoomEvent.TrackMuted, (pub, p) => {
-        // Muted though this page did not ask: a moderator did (only the user unmutes).
-        if (p.isLocal && pub.source === Track.Source.Microphone && !this.mic.busy) {
+        // Muted though this page did not ask, with the device still working (the SDK mutes a
+        // microphone that ended itself): a moderator did (only the user unmutes).
+        const live = pub.track?.mediaStreamTrack.readyState === 'live';
+        if (p.isLocal && pub.source === Track.Source.Microphone && !this.mic.busy && live) {
           this.mic.intended = false;
           this.say('A moderator muted your microphone.');
         }

@@ -211,10 +211,28 @@ export function removeParticipant(joinToken: string, userId: string, block: bool
   return act('/api/removeParticipant', joinToken, { user_id: userId, block_user: block });
 }
 
-/** A moderator mutes a participant's microphone (`all`: everyone's but their own). Only its
- * owner can turn it back on. */
-export function muteMicrophone(joinToken: string, userId: string): Promise<ActionResult> {
-  return act('/api/muteUnmuteTrack', joinToken, { user_id: userId, muted: true });
+export type MuteResult = { ok: true; muted: number; left: number } | { ok: false; msg: string };
+
+/** A moderator mutes a participant's microphone track `trackSid`. Only its owner can turn it
+ * back on. */
+export function muteMicrophone(joinToken: string, userId: string, trackSid: string): Promise<MuteResult> {
+  return mute(joinToken, { user_id: userId, track_sid: trackSid, muted: true });
+}
+
+/** A moderator mutes every microphone but their own (`left`: how many one call did not reach). */
+export function muteEveryone(joinToken: string): Promise<MuteResult> {
+  return mute(joinToken, { user_id: 'all', muted: true });
+}
+
+async function mute(joinToken: string, payload: object): Promise<MuteResult> {
+  const reply = await post('/api/muteUnmuteTrack', joinToken, payload);
+  if (!reply) return { ok: false, msg: 'network-error' };
+  const body = reply.body;
+  if (reply.status === 200 && body?.status === true) {
+    const count = (v: unknown): number => (typeof v === 'number' && v >= 0 ? v : 0);
+    return { ok: true, muted: count(body.muted), left: count(body.left) };
+  }
+  return { ok: false, msg: typeof body?.msg === 'string' ? body.msg : `HTTP ${reply.status}` };
 }
 
 export type RenewResult = { ok: true; token: string } | { ok: false; retry: boolean };
