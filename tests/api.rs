@@ -164,6 +164,10 @@ fn main() {
             moderator_mutes_removes_and_blocks,
         ),
         (
+            "backend_broadcasts_to_the_room",
+            backend_broadcasts_to_the_room,
+        ),
+        (
             "max_participants_reaches_livekit",
             max_participants_reaches_livekit,
         ),
@@ -2030,6 +2034,110 @@ fn moderator_mutes_removes_and_blocks(s: &Suite) {
         .call("/auth/room/endRoom", &json!({"room_id": room}));
     assert_common(&j, true, "SUCCESS");
     drop(carol);
+}
+
+/// `room/broadcastToRoom`: the backend's notice reaches the people in the meeting through the
+/// real LiveKit, from the server (no participant is its sender): to everyone, to the moderators
+/// only, or to one user; refusals in plugNmeet's conventions.
+fn backend_broadcasts_to_the_room(s: &Suite) {
+    let room = unique("notice");
+    s.target.create_room(&room, json!({}));
+    let broadcast = |body: Value| s.target.call("/auth/room/broadcastToRoom", &body).1;
+    // Before anyone joined: nobody to tell, and no moderator online.
+    assert_common(
+        &broadcast(json!({"room_id": room, "chat_msg": {"message": "early"}})),
+        true,
+        "SUCCESS",
+    );
+    let j = broadcast(
+        json!({"room_id": room, "only_to_admins": true, "chat_msg": {"message": "early"}}),
+    );
+    assert_common(&j, false, "USER_NOT_FOUND");
+    let join = |user: &str, admin: bool| {
+        let token = s.target.join_token(&room, user, admin, false);
+        let session = s.target.session(&token, &[]).json();
+        let p = Participant::join(
+            session["livekit_url"].as_str().unwrap(),
+            session["token"].as_str().unwrap(),
+            "none",
+        );
+        p.expect_line("joined ", Duration::from_secs(30));
+        p
+    };
+    let host = join("host", true);
+    let guest = join("guest", false);
+    let notice = |p: &Participant| {
+        let line = p.expect_line("data_received ", Duration::from_secs(20));
+        assert!(
+            line.starts_with("data_received from=server topic=edgemeet.notice data="),
+            "{line}"
+        );
+        let data: Value = serde_json::from_str(line.split_once("data=").unwrap().1).unwrap();
+        data
+    };
+
+    let j = broadcast(json!({"roomId": room, "notificationMsg": {
+        "text": "The meeting ends in 5 minutes", "type": "NATS_SYSTEM_NOTIFICATION_WARNING",
+        "withSound": true}}));
+    assert_common(&j, true, "SUCCESS");
+    for p in [&host, &guest] {
+        let data = notice(p);
+        assert_eq!(
+            (
+                &data["kind"],
+                &data["text"],
+                &data["level"],
+                &data["with_sound"]
+            ),
+            (
+                &json!("notification"),
+                &json!("The meeting ends in 5 minutes"),
+                &json!("warning"),
+                &json!(true)
+            ),
+            "{data}"
+        );
+    }
+    // Only to the moderators: the host hears it, the guest does not; then one to the guest.
+    let j = broadcast(
+        json!({"room_id": room, "only_to_admins": true, "chat_msg": {"message": "for hosts"}}),
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(notice(&host)["text"], "for hosts");
+    let j = broadcast(
+        json!({"room_id": room, "to_user_id": "guest", "notification_msg": {"text": "hi", "type": 2}}),
+    );
+    assert_common(&j, true, "SUCCESS");
+    // The guest's next notice is this one: the hosts' one never reached them.
+    let data = notice(&guest);
+    assert_eq!(
+        (&data["text"], &data["level"]),
+        (&json!("hi"), &json!("error")),
+        "{data}"
+    );
+
+    // Refused: no payload, both, empty or oversize text, an unknown type, a bad room or user,
+    // a room not running.
+    for body in [
+        json!({"room_id": room}),
+        json!({"room_id": room, "chat_msg": {"message": "a"}, "notification_msg": {"text": "b"}}),
+        json!({"room_id": room, "chat_msg": {"message": "  "}}),
+        json!({"room_id": room, "chat_msg": {"message": "x".repeat(5000)}}),
+        json!({"room_id": room, "notification_msg": {"text": "t", "type": "LOUD"}}),
+        json!({"room_id": "bad room", "chat_msg": {"message": "a"}}),
+        json!({"room_id": room, "to_user_id": "../x", "chat_msg": {"message": "a"}}),
+    ] {
+        assert_common(&broadcast(body.clone()), false, "INVALID_PARAMETERS");
+    }
+    let j = broadcast(json!({"room_id": unique("never"), "chat_msg": {"message": "a"}}));
+    assert_common(&j, false, "ROOM_NOT_FOUND");
+    let (_, j) = s
+        .target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+    assert_common(&j, true, "SUCCESS");
+    let j = broadcast(json!({"room_id": room, "chat_msg": {"message": "late"}}));
+    assert_common(&j, false, "ROOM_NOT_ACTIVE");
+    drop((host, guest));
 }
 
 /// A room's `max_participants` is not just stored: the LiveKit token carries it as the room's

@@ -296,7 +296,8 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 /// A moderator keeps order from the page: mutes a guest (whose page says so), removes them
 /// (they come back), then removes and blocks another, whose page is refused on the way back,
 /// and whose LiveKit token, still valid, no longer keeps them in LiveKit either: the edge
-/// removes them again as soon as the sidecar reports the join.
+/// removes them again as soon as the sidecar reports the join. The backend's notice
+/// (`room/broadcastToRoom`) shows on the pages in the meeting.
 #[test]
 fn a_moderator_mutes_removes_and_blocks_from_the_page() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -319,6 +320,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
             "guest": guest, "guestIdentity": "guest-1",
             "pest": pest, "pestIdentity": "pest-1",
             "pestLiveKitFile": livekit_file,
+            "roomId": room, "apiKey": target.api_key, "apiSecret": target.api_secret,
             "shots": shots,
         }),
     );
@@ -365,6 +367,15 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
         "{seen}"
     );
     assert_eq!(seen["peopleTitleAfter"], "People (2)", "{seen}");
+    assert_eq!(seen["broadcastAnswer"]["status"], true, "{seen}");
+    for page in ["moderatorNotice", "guestNotice"] {
+        assert!(
+            seen[page]
+                .as_str()
+                .is_some_and(|t| t.contains("Warning: We close in five minutes.")),
+            "{page}: {seen}"
+        );
+    }
     // Expected: Chromium logs the 401 that tells the blocked user so.
     assert_console_clean(
         &seen,
@@ -377,6 +388,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
             "m2-removed",
             "m3-remove-and-block",
             "m4-blocked",
+            "m5-notice",
         ],
     );
 

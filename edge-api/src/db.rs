@@ -332,11 +332,13 @@ pub async fn rooms_by_sids(store: &impl Store, sids: &[&str]) -> Result<Vec<Room
 }
 
 /// Which of `identities` are visible users of session `room_sid` (getJoinToken issued them a
-/// token, not hidden), in one statement.
+/// token, not hidden), moderators only with `only_moderators` (as their latest token says),
+/// in one statement.
 pub async fn visible_users_among(
     store: &impl Store,
     room_sid: &str,
     identities: &[&str],
+    only_moderators: bool,
 ) -> Result<Vec<String>, StoreError> {
     if identities.is_empty() {
         return Ok(Vec::new());
@@ -344,8 +346,12 @@ pub async fn visible_users_among(
     let rows = store
         .execute(
             "SELECT user_id FROM room_users WHERE room_sid = ? AND is_hidden = 0 \
-             AND user_id IN (SELECT value FROM json_each(?))",
-            &[room_sid.into(), json_list(identities)?],
+             AND (is_admin = 1 OR ? = 0) AND user_id IN (SELECT value FROM json_each(?))",
+            &[
+                room_sid.into(),
+                only_moderators.into(),
+                json_list(identities)?,
+            ],
         )
         .await?;
     rows.rows.iter().map(|r| Columns(r).text(0)).collect()

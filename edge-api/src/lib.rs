@@ -97,6 +97,7 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/room/getActiveRoomsInfo",
     "/auth/room/endRoom",
     "/auth/room/fetchPastRooms",
+    "/auth/room/broadcastToRoom",
     "/auth/recording/fetch",
     "/auth/recording/info",
     "/auth/recording/recordingInfo",
@@ -204,6 +205,7 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/room/getActiveRoomsInfo" => rooms::status::get_active_rooms_info(self).await,
             "/auth/room/endRoom" => rooms::end::handle(self, body).await,
             "/auth/room/fetchPastRooms" => rooms::past::handle(self, body).await,
+            "/auth/room/broadcastToRoom" => rooms::broadcast::handle(self, body).await,
             "/auth/recording/fetch" => recording::catalog::fetch(self, body).await,
             "/auth/recording/info" | "/auth/recording/recordingInfo" => {
                 recording::catalog::info(self, body).await

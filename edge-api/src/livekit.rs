@@ -1,5 +1,5 @@
 //! The LiveKit server API the edge calls (Twirp over JSON, a fresh token per call: rooms deleted,
-//! their metadata written, participants listed, removed and muted), and the
+//! their metadata written, participants listed, removed and muted, data sent), and the
 //! shape of LiveKit's `ParticipantInfo` as plugNmeet returns it (snake_case, defaults emitted,
 //! int64 as strings, only fields of livekit/protocol v1.49 so strict clients accept it).
 
@@ -174,6 +174,30 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
         self.call("MutePublishedTrack", admin_of(room), &body)
             .await
             .map(drop)
+    }
+
+    /// Sends `data` reliably, under `topic`, to `to` in `room` (everyone when `to` is empty), as
+    /// the server: the clients see no participant as its sender, which no participant can
+    /// forge. A room LiveKit does not know has nobody to tell.
+    pub async fn send_data(
+        &self,
+        room: &str,
+        data: &[u8],
+        to: &[&str],
+        topic: &str,
+    ) -> Result<(), LiveKitError> {
+        use base64::Engine;
+        let body = serde_json::json!({
+            "room": room,
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+            "kind": "RELIABLE",
+            "destination_identities": to,
+            "topic": topic,
+        });
+        match self.call("SendData", admin_of(room), &body).await {
+            Ok(_) | Err(LiveKitError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn call(

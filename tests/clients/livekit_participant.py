@@ -32,6 +32,7 @@ stdout (one line per event, flushed):
     resized WxH                                       (--resize-after) the video grew
     video muted                                       (--mute-video-after) no more frames
     video unmuted                                     (--unmute-video-after) frames again
+    data_received from=<id|server> topic=<t> data=<utf-8> a data packet (server: sent by the server API)
     reconnecting / reconnected                        signalling/ICE lost, SDK retrying
     disconnected reason=<REASON>                      server ended the session -> exit 0
     left                                              we left (stdin EOF / --seconds) -> exit 0
@@ -221,6 +222,12 @@ class Participant:
         @room.on("track_unsubscribed")
         def _tu(track, pub, p) -> None:  # type: ignore[no-untyped-def]
             self._remote("track_unsubscribed identity=%s kind=%s" % (p.identity, self._kind(track)))
+
+        @room.on("data_received")
+        def _data(packet) -> None:  # type: ignore[no-untyped-def]
+            sender = packet.participant.identity if packet.participant else "server"
+            text = bytes(packet.data).decode("utf-8", "replace").replace("\n", " ")
+            self._remote("data_received from=%s topic=%s data=%s" % (sender, packet.topic, text))
 
         @room.on("reconnecting")
         def _rc() -> None:

@@ -5,13 +5,17 @@
 //
 // PLAN_JSON: {"base": "http://127.0.0.1:PORT", "moderator": TOKEN, "moderatorIdentity": ID,
 //             "guest": TOKEN, "guestIdentity": ID, "pest": TOKEN, "pestIdentity": ID,
-//             "pestLiveKitFile": PATH, "shots": DIR}
+//             "pestLiveKitFile": PATH, "roomId": ID, "apiKey": KEY, "apiSecret": SECRET,
+//             "shots": DIR}
 // The moderator and two guests meet, microphones on. The moderator opens People, mutes the
 // guest (whose page says so and shows the microphone off), removes the guest (whose page says
 // so, and who rejoins), then removes the other one and blocks them (whose page says so, and
 // whose rejoin is refused). The meeting goes on: the Rust test then tries the blocked user's
-// LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Prints one JSON line with what
+// LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Last, the
+// backend broadcasts a warning to the room (room/broadcastToRoom, signed with KEY and SECRET):
+// both pages in the meeting show it. Prints one JSON line with what
 // it saw; screenshots go to DIR.
+import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 
 import { enterRoom, runDriver, screen, toastText, waitPressed } from "./browsers.mjs";
@@ -94,4 +98,25 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   await moderator.waitForSelector(row(plan.pestIdentity), { state: "detached" });
   seen.peopleTitleAfter = await moderator.textContent("#people-title");
   step("the other was removed and blocked");
+
+  const body = JSON.stringify({
+    room_id: plan.roomId,
+    notification_msg: { text: "We close in five minutes.", type: "NATS_SYSTEM_NOTIFICATION_WARNING" },
+  });
+  const answer = await fetch(`${plan.base}/auth/room/broadcastToRoom`, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      "API-KEY": plan.apiKey,
+      "HASH-SIGNATURE": createHmac("sha256", plan.apiSecret).update(body).digest("hex"),
+    },
+    body,
+  });
+  seen.broadcastAnswer = await answer.json();
+  for (const [name, page] of [["moderator", moderator], ["guest", guest]]) {
+    await page.waitForSelector('.notice[data-level="warning"]');
+    seen[`${name}Notice`] = await page.textContent(".notice");
+  }
+  await shot(guest, "m5-notice");
+  step("the backend's notice reached both pages");
 });

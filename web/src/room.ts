@@ -32,6 +32,7 @@ import {
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
 import { endRoom, mayPublish, recording, type Session } from './session';
+import { NOTICE_TOPIC, Notices, readNotice } from './notices';
 import { PeopleList } from './people';
 import { WaitingList } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
@@ -258,6 +259,8 @@ class RoomView {
   private waitingList?: WaitingList;
   /** Who is in, to mute or remove: a moderator's. */
   private people?: PeopleList;
+  /** What the backend tells the meeting. */
+  private readonly notices = new Notices();
   private readonly mic: MediaToggle;
   private readonly camera: MediaToggle;
   private readonly screen: MediaToggle;
@@ -345,7 +348,7 @@ class RoomView {
       ),
       this.recordingBadge,
     );
-    const parts: Node[] = [header, this.banner, this.grid.el, this.audioSink];
+    const parts: Node[] = [header, this.banner, this.notices.el, this.grid.el, this.audioSink];
     if (session.is_admin && session.waiting_room) {
       this.waitingList = new WaitingList(this.joinToken);
       parts.push(this.waitingList.el);
@@ -628,6 +631,12 @@ class RoomView {
         this.watchRecorderPresence();
         this.renderRecording();
       })
+      .on(RoomEvent.DataReceived, (payload: Uint8Array, from?: RemoteParticipant, _kind?: unknown, topic?: string) => {
+        // Only the server's: a participant's packet is never the organiser's notice.
+        if (this.destroyed || from || topic !== NOTICE_TOPIC) return;
+        const notice = readNotice(payload);
+        if (notice) this.notices.show(notice);
+      })
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
       .on(RoomEvent.Reconnected, () => this.setBanner(''));
   }
@@ -695,6 +704,7 @@ class RoomView {
     this.destroyed = true;
     this.waitingList?.stop();
     this.people?.stop();
+    this.notices.destroy();
     this.broadcast?.destroy();
     window.clearTimeout(this.toastTimer);
     window.clearTimeout(this.recorderAbsentTimer);

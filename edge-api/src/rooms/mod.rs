@@ -1,6 +1,7 @@
 //! plugNmeet's `/auth/room/*` API: one module per call, each owning its request parsing, rules
 //! and response shaping. What they share lives here.
 
+pub mod broadcast;
 pub mod create;
 pub mod end;
 pub mod join;
