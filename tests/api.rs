@@ -2059,13 +2059,17 @@ fn backend_broadcasts_to_the_room(s: &Suite) {
         let p = Participant::join(
             session["livekit_url"].as_str().unwrap(),
             session["token"].as_str().unwrap(),
-            "none",
+            "audio",
         );
         p.expect_line("joined ", Duration::from_secs(30));
         p
     };
     let host = join("host", true);
     let guest = join("guest", false);
+    // Both fully connected (LiveKit drops data for a participant whose connection to receive
+    // is not up yet): each receives the other's audio.
+    host.expect_line("track_subscribed identity=guest", Duration::from_secs(30));
+    guest.expect_line("track_subscribed identity=host", Duration::from_secs(30));
     let notice = |p: &Participant| {
         let line = p.expect_line("data_received ", Duration::from_secs(20));
         assert!(
@@ -2116,12 +2120,12 @@ fn backend_broadcasts_to_the_room(s: &Suite) {
         "{data}"
     );
 
-    // Refused: no payload, both, empty or oversize text, an unknown type, a bad room or user,
+    // Refused: no payload, both, an empty or oversize text, an unknown type, a bad room or user,
     // a room not running.
     for body in [
         json!({"room_id": room}),
         json!({"room_id": room, "chat_msg": {"message": "a"}, "notification_msg": {"text": "b"}}),
-        json!({"room_id": room, "chat_msg": {"message": "  "}}),
+        json!({"room_id": room, "chat_msg": {"message": ""}}),
         json!({"room_id": room, "chat_msg": {"message": "x".repeat(5000)}}),
         json!({"room_id": room, "notification_msg": {"text": "t", "type": "LOUD"}}),
         json!({"room_id": "bad room", "chat_msg": {"message": "a"}}),

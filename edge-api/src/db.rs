@@ -331,28 +331,36 @@ pub async fn rooms_by_sids(store: &impl Store, sids: &[&str]) -> Result<Vec<Room
     rooms(store.execute(&sql, &[json_list(sids)?]).await?)
 }
 
-/// Which of `identities` are visible users of session `room_sid` (getJoinToken issued them a
-/// token, not hidden), moderators only with `only_moderators` (as their latest token says),
-/// in one statement.
-pub async fn visible_users_among(
+/// Which users of a session [`users_among`] picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Among {
+    /// Users seen by others (not hidden).
+    VisibleUsers,
+    /// Moderators (as their latest token says), hidden ones too.
+    Moderators,
+}
+
+/// Which of `identities` are users of session `room_sid` (getJoinToken issued them a token) of
+/// the kind `among` names, in one statement.
+pub async fn users_among(
     store: &impl Store,
     room_sid: &str,
     identities: &[&str],
-    only_moderators: bool,
+    among: Among,
 ) -> Result<Vec<String>, StoreError> {
     if identities.is_empty() {
         return Ok(Vec::new());
     }
+    let kind = match among {
+        Among::VisibleUsers => "is_hidden = 0",
+        Among::Moderators => "is_admin = 1",
+    };
+    let sql = format!(
+        "SELECT user_id FROM room_users WHERE room_sid = ? AND {kind} \
+         AND user_id IN (SELECT value FROM json_each(?))"
+    );
     let rows = store
-        .execute(
-            "SELECT user_id FROM room_users WHERE room_sid = ? AND is_hidden = 0 \
-             AND (is_admin = 1 OR ? = 0) AND user_id IN (SELECT value FROM json_each(?))",
-            &[
-                room_sid.into(),
-                only_moderators.into(),
-                json_list(identities)?,
-            ],
-        )
+        .execute(&sql, &[room_sid.into(), json_list(identities)?])
         .await?;
     rows.rows.iter().map(|r| Columns(r).text(0)).collect()
 }

@@ -178,7 +178,8 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
 
     /// Sends `data` reliably, under `topic`, to `to` in `room` (everyone when `to` is empty), as
     /// the server: the clients see no participant as its sender, which no participant can
-    /// forge. A room LiveKit does not know has nobody to tell.
+    /// forge. LiveKit does not check that the room exists (a room it does not have waits for a
+    /// node that never answers): ask only about a room that has participants.
     pub async fn send_data(
         &self,
         room: &str,

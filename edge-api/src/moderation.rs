@@ -271,10 +271,11 @@ async fn mute_everyone<S: Store, H: HttpClient, C: Clock>(
         .filter(|p| p.identity != authorized.claims.user_id && p.state == "ACTIVE")
         .map(|p| p.identity.as_str())
         .collect();
-    let users = match db::visible_users_among(&edge.store, &room.sid, &others, false).await {
-        Ok(users) => users,
-        Err(e) => return store_failure(e),
-    };
+    let users =
+        match db::users_among(&edge.store, &room.sid, &others, db::Among::VisibleUsers).await {
+            Ok(users) => users,
+            Err(e) => return store_failure(e),
+        };
     let open: Vec<(&str, &str)> = participants
         .iter()
         .filter(|p| p.state == "ACTIVE" && users.contains(&p.identity))

@@ -246,6 +246,7 @@ fn region(id: &str, lat: f64, lon: f64) -> Region {
         livekit_url: format!("ws://{id}.livekit.test"),
         api_key: "lk".into(),
         api_secret: LIVEKIT_SECRET.into(),
+        direct_webhooks: false,
     }
 }
 
@@ -915,7 +916,11 @@ fn job_events_drive_the_room_and_fill_the_catalog() {
         "file_path": "recordings/events.mp4", "file_size": 12.35,
         "creation_time": (T0 / 1000).to_string(),
         "room_creation_time": m.created_at.to_string(),
+        // As plugNmeet starts a recording's metadata (the meeting goes on: no end yet).
+        "metadata": {"title": "Weekly", "subtitles": {}, "extra_data": {
+            "meeting-title": "Weekly", "meeting-created": "2027-01-15T08:00:00Z"}},
     });
+    assert_eq!(m.created_at, 1_800_000_000, "2027-01-15T08:00:00Z");
     let answer = fetch(&edge, json!({"room_ids": ["events"]}));
     assert_eq!(listed(&answer), [id.as_str()]);
     assert_eq!(answer["msg"], json!("success"), "{answer}");
@@ -1428,8 +1433,16 @@ fn the_backend_describes_a_recording() {
         let (_, info) = api(&edge, "/auth/recording/info", &json!({"record_id": id}));
         info["recording_info"]["metadata"].clone()
     };
-    // Nothing said yet: no metadata at all, as plugNmeet omits it.
-    assert_eq!(shown(&id), Value::Null);
+    // A new recording starts with its meeting's title and creation time, as plugNmeet's does
+    // (no end time: the meeting goes on).
+    let created = time::OffsetDateTime::from_unix_timestamp(m.created_at)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let seeded = json!({"title": "Weekly", "subtitles": {},
+        "extra_data": {"meeting-title": "Weekly", "meeting-created": created}});
+    assert_eq!(shown(&id), seeded);
+    assert!(created.ends_with('Z'), "{created}");
     let ok = update(json!({"record_id": id, "metadata": {
         "title": "Lecture 1", "description": "Intro",
         "subtitles": {"en": {"label": "English", "url": "https://cdn.test/en.vtt"},
@@ -1445,7 +1458,8 @@ fn the_backend_describes_a_recording() {
         json!({"title": "Lecture 1", "description": "Intro",
                "subtitles": {"de": {"label": "Deutsch", "url": "https://cdn.test/de.vtt"},
                              "en": {"label": "English", "url": "https://cdn.test/en.vtt"}},
-               "extra_data": {"courseId": "42", "term": "fall"}})
+               "extra_data": {"courseId": "42", "term": "fall", "meeting-title": "Weekly",
+                              "meeting-created": created}})
     );
     // A second change: the title cleared, the description kept (absent), a subtitle removed
     // (no URL) and one replaced, an extra key removed and one added.
@@ -1456,27 +1470,42 @@ fn the_backend_describes_a_recording() {
     assert_eq!(ok["status"], json!(true), "{ok}");
     let expected = json!({"description": "Intro",
         "subtitles": {"en": {"label": "English (US)", "url": "u2"}},
-        "extra_data": {"courseId": "42", "room": "B12"}});
+        "extra_data": {"courseId": "42", "room": "B12", "meeting-title": "Weekly",
+                       "meeting-created": created}});
     assert_eq!(shown(&id), expected);
-    // fetch shows the same; the other recording has none.
+    // fetch shows the same; the other recording keeps what it started with.
     let listed = fetch(&edge, json!({"order_by": "ASC"}));
     assert_eq!(
         listed["result"]["recordings_list"][0]["metadata"], expected,
         "{listed}"
     );
-    assert!(
-        listed["result"]["recordings_list"][1]
-            .get("metadata")
-            .is_none(),
-        "{listed}"
-    );
+    assert_eq!(listed["result"]["recordings_list"][1]["metadata"], seeded);
     // Nothing to change: success, nothing written.
     assert_eq!(update(json!({"record_id": other}))["status"], json!(true));
     assert_eq!(
         update(json!({"record_id": other, "metadata": {}}))["status"],
         json!(true)
     );
+    assert_eq!(shown(&other), seeded);
+    // A recording without metadata (its row gone, as for one made before metadata existed):
+    // a change that only clears gives it none; one that sets something gives it that.
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "DELETE FROM recording_metadata WHERE record_id = ?",
+        &[other.as_str().into()],
+    ))
+    .expect("delete");
+    let ok = update(
+        json!({"record_id": other, "metadata": {"title": "", "extra_data": {"k": ""},
+        "subtitles": {"en": {"label": "English", "url": null}}}}),
+    );
+    assert_eq!(ok["status"], json!(true), "{ok}");
     assert_eq!(shown(&other), Value::Null);
+    update(json!({"record_id": other, "metadata": {"extra_data": {"k": "v"}}}));
+    assert_eq!(
+        shown(&other),
+        json!({"subtitles": {}, "extra_data": {"k": "v"}})
+    );
 
     // Refused, changing nothing.
     let refused = |body: Value, code: &str| {
@@ -1510,6 +1539,17 @@ fn the_backend_describes_a_recording() {
         json!({"record_id": id, "metadata": {"subtitles": {"x".repeat(129): null}}}),
         "INVALID_PARAMETERS",
     );
+    let many: serde_json::Map<String, Value> =
+        (0..257).map(|i| (format!("k{i}"), json!("v"))).collect();
+    refused(
+        json!({"record_id": id, "metadata": {"extra_data": many}}),
+        "INVALID_PARAMETERS",
+    );
+    // The bound counts bytes: 6,000 three-byte characters are over 16 KiB.
+    refused(
+        json!({"record_id": id, "metadata": {"description": "€".repeat(6_000)}}),
+        "INVALID_PARAMETERS",
+    );
     // Growing past 16 KiB, in one change or in several.
     refused(
         json!({"record_id": id, "metadata": {"description": "d".repeat(17_000)}}),
@@ -1534,8 +1574,8 @@ fn the_backend_describes_a_recording() {
     assert_eq!(deleted["status"], json!(true), "{deleted}");
     let rows = block(edge_api::platform::Store::execute(
         &edge.store,
-        "SELECT COUNT(*) FROM recording_metadata",
-        &[],
+        "SELECT COUNT(*) FROM recording_metadata WHERE record_id = ?",
+        &[id.as_str().into()],
     ))
     .expect("count");
     assert_eq!(rows.rows[0][0], edge_api::platform::SqlValue::Integer(0));

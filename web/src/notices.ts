@@ -1,7 +1,9 @@
 // What the backend tells the people in the meeting (plugNmeet's `room/broadcastToRoom`): the
 // edge has LiveKit carry it from the server on the `edgemeet.notice` topic. Only packets with no
 // participant as sender are taken, so no one in the room can pass a message off as the
-// organiser's. Information fades after a while; warnings and errors stay until dismissed.
+// organiser's (LiveKit stamps a participant's packet with its identity; the edge lets no hidden
+// user, whose identity LiveKit blanks, publish data). Information fades after a while;
+// warnings and errors stay until dismissed.
 
 import { h } from './dom';
 
@@ -65,6 +67,8 @@ export class Notices {
     try {
       this.audio ??= new AudioContext();
       const ctx = this.audio;
+      // Created outside a click, it may start suspended; the user has clicked Join by now.
+      if (ctx.state === 'suspended') void ctx.resume().catch(() => undefined);
       const tone = ctx.createOscillator();
       const gain = ctx.createGain();
       tone.frequency.value = 880;

@@ -631,14 +631,21 @@ class RoomView {
         this.watchRecorderPresence();
         this.renderRecording();
       })
-      .on(RoomEvent.DataReceived, (payload: Uint8Array, from?: RemoteParticipant, _kind?: unknown, topic?: string) => {
-        // Only the server's: a participant's packet is never the organiser's notice.
-        if (this.destroyed || from || topic !== NOTICE_TOPIC) return;
-        const notice = readNotice(payload);
-        if (notice) this.notices.show(notice);
-      })
+      .on(RoomEvent.DataReceived, (payload, from, _kind, topic, _encryption, identity) =>
+        this.heardData(payload, topic, from?.identity ?? identity),
+      )
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
       .on(RoomEvent.Reconnected, () => this.setBanner(''));
+  }
+
+  /** A data packet: a notice of the backend's when the server sent it. LiveKit stamps every
+   * participant's packet with its sender's identity (the SDK names no participant for a
+   * sender this page does not know yet), and the edge lets no hidden user, whose identity
+   * LiveKit would blank, publish data: a packet without a sender is the server's. */
+  private heardData(payload: Uint8Array, topic: string | undefined, sender: string | undefined): void {
+    if (this.destroyed || sender || topic !== NOTICE_TOPIC) return;
+    const notice = readNotice(payload);
+    if (notice) this.notices.show(notice);
   }
 
   private attachAudio(track: Track): void {

@@ -540,28 +540,47 @@ pub enum MetadataUpdate {
 
 /// Applies `patch`, a JSON merge patch (RFC 7396: a member set to null is removed), to the
 /// metadata of recording `record_id`, in one statement, unless the result would be over
-/// [`MAX_METADATA_BYTES`].
+/// [`MAX_METADATA_BYTES`] (bytes of UTF-8, not characters). A recording without metadata gets
+/// some only from a patch that sets something (`sets_values`): one that only clears leaves it
+/// without.
 pub async fn patch_recording_metadata(
     store: &impl Store,
     record_id: &str,
     patch: &str,
+    sets_values: bool,
 ) -> Result<MetadataUpdate, StoreError> {
-    let rows = store
-        .execute(
-            "INSERT INTO recording_metadata (record_id, metadata) \
-             SELECT record_id, json_patch('{}', ?2) FROM recordings \
-             WHERE record_id = ?1 AND length(json_patch('{}', ?2)) <= ?3 \
-             ON CONFLICT (record_id) DO UPDATE SET metadata = json_patch(metadata, ?2) \
-             WHERE length(json_patch(metadata, ?2)) <= ?3 RETURNING metadata",
-            &[record_id.into(), patch.into(), MAX_METADATA_BYTES.into()],
-        )
-        .await?;
+    let params = [record_id.into(), patch.into(), MAX_METADATA_BYTES.into()];
+    let rows = if sets_values {
+        store
+            .execute(
+                "INSERT INTO recording_metadata (record_id, metadata) \
+                 SELECT record_id, json_patch('{}', ?2) FROM recordings \
+                 WHERE record_id = ?1 AND length(CAST(json_patch('{}', ?2) AS BLOB)) <= ?3 \
+                 ON CONFLICT (record_id) DO UPDATE SET metadata = json_patch(metadata, ?2) \
+                 WHERE length(CAST(json_patch(metadata, ?2) AS BLOB)) <= ?3 RETURNING metadata",
+                &params,
+            )
+            .await?
+    } else {
+        store
+            .execute(
+                "UPDATE recording_metadata SET metadata = json_patch(metadata, ?2) \
+                 WHERE record_id = ?1 AND length(CAST(json_patch(metadata, ?2) AS BLOB)) <= ?3 \
+                 RETURNING metadata",
+                &params,
+            )
+            .await?
+    };
     if let Some(row) = rows.rows.first() {
         return Ok(MetadataUpdate::Updated(Columns(row).text(0)?));
     }
     Ok(match recording(store, record_id).await? {
-        Some(_) => MetadataUpdate::TooLarge,
         None => MetadataUpdate::NotFound,
+        // Clearing what was never set: nothing to do.
+        Some(row) if !sets_values && row.metadata.is_none() => {
+            MetadataUpdate::Updated(String::from("{}"))
+        }
+        Some(_) => MetadataUpdate::TooLarge,
     })
 }
 

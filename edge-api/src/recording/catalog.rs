@@ -280,6 +280,9 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
 
 /// Longest subtitle language or extra-data key taken.
 const MAX_METADATA_KEY_LEN: usize = 128;
+/// Most subtitles, and most extra-data entries, one change names (far more than fit in the
+/// stored 16 KiB; it bounds the work of the patch).
+const MAX_METADATA_KEYS: usize = 256;
 
 /// `/auth/recording/updateMetadata`'s request: plugNmeet's `UpdateRecordingMetadataReq`.
 #[derive(Deserialize)]
@@ -301,14 +304,29 @@ struct MetadataChange {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    subtitles: BTreeMap<String, Option<Subtitle>>,
+    subtitles: BTreeMap<String, Option<SubtitleChange>>,
     #[serde(default)]
     extra_data: BTreeMap<String, String>,
 }
 
+/// A subtitle as a change names it (`null` members read as empty, as protojson reads them).
+#[derive(Deserialize)]
+struct SubtitleChange {
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// A merge patch, and whether it sets anything (one that only removes creates no metadata).
+struct MergePatch {
+    patch: Map<String, Value>,
+    sets_values: bool,
+}
+
 impl MetadataChange {
     /// The change as a JSON merge patch (RFC 7396: `null` removes), or the answer refusing it.
-    fn merge_patch(self) -> Result<Map<String, Value>, EdgeResponse> {
+    fn merge_patch(self) -> Result<MergePatch, EdgeResponse> {
         let text = |v: String| {
             if v.is_empty() {
                 Value::Null
@@ -322,6 +340,11 @@ impl MetadataChange {
         }
         if let Some(description) = self.description {
             patch.insert("description".into(), text(description));
+        }
+        if self.subtitles.len() > MAX_METADATA_KEYS || self.extra_data.len() > MAX_METADATA_KEYS {
+            return Err(invalid(format!(
+                "metadata: at most {MAX_METADATA_KEYS} subtitles and {MAX_METADATA_KEYS} extra_data entries a change"
+            )));
         }
         let key_ok = |k: &str| !k.is_empty() && k.len() <= MAX_METADATA_KEY_LEN;
         if let Some(bad) = self.subtitles.keys().find(|k| !key_ok(k)) {
@@ -342,8 +365,11 @@ impl MetadataChange {
                 .into_iter()
                 .map(|(lang, subtitle)| {
                     let value = match subtitle {
-                        Some(s) if !s.label.is_empty() && !s.url.is_empty() => {
-                            serde_json::json!({"label": s.label, "url": s.url})
+                        Some(SubtitleChange {
+                            label: Some(label),
+                            url: Some(url),
+                        }) if !label.is_empty() && !url.is_empty() => {
+                            serde_json::json!({"label": label, "url": url})
                         }
                         _ => Value::Null,
                     };
@@ -360,13 +386,18 @@ impl MetadataChange {
                 .collect();
             patch.insert("extra_data".into(), Value::Object(extra));
         }
-        Ok(patch)
+        let sets_values = patch.values().any(|v| match v {
+            Value::Object(members) => members.values().any(|m| !m.is_null()),
+            other => !other.is_null(),
+        });
+        Ok(MergePatch { patch, sets_values })
     }
 }
 
 /// Handles `POST /auth/recording/updateMetadata`: patches what the backend says about a
-/// recording, in one statement (two backends at once lose neither's change). The stored
-/// metadata stays under 16 KiB of JSON: a change past that is refused and changes nothing.
+/// recording (which starts with its meeting's title and times, as plugNmeet's does), in one
+/// statement (two backends at once lose neither's change). The stored metadata stays under
+/// 16 KiB of JSON: a change past that is refused and changes nothing.
 pub async fn update_metadata<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
@@ -384,10 +415,13 @@ pub async fn update_metadata<S: Store, H: HttpClient, C: Clock>(
             Common::fail(StatusCode::NotFound, "recording not found"),
         )
     };
-    let patch = match req.metadata.map(MetadataChange::merge_patch) {
+    let MergePatch { patch, sets_values } = match req.metadata.map(MetadataChange::merge_patch) {
         Some(Ok(patch)) => patch,
         Some(Err(response)) => return response,
-        None => Map::new(),
+        None => MergePatch {
+            patch: Map::new(),
+            sets_values: false,
+        },
     };
     // Nothing to change: plugNmeet answers success for a recording it has.
     if patch.is_empty() {
@@ -398,7 +432,7 @@ pub async fn update_metadata<S: Store, H: HttpClient, C: Clock>(
         };
     }
     let patch = Value::Object(patch).to_string();
-    match db::patch_recording_metadata(&edge.store, &req.record_id, &patch).await {
+    match db::patch_recording_metadata(&edge.store, &req.record_id, &patch, sets_values).await {
         Ok(MetadataUpdate::Updated(_)) => {
             tracing::info!(record_id = %req.record_id, "recording metadata updated");
             EdgeResponse::common(200, Common::ok("success"))

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{bad_input, check_room_id, internal, invalid, is_plain_id, MAX_ID_LEN};
-use crate::db;
+use crate::db::{self, Among};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
 use crate::wire::{parse_input, Common, StatusCode};
@@ -109,7 +109,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         },
         _ => return invalid("exactly one of chat_msg and notification_msg is required"),
     };
-    if text.trim().is_empty() {
+    if text.is_empty() {
         return invalid("the message text is required");
     }
     if text.len() > MAX_TEXT_BYTES {
@@ -132,13 +132,16 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Err(e) => return internal(e),
     };
     let no_one = |msg: &str| EdgeResponse::common(200, Common::fail(StatusCode::UserNotFound, msg));
-    // Nobody has joined yet: nobody to tell (plugNmeet answers success then too).
-    let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) else {
-        return if req.only_to_admins {
-            no_one("no online admin user found")
+    let nobody_online = || {
+        if req.only_to_admins {
+            no_one("no online user found")
         } else {
+            // Nobody to tell: plugNmeet answers success then too.
             EdgeResponse::common(200, Common::ok("success"))
-        };
+        }
+    };
+    let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) else {
+        return nobody_online();
     };
     let api = edge.livekit(region);
     let unreachable = |e: crate::livekit::LiveKitError| {
@@ -148,14 +151,23 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             Common::fail(StatusCode::InternalServerError, "media server unreachable"),
         )
     };
+    // Who is in first: LiveKit's SendData to a room it does not have waits for a node that
+    // never answers, where its listing says at once that nobody is there.
+    let participants = match api.list_participants(&room.livekit_room).await {
+        Ok(participants) => participants,
+        Err(e) => return unreachable(e),
+    };
+    let online: Vec<&str> = participants
+        .iter()
+        .filter(|p| p.state == "ACTIVE")
+        .map(|p| p.identity.as_str())
+        .collect();
+    if online.is_empty() {
+        return nobody_online();
+    }
     let mut to: Vec<String> = Vec::new();
     if req.only_to_admins {
-        let participants = match api.list_participants(&room.livekit_room).await {
-            Ok(participants) => participants,
-            Err(e) => return unreachable(e),
-        };
-        let online: Vec<&str> = participants.iter().map(|p| p.identity.as_str()).collect();
-        match db::visible_users_among(&edge.store, &room.sid, &online, true).await {
+        match db::users_among(&edge.store, &room.sid, &online, Among::Moderators).await {
             Ok(admins) if admins.is_empty() => return no_one("no online admin user found"),
             Ok(admins) => to = admins,
             Err(e) => return internal(e),
