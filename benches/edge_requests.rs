@@ -396,6 +396,7 @@ fn placement(c: &mut Criterion) {
             livekit_url: "ws://127.0.0.1:7880".into(),
             api_key: "lk".into(),
             api_secret: "bench-livekit-secret-0123456789abcdef".into(),
+            direct_webhooks: false,
         })
         .collect();
     let config = EdgeConfig {

@@ -224,9 +224,13 @@ pub struct RegionSettings {
     #[serde(default, skip_serializing)]
     pub api_secret: String,
     /// The secret this region's media-sidecar signs with (at least 32 bytes). When any region
-    /// has one, regions take new rooms only while their sidecar heartbeats.
+    /// has one, regions with one take new rooms only while their sidecar heartbeats.
     #[serde(default, skip_serializing)]
     pub sidecar_secret: Option<String>,
+    /// `direct`: the region's LiveKit posts its webhooks to the edge itself
+    /// (`/webhook/<id>`), where no sidecar can run beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<String>,
 }
 
 /// One `[[recorders]]` entry: a recorder node's job API and the key and secret it shares with

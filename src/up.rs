@@ -77,6 +77,7 @@ pub async fn run(config_path: &Path, explicit: bool) -> anyhow::Result<()> {
                     api_key: credentials.livekit_key.clone(),
                     api_secret: credentials.livekit_secret.clone(),
                     sidecar_secret: sidecar.as_ref().map(|s| s.secret.clone()),
+                    webhooks: None,
                 },
             );
         }

@@ -484,3 +484,87 @@ fn webhooks_reach_the_edge_once_and_in_order_through_outages() {
         .expect("participants");
     assert_eq!(present, 0);
 }
+
+/// A region where no sidecar runs (as with LiveKit Cloud): its LiveKit posts its webhooks
+/// straight to the edge (`"webhooks": "direct"`). The region takes rooms without heartbeats; a
+/// real participant's join makes the session active and is counted once; when they leave,
+/// LiveKit closes the room and the session ends. Webhooks not signed by the region's LiveKit,
+/// or for a region that does not take them, change nothing.
+#[test]
+fn a_region_without_a_sidecar_hears_livekit_directly() {
+    let planned = support::regions::PlannedLiveKit::new("cloud");
+    let region = format!(
+        "[[regions]]\nid = \"cloud\"\nname = \"Cloud\"\nlat = {}\nlon = {}\nlivekit_url = \"{}\"\n\
+         api_key = \"{}\"\napi_secret = \"{}\"\nwebhooks = \"direct\"\n",
+        FRANKFURT.0, FRANKFURT.1, planned.ws_url, planned.key, planned.secret
+    );
+    let system = System::start("direct-webhooks", &region);
+    let (key, secret) = (planned.key.clone(), planned.secret.clone());
+    let livekit = planned.start(&format!("{}/webhook/cloud", system.target.base));
+
+    let room = unique("direct");
+    let first = session(&system, &room, "u1", FRANKFURT);
+    assert_eq!(region_of(&first), "cloud", "{first}");
+    assert_eq!(room_row(&system, &room), (1, 0, "created".to_owned()));
+    let participant = join(&first);
+    // LiveKit's room_started and participant_joined, posted to the edge: active, one joined
+    // (LiveKit's count only: the edge did not count the session call too).
+    wait_room(&system, &room, |row| row.2 == "active" && row.1 == 1);
+    // A second session call of the same user changes no count either.
+    let again = system
+        .target
+        .session(&system.target.join_token(&room, "u1", false, false), &[]);
+    assert_eq!(again.status, 200, "{}", again.text());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(room_row(&system, &room).1, 1);
+
+    // Refused, changing nothing: unsigned, signed with another secret, for another region, for
+    // a region that does not take them, and not a POST.
+    let body = serde_json::to_vec(&json!({"event": "room_finished", "id": "EV_forged",
+        "room": {"name": format!("{room}.x"), "sid": "RM_x"}}))
+    .unwrap();
+    let post = |path: &str, authorization: Option<&str>| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = authorization {
+            headers.push(("Authorization", a));
+        }
+        system.target.post(path, &body, &headers).status
+    };
+    let now = support::now_secs();
+    let signed_with = |secret: &str| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+        support::hs256(
+            secret,
+            &json!({"iss": key, "nbf": now, "exp": now + 300, "sha256": hash}),
+        )
+    };
+    assert_eq!(post("/webhook/cloud", None), 403);
+    assert_eq!(post("/webhook/cloud", Some("garbage")), 403);
+    assert_eq!(
+        post(
+            "/webhook/cloud",
+            Some(&signed_with("another-secret-0123456789abcdef"))
+        ),
+        403
+    );
+    assert_eq!(post("/webhook/elsewhere", Some(&signed_with(&secret))), 404);
+    assert_eq!(system.target.request("GET", "/webhook/cloud").status, 405);
+    // Signed right, but about no room the edge runs: taken, and nothing changes.
+    assert_eq!(post("/webhook/cloud", Some(&signed_with(&secret))), 200);
+    assert_eq!(room_row(&system, &room), (1, 1, "active".to_owned()));
+
+    // The participant leaves: LiveKit closes the empty room, and its room_finished ends the
+    // session.
+    assert_eq!(participant.leave(Duration::from_secs(20)), Some(0));
+    wait_room(&system, &room, |row| row.0 == 0 && row.2 == "ended");
+    let (_, past) = system
+        .target
+        .call("/auth/room/fetchPastRooms", &json!({"room_ids": [room]}));
+    assert_eq!(
+        past["result"]["rooms_list"][0]["joined_participants"], "1",
+        "{past}"
+    );
+    drop(livekit);
+}

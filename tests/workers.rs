@@ -355,7 +355,14 @@ fn recording_from_the_start_runs_on_d1() {
     let list = &listing["result"]["recordings_list"];
     assert_eq!(list[0]["record_id"], json!(job_id), "{listing}");
     assert_eq!(list[0]["file_size"], json!(2.5), "{listing}");
-    assert!(list[0].get("metadata").is_none(), "{listing}");
+    // It starts with its meeting's title and creation time (a trigger on D1 too).
+    let seeded = &list[0]["metadata"]["extra_data"];
+    assert!(
+        seeded["meeting-created"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{listing}"
+    );
     // The backend describes it (a JSON merge patch in D1's SQLite), twice: both changes kept.
     for change in [
         json!({"title": "Standup", "extra_data": {"team": "core"}}),
@@ -369,11 +376,21 @@ fn recording_from_the_start_runs_on_d1() {
         assert_eq!(answer["status"], json!(true), "{answer}");
     }
     let (_, info) = target.call("/auth/recording/info", &json!({"record_id": job_id}));
+    let metadata = &info["recording_info"]["metadata"];
+    assert_eq!(metadata["title"], "Standup", "{info}");
     assert_eq!(
-        info["recording_info"]["metadata"],
-        json!({"title": "Standup",
-               "subtitles": {"en": {"label": "English", "url": "https://cdn.test/en.vtt"}},
-               "extra_data": {"team": "core", "sprint": "12"}}),
+        metadata["subtitles"],
+        json!({"en": {"label": "English", "url": "https://cdn.test/en.vtt"}}),
+        "{info}"
+    );
+    let extra = &metadata["extra_data"];
+    assert_eq!(
+        (&extra["team"], &extra["sprint"]),
+        (&json!("core"), &json!("12")),
+        "{info}"
+    );
+    assert_eq!(
+        extra["meeting-created"], seeded["meeting-created"],
         "{info}"
     );
     // The heartbeats delivered the customer's webhooks, in order.
@@ -399,4 +416,85 @@ fn recording_from_the_start_runs_on_d1() {
     assert_eq!(hooks[3]["recording_info"]["record_id"], json!(job_id));
     assert_eq!(hooks[3]["recording_info"]["file_size"], json!(2.5));
     assert!(hooks.iter().all(|h| h["room"]["room_id"] == json!(room)));
+}
+
+/// A region whose LiveKit posts its webhooks straight to the Worker (`"webhooks": "direct"`, as
+/// with LiveKit Cloud): the signed events run on D1 as a sidecar's would (LiveKit's retry of
+/// one changes nothing twice), the joined count is LiveKit's alone, and LiveKit's room_finished
+/// makes the session a past room. A webhook not signed by the region's LiveKit is refused.
+#[test]
+fn livekit_posts_webhooks_straight_to_the_worker() {
+    let livekit_secret = "workers-test-livekit-secret-0123456789ab";
+    let mut bindings = bindings();
+    let region = json!([{"id": "eu", "name": "eu", "lat": 50.11, "lon": 8.68,
+                         "livekit_url": "ws://127.0.0.1:9", "api_key": "lk", "webhooks": "direct"}]);
+    bindings["regions"] = json!(region.to_string());
+    bindings["livekit_secrets"] = json!(json!({ "eu": livekit_secret }).to_string());
+    let worker = WorkerEdge::start(&bindings);
+    let target = Target::new(worker.base.clone(), "plugnmeet".into(), API_SECRET.into());
+    let room = unique("direct");
+    target.create_room(&room, json!({}));
+    let session = target
+        .session(&target.join_token(&room, "u1", false, false), &[])
+        .json();
+    assert_eq!(session["region"]["id"], "eu", "{session}\n{}", worker.log());
+    let livekit_room = support::jwt_claims(session["token"].as_str().unwrap())["video"]["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |event: &Value, secret: &str| {
+        use base64::Engine;
+        use sha2::Digest;
+        let body = serde_json::to_vec(event).unwrap();
+        let now = support::now_secs();
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+        let token = support::hs256(
+            secret,
+            &json!({"iss": "lk", "nbf": now, "exp": now + 300, "sha256": hash}),
+        );
+        target
+            .post("/webhook/eu", &body, &[("Authorization", token.as_str())])
+            .status
+    };
+    let event = |id: &str, kind: &str, participant: Option<Value>| {
+        let mut e = json!({"id": id, "event": kind, "createdAt": support::now_secs().to_string(),
+                           "room": {"sid": "RM_direct", "name": livekit_room}});
+        if let Some(p) = participant {
+            e["participant"] = p;
+        }
+        e
+    };
+    let joined = event(
+        "EV_D2",
+        "participant_joined",
+        Some(json!({"sid": "PA_1", "identity": "u1", "name": "User u1", "state": "ACTIVE"})),
+    );
+    assert_eq!(
+        post(&event("EV_D1", "room_started", None), livekit_secret),
+        200,
+        "{}",
+        worker.log()
+    );
+    assert_eq!(post(&joined, livekit_secret), 200);
+    assert_eq!(post(&joined, livekit_secret), 200, "LiveKit's retry");
+    assert_eq!(
+        post(
+            &event("EV_D3", "room_finished", None),
+            "another-secret-0123456789abcdef0123"
+        ),
+        403
+    );
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], true, "{active}");
+    assert_eq!(
+        post(&event("EV_D3", "room_finished", None), livekit_secret),
+        200
+    );
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], false, "{active}\n{}", worker.log());
+    let (_, past) = target.call("/auth/room/fetchPastRooms", &json!({"room_ids": [room]}));
+    assert_eq!(
+        past["result"]["rooms_list"][0]["joined_participants"], "1",
+        "{past}"
+    );
 }

@@ -60,6 +60,9 @@ pub struct Region {
     pub api_key: String,
     /// LiveKit API secret (from the platform's secret store).
     pub api_secret: String,
+    /// The region's LiveKit posts its webhooks straight to the edge (`POST /webhook/<id>`),
+    /// where no media-sidecar can run beside it (LiveKit Cloud): `"webhooks": "direct"`.
+    pub direct_webhooks: bool,
 }
 
 impl Region {
@@ -244,6 +247,9 @@ struct RegionEntry {
     lon: f64,
     livekit_url: String,
     api_key: String,
+    /// `direct`: its LiveKit posts webhooks to the edge itself.
+    #[serde(default)]
+    webhooks: Option<String>,
 }
 
 impl EdgeConfig {
@@ -327,6 +333,18 @@ impl EdgeConfig {
         self.regions.iter().find(|r| r.id == id)
     }
 
+    /// Whether `region_id` reports through a media-sidecar (and so must heartbeat to take
+    /// rooms, and counts as gone when its sidecar falls silent).
+    pub fn has_sidecar(&self, region_id: &str) -> bool {
+        self.sidecar_secrets.contains_key(region_id)
+    }
+
+    /// Whether the edge hears `region_id`'s LiveKit webhooks, through its sidecar or straight
+    /// from LiveKit: then LiveKit's `participant_joined` counts who joined, not the edge.
+    pub fn hears_events_of(&self, region_id: &str) -> bool {
+        self.has_sidecar(region_id) || self.region(region_id).is_some_and(|r| r.direct_webhooks)
+    }
+
     /// Whether regions report through media-sidecars (and so must heartbeat to take rooms).
     pub fn uses_sidecars(&self) -> bool {
         !self.sidecar_secrets.is_empty()
@@ -397,8 +415,13 @@ async fn sidecar_secrets(
     let secrets: std::collections::HashMap<String, String> =
         serde_json::from_str(&json).map_err(|_| invalid("not a JSON object of strings".into()))?;
     for (id, secret) in &secrets {
-        if !regions.iter().any(|r| &r.id == id) {
+        let Some(region) = regions.iter().find(|r| &r.id == id) else {
             return Err(invalid(format!("no region has id `{id}`")));
+        };
+        if region.direct_webhooks {
+            return Err(invalid(format!(
+                "region `{id}` has its webhooks sent directly: it has no sidecar"
+            )));
         }
         if secret.len() < MIN_SECRET_LEN {
             return Err(invalid(format!(
@@ -588,6 +611,19 @@ fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, 
                 ),
             ));
         }
+        let direct_webhooks = match e.webhooks.as_deref() {
+            None | Some("") | Some("sidecar") => false,
+            Some("direct") => true,
+            Some(_) => {
+                return Err(invalid(
+                    "regions",
+                    format!(
+                        "region `{}`: webhooks must be \"direct\" or \"sidecar\"",
+                        e.id
+                    ),
+                ))
+            }
+        };
         let name = if e.name.is_empty() {
             e.id.clone()
         } else {
@@ -600,6 +636,7 @@ fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, 
             livekit_url: e.livekit_url,
             api_key: e.api_key,
             api_secret,
+            direct_webhooks,
         });
     }
     Ok(regions)
@@ -619,6 +656,7 @@ pub(crate) mod fixtures {
             livekit_url: "ws://x".into(),
             api_key: "k".into(),
             api_secret: "s".into(),
+            direct_webhooks: false,
         }
     }
 
@@ -737,5 +775,29 @@ mod tests {
         let mut m = base();
         m.insert("default_region", "us".into());
         assert!(EdgeConfig::load(&MapSource(m)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_region_hears_livekit_through_its_sidecar_or_directly_not_both() {
+        let direct = r#"[{"id":"eu","lat":1,"lon":0,"livekit_url":"ws://x","api_key":"k","webhooks":"direct"}]"#;
+        let mut m = base();
+        m.insert("regions", direct.into());
+        let cfg = EdgeConfig::load(&MapSource(m.clone())).await.unwrap();
+        assert!(cfg.regions[0].direct_webhooks);
+        assert!(cfg.hears_events_of("eu") && !cfg.has_sidecar("eu"));
+        assert!(!EdgeConfig::load(&MapSource(base()))
+            .await
+            .unwrap()
+            .hears_events_of("eu"));
+        m.insert(
+            "sidecar_secrets",
+            format!(r#"{{"eu":"{}"}}"#, "y".repeat(32)),
+        );
+        let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+        assert!(err.to_string().contains("no sidecar"), "{err}");
+        let mut m = base();
+        m.insert("regions", direct.replace("direct", "loud"));
+        let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+        assert!(err.to_string().contains("webhooks must be"), "{err}");
     }
 }

@@ -26,6 +26,8 @@
 //! - [`placement`]: the rule that picks a room's region.
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
 //! - [`sidecars`]: the internal endpoints media-sidecars call (heartbeats, webhook batches).
+//! - [`livekit_webhooks`]: LiveKit's webhooks posted straight to the edge, for a region without
+//!   a sidecar.
 //! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
 //! - [`recording`]: recordings and RTMP broadcasts sent to recorder nodes, their jobs'
 //!   reports, and the catalog of finished recordings.
@@ -43,6 +45,7 @@ pub mod db;
 pub mod exchange;
 pub mod lifecycle;
 pub mod livekit;
+pub mod livekit_webhooks;
 pub mod metadata;
 pub mod moderation;
 pub mod placement;
@@ -174,6 +177,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 return EdgeResponse::text(413, "Payload Too Large");
             }
             return recording::reports::handle(self, &request).await;
+        }
+        if path.starts_with(livekit_webhooks::PREFIX) {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return livekit_webhooks::handle(self, &request).await;
         }
         if path.starts_with("/internal/sidecar/") {
             if request.method != Method::POST {

@@ -102,7 +102,8 @@ pub fn region_is_gone(
     if config.region(region_id).is_none() {
         return true;
     }
-    if !config.uses_sidecars() {
+    // Only a sidecar's silence says a region is gone.
+    if !config.has_sidecar(region_id) {
         return false;
     }
     heard_ms.is_some_and(|heard| heard == 0 || now_ms - heard > gone_after_ms(config))
@@ -116,6 +117,8 @@ pub struct Registry {
     timeout_secs: i64,
     /// No sidecars: every configured region is available.
     open: bool,
+    /// Regions whose LiveKit posts its webhooks to the edge: available without a heartbeat.
+    direct: std::collections::HashSet<String>,
 }
 
 impl Registry {
@@ -129,12 +132,20 @@ impl Registry {
             now_ms,
             timeout_secs: config.region_timeout_secs,
             open: !config.uses_sidecars(),
+            direct: config
+                .regions
+                .iter()
+                .filter(|r| r.direct_webhooks)
+                .map(|r| r.id.clone())
+                .collect(),
         }
     }
 
     /// Whether `region_id` takes a new room.
     pub fn availability(&self, region_id: &str) -> Availability {
-        if self.open {
+        // Nothing reports on these: they take rooms. (With sidecars, a region with neither a
+        // sidecar nor webhooks of its own is never heard, and takes none.)
+        if self.open || self.direct.contains(region_id) {
             return Availability::Available;
         }
         self.statuses

@@ -409,13 +409,6 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             },
         );
     }
-    // Without sidecars relaying LiveKit's webhooks, a room's joined count is the visible users
-    // who entered through the edge; with them, LiveKit's participant_joined counts instead.
-    if !edge.config.uses_sidecars() {
-        if let Err(e) = db::record_entry(&edge.store, &room.sid, &claims.user_id, now).await {
-            return store_failure(e);
-        }
-    }
     let pinned = room.region.as_deref().filter(|region| {
         !registry::region_is_gone(
             &edge.config,
@@ -441,6 +434,14 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             ),
         );
     };
+    // Where the edge does not hear the region's LiveKit webhooks, a room's joined count is the
+    // visible users who entered through the edge; where it does, LiveKit's participant_joined
+    // counts instead.
+    if !edge.config.hears_events_of(&region.id) {
+        if let Err(e) = db::record_entry(&edge.store, &room.sid, &claims.user_id, now).await {
+            return store_failure(e);
+        }
+    }
     let publish_sources = if is_hidden {
         Vec::new()
     } else {

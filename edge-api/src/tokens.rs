@@ -314,6 +314,38 @@ pub fn mint_webhook_signature(
         .map_err(|e| TokenError::Signing(e.to_string()))
 }
 
+/// Verifies the JWT a webhook carrying `body` was signed with (as [`mint_webhook_signature`]
+/// mints it; LiveKit signs its webhooks the same way): HS256 under `api_secret`, `iss` =
+/// `api_key`, an `exp` that has not passed (one minute leeway), and `sha256` = the body's.
+pub fn verify_webhook_signature(
+    api_key: &str,
+    api_secret: &str,
+    token: &str,
+    body: &[u8],
+    now_secs: u64,
+) -> Result<(), TokenError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let options = VerificationOptions {
+        allowed_issuers: Some([api_key.to_owned()].into_iter().collect()),
+        time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
+        artificial_time: Some(UnixTimeStamp::from_secs(now_secs)),
+        max_token_length: Some(4 * 1024),
+        ..Default::default()
+    };
+    let claims: JWTClaims<WebhookClaims> = HS256Key::from_bytes(api_secret.as_bytes())
+        .verify_token(token, Some(options))
+        .map_err(|e| match e.downcast_ref::<JWTError>() {
+            Some(JWTError::TokenHasExpired) => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body));
+    if claims.expires_at.is_none() || claims.custom.sha256 != hash {
+        return Err(TokenError::Invalid);
+    }
+    Ok(())
+}
+
 fn timed_claims<C>(custom: C, now_secs: u64, validity_secs: u64) -> JWTClaims<C> {
     JWTClaims {
         issued_at: None,
@@ -518,5 +550,32 @@ mod tests {
         );
         assert_eq!(claims.invalid_before.unwrap().as_secs(), 1_000);
         assert_eq!(claims.expires_at.unwrap().as_secs(), 1_300);
+    }
+
+    #[test]
+    fn a_webhook_signature_holds_only_for_its_body_key_and_time() {
+        let body = br#"{"event":"room_started","id":"EV_1"}"#;
+        let token = mint_webhook_signature("lk", "secret-0123456789", body, 1_000, 300).unwrap();
+        let check = |key: &str, secret: &str, body: &[u8], now: u64| {
+            verify_webhook_signature(key, secret, &token, body, now)
+        };
+        assert!(check("lk", "secret-0123456789", body, 1_100).is_ok());
+        assert!(
+            check("lk", "secret-0123456789", b"{}", 1_100).is_err(),
+            "another body"
+        );
+        assert!(
+            check("other", "secret-0123456789", body, 1_100).is_err(),
+            "another key"
+        );
+        assert!(
+            check("lk", "another-secret-01", body, 1_100).is_err(),
+            "another secret"
+        );
+        assert!(matches!(
+            check("lk", "secret-0123456789", body, 1_500),
+            Err(TokenError::Expired)
+        ));
+        assert!(verify_webhook_signature("lk", "secret-0123456789", "x.y.z", body, 1_100).is_err());
     }
 }

@@ -94,6 +94,7 @@ fn region(id: &str, lat: f64, lon: f64) -> Region {
         livekit_url: format!("ws://{id}.livekit.test"),
         api_key: "lk".into(),
         api_secret: "livekit-secret-0123456789abcdef01234".into(),
+        direct_webhooks: false,
     }
 }
 

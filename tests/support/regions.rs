@@ -22,15 +22,55 @@ pub struct LiveKitServer {
     dir: PathBuf,
 }
 
+/// A LiveKit server to start later, its address and credentials chosen now: for an edge whose
+/// configuration names the server before the server can name the edge (its webhook URL).
+pub struct PlannedLiveKit {
+    /// `ws://IP:PORT` for clients.
+    pub ws_url: String,
+    /// API key.
+    pub key: String,
+    /// API secret.
+    pub secret: String,
+    name: String,
+    port: u16,
+}
+
+impl PlannedLiveKit {
+    /// Chooses a port and credentials for LiveKit server `name`.
+    pub fn new(name: &str) -> PlannedLiveKit {
+        let port = free_port();
+        PlannedLiveKit {
+            ws_url: format!("ws://{}:{port}", url_host(&media_ip())),
+            key: format!("key{}", unique("lk").replace('-', "")),
+            secret: format!("livekit-secret-{}-{}", unique("a"), unique("b")),
+            name: name.to_owned(),
+            port,
+        }
+    }
+
+    /// Starts it, posting its webhooks to `webhook_url`.
+    pub fn start(self, webhook_url: &str) -> LiveKitServer {
+        LiveKitServer::launch(self, webhook_url)
+    }
+}
+
 impl LiveKitServer {
     /// Starts a LiveKit server that posts its webhooks to `webhook_url`.
     pub fn start(name: &str, webhook_url: &str) -> LiveKitServer {
+        PlannedLiveKit::new(name).start(webhook_url)
+    }
+
+    fn launch(plan: PlannedLiveKit, webhook_url: &str) -> LiveKitServer {
+        let PlannedLiveKit {
+            ws_url,
+            key,
+            secret,
+            name,
+            port,
+        } = plan;
         let dir = std::env::temp_dir().join(unique(&format!("livekit-{name}")));
         std::fs::create_dir_all(&dir).expect("livekit dir");
-        let port = free_port();
         let udp = udp_range_start();
-        let key = format!("key{}", unique("lk").replace('-', ""));
-        let secret = format!("livekit-secret-{}-{}", unique("a"), unique("b"));
         let ip = media_ip();
         let config = format!(
             "port: {port}\nrtc:\n  tcp_port: {tcp}\n  port_range_start: {udp}\n  port_range_end: {udp_end}\n  \
@@ -69,7 +109,7 @@ impl LiveKitServer {
         }
         LiveKitServer {
             child: Some(child),
-            ws_url: format!("ws://{}:{port}", url_host(&ip)),
+            ws_url,
             http_url: format!("http://127.0.0.1:{port}"),
             key,
             secret,

@@ -1,0 +1,87 @@
+//! `POST /webhook/<region id>`: LiveKit's webhooks posted straight to the edge, for a region
+//! where no media-sidecar can run beside LiveKit (LiveKit Cloud, a managed cluster): its
+//! regions entry says `"webhooks": "direct"`, and its LiveKit's webhook URL is this path.
+//!
+//! - Each webhook is checked as LiveKit signs it: `Authorization` holds a JWT signed with the
+//!   region's API secret, issued by its API key, whose `sha256` claim is the body's. A missing
+//!   or bad one is 403, a body that is not a LiveKit event 422 (plugNmeet's `/webhook` answers).
+//! - The event is applied as a sidecar's would be ([`crate::lifecycle::apply`]: one statement,
+//!   its id remembered, so LiveKit's retries change nothing twice), a blocked user heard joining
+//!   is removed again, and the customer's due webhooks go out.
+//! - What only a sidecar gives is not had: LiveKit posts each webhook a few times at most and
+//!   not strictly in order, and there is no heartbeat, so the region is always taken as
+//!   available and the edge's own limits (`room_duration`, a room nobody entered), which run on
+//!   sidecar heartbeats, do not apply. LiveKit itself closes a room its last participant left
+//!   (its `departure_timeout`), and that `room_finished` ends the session.
+
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::lifecycle::{self, BlockedJoins, WebhookEvent};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::sidecars::MAX_EVENT_ID_BYTES;
+use crate::tokens::verify_webhook_signature;
+use crate::Edge;
+
+/// The path prefix; the region id follows.
+pub const PREFIX: &str = "/webhook/";
+/// Largest webhook body taken (LiveKit's events are a few KiB).
+const MAX_BODY: usize = 64 * 1024;
+
+/// Handles `POST /webhook/<region id>`.
+pub async fn handle<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let region_id = request.path.strip_prefix(PREFIX).unwrap_or_default();
+    let Some(region) = edge
+        .config
+        .region(region_id)
+        .filter(|region| region.direct_webhooks)
+    else {
+        // Unknown, or its webhooks come through its sidecar: nothing here for them.
+        return EdgeResponse::text(404, "Not Found");
+    };
+    if request.body_exceeds(MAX_BODY) {
+        return EdgeResponse::text(413, "Payload Too Large");
+    }
+    let Some(token) = request
+        .header("authorization")
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .filter(|t| !t.is_empty())
+    else {
+        return EdgeResponse::text(403, "Forbidden");
+    };
+    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
+    if verify_webhook_signature(
+        &region.api_key,
+        &region.api_secret,
+        token,
+        &request.body,
+        now,
+    )
+    .is_err()
+    {
+        tracing::warn!(region = %region.id, "a webhook not signed by the region's LiveKit: refused");
+        return EdgeResponse::text(403, "Forbidden");
+    }
+    let event: WebhookEvent = match serde_json::from_slice(&request.body) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(region = %region.id, error = %e, "a signed webhook that is not a LiveKit event");
+            return EdgeResponse::text(422, "Unprocessable Entity");
+        }
+    };
+    if event.id.is_empty() || event.id.len() > MAX_EVENT_ID_BYTES {
+        return EdgeResponse::text(422, "Unprocessable Entity");
+    }
+    let mut blocked = BlockedJoins::default();
+    if let Err(e) = lifecycle::apply(edge, region, &event, &mut blocked).await {
+        // LiveKit posts it again.
+        tracing::error!(region = %region.id, error = %e, "store failure applying a webhook");
+        return EdgeResponse::text(503, "Service Unavailable");
+    }
+    lifecycle::remove_blocked(edge, region, blocked).await;
+    if let Err(e) = crate::webhooks::deliver_due(edge, edge.clock.now_ms()).await {
+        tracing::error!(error = %e, "store failure delivering webhooks");
+    }
+    EdgeResponse::text(200, "")
+}
