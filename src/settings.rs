@@ -224,7 +224,8 @@ pub struct RegionSettings {
     #[serde(default, skip_serializing)]
     pub api_secret: String,
     /// The secret this region's media-sidecar signs with (at least 32 bytes). When any region
-    /// has one, regions with one take new rooms only while their sidecar heartbeats.
+    /// has one, regions take new rooms only while their sidecar heartbeats (or, with
+    /// `webhooks = "direct"`, always).
     #[serde(default, skip_serializing)]
     pub sidecar_secret: Option<String>,
     /// `direct`: the region's LiveKit posts its webhooks to the edge itself

@@ -639,6 +639,23 @@ fn parse_regions(regions_json: &str, secrets_json: &str) -> Result<Vec<Region>, 
             direct_webhooks,
         });
     }
+    // A webhook names no region, only the key that signed it: one signed for another region's
+    // room would be taken here for a room this region does not run, whose LiveKit room it would
+    // then delete.
+    if let Some(shared) = regions.iter().find(|r| {
+        r.direct_webhooks
+            && regions
+                .iter()
+                .any(|other| other.id != r.id && other.api_key == r.api_key)
+    }) {
+        return Err(invalid(
+            "regions",
+            format!(
+                "region `{}` takes LiveKit's webhooks directly: its api_key must be its own",
+                shared.id
+            ),
+        ));
+    }
     Ok(regions)
 }
 
@@ -799,5 +816,15 @@ mod tests {
         m.insert("regions", direct.replace("direct", "loud"));
         let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
         assert!(err.to_string().contains("webhooks must be"), "{err}");
+        let mut m = base();
+        let two = r#"[{"id":"eu","lat":1,"lon":0,"livekit_url":"ws://x","api_key":"k","webhooks":"direct"},
+                      {"id":"us","lat":2,"lon":0,"livekit_url":"ws://y","api_key":"k"}]"#;
+        m.insert("regions", two.into());
+        m.insert(
+            "livekit_secrets",
+            format!(r#"{{"eu":"{0}","us":"{0}"}}"#, "x".repeat(32)),
+        );
+        let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
+        assert!(err.to_string().contains("must be its own"), "{err}");
     }
 }

@@ -271,6 +271,17 @@ pub async fn end_room(store: &impl Store, sid: &str, now: i64) -> Result<bool, S
 const REGION_CLOSED_SQL: &str = "EXISTS (SELECT 1 FROM region_status \
      WHERE region_id = ? AND (draining = 1 OR left_at_ms IS NOT NULL))";
 
+/// Forgets what region `region_id`'s sidecar last reported (the region has none now).
+pub async fn forget_region_status(store: &impl Store, region_id: &str) -> Result<(), StoreError> {
+    store
+        .execute(
+            "DELETE FROM region_status WHERE region_id = ?",
+            &[region_id.into()],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Pins a running session to `region` unless it is pinned already, has ended or `region` closed
 /// (see [`REGION_CLOSED_SQL`]); returns the session's region after the attempt.
 pub async fn pin_region(
@@ -702,8 +713,9 @@ pub async fn block_user(
     Ok(!rows.rows.is_empty())
 }
 
-/// Records that a user entered the room's session through the edge (without sidecars, this is
-/// how the session knows who joined): a visible user's first entry counts in
+/// Records that a user entered the room's session through the edge (where the edge does not
+/// hear the region's LiveKit webhooks, this is how the session knows who joined): a visible
+/// user's first entry counts in
 /// `joined_participants`, by trigger, in this one statement.
 pub async fn record_entry(
     store: &impl Store,
@@ -1259,11 +1271,13 @@ pub async fn due_rooms(
 /// Running sessions pinned to a region that is gone (drained and left, or silent for
 /// `gone_after_ms`; see [`crate::registry::region_is_gone`]) whose `empty_timeout` has passed
 /// since the region was last heard from, as of `now_ms`: nobody can have been in them since,
-/// and nobody joined to move them. At most `limit`.
+/// and nobody joined to move them. Only regions in `sidecar_regions` (those with a sidecar now)
+/// count: another's status is left from when it had one. At most `limit`.
 pub async fn orphaned_rooms(
     store: &impl Store,
     now_ms: i64,
     gone_after_ms: i64,
+    sidecar_regions: &[&str],
     limit: i64,
 ) -> Result<Vec<DueRoom>, StoreError> {
     let rows = store
@@ -1273,11 +1287,13 @@ pub async fn orphaned_rooms(
                 livekit_room_sql!(),
                 ", 3 FROM rooms r JOIN region_status s ON s.region_id = r.region \
              WHERE r.is_running = 1 AND r.empty_timeout > 0 \
+               AND r.region IN (SELECT value FROM json_each(?)) \
                AND (s.left_at_ms IS NOT NULL OR s.received_at_ms < ? - ?) \
                AND COALESCE(s.left_at_ms, s.received_at_ms) + 1000 * r.empty_timeout <= ? \
              ORDER BY r.id LIMIT ?"
             ),
             &[
+                json_list(sidecar_regions)?,
                 now_ms.into(),
                 gone_after_ms.into(),
                 now_ms.into(),

@@ -1,5 +1,6 @@
-//! Room lifecycle from LiveKit's webhooks (relayed in order by each region's media-sidecar),
-//! and the limits the edge enforces on each heartbeat from a region, its only clock.
+//! Room lifecycle from LiveKit's webhooks (relayed in order by each region's media-sidecar, or
+//! posted by its LiveKit straight to the edge: [`crate::livekit_webhooks`]), and the limits
+//! the edge enforces on each heartbeat from a region, its only clock.
 //!
 //! - Each session has a LiveKit room of its own, named `<room_id>.<sid>` (`db::RoomRow`), so an
 //!   event names exactly one session, and deleting a LiveKit room by name never reaches another
@@ -78,7 +79,7 @@ impl Followed {
 }
 
 /// Applied event ids are kept this long (seconds); sidecars re-send within minutes.
-const APPLIED_EVENTS_KEPT_SECS: i64 = 24 * 3600;
+pub(crate) const APPLIED_EVENTS_KEPT_SECS: i64 = 24 * 3600;
 
 /// The part of a LiveKit webhook event the edge reads (LiveKit adds fields freely).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -327,7 +328,7 @@ fn log_removal(region: &Region, room: &str, identity: &str, outcome: &Result<boo
 /// present (a removal that failed or was cut short, a batch re-sent after one), at most
 /// [`REMOVALS_PER_REQUEST`], side by side; one LiveKit says it does not have is marked gone.
 /// One statement, plus one per participant marked gone.
-async fn sweep_blocked<S: Store, H: HttpClient, C: Clock>(
+pub(crate) async fn sweep_blocked<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
 ) -> Result<(), StoreError> {
@@ -385,7 +386,16 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
     let limit = capacity_left(&due);
     if limit > 0 {
         let gone_after = registry::gone_after_ms(&edge.config);
-        due.extend(db::orphaned_rooms(&edge.store, edge.clock.now_ms(), gone_after, limit).await?);
+        let with_sidecars: Vec<&str> = edge
+            .config
+            .sidecar_secrets
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let now_ms = edge.clock.now_ms();
+        due.extend(
+            db::orphaned_rooms(&edge.store, now_ms, gone_after, &with_sidecars, limit).await?,
+        );
     }
     // Recordings are asked to stop before the rooms go (two statements at most).
     let due_sids: Vec<&str> = due.iter().map(|room| room.sid.as_str()).collect();

@@ -6,17 +6,22 @@
 //!   region's API secret, issued by its API key, whose `sha256` claim is the body's. A missing
 //!   or bad one is 403, a body that is not a LiveKit event 422 (plugNmeet's `/webhook` answers).
 //! - The event is applied as a sidecar's would be ([`crate::lifecycle::apply`]: one statement,
-//!   its id remembered, so LiveKit's retries change nothing twice), a blocked user heard joining
-//!   is removed again, and the customer's due webhooks go out.
+//!   its id remembered, so LiveKit's retries change nothing twice). After an applied one, a
+//!   blocked user heard joining is removed again (and any still listed as present), a
+//!   `room_finished` forgets old event ids, and the customer's due webhooks go out, briefly.
+//! - The region's API key is its own (checked at load): a webhook names no region, so one
+//!   signed for another region's room would otherwise be taken for a room this region does not
+//!   run, and its LiveKit room deleted.
 //! - What only a sidecar gives is not had: LiveKit posts each webhook a few times at most and
 //!   not strictly in order, and there is no heartbeat, so the region is always taken as
 //!   available and the edge's own limits (`room_duration`, a room nobody entered), which run on
 //!   sidecar heartbeats, do not apply. LiveKit itself closes a room its last participant left
 //!   (its `departure_timeout`), and that `room_finished` ends the session.
 
+use crate::config::Region;
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::lifecycle::{self, BlockedJoins, WebhookEvent};
-use crate::platform::{Clock, HttpClient, Store};
+use crate::lifecycle::{self, BlockedJoins, Outcome, WebhookEvent};
+use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::sidecars::MAX_EVENT_ID_BYTES;
 use crate::tokens::verify_webhook_signature;
 use crate::Edge;
@@ -25,6 +30,9 @@ use crate::Edge;
 pub const PREFIX: &str = "/webhook/";
 /// Largest webhook body taken (LiveKit's events are a few KiB).
 const MAX_BODY: usize = 64 * 1024;
+/// How long after an applied webhook the customer's webhooks may still start going out (each
+/// waits at most [`crate::webhooks::DELIVERY_TIMEOUT`]).
+const DELIVERY_WINDOW_MS: i64 = 1_000;
 
 /// Handles `POST /webhook/<region id>`.
 pub async fn handle<S: Store, H: HttpClient, C: Clock>(
@@ -74,14 +82,43 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         return EdgeResponse::text(422, "Unprocessable Entity");
     }
     let mut blocked = BlockedJoins::default();
-    if let Err(e) = lifecycle::apply(edge, region, &event, &mut blocked).await {
-        // LiveKit posts it again.
-        tracing::error!(region = %region.id, error = %e, "store failure applying a webhook");
-        return EdgeResponse::text(503, "Service Unavailable");
-    }
-    lifecycle::remove_blocked(edge, region, blocked).await;
-    if let Err(e) = crate::webhooks::deliver_due(edge, edge.clock.now_ms()).await {
-        tracing::error!(error = %e, "store failure delivering webhooks");
+    let outcome = match lifecycle::apply(edge, region, &event, &mut blocked).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // LiveKit posts it again.
+            tracing::error!(region = %region.id, error = %e, "store failure applying a webhook");
+            return EdgeResponse::text(503, "Service Unavailable");
+        }
+    };
+    if outcome == Outcome::Applied {
+        if let Err(e) = after_applied(edge, region, &event.event, blocked).await {
+            tracing::error!(region = %region.id, error = %e, "store failure after a webhook");
+        }
     }
     EdgeResponse::text(200, "")
+}
+
+/// What a sidecar's heartbeat would pay for, done on an applied webhook instead, briefly: LiveKit
+/// sends the room's later events only once this one is answered, and drops one that waited
+/// 30 s. A blocked user heard joining is removed (and any still listed as present, once
+/// more: there is no heartbeat to sweep them); a `room_finished` forgets old event ids; the
+/// customer's due webhooks go out, none starting later than [`DELIVERY_WINDOW_MS`] from now.
+async fn after_applied<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    event: &str,
+    blocked: BlockedJoins,
+) -> Result<(), StoreError> {
+    lifecycle::remove_blocked(edge, region, blocked).await;
+    match event {
+        "participant_joined" | "participant_left" => lifecycle::sweep_blocked(edge, region).await?,
+        "room_finished" => {
+            let forget_before = edge.now_secs() - lifecycle::APPLIED_EVENTS_KEPT_SECS;
+            crate::db::prune_applied_events(&edge.store, forget_before).await?;
+        }
+        _ => {}
+    }
+    let deadline_ms = edge.clock.now_ms().saturating_add(DELIVERY_WINDOW_MS);
+    crate::webhooks::deliver_due_before(edge, deadline_ms).await?;
+    Ok(())
 }

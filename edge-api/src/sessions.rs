@@ -434,14 +434,6 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             ),
         );
     };
-    // Where the edge does not hear the region's LiveKit webhooks, a room's joined count is the
-    // visible users who entered through the edge; where it does, LiveKit's participant_joined
-    // counts instead.
-    if !edge.config.hears_events_of(&region.id) {
-        if let Err(e) = db::record_entry(&edge.store, &room.sid, &claims.user_id, now).await {
-            return store_failure(e);
-        }
-    }
     let publish_sources = if is_hidden {
         Vec::new()
     } else {
@@ -498,6 +490,14 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
         Err(e) => return store_failure(e),
     }
+    // Where the edge does not hear the region's LiveKit webhooks, a room's joined count is the
+    // visible users who entered through the edge (admitted: the token goes out); where it
+    // does, LiveKit's participant_joined counts instead.
+    if !edge.config.hears_events_of(&region.id) {
+        if let Err(e) = db::record_entry(&edge.store, &room.sid, &claims.user_id, now).await {
+            return store_failure(e);
+        }
+    }
     EdgeResponse::reply(
         Common::ok("success"),
         SessionRes {
@@ -545,6 +545,13 @@ async fn place<S: Store, H: HttpClient, C: Clock>(
         else {
             break;
         };
+        // A region that reports without a sidecar has no status; one kept from when it had a
+        // sidecar (it drained, left or fell silent then) must not close it to pins.
+        if edge.config.uses_sidecars() && !edge.config.has_sidecar(&region.id) {
+            db::forget_region_status(&edge.store, &region.id)
+                .await
+                .map_err(store_failure)?;
+        }
         let placed = match from {
             None => db::pin_region(&edge.store, &room.sid, &region.id).await,
             Some(from) => {

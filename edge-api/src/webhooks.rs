@@ -103,8 +103,16 @@ pub async fn deliver_due<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     started_ms: i64,
 ) -> Result<Delivered, StoreError> {
+    deliver_due_before(edge, started_ms.saturating_add(SEND_WINDOW_MS)).await
+}
+
+/// [`deliver_due`] with no send starting at or after `deadline_ms` (the edge's clock): for a
+/// caller whose own caller waits on it more briefly.
+pub async fn deliver_due_before<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    deadline_ms: i64,
+) -> Result<Delivered, StoreError> {
     let now_ms = edge.clock.now_ms();
-    let deadline_ms = started_ms.saturating_add(SEND_WINDOW_MS);
     if !edge.config.webhooks.enabled() || now_ms >= deadline_ms {
         return Ok(Delivered::default());
     }

@@ -2310,3 +2310,81 @@ fn track_events_are_passed_on_once_with_webhooks_only() {
         assert_eq!(published["room"]["num_participants"], 1, "{published}");
     }
 }
+
+/// A region that had a sidecar and now has its LiveKit post webhooks straight to the edge keeps
+/// the status its sidecar last reported (here: drained and left). Beside regions with sidecars,
+/// that status neither closes it to new rooms nor ends the sessions running there; without a
+/// sidecar or webhooks of its own, a region takes no rooms at all.
+#[test]
+fn a_region_switched_to_direct_webhooks_is_not_held_to_its_sidecars_last_word() {
+    let mut edge = edge();
+    edge.config.regions.push(region("cl", 50.2, 8.8));
+    edge.config
+        .sidecar_secrets
+        .insert("cl".into(), "sidecar-cl-0123456789abcdef0123456789".into());
+    let sidecar_cl = |edge: &TestEdge, left: bool| {
+        let mut body = heartbeat_body("cl", edge.clock.0.get(), left, 0);
+        body["leaving"] = json!(left);
+        post(
+            edge,
+            "/internal/sidecar/heartbeat",
+            "cl",
+            "sidecar-cl-0123456789abcdef0123456789",
+            &body,
+        )
+    };
+    assert_eq!(sidecar_cl(&edge, false).0, 200);
+    let kept = running_room(&edge, "kept", "cl", json!({}));
+    let pinned = |room_id: &str| {
+        block(db::running_room(&edge.store, room_id))
+            .unwrap()
+            .and_then(|r| r.region)
+    };
+    assert_eq!(pinned("kept").as_deref(), Some("cl"));
+    edge.clock.0.set(edge.clock.0.get() + 1_000);
+    assert_eq!(sidecar_cl(&edge, true).0, 200);
+    // Now cl reports directly: its sidecar secret goes, its webhooks come straight.
+    edge.config.sidecar_secrets.remove("cl");
+    edge.config
+        .regions
+        .iter_mut()
+        .find(|r| r.id == "cl")
+        .unwrap()
+        .direct_webhooks = true;
+    // Long past every timeout (and with no new join there yet), eu's heartbeats do not end the
+    // session running in cl.
+    edge.clock.0.set(edge.clock.0.get() + 3_600_000);
+    beat(&edge, "eu", false, 0);
+    assert_eq!(pinned("kept").as_deref(), Some("cl"));
+    assert_eq!(kept.room_id, "kept");
+    // A join from next to cl is placed there (eu, a little further, heartbeats too).
+    edge.clock.0.set(edge.clock.0.get() + 1_000);
+    beat(&edge, "eu", false, 0);
+    let room = titled_room(&edge, "near-cl");
+    let token = join_token(&edge, "near-cl", "u1");
+    let mut request = EdgeRequest::new(Method::POST, "/api/session");
+    request
+        .headers
+        .insert("authorization", token.parse().expect("header"));
+    request.headers.insert("x-lat", "50.2".parse().unwrap());
+    request.headers.insert("x-lon", "8.8".parse().unwrap());
+    let (status, body) = reply(block(edge.handle(request)));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["region"]["id"], "cl", "{body}");
+    assert_eq!(
+        block(db::running_room(&edge.store, "near-cl"))
+            .unwrap()
+            .unwrap()
+            .sid,
+        room.sid
+    );
+    // Neither a sidecar nor webhooks of its own: never heard, never chosen.
+    edge.config
+        .regions
+        .iter_mut()
+        .find(|r| r.id == "cl")
+        .unwrap()
+        .direct_webhooks = false;
+    let registry = block(registry::load(&edge)).unwrap();
+    assert_eq!(registry.availability("cl"), registry::Availability::Unknown);
+}
