@@ -292,22 +292,35 @@ pub async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
     region: &Region,
     blocked: BlockedJoins,
 ) {
-    if blocked.0.is_empty() {
-        return;
-    }
+    let targets = blocked.0.iter().take(REMOVALS_PER_REQUEST);
+    remove_from_livekit(
+        edge,
+        region,
+        targets.map(|(room, who)| (room.as_str(), who.as_str())),
+    )
+    .await;
+}
+
+/// Removes each `(LiveKit room, identity)` of `targets` from `region`'s LiveKit, side by side,
+/// each waiting at most [`livekit::BRIEF_CALL_TIMEOUT`], and logs what came of it; the outcomes
+/// in the same order.
+async fn remove_from_livekit<'t, S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+    targets: impl Iterator<Item = (&'t str, &'t str)>,
+) -> Vec<Result<bool, LiveKitError>> {
     let api = edge.livekit(region);
-    let removals = blocked
-        .0
-        .iter()
-        .take(REMOVALS_PER_REQUEST)
-        .map(|(room, identity)| async {
+    let removals = targets.map(|(room, identity)| {
+        let api = &api;
+        async move {
             let outcome = api
                 .remove_participant(room, identity, livekit::BRIEF_CALL_TIMEOUT)
                 .await;
             log_removal(region, room, identity, &outcome);
             outcome
-        });
-    futures_util::future::join_all(removals).await;
+        }
+    });
+    futures_util::future::join_all(removals).await
 }
 
 fn log_removal(region: &Region, room: &str, identity: &str, outcome: &Result<bool, LiveKitError>) {
@@ -334,18 +347,10 @@ pub(crate) async fn sweep_blocked<S: Store, H: HttpClient, C: Clock>(
 ) -> Result<(), StoreError> {
     let limit = i64::try_from(REMOVALS_PER_REQUEST).unwrap_or(1);
     let present = db::blocked_presences(&edge.store, &region.id, limit).await?;
-    if present.is_empty() {
-        return Ok(());
-    }
-    let api = edge.livekit(region);
-    let removals = present.iter().map(|p| async {
-        let outcome = api
-            .remove_participant(&p.livekit_room, &p.identity, livekit::BRIEF_CALL_TIMEOUT)
-            .await;
-        log_removal(region, &p.livekit_room, &p.identity, &outcome);
-        outcome
-    });
-    let outcomes = futures_util::future::join_all(removals).await;
+    let targets = present
+        .iter()
+        .map(|p| (p.livekit_room.as_str(), p.identity.as_str()));
+    let outcomes = remove_from_livekit(edge, region, targets).await;
     let now = edge.now_secs();
     for (p, outcome) in present.iter().zip(outcomes) {
         // Removed: LiveKit's participant_left marks them gone. Not there: nothing will.

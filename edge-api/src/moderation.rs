@@ -31,13 +31,11 @@ use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::livekit::{self, LiveKitError, TrackInfo};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, check_named_user, invalid, is_plain_id};
-use crate::sessions::{authorize_moderator, store_failure, Authorized};
-use crate::wire::{parse_input, Common, StatusCode};
+use crate::rooms::{check_named_user, invalid, is_plain_id};
+use crate::sessions::{moderator_request, store_failure, Authorized};
+use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
-/// Largest request body of these calls (a user id and a track sid in JSON).
-const MAX_BODY: usize = 4 * 1024;
 /// The `user_id` that mutes every microphone but the moderator's, as in plugNmeet.
 const EVERYONE: &str = "all";
 /// Most tracks one mute-everyone call mutes (each is a LiveKit call, sent side by side; with
@@ -82,17 +80,6 @@ struct MutedRes {
     left: usize,
 }
 
-/// The moderator behind a call, or the answer that refuses it.
-async fn moderator<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    request: &EdgeRequest,
-) -> Result<Authorized, EdgeResponse> {
-    if request.body_exceeds(MAX_BODY) {
-        return Err(EdgeResponse::body_over(MAX_BODY));
-    }
-    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
-}
-
 fn refused(code: StatusCode, msg: &str) -> EdgeResponse {
     EdgeResponse::common(200, Common::fail(code, msg))
 }
@@ -127,13 +114,9 @@ pub async fn remove<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match moderator(edge, request).await {
-        Ok(authorized) => authorized,
+    let (authorized, req): (_, RemoveReq) = match moderator_request(edge, request).await {
+        Ok(call) => call,
         Err(response) => return response,
-    };
-    let req: RemoveReq = match parse_input(&request.body) {
-        Ok(req) => req,
-        Err(e) => return bad_input(e),
     };
     if let Err(response) = check_named_user(&req.user_id) {
         return response;
@@ -185,13 +168,9 @@ pub async fn mute<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match moderator(edge, request).await {
-        Ok(authorized) => authorized,
+    let (authorized, req): (_, MuteReq) = match moderator_request(edge, request).await {
+        Ok(call) => call,
         Err(response) => return response,
-    };
-    let req: MuteReq = match parse_input(&request.body) {
-        Ok(req) => req,
-        Err(e) => return bad_input(e),
     };
     if !req.muted {
         return invalid("notifications.remote-unmute-not-allowed");

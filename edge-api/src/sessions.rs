@@ -260,6 +260,37 @@ pub(crate) async fn authorize_moderator<S: Store, H: HttpClient, C: Clock>(
     Ok(authorized)
 }
 
+/// Largest request body of a moderator's call from the page (a user id, a track id, a flag).
+const MODERATOR_CALL_MAX_BODY: usize = 4 * 1024;
+
+/// The moderator behind a call from the page (the waiting room, moderation), or the answer that
+/// refuses it: a body over 4 KiB (413), or what [`authorize_moderator`] refuses.
+pub(crate) async fn moderator_call<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<Authorized, EdgeResponse> {
+    if request.body_exceeds(MODERATOR_CALL_MAX_BODY) {
+        return Err(EdgeResponse::body_over(MODERATOR_CALL_MAX_BODY));
+    }
+    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
+}
+
+/// [`moderator_call`], and its body read as `T` (bad input is `INVALID_PARAMETERS`).
+pub(crate) async fn moderator_request<T, S, H, C>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> Result<(Authorized, T), EdgeResponse>
+where
+    T: serde::de::DeserializeOwned,
+    S: Store,
+    H: HttpClient,
+    C: Clock,
+{
+    let authorized = moderator_call(edge, request).await?;
+    let req = crate::wire::parse_input(&request.body).map_err(rooms::bad_input)?;
+    Ok((authorized, req))
+}
+
 /// The 401 for a token whose session is not (or no longer) running.
 fn room_not_active() -> EdgeResponse {
     unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")

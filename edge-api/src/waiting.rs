@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use crate::db::{self, Waiting};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, check_named_user};
-use crate::sessions::{authorize_moderator, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS};
-use crate::wire::{int64_string, parse_input, Common, StatusCode};
+use crate::rooms::check_named_user;
+use crate::sessions::{
+    moderator_call, moderator_request, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS,
+};
+use crate::wire::{int64_string, Common, StatusCode};
 use crate::Edge;
 
-/// Largest request body of these calls (a user id in JSON).
-const MAX_BODY: usize = 4 * 1024;
 /// Most waiting users one list returns.
 const MAX_LISTED: i64 = 200;
 /// The `user_id` that lets every waiting user in, as in plugNmeet.
@@ -60,25 +60,13 @@ struct UserReq {
     user_id: String,
 }
 
-/// The moderator behind a call, or the answer that refuses it.
-async fn moderator<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    request: &EdgeRequest,
-) -> Result<Authorized, EdgeResponse> {
-    if request.body_exceeds(MAX_BODY) {
-        return Err(EdgeResponse::body_over(MAX_BODY));
-    }
-    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
-}
-
 /// The moderator behind a decision and the `user_id` it is about (checked like getJoinToken's
 /// ids), or the answer that refuses it.
 async fn decision<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> Result<(Authorized, String), EdgeResponse> {
-    let authorized = moderator(edge, request).await?;
-    let req: UserReq = parse_input(&request.body).map_err(bad_input)?;
+    let (authorized, req): (_, UserReq) = moderator_request(edge, request).await?;
     check_named_user(&req.user_id)?;
     Ok((authorized, req.user_id))
 }
@@ -88,7 +76,7 @@ pub async fn users<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let authorized = match moderator(edge, request).await {
+    let authorized = match moderator_call(edge, request).await {
         Ok(authorized) => authorized,
         Err(response) => return response,
     };

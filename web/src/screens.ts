@@ -97,26 +97,30 @@ export function showEnded(): void {
   document.title = 'Meeting ended · edgemeet';
 }
 
-export function showLeft(onRejoin: () => void): void {
-  showScreen('left', [
+/** An end of the meeting for this user only, with Rejoin. */
+function showRejoinable(screen: 'left' | 'removed', title: string, text: string, tab: string, onRejoin: () => void): void {
+  showScreen(screen, [
     message(
-      'You left the meeting',
-      'You can join again while the meeting is running.',
+      title,
+      text,
       h('button', { id: 'rejoin', type: 'button', class: 'primary', 'aria-label': 'Rejoin the meeting', onclick: () => onRejoin() }, 'Rejoin'),
     ),
   ]);
-  document.title = 'You left · edgemeet';
+  document.title = `${tab} · edgemeet`;
+}
+
+export function showLeft(onRejoin: () => void): void {
+  showRejoinable('left', 'You left the meeting', 'You can join again while the meeting is running.', 'You left', onRejoin);
 }
 
 /** A moderator removed the user. Rejoin asks the edge again: a user they also blocked then
  * sees the blocked screen. */
 export function showRemoved(onRejoin: () => void): void {
-  showScreen('removed', [
-    message(
-      'A moderator removed you from the meeting',
-      'You can try to join again, unless they have blocked you.',
-      h('button', { id: 'rejoin', type: 'button', class: 'primary', 'aria-label': 'Rejoin the meeting', onclick: () => onRejoin() }, 'Rejoin'),
-    ),
-  ]);
-  document.title = 'Removed from the meeting · edgemeet';
+  showRejoinable(
+    'removed',
+    'A moderator removed you from the meeting',
+    'You can try to join again, unless they have blocked you.',
+    'Removed from the meeting',
+    onRejoin,
+  );
 }
