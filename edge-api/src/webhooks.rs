@@ -20,7 +20,7 @@
 //!   Then the event is dropped (logged), and with it every event queued behind it: they are at
 //!   least as stale, and a receiver down for good must not leave a queue that never drains.
 //!   Events that happen later go as usual. Any other 4xx refuses the one event for good, as
-//!   plugNmeet takes it. Every attempt carries the same event `id`.
+//!   plugNmeet takes it. Every attempt, on every URL, carries the same event `id`.
 //! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
 //!   under the API secret: `iss` the API key, valid for five minutes, and `sha256` the base64
 //!   SHA-256 of the body. TLS certificates are verified (plugNmeet's sender skips that).
@@ -416,7 +416,7 @@ fn notify_body(event: &QueuedEvent, session: &RoomRow) -> Vec<u8> {
         participant,
         recording_info,
         track: detail.track,
-        id: event_id(&event.room_sid, event.id),
+        id: event_id(event),
         created_at: event.created_at.to_string(),
     };
     // Plain data with string keys: serialization cannot fail.
@@ -455,11 +455,20 @@ fn snake_case_keys(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// The event's id: a UUID made from its session and outbox row, the same on every attempt.
-fn event_id(room_sid: &str, row: i64) -> String {
+/// The event's id: a UUID made from what it says (its session, kind, time, participant or
+/// recording, and count), the same on every attempt and for every URL it goes to, as plugNmeet
+/// gives one event one id (a receiver with two URLs can tell them apart from repeats). Two
+/// events never say all of that alike: each join, track and job has its own LiveKit or job id.
+fn event_id(event: &QueuedEvent) -> String {
     let digest = Sha256::new()
-        .chain_update(room_sid.as_bytes())
-        .chain_update(row.to_be_bytes())
+        .chain_update(event.room_sid.as_bytes())
+        .chain_update([0])
+        .chain_update(event.event.as_bytes())
+        .chain_update([0])
+        .chain_update(event.detail.as_bytes())
+        .chain_update([0])
+        .chain_update(event.created_at.to_be_bytes())
+        .chain_update(event.num_participants.to_be_bytes())
         .finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -485,10 +494,34 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_stable_and_distinct() {
-        assert_eq!(event_id("s", 1), event_id("s", 1));
-        assert_ne!(event_id("s", 1), event_id("s", 2));
-        assert_ne!(event_id("s", 1), event_id("t", 1));
-        assert!(uuid::Uuid::parse_str(&event_id("s", 1)).is_ok());
+    fn event_ids_are_the_events_own_on_every_url_and_attempt() {
+        let event = |row: i64, url: &str, sid: &str, detail: &str| QueuedEvent {
+            id: row,
+            room_sid: sid.into(),
+            url: url.into(),
+            event: "participant_joined".into(),
+            detail: detail.into(),
+            num_participants: 1,
+            created_at: 1_800_000_000,
+            attempts: 0,
+        };
+        let joined = event(1, "https://a.test", "s", r#"{"sid":"PA_1"}"#);
+        // The same event for another URL (another row), or attempted again.
+        assert_eq!(
+            event_id(&joined),
+            event_id(&event(2, "https://b.test", "s", r#"{"sid":"PA_1"}"#))
+        );
+        assert_ne!(
+            event_id(&joined),
+            event_id(&event(3, "https://a.test", "s", r#"{"sid":"PA_2"}"#))
+        );
+        assert_ne!(
+            event_id(&joined),
+            event_id(&event(1, "https://a.test", "t", r#"{"sid":"PA_1"}"#))
+        );
+        let mut left = event(4, "https://a.test", "s", r#"{"sid":"PA_1"}"#);
+        left.event = "participant_left".into();
+        assert_ne!(event_id(&joined), event_id(&left));
+        assert!(uuid::Uuid::parse_str(&event_id(&joined)).is_ok());
     }
 }
