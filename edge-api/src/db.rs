@@ -1327,14 +1327,14 @@ fn due(rows: Rows) -> Result<Vec<DueRoom>, StoreError> {
 }
 
 /// Running sessions whose LiveKit room never started (no `room_started` arrived) although
-/// `empty_timeout` has passed since they were created, as of `now`: the unplaced ones, and those
-/// placed in `region_id` when `events_settled` (its sidecar holds no undelivered webhook, so a
-/// `room_started` is not on its way). At most `limit`.
+/// `empty_timeout` has passed since they were created, as of `now`: those placed in one of
+/// `regions` (each a region whose `room_started` would have been heard, none on its way), and
+/// the unplaced ones with `unplaced`. At most `limit`.
 pub async fn never_started_rooms(
     store: &impl Store,
-    region_id: &str,
+    regions: &[&str],
+    unplaced: bool,
     now: i64,
-    events_settled: bool,
     limit: i64,
 ) -> Result<Vec<DueRoom>, StoreError> {
     let rows = store
@@ -1344,14 +1344,14 @@ pub async fn never_started_rooms(
                 livekit_room_sql!(),
                 ", 2 FROM rooms r \
              WHERE r.is_running = 1 AND r.created_at + r.empty_timeout <= ? \
-               AND (r.region IS NULL OR (r.region = ? AND ?)) \
+               AND ((r.region IS NULL AND ?) OR r.region IN (SELECT value FROM json_each(?))) \
                AND NOT EXISTS (SELECT 1 FROM room_media m WHERE m.room_sid = r.sid) \
              ORDER BY r.id LIMIT ?"
             ),
             &[
                 now.into(),
-                region_id.into(),
-                events_settled.into(),
+                unplaced.into(),
+                json_list(regions)?,
                 limit.into(),
             ],
         )

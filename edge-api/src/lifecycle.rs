@@ -383,9 +383,10 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
     };
     let limit = capacity_left(&due);
     if limit > 0 {
-        due.extend(
-            db::never_started_rooms(&edge.store, &region.id, now, events_settled, limit).await?,
-        );
+        // This region's own only once its sidecar holds no undelivered webhook (a
+        // room_started may be among them); unplaced ones on any heartbeat.
+        let regions: &[&str] = if events_settled { &[&region.id] } else { &[] };
+        due.extend(db::never_started_rooms(&edge.store, regions, true, now, limit).await?);
     }
     // Any region's heartbeat ends the rooms of regions that are gone: theirs no longer come.
     let limit = capacity_left(&due);
@@ -402,10 +403,25 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
             db::orphaned_rooms(&edge.store, now_ms, gone_after, &with_sidecars, limit).await?,
         );
     }
-    // Recordings are asked to stop before the rooms go (two statements at most).
+    end_due(edge, Some(region), &due).await?;
+    retry_deletes(edge, region).await?;
+    sweep_blocked(edge, region).await?;
+    db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
+    Ok(due.len())
+}
+
+/// Ends the sessions `due` (their recordings asked to stop first, two statements at most) and
+/// deletes the LiveKit rooms of those that started, in `region`'s LiveKit.
+async fn end_due<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: Option<&Region>,
+    due: &[db::DueRoom],
+) -> Result<(), StoreError> {
+    let now = edge.now_secs();
     let due_sids: Vec<&str> = due.iter().map(|room| room.sid.as_str()).collect();
     crate::recording::dispatch::stop_jobs_of_sessions(edge, &due_sids).await;
-    for room in &due {
+    let region_id = region.map_or("", |r| r.id.as_str());
+    for room in due {
         if db::end_room(&edge.store, &room.sid, now).await? {
             let why = match room.reason {
                 LimitReached::Duration => "room_duration is over",
@@ -415,22 +431,62 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
                     "its region is gone and nobody joined it again within empty_timeout"
                 }
             };
-            tracing::info!(region = %region.id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
+            tracing::info!(region = region_id, room_id = %room.room_id, sid = %room.sid, why, "room ended by the edge");
         }
         // A session that never started has no LiveKit room of its own to delete, and a gone
         // region's LiveKit is not this region's (if it comes back, its room_started for an
         // ended session deletes the room).
-        if !matches!(
+        let started = !matches!(
             room.reason,
             LimitReached::NeverStarted | LimitReached::RegionGone
-        ) {
+        );
+        if let (true, Some(region)) = (started, region) {
             delete_livekit_room(edge, region, &room.livekit_room).await?;
         }
     }
-    retry_deletes(edge, region).await?;
-    sweep_blocked(edge, region).await?;
-    db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
-    Ok(due.len())
+    Ok(())
+}
+
+/// Sessions one `room/create` ends at most for regions no heartbeat speaks for.
+const ENDS_PER_CREATE: i64 = 4;
+
+/// On a new `room/create`, what a heartbeat would end where none comes: sessions nobody entered
+/// within their `empty_timeout` (unplaced ones when no region has a sidecar, and those of
+/// regions whose LiveKit posts webhooks straight to the edge, which hear `room_started`), and
+/// sessions of such regions past their `room_duration`, [`ENDS_PER_CREATE`] at most. A region
+/// with neither a sidecar nor direct webhooks is left alone: the edge cannot tell whether
+/// anyone is in its rooms. One statement when nothing is due, plus one per direct region.
+pub(crate) async fn end_due_without_heartbeats<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) {
+    let config = &edge.config;
+    let direct: Vec<&Region> = config
+        .regions
+        .iter()
+        .filter(|r| r.direct_webhooks)
+        .collect();
+    let unplaced = !config.uses_sidecars();
+    if direct.is_empty() && !unplaced {
+        return;
+    }
+    let ended = async {
+        let now = edge.now_secs();
+        let direct_ids: Vec<&str> = direct.iter().map(|r| r.id.as_str()).collect();
+        let never_started =
+            db::never_started_rooms(&edge.store, &direct_ids, unplaced, now, ENDS_PER_CREATE)
+                .await?;
+        end_due(edge, None, &never_started).await?;
+        for region in direct {
+            // Not settled: only those past their room_duration (emptiness is LiveKit's to judge
+            // here: it closes an empty room, and its room_finished ends the session).
+            let over = db::due_rooms(&edge.store, &region.id, now, false, ENDS_PER_CREATE).await?;
+            end_due(edge, Some(region), &over).await?;
+        }
+        Ok::<(), StoreError>(())
+    };
+    if let Err(e) = ended.await {
+        tracing::warn!(error = %e, "could not end the sessions due without heartbeats");
+    }
 }
 
 /// Attempts at deleting a LiveKit room before the edge gives up on it (about four hours).

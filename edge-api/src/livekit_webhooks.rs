@@ -14,9 +14,10 @@
 //!   run, and its LiveKit room deleted.
 //! - What only a sidecar gives is not had: LiveKit posts each webhook a few times at most and
 //!   not strictly in order, and there is no heartbeat, so the region is always taken as
-//!   available and the edge's own limits (`room_duration`, a room nobody entered), which run on
-//!   sidecar heartbeats, do not apply. LiveKit itself closes a room its last participant left
-//!   (its `departure_timeout`), and that `room_finished` ends the session.
+//!   available and the edge's own limits (`room_duration`, a room nobody entered) are kept on
+//!   each new `room/create` ([`crate::lifecycle::end_due_without_heartbeats`]). LiveKit itself
+//!   closes a room its last participant left (its `departure_timeout`), and that
+//!   `room_finished` ends the session.
 
 use crate::config::Region;
 use crate::exchange::{EdgeRequest, EdgeResponse};

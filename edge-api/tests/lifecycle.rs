@@ -2391,3 +2391,101 @@ fn a_region_switched_to_direct_webhooks_is_not_held_to_its_sidecars_last_word() 
     let registry = block(registry::load(&edge)).unwrap();
     assert_eq!(registry.availability("cl"), registry::Availability::Unknown);
 }
+
+/// A region whose LiveKit posts its webhooks straight to the edge has no heartbeat to end its
+/// sessions by the edge's own limits: each new `room/create` does it instead. Its session
+/// nobody entered ends once its `empty_timeout` has passed; one whose LiveKit room started
+/// (a signed `room_started` posted to `/webhook/cl`) ends once its `room_duration` is over, and
+/// its LiveKit room is deleted; one still within both goes on.
+#[test]
+fn a_direct_regions_limits_are_kept_on_room_creates() {
+    let mut edge = edge();
+    let mut cl = region("cl", 50.2, 8.8);
+    cl.api_key = "lk-cl".into();
+    cl.direct_webhooks = true;
+    edge.config.regions.push(cl);
+    // Nobody entered: empty_timeout is 120 s.
+    let idle = created_room(
+        &edge,
+        &json!({"room_id": "idle", "empty_timeout": 120, "metadata": {"room_title": "T"}}),
+    );
+    block(db::pin_region(&edge.store, &idle.sid, "cl")).expect("pin");
+    // Started, with a two-minute room_duration.
+    let timed = running_room(&edge, "timed-cl", "cl", json!({"room_duration": 2}));
+    let lasting = running_room(&edge, "lasting-cl", "cl", json!({"room_duration": 10}));
+    for (n, room) in [(1, &timed), (2, &lasting)] {
+        let body = serde_json::to_vec(&json!({"id": format!("EV_CL{n}"), "event": "room_started",
+            "createdAt": (T0 / 1000).to_string(),
+            "room": {"sid": format!("RM_CL{n}"), "name": room.livekit_room}}))
+        .unwrap();
+        let token = edge_api::tokens::mint_webhook_signature(
+            "lk-cl",
+            "livekit-secret-0123456789abcdef01234",
+            &body,
+            u64::try_from(T0 / 1000).unwrap(),
+            300,
+        )
+        .unwrap();
+        let mut request = EdgeRequest::new(Method::POST, "/webhook/cl");
+        request
+            .headers
+            .insert("authorization", token.parse().expect("header"));
+        request.body = body;
+        assert_eq!(block(edge.handle(request)).status, 200);
+    }
+    let running = |room_id: &str| {
+        block(db::running_room(&edge.store, room_id))
+            .unwrap()
+            .is_some()
+    };
+    // A create before any limit passed ends nothing.
+    titled_room(&edge, "early");
+    assert!(running("idle") && running("timed-cl") && running("lasting-cl"));
+    // Three minutes on: past idle's empty_timeout and timed's room_duration.
+    edge.clock.0.set(T0 + 180_000);
+    titled_room(&edge, "later");
+    assert!(!running("idle"), "nobody entered within empty_timeout");
+    assert!(!running("timed-cl"), "room_duration is over");
+    assert!(running("lasting-cl") && running("later") && running("early"));
+    let deleted: Vec<Value> = edge
+        .http
+        .calls
+        .borrow()
+        .iter()
+        .filter(|(url, _)| url.ends_with("/DeleteRoom"))
+        .map(|(_, body)| body["room"].clone())
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![json!(timed.livekit_room)],
+        "idle never had a LiveKit room"
+    );
+}
+
+/// Without sidecars there is no heartbeat at all: a session nobody ever entered (unplaced) ends
+/// on a later `room/create` once its `empty_timeout` has passed, as LiveKit closes a room nobody
+/// joins; one placed in a region the edge does not hear is left alone (it cannot tell whether
+/// anyone is in it).
+#[test]
+fn without_sidecars_an_unentered_session_ends_on_a_later_create() {
+    let mut edge = edge();
+    edge.config.sidecar_secrets.clear();
+    let create = |room_id: &str| {
+        created_room(
+            &edge,
+            &json!({"room_id": room_id, "empty_timeout": 120, "metadata": {"room_title": "T"}}),
+        )
+    };
+    create("unentered");
+    let placed = create("placed");
+    block(db::pin_region(&edge.store, &placed.sid, "eu")).expect("pin");
+    edge.clock.0.set(T0 + 121_000);
+    create("next");
+    let running = |room_id: &str| {
+        block(db::running_room(&edge.store, room_id))
+            .unwrap()
+            .is_some()
+    };
+    assert!(!running("unentered"));
+    assert!(running("placed") && running("next"));
+}

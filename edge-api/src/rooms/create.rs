@@ -109,6 +109,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
                 tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
                 forget_expired_past_rooms(edge).await;
                 lifecycle::retry_due_deletes(edge).await;
+                lifecycle::end_due_without_heartbeats(edge).await;
             }
             EdgeResponse::reply(
                 Common::ok("success"),
