@@ -50,6 +50,14 @@ impl EdgeRequest {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The token in `Authorization`, raw (as plugNmeet's `/api/*` and LiveKit's webhooks send
+    /// it) or as `Bearer`; `None` when there is none.
+    pub fn authorization_token(&self) -> Option<&str> {
+        self.header("authorization")
+            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+            .filter(|t| !t.is_empty())
+    }
+
     /// Whether the body is over `limit` bytes (or over what the adapter read).
     pub fn body_exceeds(&self, limit: usize) -> bool {
         self.body_too_large || self.body.len() > limit

@@ -247,6 +247,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
         self.clock.now_ms().div_euclid(1000)
     }
 
+    /// The configured region session `room` (as read) runs its media in; none before anyone
+    /// joined it (nobody is on a media server), or when that region is no longer configured.
+    pub fn media_region(&self, room: &db::RoomRow) -> Option<&config::Region> {
+        room.region.as_deref().and_then(|id| self.config.region(id))
+    }
+
     /// `region`'s LiveKit server API, called over this edge's outbound HTTP and signed now.
     pub fn livekit<'a>(&'a self, region: &'a config::Region) -> livekit::LiveKitApi<'a, H> {
         livekit::LiveKitApi::new(

@@ -52,11 +52,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     if request.body_exceeds(MAX_BODY) {
         return EdgeResponse::text(413, "Payload Too Large");
     }
-    let Some(token) = request
-        .header("authorization")
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .filter(|t| !t.is_empty())
-    else {
+    let Some(token) = request.authorization_token() else {
         return EdgeResponse::text(403, "Forbidden");
     };
     let now = u64::try_from(edge.now_secs()).unwrap_or(0);
@@ -82,8 +78,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     if event.id.is_empty() || event.id.len() > MAX_EVENT_ID_BYTES {
         return EdgeResponse::text(422, "Unprocessable Entity");
     }
-    let mut blocked = BlockedJoins::default();
-    let outcome = match lifecycle::apply(edge, region, &event, &mut blocked).await {
+    // A blocked user heard joining is still listed as present: the sweep below removes them,
+    // with any other the region's sessions list, so the batch's own note goes unused here.
+    let mut heard_blocked = BlockedJoins::default();
+    let outcome = match lifecycle::apply(edge, region, &event, &mut heard_blocked).await {
         Ok(outcome) => outcome,
         Err(e) => {
             // LiveKit posts it again.
@@ -92,7 +90,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
     };
     if outcome == Outcome::Applied {
-        if let Err(e) = after_applied(edge, region, &event.event, blocked).await {
+        if let Err(e) = after_applied(edge, region, &event.event).await {
             tracing::error!(region = %region.id, error = %e, "store failure after a webhook");
         }
     }
@@ -101,16 +99,15 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
 
 /// What a sidecar's heartbeat would pay for, done on an applied webhook instead, briefly: LiveKit
 /// sends the room's later events only once this one is answered, and drops one that waited
-/// 30 s. A blocked user heard joining is removed (and any still listed as present, once
-/// more: there is no heartbeat to sweep them); a `room_finished` forgets old event ids; the
-/// customer's due webhooks go out, none starting later than [`DELIVERY_WINDOW_MS`] from now.
+/// 30 s. After a participant event, blocked users still listed as present (one who just
+/// joined among them) are removed: there is no heartbeat to sweep them; a `room_finished`
+/// forgets old event ids; the customer's due webhooks go out, none starting later than
+/// [`DELIVERY_WINDOW_MS`] from now.
 async fn after_applied<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     event: &str,
-    blocked: BlockedJoins,
 ) -> Result<(), StoreError> {
-    lifecycle::remove_blocked(edge, region, blocked).await;
     match event {
         "participant_joined" | "participant_left" => lifecycle::sweep_blocked(edge, region).await?,
         "room_finished" => {

@@ -26,7 +26,6 @@
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Region;
 use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::livekit::{self, LiveKitError, TrackInfo};
@@ -104,11 +103,6 @@ fn media_unreachable(room: &db::RoomRow, e: &LiveKitError) -> EdgeResponse {
     )
 }
 
-/// The region the session's media runs in; none before anyone joined (nobody to act on).
-fn media_region<'a, S, H, C>(edge: &'a Edge<S, H, C>, room: &db::RoomRow) -> Option<&'a Region> {
-    room.region.as_deref().and_then(|id| edge.config.region(id))
-}
-
 /// Handles `POST /api/removeParticipant`.
 pub async fn remove<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
@@ -138,7 +132,7 @@ pub async fn remove<S: Store, H: HttpClient, C: Clock>(
         Ok(false) => return user_not_found(),
         Err(e) => return store_failure(e),
     }
-    let removed = match media_region(edge, room) {
+    let removed = match edge.media_region(room) {
         None => false,
         Some(region) => {
             let api = edge.livekit(region);
@@ -193,7 +187,7 @@ pub async fn mute<S: Store, H: HttpClient, C: Clock>(
         Ok(_) => return user_not_found(),
         Err(e) => return store_failure(e),
     }
-    let Some(region) = media_region(edge, room) else {
+    let Some(region) = edge.media_region(room) else {
         return user_not_active();
     };
     let api = edge.livekit(region);
@@ -237,7 +231,7 @@ async fn mute_everyone<S: Store, H: HttpClient, C: Clock>(
     authorized: &Authorized,
 ) -> EdgeResponse {
     let room = &authorized.room;
-    let Some(region) = media_region(edge, room) else {
+    let Some(region) = edge.media_region(room) else {
         return EdgeResponse::reply(Common::ok("success"), MutedRes { muted: 0, left: 0 });
     };
     let api = edge.livekit(region);

@@ -174,11 +174,7 @@ pub(crate) async fn authorize<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> Result<Authorized, EdgeResponse> {
-    let Some(token) = request
-        .header("authorization")
-        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
-        .filter(|t| !t.is_empty())
-    else {
+    let Some(token) = request.authorization_token() else {
         return Err(unauthorized(
             StatusCode::MissingRequiredParameter,
             "notifications.auth-header-missing",

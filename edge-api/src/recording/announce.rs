@@ -111,7 +111,7 @@ async fn announce_each<'a, S: Store, H: HttpClient, C: Clock>(
         let Some(room) = rooms.iter().find(|room| room.sid == sid) else {
             continue;
         };
-        let region = room.region.as_deref().and_then(|id| edge.config.region(id));
+        let region = edge.media_region(room);
         let Some(region) = region.filter(|_| room.is_running) else {
             continue;
         };

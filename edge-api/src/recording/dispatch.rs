@@ -224,7 +224,7 @@ pub(crate) async fn start<S: Store, H: HttpClient, C: Clock>(
     if !allowed {
         return Err(NotStarted::NotAllowed);
     }
-    let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) else {
+    let Some(region) = edge.media_region(room) else {
         // Nobody has joined the media yet (the room is placed on the first join).
         return Err(NotStarted::RoomNotActive);
     };

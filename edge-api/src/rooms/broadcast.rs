@@ -140,7 +140,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             EdgeResponse::common(200, Common::ok("success"))
         }
     };
-    let Some(region) = room.region.as_deref().and_then(|id| edge.config.region(id)) else {
+    let Some(region) = edge.media_region(&room) else {
         return nobody_online();
     };
     let api = edge.livekit(region);

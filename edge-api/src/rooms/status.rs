@@ -227,7 +227,7 @@ async fn with_participants<S: Store, H: HttpClient, C: Clock>(
     room: &RoomRow,
 ) -> Result<RoomWithParticipants, LiveKitError> {
     // A room nobody has joined yet is not on any media server.
-    let region = room.region.as_deref().and_then(|id| edge.config.region(id));
+    let region = edge.media_region(room);
     let participants_info = match region {
         Some(region) => {
             edge.livekit(region)
