@@ -404,8 +404,9 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
         livekit["token"].as_str().expect("token"),
         "none",
     );
-    back.expect_line("joined ", Duration::from_secs(30));
-    let gone = back.expect_line("disconnected", Duration::from_secs(20));
+    // The edge may remove them before the client has finished publishing (and printed
+    // `joined`); LiveKit gives PARTICIPANT_REMOVED only to a participant it had let in.
+    let gone = back.expect_line("disconnected", Duration::from_secs(50));
     assert!(gone.contains("PARTICIPANT_REMOVED"), "{gone}");
     assert!(
         system
