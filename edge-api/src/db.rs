@@ -22,9 +22,11 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0013_unannounced_sessions.sql"),
     include_str!("../migrations/0014_customer_webhooks.sql"),
     include_str!("../migrations/0015_recording_metadata.sql"),
-    include_str!("../migrations/0016_blocked_users.sql")
+    include_str!("../migrations/0016_blocked_users.sql"),
+    include_str!("../migrations/0017_user_locks.sql")
 );
 
+pub mod locks;
 pub mod recordings;
 pub mod webhooks;
 
@@ -477,7 +479,8 @@ pub struct RoomUser {
     pub token_issued_at: i64,
 }
 
-/// Records (or refreshes) a user of a session; a blocked user stays blocked.
+/// Records (or refreshes) a user of a session; a blocked user stays blocked, and the locks a
+/// moderator set for a user who is not a moderator stay on their new metadata.
 pub async fn upsert_user(store: &impl Store, user: &RoomUser) -> Result<UserRecorded, StoreError> {
     // The blocked check and the write are one statement, so a block placed between them cannot
     // be overwritten: a blocked row is left as it is and returns nothing.
@@ -487,7 +490,12 @@ pub async fn upsert_user(store: &impl Store, user: &RoomUser) -> Result<UserReco
              VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (room_sid, user_id) DO UPDATE SET name = excluded.name, \
              is_admin = excluded.is_admin, is_hidden = excluded.is_hidden, \
-             metadata = excluded.metadata, updated_at = excluded.updated_at \
+             metadata = CASE WHEN excluded.is_admin = 0 THEN COALESCE( \
+               (SELECT json_patch(excluded.metadata, json_object('lock_settings', json(locks))) \
+                FROM user_locks WHERE room_sid = excluded.room_sid \
+                AND user_id = excluded.user_id), excluded.metadata) \
+               ELSE excluded.metadata END, \
+             updated_at = excluded.updated_at \
              WHERE room_users.is_blocked = 0 \
              RETURNING 1",
             &[
@@ -1048,7 +1056,10 @@ pub async fn participant_joined(
              ON CONFLICT DO NOTHING RETURNING room_sid, \
              (SELECT u.is_blocked FROM room_users u \
               WHERE u.room_sid = room_participants.room_sid \
-              AND u.user_id = room_participants.identity)",
+              AND u.user_id = room_participants.identity), \
+             EXISTS (SELECT 1 FROM user_locks l \
+              WHERE l.room_sid = room_participants.room_sid \
+              AND l.user_id = room_participants.identity)",
             &[
                 participant.sid.into(),
                 participant.identity.into(),
@@ -1064,6 +1075,9 @@ pub async fn participant_joined(
     Ok(match rows.rows.first() {
         None => Joined::NotRecorded,
         Some(row) if int_opt(row.get(1)) == Some(1) => Joined::Blocked,
+        Some(row) if int_opt(row.get(2)) == Some(1) => Joined::Locked {
+            room_sid: Columns(row).text(0)?,
+        },
         Some(_) => Joined::Recorded,
     })
 }
@@ -1134,7 +1148,7 @@ pub async fn participant_gone(
 }
 
 /// What a `participant_joined` event did to the session's participant list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Joined {
     /// Nothing: no running session of that LiveKit room in that region, or heard before.
     NotRecorded,
@@ -1143,6 +1157,12 @@ pub enum Joined {
     /// Recorded, but the session has blocked this identity: they came in with a LiveKit token
     /// minted before the block, and must be removed again.
     Blocked,
+    /// Recorded, and a moderator has locked something for this identity in session
+    /// `room_sid`: their LiveKit token may predate the lock.
+    Locked {
+        /// The session.
+        room_sid: String,
+    },
 }
 
 /// `participant_left`: the participant (LiveKit's sid, unique) is no longer in the session of

@@ -46,6 +46,7 @@ pub mod exchange;
 pub mod lifecycle;
 pub mod livekit;
 pub mod livekit_webhooks;
+pub mod locks;
 pub mod metadata;
 pub mod moderation;
 pub mod placement;
@@ -156,6 +157,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             } else {
                 moderation::mute(self, &request).await
             };
+        }
+        if path == "/api/updateLockSettings" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return locks::update(self, &request).await;
         }
         if path == "/api/recording" {
             if request.method != Method::POST {

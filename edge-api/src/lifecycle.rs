@@ -36,6 +36,7 @@ use serde::Deserialize;
 use crate::config::Region;
 use crate::db::{self, Joined, LimitReached, MediaParticipant, RoomStart};
 use crate::livekit::{self, LiveKitError};
+use crate::locks::{self, LockedJoin};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
 use crate::sidecars::REGION_CLOCK_SKEW_MS;
@@ -139,6 +140,12 @@ pub struct EventPermission {
     /// Hidden from others.
     #[serde(default)]
     pub hidden: bool,
+    /// May publish at all.
+    #[serde(default, alias = "canPublish")]
+    pub can_publish: bool,
+    /// The sources it may publish (LiveKit's enum names; empty: any).
+    #[serde(default, alias = "canPublishSources")]
+    pub can_publish_sources: Vec<serde_json::Value>,
 }
 
 /// What became of one event.
@@ -152,13 +159,13 @@ pub enum Outcome {
     Ignored,
 }
 
-/// Applies one event from `region`'s LiveKit. A blocked user heard joining is noted in
-/// `blocked`, for [`remove_blocked`] once the batch is applied.
+/// Applies one event from `region`'s LiveKit. A blocked or locked user heard joining is noted
+/// in `joins`, for [`follow_up_joins`] once the batch is applied.
 pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
     event: &WebhookEvent,
-    blocked: &mut BlockedJoins,
+    joins: &mut HeardJoins,
 ) -> Result<Outcome, StoreError> {
     // Most of LiveKit's events (egress, ...) change nothing here: no statement for them; nor
     // do track events unless the customer's webhooks pass them on.
@@ -218,8 +225,19 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                     at,
                 )
                 .await?;
-                if joined == Joined::Blocked {
-                    blocked.note(&room.name, &participant.identity);
+                match &joined {
+                    Joined::Blocked => joins.note_blocked(&room.name, &participant.identity),
+                    Joined::Locked { room_sid } => {
+                        let granted = participant.permission.clone().unwrap_or_default();
+                        joins.locked.push(LockedJoin {
+                            room_sid: room_sid.clone(),
+                            livekit_room: room.name.clone(),
+                            identity: participant.identity.clone(),
+                            can_publish: granted.can_publish,
+                            can_publish_sources: granted.can_publish_sources,
+                        });
+                    }
+                    Joined::Recorded | Joined::NotRecorded => {}
                 }
                 joined != Joined::NotRecorded
             } else {
@@ -264,41 +282,54 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
 /// [`livekit::BRIEF_CALL_TIMEOUT`]); the rest wait for the next heartbeat's sweep.
 pub const REMOVALS_PER_REQUEST: usize = 4;
 
-/// Blocked users heard joining LiveKit in one batch of events: each `(LiveKit room, identity)`
-/// once (LiveKit removes by identity).
+/// Joins heard in one batch of events that LiveKit must be told about once it is applied:
+/// blocked users (each `(LiveKit room, identity)` once, as LiveKit removes by identity) and
+/// users a moderator locked something for.
 #[derive(Debug, Default)]
-pub struct BlockedJoins(Vec<(String, String)>);
+pub struct HeardJoins {
+    blocked: Vec<(String, String)>,
+    locked: Vec<LockedJoin>,
+}
 
-impl BlockedJoins {
-    fn note(&mut self, livekit_room: &str, identity: &str) {
+impl HeardJoins {
+    fn note_blocked(&mut self, livekit_room: &str, identity: &str) {
         if !self
-            .0
+            .blocked
             .iter()
             .any(|(room, who)| room == livekit_room && who == identity)
         {
-            self.0.push((livekit_room.to_owned(), identity.to_owned()));
+            self.blocked
+                .push((livekit_room.to_owned(), identity.to_owned()));
         }
+    }
+
+    /// The locked users heard joining.
+    pub(crate) fn locked(&self) -> &[LockedJoin] {
+        &self.locked
     }
 }
 
-/// Removes from `region`'s LiveKit users whom their session has blocked, who came back with a
-/// LiveKit token minted before the block (LiveKit keeps no block list, and refreshes a
-/// connected client's token): at most [`REMOVALS_PER_REQUEST`], side by side, so the sidecar
-/// waiting on its batch waits [`livekit::BRIEF_CALL_TIMEOUT`] at most. Whoever is left, or
-/// whose removal failed, is still listed as present, and the next heartbeat's sweep
-/// ([`sweep_blocked`]) tries again.
-pub async fn remove_blocked<S: Store, H: HttpClient, C: Clock>(
+/// Once a batch is applied, side by side, so the sidecar waiting on it waits
+/// [`livekit::BRIEF_CALL_TIMEOUT`] at most:
+/// - removes from `region`'s LiveKit users whom their session has blocked, who came back with
+///   a LiveKit token minted before the block (LiveKit keeps no block list, and refreshes a
+///   connected client's token), at most [`REMOVALS_PER_REQUEST`]. Whoever is left, or whose
+///   removal failed, is still listed as present, and the next heartbeat's sweep
+///   ([`sweep_blocked`]) tries again;
+/// - narrows the permission of locked users who joined with more ([`locks::enforce_on_join`]).
+pub async fn follow_up_joins<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
-    blocked: BlockedJoins,
+    joins: HeardJoins,
 ) {
-    let targets = blocked.0.iter().take(REMOVALS_PER_REQUEST);
-    remove_from_livekit(
+    let targets = joins.blocked.iter().take(REMOVALS_PER_REQUEST);
+    let removals = remove_from_livekit(
         edge,
         region,
         targets.map(|(room, who)| (room.as_str(), who.as_str())),
-    )
-    .await;
+    );
+    futures_util::future::join(removals, locks::enforce_on_join(edge, region, joins.locked()))
+        .await;
 }
 
 /// Removes each `(LiveKit room, identity)` of `targets` from `region`'s LiveKit, side by side,

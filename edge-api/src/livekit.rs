@@ -176,6 +176,29 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             .map(drop)
     }
 
+    /// Gives participant `identity` of `room` new `metadata` and `permission` (LiveKit replaces
+    /// the whole permission, and unpublishes any track whose source it no longer allows).
+    /// Waits at most `timeout`. `Ok(false)`: LiveKit has no such participant there (or no such
+    /// room).
+    pub async fn update_participant(
+        &self,
+        room: &str,
+        identity: &str,
+        metadata: &str,
+        permission: &Permission,
+        timeout: std::time::Duration,
+    ) -> Result<bool, LiveKitError> {
+        let body = serde_json::json!({
+            "room": room, "identity": identity, "metadata": metadata, "permission": permission,
+        });
+        let call = self.call_within("UpdateParticipant", admin_of(room), &body, timeout);
+        match call.await {
+            Ok(_) => Ok(true),
+            Err(LiveKitError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `data` reliably, under `topic`, to `to` in `room` (everyone when `to` is empty), as
     /// the server: the clients see no participant as its sender, which no participant can
     /// forge. LiveKit does not check that the room exists (a room it does not have waits for a
@@ -360,6 +383,54 @@ pub struct ParticipantPermission {
     pub hidden: bool,
     pub can_update_metadata: bool,
     pub can_subscribe_metrics: bool,
+}
+
+/// The permission the edge gives a visible user it issued a LiveKit token to, as LiveKit's
+/// `UpdateParticipant` takes it: what the session's token grants, so a change of publishing
+/// rights during the meeting leaves every other right as the token gave it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Permission {
+    can_subscribe: bool,
+    can_publish: bool,
+    can_publish_data: bool,
+    /// LiveKit's enum names (`CAMERA`, …); empty means any source.
+    can_publish_sources: Vec<String>,
+    hidden: bool,
+}
+
+impl Permission {
+    /// A visible user allowed to publish `sources` (token names: `camera`, `microphone`, …; all
+    /// of them, or none, as LiveKit reads an empty list as any source).
+    pub fn visible_publishing(sources: &[&str]) -> Permission {
+        let all = sources.len() >= crate::metadata::ALL_SOURCES.len();
+        Permission {
+            can_subscribe: true,
+            can_publish: !sources.is_empty(),
+            can_publish_data: true,
+            can_publish_sources: if all {
+                Vec::new()
+            } else {
+                sources.iter().map(|s| s.to_ascii_uppercase()).collect()
+            },
+            hidden: false,
+        }
+    }
+
+    /// Whether a participant LiveKit lets publish (`can_publish`) `sources` (its enum names;
+    /// empty: any) publishes exactly what this permission lets them, in any order.
+    pub fn publishes_as(&self, can_publish: bool, sources: &[Value]) -> bool {
+        if can_publish != self.can_publish {
+            return false;
+        }
+        if !self.can_publish {
+            return true;
+        }
+        let mut listed: Vec<&str> = sources.iter().filter_map(Value::as_str).collect();
+        listed.sort_unstable();
+        let mut wanted: Vec<&str> = self.can_publish_sources.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        listed == wanted
+    }
 }
 
 /// LiveKit's `TrackInfo` (the fields plugNmeet's clients read).

@@ -21,7 +21,7 @@
 
 use crate::config::Region;
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::lifecycle::{self, BlockedJoins, Outcome, WebhookEvent};
+use crate::lifecycle::{self, HeardJoins, Outcome, WebhookEvent};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::sidecars::MAX_EVENT_ID_BYTES;
 use crate::tokens::verify_webhook_signature;
@@ -79,9 +79,9 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         return EdgeResponse::text(422, "Unprocessable Entity");
     }
     // A blocked user heard joining is still listed as present: the sweep below removes them,
-    // with any other the region's sessions list, so the batch's own note goes unused here.
-    let mut heard_blocked = BlockedJoins::default();
-    let outcome = match lifecycle::apply(edge, region, &event, &mut heard_blocked).await {
+    // with any other the region's sessions list, so only a locked user's join is followed up.
+    let mut joins = HeardJoins::default();
+    let outcome = match lifecycle::apply(edge, region, &event, &mut joins).await {
         Ok(outcome) => outcome,
         Err(e) => {
             // LiveKit posts it again.
@@ -90,6 +90,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
     };
     if outcome == Outcome::Applied {
+        crate::locks::enforce_on_join(edge, region, joins.locked()).await;
         if let Err(e) = after_applied(edge, region, &event.event).await {
             tracing::error!(region = %region.id, error = %e, "store failure after a webhook");
         }

@@ -182,6 +182,8 @@ pub struct LockSettings {
     pub lock_whiteboard: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_shared_notepad: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_reactions: Option<bool>,
 }
 
 /// A copyright line shown in the client.

@@ -83,7 +83,7 @@ fn refused(code: StatusCode, msg: &str) -> EdgeResponse {
     EdgeResponse::common(200, Common::fail(code, msg))
 }
 
-fn user_not_found() -> EdgeResponse {
+pub(crate) fn user_not_found() -> EdgeResponse {
     refused(StatusCode::UserNotFound, "notifications.user-not-found")
 }
 
@@ -92,7 +92,7 @@ fn user_not_active() -> EdgeResponse {
 }
 
 /// LiveKit could not be asked: 503, so the page says to try again.
-fn media_unreachable(room: &db::RoomRow, e: &LiveKitError) -> EdgeResponse {
+pub(crate) fn media_unreachable(room: &db::RoomRow, e: &LiveKitError) -> EdgeResponse {
     tracing::warn!(room_id = %room.room_id, sid = %room.sid, error = %e, "a moderator's call to LiveKit failed");
     EdgeResponse::common(
         503,

@@ -48,6 +48,10 @@ struct SessionRes {
     waiting: bool,
     /// The room has a waiting room: a moderator's page lists who waits.
     waiting_room: bool,
+    /// For a moderator: the room's locks on others (`default_lock_settings`, which "lock
+    /// everyone" changes), so their page shows which are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_locks: Option<LockSettings>,
     /// The room's end-to-end encryption key, in an encrypted room: the page encrypts what it
     /// publishes and decrypts what it receives with it, so LiveKit only forwards.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +82,7 @@ struct WaitingRes {
 
 /// What a session acts on of the room's stored metadata and the user's latest `UserMetadata`,
 /// each read for those fields only.
-struct JoinRules {
+pub(crate) struct JoinRules {
     room: PublishingRules,
     user: UserRules,
 }
@@ -97,7 +101,7 @@ impl JoinRules {
     /// let a user into an encrypted room without its key, publishing media anyone can read. If
     /// the user's did not, the room's locks apply, and a user other than a moderator in a room
     /// with a waiting room waits.
-    fn read(room_metadata: &str, user_metadata: &str) -> Option<JoinRules> {
+    pub(crate) fn read(room_metadata: &str, user_metadata: &str) -> Option<JoinRules> {
         let room = serde_json::from_str::<PublishingRules>(room_metadata)
             .inspect_err(|e| tracing::error!(error = %e, "stored room metadata does not read"))
             .ok()?;
@@ -119,7 +123,7 @@ impl JoinRules {
     }
 
     /// What the user may publish.
-    fn allowed_sources(&self, is_admin: bool) -> Vec<&'static str> {
+    pub(crate) fn allowed_sources(&self, is_admin: bool) -> Vec<&'static str> {
         publish_sources(&self.room.room_features, &self.user.lock_settings, is_admin)
     }
 
@@ -538,6 +542,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             publish_sources,
             waiting: false,
             waiting_room: rules.has_waiting_room(),
+            room_locks: is_admin.then(|| rules.room.default_lock_settings.clone()),
             e2ee_key: rules.encryption_key(),
             region: RegionInfo {
                 id: region.id.clone(),

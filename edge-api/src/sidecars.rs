@@ -232,15 +232,15 @@ async fn events<S: Store, H: HttpClient, C: Clock>(
         duplicates: 0,
         ignored: 0,
     };
-    let mut blocked = lifecycle::BlockedJoins::default();
+    let mut joins = lifecycle::HeardJoins::default();
     for event in &parsed {
-        match lifecycle::apply(edge, region, event, &mut blocked).await {
+        match lifecycle::apply(edge, region, event, &mut joins).await {
             Ok(Outcome::Applied) => reply.applied += 1,
             Ok(Outcome::Duplicate) => reply.duplicates += 1,
             Ok(Outcome::Ignored) => reply.ignored += 1,
             Err(e) => return unavailable(e),
         }
     }
-    lifecycle::remove_blocked(edge, region, blocked).await;
+    lifecycle::follow_up_joins(edge, region, joins).await;
     EdgeResponse::reply(Common::ok("events applied"), reply)
 }

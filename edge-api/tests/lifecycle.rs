@@ -2489,3 +2489,232 @@ fn without_sidecars_an_unentered_session_ends_on_a_later_create() {
     assert!(!running("unentered"));
     assert!(running("placed") && running("next"));
 }
+
+/// `POST path` on the page's API with `token` in `Authorization`.
+fn page_call(edge: &TestEdge, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let mut request = EdgeRequest::new(Method::POST, path);
+    request
+        .headers
+        .insert("authorization", token.parse().expect("header"));
+    request.body = serde_json::to_vec(body).expect("json").into();
+    reply(block(edge.handle(request)))
+}
+
+/// The sources a session answer lets its user publish.
+fn publishes(edge: &TestEdge, token: &str) -> Value {
+    let (status, body) = session(edge, token);
+    assert_eq!(status, 200, "{body}");
+    body["publish_sources"].clone()
+}
+
+/// A moderator's locks bind the user's LiveKit tokens from then on, a later join token from the
+/// backend included; "all" binds everyone but moderators, and users who come later; an unlock
+/// lifts only its own lock; bad requests and targets are refused and change nothing.
+#[test]
+fn a_moderators_locks_bind_every_later_token() {
+    let edge = edge();
+    beat(&edge, "eu", false, 0);
+    titled_room(&edge, "locked");
+    let chair = join_token_as(
+        &edge,
+        "locked",
+        json!({"user_id": "chair", "name": "Chair", "is_admin": true}),
+    );
+    let alice = join_token(&edge, "locked", "alice");
+    // The room allows screen sharing to moderators only (plugNmeet's default).
+    let all = json!(["camera", "microphone"]);
+    let everything = json!(["camera", "microphone", "screen_share", "screen_share_audio"]);
+    assert_eq!(publishes(&edge, &chair), everything);
+    assert_eq!(publishes(&edge, &alice), all);
+    let lock = |who: &str, service: &str, direction: &str| {
+        page_call(
+            &edge,
+            "/api/updateLockSettings",
+            &chair,
+            &json!({"user_id": who, "service": service, "direction": direction}),
+        )
+    };
+
+    let (status, body) = lock("alice", "mic", "lock");
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    assert_eq!(
+        publishes(&edge, &alice),
+        json!(["camera"])
+    );
+    // A later join token (the backend's, with no locks of its own) keeps the moderator's lock.
+    let alice = join_token(&edge, "locked", "alice");
+    assert_eq!(
+        publishes(&edge, &alice),
+        json!(["camera"])
+    );
+
+    // Everyone's cameras: Alice, and Bob who comes later; not the moderator.
+    let (status, body) = lock("all", "webcam", "lock");
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+    let bob = join_token(&edge, "locked", "bob");
+    assert_eq!(
+        publishes(&edge, &alice),
+        json!([])
+    );
+    assert_eq!(
+        publishes(&edge, &bob),
+        json!(["microphone"])
+    );
+    assert_eq!(publishes(&edge, &chair), everything);
+    let (_, moderator) = session(&edge, &chair);
+    // With plugNmeet's default locks (screen sharing, whiteboard, shared notepad).
+    assert_eq!(
+        moderator["room_locks"],
+        json!({"lock_webcam": true, "lock_screen_sharing": true, "lock_whiteboard": true,
+               "lock_shared_notepad": true}),
+        "{moderator}"
+    );
+    let (_, guest) = session(&edge, &bob);
+    assert!(guest.get("room_locks").is_none(), "{guest}");
+
+    // Alice's microphone back; her camera stays locked.
+    let (_, body) = lock("alice", "mic", "unlock");
+    assert_eq!(body["status"], json!(true), "{body}");
+    assert_eq!(
+        publishes(&edge, &alice),
+        json!(["microphone"])
+    );
+    // A lock that is not about media is kept in the user's metadata, for plugNmeet's clients.
+    let (_, body) = lock("alice", "chat", "lock");
+    assert_eq!(body["status"], json!(true), "{body}");
+    let sid = block(db::running_room(&edge.store, "locked"))
+        .expect("store")
+        .expect("running")
+        .sid;
+    let stored = block(db::room_user(&edge.store, &sid, "alice"))
+        .expect("store")
+        .expect("alice");
+    let metadata: Value = serde_json::from_str(&stored.metadata).expect("json");
+    let locks = &metadata["lock_settings"];
+    assert_eq!(
+        (
+            &locks["lock_microphone"],
+            &locks["lock_webcam"],
+            &locks["lock_chat"],
+            &locks["lock_screen_sharing"]
+        ),
+        (&json!(false), &json!(true), &json!(true), &json!(true)),
+        "{metadata}"
+    );
+
+    // Refused, changing nothing.
+    let refusals = [
+        (lock("chair", "mic", "lock"), "notifications.cannot-lock-admin"),
+        (lock("nobody", "mic", "lock"), "notifications.user-not-found"),
+        (lock("alice", "telepathy", "lock"), "service: one of mic"),
+        (lock("alice", "mic", "LOCK"), "direction: lock or unlock"),
+        (lock("alice", "mic", ""), "direction: lock or unlock"),
+        (lock("", "mic", "lock"), "user_id: required"),
+        (lock("a'b", "mic", "lock"), "user_id should only contain"),
+    ];
+    for ((status, body), msg) in refusals {
+        assert_eq!((status, &body["status"]), (200, &json!(false)), "{body}");
+        assert!(
+            body["msg"].as_str().is_some_and(|m| m.starts_with(msg)),
+            "{msg}: {body}"
+        );
+    }
+    let another_chair = join_token_as(
+        &edge,
+        "locked",
+        json!({"user_id": "chair-2", "name": "Chair 2", "is_admin": true}),
+    );
+    assert_eq!(
+        lock("chair-2", "webcam", "lock").1["msg"],
+        "notifications.cannot-lock-admin"
+    );
+    assert_eq!(publishes(&edge, &another_chair), everything);
+    let (status, body) = page_call(
+        &edge,
+        "/api/updateLockSettings",
+        &bob,
+        &json!({"user_id": "alice", "service": "mic", "direction": "lock"}),
+    );
+    assert_eq!((status, &body["status"]), (403, &json!(false)), "{body}");
+    assert_eq!(
+        publishes(&edge, &alice),
+        json!(["microphone"])
+    );
+}
+
+/// A locked user who joins LiveKit with a LiveKit token minted before the lock is given the
+/// narrower permission as soon as the sidecar reports the join; a join with the right
+/// permission, or of anyone not locked, costs no LiveKit call.
+#[test]
+fn a_locked_user_back_with_an_old_livekit_token_is_locked_again() {
+    let edge = edge();
+    let room = running_room(&edge, "hall", "eu", json!({}));
+    join_token_as(
+        &edge,
+        "hall",
+        json!({"user_id": "chair", "name": "Chair", "is_admin": true}),
+    );
+    join_token(&edge, "hall", "alice");
+    join_token(&edge, "hall", "bob");
+    let locked = block(db::locks::lock_user(
+        &edge.store,
+        &room.sid,
+        "alice",
+        db::locks::Lock {
+            field: "lock_microphone",
+            locked: true,
+        },
+    ))
+    .expect("lock");
+    assert_eq!(locked, db::locks::Locked::Set);
+    let name = lk(&edge, "hall");
+    let joined = |id: &str, sid: &str, who: &str, permission: Value| {
+        let mut e = presence(id, "participant_joined", &name, sid, who);
+        e["participant"]["permission"] = permission;
+        e
+    };
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            // Alice's earlier token: anything.
+            joined("EV_2", "PA_1", "alice", json!({"canPublish": true})),
+            joined("EV_3", "PA_2", "bob", json!({"canPublish": true})),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(3)), "{body}");
+    let calls = edge.http.calls.borrow().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls[0].0,
+        "http://eu.livekit.test/twirp/livekit.RoomService/UpdateParticipant"
+    );
+    assert_eq!(calls[0].1["identity"], "alice");
+    assert_eq!(
+        calls[0].1["permission"],
+        json!({"can_subscribe": true, "can_publish": true, "can_publish_data": true,
+               "can_publish_sources": ["CAMERA"],
+               "hidden": false})
+    );
+    let metadata: Value =
+        serde_json::from_str(calls[0].1["metadata"].as_str().expect("metadata")).expect("json");
+    assert_eq!(metadata["lock_settings"]["lock_microphone"], true);
+
+    // Back with a token minted after the lock: already right, nothing to do.
+    let (status, _) = events(
+        &edge,
+        "eu",
+        vec![
+            presence("EV_4", "participant_left", &name, "PA_1", "alice"),
+            joined(
+                "EV_5",
+                "PA_3",
+                "alice",
+                json!({"canPublish": true, "canPublishSources": ["CAMERA"]}),
+            ),
+        ],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(edge.http.calls.borrow().len(), 1);
+}

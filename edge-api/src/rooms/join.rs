@@ -286,6 +286,7 @@ fn apply_room_locks(room: &LockSettings, user: LockSettings) -> LockSettings {
         lock_private_chat: user.lock_private_chat.or(room.lock_private_chat),
         lock_whiteboard: user.lock_whiteboard.or(room.lock_whiteboard),
         lock_shared_notepad: user.lock_shared_notepad.or(room.lock_shared_notepad),
+        lock_reactions: user.lock_reactions.or(room.lock_reactions),
     }
 }
 
