@@ -164,6 +164,10 @@ fn main() {
             moderator_mutes_removes_and_blocks,
         ),
         (
+            "moderator_locks_reach_livekit",
+            moderator_locks_reach_livekit,
+        ),
+        (
             "backend_broadcasts_to_the_room",
             backend_broadcasts_to_the_room,
         ),
@@ -1795,6 +1799,44 @@ fn microphone_muted(s: &Suite, room: &str, identity: &str) -> Option<bool> {
         .map(|t| t["muted"] == true)
 }
 
+/// `identity`'s entry in `room`'s LiveKit participant list, if listed.
+fn listed_participant(s: &Suite, room: &str, identity: &str) -> Option<Value> {
+    listed_participants(s, room)
+        .into_iter()
+        .find(|p| p["identity"] == identity)
+}
+
+/// The sources LiveKit lists `identity` of `room` as publishing, sorted.
+fn published_sources(s: &Suite, room: &str, identity: &str) -> Vec<String> {
+    let mut sources: Vec<String> = listed_participant(s, room, identity)
+        .and_then(|p| p["tracks"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t["source"].as_str().map(str::to_owned))
+        .collect();
+    sources.sort();
+    sources
+}
+
+/// What LiveKit lets `identity` of `room` publish: `None` for nothing, else the sources it lists
+/// (empty: any).
+fn may_publish(s: &Suite, room: &str, identity: &str) -> Option<Vec<String>> {
+    let p = listed_participant(s, room, identity)?;
+    let permission = &p["permission"];
+    if permission["can_publish"] != true {
+        return None;
+    }
+    let mut sources: Vec<String> = permission["can_publish_sources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    sources.sort();
+    Some(sources)
+}
+
 /// Polls `check` for up to 20 s until it holds.
 fn eventually(what: &str, check: impl Fn() -> bool) {
     for _ in 0..200 {
@@ -2285,4 +2327,154 @@ fn plugnmeet_python_sdk_unchanged(s: &Suite) {
         room.as_str(),
         "{j}"
     );
+}
+
+/// A moderator's locks reach LiveKit, which takes the locked tracks down and refuses them: one
+/// user's microphone, then everyone's cameras (a later user included, never the moderator);
+/// an unlock gives the microphone back; the refusals change nothing.
+fn moderator_locks_reach_livekit(s: &Suite) {
+    let room = unique("locks");
+    s.target.create_room(&room, json!({}));
+    let moderator = s.target.join_token(&room, "host", true, false);
+    let as_moderator = [("Authorization", moderator.as_str())];
+    let join = |user: &str, publish: &str| {
+        let token = s.target.join_token(&room, user, false, false);
+        let session = s.target.session(&token, &[]).json();
+        assert_common(&session, true, "SUCCESS");
+        let participant = Participant::join(
+            session["livekit_url"].as_str().unwrap(),
+            session["token"].as_str().unwrap(),
+            publish,
+        );
+        participant.expect_line("joined ", Duration::from_secs(30));
+        (token, participant)
+    };
+    let (alice_token, alice) = join("alice", "audio,video");
+    let (_, bob) = join("bob", "audio");
+    eventually("alice's media listed", || {
+        published_sources(s, &room, "alice") == ["CAMERA", "MICROPHONE"]
+    });
+    eventually("bob's microphone listed", || {
+        published_sources(s, &room, "bob") == ["MICROPHONE"]
+    });
+    let lock = |body: Value, headers: &[(&str, &str)]| {
+        let r = s.target.post(
+            "/api/updateLockSettings",
+            body.to_string().as_bytes(),
+            headers,
+        );
+        (r.status, r.json())
+    };
+
+    // Refused, changing nothing.
+    let (status, j) = lock(
+        json!({"user_id": "bob", "service": "mic", "direction": "lock"}),
+        &[("Authorization", alice_token.as_str())],
+    );
+    assert_eq!(status, 403, "{j}");
+    assert_common(&j, false, "PERMISSION_DENIED");
+    for (body, msg) in [
+        (
+            json!({"user_id": "host", "service": "mic", "direction": "lock"}),
+            "notifications.cannot-lock-admin",
+        ),
+        (
+            json!({"user_id": "stranger", "service": "mic", "direction": "lock"}),
+            "notifications.user-not-found",
+        ),
+        (
+            json!({"user_id": "bob", "service": "microphone", "direction": "lock"}),
+            "service: one of mic, webcam, screenShare, chat, sendChatMsg, chatFile, privateChat, whiteboard, sharedNotepad, reactions",
+        ),
+        (
+            json!({"user_id": "bob", "service": "mic"}),
+            "direction: lock or unlock",
+        ),
+    ] {
+        let (status, j) = lock(body.clone(), &as_moderator);
+        assert_eq!((status, &j["status"], &j["msg"]), (200, &json!(false), &json!(msg)), "{body}: {j}");
+    }
+    assert_eq!(
+        may_publish(s, &room, "bob"),
+        Some(vec!["CAMERA".to_owned(), "MICROPHONE".to_owned()])
+    );
+
+    // Alice's microphone: LiveKit takes her track down and lets her publish only her camera.
+    let (_, j) = lock(
+        json!({"user_id": "alice", "service": "mic", "direction": "lock"}),
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!((&j["updated"], &j["left"]), (&json!(1), &json!(0)), "{j}");
+    eventually("alice's microphone taken down", || {
+        published_sources(s, &room, "alice") == ["CAMERA"]
+    });
+    assert_eq!(
+        may_publish(s, &room, "alice"),
+        Some(vec!["CAMERA".to_owned()])
+    );
+    let metadata: Value = serde_json::from_str(
+        listed_participant(s, &room, "alice").unwrap()["metadata"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        metadata["lock_settings"]["lock_microphone"], true,
+        "{metadata}"
+    );
+    assert_eq!(
+        published_sources(s, &room, "bob"),
+        ["MICROPHONE"],
+        "bob untouched"
+    );
+
+    // Everyone's cameras: Alice publishes nothing now, Bob only his microphone; a later user
+    // is locked too; the moderator is not.
+    let (_, j) = lock(
+        json!({"user_id": "all", "service": "webcam", "direction": "lock"}),
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!((&j["updated"], &j["left"]), (&json!(2), &json!(0)), "{j}");
+    eventually("alice's camera taken down", || {
+        published_sources(s, &room, "alice").is_empty()
+    });
+    assert_eq!(may_publish(s, &room, "alice"), None);
+    assert_eq!(
+        may_publish(s, &room, "bob"),
+        Some(vec!["MICROPHONE".to_owned()])
+    );
+    assert_eq!(published_sources(s, &room, "bob"), ["MICROPHONE"]);
+    let carol = s.target.join_token(&room, "carol", false, false);
+    assert_eq!(
+        s.target.session(&carol, &[]).json()["publish_sources"],
+        json!(["microphone"])
+    );
+    let host = s.target.session(&moderator, &[]).json();
+    assert_eq!(
+        host["publish_sources"],
+        json!(["camera", "microphone", "screen_share", "screen_share_audio"])
+    );
+    assert_eq!(host["room_locks"]["lock_webcam"], true, "{host}");
+    // Again: everyone already has it.
+    let (_, j) = lock(
+        json!({"user_id": "all", "service": "webcam", "direction": "lock"}),
+        &as_moderator,
+    );
+    assert_eq!((&j["updated"], &j["left"]), (&json!(0), &json!(0)), "{j}");
+
+    // Alice's microphone back (her camera stays locked): she may publish it again.
+    let (_, j) = lock(
+        json!({"user_id": "alice", "service": "mic", "direction": "unlock"}),
+        &as_moderator,
+    );
+    assert_common(&j, true, "SUCCESS");
+    eventually("alice may use her microphone", || {
+        may_publish(s, &room, "alice") == Some(vec!["MICROPHONE".to_owned()])
+    });
+    alice.leave(Duration::from_secs(10));
+    bob.leave(Duration::from_secs(10));
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
 }

@@ -294,10 +294,11 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 }
 
 /// A moderator keeps order from the page: mutes a guest (whose page says so), removes them
-/// (they come back), then removes and blocks another, whose page is refused on the way back,
-/// and whose LiveKit token, still valid, no longer keeps them in LiveKit either: the edge
-/// removes them again as soon as the sidecar reports the join. The backend's notice
-/// (`room/broadcastToRoom`) shows on the pages in the meeting.
+/// (they come back), locks and unlocks their microphone and everyone's cameras (the guests'
+/// pages stop offering them, and offer them again), then removes and blocks another, whose
+/// page is refused on the way back, and whose LiveKit token, still valid, no longer keeps them
+/// in LiveKit either: the edge removes them again as soon as the sidecar reports the join.
+/// The backend's notice (`room/broadcastToRoom`) shows on the pages in the meeting.
 #[test]
 fn a_moderator_mutes_removes_and_blocks_from_the_page() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -357,6 +358,22 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
     );
     assert_eq!(seen["guestMicOffAfterRejoin"], "true", "{seen}");
     assert_eq!(
+        seen["guestLockedToast"], "A moderator locked your microphone.",
+        "{seen}"
+    );
+    assert_eq!(seen["lockedRowMic"], "Microphone locked", "{seen}");
+    assert_eq!(seen["lockedRowButton"], "Unlock mic", "{seen}");
+    assert_eq!(
+        seen["guestUnlockedToast"], "A moderator unlocked your microphone.",
+        "{seen}"
+    );
+    assert_eq!(seen["cameraSwitchAtFirst"], false, "{seen}");
+    assert_eq!(seen["moderatorCameraOffered"], true, "{seen}");
+    assert_eq!(
+        seen["everyoneLockedToast"], "Cameras are locked for everyone else.",
+        "{seen}"
+    );
+    assert_eq!(
         seen["moderatorToast"], "User pest-1 was removed and cannot come back.",
         "{seen}"
     );
@@ -389,6 +406,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
             "m3-remove-and-block",
             "m4-blocked",
             "m5-notice",
+            "m6-locked",
         ],
     );
 

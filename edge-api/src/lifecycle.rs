@@ -328,8 +328,11 @@ pub async fn follow_up_joins<S: Store, H: HttpClient, C: Clock>(
         region,
         targets.map(|(room, who)| (room.as_str(), who.as_str())),
     );
-    futures_util::future::join(removals, locks::enforce_on_join(edge, region, joins.locked()))
-        .await;
+    futures_util::future::join(
+        removals,
+        locks::enforce_on_join(edge, region, joins.locked()),
+    )
+    .await;
 }
 
 /// Removes each `(LiveKit room, identity)` of `targets` from `region`'s LiveKit, side by side,

@@ -427,7 +427,11 @@ impl Permission {
         }
         let mut listed: Vec<&str> = sources.iter().filter_map(Value::as_str).collect();
         listed.sort_unstable();
-        let mut wanted: Vec<&str> = self.can_publish_sources.iter().map(String::as_str).collect();
+        let mut wanted: Vec<&str> = self
+            .can_publish_sources
+            .iter()
+            .map(String::as_str)
+            .collect();
         wanted.sort_unstable();
         listed == wanted
     }

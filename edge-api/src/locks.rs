@@ -28,11 +28,11 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Region;
-use crate::db::locks::{self as db, Lock, LockedUser, Locked};
+use crate::db::locks::{self as db, Lock, Locked, LockedUser};
 use crate::db::RoomRow;
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::moderation::{media_unreachable, user_not_found};
 use crate::livekit::{self, LiveKitApi, ParticipantInfo, Permission};
+use crate::moderation::{media_unreachable, user_not_found};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::rooms::{check_named_user, invalid};
 use crate::sessions::{moderator_request, store_failure, JoinRules};
@@ -132,7 +132,13 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
     }
     tracing::info!(room_id = %room.room_id, sid = %room.sid, user_id = %req.user_id, service = %req.service, locked, "a moderator changed a lock");
     let Some(region) = edge.media_region(room) else {
-        return EdgeResponse::reply(Common::ok("success"), LockRes { updated: 0, left: 0 });
+        return EdgeResponse::reply(
+            Common::ok("success"),
+            LockRes {
+                updated: 0,
+                left: 0,
+            },
+        );
     };
     let api = edge.livekit(region);
     // Who LiveKit has now, as it lists them.
@@ -159,20 +165,17 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
     let Some(stale) = stale_participants(room, &present, &users) else {
         return store_failure(StoreError("stored room metadata does not read".into()));
     };
-    let outcomes = join_all(
-        stale
-            .iter()
-            .take(UPDATES_PER_CALL)
-            .map(|(identity, metadata, permission)| {
-                api.update_participant(
-                    &room.livekit_room,
-                    identity,
-                    metadata,
-                    permission,
-                    livekit::CALL_TIMEOUT,
-                )
-            }),
-    )
+    let outcomes = join_all(stale.iter().take(UPDATES_PER_CALL).map(
+        |(identity, metadata, permission)| {
+            api.update_participant(
+                &room.livekit_room,
+                identity,
+                metadata,
+                permission,
+                livekit::CALL_TIMEOUT,
+            )
+        },
+    ))
     .await;
     let updated = outcomes.iter().filter(|o| o.is_ok()).count();
     if let Some(e) = outcomes.iter().find_map(|o| o.as_ref().err()) {

@@ -2537,29 +2537,17 @@ fn a_moderators_locks_bind_every_later_token() {
 
     let (status, body) = lock("alice", "mic", "lock");
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
-    assert_eq!(
-        publishes(&edge, &alice),
-        json!(["camera"])
-    );
+    assert_eq!(publishes(&edge, &alice), json!(["camera"]));
     // A later join token (the backend's, with no locks of its own) keeps the moderator's lock.
     let alice = join_token(&edge, "locked", "alice");
-    assert_eq!(
-        publishes(&edge, &alice),
-        json!(["camera"])
-    );
+    assert_eq!(publishes(&edge, &alice), json!(["camera"]));
 
     // Everyone's cameras: Alice, and Bob who comes later; not the moderator.
     let (status, body) = lock("all", "webcam", "lock");
     assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
     let bob = join_token(&edge, "locked", "bob");
-    assert_eq!(
-        publishes(&edge, &alice),
-        json!([])
-    );
-    assert_eq!(
-        publishes(&edge, &bob),
-        json!(["microphone"])
-    );
+    assert_eq!(publishes(&edge, &alice), json!([]));
+    assert_eq!(publishes(&edge, &bob), json!(["microphone"]));
     assert_eq!(publishes(&edge, &chair), everything);
     let (_, moderator) = session(&edge, &chair);
     // With plugNmeet's default locks (screen sharing, whiteboard, shared notepad).
@@ -2575,10 +2563,7 @@ fn a_moderators_locks_bind_every_later_token() {
     // Alice's microphone back; her camera stays locked.
     let (_, body) = lock("alice", "mic", "unlock");
     assert_eq!(body["status"], json!(true), "{body}");
-    assert_eq!(
-        publishes(&edge, &alice),
-        json!(["microphone"])
-    );
+    assert_eq!(publishes(&edge, &alice), json!(["microphone"]));
     // A lock that is not about media is kept in the user's metadata, for plugNmeet's clients.
     let (_, body) = lock("alice", "chat", "lock");
     assert_eq!(body["status"], json!(true), "{body}");
@@ -2604,8 +2589,14 @@ fn a_moderators_locks_bind_every_later_token() {
 
     // Refused, changing nothing.
     let refusals = [
-        (lock("chair", "mic", "lock"), "notifications.cannot-lock-admin"),
-        (lock("nobody", "mic", "lock"), "notifications.user-not-found"),
+        (
+            lock("chair", "mic", "lock"),
+            "notifications.cannot-lock-admin",
+        ),
+        (
+            lock("nobody", "mic", "lock"),
+            "notifications.user-not-found",
+        ),
         (lock("alice", "telepathy", "lock"), "service: one of mic"),
         (lock("alice", "mic", "LOCK"), "direction: lock or unlock"),
         (lock("alice", "mic", ""), "direction: lock or unlock"),
@@ -2636,10 +2627,7 @@ fn a_moderators_locks_bind_every_later_token() {
         &json!({"user_id": "alice", "service": "mic", "direction": "lock"}),
     );
     assert_eq!((status, &body["status"]), (403, &json!(false)), "{body}");
-    assert_eq!(
-        publishes(&edge, &alice),
-        json!(["microphone"])
-    );
+    assert_eq!(publishes(&edge, &alice), json!(["microphone"]));
 }
 
 /// A locked user who joins LiveKit with a LiveKit token minted before the lock is given the

@@ -9,7 +9,9 @@
 //             "shots": DIR}
 // The moderator and two guests meet, microphones on. The moderator opens People, mutes the
 // guest (whose page says so and shows the microphone off), removes the guest (whose page says
-// so, and who rejoins), then removes the other one and blocks them (whose page says so, and
+// so, and who rejoins), locks and unlocks the guest's microphone and everyone's cameras (the
+// guests' pages stop offering them, and offer them again), then removes the other one and
+// blocks them (whose page says so, and
 // whose rejoin is refused). The meeting goes on: the Rust test then tries the blocked user's
 // LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Last, the
 // backend broadcasts a warning to the room (room/broadcastToRoom, signed with KEY and SECRET):
@@ -84,6 +86,32 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   // The microphone the moderator muted stays off on the way back in.
   seen.guestMicOffAfterRejoin = await guest.$eval("#toggle-mic", (b) => b.getAttribute("aria-pressed"));
   step("the guest came back");
+
+  // Locks: the guest's microphone (their page stops offering it), lifted again; then everyone's
+  // cameras, but the moderator's.
+  const lockedRow = `${row(plan.guestIdentity)}[data-mic-locked="true"]`;
+  await moderator.click(`${row(plan.guestIdentity)} .people-lock-mic`);
+  await guest.waitForSelector("#toggle-mic", { state: "hidden" });
+  seen.guestLockedToast = await toastText(guest);
+  await moderator.waitForSelector(lockedRow);
+  seen.lockedRowMic = await moderator.textContent(`${row(plan.guestIdentity)} .people-mic`);
+  seen.lockedRowButton = await moderator.textContent(`${row(plan.guestIdentity)} .people-lock-mic .words`);
+  await shot(moderator, "m6-locked");
+  await moderator.click(`${row(plan.guestIdentity)} .people-lock-mic`);
+  await guest.waitForSelector("#toggle-mic", { state: "visible" });
+  seen.guestUnlockedToast = await toastText(guest);
+  await moderator.waitForSelector(lockedRow, { state: "detached" });
+  step("the guest's microphone was locked and unlocked");
+
+  seen.cameraSwitchAtFirst = await moderator.isChecked('#people-locks input[data-service="webcam"]');
+  await moderator.check('#people-locks input[data-service="webcam"]');
+  for (const page of [guest, pest]) await page.waitForSelector("#toggle-camera", { state: "hidden" });
+  seen.moderatorCameraOffered = await moderator.isVisible("#toggle-camera");
+  await moderator.waitForFunction(() => document.querySelector(".toast")?.textContent?.includes("Cameras"));
+  seen.everyoneLockedToast = await toastText(moderator);
+  await moderator.uncheck('#people-locks input[data-service="webcam"]');
+  for (const page of [guest, pest]) await page.waitForSelector("#toggle-camera", { state: "visible" });
+  step("everyone's cameras were locked and unlocked");
 
   await moderator.click(`${row(plan.pestIdentity)} .people-remove`);
   await moderator.check(`${row(plan.pestIdentity)} .people-block`);

@@ -1,12 +1,23 @@
 // A moderator's list of the people in the meeting, opened from the People control: each with
-// whether their microphone is on, Mute (only its owner can turn it back on) and Remove, which
-// asks first and can keep them out of this meeting for good; and Mute everyone. Rows are kept
-// by identity, so an update never takes a button away from under the pointer or the focus.
+// whether their microphone is on, Mute (only its owner can turn it back on), locks on their
+// microphone and camera, and Remove, which asks first and can keep them out of this meeting for
+// good; and Mute everyone, and the Everyone locks. Rows are kept by identity, so an update
+// never takes a button away from under the pointer or the focus.
 
 import { Track, type RemoteParticipant } from 'livekit-client';
 
 import { ICONS, announce, controlButton, h } from './dom';
-import { muteEveryone, muteMicrophone, removeParticipant, type ActionResult, type MuteResult } from './session';
+import { EveryoneLocks, mayPublishNow } from './locks';
+import {
+  muteEveryone,
+  muteMicrophone,
+  removeParticipant,
+  updateLock,
+  type ActionResult,
+  type LockResult,
+  type LockService,
+  type MuteResult,
+} from './session';
 
 /** The busy key of Mute everyone (identities are never empty). */
 const EVERYONE = '';
@@ -18,6 +29,8 @@ interface Row {
   name: HTMLSpanElement;
   mic: HTMLSpanElement;
   mute: HTMLButtonElement;
+  lockMic: HTMLButtonElement;
+  lockCam: HTMLButtonElement;
   remove: HTMLButtonElement;
   confirm: HTMLDivElement;
   prompt: HTMLParagraphElement;
@@ -38,17 +51,27 @@ export class PeopleList {
   private readonly busy = new Set<string>();
   private stopped = false;
 
-  /** `joinToken`: the join token in use now; `say`: a short message on the meeting screen. */
+  /** `joinToken`: the join token in use now; `say`: a short message on the meeting screen;
+   * `roomLocks`: the room's locks on others when this page joined. */
   constructor(
     private readonly joinToken: () => string,
     private readonly say: (text: string) => void,
+    roomLocks: Record<string, boolean>,
   ) {
     this.button.setAttribute('aria-expanded', 'false');
     this.button.setAttribute('aria-controls', 'people');
     this.button.setAttribute('aria-label', 'People');
     this.button.addEventListener('click', () => this.toggle());
     this.muteAll.addEventListener('click', () => void this.muteEveryone());
-    this.el.append(this.title, this.empty, this.list, this.error, h('div', { class: 'actions' }, this.muteAll));
+    const locks = new EveryoneLocks(joinToken, roomLocks, (msg) => this.showError(msg), say);
+    this.el.append(
+      this.title,
+      this.empty,
+      this.list,
+      this.error,
+      h('div', { class: 'actions' }, this.muteAll),
+      locks.el,
+    );
     this.renderCount();
   }
 
@@ -77,8 +100,18 @@ export class PeopleList {
     const mic = p.getTrackPublication(Track.Source.Microphone);
     const open = !!mic && !mic.isMuted;
     row.micSid = open ? mic.trackSid : undefined;
-    row.mic.textContent = open ? 'Microphone on' : 'Microphone off';
+    const micLocked = !mayPublishNow(p, Track.Source.Microphone);
+    const camLocked = !mayPublishNow(p, Track.Source.Camera);
+    row.mic.textContent = micLocked ? 'Microphone locked' : open ? 'Microphone on' : 'Microphone off';
     row.el.dataset.microphone = open ? 'on' : 'off';
+    row.el.dataset.micLocked = String(micLocked);
+    row.el.dataset.cameraLocked = String(camLocked);
+    setWords(row.lockMic, micLocked ? 'Unlock mic' : 'Lock mic');
+    setWords(row.lockCam, camLocked ? 'Unlock camera' : 'Lock camera');
+    // Moderators are not locked.
+    const moderator = isModerator(p.metadata);
+    row.lockMic.hidden = moderator;
+    row.lockCam.hidden = moderator;
     // The focus does not vanish with a Mute button that goes away.
     if (!open && document.activeElement === row.mute) row.remove.focus();
     row.mute.hidden = !open;
@@ -120,6 +153,8 @@ export class PeopleList {
     const name = h('span', { class: 'people-name' });
     const mic = h('span', { class: 'people-mic' });
     const mute = h('button', { type: 'button', class: 'people-mute' }, 'Mute', who());
+    const lockMic = h('button', { type: 'button', class: 'people-lock-mic' }, h('span', { class: 'words' }), who());
+    const lockCam = h('button', { type: 'button', class: 'people-lock-camera' }, h('span', { class: 'words' }), who());
     const remove = h('button', { type: 'button', class: 'people-remove', 'aria-expanded': 'false' }, 'Remove', who());
     const block = h('input', { type: 'checkbox', class: 'people-block' });
     const yes = h('button', { type: 'button', class: 'danger people-remove-confirm' }, 'Remove', who());
@@ -136,16 +171,18 @@ export class PeopleList {
     const el = h(
       'li',
       { 'data-user-id': identity },
-      h('div', { class: 'people-row' }, h('span', { class: 'people-who' }, name, mic), mute, remove),
+      h('div', { class: 'people-row' }, h('span', { class: 'people-who' }, name, mic), mute, lockMic, lockCam, remove),
       confirm,
     );
-    const row = { el, name, mic, mute, remove, confirm, prompt, block };
+    const row = { el, name, mic, mute, lockMic, lockCam, remove, confirm, prompt, block };
     const closeConfirm = (): void => {
       confirm.hidden = true;
       remove.setAttribute('aria-expanded', 'false');
       remove.focus();
     };
     mute.addEventListener('click', () => void this.mute(identity));
+    lockMic.addEventListener('click', () => void this.lock(identity, 'mic', lockMic));
+    lockCam.addEventListener('click', () => void this.lock(identity, 'webcam', lockCam));
     remove.addEventListener('click', () => {
       confirm.hidden = false;
       block.checked = false;
@@ -167,21 +204,42 @@ export class PeopleList {
   }
 
   /** Runs a call for `key` (an identity, or [`EVERYONE`]), its buttons disabled meanwhile. */
-  private async run<R extends ActionResult | MuteResult>(key: string, call: () => Promise<R>): Promise<R | undefined> {
+  private async run<R extends ActionResult | MuteResult | LockResult>(
+    key: string,
+    call: () => Promise<R>,
+  ): Promise<R | undefined> {
     if (this.busy.has(key)) return undefined;
     this.busy.add(key);
     this.setBusy(key);
-    this.error.hidden = true;
+    this.showError(null);
     const result = await call();
     this.busy.delete(key);
     if (this.stopped) return undefined;
     this.setBusy(key);
-    if (!result.ok) {
-      this.error.dataset.msg = result.msg;
-      this.error.textContent = failure(result.msg);
-      this.error.hidden = false;
-    }
+    if (!result.ok) this.showError(result.msg);
     return result;
+  }
+
+  /** Shows what a refused call means (its message key), or hides it (`null`). */
+  private showError(msg: string | null): void {
+    if (this.stopped) return;
+    this.error.hidden = msg === null;
+    if (msg === null) return;
+    this.error.dataset.msg = msg;
+    this.error.textContent = failure(msg);
+  }
+
+  /** Locks (or unlocks, when it is locked now) `service` for `identity`. LiveKit's word on
+   * their new rights updates the row. */
+  private async lock(identity: string, service: LockService, button: HTMLButtonElement): Promise<void> {
+    const row = this.rows.get(identity);
+    const name = row?.name.textContent ?? identity;
+    const locked = (service === 'mic' ? row?.el.dataset.micLocked : row?.el.dataset.cameraLocked) === 'true';
+    const result = await this.run(identity, () => updateLock(this.joinToken(), identity, service, !locked));
+    if (!result?.ok) return;
+    const what = service === 'mic' ? 'microphone' : 'camera';
+    this.say(locked ? `${name} may use their ${what} again.` : `${name}'s ${what} is locked.`);
+    if (button.isConnected) button.focus();
   }
 
   private async mute(identity: string): Promise<void> {
@@ -215,6 +273,8 @@ export class PeopleList {
       row.confirm.hidden = true;
       row.el.dataset.removed = 'true';
       row.mute.hidden = true;
+      row.lockMic.hidden = true;
+      row.lockCam.hidden = true;
       row.remove.hidden = true;
     }
     this.say(block ? `${name} was removed and cannot come back.` : `${name} was removed.`);
@@ -233,6 +293,8 @@ function failure(msg: string): string {
       return 'Only a moderator can do that.';
     case 'notifications.user-not-found':
       return 'They are not someone you can act on here.';
+    case 'notifications.cannot-lock-admin':
+      return 'Moderators cannot be locked.';
     case 'notifications.user-blocked':
       return 'You have been blocked from this meeting.';
     case 'notifications.token-expired':
@@ -242,5 +304,20 @@ function failure(msg: string): string {
       return 'The media server cannot be reached. Try again.';
     default:
       return 'That did not work. Try again.';
+  }
+}
+
+/** Sets a button's visible words (its first child), keeping the name that follows them. */
+function setWords(button: HTMLButtonElement, words: string): void {
+  const span = button.firstElementChild;
+  if (span && span.textContent !== words) span.textContent = words;
+}
+
+/** Whether a participant's LiveKit metadata (plugNmeet's `UserMetadata`) says moderator. */
+function isModerator(metadata: string | undefined): boolean {
+  try {
+    return (JSON.parse(metadata ?? '') as { is_admin?: unknown })?.is_admin === true;
+  } catch {
+    return false;
   }
 }

@@ -34,6 +34,7 @@ import { showConnecting } from './screens';
 import { endRoom, mayPublish, recording, type Session } from './session';
 import { NOTICE_TOPIC, Notices, readNotice } from './notices';
 import { PeopleList } from './people';
+import { mayPublishNow } from './locks';
 import { WaitingList } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
@@ -417,7 +418,7 @@ class RoomView {
       buttons.push(this.broadcast.button);
     }
     if (session.is_admin && !session.is_hidden) {
-      this.people = new PeopleList(this.joinToken, (text) => this.say(text));
+      this.people = new PeopleList(this.joinToken, (text) => this.say(text), session.room_locks ?? {});
       buttons.push(this.people.button);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
@@ -608,6 +609,7 @@ class RoomView {
       .on(RoomEvent.LocalTrackUnpublished, (_pub, p) => sync(p))
       .on(RoomEvent.ParticipantNameChanged, (_name, p) => sync(p))
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
+        if (p.isLocal) this.heardLocks();
         sync(p);
         this.renderCount();
       })
@@ -652,6 +654,33 @@ class RoomView {
     if (track.attachedElements.some((el) => el.isConnected)) return;
     const el = track.attach();
     this.audioSink.append(el);
+  }
+
+  /** LiveKit changed what this user may publish (a moderator's lock, or its lifting): offer only
+   * what it allows now, and say what changed. LiveKit has already unpublished a locked source's
+   * track; its pre-join track, if unused, is let go. */
+  private heardLocks(): void {
+    if (this.destroyed || this.session.is_hidden) return;
+    const lp = this.room.localParticipant;
+    const media: [Track.Source, MediaToggle, HTMLButtonElement | undefined, string][] = [
+      [Track.Source.Microphone, this.mic, this.micButton, 'microphone'],
+      [Track.Source.Camera, this.camera, this.camButton, 'camera'],
+      [Track.Source.ScreenShare, this.screen, this.screenButton, 'screen sharing'],
+    ];
+    const changes: string[] = [];
+    for (const [source, toggle, button, what] of media) {
+      const allowed = mayPublishNow(lp, source) && (source !== Track.Source.ScreenShare || canShareScreen());
+      if (!button || button.hidden === !allowed) continue;
+      button.hidden = !allowed;
+      if (!allowed) {
+        toggle.intended = false;
+        this.pending.get(source)?.stop();
+        this.pending.delete(source);
+      }
+      changes.push(allowed ? `A moderator unlocked your ${what}.` : `A moderator locked your ${what}.`);
+    }
+    if (changes.length > 0) this.say(changes.join(' '));
+    this.renderControls();
   }
 
   private renderControls(): void {

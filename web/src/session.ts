@@ -19,6 +19,8 @@ export interface Session {
   publish_sources: string[];
   /** The room has a waiting room (a moderator's page lists who waits). */
   waiting_room: boolean;
+  /** For a moderator: the room's locks on others (`lock_microphone`, `lock_webcam`, …). */
+  room_locks?: Record<string, boolean>;
   /** The room's end-to-end encryption key, in an encrypted room. */
   e2ee_key?: string;
   region: { id: string; name: string };
@@ -225,14 +227,40 @@ export function muteEveryone(joinToken: string): Promise<MuteResult> {
 }
 
 async function mute(joinToken: string, payload: object): Promise<MuteResult> {
-  const reply = await post('/api/muteUnmuteTrack', joinToken, payload);
+  const result = await countingCall('/api/muteUnmuteTrack', joinToken, payload);
+  return result.ok ? { ok: true, muted: result.count('muted'), left: result.count('left') } : result;
+}
+
+type CountingResult = { ok: true; count: (key: string) => number } | { ok: false; msg: string };
+
+/** A moderator's call whose success answers with counts (how many it changed, how many are
+ * left), read with `count`; or why it failed. */
+async function countingCall(path: string, joinToken: string, payload: object): Promise<CountingResult> {
+  const reply = await post(path, joinToken, payload);
   if (!reply) return { ok: false, msg: 'network-error' };
   const body = reply.body;
   if (reply.status === 200 && body?.status === true) {
-    const count = (v: unknown): number => (typeof v === 'number' && v >= 0 ? v : 0);
-    return { ok: true, muted: count(body.muted), left: count(body.left) };
+    return { ok: true, count: (key) => (typeof body[key] === 'number' && (body[key] as number) >= 0 ? (body[key] as number) : 0) };
   }
   return { ok: false, msg: typeof body?.msg === 'string' ? body.msg : `HTTP ${reply.status}` };
+}
+
+/** The media a moderator can lock, by plugNmeet's service names. */
+export type LockService = 'mic' | 'webcam' | 'screenShare';
+
+export type LockResult = { ok: true; updated: number; left: number } | { ok: false; msg: string };
+
+/** A moderator locks (or unlocks) `service` for one participant, or for everyone (`all`, which
+ * also binds whoever joins later); `left`: participants one call did not reach. */
+export async function updateLock(
+  joinToken: string,
+  userId: string,
+  service: LockService,
+  locked: boolean,
+): Promise<LockResult> {
+  const payload = { user_id: userId, service, direction: locked ? 'lock' : 'unlock' };
+  const result = await countingCall('/api/updateLockSettings', joinToken, payload);
+  return result.ok ? { ok: true, updated: result.count('updated'), left: result.count('left') } : result;
 }
 
 export type RenewResult = { ok: true; token: string } | { ok: false; retry: boolean };
