@@ -2496,7 +2496,7 @@ fn page_call(edge: &TestEdge, path: &str, token: &str, body: &Value) -> (u16, Va
     request
         .headers
         .insert("authorization", token.parse().expect("header"));
-    request.body = serde_json::to_vec(body).expect("json").into();
+    request.body = serde_json::to_vec(body).expect("json");
     reply(block(edge.handle(request)))
 }
 
