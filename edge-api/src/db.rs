@@ -26,23 +26,36 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0017_user_locks.sql")
 );
 
-pub mod locks;
-pub mod recordings;
-pub mod webhooks;
-
 /// Room sessions still running (created or active).
 pub const STATUS_CREATED: &str = "created";
 /// Ended sessions (past rooms).
 pub const STATUS_ENDED: &str = "ended";
 
-/// A session's LiveKit room name, as an SQL expression over `rooms`: `<room_id>.<sid>`, or the
-/// room id for sessions created before per-session names (`migrations/0004_livekit_rooms.sql`).
+/// A session's LiveKit room name, as an SQL expression over `rooms` (named by the alias given,
+/// e.g. `"r."`, where other tables are joined): `<room_id>.<sid>`, or the room id for sessions
+/// created before per-session names (`migrations/0004_livekit_rooms.sql`).
 macro_rules! livekit_room_sql {
     () => {
-        "(CASE WHEN id >= (SELECT first_session_id FROM livekit_naming) \
-         THEN room_id || '.' || sid ELSE room_id END)"
+        livekit_room_sql!("")
+    };
+    ($rooms:literal) => {
+        concat!(
+            "(CASE WHEN ",
+            $rooms,
+            "id >= (SELECT first_session_id FROM livekit_naming) THEN ",
+            $rooms,
+            "room_id || '.' || ",
+            $rooms,
+            "sid ELSE ",
+            $rooms,
+            "room_id END)"
+        )
     };
 }
+
+pub mod locks;
+pub mod recordings;
+pub mod webhooks;
 
 const ROOM_COLUMNS: &str = concat!(
     "id, room_id, sid, room_title, webhook_url, metadata, \
@@ -479,22 +492,31 @@ pub struct RoomUser {
     pub token_issued_at: i64,
 }
 
-/// Records (or refreshes) a user of a session; a blocked user stays blocked, and the locks a
-/// moderator set for a user who is not a moderator stay on their new metadata.
-pub async fn upsert_user(store: &impl Store, user: &RoomUser) -> Result<UserRecorded, StoreError> {
+/// Records (or refreshes) a user of a session; a blocked user stays blocked. For a user who is
+/// not a moderator (`room_locks`), the `lock_settings` in `user.metadata` are the backend's own
+/// for them, which this statement lays over the room's default locks as they are now, and the
+/// locks moderators set for them in this session over both: read in the statement that writes
+/// them, so a lock for everyone set meanwhile cannot be missed.
+pub async fn upsert_user(
+    store: &impl Store,
+    user: &RoomUser,
+    room_locks: bool,
+) -> Result<UserRecorded, StoreError> {
     // The blocked check and the write are one statement, so a block placed between them cannot
     // be overwritten: a blocked row is left as it is and returns nothing.
     let rows = store
         .execute(
             "INSERT INTO room_users (room_sid, user_id, name, is_admin, is_hidden, metadata, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?8 THEN json_patch(?6, \
+               json_object('lock_settings', json_patch(COALESCE((SELECT \
+                 json_extract(metadata, '$.default_lock_settings') FROM rooms WHERE sid = ?1), '{}'), \
+                 COALESCE(json_extract(?6, '$.lock_settings'), '{}')))) ELSE ?6 END, ?7) \
              ON CONFLICT (room_sid, user_id) DO UPDATE SET name = excluded.name, \
              is_admin = excluded.is_admin, is_hidden = excluded.is_hidden, \
-             metadata = CASE WHEN excluded.is_admin = 0 THEN COALESCE( \
+             metadata = COALESCE( \
                (SELECT json_patch(excluded.metadata, json_object('lock_settings', json(locks))) \
                 FROM user_locks WHERE room_sid = excluded.room_sid \
-                AND user_id = excluded.user_id), excluded.metadata) \
-               ELSE excluded.metadata END, \
+                AND user_id = excluded.user_id), excluded.metadata), \
              updated_at = excluded.updated_at \
              WHERE room_users.is_blocked = 0 \
              RETURNING 1",
@@ -506,6 +528,7 @@ pub async fn upsert_user(store: &impl Store, user: &RoomUser) -> Result<UserReco
                 user.is_hidden.into(),
                 user.metadata.as_str().into(),
                 user.token_issued_at.into(),
+                room_locks.into(),
             ],
         )
         .await?;
@@ -554,6 +577,25 @@ pub async fn room_user(
             })
         })
         .transpose()
+}
+
+/// Sets the waiting room's message in running session `sid`'s metadata
+/// (`room_features.waiting_room_features.waiting_room_msg`); false when the session no longer
+/// runs.
+pub async fn set_waiting_room_message(
+    store: &impl Store,
+    sid: &str,
+    message: &str,
+) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE rooms SET metadata = json_patch(metadata, json_object('room_features', \
+             json_object('waiting_room_features', json_object('waiting_room_msg', ?)))) \
+             WHERE sid = ? AND is_running = 1 RETURNING 1",
+            &[message.into(), sid.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
 }
 
 /// Notes that a user waiting to be let in asked again at `now`, if the session still runs (a

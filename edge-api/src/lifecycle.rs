@@ -46,11 +46,12 @@ use crate::Edge;
 /// Sessions ended per heartbeat at most (a request does bounded work; the next heartbeat
 /// continues). An end costs three statements (the end, and its LiveKit delete kept and then
 /// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
-/// two of its own, three to find what is due, 18 for the ends, 11 for the retried deletes,
-/// up to five sweeping blocked users out ([`sweep_blocked`]), one pruning, with recorders two
-/// to find the recordings of the rooms ending, and up to six delivering the customer's
-/// webhooks ([`crate::webhooks::deliver_due`]): 48.
-const ENDS_PER_HEARTBEAT: i64 = 6;
+/// two of its own, three to find what is due, 15 for the ends, 11 for the retried deletes,
+/// up to five sweeping blocked users out ([`sweep_blocked`]), up to two for lock checks
+/// ([`locks::sweep_checks`]), one pruning, with recorders two to find the recordings of the
+/// rooms ending, and up to six delivering the customer's webhooks
+/// ([`crate::webhooks::deliver_due`]): 47.
+const ENDS_PER_HEARTBEAT: i64 = 5;
 
 /// The webhook events the edge acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +232,6 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                         let granted = participant.permission.clone().unwrap_or_default();
                         joins.locked.push(LockedJoin {
                             room_sid: room_sid.clone(),
-                            livekit_room: room.name.clone(),
                             identity: participant.identity.clone(),
                             can_publish: granted.can_publish,
                             can_publish_sources: granted.can_publish_sources,
@@ -440,6 +440,7 @@ pub async fn on_heartbeat<S: Store, H: HttpClient, C: Clock>(
     end_due(edge, Some(region), &due).await?;
     retry_deletes(edge, region).await?;
     sweep_blocked(edge, region).await?;
+    locks::sweep_checks(edge, region).await?;
     db::prune_applied_events(&edge.store, now - APPLIED_EVENTS_KEPT_SECS).await?;
     Ok(due.len())
 }

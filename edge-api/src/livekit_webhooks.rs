@@ -101,7 +101,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
 /// What a sidecar's heartbeat would pay for, done on an applied webhook instead, briefly: LiveKit
 /// sends the room's later events only once this one is answered, and drops one that waited
 /// 30 s. After a participant event, blocked users still listed as present (one who just
-/// joined among them) are removed: there is no heartbeat to sweep them; a `room_finished`
+/// joined among them) are removed and a few lock checks are worked through: there is no
+/// heartbeat to do either; a `room_finished`
 /// forgets old event ids; the customer's due webhooks go out, none starting later than
 /// [`DELIVERY_WINDOW_MS`] from now.
 async fn after_applied<S: Store, H: HttpClient, C: Clock>(
@@ -110,7 +111,10 @@ async fn after_applied<S: Store, H: HttpClient, C: Clock>(
     event: &str,
 ) -> Result<(), StoreError> {
     match event {
-        "participant_joined" | "participant_left" => lifecycle::sweep_blocked(edge, region).await?,
+        "participant_joined" | "participant_left" => {
+            lifecycle::sweep_blocked(edge, region).await?;
+            crate::locks::sweep_checks(edge, region).await?;
+        }
         "room_finished" => {
             let forget_before = edge.now_secs() - lifecycle::APPLIED_EVENTS_KEPT_SECS;
             crate::db::prune_applied_events(&edge.store, forget_before).await?;

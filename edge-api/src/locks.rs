@@ -28,10 +28,9 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Region;
-use crate::db::locks::{self as db, Lock, Locked, LockedUser};
-use crate::db::RoomRow;
+use crate::db::locks::{self as db, Lock, LockTarget, Locked};
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::livekit::{self, LiveKitApi, ParticipantInfo, Permission};
+use crate::livekit::{self, LiveKitApi, LiveKitError, ParticipantInfo, Permission};
 use crate::moderation::{media_unreachable, user_not_found};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::rooms::{check_named_user, invalid};
@@ -151,89 +150,143 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
     };
     let participants = match participants {
         Ok(participants) => participants,
-        Err(e) => return media_unreachable(room, &e),
+        Err(e) => {
+            // The lock stands; those the edge heard join are brought in line later.
+            let only = (!everyone).then_some(req.user_id.as_str());
+            if let Err(se) = db::queue_present(&edge.store, &room.sid, only, moderator).await {
+                tracing::error!(error = %se, "lock checks could not be queued");
+            }
+            return media_unreachable(room, &e);
+        }
     };
     let present: Vec<&ParticipantInfo> = participants
         .iter()
         .filter(|p| p.identity != moderator && p.state != "DISCONNECTED")
         .collect();
-    let identities: Vec<&str> = present.iter().map(|p| p.identity.as_str()).collect();
-    let users = match db::visible_users(&edge.store, &room.sid, &identities).await {
-        Ok(users) => users,
+    let pairs: Vec<(&str, &str)> = present
+        .iter()
+        .map(|p| (room.sid.as_str(), p.identity.as_str()))
+        .collect();
+    let targets = match db::targets_of(&edge.store, &pairs).await {
+        Ok(targets) => targets,
         Err(e) => return store_failure(e),
     };
-    let Some(stale) = stale_participants(room, &present, &users) else {
-        return store_failure(StoreError("stored room metadata does not read".into()));
-    };
-    let outcomes = join_all(stale.iter().take(UPDATES_PER_CALL).map(
-        |(identity, metadata, permission)| {
-            api.update_participant(
-                &room.livekit_room,
-                identity,
-                metadata,
-                permission,
-                livekit::CALL_TIMEOUT,
-            )
-        },
-    ))
-    .await;
-    let updated = outcomes.iter().filter(|o| o.is_ok()).count();
-    if let Some(e) = outcomes.iter().find_map(|o| o.as_ref().err()) {
-        tracing::warn!(room_id = %room.room_id, sid = %room.sid, error = %e, failed = outcomes.len() - updated, "some participants' locks could not be given to LiveKit");
-        if updated == 0 {
+    let stale = stale_participants(&present, &targets);
+    let (now, later) = stale.split_at(stale.len().min(UPDATES_PER_CALL));
+    let outcomes = give_to_livekit(&api, region, now, livekit::CALL_TIMEOUT).await;
+    let updated: Vec<&(&LockTarget, Permission)> = now
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(target, outcome)| outcome.is_ok().then_some(target))
+        .collect();
+    // Left for a lock check: past this call's limit, failed, or changed since it was read.
+    let mut left: Vec<(&str, &str)> = later
+        .iter()
+        .chain(
+            now.iter()
+                .zip(&outcomes)
+                .filter_map(|(target, outcome)| outcome.is_err().then_some(target)),
+        )
+        .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
+        .collect();
+    match changed_meanwhile(edge, &updated).await {
+        Ok(changed) => left.extend(changed),
+        Err(e) => return store_failure(e),
+    }
+    if let Err(e) = db::queue_checks(&edge.store, &left).await {
+        return store_failure(e);
+    }
+    if updated.is_empty() {
+        if let Some(e) = outcomes.iter().find_map(|o| o.as_ref().err()) {
             return media_unreachable(room, e);
         }
     }
     EdgeResponse::reply(
         Common::ok("success"),
         LockRes {
-            updated,
-            left: stale.len() - updated,
+            updated: updated.len(),
+            left: left.len(),
         },
     )
 }
 
-/// `(identity, metadata, permission)` for each of `present` whose LiveKit metadata or publishing
-/// rights differ from what `users` (their stored rows) now say; `None` when the room's stored
-/// metadata does not read.
-fn stale_participants<'u>(
-    room: &RoomRow,
-    present: &[&ParticipantInfo],
-    users: &'u [LockedUser],
-) -> Option<Vec<(&'u str, &'u str, Permission)>> {
-    let mut stale = Vec::new();
-    for user in users {
-        let rules = JoinRules::read(&room.metadata, &user.metadata)?;
-        let permission = Permission::visible_publishing(&rules.allowed_sources(user.is_admin));
-        let Some(participant) = present.iter().find(|p| p.identity == user.user_id) else {
-            continue;
-        };
-        let publishes_as = participant.permission.as_ref().is_some_and(|current| {
-            permission.publishes_as(current.can_publish, &current.can_publish_sources)
-        });
-        if !publishes_as || participant.metadata != user.metadata {
-            stale.push((user.user_id.as_str(), user.metadata.as_str(), permission));
-        }
-    }
-    Some(stale)
+/// The permission `target`'s session grants them now (`None`: stored metadata that does not
+/// read, logged where it is read).
+fn permission_for(target: &LockTarget) -> Option<Permission> {
+    let rules = JoinRules::read(&target.room_metadata, &target.user_metadata)?;
+    Some(Permission::visible_publishing(
+        &rules.allowed_sources(target.is_admin),
+    ))
 }
 
-/// After a batch of LiveKit events from `region`: gives each participant in `joined`
-/// (`(session sid, LiveKit room, identity, the publishing LiveKit granted)`) whose session had
-/// locked them the permission their session now grants, if LiveKit let them join with more
-/// (a LiveKit token minted before the lock). At most [`crate::lifecycle::REMOVALS_PER_REQUEST`],
-/// side by side, each waiting at most [`livekit::BRIEF_CALL_TIMEOUT`].
-pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    region: &Region,
-    joined: &[LockedJoin],
-) {
-    let api = edge.livekit(region);
-    let checks = joined
+/// Each of `targets` whose LiveKit metadata or publishing rights (as `present` lists them)
+/// differ from what their session grants now, with that permission.
+fn stale_participants<'t>(
+    present: &[&ParticipantInfo],
+    targets: &'t [LockTarget],
+) -> Vec<(&'t LockTarget, Permission)> {
+    targets
         .iter()
-        .take(crate::lifecycle::REMOVALS_PER_REQUEST)
-        .map(|join| narrow(edge, &api, region, join));
-    join_all(checks).await;
+        .filter_map(|target| {
+            let permission = permission_for(target)?;
+            let participant = present.iter().find(|p| p.identity == target.user_id)?;
+            let publishes_as = participant.permission.as_ref().is_some_and(|current| {
+                permission.publishes_as(current.can_publish, &current.can_publish_sources)
+            });
+            (!publishes_as || participant.metadata != target.user_metadata)
+                .then_some((target, permission))
+        })
+        .collect()
+}
+
+/// Gives each of `targets` its permission and stored metadata in LiveKit, side by side, each
+/// waiting at most `timeout`; the outcomes in order (`Ok(false)`: LiveKit no longer has them).
+async fn give_to_livekit<H: HttpClient>(
+    api: &LiveKitApi<'_, H>,
+    region: &Region,
+    targets: &[(&LockTarget, Permission)],
+    timeout: std::time::Duration,
+) -> Vec<Result<bool, LiveKitError>> {
+    join_all(targets.iter().map(|(target, permission)| async move {
+        let outcome = api
+            .update_participant(
+                &target.livekit_room,
+                &target.user_id,
+                &target.user_metadata,
+                permission,
+                timeout,
+            )
+            .await;
+        if let Err(e) = &outcome {
+            tracing::warn!(region = %region.id, room = %target.livekit_room, identity = %target.user_id, error = %e, "a participant's locks could not be given to LiveKit; a lock check follows");
+        }
+        outcome
+    }))
+    .await
+}
+
+/// Of `updated` (given to LiveKit as they were read), those whose stored metadata has changed
+/// since: a lock or unlock that raced this call, whose own LiveKit update may have landed first.
+async fn changed_meanwhile<'t, S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    updated: &[&(&'t LockTarget, Permission)],
+) -> Result<Vec<(&'t str, &'t str)>, StoreError> {
+    let pairs: Vec<(&str, &str)> = updated
+        .iter()
+        .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
+        .collect();
+    let now = db::targets_of(&edge.store, &pairs).await?;
+    Ok(updated
+        .iter()
+        .filter(|(sent, _)| {
+            !now.iter().any(|t| {
+                t.room_sid == sent.room_sid
+                    && t.user_id == sent.user_id
+                    && t.user_metadata == sent.user_metadata
+            })
+        })
+        .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
+        .collect())
 }
 
 /// A locked user heard joining LiveKit, with what LiveKit let them publish.
@@ -241,8 +294,6 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
 pub struct LockedJoin {
     /// The session.
     pub room_sid: String,
-    /// Its LiveKit room.
-    pub livekit_room: String,
     /// The identity.
     pub identity: String,
     /// LiveKit let them publish at all.
@@ -251,47 +302,98 @@ pub struct LockedJoin {
     pub can_publish_sources: Vec<serde_json::Value>,
 }
 
-async fn narrow<S: Store, H: HttpClient, C: Clock>(
+/// After a batch of LiveKit events from `region`: gives each locked user heard joining with
+/// more than their session grants now (a LiveKit token minted before the lock) that
+/// permission, at most [`crate::lifecycle::REMOVALS_PER_REQUEST`] side by side, each waiting at
+/// most [`livekit::BRIEF_CALL_TIMEOUT`]; the others, and failures, get a lock check. A join
+/// with the right permission costs no call. One statement, and one more for lock checks.
+pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
-    api: &LiveKitApi<'_, H>,
     region: &Region,
-    join: &LockedJoin,
+    joins: &[LockedJoin],
 ) {
-    let stored = async {
-        let room = crate::db::room_by_sid(&edge.store, &join.room_sid).await?;
-        let users = db::visible_users(&edge.store, &join.room_sid, &[&join.identity]).await?;
-        Ok::<_, StoreError>((room, users.into_iter().next()))
-    };
-    let (room, user) = match stored.await {
-        Ok((Some(room), Some(user))) => (room, user),
-        Ok(_) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "a locked user's join could not be checked");
-            return;
-        }
-    };
-    let Some(rules) = JoinRules::read(&room.metadata, &user.metadata) else {
-        return;
-    };
-    let permission = Permission::visible_publishing(&rules.allowed_sources(user.is_admin));
-    if permission.publishes_as(join.can_publish, &join.can_publish_sources) {
+    if joins.is_empty() {
         return;
     }
-    let update = api.update_participant(
-        &join.livekit_room,
-        &join.identity,
-        &user.metadata,
-        &permission,
-        livekit::BRIEF_CALL_TIMEOUT,
-    );
-    match update.await {
-        Ok(_) => {
-            tracing::warn!(region = %region.id, room = %join.livekit_room, identity = %join.identity, "a locked user joined with an earlier LiveKit token: locked again");
+    let outcome = async {
+        let pairs: Vec<(&str, &str)> = joins
+            .iter()
+            .map(|j| (j.room_sid.as_str(), j.identity.as_str()))
+            .collect();
+        let targets = db::targets_of(&edge.store, &pairs).await?;
+        let wider: Vec<(&LockTarget, Permission)> = targets
+            .iter()
+            .filter_map(|target| {
+                let permission = permission_for(target)?;
+                // The latest join of theirs in this batch is what LiveKit has now.
+                let join = joins
+                    .iter()
+                    .rev()
+                    .find(|j| j.room_sid == target.room_sid && j.identity == target.user_id)?;
+                (!permission.publishes_as(join.can_publish, &join.can_publish_sources))
+                    .then_some((target, permission))
+            })
+            .collect();
+        let (now, later) = wider.split_at(wider.len().min(crate::lifecycle::REMOVALS_PER_REQUEST));
+        let api = edge.livekit(region);
+        let outcomes = give_to_livekit(&api, region, now, livekit::BRIEF_CALL_TIMEOUT).await;
+        for ((target, _), outcome) in now.iter().zip(&outcomes) {
+            if matches!(outcome, Ok(true)) {
+                tracing::warn!(region = %region.id, room = %target.livekit_room, identity = %target.user_id, "a locked user joined with an earlier LiveKit token: locked again");
+            }
         }
-        Err(e) => {
-            tracing::warn!(region = %region.id, room = %join.livekit_room, identity = %join.identity, error = %e, "a locked user's LiveKit permission could not be narrowed");
-        }
+        let left: Vec<(&str, &str)> = later
+            .iter()
+            .chain(
+                now.iter()
+                    .zip(&outcomes)
+                    .filter_map(|(target, outcome)| outcome.is_err().then_some(target)),
+            )
+            .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
+            .collect();
+        db::queue_checks(&edge.store, &left).await
+    };
+    if let Err(e) = outcome.await {
+        tracing::error!(region = %region.id, error = %e, "locked users' joins could not be checked");
     }
+}
+
+/// Works through up to [`crate::lifecycle::REMOVALS_PER_REQUEST`] queued lock checks of
+/// `region`'s running sessions: each participant gets the permission and metadata their
+/// session grants now, side by side, each waiting at most [`livekit::BRIEF_CALL_TIMEOUT`]; a
+/// check is done when LiveKit took it or no longer has them. One statement when none is
+/// queued, two otherwise.
+pub(crate) async fn sweep_checks<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    region: &Region,
+) -> Result<(), StoreError> {
+    let limit = i64::try_from(crate::lifecycle::REMOVALS_PER_REQUEST).unwrap_or(1);
+    let due = db::due_checks(&edge.store, &region.id, limit).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    // Metadata that does not read cannot be followed: its check is done (logged on reading).
+    let checked: Vec<(&LockTarget, Option<Permission>)> =
+        due.iter().map(|t| (t, permission_for(t))).collect();
+    let givable: Vec<(&LockTarget, Permission)> = checked
+        .iter()
+        .filter_map(|(t, p)| p.clone().map(|p| (*t, p)))
+        .collect();
+    let api = edge.livekit(region);
+    let outcomes = give_to_livekit(&api, region, &givable, livekit::BRIEF_CALL_TIMEOUT).await;
+    let done: Vec<(&str, &str)> = checked
+        .iter()
+        .filter(|(_, p)| p.is_none())
+        .map(|(t, _)| *t)
+        .chain(
+            givable
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|((t, _), outcome)| outcome.is_ok().then_some(*t)),
+        )
+        .map(|t| (t.room_sid.as_str(), t.user_id.as_str()))
+        .collect();
+    db::forget_checks(&edge.store, &done).await
 }
 
 fn cannot_lock_moderator() -> EdgeResponse {

@@ -2705,4 +2705,105 @@ fn a_locked_user_back_with_an_old_livekit_token_is_locked_again() {
     );
     assert_eq!(status, 200);
     assert_eq!(edge.http.calls.borrow().len(), 1);
+
+    // Back once more with the earlier token while LiveKit is down: the join is recorded and a
+    // lock check queued; each heartbeat tries again until LiveKit takes it, then none is left.
+    let updates = || {
+        edge.http
+            .calls
+            .borrow()
+            .iter()
+            .filter(|(url, _)| url.ends_with("/UpdateParticipant"))
+            .count()
+    };
+    edge.http.down.set(true);
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            presence("EV_6", "participant_left", &name, "PA_3", "alice"),
+            joined("EV_7", "PA_4", "alice", json!({"canPublish": true})),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(2)), "{body}");
+    assert_eq!(updates(), 2);
+    let next_beat = || {
+        edge.clock.0.set(edge.clock.0.get() + 5_000);
+        assert_eq!(beat(&edge, "eu", false, 1).1["recorded"], true);
+    };
+    next_beat();
+    assert_eq!(updates(), 3, "tried again while LiveKit is down");
+    edge.http.down.set(false);
+    next_beat();
+    assert_eq!(updates(), 4, "given once LiveKit answers");
+    next_beat();
+    assert_eq!(updates(), 4, "the check is done");
+    assert!(edge
+        .http
+        .calls
+        .borrow()
+        .iter()
+        .all(|(_, b)| b["identity"] != "bob"));
+}
+
+/// A lock for everyone binds a user whose join token was issued after it, and one whose row
+/// the lock found; the backend's own lock for a user (`false` included) stands over the room's.
+#[test]
+fn a_lock_for_everyone_binds_later_users_unless_the_backend_says_otherwise() {
+    let edge = edge();
+    let room = running_room(&edge, "assembly", "eu", json!({}));
+    join_token_as(
+        &edge,
+        "assembly",
+        json!({"user_id": "chair", "name": "Chair", "is_admin": true}),
+    );
+    join_token(&edge, "assembly", "early");
+    assert!(block(db::locks::lock_everyone(
+        &edge.store,
+        &room.sid,
+        "chair",
+        db::locks::Lock {
+            field: "lock_microphone",
+            locked: true,
+        },
+    ))
+    .expect("lock"));
+    join_token(&edge, "assembly", "late");
+    join_token_as(
+        &edge,
+        "assembly",
+        json!({"user_id": "speaker", "name": "Speaker",
+               "user_metadata": {"lock_settings": {"lock_microphone": false}}}),
+    );
+    let lock_of = |user: &str| {
+        let stored = block(db::room_user(&edge.store, &room.sid, user))
+            .expect("store")
+            .expect("user");
+        let metadata: Value = serde_json::from_str(&stored.metadata).expect("json");
+        metadata["lock_settings"]["lock_microphone"].clone()
+    };
+    assert_eq!(lock_of("early"), json!(true));
+    assert_eq!(lock_of("late"), json!(true));
+    assert_eq!(lock_of("speaker"), json!(false));
+    assert_eq!(lock_of("chair"), Value::Null);
+    // Everyone has it: locking again changes nobody's metadata (so no LiveKit update follows).
+    let before = block(db::room_user(&edge.store, &room.sid, "early"))
+        .expect("store")
+        .expect("user")
+        .metadata;
+    assert!(block(db::locks::lock_everyone(
+        &edge.store,
+        &room.sid,
+        "chair",
+        db::locks::Lock {
+            field: "lock_microphone",
+            locked: true,
+        },
+    ))
+    .expect("lock"));
+    let after = block(db::room_user(&edge.store, &room.sid, "early"))
+        .expect("store")
+        .expect("user")
+        .metadata;
+    assert_eq!(before, after);
 }

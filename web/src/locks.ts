@@ -8,6 +8,22 @@ import { Track, type Participant } from 'livekit-client';
 import { h } from './dom';
 import { updateLock, type LockResult, type LockService } from './session';
 
+/** What a participant's LiveKit metadata (plugNmeet's `UserMetadata`, which the edge keeps up
+ * to date) says of them: moderator or not, and a moderator's locks on them (`lock_microphone`,
+ * `lock_webcam`, …). */
+export function userMetadataOf(p: Participant): { isModerator: boolean; locks: Record<string, boolean> } {
+  try {
+    const meta = JSON.parse(p.metadata ?? '') as { is_admin?: unknown; lock_settings?: unknown } | null;
+    const locks = meta?.lock_settings;
+    return {
+      isModerator: meta?.is_admin === true,
+      locks: locks && typeof locks === 'object' ? (locks as Record<string, boolean>) : {},
+    };
+  } catch {
+    return { isModerator: false, locks: {} };
+  }
+}
+
 /** Whether LiveKit lets `p` publish `source` now: nothing without `canPublish`, and any source
  * when it lists none. */
 export function mayPublishNow(p: Participant, source: Track.Source): boolean {
@@ -71,12 +87,18 @@ export class EveryoneLocks {
     this.report(null);
     const result = await lockAll(this.joinToken, lock.service, locked);
     box.disabled = false;
+    if (!result.ok && result.msg === 'notifications.media-server-unreachable') {
+      // The edge keeps the lock, and gives it to those in the meeting once LiveKit answers.
+      this.say(`${locked ? lock.on : lock.off} It reaches those in the meeting shortly.`);
+      return;
+    }
     if (!result.ok) {
       box.checked = !locked;
       this.report(result.msg);
       return;
     }
-    this.say(locked ? lock.on : lock.off);
+    const later = result.left > 0 ? ' A few more get it in a moment.' : '';
+    this.say(`${locked ? lock.on : lock.off}${later}`);
   }
 }
 

@@ -7,7 +7,7 @@
 import { Track, type RemoteParticipant } from 'livekit-client';
 
 import { ICONS, announce, controlButton, h } from './dom';
-import { EveryoneLocks, mayPublishNow } from './locks';
+import { EveryoneLocks, userMetadataOf } from './locks';
 import {
   muteEveryone,
   muteMicrophone,
@@ -100,8 +100,10 @@ export class PeopleList {
     const mic = p.getTrackPublication(Track.Source.Microphone);
     const open = !!mic && !mic.isMuted;
     row.micSid = open ? mic.trackSid : undefined;
-    const micLocked = !mayPublishNow(p, Track.Source.Microphone);
-    const camLocked = !mayPublishNow(p, Track.Source.Camera);
+    // Their locks, not their rights: a room without cameras is no lock to lift.
+    const { isModerator, locks } = userMetadataOf(p);
+    const micLocked = locks.lock_microphone === true;
+    const camLocked = locks.lock_webcam === true;
     row.mic.textContent = micLocked ? 'Microphone locked' : open ? 'Microphone on' : 'Microphone off';
     row.el.dataset.microphone = open ? 'on' : 'off';
     row.el.dataset.micLocked = String(micLocked);
@@ -109,9 +111,8 @@ export class PeopleList {
     setWords(row.lockMic, micLocked ? 'Unlock mic' : 'Lock mic');
     setWords(row.lockCam, camLocked ? 'Unlock camera' : 'Lock camera');
     // Moderators are not locked.
-    const moderator = isModerator(p.metadata);
-    row.lockMic.hidden = moderator;
-    row.lockCam.hidden = moderator;
+    row.lockMic.hidden = isModerator;
+    row.lockCam.hidden = isModerator;
     // The focus does not vanish with a Mute button that goes away.
     if (!open && document.activeElement === row.mute) row.remove.focus();
     row.mute.hidden = !open;
@@ -311,13 +312,4 @@ function failure(msg: string): string {
 function setWords(button: HTMLButtonElement, words: string): void {
   const span = button.firstElementChild;
   if (span && span.textContent !== words) span.textContent = words;
-}
-
-/** Whether a participant's LiveKit metadata (plugNmeet's `UserMetadata`) says moderator. */
-function isModerator(metadata: string | undefined): boolean {
-  try {
-    return (JSON.parse(metadata ?? '') as { is_admin?: unknown })?.is_admin === true;
-  } catch {
-    return false;
-  }
 }

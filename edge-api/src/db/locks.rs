@@ -1,6 +1,7 @@
 //! The SQL of the locks moderators set during a meeting (`migrations/0017_user_locks.sql`):
 //! kept per user in `user_locks`, laid over their stored metadata by the schema's triggers,
-//! and, for everyone, also over the room's default locks for users who come later.
+//! and, for everyone, also over the room's default locks for users who come later; and the
+//! `lock_checks` of participants whose LiveKit permission must still follow their locks.
 
 use super::{json_list, Columns};
 use crate::platform::{SqlValue, Store, StoreError};
@@ -77,6 +78,8 @@ pub async fn lock_user(
 /// Sets `lock` on every visible user of session `room_sid` but `moderator` (and other
 /// moderators, but for the whiteboard), and on the room's default locks, which a user given a
 /// token later starts with; false when the session no longer runs (then nothing is changed).
+/// A user who has the lock already is left as stored (their metadata, and so their LiveKit
+/// participant, unchanged), so calling again only reaches those still without it.
 pub async fn lock_everyone(
     store: &impl Store,
     room_sid: &str,
@@ -100,78 +103,167 @@ pub async fn lock_everyone(
             "INSERT INTO user_locks (room_sid, user_id, locks) \
              SELECT room_sid, user_id, json_object(?, json(?)) FROM room_users \
              WHERE room_sid = ? AND user_id != ? AND is_hidden = 0 AND (is_admin = 0 OR ? = ?) \
-             ON CONFLICT (room_sid, user_id) DO UPDATE SET locks = json_patch(locks, excluded.locks)",
+             ON CONFLICT (room_sid, user_id) DO UPDATE SET locks = json_patch(locks, excluded.locks) \
+             WHERE json_extract(locks, '$.' || ?) IS NOT json_extract(excluded.locks, '$.' || ?)",
             &[
                 field.clone(),
                 value,
                 room_sid.into(),
                 moderator.into(),
-                field,
+                field.clone(),
                 WHITEBOARD.into(),
+                field.clone(),
+                field,
             ],
         )
         .await?;
     Ok(true)
 }
 
-/// A user a moderator's lock may bind, as stored now.
+/// A user a lock check brings in line: what their session would grant them now, and where.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LockedUser {
-    /// Their identity.
+pub struct LockTarget {
+    /// The session.
+    pub room_sid: String,
+    /// The identity.
     pub user_id: String,
-    /// Their `UserMetadata` JSON, locks included.
-    pub metadata: String,
+    /// The session's LiveKit room.
+    pub livekit_room: String,
+    /// The session's stored metadata (its publishing features and default locks).
+    pub room_metadata: String,
+    /// The user's stored metadata, locks included.
+    pub user_metadata: String,
     /// A moderator (no lock but the whiteboard's binds them).
     pub is_admin: bool,
 }
 
-/// Which of `identities` are visible users of session `room_sid`, with their stored metadata,
-/// in one statement.
-pub async fn visible_users(
-    store: &impl Store,
-    room_sid: &str,
-    identities: &[&str],
-) -> Result<Vec<LockedUser>, StoreError> {
-    if identities.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = store
-        .execute(
-            "SELECT user_id, metadata, is_admin FROM room_users \
-             WHERE room_sid = ? AND is_hidden = 0 AND is_blocked = 0 \
-             AND user_id IN (SELECT value FROM json_each(?))",
-            &[room_sid.into(), json_list(identities)?],
-        )
-        .await?;
+/// The columns of a [`LockTarget`], over `rooms r` and `room_users u`.
+const TARGET_COLUMNS: &str = concat!(
+    "u.room_sid, u.user_id, ",
+    livekit_room_sql!("r."),
+    ", r.metadata, u.metadata, u.is_admin"
+);
+
+fn targets(rows: &crate::platform::Rows) -> Result<Vec<LockTarget>, StoreError> {
     rows.rows
         .iter()
         .map(|r| {
             let col = Columns(r);
-            Ok(LockedUser {
-                user_id: col.text(0)?,
-                metadata: col.text(1)?,
-                is_admin: col.int(2)? != 0,
+            Ok(LockTarget {
+                room_sid: col.text(0)?,
+                user_id: col.text(1)?,
+                livekit_room: col.text(2)?,
+                room_metadata: col.text(3)?,
+                user_metadata: col.text(4)?,
+                is_admin: col.int(5)? != 0,
             })
         })
         .collect()
 }
 
-/// Which of `identities` a moderator locked anything for in session `room_sid` (their LiveKit
-/// token may predate the lock), in one statement.
-pub async fn with_locks(
+/// The `(session, identity)` pairs as one JSON parameter (`[[sid, id], ...]`).
+fn pairs_param(pairs: &[(&str, &str)]) -> Result<SqlValue, StoreError> {
+    json_list(
+        &pairs
+            .iter()
+            .map(|(sid, id)| [*sid, *id])
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The visible, unblocked users among `pairs` `(session sid, identity)` of running sessions,
+/// as [`LockTarget`]s, in one statement.
+pub async fn targets_of(
     store: &impl Store,
-    room_sid: &str,
-    identities: &[&str],
-) -> Result<Vec<String>, StoreError> {
-    if identities.is_empty() {
+    pairs: &[(&str, &str)],
+) -> Result<Vec<LockTarget>, StoreError> {
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = store
+    let sql = format!(
+        "SELECT {TARGET_COLUMNS} FROM json_each(?) j \
+         JOIN room_users u ON u.room_sid = json_extract(j.value, '$[0]') \
+         AND u.user_id = json_extract(j.value, '$[1]') \
+         JOIN rooms r ON r.sid = u.room_sid \
+         WHERE r.is_running = 1 AND u.is_hidden = 0 AND u.is_blocked = 0"
+    );
+    targets(&store.execute(&sql, &[pairs_param(pairs)?]).await?)
+}
+
+/// Queues a lock check for each of `pairs` `(session sid, identity)` (one already queued stays
+/// once), in one statement.
+pub async fn queue_checks(store: &impl Store, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    store
         .execute(
-            "SELECT user_id FROM user_locks WHERE room_sid = ? \
-             AND user_id IN (SELECT value FROM json_each(?))",
-            &[room_sid.into(), json_list(identities)?],
+            "INSERT OR IGNORE INTO lock_checks (room_sid, user_id) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+            &[pairs_param(pairs)?],
         )
         .await?;
-    rows.rows.iter().map(|r| Columns(r).text(0)).collect()
+    Ok(())
+}
+
+/// Queues a lock check for the visible users of session `room_sid` the edge has heard joining
+/// LiveKit and not leaving (`user_id` one of them only, or all but `moderator`), for when
+/// LiveKit cannot be asked who is in; how many, in one statement.
+pub async fn queue_present(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: Option<&str>,
+    moderator: &str,
+) -> Result<u64, StoreError> {
+    let rows = store
+        .execute(
+            "INSERT OR IGNORE INTO lock_checks (room_sid, user_id) \
+             SELECT DISTINCT p.room_sid, p.identity FROM room_participants p \
+             JOIN room_users u ON u.room_sid = p.room_sid AND u.user_id = p.identity \
+             WHERE p.room_sid = ?1 AND p.left_at IS NULL AND u.is_hidden = 0 \
+             AND u.user_id != ?3 AND (?2 IS NULL OR u.user_id = ?2) RETURNING 1",
+            &[
+                room_sid.into(),
+                user_id.map_or(SqlValue::Null, SqlValue::from),
+                moderator.into(),
+            ],
+        )
+        .await?;
+    Ok(rows.rows.len() as u64)
+}
+
+/// Up to `limit` queued lock checks of running sessions in `region_id`, as [`LockTarget`]s (a
+/// queued user since blocked, made hidden or gone is among them no longer), in one statement.
+pub async fn due_checks(
+    store: &impl Store,
+    region_id: &str,
+    limit: i64,
+) -> Result<Vec<LockTarget>, StoreError> {
+    let sql = format!(
+        "SELECT {TARGET_COLUMNS} FROM lock_checks c \
+         JOIN rooms r ON r.sid = c.room_sid AND r.region = ? AND r.is_running = 1 \
+         JOIN room_users u ON u.room_sid = c.room_sid AND u.user_id = c.user_id \
+         WHERE u.is_hidden = 0 AND u.is_blocked = 0 LIMIT ?"
+    );
+    targets(
+        &store
+            .execute(&sql, &[region_id.into(), limit.into()])
+            .await?,
+    )
+}
+
+/// Forgets the lock checks of `pairs` `(session sid, identity)`, done, in one statement.
+pub async fn forget_checks(store: &impl Store, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    store
+        .execute(
+            "DELETE FROM lock_checks WHERE EXISTS (SELECT 1 FROM json_each(?) j \
+             WHERE json_extract(j.value, '$[0]') = lock_checks.room_sid \
+             AND json_extract(j.value, '$[1]') = lock_checks.user_id)",
+            &[pairs_param(pairs)?],
+        )
+        .await?;
+    Ok(())
 }

@@ -144,13 +144,11 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         user.user_id.clone()
     };
     user_metadata.is_admin = user.is_admin;
+    // A moderator has no locks; others get the room's default locks where the backend set none
+    // for them, laid over in the statement that stores them (`db::upsert_user`).
     if user.is_admin {
         user_metadata.lock_settings = LockSettings::default();
     } else {
-        user_metadata.lock_settings = apply_room_locks(
-            &room_meta.default_lock_settings,
-            user_metadata.lock_settings,
-        );
         user_metadata.wait_for_approval =
             room_meta.room_features.waiting_room_features.is_active == Some(true);
     }
@@ -171,7 +169,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         is_blocked: false,
         token_issued_at: now,
     };
-    match db::upsert_user(&edge.store, &record).await {
+    match db::upsert_user(&edge.store, &record, !user.is_admin).await {
         Ok(UserRecorded::Recorded) => {}
         Ok(UserRecorded::Blocked) => {
             return EdgeResponse::common(
@@ -272,22 +270,6 @@ fn parse_user_metadata(value: Option<Value>) -> Result<UserMetadata, String> {
         }
     }
     Ok(meta)
-}
-
-/// The room's default locks, overridden where the customer set a lock for this user.
-fn apply_room_locks(room: &LockSettings, user: LockSettings) -> LockSettings {
-    LockSettings {
-        lock_microphone: user.lock_microphone.or(room.lock_microphone),
-        lock_webcam: user.lock_webcam.or(room.lock_webcam),
-        lock_screen_sharing: user.lock_screen_sharing.or(room.lock_screen_sharing),
-        lock_chat: user.lock_chat.or(room.lock_chat),
-        lock_chat_send_message: user.lock_chat_send_message.or(room.lock_chat_send_message),
-        lock_chat_file_share: user.lock_chat_file_share.or(room.lock_chat_file_share),
-        lock_private_chat: user.lock_private_chat.or(room.lock_private_chat),
-        lock_whiteboard: user.lock_whiteboard.or(room.lock_whiteboard),
-        lock_shared_notepad: user.lock_shared_notepad.or(room.lock_shared_notepad),
-        lock_reactions: user.lock_reactions.or(room.lock_reactions),
-    }
 }
 
 #[cfg(test)]
