@@ -1370,6 +1370,7 @@ fn waiting_room(s: &Suite) {
         "{m}"
     );
     assert!(m["token"].is_string(), "{m}");
+    assert_eq!(m["waiting_room_msg"], "The host lets you in soon", "{m}");
     // Tokens were issued, but nobody has asked to come in yet.
     assert_eq!(listed(), Vec::<Value>::new());
     // The guest waits: no region, no LiveKit token, the room's message.
@@ -1399,13 +1400,62 @@ fn waiting_room(s: &Suite) {
             .unwrap()
             > 0
     );
-    // A waiting user can neither let anyone in nor see who waits.
-    for path in ["users", "approveUsers", "rejectUsers"] {
-        let r = call(path, &guest, br#"{"user_id":"guest"}"#);
+    // A waiting user can neither let anyone in, nor see who waits, nor change what they read.
+    for path in ["users", "approveUsers", "rejectUsers", "updateMsg"] {
+        let r = call(path, &guest, br#"{"user_id":"guest","msg":"Come in"}"#);
         assert_eq!(r.status, 403, "{path}: {}", r.text());
         assert_common(&r.json(), false, "PERMISSION_DENIED");
     }
-    assert_eq!(s.target.session(&guest, &[]).json()["waiting"], true);
+    let g = s.target.session(&guest, &[]).json();
+    assert_eq!(
+        (&g["waiting"], &g["waiting_room_msg"]),
+        (&json!(true), &json!("The host lets you in soon"))
+    );
+    assert!(g.get("room_locks").is_none(), "{g}");
+    // The moderator changes the message (in any script, up to 2 KiB), and the waiting read it
+    // at their next ask; too long a one is refused and changes nothing.
+    let words = "Wir beginnen in fünf Minuten \"gleich\" 🙂";
+    let r = call(
+        "updateMsg",
+        &moderator,
+        json!({"msg": words}).to_string().as_bytes(),
+    );
+    assert_common(&r.json(), true, "SUCCESS");
+    assert_eq!(
+        s.target.session(&guest, &[]).json()["waiting_room_msg"],
+        words
+    );
+    assert_eq!(
+        s.target.session(&moderator, &[]).json()["waiting_room_msg"],
+        words
+    );
+    let r = call(
+        "updateMsg",
+        &moderator,
+        json!({"msg": "é".repeat(1025)}).to_string().as_bytes(),
+    );
+    assert_common(&r.json(), false, "INVALID_PARAMETERS");
+    assert_eq!(r.json()["msg"], "msg: at most 2048 bytes");
+    let r = call("updateMsg", &moderator, br#"{"msg":7}"#);
+    assert_common(&r.json(), false, "INVALID_PARAMETERS");
+    assert_eq!(
+        s.target.session(&guest, &[]).json()["waiting_room_msg"],
+        words
+    );
+    let (_, info) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room}));
+    let metadata: Value = serde_json::from_str(
+        info["room"]["room_info"]["metadata"]
+            .as_str()
+            .expect("metadata"),
+    )
+    .expect("json");
+    assert_eq!(
+        metadata["room_features"]["waiting_room_features"],
+        json!({"is_active": true, "waiting_room_msg": words}),
+        "{info}"
+    );
     // Bad calls.
     let r = s.target.post("/api/waitingRoom/users", b"{}", &[]);
     assert_eq!(

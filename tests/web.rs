@@ -209,7 +209,7 @@ fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_modera
 }
 
 /// The waiting room in the browser: a guest waits until the moderator, whose page lists who
-/// waits, lets them in; another is turned away and told so.
+/// waits and changes what they read, lets them in; another is turned away and told so.
 #[test]
 fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -234,6 +234,7 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
             "moderator": moderator, "moderatorIdentity": "teacher-1",
             "guest": guest, "guestIdentity": "student-1",
             "refused": refused, "refusedIdentity": "stranger-1",
+            "newMessage": "Five more minutes, please.",
             "shots": shots,
         }),
     );
@@ -256,6 +257,19 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
         "{seen}"
     );
     assert_eq!(seen["listTitle"], "Waiting to join (2)", "{seen}");
+    assert_eq!(
+        seen["messageShownToModerator"], "The teacher lets you in shortly.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["moderatorMessageToast"], "Those waiting now read your message.",
+        "{seen}"
+    );
+    let after = seen["guestWaitingTextAfter"].as_str().unwrap_or_default();
+    assert!(
+        after.contains("Five more minutes, please.") && !after.contains("shortly"),
+        "{seen}"
+    );
     assert_eq!(seen["guestStillWaiting"], true, "{seen}");
     assert!(
         seen["refusedText"]

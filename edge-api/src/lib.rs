@@ -136,7 +136,7 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             return sessions::end_room(self, &request).await;
         }
         if let Some(call) = path.strip_prefix("/api/waitingRoom/") {
-            if !["users", "approveUsers", "rejectUsers"].contains(&call) {
+            if !["users", "approveUsers", "rejectUsers", "updateMsg"].contains(&call) {
                 return EdgeResponse::text(404, "Not Found");
             }
             if request.method != Method::POST {
@@ -145,7 +145,8 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             return match call {
                 "users" => waiting::users(self, &request).await,
                 "approveUsers" => waiting::approve(self, &request).await,
-                _ => waiting::reject(self, &request).await,
+                "rejectUsers" => waiting::reject(self, &request).await,
+                _ => waiting::update_message(self, &request).await,
             };
         }
         if path == "/api/removeParticipant" || path == "/api/muteUnmuteTrack" {

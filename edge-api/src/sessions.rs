@@ -52,6 +52,10 @@ struct SessionRes {
     /// everyone" changes), so their page shows which are on.
     #[serde(skip_serializing_if = "Option::is_none")]
     room_locks: Option<LockSettings>,
+    /// For a moderator in a room with a waiting room: what waiting users read, so their page
+    /// can show it and change it (`/api/waitingRoom/updateMsg`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_room_msg: Option<String>,
     /// The room's end-to-end encryption key, in an encrypted room: the page encrypts what it
     /// publishes and decrypts what it receives with it, so LiveKit only forwards.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -543,6 +547,14 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             waiting: false,
             waiting_room: rules.has_waiting_room(),
             room_locks: is_admin.then(|| rules.room.default_lock_settings.clone()),
+            waiting_room_msg: (is_admin && rules.has_waiting_room()).then(|| {
+                rules
+                    .room
+                    .room_features
+                    .waiting_room_features
+                    .waiting_room_msg
+                    .clone()
+            }),
             e2ee_key: rules.encryption_key(),
             region: RegionInfo {
                 id: region.id.clone(),

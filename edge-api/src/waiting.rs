@@ -10,8 +10,11 @@
 //!   in everyone waiting, those past the list's 200 too): the user's next session gets a LiveKit token.
 //! - `POST /api/waitingRoom/rejectUsers` `{"user_id": "..."}`: the user is blocked from this
 //!   session, as `USER_BLOCKED`.
+//! - `POST /api/waitingRoom/updateMsg` `{"msg": "..."}` (plugNmeet's call): what waiting users
+//!   read from now on (their page shows it at its next ask), at most [`MAX_MESSAGE_BYTES`] of
+//!   plain text; `""` clears it.
 //!
-//! All three take a moderator's join token in `Authorization`, like `/api/endRoom`; others get
+//! All four take a moderator's join token in `Authorization`, like `/api/endRoom`; others get
 //! 403 and change nothing.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,9 @@ use crate::Edge;
 const MAX_LISTED: i64 = 200;
 /// The `user_id` that lets every waiting user in, as in plugNmeet.
 const EVERYONE: &str = "all";
+/// Longest waiting-room message a moderator may set (UTF-8 bytes): room for a few paragraphs,
+/// and for JSON's escapes within a moderator's call's 4 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 2 * 1024;
 
 /// A waiting user as the list shows them.
 #[derive(Serialize)]
@@ -52,6 +58,12 @@ struct UsersRes {
 struct ApprovedRes {
     /// The users let in by this call (none: they were not waiting, or already in).
     approved: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageReq {
+    #[serde(default)]
+    msg: String,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +155,32 @@ pub async fn reject<S: Store, H: HttpClient, C: Clock>(
         Ok(false) => EdgeResponse::common(
             200,
             Common::fail(StatusCode::UserNotFound, "notifications.user-not-waiting"),
+        ),
+        Err(e) => store_failure(e),
+    }
+}
+
+/// Handles `POST /api/waitingRoom/updateMsg`.
+pub async fn update_message<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let (authorized, req): (_, MessageReq) = match moderator_request(edge, request).await {
+        Ok(call) => call,
+        Err(response) => return response,
+    };
+    if req.msg.len() > MAX_MESSAGE_BYTES {
+        return crate::rooms::invalid(format!("msg: at most {MAX_MESSAGE_BYTES} bytes"));
+    }
+    let room = &authorized.room;
+    match db::set_waiting_room_message(&edge.store, &room.sid, &req.msg).await {
+        Ok(true) => {
+            tracing::info!(room_id = %room.room_id, sid = %room.sid, "a moderator changed the waiting room's message");
+            EdgeResponse::common(200, Common::ok("success"))
+        }
+        Ok(false) => EdgeResponse::common(
+            401,
+            Common::fail(StatusCode::RoomNotActive, "notifications.room-not-active"),
         ),
         Err(e) => store_failure(e),
     }

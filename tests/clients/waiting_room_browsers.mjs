@@ -7,7 +7,8 @@
 //             "guest": TOKEN, "guestIdentity": ID, "refused": TOKEN, "refusedIdentity": ID,
 //             "shots": DIR}
 // In a room with a waiting room, the moderator goes in. A guest and another user open their
-// links and wait. The moderator's page lists both; the moderator lets the guest in, who then
+// links and wait. The moderator's page lists both and changes the message they read (TEXT),
+// which the guest's page then shows; the moderator lets the guest in, who then
 // passes the pre-join check and meets the moderator, and turns the other away, whose page then
 // says so. The pages renew their short-lived join tokens meanwhile. Prints one JSON line with what it saw (the Rust test asserts on it); screenshots go
 // to DIR. Chromium gets fake camera and microphone devices.
@@ -17,6 +18,7 @@ import {
   runDriver,
   screen,
   STEP_TIMEOUT,
+  toastText,
 } from "./browsers.mjs";
 
 await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEnding }) => {
@@ -48,7 +50,18 @@ await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEn
     names.map((n) => n.textContent),
   );
   seen.listTitle = await moderator.textContent("#waiting-title");
+  seen.messageShownToModerator = await moderator.inputValue("#waiting-message-input");
   await shot(moderator, "w2-waiting-list");
+  // The moderator changes what those waiting read; their pages show it at their next ask.
+  await moderator.fill("#waiting-message-input", plan.newMessage);
+  await moderator.click("#waiting-message-save");
+  await guest.waitForFunction(
+    (text) => document.querySelector(".waiting-message")?.textContent === text,
+    plan.newMessage,
+    { timeout: STEP_TIMEOUT },
+  );
+  seen.moderatorMessageToast = await toastText(moderator);
+  seen.guestWaitingTextAfter = await guest.textContent("#app");
   // Still waiting a few polls later: nothing lets a waiting user in but the moderator.
   await guest.waitForTimeout(4000);
   seen.guestStillWaiting = await guest.$eval("#app", (app) => app.dataset.screen === "waiting");

@@ -86,6 +86,13 @@ class MediaToggle {
     this.set(!this.on);
   }
 
+  /** Drops a change still waiting to be applied, and what the user asked for (the source was
+   * locked: there is nothing left to turn on). */
+  cancel(): void {
+    this.want = undefined;
+    this.intended = false;
+  }
+
   set(on: boolean): Promise<void> {
     this.want = on;
     this.intended = on;
@@ -351,7 +358,7 @@ class RoomView {
     );
     const parts: Node[] = [header, this.banner, this.notices.el, this.grid.el, this.audioSink];
     if (session.is_admin && session.waiting_room) {
-      this.waitingList = new WaitingList(this.joinToken);
+      this.waitingList = new WaitingList(this.joinToken, session.waiting_room_msg ?? '', (text) => this.say(text));
       parts.push(this.waitingList.el);
       this.waitingList.start();
     }
@@ -673,7 +680,7 @@ class RoomView {
       if (!button || button.hidden === !allowed) continue;
       button.hidden = !allowed;
       if (!allowed) {
-        toggle.intended = false;
+        toggle.cancel();
         this.pending.get(source)?.stop();
         this.pending.delete(source);
       }

@@ -21,6 +21,8 @@ export interface Session {
   waiting_room: boolean;
   /** For a moderator: the room's locks on others (`lock_microphone`, `lock_webcam`, …). */
   room_locks?: Record<string, boolean>;
+  /** For a moderator in a room with a waiting room: what waiting users read. */
+  waiting_room_msg?: string;
   /** The room's end-to-end encryption key, in an encrypted room. */
   e2ee_key?: string;
   region: { id: string; name: string };
@@ -206,6 +208,11 @@ export function decideWaiting(
 ): Promise<ActionResult> {
   const path = decision === 'approve' ? '/api/waitingRoom/approveUsers' : '/api/waitingRoom/rejectUsers';
   return act(path, joinToken, { user_id: userId });
+}
+
+/** A moderator changes what users in the waiting room read (`''` clears it). */
+export function updateWaitingMessage(joinToken: string, msg: string): Promise<ActionResult> {
+  return act('/api/waitingRoom/updateMsg', joinToken, { msg });
 }
 
 /** A moderator removes a participant from the meeting; with `block`, also keeps them out of it. */

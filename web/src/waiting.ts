@@ -1,14 +1,16 @@
 // A moderator's view of the waiting room, inside the meeting: who waits, with Let in and Turn
-// away for each and Let everyone in. The list is asked of the edge every few seconds while the
+// away for each and Let everyone in, and the message they read, which the moderator can change. The list is asked of the edge every few seconds while the
 // meeting screen is shown (the edge keeps the waiting room; LiveKit never sees waiting users).
 // Rows are kept by user id, so a poll never takes a button away from under the pointer or the
 // keyboard focus.
 
 import { announce, h } from './dom';
-import { decideWaiting, waitingUsers, type WaitingUser, type WaitingUsers } from './session';
+import { decideWaiting, updateWaitingMessage, waitingUsers, type WaitingUser, type WaitingUsers } from './session';
 
 /** How often the list is asked for. */
 const POLL_MS = 3_000;
+/** The edge's bound on the message, in UTF-8 bytes. */
+const MAX_MESSAGE_BYTES = 2048;
 
 export class WaitingList {
   readonly el = h('section', { id: 'waiting-list', class: 'waiting-list', 'aria-labelledby': 'waiting-title', hidden: true });
@@ -23,10 +25,28 @@ export class WaitingList {
   private timer = 0;
   private stopped = false;
 
-  /** `joinToken`: the join token in use now (it is renewed during the meeting). */
-  constructor(private readonly joinToken: () => string) {
+  private readonly message = h('textarea', { id: 'waiting-message-input', rows: 2 });
+  private readonly saveMessage = h('button', { id: 'waiting-message-save', type: 'button' }, 'Update message');
+
+  /** `joinToken`: the join token in use now (it is renewed during the meeting); `message`:
+   * what waiting users read now; `say`: a short message on the meeting screen. */
+  constructor(
+    private readonly joinToken: () => string,
+    message: string,
+    private readonly say: (text: string) => void,
+  ) {
     this.everyone.addEventListener('click', () => void this.decide('approve', 'all'));
-    this.el.append(this.title, this.list, this.error, h('div', { class: 'actions' }, this.everyone));
+    this.message.value = message;
+    this.saveMessage.addEventListener('click', () => void this.updateMessage());
+    this.el.append(
+      this.title,
+      this.list,
+      this.error,
+      h('div', { class: 'actions' }, this.everyone),
+      h('label', { for: 'waiting-message-input', class: 'waiting-message-label' }, 'Message for those waiting'),
+      this.message,
+      h('div', { class: 'actions' }, this.saveMessage),
+    );
   }
 
   /** Starts asking; the first answer comes at once. */
@@ -104,6 +124,27 @@ export class WaitingList {
     row?.querySelectorAll('button').forEach((b) => (b.disabled = busy));
   }
 
+  private async updateMessage(): Promise<void> {
+    const text = this.message.value.trim();
+    if (new TextEncoder().encode(text).length > MAX_MESSAGE_BYTES) {
+      this.showError('The message is too long.');
+      return;
+    }
+    this.saveMessage.disabled = true;
+    this.error.hidden = true;
+    const result = await updateWaitingMessage(this.joinToken(), text);
+    if (this.stopped) return;
+    this.saveMessage.disabled = false;
+    if (result.ok) this.say(text ? 'Those waiting now read your message.' : 'The message for those waiting was cleared.');
+    else this.showError('The message could not be changed. Try again.', result.msg);
+  }
+
+  private showError(text: string, msg = ''): void {
+    this.error.dataset.msg = msg;
+    this.error.textContent = text;
+    this.error.hidden = false;
+  }
+
   private async decide(decision: 'approve' | 'reject', userId: string): Promise<void> {
     if (this.deciding.has(userId)) return;
     this.deciding.add(userId);
@@ -116,12 +157,10 @@ export class WaitingList {
     if (userId === 'all') this.everyone.disabled = false;
     this.setBusy(this.rows.get(userId), false);
     if (!result.ok) {
-      this.error.dataset.msg = result.msg;
-      this.error.textContent =
-        result.msg === 'notifications.user-not-waiting'
-          ? 'They are no longer waiting.'
-          : 'That did not work. Try again.';
-      this.error.hidden = false;
+      this.showError(
+        result.msg === 'notifications.user-not-waiting' ? 'They are no longer waiting.' : 'That did not work. Try again.',
+        result.msg,
+      );
     }
     await this.refresh();
   }
