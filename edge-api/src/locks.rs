@@ -180,15 +180,7 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
         .filter_map(|(target, outcome)| outcome.is_ok().then_some(target))
         .collect();
     // Left for a lock check: past this call's limit, failed, or changed since it was read.
-    let mut left: Vec<(&str, &str)> = later
-        .iter()
-        .chain(
-            now.iter()
-                .zip(&outcomes)
-                .filter_map(|(target, outcome)| outcome.is_err().then_some(target)),
-        )
-        .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
-        .collect();
+    let mut left = left_over(later, now, &outcomes);
     match changed_meanwhile(edge, &updated).await {
         Ok(changed) => left.extend(changed),
         Err(e) => return store_failure(e),
@@ -263,6 +255,24 @@ async fn give_to_livekit<H: HttpClient>(
         outcome
     }))
     .await
+}
+
+/// The `(session, identity)` of each of `later` (not given to LiveKit) and of each of `now`
+/// whose call (`outcomes`, in order) failed.
+fn left_over<'t>(
+    later: &[(&'t LockTarget, Permission)],
+    now: &[(&'t LockTarget, Permission)],
+    outcomes: &[Result<bool, LiveKitError>],
+) -> Vec<(&'t str, &'t str)> {
+    let failed = now
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(target, outcome)| outcome.is_err().then_some(target));
+    later
+        .iter()
+        .chain(failed)
+        .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
+        .collect()
 }
 
 /// Of `updated` (given to LiveKit as they were read), those whose stored metadata has changed
@@ -342,16 +352,7 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
                 tracing::warn!(region = %region.id, room = %target.livekit_room, identity = %target.user_id, "a locked user joined with an earlier LiveKit token: locked again");
             }
         }
-        let left: Vec<(&str, &str)> = later
-            .iter()
-            .chain(
-                now.iter()
-                    .zip(&outcomes)
-                    .filter_map(|(target, outcome)| outcome.is_err().then_some(target)),
-            )
-            .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
-            .collect();
-        db::queue_checks(&edge.store, &left).await
+        db::queue_checks(&edge.store, &left_over(later, now, &outcomes)).await
     };
     if let Err(e) = outcome.await {
         tracing::error!(region = %region.id, error = %e, "locked users' joins could not be checked");
