@@ -309,7 +309,8 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 
 /// A moderator keeps order from the page: mutes a guest (whose page says so), removes them
 /// (they come back), locks and unlocks their microphone and everyone's cameras (the guests'
-/// pages stop offering them, and offer them again), then removes and blocks another, whose
+/// pages stop offering them, and offer them again), reads their chat message and has their
+/// chat locked (their page stops letting them write), then removes and blocks another, whose
 /// page is refused on the way back, and whose LiveKit token, still valid, no longer keeps them
 /// in LiveKit either: the edge removes them again as soon as the sidecar reports the join.
 /// The backend's notice (`room/broadcastToRoom`) shows on the pages in the meeting.
@@ -387,6 +388,18 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
         seen["everyoneLockedToast"], "Cameras are locked for everyone else.",
         "{seen}"
     );
+    assert_eq!(seen["moderatorUnread"], "1", "{seen}");
+    assert_eq!(
+        seen["moderatorChat"],
+        json!([["User guest-1", "Hello, everyone!"]]),
+        "{seen}"
+    );
+    assert_eq!(seen["chatLockAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["guestChatLockedToast"], "A moderator turned off chat for you.",
+        "{seen}"
+    );
+    assert_eq!(seen["guestChatLockedNote"], true, "{seen}");
     assert_eq!(
         seen["moderatorToast"], "User pest-1 was removed and cannot come back.",
         "{seen}"
@@ -421,6 +434,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
             "m4-blocked",
             "m5-notice",
             "m6-locked",
+            "m7-chat",
         ],
     );
 
@@ -510,6 +524,8 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     // read.
     assert_eq!(seen["intruderTiles"], 3, "{seen}");
     assert_eq!(seen["intruderPlayedVideo"], false, "{seen}");
+    assert_eq!(seen["guestChat"], json!(["For the board only."]), "{seen}");
+    assert_eq!(seen["intruderChat"], json!([]), "{seen}");
     assert_eq!(seen["moderatorPlayedIntruder"], false, "{seen}");
     // Media sent in the clear into the encrypted room is not played, and the page says so.
     assert_eq!(seen["moderatorPlayedPlain"], false, "{seen}");

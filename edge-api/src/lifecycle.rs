@@ -147,6 +147,9 @@ pub struct EventPermission {
     /// The sources it may publish (LiveKit's enum names; empty: any).
     #[serde(default, alias = "canPublishSources")]
     pub can_publish_sources: Vec<serde_json::Value>,
+    /// May publish data.
+    #[serde(default, alias = "canPublishData")]
+    pub can_publish_data: bool,
 }
 
 /// What became of one event.
@@ -235,6 +238,7 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
                             identity: participant.identity.clone(),
                             can_publish: granted.can_publish,
                             can_publish_sources: granted.can_publish_sources,
+                            can_publish_data: granted.can_publish_data,
                         });
                     }
                     Joined::Recorded | Joined::NotRecorded => {}

@@ -400,13 +400,14 @@ pub struct Permission {
 
 impl Permission {
     /// A visible user allowed to publish `sources` (token names: `camera`, `microphone`, …; all
-    /// of them, or none, as LiveKit reads an empty list as any source).
-    pub fn visible_publishing(sources: &[&str]) -> Permission {
+    /// of them, or none, as LiveKit reads an empty list as any source), and data (the chat)
+    /// when `data`.
+    pub fn visible_publishing(sources: &[&str], data: bool) -> Permission {
         let all = sources.len() >= crate::metadata::ALL_SOURCES.len();
         Permission {
             can_subscribe: true,
             can_publish: !sources.is_empty(),
-            can_publish_data: true,
+            can_publish_data: data,
             can_publish_sources: if all {
                 Vec::new()
             } else {
@@ -417,9 +418,15 @@ impl Permission {
     }
 
     /// Whether a participant LiveKit lets publish (`can_publish`) `sources` (its enum names;
-    /// empty: any) publishes exactly what this permission lets them, in any order.
-    pub fn publishes_as(&self, can_publish: bool, sources: &[Value]) -> bool {
-        if can_publish != self.can_publish {
+    /// empty: any), and data when `can_publish_data`, publishes exactly what this permission
+    /// lets them, sources in any order.
+    pub fn publishes_as(
+        &self,
+        can_publish: bool,
+        sources: &[Value],
+        can_publish_data: bool,
+    ) -> bool {
+        if can_publish != self.can_publish || can_publish_data != self.can_publish_data {
             return false;
         }
         if !self.can_publish {

@@ -208,6 +208,7 @@ fn permission_for(target: &LockTarget) -> Option<Permission> {
     let rules = JoinRules::read(&target.room_metadata, &target.user_metadata)?;
     Some(Permission::visible_publishing(
         &rules.allowed_sources(target.is_admin),
+        rules.may_chat(target.is_admin),
     ))
 }
 
@@ -223,7 +224,11 @@ fn stale_participants<'t>(
             let permission = permission_for(target)?;
             let participant = present.iter().find(|p| p.identity == target.user_id)?;
             let publishes_as = participant.permission.as_ref().is_some_and(|current| {
-                permission.publishes_as(current.can_publish, &current.can_publish_sources)
+                permission.publishes_as(
+                    current.can_publish,
+                    &current.can_publish_sources,
+                    current.can_publish_data,
+                )
             });
             (!publishes_as || participant.metadata != target.user_metadata)
                 .then_some((target, permission))
@@ -310,6 +315,8 @@ pub struct LockedJoin {
     pub can_publish: bool,
     /// The sources LiveKit let them publish (its enum names; empty: any).
     pub can_publish_sources: Vec<serde_json::Value>,
+    /// LiveKit let them publish data (the chat).
+    pub can_publish_data: bool,
 }
 
 /// After a batch of LiveKit events from `region`: gives each locked user heard joining with
@@ -340,8 +347,12 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
                     .iter()
                     .rev()
                     .find(|j| j.room_sid == target.room_sid && j.identity == target.user_id)?;
-                (!permission.publishes_as(join.can_publish, &join.can_publish_sources))
-                    .then_some((target, permission))
+                let granted = permission.publishes_as(
+                    join.can_publish,
+                    &join.can_publish_sources,
+                    join.can_publish_data,
+                );
+                (!granted).then_some((target, permission))
             })
             .collect();
         let (now, later) = wider.split_at(wider.len().min(crate::lifecycle::REMOVALS_PER_REQUEST));

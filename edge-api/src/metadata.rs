@@ -305,8 +305,18 @@ pub struct PublishingFeatures {
     pub allow_screen_share: Option<bool>,
     /// Whether users other than moderators wait for a moderator to let them in.
     pub waiting_room_features: WaitingRoomRule,
+    /// Whether the room has a chat.
+    pub chat_features: ChatRule,
     /// The room's end-to-end encryption, if it has it.
     pub end_to_end_encryption_features: EncryptionRule,
+}
+
+/// The [`ChatFeatures`] as a session reads them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ChatRule {
+    /// `allow_chat`; true when absent.
+    pub allow_chat: Option<bool>,
 }
 
 /// The [`EndToEndEncryptionFeatures`] as a session reads them.
@@ -351,6 +361,16 @@ pub fn publish_sources(
         .zip(allowed)
         .filter_map(|(source, allowed)| allowed.then_some(source))
         .collect()
+}
+
+/// Whether a user may write in the room's chat (LiveKit's `canPublishData`, which the chat is
+/// carried on): the room has one (`allow_chat`), and for others than moderators neither
+/// `lock_chat` nor `lock_chat_send_message` is on.
+pub fn may_chat(features: &PublishingFeatures, locks: &LockSettings, is_admin: bool) -> bool {
+    let locked = |lock: Option<bool>| !is_admin && lock == Some(true);
+    features.chat_features.allow_chat != Some(false)
+        && !locked(locks.lock_chat)
+        && !locked(locks.lock_chat_send_message)
 }
 
 /// Paths (under the metadata object) that only the server may set; input must leave them zero.
@@ -531,6 +551,26 @@ pub(crate) fn is_http_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_chat_is_the_rooms_and_locks_bind_all_but_moderators() {
+        let features = |allow: Option<bool>| PublishingFeatures {
+            chat_features: ChatRule { allow_chat: allow },
+            ..Default::default()
+        };
+        let locked = |chat: Option<bool>, send: Option<bool>| LockSettings {
+            lock_chat: chat,
+            lock_chat_send_message: send,
+            ..Default::default()
+        };
+        let open = features(None);
+        assert!(may_chat(&open, &locked(None, None), false));
+        assert!(may_chat(&open, &locked(Some(false), None), false));
+        assert!(!may_chat(&open, &locked(Some(true), None), false));
+        assert!(!may_chat(&open, &locked(None, Some(true)), false));
+        assert!(may_chat(&open, &locked(Some(true), Some(true)), true));
+        assert!(!may_chat(&features(Some(false)), &locked(None, None), true));
+    }
     use super::*;
     use serde_json::json;
 

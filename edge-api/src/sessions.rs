@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::GeoPoint;
 use crate::db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
-use crate::metadata::{publish_sources, LockSettings, PublishingRules, ALL_SOURCES};
+use crate::metadata::{may_chat, publish_sources, LockSettings, PublishingRules, ALL_SOURCES};
 use crate::placement::{self, Reason};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::registry;
@@ -48,6 +48,11 @@ struct SessionRes {
     waiting: bool,
     /// The room has a waiting room: a moderator's page lists who waits.
     waiting_room: bool,
+    /// The room has a chat (carried by LiveKit between the pages).
+    chat: bool,
+    /// The user may write in it (LiveKit's `canPublishData`; a moderator's chat lock can take
+    /// it away during the meeting, and LiveKit tells the page).
+    may_chat: bool,
     /// For a moderator: the room's locks on others (`default_lock_settings`, which "lock
     /// everyone" changes), so their page shows which are on.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +134,16 @@ impl JoinRules {
     /// What the user may publish.
     pub(crate) fn allowed_sources(&self, is_admin: bool) -> Vec<&'static str> {
         publish_sources(&self.room.room_features, &self.user.lock_settings, is_admin)
+    }
+
+    /// Whether the user may write in the room's chat.
+    pub(crate) fn may_chat(&self, is_admin: bool) -> bool {
+        may_chat(&self.room.room_features, &self.user.lock_settings, is_admin)
+    }
+
+    /// Whether the room has a chat at all.
+    fn has_chat(&self) -> bool {
+        self.room.room_features.chat_features.allow_chat != Some(false)
     }
 
     /// Whether the room has a waiting room.
@@ -474,6 +489,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     } else {
         rules.allowed_sources(is_admin)
     };
+    let may_chat = !is_hidden && rules.may_chat(is_admin);
     let video = VideoGrant {
         room_join: true,
         room: room.livekit_room.clone(),
@@ -483,7 +499,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         can_publish: Some(!publish_sources.is_empty()),
         can_publish_sources: (publish_sources.len() < ALL_SOURCES.len())
             .then(|| publish_sources.iter().map(|s| (*s).to_owned()).collect()),
-        can_publish_data: Some(!is_hidden),
+        // The chat is all a page publishes as data (the backend's notices come from the server).
+        can_publish_data: Some(may_chat),
         can_subscribe: Some(true),
         ..Default::default()
     };
@@ -546,6 +563,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
             publish_sources,
             waiting: false,
             waiting_room: rules.has_waiting_room(),
+            chat: rules.has_chat(),
+            may_chat,
             room_locks: is_admin.then(|| rules.room.default_lock_settings.clone()),
             waiting_room_msg: (is_admin && rules.has_waiting_room()).then(|| {
                 rules

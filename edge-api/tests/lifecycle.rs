@@ -2564,9 +2564,19 @@ fn a_moderators_locks_bind_every_later_token() {
     let (_, body) = lock("alice", "mic", "unlock");
     assert_eq!(body["status"], json!(true), "{body}");
     assert_eq!(publishes(&edge, &alice), json!(["microphone"]));
-    // A lock that is not about media is kept in the user's metadata, for plugNmeet's clients.
+    // The chat lock takes LiveKit's data, which the chat is carried on; others keep it.
+    let (_, before) = session(&edge, &alice);
+    assert_eq!(
+        (&before["chat"], &before["may_chat"]),
+        (&json!(true), &json!(true))
+    );
     let (_, body) = lock("alice", "chat", "lock");
     assert_eq!(body["status"], json!(true), "{body}");
+    let (_, after) = session(&edge, &alice);
+    assert_eq!(after["may_chat"], json!(false), "{after}");
+    assert_eq!(livekit_grant(&after)["canPublishData"], json!(false));
+    let (_, other) = session(&edge, &bob);
+    assert_eq!(livekit_grant(&other)["canPublishData"], json!(true));
     let sid = block(db::running_room(&edge.store, "locked"))
         .expect("store")
         .expect("running")
@@ -2699,7 +2709,8 @@ fn a_locked_user_back_with_an_old_livekit_token_is_locked_again() {
                 "EV_5",
                 "PA_3",
                 "alice",
-                json!({"canPublish": true, "canPublishSources": ["CAMERA"]}),
+                json!({"canPublish": true, "canPublishSources": ["CAMERA"],
+                       "canPublishData": true}),
             ),
         ],
     );

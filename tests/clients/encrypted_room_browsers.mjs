@@ -96,6 +96,17 @@ await runDriver("encrypted-failure", async ({ plan, browser, seen, step, open, s
   await shot(intruder, "e2-wrong-key");
   step("the wrong key reads nothing");
 
+  // The chat is encrypted too: the guest reads the moderator's message, the wrong key does not.
+  await moderator.click("#toggle-chat");
+  await moderator.fill("#chat-input", "For the board only.");
+  await moderator.click("#chat-send");
+  await guest.waitForSelector("#toggle-chat .ctl-badge:not([hidden])");
+  await guest.click("#toggle-chat");
+  seen.guestChat = await guest.$$eval("#chat .chat-text", (items) => items.map((m) => m.textContent));
+  await intruder.waitForTimeout(2000);
+  seen.intruderChat = await intruder.$$eval("#chat .chat-text", (items) => items.map((m) => m.textContent));
+  step("the chat reads only with the key");
+
   // A page that publishes without encryption (its session answer loses the key): the others
   // neither play nor receive its media, and say so.
   await joinWithRewrittenSession(plan.plain, (json) => {

@@ -10,7 +10,8 @@
 // The moderator and two guests meet, microphones on. The moderator opens People, mutes the
 // guest (whose page says so and shows the microphone off), removes the guest (whose page says
 // so, and who rejoins), locks and unlocks the guest's microphone and everyone's cameras (the
-// guests' pages stop offering them, and offer them again), then removes the other one and
+// guests' pages stop offering them, and offer them again), reads the guest's chat message and
+// has the guest's chat locked and unlocked, then removes the other one and
 // blocks them (whose page says so, and
 // whose rejoin is refused). The meeting goes on: the Rust test then tries the blocked user's
 // LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Last, the
@@ -112,6 +113,37 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   await moderator.uncheck('#people-locks input[data-service="webcam"]');
   for (const page of [guest, pest]) await page.waitForSelector("#toggle-camera", { state: "visible" });
   step("everyone's cameras were locked and unlocked");
+
+  // Chat: the guest writes to everyone; the moderator's Chat shows it as unread, then in the
+  // panel under the guest's name. A chat lock (the backend's call) stops the guest writing.
+  await guest.click("#toggle-chat");
+  await guest.fill("#chat-input", "Hello, everyone!");
+  await guest.press("#chat-input", "Enter");
+  await guest.waitForSelector('#chat .chat-message[data-mine="true"]');
+  await moderator.waitForSelector("#toggle-chat .ctl-badge:not([hidden])");
+  seen.moderatorUnread = await moderator.textContent("#toggle-chat .ctl-badge");
+  await moderator.click("#toggle-chat");
+  await moderator.waitForSelector("#chat .chat-message");
+  seen.moderatorChat = await moderator.$$eval("#chat .chat-message", (items) =>
+    items.map((m) => [m.querySelector(".chat-from").textContent, m.querySelector(".chat-text").textContent]),
+  );
+  await shot(moderator, "m7-chat");
+  const chatLock = async (direction) => {
+    const answer = await fetch(`${plan.base}/api/updateLockSettings`, {
+      method: "POST",
+      headers: { Authorization: plan.moderator, "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: plan.guestIdentity, service: "chat", direction }),
+    });
+    return answer.json();
+  };
+  seen.chatLockAnswer = await chatLock("lock");
+  await guest.waitForSelector("#chat-input:disabled");
+  seen.guestChatLockedToast = await toastText(guest);
+  seen.guestChatLockedNote = await guest.isVisible("#chat .chat-locked");
+  await chatLock("unlock");
+  await guest.waitForSelector("#chat-input:enabled");
+  await moderator.click("#toggle-chat");
+  step("the guest and the moderator chat, and the guest's chat is locked and unlocked");
 
   await moderator.click(`${row(plan.pestIdentity)} .people-remove`);
   await moderator.check(`${row(plan.pestIdentity)} .people-block`);

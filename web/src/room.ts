@@ -16,6 +16,7 @@ import {
 } from 'livekit-client';
 
 import { Broadcast, recorderProblem } from './broadcast';
+import { CHAT_TOPIC, Chat, PLAIN_CHAT, sealedChat, type ChatCipher } from './chat';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
@@ -267,6 +268,10 @@ class RoomView {
   private waitingList?: WaitingList;
   /** Who is in, to mute or remove: a moderator's. */
   private people?: PeopleList;
+  /** The meeting's chat, in a room that has one, and how its messages travel. */
+  private chat?: Chat;
+  private chatCipher?: Promise<ChatCipher>;
+  private chatOpening: Promise<void> = Promise.resolve();
   /** What the backend tells the meeting. */
   private readonly notices = new Notices();
   private readonly mic: MediaToggle;
@@ -286,6 +291,7 @@ class RoomView {
     private readonly actions: ViewActions,
   ) {
     this.grid = new Grid(session.is_hidden);
+    this.chatAllowed = session.may_chat;
     const lp = room.localParticipant;
     for (const track of choices.tracks) {
       if (track.source === Track.Source.Camera || track.source === Track.Source.Microphone) {
@@ -363,6 +369,7 @@ class RoomView {
       this.waitingList.start();
     }
     if (this.people) parts.push(this.people.el);
+    if (this.chat) parts.push(this.chat.el);
     if (this.broadcast) parts.push(this.broadcast.panel);
     if (this.confirm) parts.push(this.confirm);
     parts.push(this.controls, this.toast);
@@ -423,6 +430,16 @@ class RoomView {
         () => this.watchRecorderPresence(),
       );
       buttons.push(this.broadcast.button);
+    }
+    if (session.chat && !session.is_hidden) {
+      const lp = this.room.localParticipant;
+      this.chatCipher = session.e2ee_key ? sealedChat(session.e2ee_key) : Promise.resolve(PLAIN_CHAT);
+      const cipher = this.chatCipher;
+      this.chat = new Chat(async (text) => {
+        const packet = await (await cipher).seal(text);
+        await lp.publishData(packet, { reliable: true, topic: CHAT_TOPIC });
+      }, session.may_chat);
+      buttons.push(this.chat.button);
     }
     if (session.is_admin && !session.is_hidden) {
       this.people = new PeopleList(this.joinToken, (text) => this.say(text), session.room_locks ?? {});
@@ -641,7 +658,7 @@ class RoomView {
         this.renderRecording();
       })
       .on(RoomEvent.DataReceived, (payload, from, _kind, topic, _encryption, identity) =>
-        this.heardData(payload, topic, from?.identity ?? identity),
+        this.heardData(payload, topic, from?.identity ?? identity, from?.name),
       )
       .on(RoomEvent.Reconnecting, () => this.setBanner('Connection lost. Reconnecting…'))
       .on(RoomEvent.Reconnected, () => this.setBanner(''));
@@ -651,10 +668,28 @@ class RoomView {
    * participant's packet with its sender's identity (the SDK names no participant for a
    * sender this page does not know yet), and the edge lets no hidden user, whose identity
    * LiveKit would blank, publish data: a packet without a sender is the server's. */
-  private heardData(payload: Uint8Array, topic: string | undefined, sender: string | undefined): void {
-    if (this.destroyed || sender || topic !== NOTICE_TOPIC) return;
-    const notice = readNotice(payload);
-    if (notice) this.notices.show(notice);
+  private heardData(
+    payload: Uint8Array,
+    topic: string | undefined,
+    sender: string | undefined,
+    senderName: string | undefined,
+  ): void {
+    if (this.destroyed) return;
+    if (!sender) {
+      const notice = topic === NOTICE_TOPIC ? readNotice(payload) : undefined;
+      if (notice) this.notices.show(notice);
+      return;
+    }
+    // A participant's chat (in an encrypted room, only what opens with the room's key).
+    const { chat, chatCipher } = this;
+    if (topic !== CHAT_TOPIC || !chat || !chatCipher) return;
+    // One after another, so messages show in the order they came.
+    this.chatOpening = this.chatOpening
+      .then(async () => {
+        const text = await (await chatCipher).open(payload);
+        if (text && !this.destroyed) chat.heard(senderName || sender, text);
+      })
+      .catch(() => undefined);
   }
 
   private attachAudio(track: Track): void {
@@ -662,6 +697,9 @@ class RoomView {
     const el = track.attach();
     this.audioSink.append(el);
   }
+
+  /** Whether this user may write in the chat, as LiveKit last said. */
+  private chatAllowed: boolean;
 
   /** LiveKit changed what this user may publish (a moderator's lock, or its lifting): offer only
    * what it allows now, and say what changed. LiveKit has already unpublished a locked source's
@@ -675,6 +713,12 @@ class RoomView {
       [Track.Source.ScreenShare, this.screen, this.screenButton, 'screen sharing'],
     ];
     const changes: string[] = [];
+    const mayChat = lp.permissions?.canPublishData ?? true;
+    if (this.chat && this.chatAllowed !== mayChat) {
+      this.chatAllowed = mayChat;
+      this.chat.setMayWrite(mayChat);
+      changes.push(mayChat ? 'A moderator turned chat back on for you.' : 'A moderator turned off chat for you.');
+    }
     for (const [source, toggle, button, what] of media) {
       const allowed = mayPublishNow(lp, source) && (source !== Track.Source.ScreenShare || canShareScreen());
       if (!button || button.hidden === !allowed) continue;

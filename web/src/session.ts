@@ -19,6 +19,10 @@ export interface Session {
   publish_sources: string[];
   /** The room has a waiting room (a moderator's page lists who waits). */
   waiting_room: boolean;
+  /** The room has a chat. */
+  chat: boolean;
+  /** This user may write in it now (a moderator may lock it during the meeting). */
+  may_chat: boolean;
   /** For a moderator: the room's locks on others (`lock_microphone`, `lock_webcam`, …). */
   room_locks?: Record<string, boolean>;
   /** For a moderator in a room with a waiting room: what waiting users read. */

@@ -1,0 +1,197 @@
+// The meeting's chat: short text messages between the pages, carried by LiveKit as reliable
+// data on the `edgemeet.chat` topic, so they cost the edge nothing. LiveKit stamps each packet
+// with its sender's identity, so a name cannot be forged; a packet with no sender is the
+// server's (the backend's notices, which `notices.ts` shows) and is never chat. In an
+// end-to-end encrypted room each message is sealed with AES-GCM under a key derived from the
+// room's key (HKDF-SHA-256), so LiveKit can neither read one nor make one up, and what does not
+// open with the key (sent in the clear, or under another key) is not shown. Who may write is LiveKit's `canPublishData`: the room's `allow_chat`, and
+// a moderator's chat lock, which LiveKit tells the page about as it happens. Messages live as
+// long as the page: one who joins later does not see earlier ones.
+
+import { ICONS, announce, controlButton, h } from './dom';
+
+/** The topic chat messages travel on. */
+export const CHAT_TOPIC = 'edgemeet.chat';
+/** Longest message, in characters (a reliable data packet carries far more). */
+export const MAX_MESSAGE_CHARS = 1000;
+/** Messages kept on screen; older ones drop off. */
+const MOST_KEPT = 200;
+
+/** How messages travel: as they are, or sealed with the room's key. */
+export interface ChatCipher {
+  /** The packet for a message. */
+  seal(text: string): Promise<Uint8Array<ArrayBuffer>>;
+  /** The message in a packet, or `undefined` for anything else. */
+  open(payload: Uint8Array): Promise<string | undefined>;
+}
+
+function readMessage(bytes: Uint8Array): string | undefined {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    const text = (value as { text?: unknown } | null)?.text;
+    if (typeof text !== 'string') return undefined;
+    const trimmed = text.trim().slice(0, MAX_MESSAGE_CHARS);
+    return trimmed || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function messageBytes(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(JSON.stringify({ text }));
+}
+
+/** Messages as they are, in a room that is not end-to-end encrypted. */
+export const PLAIN_CHAT: ChatCipher = {
+  seal: (text) => Promise.resolve(messageBytes(text)),
+  open: (payload) => Promise.resolve(readMessage(payload)),
+};
+
+/** The length of AES-GCM's nonce, which leads each sealed packet. */
+const NONCE_BYTES = 12;
+
+/** Messages sealed with AES-GCM under a key derived from the room's end-to-end key. */
+export async function sealedChat(roomKey: string): Promise<ChatCipher> {
+  const material = await crypto.subtle.importKey('raw', new TextEncoder().encode(roomKey), 'HKDF', false, [
+    'deriveKey',
+  ]);
+  const key = await crypto.subtle.deriveKey(
+    { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: new TextEncoder().encode('edgemeet chat v1') },
+    material,
+    { name: 'AES-GCM', length: 256 },
+    false,
+    ['encrypt', 'decrypt'],
+  );
+  return {
+    async seal(text) {
+      const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+      const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce }, key, messageBytes(text));
+      const packet = new Uint8Array(NONCE_BYTES + sealed.byteLength);
+      packet.set(nonce);
+      packet.set(new Uint8Array(sealed), NONCE_BYTES);
+      return packet;
+    },
+    async open(payload) {
+      if (payload.length <= NONCE_BYTES) return undefined;
+      try {
+        const opened = await crypto.subtle.decrypt(
+          { name: 'AES-GCM', iv: payload.slice(0, NONCE_BYTES) },
+          key,
+          payload.slice(NONCE_BYTES),
+        );
+        return readMessage(new Uint8Array(opened));
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export class Chat {
+  readonly el = h('section', { id: 'chat', class: 'chat', 'aria-labelledby': 'chat-title', hidden: true });
+  readonly button = controlButton('toggle-chat', 'Show chat', 'Chat', ICONS.chat, 'ctl-chat');
+  private readonly title = h('h2', { id: 'chat-title', tabindex: -1 }, 'Chat');
+  private readonly log = h('ol', { class: 'chat-log', role: 'log', 'aria-live': 'polite' });
+  private readonly empty = h('p', { class: 'chat-empty' }, 'No messages yet.');
+  private readonly input = h('textarea', {
+    id: 'chat-input',
+    rows: 2,
+    maxlength: MAX_MESSAGE_CHARS,
+    'aria-label': 'Message to everyone',
+    placeholder: 'Message to everyone',
+  });
+  private readonly sendButton = h('button', { id: 'chat-send', type: 'submit', class: 'primary' }, 'Send');
+  private readonly locked = h('p', { class: 'chat-locked', hidden: true }, 'A moderator has turned off chat for you.');
+  private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+  private readonly badge = h('span', { class: 'ctl-badge', hidden: true });
+  private unread = 0;
+  private mayWrite = true;
+
+  /** `send`: publishes a message (rejects when it could not); `mayWrite`: whether this user may
+   * write now. */
+  constructor(
+    private readonly send: (text: string) => Promise<void>,
+    mayWrite: boolean,
+  ) {
+    this.button.setAttribute('aria-expanded', 'false');
+    this.button.setAttribute('aria-controls', 'chat');
+    this.button.append(this.badge);
+    this.button.addEventListener('click', () => this.toggle());
+    const form = h('form', { class: 'chat-form' }, this.input, this.sendButton);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      void this.submit();
+    });
+    // Enter sends; Shift+Enter starts a new line.
+    this.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        void this.submit();
+      }
+    });
+    this.el.append(this.title, this.empty, this.log, this.locked, this.error, form);
+    this.setMayWrite(mayWrite);
+  }
+
+  /** Whether this user may write (LiveKit's word on it, which a moderator's lock changes). */
+  setMayWrite(may: boolean): void {
+    this.mayWrite = may;
+    this.input.disabled = !may;
+    this.sendButton.disabled = !may;
+    this.locked.hidden = may;
+  }
+
+  /** A message `name` sent. */
+  heard(name: string, text: string): void {
+    this.add(name, text, false);
+    if (this.el.hidden) {
+      this.unread++;
+      this.badge.textContent = String(this.unread);
+      this.badge.hidden = false;
+      this.button.setAttribute('aria-label', `Show chat, ${this.unread} unread`);
+    }
+    announce(`${name} says: ${text}`);
+  }
+
+  private add(name: string, text: string, mine: boolean): void {
+    const item = h(
+      'li',
+      { class: 'chat-message', 'data-mine': mine ? 'true' : null },
+      h('span', { class: 'chat-from' }, mine ? 'You' : name),
+      h('span', { class: 'chat-text' }, text),
+    );
+    this.log.append(item);
+    while (this.log.childElementCount > MOST_KEPT) this.log.firstElementChild?.remove();
+    this.empty.hidden = true;
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  private toggle(): void {
+    const open = this.el.hidden;
+    this.el.hidden = !open;
+    this.button.setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.unread = 0;
+    this.badge.hidden = true;
+    this.button.setAttribute('aria-label', 'Show chat');
+    this.log.scrollTop = this.log.scrollHeight;
+    (this.mayWrite ? this.input : this.title).focus();
+  }
+
+  private async submit(): Promise<void> {
+    const text = this.input.value.trim();
+    if (!text || !this.mayWrite || this.sendButton.disabled) return;
+    this.sendButton.disabled = true;
+    this.error.hidden = true;
+    try {
+      await this.send(text);
+      this.add('', text, true);
+      this.input.value = '';
+    } catch {
+      this.error.textContent = 'The message was not sent. Try again.';
+      this.error.hidden = false;
+    } finally {
+      this.sendButton.disabled = !this.mayWrite;
+    }
+  }
+}
