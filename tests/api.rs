@@ -167,6 +167,7 @@ fn main() {
             "moderator_locks_reach_livekit",
             moderator_locks_reach_livekit,
         ),
+        ("hands_go_up_and_down", hands_go_up_and_down),
         (
             "backend_broadcasts_to_the_room",
             backend_broadcasts_to_the_room,
@@ -2525,6 +2526,81 @@ fn moderator_locks_reach_livekit(s: &Suite) {
     });
     alice.leave(Duration::from_secs(10));
     bob.leave(Duration::from_secs(10));
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
+/// A user raises and lowers their own hand, which LiveKit then shows everyone in the user's
+/// metadata; a moderator lowers another's; nobody raises another's, a guest lowers no one's,
+/// and a hidden user has no hand.
+fn hands_go_up_and_down(s: &Suite) {
+    let room = unique("hands");
+    s.target.create_room(&room, json!({}));
+    let moderator = s.target.join_token(&room, "host", true, false);
+    let alice_token = s.target.join_token(&room, "alice", false, false);
+    let bob_token = s.target.join_token(&room, "bob", false, false);
+    let session = s.target.session(&alice_token, &[]).json();
+    let alice = Participant::join(
+        session["livekit_url"].as_str().unwrap(),
+        session["token"].as_str().unwrap(),
+        "none",
+    );
+    alice.expect_line("joined ", Duration::from_secs(30));
+    let hand = |token: &str, body: Value| {
+        let r = s.target.post(
+            "/api/raiseHand",
+            body.to_string().as_bytes(),
+            &[("Authorization", token)],
+        );
+        (r.status, r.json())
+    };
+    let listed_hand = || {
+        listed_participant(s, &room, "alice").map(|p| {
+            let metadata: Value =
+                serde_json::from_str(p["metadata"].as_str().unwrap_or("{}")).unwrap_or_default();
+            metadata["raised_hand"].clone()
+        })
+    };
+    assert_eq!(listed_hand(), Some(json!(false)));
+
+    let (status, j) = hand(&alice_token, json!({"raised": true}));
+    assert_eq!(status, 200, "{j}");
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(j["raised"], true);
+    assert_eq!(listed_hand(), Some(json!(true)), "LiveKit shows it at once");
+
+    // Refused, changing nothing.
+    let (status, j) = hand(&bob_token, json!({"user_id": "alice", "raised": false}));
+    assert_eq!(status, 403, "{j}");
+    assert_common(&j, false, "PERMISSION_DENIED");
+    let (_, j) = hand(&moderator, json!({"user_id": "bob", "raised": true}));
+    assert_eq!(j["msg"], "notifications.cannot-raise-others-hand", "{j}");
+    let (_, j) = hand(&moderator, json!({"user_id": "nobody", "raised": false}));
+    assert_common(&j, false, "USER_NOT_FOUND");
+    let (_, j) = hand(&moderator, json!({"user_id": "a b", "raised": false}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let (_, j) = hand(&alice_token, json!({"raised": "yes"}));
+    assert_common(&j, false, "INVALID_PARAMETERS");
+    let observer = s.target.join_token(&room, "observer", false, true);
+    let (_, j) = hand(&observer, json!({"raised": true}));
+    assert_eq!(j["msg"], "notifications.hidden-user-has-no-hand", "{j}");
+    let (status, _) = hand("not-a-token", json!({"raised": true}));
+    assert_eq!(status, 401);
+    assert_eq!(listed_hand(), Some(json!(true)));
+
+    // Bob, not in the meeting, raises his: kept for when he comes.
+    let (status, j) = hand(&bob_token, json!({"raised": true}));
+    assert_eq!((status, &j["raised"]), (200, &json!(true)), "{j}");
+    let bob_session = s.target.session(&bob_token, &[]).json();
+    let claims = jwt_claims(bob_session["token"].as_str().unwrap());
+    let metadata: Value = serde_json::from_str(claims["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata["raised_hand"], true, "{metadata}");
+
+    // The moderator lowers Alice's.
+    let (_, j) = hand(&moderator, json!({"user_id": "alice", "raised": false}));
+    assert_common(&j, true, "SUCCESS");
+    assert_eq!(listed_hand(), Some(json!(false)));
+    alice.leave(Duration::from_secs(10));
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
 }

@@ -310,9 +310,10 @@ fn guests_wait_until_the_moderator_lets_them_in_or_turns_them_away() {
 /// A moderator keeps order from the page: mutes a guest (whose page says so), removes them
 /// (they come back), locks and unlocks their microphone and everyone's cameras (the guests'
 /// pages stop offering them, and offer them again), reads their chat message and has their
-/// chat locked (their page stops letting them write), then removes and blocks another, whose
-/// page is refused on the way back, and whose LiveKit token, still valid, no longer keeps them
-/// in LiveKit either: the edge removes them again as soon as the sidecar reports the join.
+/// chat locked (their page stops letting them write), lowers the hand they raised, then
+/// removes and blocks another, whose page is refused on the way back, and whose LiveKit token,
+/// still valid, no longer keeps them in LiveKit either: the edge removes them again as soon as
+/// the sidecar reports the join.
 /// The backend's notice (`room/broadcastToRoom`) shows on the pages in the meeting.
 #[test]
 fn a_moderator_mutes_removes_and_blocks_from_the_page() {
@@ -401,6 +402,16 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
     );
     assert_eq!(seen["guestChatLockedNote"], true, "{seen}");
     assert_eq!(
+        seen["moderatorHandToast"], "User guest-1 raised their hand.",
+        "{seen}"
+    );
+    assert_eq!(seen["moderatorTileHand"], true, "{seen}");
+    assert_eq!(
+        seen["guestHandToast"], "A moderator lowered your hand.",
+        "{seen}"
+    );
+    assert_eq!(seen["moderatorTileHandAfter"], false, "{seen}");
+    assert_eq!(
         seen["moderatorToast"], "User pest-1 was removed and cannot come back.",
         "{seen}"
     );
@@ -435,6 +446,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
             "m5-notice",
             "m6-locked",
             "m7-chat",
+            "m8-hand",
         ],
     );
 

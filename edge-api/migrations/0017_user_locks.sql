@@ -40,9 +40,12 @@ END;
 -- LiveKit call that failed, more participants than one request updates, a join with a LiveKit
 -- token minted before a lock. Each sidecar heartbeat (or, in a region without one, each
 -- participant event) works through a few of them.
+-- `attempts` counts LiveKit calls that failed for it: the least tried go first, so one that keeps
+-- failing (a LiveKit node that is gone) cannot hold up the others.
 CREATE TABLE IF NOT EXISTS lock_checks (
-    room_sid TEXT NOT NULL,
-    user_id  TEXT NOT NULL,
+    room_sid TEXT    NOT NULL,
+    user_id  TEXT    NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (room_sid, user_id)
 );
 

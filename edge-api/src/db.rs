@@ -763,6 +763,32 @@ pub async fn block_user(
     Ok(!rows.rows.is_empty())
 }
 
+/// Raises (or lowers) visible, unblocked user `user_id`'s hand in session `room_sid`
+/// (plugNmeet's `raised_hand` in their metadata, with a new `metadata_id`); their metadata as it
+/// is now, or `None` when the session has no such user. One statement.
+pub async fn set_raised_hand(
+    store: &impl Store,
+    room_sid: &str,
+    user_id: &str,
+    raised: bool,
+    metadata_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let rows = store
+        .execute(
+            "UPDATE room_users SET metadata = json_set(metadata, '$.raised_hand', json(?), \
+             '$.metadata_id', ?) WHERE room_sid = ? AND user_id = ? AND is_hidden = 0 \
+             AND is_blocked = 0 RETURNING metadata",
+            &[
+                if raised { "true" } else { "false" }.into(),
+                metadata_id.into(),
+                room_sid.into(),
+                user_id.into(),
+            ],
+        )
+        .await?;
+    rows.rows.first().map(|r| Columns(r).text(0)).transpose()
+}
+
 /// Records that a user entered the room's session through the edge (where the edge does not
 /// hear the region's LiveKit webhooks, this is how the session knows who joined): a visible
 /// user's first entry counts in

@@ -43,6 +43,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod exchange;
+pub mod hands;
 pub mod lifecycle;
 pub mod livekit;
 pub mod livekit_webhooks;
@@ -158,6 +159,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             } else {
                 moderation::mute(self, &request).await
             };
+        }
+        if path == "/api/raiseHand" {
+            if request.method != Method::POST {
+                return method_not_allowed();
+            }
+            return hands::raise(self, &request).await;
         }
         if path == "/api/updateLockSettings" {
             if request.method != Method::POST {

@@ -47,10 +47,10 @@ use crate::Edge;
 /// continues). An end costs three statements (the end, and its LiveKit delete kept and then
 /// forgotten), so a heartbeat stays under 50, D1's cap per request on Workers' free plan:
 /// two of its own, three to find what is due, 15 for the ends, 11 for the retried deletes,
-/// up to five sweeping blocked users out ([`sweep_blocked`]), up to two for lock checks
+/// up to five sweeping blocked users out ([`sweep_blocked`]), up to three for lock checks
 /// ([`locks::sweep_checks`]), one pruning, with recorders two to find the recordings of the
 /// rooms ending, and up to six delivering the customer's webhooks
-/// ([`crate::webhooks::deliver_due`]): 47.
+/// ([`crate::webhooks::deliver_due`]): 48.
 const ENDS_PER_HEARTBEAT: i64 = 5;
 
 /// The webhook events the edge acts on.

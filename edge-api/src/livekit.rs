@@ -176,21 +176,24 @@ impl<'a, H: HttpClient> LiveKitApi<'a, H> {
             .map(drop)
     }
 
-    /// Gives participant `identity` of `room` new `metadata` and `permission` (LiveKit replaces
-    /// the whole permission, and unpublishes any track whose source it no longer allows).
-    /// Waits at most `timeout`. `Ok(false)`: LiveKit has no such participant there (or no such
-    /// room).
+    /// Gives participant `identity` of `room` new `metadata` and, if given, `permission` (LiveKit
+    /// replaces the whole permission, and unpublishes any track whose source it no longer
+    /// allows; without one it keeps theirs). Waits at most `timeout`. `Ok(false)`: LiveKit has
+    /// no such participant there (or no such room).
     pub async fn update_participant(
         &self,
         room: &str,
         identity: &str,
         metadata: &str,
-        permission: &Permission,
+        permission: Option<&Permission>,
         timeout: std::time::Duration,
     ) -> Result<bool, LiveKitError> {
-        let body = serde_json::json!({
-            "room": room, "identity": identity, "metadata": metadata, "permission": permission,
+        let mut body = serde_json::json!({
+            "room": room, "identity": identity, "metadata": metadata,
         });
+        if let Some(permission) = permission {
+            body["permission"] = serde_json::json!(permission);
+        }
         let call = self.call_within("UpdateParticipant", admin_of(room), &body, timeout);
         match call.await {
             Ok(_) => Ok(true),

@@ -250,7 +250,7 @@ async fn give_to_livekit<H: HttpClient>(
                 &target.livekit_room,
                 &target.user_id,
                 &target.user_metadata,
-                permission,
+                Some(permission),
                 timeout,
             )
             .await;
@@ -363,7 +363,14 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
                 tracing::warn!(region = %region.id, room = %target.livekit_room, identity = %target.user_id, "a locked user joined with an earlier LiveKit token: locked again");
             }
         }
-        db::queue_checks(&edge.store, &left_over(later, now, &outcomes)).await
+        let mut left = left_over(later, now, &outcomes);
+        let narrowed: Vec<&(&LockTarget, Permission)> = now
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(target, outcome)| outcome.is_ok().then_some(target))
+            .collect();
+        left.extend(changed_meanwhile(edge, &narrowed).await?);
+        db::queue_checks(&edge.store, &left).await
     };
     if let Err(e) = outcome.await {
         tracing::error!(region = %region.id, error = %e, "locked users' joins could not be checked");
@@ -371,10 +378,11 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
 }
 
 /// Works through up to [`crate::lifecycle::REMOVALS_PER_REQUEST`] queued lock checks of
-/// `region`'s running sessions: each participant gets the permission and metadata their
-/// session grants now, side by side, each waiting at most [`livekit::BRIEF_CALL_TIMEOUT`]; a
-/// check is done when LiveKit took it or no longer has them. One statement when none is
-/// queued, two otherwise.
+/// `region`'s running sessions, the least tried first: each participant gets the permission and
+/// metadata their session grants now, side by side, each waiting at most
+/// [`livekit::BRIEF_CALL_TIMEOUT`]. A check is done when LiveKit took it (or no longer has them)
+/// and their locks have not changed since; a failed call counts against it. One statement when
+/// none is queued, three at most otherwise.
 pub(crate) async fn sweep_checks<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     region: &Region,
@@ -385,27 +393,27 @@ pub(crate) async fn sweep_checks<S: Store, H: HttpClient, C: Clock>(
         return Ok(());
     }
     // Metadata that does not read cannot be followed: its check is done (logged on reading).
-    let checked: Vec<(&LockTarget, Option<Permission>)> =
-        due.iter().map(|t| (t, permission_for(t))).collect();
-    let givable: Vec<(&LockTarget, Permission)> = checked
+    let (givable, unreadable): (Vec<_>, Vec<_>) = due
         .iter()
-        .filter_map(|(t, p)| p.clone().map(|p| (*t, p)))
+        .map(|t| (t, permission_for(t)))
+        .partition(|(_, p)| p.is_some());
+    let givable: Vec<(&LockTarget, Permission)> = givable
+        .into_iter()
+        .filter_map(|(t, p)| p.map(|p| (t, p)))
         .collect();
     let api = edge.livekit(region);
     let outcomes = give_to_livekit(&api, region, &givable, livekit::BRIEF_CALL_TIMEOUT).await;
-    let done: Vec<(&str, &str)> = checked
+    let (taken, failed): (Vec<_>, Vec<_>) = givable
         .iter()
-        .filter(|(_, p)| p.is_none())
+        .zip(&outcomes)
+        .partition(|(_, outcome)| outcome.is_ok());
+    let done: Vec<&LockTarget> = unreadable
+        .iter()
         .map(|(t, _)| *t)
-        .chain(
-            givable
-                .iter()
-                .zip(&outcomes)
-                .filter_map(|((t, _), outcome)| outcome.is_ok().then_some(*t)),
-        )
-        .map(|t| (t.room_sid.as_str(), t.user_id.as_str()))
+        .chain(taken.iter().map(|((t, _), _)| *t))
         .collect();
-    db::forget_checks(&edge.store, &done).await
+    let failed: Vec<&LockTarget> = failed.iter().map(|((t, _), _)| *t).collect();
+    db::settle_checks(&edge.store, &done, &failed).await
 }
 
 fn cannot_lock_moderator() -> EdgeResponse {

@@ -279,8 +279,35 @@ pub(crate) async fn authorize_moderator<S: Store, H: HttpClient, C: Clock>(
     Ok(authorized)
 }
 
-/// Largest request body of a moderator's call from the page (a user id, a track id, a flag).
-const MODERATOR_CALL_MAX_BODY: usize = 4 * 1024;
+/// Largest request body of a call from the page (a user id, a track id, a flag, a short text).
+const PAGE_CALL_MAX_BODY: usize = 4 * 1024;
+
+/// Who may make a call from the page.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Caller {
+    /// Any user of the session.
+    User,
+    /// A moderator only.
+    Moderator,
+}
+
+/// The caller behind a call from the page, or the answer that refuses it: a body over 4 KiB
+/// (413), or what [`authorize`] (or, for a moderator's call, [`authorize_moderator`]) refuses.
+async fn page_call<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+    caller: Caller,
+) -> Result<Authorized, EdgeResponse> {
+    if request.body_exceeds(PAGE_CALL_MAX_BODY) {
+        return Err(EdgeResponse::body_over(PAGE_CALL_MAX_BODY));
+    }
+    match caller {
+        Caller::User => authorize(edge, request).await,
+        Caller::Moderator => {
+            authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
+        }
+    }
+}
 
 /// The moderator behind a call from the page (the waiting room, moderation), or the answer that
 /// refuses it: a body over 4 KiB (413), or what [`authorize_moderator`] refuses.
@@ -288,10 +315,7 @@ pub(crate) async fn moderator_call<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> Result<Authorized, EdgeResponse> {
-    if request.body_exceeds(MODERATOR_CALL_MAX_BODY) {
-        return Err(EdgeResponse::body_over(MODERATOR_CALL_MAX_BODY));
-    }
-    authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
+    page_call(edge, request, Caller::Moderator).await
 }
 
 /// [`moderator_call`], and its body read as `T` (bad input is `INVALID_PARAMETERS`).
@@ -305,7 +329,24 @@ where
     H: HttpClient,
     C: Clock,
 {
-    let authorized = moderator_call(edge, request).await?;
+    page_request(edge, request, Caller::Moderator).await
+}
+
+/// The caller behind a call from the page (any user of the session, or a moderator only) and
+/// its body read as `T`, or the answer that refuses it: a body over 4 KiB (413), what
+/// [`authorize`] (or [`authorize_moderator`]) refuses, or bad input (`INVALID_PARAMETERS`).
+pub(crate) async fn page_request<T, S, H, C>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+    caller: Caller,
+) -> Result<(Authorized, T), EdgeResponse>
+where
+    T: serde::de::DeserializeOwned,
+    S: Store,
+    H: HttpClient,
+    C: Clock,
+{
+    let authorized = page_call(edge, request, caller).await?;
     let req = crate::wire::parse_input(&request.body).map_err(rooms::bad_input)?;
     Ok((authorized, req))
 }
@@ -338,7 +379,7 @@ impl Authorized {
     /// Hidden (unseen, not publishing): as the user's latest token in this session says. Either
     /// way an older token could gain something (publishing, or being unseen), so it decides
     /// nothing here.
-    fn is_hidden(&self) -> bool {
+    pub(crate) fn is_hidden(&self) -> bool {
         self.user.is_hidden
     }
 }

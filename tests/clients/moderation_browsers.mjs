@@ -11,7 +11,8 @@
 // guest (whose page says so and shows the microphone off), removes the guest (whose page says
 // so, and who rejoins), locks and unlocks the guest's microphone and everyone's cameras (the
 // guests' pages stop offering them, and offer them again), reads the guest's chat message and
-// has the guest's chat locked and unlocked, then removes the other one and
+// has the guest's chat locked and unlocked, lowers the hand the guest raised, then removes the
+// other one and
 // blocks them (whose page says so, and
 // whose rejoin is refused). The meeting goes on: the Rust test then tries the blocked user's
 // LiveKit token (written to PATH, the last one the page got) against LiveKit itself. Last, the
@@ -144,6 +145,25 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   await guest.waitForSelector("#chat-input:enabled");
   await moderator.click("#toggle-chat");
   step("the guest and the moderator chat, and the guest's chat is locked and unlocked");
+
+  // Hands: the guest raises theirs; the moderator is told, sees it, and lowers it; the guest
+  // is told.
+  await guest.click("#toggle-hand");
+  await guest.waitForSelector('#toggle-hand[aria-pressed="true"]');
+  await moderator.waitForSelector(`${row(plan.guestIdentity)}[data-hand="raised"]`);
+  await moderator.waitForFunction(() => document.querySelector(".toast")?.textContent?.includes("raised their hand"));
+  seen.moderatorHandToast = await toastText(moderator);
+  seen.moderatorTileHand = await moderator.isVisible(
+    `.tile[data-identity="${plan.guestIdentity}"][data-source="camera"] .hand`,
+  );
+  await shot(moderator, "m8-hand");
+  await moderator.click(`${row(plan.guestIdentity)} .people-lower-hand`);
+  await guest.waitForSelector('#toggle-hand[aria-pressed="false"]');
+  seen.guestHandToast = await toastText(guest);
+  seen.moderatorTileHandAfter = await moderator.isVisible(
+    `.tile[data-identity="${plan.guestIdentity}"][data-source="camera"] .hand`,
+  );
+  step("the guest raised a hand, and the moderator lowered it");
 
   await moderator.click(`${row(plan.pestIdentity)} .people-remove`);
   await moderator.check(`${row(plan.pestIdentity)} .people-block`);

@@ -50,9 +50,11 @@ await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEn
     names.map((n) => n.textContent),
   );
   seen.listTitle = await moderator.textContent("#waiting-title");
-  seen.messageShownToModerator = await moderator.inputValue("#waiting-message-input");
   await shot(moderator, "w2-waiting-list");
-  // The moderator changes what those waiting read; their pages show it at their next ask.
+  // The moderator changes what those waiting read (in People); their pages show it at their
+  // next ask.
+  await moderator.click("#toggle-people");
+  seen.messageShownToModerator = await moderator.inputValue("#waiting-message-input");
   await moderator.fill("#waiting-message-input", plan.newMessage);
   await moderator.click("#waiting-message-save");
   await guest.waitForFunction(
@@ -62,6 +64,7 @@ await runDriver("waiting-failure", async ({ plan, seen, step, open, shot, markEn
   );
   seen.moderatorMessageToast = await toastText(moderator);
   seen.guestWaitingTextAfter = await guest.textContent("#app");
+  await moderator.click("#toggle-people");
   // Still waiting a few polls later: nothing lets a waiting user in but the moderator.
   await guest.waitForTimeout(4000);
   seen.guestStillWaiting = await guest.$eval("#app", (app) => app.dataset.screen === "waiting");

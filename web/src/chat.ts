@@ -3,8 +3,10 @@
 // with its sender's identity, so a name cannot be forged; a packet with no sender is the
 // server's (the backend's notices, which `notices.ts` shows) and is never chat. In an
 // end-to-end encrypted room each message is sealed with AES-GCM under a key derived from the
-// room's key (HKDF-SHA-256), so LiveKit can neither read one nor make one up, and what does not
-// open with the key (sent in the clear, or under another key) is not shown. Who may write is LiveKit's `canPublishData`: the room's `allow_chat`, and
+// room's key (HKDF-SHA-256), with its sender's identity and an id inside: LiveKit can neither
+// read one nor make one up, nor pass one off as another participant's, nor show one twice;
+// what does not open with the key (sent in the clear, or under another key) is not shown. It
+// can still hold messages back, or deliver them to some pages only. Who may write is LiveKit's `canPublishData`: the room's `allow_chat`, and
 // a moderator's chat lock, which LiveKit tells the page about as it happens. Messages live as
 // long as the page: one who joins later does not see earlier ones.
 
@@ -19,33 +21,47 @@ const MOST_KEPT = 200;
 
 /** How messages travel: as they are, or sealed with the room's key. */
 export interface ChatCipher {
-  /** The packet for a message. */
-  seal(text: string): Promise<Uint8Array<ArrayBuffer>>;
-  /** The message in a packet, or `undefined` for anything else. */
-  open(payload: Uint8Array): Promise<string | undefined>;
+  /** The packet for a message `from` (this page's identity) sends. */
+  seal(text: string, from: string): Promise<Uint8Array<ArrayBuffer>>;
+  /** The message in a packet LiveKit says `sender` sent, or `undefined` for anything else. */
+  open(payload: Uint8Array, sender: string): Promise<string | undefined>;
 }
 
-function readMessage(bytes: Uint8Array): string | undefined {
+interface Message {
+  text: string;
+  from?: string;
+  id?: string;
+}
+
+function readMessage(bytes: Uint8Array): Message | undefined {
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    const text = (value as { text?: unknown } | null)?.text;
-    if (typeof text !== 'string') return undefined;
-    const trimmed = text.trim().slice(0, MAX_MESSAGE_CHARS);
-    return trimmed || undefined;
+    const value = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown> | null;
+    if (typeof value?.text !== 'string') return undefined;
+    const text = value.text.trim().slice(0, MAX_MESSAGE_CHARS);
+    if (!text) return undefined;
+    return {
+      text,
+      from: typeof value.from === 'string' ? value.from : undefined,
+      id: typeof value.id === 'string' ? value.id : undefined,
+    };
   } catch {
     return undefined;
   }
 }
 
-function messageBytes(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(JSON.stringify({ text }));
+function messageBytes(message: Message): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(JSON.stringify(message));
 }
 
-/** Messages as they are, in a room that is not end-to-end encrypted. */
+/** Messages as they are, in a room that is not end-to-end encrypted (LiveKit's stamp names
+ * the sender). */
 export const PLAIN_CHAT: ChatCipher = {
-  seal: (text) => Promise.resolve(messageBytes(text)),
-  open: (payload) => Promise.resolve(readMessage(payload)),
+  seal: (text) => Promise.resolve(messageBytes({ text })),
+  open: (payload) => Promise.resolve(readMessage(payload)?.text),
 };
+
+/** Ids of sealed messages kept to refuse a repeat (the oldest are let go past this). */
+const IDS_KEPT = 2000;
 
 /** The length of AES-GCM's nonce, which leads each sealed packet. */
 const NONCE_BYTES = 12;
@@ -62,27 +78,35 @@ export async function sealedChat(roomKey: string): Promise<ChatCipher> {
     false,
     ['encrypt', 'decrypt'],
   );
+  const seen = new Set<string>();
   return {
-    async seal(text) {
+    async seal(text, from) {
       const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-      const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce }, key, messageBytes(text));
+      const message = messageBytes({ text, from, id: crypto.randomUUID() });
+      const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce }, key, message);
       const packet = new Uint8Array(NONCE_BYTES + sealed.byteLength);
       packet.set(nonce);
       packet.set(new Uint8Array(sealed), NONCE_BYTES);
       return packet;
     },
-    async open(payload) {
+    async open(payload, sender) {
       if (payload.length <= NONCE_BYTES) return undefined;
+      let message: Message | undefined;
       try {
         const opened = await crypto.subtle.decrypt(
           { name: 'AES-GCM', iv: payload.slice(0, NONCE_BYTES) },
           key,
           payload.slice(NONCE_BYTES),
         );
-        return readMessage(new Uint8Array(opened));
+        message = readMessage(new Uint8Array(opened));
       } catch {
         return undefined;
       }
+      // Sent by whom LiveKit says, and not seen before.
+      if (!message || message.from !== sender || !message.id || seen.has(message.id)) return undefined;
+      seen.add(message.id);
+      if (seen.size > IDS_KEPT) seen.delete(seen.values().next().value as string);
+      return message.text;
     },
   };
 }
@@ -150,7 +174,8 @@ export class Chat {
       this.badge.hidden = false;
       this.button.setAttribute('aria-label', `Show chat, ${this.unread} unread`);
     }
-    announce(`${name} says: ${text}`);
+    // The open panel's log reads new messages out itself.
+    if (this.el.hidden) announce(`${name} says: ${text}`);
   }
 
   private add(name: string, text: string, mine: boolean): void {

@@ -4,6 +4,7 @@
 import { Track, type Participant } from 'livekit-client';
 
 import { ICONS, h, icon, initials } from './dom';
+import { userMetadataOf } from './locks';
 
 type Source = 'camera' | 'screen_share';
 
@@ -16,6 +17,7 @@ class Tile {
   private readonly avatar: HTMLDivElement;
   private readonly nameEl: HTMLSpanElement;
   private readonly micOff: HTMLSpanElement | null;
+  private readonly hand: HTMLSpanElement | null;
   private video: HTMLVideoElement | null = null;
   private track: Track | undefined;
 
@@ -30,6 +32,10 @@ class Tile {
       source === 'camera'
         ? h('span', { class: 'mic-off', role: 'img', 'aria-label': 'Microphone off', hidden: true }, icon(ICONS.micOff))
         : null;
+    this.hand =
+      source === 'camera'
+        ? h('span', { class: 'hand', role: 'img', 'aria-label': 'Hand raised', hidden: true }, icon(ICONS.hand))
+        : null;
     this.el = h(
       'div',
       {
@@ -40,7 +46,7 @@ class Tile {
         'data-local': local ? 'true' : null,
       },
       this.avatar,
-      h('div', { class: 'nameplate' }, this.micOff, this.nameEl),
+      h('div', { class: 'nameplate' }, this.hand, this.micOff, this.nameEl),
     );
   }
 
@@ -84,6 +90,12 @@ class Tile {
     if (this.micOff) this.micOff.hidden = !muted;
     if (muted) this.el.dataset.muted = 'true';
     else delete this.el.dataset.muted;
+  }
+
+  setHand(raised: boolean): void {
+    if (this.hand) this.hand.hidden = !raised;
+    if (raised) this.el.dataset.hand = 'raised';
+    else delete this.el.dataset.hand;
   }
 
   setSpeaking(speaking: boolean): void {
@@ -140,6 +152,7 @@ export class Grid {
     camera.setVideo(camPub && !camPub.isMuted ? camPub.videoTrack : undefined);
     const micPub = p.getTrackPublication(Track.Source.Microphone);
     camera.setMuted(!micPub || micPub.isMuted);
+    camera.setHand(userMetadataOf(p).handRaised);
 
     const screenPub = p.getTrackPublication(Track.Source.ScreenShare);
     if (screenPub) {

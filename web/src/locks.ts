@@ -9,18 +9,27 @@ import { h } from './dom';
 import { updateLock, type LockResult, type LockService } from './session';
 
 /** What a participant's LiveKit metadata (plugNmeet's `UserMetadata`, which the edge keeps up
- * to date) says of them: moderator or not, and a moderator's locks on them (`lock_microphone`,
- * `lock_webcam`, …). */
-export function userMetadataOf(p: Participant): { isModerator: boolean; locks: Record<string, boolean> } {
+ * to date) says of them: moderator or not, their hand, and a moderator's locks on them
+ * (`lock_microphone`, `lock_webcam`, …). */
+export function userMetadataOf(p: Participant): {
+  isModerator: boolean;
+  handRaised: boolean;
+  locks: Record<string, boolean>;
+} {
   try {
-    const meta = JSON.parse(p.metadata ?? '') as { is_admin?: unknown; lock_settings?: unknown } | null;
+    const meta = JSON.parse(p.metadata ?? '') as {
+      is_admin?: unknown;
+      raised_hand?: unknown;
+      lock_settings?: unknown;
+    } | null;
     const locks = meta?.lock_settings;
     return {
       isModerator: meta?.is_admin === true,
+      handRaised: meta?.raised_hand === true,
       locks: locks && typeof locks === 'object' ? (locks as Record<string, boolean>) : {},
     };
   } catch {
-    return { isModerator: false, locks: {} };
+    return { isModerator: false, handRaised: false, locks: {} };
   }
 }
 

@@ -6,11 +6,12 @@
 
 import { Track, type RemoteParticipant } from 'livekit-client';
 
-import { ICONS, announce, controlButton, h } from './dom';
+import { ICONS, announce, controlButton, h, icon } from './dom';
 import { EveryoneLocks, userMetadataOf } from './locks';
 import {
   muteEveryone,
   muteMicrophone,
+  raiseHand,
   removeParticipant,
   updateLock,
   type ActionResult,
@@ -29,6 +30,8 @@ interface Row {
   name: HTMLSpanElement;
   mic: HTMLSpanElement;
   mute: HTMLButtonElement;
+  hand: HTMLSpanElement;
+  lowerHand: HTMLButtonElement;
   lockMic: HTMLButtonElement;
   lockCam: HTMLButtonElement;
   remove: HTMLButtonElement;
@@ -52,11 +55,13 @@ export class PeopleList {
   private stopped = false;
 
   /** `joinToken`: the join token in use now; `say`: a short message on the meeting screen;
-   * `roomLocks`: the room's locks on others when this page joined. */
+   * `roomLocks`: the room's locks on others when this page joined; `extra`: more of a
+   * moderator's controls to show at the panel's end (the waiting room's message). */
   constructor(
     private readonly joinToken: () => string,
     private readonly say: (text: string) => void,
     roomLocks: Record<string, boolean>,
+    extra?: HTMLElement,
   ) {
     this.button.setAttribute('aria-expanded', 'false');
     this.button.setAttribute('aria-controls', 'people');
@@ -72,6 +77,7 @@ export class PeopleList {
       h('div', { class: 'actions' }, this.muteAll),
       locks.el,
     );
+    if (extra) this.el.append(extra);
     this.renderCount();
   }
 
@@ -101,9 +107,14 @@ export class PeopleList {
     const open = !!mic && !mic.isMuted;
     row.micSid = open ? mic.trackSid : undefined;
     // Their locks, not their rights: a room without cameras is no lock to lift.
-    const { isModerator, locks } = userMetadataOf(p);
-    const micLocked = locks.lock_microphone === true;
-    const camLocked = locks.lock_webcam === true;
+    const { isModerator, handRaised, locks } = userMetadataOf(p);
+    row.hand.hidden = !handRaised;
+    row.el.dataset.hand = handRaised ? 'raised' : 'down';
+    if (!handRaised && document.activeElement === row.lowerHand) row.remove.focus();
+    row.lowerHand.hidden = !handRaised;
+    // Moderators are not locked, whatever their metadata kept from before.
+    const micLocked = !isModerator && locks.lock_microphone === true;
+    const camLocked = !isModerator && locks.lock_webcam === true;
     row.mic.textContent = micLocked ? 'Microphone locked' : open ? 'Microphone on' : 'Microphone off';
     row.el.dataset.microphone = open ? 'on' : 'off';
     row.el.dataset.micLocked = String(micLocked);
@@ -154,6 +165,8 @@ export class PeopleList {
     const name = h('span', { class: 'people-name' });
     const mic = h('span', { class: 'people-mic' });
     const mute = h('button', { type: 'button', class: 'people-mute' }, 'Mute', who());
+    const hand = h('span', { class: 'people-hand', hidden: true }, icon(ICONS.hand), ' Hand raised');
+    const lowerHand = h('button', { type: 'button', class: 'people-lower-hand', hidden: true }, 'Lower hand', who());
     const lockMic = h('button', { type: 'button', class: 'people-lock-mic' }, h('span', { class: 'words' }), who());
     const lockCam = h('button', { type: 'button', class: 'people-lock-camera' }, h('span', { class: 'words' }), who());
     const remove = h('button', { type: 'button', class: 'people-remove', 'aria-expanded': 'false' }, 'Remove', who());
@@ -172,16 +185,26 @@ export class PeopleList {
     const el = h(
       'li',
       { 'data-user-id': identity },
-      h('div', { class: 'people-row' }, h('span', { class: 'people-who' }, name, mic), mute, lockMic, lockCam, remove),
+      h(
+        'div',
+        { class: 'people-row' },
+        h('span', { class: 'people-who' }, name, mic, hand),
+        lowerHand,
+        mute,
+        lockMic,
+        lockCam,
+        remove,
+      ),
       confirm,
     );
-    const row = { el, name, mic, mute, lockMic, lockCam, remove, confirm, prompt, block };
+    const row = { el, name, mic, mute, hand, lowerHand, lockMic, lockCam, remove, confirm, prompt, block };
     const closeConfirm = (): void => {
       confirm.hidden = true;
       remove.setAttribute('aria-expanded', 'false');
       remove.focus();
     };
     mute.addEventListener('click', () => void this.mute(identity));
+    lowerHand.addEventListener('click', () => void this.lowerHand(identity));
     lockMic.addEventListener('click', () => void this.lock(identity, 'mic', lockMic));
     lockCam.addEventListener('click', () => void this.lock(identity, 'webcam', lockCam));
     remove.addEventListener('click', () => {
@@ -230,6 +253,12 @@ export class PeopleList {
     this.error.textContent = failure(msg);
   }
 
+  private async lowerHand(identity: string): Promise<void> {
+    const name = this.rows.get(identity)?.name.textContent ?? identity;
+    const result = await this.run(identity, () => raiseHand(this.joinToken(), false, identity));
+    if (result?.ok) announce(`${name}'s hand was lowered`);
+  }
+
   /** Locks (or unlocks, when it is locked now) `service` for `identity`. LiveKit's word on
    * their new rights updates the row. */
   private async lock(identity: string, service: LockService, button: HTMLButtonElement): Promise<void> {
@@ -237,6 +266,12 @@ export class PeopleList {
     const name = row?.name.textContent ?? identity;
     const locked = (service === 'mic' ? row?.el.dataset.micLocked : row?.el.dataset.cameraLocked) === 'true';
     const result = await this.run(identity, () => updateLock(this.joinToken(), identity, service, !locked));
+    if (result && !result.ok && result.msg === 'notifications.media-server-unreachable') {
+      // The edge keeps the lock, and gives it to LiveKit once it answers.
+      this.showError(null);
+      this.say(`Done; it reaches ${name} as soon as the media server answers.`);
+      return;
+    }
     if (!result?.ok) return;
     const what = service === 'mic' ? 'microphone' : 'camera';
     this.say(locked ? `${name} may use their ${what} again.` : `${name}'s ${what} is locked.`);
@@ -274,6 +309,7 @@ export class PeopleList {
       row.confirm.hidden = true;
       row.el.dataset.removed = 'true';
       row.mute.hidden = true;
+      row.lowerHand.hidden = true;
       row.lockMic.hidden = true;
       row.lockCam.hidden = true;
       row.remove.hidden = true;

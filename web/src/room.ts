@@ -32,11 +32,11 @@ import {
 } from './recorders';
 import { mediaProblem, problemText, type JoinChoices } from './prejoin';
 import { showConnecting } from './screens';
-import { endRoom, mayPublish, recording, type Session } from './session';
+import { endRoom, mayPublish, raiseHand, recording, type Session } from './session';
 import { NOTICE_TOPIC, Notices, readNotice } from './notices';
 import { PeopleList } from './people';
-import { mayPublishNow } from './locks';
-import { WaitingList } from './waiting';
+import { mayPublishNow, userMetadataOf } from './locks';
+import { WaitingList, WaitingMessage } from './waiting';
 import { markConnected, markRoomShown, resetTimings } from './timings';
 
 export interface RoomExits {
@@ -249,6 +249,10 @@ class RoomView {
   private micButton?: HTMLButtonElement;
   private camButton?: HTMLButtonElement;
   private screenButton?: HTMLButtonElement;
+  private handButton?: HTMLButtonElement;
+  /** The hand as this page last heard it from LiveKit, and a change asked here on its way. */
+  private handRaised = false;
+  private handAsked = false;
   private endButton?: HTMLButtonElement;
   private recordButton?: HTMLButtonElement;
   private broadcast?: Broadcast;
@@ -364,7 +368,7 @@ class RoomView {
     );
     const parts: Node[] = [header, this.banner, this.notices.el, this.grid.el, this.audioSink];
     if (session.is_admin && session.waiting_room) {
-      this.waitingList = new WaitingList(this.joinToken, session.waiting_room_msg ?? '', (text) => this.say(text));
+      this.waitingList = new WaitingList(this.joinToken);
       parts.push(this.waitingList.el);
       this.waitingList.start();
     }
@@ -377,12 +381,14 @@ class RoomView {
     document.title = `${session.room_title} · edgemeet`;
 
     this.wire();
+    this.setHand(userMetadataOf(room.localParticipant).handRaised);
     this.grid.sync(room.localParticipant);
     for (const p of room.remoteParticipants.values()) {
       for (const pub of p.trackPublications.values()) {
         if (this.refusePlain(pub, p)) continue;
         if (pub.track && pub.kind === Track.Kind.Audio) this.attachAudio(pub.track);
       }
+      if (userMetadataOf(p).handRaised) this.handsUp.add(p.identity);
       this.grid.sync(p);
       this.people?.sync(p);
     }
@@ -417,7 +423,9 @@ class RoomView {
       this.camButton.hidden = !mayPublish(session, 'camera');
       this.screenButton.hidden = !canShareScreen() || !mayPublish(session, 'screen_share');
       this.screenButton.addEventListener('click', () => this.screen.flip());
-      buttons.push(this.micButton, this.camButton, this.screenButton);
+      this.handButton = controlButton('toggle-hand', 'Raise hand', 'Raise hand', ICONS.hand, 'ctl-hand');
+      this.handButton.addEventListener('click', () => void this.flipHand());
+      buttons.push(this.micButton, this.camButton, this.screenButton, this.handButton);
     }
     // An encrypted room cannot be recorded: the recorder could not read its media.
     if (session.is_admin && !session.is_hidden && !session.e2ee_key) {
@@ -436,13 +444,17 @@ class RoomView {
       this.chatCipher = session.e2ee_key ? sealedChat(session.e2ee_key) : Promise.resolve(PLAIN_CHAT);
       const cipher = this.chatCipher;
       this.chat = new Chat(async (text) => {
-        const packet = await (await cipher).seal(text);
+        const packet = await (await cipher).seal(text, lp.identity);
         await lp.publishData(packet, { reliable: true, topic: CHAT_TOPIC });
       }, session.may_chat);
       buttons.push(this.chat.button);
     }
     if (session.is_admin && !session.is_hidden) {
-      this.people = new PeopleList(this.joinToken, (text) => this.say(text), session.room_locks ?? {});
+      const say = (text: string): void => this.say(text);
+      const waitingMessage = session.waiting_room
+        ? new WaitingMessage(this.joinToken, session.waiting_room_msg ?? '', say)
+        : undefined;
+      this.people = new PeopleList(this.joinToken, say, session.room_locks ?? {}, waitingMessage?.el);
       buttons.push(this.people.button);
     }
     const leave = controlButton('leave', 'Leave the meeting', 'Leave', ICONS.leave, 'ctl-leave');
@@ -632,6 +644,10 @@ class RoomView {
       .on(RoomEvent.LocalTrackPublished, (_pub, p) => sync(p))
       .on(RoomEvent.LocalTrackUnpublished, (_pub, p) => sync(p))
       .on(RoomEvent.ParticipantNameChanged, (_name, p) => sync(p))
+      .on(RoomEvent.ParticipantMetadataChanged, (_prev, p) => {
+        this.heardHand(p);
+        sync(p);
+      })
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
         if (p.isLocal) this.heardLocks();
         sync(p);
@@ -686,7 +702,7 @@ class RoomView {
     // One after another, so messages show in the order they came.
     this.chatOpening = this.chatOpening
       .then(async () => {
-        const text = await (await chatCipher).open(payload);
+        const text = await (await chatCipher).open(payload, sender);
         if (text && !this.destroyed) chat.heard(senderName || sender, text);
       })
       .catch(() => undefined);
@@ -697,6 +713,54 @@ class RoomView {
     const el = track.attach();
     this.audioSink.append(el);
   }
+
+  /** Raises or lowers this user's hand; LiveKit's word on their metadata shows it. */
+  private async flipHand(): Promise<void> {
+    if (!this.handButton || this.handAsked) return;
+    this.handAsked = true;
+    this.handButton.disabled = true;
+    const raise = !this.handRaised;
+    const result = await raiseHand(this.joinToken(), raise);
+    this.handAsked = false;
+    if (this.destroyed) return;
+    this.handButton.disabled = false;
+    if (!result.ok) {
+      this.say(raise ? 'Your hand could not be raised. Try again.' : 'Your hand could not be lowered. Try again.');
+      return;
+    }
+    this.setHand(raise);
+  }
+
+  private setHand(raised: boolean): void {
+    this.handRaised = raised;
+    if (!this.handButton) return;
+    setPressed(this.handButton, raised);
+    this.handButton.setAttribute('aria-label', raised ? 'Lower hand' : 'Raise hand');
+    const text = this.handButton.querySelector('.ctl-text');
+    if (text) text.textContent = raised ? 'Lower hand' : 'Raise hand';
+  }
+
+  /** A participant's metadata changed: their hand may be up or down now. A moderator hears
+   * who raised one; a user whose hand a moderator lowered is told so. */
+  private heardHand(p: Participant): void {
+    if (this.destroyed) return;
+    const raised = userMetadataOf(p).handRaised;
+    if (p.isLocal) {
+      if (raised === this.handRaised) return;
+      const byModerator = !raised && !this.handAsked;
+      this.setHand(raised);
+      if (byModerator) this.say('A moderator lowered your hand.');
+      return;
+    }
+    if (this.session.is_admin && raised && !this.handsUp.has(p.identity)) {
+      this.say(`${p.name || p.identity} raised their hand.`);
+    }
+    if (raised) this.handsUp.add(p.identity);
+    else this.handsUp.delete(p.identity);
+  }
+
+  /** Whose hands this page has heard are up (a moderator hears each raise once). */
+  private readonly handsUp = new Set<string>();
 
   /** Whether this user may write in the chat, as LiveKit last said. */
   private chatAllowed: boolean;

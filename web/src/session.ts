@@ -214,6 +214,11 @@ export function decideWaiting(
   return act(path, joinToken, { user_id: userId });
 }
 
+/** Raises or lowers the user's own hand, or (a moderator, `userId` given) lowers another's. */
+export function raiseHand(joinToken: string, raised: boolean, userId?: string): Promise<ActionResult> {
+  return act('/api/raiseHand', joinToken, userId ? { raised, user_id: userId } : { raised });
+}
+
 /** A moderator changes what users in the waiting room read (`''` clears it). */
 export function updateWaitingMessage(joinToken: string, msg: string): Promise<ActionResult> {
   return act('/api/waitingRoom/updateMsg', joinToken, { msg });

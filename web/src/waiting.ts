@@ -1,5 +1,6 @@
 // A moderator's view of the waiting room, inside the meeting: who waits, with Let in and Turn
-// away for each and Let everyone in, and the message they read, which the moderator can change. The list is asked of the edge every few seconds while the
+// away for each and Let everyone in; and, in the People panel, the message they read, which the
+// moderator can change whether or not anyone waits yet. The list is asked of the edge every few seconds while the
 // meeting screen is shown (the edge keeps the waiting room; LiveKit never sees waiting users).
 // Rows are kept by user id, so a poll never takes a button away from under the pointer or the
 // keyboard focus.
@@ -9,8 +10,9 @@ import { decideWaiting, updateWaitingMessage, waitingUsers, type WaitingUser, ty
 
 /** How often the list is asked for. */
 const POLL_MS = 3_000;
-/** The edge's bound on the message, in UTF-8 bytes. */
+/** The edge's bound on the message, in UTF-8 bytes, and on a call's body. */
 const MAX_MESSAGE_BYTES = 2048;
+const MAX_BODY_BYTES = 4096;
 
 export class WaitingList {
   readonly el = h('section', { id: 'waiting-list', class: 'waiting-list', 'aria-labelledby': 'waiting-title', hidden: true });
@@ -25,28 +27,10 @@ export class WaitingList {
   private timer = 0;
   private stopped = false;
 
-  private readonly message = h('textarea', { id: 'waiting-message-input', rows: 2 });
-  private readonly saveMessage = h('button', { id: 'waiting-message-save', type: 'button' }, 'Update message');
-
-  /** `joinToken`: the join token in use now (it is renewed during the meeting); `message`:
-   * what waiting users read now; `say`: a short message on the meeting screen. */
-  constructor(
-    private readonly joinToken: () => string,
-    message: string,
-    private readonly say: (text: string) => void,
-  ) {
+  /** `joinToken`: the join token in use now (it is renewed during the meeting). */
+  constructor(private readonly joinToken: () => string) {
     this.everyone.addEventListener('click', () => void this.decide('approve', 'all'));
-    this.message.value = message;
-    this.saveMessage.addEventListener('click', () => void this.updateMessage());
-    this.el.append(
-      this.title,
-      this.list,
-      this.error,
-      h('div', { class: 'actions' }, this.everyone),
-      h('label', { for: 'waiting-message-input', class: 'waiting-message-label' }, 'Message for those waiting'),
-      this.message,
-      h('div', { class: 'actions' }, this.saveMessage),
-    );
+    this.el.append(this.title, this.list, this.error, h('div', { class: 'actions' }, this.everyone));
   }
 
   /** Starts asking; the first answer comes at once. */
@@ -124,21 +108,6 @@ export class WaitingList {
     row?.querySelectorAll('button').forEach((b) => (b.disabled = busy));
   }
 
-  private async updateMessage(): Promise<void> {
-    const text = this.message.value.trim();
-    if (new TextEncoder().encode(text).length > MAX_MESSAGE_BYTES) {
-      this.showError('The message is too long.');
-      return;
-    }
-    this.saveMessage.disabled = true;
-    this.error.hidden = true;
-    const result = await updateWaitingMessage(this.joinToken(), text);
-    if (this.stopped) return;
-    this.saveMessage.disabled = false;
-    if (result.ok) this.say(text ? 'Those waiting now read your message.' : 'The message for those waiting was cleared.');
-    else this.showError('The message could not be changed. Try again.', result.msg);
-  }
-
   private showError(text: string, msg = ''): void {
     this.error.dataset.msg = msg;
     this.error.textContent = text;
@@ -165,3 +134,50 @@ export class WaitingList {
     await this.refresh();
   }
 }
+
+/** The message those waiting read, as a moderator changes it (in the People panel). */
+export class WaitingMessage {
+  readonly el = h('fieldset', { id: 'waiting-message-editor', class: 'waiting-message-editor' });
+  private readonly input = h('textarea', { id: 'waiting-message-input', rows: 2 });
+  private readonly save = h('button', { id: 'waiting-message-save', type: 'button' }, 'Update message');
+  private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
+
+  /** `message`: what waiting users read now; `say`: a short message on the meeting screen. */
+  constructor(
+    private readonly joinToken: () => string,
+    message: string,
+    private readonly say: (text: string) => void,
+  ) {
+    this.input.value = message;
+    this.save.addEventListener('click', () => void this.update());
+    this.el.append(
+      h('legend', {}, 'Waiting room'),
+      h('label', { for: 'waiting-message-input', class: 'waiting-message-label' }, 'Message for those waiting'),
+      this.input,
+      this.error,
+      h('div', { class: 'actions' }, this.save),
+    );
+  }
+
+  private async update(): Promise<void> {
+    const text = this.input.value.trim();
+    const bytes = (v: string): number => new TextEncoder().encode(v).length;
+    if (bytes(text) > MAX_MESSAGE_BYTES || bytes(JSON.stringify({ msg: text })) > MAX_BODY_BYTES) {
+      this.showError('The message is too long.');
+      return;
+    }
+    this.save.disabled = true;
+    this.error.hidden = true;
+    const result = await updateWaitingMessage(this.joinToken(), text);
+    this.save.disabled = false;
+    if (result.ok) this.say(text ? 'Those waiting now read your message.' : 'The message for those waiting was cleared.');
+    else this.showError('The message could not be changed. Try again.', result.msg);
+  }
+
+  private showError(text: string, msg = ''): void {
+    this.error.dataset.msg = msg;
+    this.error.textContent = text;
+    this.error.hidden = false;
+  }
+}
+

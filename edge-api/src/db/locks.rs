@@ -243,7 +243,7 @@ pub async fn due_checks(
         "SELECT {TARGET_COLUMNS} FROM lock_checks c \
          JOIN rooms r ON r.sid = c.room_sid AND r.region = ? AND r.is_running = 1 \
          JOIN room_users u ON u.room_sid = c.room_sid AND u.user_id = c.user_id \
-         WHERE u.is_hidden = 0 AND u.is_blocked = 0 LIMIT ?"
+         WHERE u.is_hidden = 0 AND u.is_blocked = 0 ORDER BY c.attempts LIMIT ?"
     );
     targets(
         &store
@@ -252,18 +252,46 @@ pub async fn due_checks(
     )
 }
 
-/// Forgets the lock checks of `pairs` `(session sid, identity)`, done, in one statement.
-pub async fn forget_checks(store: &impl Store, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
-    if pairs.is_empty() {
-        return Ok(());
+/// Settles lock checks after their LiveKit calls: forgets each of `done` (a target, as it was
+/// given to LiveKit) whose stored metadata is still what was given (a lock that changed
+/// meanwhile keeps its check), and counts a failed attempt for each of `failed`. One statement
+/// each, when there are any.
+pub async fn settle_checks(
+    store: &impl Store,
+    done: &[&LockTarget],
+    failed: &[&LockTarget],
+) -> Result<(), StoreError> {
+    if !done.is_empty() {
+        let sent = json_list(
+            &done
+                .iter()
+                .map(|t| [&t.room_sid, &t.user_id, &t.user_metadata])
+                .collect::<Vec<_>>(),
+        )?;
+        store
+            .execute(
+                "DELETE FROM lock_checks WHERE EXISTS (SELECT 1 FROM json_each(?) j \
+                 JOIN room_users u ON u.room_sid = json_extract(j.value, '$[0]') \
+                 AND u.user_id = json_extract(j.value, '$[1]') \
+                 WHERE u.room_sid = lock_checks.room_sid AND u.user_id = lock_checks.user_id \
+                 AND u.metadata = json_extract(j.value, '$[2]'))",
+                &[sent],
+            )
+            .await?;
     }
-    store
-        .execute(
-            "DELETE FROM lock_checks WHERE EXISTS (SELECT 1 FROM json_each(?) j \
-             WHERE json_extract(j.value, '$[0]') = lock_checks.room_sid \
-             AND json_extract(j.value, '$[1]') = lock_checks.user_id)",
-            &[pairs_param(pairs)?],
-        )
-        .await?;
+    if !failed.is_empty() {
+        let pairs: Vec<(&str, &str)> = failed
+            .iter()
+            .map(|t| (t.room_sid.as_str(), t.user_id.as_str()))
+            .collect();
+        store
+            .execute(
+                "UPDATE lock_checks SET attempts = attempts + 1 WHERE EXISTS \
+                 (SELECT 1 FROM json_each(?) j WHERE json_extract(j.value, '$[0]') = room_sid \
+                 AND json_extract(j.value, '$[1]') = user_id)",
+                &[pairs_param(&pairs)?],
+            )
+            .await?;
+    }
     Ok(())
 }
