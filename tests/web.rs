@@ -395,6 +395,7 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
         json!([["User guest-1", "Hello, everyone!"]]),
         "{seen}"
     );
+    assert_eq!(seen["lockedChatButton"], "Unlock chat", "{seen}");
     assert_eq!(seen["chatLockAnswer"]["status"], true, "{seen}");
     assert_eq!(
         seen["guestChatLockedToast"], "A moderator turned off chat for you.",

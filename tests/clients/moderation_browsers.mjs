@@ -137,11 +137,14 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
     });
     return answer.json();
   };
-  seen.chatLockAnswer = await chatLock("lock");
+  // Locked from the guest's row in People, unlocked by the backend's call.
+  await moderator.click(`${row(plan.guestIdentity)} .people-lock-chat`);
   await guest.waitForSelector("#chat-input:disabled");
+  await moderator.waitForSelector(`${row(plan.guestIdentity)}[data-chat-locked="true"]`);
+  seen.lockedChatButton = await moderator.textContent(`${row(plan.guestIdentity)} .people-lock-chat .words`);
   seen.guestChatLockedToast = await toastText(guest);
   seen.guestChatLockedNote = await guest.isVisible("#chat .chat-locked");
-  await chatLock("unlock");
+  seen.chatLockAnswer = await chatLock("unlock");
   await guest.waitForSelector("#chat-input:enabled");
   await moderator.click("#toggle-chat");
   step("the guest and the moderator chat, and the guest's chat is locked and unlocked");

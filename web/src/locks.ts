@@ -67,6 +67,13 @@ const SWITCHES: { service: LockService; field: string; label: string; on: string
     on: 'Screen sharing is locked for everyone else.',
     off: 'Screen sharing is unlocked.',
   },
+  {
+    service: 'chat',
+    field: 'lock_chat',
+    label: 'Lock chat',
+    on: 'Chat is locked for everyone else.',
+    off: 'Chat is unlocked.',
+  },
 ];
 
 /** Rounds of a lock for everyone: each reaches at most 24 participants (the edge's limit). */

@@ -34,6 +34,7 @@ interface Row {
   lowerHand: HTMLButtonElement;
   lockMic: HTMLButtonElement;
   lockCam: HTMLButtonElement;
+  lockChat: HTMLButtonElement;
   remove: HTMLButtonElement;
   confirm: HTMLDivElement;
   prompt: HTMLParagraphElement;
@@ -115,15 +116,19 @@ export class PeopleList {
     // Moderators are not locked, whatever their metadata kept from before.
     const micLocked = !isModerator && locks.lock_microphone === true;
     const camLocked = !isModerator && locks.lock_webcam === true;
+    const chatLocked = !isModerator && locks.lock_chat === true;
     row.mic.textContent = micLocked ? 'Microphone locked' : open ? 'Microphone on' : 'Microphone off';
     row.el.dataset.microphone = open ? 'on' : 'off';
     row.el.dataset.micLocked = String(micLocked);
     row.el.dataset.cameraLocked = String(camLocked);
+    row.el.dataset.chatLocked = String(chatLocked);
     setWords(row.lockMic, micLocked ? 'Unlock mic' : 'Lock mic');
     setWords(row.lockCam, camLocked ? 'Unlock camera' : 'Lock camera');
+    setWords(row.lockChat, chatLocked ? 'Unlock chat' : 'Lock chat');
     // Moderators are not locked.
     row.lockMic.hidden = isModerator;
     row.lockCam.hidden = isModerator;
+    row.lockChat.hidden = isModerator;
     // The focus does not vanish with a Mute button that goes away.
     if (!open && document.activeElement === row.mute) row.remove.focus();
     row.mute.hidden = !open;
@@ -169,6 +174,7 @@ export class PeopleList {
     const lowerHand = h('button', { type: 'button', class: 'people-lower-hand', hidden: true }, 'Lower hand', who());
     const lockMic = h('button', { type: 'button', class: 'people-lock-mic' }, h('span', { class: 'words' }), who());
     const lockCam = h('button', { type: 'button', class: 'people-lock-camera' }, h('span', { class: 'words' }), who());
+    const lockChat = h('button', { type: 'button', class: 'people-lock-chat' }, h('span', { class: 'words' }), who());
     const remove = h('button', { type: 'button', class: 'people-remove', 'aria-expanded': 'false' }, 'Remove', who());
     const block = h('input', { type: 'checkbox', class: 'people-block' });
     const yes = h('button', { type: 'button', class: 'danger people-remove-confirm' }, 'Remove', who());
@@ -193,11 +199,12 @@ export class PeopleList {
         mute,
         lockMic,
         lockCam,
+        lockChat,
         remove,
       ),
       confirm,
     );
-    const row = { el, name, mic, mute, hand, lowerHand, lockMic, lockCam, remove, confirm, prompt, block };
+    const row = { el, name, mic, mute, hand, lowerHand, lockMic, lockCam, lockChat, remove, confirm, prompt, block };
     const closeConfirm = (): void => {
       confirm.hidden = true;
       remove.setAttribute('aria-expanded', 'false');
@@ -207,6 +214,7 @@ export class PeopleList {
     lowerHand.addEventListener('click', () => void this.lowerHand(identity));
     lockMic.addEventListener('click', () => void this.lock(identity, 'mic', lockMic));
     lockCam.addEventListener('click', () => void this.lock(identity, 'webcam', lockCam));
+    lockChat.addEventListener('click', () => void this.lock(identity, 'chat', lockChat));
     remove.addEventListener('click', () => {
       confirm.hidden = false;
       block.checked = false;
@@ -264,7 +272,8 @@ export class PeopleList {
   private async lock(identity: string, service: LockService, button: HTMLButtonElement): Promise<void> {
     const row = this.rows.get(identity);
     const name = row?.name.textContent ?? identity;
-    const locked = (service === 'mic' ? row?.el.dataset.micLocked : row?.el.dataset.cameraLocked) === 'true';
+    const state = { mic: row?.el.dataset.micLocked, webcam: row?.el.dataset.cameraLocked, chat: row?.el.dataset.chatLocked };
+    const locked = state[service as keyof typeof state] === 'true';
     const result = await this.run(identity, () => updateLock(this.joinToken(), identity, service, !locked));
     if (result && !result.ok && result.msg === 'notifications.media-server-unreachable') {
       // The edge keeps the lock, and gives it to LiveKit once it answers.
@@ -273,7 +282,7 @@ export class PeopleList {
       return;
     }
     if (!result?.ok) return;
-    const what = service === 'mic' ? 'microphone' : 'camera';
+    const what = service === 'mic' ? 'microphone' : service === 'chat' ? 'chat' : 'camera';
     this.say(locked ? `${name} may use their ${what} again.` : `${name}'s ${what} is locked.`);
     if (button.isConnected) button.focus();
   }
@@ -312,6 +321,7 @@ export class PeopleList {
       row.lowerHand.hidden = true;
       row.lockMic.hidden = true;
       row.lockCam.hidden = true;
+      row.lockChat.hidden = true;
       row.remove.hidden = true;
     }
     this.say(block ? `${name} was removed and cannot come back.` : `${name} was removed.`);

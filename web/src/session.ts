@@ -261,8 +261,8 @@ async function countingCall(path: string, joinToken: string, payload: object): P
   return { ok: false, msg: typeof body?.msg === 'string' ? body.msg : `HTTP ${reply.status}` };
 }
 
-/** The media a moderator can lock, by plugNmeet's service names. */
-export type LockService = 'mic' | 'webcam' | 'screenShare';
+/** What a moderator can lock from the page, by plugNmeet's service names. */
+export type LockService = 'mic' | 'webcam' | 'screenShare' | 'chat';
 
 export type LockResult = { ok: true; updated: number; left: number } | { ok: false; msg: string };
 
