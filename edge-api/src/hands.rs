@@ -15,8 +15,8 @@ use crate::livekit;
 use crate::moderation::{media_unreachable, user_not_found};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::{check_named_user, invalid};
-use crate::sessions::{page_request, store_failure, Caller};
-use crate::wire::{Common, StatusCode};
+use crate::sessions::{not_a_moderator, page_request, store_failure, Caller, MODERATORS_ONLY};
+use crate::wire::Common;
 use crate::Edge;
 
 #[derive(Deserialize)]
@@ -54,13 +54,7 @@ pub async fn raise<S: Store, H: HttpClient, C: Clock>(
             return response;
         }
         if !authorized.is_admin() {
-            return EdgeResponse::common(
-                403,
-                Common::fail(
-                    StatusCode::PermissionDenied,
-                    "notifications.only-admin-can-do-this",
-                ),
-            );
+            return not_a_moderator(MODERATORS_ONLY);
         }
         if req.raised {
             return invalid("notifications.cannot-raise-others-hand");

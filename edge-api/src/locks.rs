@@ -34,8 +34,8 @@ use crate::livekit::{self, LiveKitApi, LiveKitError, ParticipantInfo, Permission
 use crate::moderation::{media_unreachable, user_not_found};
 use crate::platform::{Clock, HttpClient, Store, StoreError};
 use crate::rooms::{check_named_user, invalid};
-use crate::sessions::{moderator_request, store_failure, JoinRules};
-use crate::wire::{Common, StatusCode};
+use crate::sessions::{moderator_request, room_not_active, store_failure, JoinRules};
+use crate::wire::Common;
 use crate::Edge;
 
 /// The `user_id` that locks everyone (and the room's defaults), as in plugNmeet.
@@ -113,12 +113,7 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
     if everyone {
         match db::lock_everyone(&edge.store, &room.sid, moderator, lock).await {
             Ok(true) => {}
-            Ok(false) => {
-                return EdgeResponse::common(
-                    401,
-                    Common::fail(StatusCode::RoomNotActive, "notifications.room-not-active"),
-                )
-            }
+            Ok(false) => return room_not_active(),
             Err(e) => return store_failure(e),
         }
     } else {

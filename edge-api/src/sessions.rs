@@ -271,12 +271,17 @@ pub(crate) async fn authorize_moderator<S: Store, H: HttpClient, C: Clock>(
 ) -> Result<Authorized, EdgeResponse> {
     let authorized = authorize(edge, request).await?;
     if !authorized.is_admin() {
-        return Err(EdgeResponse::common(
-            403,
-            Common::fail(StatusCode::PermissionDenied, refusal),
-        ));
+        return Err(not_a_moderator(refusal));
     }
     Ok(authorized)
+}
+
+/// The refusal of a page's call that only a moderator may make.
+pub(crate) const MODERATORS_ONLY: &str = "notifications.only-admin-can-do-this";
+
+/// The 403 for a caller who is not a moderator, with `refusal` as the message.
+pub(crate) fn not_a_moderator(refusal: &str) -> EdgeResponse {
+    EdgeResponse::common(403, Common::fail(StatusCode::PermissionDenied, refusal))
 }
 
 /// Largest request body of a call from the page (a user id, a track id, a flag, a short text).
@@ -303,9 +308,7 @@ async fn page_call<S: Store, H: HttpClient, C: Clock>(
     }
     match caller {
         Caller::User => authorize(edge, request).await,
-        Caller::Moderator => {
-            authorize_moderator(edge, request, "notifications.only-admin-can-do-this").await
-        }
+        Caller::Moderator => authorize_moderator(edge, request, MODERATORS_ONLY).await,
     }
 }
 
@@ -352,7 +355,7 @@ where
 }
 
 /// The 401 for a token whose session is not (or no longer) running.
-fn room_not_active() -> EdgeResponse {
+pub(crate) fn room_not_active() -> EdgeResponse {
     unauthorized(StatusCode::RoomNotActive, "notifications.room-not-active")
 }
 

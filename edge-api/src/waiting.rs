@@ -24,7 +24,8 @@ use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::check_named_user;
 use crate::sessions::{
-    moderator_call, moderator_request, store_failure, Authorized, WAITING_SEEN_WITHIN_SECS,
+    moderator_call, moderator_request, room_not_active, store_failure, Authorized,
+    WAITING_SEEN_WITHIN_SECS,
 };
 use crate::wire::{int64_string, Common, StatusCode};
 use crate::Edge;
@@ -178,10 +179,7 @@ pub async fn update_message<S: Store, H: HttpClient, C: Clock>(
             tracing::info!(room_id = %room.room_id, sid = %room.sid, "a moderator changed the waiting room's message");
             EdgeResponse::common(200, Common::ok("success"))
         }
-        Ok(false) => EdgeResponse::common(
-            401,
-            Common::fail(StatusCode::RoomNotActive, "notifications.room-not-active"),
-        ),
+        Ok(false) => room_not_active(),
         Err(e) => store_failure(e),
     }
 }
