@@ -167,34 +167,25 @@ pub async fn update<S: Store, H: HttpClient, C: Clock>(
         Err(e) => return store_failure(e),
     };
     let stale = stale_participants(&present, &targets);
-    let (now, later) = stale.split_at(stale.len().min(UPDATES_PER_CALL));
-    let outcomes = give_to_livekit(&api, region, now, livekit::CALL_TIMEOUT).await;
-    let updated: Vec<&(&LockTarget, Permission)> = now
-        .iter()
-        .zip(&outcomes)
-        .filter_map(|(target, outcome)| outcome.is_ok().then_some(target))
-        .collect();
-    // Left for a lock check: past this call's limit, failed, or changed since it was read.
-    let mut left = left_over(later, now, &outcomes);
-    match changed_meanwhile(edge, &updated).await {
-        Ok(changed) => left.extend(changed),
+    let given = give_or_queue(
+        edge,
+        &api,
+        region,
+        &stale,
+        UPDATES_PER_CALL,
+        livekit::CALL_TIMEOUT,
+    );
+    let (outcomes, left) = match given.await {
+        Ok(given) => given,
         Err(e) => return store_failure(e),
-    }
-    if let Err(e) = db::queue_checks(&edge.store, &left).await {
-        return store_failure(e);
-    }
-    if updated.is_empty() {
+    };
+    let updated = outcomes.iter().filter(|o| o.is_ok()).count();
+    if updated == 0 {
         if let Some(e) = outcomes.iter().find_map(|o| o.as_ref().err()) {
             return media_unreachable(room, e);
         }
     }
-    EdgeResponse::reply(
-        Common::ok("success"),
-        LockRes {
-            updated: updated.len(),
-            left: left.len(),
-        },
-    )
+    EdgeResponse::reply(Common::ok("success"), LockRes { updated, left })
 }
 
 /// The permission `target`'s session grants them now (`None`: stored metadata that does not
@@ -257,22 +248,33 @@ async fn give_to_livekit<H: HttpClient>(
     .await
 }
 
-/// The `(session, identity)` of each of `later` (not given to LiveKit) and of each of `now`
-/// whose call (`outcomes`, in order) failed.
-fn left_over<'t>(
-    later: &[(&'t LockTarget, Permission)],
-    now: &[(&'t LockTarget, Permission)],
-    outcomes: &[Result<bool, LiveKitError>],
-) -> Vec<(&'t str, &'t str)> {
-    let failed = now
+/// Gives the first `limit` of `stale` their permission and stored metadata in LiveKit, side by
+/// side, each waiting at most `timeout`, and queues a lock check for the others: those past
+/// the limit, those whose call failed, and those whose locks changed while it ran. The
+/// outcomes of the calls made (in order) and how many checks were queued.
+async fn give_or_queue<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    api: &LiveKitApi<'_, H>,
+    region: &Region,
+    stale: &[(&LockTarget, Permission)],
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<(Vec<Result<bool, LiveKitError>>, usize), StoreError> {
+    let (now, later) = stale.split_at(stale.len().min(limit));
+    let outcomes = give_to_livekit(api, region, now, timeout).await;
+    let (taken, failed): (Vec<_>, Vec<_>) = now
         .iter()
-        .zip(outcomes)
-        .filter_map(|(target, outcome)| outcome.is_err().then_some(target));
-    later
+        .zip(&outcomes)
+        .partition(|(_, outcome)| outcome.is_ok());
+    let taken: Vec<&(&LockTarget, Permission)> = taken.into_iter().map(|(t, _)| t).collect();
+    let mut left: Vec<(&str, &str)> = later
         .iter()
-        .chain(failed)
+        .chain(failed.into_iter().map(|(t, _)| t))
         .map(|(t, _)| (t.room_sid.as_str(), t.user_id.as_str()))
-        .collect()
+        .collect();
+    left.extend(changed_meanwhile(edge, &taken).await?);
+    db::queue_checks(&edge.store, &left).await?;
+    Ok((outcomes, left.len()))
 }
 
 /// Of `updated` (given to LiveKit as they were read), those whose stored metadata has changed
@@ -350,22 +352,23 @@ pub(crate) async fn enforce_on_join<S: Store, H: HttpClient, C: Clock>(
                 (!granted).then_some((target, permission))
             })
             .collect();
-        let (now, later) = wider.split_at(wider.len().min(crate::lifecycle::REMOVALS_PER_REQUEST));
         let api = edge.livekit(region);
-        let outcomes = give_to_livekit(&api, region, now, livekit::BRIEF_CALL_TIMEOUT).await;
-        for ((target, _), outcome) in now.iter().zip(&outcomes) {
+        let limit = crate::lifecycle::REMOVALS_PER_REQUEST;
+        let given = give_or_queue(
+            edge,
+            &api,
+            region,
+            &wider,
+            limit,
+            livekit::BRIEF_CALL_TIMEOUT,
+        );
+        let (outcomes, _) = given.await?;
+        for ((target, _), outcome) in wider.iter().zip(&outcomes) {
             if matches!(outcome, Ok(true)) {
                 tracing::warn!(region = %region.id, room = %target.livekit_room, identity = %target.user_id, "a locked user joined with an earlier LiveKit token: locked again");
             }
         }
-        let mut left = left_over(later, now, &outcomes);
-        let narrowed: Vec<&(&LockTarget, Permission)> = now
-            .iter()
-            .zip(&outcomes)
-            .filter_map(|(target, outcome)| outcome.is_ok().then_some(target))
-            .collect();
-        left.extend(changed_meanwhile(edge, &narrowed).await?);
-        db::queue_checks(&edge.store, &left).await
+        Ok::<_, StoreError>(())
     };
     if let Err(e) = outcome.await {
         tracing::error!(region = %region.id, error = %e, "locked users' joins could not be checked");
