@@ -18,7 +18,7 @@ if ! command -v wrk >/dev/null; then
 fi
 cd "$here/.."
 cargo build --locked --release -p edgemeet
-cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
+scripts/build-component.sh
 "$here/build-worker.sh" >/dev/null
 
 work="$(mktemp -d)"

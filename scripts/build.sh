@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --locked -p edge-api --target wasm32-wasip2 --features spin --profile component
+scripts/build-component.sh
 # The whole workspace at once, so features unify as they do for `cargo test --workspace` and
 # shared dependencies are built once, not once per package set.
 cargo build --locked --workspace
