@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{bad_input, check_room_id, internal, invalid, ActiveRoomInfo};
-use crate::db::{self, NewRoom};
+use crate::db::{self, NewRoom, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::lifecycle;
 use crate::metadata::{self, MetadataLimits};
@@ -18,19 +18,20 @@ const MIN_EMPTY_TIMEOUT: u32 = 120;
 /// plugNmeet's default empty timeout: 30 minutes.
 const DEFAULT_EMPTY_TIMEOUT: u32 = 1800;
 
-#[derive(Deserialize)]
-struct CreateRoomReq {
+/// plugNmeet's `CreateRoomReq`.
+#[derive(Deserialize, Default)]
+pub(crate) struct CreateRoomReq {
     #[serde(default)]
-    room_id: String,
+    pub(crate) room_id: String,
     #[serde(default, deserialize_with = "lenient_int")]
-    empty_timeout: Option<u32>,
+    pub(crate) empty_timeout: Option<u32>,
     #[serde(default, deserialize_with = "lenient_int")]
-    max_participants: Option<u32>,
+    pub(crate) max_participants: Option<u32>,
     #[serde(default)]
-    metadata: Option<Value>,
+    pub(crate) metadata: Option<Value>,
     /// edgemeet's extension: the region to place the room in.
     #[serde(default)]
-    region: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -47,33 +48,47 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    if let Err(msg) = check_room_id(&req.room_id) {
-        return invalid(msg);
+    match create_session(edge, req).await {
+        Ok(row) => EdgeResponse::reply(
+            Common::ok("success"),
+            CreateRoomRes {
+                room_info: ActiveRoomInfo::from(&row),
+            },
+        ),
+        Err(response) => response,
     }
+}
+
+/// Creates the session `req` asks for, or finds the one running for its room; `Err` is the
+/// answer refusing it.
+pub(crate) async fn create_session<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    req: CreateRoomReq,
+) -> Result<RoomRow, EdgeResponse> {
+    check_room_id(&req.room_id).map_err(invalid)?;
     let Some(metadata) = req.metadata else {
-        return invalid("metadata: required");
+        return Err(invalid("metadata: required"));
     };
     if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
         if edge.config.region(region).is_none() {
-            return invalid(format!("region: `{region}` is not a configured region"));
+            return Err(invalid(format!(
+                "region: `{region}` is not a configured region"
+            )));
         }
     }
     let limits = MetadataLimits {
         max_room_duration_minutes: edge.config.max_room_duration_minutes,
     };
-    let metadata = match metadata::from_input(metadata, limits, crate::new_id) {
-        Ok(m) => m,
-        Err(msg) => return invalid(msg),
-    };
+    let metadata = metadata::from_input(metadata, limits, crate::new_id).map_err(invalid)?;
     let metadata_json = match serde_json::to_string(&metadata) {
         Ok(s) if s.len() > metadata::MAX_STORED_BYTES => {
-            return invalid(format!(
+            return Err(invalid(format!(
                 "metadata: larger than {} bytes in all",
                 metadata::MAX_STORED_BYTES
-            ))
+            )))
         }
         Ok(s) => s,
-        Err(e) => return invalid(format!("metadata: {e}")),
+        Err(e) => return Err(invalid(format!("metadata: {e}"))),
     };
     let empty_timeout = match req.empty_timeout {
         Some(t) if t >= MIN_EMPTY_TIMEOUT => t,
@@ -96,30 +111,21 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         region_hint: req.region.as_deref().filter(|r| !r.is_empty()),
         created_at: edge.now_secs(),
     };
-    match db::create_room(&edge.store, &room).await {
-        Ok((row, created)) => {
-            // Every create (a repeat too, so one whose capture failed is mended by the
-            // client's retry): the session's webhook URLs, and with them its room_created.
-            if let Err(e) =
-                crate::webhooks::capture(edge, &row.sid, &row.webhook_url, row.created_at).await
-            {
-                return internal(e);
-            }
-            if created {
-                tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
-                forget_expired_past_rooms(edge).await;
-                lifecycle::retry_due_deletes(edge).await;
-                lifecycle::end_due_without_heartbeats(edge).await;
-            }
-            EdgeResponse::reply(
-                Common::ok("success"),
-                CreateRoomRes {
-                    room_info: ActiveRoomInfo::from(&row),
-                },
-            )
-        }
-        Err(e) => internal(e),
+    let (row, created) = db::create_room(&edge.store, &room)
+        .await
+        .map_err(internal)?;
+    // Every create (a repeat too, so one whose capture failed is mended by the client's
+    // retry): the session's webhook URLs, and with them its room_created.
+    crate::webhooks::capture(edge, &row.sid, &row.webhook_url, row.created_at)
+        .await
+        .map_err(internal)?;
+    if created {
+        tracing::info!(room_id = %row.room_id, sid = %row.sid, "room created");
+        forget_expired_past_rooms(edge).await;
+        lifecycle::retry_due_deletes(edge).await;
+        lifecycle::end_due_without_heartbeats(edge).await;
     }
+    Ok(row)
 }
 
 /// Past rooms forgotten per room created at most: a create stays cheap, and as every session

@@ -28,26 +28,28 @@ const MAX_LANG_LEN: usize = 35;
 /// Longest `extra_data`, the customer's free-form text.
 const MAX_EXTRA_DATA_LEN: usize = 16 * 1024;
 
+/// plugNmeet's `GenerateTokenReq`.
 #[derive(Deserialize)]
-struct GenerateTokenReq {
+pub(crate) struct GenerateTokenReq {
     #[serde(default)]
-    room_id: String,
+    pub(crate) room_id: String,
     #[serde(default)]
-    user_info: Option<UserInfo>,
+    pub(crate) user_info: Option<UserInfo>,
 }
 
+/// plugNmeet's `UserInfo`.
 #[derive(Deserialize)]
-struct UserInfo {
+pub(crate) struct UserInfo {
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    user_id: String,
+    pub(crate) user_id: String,
     #[serde(default)]
-    is_admin: bool,
+    pub(crate) is_admin: bool,
     #[serde(default)]
-    is_hidden: bool,
+    pub(crate) is_hidden: bool,
     #[serde(default)]
-    user_metadata: Option<Value>,
+    pub(crate) user_metadata: Option<Value>,
 }
 
 /// plugNmeet's `UserMetadata`, as stored and put into the user's LiveKit token.
@@ -98,38 +100,46 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    if let Err(msg) = check_room_id(&req.room_id) {
-        return invalid(msg);
+    match issue(edge, req).await {
+        Ok(token) => EdgeResponse::reply(Common::ok("success"), GenerateTokenRes { token }),
+        Err(response) => response,
     }
+}
+
+/// Checks and records the user `req` names and mints their join token; `Err` is the answer
+/// refusing it.
+pub(crate) async fn issue<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    req: GenerateTokenReq,
+) -> Result<String, EdgeResponse> {
+    check_room_id(&req.room_id).map_err(invalid)?;
     let Some(user) = req.user_info else {
-        return invalid("user_info: required");
+        return Err(invalid("user_info: required"));
     };
     let name = user.name.trim();
     if name.is_empty() {
-        return invalid("user_info.name: required");
+        return Err(invalid("user_info.name: required"));
     }
     if name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return invalid("user_info.name: too long or has control characters");
+        return Err(invalid(
+            "user_info.name: too long or has control characters",
+        ));
     }
     if name == RESERVED_NAME {
-        return invalid("user_info.name: this name is reserved");
+        return Err(invalid("user_info.name: this name is reserved"));
     }
-    let mut user_metadata = match parse_user_metadata(user.user_metadata) {
-        Ok(m) => m,
-        Err(msg) => return invalid(msg),
-    };
-    let room = match db::running_room(&edge.store, &req.room_id).await {
-        Ok(Some(room)) => room,
-        Ok(None) => {
-            return EdgeResponse::common(
-                200,
-                Common::fail(
-                    StatusCode::RoomNotFound,
-                    "room is not active. create room first",
-                ),
-            )
-        }
-        Err(e) => return internal(e),
+    let mut user_metadata = parse_user_metadata(user.user_metadata).map_err(invalid)?;
+    let Some(room) = db::running_room(&edge.store, &req.room_id)
+        .await
+        .map_err(internal)?
+    else {
+        return Err(EdgeResponse::common(
+            200,
+            Common::fail(
+                StatusCode::RoomNotFound,
+                "room is not active. create room first",
+            ),
+        ));
     };
     let room_meta: RoomMetadata = serde_json::from_str(&room.metadata).unwrap_or_default();
     let user_id = if room_meta.room_features.auto_gen_user_id == Some(true) {
@@ -138,9 +148,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         }
         crate::new_id()
     } else {
-        if let Err(msg) = check_user_id(&user.user_id) {
-            return invalid(msg);
-        }
+        check_user_id(&user.user_id).map_err(invalid)?;
         user.user_id.clone()
     };
     user_metadata.is_admin = user.is_admin;
@@ -156,7 +164,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     user_metadata.metadata_id = Some(crate::new_id());
     let metadata_json = match serde_json::to_string(&user_metadata) {
         Ok(s) => s,
-        Err(e) => return invalid(format!("user_metadata: {e}")),
+        Err(e) => return Err(invalid(format!("user_metadata: {e}"))),
     };
     let now = edge.now_secs();
     let record = RoomUser {
@@ -169,18 +177,17 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         is_blocked: false,
         token_issued_at: now,
     };
-    match db::upsert_user(&edge.store, &record, !user.is_admin).await {
-        Ok(UserRecorded::Recorded) => {}
-        Ok(UserRecorded::Blocked) => {
-            return EdgeResponse::common(
-                200,
-                Common::fail(
-                    StatusCode::UserBlocked,
-                    "this user is blocked to join this session",
-                ),
-            )
-        }
-        Err(e) => return internal(e),
+    let recorded = db::upsert_user(&edge.store, &record, !user.is_admin)
+        .await
+        .map_err(internal)?;
+    if recorded == UserRecorded::Blocked {
+        return Err(EdgeResponse::common(
+            200,
+            Common::fail(
+                StatusCode::UserBlocked,
+                "this user is blocked to join this session",
+            ),
+        ));
     }
     let claims = JoinClaims {
         name: name.to_owned(),
@@ -191,25 +198,23 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         client_type: CLIENT_TYPE_HYBRID_WEB,
     };
     let validity = edge.config.token_validity();
-    match mint_join_token(
+    mint_join_token(
         &edge.config.api_key,
         &edge.config.api_secret,
         claims,
         u64::try_from(now).unwrap_or(0),
         validity,
-    ) {
-        Ok(token) => EdgeResponse::reply(Common::ok("success"), GenerateTokenRes { token }),
-        Err(e) => {
-            tracing::error!(error = %e, "join token signing failed");
-            EdgeResponse::common(
-                200,
-                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
-            )
-        }
-    }
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "join token signing failed");
+        EdgeResponse::common(
+            200,
+            Common::fail(StatusCode::InternalServerError, "could not sign the token"),
+        )
+    })
 }
 
-fn check_user_id(user_id: &str) -> Result<(), String> {
+pub(crate) fn check_user_id(user_id: &str) -> Result<(), String> {
     if user_id.is_empty() {
         return Err("user_info.user_id: required".into());
     }

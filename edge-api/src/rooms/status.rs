@@ -32,9 +32,9 @@ struct IsRoomActiveRes {
 
 /// `ActiveRoomWithParticipant`.
 #[derive(Serialize)]
-struct RoomWithParticipants {
-    room_info: ActiveRoomInfo,
-    participants_info: Vec<ParticipantInfo>,
+pub(crate) struct RoomWithParticipants {
+    pub(crate) room_info: ActiveRoomInfo,
+    pub(crate) participants_info: Vec<ParticipantInfo>,
 }
 
 #[derive(Serialize)]
@@ -88,28 +88,39 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
         Ok(id) => id,
         Err(response) => return response,
     };
-    let room = match db::running_room(&edge.store, &room_id).await {
-        Ok(Some(room)) => room,
-        Ok(None) => {
-            return EdgeResponse::reply(
-                Common::fail(StatusCode::RoomNotActive, "room is not active"),
-                GetActiveRoomInfoRes { room: None },
-            )
-        }
-        Err(e) => return internal(e),
-    };
-    let mut listed = match with_participants(edge, &room).await {
-        Ok(listed) => [listed],
-        Err(e) => return media_unreachable(&room, e),
-    };
-    if let Err(e) = mark_running_jobs(edge, &mut listed).await {
-        return internal(e);
+    match active_room(edge, &room_id).await {
+        Ok(Some(room)) => EdgeResponse::reply(
+            Common::ok("success"),
+            GetActiveRoomInfoRes { room: Some(room) },
+        ),
+        Ok(None) => EdgeResponse::reply(
+            Common::fail(StatusCode::RoomNotActive, "room is not active"),
+            GetActiveRoomInfoRes { room: None },
+        ),
+        Err(response) => response,
     }
+}
+
+/// Room `room_id`'s running session with the participants LiveKit lists, `None` when none
+/// runs; `Err` is the answer to send (a store failure, a media server that did not answer).
+pub(crate) async fn active_room<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    room_id: &str,
+) -> Result<Option<RoomWithParticipants>, EdgeResponse> {
+    let Some(room) = db::running_room(&edge.store, room_id)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let mut listed = [with_participants(edge, &room)
+        .await
+        .map_err(|e| media_unreachable(&room, e))?];
+    mark_running_jobs(edge, &mut listed)
+        .await
+        .map_err(internal)?;
     let [room] = listed;
-    EdgeResponse::reply(
-        Common::ok("success"),
-        GetActiveRoomInfoRes { room: Some(room) },
-    )
+    Ok(Some(room))
 }
 
 /// Handles `POST /auth/room/getActiveRoomsInfo`: every running room (the first
@@ -119,16 +130,28 @@ pub async fn get_active_room_info<S: Store, H: HttpClient, C: Clock>(
 pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
 ) -> EdgeResponse {
-    let budget = i64::try_from(LISTED_METADATA_BUDGET).unwrap_or(i64::MAX);
-    let mut rooms = match db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS + 1, budget).await {
-        Ok(rooms) => rooms,
-        Err(e) => return internal(e),
-    };
-    if rooms.is_empty() {
-        return EdgeResponse::reply(
+    match active_rooms(edge).await {
+        Ok((rooms, _)) if rooms.is_empty() => EdgeResponse::reply(
             Common::fail(StatusCode::NotFound, "no active room found"),
-            GetActiveRoomsInfoRes { rooms: Vec::new() },
-        );
+            GetActiveRoomsInfoRes { rooms },
+        ),
+        Ok((rooms, msg)) => EdgeResponse::reply(Common::ok(msg), GetActiveRoomsInfoRes { rooms }),
+        Err(response) => response,
+    }
+}
+
+/// Every running room (the first [`MAX_ACTIVE_ROOMS`]) with its participants, and what the
+/// answer should say of what was left out (`success` when nothing was); `Err` is the answer to
+/// send.
+pub(crate) async fn active_rooms<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+) -> Result<(Vec<RoomWithParticipants>, String), EdgeResponse> {
+    let budget = i64::try_from(LISTED_METADATA_BUDGET).unwrap_or(i64::MAX);
+    let mut rooms = db::running_rooms(&edge.store, MAX_ACTIVE_ROOMS + 1, budget)
+        .await
+        .map_err(internal)?;
+    if rooms.is_empty() {
+        return Ok((Vec::new(), String::new()));
     }
     let listed_rooms = rooms_within_budget(&rooms);
     let truncated = rooms.len() > listed_rooms;
@@ -166,12 +189,11 @@ pub async fn get_active_rooms_info<S: Store, H: HttpClient, C: Clock>(
             "; participants left out of {left_out} room(s) whose media server did not answer"
         ));
     }
-    let common = Common::ok(msg);
     let mut rooms: Vec<RoomWithParticipants> = listed.into_iter().map(|(room, _)| room).collect();
-    if let Err(e) = mark_running_jobs(edge, &mut rooms).await {
-        return internal(e);
-    }
-    EdgeResponse::reply(common, GetActiveRoomsInfoRes { rooms })
+    mark_running_jobs(edge, &mut rooms)
+        .await
+        .map_err(internal)?;
+    Ok((rooms, msg))
 }
 
 /// How many of `rooms` (in order) one listing carries: at most [`MAX_ACTIVE_ROOMS`], and no
