@@ -426,6 +426,7 @@ fn placement(c: &mut Criterion) {
         past_rooms_retention_days: 0,
         recorders: Default::default(),
         webhooks: Default::default(),
+        public_url: String::new(),
     };
     let edge = Edge {
         config,

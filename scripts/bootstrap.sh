@@ -87,7 +87,7 @@ fi
 node_dir="$CACHE/node"
 node_lock="$(dirname "${BASH_SOURCE[0]}")/node/package-lock.json"
 if ! cmp -s "$node_lock" "$node_dir/package-lock.json" || [ ! -x "$node_dir/node_modules/.bin/wrangler" ]; then
-  log "npm ci: wrangler, esbuild, binaryen, playwright-core"
+  log "npm ci: wrangler, esbuild, binaryen, playwright-core, bigbluebutton-js"
   mkdir -p "$node_dir"
   cp "$(dirname "${BASH_SOURCE[0]}")/node/package.json" "$node_lock" "$node_dir/"
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -74,6 +74,9 @@ pub struct EdgeSettings {
     pub webhook_url: Option<String>,
     /// A room's own `metadata.webhook_url` also gets its sessions' webhooks.
     pub webhook_per_meeting: bool,
+    /// The edge's public origin, which the BigBlueButton API's join and playback links start
+    /// with (none: the request's own host).
+    pub public_url: Option<String>,
 }
 
 impl Default for EdgeSettings {
@@ -101,6 +104,7 @@ impl Default for EdgeSettings {
             download_token_validity_secs: 1800,
             webhook_url: None,
             webhook_per_meeting: false,
+            public_url: None,
         }
     }
 }

@@ -419,6 +419,10 @@ fn edge_variables(
             edge.webhook_url.clone().unwrap_or_default(),
         ),
         (
+            "public_url".to_string(),
+            edge.public_url.clone().unwrap_or_default(),
+        ),
+        (
             "webhook_per_meeting".to_string(),
             edge.webhook_per_meeting.to_string(),
         ),

@@ -184,6 +184,8 @@ fn main() {
             "plugnmeet_python_sdk_unchanged",
             plugnmeet_python_sdk_unchanged,
         ),
+        ("bbb_client_unchanged", bbb_client_unchanged),
+        ("bbb_refusals_and_raw_answers", bbb_refusals_and_raw_answers),
     ];
     // Start the edges only if some case will run (so `--list` stays cheap).
     let system = (!args.list).then(|| System::start("api", REGIONS));
@@ -2603,4 +2605,384 @@ fn hands_go_up_and_down(s: &Suite) {
     alice.leave(Duration::from_secs(10));
     s.target
         .call("/auth/room/endRoom", &json!({"room_id": room}));
+}
+
+// ---------------------------------------------------------------- BigBlueButton-compatible API
+
+/// A BBB call to this edge, signed with SHA-256 (the client library below signs with SHA-1):
+/// its path and query.
+fn bbb_url(s: &Suite, call: &str, params: &str) -> String {
+    use sha2::Digest as _;
+    let sum = hex::encode(sha2::Sha256::digest(
+        format!("{call}{params}{}", s.target.api_secret).as_bytes(),
+    ));
+    let sep = if params.is_empty() { "" } else { "&" };
+    format!(
+        "/{}/bigbluebutton/api/{call}?{params}{sep}checksum={sum}",
+        s.target.api_key
+    )
+}
+
+/// GET `path_and_query` (a full URL is cut to its path) without following a redirect.
+fn bbb_get(s: &Suite, path_and_query: &str) -> support::Reply {
+    let path = match path_and_query.find("/bigbluebutton/") {
+        Some(at) => &path_and_query[path_and_query[..at].rfind('/').unwrap_or(0)..],
+        None => path_and_query,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("{}{path}", s.target.base))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.body_mut().as_reader(), &mut body).unwrap();
+    support::Reply {
+        status: response.status().as_u16(),
+        body,
+        headers: response.headers().clone(),
+    }
+}
+
+/// The text of the first `<name>` element of a BBB answer.
+fn xml_field<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+        + open.len();
+    let end = xml[start..].find(&format!("</{name}>")).unwrap() + start;
+    &xml[start..end]
+}
+
+/// An unchanged third-party BBB client (bigbluebutton-js from npm) creates, joins, watches and
+/// ends a meeting; its join links work for a real participant in LiveKit, who shows as an
+/// attendee with the right role.
+fn bbb_client_unchanged(s: &Suite) {
+    // BBB allows any meeting id; this one is no room id, so the edge hashes it.
+    let meeting_id = format!("Course 42: {}", unique("bbb"));
+    let out = std::process::Command::new("node")
+        .arg(support::repo_root().join("tests/clients/bbb_client_flow.mjs"))
+        .args([
+            &s.target.base,
+            &s.target.api_key,
+            &s.target.api_secret,
+            &meeting_id,
+        ])
+        .env(
+            "NODE_MODULES_DIR",
+            edgemeet::cache_dir().join("node").join("node_modules"),
+        )
+        .output()
+        .expect("run node (scripts/bootstrap.sh installs bigbluebutton-js)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "BBB client flow failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str::<Value>(line).ok())
+        .expect("a result line");
+    let done = &done["done"];
+    let token_of = |url: &str| {
+        assert!(
+            url.starts_with(&format!("{}/?access_token=", s.target.base)),
+            "{url}"
+        );
+        url.split("access_token=").nth(1).unwrap().to_owned()
+    };
+    // The moderator's link is a moderator's join token; the BBB userID is their user id.
+    let moderator = token_of(done["moderatorUrl"].as_str().unwrap());
+    let claims = jwt_claims(&moderator);
+    assert_eq!(claims["is_admin"], true, "{claims}");
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(claims["user_id"], "ada-1");
+    let viewer = jwt_claims(&token_of(done["viewerUrl"].as_str().unwrap()));
+    assert!(viewer.get("is_admin").is_none(), "{viewer}");
+    // The room is the hashed meeting id; the plugNmeet API sees the same session.
+    let room_id = claims["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(room_id.len(), 32, "{room_id}");
+    let (_, j) = s
+        .target
+        .call("/auth/room/getActiveRoomInfo", &json!({"room_id": room_id}));
+    assert_eq!(
+        j["room"]["room_info"]["sid"], done["internalMeetingID"],
+        "{j}"
+    );
+    let metadata: Value =
+        serde_json::from_str(j["room"]["room_info"]["metadata"].as_str().unwrap()).unwrap();
+    assert_eq!(metadata["welcome_message"], "Welcome to Algebra");
+    assert_eq!(
+        metadata["room_features"]["recording_features"]["is_allow"],
+        true
+    );
+    // Nothing BBB-only reaches the room's metadata, which every participant reads.
+    let text = metadata.to_string();
+    assert!(
+        !text.contains("mp-secret") && !text.contains("ap-secret") && !text.contains("Moodle"),
+        "{text}"
+    );
+
+    // A real participant joins LiveKit with the moderator's link.
+    let session = s.target.session(&moderator, &[]).json();
+    assert_common(&session, true, "SUCCESS");
+    let ada = Participant::join(
+        session["livekit_url"].as_str().unwrap(),
+        session["token"].as_str().unwrap(),
+        "audio",
+    );
+    ada.expect_line("joined ", Duration::from_secs(30));
+    let mut info = String::new();
+    for _ in 0..100 {
+        info = bbb_get(s, done["infoUrl"].as_str().unwrap()).text();
+        if info.contains("<participantCount>1</participantCount>")
+            && info.contains("<hasJoinedVoice>true</hasJoinedVoice>")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(xml_field(&info, "participantCount"), "1", "{info}");
+    assert_eq!(xml_field(&info, "fullName"), "Ada Lovelace");
+    assert_eq!(xml_field(&info, "role"), "MODERATOR");
+    assert_eq!(xml_field(&info, "moderatorCount"), "1");
+    assert_eq!(xml_field(&info, "voiceParticipantCount"), "1");
+    assert_eq!(xml_field(&info, "meetingID"), meeting_id);
+    assert_eq!(xml_field(&info, "running"), "true");
+    let running = bbb_get(s, done["runningUrl"].as_str().unwrap()).text();
+    assert_eq!(xml_field(&running, "running"), "true", "{running}");
+
+    // `end` with the moderator's password ends it: LiveKit disconnects the participant.
+    let ended = bbb_get(s, done["endUrl"].as_str().unwrap()).text();
+    assert_eq!(xml_field(&ended, "returncode"), "SUCCESS", "{ended}");
+    assert_eq!(xml_field(&ended, "messageKey"), "sentEndMeetingRequest");
+    ada.expect_line("disconnected", Duration::from_secs(20));
+    let running = bbb_get(s, done["runningUrl"].as_str().unwrap()).text();
+    assert_eq!(xml_field(&running, "running"), "false", "{running}");
+    let gone = bbb_get(s, done["infoUrl"].as_str().unwrap()).text();
+    assert_eq!(xml_field(&gone, "messageKey"), "notFound", "{gone}");
+    // Its passwords went with the session: an old link's password joins nobody now.
+    let late = bbb_get(
+        s,
+        &bbb_url(
+            s,
+            "join",
+            &format!(
+                "fullName=Late&meetingID={}&password=mp-secret&redirect=false",
+                urlencode(&meeting_id)
+            ),
+        ),
+    )
+    .text();
+    assert_eq!(xml_field(&late, "messageKey"), "notFound", "{late}");
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the BBB API refuses, and its answers read raw: the version at its root, checksums,
+/// the API key, escaping, a form body, the redirect a browser follows, and roles.
+fn bbb_refusals_and_raw_answers(s: &Suite) {
+    let key = &s.target.api_key;
+    // The root answers its version, unsigned, as BBB's does.
+    for root in ["api", "api/"] {
+        let r = bbb_get(s, &format!("/{key}/bigbluebutton/{root}"));
+        assert_eq!(r.status, 200);
+        assert!(
+            r.content_type().starts_with("text/xml"),
+            "{}",
+            r.content_type()
+        );
+        assert_eq!(xml_field(&r.text(), "returncode"), "SUCCESS");
+        assert_eq!(xml_field(&r.text(), "version"), "2.0");
+    }
+    let meeting = unique("bbbraw");
+    let create = format!(
+        "name={}&meetingID={meeting}&moderatorPW=mp&attendeePW=ap&meta_bbb-context=%3Cb%3E%26",
+        urlencode("Tom & Jerry's <Room>")
+    );
+    // Refused, each with BBB's key and nothing created: a wrong secret, no checksum, a changed
+    // parameter, another call's checksum, another API key.
+    let wrong_secret = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(
+            format!("create{create}not-the-secret").as_bytes(),
+        ))
+    };
+    let signed = bbb_url(s, "create", &create);
+    let refused = [
+        format!("/{key}/bigbluebutton/api/create?{create}&checksum={wrong_secret}"),
+        format!("/{key}/bigbluebutton/api/create?{create}"),
+        signed.replace("moderatorPW=mp", "moderatorPW=mq"),
+        signed.replace("/api/create?", "/api/join?"),
+    ];
+    for url in &refused {
+        let r = bbb_get(s, url);
+        assert_eq!(r.status, 200, "BBB answers errors with 200");
+        let text = r.text();
+        assert_eq!(xml_field(&text, "returncode"), "FAILED", "{url}: {text}");
+        assert_eq!(xml_field(&text, "messageKey"), "checksumError", "{url}");
+    }
+    let other_key = bbb_get(s, &signed.replacen(&format!("/{key}/"), "/not-the-key/", 1)).text();
+    assert_eq!(xml_field(&other_key, "messageKey"), "apiKeyError");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": meeting}));
+    assert_eq!(
+        j["is_active"], false,
+        "refused creates created nothing: {j}"
+    );
+
+    // Created, with the name and meta escaped in the XML.
+    let created = bbb_get(s, &signed).text();
+    assert_eq!(xml_field(&created, "returncode"), "SUCCESS", "{created}");
+    assert_eq!(
+        xml_field(&created, "meetingName"),
+        "Tom &amp; Jerry&apos;s &lt;Room&gt;"
+    );
+    assert_eq!(xml_field(&created, "meetingID"), meeting);
+    let info = bbb_get(
+        s,
+        &bbb_url(s, "getMeetingInfo", &format!("meetingID={meeting}")),
+    )
+    .text();
+    assert_eq!(xml_field(&info, "bbb-context"), "&lt;b&gt;&amp;", "{info}");
+    assert_eq!(xml_field(&info, "running"), "false");
+    assert_eq!(xml_field(&info, "participantCount"), "0");
+
+    // A POST with a form body, signed over the body.
+    let params = format!("fullName=Carol&meetingID={meeting}&role=VIEWER&redirect=false");
+    let url = bbb_url(s, "join", &params);
+    let checksum = url.rsplit("checksum=").next().unwrap();
+    let body = format!("{params}&checksum={checksum}");
+    let posted = s
+        .target
+        .post(
+            &format!("/{key}/bigbluebutton/api/join"),
+            body.as_bytes(),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+        .text();
+    assert_eq!(xml_field(&posted, "returncode"), "SUCCESS", "{posted}");
+    let carol = jwt_claims(
+        xml_field(&posted, "url")
+            .split("access_token=")
+            .nth(1)
+            .unwrap(),
+    );
+    assert!(carol.get("is_admin").is_none(), "role VIEWER: {carol}");
+
+    // By default `join` redirects the browser to the join page with its token.
+    let redirect = bbb_get(
+        s,
+        &bbb_url(
+            s,
+            "join",
+            &format!("fullName=Dan&meetingID={meeting}&role=MODERATOR&userID=dan%40lms"),
+        ),
+    );
+    assert_eq!(redirect.status, 302, "{}", redirect.text());
+    let location = redirect.header("location").unwrap();
+    assert!(
+        location.starts_with(&format!("{}/?access_token=", s.target.base)),
+        "{location}"
+    );
+    assert_eq!(redirect.header("cache-control"), Some("no-store"));
+    let dan = jwt_claims(location.split("access_token=").nth(1).unwrap());
+    assert_eq!(dan["is_admin"], true);
+    let dan_id = dan["user_id"].as_str().unwrap();
+    assert!(
+        dan_id.starts_with("bbb-") && dan_id.len() == 36,
+        "an e-mail is no user id: {dan_id}"
+    );
+    // The page takes it: the link works.
+    let page = s
+        .target
+        .session(location.split("access_token=").nth(1).unwrap(), &[])
+        .json();
+    assert_common(&page, true, "SUCCESS");
+
+    // Join refusals: no role and no password, a wrong password, an unknown role, a created
+    // time that is not this session's, no name, a meeting that does not run.
+    for (params, message_key) in [
+        (format!("fullName=E&meetingID={meeting}"), "invalidPassword"),
+        (
+            format!("fullName=E&meetingID={meeting}&password=guess"),
+            "invalidPassword",
+        ),
+        (
+            format!("fullName=E&meetingID={meeting}&role=ADMIN"),
+            "invalidRole",
+        ),
+        (
+            format!("fullName=E&meetingID={meeting}&role=VIEWER&createTime=1"),
+            "mismatchCreateTime",
+        ),
+        (
+            format!("meetingID={meeting}&role=VIEWER"),
+            "missingParamFullName",
+        ),
+        (
+            "fullName=E&meetingID=nothing-here&role=VIEWER".to_owned(),
+            "notFound",
+        ),
+        ("fullName=E&role=VIEWER".to_owned(), "missingParamMeetingID"),
+    ] {
+        let text = bbb_get(s, &bbb_url(s, "join", &params)).text();
+        assert_eq!(xml_field(&text, "returncode"), "FAILED", "{params}: {text}");
+        assert_eq!(xml_field(&text, "messageKey"), message_key, "{params}");
+    }
+    // A meta name that cannot be an XML element, and an unknown call, are refused.
+    let bad_meta = bbb_get(s, &bbb_url(s, "create", "meetingID=m-bad&meta_a%3Cb=1")).text();
+    assert_eq!(
+        xml_field(&bad_meta, "messageKey"),
+        "invalidMetadata",
+        "{bad_meta}"
+    );
+    // BBB's hooks API is not there: a path below a call is no call.
+    assert_eq!(bbb_get(s, &bbb_url(s, "hooks/create", "")).status, 404);
+    let unknown = bbb_get(s, &bbb_url(s, "getDefaultConfigXML", "")).text();
+    assert_eq!(xml_field(&unknown, "messageKey"), "unsupportedRequest");
+    // Recordings: none for this meeting; unpublishing is refused rather than pretended.
+    let none = bbb_get(
+        s,
+        &bbb_url(s, "getRecordings", &format!("meetingID={meeting}")),
+    )
+    .text();
+    assert_eq!(xml_field(&none, "messageKey"), "noRecordings", "{none}");
+    let unpublish = bbb_get(
+        s,
+        &bbb_url(s, "publishRecordings", "recordID=r-1&publish=false"),
+    )
+    .text();
+    assert_eq!(xml_field(&unpublish, "returncode"), "FAILED", "{unpublish}");
+    let missing = bbb_get(
+        s,
+        &bbb_url(s, "deleteRecordings", "recordID=no-such-recording"),
+    )
+    .text();
+    assert_eq!(xml_field(&missing, "messageKey"), "notFound", "{missing}");
+    // `end` without a password (BBB 2.x): done.
+    let ended = bbb_get(s, &bbb_url(s, "end", &format!("meetingID={meeting}"))).text();
+    assert_eq!(xml_field(&ended, "returncode"), "SUCCESS", "{ended}");
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": meeting}));
+    assert_eq!(j["is_active"], false, "{j}");
 }

@@ -128,6 +128,7 @@ mod tests {
             past_rooms_retention_days: 0,
             recorders: Default::default(),
             webhooks: Default::default(),
+            public_url: String::new(),
         }
     }
 

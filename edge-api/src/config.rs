@@ -125,6 +125,9 @@ pub struct EdgeConfig {
     pub recorders: RecorderFleet,
     /// Where plugNmeet's webhooks about each session go (see [`crate::webhooks`]).
     pub webhooks: CustomerWebhooks,
+    /// The edge's public origin (`https://meet.example.com`), which links the edge hands out
+    /// start with (BBB's join and playback links); empty: the request's own host.
+    pub public_url: String,
 }
 
 /// plugNmeet's `webhook_conf`: the customer's servers told about each session's events.
@@ -269,7 +272,8 @@ impl EdgeConfig {
     /// `past_rooms_retention_days`, `recorders` (JSON list of `{id, url, api_key, region?,
     /// public_url?}`),
     /// `recorder_secrets` (secret, JSON object recorder id → secret), `recorder_timeout_secs`,
-    /// `download_token_validity_secs`, `webhook_url`, `webhook_per_meeting` (`true`/`false`).
+    /// `download_token_validity_secs`, `webhook_url`, `webhook_per_meeting` (`true`/`false`),
+    /// `public_url`.
     pub async fn load(source: &impl ConfigSource) -> Result<EdgeConfig, ConfigError> {
         let api_key = required(source, "api_key").await?;
         let api_secret = required(source, "api_secret").await?;
@@ -315,6 +319,7 @@ impl EdgeConfig {
                     .await?,
             },
             webhooks: customer_webhooks(source).await?,
+            public_url: public_url(source).await?,
             geo_headers: GeoHeaders {
                 latitude: source
                     .get("geo_latitude_header")
@@ -380,6 +385,26 @@ async fn customer_webhooks(source: &impl ConfigSource) -> Result<CustomerWebhook
         }
     };
     Ok(CustomerWebhooks { url, per_meeting })
+}
+
+/// The optional `public_url` variable: an http(s) origin, without a path.
+async fn public_url(source: &impl ConfigSource) -> Result<String, ConfigError> {
+    let url = source
+        .get("public_url")
+        .await
+        .map(|v| v.trim().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let origin_only = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(['/', '?', '#']));
+    let usable = url.is_empty() || (crate::metadata::is_http_url(&url) && origin_only);
+    if !usable {
+        return Err(ConfigError::Invalid {
+            name: "public_url",
+            reason: "must be an http(s) origin such as https://meet.example.com".into(),
+        });
+    }
+    Ok(url)
 }
 
 /// The optional `max_events_per_batch` variable, 1 to [`crate::sidecars::MAX_EVENTS`].
@@ -701,6 +726,7 @@ pub(crate) mod fixtures {
             past_rooms_retention_days: 0,
             recorders: Default::default(),
             webhooks: Default::default(),
+            public_url: String::new(),
         }
     }
 }

@@ -23,7 +23,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0014_customer_webhooks.sql"),
     include_str!("../migrations/0015_recording_metadata.sql"),
     include_str!("../migrations/0016_blocked_users.sql"),
-    include_str!("../migrations/0017_user_locks.sql")
+    include_str!("../migrations/0017_user_locks.sql"),
+    include_str!("../migrations/0018_bbb_meetings.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -53,6 +54,7 @@ macro_rules! livekit_room_sql {
     };
 }
 
+pub mod bbb;
 pub mod locks;
 pub mod recordings;
 pub mod webhooks;

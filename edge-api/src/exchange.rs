@@ -26,6 +26,9 @@ pub struct EdgeRequest {
     pub body_too_large: bool,
     /// The end user's location if the platform knows it (e.g. Cloudflare's `request.cf`).
     pub platform_geo: Option<GeoPoint>,
+    /// The scheme and authority the request was made to (`https://meet.example.com`), when the
+    /// platform gives them (WASI HTTP carries the host as the authority, not as a header).
+    pub origin: Option<String>,
 }
 
 impl EdgeRequest {
@@ -42,6 +45,7 @@ impl EdgeRequest {
             body: Vec::new(),
             body_too_large: false,
             platform_geo: None,
+            origin: None,
         }
     }
 

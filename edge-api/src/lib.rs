@@ -20,6 +20,8 @@
 //! - [`sessions`]: `POST /api/session`, where a browser gets its region and LiveKit token,
 //!   `POST /api/renewToken`, where it keeps its join token fresh, and `POST /api/endRoom`,
 //!   where a moderator's page ends the meeting.
+//! - [`bbb`]: the BigBlueButton-compatible API (`/<api key>/bigbluebutton/api/*`), done by the
+//!   plugNmeet calls above, for BBB integrations.
 //! - [`waiting`]: the waiting room: who waits, and a moderator letting them in or not.
 //! - [`moderation`]: a moderator removing (and blocking) a participant, or muting microphones.
 //! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers).
@@ -40,6 +42,7 @@
 //!   benchmarks and native tools.
 
 pub mod auth;
+pub mod bbb;
 pub mod config;
 pub mod db;
 pub mod exchange;
@@ -207,6 +210,9 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
                 return EdgeResponse::text(413, "Payload Too Large");
             }
             return sidecars::handle(self, &request).await;
+        }
+        if let Some((api_key, call)) = bbb::route(path) {
+            return bbb::handle(self, &request, api_key, call).await;
         }
         if !AUTH_ROUTES.contains(&path) {
             return EdgeResponse::text(404, "Not Found");

@@ -200,6 +200,11 @@ async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
     let config = instance_config().await.map_err(|e| misconfigured(&e))?;
     let (parts, body) = request.into_parts();
     let (body, body_too_large) = read_bounded(body).await?;
+    let origin = parts
+        .uri
+        .scheme_str()
+        .zip(parts.uri.authority())
+        .map(|(scheme, authority)| format!("{scheme}://{authority}"));
     let edge_request = EdgeRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -208,6 +213,7 @@ async fn serve(request: Request) -> Result<EdgeResponse, EdgeResponse> {
         body,
         body_too_large,
         platform_geo: None,
+        origin,
     };
     let store = SpinSqlite::open_default().map_err(|e| {
         // The detail is the operator's, in the log; the caller learns only that it failed.

@@ -267,6 +267,7 @@ async fn serve(mut request: worker::Request, env: &Env) -> Result<EdgeResponse, 
         .map_err(|e| misconfigured(&e))?;
     let mut edge_request = EdgeRequest::new(method, url.path());
     edge_request.query = url.query().unwrap_or("").to_owned();
+    edge_request.origin = Some(url.origin().ascii_serialization());
     for (name, value) in request.headers().entries() {
         if let (Ok(name), Ok(value)) = (
             http::header::HeaderName::from_bytes(name.as_bytes()),

@@ -126,6 +126,7 @@ fn edge() -> TestEdge {
             past_rooms_retention_days: 0,
             recorders: Default::default(),
             webhooks: Default::default(),
+            public_url: String::new(),
         },
         store,
         http: RecordingLiveKit {

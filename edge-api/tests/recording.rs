@@ -287,6 +287,7 @@ fn edge() -> TestEdge {
                 download_token_validity_secs: 1800,
             },
             webhooks: Default::default(),
+            public_url: String::new(),
         },
         store: SqliteStore::in_memory().expect("sqlite"),
         http: ScriptedRecorders::default(),

@@ -1,0 +1,285 @@
+//! BBB's recording calls over the edge's recording catalog: `getRecordings` (each with a
+//! playback link, the catalog's download link), `deleteRecordings`, `updateRecordings` (meta
+//! parameters into the recording's metadata) and `publishRecordings` (every recording is
+//! published; unpublishing is refused rather than pretended).
+
+use serde_json::{json, Map, Value};
+
+use super::xml::{self, Xml};
+use super::{outcome, public_origin, room_id_of, Call};
+use crate::db::bbb as bbb_store;
+use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
+use crate::exchange::{EdgeRequest, EdgeResponse};
+use crate::platform::{Clock, HttpClient, Store};
+use crate::recording::{catalog, downloads::DOWNLOAD_PREFIX};
+use crate::rooms::internal;
+use crate::tokens::mint_download_token;
+use crate::Edge;
+
+/// Most recordings or meetings one call names (`recordID`, `meetingID` lists), and the page
+/// size when `limit` is not given (plugNmeet's for BBB).
+const MAX_LISTED: usize = 50;
+/// Largest page BBB allows.
+const MAX_LIMIT: u32 = 100;
+
+/// A comma-separated list parameter, without empty items; `Err` when it names too many.
+fn list<'c>(call: &'c Call<'_>, key: &str) -> Result<Vec<&'c str>, EdgeResponse> {
+    let items: Vec<&str> = call
+        .text(key)
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.len() > MAX_LISTED {
+        return Err(xml::failed(
+            "invalidParameters",
+            &format!("{key}: at most {MAX_LISTED} ids"),
+        ));
+    }
+    Ok(items)
+}
+
+fn store_failure(e: crate::platform::StoreError) -> EdgeResponse {
+    let _ = internal(e);
+    xml::failed("internalError", "internal server error")
+}
+
+/// Handles BBB `getRecordings`: by `recordID`s, else by `meetingID`s (else all), newest first,
+/// paged by `offset` and `limit`.
+pub async fn get_recordings<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+    call: &Call<'_>,
+) -> EdgeResponse {
+    let (record_ids, meeting_ids) =
+        match list(call, "recordID").and_then(|r| Ok((r, list(call, "meetingID")?))) {
+            Ok(lists) => lists,
+            Err(response) => return response,
+        };
+    let offset: u32 = call.text("offset").parse().unwrap_or(0);
+    let limit = match call.text("limit").parse::<u32>() {
+        Ok(n) if n > 0 => n.min(MAX_LIMIT),
+        _ => MAX_LISTED as u32,
+    };
+    let (total, rows) = if record_ids.is_empty() {
+        let room_ids: Vec<String> = meeting_ids.iter().map(|id| room_id_of(id)).collect();
+        let query = RecordingsQuery {
+            room_ids: &room_ids,
+            room_sid: None,
+            from: offset,
+            limit,
+            descending: true,
+        };
+        match store::recordings_page(&edge.store, &query).await {
+            Ok(found) => found,
+            Err(e) => return store_failure(e),
+        }
+    } else {
+        let mut rows = Vec::new();
+        for id in &record_ids {
+            match store::recording(&edge.store, id).await {
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => {}
+                Err(e) => return store_failure(e),
+            }
+        }
+        (rows.len() as i64, rows)
+    };
+    if rows.is_empty() {
+        return Xml::success()
+            .field("recordings", "")
+            .field("messageKey", "noRecordings")
+            .field("message", "There are no recordings for the meeting(s).")
+            .finish();
+    }
+    let mut sids: Vec<&str> = rows.iter().map(|r| r.room_sid.as_str()).collect();
+    sids.sort_unstable();
+    sids.dedup();
+    let sessions = match bbb_store::sessions(&edge.store, &sids).await {
+        Ok(sessions) => sessions,
+        Err(e) => return store_failure(e),
+    };
+    let origin = public_origin(&edge.config.public_url, request);
+    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
+    let mut xml = Xml::success().open("recordings");
+    for row in &rows {
+        let session = sessions.iter().find(|s| s.sid == row.room_sid);
+        let link = match mint_download_token(
+            &edge.config.api_key,
+            &edge.config.api_secret,
+            &row.record_id,
+            now,
+            edge.config.recorders.download_token_validity_secs,
+        ) {
+            Ok(token) => format!("{origin}{DOWNLOAD_PREFIX}{token}"),
+            Err(e) => {
+                tracing::error!(error = %e, "download token signing failed");
+                return xml::failed("internalError", "could not sign a playback link");
+            }
+        };
+        xml = recording(xml, row, session, &link);
+    }
+    xml.close("recordings")
+        .open("pagination")
+        .open("pageable")
+        .field("offset", offset)
+        .field("limit", limit)
+        .close("pageable")
+        .field("totalElements", total)
+        .field("empty", false)
+        .close("pagination")
+        .finish()
+}
+
+/// One `<recording>`: its meeting as BBB named it, its title (the backend's, else the
+/// meeting's), and the meeting's `meta_*` with the recording's own extra data over them.
+fn recording(
+    xml: Xml,
+    row: &RecordingRow,
+    session: Option<&bbb_store::SessionSummary>,
+    link: &str,
+) -> Xml {
+    let bbb = session.and_then(|s| s.meeting.as_ref());
+    let stored: Value = row
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    let mut meta: Map<String, Value> = bbb
+        .and_then(|b| serde_json::from_str(&b.meta).ok())
+        .unwrap_or_default();
+    if let Some(extra) = stored["extra_data"].as_object() {
+        meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let name = stored["title"]
+        .as_str()
+        .or(session.map(|s| s.room_title.as_str()))
+        .unwrap_or(&row.room_id);
+    let end_ms = session
+        .and_then(|s| s.ended_at)
+        .map_or(0, |t| t.saturating_mul(1000));
+    xml.open("recording")
+        .field("recordID", &row.record_id)
+        .field(
+            "meetingID",
+            bbb.map_or(row.room_id.as_str(), |b| b.meeting_id.as_str()),
+        )
+        .field("internalMeetingID", &row.room_sid)
+        .field("name", name)
+        .field("isBreakout", false)
+        .field("published", true)
+        .field("state", "published")
+        .field("startTime", row.created_at.saturating_mul(1000))
+        .field("endTime", end_ms)
+        .field("participants", session.map_or(0, |s| s.joined_participants))
+        .field("rawSize", row.file_bytes)
+        .field("size", row.file_bytes)
+        .metadata(meta.iter())
+        .open("playback")
+        .open("format")
+        .field("type", "video")
+        .field("url", link)
+        .field("processingTime", 0)
+        .field("length", 0)
+        .field("size", row.file_bytes)
+        .close("format")
+        .close("playback")
+        .close("recording")
+}
+
+/// Handles BBB `deleteRecordings`: each named recording as plugNmeet's `recording/delete`
+/// deletes it (on its node, then from the catalog); stops at the first that cannot be.
+pub async fn delete_recordings<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    call: &Call<'_>,
+) -> EdgeResponse {
+    let ids = match list(call, "recordID") {
+        Ok(ids) if !ids.is_empty() => ids,
+        Ok(_) => return missing_record_id(),
+        Err(response) => return response,
+    };
+    for id in ids {
+        let request = json!({ "record_id": id }).to_string();
+        let response = catalog::delete(edge, request.as_bytes()).await;
+        if let Err(refusal) = outcome(&response) {
+            let key = if refusal.status_code == "NOT_FOUND" {
+                "notFound"
+            } else {
+                "deleteFailed"
+            };
+            return xml::failed(key, &format!("{id}: {}", refusal.msg));
+        }
+    }
+    Xml::success().field("deleted", true).finish()
+}
+
+fn missing_record_id() -> EdgeResponse {
+    xml::failed(
+        "missingParamRecordID",
+        "You must specify one or more a record IDs.",
+    )
+}
+
+/// Handles BBB `publishRecordings`: every finished recording is published, so `publish=true`
+/// is done for recordings that exist; `publish=false` is refused (edgemeet has no unpublished
+/// recordings; `deleteRecordings` removes one).
+pub async fn publish_recordings<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    call: &Call<'_>,
+) -> EdgeResponse {
+    let ids = match list(call, "recordID") {
+        Ok(ids) if !ids.is_empty() => ids,
+        Ok(_) => return missing_record_id(),
+        Err(response) => return response,
+    };
+    if !call.flag("publish") {
+        return xml::failed(
+            "notImplemented",
+            "recordings cannot be unpublished here: every finished recording is published",
+        );
+    }
+    for id in ids {
+        match store::recording(&edge.store, id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return xml::failed("notFound", &format!("{id}: recording not found")),
+            Err(e) => return store_failure(e),
+        }
+    }
+    Xml::success().field("published", true).finish()
+}
+
+/// Handles BBB `updateRecordings`: its `meta_*` parameters patch each recording's metadata as
+/// plugNmeet's `recording/updateMetadata` does (`meta_bbb-recording-name` and
+/// `meta_bbb-recording-description` are its title and description, the others its extra
+/// data; an empty value removes one).
+pub async fn update_recordings<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    call: &Call<'_>,
+) -> EdgeResponse {
+    let ids = match list(call, "recordID") {
+        Ok(ids) if !ids.is_empty() => ids,
+        Ok(_) => return missing_record_id(),
+        Err(response) => return response,
+    };
+    let mut metadata = json!({ "extra_data": {} });
+    for (name, value) in call.meta() {
+        let value = Value::from(value);
+        match name.as_str() {
+            "bbb-recording-name" => metadata["title"] = value,
+            "bbb-recording-description" => metadata["description"] = value,
+            _ => metadata["extra_data"][name] = value,
+        }
+    }
+    for id in ids {
+        let request = json!({ "record_id": id, "metadata": metadata }).to_string();
+        let response = catalog::update_metadata(edge, request.as_bytes()).await;
+        if let Err(refusal) = outcome(&response) {
+            let key = if refusal.status_code == "NOT_FOUND" {
+                "notFound"
+            } else {
+                "updateFailed"
+            };
+            return xml::failed(key, &format!("{id}: {}", refusal.msg));
+        }
+    }
+    Xml::success().field("updated", true).finish()
+}

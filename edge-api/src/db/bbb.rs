@@ -1,0 +1,135 @@
+//! The SQL of the BigBlueButton-compatible API (`migrations/0018_bbb_meetings.sql`): what a BBB
+//! `create` said about a session that its room does not hold (the meeting id as written, the
+//! passwords, the `meta_*` parameters).
+
+use super::{int_opt, json_list, text_opt, Columns};
+use crate::platform::{SqlValue, Store, StoreError};
+
+/// What BBB's `create` stored for a session.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BbbMeeting {
+    /// The meeting id as the BBB caller wrote it.
+    pub meeting_id: String,
+    /// The attendee password (`None` once the session ended).
+    pub attendee_pw: Option<String>,
+    /// The moderator password (`None` once the session ended).
+    pub moderator_pw: Option<String>,
+    /// The `meta_*` parameters, without the prefix, as a JSON object.
+    pub meta: String,
+}
+
+fn meeting(row: &[SqlValue], first: usize) -> Option<BbbMeeting> {
+    Some(BbbMeeting {
+        meeting_id: text_opt(row.get(first))?,
+        attendee_pw: text_opt(row.get(first + 1)),
+        moderator_pw: text_opt(row.get(first + 2)),
+        meta: text_opt(row.get(first + 3)).unwrap_or_else(|| "{}".into()),
+    })
+}
+
+const MEETING_COLUMNS: &str = "b.meeting_id, b.attendee_pw, b.moderator_pw, b.meta";
+
+/// Keeps `meeting` for session `room_sid` unless the session has one already, and answers the
+/// one kept: a repeated `create` gets the first one's passwords, as BBB's does. One statement.
+pub async fn keep_meeting(
+    store: &impl Store,
+    room_sid: &str,
+    meeting: &BbbMeeting,
+) -> Result<BbbMeeting, StoreError> {
+    let optional = |v: &Option<String>| v.as_deref().map_or(SqlValue::Null, SqlValue::from);
+    let rows = store
+        .execute(
+            "INSERT INTO bbb_meetings AS b (room_sid, meeting_id, attendee_pw, moderator_pw, meta) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (room_sid) DO UPDATE SET meeting_id = b.meeting_id \
+             RETURNING meeting_id, attendee_pw, moderator_pw, meta",
+            &[
+                room_sid.into(),
+                meeting.meeting_id.as_str().into(),
+                optional(&meeting.attendee_pw),
+                optional(&meeting.moderator_pw),
+                meeting.meta.as_str().into(),
+            ],
+        )
+        .await?;
+    rows.rows
+        .first()
+        .and_then(|row| self::meeting(row, 0))
+        .ok_or_else(|| StoreError("bbb_meetings: no row returned".into()))
+}
+
+/// The running session of room `room_id` as a BBB `join` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTarget {
+    /// Unix seconds: when the session was created (BBB's `createTime` is it in ms).
+    pub created_at: i64,
+    /// What BBB's `create` stored, `None` for a session created with plugNmeet's API.
+    pub meeting: Option<BbbMeeting>,
+}
+
+/// The running session of room `room_id`, if any, with what BBB's `create` stored. One
+/// statement.
+pub async fn running_session(
+    store: &impl Store,
+    room_id: &str,
+) -> Result<Option<JoinTarget>, StoreError> {
+    let sql = format!(
+        "SELECT r.created_at, {MEETING_COLUMNS} FROM rooms r \
+         LEFT JOIN bbb_meetings b ON b.room_sid = r.sid \
+         WHERE r.room_id = ? AND r.is_running = 1"
+    );
+    let rows = store.execute(&sql, &[room_id.into()]).await?;
+    rows.rows
+        .first()
+        .map(|row| {
+            Ok(JoinTarget {
+                created_at: Columns(row).int(0)?,
+                meeting: meeting(row, 1),
+            })
+        })
+        .transpose()
+}
+
+/// A session as BBB's listings describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session id.
+    pub sid: String,
+    /// Its title.
+    pub room_title: String,
+    /// Participants who joined it.
+    pub joined_participants: i64,
+    /// Unix seconds, when it ended.
+    pub ended_at: Option<i64>,
+    /// What BBB's `create` stored, if it was created through it.
+    pub meeting: Option<BbbMeeting>,
+}
+
+/// Sessions `sids` (any that exist), in one statement.
+pub async fn sessions(
+    store: &impl Store,
+    sids: &[&str],
+) -> Result<Vec<SessionSummary>, StoreError> {
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT r.sid, r.room_title, r.joined_participants, r.ended_at, {MEETING_COLUMNS} \
+         FROM rooms r LEFT JOIN bbb_meetings b ON b.room_sid = r.sid \
+         WHERE r.sid IN (SELECT value FROM json_each(?))"
+    );
+    let rows = store.execute(&sql, &[json_list(sids)?]).await?;
+    rows.rows
+        .iter()
+        .map(|row| {
+            let col = Columns(row);
+            Ok(SessionSummary {
+                sid: col.text(0)?,
+                room_title: col.text(1)?,
+                joined_participants: col.int(2)?,
+                ended_at: int_opt(row.get(3)),
+                meeting: meeting(row, 4),
+            })
+        })
+        .collect()
+}
