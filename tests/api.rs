@@ -12,7 +12,7 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 use support::worker::WorkerEdge;
-use support::{hs256, jwt_claims, now_secs, unique, Participant, System, Target};
+use support::{hs256, jwt_claims, now_secs, unique, xml_field, Participant, System, Target};
 
 /// A case of the suite.
 type Case = fn(&Suite);
@@ -2609,54 +2609,15 @@ fn hands_go_up_and_down(s: &Suite) {
 
 // ---------------------------------------------------------------- BigBlueButton-compatible API
 
-/// A BBB call to this edge, signed with SHA-256 (the client library below signs with SHA-1):
-/// its path and query.
+/// A BBB call's path to this edge (signed with SHA-256; the client library below signs with
+/// SHA-1).
 fn bbb_url(s: &Suite, call: &str, params: &str) -> String {
-    use sha2::Digest as _;
-    let sum = hex::encode(sha2::Sha256::digest(
-        format!("{call}{params}{}", s.target.api_secret).as_bytes(),
-    ));
-    let sep = if params.is_empty() { "" } else { "&" };
-    format!(
-        "/{}/bigbluebutton/api/{call}?{params}{sep}checksum={sum}",
-        s.target.api_key
-    )
+    s.target.bbb_path(call, params)
 }
 
-/// GET `path_and_query` (a full URL is cut to its path) without following a redirect.
+/// GET a BBB URL or path, not following a redirect.
 fn bbb_get(s: &Suite, path_and_query: &str) -> support::Reply {
-    let path = match path_and_query.find("/bigbluebutton/") {
-        Some(at) => &path_and_query[path_and_query[..at].rfind('/').unwrap_or(0)..],
-        None => path_and_query,
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut response = agent
-        .get(format!("{}{path}", s.target.base))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut response.body_mut().as_reader(), &mut body).unwrap();
-    support::Reply {
-        status: response.status().as_u16(),
-        body,
-        headers: response.headers().clone(),
-    }
-}
-
-/// The text of the first `<name>` element of a BBB answer.
-fn xml_field<'a>(xml: &'a str, name: &str) -> &'a str {
-    let open = format!("<{name}>");
-    let start = xml
-        .find(&open)
-        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
-        + open.len();
-    let end = xml[start..].find(&format!("</{name}>")).unwrap() + start;
-    &xml[start..end]
+    s.target.get_unfollowed(path_and_query)
 }
 
 /// An unchanged third-party BBB client (bigbluebutton-js from npm) creates, joins, watches and
@@ -2702,7 +2663,7 @@ fn bbb_client_unchanged(s: &Suite) {
     let moderator = token_of(done["moderatorUrl"].as_str().unwrap());
     let claims = jwt_claims(&moderator);
     assert_eq!(claims["is_admin"], true, "{claims}");
-    assert_eq!(claims["name"], "Ada Lovelace");
+    assert_eq!(claims["name"], "Ada O'Lovelace");
     assert_eq!(claims["user_id"], "ada-1");
     let viewer = jwt_claims(&token_of(done["viewerUrl"].as_str().unwrap()));
     assert!(viewer.get("is_admin").is_none(), "{viewer}");
@@ -2750,7 +2711,8 @@ fn bbb_client_unchanged(s: &Suite) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(xml_field(&info, "participantCount"), "1", "{info}");
-    assert_eq!(xml_field(&info, "fullName"), "Ada Lovelace");
+    assert_eq!(xml_field(&info, "fullName"), "Ada O&apos;Lovelace");
+    assert_eq!(xml_field(&info, "userID"), "ada-1", "BBB's own user id");
     assert_eq!(xml_field(&info, "role"), "MODERATOR");
     assert_eq!(xml_field(&info, "moderatorCount"), "1");
     assert_eq!(xml_field(&info, "voiceParticipantCount"), "1");
@@ -2978,6 +2940,48 @@ fn bbb_refusals_and_raw_answers(s: &Suite) {
     )
     .text();
     assert_eq!(xml_field(&missing, "messageKey"), "notFound", "{missing}");
+    // A room made with plugNmeet's API has no BBB passwords: `role` joins it, a password does
+    // not, and `end` with a password is refused.
+    let plain = unique("bbbplain");
+    s.target.create_room(&plain, json!({}));
+    let by_role = bbb_get(
+        s,
+        &bbb_url(
+            s,
+            "join",
+            &format!("fullName=F&meetingID={plain}&role=VIEWER&redirect=false"),
+        ),
+    )
+    .text();
+    assert_eq!(xml_field(&by_role, "returncode"), "SUCCESS", "{by_role}");
+    let by_password = bbb_get(
+        s,
+        &bbb_url(
+            s,
+            "join",
+            &format!("fullName=F&meetingID={plain}&password=x"),
+        ),
+    )
+    .text();
+    assert_eq!(
+        xml_field(&by_password, "messageKey"),
+        "invalidPassword",
+        "{by_password}"
+    );
+    let end_guess = bbb_get(
+        s,
+        &bbb_url(s, "end", &format!("meetingID={plain}&password=x")),
+    )
+    .text();
+    assert_eq!(
+        xml_field(&end_guess, "messageKey"),
+        "invalidPassword",
+        "{end_guess}"
+    );
+    let (_, j) = s
+        .target
+        .call("/auth/room/isRoomActive", &json!({"room_id": plain}));
+    assert_eq!(j["is_active"], true, "a refused end ended nothing: {j}");
     // `end` without a password (BBB 2.x): done.
     let ended = bbb_get(s, &bbb_url(s, "end", &format!("meetingID={meeting}"))).text();
     assert_eq!(xml_field(&ended, "returncode"), "SUCCESS", "{ended}");

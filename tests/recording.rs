@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::recorder::{number, probe, serial, signal, stream, PlannedRecorder, Service};
-use support::{unique, Participant, System, Target};
+use support::{unique, xml_field, Participant, System, Target};
 
 /// The edge with a local LiveKit and one recorder configured (not started).
 fn system_with_recorder(name: &str, edge_toml: &str) -> (System, PlannedRecorder) {
@@ -214,6 +214,48 @@ fn download_through_the_edge(target: &Target, record_id: &str, file: &std::path:
         .call()
         .expect("GET");
     assert_eq!(forged.status(), 401);
+}
+
+/// The BigBlueButton API lists the recording with a playback link that downloads it, and its
+/// updateRecordings names it.
+fn bbb_sees_the_recording(target: &Target, room: &str, record_id: &str, file: &std::path::Path) {
+    let listed = target
+        .get_unfollowed(&target.bbb_path("getRecordings", &format!("meetingID={room}")))
+        .text();
+    assert_eq!(xml_field(&listed, "returncode"), "SUCCESS", "{listed}");
+    assert_eq!(xml_field(&listed, "recordID"), record_id, "{listed}");
+    assert_eq!(xml_field(&listed, "meetingID"), room);
+    // Bytes, as BBB gives sizes (the catalog's MB, times a million, within its rounding).
+    let size: f64 = xml_field(&listed, "size").parse().unwrap();
+    let on_disk = std::fs::metadata(file).unwrap().len() as f64;
+    assert!(
+        (size - on_disk).abs() <= on_disk * 0.05 + 1e4,
+        "{size} vs {on_disk} bytes"
+    );
+    // The playback link is the edge's download link: it redirects to the node's file.
+    let playback = xml_field(&listed, "url").replace("&amp;", "&");
+    let redirect = target.get_unfollowed(&playback);
+    assert_eq!(redirect.status, 307, "{playback}: {}", redirect.text());
+    // updateRecordings names it; getRecordings shows the name where BBB integrations read it.
+    let updated = target
+        .get_unfollowed(&target.bbb_path(
+            "updateRecordings",
+            &format!("recordID={record_id}&meta_bbb-recording-name=Lecture%201"),
+        ))
+        .text();
+    assert_eq!(xml_field(&updated, "updated"), "true", "{updated}");
+    let named = target
+        .get_unfollowed(&target.bbb_path("getRecordings", &format!("recordID={record_id}")))
+        .text();
+    assert_eq!(xml_field(&named, "name"), "Lecture 1", "{named}");
+    assert_eq!(xml_field(&named, "bbb-recording-name"), "Lecture 1");
+    let published = target
+        .get_unfollowed(&target.bbb_path(
+            "publishRecordings",
+            &format!("recordID={record_id}&publish=true"),
+        ))
+        .text();
+    assert_eq!(xml_field(&published, "published"), "true", "{published}");
 }
 
 /// The request itself is checked before anything is dispatched: who asks, and what.
@@ -438,6 +480,7 @@ fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
     assert_eq!(unknown["status"], false, "{unknown}");
 
     download_through_the_edge(target, &record_id, &file);
+    bbb_sees_the_recording(target, &room, &record_id, &file);
     let (_, body) = task(target, &moderator, "STOP_RECORDING");
     assert_eq!(
         (&body["status"], &body["msg"]),
@@ -488,6 +531,19 @@ fn a_moderator_records_a_meeting_and_the_edge_lists_it() {
     );
     assert_eq!(stream(&media, "video")["codec_name"], "h264", "{media}");
 
+    // BBB's deleteRecordings naming one that does not exist deletes none of them.
+    let refused = target
+        .get_unfollowed(&target.bbb_path(
+            "deleteRecordings",
+            &format!("recordID={second},no-such-recording"),
+        ))
+        .text();
+    assert_eq!(xml_field(&refused, "messageKey"), "notFound", "{refused}");
+    assert!(
+        file.exists(),
+        "{} went with a refused delete",
+        file.display()
+    );
     // Deleting it removes the file from the recorder, then the recording from the catalog.
     let (status, deleted) = target.call("/auth/recording/delete", &json!({ "record_id": second }));
     assert_eq!(

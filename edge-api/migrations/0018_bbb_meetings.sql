@@ -6,7 +6,8 @@
 -- kept here, with the attendee and moderator passwords older BBB integrations join with and
 -- the `meta_*` parameters (a JSON object). None of it goes into the room's metadata, which
 -- every participant can read. The passwords are forgotten when the session ends, in the same
--- statement; the meeting id stays while the past room does (recordings list by it).
+-- statement. The meeting id stays while the past room or any recording of the session does:
+-- BBB's getRecordings names a recording's meeting by it.
 CREATE TABLE IF NOT EXISTS bbb_meetings (
     room_sid     TEXT PRIMARY KEY,
     meeting_id   TEXT NOT NULL,
@@ -21,7 +22,17 @@ BEGIN
     UPDATE bbb_meetings SET attendee_pw = NULL, moderator_pw = NULL WHERE room_sid = NEW.sid;
 END;
 
+CREATE INDEX IF NOT EXISTS recordings_by_session ON recordings (room_sid);
+
 CREATE TRIGGER IF NOT EXISTS bbb_meeting_forgotten AFTER DELETE ON rooms
 BEGIN
-    DELETE FROM bbb_meetings WHERE room_sid = OLD.sid;
+    DELETE FROM bbb_meetings WHERE room_sid = OLD.sid
+        AND NOT EXISTS (SELECT 1 FROM recordings WHERE room_sid = OLD.sid);
+END;
+
+CREATE TRIGGER IF NOT EXISTS bbb_meeting_recordings_forgotten AFTER DELETE ON recordings
+BEGIN
+    DELETE FROM bbb_meetings WHERE room_sid = OLD.room_sid
+        AND NOT EXISTS (SELECT 1 FROM rooms WHERE sid = OLD.room_sid)
+        AND NOT EXISTS (SELECT 1 FROM recordings WHERE room_sid = OLD.room_sid);
 END;

@@ -39,17 +39,20 @@ expect(created.returncode === "SUCCESS", "create", created);
 expect(String(created.meetingID) === meetingID, "create echoes the meeting id", created);
 expect(created.moderatorPW === "mp-secret", "create keeps the moderator password", created);
 
-const again = await call(
+const again = await call(api.administration.create("Algebra", meetingID, {}));
+const other = await call(
   api.administration.create("Algebra", meetingID, { moderatorPW: "other" }),
 );
-console.log(JSON.stringify({ again }));
+console.log(JSON.stringify({ again, other }));
 expect(again.returncode === "SUCCESS", "a second create", again);
 expect(again.messageKey === "duplicateWarning", "a second create is a duplicate", again);
 expect(again.internalMeetingID === created.internalMeetingID, "the same session", again);
 expect(again.moderatorPW === "mp-secret", "the first passwords stay", again);
+expect(other.returncode === "FAILED" && other.messageKey === "idNotUnique", "other passwords: another meeting", other);
 
 const moderator = await call(
-  api.administration.join("Ada Lovelace", meetingID, "mp-secret", {
+  // Node's querystring leaves `'` unencoded, and signs it so (Workers hands it on as %27).
+  api.administration.join("Ada O'Lovelace", meetingID, "mp-secret", {
     redirect: false,
     userID: "ada-1",
   }),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 pub mod recorder;
 pub mod regions;
@@ -154,6 +154,41 @@ impl Target {
         reply
     }
 
+    /// The path and query of a BigBlueButton API call with these parameters (as sent), signed
+    /// with SHA-256 under the API secret as BBB signs: `<call><params><secret>`.
+    pub fn bbb_path(&self, call: &str, params: &str) -> String {
+        let sum = hex::encode(Sha256::digest(
+            format!("{call}{params}{}", self.api_secret).as_bytes(),
+        ));
+        let sep = if params.is_empty() { "" } else { "&" };
+        format!(
+            "/{}/bigbluebutton/api/{call}?{params}{sep}checksum={sum}",
+            self.api_key
+        )
+    }
+
+    /// GET `path_and_query` (a full URL is cut to its path), not following a redirect.
+    pub fn get_unfollowed(&self, path_and_query: &str) -> Reply {
+        let path = match path_and_query.find("://") {
+            Some(at) => {
+                let rest = &path_and_query[at + 3..];
+                &rest[rest.find('/').unwrap_or(rest.len())..]
+            }
+            None => path_and_query,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let response = agent
+            .get(format!("{}{path}", self.base))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        Self::collect(response)
+    }
+
     /// Creates a room with a title; panics unless it succeeds. Returns `room_info`.
     pub fn create_room(&self, room_id: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({"room_id": room_id, "metadata": {"room_title": format!("Room {room_id}")}});
@@ -200,6 +235,17 @@ pub fn merge(base: &mut Value, extra: Value) {
         }
         (b, e) => *b = e,
     }
+}
+
+/// The text of the first `<name>` element of a BBB answer.
+pub fn xml_field<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+        + open.len();
+    let end = xml[start..].find(&format!("</{name}>")).unwrap() + start;
+    &xml[start..end]
 }
 
 /// The claims of a JWT, without checking it.

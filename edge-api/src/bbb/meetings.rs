@@ -230,14 +230,27 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
         Ok(prepared) => prepared,
         Err(response) => return response,
     };
-    let room = match rooms::create::create_session(edge, request).await {
-        Ok(room) => room,
+    let (room, created) = match rooms::create::create_session(edge, request).await {
+        Ok(created) => created,
         Err(response) => return Refusal::of(&response).answer("createFailed"),
     };
     let kept = match store::keep_meeting(&edge.store, &room.sid, &meeting).await {
-        Ok(kept) => kept,
+        Ok(Some(kept)) => kept,
+        Ok(None) => return xml::failed("createFailed", "the meeting ended meanwhile"),
         Err(e) => return stored_failure(e),
     };
+    // A repeat that names other passwords than the meeting has is another meeting, as in BBB.
+    let differs = |given: &str, kept: &Option<String>| {
+        !given.is_empty() && !same_secret(given, kept.as_deref())
+    };
+    if differs(call.text("attendeePW"), &kept.attendee_pw)
+        || differs(call.text("moderatorPW"), &kept.moderator_pw)
+    {
+        return xml::failed(
+            "idNotUnique",
+            "A meeting already exists with that meeting ID. Please use a different meeting ID.",
+        );
+    }
     let mut answer = Xml::success()
         .field("meetingID", &kept.meeting_id)
         .field("internalMeetingID", &room.sid)
@@ -261,14 +274,12 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
             call.text("duration").parse::<u64>().unwrap_or(0),
         )
         .field("hasBeenForciblyEnded", false);
-    answer = if kept == meeting {
-        answer.field("messageKey", "").field("message", "")
-    } else {
-        answer.field("messageKey", "duplicateWarning").field(
+    if !created {
+        answer = answer.field("messageKey", "duplicateWarning").field(
             "message",
             "This conference was already in existence and may currently be in progress.",
-        )
-    };
+        );
+    }
     answer.finish()
 }
 
@@ -445,6 +456,9 @@ struct ParticipantMetadata {
     is_admin: bool,
     #[serde(default)]
     is_presenter: bool,
+    /// The BBB `userID` (or plugNmeet's own id) the user joined with.
+    #[serde(default)]
+    ex_user_id: Option<String>,
 }
 
 /// Writes one meeting's elements (BBB's `getMeetingInfo` fields, also each `<meeting>` of
@@ -461,7 +475,14 @@ fn meeting_fields(
     let mut videos = 0;
     let mut listeners = 0;
     let mut attendees = Xml::fragment();
-    for participant in &room.participants_info {
+    // Hidden participants (a recorder among them) are no attendees.
+    let attending = room
+        .participants_info
+        .iter()
+        .filter(|p| !p.permission.as_ref().is_some_and(|p| p.hidden));
+    let mut count = 0;
+    for participant in attending {
+        count += 1;
         let metadata: ParticipantMetadata =
             serde_json::from_str(&participant.metadata).unwrap_or_default();
         let has = |source: &str| participant.tracks.iter().any(|t| t.source == source);
@@ -472,7 +493,13 @@ fn meeting_fields(
         listeners += i32::from(!voice);
         attendees = attendees
             .open("attendee")
-            .field("userID", &participant.identity)
+            .field(
+                "userID",
+                metadata
+                    .ex_user_id
+                    .as_deref()
+                    .unwrap_or(&participant.identity),
+            )
             .field("fullName", &participant.name)
             .field(
                 "role",
@@ -489,7 +516,7 @@ fn meeting_fields(
             .field("clientType", "HTML5")
             .close("attendee");
     }
-    let started = info.joined_participants > 0 || !room.participants_info.is_empty();
+    let started = info.joined_participants > 0 || count > 0;
     xml = xml
         .field("meetingName", &info.room_title)
         .field(
@@ -519,7 +546,7 @@ fn meeting_fields(
         .field("hasBeenForciblyEnded", false)
         .field("startTime", info.creation_time.saturating_mul(1000))
         .field("endTime", 0)
-        .field("participantCount", room.participants_info.len())
+        .field("participantCount", count)
         .field("listenerCount", listeners)
         .field("voiceParticipantCount", voices)
         .field("videoCount", videos)
@@ -608,7 +635,7 @@ pub async fn end<S: Store, H: HttpClient, C: Clock>(
         .meeting
         .as_ref()
         .and_then(|m| m.moderator_pw.as_deref());
-    if !given.is_empty() && moderator_pw.is_some() && !same_secret(given, moderator_pw) {
+    if !given.is_empty() && !same_secret(given, moderator_pw) {
         return xml::failed(
             "invalidPassword",
             "You must supply the moderator password for this call.",

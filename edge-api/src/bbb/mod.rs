@@ -142,8 +142,18 @@ fn parameters_of(request: &EdgeRequest) -> &str {
 }
 
 /// The parameters without `checksum` when its one `checksum` is right for `call` under
-/// `secret`; `None` otherwise (none, two, or a wrong one).
+/// `secret`; `None` otherwise (none, two, or a wrong one). A client may sign `'` as it sends it,
+/// unencoded (Node's `querystring`, `encodeURIComponent`), and a platform that parses the URL
+/// (Workers) hands the query on with `%27`: that form is checked too, as both read the same.
 fn checked(call: &str, raw: &str, secret: &str) -> Option<String> {
+    checked_as_sent(call, raw, secret).or_else(|| {
+        raw.contains("%27")
+            .then(|| raw.replace("%27", "'"))
+            .and_then(|unquoted| checked_as_sent(call, &unquoted, secret))
+    })
+}
+
+fn checked_as_sent(call: &str, raw: &str, secret: &str) -> Option<String> {
     let mut checksum = None;
     let mut rest: Vec<&str> = Vec::new();
     for pair in raw.split('&') {
@@ -302,6 +312,16 @@ mod tests {
             let signed = checked("create", &raw, secret);
             assert_eq!(signed.as_deref(), Some(params), "{raw}");
         }
+        // Signed with `'` as sent, handed on as `%27` (Workers' URL parser).
+        let quoted = "fullName=O'Brien";
+        let sum = sha1_hex(&format!("join{quoted}{secret}"));
+        let signed = checked(
+            "join",
+            &format!("fullName=O%27Brien&checksum={sum}"),
+            secret,
+        );
+        assert_eq!(signed.as_deref(), Some(quoted));
+        let sum = sha1_hex(&format!("create{params}{secret}"));
         // No parameters but the checksum.
         let bare = sha1_hex(&format!("getMeetings{secret}"));
         assert_eq!(

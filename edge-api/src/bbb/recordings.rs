@@ -16,26 +16,57 @@ use crate::rooms::internal;
 use crate::tokens::mint_download_token;
 use crate::Edge;
 
-/// Most recordings or meetings one call names (`recordID`, `meetingID` lists), and the page
-/// size when `limit` is not given (plugNmeet's for BBB).
-const MAX_LISTED: usize = 50;
-/// Largest page BBB allows.
+/// Most recordings `getRecordings` and `publishRecordings` name (read in one statement), and
+/// most meetings (one bound parameter each, within D1's 100).
+const MAX_LISTED: usize = 99;
+/// Most recordings `deleteRecordings` and `updateRecordings` name: each is a few statements and,
+/// to delete, a call to its node, and a request must stay cheap.
+const MAX_CHANGED: usize = 10;
+/// Largest page, also when neither `offset` nor `limit` is given (BBB then lists everything).
 const MAX_LIMIT: u32 = 100;
 
-/// A comma-separated list parameter, without empty items; `Err` when it names too many.
-fn list<'c>(call: &'c Call<'_>, key: &str) -> Result<Vec<&'c str>, EdgeResponse> {
-    let items: Vec<&str> = call
-        .text(key)
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .collect();
-    if items.len() > MAX_LISTED {
+/// A comma-separated list parameter, without empty items or repeats; `Err` when it names more
+/// than `max`, or a recording id that cannot be one.
+fn list<'c>(call: &'c Call<'_>, key: &str, max: usize) -> Result<Vec<&'c str>, EdgeResponse> {
+    let mut items: Vec<&str> = Vec::new();
+    for item in call.text(key).split(',').filter(|s| !s.is_empty()) {
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    if items.len() > max {
         return Err(xml::failed(
             "invalidParameters",
-            &format!("{key}: at most {MAX_LISTED} ids"),
+            &format!("{key}: at most {max} ids"),
+        ));
+    }
+    if key == "recordID" && !items.iter().all(|id| crate::recording::is_node_id(id)) {
+        return Err(xml::failed(
+            "invalidParameters",
+            "recordID: 1 to 64 of [A-Za-z0-9_-]",
         ));
     }
     Ok(items)
+}
+
+/// Recordings `ids` the catalog has, in one statement; `Err` is the answer when one is missing.
+async fn existing<S: Store, H, C>(
+    edge: &Edge<S, H, C>,
+    ids: &[&str],
+) -> Result<Vec<RecordingRow>, EdgeResponse> {
+    let rows = store::recordings_by_ids(&edge.store, ids)
+        .await
+        .map_err(store_failure)?;
+    match ids
+        .iter()
+        .find(|id| !rows.iter().any(|r| r.record_id == **id))
+    {
+        Some(id) => Err(xml::failed(
+            "notFound",
+            &format!("{id}: recording not found"),
+        )),
+        None => Ok(rows),
+    }
 }
 
 fn store_failure(e: crate::platform::StoreError) -> EdgeResponse {
@@ -50,15 +81,16 @@ pub async fn get_recordings<S: Store, H: HttpClient, C: Clock>(
     request: &EdgeRequest,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let (record_ids, meeting_ids) =
-        match list(call, "recordID").and_then(|r| Ok((r, list(call, "meetingID")?))) {
-            Ok(lists) => lists,
-            Err(response) => return response,
-        };
+    let lists = list(call, "recordID", MAX_LISTED)
+        .and_then(|records| Ok((records, list(call, "meetingID", MAX_LISTED)?)));
+    let (record_ids, meeting_ids) = match lists {
+        Ok(lists) => lists,
+        Err(response) => return response,
+    };
     let offset: u32 = call.text("offset").parse().unwrap_or(0);
     let limit = match call.text("limit").parse::<u32>() {
         Ok(n) if n > 0 => n.min(MAX_LIMIT),
-        _ => MAX_LISTED as u32,
+        _ => MAX_LIMIT,
     };
     let (total, rows) = if record_ids.is_empty() {
         let room_ids: Vec<String> = meeting_ids.iter().map(|id| room_id_of(id)).collect();
@@ -74,15 +106,10 @@ pub async fn get_recordings<S: Store, H: HttpClient, C: Clock>(
             Err(e) => return store_failure(e),
         }
     } else {
-        let mut rows = Vec::new();
-        for id in &record_ids {
-            match store::recording(&edge.store, id).await {
-                Ok(Some(row)) => rows.push(row),
-                Ok(None) => {}
-                Err(e) => return store_failure(e),
-            }
+        match store::recordings_by_ids(&edge.store, &record_ids).await {
+            Ok(rows) => (rows.len() as i64, rows),
+            Err(e) => return store_failure(e),
         }
-        (rows.len() as i64, rows)
     };
     if rows.is_empty() {
         return Xml::success()
@@ -150,6 +177,15 @@ fn recording(
     if let Some(extra) = stored["extra_data"].as_object() {
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    // What updateRecordings set as the recording's title and description, where BBB keeps them.
+    for (field, name) in [
+        ("title", "bbb-recording-name"),
+        ("description", "bbb-recording-description"),
+    ] {
+        if let Some(text) = stored[field].as_str() {
+            meta.insert(name.into(), text.into());
+        }
+    }
     let name = stored["title"]
         .as_str()
         .or(session.map(|s| s.room_title.as_str()))
@@ -186,17 +222,21 @@ fn recording(
         .close("recording")
 }
 
-/// Handles BBB `deleteRecordings`: each named recording as plugNmeet's `recording/delete`
-/// deletes it (on its node, then from the catalog); stops at the first that cannot be.
+/// Handles BBB `deleteRecordings`: when every named recording exists, each is deleted as
+/// plugNmeet's `recording/delete` deletes it (on its node, then from the catalog); stops at the
+/// first that cannot be.
 pub async fn delete_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID") {
+    let ids = match list(call, "recordID", MAX_CHANGED) {
         Ok(ids) if !ids.is_empty() => ids,
         Ok(_) => return missing_record_id(),
         Err(response) => return response,
     };
+    if let Err(response) = existing(edge, &ids).await {
+        return response;
+    }
     for id in ids {
         let request = json!({ "record_id": id }).to_string();
         let response = catalog::delete(edge, request.as_bytes()).await;
@@ -226,7 +266,7 @@ pub async fn publish_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID") {
+    let ids = match list(call, "recordID", MAX_LISTED) {
         Ok(ids) if !ids.is_empty() => ids,
         Ok(_) => return missing_record_id(),
         Err(response) => return response,
@@ -237,14 +277,10 @@ pub async fn publish_recordings<S: Store, H: HttpClient, C: Clock>(
             "recordings cannot be unpublished here: every finished recording is published",
         );
     }
-    for id in ids {
-        match store::recording(&edge.store, id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return xml::failed("notFound", &format!("{id}: recording not found")),
-            Err(e) => return store_failure(e),
-        }
+    match existing(edge, &ids).await {
+        Ok(_) => Xml::success().field("published", true).finish(),
+        Err(response) => response,
     }
-    Xml::success().field("published", true).finish()
 }
 
 /// Handles BBB `updateRecordings`: its `meta_*` parameters patch each recording's metadata as
@@ -255,7 +291,7 @@ pub async fn update_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID") {
+    let ids = match list(call, "recordID", MAX_CHANGED) {
         Ok(ids) if !ids.is_empty() => ids,
         Ok(_) => return missing_record_id(),
         Err(response) => return response,

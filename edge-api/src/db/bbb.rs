@@ -29,18 +29,20 @@ fn meeting(row: &[SqlValue], first: usize) -> Option<BbbMeeting> {
 
 const MEETING_COLUMNS: &str = "b.meeting_id, b.attendee_pw, b.moderator_pw, b.meta";
 
-/// Keeps `meeting` for session `room_sid` unless the session has one already, and answers the
-/// one kept: a repeated `create` gets the first one's passwords, as BBB's does. One statement.
+/// Keeps `meeting` for session `room_sid` while it runs, unless the session has one already,
+/// and answers the one kept: a repeated `create` gets the first one's passwords. `None` when
+/// the session ended meanwhile (so no password outlives it). One statement.
 pub async fn keep_meeting(
     store: &impl Store,
     room_sid: &str,
     meeting: &BbbMeeting,
-) -> Result<BbbMeeting, StoreError> {
+) -> Result<Option<BbbMeeting>, StoreError> {
     let optional = |v: &Option<String>| v.as_deref().map_or(SqlValue::Null, SqlValue::from);
     let rows = store
         .execute(
             "INSERT INTO bbb_meetings AS b (room_sid, meeting_id, attendee_pw, moderator_pw, meta) \
-             VALUES (?, ?, ?, ?, ?) \
+             SELECT ?1, ?2, ?3, ?4, ?5 \
+             WHERE EXISTS (SELECT 1 FROM rooms WHERE sid = ?1 AND is_running = 1) \
              ON CONFLICT (room_sid) DO UPDATE SET meeting_id = b.meeting_id \
              RETURNING meeting_id, attendee_pw, moderator_pw, meta",
             &[
@@ -52,10 +54,7 @@ pub async fn keep_meeting(
             ],
         )
         .await?;
-    rows.rows
-        .first()
-        .and_then(|row| self::meeting(row, 0))
-        .ok_or_else(|| StoreError("bbb_meetings: no row returned".into()))
+    Ok(rows.rows.first().and_then(|row| self::meeting(row, 0)))
 }
 
 /// The running session of room `room_id` as a BBB `join` needs it.
@@ -95,7 +94,7 @@ pub async fn running_session(
 pub struct SessionSummary {
     /// The session id.
     pub sid: String,
-    /// Its title.
+    /// Its title (empty once its past room was deleted).
     pub room_title: String,
     /// Participants who joined it.
     pub joined_participants: i64,
@@ -105,7 +104,7 @@ pub struct SessionSummary {
     pub meeting: Option<BbbMeeting>,
 }
 
-/// Sessions `sids` (any that exist), in one statement.
+/// Sessions `sids` (any the edge still knows, as a room or a BBB meeting), in one statement.
 pub async fn sessions(
     store: &impl Store,
     sids: &[&str],
@@ -114,9 +113,9 @@ pub async fn sessions(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT r.sid, r.room_title, r.joined_participants, r.ended_at, {MEETING_COLUMNS} \
-         FROM rooms r LEFT JOIN bbb_meetings b ON b.room_sid = r.sid \
-         WHERE r.sid IN (SELECT value FROM json_each(?))"
+        "SELECT s.value, r.room_title, r.joined_participants, r.ended_at, {MEETING_COLUMNS} \
+         FROM json_each(?) s LEFT JOIN rooms r ON r.sid = s.value \
+         LEFT JOIN bbb_meetings b ON b.room_sid = s.value"
     );
     let rows = store.execute(&sql, &[json_list(sids)?]).await?;
     rows.rows
@@ -125,8 +124,8 @@ pub async fn sessions(
             let col = Columns(row);
             Ok(SessionSummary {
                 sid: col.text(0)?,
-                room_title: col.text(1)?,
-                joined_participants: col.int(2)?,
+                room_title: text_opt(row.get(1)).unwrap_or_default(),
+                joined_participants: int_opt(row.get(2)).unwrap_or(0),
                 ended_at: int_opt(row.get(3)),
                 meeting: meeting(row, 4),
             })

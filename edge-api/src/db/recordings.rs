@@ -505,6 +505,23 @@ pub async fn recording(
     Ok(recordings(rows)?.into_iter().next())
 }
 
+/// Recordings `record_ids` (those the catalog has), newest first, in one statement.
+pub async fn recordings_by_ids(
+    store: &impl Store,
+    record_ids: &[&str],
+) -> Result<Vec<RecordingRow>, StoreError> {
+    let rows = store
+        .execute(
+            &format!(
+                "SELECT {RECORDING_COLUMNS} FROM recordings \
+                 WHERE record_id IN (SELECT value FROM json_each(?)) ORDER BY created_at DESC"
+            ),
+            &[super::json_list(record_ids)?],
+        )
+        .await?;
+    recordings(rows)
+}
+
 /// Removes a recording from the catalog, with its job: a node that sends the job's final
 /// event again (its earlier answer lost) then finds no job, so the recording cannot come back.
 pub async fn delete_recording(store: &impl Store, record_id: &str) -> Result<(), StoreError> {

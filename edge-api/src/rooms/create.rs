@@ -49,7 +49,7 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         Err(e) => return bad_input(e),
     };
     match create_session(edge, req).await {
-        Ok(row) => EdgeResponse::reply(
+        Ok((row, _)) => EdgeResponse::reply(
             Common::ok("success"),
             CreateRoomRes {
                 room_info: ActiveRoomInfo::from(&row),
@@ -59,12 +59,12 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
-/// Creates the session `req` asks for, or finds the one running for its room; `Err` is the
-/// answer refusing it.
+/// Creates the session `req` asks for, or finds the one running for its room (then `false`);
+/// `Err` is the answer refusing it.
 pub(crate) async fn create_session<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     req: CreateRoomReq,
-) -> Result<RoomRow, EdgeResponse> {
+) -> Result<(RoomRow, bool), EdgeResponse> {
     check_room_id(&req.room_id).map_err(invalid)?;
     let Some(metadata) = req.metadata else {
         return Err(invalid("metadata: required"));
@@ -125,7 +125,7 @@ pub(crate) async fn create_session<S: Store, H: HttpClient, C: Clock>(
         lifecycle::retry_due_deletes(edge).await;
         lifecycle::end_due_without_heartbeats(edge).await;
     }
-    Ok(row)
+    Ok((row, created))
 }
 
 /// Past rooms forgotten per room created at most: a create stays cheap, and as every session
