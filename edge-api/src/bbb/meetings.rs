@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::xml::{self, is_element_name, Xml};
-use super::{meeting_id, outcome, public_origin, room_id_of, Call, Refusal};
+use super::{meeting, outcome, public_origin, Call, Refusal};
 use crate::db::bbb::{self as store, BbbMeeting};
 use crate::db::{self};
 use crate::exchange::{EdgeRequest, EdgeResponse};
@@ -206,11 +206,10 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let meeting_id = match meeting_id(call) {
-        Ok(id) => id,
+    let (meeting_id, room_id) = match meeting(call) {
+        Ok(named) => named,
         Err(response) => return response,
     };
-    let room_id = room_id_of(meeting_id);
     let title = match call.text("name").trim() {
         "" => meeting_id,
         name => name,
@@ -315,8 +314,8 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
     request: &EdgeRequest,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let meeting_id = match meeting_id(call) {
-        Ok(id) => id,
+    let (meeting_id, room_id) = match meeting(call) {
+        Ok(named) => named,
         Err(response) => return response,
     };
     let full_name = call.text("fullName").trim();
@@ -326,7 +325,6 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
             "You must specify a name for the attendee who will be joining the meeting.",
         );
     }
-    let room_id = room_id_of(meeting_id);
     let session = match store::running_session(&edge.store, &room_id).await {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),
@@ -432,11 +430,11 @@ pub async fn is_meeting_running<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let meeting_id = match meeting_id(call) {
-        Ok(id) => id,
+    let (_, room_id) = match meeting(call) {
+        Ok(named) => named,
         Err(response) => return response,
     };
-    let running = match db::running_room(&edge.store, &room_id_of(meeting_id)).await {
+    let running = match db::running_room(&edge.store, &room_id).await {
         Ok(room) => room.is_some_and(|room| has_started(&room.status, room.joined_participants)),
         Err(e) => return stored_failure(e),
     };
@@ -568,11 +566,11 @@ pub async fn get_meeting_info<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let meeting_id = match meeting_id(call) {
-        Ok(id) => id,
+    let (_, room_id) = match meeting(call) {
+        Ok(named) => named,
         Err(response) => return response,
     };
-    let room = match rooms::status::active_room(edge, &room_id_of(meeting_id)).await {
+    let room = match rooms::status::active_room(edge, &room_id).await {
         Ok(Some(room)) => room,
         Ok(None) => return not_found(),
         Err(response) => return Refusal::of(&response).answer("error"),
@@ -620,11 +618,10 @@ pub async fn end<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let meeting_id = match meeting_id(call) {
-        Ok(id) => id,
+    let (_, room_id) = match meeting(call) {
+        Ok(named) => named,
         Err(response) => return response,
     };
-    let room_id = room_id_of(meeting_id);
     let session = match store::running_session(&edge.store, &room_id).await {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),

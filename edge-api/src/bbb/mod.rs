@@ -199,6 +199,12 @@ pub fn room_id_of(meeting_id: &str) -> String {
 /// Longest BBB meeting id (BBB's own limit).
 const MAX_MEETING_ID_LEN: usize = 256;
 
+/// The call's `meetingID`, checked, and the room id it names; `Err` is the answer to send.
+fn meeting<'c>(call: &'c Call<'_>) -> Result<(&'c str, String), EdgeResponse> {
+    let id = meeting_id(call)?;
+    Ok((id, room_id_of(id)))
+}
+
 /// The call's `meetingID`, checked; `Err` is the answer to send.
 fn meeting_id<'c>(call: &'c Call<'_>) -> Result<&'c str, EdgeResponse> {
     match call.text("meetingID") {

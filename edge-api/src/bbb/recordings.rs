@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::xml::{self, Xml};
-use super::{outcome, public_origin, room_id_of, Call};
+use super::{outcome, public_origin, room_id_of, Call, Refusal};
 use crate::db::bbb as bbb_store;
 use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
 use crate::exchange::{EdgeRequest, EdgeResponse};
@@ -241,15 +241,20 @@ pub async fn delete_recordings<S: Store, H: HttpClient, C: Clock>(
         let request = json!({ "record_id": id }).to_string();
         let response = catalog::delete(edge, request.as_bytes()).await;
         if let Err(refusal) = outcome(&response) {
-            let key = if refusal.status_code == "NOT_FOUND" {
-                "notFound"
-            } else {
-                "deleteFailed"
-            };
-            return xml::failed(key, &format!("{id}: {}", refusal.msg));
+            return refused(id, &refusal, "deleteFailed");
         }
     }
     Xml::success().field("deleted", true).finish()
+}
+
+/// BBB's answer to the refusal of what was asked of recording `id`: `notFound`, or `otherwise`.
+fn refused(id: &str, refusal: &Refusal, otherwise: &str) -> EdgeResponse {
+    let key = if refusal.status_code == "NOT_FOUND" {
+        "notFound"
+    } else {
+        otherwise
+    };
+    xml::failed(key, &format!("{id}: {}", refusal.msg))
 }
 
 fn missing_record_id() -> EdgeResponse {
@@ -309,12 +314,7 @@ pub async fn update_recordings<S: Store, H: HttpClient, C: Clock>(
         let request = json!({ "record_id": id, "metadata": metadata }).to_string();
         let response = catalog::update_metadata(edge, request.as_bytes()).await;
         if let Err(refusal) = outcome(&response) {
-            let key = if refusal.status_code == "NOT_FOUND" {
-                "notFound"
-            } else {
-                "updateFailed"
-            };
-            return xml::failed(key, &format!("{id}: {}", refusal.msg));
+            return refused(id, &refusal, "updateFailed");
         }
     }
     Xml::success().field("updated", true).finish()
