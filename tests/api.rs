@@ -2776,7 +2776,7 @@ fn bbb_refusals_and_raw_answers(s: &Suite) {
     }
     let meeting = unique("bbbraw");
     let create = format!(
-        "name={}&meetingID={meeting}&moderatorPW=mp&attendeePW=ap&meta_bbb-context=%3Cb%3E%26",
+        "name={}&meetingID={meeting}&moderatorPW=mp&attendeePW=ap&duration=45&meta_bbb-context=%3Cb%3E%26",
         urlencode("Tom & Jerry's <Room>")
     );
     // Refused, each with BBB's key and nothing created: a wrong secret, no checksum, a changed
@@ -2827,6 +2827,7 @@ fn bbb_refusals_and_raw_answers(s: &Suite) {
     assert_eq!(xml_field(&info, "bbb-context"), "&lt;b&gt;&amp;", "{info}");
     assert_eq!(xml_field(&info, "running"), "false");
     assert_eq!(xml_field(&info, "participantCount"), "0");
+    assert_eq!(xml_field(&info, "duration"), "45", "minutes, as created");
 
     // A POST with a form body, signed over the body.
     let params = format!("fullName=Carol&meetingID={meeting}&role=VIEWER&redirect=false");

@@ -461,13 +461,13 @@ struct ParticipantMetadata {
 
 /// Writes one meeting's elements (BBB's `getMeetingInfo` fields, also each `<meeting>` of
 /// `getMeetings`).
-fn meeting_fields(
-    mut xml: Xml,
-    room: &RoomWithParticipants,
-    bbb: Option<&BbbMeeting>,
-    now: i64,
-) -> Xml {
+fn meeting_fields(mut xml: Xml, room: &RoomWithParticipants, bbb: Option<&BbbMeeting>) -> Xml {
     let info = &room.room_info;
+    // BBB's duration is the one the meeting was created with, in minutes (0: none).
+    let duration = serde_json::from_str::<Value>(&info.metadata)
+        .ok()
+        .and_then(|m| m["room_features"]["room_duration"].as_u64())
+        .unwrap_or(0);
     let mut moderators = 0;
     let mut voices = 0;
     let mut videos = 0;
@@ -535,10 +535,7 @@ fn meeting_fields(
                 .unwrap_or_default(),
         )
         .field("running", started)
-        .field(
-            "duration",
-            now.saturating_sub(info.creation_time).max(0) / 60,
-        )
+        .field("duration", duration)
         .field("hasUserJoined", started)
         .field("recording", info.is_recording > 0)
         .field("hasBeenForciblyEnded", false)
@@ -579,7 +576,7 @@ pub async fn get_meeting_info<S: Store, H: HttpClient, C: Clock>(
         Ok(mut sessions) => sessions.pop().and_then(|s| s.meeting),
         Err(e) => return stored_failure(e),
     };
-    meeting_fields(Xml::success(), &room, bbb.as_ref(), edge.now_secs()).finish()
+    meeting_fields(Xml::success(), &room, bbb.as_ref()).finish()
 }
 
 /// Handles BBB `getMeetings`: plugNmeet's `room/getActiveRoomsInfo`.
@@ -600,14 +597,13 @@ pub async fn get_meetings<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C
         Ok(sessions) => sessions,
         Err(e) => return stored_failure(e),
     };
-    let now = edge.now_secs();
     let mut xml = Xml::success().open("meetings");
     for room in &rooms {
         let bbb = sessions
             .iter()
             .find(|s| s.sid == room.room_info.sid)
             .and_then(|s| s.meeting.as_ref());
-        xml = meeting_fields(xml.open("meeting"), room, bbb, now).close("meeting");
+        xml = meeting_fields(xml.open("meeting"), room, bbb).close("meeting");
     }
     xml.close("meetings").finish()
 }
