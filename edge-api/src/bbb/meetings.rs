@@ -7,15 +7,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::xml::{self, is_element_name, Xml};
-use super::{meeting, outcome, public_origin, Call, Refusal};
+use super::{meeting, outcome, public_origin, store_failure, Call, Refusal};
 use crate::db::bbb::{self as store, BbbMeeting};
 use crate::db::{self};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
+use crate::rooms;
 use crate::rooms::create::CreateRoomReq;
 use crate::rooms::join::{GenerateTokenReq, UserInfo};
 use crate::rooms::status::RoomWithParticipants;
-use crate::rooms::{self, internal};
 use crate::Edge;
 
 /// What BBB's `disabledFeatures` names, and the room feature each turns off (as a path into
@@ -236,7 +236,7 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
     let kept = match store::keep_meeting(&edge.store, &room.sid, &meeting).await {
         Ok(Some(kept)) => kept,
         Ok(None) => return xml::failed("createFailed", "the meeting ended meanwhile"),
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     // A repeat that names other passwords than the meeting has is another meeting, as in BBB.
     let differs = |given: &str, kept: &Option<String>| {
@@ -282,12 +282,6 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
     answer.finish()
 }
 
-/// A store failure: logged, answered without detail.
-fn stored_failure(e: crate::platform::StoreError) -> EdgeResponse {
-    let _ = internal(e);
-    xml::failed("internalError", "internal server error")
-}
-
 /// Whether `given` is `expected`, in constant time.
 fn same_secret(given: &str, expected: Option<&str>) -> bool {
     expected.is_some_and(|expected| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
@@ -328,7 +322,7 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
     let session = match store::running_session(&edge.store, &room_id).await {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     let create_time = call.text("createTime");
     if !create_time.is_empty() && create_time != session.created_at.saturating_mul(1000).to_string()
@@ -436,7 +430,7 @@ pub async fn is_meeting_running<S: Store, H: HttpClient, C: Clock>(
     };
     let running = match db::running_room(&edge.store, &room_id).await {
         Ok(room) => room.is_some_and(|room| has_started(&room.status, room.joined_participants)),
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     Xml::success().field("running", running).finish()
 }
@@ -574,7 +568,7 @@ pub async fn get_meeting_info<S: Store, H: HttpClient, C: Clock>(
     };
     let bbb = match store::sessions(&edge.store, &[room.room_info.sid.as_str()]).await {
         Ok(mut sessions) => sessions.pop().and_then(|s| s.meeting),
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     meeting_fields(Xml::success(), &room, bbb.as_ref()).finish()
 }
@@ -595,7 +589,7 @@ pub async fn get_meetings<S: Store, H: HttpClient, C: Clock>(edge: &Edge<S, H, C
     let sids: Vec<&str> = rooms.iter().map(|r| r.room_info.sid.as_str()).collect();
     let sessions = match store::sessions(&edge.store, &sids).await {
         Ok(sessions) => sessions,
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     let mut xml = Xml::success().open("meetings");
     for room in &rooms {
@@ -621,7 +615,7 @@ pub async fn end<S: Store, H: HttpClient, C: Clock>(
     let session = match store::running_session(&edge.store, &room_id).await {
         Ok(Some(session)) => session,
         Ok(None) => return not_found(),
-        Err(e) => return stored_failure(e),
+        Err(e) => return store_failure(e),
     };
     let given = call.text("password");
     let moderator_pw = session

@@ -219,6 +219,12 @@ fn meeting_id<'c>(call: &'c Call<'_>) -> Result<&'c str, EdgeResponse> {
     }
 }
 
+/// A store failure: logged, answered without detail.
+fn store_failure(e: crate::platform::StoreError) -> EdgeResponse {
+    let _ = crate::rooms::internal(e);
+    xml::failed("internalError", "internal server error")
+}
+
 /// A plugNmeet call's refusal: its `status_code` and `msg`.
 struct Refusal {
     status_code: String,

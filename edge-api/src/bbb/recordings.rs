@@ -6,13 +6,12 @@
 use serde_json::{json, Map, Value};
 
 use super::xml::{self, Xml};
-use super::{outcome, public_origin, room_id_of, Call, Refusal};
+use super::{outcome, public_origin, room_id_of, store_failure, Call, Refusal};
 use crate::db::bbb as bbb_store;
 use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::recording::{catalog, downloads::DOWNLOAD_PREFIX};
-use crate::rooms::internal;
 use crate::tokens::mint_download_token;
 use crate::Edge;
 
@@ -67,11 +66,6 @@ async fn existing<S: Store, H, C>(
         )),
         None => Ok(rows),
     }
-}
-
-fn store_failure(e: crate::platform::StoreError) -> EdgeResponse {
-    let _ = internal(e);
-    xml::failed("internalError", "internal server error")
 }
 
 /// Handles BBB `getRecordings`: by `recordID`s, else by `meetingID`s (else all), newest first,
@@ -229,9 +223,8 @@ pub async fn delete_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID", MAX_CHANGED) {
-        Ok(ids) if !ids.is_empty() => ids,
-        Ok(_) => return missing_record_id(),
+    let ids = match named_recordings(call, MAX_CHANGED) {
+        Ok(ids) => ids,
         Err(response) => return response,
     };
     if let Err(response) = existing(edge, &ids).await {
@@ -257,11 +250,16 @@ fn refused(id: &str, refusal: &Refusal, otherwise: &str) -> EdgeResponse {
     xml::failed(key, &format!("{id}: {}", refusal.msg))
 }
 
-fn missing_record_id() -> EdgeResponse {
-    xml::failed(
-        "missingParamRecordID",
-        "You must specify one or more a record IDs.",
-    )
+/// The call's `recordID` list, at least one and at most `max`; `Err` is the answer to send.
+fn named_recordings<'c>(call: &'c Call<'_>, max: usize) -> Result<Vec<&'c str>, EdgeResponse> {
+    let ids = list(call, "recordID", max)?;
+    if ids.is_empty() {
+        return Err(xml::failed(
+            "missingParamRecordID",
+            "You must specify one or more record IDs.",
+        ));
+    }
+    Ok(ids)
 }
 
 /// Handles BBB `publishRecordings`: every finished recording is published, so `publish=true`
@@ -271,9 +269,8 @@ pub async fn publish_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID", MAX_LISTED) {
-        Ok(ids) if !ids.is_empty() => ids,
-        Ok(_) => return missing_record_id(),
+    let ids = match named_recordings(call, MAX_LISTED) {
+        Ok(ids) => ids,
         Err(response) => return response,
     };
     if !call.flag("publish") {
@@ -296,9 +293,8 @@ pub async fn update_recordings<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     call: &Call<'_>,
 ) -> EdgeResponse {
-    let ids = match list(call, "recordID", MAX_CHANGED) {
-        Ok(ids) if !ids.is_empty() => ids,
-        Ok(_) => return missing_record_id(),
+    let ids = match named_recordings(call, MAX_CHANGED) {
+        Ok(ids) => ids,
         Err(response) => return response,
     };
     let mut metadata = json!({ "extra_data": {} });
