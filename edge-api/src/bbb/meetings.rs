@@ -3,13 +3,14 @@
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::xml::{self, is_element_name, Xml};
-use super::{meeting, outcome, public_origin, store_failure, Call, Refusal};
+use super::{
+    hashed_id, meeting, meeting_meta, outcome, public_origin, store_failure, Call, Refusal,
+};
+use crate::db;
 use crate::db::bbb::{self as store, BbbMeeting};
-use crate::db::{self};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms;
@@ -296,9 +297,7 @@ fn user_id_of(bbb_user_id: &str) -> String {
     if rooms::join::check_user_id(bbb_user_id).is_ok() {
         return bbb_user_id.to_owned();
     }
-    let mut id = String::from("bbb-");
-    id.push_str(&hex::encode(Sha256::digest(bbb_user_id.as_bytes()))[..32]);
-    id
+    format!("bbb-{}", hashed_id(bbb_user_id))
 }
 
 /// Handles BBB `join`: a join token from plugNmeet's `room/getJoinToken`, and a redirect to the
@@ -338,13 +337,12 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
         role if role.eq_ignore_ascii_case("VIEWER") => false,
         "" => {
             let given = call.text("password");
-            if !given.is_empty()
-                && same_secret(given, meeting.and_then(|m| m.moderator_pw.as_deref()))
-            {
+            let is = |password: Option<&String>| {
+                !given.is_empty() && same_secret(given, password.map(String::as_str))
+            };
+            if is(meeting.and_then(|m| m.moderator_pw.as_ref())) {
                 true
-            } else if !given.is_empty()
-                && same_secret(given, meeting.and_then(|m| m.attendee_pw.as_deref()))
-            {
+            } else if is(meeting.and_then(|m| m.attendee_pw.as_ref())) {
                 false
             } else {
                 return xml::failed(
@@ -543,11 +541,8 @@ fn meeting_fields(mut xml: Xml, room: &RoomWithParticipants, bbb: Option<&BbbMee
         .field("moderatorCount", moderators)
         .open("attendees")
         .append(attendees);
-    let meta: Map<String, Value> = bbb
-        .and_then(|b| serde_json::from_str(&b.meta).ok())
-        .unwrap_or_default();
     xml.close("attendees")
-        .metadata(meta.iter())
+        .metadata(meeting_meta(bbb).iter())
         .field("isBreakout", false)
 }
 

@@ -191,9 +191,21 @@ pub fn room_id_of(meeting_id: &str) -> String {
     if check_room_id(meeting_id).is_ok() {
         return meeting_id.to_owned();
     }
-    let mut id = hex::encode(Sha256::digest(meeting_id.as_bytes()));
+    hashed_id(meeting_id)
+}
+
+/// An id for text that cannot be one: 32 hex characters (128 bits) of its SHA-256.
+fn hashed_id(text: &str) -> String {
+    let mut id = digest::<Sha256>(&[text.as_bytes()]);
     id.truncate(32);
     id
+}
+
+/// The `meta_*` parameters BBB's `create` kept for a meeting (none for a session created
+/// otherwise).
+fn meeting_meta(bbb: Option<&crate::db::bbb::BbbMeeting>) -> serde_json::Map<String, Value> {
+    bbb.and_then(|b| serde_json::from_str(&b.meta).ok())
+        .unwrap_or_default()
 }
 
 /// Longest BBB meeting id (BBB's own limit).

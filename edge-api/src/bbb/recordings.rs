@@ -3,10 +3,10 @@
 //! parameters into the recording's metadata) and `publishRecordings` (every recording is
 //! published; unpublishing is refused rather than pretended).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::xml::{self, Xml};
-use super::{outcome, public_origin, room_id_of, store_failure, Call, Refusal};
+use super::{meeting_meta, outcome, public_origin, room_id_of, store_failure, Call, Refusal};
 use crate::db::bbb as bbb_store;
 use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
 use crate::exchange::{EdgeRequest, EdgeResponse};
@@ -165,9 +165,7 @@ fn recording(
         .as_deref()
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or_default();
-    let mut meta: Map<String, Value> = bbb
-        .and_then(|b| serde_json::from_str(&b.meta).ok())
-        .unwrap_or_default();
+    let mut meta = meeting_meta(bbb);
     if let Some(extra) = stored["extra_data"].as_object() {
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
