@@ -140,7 +140,7 @@ fn request_options(timeout: std::time::Duration) -> Result<RequestOptionsExtensi
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    crate::logging::install(std::io::stderr);
+    crate::logging::install(|line| eprintln!("{line}"));
     let response = match serve(request).await {
         Ok(r) => r,
         Err(r) => r,

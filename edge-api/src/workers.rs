@@ -167,7 +167,8 @@ async fn fetch(
     env: Env,
     _ctx: worker::Context,
 ) -> worker::Result<worker::Response> {
-    crate::logging::install(|| ConsoleLine);
+    // One line to the Worker's console (`console.error`, what `wrangler tail` shows).
+    crate::logging::install(|line| worker::console_error!("{line}"));
     let response = match serve(request, &env).await {
         Ok(r) | Err(r) => r,
     };
@@ -176,21 +177,6 @@ async fn fetch(
         out.headers_mut().set(name, &value)?;
     }
     Ok(out)
-}
-
-/// One log line to the Worker's console (`console.error`, what `wrangler tail` shows); the
-/// subscriber writes each event in one call.
-struct ConsoleLine;
-
-impl std::io::Write for ConsoleLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        worker::console_error!("{}", String::from_utf8_lossy(buf).trim_end());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The binding of the join page's static assets (wrangler.toml `[assets]`).
