@@ -114,7 +114,8 @@ if [ "$(cat "$web/dist/.sources.sha256" 2>/dev/null)" != "$web_sources" ]; then
   echo "$web_sources" >"$web/dist/.sources.sha256"
 fi
 
-# Python test clients: LiveKit's realtime SDK (a real WebRTC participant), plugNmeet's SDK and
+# Python test clients: LiveKit's realtime SDK (a real WebRTC participant), plugNmeet's SDK, PyJWT
+# (a BBB integration's check of its callbacks) and
 # boto3 (an S3 client independent of the recorder's).
 requirements="$(dirname "${BASH_SOURCE[0]}")/../tests/clients/requirements.txt"
 venv="$CACHE/venv"

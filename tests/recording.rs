@@ -94,6 +94,12 @@ fn meeting_with(system: &System, room: &str, recording_features: Value) -> (Stri
         room,
         json!({ "metadata": { "room_features": { "recording_features": recording_features } } }),
     );
+    moderator_publishes(system, room)
+}
+
+/// A moderator of running room `room` opens a session and publishes audio and video in its
+/// LiveKit room. Returns the moderator's join token and the publisher.
+fn moderator_publishes(system: &System, room: &str) -> (String, Participant) {
     let token = system.target.join_token(room, "mod", true, false);
     let reply = system.target.session(&token, &[]);
     let session = reply.json();
@@ -677,6 +683,8 @@ fn a_recorder_that_dies_ends_its_recording_and_takes_no_new_one() {
 /// with nobody pressing Record: once its first user is in, the recorder's next heartbeat to the
 /// edge has it sent the recording. Ending the meeting leaves it listed, with the moderator's
 /// media in it, in the data directory's `recordings`.
+/// Then the same through BBB's API, with BBB's callbacks
+/// ([`a_bbb_integration_hears_of_its_recorded_meeting`]).
 #[test]
 fn up_records_a_room_from_its_start_with_its_own_recorder() {
     let _serial = serial();
@@ -745,4 +753,105 @@ fn up_records_a_room_from_its_start_with_its_own_recorder() {
     );
     assert_eq!(stream(&media, "video")["codec_name"], "h264", "{media}");
     assert_eq!(stream(&media, "audio")["codec_name"], "aac", "{media}");
+
+    a_bbb_integration_hears_of_its_recorded_meeting(&system);
+}
+
+/// A meeting created through BBB's API to be recorded from its start, as an LMS creates one,
+/// with BBB's callback URLs: the integration (`tests/clients/bbb_callback_receiver.py`, which
+/// checks the recording-ready token with PyJWT as Greenlight does) is called back when the
+/// meeting ends, told something was recorded, and when its recording is stored, with the
+/// recording `getRecordings` lists.
+fn a_bbb_integration_hears_of_its_recorded_meeting(system: &System) {
+    let target = &system.target;
+    let port = support::free_port();
+    let mut receiver = std::process::Command::new(support::python())
+        .arg(support::repo_root().join("tests/clients/bbb_callback_receiver.py"))
+        .args(["--port", &port.to_string()])
+        .args(["--api-secret", &target.api_secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the BBB callback receiver");
+    let lines = support::forward_lines(receiver.stdout.take().expect("stdout"));
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("listening")
+    );
+    let encoded = |url: &str| {
+        url.replace('%', "%25")
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+            .replace('?', "%3F")
+            .replace('=', "%3D")
+            .replace('&', "%26")
+    };
+    let room = unique("rec-bbb");
+    let created = target
+        .get_unfollowed(&target.bbb_path(
+            "create",
+            &format!(
+                "meetingID={room}&name=Lecture&record=true&autoStartRecording=true\
+                 &moderatorPW=mp&attendeePW=ap&meta_endCallbackUrl={}\
+                 &meta_bbb-recording-ready-url={}",
+                encoded(&format!("http://127.0.0.1:{port}/ended?lms=7&room={room}")),
+                encoded(&format!("http://127.0.0.1:{port}/ready")),
+            ),
+        ))
+        .text();
+    assert_eq!(xml_field(&created, "returncode"), "SUCCESS", "{created}");
+    let (_moderator, _publisher) = moderator_publishes(system, &room);
+    wait_room_info(
+        system,
+        &room,
+        "recording on its own",
+        Duration::from_secs(30),
+        |i| truthy(&i["is_recording"]),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let ended = target
+        .get_unfollowed(&target.bbb_path("end", &format!("meetingID={room}&password=mp")))
+        .text();
+    assert_eq!(xml_field(&ended, "returncode"), "SUCCESS", "{ended}");
+
+    let mut heard: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while heard.len() < 2 {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.starts_with("refused") => panic!("a callback was refused: {line}"),
+            Ok(line) => heard.push(serde_json::from_str(&line).expect("JSON")),
+            Err(_) => panic!("callbacks heard: {heard:?}\nedge log:\n{}", system.stderr()),
+        }
+    }
+    let of_kind = |kind: &str| {
+        heard
+            .iter()
+            .find(|h| h["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} callback: {heard:?}"))
+    };
+    let query = &of_kind("ended")["query"];
+    assert_eq!(query["meetingID"], json!([room]), "{query}");
+    assert_eq!(query["recordingmarks"], json!(["true"]), "{query}");
+    assert_eq!(
+        query["lms"],
+        json!(["7"]),
+        "the URL's own query is kept: {query}"
+    );
+    assert_eq!(query["room"], json!([room]), "{query}");
+    let ready = of_kind("ready");
+    assert_eq!(ready["content_type"], "application/x-www-form-urlencoded");
+    assert_eq!(ready["claims"]["meeting_id"], room.as_str(), "{ready}");
+    let record_id = ready["claims"]["record_id"].as_str().expect("record_id");
+    // The recording it names is the one BBB's getRecordings lists for the meeting.
+    let listed = target
+        .get_unfollowed(&target.bbb_path("getRecordings", &format!("meetingID={room}")))
+        .text();
+    assert_eq!(xml_field(&listed, "recordID"), record_id, "{listed}");
+    // Each once: nothing more comes on the next heartbeats.
+    assert!(
+        lines.recv_timeout(Duration::from_secs(7)).is_err(),
+        "more callbacks than the meeting made"
+    );
+    drop(receiver.stdin.take());
+    let _ = receiver.wait();
 }

@@ -24,7 +24,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0015_recording_metadata.sql"),
     include_str!("../migrations/0016_blocked_users.sql"),
     include_str!("../migrations/0017_user_locks.sql"),
-    include_str!("../migrations/0018_bbb_meetings.sql")
+    include_str!("../migrations/0018_bbb_meetings.sql"),
+    include_str!("../migrations/0019_bbb_callbacks.sql")
 );
 
 /// Room sessions still running (created or active).

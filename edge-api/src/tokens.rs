@@ -1,6 +1,7 @@
 //! The JWTs the edge mints: plugNmeet's join token (what `room/getJoinToken` returns and the
 //! join page carries), LiveKit's access token (what the browser connects to its region with),
-//! the recording download token, and the signature of the webhooks sent to the customer.
+//! the recording download token, the signature of the webhooks sent to the customer, and that
+//! of BigBlueButton's recording-ready callback.
 //!
 //! Time always comes from the caller (the platform clock), never from `std::time`.
 
@@ -284,6 +285,33 @@ pub fn mint_webhook_signature(
         sha256: base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body)),
     };
     let jwt = timed_claims(claims, now_secs, validity_secs).with_issuer(api_key);
+    HS256Key::from_bytes(api_secret.as_bytes())
+        .authenticate(jwt)
+        .map_err(|e| TokenError::Signing(e.to_string()))
+}
+
+/// The claims of BigBlueButton's recording-ready callback: the meeting as its `create` named
+/// it, and the recording.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingReadyClaims {
+    /// The meeting id as the BBB caller wrote it.
+    pub meeting_id: String,
+    /// The recording's id (`recordID` in BBB's `getRecordings`).
+    pub record_id: String,
+}
+
+/// Mints the `signed_parameters` of BigBlueButton's recording-ready callback, as BBB signs it:
+/// HS256 under the API secret over [`RecordingReadyClaims`], with an `exp` `validity_secs` after
+/// `now_secs` (BBB's carries none) and no `nbf` or `iat`, which a receiver whose clock is behind
+/// would refuse.
+pub fn mint_recording_ready(
+    api_secret: &str,
+    claims: RecordingReadyClaims,
+    now_secs: u64,
+    validity_secs: u64,
+) -> Result<String, TokenError> {
+    let mut jwt = timed_claims(claims, now_secs, validity_secs);
+    jwt.invalid_before = None;
     HS256Key::from_bytes(api_secret.as_bytes())
         .authenticate(jwt)
         .map_err(|e| TokenError::Signing(e.to_string()))

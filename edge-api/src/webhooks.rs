@@ -26,14 +26,18 @@
 //!   SHA-256 of the body. TLS certificates are verified (plugNmeet's sender skips that).
 //! - **Bounded:** a delivery claims at most [`EVENTS_PER_DELIVERY`] events, starts no send
 //!   after [`SEND_WINDOW_MS`], never reads a receiver's answer body, and costs one statement
-//!   when nothing is due (six at most); none where no webhook is configured.
+//!   when nothing is due (six at most).
+//! - **BigBlueButton's callbacks** (`bbb::callbacks`) share the outbox and all of the above,
+//!   written as BBB writes them, and go out whether plugNmeet's webhooks are configured or not.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::bbb::callbacks;
 use crate::db::webhooks::{self as db, QueuedEvent};
 use crate::db::RoomRow;
 use crate::platform::{Clock, HttpClient, OutboundRequest, Store, StoreError};
+use crate::tokens::RecordingReadyClaims;
 use crate::Edge;
 
 /// Events one delivery claims at most (with the LiveKit calls a heartbeat makes, within the 50
@@ -113,7 +117,7 @@ pub async fn deliver_due_before<S: Store, H: HttpClient, C: Clock>(
     deadline_ms: i64,
 ) -> Result<Delivered, StoreError> {
     let now_ms = edge.clock.now_ms();
-    if !edge.config.webhooks.enabled() || now_ms >= deadline_ms {
+    if now_ms >= deadline_ms {
         return Ok(Delivered::default());
     }
     let events = db::claim_due(
@@ -121,6 +125,7 @@ pub async fn deliver_due_before<S: Store, H: HttpClient, C: Clock>(
         now_ms,
         now_ms.saturating_add(LEASE_MS),
         EVENTS_PER_DELIVERY,
+        edge.config.webhooks.enabled(),
     )
     .await?;
     if events.is_empty() {
@@ -263,26 +268,50 @@ async fn send<S: Store, H: HttpClient, C: Clock>(
     event: &QueuedEvent,
     session: &RoomRow,
 ) -> Result<(), SendError> {
-    let body = notify_body(event, session);
-    let token = crate::tokens::mint_webhook_signature(
-        &edge.config.api_key,
-        &edge.config.api_secret,
-        &body,
-        u64::try_from(edge.now_secs()).unwrap_or(0),
-        SIGNATURE_VALIDITY_SECS,
-    )
-    .map_err(|e| SendError::Signing(e.to_string()))?;
-    let request = OutboundRequest {
-        method: http::Method::POST,
-        url: event.url.clone(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            ("authorization".into(), token.clone()),
-            ("hash-token".into(), token),
-        ],
-        body,
-        timeout: DELIVERY_TIMEOUT,
-        read_body: false,
+    let detail: Detail = serde_json::from_str(&event.detail).unwrap_or_default();
+    let now_secs = u64::try_from(edge.now_secs()).unwrap_or(0);
+    let signing = |e: crate::tokens::TokenError| SendError::Signing(e.to_string());
+    let request = match event.event.as_str() {
+        callbacks::MEETING_ENDED => callbacks::meeting_ended(
+            &event.url,
+            &detail.meeting_id,
+            detail.recording_marks != 0,
+            DELIVERY_TIMEOUT,
+        ),
+        callbacks::RECORDING_READY => callbacks::recording_ready(
+            &event.url,
+            &edge.config.api_secret,
+            RecordingReadyClaims {
+                meeting_id: detail.meeting_id,
+                record_id: detail.record_id,
+            },
+            now_secs,
+            DELIVERY_TIMEOUT,
+        )
+        .map_err(signing)?,
+        _ => {
+            let body = notify_body(event, detail, session);
+            let token = crate::tokens::mint_webhook_signature(
+                &edge.config.api_key,
+                &edge.config.api_secret,
+                &body,
+                now_secs,
+                SIGNATURE_VALIDITY_SECS,
+            )
+            .map_err(signing)?;
+            OutboundRequest {
+                method: http::Method::POST,
+                url: event.url.clone(),
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("authorization".into(), token.clone()),
+                    ("hash-token".into(), token),
+                ],
+                body,
+                timeout: DELIVERY_TIMEOUT,
+                read_body: false,
+            }
+        }
     };
     let response = edge
         .http
@@ -361,10 +390,13 @@ fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
 }
 
-/// What the schema's triggers keep about the participant or the recording.
+/// What the schema's triggers keep about the participant or the recording (and, for BBB's
+/// callbacks, the meeting).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Detail {
+    meeting_id: String,
+    recording_marks: i64,
     sid: String,
     identity: String,
     name: String,
@@ -379,8 +411,7 @@ struct Detail {
 }
 
 /// The body sent for `event` of `session`.
-fn notify_body(event: &QueuedEvent, session: &RoomRow) -> Vec<u8> {
-    let detail: Detail = serde_json::from_str(&event.detail).unwrap_or_default();
+fn notify_body(event: &QueuedEvent, detail: Detail, session: &RoomRow) -> Vec<u8> {
     let about_participant =
         event.event.starts_with("participant_") || event.event.starts_with("track_");
     let participant = about_participant.then(|| NotifyParticipant {

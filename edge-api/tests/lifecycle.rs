@@ -2819,3 +2819,114 @@ fn a_lock_for_everyone_binds_later_users_unless_the_backend_says_otherwise() {
         .metadata;
     assert_eq!(before, after);
 }
+
+/// BBB's API `call` with `query`, checksummed (SHA-1) with the API secret; the answer's body.
+fn bbb(edge: &TestEdge, call: &str, query: &str) -> String {
+    let sum = hex::encode(hmac_sha1_compact::Hash::hash(
+        format!("{call}{query}{API_SECRET}").as_bytes(),
+    ));
+    let request = EdgeRequest::new(
+        Method::GET,
+        &format!("/plugnmeet/bigbluebutton/api/{call}?{query}&checksum={sum}"),
+    );
+    let response = block(edge.handle(request));
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).expect("XML")
+}
+
+/// A meeting created through BBB's API with callback URLs gets BBB's callbacks: the
+/// recording-ready one for each recording (a form POST of `signed_parameters`, an HS256 JWT of
+/// the meeting and the recording under the API secret) and the meeting-ended one (a GET with
+/// `recordingmarks` and `meetingID` added to the URL's own query), even with plugNmeet's
+/// webhooks off. A callback URL that is not http(s) is refused at `create`.
+#[test]
+fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
+    use jwt_simple::prelude::{HS256Key, MACLike};
+    let edge = edge();
+    assert!(!edge.config.webhooks.enabled());
+    let refused = bbb(
+        &edge,
+        "create",
+        "meetingID=m0&name=M&meta_endCallbackUrl=file%3A%2F%2F%2Fetc%2Fpasswd",
+    );
+    assert!(
+        refused.contains("<messageKey>invalidMetadata</messageKey>"),
+        "{refused}"
+    );
+    assert!(block(db::running_room(&edge.store, "m0"))
+        .expect("store")
+        .is_none());
+
+    let created = bbb(
+        &edge,
+        "create",
+        "meetingID=m1&name=Maths&record=true\
+         &meta_endCallbackUrl=http%3A%2F%2Fhooks.test%2Fended%3Flms%3D7\
+         &meta_bbb-recording-ready-url=http%3A%2F%2Fhooks.test%2Fready",
+    );
+    assert!(
+        created.contains("<returncode>SUCCESS</returncode>"),
+        "{created}"
+    );
+    let room = block(db::running_room(&edge.store, "m1"))
+        .expect("store")
+        .expect("room");
+    block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
+    // A recording of the session, as a recorder's reports leave it.
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "INSERT INTO recording_jobs (job_id, room_sid, room_id, kind, recorder_id, state, \
+         created_ms, updated_ms) VALUES ('rec-1', ?1, 'm1', 'recording', 'node', 'ACTIVE', 0, 0)",
+        &[room.sid.as_str().into()],
+    ))
+    .expect("job");
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
+         file_bytes, created_at, room_created_at) \
+         VALUES ('rec-1', 'm1', ?1, 'node', '/r/rec-1.mp4', 1000, 1, 1)",
+        &[room.sid.as_str().into()],
+    ))
+    .expect("recording");
+    end_room(&edge, "m1");
+    assert_eq!(
+        queued_webhooks(&edge),
+        2,
+        "both callbacks queued, nothing else"
+    );
+    tick(&edge, 0);
+    assert_eq!(queued_webhooks(&edge), 0);
+
+    let hooks = edge.http.hooks.borrow();
+    assert_eq!(
+        hooks.len(),
+        2,
+        "{:?}",
+        hooks.iter().map(|h| &h.url).collect::<Vec<_>>()
+    );
+    let ready = &hooks[0];
+    assert_eq!(
+        (&ready.method, ready.url.as_str()),
+        (&Method::POST, "http://hooks.test/ready")
+    );
+    let form: Vec<(String, String)> = form_urlencoded::parse(&ready.body).into_owned().collect();
+    assert_eq!(form.len(), 1, "{form:?}");
+    assert_eq!(form[0].0, "signed_parameters");
+    let options = jwt_simple::prelude::VerificationOptions {
+        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_millis(
+            u64::try_from(edge.clock.0.get()).expect("ms"),
+        )),
+        ..Default::default()
+    };
+    let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
+        .verify_token::<edge_api::tokens::RecordingReadyClaims>(&form[0].1, Some(options))
+        .expect("signed with the API secret, valid now");
+    assert_eq!(claims.custom.meeting_id, "m1");
+    assert_eq!(claims.custom.record_id, "rec-1");
+    let ended = &hooks[1];
+    assert_eq!(ended.method, Method::GET);
+    assert_eq!(
+        ended.url,
+        "http://hooks.test/ended?lms=7&recordingmarks=true&meetingID=m1"
+    );
+}

@@ -7,7 +7,8 @@ use subtle::ConstantTimeEq;
 
 use super::xml::{self, is_element_name, Xml};
 use super::{
-    hashed_id, meeting, meeting_meta, outcome, public_origin, store_failure, Call, Refusal,
+    callbacks, hashed_id, meeting, meeting_meta, outcome, public_origin, store_failure, Call,
+    Refusal,
 };
 use crate::db;
 use crate::db::bbb::{self as store, BbbMeeting};
@@ -165,6 +166,12 @@ fn meta_of(call: &Call<'_>) -> Result<String, EdgeResponse> {
             return Err(xml::failed(
                 "invalidMetadata",
                 &format!("meta_{name}: longer than {MAX_META_VALUE} bytes"),
+            ));
+        }
+        if !callbacks::is_acceptable_meta(&name, value) {
+            return Err(xml::failed(
+                "invalidMetadata",
+                &format!("meta_{name}: not an http(s) URL"),
             ));
         }
         meta.insert(name, value.into());

@@ -14,7 +14,11 @@
 //! parameters without `checksum` however they are ordered (plugNmeet cuts the text at the first
 //! `checksum=`); the passwords and `meta_*` parameters are kept apart from the room's metadata,
 //! which every participant reads (`migrations/0018_bbb_meetings.sql`).
+//!
+//! The URLs a `create` names for BBB's callbacks are called back as BBB calls them
+//! ([`callbacks`]).
 
+pub mod callbacks;
 pub mod meetings;
 pub mod recordings;
 mod xml;

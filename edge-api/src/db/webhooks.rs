@@ -103,25 +103,32 @@ pub struct QueuedEvent {
 /// has come and no earlier event of its session for the same URL waits (after a failed
 /// attempt, or claimed by another request). Claimed events are not due again until
 /// `lease_until_ms`, so two requests delivering at once do not send one event twice. Returned
-/// in `id` order.
+/// in `id` order. Without `customer_webhooks` (plugNmeet's webhooks switched off) only BBB's
+/// callbacks are claimed; plugNmeet's events wait until they are switched on again.
 pub async fn claim_due(
     store: &impl Store,
     now_ms: i64,
     lease_until_ms: i64,
     limit: u32,
+    customer_webhooks: bool,
 ) -> Result<Vec<QueuedEvent>, StoreError> {
     let rows = store
         .execute(
             &format!(
                 "UPDATE webhook_outbox SET next_attempt_at = ?1 WHERE id IN ( \
                  SELECT o.id FROM webhook_outbox o WHERE o.next_attempt_at <= ?2 \
+                 AND (?3 OR o.event LIKE 'bbb\\_%' ESCAPE '\\') \
                  AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.room_sid = o.room_sid \
                  AND p.url = o.url AND p.id < o.id AND p.next_attempt_at > ?2) \
                  ORDER BY o.id LIMIT {limit}) \
                  RETURNING id, room_sid, url, event, detail, num_participants, created_at, \
                  attempts"
             ),
-            &[lease_until_ms.into(), now_ms.into()],
+            &[
+                lease_until_ms.into(),
+                now_ms.into(),
+                i64::from(customer_webhooks).into(),
+            ],
         )
         .await?;
     let mut events = rows
