@@ -238,8 +238,9 @@ fn bbb_sees_the_recording(target: &Target, room: &str, record_id: &str, file: &s
         (size - on_disk).abs() <= on_disk * 0.05 + 1e4,
         "{size} vs {on_disk} bytes"
     );
-    // The playback link is the edge's download link: it redirects to the node's file.
+    // The playback link, which integrations keep, redirects to the node's file.
     let playback = xml_field(&listed, "url").replace("&amp;", "&");
+    assert!(playback.contains("/playback/recording/"), "{playback}");
     let redirect = target.get_unfollowed(&playback);
     assert_eq!(redirect.status, 307, "{playback}: {}", redirect.text());
     // updateRecordings names it; getRecordings shows the name where BBB integrations read it.

@@ -187,6 +187,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return recording::downloads::download(self, &request).await;
         }
+        if path.starts_with(recording::downloads::PLAYBACK_PREFIX) {
+            if request.method != Method::GET && request.method != Method::HEAD {
+                return method_not_allowed();
+            }
+            return recording::downloads::playback(self, &request).await;
+        }
         if path == "/internal/recorder/events" {
             if request.method != Method::POST {
                 return method_not_allowed();

@@ -1948,6 +1948,93 @@ fn a_download_token_leads_to_the_node_holding_the_file() {
     assert_eq!(expired.body, b"download token expired");
 }
 
+/// BBB's `getRecordings` gives a playback link that integrations may keep (Greenlight stores
+/// them): it redirects as a download does, a year later as on the first day, while its
+/// recording exists; a changed link, or one signed with another secret, leads nowhere.
+#[test]
+fn a_bbb_playback_link_lasts_as_long_as_its_recording() {
+    use sha2::Digest as _;
+    let edge = edge();
+    let m = meeting(&edge, "pb", json!({}));
+    let id = finished_recording(&edge, &m, "recordings/pb.mp4");
+    let query = format!("recordID={id}");
+    let sum = hex::encode(sha2::Sha256::digest(
+        format!("getRecordings{query}{API_SECRET}").as_bytes(),
+    ));
+    let listed = block(edge.handle(EdgeRequest::new(
+        Method::GET,
+        &format!("/plugnmeet/bigbluebutton/api/getRecordings?{query}&checksum={sum}"),
+    )));
+    let xml = String::from_utf8(listed.body).expect("XML");
+    let url = xml
+        .split("<url>")
+        .nth(1)
+        .and_then(|rest| rest.split("</url>").next())
+        .unwrap_or_else(|| panic!("no playback url: {xml}"));
+    let path = &url[url.find("/playback/").unwrap_or_else(|| panic!("{url}"))..];
+    let open = |path: &str, method: Method| block(edge.handle(EdgeRequest::new(method, path)));
+    for method in [Method::GET, Method::HEAD] {
+        assert_eq!(open(path, method).status, 307, "{path}");
+    }
+    advance(&edge, 400 * 24 * 3600 * 1000);
+    let later = open(path, Method::GET);
+    assert_eq!(later.status, 307, "a year on");
+    let location = later
+        .headers
+        .iter()
+        .find(|(n, _)| *n == "location")
+        .map(|(_, v)| v.clone())
+        .expect("location");
+    let link = location
+        .strip_prefix("https://dl.rec-eu/download/")
+        .unwrap_or_else(|| panic!("not the node's public URL: {location}"));
+    let now_secs = u64::try_from(now(&edge) / 1000).unwrap();
+    assert_eq!(
+        edgemeet_protocol::download::verify(EU.secret.as_bytes(), link, now_secs),
+        Ok(id.clone()),
+        "a fresh link of the node's"
+    );
+
+    let (record_id, signature) = path
+        .strip_prefix("/playback/recording/")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("record id and signature");
+    assert_eq!(record_id, id);
+    let other_secret = edgemeet_protocol::signing::sign(
+        b"another-secret-0123456789abcdef01234",
+        format!("edgemeet-playback\n{id}").as_bytes(),
+    );
+    let mut flipped = signature.to_owned();
+    flipped.replace_range(..1, if signature.starts_with('0') { "1" } else { "0" });
+    for bad in [
+        format!("/playback/recording/{id}/{flipped}"),
+        format!("/playback/recording/{id}/{other_secret}"),
+        format!("/playback/recording/other/{signature}"),
+        format!("/playback/recording/{id}"),
+        format!("/playback/recording/{id}/{signature}/x"),
+        "/playback/recording/".into(),
+    ] {
+        let refused = open(&bad, Method::GET);
+        assert_eq!(
+            (refused.status, refused.body.as_slice()),
+            (401, &b"invalid playback link"[..]),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        block(edge.handle(EdgeRequest::new(Method::POST, path))).status,
+        405
+    );
+    edge.http.script(EU, Answer::Ok);
+    let (_, deleted) = api(&edge, "/auth/recording/delete", &json!({"record_id": id}));
+    assert_eq!(deleted["status"], json!(true), "{deleted}");
+    assert_eq!(
+        open(path, Method::GET).status,
+        404,
+        "gone with its recording"
+    );
+}
+
 /// A delete asks the node first and forgets the recording only once the node has deleted it.
 #[test]
 fn a_recording_is_deleted_on_its_node_then_forgotten() {

@@ -1,5 +1,5 @@
 //! BBB's recording calls over the edge's recording catalog: `getRecordings` (each with a
-//! playback link, the catalog's download link), `deleteRecordings`, `updateRecordings` (meta
+//! permanent playback link that redirects as a download does), `deleteRecordings`, `updateRecordings` (meta
 //! parameters into the recording's metadata) and `publishRecordings` (every recording is
 //! published; unpublishing is refused rather than pretended).
 
@@ -11,8 +11,7 @@ use crate::db::bbb as bbb_store;
 use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::recording::{catalog, downloads::DOWNLOAD_PREFIX};
-use crate::tokens::mint_download_token;
+use crate::recording::{catalog, downloads::playback_path};
 use crate::Edge;
 
 /// Most recordings `getRecordings` and `publishRecordings` name (read in one statement), and
@@ -120,23 +119,13 @@ pub async fn get_recordings<S: Store, H: HttpClient, C: Clock>(
         Err(e) => return store_failure(e),
     };
     let origin = public_origin(&edge.config.public_url, request);
-    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
     let mut xml = Xml::success().open("recordings");
     for row in &rows {
         let session = sessions.iter().find(|s| s.sid == row.room_sid);
-        let link = match mint_download_token(
-            &edge.config.api_key,
-            &edge.config.api_secret,
-            &row.record_id,
-            now,
-            edge.config.recorders.download_token_validity_secs,
-        ) {
-            Ok(token) => format!("{origin}{DOWNLOAD_PREFIX}{token}"),
-            Err(e) => {
-                tracing::error!(error = %e, "download token signing failed");
-                return xml::failed("internalError", "could not sign a playback link");
-            }
-        };
+        let link = format!(
+            "{origin}{}",
+            playback_path(&edge.config.api_secret, &row.record_id)
+        );
         xml = recording(xml, row, session, &link);
     }
     xml.close("recordings")

@@ -9,6 +9,12 @@
 //! that marks it a download token, `exp` = `download_token_validity_secs`, 30 minutes unless
 //! configured; plugNmeet has no default). Errors of the download route are plain text, as
 //! plugNmeet's: 401 invalid or expired token, 404 no such recording.
+//!
+//! BBB's `getRecordings` gives playback links instead, which integrations keep (Greenlight
+//! stores them): `GET /playback/recording/<record_id>/<signature>`, the signature the hex
+//! HMAC-SHA256 under the API secret of `edgemeet-playback\n<record_id>`. Such a link works for
+//! as long as its recording exists (and the API secret is unchanged), like BBB's own, and
+//! redirects as a download does.
 
 use serde::Serialize;
 
@@ -24,6 +30,23 @@ pub const NODE_LINK_SECS: u64 = 300;
 
 /// The download route's path prefix.
 pub const DOWNLOAD_PREFIX: &str = "/download/recording/";
+
+/// The playback links' path prefix.
+pub const PLAYBACK_PREFIX: &str = "/playback/recording/";
+
+/// What a playback link's signature covers: a purpose, so it cannot be a body's signature.
+fn playback_text(record_id: &str) -> String {
+    format!("edgemeet-playback\n{record_id}")
+}
+
+/// The path of recording `record_id`'s permanent playback link.
+pub fn playback_path(api_secret: &str, record_id: &str) -> String {
+    let signature = edgemeet_protocol::signing::sign(
+        api_secret.as_bytes(),
+        playback_text(record_id).as_bytes(),
+    );
+    format!("{PLAYBACK_PREFIX}{record_id}/{signature}")
+}
 
 #[derive(Serialize)]
 struct TokenRes {
@@ -80,7 +103,41 @@ pub async fn download<S: Store, H: HttpClient, C: Clock>(
         Err(TokenError::Expired) => return EdgeResponse::text(401, "download token expired"),
         Err(_) => return EdgeResponse::text(401, "invalid download token"),
     };
-    let recording = match db::recording(&edge.store, &record_id).await {
+    redirect_to_node(edge, &record_id, now).await
+}
+
+/// Handles `GET` and `HEAD /playback/recording/<record_id>/<signature>`.
+pub async fn playback<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    request: &EdgeRequest,
+) -> EdgeResponse {
+    let link = request
+        .path
+        .strip_prefix(PLAYBACK_PREFIX)
+        .unwrap_or_default();
+    let signed = link.split_once('/').filter(|(record_id, signature)| {
+        edgemeet_protocol::signing::verify_signature(
+            edge.config.api_secret.as_bytes(),
+            playback_text(record_id).as_bytes(),
+            signature,
+        )
+    });
+    let Some((record_id, _)) = signed else {
+        return EdgeResponse::text(401, "invalid playback link");
+    };
+    let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    redirect_to_node(edge, record_id, now).await
+}
+
+/// The answer to a checked download or playback of `record_id`: a redirect to its node with a
+/// link of the node's own, or why there is none.
+async fn redirect_to_node<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    record_id: &str,
+    now: u64,
+) -> EdgeResponse {
+    let config = &edge.config;
+    let recording = match db::recording(&edge.store, record_id).await {
         Ok(Some(recording)) => recording,
         Ok(None) => return EdgeResponse::text(404, "recording not found"),
         Err(e) => {
@@ -94,7 +151,7 @@ pub async fn download<S: Store, H: HttpClient, C: Clock>(
     };
     let link = edgemeet_protocol::download::mint(
         node.api_secret.as_bytes(),
-        &record_id,
+        record_id,
         now + NODE_LINK_SECS,
     );
     tracing::info!(record_id = %record_id, recorder = %node.id, "recording download");
