@@ -2774,6 +2774,24 @@ fn bbb_refusals_and_raw_answers(s: &Suite) {
         assert_eq!(xml_field(&r.text(), "returncode"), "SUCCESS");
         assert_eq!(xml_field(&r.text(), "version"), "2.0");
     }
+    // SHA-512, which LMS integrations may be set to sign with, is taken as BBB takes it.
+    let sha512 = {
+        use sha2::Digest as _;
+        let secret = &s.target.api_secret;
+        hex::encode(sha2::Sha512::digest(
+            format!("getMeetings{secret}").as_bytes(),
+        ))
+    };
+    let listed = bbb_get(
+        s,
+        &format!("/{key}/bigbluebutton/api/getMeetings?checksum={sha512}"),
+    );
+    assert_eq!(
+        xml_field(&listed.text(), "returncode"),
+        "SUCCESS",
+        "{}",
+        listed.text()
+    );
     let meeting = unique("bbbraw");
     let create = format!(
         "name={}&meetingID={meeting}&moderatorPW=mp&attendeePW=ap&duration=45&meta_bbb-context=%3Cb%3E%26",

@@ -4,9 +4,9 @@
 //! in BBB's XML. Each call is translated to the plugNmeet call that does the work, so the rules,
 //! limits and stored state are those of plugNmeet's API.
 //!
-//! The checksum is the lowercase hex SHA-1 (or SHA-256, told apart by length: BBB's default and
-//! the one integrations add next; SHA-384 and SHA-512 are refused) of the call's name, the parameters exactly as sent without `checksum`, and the API secret,
-//! compared in constant time. Errors are BBB's: HTTP 200 with `returncode` `FAILED`, a
+//! The checksum is the lowercase hex SHA-1, SHA-256, SHA-384 or SHA-512 (told apart by length,
+//! as BBB lets its integrations choose) of the call's name, the parameters exactly as sent
+//! without `checksum`, and the API secret, compared in constant time. Errors are BBB's: HTTP 200 with `returncode` `FAILED`, a
 //! `messageKey` and a `message`.
 //!
 //! What plugNmeet's does that this does not: a `join` whose password matches neither password
@@ -27,7 +27,7 @@ use std::borrow::Cow;
 
 use http::Method;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::exchange::{EdgeRequest, EdgeResponse, MAX_BODY_BYTES};
@@ -177,7 +177,8 @@ fn checked_as_sent(call: &str, raw: &str, secret: &str) -> Option<String> {
             hex::encode(hash.finalize())
         }
         64 => digest::<Sha256>(&parts),
-
+        96 => digest::<Sha384>(&parts),
+        128 => digest::<Sha512>(&parts),
         _ => return None,
     };
     bool::from(presented.as_bytes().ct_eq(expected.as_bytes())).then_some(signed)
@@ -359,6 +360,24 @@ mod tests {
         // SHA-256 by its length.
         let sha256 = hex::encode(Sha256::digest(format!("create{params}{secret}").as_bytes()));
         assert!(checked("create", &format!("{params}&checksum={sha256}"), secret).is_some());
+        let signed = format!("create{params}{secret}");
+        for sum in [
+            hex::encode(Sha384::digest(signed.as_bytes())),
+            hex::encode(Sha512::digest(signed.as_bytes())),
+        ] {
+            assert!(checked("create", &format!("{params}&checksum={sum}"), secret).is_some());
+            let upper = sum.to_ascii_uppercase();
+            assert!(checked("create", &format!("{params}&checksum={upper}"), secret).is_some());
+            let wrong = hex::encode(Sha512::digest(format!("join{params}{secret}").as_bytes()));
+            assert!(checked("create", &format!("{params}&checksum={wrong}"), secret).is_none());
+        }
+        // A checksum of another length is no checksum.
+        assert!(checked(
+            "create",
+            &format!("{params}&checksum={}", &sha256[..62]),
+            secret
+        )
+        .is_none());
         // Refused: another call's, another secret's, a changed parameter, none, two, a stub.
         let refused = [
             ("join", format!("{params}&checksum={sum}")),
