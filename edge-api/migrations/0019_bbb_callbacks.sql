@@ -8,6 +8,7 @@
 --   of it was recorded (BBB's `recordingmarks`).
 -- - `bbb_recording_ready`: `meta_bbb-recording-ready-url` (or the `bn-` and `canvas-` names
 --   BBB also reads), when each of its recordings is stored.
+-- An empty URL is none.
 CREATE TRIGGER IF NOT EXISTS bbb_meeting_ended AFTER UPDATE OF is_running ON rooms
 WHEN OLD.is_running = 1 AND NEW.is_running = 0
 BEGIN
@@ -21,7 +22,7 @@ BEGIN
          WHERE w.room_sid = b.room_sid AND w.url = b.url AND w.attempts > 0)
     FROM (SELECT room_sid, meeting_id, json_extract(meta, '$.endcallbackurl') AS url
           FROM bbb_meetings WHERE room_sid = NEW.sid) b
-    WHERE b.url IS NOT NULL;
+    WHERE b.url IS NOT NULL AND b.url != '';
 END;
 
 CREATE TRIGGER IF NOT EXISTS bbb_recording_ready AFTER INSERT ON recordings
@@ -32,9 +33,10 @@ BEGIN
         NEW.created_at,
         (SELECT COALESCE(MAX(w.next_attempt_at), 0) FROM webhook_outbox w
          WHERE w.room_sid = b.room_sid AND w.url = b.url AND w.attempts > 0)
-    FROM (SELECT room_sid, meeting_id, COALESCE(json_extract(meta, '$."bbb-recording-ready-url"'),
-            json_extract(meta, '$."bn-recording-ready-url"'),
-            json_extract(meta, '$."canvas-recording-ready-url"')) AS url
+    FROM (SELECT room_sid, meeting_id,
+            COALESCE(NULLIF(json_extract(meta, '$."bbb-recording-ready-url"'), ''),
+                NULLIF(json_extract(meta, '$."bn-recording-ready-url"'), ''),
+                NULLIF(json_extract(meta, '$."canvas-recording-ready-url"'), '')) AS url
           FROM bbb_meetings WHERE room_sid = NEW.room_sid) b
     WHERE b.url IS NOT NULL;
 END;

@@ -82,14 +82,8 @@ struct Fields {
 }
 
 impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={value}", field.name());
-        }
-    }
-
+    // Values are written with `Debug`, so a text field is quoted and escaped: a value with a
+    // newline or `=` in it cannot pass for another field or line.
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");

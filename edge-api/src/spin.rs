@@ -140,7 +140,11 @@ fn request_options(timeout: std::time::Duration) -> Result<RequestOptionsExtensi
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    crate::logging::install(|line| eprintln!("{line}"));
+    // A failed write to stderr loses the line rather than the request.
+    crate::logging::install(|line| {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
     let response = match serve(request).await {
         Ok(r) => r,
         Err(r) => r,

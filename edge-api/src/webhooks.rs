@@ -20,7 +20,8 @@
 //!   Then the event is dropped (logged), and with it every event queued behind it: they are at
 //!   least as stale, and a receiver down for good must not leave a queue that never drains.
 //!   Events that happen later go as usual. Any other 4xx refuses the one event for good, as
-//!   plugNmeet takes it. Every attempt, on every URL, carries the same event `id`.
+//!   plugNmeet takes it, and so does a redirect (3xx), which is not followed. Every attempt, on
+//!   every URL, carries the same event `id`.
 //! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
 //!   under the API secret: `iss` the API key, valid for five minutes, and `sha256` the base64
 //!   SHA-256 of the body. TLS certificates are verified (plugNmeet's sender skips that).
@@ -247,9 +248,11 @@ async fn deliver_queue<S: Store, H: HttpClient, C: Clock>(
 }
 
 /// Whether a receiver's answer refuses an event for good: a 4xx but 408 (timeout) and 429
-/// (too many requests), and 501, as plugNmeet's sender (go-retryablehttp) takes them.
+/// (too many requests), and 501, as plugNmeet's sender (go-retryablehttp) takes them; and a
+/// redirect, which the edge does not follow (a receiver's answer must not send the edge
+/// elsewhere) and which asking again would not change.
 fn is_final_refusal(status: u16) -> bool {
-    ((400..500).contains(&status) && status != 408 && status != 429) || status == 501
+    ((300..500).contains(&status) && status != 408 && status != 429) || status == 501
 }
 
 /// Why an attempt failed (never holds a secret: the URL's query may, so it is left out).

@@ -2929,4 +2929,31 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         ended.url,
         "http://hooks.test/ended?lms=7&recordingmarks=true&meetingID=m1"
     );
+    drop(hooks);
+
+    // An empty callback URL is none; a receiver that redirects is not asked again (the edge
+    // follows no redirect, and asking again would not change it).
+    let created = bbb(
+        &edge,
+        "create",
+        "meetingID=m2&name=M&meta_endCallbackUrl=http%3A%2F%2Fhooks.test%2Fmoved\
+         &meta_bbb-recording-ready-url=",
+    );
+    assert!(
+        created.contains("<returncode>SUCCESS</returncode>"),
+        "{created}"
+    );
+    edge.http.hook_status.set(Some(302));
+    end_room(&edge, "m2");
+    assert_eq!(queued_webhooks(&edge), 1);
+    tick(&edge, 0);
+    assert_eq!(queued_webhooks(&edge), 0, "a redirect refuses for good");
+    tick(&edge, 0);
+    let hooks = edge.http.hooks.borrow();
+    assert_eq!(hooks.len(), 3, "asked once");
+    assert!(
+        hooks[2].url.starts_with("http://hooks.test/moved?"),
+        "{}",
+        hooks[2].url
+    );
 }

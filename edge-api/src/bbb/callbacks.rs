@@ -33,10 +33,11 @@ const CALLBACK_META: [&str; 4] = [
 /// How long a recording-ready signature is valid: every attempt is signed anew.
 const SIGNATURE_VALIDITY_SECS: u64 = 300;
 
-/// Whether `value` may be kept as `meta_<name>`: a callback's must be an absolute http(s) URL,
-/// any other is free text.
+/// Whether `value` may be kept as `meta_<name>`: a callback's must be empty (none) or an
+/// absolute http(s) URL without user info (which Workers' `fetch` refuses), any other is free
+/// text.
 pub fn is_acceptable_meta(name: &str, value: &str) -> bool {
-    if !CALLBACK_META.contains(&name) {
+    if !CALLBACK_META.contains(&name) || value.is_empty() {
         return true;
     }
     let scheme_ok = ["http://", "https://"].iter().any(|scheme| {
@@ -45,9 +46,10 @@ pub fn is_acceptable_meta(name: &str, value: &str) -> bool {
             .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
     });
     scheme_ok
-        && value
-            .parse::<http::Uri>()
-            .is_ok_and(|uri| uri.host().is_some_and(|host| !host.is_empty()))
+        && value.parse::<http::Uri>().is_ok_and(|uri| {
+            uri.host().is_some_and(|host| !host.is_empty())
+                && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+        })
 }
 
 /// The meeting-ended callback to `url` for meeting `meeting_id`.
@@ -179,13 +181,14 @@ mod tests {
             "bbb-recording-ready-url",
             "HTTP://10.0.0.1:8080/r"
         ));
+        assert!(is_acceptable_meta("endcallbackurl", ""), "empty: none");
         for bad in [
-            "",
             "ftp://x/y",
             "javascript:alert(1)",
             "https://",
             "/relative",
             "https://a b/",
+            "https://user:pw@lms.example/e",
         ] {
             assert!(!is_acceptable_meta("endcallbackurl", bad), "{bad}");
             assert!(
