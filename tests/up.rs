@@ -144,6 +144,7 @@ fn the_customers_server_hears_of_the_meeting() {
         "participant_left",
         "room_finished",
         "session_ended",
+        "analytics_proceeded",
     ];
     let mut received: Vec<serde_json::Value> = Vec::new();
     let mut others: Vec<serde_json::Value> = Vec::new();
@@ -181,7 +182,30 @@ fn the_customers_server_hears_of_the_meeting() {
     assert_eq!(received[2]["identity"], "alice");
     assert_eq!(received[2]["num_participants"], 1);
     assert_eq!(received[3]["identity"], "alice");
-    // Nothing more comes (each event once): a heartbeat later, still six.
+    // The analytics file it announces has alice's attendance.
+    let file_id = received[6]["file_id"].as_str().expect("file_id");
+    let (_, token) = system.target.call(
+        "/auth/analytics/getDownloadToken",
+        &serde_json::json!({ "file_id": file_id }),
+    );
+    let token = token["token"].as_str().expect("token");
+    let file = system
+        .target
+        .get_unfollowed(&format!("/download/analytics/{token}"));
+    assert_eq!(file.status, 200, "{}", file.text());
+    let analytics = file.json();
+    assert_eq!(analytics["room"]["room_id"], room.as_str(), "{analytics}");
+    let users = analytics["users"].as_array().expect("users");
+    assert_eq!(users.len(), 1, "{analytics}");
+    assert_eq!(users[0]["user_id"], "alice");
+    let events: Vec<&str> = users[0]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(events, ["joined", "left"], "{analytics}");
+    // Nothing more comes (each event once): a heartbeat later, still seven.
     assert!(
         lines.recv_timeout(Duration::from_secs(7)).is_err(),
         "more webhooks than the meeting made"

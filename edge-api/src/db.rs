@@ -25,7 +25,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0016_blocked_users.sql"),
     include_str!("../migrations/0017_user_locks.sql"),
     include_str!("../migrations/0018_bbb_meetings.sql"),
-    include_str!("../migrations/0019_bbb_callbacks.sql")
+    include_str!("../migrations/0019_bbb_callbacks.sql"),
+    include_str!("../migrations/0020_session_analytics.sql")
 );
 
 /// Room sessions still running (created or active).
@@ -55,6 +56,7 @@ macro_rules! livekit_room_sql {
     };
 }
 
+pub mod analytics;
 pub mod bbb;
 pub mod locks;
 pub mod recordings;

@@ -33,6 +33,7 @@
 //! - [`lifecycle`]: room state from LiveKit's webhooks; duration and empty-room limits.
 //! - [`recording`]: recordings and RTMP broadcasts sent to recorder nodes, their jobs'
 //!   reports, and the catalog of finished recordings.
+//! - [`analytics`]: `/auth/analytics/*`, each ended session's attendance file.
 //! - [`webhooks`]: plugNmeet's webhooks to the customer's servers, queued by the schema and
 //!   delivered in order on heartbeats.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, write its metadata, list, remove and mute
@@ -41,6 +42,7 @@
 //! - `native` (not on wasm32): the traits over rusqlite and the system clock, for tests,
 //!   benchmarks and native tools.
 
+pub mod analytics;
 pub mod auth;
 pub mod bbb;
 pub mod config;
@@ -112,6 +114,9 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/recording/delete",
     "/auth/recording/getDownloadToken",
     "/auth/recording/updateMetadata",
+    "/auth/analytics/fetch",
+    "/auth/analytics/getDownloadToken",
+    "/auth/analytics/delete",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -187,6 +192,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return recording::downloads::download(self, &request).await;
         }
+        if path.starts_with(analytics::DOWNLOAD_PREFIX) {
+            if request.method != Method::GET && request.method != Method::HEAD {
+                return method_not_allowed();
+            }
+            return analytics::download(self, &request).await;
+        }
         if path.starts_with(recording::downloads::PLAYBACK_PREFIX) {
             if request.method != Method::GET && request.method != Method::HEAD {
                 return method_not_allowed();
@@ -243,6 +254,9 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/room/fetchPastRooms" => rooms::past::handle(self, body).await,
             "/auth/room/broadcastToRoom" => rooms::broadcast::handle(self, body).await,
             "/auth/recording/fetch" => recording::catalog::fetch(self, body).await,
+            "/auth/analytics/fetch" => analytics::fetch(self, body).await,
+            "/auth/analytics/getDownloadToken" => analytics::get_download_token(self, body).await,
+            "/auth/analytics/delete" => analytics::delete(self, body).await,
             "/auth/recording/info" | "/auth/recording/recordingInfo" => {
                 recording::catalog::info(self, body).await
             }

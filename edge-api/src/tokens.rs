@@ -122,50 +122,70 @@ pub fn verify_join_token(
     })
 }
 
-/// The private claim that makes a token a recording download token (plugNmeet's download token
-/// has `sub` = the file; here `sub` is the record id). A join token never carries it, and a
-/// download token has no `user_id`, so neither passes for the other.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-struct DownloadClaims {
-    #[serde(default)]
-    recording_download: bool,
+/// What a download token lets its holder fetch: a recording, or an analytics file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Download {
+    /// A recording (`sub` = its record id).
+    Recording,
+    /// An analytics file (`sub` = its file id).
+    Analytics,
 }
 
-/// Mints a token that lets its holder download the recording `record_id` until it expires.
+/// The private claims that make a token a download token of one kind (plugNmeet's download
+/// token has `sub` = the file; here `sub` is the record or file id). A join token never
+/// carries them, a download token has no `user_id`, and a token of one kind is no token of
+/// the other, so none passes for another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct DownloadClaims {
+    #[serde(default, skip_serializing_if = "is_false")]
+    recording_download: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    analytics_download: bool,
+}
+
+impl DownloadClaims {
+    fn of(kind: Download) -> Self {
+        DownloadClaims {
+            recording_download: kind == Download::Recording,
+            analytics_download: kind == Download::Analytics,
+        }
+    }
+}
+
+/// Mints a token that lets its holder download `kind` `id` until it expires.
 pub fn mint_download_token(
     api_key: &str,
     api_secret: &str,
-    record_id: &str,
+    kind: Download,
+    id: &str,
     now_secs: u64,
     validity_secs: u64,
 ) -> Result<String, TokenError> {
-    let claims = DownloadClaims {
-        recording_download: true,
-    };
-    let jwt = timed_claims(claims, now_secs, validity_secs)
+    let jwt = timed_claims(DownloadClaims::of(kind), now_secs, validity_secs)
         .with_issuer(api_key)
-        .with_subject(record_id);
+        .with_subject(id);
     HS256Key::from_bytes(api_secret.as_bytes())
         .authenticate(jwt)
         .map_err(|e| TokenError::Signing(e.to_string()))
 }
 
-/// The record id a download token grants: HS256 under the API secret, `iss` = API key, not
-/// expired (one minute leeway), and marked as a download token.
+/// The id a download token of `kind` grants: HS256 under the API secret, `iss` = API key, not
+/// expired (one minute leeway), and marked as a download token of that kind only.
 pub fn verify_download_token(
     api_key: &str,
     api_secret: &str,
+    kind: Download,
     token: &str,
     now_secs: u64,
 ) -> Result<String, TokenError> {
     let claims: JWTClaims<DownloadClaims> =
         verify_hs256(api_key, api_secret, token, now_secs, 2 * 1024)?;
     match (
-        claims.custom.recording_download,
+        claims.custom == DownloadClaims::of(kind),
         claims.expires_at,
         claims.subject,
     ) {
-        (true, Some(_), Some(record_id)) if !record_id.is_empty() => Ok(record_id),
+        (true, Some(_), Some(id)) if !id.is_empty() => Ok(id),
         _ => Err(TokenError::Invalid),
     }
 }
@@ -521,17 +541,34 @@ mod tests {
 
     #[test]
     fn download_and_join_tokens_do_not_pass_for_each_other() {
-        let download = mint_download_token("k", SECRET, "sid-recording-1", 1_000, 1_800).unwrap();
+        use Download::{Analytics, Recording};
+        let download =
+            mint_download_token("k", SECRET, Recording, "sid-recording-1", 1_000, 1_800).unwrap();
         assert_eq!(
-            verify_download_token("k", SECRET, &download, 2_000),
+            verify_download_token("k", SECRET, Recording, &download, 2_000),
             Ok("sid-recording-1".into())
         );
         assert_eq!(
-            verify_download_token("k", SECRET, &download, 1_000 + 1_800 + 61),
+            verify_download_token("k", SECRET, Recording, &download, 1_000 + 1_800 + 61),
             Err(TokenError::Expired)
         );
         assert_eq!(
-            verify_download_token("other", SECRET, &download, 2_000),
+            verify_download_token("other", SECRET, Recording, &download, 2_000),
+            Err(TokenError::Invalid)
+        );
+        // A recording's token is no analytics file's, nor the other way round.
+        assert_eq!(
+            verify_download_token("k", SECRET, Analytics, &download, 2_000),
+            Err(TokenError::Invalid)
+        );
+        let analytics =
+            mint_download_token("k", SECRET, Analytics, "sid-analytics", 1_000, 1_800).unwrap();
+        assert_eq!(
+            verify_download_token("k", SECRET, Analytics, &analytics, 2_000),
+            Ok("sid-analytics".into())
+        );
+        assert_eq!(
+            verify_download_token("k", SECRET, Recording, &analytics, 2_000),
             Err(TokenError::Invalid)
         );
         assert!(verify_join_token("k", SECRET, &download, 2_000).is_err());
@@ -547,10 +584,12 @@ mod tests {
             600,
         )
         .unwrap();
-        assert_eq!(
-            verify_download_token("k", SECRET, &join, 1_100),
-            Err(TokenError::Invalid)
-        );
+        for kind in [Recording, Analytics] {
+            assert_eq!(
+                verify_download_token("k", SECRET, kind, &join, 1_100),
+                Err(TokenError::Invalid)
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! tells them (its `CommonNotifyEvent`), so
 //! receivers written for plugNmeet take them unchanged.
 //!
+//! - **Which:** also `analytics_proceeded`, once a session's analytics file is written
+//!   (`migrations/0020_session_analytics.sql`), after its `session_ended`.
 //! - **Where:** the configured `webhook_url`, and with `webhook_per_meeting` the room's own
 //!   `metadata.webhook_url`, captured when the session is created ([`capture`]).
 //! - **Never lost:** the schema's triggers queue each event in the statement that changed the
@@ -340,8 +342,16 @@ struct NotifyEvent<'a> {
     recording_info: Option<NotifyRecording>,
     #[serde(skip_serializing_if = "Option::is_none")]
     track: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analytics: Option<NotifyAnalytics>,
     id: String,
     created_at: String,
+}
+
+/// plugNmeet's `AnalyticsEvent`: the file an `analytics_proceeded` announces.
+#[derive(Serialize)]
+struct NotifyAnalytics {
+    file_id: String,
 }
 
 #[derive(Serialize)]
@@ -398,6 +408,7 @@ fn is_zero_f64(n: &f64) -> bool {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Detail {
+    file_id: String,
     meeting_id: String,
     recording_marks: i64,
     sid: String,
@@ -450,6 +461,9 @@ fn notify_body(event: &QueuedEvent, detail: Detail, session: &RoomRow) -> Vec<u8
         participant,
         recording_info,
         track: detail.track,
+        analytics: (!detail.file_id.is_empty()).then_some(NotifyAnalytics {
+            file_id: detail.file_id,
+        }),
         id: event_id(event),
         created_at: event.created_at.to_string(),
     };

@@ -1367,13 +1367,19 @@ fn past_rooms_are_forgotten_after_their_retention() {
     titled_room(&edge, "recent");
     end_room(&edge, "recent");
     assert_eq!(past_room_ids(&edge), ["old", "recent"]);
+    assert_eq!(rows_for(&edge, "session_analytics", &old.sid), 1);
 
     // Day 31: "old" ended 31 days ago. Listing does not delete; the next create does.
     edge.clock.0.set(T0 + 31 * day_ms);
     assert_eq!(past_room_ids(&edge), ["old", "recent"]);
     titled_room(&edge, "new");
     assert_eq!(past_room_ids(&edge), ["recent"]);
-    for table in ["room_users", "room_participants", "room_media"] {
+    for table in [
+        "room_users",
+        "room_participants",
+        "room_media",
+        "session_analytics",
+    ] {
         assert_eq!(rows_for(&edge, table, &old.sid), 0, "{table} kept");
     }
     let running = block(db::running_room(&edge.store, "still-running")).expect("store");
@@ -1979,6 +1985,7 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
         "participant_left",
         "room_finished",
         "session_ended",
+        "analytics_proceeded",
     ];
     for url in ["http://hooks.test/all", "http://hooks.test/room"] {
         assert_eq!(event_names(&received, url), expected, "{url}");
@@ -2032,6 +2039,11 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
             .iter()
             .map(|(e, who, n)| (e.to_string(), who.to_string(), *n))
             .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        for_all[8]["analytics"]["file_id"],
+        json!(format!("{}-analytics", room.sid)),
+        "the session's analytics file"
     );
     assert_eq!(for_all[2]["participant"]["state"], "ACTIVE");
     assert_eq!(for_all[4]["participant"]["state"], "DISCONNECTED");
@@ -2956,4 +2968,201 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         "{}",
         hooks[2].url
     );
+}
+
+/// plugNmeet's analytics: a session created with `enable_analytics` (the default) has, once it
+/// ends, a file with its attendance as plugNmeet writes it (int64 as strings, times in ms):
+/// every visible user who joined, as a moderator or not, with their `ex_user_id`, each join and
+/// leave (one still inside at the end leaves then); hidden participants are not in it. The
+/// calls list it, give a download token that only an analytics download takes, and delete it;
+/// a session without analytics, or forgotten, has none.
+#[test]
+fn an_ended_session_has_its_attendance_file() {
+    let edge = edge();
+    let room = running_room(&edge, "att", "eu", json!({}));
+    join_token_as(
+        &edge,
+        "att",
+        json!({"name": "Alice A.", "user_id": "alice", "is_admin": true,
+               "user_metadata": {"ex_user_id": "lms-7"}}),
+    );
+    join_token(&edge, "att", "bob");
+    let name = lk(&edge, "att");
+    let t0 = edge.clock.0.get() / 1000;
+    let (status, body) = events(
+        &edge,
+        "eu",
+        vec![
+            event("EV_1", "room_started", &name, "RM_1", None),
+            presence("EV_2", "participant_joined", &name, "PA_1", "alice"),
+            presence("EV_3", "participant_joined", &name, "PA_2", "bob"),
+            presence("EV_4", "participant_left", &name, "PA_2", "bob"),
+            presence("EV_5", "participant_joined", &name, "PA_3", "bob"),
+            event(
+                "EV_6",
+                "participant_joined",
+                &name,
+                "RM_1",
+                Some(participant("PA_9", "recorder", true)),
+            ),
+        ],
+    );
+    assert_eq!((status, &body["applied"]), (200, &json!(6)), "{body}");
+    edge.clock.0.set(edge.clock.0.get() + 60_000);
+    end_room(&edge, "att");
+    // Another session with analytics off writes none.
+    running_room(&edge, "quiet", "eu", json!({"enable_analytics": false}));
+    end_room(&edge, "quiet");
+
+    let (_, listed) = post(
+        &edge,
+        "/auth/analytics/fetch",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_ids": []}),
+    );
+    assert_eq!(listed["status"], json!(true), "{listed}");
+    let result = &listed["result"];
+    assert_eq!(result["total_analytics"], "1", "{listed}");
+    let file = &result["analytics_list"][0];
+    let file_id = format!("{}-analytics", room.sid);
+    assert_eq!(file["file_id"], json!(file_id));
+    assert_eq!(file["room_id"], "att");
+    assert_eq!(file["file_name"], json!(format!("{file_id}.json")));
+    assert!(file["creation_time"].is_string(), "{file}");
+
+    let (_, token) = post(
+        &edge,
+        "/auth/analytics/getDownloadToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"file_id": file_id}),
+    );
+    let token = token["token"].as_str().expect("token").to_owned();
+    let download = |token: &str| {
+        block(edge.handle(EdgeRequest::new(
+            Method::GET,
+            &format!("/download/analytics/{token}"),
+        )))
+    };
+    let got = download(&token);
+    assert_eq!(got.status, 200);
+    assert!(got
+        .headers
+        .iter()
+        .any(|(n, v)| *n == "content-disposition" && v.contains(&format!("{file_id}.json"))));
+    assert_eq!(
+        file["file_size"].as_f64(),
+        Some(got.body.len() as f64),
+        "the listed size is the file's"
+    );
+    let analytics: Value = serde_json::from_slice(&got.body).expect("JSON");
+    let room_info = &analytics["room"];
+    assert_eq!(room_info["room_id"], "att");
+    assert_eq!(room_info["room_title"], "T");
+    assert_eq!(
+        room_info["room_total_users"], "2",
+        "the recorder is not counted"
+    );
+    assert_eq!(room_info["enabled_e2ee"], false);
+    assert_eq!(
+        room_info["room_duration"],
+        json!((room_info["room_ended"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            - room.created_at)
+            .to_string())
+    );
+    let users = analytics["users"].as_array().expect("users");
+    assert_eq!(users.len(), 2, "{users:?}");
+    let alice = &users[0];
+    assert_eq!(alice["user_id"], "alice");
+    assert_eq!(alice["name"], "Alice A.");
+    assert_eq!(alice["is_admin"], true);
+    assert_eq!(alice["ex_user_id"], "lms-7");
+    let bob = &users[1];
+    assert_eq!(bob["is_admin"], false);
+    assert!(bob.get("ex_user_id").is_none(), "unset, left out: {bob}");
+    let event_of = |user: &Value, name: &str| -> Value {
+        user["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {user}"))
+    };
+    assert_eq!(event_of(bob, "joined")["total"], 2, "{bob}");
+    assert_eq!(event_of(bob, "left")["total"], 2, "{bob}");
+    let alice_left = event_of(alice, "left");
+    let left_at: i64 = alice_left["values"][0]["time"]
+        .as_str()
+        .expect("int64 as a string")
+        .parse()
+        .expect("ms");
+    assert_eq!(
+        left_at,
+        room_info["room_ended"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            * 1000,
+        "still inside at the end: left then"
+    );
+    let joined_at: i64 = event_of(alice, "joined")["values"][0]["time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(joined_at >= t0 * 1000 && joined_at < left_at, "{joined_at}");
+
+    // Tokens of other kinds, changed ones and others' files lead nowhere.
+    let (_, recording_token) = post(
+        &edge,
+        "/auth/recording/getDownloadToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"record_id": file_id}),
+    );
+    assert_eq!(recording_token["status"], json!(false));
+    for bad in [format!("{token}x"), "x".to_owned()] {
+        assert_eq!(download(&bad).status, 401, "{bad}");
+    }
+    let (_, bad_id) = post(
+        &edge,
+        "/auth/analytics/getDownloadToken",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"file_id": "../etc"}),
+    );
+    assert_eq!(bad_id["status_code"], "INVALID_PARAMETERS", "{bad_id}");
+    let (_, none) = post(
+        &edge,
+        "/auth/analytics/fetch",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_ids": ["quiet"]}),
+    );
+    assert_eq!(
+        (&none["status"], &none["status_code"]),
+        (&json!(false), &json!("NOT_FOUND")),
+        "{none}"
+    );
+
+    let delete = |file_id: &str| {
+        post(
+            &edge,
+            "/auth/analytics/delete",
+            "plugnmeet",
+            API_SECRET,
+            &json!({"file_id": file_id}),
+        )
+        .1
+    };
+    assert_eq!(delete(&file_id)["status"], json!(true));
+    assert_eq!(delete(&file_id)["status_code"], "NOT_FOUND");
+    assert_eq!(download(&token).status, 404, "gone with its file");
 }

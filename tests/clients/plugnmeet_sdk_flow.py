@@ -1,5 +1,6 @@
 """Drives the edge with plugNmeet's official Python SDK (plugnmeet-sdk from PyPI), unchanged:
-create a room, get a join token, check it is active, read its info, end it.
+create a room, get a join token, check it is active, read its info, end it; then list its
+analytics file, download it with a download token and delete it.
 
 usage: plugnmeet_sdk_flow.py BASE_URL API_KEY API_SECRET ROOM_ID
 Exits non-zero with the failing step on stderr; prints "sdk flow ok" on success.
@@ -8,6 +9,7 @@ import asyncio
 import base64
 import json
 import sys
+import urllib.request
 
 from plugnmeet_sdk import PlugNMeet
 from plugnmeet_sdk.schemas.data import (
@@ -16,7 +18,8 @@ from plugnmeet_sdk.schemas.data import (
     WaitingRoomFeatures, WhiteboardFeatures,
 )
 from plugnmeet_sdk.schemas.requests import (
-    CreateRoomRequest, EndRoomRequest, GetActiveRoomInfoRequest, JoinRoomRequest, RoomStatusRequest,
+    CreateRoomRequest, DeleteAnalyticsRequest, EndRoomRequest, FetchAnalyticsRequest,
+    GetActiveRoomInfoRequest, GetAnalyticsDownloadTokenRequest, JoinRoomRequest, RoomStatusRequest,
 )
 
 
@@ -74,6 +77,26 @@ async def main(base_url, api_key, api_secret, room_id):
 
     status, res = await pnm.isRoomActive(RoomStatusRequest(room_id=room_id))
     check("isRoomActive after end", res["is_active"] is False and res["status_code"] == "ROOM_NOT_ACTIVE", res)
+
+    status, res = await pnm.fetchAnalytics(FetchAnalyticsRequest(room_ids=[room_id]))
+    check("fetchAnalytics", status == 200 and res["status"] is True
+          and len(res["result"]["analytics_list"]) == 1, res)
+    info = res["result"]["analytics_list"][0]
+    check("the session's analytics", info["room_id"] == room_id and sid in info["file_id"]
+          and info["file_name"].endswith(".json") and info["file_size"] > 0, info)
+    status, res = await pnm.getAnalyticsDownloadToken(
+        GetAnalyticsDownloadTokenRequest(file_id=info["file_id"]))
+    check("getAnalyticsDownloadToken", status == 200 and res["status"] is True and res["token"], res)
+    with urllib.request.urlopen(f"{base_url}/download/analytics/{res['token']}") as answer:
+        body = answer.read()
+    analytics = json.loads(body)
+    check("analytics file", len(body) == info["file_size"]
+          and analytics["room"]["room_id"] == room_id
+          and analytics["room"]["room_title"] == "SDK room" and analytics["users"] == [], analytics)
+    status, res = await pnm.deleteAnalytics(DeleteAnalyticsRequest(file_id=info["file_id"]))
+    check("deleteAnalytics", status == 200 and res["status"] is True, res)
+    status, res = await pnm.fetchAnalytics(FetchAnalyticsRequest(room_ids=[room_id]))
+    check("fetchAnalytics after delete", res["status"] is False and res["status_code"] == "NOT_FOUND", res)
 
     bad = PlugNMeet(base_url, api_key, "wrong-secret")
     status, res = await bad.isRoomActive(RoomStatusRequest(room_id=room_id))

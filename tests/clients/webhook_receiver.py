@@ -5,7 +5,7 @@
 `Hash-Token` carries the same token.
 
 Prints `listening` once it serves, then one JSON line per delivery it accepted:
-{"event", "id", "room_id", "sid", "identity", "num_participants", "record_id"}, or
+{"event", "id", "room_id", "sid", "identity", "num_participants", "record_id", "file_id"}, or
 `refused <reason>` for one it refused (answered 401). Exits when stdin closes.
 """
 
@@ -58,6 +58,7 @@ def main() -> None:
                 "num_participants": room.get("num_participants", 0),
                 "identity": (event.get("participant") or {}).get("identity"),
                 "record_id": (event.get("recording_info") or {}).get("record_id"),
+                "file_id": (event.get("analytics") or {}).get("file_id"),
             }))
             self.send_response(200)
             self.end_headers()

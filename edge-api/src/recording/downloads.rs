@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::db::recordings as db;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::tokens::{mint_download_token, verify_download_token, TokenError};
+use crate::tokens::{mint_download_token, verify_download_token, Download, TokenError};
 use crate::wire::{Common, StatusCode};
 use crate::Edge;
 
@@ -72,6 +72,7 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     match mint_download_token(
         &edge.config.api_key,
         &edge.config.api_secret,
+        Download::Recording,
         &record_id,
         now,
         edge.config.recorders.download_token_validity_secs,
@@ -98,7 +99,13 @@ pub async fn download<S: Store, H: HttpClient, C: Clock>(
         .unwrap_or_default();
     let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
     let config = &edge.config;
-    let record_id = match verify_download_token(&config.api_key, &config.api_secret, token, now) {
+    let record_id = match verify_download_token(
+        &config.api_key,
+        &config.api_secret,
+        Download::Recording,
+        token,
+        now,
+    ) {
         Ok(record_id) => record_id,
         Err(TokenError::Expired) => return EdgeResponse::text(401, "download token expired"),
         Err(_) => return EdgeResponse::text(401, "invalid download token"),

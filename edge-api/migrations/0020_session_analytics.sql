@@ -1,0 +1,93 @@
+-- edgemeet edge-api schema, part 20: plugNmeet's analytics files (`/auth/analytics/*`), the
+-- attendance of each session. Idempotent, like the others.
+--
+-- A session created with `room_features.enable_analytics` (plugNmeet's default) gets its file
+-- in the statement that ends it: plugNmeet's `AnalyticsResult` as its server writes it
+-- (protojson, proto names, int64 as strings): the room (title, times, users, whether it was
+-- encrypted) and each visible user who joined, with when they joined and left (the `joined`
+-- and `left` events, Unix ms). A file goes when it is deleted or its session is forgotten
+-- (`past_rooms_retention_days`), with the names in it.
+CREATE TABLE IF NOT EXISTS session_analytics (
+    file_id    TEXT    PRIMARY KEY,
+    room_sid   TEXT    NOT NULL UNIQUE,
+    room_id    TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL     -- Unix seconds: the session's end
+);
+CREATE INDEX IF NOT EXISTS session_analytics_by_room ON session_analytics (room_id, created_at);
+CREATE INDEX IF NOT EXISTS session_analytics_by_time ON session_analytics (created_at);
+
+-- Participants still inside are taken as leaving at the end: the trigger that marks them left
+-- (0014's `webhook_room_finished`) may fire before or after this one.
+CREATE TRIGGER IF NOT EXISTS session_analytics_written AFTER UPDATE OF is_running ON rooms
+WHEN OLD.is_running = 1 AND NEW.is_running = 0
+    AND COALESCE(json_extract(CASE WHEN json_valid(NEW.metadata) THEN NEW.metadata END,
+        '$.room_features.enable_analytics'), 1)
+BEGIN
+    INSERT OR IGNORE INTO session_analytics (file_id, room_sid, room_id, body, created_at)
+    SELECT NEW.sid || '-analytics', NEW.sid, NEW.room_id,
+        json_object(
+            'room', json_object(
+                'room_id', NEW.room_id,
+                'room_title', NEW.room_title,
+                'room_total_users', CAST((SELECT COUNT(DISTINCT identity) FROM room_participants
+                    WHERE room_sid = NEW.sid AND hidden = 0) AS TEXT),
+                'room_creation', CAST(NEW.created_at AS TEXT),
+                'room_ended', CAST(e.ended AS TEXT),
+                'room_duration', CAST(e.ended - NEW.created_at AS TEXT),
+                'enabled_e2ee', json(CASE WHEN json_extract(NEW.metadata,
+                    '$.room_features.end_to_end_encryption_features.is_enabled')
+                    THEN 'true' ELSE 'false' END),
+                'events', json_array()),
+            'users', (SELECT json_group_array(json(u.entry)) FROM (
+                SELECT json_patch(json_object(
+                    'user_id', p.identity,
+                    'name', COALESCE(ru.name, MAX(p.name)),
+                    'is_admin', json(CASE WHEN ru.is_admin THEN 'true' ELSE 'false' END),
+                    'events', json_array(
+                        json_object('name', 'joined', 'total', COUNT(*), 'values',
+                            json_group_array(json_object(
+                                'time', CAST(p.joined_at * 1000 AS TEXT), 'value', ''))),
+                        json_object('name', 'left', 'total', COUNT(*), 'values',
+                            json_group_array(json_object(
+                                'time', CAST(COALESCE(p.left_at, e.ended) * 1000 AS TEXT),
+                                'value', ''))))),
+                    CASE WHEN json_valid(ru.metadata)
+                        AND json_extract(ru.metadata, '$.ex_user_id') IS NOT NULL
+                        THEN json_object('ex_user_id', json_extract(ru.metadata, '$.ex_user_id'))
+                        ELSE '{}' END) AS entry
+                FROM (SELECT * FROM room_participants
+                      WHERE room_sid = NEW.sid AND hidden = 0
+                      ORDER BY joined_at, participant_sid) p
+                LEFT JOIN room_users ru ON ru.room_sid = p.room_sid AND ru.user_id = p.identity
+                GROUP BY p.identity
+                ORDER BY MIN(p.joined_at), p.identity) u)),
+        e.ended
+    FROM (SELECT COALESCE(NEW.ended_at, NEW.created_at) AS ended) e;
+END;
+
+-- plugNmeet's `analytics_proceeded` webhook, after the session's `session_ended` on each URL:
+-- whichever of the file and that event is written second queues it.
+CREATE TRIGGER IF NOT EXISTS analytics_announced_after_file AFTER INSERT ON session_analytics
+BEGIN
+    INSERT INTO webhook_outbox (room_sid, url, event, detail, created_at, next_attempt_at)
+    SELECT o.room_sid, o.url, 'analytics_proceeded', json_object('file_id', NEW.file_id),
+        NEW.created_at,
+        (SELECT COALESCE(MAX(w.next_attempt_at), 0) FROM webhook_outbox w
+         WHERE w.room_sid = o.room_sid AND w.url = o.url AND w.attempts > 0)
+    FROM webhook_outbox o WHERE o.room_sid = NEW.room_sid AND o.event = 'session_ended';
+END;
+
+CREATE TRIGGER IF NOT EXISTS analytics_announced_after_end AFTER INSERT ON webhook_outbox
+WHEN NEW.event = 'session_ended'
+BEGIN
+    INSERT INTO webhook_outbox (room_sid, url, event, detail, created_at, next_attempt_at)
+    SELECT NEW.room_sid, NEW.url, 'analytics_proceeded', json_object('file_id', a.file_id),
+        a.created_at, NEW.next_attempt_at
+    FROM session_analytics a WHERE a.room_sid = NEW.room_sid;
+END;
+
+CREATE TRIGGER IF NOT EXISTS session_analytics_forgotten AFTER DELETE ON rooms
+BEGIN
+    DELETE FROM session_analytics WHERE room_sid = OLD.sid;
+END;

@@ -1,0 +1,110 @@
+//! The SQL of plugNmeet's analytics files (`migrations/0020_session_analytics.sql`): each ended
+//! session's attendance, written by the schema when the session ends.
+
+use super::{first_int, text_opt, Columns};
+use crate::platform::{SqlValue, Store, StoreError};
+
+/// One analytics file as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsFile {
+    /// The file's id (plugNmeet's `file_id`).
+    pub file_id: String,
+    /// The room whose session it describes.
+    pub room_id: String,
+    /// Its size in bytes.
+    pub bytes: i64,
+    /// Unix seconds: when it was written (the session's end).
+    pub created_at: i64,
+}
+
+/// Which analytics files a listing asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalyticsQuery<'a> {
+    /// Only these rooms' (all when empty).
+    pub room_ids: &'a [String],
+    /// Rows to skip.
+    pub from: u32,
+    /// Rows at most.
+    pub limit: u32,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// The total the filter matches, and its page (two statements).
+pub async fn analytics_page(
+    store: &impl Store,
+    q: &AnalyticsQuery<'_>,
+) -> Result<(i64, Vec<AnalyticsFile>), StoreError> {
+    let mut filter = String::from("1 = 1");
+    let mut params: Vec<SqlValue> = Vec::new();
+    if !q.room_ids.is_empty() {
+        filter.push_str(" AND room_id IN (");
+        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
+        filter.push(')');
+        params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
+    }
+    let count = store
+        .execute(
+            &format!("SELECT COUNT(*) FROM session_analytics WHERE {filter}"),
+            &params,
+        )
+        .await?;
+    let order = if q.descending { "DESC" } else { "ASC" };
+    // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
+    let (limit, from) = (q.limit, q.from);
+    let sql = format!(
+        "SELECT file_id, room_id, length(CAST(body AS BLOB)), created_at FROM session_analytics \
+         WHERE {filter} ORDER BY created_at {order}, file_id {order} LIMIT {limit} OFFSET {from}"
+    );
+    let rows = store.execute(&sql, &params).await?;
+    let files = rows
+        .rows
+        .iter()
+        .map(|row| {
+            let col = Columns(row);
+            Ok(AnalyticsFile {
+                file_id: col.text(0)?,
+                room_id: col.text(1)?,
+                bytes: col.int(2)?,
+                created_at: col.int(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((first_int(&count), files))
+}
+
+/// Whether analytics file `file_id` exists.
+pub async fn analytics_exists(store: &impl Store, file_id: &str) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT 1 FROM session_analytics WHERE file_id = ?",
+            &[file_id.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// The content of analytics file `file_id`, if it exists.
+pub async fn analytics_body(
+    store: &impl Store,
+    file_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let rows = store
+        .execute(
+            "SELECT body FROM session_analytics WHERE file_id = ?",
+            &[file_id.into()],
+        )
+        .await?;
+    Ok(rows.rows.first().and_then(|row| text_opt(row.first())))
+}
+
+/// Deletes analytics file `file_id`; whether it existed.
+pub async fn delete_analytics(store: &impl Store, file_id: &str) -> Result<bool, StoreError> {
+    let rows = store
+        .execute(
+            "DELETE FROM session_analytics WHERE file_id = ? RETURNING 1",
+            &[file_id.into()],
+        )
+        .await?;
+    Ok(!rows.rows.is_empty())
+}
