@@ -1,17 +1,20 @@
 -- edgemeet edge-api schema, part 20: plugNmeet's analytics files (`/auth/analytics/*`), the
 -- attendance of each session. Idempotent, like the others.
 --
--- A session created with `room_features.enable_analytics` (plugNmeet's default) gets its file
--- in the statement that ends it: plugNmeet's `AnalyticsResult` as its server writes it
--- (protojson, proto names, int64 as strings): the room (title, times, users, whether it was
--- encrypted) and each visible user who joined, with when they joined and left (the `joined`
--- and `left` events, Unix ms). A file goes when it is deleted or its session is forgotten
--- (`past_rooms_retention_days`), with the names in it.
+-- A session whose room has `room_features.enable_analytics` (on unless the room turns it off)
+-- gets its file in the statement that ends it: plugNmeet's `AnalyticsResult` as its server
+-- writes it (protojson, proto names, int64 as strings): the room (title, times, users, whether
+-- it was encrypted) and each visible user who joined, with when they joined and left (the
+-- `joined` and `left` events, Unix ms, as both `time` and `value`). The first 2,000 joins are
+-- written (a user reconnecting in a loop cannot grow the file past what the end statement can
+-- write: D1 refuses values over 2 MB); `room_total_users` counts everyone. A file goes when it
+-- is deleted or its session is forgotten (`past_rooms_retention_days`), with the names in it.
 CREATE TABLE IF NOT EXISTS session_analytics (
     file_id    TEXT    PRIMARY KEY,
     room_sid   TEXT    NOT NULL UNIQUE,
     room_id    TEXT    NOT NULL,
     body       TEXT    NOT NULL,
+    bytes      INTEGER NOT NULL,    -- the body's length, for listings
     created_at INTEGER NOT NULL     -- Unix seconds: the session's end
 );
 CREATE INDEX IF NOT EXISTS session_analytics_by_room ON session_analytics (room_id, created_at);
@@ -24,46 +27,50 @@ WHEN OLD.is_running = 1 AND NEW.is_running = 0
     AND COALESCE(json_extract(CASE WHEN json_valid(NEW.metadata) THEN NEW.metadata END,
         '$.room_features.enable_analytics'), 1)
 BEGIN
-    INSERT OR IGNORE INTO session_analytics (file_id, room_sid, room_id, body, created_at)
-    SELECT NEW.sid || '-analytics', NEW.sid, NEW.room_id,
-        json_object(
-            'room', json_object(
-                'room_id', NEW.room_id,
-                'room_title', NEW.room_title,
-                'room_total_users', CAST((SELECT COUNT(DISTINCT identity) FROM room_participants
-                    WHERE room_sid = NEW.sid AND hidden = 0) AS TEXT),
-                'room_creation', CAST(NEW.created_at AS TEXT),
-                'room_ended', CAST(e.ended AS TEXT),
-                'room_duration', CAST(e.ended - NEW.created_at AS TEXT),
-                'enabled_e2ee', json(CASE WHEN json_extract(NEW.metadata,
-                    '$.room_features.end_to_end_encryption_features.is_enabled')
-                    THEN 'true' ELSE 'false' END),
-                'events', json_array()),
-            'users', (SELECT json_group_array(json(u.entry)) FROM (
-                SELECT json_patch(json_object(
-                    'user_id', p.identity,
-                    'name', COALESCE(ru.name, MAX(p.name)),
-                    'is_admin', json(CASE WHEN ru.is_admin THEN 'true' ELSE 'false' END),
-                    'events', json_array(
-                        json_object('name', 'joined', 'total', COUNT(*), 'values',
-                            json_group_array(json_object(
-                                'time', CAST(p.joined_at * 1000 AS TEXT), 'value', ''))),
-                        json_object('name', 'left', 'total', COUNT(*), 'values',
-                            json_group_array(json_object(
-                                'time', CAST(COALESCE(p.left_at, e.ended) * 1000 AS TEXT),
-                                'value', ''))))),
-                    CASE WHEN json_valid(ru.metadata)
-                        AND json_extract(ru.metadata, '$.ex_user_id') IS NOT NULL
-                        THEN json_object('ex_user_id', json_extract(ru.metadata, '$.ex_user_id'))
-                        ELSE '{}' END) AS entry
-                FROM (SELECT * FROM room_participants
-                      WHERE room_sid = NEW.sid AND hidden = 0
-                      ORDER BY joined_at, participant_sid) p
-                LEFT JOIN room_users ru ON ru.room_sid = p.room_sid AND ru.user_id = p.identity
-                GROUP BY p.identity
-                ORDER BY MIN(p.joined_at), p.identity) u)),
-        e.ended
-    FROM (SELECT COALESCE(NEW.ended_at, NEW.created_at) AS ended) e;
+    INSERT OR IGNORE INTO session_analytics (file_id, room_sid, room_id, body, bytes, created_at)
+    SELECT NEW.sid || '-analytics', NEW.sid, NEW.room_id, f.body,
+        length(CAST(f.body AS BLOB)), f.ended
+    FROM (SELECT e.ended, json_object(
+        'room', json_object(
+            'room_id', NEW.room_id,
+            'room_title', NEW.room_title,
+            'room_total_users', CAST((SELECT COUNT(DISTINCT identity) FROM room_participants
+                WHERE room_sid = NEW.sid AND hidden = 0) AS TEXT),
+            'room_creation', CAST(NEW.created_at AS TEXT),
+            'room_ended', CAST(e.ended AS TEXT),
+            'room_duration', CAST(e.ended - NEW.created_at AS TEXT),
+            'enabled_e2ee', json(CASE WHEN json_extract(
+                CASE WHEN json_valid(NEW.metadata) THEN NEW.metadata END,
+                '$.room_features.end_to_end_encryption_features.is_enabled')
+                THEN 'true' ELSE 'false' END),
+            'events', json_array()),
+        'users', (SELECT json_group_array(json(u.entry)) FROM (
+            SELECT json_patch(json_object(
+                'user_id', p.identity,
+                'name', COALESCE(ru.name, MAX(p.name)),
+                'is_admin', json(CASE WHEN ru.is_admin THEN 'true' ELSE 'false' END),
+                'events', json_array(
+                    json_object('name', 'joined', 'total', COUNT(*), 'values',
+                        json_group_array(json_object(
+                            'time', CAST(p.joined_at * 1000 AS TEXT),
+                            'value', CAST(p.joined_at * 1000 AS TEXT))
+                            ORDER BY p.joined_at, p.participant_sid)),
+                    json_object('name', 'left', 'total', COUNT(*), 'values',
+                        json_group_array(json_object(
+                            'time', CAST(COALESCE(p.left_at, e.ended) * 1000 AS TEXT),
+                            'value', CAST(COALESCE(p.left_at, e.ended) * 1000 AS TEXT))
+                            ORDER BY p.joined_at, p.participant_sid)))),
+                CASE WHEN json_valid(ru.metadata)
+                    AND json_extract(ru.metadata, '$.ex_user_id') IS NOT NULL
+                    THEN json_object('ex_user_id', json_extract(ru.metadata, '$.ex_user_id'))
+                    ELSE '{}' END) AS entry
+            FROM (SELECT * FROM room_participants
+                  WHERE room_sid = NEW.sid AND hidden = 0
+                  ORDER BY joined_at, participant_sid LIMIT 2000) p
+            LEFT JOIN room_users ru ON ru.room_sid = p.room_sid AND ru.user_id = p.identity
+            GROUP BY p.identity
+            ORDER BY MIN(p.joined_at), p.identity) u)) AS body
+        FROM (SELECT COALESCE(NEW.ended_at, NEW.created_at) AS ended) e) f;
 END;
 
 -- plugNmeet's `analytics_proceeded` webhook, after the session's `session_ended` on each URL:

@@ -5,7 +5,8 @@
 //!
 //! A file is written by the schema in the statement that ends its session
 //! (`migrations/0020_session_analytics.sql`): plugNmeet's `AnalyticsResult` with the room and
-//! each visible user's joins and leaves, which the edge knows from LiveKit's webhooks. The
+//! each visible user's joins and leaves (the session's first 2,000), which the edge knows from
+//! LiveKit's webhooks. The
 //! events plugNmeet's own client reports (talking, chat, polls, raised hands) are not in it. It
 //! is kept in the edge's store, so a download is the store's answer, not a redirect. The
 //! download token is a JWT of its own kind (`tokens::Download::Analytics`), valid for

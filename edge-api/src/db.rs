@@ -443,11 +443,20 @@ pub async fn forget_past_rooms(
     Ok(rows.rows.len())
 }
 
-/// Ended sessions matching the query, and how many match in all.
+/// An ended session as `fetchPastRooms` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastRoom {
+    /// The session.
+    pub room: RoomRow,
+    /// Its analytics file, if it has one.
+    pub analytics_file_id: Option<String>,
+}
+
+/// Ended sessions matching the query, with their analytics files, and how many match in all.
 pub async fn past_rooms(
     store: &impl Store,
     q: &PastRoomsQuery<'_>,
-) -> Result<(i64, Vec<RoomRow>), StoreError> {
+) -> Result<(i64, Vec<PastRoom>), StoreError> {
     let mut filter = String::from("is_running = 0");
     let mut params: Vec<SqlValue> = Vec::new();
     if !q.room_ids.is_empty() {
@@ -469,10 +478,21 @@ pub async fn past_rooms(
     // statement, and a filter may name 100 rooms.
     let (limit, from) = (q.limit, q.from);
     let sql = format!(
-        "SELECT {ROOM_COLUMNS} FROM rooms WHERE {filter} ORDER BY id {order} \
-         LIMIT {limit} OFFSET {from}"
+        "SELECT {ROOM_COLUMNS}, \
+         (SELECT a.file_id FROM session_analytics a WHERE a.room_sid = rooms.sid) \
+         FROM rooms WHERE {filter} ORDER BY id {order} LIMIT {limit} OFFSET {from}"
     );
-    Ok((total, rooms(store.execute(&sql, &params).await?)?))
+    let rows = store.execute(&sql, &params).await?;
+    let files: Vec<Option<String>> = rows.rows.iter().map(|r| text_opt(r.get(18))).collect();
+    let past = rooms(rows)?
+        .into_iter()
+        .zip(files)
+        .map(|(room, analytics_file_id)| PastRoom {
+            room,
+            analytics_file_id,
+        })
+        .collect();
+    Ok((total, past))
 }
 
 /// A user a join token was issued for.

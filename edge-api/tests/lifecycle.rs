@@ -524,8 +524,12 @@ fn webhooks_drive_the_session_exactly_once() {
     ))
     .expect("past");
     assert_eq!(total, 1);
-    assert_eq!(past[0].sid, room.sid);
-    assert_eq!(past[0].joined_participants, 2);
+    assert_eq!(past[0].room.sid, room.sid);
+    assert_eq!(past[0].room.joined_participants, 2);
+    assert_eq!(
+        past[0].analytics_file_id,
+        Some(format!("{}-analytics", room.sid))
+    );
 }
 
 /// A sidecar cut off from the edge for a while delivers an earlier session's events after the
@@ -3030,6 +3034,18 @@ fn an_ended_session_has_its_attendance_file() {
     assert_eq!(file["room_id"], "att");
     assert_eq!(file["file_name"], json!(format!("{file_id}.json")));
     assert!(file["creation_time"].is_string(), "{file}");
+    // fetchPastRooms names it (plugNmeet's optional `analytics_file_id`: absent without one).
+    let (_, past) = post(
+        &edge,
+        "/auth/room/fetchPastRooms",
+        "plugnmeet",
+        API_SECRET,
+        &json!({"room_ids": ["att", "quiet"]}),
+    );
+    let listed = past["result"]["rooms_list"].as_array().expect("rooms_list");
+    let of = |id: &str| listed.iter().find(|r| r["room_id"] == id).expect("listed");
+    assert_eq!(of("att")["analytics_file_id"], json!(file_id), "{past}");
+    assert!(of("quiet").get("analytics_file_id").is_none(), "{past}");
 
     let (_, token) = post(
         &edge,
@@ -3118,6 +3134,11 @@ fn an_ended_session_has_its_attendance_file() {
         .parse()
         .unwrap();
     assert!(joined_at >= t0 * 1000 && joined_at < left_at, "{joined_at}");
+    assert_eq!(
+        event_of(alice, "joined")["values"][0]["value"],
+        event_of(alice, "joined")["values"][0]["time"],
+        "plugNmeet writes the time as the value too"
+    );
 
     // Tokens of other kinds, changed ones and others' files lead nowhere.
     let (_, recording_token) = post(
@@ -3165,4 +3186,41 @@ fn an_ended_session_has_its_attendance_file() {
     assert_eq!(delete(&file_id)["status"], json!(true));
     assert_eq!(delete(&file_id)["status_code"], "NOT_FOUND");
     assert_eq!(download(&token).status, 404, "gone with its file");
+}
+
+/// A session's analytics file holds its first 2,000 joins, however many there were (a user
+/// reconnecting in a loop must not make the statement that ends the session fail), and still
+/// counts every user.
+#[test]
+fn an_analytics_file_is_bounded() {
+    let edge = edge();
+    let room = running_room(&edge, "crowd", "eu", json!({}));
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \
+         INSERT INTO room_participants (room_sid, participant_sid, identity, name, joined_at) \
+         SELECT ?1, 'PA_' || i, CASE WHEN i <= 2200 THEN 'looper' ELSE 'user-' || i END, \
+         'N', 1000 + i FROM n",
+        &[room.sid.as_str().into()],
+    ))
+    .expect("participants");
+    end_room(&edge, "crowd");
+    let body = block(db::analytics::analytics_body(
+        &edge.store,
+        &format!("{}-analytics", room.sid),
+    ))
+    .expect("store")
+    .expect("file");
+    let analytics: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(analytics["room"]["room_total_users"], "301");
+    let users = analytics["users"].as_array().expect("users");
+    assert_eq!(users.len(), 1, "the first 2,000 joins are the looper's");
+    assert_eq!(users[0]["events"][0]["total"], 2000);
+    let times: Vec<i64> = users[0]["events"][0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v["time"].as_str().expect("time").parse().expect("ms"))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "in time order");
 }

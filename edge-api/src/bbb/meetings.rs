@@ -99,9 +99,8 @@ fn create_request(
         call.flag("webcamsOnlyForModerator"),
     );
     flag(&["mute_on_start"], call.flag("muteOnStart"));
-    if call.has("meetingKeepEvents") {
-        flag(&["enable_analytics"], call.flag("meetingKeepEvents"));
-    }
+    // BBB keeps a meeting's events only when asked to (off by default).
+    flag(&["enable_analytics"], call.flag("meetingKeepEvents"));
     match call.text("guestPolicy") {
         "" | "ALWAYS_ACCEPT" => {}
         "ASK_MODERATOR" => flag(&["waiting_room_features", "is_active"], true),

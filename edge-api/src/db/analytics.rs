@@ -53,7 +53,7 @@ pub async fn analytics_page(
     // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
     let (limit, from) = (q.limit, q.from);
     let sql = format!(
-        "SELECT file_id, room_id, length(CAST(body AS BLOB)), created_at FROM session_analytics \
+        "SELECT file_id, room_id, bytes, created_at FROM session_analytics \
          WHERE {filter} ORDER BY created_at {order}, file_id {order} LIMIT {limit} OFFSET {from}"
     );
     let rows = store.execute(&sql, &params).await?;

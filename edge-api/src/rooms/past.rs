@@ -38,6 +38,9 @@ pub(crate) struct PastRoomInfo {
     webhook_url: String,
     created: String,
     ended: String,
+    /// plugNmeet's `optional`: written when the session has an analytics file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analytics_file_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -97,7 +100,10 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
         order_by: page.order_by().into(),
         rooms_list: rows
             .iter()
-            .map(|row| PastRoomInfo::of(row, rfc3339))
+            .map(|past| PastRoomInfo {
+                analytics_file_id: past.analytics_file_id.clone(),
+                ..PastRoomInfo::of(&past.room, rfc3339)
+            })
             .collect(),
     };
     EdgeResponse::reply(
@@ -120,6 +126,7 @@ impl PastRoomInfo {
             webhook_url: row.webhook_url.clone(),
             created: time(row.created_at),
             ended: row.ended_at.map(time).unwrap_or_default(),
+            analytics_file_id: None,
         }
     }
 }
