@@ -402,6 +402,35 @@ fn a_moderator_mutes_removes_and_blocks_from_the_page() {
         "{seen}"
     );
     assert_eq!(seen["guestChatLockedNote"], true, "{seen}");
+    // Private chat.
+    let recipients = seen["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 3, "everyone and the two others: {seen}");
+    assert_eq!(recipients[0], "Everyone", "{seen}");
+    let sent = seen["guestPrivateSent"].as_str().expect("sent");
+    assert!(
+        sent.starts_with("You to ") && sent.ends_with("(privately)"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["moderatorPrivate"],
+        json!([["User guest-1 (privately)", "Just between us."]]),
+        "{seen}"
+    );
+    let pest_chat: Vec<&str> = seen["pestChat"]
+        .as_array()
+        .expect("pestChat")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        pest_chat.contains(&"Back to everyone.") && !pest_chat.contains(&"Just between us."),
+        "a private message reached another guest: {seen}"
+    );
+    assert_eq!(seen["privateLockAnswer"]["status"], true, "{seen}");
+    assert_eq!(
+        seen["lockedRecipient"], "",
+        "locked: to everyone only: {seen}"
+    );
     assert_eq!(
         seen["moderatorHandToast"], "User guest-1 raised their hand.",
         "{seen}"

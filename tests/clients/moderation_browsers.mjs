@@ -149,6 +149,45 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   await moderator.click("#toggle-chat");
   step("the guest and the moderator chat, and the guest's chat is locked and unlocked");
 
+  // Private chat: the guest writes to the moderator alone, who sees it marked private; the other
+  // guest, who then hears the moderator's next message to everyone, never sees it. The
+  // backend's privateChat lock takes the choice from the guest, and its unlock gives it back.
+  seen.recipients = await guest.$$eval("#chat-to option", (options) => options.map((o) => o.textContent));
+  await guest.selectOption("#chat-to", plan.moderatorIdentity);
+  await guest.fill("#chat-input", "Just between us.");
+  await guest.press("#chat-input", "Enter");
+  await guest.waitForSelector('#chat .chat-message[data-mine="true"][data-private="true"]');
+  seen.guestPrivateSent = await guest.textContent('#chat .chat-message[data-private="true"] .chat-from');
+  await moderator.click("#toggle-chat");
+  await moderator.waitForSelector('#chat .chat-message[data-private="true"]');
+  seen.moderatorPrivate = await moderator.$$eval('#chat .chat-message[data-private="true"]', (items) =>
+    items.map((m) => [m.querySelector(".chat-from").textContent, m.querySelector(".chat-text").textContent]),
+  );
+  await moderator.fill("#chat-input", "Back to everyone.");
+  await moderator.press("#chat-input", "Enter");
+  await pest.click("#toggle-chat");
+  await pest.waitForFunction(() =>
+    [...document.querySelectorAll("#chat .chat-text")].some((t) => t.textContent === "Back to everyone."),
+  );
+  seen.pestChat = await pest.$$eval("#chat .chat-text", (items) => items.map((m) => m.textContent));
+  await pest.click("#toggle-chat");
+  await moderator.click("#toggle-chat");
+  const privateLock = async (direction) => {
+    const answer = await fetch(`${plan.base}/api/updateLockSettings`, {
+      method: "POST",
+      headers: { Authorization: plan.moderator, "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: plan.guestIdentity, service: "privateChat", direction }),
+    });
+    return answer.json();
+  };
+  seen.privateLockAnswer = await privateLock("lock");
+  await guest.waitForSelector("#chat-to:disabled");
+  seen.lockedRecipient = await guest.$eval("#chat-to", (select) => select.value);
+  await privateLock("unlock");
+  await guest.waitForSelector("#chat-to:enabled");
+  await guest.click("#toggle-chat");
+  step("the guest writes to the moderator alone, and the private chat is locked and unlocked");
+
   // Hands: the guest raises theirs; the moderator is told, sees it, and lowers it; the guest
   // is told.
   await guest.click("#toggle-hand");

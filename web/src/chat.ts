@@ -9,6 +9,11 @@
 // can still hold messages back, or deliver them to some pages only. Who may write is LiveKit's `canPublishData`: the room's `allow_chat`, and
 // a moderator's chat lock, which LiveKit tells the page about as it happens. Messages live as
 // long as the page: one who joins later does not see earlier ones.
+//
+// A message may go to one participant only (plugNmeet's private chat): LiveKit delivers it to
+// that participant alone (`destinationIdentities`), and it says whom it is for, so the page
+// marks it private. A moderator's `privateChat` lock (in the user's metadata; LiveKit has no
+// such right, so the page keeps it) takes the choice away from everyone but moderators.
 
 import { ICONS, announce, controlButton, h } from './dom';
 
@@ -19,16 +24,23 @@ export const MAX_MESSAGE_CHARS = 1000;
 /** Messages kept on screen; older ones drop off. */
 const MOST_KEPT = 200;
 
+/** A chat message: its text, and whom it is for when it is private (their identity). */
+export interface ChatMessage {
+  text: string;
+  to?: string;
+}
+
 /** How messages travel: as they are, or sealed with the room's key. */
 export interface ChatCipher {
   /** The packet for a message `from` (this page's identity) sends. */
-  seal(text: string, from: string): Promise<Uint8Array<ArrayBuffer>>;
+  seal(message: ChatMessage, from: string): Promise<Uint8Array<ArrayBuffer>>;
   /** The message in a packet LiveKit says `sender` sent, or `undefined` for anything else. */
-  open(payload: Uint8Array, sender: string): Promise<string | undefined>;
+  open(payload: Uint8Array, sender: string): Promise<ChatMessage | undefined>;
 }
 
 interface Message {
   text: string;
+  to?: string;
   from?: string;
   id?: string;
 }
@@ -41,6 +53,7 @@ function readMessage(bytes: Uint8Array): Message | undefined {
     if (!text) return undefined;
     return {
       text,
+      to: typeof value.to === 'string' && value.to ? value.to : undefined,
       from: typeof value.from === 'string' ? value.from : undefined,
       id: typeof value.id === 'string' ? value.id : undefined,
     };
@@ -56,8 +69,11 @@ function messageBytes(message: Message): Uint8Array<ArrayBuffer> {
 /** Messages as they are, in a room that is not end-to-end encrypted (LiveKit's stamp names
  * the sender). */
 export const PLAIN_CHAT: ChatCipher = {
-  seal: (text) => Promise.resolve(messageBytes({ text })),
-  open: (payload) => Promise.resolve(readMessage(payload)?.text),
+  seal: ({ text, to }) => Promise.resolve(messageBytes({ text, to })),
+  open: (payload) => {
+    const message = readMessage(payload);
+    return Promise.resolve(message && { text: message.text, to: message.to });
+  },
 };
 
 /** Ids of sealed messages kept to refuse a repeat (the oldest are let go past this). */
@@ -80,9 +96,9 @@ export async function sealedChat(roomKey: string): Promise<ChatCipher> {
   );
   const seen = new Set<string>();
   return {
-    async seal(text, from) {
+    async seal({ text, to }, from) {
       const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-      const message = messageBytes({ text, from, id: crypto.randomUUID() });
+      const message = messageBytes({ text, to, from, id: crypto.randomUUID() });
       const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce }, key, message);
       const packet = new Uint8Array(NONCE_BYTES + sealed.byteLength);
       packet.set(nonce);
@@ -106,7 +122,7 @@ export async function sealedChat(roomKey: string): Promise<ChatCipher> {
       if (!message || message.from !== sender || !message.id || seen.has(message.id)) return undefined;
       seen.add(message.id);
       if (seen.size > IDS_KEPT) seen.delete(seen.values().next().value as string);
-      return message.text;
+      return { text: message.text, to: message.to };
     },
   };
 }
@@ -124,24 +140,28 @@ export class Chat {
     'aria-label': 'Message to everyone',
     placeholder: 'Message to everyone',
   });
+  private readonly to = h('select', { id: 'chat-to', 'aria-label': 'Send to' }, h('option', { value: '' }, 'Everyone'));
   private readonly sendButton = h('button', { id: 'chat-send', type: 'submit', class: 'primary' }, 'Send');
   private readonly locked = h('p', { class: 'chat-locked', hidden: true }, 'A moderator has turned off chat for you.');
   private readonly error = h('p', { class: 'confirm-error', role: 'alert', hidden: true });
   private readonly badge = h('span', { class: 'ctl-badge', hidden: true });
   private unread = 0;
   private mayWrite = true;
+  /** Who a private message may go to: identity → name. */
+  private recipients = new Map<string, string>();
 
   /** `send`: publishes a message (rejects when it could not); `mayWrite`: whether this user may
    * write now. */
   constructor(
-    private readonly send: (text: string) => Promise<void>,
+    private readonly send: (message: ChatMessage) => Promise<void>,
     mayWrite: boolean,
   ) {
     this.button.setAttribute('aria-expanded', 'false');
     this.button.setAttribute('aria-controls', 'chat');
     this.button.append(this.badge);
     this.button.addEventListener('click', () => this.toggle());
-    const form = h('form', { class: 'chat-form' }, this.input, this.sendButton);
+    this.to.addEventListener('change', () => this.renderTo());
+    const form = h('form', { class: 'chat-form' }, this.to, this.input, this.sendButton);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       void this.submit();
@@ -165,9 +185,35 @@ export class Chat {
     this.locked.hidden = may;
   }
 
-  /** A message `name` sent. */
-  heard(name: string, text: string): void {
-    this.add(name, text, false);
+  /** Who else is in the meeting and may get a private message (identity → name). */
+  setRecipients(people: Map<string, string>): void {
+    this.recipients = people;
+    const chosen = this.to.value;
+    this.to.replaceChildren(
+      h('option', { value: '' }, 'Everyone'),
+      ...[...people].map(([identity, name]) => h('option', { value: identity }, name)),
+    );
+    this.to.value = people.has(chosen) ? chosen : '';
+    this.renderTo();
+  }
+
+  /** Whether this user may write to one participant only (a moderator's `privateChat` lock). */
+  setMayWritePrivately(may: boolean): void {
+    this.to.disabled = !may;
+    if (!may) this.to.value = '';
+    this.renderTo();
+  }
+
+  private renderTo(): void {
+    const name = this.recipients.get(this.to.value);
+    const placeholder = name ? `Private message to ${name}` : 'Message to everyone';
+    this.input.placeholder = placeholder;
+    this.input.setAttribute('aria-label', placeholder);
+  }
+
+  /** A message `name` sent (to this user only, when `privately`). */
+  heard(name: string, text: string, privately = false): void {
+    this.add(privately ? `${name} (privately)` : name, text, false, privately);
     if (this.el.hidden) {
       this.unread++;
       this.badge.textContent = String(this.unread);
@@ -178,11 +224,11 @@ export class Chat {
     if (this.el.hidden) announce(`${name} says: ${text}`);
   }
 
-  private add(name: string, text: string, mine: boolean): void {
+  private add(name: string, text: string, mine: boolean, privately = false): void {
     const item = h(
       'li',
-      { class: 'chat-message', 'data-mine': mine ? 'true' : null },
-      h('span', { class: 'chat-from' }, mine ? 'You' : name),
+      { class: 'chat-message', 'data-mine': mine ? 'true' : null, 'data-private': privately ? 'true' : null },
+      h('span', { class: 'chat-from' }, mine ? name || 'You' : name),
       h('span', { class: 'chat-text' }, text),
     );
     this.log.append(item);
@@ -206,11 +252,13 @@ export class Chat {
   private async submit(): Promise<void> {
     const text = this.input.value.trim();
     if (!text || !this.mayWrite || this.sendButton.disabled) return;
+    const to = this.to.disabled ? undefined : this.to.value || undefined;
+    const toName = to && this.recipients.get(to);
     this.sendButton.disabled = true;
     this.error.hidden = true;
     try {
-      await this.send(text);
-      this.add('', text, true);
+      await this.send({ text, to });
+      this.add(toName ? `You to ${toName} (privately)` : '', text, true, Boolean(to));
       this.input.value = '';
     } catch {
       this.error.textContent = 'The message was not sent. Try again.';

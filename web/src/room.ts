@@ -393,6 +393,7 @@ class RoomView {
       this.people?.sync(p);
     }
     this.renderCount();
+    this.heardPrivateChatLock();
     this.renderControls();
     this.renderAudioPrompt();
     this.heardJobs(recorderJobs(room.metadata));
@@ -443,9 +444,13 @@ class RoomView {
       const lp = this.room.localParticipant;
       this.chatCipher = session.e2ee_key ? sealedChat(session.e2ee_key) : Promise.resolve(PLAIN_CHAT);
       const cipher = this.chatCipher;
-      this.chat = new Chat(async (text) => {
-        const packet = await (await cipher).seal(text, lp.identity);
-        await lp.publishData(packet, { reliable: true, topic: CHAT_TOPIC });
+      this.chat = new Chat(async (message) => {
+        const packet = await (await cipher).seal(message, lp.identity);
+        await lp.publishData(packet, {
+          reliable: true,
+          topic: CHAT_TOPIC,
+          destinationIdentities: message.to ? [message.to] : undefined,
+        });
       }, session.may_chat);
       buttons.push(this.chat.button);
     }
@@ -643,9 +648,13 @@ class RoomView {
       .on(RoomEvent.TrackUnmuted, (_pub, p) => sync(p))
       .on(RoomEvent.LocalTrackPublished, (_pub, p) => sync(p))
       .on(RoomEvent.LocalTrackUnpublished, (_pub, p) => sync(p))
-      .on(RoomEvent.ParticipantNameChanged, (_name, p) => sync(p))
+      .on(RoomEvent.ParticipantNameChanged, (_name, p) => {
+        sync(p);
+        this.renderCount();
+      })
       .on(RoomEvent.ParticipantMetadataChanged, (_prev, p) => {
         this.heardHand(p);
+        if (p.isLocal) this.heardPrivateChatLock();
         sync(p);
       })
       .on(RoomEvent.ParticipantPermissionsChanged, (_prev, p) => {
@@ -702,8 +711,10 @@ class RoomView {
     // One after another, so messages show in the order they came.
     this.chatOpening = this.chatOpening
       .then(async () => {
-        const text = await (await chatCipher).open(payload, sender);
-        if (text && !this.destroyed) chat.heard(senderName || sender, text);
+        const message = await (await chatCipher).open(payload, sender);
+        // A private message says whom it is for: LiveKit brings it to them alone.
+        const mine = !message?.to || message.to === this.room.localParticipant.identity;
+        if (message && mine && !this.destroyed) chat.heard(senderName || sender, message.text, Boolean(message.to));
       })
       .catch(() => undefined);
   }
@@ -810,10 +821,25 @@ class RoomView {
     if (this.screenButton) setPressed(this.screenButton, this.screen.on);
   }
 
+  /** Who is in the meeting: the count, and whom the chat can write to privately. */
   private renderCount(): void {
     let n = this.session.is_hidden ? 0 : 1;
-    for (const p of this.room.remoteParticipants.values()) if (!p.permissions?.hidden) n++;
+    const people = new Map<string, string>();
+    for (const p of this.room.remoteParticipants.values()) {
+      if (p.permissions?.hidden) continue;
+      n++;
+      people.set(p.identity, p.name || p.identity);
+    }
     this.count.textContent = n === 1 ? '1 person' : `${n} people`;
+    this.chat?.setRecipients(people);
+  }
+
+  /** A moderator's `privateChat` lock on this user, from their metadata (moderators are never
+   * locked). */
+  private heardPrivateChatLock(): void {
+    if (!this.chat || this.destroyed) return;
+    const { isModerator, locks } = userMetadataOf(this.room.localParticipant);
+    this.chat.setMayWritePrivately(isModerator || locks.lock_private_chat !== true);
   }
 
   private renderAudioPrompt(): void {
