@@ -15,12 +15,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::analytics::{self as db, AnalyticsFile, AnalyticsQuery};
+use crate::db::analytics::{self as db, AnalyticsFile};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
-use crate::rooms::{bad_input, internal, invalid, Page};
-use crate::tokens::{mint_download_token, verify_download_token, Download, TokenError};
-use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
+use crate::recording::downloads::{token_answer, verified_download};
+use crate::rooms::{bad_input, internal, invalid, listing_answer, Page};
+use crate::tokens::Download;
+use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
 
 /// The download route's path prefix.
@@ -28,18 +29,6 @@ pub const DOWNLOAD_PREFIX: &str = "/download/analytics/";
 
 /// Most room ids one filter may name (D1 takes 100 bound parameters).
 const MAX_ROOM_IDS: usize = 100;
-
-#[derive(Deserialize)]
-struct FetchReq {
-    #[serde(default)]
-    room_ids: Vec<String>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    from: Option<u32>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    limit: Option<u32>,
-    #[serde(default)]
-    order_by: String,
-}
 
 /// plugNmeet's `AnalyticsInfo`.
 #[derive(Serialize)]
@@ -80,58 +69,27 @@ struct FetchResult {
     analytics_list: Vec<AnalyticsInfo>,
 }
 
-#[derive(Serialize)]
-struct FetchRes {
-    result: Option<FetchResult>,
-}
-
 /// Handles `POST /auth/analytics/fetch`.
 pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let mut req: FetchReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
-    };
-    let page = match Page::read(
-        &mut req.room_ids,
-        MAX_ROOM_IDS,
-        req.from,
-        req.limit,
-        &req.order_by,
-    ) {
-        Ok(page) => page,
+    let (req, page) = match Page::requested(body, MAX_ROOM_IDS) {
+        Ok(asked) => asked,
         Err(response) => return response,
     };
-    let query = AnalyticsQuery {
-        room_ids: &req.room_ids,
-        from: page.from,
-        limit: page.limit,
-        descending: page.descending,
-    };
-    let (total, files) = match db::analytics_page(&edge.store, &query).await {
+    let (total, files) = match db::analytics_page(&edge.store, &page.of(&req.room_ids)).await {
         Ok(found) => found,
         Err(e) => return internal(e),
     };
-    if files.is_empty() {
-        return EdgeResponse::reply(
-            Common::fail(StatusCode::NotFound, "no analytics found"),
-            FetchRes { result: None },
-        );
-    }
-    EdgeResponse::reply(
-        Common::ok("success"),
-        FetchRes {
-            result: Some(FetchResult {
-                total_analytics: total,
-                from: page.from,
-                limit: page.limit,
-                order_by: page.order_by().into(),
-                analytics_list: files.iter().map(AnalyticsInfo::from).collect(),
-            }),
-        },
-    )
+    let result = (!files.is_empty()).then(|| FetchResult {
+        total_analytics: total,
+        from: page.from,
+        limit: page.limit,
+        order_by: page.order_by().into(),
+        analytics_list: files.iter().map(AnalyticsInfo::from).collect(),
+    });
+    listing_answer(result, "no analytics found")
 }
 
 /// The `file_id` a call names, checked (an id the schema could have written).
@@ -153,18 +111,6 @@ fn requested_file(body: &[u8]) -> Result<String, EdgeResponse> {
     Ok(id)
 }
 
-fn not_found() -> EdgeResponse {
-    EdgeResponse::common(
-        200,
-        Common::fail(StatusCode::NotFound, "analytics not found"),
-    )
-}
-
-#[derive(Serialize)]
-struct TokenRes {
-    token: Option<String>,
-}
-
 /// Handles `POST /auth/analytics/getDownloadToken`.
 pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
@@ -175,32 +121,14 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
         Err(response) => return response,
     };
     match db::analytics_exists(&edge.store, &file_id).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return EdgeResponse::reply(
-                Common::fail(StatusCode::NotFound, "analytics not found"),
-                TokenRes { token: None },
-            )
-        }
-        Err(e) => return internal(e),
-    }
-    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
-    match mint_download_token(
-        &edge.config.api_key,
-        &edge.config.api_secret,
-        Download::Analytics,
-        &file_id,
-        now,
-        edge.config.recorders.download_token_validity_secs,
-    ) {
-        Ok(token) => EdgeResponse::reply(Common::ok("success"), TokenRes { token: Some(token) }),
-        Err(e) => {
-            tracing::error!(error = %e, "download token signing failed");
-            EdgeResponse::common(
-                500,
-                Common::fail(StatusCode::InternalServerError, "could not sign the token"),
-            )
-        }
+        Ok(exists) => token_answer(
+            edge,
+            Download::Analytics,
+            Some(file_id.as_str())
+                .filter(|_| exists)
+                .ok_or("analytics not found"),
+        ),
+        Err(e) => internal(e),
     }
 }
 
@@ -215,7 +143,10 @@ pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     };
     match db::delete_analytics(&edge.store, &file_id).await {
         Ok(true) => EdgeResponse::common(200, Common::ok("success")),
-        Ok(false) => not_found(),
+        Ok(false) => EdgeResponse::common(
+            200,
+            Common::fail(StatusCode::NotFound, "analytics not found"),
+        ),
         Err(e) => internal(e),
     }
 }
@@ -225,22 +156,9 @@ pub async fn download<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let token = request
-        .path
-        .strip_prefix(DOWNLOAD_PREFIX)
-        .unwrap_or_default();
-    let now = u64::try_from(edge.now_secs()).unwrap_or(0);
-    let config = &edge.config;
-    let file_id = match verify_download_token(
-        &config.api_key,
-        &config.api_secret,
-        Download::Analytics,
-        token,
-        now,
-    ) {
-        Ok(id) => id,
-        Err(TokenError::Expired) => return EdgeResponse::text(401, "download token expired"),
-        Err(_) => return EdgeResponse::text(401, "invalid download token"),
+    let file_id = match verified_download(edge, Download::Analytics, request, DOWNLOAD_PREFIX) {
+        Ok((file_id, _)) => file_id,
+        Err(refused) => return refused,
     };
     let body = match db::analytics_body(&edge.store, &file_id).await {
         Ok(Some(body)) => body,

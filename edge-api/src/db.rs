@@ -412,9 +412,9 @@ pub async fn session_region(store: &impl Store, sid: &str) -> Result<Option<Stri
     Ok(rows.rows.first().and_then(|r| text_opt(r.first())))
 }
 
-/// Which ended sessions `fetchPastRooms` returns.
-#[derive(Debug, Clone)]
-pub struct PastRoomsQuery<'a> {
+/// Which rows a listing (`fetchPastRooms`, `analytics/fetch`) returns.
+#[derive(Debug, Clone, Copy)]
+pub struct ListingQuery<'a> {
     /// Only these room ids (empty = all).
     pub room_ids: &'a [String],
     /// Rows to skip.
@@ -455,23 +455,10 @@ pub struct PastRoom {
 /// Ended sessions matching the query, with their analytics files, and how many match in all.
 pub async fn past_rooms(
     store: &impl Store,
-    q: &PastRoomsQuery<'_>,
+    q: &ListingQuery<'_>,
 ) -> Result<(i64, Vec<PastRoom>), StoreError> {
-    let mut filter = String::from("is_running = 0");
-    let mut params: Vec<SqlValue> = Vec::new();
-    if !q.room_ids.is_empty() {
-        filter.push_str(" AND room_id IN (");
-        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
-        filter.push(')');
-        params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
-    }
-    let count = store
-        .execute(
-            &format!("SELECT COUNT(*) FROM rooms WHERE {filter}"),
-            &params,
-        )
-        .await?;
-    let total = first_int(&count);
+    let (filter, params) = listing_filter("is_running = 0", q.room_ids);
+    let total = count_where(store, "rooms", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are written into the statement (they are integers, so nothing can be
     // injected) so that the room ids alone use bound parameters: D1 takes at most 100 per
@@ -1527,6 +1514,38 @@ impl Columns<'_> {
         u64::try_from(self.int(i)?)
             .map_err(|_| StoreError(format!("column {i}: expected a count, not negative")))
     }
+}
+
+/// A listing's `WHERE` clause and its parameters: `base`, and when `room_ids` names any, only
+/// theirs (each a bound parameter: D1 takes at most 100 a statement).
+fn listing_filter(base: &str, room_ids: &[String]) -> (String, Vec<SqlValue>) {
+    let mut filter = String::from(base);
+    if !room_ids.is_empty() {
+        filter.push_str(" AND room_id IN (");
+        filter.push_str(&vec!["?"; room_ids.len()].join(", "));
+        filter.push(')');
+    }
+    let params = room_ids
+        .iter()
+        .map(|id| SqlValue::from(id.as_str()))
+        .collect();
+    (filter, params)
+}
+
+/// How many rows of `table` match `filter` (one statement).
+async fn count_where(
+    store: &impl Store,
+    table: &str,
+    filter: &str,
+    params: &[SqlValue],
+) -> Result<i64, StoreError> {
+    let rows = store
+        .execute(
+            &format!("SELECT COUNT(*) FROM {table} WHERE {filter}"),
+            params,
+        )
+        .await?;
+    Ok(first_int(&rows))
 }
 
 /// The first column of the first row as an integer (a `COUNT(*)`); 0 when there is none.

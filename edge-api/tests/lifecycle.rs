@@ -515,7 +515,7 @@ fn webhooks_drive_the_session_exactly_once() {
         .is_none());
     let (total, past) = block(db::past_rooms(
         &edge.store,
-        &db::PastRoomsQuery {
+        &db::ListingQuery {
             room_ids: &["weekly".to_string()],
             from: 0,
             limit: 10,

@@ -1,8 +1,8 @@
 //! The SQL of plugNmeet's analytics files (`migrations/0020_session_analytics.sql`): each ended
 //! session's attendance, written by the schema when the session ends.
 
-use super::{first_int, text_opt, Columns};
-use crate::platform::{SqlValue, Store, StoreError};
+use super::{count_where, listing_filter, text_opt, Columns, ListingQuery};
+use crate::platform::{Store, StoreError};
 
 /// One analytics file as listings show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,38 +17,13 @@ pub struct AnalyticsFile {
     pub created_at: i64,
 }
 
-/// Which analytics files a listing asks for.
-#[derive(Debug, Clone, Copy)]
-pub struct AnalyticsQuery<'a> {
-    /// Only these rooms' (all when empty).
-    pub room_ids: &'a [String],
-    /// Rows to skip.
-    pub from: u32,
-    /// Rows at most.
-    pub limit: u32,
-    /// Newest first.
-    pub descending: bool,
-}
-
 /// The total the filter matches, and its page (two statements).
 pub async fn analytics_page(
     store: &impl Store,
-    q: &AnalyticsQuery<'_>,
+    q: &ListingQuery<'_>,
 ) -> Result<(i64, Vec<AnalyticsFile>), StoreError> {
-    let mut filter = String::from("1 = 1");
-    let mut params: Vec<SqlValue> = Vec::new();
-    if !q.room_ids.is_empty() {
-        filter.push_str(" AND room_id IN (");
-        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
-        filter.push(')');
-        params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
-    }
-    let count = store
-        .execute(
-            &format!("SELECT COUNT(*) FROM session_analytics WHERE {filter}"),
-            &params,
-        )
-        .await?;
+    let (filter, params) = listing_filter("1 = 1", q.room_ids);
+    let total = count_where(store, "session_analytics", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
     let (limit, from) = (q.limit, q.from);
@@ -70,7 +45,7 @@ pub async fn analytics_page(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((first_int(&count), files))
+    Ok((total, files))
 }
 
 /// Whether analytics file `file_id` exists.

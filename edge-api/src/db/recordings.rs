@@ -1,7 +1,7 @@
 //! The SQL of recording: recorder nodes' heartbeats, the jobs sent to them, and the catalog of
 //! finished recordings (`migrations/0011_recordings.sql`).
 
-use super::{first_int, text_opt, Columns};
+use super::{count_where, first_int, listing_filter, text_opt, Columns};
 use crate::platform::{Rows, SqlValue, Store, StoreError};
 
 /// A recorder's latest heartbeat, as kept.
@@ -462,25 +462,12 @@ pub async fn recordings_page(
     store: &impl Store,
     q: &RecordingsQuery<'_>,
 ) -> Result<(i64, Vec<RecordingRow>), StoreError> {
-    let mut filter = String::from("1 = 1");
-    let mut params: Vec<SqlValue> = Vec::new();
-    if !q.room_ids.is_empty() {
-        filter.push_str(" AND room_id IN (");
-        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
-        filter.push(')');
-        params.extend(q.room_ids.iter().map(|id| SqlValue::from(id.as_str())));
-    }
+    let (mut filter, mut params) = listing_filter("1 = 1", q.room_ids);
     if let Some(sid) = q.room_sid {
         filter.push_str(" AND room_sid = ?");
         params.push(sid.into());
     }
-    let count = store
-        .execute(
-            &format!("SELECT COUNT(*) FROM recordings WHERE {filter}"),
-            &params,
-        )
-        .await?;
-    let total = first_int(&count);
+    let total = count_where(store, "recordings", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
     let (limit, from) = (q.limit, q.from);

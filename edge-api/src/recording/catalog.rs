@@ -15,8 +15,8 @@ use crate::db::recordings::{self as db, MetadataUpdate, RecordingRow, Recordings
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::past::PastRoomInfo;
-use crate::rooms::{bad_input, internal, invalid, Page};
-use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
+use crate::rooms::{bad_input, internal, invalid, listing_answer, Page};
+use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
 
 /// Most room ids one filter may name (with `room_sid`, 100 bound parameters: D1's cap).
@@ -27,20 +27,6 @@ const BYTES_PER_MB: f64 = 1_000_000.0;
 /// A file's size as plugNmeet reports it: megabytes, two decimals.
 pub fn megabytes(bytes: i64) -> f64 {
     (bytes as f64 / BYTES_PER_MB * 100.0).round() / 100.0
-}
-
-#[derive(Deserialize)]
-struct FetchReq {
-    #[serde(default)]
-    room_ids: Vec<String>,
-    #[serde(default)]
-    room_sid: Option<String>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    from: Option<u32>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    limit: Option<u32>,
-    #[serde(default)]
-    order_by: String,
 }
 
 /// plugNmeet's `RecordingInfo`.
@@ -122,28 +108,13 @@ struct FetchResult {
     recordings_list: Vec<RecordingInfo>,
 }
 
-#[derive(Serialize)]
-struct FetchRes {
-    result: Option<FetchResult>,
-}
-
 /// Handles `POST /auth/recording/fetch`.
 pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let mut req: FetchReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
-    };
-    let page = match Page::read(
-        &mut req.room_ids,
-        MAX_ROOM_IDS,
-        req.from,
-        req.limit,
-        &req.order_by,
-    ) {
-        Ok(page) => page,
+    let (req, page) = match Page::requested(body, MAX_ROOM_IDS) {
+        Ok(asked) => asked,
         Err(response) => return response,
     };
     let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
@@ -161,24 +132,14 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
         Ok(found) => found,
         Err(e) => return internal(e),
     };
-    if rows.is_empty() {
-        return EdgeResponse::reply(
-            Common::fail(StatusCode::NotFound, "no recordings found"),
-            FetchRes { result: None },
-        );
-    }
-    EdgeResponse::reply(
-        Common::ok("success"),
-        FetchRes {
-            result: Some(FetchResult {
-                total_recordings: total,
-                from: page.from,
-                limit: page.limit,
-                order_by: page.order_by().into(),
-                recordings_list: rows.iter().map(RecordingInfo::from).collect(),
-            }),
-        },
-    )
+    let result = (!rows.is_empty()).then(|| FetchResult {
+        total_recordings: total,
+        from: page.from,
+        limit: page.limit,
+        order_by: page.order_by().into(),
+        recordings_list: rows.iter().map(RecordingInfo::from).collect(),
+    });
+    listing_answer(result, "no recordings found")
 }
 
 /// The recording a `{record_id}` request (info, delete, getDownloadToken) names, `None` when

@@ -48,32 +48,35 @@ pub fn playback_path(api_secret: &str, record_id: &str) -> String {
     format!("{PLAYBACK_PREFIX}{record_id}/{signature}")
 }
 
+/// plugNmeet's `getDownloadToken` answer.
 #[derive(Serialize)]
 struct TokenRes {
     token: Option<String>,
 }
 
-/// Handles `POST /auth/recording/getDownloadToken`.
-pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
+/// The `getDownloadToken` answer for `kind` `id`, which exists: a token valid for
+/// `download_token_validity_secs` (recordings here, analytics files in `analytics`); `None`
+/// is its NOT_FOUND answer with `missing` as the message.
+pub(crate) fn token_answer<S, H, C: Clock>(
     edge: &Edge<S, H, C>,
-    body: &[u8],
+    kind: Download,
+    id: Result<&str, &str>,
 ) -> EdgeResponse {
-    let record_id = match super::catalog::requested_recording(edge, body).await {
-        Ok(Some(row)) => row.record_id,
-        Ok(None) => {
+    let id = match id {
+        Ok(id) => id,
+        Err(missing) => {
             return EdgeResponse::reply(
-                Common::fail(StatusCode::NotFound, "recording not found"),
+                Common::fail(StatusCode::NotFound, missing),
                 TokenRes { token: None },
             )
         }
-        Err(response) => return response,
     };
     let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
     match mint_download_token(
         &edge.config.api_key,
         &edge.config.api_secret,
-        Download::Recording,
-        &record_id,
+        kind,
+        id,
         now,
         edge.config.recorders.download_token_validity_secs,
     ) {
@@ -88,29 +91,50 @@ pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
+/// The id the token ending `request`'s path (after `prefix`) grants for `kind`, and the time it
+/// was checked at (Unix seconds); `Err` is the plain-text 401 to answer.
+pub(crate) fn verified_download<S, H, C: Clock>(
+    edge: &Edge<S, H, C>,
+    kind: Download,
+    request: &EdgeRequest,
+    prefix: &str,
+) -> Result<(String, u64), EdgeResponse> {
+    let token = request.path.strip_prefix(prefix).unwrap_or_default();
+    let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    let config = &edge.config;
+    match verify_download_token(&config.api_key, &config.api_secret, kind, token, now) {
+        Ok(id) => Ok((id, now)),
+        Err(TokenError::Expired) => Err(EdgeResponse::text(401, "download token expired")),
+        Err(_) => Err(EdgeResponse::text(401, "invalid download token")),
+    }
+}
+
+/// Handles `POST /auth/recording/getDownloadToken`.
+pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
+    edge: &Edge<S, H, C>,
+    body: &[u8],
+) -> EdgeResponse {
+    match super::catalog::requested_recording(edge, body).await {
+        Ok(row) => token_answer(
+            edge,
+            Download::Recording,
+            row.as_ref()
+                .map(|row| row.record_id.as_str())
+                .ok_or("recording not found"),
+        ),
+        Err(response) => response,
+    }
+}
+
 /// Handles `GET` and `HEAD /download/recording/<token>`.
 pub async fn download<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
 ) -> EdgeResponse {
-    let token = request
-        .path
-        .strip_prefix(DOWNLOAD_PREFIX)
-        .unwrap_or_default();
-    let now = u64::try_from(edge.clock.now_ms().div_euclid(1000)).unwrap_or(0);
-    let config = &edge.config;
-    let record_id = match verify_download_token(
-        &config.api_key,
-        &config.api_secret,
-        Download::Recording,
-        token,
-        now,
-    ) {
-        Ok(record_id) => record_id,
-        Err(TokenError::Expired) => return EdgeResponse::text(401, "download token expired"),
-        Err(_) => return EdgeResponse::text(401, "invalid download token"),
-    };
-    redirect_to_node(edge, &record_id, now).await
+    match verified_download(edge, Download::Recording, request, DOWNLOAD_PREFIX) {
+        Ok((record_id, now)) => redirect_to_node(edge, &record_id, now).await,
+        Err(refused) => refused,
+    }
 }
 
 /// Handles `GET` and `HEAD /playback/recording/<record_id>/<signature>`.

@@ -8,12 +8,12 @@ pub mod join;
 pub mod past;
 pub mod status;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::RoomRow;
 use crate::exchange::EdgeResponse;
 use crate::platform::StoreError;
-use crate::wire::{int64_string, parse_input, Common, InputError, StatusCode};
+use crate::wire::{int64_string, lenient_int, parse_input, Common, InputError, StatusCode};
 
 /// Longest room or user id accepted.
 pub const MAX_ID_LEN: usize = 128;
@@ -73,8 +73,38 @@ const DEFAULT_PAGE: u32 = 20;
 /// Largest page of a listing.
 const MAX_PAGE: u32 = 100;
 
-/// Which page of a listing plugNmeet's fetch calls (`fetchPastRooms`, `recording/fetch`) ask
-/// for, checked.
+/// What a listing call (`fetchPastRooms`, `recording/fetch`, `analytics/fetch`) asks for.
+#[derive(Deserialize)]
+pub struct ListingReq {
+    /// Only these rooms' (all when empty).
+    #[serde(default)]
+    pub room_ids: Vec<String>,
+    /// One session only (`recording/fetch`; the others ignore it, as plugNmeet drops unknown
+    /// fields).
+    #[serde(default)]
+    pub room_sid: Option<String>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    from: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_int")]
+    limit: Option<u32>,
+    #[serde(default)]
+    order_by: String,
+}
+
+/// A listing's answer: `result` when the page found rows, else `NOT_FOUND` with `none`.
+pub fn listing_answer<T: Serialize>(result: Option<T>, none: &str) -> EdgeResponse {
+    #[derive(Serialize)]
+    struct ListingRes<T> {
+        result: Option<T>,
+    }
+    let common = match result {
+        Some(_) => Common::ok("success"),
+        None => Common::fail(StatusCode::NotFound, none),
+    };
+    EdgeResponse::reply(common, ListingRes { result })
+}
+
+/// Which page of a listing plugNmeet's fetch calls ask for, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     /// Rows to skip.
@@ -86,6 +116,20 @@ pub struct Page {
 }
 
 impl Page {
+    /// Reads a listing call's body (at most `max_ids` room ids): its filter and its page,
+    /// checked as [`Page::read`] checks them. `Err` is the answer to send.
+    pub fn requested(body: &[u8], max_ids: usize) -> Result<(ListingReq, Page), EdgeResponse> {
+        let mut req: ListingReq = parse_input(body).map_err(bad_input)?;
+        let page = Page::read(
+            &mut req.room_ids,
+            max_ids,
+            req.from,
+            req.limit,
+            &req.order_by,
+        )?;
+        Ok((req, page))
+    }
+
     /// Checks a listing's filter and page: `room_ids` (at most `max_ids`, each a valid room id;
     /// the same id twice names one room, so they are deduplicated in place), `from`, `limit`
     /// and `order_by`. `Err` is the answer to send.
@@ -118,6 +162,16 @@ impl Page {
             limit,
             descending,
         })
+    }
+
+    /// The listing of `room_ids` this page asks the store for.
+    pub fn of<'a>(&self, room_ids: &'a [String]) -> crate::db::ListingQuery<'a> {
+        crate::db::ListingQuery {
+            room_ids,
+            from: self.from,
+            limit: self.limit,
+            descending: self.descending,
+        }
     }
 
     /// `order_by` as the answer echoes it.

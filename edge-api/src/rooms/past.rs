@@ -1,30 +1,18 @@
 //! `room/fetchPastRooms`: ended sessions, filtered by room id, paged and ordered.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{bad_input, internal, Page};
-use crate::db::{self, PastRoomsQuery, RoomRow};
+use super::{internal, listing_answer, Page};
+use crate::db::{self, RoomRow};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
-use crate::wire::{int64_string, lenient_int, parse_input, Common, StatusCode};
+use crate::wire::int64_string;
 use crate::Edge;
 
 /// Most room ids one filter may name.
 const MAX_ROOM_IDS: usize = 100;
-
-#[derive(Deserialize)]
-struct FetchPastRoomsReq {
-    #[serde(default)]
-    room_ids: Vec<String>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    from: Option<u32>,
-    #[serde(default, deserialize_with = "lenient_int")]
-    limit: Option<u32>,
-    #[serde(default)]
-    order_by: String,
-}
 
 /// plugNmeet's `PastRoomInfo`: an ended (or running) session as `fetchPastRooms` and
 /// `recording/info` show it.
@@ -53,47 +41,20 @@ struct FetchPastRoomsResult {
     rooms_list: Vec<PastRoomInfo>,
 }
 
-#[derive(Serialize)]
-struct FetchPastRoomsRes {
-    result: Option<FetchPastRoomsResult>,
-}
-
 /// Handles `POST /auth/room/fetchPastRooms`.
 pub async fn handle<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let mut req: FetchPastRoomsReq = match parse_input(body) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
-    };
-    let page = match Page::read(
-        &mut req.room_ids,
-        MAX_ROOM_IDS,
-        req.from,
-        req.limit,
-        &req.order_by,
-    ) {
-        Ok(page) => page,
+    let (req, page) = match Page::requested(body, MAX_ROOM_IDS) {
+        Ok(asked) => asked,
         Err(response) => return response,
     };
-    let query = PastRoomsQuery {
-        room_ids: &req.room_ids,
-        from: page.from,
-        limit: page.limit,
-        descending: page.descending,
-    };
-    let (total, rows) = match db::past_rooms(&edge.store, &query).await {
+    let (total, rows) = match db::past_rooms(&edge.store, &page.of(&req.room_ids)).await {
         Ok(found) => found,
         Err(e) => return internal(e),
     };
-    if rows.is_empty() {
-        return EdgeResponse::reply(
-            Common::fail(StatusCode::NotFound, "no info found"),
-            FetchPastRoomsRes { result: None },
-        );
-    }
-    let result = FetchPastRoomsResult {
+    let result = (!rows.is_empty()).then(|| FetchPastRoomsResult {
         total_rooms: total,
         from: page.from,
         limit: page.limit,
@@ -105,13 +66,8 @@ pub async fn handle<S: Store, H: HttpClient, C: Clock>(
                 ..PastRoomInfo::of(&past.room, rfc3339)
             })
             .collect(),
-    };
-    EdgeResponse::reply(
-        Common::ok("success"),
-        FetchPastRoomsRes {
-            result: Some(result),
-        },
-    )
+    });
+    listing_answer(result, "no info found")
 }
 
 impl PastRoomInfo {
