@@ -21,7 +21,8 @@
 //!   event again after [`RETRY_AFTER_SECS`], [`MAX_ATTEMPTS`] times in all (about 45 minutes).
 //!   Then the event is dropped (logged), and with it every event queued behind it: they are at
 //!   least as stale, and a receiver down for good must not leave a queue that never drains.
-//!   Events that happen later go as usual. Any other 4xx refuses the one event for good, as
+//!   Events that happen later go as usual. (A BBB recording-ready callback, news of its own
+//!   recording, is dropped alone.) Any other 4xx refuses the one event for good, as
 //!   plugNmeet takes it, and so does a redirect (3xx), which is not followed. Every attempt, on
 //!   every URL, carries the same event `id`.
 //! - **Signed as plugNmeet signs:** `Authorization` and `Hash-Token` both carry an HS256 JWT
@@ -188,7 +189,19 @@ pub async fn deliver_due_before<S: Store, H: HttpClient, C: Clock>(
             }
             _ => {
                 delivered.dropped += 1;
-                given_up.push((head.room_sid.as_str(), head.url.as_str()));
+                let at = queue.iter().position(|e| e.id == id).unwrap_or(0);
+                if queue[at].event == callbacks::RECORDING_READY {
+                    // Each recording's is news of its own, never stale: only it goes, and the
+                    // queue behind it is due again.
+                    done.push(id);
+                    untried.extend(queue[at + 1..].iter().map(|e| e.id));
+                    tracing::error!(
+                        attempts = MAX_ATTEMPTS,
+                        "a recording-ready callback was not delivered; giving up on it"
+                    );
+                } else {
+                    given_up.push((head.room_sid.as_str(), head.url.as_str()));
+                }
             }
         }
     }

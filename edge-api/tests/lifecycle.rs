@@ -2972,6 +2972,61 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         "{}",
         hooks[2].url
     );
+    drop(hooks);
+
+    // A recording-ready callback given up on (its receiver down for its every attempt) goes
+    // alone: the next recording's, behind it, is news of its own and still goes.
+    let created = bbb(
+        &edge,
+        "create",
+        "meetingID=m3&name=M&meta_bbb-recording-ready-url=http%3A%2F%2Fhooks.test%2Fready3",
+    );
+    assert!(
+        created.contains("<returncode>SUCCESS</returncode>"),
+        "{created}"
+    );
+    let m3 = block(db::running_room(&edge.store, "m3"))
+        .expect("store")
+        .expect("room");
+    for record_id in ["rec-a", "rec-b"] {
+        block(edge_api::platform::Store::execute(
+            &edge.store,
+            "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
+             file_bytes, created_at, room_created_at) \
+             VALUES (?1, 'm3', ?2, 'node', '/r/x.mp4', 1000, 1, 1)",
+            &[record_id.into(), m3.sid.as_str().into()],
+        ))
+        .expect("recording");
+    }
+    edge.http.hook_status.set(Some(503));
+    let before = edge.http.hooks.borrow().len();
+    tick(&edge, 0);
+    for wait in edge_api::webhooks::RETRY_AFTER_SECS {
+        edge.clock.0.set(edge.clock.0.get() + wait * 1000);
+        tick(&edge, 0);
+    }
+    assert_eq!(
+        edge.http.hooks.borrow().len() - before,
+        usize::try_from(edge_api::webhooks::MAX_ATTEMPTS).unwrap(),
+        "rec-a's attempts"
+    );
+    assert_eq!(queued_webhooks(&edge), 1, "rec-b waits");
+    edge.http.hook_status.set(None);
+    tick(&edge, 0);
+    assert_eq!(queued_webhooks(&edge), 0);
+    let hooks = edge.http.hooks.borrow();
+    let last = hooks.last().expect("a callback");
+    let form: Vec<(String, String)> = form_urlencoded::parse(&last.body).into_owned().collect();
+    let options = jwt_simple::prelude::VerificationOptions {
+        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_millis(
+            u64::try_from(edge.clock.0.get()).expect("ms"),
+        )),
+        ..Default::default()
+    };
+    let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
+        .verify_token::<edge_api::tokens::RecordingReadyClaims>(&form[0].1, Some(options))
+        .expect("signed");
+    assert_eq!(claims.custom.record_id, "rec-b");
 }
 
 /// plugNmeet's analytics: a session created with `enable_analytics` (the default) has, once it
