@@ -19,7 +19,7 @@ use crate::db::analytics::{self as db, AnalyticsFile};
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::recording::downloads::{token_answer, verified_download};
-use crate::rooms::{bad_input, internal, invalid, listing_answer, Page};
+use crate::rooms::{bad_input, internal, invalid, is_plain_id, listing_answer, Page};
 use crate::tokens::Download;
 use crate::wire::{int64_string, parse_input, Common, StatusCode};
 use crate::Edge;
@@ -101,11 +101,7 @@ fn requested_file(body: &[u8]) -> Result<String, EdgeResponse> {
     }
     let req: FileIdReq = parse_input(body).map_err(bad_input)?;
     let id = req.file_id;
-    let valid = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid {
+    if id.len() > 128 || !is_plain_id(&id) {
         return Err(invalid("file_id: 1 to 128 of [A-Za-z0-9_-]"));
     }
     Ok(id)

@@ -55,11 +55,7 @@ impl Kind {
 
 /// Whether `id` can name a recorder node: 1 to 64 of `[A-Za-z0-9_-]` (the node's own rule).
 pub fn is_node_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() <= 64 && crate::rooms::is_plain_id(id)
 }
 
 /// The edge's clock minus the recorder timeout: nodes heard from at or after this are alive.
