@@ -2836,6 +2836,45 @@ fn a_lock_for_everyone_binds_later_users_unless_the_backend_says_otherwise() {
     assert_eq!(before, after);
 }
 
+/// Puts recording `record_id` of session `room` in the catalog, as a recorder's report does.
+fn stored_recording(edge: &TestEdge, room: &db::RoomRow, record_id: &str) {
+    block(edge_api::platform::Store::execute(
+        &edge.store,
+        "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
+         file_bytes, created_at, room_created_at) VALUES (?1, ?2, ?3, 'node', '/r/x.mp4', 1000, 1, 1)",
+        &[
+            record_id.into(),
+            room.room_id.as_str().into(),
+            room.sid.as_str().into(),
+        ],
+    ))
+    .expect("recording");
+}
+
+/// The claims of a recording-ready callback: a form with one field, `signed_parameters`, an
+/// HS256 JWT under the API secret, valid now.
+fn recording_ready_claims(
+    edge: &TestEdge,
+    callback: &OutboundRequest,
+) -> edge_api::tokens::RecordingReadyClaims {
+    use jwt_simple::prelude::{HS256Key, MACLike};
+    let form: Vec<(String, String)> = form_urlencoded::parse(&callback.body)
+        .into_owned()
+        .collect();
+    assert_eq!(form.len(), 1, "{form:?}");
+    assert_eq!(form[0].0, "signed_parameters");
+    let options = jwt_simple::prelude::VerificationOptions {
+        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_millis(
+            u64::try_from(edge.clock.0.get()).expect("ms"),
+        )),
+        ..Default::default()
+    };
+    HS256Key::from_bytes(API_SECRET.as_bytes())
+        .verify_token::<edge_api::tokens::RecordingReadyClaims>(&form[0].1, Some(options))
+        .expect("signed with the API secret, valid now")
+        .custom
+}
+
 /// BBB's API `call` with `query`, checksummed (SHA-1) with the API secret; the answer's body.
 fn bbb(edge: &TestEdge, call: &str, query: &str) -> String {
     let sum = hex::encode(hmac_sha1_compact::Hash::hash(
@@ -2857,7 +2896,6 @@ fn bbb(edge: &TestEdge, call: &str, query: &str) -> String {
 /// webhooks off. A callback URL that is not http(s) is refused at `create`.
 #[test]
 fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
-    use jwt_simple::prelude::{HS256Key, MACLike};
     let edge = edge();
     assert!(!edge.config.webhooks.enabled());
     let refused = bbb(
@@ -2896,14 +2934,7 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         &[room.sid.as_str().into()],
     ))
     .expect("job");
-    block(edge_api::platform::Store::execute(
-        &edge.store,
-        "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
-         file_bytes, created_at, room_created_at) \
-         VALUES ('rec-1', 'm1', ?1, 'node', '/r/rec-1.mp4', 1000, 1, 1)",
-        &[room.sid.as_str().into()],
-    ))
-    .expect("recording");
+    stored_recording(&edge, &room, "rec-1");
     end_room(&edge, "m1");
     assert_eq!(
         queued_webhooks(&edge),
@@ -2925,20 +2956,9 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         (&ready.method, ready.url.as_str()),
         (&Method::POST, "http://hooks.test/ready")
     );
-    let form: Vec<(String, String)> = form_urlencoded::parse(&ready.body).into_owned().collect();
-    assert_eq!(form.len(), 1, "{form:?}");
-    assert_eq!(form[0].0, "signed_parameters");
-    let options = jwt_simple::prelude::VerificationOptions {
-        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_millis(
-            u64::try_from(edge.clock.0.get()).expect("ms"),
-        )),
-        ..Default::default()
-    };
-    let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
-        .verify_token::<edge_api::tokens::RecordingReadyClaims>(&form[0].1, Some(options))
-        .expect("signed with the API secret, valid now");
-    assert_eq!(claims.custom.meeting_id, "m1");
-    assert_eq!(claims.custom.record_id, "rec-1");
+    let claims = recording_ready_claims(&edge, ready);
+    assert_eq!(claims.meeting_id, "m1");
+    assert_eq!(claims.record_id, "rec-1");
     let ended = &hooks[1];
     assert_eq!(ended.method, Method::GET);
     assert_eq!(
@@ -2989,14 +3009,7 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
         .expect("store")
         .expect("room");
     for record_id in ["rec-a", "rec-b"] {
-        block(edge_api::platform::Store::execute(
-            &edge.store,
-            "INSERT INTO recordings (record_id, room_id, room_sid, recorder_id, file_path, \
-             file_bytes, created_at, room_created_at) \
-             VALUES (?1, 'm3', ?2, 'node', '/r/x.mp4', 1000, 1, 1)",
-            &[record_id.into(), m3.sid.as_str().into()],
-        ))
-        .expect("recording");
+        stored_recording(&edge, &m3, record_id);
     }
     edge.http.hook_status.set(Some(503));
     let before = edge.http.hooks.borrow().len();
@@ -3016,17 +3029,8 @@ fn a_bbb_integration_hears_its_meeting_end_and_recordings() {
     assert_eq!(queued_webhooks(&edge), 0);
     let hooks = edge.http.hooks.borrow();
     let last = hooks.last().expect("a callback");
-    let form: Vec<(String, String)> = form_urlencoded::parse(&last.body).into_owned().collect();
-    let options = jwt_simple::prelude::VerificationOptions {
-        artificial_time: Some(jwt_simple::prelude::UnixTimeStamp::from_millis(
-            u64::try_from(edge.clock.0.get()).expect("ms"),
-        )),
-        ..Default::default()
-    };
-    let claims = HS256Key::from_bytes(API_SECRET.as_bytes())
-        .verify_token::<edge_api::tokens::RecordingReadyClaims>(&form[0].1, Some(options))
-        .expect("signed");
-    assert_eq!(claims.custom.record_id, "rec-b");
+    let claims = recording_ready_claims(&edge, last);
+    assert_eq!(claims.record_id, "rec-b");
 }
 
 /// plugNmeet's analytics: a session created with `enable_analytics` (the default) has, once it

@@ -1873,6 +1873,20 @@ fn recorder_keys_must_differ() {
     }
 }
 
+/// The node link a download redirect sends the browser to, at the EU node's public URL.
+fn eu_node_link(redirect: &EdgeResponse) -> String {
+    let location = redirect
+        .headers
+        .iter()
+        .find(|(n, _)| *n == "location")
+        .map(|(_, v)| v.clone())
+        .expect("location");
+    location
+        .strip_prefix("https://dl.rec-eu/download/")
+        .unwrap_or_else(|| panic!("not the node's public URL: {location}"))
+        .to_owned()
+}
+
 /// A download: `getDownloadToken` gives a token only for a listed recording; the download
 /// route checks it and redirects to the node's public URL with a link the node can check
 /// (`edgemeet_protocol::download`), naming that recording only and working for five minutes.
@@ -1912,15 +1926,8 @@ fn a_download_token_leads_to_the_node_holding_the_file() {
     for method in [Method::GET, Method::HEAD] {
         let response = download(&token, method);
         assert_eq!(response.status, 307);
-        let location = response
-            .headers
-            .iter()
-            .find(|(n, _)| *n == "location")
-            .map(|(_, v)| v.clone())
-            .expect("location");
-        let link = location
-            .strip_prefix("https://dl.rec-eu/download/")
-            .unwrap_or_else(|| panic!("not the node's public URL: {location}"));
+        let link = eu_node_link(&response);
+        let link = link.as_str();
         let now_secs = u64::try_from(now(&edge) / 1000).unwrap();
         assert_eq!(
             edgemeet_protocol::download::verify(EU.secret.as_bytes(), link, now_secs),
@@ -1979,15 +1986,8 @@ fn a_bbb_playback_link_lasts_as_long_as_its_recording() {
     advance(&edge, 400 * 24 * 3600 * 1000);
     let later = open(path, Method::GET);
     assert_eq!(later.status, 307, "a year on");
-    let location = later
-        .headers
-        .iter()
-        .find(|(n, _)| *n == "location")
-        .map(|(_, v)| v.clone())
-        .expect("location");
-    let link = location
-        .strip_prefix("https://dl.rec-eu/download/")
-        .unwrap_or_else(|| panic!("not the node's public URL: {location}"));
+    let link = eu_node_link(&later);
+    let link = link.as_str();
     let now_secs = u64::try_from(now(&edge) / 1000).unwrap();
     assert_eq!(
         edgemeet_protocol::download::verify(EU.secret.as_bytes(), link, now_secs),
