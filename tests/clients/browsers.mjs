@@ -35,9 +35,10 @@ export function launchChromium() {
 /**
  * Opens the join link `${base}/?access_token=TOKEN` in a new context of `browser` (camera and
  * microphone allowed, `contextOptions` added); console and page errors go to
- * `onError("NAME: text")`.
+ * `onError("NAME: text")`. `prepare(page)`, if given, runs before the link is opened (the page
+ * asks for its session as it loads).
  */
-export async function openJoinLink(browser, base, name, token, contextOptions, onError) {
+export async function openJoinLink(browser, base, name, token, contextOptions, onError, prepare) {
   const context = await browser.newContext({
     permissions: ["camera", "microphone"],
     ...contextOptions,
@@ -48,6 +49,7 @@ export async function openJoinLink(browser, base, name, token, contextOptions, o
     if (message.type() === "error") onError(`${name}: ${message.text()}`);
   });
   page.on("pageerror", (error) => onError(`${name}: ${error.message}`));
+  if (prepare) await prepare(page);
   await page.goto(`${base}/?access_token=${encodeURIComponent(token)}`);
   return page;
 }
@@ -101,7 +103,7 @@ export async function keepFailureScreens(browser, screens, dir, prefix) {
  * Runs a driver: reads PLAN_JSON (argv[2]; `plan.base` is the edge, `plan.shots` the
  * screenshot directory), starts Chromium and runs `scenario` with what the drivers share:
  * `plan`, `browser`, `seen` (printed as one JSON line at the end, `seen.ok` set by whether
- * the scenario finished), `step(name)`, `open(name, token, contextOptions)` (a join link),
+ * the scenario finished), `step(name)`, `open(name, token, contextOptions, prepare)` (a join link),
  * `shot(page, name)`, `consoleError(text)`, and `markEnding()`, called when the meeting is
  * being ended: errors logged after it go to `seen.consoleErrorsAtEnd` (a renewal or poll on
  * its way then may be refused). After a failure each page's screen is kept as
@@ -120,8 +122,8 @@ export async function runDriver(failurePrefix, scenario) {
       browser,
       seen,
       step: (name) => seen.steps.push(name),
-      open: (name, token, contextOptions) =>
-        openJoinLink(browser, plan.base, name, token, contextOptions, consoleError),
+      open: (name, token, contextOptions, prepare) =>
+        openJoinLink(browser, plan.base, name, token, contextOptions, consoleError, prepare),
       shot: (page, name) => shot(page, plan.shots, name),
       consoleError,
       markEnding: () => {

@@ -32,17 +32,19 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   await enterRoom(moderator);
   const guest = await open("guest", plan.guest, desktop);
   await enterRoom(guest);
-  const pest = await open("pest", plan.pest, { viewport: { width: 390, height: 844 } });
-  pest.on("response", async (response) => {
-    if (new URL(response.url()).pathname === "/api/session" && response.status() === 200) {
-      const body = await response.json().catch(() => null);
-      if (body?.token) {
+  // The page asks for its session as it loads: the route is set before the link opens.
+  const keepLiveKitSession = (page) =>
+    page.route("**/api/session", async (route) => {
+      const response = await route.fetch();
+      if (response.status() === 200) {
+        const body = await response.json();
         writeFileSync(plan.pestLiveKitFile, JSON.stringify({ url: body.livekit_url, token: body.token }), {
           mode: 0o600,
         });
       }
-    }
-  });
+      await route.fulfill({ response });
+    });
+  const pest = await open("pest", plan.pest, { viewport: { width: 390, height: 844 } }, keepLiveKitSession);
   await enterRoom(pest);
   step("three in the room");
 
