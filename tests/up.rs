@@ -144,6 +144,7 @@ fn the_customers_server_hears_of_the_meeting() {
         "participant_left",
         "room_finished",
         "session_ended",
+        "artifact_created",
         "analytics_proceeded",
     ];
     let mut received: Vec<serde_json::Value> = Vec::new();
@@ -182,8 +183,18 @@ fn the_customers_server_hears_of_the_meeting() {
     assert_eq!(received[2]["identity"], "alice");
     assert_eq!(received[2]["num_participants"], 1);
     assert_eq!(received[3]["identity"], "alice");
-    // The analytics file it announces has alice's attendance.
-    let file_id = received[6]["file_id"].as_str().expect("file_id");
+    // The analytics file it announces, as an artifact and then as itself, has alice's
+    // attendance.
+    assert_eq!(received[6]["artifact_type"], "MEETING_ANALYTICS");
+    let file_id = received[7]["file_id"].as_str().expect("file_id");
+    assert_eq!(received[6]["artifact_id"], file_id);
+    let (_, artifact) = system
+        .target
+        .call("/auth/artifact/info", &json!({ "artifact_id": file_id }));
+    assert_eq!(
+        artifact["room_info"]["room_sid"], received[0]["sid"],
+        "{artifact}"
+    );
     let (_, token) = system.target.call(
         "/auth/analytics/getDownloadToken",
         &serde_json::json!({ "file_id": file_id }),
@@ -205,7 +216,7 @@ fn the_customers_server_hears_of_the_meeting() {
         .filter_map(|e| e["name"].as_str())
         .collect();
     assert_eq!(events, ["joined", "left"], "{analytics}");
-    // Nothing more comes (each event once): a heartbeat later, still seven.
+    // Nothing more comes (each event once): a heartbeat later, still eight.
     assert!(
         lines.recv_timeout(Duration::from_secs(7)).is_err(),
         "more webhooks than the meeting made"

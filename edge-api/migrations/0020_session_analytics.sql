@@ -73,25 +73,35 @@ BEGIN
         FROM (SELECT COALESCE(NEW.ended_at, NEW.created_at) AS ended) e) f;
 END;
 
--- plugNmeet's `analytics_proceeded` webhook, after the session's `session_ended` on each URL:
--- whichever of the file and that event is written second queues it.
+-- plugNmeet's `artifact_created` webhook (the file, as its artifact API shows it) and then its
+-- `analytics_proceeded`, after the session's `session_ended` on each URL: whichever of the file
+-- and that event is written second queues them.
 CREATE TRIGGER IF NOT EXISTS analytics_announced_after_file AFTER INSERT ON session_analytics
 BEGIN
     INSERT INTO webhook_outbox (room_sid, url, event, detail, created_at, next_attempt_at)
-    SELECT o.room_sid, o.url, 'analytics_proceeded', json_object('file_id', NEW.file_id),
-        NEW.created_at,
+    SELECT o.room_sid, o.url, k.event,
+        json_object('file_id', NEW.file_id, 'file_bytes', NEW.bytes), NEW.created_at,
         (SELECT COALESCE(MAX(w.next_attempt_at), 0) FROM webhook_outbox w
          WHERE w.room_sid = o.room_sid AND w.url = o.url AND w.attempts > 0)
-    FROM webhook_outbox o WHERE o.room_sid = NEW.room_sid AND o.event = 'session_ended';
+    FROM webhook_outbox o,
+        (SELECT 1 AS n, 'artifact_created' AS event UNION ALL
+         SELECT 2, 'analytics_proceeded') k
+    WHERE o.room_sid = NEW.room_sid AND o.event = 'session_ended'
+    ORDER BY o.id, k.n;
 END;
 
 CREATE TRIGGER IF NOT EXISTS analytics_announced_after_end AFTER INSERT ON webhook_outbox
 WHEN NEW.event = 'session_ended'
 BEGIN
     INSERT INTO webhook_outbox (room_sid, url, event, detail, created_at, next_attempt_at)
-    SELECT NEW.room_sid, NEW.url, 'analytics_proceeded', json_object('file_id', a.file_id),
-        a.created_at, NEW.next_attempt_at
-    FROM session_analytics a WHERE a.room_sid = NEW.room_sid;
+    SELECT NEW.room_sid, NEW.url, k.event,
+        json_object('file_id', a.file_id, 'file_bytes', a.bytes), a.created_at,
+        NEW.next_attempt_at
+    FROM session_analytics a,
+        (SELECT 1 AS n, 'artifact_created' AS event UNION ALL
+         SELECT 2, 'analytics_proceeded') k
+    WHERE a.room_sid = NEW.room_sid
+    ORDER BY k.n;
 END;
 
 CREATE TRIGGER IF NOT EXISTS session_analytics_forgotten AFTER DELETE ON rooms

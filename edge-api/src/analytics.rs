@@ -1,7 +1,9 @@
 //! plugNmeet's analytics calls, HMAC-signed like the room calls: `/auth/analytics/fetch` (paged,
 //! filtered by rooms), `/auth/analytics/getDownloadToken` and `/auth/analytics/delete`, and the
 //! browser's `GET /download/analytics/<token>`. plugNmeet's CMS plugins list and offer these
-//! files as each meeting's attendance.
+//! files as each meeting's attendance. plugNmeet's newer artifact API (`crate::artifacts`)
+//! shows the same files as `MEETING_ANALYTICS` artifacts, under the same ids; its token and
+//! delete calls are these, the id named `artifact_id`.
 //!
 //! A file is written by the schema in the statement that ends its session
 //! (`migrations/0020_session_analytics.sql`): plugNmeet's `AnalyticsResult` with the room and
@@ -26,6 +28,8 @@ use crate::Edge;
 
 /// The download route's path prefix.
 pub const DOWNLOAD_PREFIX: &str = "/download/analytics/";
+/// The artifact API's download route's path prefix.
+pub const ARTIFACT_DOWNLOAD_PREFIX: &str = "/download/artifact/";
 
 /// Most room ids one filter may name (D1 takes 100 bound parameters).
 const MAX_ROOM_IDS: usize = 100;
@@ -57,6 +61,28 @@ impl From<&AnalyticsFile> for AnalyticsInfo {
 /// The name a file is listed and downloaded under.
 fn file_name(file_id: &str) -> String {
     format!("{file_id}.json")
+}
+
+/// plugNmeet's `RoomArtifactFileInfo` of an analytics file, as its artifact API and its
+/// `artifact_created` webhook describe one. The path is where plugNmeet would keep it (the
+/// edge keeps it in its store).
+#[derive(Serialize)]
+pub(crate) struct ArtifactFileInfo {
+    file_path: String,
+    #[serde(serialize_with = "int64_string")]
+    file_size: i64,
+    mime_type: &'static str,
+}
+
+impl ArtifactFileInfo {
+    /// The file `file_id` of room `room_id`, `bytes` long.
+    pub(crate) fn of(room_id: &str, file_id: &str, bytes: i64) -> Self {
+        ArtifactFileInfo {
+            file_path: format!("meeting_analytics/{room_id}/{}", file_name(file_id)),
+            file_size: bytes,
+            mime_type: "application/json",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -92,67 +118,93 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     listing_answer(result, "no analytics found")
 }
 
-/// The `file_id` a call names, checked (an id the schema could have written).
-fn requested_file(body: &[u8]) -> Result<String, EdgeResponse> {
-    #[derive(Deserialize)]
-    struct FileIdReq {
-        #[serde(default)]
-        file_id: String,
-    }
-    let req: FileIdReq = parse_input(body).map_err(bad_input)?;
-    let id = req.file_id;
-    if id.len() > 128 || !is_plain_id(&id) {
-        return Err(invalid("file_id: 1 to 128 of [A-Za-z0-9_-]"));
-    }
-    Ok(id)
+/// Which of plugNmeet's APIs a call about one file comes from: its analytics calls name the
+/// file `file_id`, its artifact calls (`/auth/artifact/*`) name the same id `artifact_id`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/auth/analytics/*`.
+    Analytics,
+    /// `/auth/artifact/*`.
+    Artifact,
 }
 
-/// Handles `POST /auth/analytics/getDownloadToken`.
+impl Api {
+    /// The id a call names, checked (an id the schema could have written).
+    pub(crate) fn requested_id(self, body: &[u8]) -> Result<String, EdgeResponse> {
+        #[derive(Deserialize)]
+        struct IdReq {
+            #[serde(default)]
+            file_id: String,
+            #[serde(default)]
+            artifact_id: String,
+        }
+        let req: IdReq = parse_input(body).map_err(bad_input)?;
+        let (field, id) = match self {
+            Api::Analytics => ("file_id", req.file_id),
+            Api::Artifact => ("artifact_id", req.artifact_id),
+        };
+        if id.len() > 128 || !is_plain_id(&id) {
+            return Err(invalid(format!("{field}: 1 to 128 of [A-Za-z0-9_-]")));
+        }
+        Ok(id)
+    }
+
+    /// What a call about a file that does not exist is told.
+    pub(crate) fn not_found(self) -> &'static str {
+        match self {
+            Api::Analytics => "analytics not found",
+            Api::Artifact => "artifact not found",
+        }
+    }
+}
+
+/// Handles `POST /auth/analytics/getDownloadToken` and `/auth/artifact/getDownloadToken`.
 pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
+    api: Api,
 ) -> EdgeResponse {
-    let file_id = match requested_file(body) {
+    let file_id = match api.requested_id(body) {
         Ok(id) => id,
         Err(response) => return response,
     };
-    match db::analytics_exists(&edge.store, &file_id).await {
-        Ok(exists) => token_answer(
+    match db::analytics_file(&edge.store, &file_id).await {
+        Ok(file) => token_answer(
             edge,
             Download::Analytics,
-            Some(file_id.as_str())
-                .filter(|_| exists)
-                .ok_or("analytics not found"),
+            file.as_ref()
+                .map(|file| file.file_id.as_str())
+                .ok_or(api.not_found()),
         ),
         Err(e) => internal(e),
     }
 }
 
-/// Handles `POST /auth/analytics/delete`.
+/// Handles `POST /auth/analytics/delete` and `/auth/artifact/delete`.
 pub async fn delete<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
+    api: Api,
 ) -> EdgeResponse {
-    let file_id = match requested_file(body) {
+    let file_id = match api.requested_id(body) {
         Ok(id) => id,
         Err(response) => return response,
     };
     match db::delete_analytics(&edge.store, &file_id).await {
         Ok(true) => EdgeResponse::common(200, Common::ok("success")),
-        Ok(false) => EdgeResponse::common(
-            200,
-            Common::fail(StatusCode::NotFound, "analytics not found"),
-        ),
+        Ok(false) => EdgeResponse::common(200, Common::fail(StatusCode::NotFound, api.not_found())),
         Err(e) => internal(e),
     }
 }
 
-/// Handles `GET` and `HEAD /download/analytics/<token>`: the file, as an attachment.
+/// Handles `GET` and `HEAD /download/analytics/<token>` and `/download/artifact/<token>` (one
+/// token works on both, as in plugNmeet; `prefix` is the route's): the file, as an attachment.
 pub async fn download<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     request: &EdgeRequest,
+    prefix: &str,
 ) -> EdgeResponse {
-    let file_id = match verified_download(edge, Download::Analytics, request, DOWNLOAD_PREFIX) {
+    let file_id = match verified_download(edge, Download::Analytics, request, prefix) {
         Ok((file_id, _)) => file_id,
         Err(refused) => return refused,
     };

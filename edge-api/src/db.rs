@@ -412,11 +412,15 @@ pub async fn session_region(store: &impl Store, sid: &str) -> Result<Option<Stri
     Ok(rows.rows.first().and_then(|r| text_opt(r.first())))
 }
 
-/// Which rows a listing (`fetchPastRooms`, `analytics/fetch`) returns.
+/// Which rows a listing (`fetchPastRooms`, `recording/fetch`, `analytics/fetch`,
+/// `artifact/fetch`) returns.
 #[derive(Debug, Clone, Copy)]
 pub struct ListingQuery<'a> {
     /// Only these room ids (empty = all).
     pub room_ids: &'a [String],
+    /// Only this session's rows (listings of tables with a `room_sid` column; `fetchPastRooms`
+    /// takes none).
+    pub room_sid: Option<&'a str>,
     /// Rows to skip.
     pub from: u32,
     /// Rows to return.
@@ -457,7 +461,13 @@ pub async fn past_rooms(
     store: &impl Store,
     q: &ListingQuery<'_>,
 ) -> Result<(i64, Vec<PastRoom>), StoreError> {
-    let (filter, params) = listing_filter("is_running = 0", q.room_ids);
+    let (filter, params) = listing_filter(
+        "is_running = 0",
+        &ListingQuery {
+            room_sid: None,
+            ..*q
+        },
+    );
     let total = count_where(store, "rooms", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are written into the statement (they are integers, so nothing can be
@@ -1516,19 +1526,25 @@ impl Columns<'_> {
     }
 }
 
-/// A listing's `WHERE` clause and its parameters: `base`, and when `room_ids` names any, only
-/// theirs (each a bound parameter: D1 takes at most 100 a statement).
-fn listing_filter(base: &str, room_ids: &[String]) -> (String, Vec<SqlValue>) {
+/// A listing's `WHERE` clause and its parameters: `base`, and when the query names rooms, only
+/// theirs (each a bound parameter: D1 takes at most 100 a statement), and when it names a
+/// session, only its rows.
+fn listing_filter(base: &str, q: &ListingQuery<'_>) -> (String, Vec<SqlValue>) {
     let mut filter = String::from(base);
-    if !room_ids.is_empty() {
+    if !q.room_ids.is_empty() {
         filter.push_str(" AND room_id IN (");
-        filter.push_str(&vec!["?"; room_ids.len()].join(", "));
+        filter.push_str(&vec!["?"; q.room_ids.len()].join(", "));
         filter.push(')');
     }
-    let params = room_ids
+    let mut params: Vec<SqlValue> = q
+        .room_ids
         .iter()
         .map(|id| SqlValue::from(id.as_str()))
         .collect();
+    if let Some(sid) = q.room_sid {
+        filter.push_str(" AND room_sid = ?");
+        params.push(sid.into());
+    }
     (filter, params)
 }
 

@@ -34,6 +34,7 @@
 //! - [`recording`]: recordings and RTMP broadcasts sent to recorder nodes, their jobs'
 //!   reports, and the catalog of finished recordings.
 //! - [`analytics`]: `/auth/analytics/*`, each ended session's attendance file.
+//! - [`artifacts`]: `/auth/artifact/*`, the same files as plugNmeet's artifacts.
 //! - [`webhooks`]: plugNmeet's webhooks to the customer's servers, queued by the schema and
 //!   delivered in order on heartbeats.
 //! - [`livekit`]: LiveKit's Twirp API (delete room, write its metadata, list, remove and mute
@@ -43,6 +44,7 @@
 //!   benchmarks and native tools.
 
 pub mod analytics;
+pub mod artifacts;
 pub mod auth;
 pub mod bbb;
 pub mod config;
@@ -117,6 +119,10 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/analytics/fetch",
     "/auth/analytics/getDownloadToken",
     "/auth/analytics/delete",
+    "/auth/artifact/fetch",
+    "/auth/artifact/info",
+    "/auth/artifact/getDownloadToken",
+    "/auth/artifact/delete",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -192,11 +198,17 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return recording::downloads::download(self, &request).await;
         }
-        if path.starts_with(analytics::DOWNLOAD_PREFIX) {
+        if let Some(prefix) = [
+            analytics::DOWNLOAD_PREFIX,
+            analytics::ARTIFACT_DOWNLOAD_PREFIX,
+        ]
+        .into_iter()
+        .find(|prefix| path.starts_with(prefix))
+        {
             if request.method != Method::GET && request.method != Method::HEAD {
                 return method_not_allowed();
             }
-            return analytics::download(self, &request).await;
+            return analytics::download(self, &request, prefix).await;
         }
         if path.starts_with(recording::downloads::PLAYBACK_PREFIX) {
             if request.method != Method::GET && request.method != Method::HEAD {
@@ -255,8 +267,16 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/room/broadcastToRoom" => rooms::broadcast::handle(self, body).await,
             "/auth/recording/fetch" => recording::catalog::fetch(self, body).await,
             "/auth/analytics/fetch" => analytics::fetch(self, body).await,
-            "/auth/analytics/getDownloadToken" => analytics::get_download_token(self, body).await,
-            "/auth/analytics/delete" => analytics::delete(self, body).await,
+            "/auth/analytics/getDownloadToken" => {
+                analytics::get_download_token(self, body, analytics::Api::Analytics).await
+            }
+            "/auth/analytics/delete" => {
+                analytics::delete(self, body, analytics::Api::Analytics).await
+            }
+            "/auth/artifact/fetch" => artifacts::fetch(self, body).await,
+            "/auth/artifact/info" => artifacts::info(self, body).await,
+            "/auth/artifact/getDownloadToken" => artifacts::get_download_token(self, body).await,
+            "/auth/artifact/delete" => artifacts::delete(self, body).await,
             "/auth/recording/info" | "/auth/recording/recordingInfo" => {
                 recording::catalog::info(self, body).await
             }

@@ -5,7 +5,8 @@
 //! tells them (its `CommonNotifyEvent`), so
 //! receivers written for plugNmeet take them unchanged.
 //!
-//! - **Which:** also `analytics_proceeded`, once a session's analytics file is written
+//! - **Which:** also `artifact_created` (the file as an artifact, `crate::artifacts`) and
+//!   `analytics_proceeded`, once a session's analytics file is written
 //!   (`migrations/0020_session_analytics.sql`), after its `session_ended`.
 //! - **Where:** the configured `webhook_url`, and with `webhook_per_meeting` the room's own
 //!   `metadata.webhook_url`, captured when the session is created ([`capture`]).
@@ -37,6 +38,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::analytics::ArtifactFileInfo;
 use crate::bbb::callbacks;
 use crate::db::webhooks::{self as db, QueuedEvent};
 use crate::db::RoomRow;
@@ -357,6 +359,8 @@ struct NotifyEvent<'a> {
     track: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     analytics: Option<NotifyAnalytics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_artifact: Option<NotifyArtifact>,
     id: String,
     created_at: String,
 }
@@ -365,6 +369,21 @@ struct NotifyEvent<'a> {
 #[derive(Serialize)]
 struct NotifyAnalytics {
     file_id: String,
+}
+
+/// plugNmeet's `RoomArtifactWebhookEvent`: the artifact an `artifact_created` announces (an
+/// analytics file, `crate::artifacts`).
+#[derive(Serialize)]
+struct NotifyArtifact {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    artifact_id: String,
+    metadata: NotifyArtifactMetadata,
+}
+
+#[derive(Serialize)]
+struct NotifyArtifactMetadata {
+    file_info: ArtifactFileInfo,
 }
 
 #[derive(Serialize)]
@@ -474,7 +493,18 @@ fn notify_body(event: &QueuedEvent, detail: Detail, session: &RoomRow) -> Vec<u8
         participant,
         recording_info,
         track: detail.track,
-        analytics: (!detail.file_id.is_empty()).then_some(NotifyAnalytics {
+        room_artifact: (event.event == "artifact_created").then(|| NotifyArtifact {
+            kind: crate::artifacts::MEETING_ANALYTICS,
+            artifact_id: detail.file_id.clone(),
+            metadata: NotifyArtifactMetadata {
+                file_info: ArtifactFileInfo::of(
+                    &session.room_id,
+                    &detail.file_id,
+                    detail.file_bytes,
+                ),
+            },
+        }),
+        analytics: (event.event == "analytics_proceeded").then_some(NotifyAnalytics {
             file_id: detail.file_id,
         }),
         id: event_id(event),

@@ -208,6 +208,16 @@ where
     lenient_int(de).map(Option::unwrap_or_default)
 }
 
+/// An enum field as protojson takes it: its name, or its number (as text); `null` is unset.
+pub fn enum_name_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(de)? {
+        Value::Null => Ok(None),
+        Value::String(name) => Ok(Some(name)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(serde::de::Error::custom("expected an enum name or number")),
+    }
+}
+
 /// Serializes an int64 the protojson way: as a decimal string.
 pub fn int64_string<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)

@@ -517,6 +517,7 @@ fn webhooks_drive_the_session_exactly_once() {
         &edge.store,
         &db::ListingQuery {
             room_ids: &["weekly".to_string()],
+            room_sid: None,
             from: 0,
             limit: 10,
             descending: true,
@@ -1989,6 +1990,7 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
         "participant_left",
         "room_finished",
         "session_ended",
+        "artifact_created",
         "analytics_proceeded",
     ];
     for url in ["http://hooks.test/all", "http://hooks.test/room"] {
@@ -2044,11 +2046,31 @@ fn the_customer_hears_of_a_meeting_in_order_on_each_url() {
             .map(|(e, who, n)| (e.to_string(), who.to_string(), *n))
             .collect::<Vec<_>>()
     );
+    let file_id = format!("{}-analytics", room.sid);
+    let artifact = &for_all[8]["room_artifact"];
+    assert_eq!(artifact["type"], "MEETING_ANALYTICS", "{}", for_all[8]);
+    assert_eq!(artifact["artifact_id"], json!(file_id));
+    let file_info = &artifact["metadata"]["file_info"];
     assert_eq!(
-        for_all[8]["analytics"]["file_id"],
-        json!(format!("{}-analytics", room.sid)),
+        file_info["file_path"],
+        json!(format!("meeting_analytics/r1/{file_id}.json"))
+    );
+    assert_eq!(file_info["mime_type"], "application/json");
+    let stored = rows_for(&edge, "session_analytics", &room.sid);
+    assert_eq!(stored, 1);
+    assert!(
+        file_info["file_size"]
+            .as_str()
+            .is_some_and(|n| n.parse::<i64>().is_ok_and(|n| n > 0)),
+        "int64 as a string: {file_info}"
+    );
+    assert!(for_all[8].get("analytics").is_none(), "{}", for_all[8]);
+    assert_eq!(
+        for_all[9]["analytics"]["file_id"],
+        json!(file_id),
         "the session's analytics file"
     );
+    assert!(for_all[9].get("room_artifact").is_none(), "{}", for_all[9]);
     assert_eq!(for_all[2]["participant"]["state"], "ACTIVE");
     assert_eq!(for_all[4]["participant"]["state"], "DISCONNECTED");
     // Each event has an id of its own, and the same one on both URLs (plugNmeet gives one
@@ -3245,6 +3267,191 @@ fn an_ended_session_has_its_attendance_file() {
     assert_eq!(delete(&file_id)["status"], json!(true));
     assert_eq!(delete(&file_id)["status_code"], "NOT_FOUND");
     assert_eq!(download(&token).status, 404, "gone with its file");
+}
+
+/// plugNmeet's artifact API shows the analytics files as `MEETING_ANALYTICS` artifacts under
+/// the same ids: `fetch` pages them and filters them by rooms, session and type (name or
+/// number; another type finds none, a type plugNmeet does not have is refused), `info` gives
+/// one with its session, its token downloads it on either route, and `delete` removes it for
+/// both APIs.
+#[test]
+fn the_artifact_api_shows_the_analytics_files() {
+    let edge = edge();
+    let first = running_room(&edge, "art", "eu", json!({}));
+    edge.clock.0.set(edge.clock.0.get() + 60_000);
+    end_room(&edge, "art");
+    let second = running_room(&edge, "art", "eu", json!({}));
+    edge.clock.0.set(edge.clock.0.get() + 60_000);
+    end_room(&edge, "art");
+    running_room(&edge, "other", "eu", json!({}));
+    end_room(&edge, "other");
+    let call = |path: &str, body: Value| post(&edge, path, "plugnmeet", API_SECRET, &body).1;
+    let ids = |listed: &Value| -> Vec<String> {
+        listed["result"]["artifacts_list"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|a| a["artifact_id"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (first_id, second_id) = (
+        format!("{}-analytics", first.sid),
+        format!("{}-analytics", second.sid),
+    );
+
+    let listed = call(
+        "/auth/artifact/fetch",
+        json!({"room_ids": ["art"], "limit": 1, "order_by": "ASC"}),
+    );
+    assert_eq!(listed["status"], json!(true), "{listed}");
+    let result = &listed["result"];
+    assert_eq!(
+        (
+            &result["total_artifacts"],
+            &result["from"],
+            &result["limit"]
+        ),
+        (&json!("2"), &json!("0"), &json!("1")),
+        "uint64 and int64 as strings: {listed}"
+    );
+    assert_eq!(result["order_by"], "ASC");
+    assert!(
+        result.get("type").is_none(),
+        "not asked, not echoed: {listed}"
+    );
+    assert_eq!(ids(&listed), std::slice::from_ref(&first_id));
+    let artifact = &result["artifacts_list"][0];
+    assert_eq!(artifact["room_id"], "art");
+    assert_eq!(artifact["type"], "MEETING_ANALYTICS");
+    assert!(
+        artifact["created"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "RFC 3339: {artifact}"
+    );
+    let metadata = &artifact["metadata"];
+    assert_eq!(metadata["user_info"], Value::Null, "{metadata}");
+    assert_eq!(metadata["file_info"]["mime_type"], "application/json");
+    assert_eq!(
+        metadata["file_info"]["file_path"],
+        json!(format!("meeting_analytics/art/{first_id}.json"))
+    );
+
+    // One session; a type by name or number; the newest first by default.
+    let of_session = call("/auth/artifact/fetch", json!({"room_sid": second.sid}));
+    assert_eq!(
+        ids(&of_session),
+        std::slice::from_ref(&second_id),
+        "{of_session}"
+    );
+    for kind in [json!("MEETING_ANALYTICS"), json!(1)] {
+        let typed = call("/auth/artifact/fetch", json!({"type": kind}));
+        assert_eq!(typed["result"]["type"], "MEETING_ANALYTICS", "{typed}");
+        assert_eq!(ids(&typed).len(), 3, "{typed}");
+        assert_eq!(ids(&typed)[2], first_id, "oldest last: {typed}");
+    }
+    for kind in [json!("MEETING_SUMMARY"), json!(0), json!(7)] {
+        let none = call("/auth/artifact/fetch", json!({"type": kind}));
+        assert_eq!(
+            (&none["status"], &none["status_code"], &none["msg"]),
+            (
+                &json!(false),
+                &json!("NOT_FOUND"),
+                &json!("no artifact found")
+            ),
+            "{none}"
+        );
+    }
+    for bad in [
+        json!({"type": "SUMMARY"}),
+        json!({"type": true}),
+        json!({"room_sid": "s".repeat(65)}),
+        json!({"room_ids": vec!["art"; 100]}),
+    ] {
+        let refused = call("/auth/artifact/fetch", bad.clone());
+        assert_eq!(
+            refused["status_code"], "INVALID_PARAMETERS",
+            "{bad}: {refused}"
+        );
+    }
+
+    // One artifact, with its session (times as plugNmeet writes them there).
+    let info = call("/auth/artifact/info", json!({"artifact_id": first_id}));
+    assert_eq!(info["status"], json!(true), "{info}");
+    assert_eq!(info["artifact_info"]["artifact_id"], json!(first_id));
+    assert_eq!(info["artifact_info"]["type"], "MEETING_ANALYTICS");
+    let room_info = &info["room_info"];
+    assert_eq!(room_info["room_sid"], json!(first.sid), "{info}");
+    assert_eq!(room_info["room_id"], "art");
+    assert!(
+        room_info["ended"]
+            .as_str()
+            .is_some_and(|t| t.len() == 19 && t.as_bytes()[10] == b' '),
+        "2006-01-02 15:04:05: {room_info}"
+    );
+    for (body, code) in [
+        (json!({"artifact_id": "nope"}), "NOT_FOUND"),
+        (json!({"artifact_id": ""}), "INVALID_PARAMETERS"),
+        (json!({"artifact_id": "../x"}), "INVALID_PARAMETERS"),
+        (json!({"file_id": first_id}), "INVALID_PARAMETERS"),
+    ] {
+        let answer = call("/auth/artifact/info", body.clone());
+        assert_eq!(answer["status_code"], code, "{body}: {answer}");
+    }
+
+    // Its token downloads it on both routes, as the analytics token does.
+    let token = call(
+        "/auth/artifact/getDownloadToken",
+        json!({"artifact_id": first_id}),
+    );
+    assert_eq!(token["status"], json!(true), "{token}");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let analytics_token = call(
+        "/auth/analytics/getDownloadToken",
+        json!({"file_id": first_id}),
+    )["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let download = |route: &str, token: &str| {
+        block(edge.handle(EdgeRequest::new(
+            Method::GET,
+            &format!("/download/{route}/{token}"),
+        )))
+    };
+    let file = download("artifact", &token);
+    assert_eq!(file.status, 200);
+    let listed_size = &metadata["file_info"]["file_size"];
+    assert_eq!(listed_size, &json!(file.body.len().to_string()));
+    let analytics: Value = serde_json::from_slice(&file.body).expect("JSON");
+    assert_eq!(analytics["room"]["room_id"], "art");
+    assert_eq!(download("analytics", &token).body, file.body);
+    assert_eq!(download("artifact", &analytics_token).body, file.body);
+    assert_eq!(download("artifact", &format!("{token}x")).status, 401);
+    let missing = call(
+        "/auth/artifact/getDownloadToken",
+        json!({"artifact_id": "nope"}),
+    );
+    assert_eq!(
+        (&missing["status_code"], &missing["msg"]),
+        (&json!("NOT_FOUND"), &json!("artifact not found"))
+    );
+
+    // Deleted as an artifact, it is gone for the analytics calls too; the others stay.
+    let deleted = call("/auth/artifact/delete", json!({"artifact_id": first_id}));
+    assert_eq!(deleted["status"], json!(true), "{deleted}");
+    let again = call("/auth/artifact/delete", json!({"artifact_id": first_id}));
+    assert_eq!(again["status_code"], "NOT_FOUND");
+    let analytics_gone = call(
+        "/auth/analytics/getDownloadToken",
+        json!({"file_id": first_id}),
+    );
+    assert_eq!(analytics_gone["msg"], "analytics not found");
+    assert_eq!(download("artifact", &token).status, 404);
+    let left = call("/auth/artifact/fetch", json!({"room_ids": ["art"]}));
+    assert_eq!(ids(&left), [second_id]);
 }
 
 /// A session's analytics file holds its first 2,000 joins, however many there were (a user

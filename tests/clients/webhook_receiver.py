@@ -5,7 +5,8 @@
 `Hash-Token` carries the same token.
 
 Prints `listening` once it serves, then one JSON line per delivery it accepted:
-{"event", "id", "room_id", "sid", "identity", "num_participants", "record_id", "file_id"}, or
+{"event", "id", "room_id", "sid", "identity", "num_participants", "record_id", "file_id",
+"artifact_id", "artifact_type"}, or
 `refused <reason>` for one it refused (answered 401). Exits when stdin closes.
 """
 
@@ -59,6 +60,8 @@ def main() -> None:
                 "identity": (event.get("participant") or {}).get("identity"),
                 "record_id": (event.get("recording_info") or {}).get("record_id"),
                 "file_id": (event.get("analytics") or {}).get("file_id"),
+                "artifact_id": (event.get("room_artifact") or {}).get("artifact_id"),
+                "artifact_type": (event.get("room_artifact") or {}).get("type"),
             }))
             self.send_response(200)
             self.end_headers()

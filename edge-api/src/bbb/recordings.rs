@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::xml::{self, Xml};
 use super::{meeting_meta, outcome, public_origin, room_id_of, store_failure, Call, Refusal};
 use crate::db::bbb as bbb_store;
-use crate::db::recordings::{self as store, RecordingRow, RecordingsQuery};
+use crate::db::recordings::{self as store, RecordingRow};
+use crate::db::ListingQuery;
 use crate::exchange::{EdgeRequest, EdgeResponse};
 use crate::platform::{Clock, HttpClient, Store};
 use crate::recording::{catalog, downloads::playback_path};
@@ -87,7 +88,7 @@ pub async fn get_recordings<S: Store, H: HttpClient, C: Clock>(
     };
     let (total, rows) = if record_ids.is_empty() {
         let room_ids: Vec<String> = meeting_ids.iter().map(|id| room_id_of(id)).collect();
-        let query = RecordingsQuery {
+        let query = ListingQuery {
             room_ids: &room_ids,
             room_sid: None,
             from: offset,

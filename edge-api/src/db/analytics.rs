@@ -2,7 +2,7 @@
 //! session's attendance, written by the schema when the session ends.
 
 use super::{count_where, listing_filter, text_opt, Columns, ListingQuery};
-use crate::platform::{Store, StoreError};
+use crate::platform::{Rows, Store, StoreError};
 
 /// One analytics file as listings show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub struct AnalyticsFile {
     pub file_id: String,
     /// The room whose session it describes.
     pub room_id: String,
+    /// That session.
+    pub room_sid: String,
     /// Its size in bytes.
     pub bytes: i64,
     /// Unix seconds: when it was written (the session's end).
@@ -22,41 +24,48 @@ pub async fn analytics_page(
     store: &impl Store,
     q: &ListingQuery<'_>,
 ) -> Result<(i64, Vec<AnalyticsFile>), StoreError> {
-    let (filter, params) = listing_filter("1 = 1", q.room_ids);
+    let (filter, params) = listing_filter("1 = 1", q);
     let total = count_where(store, "session_analytics", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.
     let (limit, from) = (q.limit, q.from);
     let sql = format!(
-        "SELECT file_id, room_id, bytes, created_at FROM session_analytics \
+        "SELECT {FILE_COLUMNS} FROM session_analytics \
          WHERE {filter} ORDER BY created_at {order}, file_id {order} LIMIT {limit} OFFSET {from}"
     );
-    let rows = store.execute(&sql, &params).await?;
-    let files = rows
-        .rows
+    Ok((total, files(store.execute(&sql, &params).await?)?))
+}
+
+const FILE_COLUMNS: &str = "file_id, room_id, room_sid, bytes, created_at";
+
+fn files(rows: Rows) -> Result<Vec<AnalyticsFile>, StoreError> {
+    rows.rows
         .iter()
         .map(|row| {
             let col = Columns(row);
             Ok(AnalyticsFile {
                 file_id: col.text(0)?,
                 room_id: col.text(1)?,
-                bytes: col.int(2)?,
-                created_at: col.int(3)?,
+                room_sid: col.text(2)?,
+                bytes: col.int(3)?,
+                created_at: col.int(4)?,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((total, files))
+        .collect()
 }
 
-/// Whether analytics file `file_id` exists.
-pub async fn analytics_exists(store: &impl Store, file_id: &str) -> Result<bool, StoreError> {
+/// Analytics file `file_id`, if it exists.
+pub async fn analytics_file(
+    store: &impl Store,
+    file_id: &str,
+) -> Result<Option<AnalyticsFile>, StoreError> {
     let rows = store
         .execute(
-            "SELECT 1 FROM session_analytics WHERE file_id = ?",
+            &format!("SELECT {FILE_COLUMNS} FROM session_analytics WHERE file_id = ?"),
             &[file_id.into()],
         )
         .await?;
-    Ok(!rows.rows.is_empty())
+    Ok(files(rows)?.pop())
 }
 
 /// The content of analytics file `file_id`, if it exists.

@@ -1,7 +1,7 @@
 //! The SQL of recording: recorder nodes' heartbeats, the jobs sent to them, and the catalog of
 //! finished recordings (`migrations/0011_recordings.sql`).
 
-use super::{count_where, first_int, listing_filter, text_opt, Columns};
+use super::{count_where, first_int, listing_filter, text_opt, Columns, ListingQuery};
 use crate::platform::{Rows, SqlValue, Store, StoreError};
 
 /// A recorder's latest heartbeat, as kept.
@@ -442,31 +442,12 @@ pub async fn add_recording(store: &impl Store, row: &RecordingRow) -> Result<(),
     Ok(())
 }
 
-/// What `recording/fetch` asks for.
-#[derive(Debug, Clone)]
-pub struct RecordingsQuery<'a> {
-    /// Rooms to list (empty: all).
-    pub room_ids: &'a [String],
-    /// One session only.
-    pub room_sid: Option<&'a str>,
-    /// Rows to skip.
-    pub from: u32,
-    /// Rows at most.
-    pub limit: u32,
-    /// Newest first.
-    pub descending: bool,
-}
-
 /// A page of recordings and how many match in all.
 pub async fn recordings_page(
     store: &impl Store,
-    q: &RecordingsQuery<'_>,
+    q: &ListingQuery<'_>,
 ) -> Result<(i64, Vec<RecordingRow>), StoreError> {
-    let (mut filter, mut params) = listing_filter("1 = 1", q.room_ids);
-    if let Some(sid) = q.room_sid {
-        filter.push_str(" AND room_sid = ?");
-        params.push(sid.into());
-    }
+    let (filter, params) = listing_filter("1 = 1", q);
     let total = count_where(store, "recordings", &filter, &params).await?;
     let order = if q.descending { "DESC" } else { "ASC" };
     // LIMIT and OFFSET are integers written into the statement, as in `past_rooms`.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::nodes::NodeApi;
-use crate::db::recordings::{self as db, MetadataUpdate, RecordingRow, RecordingsQuery};
+use crate::db::recordings::{self as db, MetadataUpdate, RecordingRow};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
 use crate::rooms::past::PastRoomInfo;
@@ -117,16 +117,9 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
         Ok(asked) => asked,
         Err(response) => return response,
     };
-    let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
-    if room_sid.is_some_and(|sid| sid.len() > 64) {
-        return invalid("room_sid: at most 64 characters");
-    }
-    let query = RecordingsQuery {
-        room_ids: &req.room_ids,
-        room_sid,
-        from: page.from,
-        limit: page.limit,
-        descending: page.descending,
+    let query = match page.of_session(&req) {
+        Ok(query) => query,
+        Err(response) => return response,
     };
     let (total, rows) = match db::recordings_page(&edge.store, &query).await {
         Ok(found) => found,
@@ -193,8 +186,7 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
         Common::ok("success"),
         InfoRes {
             recording_info: Some(RecordingInfo::from(&row)),
-            // plugNmeet writes this one's times as `2006-01-02 15:04:05`.
-            room_info: room.map(|room| PastRoomInfo::of(&room, plain_time)),
+            room_info: room.as_ref().map(PastRoomInfo::plain),
         },
     )
 }
@@ -407,30 +399,12 @@ pub async fn update_metadata<S: Store, H: HttpClient, C: Clock>(
     }
 }
 
-/// Unix seconds as `2006-01-02 15:04:05` in UTC, as plugNmeet's `recording/info` writes them.
-fn plain_time(unix_secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_secs)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn times_and_sizes_as_plugnmeet_writes_them() {
-        assert_eq!(plain_time(1_700_000_000), "2023-11-14 22:13:20");
         let row = RecordingRow {
             record_id: "r".into(),
             room_id: "room".into(),

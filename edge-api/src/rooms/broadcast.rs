@@ -11,7 +11,7 @@ use super::{bad_input, check_room_id, internal, invalid, is_plain_id, MAX_ID_LEN
 use crate::db::{self, Among};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
-use crate::wire::{parse_input, Common, StatusCode};
+use crate::wire::{enum_name_or_number, parse_input, Common, StatusCode};
 use crate::Edge;
 
 /// The data topic the join page listens on for the backend's notices.
@@ -62,17 +62,6 @@ struct Notice<'a> {
     id: String,
     /// Unix ms.
     sent_at: i64,
-}
-
-/// An enum field as protojson takes it: its name, or its number.
-fn enum_name_or_number<'de, D: serde::Deserializer<'de>>(
-    de: D,
-) -> Result<Option<String>, D::Error> {
-    match serde_json::Value::deserialize(de)? {
-        serde_json::Value::String(name) => Ok(Some(name)),
-        serde_json::Value::Number(n) => Ok(Some(n.to_string())),
-        _ => Err(serde::de::Error::custom("expected an enum name or number")),
-    }
 }
 
 /// A notification type, as plugNmeet names or numbers it; `None` for another.

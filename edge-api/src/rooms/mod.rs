@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::db::RoomRow;
 use crate::exchange::EdgeResponse;
 use crate::platform::StoreError;
-use crate::wire::{int64_string, lenient_int, parse_input, Common, InputError, StatusCode};
+use crate::wire::{
+    enum_name_or_number, int64_string, lenient_int, parse_input, Common, InputError, StatusCode,
+};
 
 /// Longest room or user id accepted.
 pub const MAX_ID_LEN: usize = 128;
@@ -73,16 +75,21 @@ const DEFAULT_PAGE: u32 = 20;
 /// Largest page of a listing.
 const MAX_PAGE: u32 = 100;
 
-/// What a listing call (`fetchPastRooms`, `recording/fetch`, `analytics/fetch`) asks for.
+/// What a listing call (`fetchPastRooms`, `recording/fetch`, `analytics/fetch`,
+/// `artifact/fetch`) asks for.
 #[derive(Deserialize)]
 pub struct ListingReq {
     /// Only these rooms' (all when empty).
     #[serde(default)]
     pub room_ids: Vec<String>,
-    /// One session only (`recording/fetch`; the others ignore it, as plugNmeet drops unknown
-    /// fields).
+    /// One session only (`recording/fetch`, `artifact/fetch`; the others ignore it, as
+    /// plugNmeet drops unknown fields).
     #[serde(default)]
     pub room_sid: Option<String>,
+    /// One kind of artifact only (`artifact/fetch`): its name or number, as protojson reads an
+    /// enum.
+    #[serde(default, rename = "type", deserialize_with = "enum_name_or_number")]
+    pub artifact_type: Option<String>,
     #[serde(default, deserialize_with = "lenient_int")]
     from: Option<u32>,
     #[serde(default, deserialize_with = "lenient_int")]
@@ -168,10 +175,27 @@ impl Page {
     pub fn of<'a>(&self, room_ids: &'a [String]) -> crate::db::ListingQuery<'a> {
         crate::db::ListingQuery {
             room_ids,
+            room_sid: None,
             from: self.from,
             limit: self.limit,
             descending: self.descending,
         }
+    }
+
+    /// The page of `req`'s rooms, of its session alone when it names one (`room_sid`, at most
+    /// 64 characters; `""` names none). `Err` is the answer to send.
+    pub fn of_session<'a>(
+        &self,
+        req: &'a ListingReq,
+    ) -> Result<crate::db::ListingQuery<'a>, EdgeResponse> {
+        let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
+        if room_sid.is_some_and(|sid| sid.len() > 64) {
+            return Err(invalid("room_sid: at most 64 characters"));
+        }
+        Ok(crate::db::ListingQuery {
+            room_sid,
+            ..self.of(&req.room_ids)
+        })
     }
 
     /// `order_by` as the answer echoes it.

@@ -85,6 +85,30 @@ impl PastRoomInfo {
             analytics_file_id: None,
         }
     }
+
+    /// `row` with its times written as `2006-01-02 15:04:05`, as plugNmeet's `recording/info`
+    /// and `artifact/info` show a session.
+    pub(crate) fn plain(row: &RoomRow) -> PastRoomInfo {
+        PastRoomInfo::of(row, plain_time)
+    }
+}
+
+/// Unix seconds as `2006-01-02 15:04:05` in UTC, as plugNmeet's `recording/info` and `artifact/info`
+/// write them.
+pub fn plain_time(unix_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Unix seconds as RFC 3339 in UTC, e.g. `2026-11-23T22:15:38Z`.
@@ -101,5 +125,10 @@ mod tests {
     fn rfc3339() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_472_138), "2026-11-23T22:15:38Z");
+    }
+
+    #[test]
+    fn plain_time() {
+        assert_eq!(super::plain_time(1_700_000_000), "2023-11-14 22:13:20");
     }
 }
