@@ -26,7 +26,8 @@ pub const SCHEMA: &str = concat!(
     include_str!("../migrations/0017_user_locks.sql"),
     include_str!("../migrations/0018_bbb_meetings.sql"),
     include_str!("../migrations/0019_bbb_callbacks.sql"),
-    include_str!("../migrations/0020_session_analytics.sql")
+    include_str!("../migrations/0020_session_analytics.sql"),
+    include_str!("../migrations/0021_bbb_guest_policy.sql")
 );
 
 /// Room sessions still running (created or active).

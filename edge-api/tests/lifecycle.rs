@@ -2911,6 +2911,91 @@ fn bbb(edge: &TestEdge, call: &str, query: &str) -> String {
     String::from_utf8(response.body).expect("XML")
 }
 
+/// The text of XML element `name` in `xml` (the first one).
+fn xml_text<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml.find(&open).map(|i| i + open.len()).unwrap_or(xml.len());
+    let end = xml[start..].find('<').map_or(start, |i| start + i);
+    &xml[start..end]
+}
+
+/// BBB's guest policy holds guests (`guest=true`) alone: with `ASK_MODERATOR` (and
+/// `ALWAYS_ACCEPT_AUTH`) a guest's `join` says `WAIT` and their session waits for a moderator,
+/// while a viewer who is no guest, and a moderator who is, come straight in; with `ALWAYS_DENY`
+/// a guest is turned away (`guestDeniedAccess`); a repeated `create` keeps the first policy.
+#[test]
+fn a_bbb_guest_policy_holds_guests_alone() {
+    let edge = edge();
+    let join = |meeting: &str, who: &str, extra: &str| -> String {
+        bbb(
+            &edge,
+            "join",
+            &format!("meetingID={meeting}&fullName={who}&userID={who}&redirect=false{extra}"),
+        )
+    };
+    for (meeting, policy) in [("ask", "ASK_MODERATOR"), ("auth", "ALWAYS_ACCEPT_AUTH")] {
+        let created = bbb(
+            &edge,
+            "create",
+            &format!("meetingID={meeting}&guestPolicy={policy}"),
+        );
+        assert_eq!(xml_text(&created, "returncode"), "SUCCESS", "{created}");
+        let room = block(db::running_room(&edge.store, meeting))
+            .expect("store")
+            .expect("room");
+        block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
+
+        let guest = join(meeting, "gina", "&role=VIEWER&guest=true");
+        assert_eq!(xml_text(&guest, "guestStatus"), "WAIT", "{policy}: {guest}");
+        assert_eq!(xml_text(&guest, "messageKey"), "guestWait");
+        let (_, waiting) = session(&edge, xml_text(&guest, "session_token"));
+        assert_eq!(waiting["waiting"], json!(true), "{policy}: {waiting}");
+        assert!(
+            waiting.get("token").is_none(),
+            "no LiveKit token: {waiting}"
+        );
+
+        let viewer = join(meeting, "vic", "&role=VIEWER");
+        assert_eq!(xml_text(&viewer, "guestStatus"), "ALLOW", "{viewer}");
+        let moderator = join(meeting, "mo", "&role=MODERATOR&guest=true");
+        assert_eq!(xml_text(&moderator, "guestStatus"), "ALLOW", "{moderator}");
+        for entered in [&viewer, &moderator] {
+            let (_, body) = session(&edge, xml_text(entered, "session_token"));
+            assert!(body["token"].is_string(), "{policy}: {body}");
+        }
+    }
+
+    let created = bbb(&edge, "create", "meetingID=closed&guestPolicy=ALWAYS_DENY");
+    assert_eq!(xml_text(&created, "returncode"), "SUCCESS", "{created}");
+    // A repeat asking to let guests in changes nothing.
+    bbb(
+        &edge,
+        "create",
+        "meetingID=closed&guestPolicy=ALWAYS_ACCEPT",
+    );
+    let turned_away = join("closed", "gus", "&role=VIEWER&guest=true");
+    assert_eq!(xml_text(&turned_away, "returncode"), "FAILED");
+    assert_eq!(xml_text(&turned_away, "messageKey"), "guestDeniedAccess");
+    let viewer = join("closed", "vic", "&role=VIEWER");
+    assert_eq!(xml_text(&viewer, "guestStatus"), "ALLOW", "{viewer}");
+    let refused = bbb(&edge, "create", "meetingID=odd&guestPolicy=SOMETIMES");
+    assert_eq!(xml_text(&refused, "messageKey"), "invalidGuestPolicy");
+
+    // Ended, the session forgets its policy.
+    let room = block(db::running_room(&edge.store, "closed"))
+        .expect("store")
+        .expect("room");
+    end_room(&edge, "closed");
+    assert_eq!(
+        count(
+            &edge,
+            "SELECT COUNT(*) FROM bbb_guest_policies WHERE room_sid = ?",
+            &room.sid
+        ),
+        0
+    );
+}
+
 /// A meeting created through BBB's API with callback URLs gets BBB's callbacks: the
 /// recording-ready one for each recording (a form POST of `signed_parameters`, an HS256 JWT of
 /// the meeting and the recording under the API secret) and the meeting-ended one (a GET with

@@ -1,6 +1,7 @@
 // Drives edgemeet's BigBlueButton-compatible API with an unchanged third-party BBB client,
 // bigbluebutton-js (npm; installed by scripts/bootstrap.sh, NODE_MODULES_DIR names it), as a BBB
-// integration would: create (twice), join by password, the monitoring calls, end. It signs with
+// integration would: create (twice), join by password, the monitoring calls, guest policies,
+// end. It signs with
 // SHA-1, the BBB default. Prints each answer as the client parsed it, one JSON line per step,
 // then `{"done": ...}` with what the Rust side checks further.
 //
@@ -88,6 +89,24 @@ expect(recordings.returncode === "SUCCESS" && recordings.messageKey === "noRecor
 const wrongEnd = await call(api.administration.end(meetingID, "ap-secret"));
 console.log(JSON.stringify({ wrongEnd }));
 expect(wrongEnd.returncode === "FAILED", "end needs the moderator password", wrongEnd);
+
+// Guest policies hold guests alone: a guest waits (ASK_MODERATOR) or is turned away
+// (ALWAYS_DENY), a user who is no guest comes in.
+const guestPolicies = {};
+for (const guestPolicy of ["ASK_MODERATOR", "ALWAYS_DENY"]) {
+  const id = `${meetingID} ${guestPolicy}`;
+  const made = await call(api.administration.create("Lobby", id, { guestPolicy }));
+  const guest = await call(api.administration.join("Gina", id, "", { role: "VIEWER", guest: true, redirect: false }));
+  const member = await call(api.administration.join("Vic", id, "", { role: "VIEWER", redirect: false }));
+  guestPolicies[guestPolicy] = { made, guest, member };
+  await call(api.administration.end(id, made.moderatorPW));
+}
+console.log(JSON.stringify({ guestPolicies }));
+const { ASK_MODERATOR: ask, ALWAYS_DENY: deny } = guestPolicies;
+expect(ask.guest.returncode === "SUCCESS" && ask.guest.guestStatus === "WAIT", "a guest waits", ask.guest);
+expect(ask.member.guestStatus === "ALLOW", "a user who is no guest comes in", ask.member);
+expect(deny.guest.returncode === "FAILED" && deny.guest.messageKey === "guestDeniedAccess", "a guest is turned away", deny.guest);
+expect(deny.member.guestStatus === "ALLOW", "a user who is no guest comes in", deny.member);
 
 console.log(
   JSON.stringify({

@@ -79,6 +79,50 @@ fn set_path(object: &mut Map<String, Value>, path: &[&str], value: Value) {
     }
 }
 
+/// BBB's guest policy that lets guests in.
+const ALWAYS_ACCEPT: &str = "ALWAYS_ACCEPT";
+/// BBB's guest policy that makes guests wait for a moderator.
+const ASK_MODERATOR: &str = "ASK_MODERATOR";
+/// BBB's guest policy that turns guests away.
+const ALWAYS_DENY: &str = "ALWAYS_DENY";
+
+/// `create`'s `guestPolicy` (BBB's default: `ALWAYS_ACCEPT`). `ALWAYS_ACCEPT_AUTH` is
+/// `ASK_MODERATOR`, as BBB now takes it: guests wait, users who are not guests come in.
+fn guest_policy(call: &Call<'_>) -> Result<&'static str, EdgeResponse> {
+    match call.text("guestPolicy") {
+        "" | ALWAYS_ACCEPT => Ok(ALWAYS_ACCEPT),
+        ASK_MODERATOR | "ALWAYS_ACCEPT_AUTH" => Ok(ASK_MODERATOR),
+        ALWAYS_DENY => Ok(ALWAYS_DENY),
+        _ => Err(xml::failed(
+            "invalidGuestPolicy",
+            "guestPolicy: ALWAYS_ACCEPT, ASK_MODERATOR, ALWAYS_ACCEPT_AUTH or ALWAYS_DENY",
+        )),
+    }
+}
+
+/// What BBB's guest policy makes of a user joining (BBB's `guestStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GuestStatus {
+    /// In.
+    Allow,
+    /// Waits for a moderator.
+    Wait,
+    /// Turned away.
+    Deny,
+}
+
+impl GuestStatus {
+    /// Under `policy`: moderators, and users not joining as guests, come in.
+    fn of(policy: &str, is_admin: bool, guest: bool) -> GuestStatus {
+        match policy {
+            _ if is_admin || !guest => GuestStatus::Allow,
+            ASK_MODERATOR => GuestStatus::Wait,
+            ALWAYS_DENY => GuestStatus::Deny,
+            _ => GuestStatus::Allow,
+        }
+    }
+}
+
 /// plugNmeet's `room/create` request for BBB `create` parameters.
 fn create_request(
     call: &Call<'_>,
@@ -101,15 +145,9 @@ fn create_request(
     flag(&["mute_on_start"], call.flag("muteOnStart"));
     // BBB keeps a meeting's events only when asked to (off by default).
     flag(&["enable_analytics"], call.flag("meetingKeepEvents"));
-    match call.text("guestPolicy") {
-        "" | "ALWAYS_ACCEPT" => {}
-        "ASK_MODERATOR" => flag(&["waiting_room_features", "is_active"], true),
-        other => {
-            return Err(xml::failed(
-                "invalidGuestPolicy",
-                &format!("guestPolicy `{other}` is not supported: ALWAYS_ACCEPT or ASK_MODERATOR"),
-            ))
-        }
+    // The waiting room lists the guests who wait (the policy picks who does, at `join`).
+    if guest_policy(call)? == ASK_MODERATOR {
+        flag(&["waiting_room_features", "is_active"], true);
     }
     if call.flag("lockSettingsHideUserList") {
         flag(&["allow_view_other_users_list"], false);
@@ -224,6 +262,7 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
     let prepared = create_request(call, &room_id, title).and_then(|request| {
         Ok((
             request,
+            guest_policy(call)?,
             BbbMeeting {
                 meeting_id: meeting_id.to_owned(),
                 attendee_pw: Some(password(call, "attendeePW")?),
@@ -232,7 +271,7 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
             },
         ))
     });
-    let (request, meeting) = match prepared {
+    let (request, policy, meeting) = match prepared {
         Ok(prepared) => prepared,
         Err(response) => return response,
     };
@@ -240,6 +279,10 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
         Ok(created) => created,
         Err(response) => return Refusal::of(&response).answer("createFailed"),
     };
+    // Before the meeting is kept: a meeting is never joinable without its policy.
+    if let Err(e) = store::keep_guest_policy(&edge.store, &room.sid, policy).await {
+        return store_failure(e);
+    }
     let kept = match store::keep_meeting(&edge.store, &room.sid, &meeting).await {
         Ok(Some(kept)) => kept,
         Ok(None) => return xml::failed("createFailed", "the meeting ended meanwhile"),
@@ -368,7 +411,20 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
     if !avatar.is_empty() {
         user_metadata.insert("profile_pic".into(), avatar.into());
     }
+    // BBB's guest policy, for a meeting created through BBB's API; plugNmeet's waiting room
+    // decides for one created through plugNmeet's.
+    let status = session
+        .guest_policy
+        .as_deref()
+        .map(|policy| GuestStatus::of(policy, is_admin, call.flag("guest")));
+    if status == Some(GuestStatus::Deny) {
+        return xml::failed(
+            "guestDeniedAccess",
+            "You have been denied access to this meeting based on the meeting's guest policy",
+        );
+    }
     let token_request = GenerateTokenReq {
+        waits: status.map(|status| status == GuestStatus::Wait),
         room_id,
         user_info: Some(UserInfo {
             name: full_name.to_owned(),
@@ -395,12 +451,25 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
         public_origin(&edge.config.public_url, request)
     );
     if call.text("redirect").eq_ignore_ascii_case("false") {
+        let (key, message, status) = if status == Some(GuestStatus::Wait) {
+            (
+                "guestWait",
+                "Guest waiting for approval to join meeting.",
+                "WAIT",
+            )
+        } else {
+            (
+                "successfullyJoined",
+                "You have joined successfully.",
+                "ALLOW",
+            )
+        };
         return Xml::success()
-            .field("messageKey", "successfullyJoined")
-            .field("message", "You have joined successfully.")
+            .field("messageKey", key)
+            .field("message", message)
             .field("meeting_id", meeting_id)
             .field("session_token", &token)
-            .field("guestStatus", "ALLOW")
+            .field("guestStatus", status)
             .field("url", &link)
             .finish();
     }
@@ -681,6 +750,38 @@ mod tests {
         let features = &plain.metadata.unwrap()["room_features"];
         assert_eq!(features["recording_features"]["is_allow"], false);
         assert!(create_request(&call("guestPolicy=SOMETIMES"), "r", "x").is_err());
+        for (policy, waiting_room) in [
+            ("ALWAYS_ACCEPT_AUTH", true),
+            ("ALWAYS_DENY", false),
+            ("ALWAYS_ACCEPT", false),
+        ] {
+            let query: &'static str = Box::leak(format!("guestPolicy={policy}").into_boxed_str());
+            let metadata = create_request(&call(query), "r", "x")
+                .unwrap()
+                .metadata
+                .unwrap();
+            let active = &metadata["room_features"]["waiting_room_features"]["is_active"];
+            assert_eq!(active.as_bool().unwrap_or(false), waiting_room, "{policy}");
+        }
+    }
+
+    #[test]
+    fn the_guest_policy_holds_guests_alone() {
+        assert_eq!(
+            GuestStatus::of(ASK_MODERATOR, false, true),
+            GuestStatus::Wait
+        );
+        assert_eq!(GuestStatus::of(ALWAYS_DENY, false, true), GuestStatus::Deny);
+        assert_eq!(
+            GuestStatus::of(ALWAYS_ACCEPT, false, true),
+            GuestStatus::Allow
+        );
+        for policy in [ASK_MODERATOR, ALWAYS_DENY] {
+            let moderator = GuestStatus::of(policy, true, true);
+            assert_eq!(moderator, GuestStatus::Allow, "moderators come in");
+            let user = GuestStatus::of(policy, false, false);
+            assert_eq!(user, GuestStatus::Allow, "so do users who are not guests");
+        }
     }
 
     #[test]

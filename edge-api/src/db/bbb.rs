@@ -57,6 +57,23 @@ pub async fn keep_meeting(
     Ok(rows.rows.first().and_then(|row| self::meeting(row, 0)))
 }
 
+/// Keeps BBB guest policy `policy` (`ALWAYS_ACCEPT`, `ASK_MODERATOR` or `ALWAYS_DENY`) for
+/// session `room_sid` while it runs, unless it has one already (the first `create` sets it).
+pub async fn keep_guest_policy(
+    store: &impl Store,
+    room_sid: &str,
+    policy: &str,
+) -> Result<(), StoreError> {
+    store
+        .execute(
+            "INSERT OR IGNORE INTO bbb_guest_policies (room_sid, policy) SELECT ?1, ?2 \
+             WHERE EXISTS (SELECT 1 FROM rooms WHERE sid = ?1 AND is_running = 1)",
+            &[room_sid.into(), policy.into()],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The running session of room `room_id` as a BBB `join` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinTarget {
@@ -64,6 +81,9 @@ pub struct JoinTarget {
     pub created_at: i64,
     /// What BBB's `create` stored, `None` for a session created with plugNmeet's API.
     pub meeting: Option<BbbMeeting>,
+    /// The guest policy BBB's `create` set, `None` for a session created with plugNmeet's
+    /// API.
+    pub guest_policy: Option<String>,
 }
 
 /// The running session of room `room_id`, if any, with what BBB's `create` stored. One
@@ -73,8 +93,9 @@ pub async fn running_session(
     room_id: &str,
 ) -> Result<Option<JoinTarget>, StoreError> {
     let sql = format!(
-        "SELECT r.created_at, {MEETING_COLUMNS} FROM rooms r \
+        "SELECT r.created_at, {MEETING_COLUMNS}, g.policy FROM rooms r \
          LEFT JOIN bbb_meetings b ON b.room_sid = r.sid \
+         LEFT JOIN bbb_guest_policies g ON g.room_sid = r.sid \
          WHERE r.room_id = ? AND r.is_running = 1"
     );
     let rows = store.execute(&sql, &[room_id.into()]).await?;
@@ -84,6 +105,7 @@ pub async fn running_session(
             Ok(JoinTarget {
                 created_at: Columns(row).int(0)?,
                 meeting: meeting(row, 1),
+                guest_policy: text_opt(row.get(5)),
             })
         })
         .transpose()

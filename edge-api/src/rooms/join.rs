@@ -31,6 +31,11 @@ const MAX_EXTRA_DATA_LEN: usize = 16 * 1024;
 /// plugNmeet's `GenerateTokenReq`.
 #[derive(Deserialize)]
 pub(crate) struct GenerateTokenReq {
+    /// Whether a user other than a moderator waits for approval, when the edge's caller
+    /// decides it (BBB's guest policy); `None`: the room's waiting room decides. Never read
+    /// from the request.
+    #[serde(skip)]
+    pub(crate) waits: Option<bool>,
     #[serde(default)]
     pub(crate) room_id: String,
     #[serde(default)]
@@ -157,8 +162,9 @@ pub(crate) async fn issue<S: Store, H: HttpClient, C: Clock>(
     if user.is_admin {
         user_metadata.lock_settings = LockSettings::default();
     } else {
-        user_metadata.wait_for_approval =
-            room_meta.room_features.waiting_room_features.is_active == Some(true);
+        user_metadata.wait_for_approval = req
+            .waits
+            .unwrap_or(room_meta.room_features.waiting_room_features.is_active == Some(true));
     }
     user_metadata.record_webcam.get_or_insert(true);
     user_metadata.metadata_id = Some(crate::new_id());
