@@ -1,13 +1,16 @@
 -- edgemeet edge-api schema, part 21: the guest policy of sessions created through the
 -- BigBlueButton-compatible API (`create`'s `guestPolicy`). Idempotent, like the others.
 --
--- BBB applies the policy to users who join with `guest=true`, moderators excepted:
--- `ALWAYS_ACCEPT` lets them in, `ASK_MODERATOR` (and `ALWAYS_ACCEPT_AUTH`, which BBB now takes
--- as it) makes them wait for a moderator, `ALWAYS_DENY` turns them away. The first `create` of
--- a session sets it (a repeat changes nothing, as in BBB). Kept while the session runs.
+-- As BBB decides (`bbb::meetings::GuestStatus`): moderators, and users who join with
+-- `guest=false`, come in; under `ASK_MODERATOR` everyone else waits for a moderator, under
+-- `ALWAYS_ACCEPT_AUTH` only guests (`guest=true`) wait, under `ALWAYS_DENY` everyone else is
+-- turned away. The `create` that made the session sets it (a repeat changes nothing, as in
+-- BBB); until it is stored, the room's waiting room (on under every policy but
+-- `ALWAYS_ACCEPT`) holds everyone but moderators. Kept while the session runs.
 CREATE TABLE IF NOT EXISTS bbb_guest_policies (
     room_sid TEXT PRIMARY KEY,
-    policy   TEXT NOT NULL CHECK (policy IN ('ALWAYS_ACCEPT', 'ASK_MODERATOR', 'ALWAYS_DENY'))
+    policy   TEXT NOT NULL CHECK (policy IN ('ALWAYS_ACCEPT', 'ASK_MODERATOR', 'ALWAYS_ACCEPT_AUTH',
+        'ALWAYS_DENY'))
 );
 
 CREATE TRIGGER IF NOT EXISTS bbb_guest_policy_forgotten AFTER UPDATE OF is_running ON rooms

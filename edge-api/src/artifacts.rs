@@ -44,7 +44,8 @@ const MAX_ROOM_IDS: usize = 99;
 fn analytics_wanted(kind: Option<&str>) -> Result<bool, EdgeResponse> {
     let Some(kind) = kind else { return Ok(true) };
     // protojson takes any number for an open enum.
-    let number = !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    let digits = kind.strip_prefix('-').unwrap_or(kind);
+    let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
     if number || TYPES.contains(&kind) {
         Ok(kind == "1" || kind == MEETING_ANALYTICS)
     } else {
@@ -107,14 +108,11 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     body: &[u8],
 ) -> EdgeResponse {
     const NONE_FOUND: &str = "no artifact found";
-    let (req, page) = match Page::requested(body, MAX_ROOM_IDS) {
+    let (req, page) = match Page::requested_with_session(body, MAX_ROOM_IDS) {
         Ok(asked) => asked,
         Err(response) => return response,
     };
-    let query = match page.of_session(&req) {
-        Ok(query) => query,
-        Err(response) => return response,
-    };
+    let query = page.of_session(&req);
     match analytics_wanted(req.artifact_type.as_deref()) {
         Ok(true) => {}
         Ok(false) => return listing_answer(None::<FetchResult>, NONE_FOUND),
@@ -124,7 +122,8 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
         Ok(found) => found,
         Err(e) => return internal(e),
     };
-    let result = (!files.is_empty()).then(|| FetchResult {
+    // As plugNmeet: a page past the end is an empty list, none at all is NOT_FOUND.
+    let result = (total > 0).then(|| FetchResult {
         total_artifacts: total,
         from: page.from.to_string(),
         limit: page.limit.to_string(),
@@ -138,7 +137,9 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
 #[derive(Serialize)]
 struct InfoRes {
     artifact_info: ArtifactInfo,
-    /// Its session, times written `2006-01-02 15:04:05` as plugNmeet writes them here.
+    /// Its session, times written `2006-01-02 15:04:05` as plugNmeet writes them here
+    /// (plugNmeet's `optional`: left out when the session is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
     room_info: Option<PastRoomInfo>,
 }
 
@@ -206,7 +207,10 @@ mod tests {
         ));
         assert!(matches!(analytics_wanted(Some("0")), Ok(false)));
         assert!(matches!(analytics_wanted(Some("42")), Ok(false)));
+        assert!(matches!(analytics_wanted(Some("-3")), Ok(false)));
         assert!(analytics_wanted(Some("meeting_analytics")).is_err());
         assert!(analytics_wanted(Some("")).is_err());
+        assert!(analytics_wanted(Some("-")).is_err());
+        assert!(analytics_wanted(Some("1-2")).is_err());
     }
 }

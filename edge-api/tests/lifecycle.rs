@@ -2919,12 +2919,14 @@ fn xml_text<'a>(xml: &'a str, name: &str) -> &'a str {
     &xml[start..end]
 }
 
-/// BBB's guest policy holds guests (`guest=true`) alone: with `ASK_MODERATOR` (and
-/// `ALWAYS_ACCEPT_AUTH`) a guest's `join` says `WAIT` and their session waits for a moderator,
-/// while a viewer who is no guest, and a moderator who is, come straight in; with `ALWAYS_DENY`
-/// a guest is turned away (`guestDeniedAccess`); a repeated `create` keeps the first policy.
+/// BBB's guest policy, decided as BBB decides it: under `ASK_MODERATOR` a viewer waits for a
+/// moderator (`guestStatus` `WAIT`, and their session waits) unless they join with
+/// `guest=false`; under `ALWAYS_ACCEPT_AUTH` only a guest (`guest=true`) waits; under
+/// `ALWAYS_DENY` a viewer is turned away (`guestDeniedAccess`) unless `guest=false`; a
+/// moderator always comes in. The `create` that made the session sets it: a repeat, or a BBB
+/// `create` of a session made with plugNmeet's API, changes nothing.
 #[test]
-fn a_bbb_guest_policy_holds_guests_alone() {
+fn a_bbb_guest_policy_decides_as_bbb_does() {
     let edge = edge();
     let join = |meeting: &str, who: &str, extra: &str| -> String {
         bbb(
@@ -2933,7 +2935,28 @@ fn a_bbb_guest_policy_holds_guests_alone() {
             &format!("meetingID={meeting}&fullName={who}&userID={who}&redirect=false{extra}"),
         )
     };
-    for (meeting, policy) in [("ask", "ASK_MODERATOR"), ("auth", "ALWAYS_ACCEPT_AUTH")] {
+    let waits = |answer: &str| -> bool {
+        let (_, body) = session(&edge, xml_text(answer, "session_token"));
+        match body["waiting"].as_bool() {
+            Some(true) => {
+                assert!(body.get("token").is_none(), "no LiveKit token: {body}");
+                true
+            }
+            _ => {
+                assert!(body["token"].is_string(), "{body}");
+                false
+            }
+        }
+    };
+    let (guest, member, viewer) = (
+        "&role=VIEWER&guest=true",
+        "&role=VIEWER&guest=false",
+        "&role=VIEWER",
+    );
+    for (meeting, policy, viewer_waits) in [
+        ("ask", "ASK_MODERATOR", true),
+        ("auth", "ALWAYS_ACCEPT_AUTH", false),
+    ] {
         let created = bbb(
             &edge,
             "create",
@@ -2945,41 +2968,60 @@ fn a_bbb_guest_policy_holds_guests_alone() {
             .expect("room");
         block(db::pin_region(&edge.store, &room.sid, "eu")).expect("pin");
 
-        let guest = join(meeting, "gina", "&role=VIEWER&guest=true");
-        assert_eq!(xml_text(&guest, "guestStatus"), "WAIT", "{policy}: {guest}");
-        assert_eq!(xml_text(&guest, "messageKey"), "guestWait");
-        let (_, waiting) = session(&edge, xml_text(&guest, "session_token"));
-        assert_eq!(waiting["waiting"], json!(true), "{policy}: {waiting}");
-        assert!(
-            waiting.get("token").is_none(),
-            "no LiveKit token: {waiting}"
+        let answer = join(meeting, "gina", guest);
+        assert_eq!(
+            xml_text(&answer, "guestStatus"),
+            "WAIT",
+            "{policy}: {answer}"
         );
-
-        let viewer = join(meeting, "vic", "&role=VIEWER");
-        assert_eq!(xml_text(&viewer, "guestStatus"), "ALLOW", "{viewer}");
-        let moderator = join(meeting, "mo", "&role=MODERATOR&guest=true");
-        assert_eq!(xml_text(&moderator, "guestStatus"), "ALLOW", "{moderator}");
-        for entered in [&viewer, &moderator] {
-            let (_, body) = session(&edge, xml_text(entered, "session_token"));
-            assert!(body["token"].is_string(), "{policy}: {body}");
+        assert_eq!(xml_text(&answer, "messageKey"), "guestWait");
+        assert!(waits(&answer), "{policy}: a guest waits");
+        let answer = join(meeting, "vic", viewer);
+        let status = if viewer_waits { "WAIT" } else { "ALLOW" };
+        assert_eq!(
+            xml_text(&answer, "guestStatus"),
+            status,
+            "{policy}: {answer}"
+        );
+        assert_eq!(waits(&answer), viewer_waits, "{policy}: a viewer");
+        for (who, extra) in [("mel", member), ("mo", "&role=MODERATOR&guest=true")] {
+            let answer = join(meeting, who, extra);
+            assert_eq!(
+                xml_text(&answer, "guestStatus"),
+                "ALLOW",
+                "{policy}: {answer}"
+            );
+            assert!(!waits(&answer), "{policy}: {who} comes in");
         }
     }
 
     let created = bbb(&edge, "create", "meetingID=closed&guestPolicy=ALWAYS_DENY");
     assert_eq!(xml_text(&created, "returncode"), "SUCCESS", "{created}");
-    // A repeat asking to let guests in changes nothing.
+    // A repeat asking to let everyone in changes nothing.
     bbb(
         &edge,
         "create",
         "meetingID=closed&guestPolicy=ALWAYS_ACCEPT",
     );
-    let turned_away = join("closed", "gus", "&role=VIEWER&guest=true");
-    assert_eq!(xml_text(&turned_away, "returncode"), "FAILED");
-    assert_eq!(xml_text(&turned_away, "messageKey"), "guestDeniedAccess");
-    let viewer = join("closed", "vic", "&role=VIEWER");
-    assert_eq!(xml_text(&viewer, "guestStatus"), "ALLOW", "{viewer}");
+    for extra in [guest, viewer] {
+        let turned_away = join("closed", "gus", extra);
+        assert_eq!(xml_text(&turned_away, "returncode"), "FAILED", "{extra}");
+        assert_eq!(xml_text(&turned_away, "messageKey"), "guestDeniedAccess");
+    }
+    let member_in = join("closed", "mel", member);
+    assert_eq!(xml_text(&member_in, "guestStatus"), "ALLOW", "{member_in}");
     let refused = bbb(&edge, "create", "meetingID=odd&guestPolicy=SOMETIMES");
     assert_eq!(xml_text(&refused, "messageKey"), "invalidGuestPolicy");
+
+    // A session made with plugNmeet's API keeps its own rule under a BBB create.
+    running_room(&edge, "plain", "eu", json!({}));
+    bbb(&edge, "create", "meetingID=plain&guestPolicy=ALWAYS_DENY");
+    let plain_guest = join("plain", "gus", guest);
+    assert_eq!(
+        xml_text(&plain_guest, "guestStatus"),
+        "ALLOW",
+        "{plain_guest}"
+    );
 
     // Ended, the session forgets its policy.
     let room = block(db::running_room(&edge.store, "closed"))
@@ -3423,6 +3465,19 @@ fn the_artifact_api_shows_the_analytics_files() {
         metadata["file_info"]["file_path"],
         json!(format!("meeting_analytics/art/{first_id}.json"))
     );
+
+    // A page past the end is an empty list (there are artifacts, none on it).
+    let past_end = call(
+        "/auth/artifact/fetch",
+        json!({"room_ids": ["art"], "from": 5}),
+    );
+    assert_eq!(past_end["status"], json!(true), "{past_end}");
+    assert_eq!(
+        past_end["result"]["artifacts_list"],
+        json!([]),
+        "{past_end}"
+    );
+    assert_eq!(past_end["result"]["total_artifacts"], "2", "{past_end}");
 
     // One session; a type by name or number; the newest first by default.
     let of_session = call("/auth/artifact/fetch", json!({"room_sid": second.sid}));

@@ -90,14 +90,14 @@ const wrongEnd = await call(api.administration.end(meetingID, "ap-secret"));
 console.log(JSON.stringify({ wrongEnd }));
 expect(wrongEnd.returncode === "FAILED", "end needs the moderator password", wrongEnd);
 
-// Guest policies hold guests alone: a guest waits (ASK_MODERATOR) or is turned away
-// (ALWAYS_DENY), a user who is no guest comes in.
+// Guest policies, decided as BBB decides them: under ASK_MODERATOR a guest waits, under
+// ALWAYS_DENY one is turned away, and a user who joins with guest=false comes in under both.
 const guestPolicies = {};
 for (const guestPolicy of ["ASK_MODERATOR", "ALWAYS_DENY"]) {
   const id = `${meetingID} ${guestPolicy}`;
   const made = await call(api.administration.create("Lobby", id, { guestPolicy }));
   const guest = await call(api.administration.join("Gina", id, "", { role: "VIEWER", guest: true, redirect: false }));
-  const member = await call(api.administration.join("Vic", id, "", { role: "VIEWER", redirect: false }));
+  const member = await call(api.administration.join("Vic", id, "", { role: "VIEWER", guest: false, redirect: false }));
   guestPolicies[guestPolicy] = { made, guest, member };
   await call(api.administration.end(id, made.moderatorPW));
 }

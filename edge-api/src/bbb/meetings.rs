@@ -79,19 +79,21 @@ fn set_path(object: &mut Map<String, Value>, path: &[&str], value: Value) {
     }
 }
 
-/// BBB's guest policy that lets guests in.
+/// BBB's guest policy that lets everyone in.
 const ALWAYS_ACCEPT: &str = "ALWAYS_ACCEPT";
-/// BBB's guest policy that makes guests wait for a moderator.
+/// BBB's guest policy that makes users other than moderators wait for one.
 const ASK_MODERATOR: &str = "ASK_MODERATOR";
-/// BBB's guest policy that turns guests away.
+/// BBB's guest policy that makes guests alone wait.
+const ALWAYS_ACCEPT_AUTH: &str = "ALWAYS_ACCEPT_AUTH";
+/// BBB's guest policy that turns users other than moderators away.
 const ALWAYS_DENY: &str = "ALWAYS_DENY";
 
-/// `create`'s `guestPolicy` (BBB's default: `ALWAYS_ACCEPT`). `ALWAYS_ACCEPT_AUTH` is
-/// `ASK_MODERATOR`, as BBB now takes it: guests wait, users who are not guests come in.
+/// `create`'s `guestPolicy` (BBB's default: `ALWAYS_ACCEPT`).
 fn guest_policy(call: &Call<'_>) -> Result<&'static str, EdgeResponse> {
     match call.text("guestPolicy") {
         "" | ALWAYS_ACCEPT => Ok(ALWAYS_ACCEPT),
-        ASK_MODERATOR | "ALWAYS_ACCEPT_AUTH" => Ok(ASK_MODERATOR),
+        ASK_MODERATOR => Ok(ASK_MODERATOR),
+        ALWAYS_ACCEPT_AUTH => Ok(ALWAYS_ACCEPT_AUTH),
         ALWAYS_DENY => Ok(ALWAYS_DENY),
         _ => Err(xml::failed(
             "invalidGuestPolicy",
@@ -112,11 +114,19 @@ enum GuestStatus {
 }
 
 impl GuestStatus {
-    /// Under `policy`: moderators, and users not joining as guests, come in.
-    fn of(policy: &str, is_admin: bool, guest: bool) -> GuestStatus {
+    /// As BBB decides it (with its default `authenticatedGuest=true`): a moderator, or a user
+    /// who says `guest=false`, comes in; under `ASK_MODERATOR` everyone else waits (a user who
+    /// gives no `guest` counts as authenticated, unless `auth=false`), under
+    /// `ALWAYS_ACCEPT_AUTH` only a guest (`guest=true`) waits, and under `ALWAYS_DENY`
+    /// everyone else is turned away. `guest` and `auth` are the parameters, `None` when not
+    /// given (BBB reads any other text than `true` as false).
+    fn of(policy: &str, is_admin: bool, guest: Option<bool>, auth: Option<bool>) -> GuestStatus {
+        let authenticated = auth.unwrap_or(guest.is_none());
+        let is_guest = guest == Some(true);
         match policy {
-            _ if is_admin || !guest => GuestStatus::Allow,
-            ASK_MODERATOR => GuestStatus::Wait,
+            _ if is_admin || guest == Some(false) => GuestStatus::Allow,
+            ASK_MODERATOR if is_guest || authenticated => GuestStatus::Wait,
+            ALWAYS_ACCEPT_AUTH if is_guest => GuestStatus::Wait,
             ALWAYS_DENY => GuestStatus::Deny,
             _ => GuestStatus::Allow,
         }
@@ -145,8 +155,10 @@ fn create_request(
     flag(&["mute_on_start"], call.flag("muteOnStart"));
     // BBB keeps a meeting's events only when asked to (off by default).
     flag(&["enable_analytics"], call.flag("meetingKeepEvents"));
-    // The waiting room lists the guests who wait (the policy picks who does, at `join`).
-    if guest_policy(call)? == ASK_MODERATOR {
+    // The waiting room lists those who wait; the policy picks who does, at `join`. Under any
+    // policy but ALWAYS_ACCEPT it is on, so that a join before the policy is stored (or
+    // through plugNmeet's API) waits rather than comes in.
+    if guest_policy(call)? != ALWAYS_ACCEPT {
         flag(&["waiting_room_features", "is_active"], true);
     }
     if call.flag("lockSettingsHideUserList") {
@@ -279,9 +291,13 @@ pub async fn create<S: Store, H: HttpClient, C: Clock>(
         Ok(created) => created,
         Err(response) => return Refusal::of(&response).answer("createFailed"),
     };
-    // Before the meeting is kept: a meeting is never joinable without its policy.
-    if let Err(e) = store::keep_guest_policy(&edge.store, &room.sid, policy).await {
-        return store_failure(e);
+    // Set by the create that made the session (a repeat, or a BBB create of a session made
+    // through plugNmeet's API, changes nothing). Until it is stored, the waiting room holds
+    // everyone but moderators.
+    if created {
+        if let Err(e) = store::keep_guest_policy(&edge.store, &room.sid, policy).await {
+            return store_failure(e);
+        }
     }
     let kept = match store::keep_meeting(&edge.store, &room.sid, &meeting).await {
         Ok(Some(kept)) => kept,
@@ -413,10 +429,11 @@ pub async fn join<S: Store, H: HttpClient, C: Clock>(
     }
     // BBB's guest policy, for a meeting created through BBB's API; plugNmeet's waiting room
     // decides for one created through plugNmeet's.
+    let given = |name| Some(call.flag(name)).filter(|_| !call.text(name).is_empty());
     let status = session
         .guest_policy
         .as_deref()
-        .map(|policy| GuestStatus::of(policy, is_admin, call.flag("guest")));
+        .map(|policy| GuestStatus::of(policy, is_admin, given("guest"), given("auth")));
     if status == Some(GuestStatus::Deny) {
         return xml::failed(
             "guestDeniedAccess",
@@ -752,7 +769,7 @@ mod tests {
         assert!(create_request(&call("guestPolicy=SOMETIMES"), "r", "x").is_err());
         for (policy, waiting_room) in [
             ("ALWAYS_ACCEPT_AUTH", true),
-            ("ALWAYS_DENY", false),
+            ("ALWAYS_DENY", true),
             ("ALWAYS_ACCEPT", false),
         ] {
             let query: &'static str = Box::leak(format!("guestPolicy={policy}").into_boxed_str());
@@ -766,21 +783,28 @@ mod tests {
     }
 
     #[test]
-    fn the_guest_policy_holds_guests_alone() {
-        assert_eq!(
-            GuestStatus::of(ASK_MODERATOR, false, true),
-            GuestStatus::Wait
-        );
-        assert_eq!(GuestStatus::of(ALWAYS_DENY, false, true), GuestStatus::Deny);
-        assert_eq!(
-            GuestStatus::of(ALWAYS_ACCEPT, false, true),
-            GuestStatus::Allow
-        );
-        for policy in [ASK_MODERATOR, ALWAYS_DENY] {
-            let moderator = GuestStatus::of(policy, true, true);
-            assert_eq!(moderator, GuestStatus::Allow, "moderators come in");
-            let user = GuestStatus::of(policy, false, false);
-            assert_eq!(user, GuestStatus::Allow, "so do users who are not guests");
+    fn the_guest_policy_decides_as_bbb_does() {
+        use GuestStatus::{Allow, Deny, Wait};
+        // (guest, auth) as given: not, true, false.
+        let cases = [
+            (None, None),
+            (Some(true), None),
+            (Some(false), None),
+            (None, Some(false)),
+        ];
+        let expected = [
+            (ALWAYS_ACCEPT, [Allow, Allow, Allow, Allow]),
+            (ASK_MODERATOR, [Wait, Wait, Allow, Allow]),
+            (ALWAYS_ACCEPT_AUTH, [Allow, Wait, Allow, Allow]),
+            (ALWAYS_DENY, [Deny, Deny, Allow, Deny]),
+        ];
+        for (policy, statuses) in expected {
+            for ((guest, auth), status) in cases.into_iter().zip(statuses) {
+                let of = GuestStatus::of(policy, false, guest, auth);
+                assert_eq!(of, status, "{policy} {guest:?} {auth:?}");
+                let moderator = GuestStatus::of(policy, true, guest, auth);
+                assert_eq!(moderator, Allow, "a moderator, {policy} {guest:?} {auth:?}");
+            }
         }
     }
 

@@ -57,8 +57,8 @@ pub async fn keep_meeting(
     Ok(rows.rows.first().and_then(|row| self::meeting(row, 0)))
 }
 
-/// Keeps BBB guest policy `policy` (`ALWAYS_ACCEPT`, `ASK_MODERATOR` or `ALWAYS_DENY`) for
-/// session `room_sid` while it runs, unless it has one already (the first `create` sets it).
+/// Keeps BBB guest policy `policy` (`ALWAYS_ACCEPT`, `ASK_MODERATOR`, `ALWAYS_ACCEPT_AUTH` or
+/// `ALWAYS_DENY`) for session `room_sid` while it runs, unless it has one already.
 pub async fn keep_guest_policy(
     store: &impl Store,
     room_sid: &str,

@@ -113,14 +113,11 @@ pub async fn fetch<S: Store, H: HttpClient, C: Clock>(
     edge: &Edge<S, H, C>,
     body: &[u8],
 ) -> EdgeResponse {
-    let (req, page) = match Page::requested(body, MAX_ROOM_IDS) {
+    let (req, page) = match Page::requested_with_session(body, MAX_ROOM_IDS) {
         Ok(asked) => asked,
         Err(response) => return response,
     };
-    let query = match page.of_session(&req) {
-        Ok(query) => query,
-        Err(response) => return response,
-    };
+    let query = page.of_session(&req);
     let (total, rows) = match db::recordings_page(&edge.store, &query).await {
         Ok(found) => found,
         Err(e) => return internal(e),

@@ -182,20 +182,25 @@ impl Page {
         }
     }
 
-    /// The page of `req`'s rooms, of its session alone when it names one (`room_sid`, at most
-    /// 64 characters; `""` names none). `Err` is the answer to send.
-    pub fn of_session<'a>(
-        &self,
-        req: &'a ListingReq,
-    ) -> Result<crate::db::ListingQuery<'a>, EdgeResponse> {
-        let room_sid = req.room_sid.as_deref().filter(|sid| !sid.is_empty());
-        if room_sid.is_some_and(|sid| sid.len() > 64) {
+    /// [`Page::requested`] for a listing that also takes one session (`room_sid`, at most 64
+    /// characters).
+    pub fn requested_with_session(
+        body: &[u8],
+        max_ids: usize,
+    ) -> Result<(ListingReq, Page), EdgeResponse> {
+        let (req, page) = Page::requested(body, max_ids)?;
+        if req.room_sid.as_deref().is_some_and(|sid| sid.len() > 64) {
             return Err(invalid("room_sid: at most 64 characters"));
         }
-        Ok(crate::db::ListingQuery {
-            room_sid,
+        Ok((req, page))
+    }
+
+    /// The page of `req`'s rooms, of its session alone when it names one (`""` names none).
+    pub fn of_session<'a>(&self, req: &'a ListingReq) -> crate::db::ListingQuery<'a> {
+        crate::db::ListingQuery {
+            room_sid: req.room_sid.as_deref().filter(|sid| !sid.is_empty()),
             ..self.of(&req.room_ids)
-        })
+        }
     }
 
     /// `order_by` as the answer echoes it.
