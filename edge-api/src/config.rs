@@ -286,6 +286,22 @@ impl EdgeConfig {
         let regions_json = required(source, "regions").await?;
         let secrets_json = required(source, "livekit_secrets").await?;
         let regions = parse_regions(&regions_json, &secrets_json)?;
+        // The customer's webhook receivers get bodies signed with the API key and secret; a
+        // region whose LiveKit webhooks the edge takes directly under the same pair would take
+        // such a body, replayed to `/webhook/<region>`, as its LiveKit's (a `room_finished`).
+        if let Some(shared) = regions
+            .iter()
+            .find(|r| r.direct_webhooks && r.api_key == api_key && r.api_secret == api_secret)
+        {
+            return Err(ConfigError::Invalid {
+                name: "regions",
+                reason: format!(
+                    "region `{}` takes LiveKit's webhooks directly: its api_key and secret must \
+                     not be the edge's own",
+                    shared.id
+                ),
+            });
+        }
         let default_region = match source.get("default_region").await {
             Some(id) if !id.is_empty() => {
                 if !regions.iter().any(|r| r.id == id) {
@@ -852,5 +868,29 @@ mod tests {
         );
         let err = EdgeConfig::load(&MapSource(m)).await.unwrap_err();
         assert!(err.to_string().contains("must be its own"), "{err}");
+        // Nor the edge's own key and secret: its webhooks to customers could be replayed.
+        let mut m = base();
+        m.insert(
+            "regions",
+            direct.replace(r#""api_key":"k""#, r#""api_key":"plugnmeet""#),
+        );
+        m.insert(
+            "livekit_secrets",
+            format!(r#"{{"eu":"{}"}}"#, "s".repeat(40)),
+        );
+        let err = EdgeConfig::load(&MapSource(m.clone())).await.unwrap_err();
+        assert!(err.to_string().contains("not be the edge's own"), "{err}");
+        assert!(
+            !err.to_string().contains(&"s".repeat(40)),
+            "no secret in the error"
+        );
+        m.insert(
+            "livekit_secrets",
+            format!(r#"{{"eu":"{}"}}"#, "t".repeat(40)),
+        );
+        assert!(
+            EdgeConfig::load(&MapSource(m)).await.is_ok(),
+            "another secret"
+        );
     }
 }
