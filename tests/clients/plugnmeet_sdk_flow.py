@@ -1,6 +1,8 @@
 """Drives the edge with plugNmeet's official Python SDK (plugnmeet-sdk from PyPI), unchanged:
 create a room, get a join token, check it is active, read its info, end it; then list its
-analytics file, download it with a download token and delete it.
+analytics file, download it with a download token, find it through plugNmeet's newer artifact
+API (which this SDK has no methods for: its own signed transport calls the routes) and delete
+it.
 
 usage: plugnmeet_sdk_flow.py BASE_URL API_KEY API_SECRET ROOM_ID
 Exits non-zero with the failing step on stderr; prints "sdk flow ok" on success.
@@ -93,6 +95,21 @@ async def main(base_url, api_key, api_secret, room_id):
     check("analytics file", len(body) == info["file_size"]
           and analytics["room"]["room_id"] == room_id
           and analytics["room"]["room_title"] == "SDK room" and analytics["users"] == [], analytics)
+    # The same file as plugNmeet's artifact API shows it, signed by the SDK's own transport.
+    status, res = await pnm._async_request(
+        "/artifact/fetch", {"room_ids": [room_id], "type": "MEETING_ANALYTICS"})
+    artifacts = (res.get("result") or {}).get("artifacts_list") or [{}]
+    check("artifact/fetch", status == 200 and res["status"] is True
+          and artifacts[0].get("artifact_id") == info["file_id"]
+          and artifacts[0].get("type") == "MEETING_ANALYTICS", res)
+    status, res = await pnm._async_request("/artifact/info", {"artifact_id": info["file_id"]})
+    check("artifact/info", status == 200 and res["status"] is True
+          and res["room_info"]["room_sid"] == sid, res)
+    status, res = await pnm._async_request(
+        "/artifact/getDownloadToken", {"artifact_id": info["file_id"]})
+    check("artifact/getDownloadToken", status == 200 and res["status"] is True, res)
+    with urllib.request.urlopen(f"{base_url}/download/artifact/{res['token']}") as answer:
+        check("artifact download", answer.read() == body, "another body")
     status, res = await pnm.deleteAnalytics(DeleteAnalyticsRequest(file_id=info["file_id"]))
     check("deleteAnalytics", status == 200 and res["status"] is True, res)
     status, res = await pnm.fetchAnalytics(FetchAnalyticsRequest(room_ids=[room_id]))
