@@ -20,9 +20,26 @@ CREATE TABLE IF NOT EXISTS session_analytics (
 CREATE INDEX IF NOT EXISTS session_analytics_by_room ON session_analytics (room_id, created_at);
 CREATE INDEX IF NOT EXISTS session_analytics_by_time ON session_analytics (created_at);
 
+-- What each visible user published while the session ran, from LiveKit's `track_published` and
+-- `track_unpublished` (`db::analytics::note_track_event`), for the file's `mic_status`,
+-- `webcam_status` and `screen_share_status` events (plugNmeet's, `ANALYTICS_STATUS_STARTED`
+-- or `_ENDED` at each time in ms). Kept only for sessions with analytics, the first 5,000 of
+-- a session, and gone once its file is written (or the session forgotten).
+CREATE TABLE IF NOT EXISTS session_track_events (
+    room_sid TEXT    NOT NULL,
+    identity TEXT    NOT NULL,
+    name     TEXT    NOT NULL,     -- mic_status, webcam_status or screen_share_status
+    status   TEXT    NOT NULL,     -- ANALYTICS_STATUS_STARTED or ANALYTICS_STATUS_ENDED
+    at_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_track_events_by_user
+    ON session_track_events (room_sid, identity, name, at_ms);
+
 -- Participants still inside are taken as leaving at the end: the trigger that marks them left
 -- (0014's `webhook_room_finished`) may fire before or after this one.
-CREATE TRIGGER IF NOT EXISTS session_analytics_written AFTER UPDATE OF is_running ON rooms
+-- Recreated on every run, so that a database that ran an earlier body of it gets this one.
+DROP TRIGGER IF EXISTS session_analytics_written;
+CREATE TRIGGER session_analytics_written AFTER UPDATE OF is_running ON rooms
 WHEN OLD.is_running = 1 AND NEW.is_running = 0
     AND COALESCE(json_extract(CASE WHEN json_valid(NEW.metadata) THEN NEW.metadata END,
         '$.room_features.enable_analytics'), 1)
@@ -44,7 +61,17 @@ BEGIN
                 '$.room_features.end_to_end_encryption_features.is_enabled')
                 THEN 'true' ELSE 'false' END),
             'events', json_array()),
-        'users', (SELECT json_group_array(json(u.entry)) FROM (
+        -- Each user's joins and leaves, then what they published (by event name).
+        'users', (SELECT json_group_array(json_set(u.entry, '$.events', (
+            SELECT json_group_array(json(x.e) ORDER BY x.k, x.s) FROM (
+                SELECT 0 AS k, j.key AS s, j.value AS e FROM json_each(u.entry, '$.events') j
+                UNION ALL
+                SELECT 1, t.name, json_object('name', t.name, 'total', COUNT(*), 'values',
+                    json_group_array(json_object('time', CAST(t.at_ms AS TEXT),
+                        'value', t.status) ORDER BY t.at_ms, t.rowid))
+                FROM session_track_events t
+                WHERE t.room_sid = NEW.sid AND t.identity = u.user_id
+                GROUP BY t.name) x))) FROM (
             SELECT json_patch(json_object(
                 'user_id', p.identity,
                 'name', COALESCE(ru.name, MAX(p.name)),
@@ -63,7 +90,7 @@ BEGIN
                 CASE WHEN json_valid(ru.metadata)
                     AND json_extract(ru.metadata, '$.ex_user_id') IS NOT NULL
                     THEN json_object('ex_user_id', json_extract(ru.metadata, '$.ex_user_id'))
-                    ELSE '{}' END) AS entry
+                    ELSE '{}' END) AS entry, p.identity AS user_id
             FROM (SELECT * FROM room_participants
                   WHERE room_sid = NEW.sid AND hidden = 0
                   ORDER BY joined_at, participant_sid LIMIT 2000) p
@@ -71,6 +98,7 @@ BEGIN
             GROUP BY p.identity
             ORDER BY MIN(p.joined_at), p.identity) u)) AS body
         FROM (SELECT COALESCE(NEW.ended_at, NEW.created_at) AS ended) e) f;
+    DELETE FROM session_track_events WHERE room_sid = NEW.sid;
 END;
 
 -- plugNmeet's `artifact_created` webhook (the file, as its artifact API shows it) and then its
@@ -107,4 +135,5 @@ END;
 CREATE TRIGGER IF NOT EXISTS session_analytics_forgotten AFTER DELETE ON rooms
 BEGIN
     DELETE FROM session_analytics WHERE room_sid = OLD.sid;
+    DELETE FROM session_track_events WHERE room_sid = OLD.sid;
 END;

@@ -171,15 +171,10 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
     event: &WebhookEvent,
     joins: &mut HeardJoins,
 ) -> Result<Outcome, StoreError> {
-    // Most of LiveKit's events (egress, ...) change nothing here: no statement for them; nor
-    // do track events unless the customer's webhooks pass them on.
+    // Most of LiveKit's events (egress, ...) change nothing here: no statement for them.
     let Some(kind) = Followed::parse(&event.event) else {
         return Ok(Outcome::Ignored);
     };
-    let is_track = matches!(kind, Followed::TrackPublished | Followed::TrackUnpublished);
-    if is_track && !edge.config.webhooks.enabled() {
-        return Ok(Outcome::Ignored);
-    }
     if !event.id.is_empty() && db::event_applied(&edge.store, &region.id, &event.id).await? {
         return Ok(Outcome::Duplicate);
     }
@@ -258,16 +253,19 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
         }
         Followed::TrackPublished | Followed::TrackUnpublished if !room.sid.is_empty() => {
             let detail = crate::webhooks::track_detail(&participant, event.track.as_ref());
-            crate::db::webhooks::queue_track_event(
-                &edge.store,
-                &region.id,
-                &room.name,
-                &room.sid,
-                &event.event,
-                &detail,
-                at,
-            )
-            .await?
+            let (store, region) = (&edge.store, region.id.as_str());
+            let (name, sid, kind) = (room.name.as_str(), room.sid.as_str(), event.event.as_str());
+            // For the customer's webhooks (where there are any), and for the session's
+            // analytics file.
+            let queued = edge.config.webhooks.enabled()
+                && crate::db::webhooks::queue_track_event(
+                    store, region, name, sid, kind, &detail, at,
+                )
+                .await?;
+            let noted =
+                crate::db::analytics::note_track_event(store, region, name, sid, kind, &detail, at)
+                    .await?;
+            queued || noted
         }
         _ => false,
     };

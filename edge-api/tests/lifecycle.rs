@@ -2295,7 +2295,8 @@ fn presence(id: &str, kind: &str, room: &str, participant_sid: &str, who: &str) 
 }
 
 /// With webhooks, LiveKit's track events are passed on (once, a re-sent batch changes
-/// nothing), their `TrackInfo` in plugNmeet's snake_case; without, they cost no statement.
+/// nothing), their `TrackInfo` in plugNmeet's snake_case; without webhooks or analytics, they
+/// change nothing.
 #[test]
 fn track_events_are_passed_on_once_with_webhooks_only() {
     let track = |id: &str, kind: &str, name: &str| {
@@ -2307,7 +2308,8 @@ fn track_events_are_passed_on_once_with_webhooks_only() {
     };
     for hooked in [true, false] {
         let edge = if hooked { hooked_edge(false) } else { edge() };
-        running_room(&edge, "r1", "eu", json!({}));
+        // Without analytics: the analytics file does not note them either.
+        running_room(&edge, "r1", "eu", json!({"enable_analytics": false}));
         let name = lk(&edge, "r1");
         let batch = vec![
             event("EV_1", "room_started", &name, "RM_1", None),
@@ -3220,6 +3222,33 @@ fn an_ended_session_has_its_attendance_file() {
         ],
     );
     assert_eq!((status, &body["applied"]), (200, &json!(6)), "{body}");
+    // What alice publishes is noted (the hidden recorder's tracks are not; a retried event is
+    // noted once).
+    let track = |id: &str, kind: &str, who: Value, source: &str| {
+        let mut e = event(id, kind, &name, "RM_1", Some(who));
+        e["track"] = json!({"sid": format!("TR_{id}"), "source": source});
+        e
+    };
+    let alice = || participant("PA_1", "alice", false);
+    let batch = vec![
+        track("EV_7", "track_published", alice(), "MICROPHONE"),
+        track("EV_8", "track_published", alice(), "CAMERA"),
+        track("EV_9", "track_unpublished", alice(), "MICROPHONE"),
+        track(
+            "EV_10",
+            "track_published",
+            participant("PA_9", "recorder", true),
+            "CAMERA",
+        ),
+    ];
+    let (_, noted) = events(&edge, "eu", batch.clone());
+    assert_eq!(
+        (&noted["applied"], &noted["ignored"]),
+        (&json!(3), &json!(1)),
+        "{noted}"
+    );
+    let (_, again) = events(&edge, "eu", batch);
+    assert_eq!(again["duplicates"], 3, "{again}");
     edge.clock.0.set(edge.clock.0.get() + 60_000);
     end_room(&edge, "att");
     // Another session with analytics off writes none.
@@ -3346,6 +3375,48 @@ fn an_ended_session_has_its_attendance_file() {
         event_of(alice, "joined")["values"][0]["value"],
         event_of(alice, "joined")["values"][0]["time"],
         "plugNmeet writes the time as the value too"
+    );
+    // What alice published, after her joins and leaves; bob published nothing.
+    let names = |user: &Value| -> Vec<String> {
+        user["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(alice),
+        ["joined", "left", "mic_status", "webcam_status"]
+    );
+    assert_eq!(names(bob), ["joined", "left"]);
+    let mic = event_of(alice, "mic_status");
+    assert_eq!(mic["total"], 2, "{mic}");
+    let statuses: Vec<&Value> = mic["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["value"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            &json!("ANALYTICS_STATUS_STARTED"),
+            &json!("ANALYTICS_STATUS_ENDED")
+        ]
+    );
+    assert!(mic["values"][0]["time"]
+        .as_str()
+        .is_some_and(|t| t.parse::<i64>().is_ok()));
+    assert_eq!(event_of(alice, "webcam_status")["total"], 1);
+    assert_eq!(
+        count(
+            &edge,
+            "SELECT COUNT(*) FROM session_track_events WHERE room_sid = ?",
+            &room.sid
+        ),
+        0,
+        "noted until the file is written"
     );
 
     // Tokens of other kinds, changed ones and others' files lead nowhere.
