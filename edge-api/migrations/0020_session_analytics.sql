@@ -23,23 +23,25 @@ CREATE INDEX IF NOT EXISTS session_analytics_by_time ON session_analytics (creat
 -- What each visible user published while the session ran, from LiveKit's `track_published` and
 -- `track_unpublished` (`db::analytics::note_track_event`), for the file's `mic_status`,
 -- `webcam_status` and `screen_share_status` events (plugNmeet's, `ANALYTICS_STATUS_STARTED`
--- or `_ENDED` at each time in ms). Kept only for sessions with analytics, the first 5,000 of
--- a session, and gone once its file is written (or the session forgotten).
+-- or `_ENDED` at each time in ms). Kept only for sessions with analytics, the first 2,000 of
+-- a session (some 120 KB of the file, beside the joins' bound), each track's start and end
+-- once (a retried event adds nothing), and gone once its file is written (or the session
+-- forgotten).
 CREATE TABLE IF NOT EXISTS session_track_events (
-    room_sid TEXT    NOT NULL,
-    identity TEXT    NOT NULL,
-    name     TEXT    NOT NULL,     -- mic_status, webcam_status or screen_share_status
-    status   TEXT    NOT NULL,     -- ANALYTICS_STATUS_STARTED or ANALYTICS_STATUS_ENDED
-    at_ms    INTEGER NOT NULL
+    room_sid  TEXT    NOT NULL,
+    track_sid TEXT    NOT NULL,
+    identity  TEXT    NOT NULL,
+    name      TEXT    NOT NULL,    -- mic_status, webcam_status or screen_share_status
+    status    TEXT    NOT NULL,    -- ANALYTICS_STATUS_STARTED or ANALYTICS_STATUS_ENDED
+    at_ms     INTEGER NOT NULL,
+    UNIQUE (room_sid, track_sid, status)
 );
 CREATE INDEX IF NOT EXISTS session_track_events_by_user
     ON session_track_events (room_sid, identity, name, at_ms);
 
 -- Participants still inside are taken as leaving at the end: the trigger that marks them left
 -- (0014's `webhook_room_finished`) may fire before or after this one.
--- Recreated on every run, so that a database that ran an earlier body of it gets this one.
-DROP TRIGGER IF EXISTS session_analytics_written;
-CREATE TRIGGER session_analytics_written AFTER UPDATE OF is_running ON rooms
+CREATE TRIGGER IF NOT EXISTS session_analytics_written AFTER UPDATE OF is_running ON rooms
 WHEN OLD.is_running = 1 AND NEW.is_running = 0
     AND COALESCE(json_extract(CASE WHEN json_valid(NEW.metadata) THEN NEW.metadata END,
         '$.room_features.enable_analytics'), 1)
@@ -62,7 +64,7 @@ BEGIN
                 THEN 'true' ELSE 'false' END),
             'events', json_array()),
         -- Each user's joins and leaves, then what they published (by event name).
-        'users', (SELECT json_group_array(json_set(u.entry, '$.events', (
+        'users', (SELECT json_group_array(json_set(u.entry, '$.events', json((
             SELECT json_group_array(json(x.e) ORDER BY x.k, x.s) FROM (
                 SELECT 0 AS k, j.key AS s, j.value AS e FROM json_each(u.entry, '$.events') j
                 UNION ALL
@@ -71,7 +73,7 @@ BEGIN
                         'value', t.status) ORDER BY t.at_ms, t.rowid))
                 FROM session_track_events t
                 WHERE t.room_sid = NEW.sid AND t.identity = u.user_id
-                GROUP BY t.name) x))) FROM (
+                GROUP BY t.name) x)))) FROM (
             SELECT json_patch(json_object(
                 'user_id', p.identity,
                 'name', COALESCE(ru.name, MAX(p.name)),

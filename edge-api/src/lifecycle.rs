@@ -253,19 +253,19 @@ pub async fn apply<S: Store, H: HttpClient, C: Clock>(
         }
         Followed::TrackPublished | Followed::TrackUnpublished if !room.sid.is_empty() => {
             let detail = crate::webhooks::track_detail(&participant, event.track.as_ref());
-            let (store, region) = (&edge.store, region.id.as_str());
-            let (name, sid, kind) = (room.name.as_str(), room.sid.as_str(), event.event.as_str());
+            let track = crate::db::webhooks::TrackEvent {
+                region_id: &region.id,
+                livekit_room: &room.name,
+                livekit_sid: &room.sid,
+                event: &event.event,
+                detail: &detail,
+                at,
+            };
             // For the customer's webhooks (where there are any), and for the session's
             // analytics file.
             let queued = edge.config.webhooks.enabled()
-                && crate::db::webhooks::queue_track_event(
-                    store, region, name, sid, kind, &detail, at,
-                )
-                .await?;
-            let noted =
-                crate::db::analytics::note_track_event(store, region, name, sid, kind, &detail, at)
-                    .await?;
-            queued || noted
+                && crate::db::webhooks::queue_track_event(&edge.store, &track).await?;
+            crate::db::analytics::note_track_event(&edge.store, &track).await? || queued
         }
         _ => false,
     };

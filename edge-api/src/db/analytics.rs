@@ -2,6 +2,7 @@
 //! session's attendance, written by the schema when the session ends, and what its users
 //! published, noted as LiveKit reports it.
 
+use super::webhooks::TrackEvent;
 use super::{count_where, listing_filter, text_opt, Columns, ListingQuery};
 use crate::platform::{Rows, Store, StoreError};
 
@@ -94,24 +95,18 @@ pub async fn delete_analytics(store: &impl Store, file_id: &str) -> Result<bool,
     Ok(!rows.rows.is_empty())
 }
 
-/// Notes `event` (`track_published`, `track_unpublished`, with `detail` as
-/// [`super::webhooks::queue_track_event`] takes it) for the analytics file of the running
-/// session in `region_id` whose media is LiveKit room `livekit_sid`, named `livekit_room`: a
-/// visible user's microphone, camera or screen share started or ended at `at` (Unix seconds).
-/// Only for a session with analytics, and its first 5,000. Returns whether it was noted.
+/// Notes `track` for the analytics file of its session: a visible user's microphone, camera
+/// or screen share started or ended. Only for a session with analytics, its first 2,000, and
+/// each track's start and end once. Returns whether it was noted.
 pub async fn note_track_event(
     store: &impl Store,
-    region_id: &str,
-    livekit_room: &str,
-    livekit_sid: &str,
-    event: &str,
-    detail: &str,
-    at: i64,
+    track: &TrackEvent<'_>,
 ) -> Result<bool, StoreError> {
     let rows = store
         .execute(
-            "INSERT INTO session_track_events (room_sid, identity, name, status, at_ms) \
-             SELECT r.sid, json_extract(?2, '$.identity'), k.name, \
+            "INSERT OR IGNORE INTO session_track_events \
+             (room_sid, track_sid, identity, name, status, at_ms) \
+             SELECT r.sid, json_extract(?2, '$.track.sid'), json_extract(?2, '$.identity'), k.name, \
              CASE ?1 WHEN 'track_published' THEN 'ANALYTICS_STATUS_STARTED' \
               ELSE 'ANALYTICS_STATUS_ENDED' END, ?3 * 1000 \
              FROM rooms r JOIN room_media m ON m.room_sid = r.sid AND m.livekit_sid = ?4, \
@@ -122,19 +117,13 @@ pub async fn note_track_event(
               WHEN 'SCREEN_SHARE_AUDIO' THEN 'screen_share_status' \
               WHEN 4 THEN 'screen_share_status' END AS name) k \
              WHERE r.room_id = ?5 AND r.region = ?6 AND r.is_running = 1 \
-             AND k.name IS NOT NULL AND json_extract(?2, '$.hidden') = 0 \
+             AND k.name IS NOT NULL AND json_extract(?2, '$.track.sid') IS NOT NULL \
+             AND json_extract(?2, '$.hidden') = 0 \
              AND COALESCE(json_extract(CASE WHEN json_valid(r.metadata) THEN r.metadata END, \
               '$.room_features.enable_analytics'), 1) \
-             AND (SELECT COUNT(*) FROM session_track_events t WHERE t.room_sid = r.sid) < 5000 \
+             AND (SELECT COUNT(*) FROM session_track_events t WHERE t.room_sid = r.sid) < 2000 \
              RETURNING 1",
-            &[
-                event.into(),
-                detail.into(),
-                at.into(),
-                livekit_sid.into(),
-                super::room_id_of(livekit_room).into(),
-                region_id.into(),
-            ],
+            &track.params(),
         )
         .await?;
     Ok(!rows.rows.is_empty())

@@ -35,19 +35,46 @@ pub async fn capture_urls(
     Ok(())
 }
 
-/// Queues `event` (`track_published`, `track_unpublished`) with `detail` (JSON: the
-/// participant and the track) for every webhook URL of the running session in `region_id`
-/// whose media is LiveKit room `livekit_sid`, named `livekit_room`. Returns whether any was
-/// queued (none for a session without URLs). The participant's `joined_at` is the one kept, and
-/// the queue's wait is joined, as the triggers do.
+/// A LiveKit track event (`track_published`, `track_unpublished`) as the statements that keep
+/// it take it: for the running session in `region_id` whose media is LiveKit room
+/// `livekit_sid`, named `livekit_room`.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackEvent<'a> {
+    /// The region whose LiveKit reported it.
+    pub region_id: &'a str,
+    /// The LiveKit room's name.
+    pub livekit_room: &'a str,
+    /// The LiveKit room's sid.
+    pub livekit_sid: &'a str,
+    /// `track_published` or `track_unpublished`.
+    pub event: &'a str,
+    /// JSON: the participant and the track (`webhooks::track_detail`).
+    pub detail: &'a str,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl TrackEvent<'_> {
+    /// The parameters both statements bind: `?1` the event, `?2` the detail, `?3` the time,
+    /// `?4` the LiveKit sid, `?5` the room id, `?6` the region.
+    pub(crate) fn params(&self) -> [SqlValue; 6] {
+        [
+            self.event.into(),
+            self.detail.into(),
+            self.at.into(),
+            self.livekit_sid.into(),
+            super::room_id_of(self.livekit_room).into(),
+            self.region_id.into(),
+        ]
+    }
+}
+
+/// Queues `track` for every webhook URL of its session. Returns whether any was queued (none
+/// for a session without URLs). The participant's `joined_at` is the one kept, and the
+/// queue's wait is joined, as the triggers do.
 pub async fn queue_track_event(
     store: &impl Store,
-    region_id: &str,
-    livekit_room: &str,
-    livekit_sid: &str,
-    event: &str,
-    detail: &str,
-    at: i64,
+    track: &TrackEvent<'_>,
 ) -> Result<bool, StoreError> {
     let rows = store
         .execute(
@@ -65,14 +92,7 @@ pub async fn queue_track_event(
              JOIN room_webhook_urls u ON u.room_sid = r.sid \
              WHERE r.room_id = ?5 AND r.region = ?6 AND r.is_running = 1 \
              ORDER BY u.url RETURNING id",
-            &[
-                event.into(),
-                detail.into(),
-                at.into(),
-                livekit_sid.into(),
-                super::room_id_of(livekit_room).into(),
-                region_id.into(),
-            ],
+            &track.params(),
         )
         .await?;
     Ok(!rows.rows.is_empty())
