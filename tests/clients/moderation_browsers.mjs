@@ -127,18 +127,22 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   seen.moderatorUnread = await moderator.textContent("#toggle-chat .ctl-badge");
   await moderator.click("#toggle-chat");
   await moderator.waitForSelector("#chat .chat-message");
-  seen.moderatorChat = await moderator.$$eval("#chat .chat-message", (items) =>
-    items.map((m) => [m.querySelector(".chat-from").textContent, m.querySelector(".chat-text").textContent]),
-  );
-  await shot(moderator, "m7-chat");
-  const chatLock = async (direction) => {
+  // Each chat message `selector` finds on `page`, as [from, text].
+  const chatEntries = (page, selector) =>
+    page.$$eval(selector, (items) =>
+      items.map((m) => [m.querySelector(".chat-from").textContent, m.querySelector(".chat-text").textContent]),
+    );
+  // The backend's lock call on the guest's `service` (plugNmeet's updateLockSettings).
+  const lockGuest = async (service, direction) => {
     const answer = await fetch(`${plan.base}/api/updateLockSettings`, {
       method: "POST",
       headers: { Authorization: plan.moderator, "Content-Type": "application/json" },
-      body: JSON.stringify({ user_id: plan.guestIdentity, service: "chat", direction }),
+      body: JSON.stringify({ user_id: plan.guestIdentity, service, direction }),
     });
     return answer.json();
   };
+  seen.moderatorChat = await chatEntries(moderator, "#chat .chat-message");
+  await shot(moderator, "m7-chat");
   // Locked from the guest's row in People, unlocked by the backend's call.
   await moderator.click(`${row(plan.guestIdentity)} .people-lock-chat`);
   await guest.waitForSelector("#chat-input:disabled");
@@ -146,7 +150,7 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   seen.lockedChatButton = await moderator.textContent(`${row(plan.guestIdentity)} .people-lock-chat .words`);
   seen.guestChatLockedToast = await toastText(guest);
   seen.guestChatLockedNote = await guest.isVisible("#chat .chat-locked");
-  seen.chatLockAnswer = await chatLock("unlock");
+  seen.chatLockAnswer = await lockGuest("chat", "unlock");
   await guest.waitForSelector("#chat-input:enabled");
   await moderator.click("#toggle-chat");
   step("the guest and the moderator chat, and the guest's chat is locked and unlocked");
@@ -162,9 +166,7 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   seen.guestPrivateSent = await guest.textContent('#chat .chat-message[data-private="true"] .chat-from');
   await moderator.click("#toggle-chat");
   await moderator.waitForSelector('#chat .chat-message[data-private="true"]');
-  seen.moderatorPrivate = await moderator.$$eval('#chat .chat-message[data-private="true"]', (items) =>
-    items.map((m) => [m.querySelector(".chat-from").textContent, m.querySelector(".chat-text").textContent]),
-  );
+  seen.moderatorPrivate = await chatEntries(moderator, '#chat .chat-message[data-private="true"]');
   await moderator.fill("#chat-input", "Back to everyone.");
   await moderator.press("#chat-input", "Enter");
   await pest.click("#toggle-chat");
@@ -174,18 +176,10 @@ await runDriver("moderation-failure", async ({ plan, seen, step, open, shot }) =
   seen.pestChat = await pest.$$eval("#chat .chat-text", (items) => items.map((m) => m.textContent));
   await pest.click("#toggle-chat");
   await moderator.click("#toggle-chat");
-  const privateLock = async (direction) => {
-    const answer = await fetch(`${plan.base}/api/updateLockSettings`, {
-      method: "POST",
-      headers: { Authorization: plan.moderator, "Content-Type": "application/json" },
-      body: JSON.stringify({ user_id: plan.guestIdentity, service: "privateChat", direction }),
-    });
-    return answer.json();
-  };
-  seen.privateLockAnswer = await privateLock("lock");
+  seen.privateLockAnswer = await lockGuest("privateChat", "lock");
   await guest.waitForSelector("#chat-to:disabled");
   seen.lockedRecipient = await guest.$eval("#chat-to", (select) => select.value);
-  await privateLock("unlock");
+  await lockGuest("privateChat", "unlock");
   await guest.waitForSelector("#chat-to:enabled");
   await guest.click("#toggle-chat");
   step("the guest writes to the moderator alone, and the private chat is locked and unlocked");
