@@ -1,7 +1,7 @@
 //! plugNmeet's artifact API (`/auth/artifact/*`), which its newer SDKs and plugins use in place
-//! of the analytics calls: `fetch` (paged, filtered by rooms, session and type), `info` (one
-//! artifact and its session), `getDownloadToken` and `delete`, and the browser's
-//! `GET /download/artifact/<token>`.
+//! of the analytics calls: `fetch` (paged, filtered by rooms, session and type) and `info` (one
+//! artifact and its session). Its `getDownloadToken`, `delete` and the browser's
+//! `GET /download/artifact/<token>` are `crate::analytics`' handlers ([`Api::Artifact`]).
 //!
 //! plugNmeet's artifacts are the files and usage records a session leaves: its analytics, and
 //! the summaries, transcripts and AI usage of features the edge does not have. So the edge's
@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::analytics::{self, Api, ArtifactFileInfo};
+use crate::analytics::{Api, ArtifactFileInfo};
 use crate::db::analytics::{self as db, AnalyticsFile};
 use crate::exchange::EdgeResponse;
 use crate::platform::{Clock, HttpClient, Store};
@@ -171,22 +171,6 @@ pub async fn info<S: Store, H: HttpClient, C: Clock>(
             room_info: room.as_ref().map(PastRoomInfo::plain),
         },
     )
-}
-
-/// Handles `POST /auth/artifact/getDownloadToken`.
-pub async fn get_download_token<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    body: &[u8],
-) -> EdgeResponse {
-    analytics::get_download_token(edge, body, Api::Artifact).await
-}
-
-/// Handles `POST /auth/artifact/delete`.
-pub async fn delete<S: Store, H: HttpClient, C: Clock>(
-    edge: &Edge<S, H, C>,
-    body: &[u8],
-) -> EdgeResponse {
-    analytics::delete(edge, body, Api::Artifact).await
 }
 
 #[cfg(test)]

@@ -275,8 +275,12 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             "/auth/artifact/fetch" => artifacts::fetch(self, body).await,
             "/auth/artifact/info" => artifacts::info(self, body).await,
-            "/auth/artifact/getDownloadToken" => artifacts::get_download_token(self, body).await,
-            "/auth/artifact/delete" => artifacts::delete(self, body).await,
+            "/auth/artifact/getDownloadToken" => {
+                analytics::get_download_token(self, body, analytics::Api::Artifact).await
+            }
+            "/auth/artifact/delete" => {
+                analytics::delete(self, body, analytics::Api::Artifact).await
+            }
             "/auth/recording/info" | "/auth/recording/recordingInfo" => {
                 recording::catalog::info(self, body).await
             }
