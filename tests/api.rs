@@ -155,6 +155,7 @@ fn main() {
         ("join_token_renewal", join_token_renewal),
         ("encrypted_room", encrypted_room),
         ("join_page_is_served", join_page_is_served),
+        ("cms_plugins_embed_the_page", cms_plugins_embed_the_page),
         (
             "real_participant_joins_and_is_ended",
             real_participant_joins_and_is_ended,
@@ -1616,6 +1617,128 @@ fn join_page_is_served(s: &Suite) {
     }
     // The page is not a way around the API's methods.
     assert_eq!(s.target.post("/", b"{}", &[]).status, 404);
+}
+
+/// What plugNmeet's CMS plugins need to embed the page in one of their own (another origin):
+/// the client files `/auth/getClientFiles` names, served to any origin, each loading the hashed
+/// bundle next to it; and the page's API open to that origin (preflight and answers), while
+/// `/auth/*`, called by servers, stays closed to browsers.
+fn cms_plugins_embed_the_page(s: &Suite) {
+    let cms = [("Origin", "http://cms.example")];
+    let (status, files) = s.target.call("/auth/getClientFiles", &json!({}));
+    assert_eq!(status, 200, "{files}");
+    assert_common(&files, true, "SUCCESS");
+    assert_eq!(files["js"], files["js_files"], "{files}");
+    assert_eq!(files["css"], files["css_files"], "{files}");
+    let names = |kind: &str| -> Vec<String> {
+        files[kind]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind}: {files}"))
+            .iter()
+            .map(|f| f.as_str().expect("a file name").to_owned())
+            .collect()
+    };
+    // Moodle's plugin refuses to show the meeting when either list is empty; every plugin loads
+    // `main-module.*` as the ES module.
+    let (js, css) = (names("js_files"), names("css_files"));
+    assert!(js.iter().any(|f| f.starts_with("main-module.")), "{files}");
+    assert!(!css.is_empty(), "{files}");
+    assert!(
+        files.get("static_assets_path").is_none(),
+        "the plugins use <server>/assets: {files}"
+    );
+    let unsigned = s.target.post("/auth/getClientFiles", b"{}", &[]);
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text());
+
+    for (kind, list, content_type) in [("js", &js, "text/javascript"), ("css", &css, "text/css")] {
+        for name in list {
+            let path = format!("/assets/{kind}/{name}");
+            let file = s.target.send("GET", &path, &cms);
+            assert_eq!(file.status, 200, "{path}");
+            assert!(file.content_type().starts_with(content_type), "{path}");
+            assert_eq!(
+                file.header("access-control-allow-origin"),
+                Some("*"),
+                "{path}"
+            );
+            // It loads the hashed bundle next to it, which is served to any origin too.
+            let text = file.text();
+            let bundle = text
+                .split("'../")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap_or_else(|| panic!("{path} imports nothing: {text}"));
+            let hashed = s.target.send("GET", &format!("/assets/{bundle}"), &cms);
+            assert_eq!(hashed.status, 200, "{bundle}");
+            assert!(hashed.content_type().starts_with(content_type), "{bundle}");
+            assert_eq!(
+                hashed.header("access-control-allow-origin"),
+                Some("*"),
+                "{bundle}"
+            );
+        }
+    }
+
+    // Workers' header rules for the assets are not an asset.
+    assert_eq!(s.target.request("GET", "/_headers").status, 404);
+
+    // The page's API: the browser's preflight, then the call itself, from the CMS's origin.
+    let preflight = s.target.send(
+        "OPTIONS",
+        "/api/session",
+        &[
+            cms[0],
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            ),
+        ],
+    );
+    assert_eq!(preflight.status, 204, "{}", preflight.text());
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("POST")
+    );
+    let allowed = preflight
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    assert!(preflight.header("access-control-max-age").is_some());
+    let room = unique("cms");
+    s.target.create_room(&room, json!({}));
+    let token = s.target.join_token(&room, "cms-user", false, false);
+    let session = s.target.post(
+        "/api/session",
+        b"{}",
+        &[
+            cms[0],
+            ("Authorization", token.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+    );
+    assert_eq!(session.status, 200, "{}", session.text());
+    assert_eq!(session.header("access-control-allow-origin"), Some("*"));
+    // A refusal is readable too: the page shows why.
+    let refused = s
+        .target
+        .post("/api/session", b"{}", &[cms[0], ("Authorization", "x")]);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("access-control-allow-origin"), Some("*"));
+    // Servers call /auth/*: no browser of another origin may read it.
+    let auth = s.target.send("OPTIONS", "/auth/room/create", &cms);
+    assert_eq!(auth.header("access-control-allow-origin"), None);
+    let signed = s
+        .target
+        .call_bytes("/auth/room/isRoomActive", br#"{"room_id":"x"}"#);
+    assert_eq!(signed.header("access-control-allow-origin"), None);
+    s.target
+        .call("/auth/room/endRoom", &json!({"room_id": room}));
 }
 
 fn base64_url(bytes: &[u8]) -> String {

@@ -24,7 +24,8 @@
 //!   plugNmeet calls above, for BBB integrations.
 //! - [`waiting`]: the waiting room: who waits, and a moderator letting them in or not.
 //! - [`moderation`]: a moderator removing (and blocking) a participant, or muting microphones.
-//! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers).
+//! - [`web`]: the join page's files served at `/` (paths, types, cache and security headers),
+//!   and what lets plugNmeet's CMS plugins embed it (`/auth/getClientFiles`, CORS on `/api/*`).
 //! - [`placement`]: the rule that picks a room's region.
 //! - [`registry`]: the regions' health, load and drain state from their sidecars' heartbeats.
 //! - [`sidecars`]: the internal endpoints media-sidecars call (heartbeats, webhook batches).
@@ -123,6 +124,23 @@ const AUTH_ROUTES: &[&str] = &[
     "/auth/artifact/info",
     "/auth/artifact/getDownloadToken",
     "/auth/artifact/delete",
+    "/auth/getClientFiles",
+];
+
+/// The page's calls under `/api/` (POST only).
+const PAGE_API_CALLS: &[&str] = &[
+    "session",
+    "renewToken",
+    "endRoom",
+    "waitingRoom/users",
+    "waitingRoom/approveUsers",
+    "waitingRoom/rejectUsers",
+    "waitingRoom/updateMsg",
+    "removeParticipant",
+    "muteUnmuteTrack",
+    "raiseHand",
+    "updateLockSettings",
+    "recording",
 ];
 
 impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
@@ -132,65 +150,16 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
         if path == "/healthCheck" {
             return self.health().await;
         }
-        if path == "/api/session" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return sessions::handle(self, &request).await;
+        // First: a BBB path's API key could be `api`.
+        if let Some((api_key, call)) = bbb::route(path) {
+            return bbb::handle(self, &request, api_key, call).await;
         }
-        if path == "/api/renewToken" {
-            if request.method != Method::POST {
-                return method_not_allowed();
+        if path.starts_with("/api/") {
+            // The page's API, called from the edge's own page or a CMS plugin's (see `web`).
+            if request.method == Method::OPTIONS {
+                return web::preflight();
             }
-            return sessions::renew_token(self, &request).await;
-        }
-        if path == "/api/endRoom" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return sessions::end_room(self, &request).await;
-        }
-        if let Some(call) = path.strip_prefix("/api/waitingRoom/") {
-            if !["users", "approveUsers", "rejectUsers", "updateMsg"].contains(&call) {
-                return EdgeResponse::text(404, "Not Found");
-            }
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return match call {
-                "users" => waiting::users(self, &request).await,
-                "approveUsers" => waiting::approve(self, &request).await,
-                "rejectUsers" => waiting::reject(self, &request).await,
-                _ => waiting::update_message(self, &request).await,
-            };
-        }
-        if path == "/api/removeParticipant" || path == "/api/muteUnmuteTrack" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return if path == "/api/removeParticipant" {
-                moderation::remove(self, &request).await
-            } else {
-                moderation::mute(self, &request).await
-            };
-        }
-        if path == "/api/raiseHand" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return hands::raise(self, &request).await;
-        }
-        if path == "/api/updateLockSettings" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return locks::update(self, &request).await;
-        }
-        if path == "/api/recording" {
-            if request.method != Method::POST {
-                return method_not_allowed();
-            }
-            return recording::dispatch::handle(self, &request).await;
+            return web::allow_any_origin(self.page_api(&request).await);
         }
         if path.starts_with(recording::downloads::DOWNLOAD_PREFIX) {
             if request.method != Method::GET && request.method != Method::HEAD {
@@ -240,9 +209,6 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             }
             return sidecars::handle(self, &request).await;
         }
-        if let Some((api_key, call)) = bbb::route(path) {
-            return bbb::handle(self, &request, api_key, call).await;
-        }
         if !AUTH_ROUTES.contains(&path) {
             return EdgeResponse::text(404, "Not Found");
         }
@@ -291,6 +257,34 @@ impl<S: Store, H: HttpClient, C: Clock> Edge<S, H, C> {
             "/auth/recording/getDownloadToken" => {
                 recording::downloads::get_download_token(self, body).await
             }
+            "/auth/getClientFiles" => web::client_files(),
+            _ => EdgeResponse::text(404, "Not Found"),
+        }
+    }
+
+    /// The page's API under `/api/` (POST only): the join token in `Authorization`, JSON in and
+    /// out.
+    async fn page_api(&self, request: &EdgeRequest) -> EdgeResponse {
+        let call = request.path.strip_prefix("/api/").unwrap_or_default();
+        if !PAGE_API_CALLS.contains(&call) {
+            return EdgeResponse::text(404, "Not Found");
+        }
+        if request.method != Method::POST {
+            return method_not_allowed();
+        }
+        match call {
+            "session" => sessions::handle(self, request).await,
+            "renewToken" => sessions::renew_token(self, request).await,
+            "endRoom" => sessions::end_room(self, request).await,
+            "waitingRoom/users" => waiting::users(self, request).await,
+            "waitingRoom/approveUsers" => waiting::approve(self, request).await,
+            "waitingRoom/rejectUsers" => waiting::reject(self, request).await,
+            "waitingRoom/updateMsg" => waiting::update_message(self, request).await,
+            "removeParticipant" => moderation::remove(self, request).await,
+            "muteUnmuteTrack" => moderation::mute(self, request).await,
+            "raiseHand" => hands::raise(self, request).await,
+            "updateLockSettings" => locks::update(self, request).await,
+            "recording" => recording::dispatch::handle(self, request).await,
             _ => EdgeResponse::text(404, "Not Found"),
         }
     }

@@ -6,10 +6,19 @@
 //! plugNmeet's integrations send users to `/?access_token=<join token>`, so the page's URL
 //! carries a secret: it is served with `Referrer-Policy: no-referrer`, and the page moves the
 //! token into the tab's session storage and out of the address bar.
+//!
+//! plugNmeet's CMS plugins (Moodle, WordPress, Joomla) embed the page in one of their own
+//! instead: they ask `/auth/getClientFiles` for its files ([`client_files`]), load them from
+//! `/assets/js/` and `/assets/css/` into a page on their site, and the page calls the edge's
+//! `/api/*` from there, so those answer any origin ([`allow_any_origin`], [`preflight`]). That
+//! is safe because the only credential is the join token the page sends in `Authorization`:
+//! no cookie rides along, and another site learns nothing it could not ask for itself.
 
 use http::Method;
+use serde::Serialize;
 
 use crate::exchange::EdgeResponse;
+use crate::wire::Common;
 
 /// One file of the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +38,69 @@ style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream
 connect-src 'self' ws: wss: http: https:; frame-ancestors 'none'; base-uri 'none'; \
 form-action 'none'";
 
+/// The client files `/auth/getClientFiles` names: plugNmeet's CMS plugins load
+/// `/assets/js/<each>` and `/assets/css/<each>` into their own page (web/build.mjs writes them).
+pub const CLIENT_JS_FILES: &[&str] = &["main-module.js"];
+/// See [`CLIENT_JS_FILES`].
+pub const CLIENT_CSS_FILES: &[&str] = &["main.css"];
+
+/// plugNmeet's `GetClientFilesRes` after its envelope: the file names, under both their old and
+/// their current field names.
+#[derive(Serialize)]
+struct ClientFiles {
+    css: &'static [&'static str],
+    js: &'static [&'static str],
+    css_files: &'static [&'static str],
+    js_files: &'static [&'static str],
+}
+
+/// `/auth/getClientFiles`: the page's files a CMS plugin loads into its own page. No
+/// `static_assets_path`, so the plugins take them from the edge's `/assets`.
+pub fn client_files() -> EdgeResponse {
+    EdgeResponse::reply(
+        Common::ok("success"),
+        ClientFiles {
+            css: CLIENT_CSS_FILES,
+            js: CLIENT_JS_FILES,
+            css_files: CLIENT_CSS_FILES,
+            js_files: CLIENT_JS_FILES,
+        },
+    )
+}
+
+/// How long a browser may keep a preflight's answer (Chromium keeps at most two hours). Each
+/// preflight is a request the platform bills.
+const PREFLIGHT_MAX_AGE_SECS: &str = "7200";
+
+/// The answer to a CORS preflight (`OPTIONS`) of the page's API: any origin may `POST` with the
+/// join token in `Authorization` and a JSON body.
+pub fn preflight() -> EdgeResponse {
+    allow_any_origin(EdgeResponse {
+        status: 204,
+        headers: vec![
+            ("access-control-allow-methods", "POST".to_owned()),
+            (
+                "access-control-allow-headers",
+                "authorization, content-type".to_owned(),
+            ),
+            ("access-control-max-age", PREFLIGHT_MAX_AGE_SECS.to_owned()),
+        ],
+        body: Vec::new(),
+    })
+}
+
+/// `response` of the page's API, readable by a page of any origin.
+pub fn allow_any_origin(mut response: EdgeResponse) -> EdgeResponse {
+    response
+        .headers
+        .push(("access-control-allow-origin", "*".to_owned()));
+    response
+}
+
 /// The file a `GET`/`HEAD` of `path` asks for, if it is one of the page's: `/` (and
-/// `/index.html`) or a file under `/assets/` whose name is plain ASCII (letters, digits, `-`,
-/// `_`, `.`; no `..`). Anything else is not the page's and goes to the API.
+/// `/index.html`) or a file under `/assets/` (or `/assets/js/`, `/assets/css/`, where the CMS
+/// plugins' client files are) whose name is plain ASCII (letters, digits, `-`, `_`, `.`; no
+/// `..`). Anything else is not the page's and goes to the API.
 pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
     if method != Method::GET && method != Method::HEAD {
         return None;
@@ -44,6 +113,13 @@ pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
         });
     }
     let name = path.strip_prefix("/assets/")?;
+    // The client files keep their names from build to build: revalidated on every load. They
+    // only import the hashed files, which never change.
+    let (folder, name, cache_control) = match name.split_once('/') {
+        Some((folder @ ("js" | "css"), name)) => (Some(folder), name, "no-cache"),
+        Some(_) => return None,
+        None => (None, name, "public, max-age=31536000, immutable"),
+    };
     let plain = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
@@ -64,10 +140,14 @@ pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
         Some("woff2") => "font/woff2",
         _ => return None,
     };
+    let relative_path = match folder {
+        Some(folder) => format!("assets/{folder}/{name}"),
+        None => format!("assets/{name}"),
+    };
     Some(PageFile {
-        relative_path: format!("assets/{name}"),
+        relative_path,
         content_type,
-        cache_control: "public, max-age=31536000, immutable",
+        cache_control,
     })
 }
 
@@ -98,7 +178,11 @@ pub fn file_response(
         ("x-content-type-options", "nosniff".to_owned()),
         ("referrer-policy", "no-referrer".to_owned()),
     ];
-    if file.relative_path == "index.html" {
+    if file.relative_path != "index.html" {
+        // A CMS plugin's page (another origin) loads the client as ES modules, which the
+        // browser fetches with CORS; the files are public. On Workers, `_headers` says the same.
+        headers.push(("access-control-allow-origin", "*".to_owned()));
+    } else {
         headers.push((
             "content-security-policy",
             CONTENT_SECURITY_POLICY.to_owned(),
@@ -154,12 +238,27 @@ mod tests {
         assert_eq!(js.relative_path, "assets/app-AB12.js");
         assert!(js.content_type.starts_with("text/javascript"));
         assert!(js.cache_control.contains("immutable"));
+        for name in CLIENT_JS_FILES {
+            let file = page_file(&Method::GET, &format!("/assets/js/{name}")).unwrap();
+            assert_eq!(file.relative_path, format!("assets/js/{name}"));
+            assert!(file.content_type.starts_with("text/javascript"));
+            assert_eq!(file.cache_control, "no-cache");
+        }
+        for name in CLIENT_CSS_FILES {
+            let file = page_file(&Method::GET, &format!("/assets/css/{name}")).unwrap();
+            assert_eq!(file.relative_path, format!("assets/css/{name}"));
+            assert!(file.content_type.starts_with("text/css"));
+        }
 
         for path in [
             "/assets/../edge.sqlite",
             "/assets/..%2fedge.sqlite",
             "/assets/.hidden.js",
             "/assets/a/b.js",
+            "/assets/js/a/b.js",
+            "/assets/js/../x.js",
+            "/assets/js/",
+            "/assets/css/.x.css",
             "/assets/",
             "/assets/app.exe",
             "/auth/room/create",
@@ -206,5 +305,17 @@ mod tests {
         assert!(header("content-security-policy")
             .unwrap()
             .contains("script-src 'self'"));
+        assert_eq!(header("access-control-allow-origin"), None);
+
+        let asset = page_file(&Method::GET, "/assets/js/main-module.js").unwrap();
+        let res = file_response(&Method::GET, &asset, b"import".to_vec(), false);
+        assert!(res
+            .headers
+            .iter()
+            .any(|(n, v)| *n == "access-control-allow-origin" && v == "*"));
+        assert!(res
+            .headers
+            .iter()
+            .all(|(n, _)| *n != "content-security-policy"));
     }
 }

@@ -2,7 +2,7 @@
 create a room, get a join token, check it is active, read its info, end it; then list its
 analytics file, download it with a download token, find it through plugNmeet's newer artifact
 API (which this SDK has no methods for: its own signed transport calls the routes) and delete
-it.
+it; and ask for the client files a CMS plugin loads into its page.
 
 usage: plugnmeet_sdk_flow.py BASE_URL API_KEY API_SECRET ROOM_ID
 Exits non-zero with the failing step on stderr; prints "sdk flow ok" on success.
@@ -21,7 +21,8 @@ from plugnmeet_sdk.schemas.data import (
 )
 from plugnmeet_sdk.schemas.requests import (
     CreateRoomRequest, DeleteAnalyticsRequest, EndRoomRequest, FetchAnalyticsRequest,
-    GetActiveRoomInfoRequest, GetAnalyticsDownloadTokenRequest, JoinRoomRequest, RoomStatusRequest,
+    GetActiveRoomInfoRequest, GetAnalyticsDownloadTokenRequest, GetClientFilesRequest,
+    JoinRoomRequest, RoomStatusRequest,
 )
 
 
@@ -114,6 +115,18 @@ async def main(base_url, api_key, api_secret, room_id):
     check("deleteAnalytics", status == 200 and res["status"] is True, res)
     status, res = await pnm.fetchAnalytics(FetchAnalyticsRequest(room_ids=[room_id]))
     check("fetchAnalytics after delete", res["status"] is False and res["status_code"] == "NOT_FOUND", res)
+
+    # What plugNmeet's CMS plugins load into their page; each file is there, for any origin.
+    status, res = await pnm.getClientFiles(GetClientFilesRequest())
+    check("getClientFiles", status == 200 and res["status"] is True
+          and any(f.startswith("main-module.") for f in res.get("js_files") or [])
+          and len(res.get("css_files") or []) > 0, res)
+    for kind in ("js", "css"):
+        for name in res[f"{kind}_files"]:
+            with urllib.request.urlopen(f"{base_url}/assets/{kind}/{name}") as answer:
+                check(f"client file {kind}/{name}", answer.status == 200
+                      and answer.headers.get("Access-Control-Allow-Origin") == "*",
+                      dict(answer.headers))
 
     bad = PlugNMeet(base_url, api_key, "wrong-secret")
     status, res = await bad.isRoomActive(RoomStatusRequest(room_id=room_id))

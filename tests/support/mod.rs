@@ -136,6 +136,23 @@ impl Target {
         Self::collect(response)
     }
 
+    /// A request with any method and these headers, without a body (a browser's CORS
+    /// preflight, a cross-origin GET).
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(()).expect("request");
+        let response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        Self::collect(response)
+    }
+
     fn collect_head(response: &ureq::http::Response<ureq::Body>) -> Reply {
         Reply {
             status: response.status().as_u16(),
