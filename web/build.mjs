@@ -1,14 +1,18 @@
 // Builds the join page into web/dist:
-//   dist/index.html            (from index.html, pointing at the hashed files under /assets/)
-//   dist/assets/app-<hash>.js  (src/main.ts bundled and minified, ES2020)
-//   dist/assets/app-<hash>.css (src/styles.css, imported by main.ts)
+//   dist/index.html              (from index.html, pointing at the hashed files under /assets/)
+//   dist/assets/app-<hash>.js    (src/main.ts bundled and minified, ES2020)
+//   dist/assets/app-<hash>.css   (src/styles.css, imported by main.ts)
 //   dist/assets/e2ee-worker-<hash>.js (livekit-client's end-to-end encryption worker, loaded
-//                              only in an encrypted room; index.html names it)
-// and a gzip (level 9) sibling `<file>.gz` next to every file. Type-checks first (tsc); exits
+//                                only in an encrypted room; the app knows its name)
+//   dist/assets/js/main-module.js and dist/assets/css/main.css: the client files the edge names
+//                                at `/auth/getClientFiles`, which plugNmeet's CMS plugins load into
+//                                their own page; each only imports the hashed file of its kind
+//   dist/_headers                (Workers static assets: any origin may load /assets/*)
+// and a gzip (level 9) sibling `<file>.gz` next to every file it makes smaller. Type-checks first (tsc); exits
 // non-zero on any type or build error. Run from anywhere: `node web/build.mjs`.
 
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,42 +40,46 @@ if (check.status !== 0) fail('type errors (tsc --noEmit)');
 await rm(dist, { recursive: true, force: true });
 await mkdir(assets, { recursive: true });
 
-let result;
-try {
-  result = await build({
-    absWorkingDir: root,
-    entryPoints: {
-      app: 'src/main.ts',
-      'e2ee-worker': 'livekit-client/e2ee-worker',
-    },
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    target: 'es2020',
-    platform: 'browser',
-    outdir: assets,
-    entryNames: '[name]-[hash]',
-    assetNames: 'app-[hash]',
-    chunkNames: 'app-[hash]',
-    metafile: true,
-    sourcemap: false,
-    legalComments: 'eof',
-    charset: 'utf8',
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'warning',
-  });
-} catch {
-  fail('esbuild reported errors');
+// The worker first: the app is built knowing its file name.
+async function bundle(entryPoints, define = {}) {
+  try {
+    return await build({
+      absWorkingDir: root,
+      entryPoints,
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      target: 'es2020',
+      platform: 'browser',
+      outdir: assets,
+      entryNames: '[name]-[hash]',
+      assetNames: 'app-[hash]',
+      chunkNames: 'app-[hash]',
+      metafile: true,
+      sourcemap: false,
+      legalComments: 'eof',
+      charset: 'utf8',
+      define: { 'process.env.NODE_ENV': '"production"', ...define },
+      logLevel: 'warning',
+    });
+  } catch {
+    fail('esbuild reported errors');
+  }
 }
+
+const workerBuild = await bundle({ 'e2ee-worker': 'livekit-client/e2ee-worker' });
+const workerOut = Object.keys(workerBuild.metafile.outputs).find((file) =>
+  path.basename(file).startsWith('e2ee-worker-'),
+);
+if (!workerOut) fail('no output for the E2EE worker');
+const result = await bundle(
+  { app: 'src/main.ts' },
+  { __EDGEMEET_E2EE_WORKER__: JSON.stringify(path.basename(workerOut)) },
+);
 
 const entry = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint === 'src/main.ts');
 if (!entry) fail('no output for src/main.ts');
 const [jsOut, jsMeta] = entry;
-const worker = Object.entries(result.metafile.outputs).find(([file]) =>
-  path.basename(file).startsWith('e2ee-worker-'),
-);
-if (!worker) fail('no output for the E2EE worker');
-const [workerOut] = worker;
 const cssOut = jsMeta.cssBundle;
 if (!cssOut) fail('no CSS bundle (src/main.ts must import ./styles.css)');
 const assetUrl = (file) => `/assets/${path.basename(file)}`;
@@ -81,7 +89,6 @@ let html = await readFile(path.join(root, 'index.html'), 'utf8');
 for (const [placeholder, file] of [
   ['__APP_JS__', jsOut],
   ['__APP_CSS__', cssOut],
-  ['__E2EE_WORKER__', workerOut],
 ]) {
   const count = html.split(placeholder).length - 1;
   if (count !== 1) fail(`index.html must contain ${placeholder} exactly once (found ${count})`);
@@ -91,6 +98,14 @@ if (/<script(?![^>]*\bsrc=)[^>]*>/i.test(html) || /\sstyle=|<style/i.test(html))
   fail('index.html must have no inline scripts or styles (CSP)');
 }
 await writeFile(path.join(dist, 'index.html'), html);
+
+// 3b. The client files for plugNmeet's CMS plugins (names fixed: the edge answers
+// `/auth/getClientFiles` with them). They are fetched on every page load (no-cache) and only
+// import the immutable hashed files, relative to themselves.
+await mkdir(path.join(assets, 'js'));
+await mkdir(path.join(assets, 'css'));
+await writeFile(path.join(assets, 'js', 'main-module.js'), `import '../${path.basename(jsOut)}';\n`);
+await writeFile(path.join(assets, 'css', 'main.css'), `@import url('../${path.basename(cssOut)}');\n`);
 
 // 4. Gzip siblings.
 async function files(dir) {
@@ -107,8 +122,9 @@ const rows = [];
 for (const file of await files(dist)) {
   const body = await readFile(file);
   const gz = gzipSync(body, { level: constants.Z_BEST_COMPRESSION });
-  await writeFile(`${file}.gz`, gz);
-  rows.push([path.relative(root, file), body.length, (await stat(`${file}.gz`)).size]);
+  // A tiny file (the CMS plugins' client files) is smaller as it is: served plain.
+  if (gz.length < body.length) await writeFile(`${file}.gz`, gz);
+  rows.push([path.relative(root, file), body.length, gz.length < body.length ? gz.length : '-']);
 }
 const width = Math.max(...rows.map(([name]) => name.length));
 for (const [name, size, gzSize] of rows) {
@@ -118,3 +134,8 @@ for (const [name, size, gzSize] of rows) {
 // 5. On Workers the platform compresses by itself: upload neither the .gz siblings nor the
 // bootstrap's build stamp as static assets (wrangler reads this file; it is not served).
 await writeFile(path.join(dist, '.assetsignore'), '*.gz\n.sources.sha256\n');
+
+// 6. On Workers the platform serves /assets/* itself: a CMS plugin's page (another origin) loads
+// the client as ES modules, which the browser fetches with CORS. The edge's other platforms
+// add the same header (edge-api/src/web.rs). Written after the gzip step: it is not served.
+await writeFile(path.join(dist, '_headers'), '/assets/*\n  Access-Control-Allow-Origin: *\n');

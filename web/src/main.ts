@@ -10,6 +10,7 @@ import { showEnded, showError, showLeft, showLoading, showRemoved, showWaiting }
 import { createSession, type SessionResult } from './session';
 import './timings';
 import { encryptionSupported } from './encryption';
+import { isEmbedded, mountInHostPage } from './embedding';
 import { keepTokenFresh } from './renewal';
 import { currentToken, expiredLocally, forgetToken, takeToken } from './token';
 
@@ -25,8 +26,10 @@ function debugEnabled(): boolean {
 // (localStorage['edgemeet-debug'] = '1').
 setLogLevel(debugEnabled() ? LogLevel.debug : LogLevel.silent);
 
+// Inside a CMS plugin's page, the page mounts into the element the plugin made (embedding.ts).
+mountInHostPage();
 // The join token moves from the address bar into this tab (see token.ts).
-takeToken();
+takeToken(isEmbedded());
 
 /** How often a waiting user's page asks whether they were let in. */
 const WAITING_POLL_MS = 3_000;

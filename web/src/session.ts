@@ -1,9 +1,11 @@
-// The edge's API for the page (same origin): `POST /api/session` trades the join token for the
-// room's region and a LiveKit token (or says the user waits for a moderator);
-// `POST /api/endRoom` lets a moderator end the meeting, `/api/removeParticipant` and
-// `/api/muteUnmuteTrack` keep order in it; `/api/waitingRoom/*` lets a moderator
-// see who waits and let them in or turn them away. All take the join token raw in
-// `Authorization`.
+// The edge's API for the page (same origin; inside a CMS plugin's page, the edge's URL, see
+// embedding.ts): `POST /api/session` trades the join token for the room's region and a LiveKit
+// token (or says the user waits for a moderator); `POST /api/endRoom` lets a moderator end the
+// meeting, `/api/removeParticipant` and `/api/muteUnmuteTrack` keep order in it;
+// `/api/waitingRoom/*` lets a moderator see who waits and let them in or turn them away. All
+// take the join token raw in `Authorization`.
+
+import { apiBase } from './embedding';
 
 export type ErrorKind = 'expired' | 'invalid' | 'not-active' | 'blocked' | 'unreachable' | 'unsupported';
 
@@ -89,12 +91,13 @@ async function post(path: string, joinToken: string, payload: object = {}): Prom
   const abort = new AbortController();
   const timer = window.setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
   try {
-    const res = await fetch(path, {
+    const res = await fetch(apiBase() + path, {
       method: 'POST',
       headers: { Authorization: joinToken, 'Content-Type': 'application/json' },
       body: JSON.stringify(payload),
       cache: 'no-store',
-      credentials: 'same-origin',
+      credentials: 'omit',
+      referrerPolicy: 'no-referrer',
       signal: abort.signal,
     });
     let body: Record<string, unknown> | null = null;

@@ -1,23 +1,27 @@
 // The plugNmeet join token: integrations link to `/?access_token=<token>`. The token is a
-// secret, so it moves from the address bar into this tab's session storage at once: kept for a
-// reload, never sent with requests (a cookie would ride along on every one), gone with the tab.
+// secret, so on the edge's own page it moves from the address bar into this tab's session
+// storage at once: kept for a reload, never sent with requests (a cookie would ride along on
+// every one), gone with the tab. Inside a CMS plugin's page the address bar is the host site's
+// (see embedding.ts), so the token stays there too.
 
 const KEY = 'pnm_access_token';
+/** Inside a host page: the link's token the kept one descends from (by renewals). */
+const LINK_KEY = 'pnm_access_token_link';
 
 /** The token in use: the one taken at load, or its latest renewal. */
 let current: string | null = null;
 
-function stored(): string | null {
+function read(key: string): string | null {
   try {
-    return window.sessionStorage.getItem(KEY) || null;
+    return window.sessionStorage.getItem(key) || null;
   } catch {
     return null;
   }
 }
 
-function store(token: string): void {
+function write(key: string, value: string): void {
   try {
-    window.sessionStorage.setItem(KEY, token);
+    window.sessionStorage.setItem(key, value);
   } catch {
     // Storage refused (private mode, quota): the token lives in memory for this page only.
   }
@@ -28,6 +32,7 @@ export function forgetToken(): void {
   current = null;
   try {
     window.sessionStorage.removeItem(KEY);
+    window.sessionStorage.removeItem(LINK_KEY);
   } catch {
     // Nothing was stored.
   }
@@ -36,22 +41,32 @@ export function forgetToken(): void {
 }
 
 /**
- * The join token: from `?access_token=` (then kept in session storage and removed from the
- * address bar), else from session storage; `null` when there is none.
+ * The join token: from `?access_token=` (then kept in session storage and, on the edge's own
+ * page, removed from the address bar), else from session storage; `null` when there is none.
+ * Inside a host page (`embedded`) the link stays in the address bar, and a renewal of that same
+ * link kept in this tab wins over it on a reload (the link's own token may have expired).
  */
-export function takeToken(): string | null {
+export function takeToken(embedded: boolean): string | null {
   const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get('access_token')?.trim() ?? '';
+  if (embedded) {
+    if (fromUrl && read(LINK_KEY) !== fromUrl) {
+      write(KEY, fromUrl);
+      write(LINK_KEY, fromUrl);
+    }
+    current = read(KEY) ?? (fromUrl || null);
+    return current;
+  }
   if (url.searchParams.has('access_token')) {
-    const fromUrl = url.searchParams.get('access_token')?.trim() ?? '';
     url.searchParams.delete('access_token');
     history.replaceState(history.state, '', url.pathname + url.search + url.hash);
     if (fromUrl) {
-      store(fromUrl);
+      write(KEY, fromUrl);
       current = fromUrl;
       return fromUrl;
     }
   }
-  current = stored();
+  current = read(KEY);
   return current;
 }
 
@@ -64,7 +79,7 @@ export function currentToken(): string {
 /** Keeps a renewed token, for this page and a reload. */
 export function keepToken(token: string): void {
   current = token;
-  store(token);
+  write(KEY, token);
 }
 
 /** Clock skew allowed between this device and the edge when reading `exp` here. */
