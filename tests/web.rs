@@ -588,6 +588,67 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     );
 }
 
+/// The meeting inside a CMS plugin's page: a stand-in for the CMS site, on another origin,
+/// renders the page plugNmeet's Moodle and WordPress plugins render from `/auth/getClientFiles`;
+/// both users join an encrypted meeting there (the E2EE worker comes from the edge's origin),
+/// play each other's video, the guest reloads and is back, and the moderator ends it.
+#[test]
+fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let system = System::start("web-cms", "");
+    let target = &system.target;
+    let room = unique("course");
+    target.create_room(
+        &room,
+        json!({"metadata": {"room_title": "Course 101", "room_features": {
+            "end_to_end_encryption_features": {"is_enabled": true}}}}),
+    );
+    let (status, files) = target.call("/auth/getClientFiles", &json!({}));
+    assert_eq!(status, 200, "{files}");
+    let shots = support::artefacts_dir("web-cms");
+    let seen = drive(
+        "cms_page_browsers.mjs",
+        &json!({
+            "base": target.base,
+            "js": files["js_files"], "css": files["css_files"],
+            "moderator": target.join_token(&room, "teacher-1", true, false),
+            "moderatorIdentity": "teacher-1",
+            "guest": target.join_token(&room, "student-1", false, false),
+            "guestIdentity": "student-1",
+            "shots": shots,
+        }),
+    );
+    assert_eq!(
+        seen["ok"], true,
+        "the browsers did not get through: {seen:#}"
+    );
+    // The page ran on the CMS's origin, in the CMS's element, and called the edge's API.
+    let cms = seen["cmsOrigin"].as_str().expect("the CMS's origin");
+    assert_eq!(seen["pageOrigin"], cms, "{seen}");
+    assert_ne!(cms, target.base, "{seen}");
+    assert_eq!(seen["mountedInHostElement"], true, "{seen}");
+    for user in ["moderator", "guest"] {
+        assert_eq!(
+            seen[format!("{user}SessionUrl")],
+            format!("{}/api/session", target.base),
+            "{seen}"
+        );
+    }
+    assert_eq!(
+        seen["cmsRequests"],
+        json!(["/mod/plugnmeet/conference.php"]),
+        "{seen}"
+    );
+    // The host site keeps its address bar.
+    assert_eq!(seen["urlKeepsToken"], true, "{seen}");
+    assert_eq!(seen["encrypted"], true, "{seen}");
+    assert_eq!(seen["moderatorTiles"], 2, "{seen}");
+    assert_console_clean(&seen, &[]);
+    assert_screenshots(&shots, &["c1-cms-room"]);
+    let (_, active) = target.call("/auth/room/isRoomActive", &json!({"room_id": room}));
+    assert_eq!(active["is_active"], false, "{active}");
+}
+
 /// Recording from the page: with a real `recorder-native serve` configured on the edge
 /// (`[[recorders]]`), the moderator clicks Record, both pages (the guest's too) show the
 /// Recording badge while LiveKit reports the room recorded, the guest has no Record button,

@@ -1,0 +1,139 @@
+// Drives the meeting embedded in a CMS plugin's page, in headless Debian Chromium, for
+// tests/web.rs:
+//
+//   node cms_page_browsers.mjs PLAN_JSON
+//
+// PLAN_JSON: {"base": EDGE_URL, "js": [FILE], "css": [FILE] (from /auth/getClientFiles),
+//             "moderator": TOKEN, "moderatorIdentity": ID, "guest": TOKEN, "guestIdentity": ID,
+//             "shots": DIR}
+// A stand-in for the CMS site (named as such: Moodle and WordPress cannot run here) serves, on
+// another origin than the edge's, the page plugNmeet's Moodle plugin (conference.php) and
+// WordPress plugin render: a <link> per CSS file and a <script> per JS file under
+// `<server>/assets/{css,js}/` (`main-module.*` as an ES module, the rest deferred),
+// `window.plugNmeetConfig = {serverUrl, staticAssetsPath, …}`, and `<div id="plugNmeet-app">`;
+// users reach it as `/mod/plugnmeet/conference.php?id=…&access_token=…`. Both users join the
+// encrypted meeting there and play each other's video (decrypted in the page's worker); the
+// guest reloads the page and is back in; the moderator ends the meeting. Prints one JSON line
+// with what it saw; screenshots go to DIR.
+import { createServer } from "node:http";
+
+import { enterRoom, playsRemoteVideo, runDriver, screen } from "./browsers.mjs";
+
+/** Escapes `text` for an HTML attribute. */
+const attr = (text) =>
+  String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The page as plugNmeet's Moodle plugin writes it (conference.php), for `title`. */
+function conferencePage(plan, title) {
+  const assets = `${plan.base}/assets`;
+  const css = plan.css.map((f) => `<link href="${attr(`${assets}/css/${f}`)}" rel="stylesheet" />`);
+  const js = plan.js.map((f) =>
+    f.startsWith("main-module.")
+      ? `<script src="${attr(`${assets}/js/${f}`)}" type="module"></script>`
+      : `<script src="${attr(`${assets}/js/${f}`)}" defer="defer"></script>`,
+  );
+  const config = {
+    serverUrl: plan.base,
+    staticAssetsPath: assets,
+    enableDynacast: true,
+    enableSimulcast: true,
+    videoCodec: "vp8",
+    defaultWebcamResolution: "h720",
+    defaultScreenShareResolution: "h1080fps15",
+    defaultAudioPreset: "music",
+    stopMicTrackOnMute: false,
+  };
+  return `<!doctype html>
+<html lang="en">
+<head>
+    <meta charset="UTF-8"/>
+    <meta name="viewport" content="width=device-width,initial-scale=1"/>
+    <title>${attr(title)}</title>
+    ${css.join("\n    ")}
+    ${js.join("\n    ")}
+    <script>window.plugNmeetConfig = JSON.parse(${JSON.stringify(JSON.stringify(config))});</script>
+</head>
+<body>
+<div id="plugNmeet-app"></div>
+</body>
+</html>`;
+}
+
+/** Starts the CMS site on an ephemeral port of `localhost`; its origin. */
+async function startCmsSite(plan, requests) {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    requests.push(url.pathname);
+    if (url.pathname === "/mod/plugnmeet/conference.php" && url.searchParams.get("access_token")) {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(conferencePage(plan, "Course 101: weekly seminar"));
+    } else if (url.pathname === "/favicon.ico") {
+      res.writeHead(204).end();
+    } else {
+      res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, origin: `http://localhost:${server.address().port}` };
+}
+
+await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError, markEnding }) => {
+  const requests = [];
+  const { server, origin } = await startCmsSite(plan, requests);
+  seen.cmsOrigin = origin;
+  try {
+    /** Opens the CMS's conference page for `token` in a new browser context. */
+    async function openConference(name, token) {
+      const context = await browser.newContext({
+        permissions: ["camera", "microphone"],
+        viewport: { width: 1280, height: 800 },
+      });
+      const page = await context.newPage();
+      page.on("console", (m) => {
+        if (m.type() === "error") consoleError(`${name}: ${m.text()}`);
+      });
+      page.on("pageerror", (e) => consoleError(`${name}: ${e.message}`));
+      const session = page.waitForResponse((r) => r.url().endsWith("/api/session"));
+      await page.goto(`${origin}/mod/plugnmeet/conference.php?id=7&access_token=${encodeURIComponent(token)}`);
+      seen[`${name}SessionUrl`] = (await session).url();
+      return page;
+    }
+
+    const moderator = await openConference("moderator", plan.moderator);
+    await enterRoom(moderator);
+    const guest = await openConference("guest", plan.guest);
+    await enterRoom(guest);
+    step("both in the room, in the CMS's page");
+
+    seen.pageOrigin = await moderator.evaluate(() => window.location.origin);
+    seen.mountedInHostElement = await moderator.evaluate(
+      () => document.querySelector("#plugNmeet-app > #app") !== null,
+    );
+    seen.urlKeepsToken = await moderator.evaluate(() =>
+      new URLSearchParams(window.location.search).has("access_token"),
+    );
+    await playsRemoteVideo(moderator, plan.guestIdentity);
+    await playsRemoteVideo(guest, plan.moderatorIdentity);
+    seen.encrypted = await moderator.$eval(".room-bar", (el) => el.dataset.e2ee === "true");
+    seen.moderatorTiles = await moderator.$$eval(".tile", (tiles) => tiles.length);
+    await moderator.screenshot({ path: `${plan.shots}/c1-cms-room.png` });
+    step("each decrypts the other's video");
+
+    // The CMS page reloads as it is (Moodle needs the token in its address): back in.
+    await guest.reload();
+    await enterRoom(guest);
+    await playsRemoteVideo(guest, plan.moderatorIdentity);
+    step("the guest reloaded and is back");
+
+    await moderator.click("#end-meeting");
+    markEnding();
+    await moderator.click("#end-meeting-confirm");
+    await screen(moderator, "ended");
+    await screen(guest, "ended");
+    step("ended");
+    // The CMS site served its page and nothing else: the client came from the edge.
+    seen.cmsRequests = [...new Set(requests)].filter((p) => p !== "/favicon.ico");
+  } finally {
+    server.close();
+  }
+});
