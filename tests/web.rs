@@ -590,8 +590,9 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
 
 /// The meeting inside a CMS plugin's page: a stand-in for the CMS site, on another origin,
 /// renders the page plugNmeet's Moodle and WordPress plugins render from `/auth/getClientFiles`;
-/// both users join an encrypted meeting there (the E2EE worker comes from the edge's origin),
-/// play each other's video, the guest reloads and is back, and the moderator ends it.
+/// the page takes the plugin's design settings; both users join an encrypted meeting there (the
+/// E2EE worker comes from the edge's origin), play each other's video, the guest reloads and is
+/// back, and the moderator ends it.
 #[test]
 fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -636,9 +637,30 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     }
     assert_eq!(
         seen["cmsRequests"],
-        json!(["/mod/plugnmeet/conference.php"]),
+        json!([
+            "/background.svg",
+            "/custom.css",
+            "/logo.svg",
+            "/mod/plugnmeet/conference.php"
+        ]),
         "{seen}"
     );
+    // The plugin's design settings (cms_page_browsers.mjs DESIGN); the bad color is ignored.
+    assert_eq!(seen["joinButtonColor"], "rgb(194, 24, 91)", "{seen}");
+    let design = &seen["design"];
+    assert_eq!(design["headerColor"], "rgb(0, 77, 64)", "{seen}");
+    assert_eq!(design["footerColor"], "rgb(74, 20, 140)", "{seen}");
+    assert_eq!(design["bodyColor"], "rgb(20, 40, 60)", "{seen}");
+    assert!(
+        design["bodyImage"]
+            .as_str()
+            .is_some_and(|i| i.contains("/background.svg")),
+        "{seen}"
+    );
+    assert_eq!(design["titleLetterSpacing"], "3px", "{seen}");
+    assert_eq!(design["logoWidth"], 80, "{seen}");
+    assert_eq!(design["sidePanelColor"], "", "{seen}");
+    assert_eq!(design["bodyShown"], true, "{seen}");
     // The host site keeps its address bar.
     assert_eq!(seen["urlKeepsToken"], true, "{seen}");
     assert_eq!(seen["encrypted"], true, "{seen}");

@@ -11,7 +11,8 @@
 // WordPress plugin render: a <link> per CSS file and a <script> per JS file under
 // `<server>/assets/{css,js}/` (`main-module.*` as an ES module, the rest deferred),
 // `window.plugNmeetConfig = {serverUrl, staticAssetsPath, …}`, and `<div id="plugNmeet-app">`;
-// users reach it as `/mod/plugnmeet/conference.php?id=…&access_token=…`. Both users join the
+// users reach it as `/mod/plugnmeet/conference.php?id=…&access_token=…`, and the plugin's design
+// settings (colors, logo, background picture, style sheet) come with the config. Both users join the
 // encrypted meeting there and play each other's video (decrypted in the page's worker); the
 // guest reloads the page and is back in; the moderator ends the meeting. Prints one JSON line
 // with what it saw; screenshots go to DIR.
@@ -23,8 +24,27 @@ import { enterRoom, playsRemoteVideo, runDriver, screen } from "./browsers.mjs";
 const attr = (text) =>
   String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** The plugin's design settings, as the plugins put them in the config (one of them bad). */
+export const DESIGN = {
+  primary_color: "#c2185b",
+  background_color: "rgb(20, 40, 60)",
+  header_bg_color: "#004d40",
+  footer_bg_color: "rgb(74, 20, 140)",
+  side_panel_bg_color: "red;}body{display:none",
+  custom_logo: "/logo.svg",
+  background_image: "/background.svg",
+  custom_css_url: "/custom.css",
+};
+
+/** What the CMS site serves beside the page: the design's pictures and style sheet. */
+const CMS_FILES = {
+  "/logo.svg": ["image/svg+xml", '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="20"><rect width="80" height="20" fill="#ffb300"/></svg>'],
+  "/background.svg": ["image/svg+xml", '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="#233"/></svg>'],
+  "/custom.css": ["text/css", ".room-bar h1 { letter-spacing: 3px; }"],
+};
+
 /** The page as plugNmeet's Moodle plugin writes it (conference.php), for `title`. */
-function conferencePage(plan, title) {
+function conferencePage(plan, origin, title) {
   const assets = `${plan.base}/assets`;
   const css = plan.css.map((f) => `<link href="${attr(`${assets}/css/${f}`)}" rel="stylesheet" />`);
   const js = plan.js.map((f) =>
@@ -42,6 +62,9 @@ function conferencePage(plan, title) {
     defaultScreenShareResolution: "h1080fps15",
     defaultAudioPreset: "music",
     stopMicTrackOnMute: false,
+    designCustomization: Object.fromEntries(
+      Object.entries(DESIGN).map(([k, v]) => [k, v.startsWith("/") ? `${origin}${v}` : v]),
+    ),
   };
   return `<!doctype html>
 <html lang="en">
@@ -61,12 +84,16 @@ function conferencePage(plan, title) {
 
 /** Starts the CMS site on an ephemeral port of `localhost`; its origin. */
 async function startCmsSite(plan, requests) {
+  let origin = "";
   const server = createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     requests.push(url.pathname);
     if (url.pathname === "/mod/plugnmeet/conference.php" && url.searchParams.get("access_token")) {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
-      res.end(conferencePage(plan, "Course 101: weekly seminar"));
+      res.end(conferencePage(plan, origin, "Course 101: weekly seminar"));
+    } else if (CMS_FILES[url.pathname]) {
+      const [type, body] = CMS_FILES[url.pathname];
+      res.writeHead(200, { "Content-Type": type }).end(body);
     } else if (url.pathname === "/favicon.ico") {
       res.writeHead(204).end();
     } else {
@@ -74,7 +101,8 @@ async function startCmsSite(plan, requests) {
     }
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, origin: `http://localhost:${server.address().port}` };
+  origin = `http://localhost:${server.address().port}`;
+  return { server, origin };
 }
 
 await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError, markEnding }) => {
@@ -100,7 +128,24 @@ await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError,
     }
 
     const moderator = await openConference("moderator", plan.moderator);
+    await screen(moderator, "prejoin");
+    seen.joinButtonColor = await moderator.$eval("#join", (b) => getComputedStyle(b).backgroundColor);
     await enterRoom(moderator);
+    // The plugin's design, as the page shows it.
+    await moderator.waitForFunction(() => document.querySelector(".room-logo")?.complete);
+    seen.design = await moderator.evaluate(() => {
+      const style = (selector) => getComputedStyle(document.querySelector(selector));
+      return {
+        headerColor: style(".room-bar").backgroundColor,
+        footerColor: style(".controls").backgroundColor,
+        bodyColor: style("body").backgroundColor,
+        bodyImage: style("body").backgroundImage,
+        titleLetterSpacing: style(".room-bar h1").letterSpacing,
+        logoWidth: document.querySelector(".room-logo")?.naturalWidth ?? 0,
+        sidePanelColor: getComputedStyle(document.documentElement).getPropertyValue("--side-panel-bg"),
+        bodyShown: style("body").display !== "none",
+      };
+    });
     const guest = await openConference("guest", plan.guest);
     await enterRoom(guest);
     step("both in the room, in the CMS's page");
@@ -131,8 +176,9 @@ await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError,
     await screen(moderator, "ended");
     await screen(guest, "ended");
     step("ended");
-    // The CMS site served its page and nothing else: the client came from the edge.
-    seen.cmsRequests = [...new Set(requests)].filter((p) => p !== "/favicon.ico");
+    // The CMS site served its page and the design's files, nothing else: the client came
+    // from the edge.
+    seen.cmsRequests = [...new Set(requests)].filter((p) => p !== "/favicon.ico").sort();
   } finally {
     server.close();
   }

@@ -69,3 +69,95 @@ export function apiBase(): string {
     new URL(import.meta.url).origin
   );
 }
+
+/**
+ * The plugin's design customization (`plugNmeetConfig.designCustomization`, an object or its
+ * JSON; the keys plugNmeet's client reads). Only from the host page's own script, never from
+ * the link: colors must be CSS colors and pictures and style sheets http(s) URLs, anything else
+ * is ignored. `background_image` wins over `background_color`; `right_side_bg_color` is the old
+ * name of `side_panel_bg_color`.
+ */
+interface DesignCustomization {
+  primary_color?: unknown;
+  background_color?: unknown;
+  background_image?: unknown;
+  header_bg_color?: unknown;
+  footer_bg_color?: unknown;
+  side_panel_bg_color?: unknown;
+  right_side_bg_color?: unknown;
+  custom_css_url?: unknown;
+  custom_logo?: unknown;
+}
+
+/** The logo the plugin configured, shown in the room's header; `null` for none. */
+let logoUrl: string | null = null;
+
+function designCustomization(): DesignCustomization | null {
+  const config = (window as unknown as { plugNmeetConfig?: { designCustomization?: unknown } })
+    .plugNmeetConfig;
+  let design = config?.designCustomization;
+  if (typeof design === 'string') {
+    try {
+      design = JSON.parse(design);
+    } catch {
+      return null;
+    }
+  }
+  return design && typeof design === 'object' ? (design as DesignCustomization) : null;
+}
+
+function color(value: unknown): string | null {
+  return typeof value === 'string' && value.trim() !== '' && CSS.supports('color', value.trim())
+    ? value.trim()
+    : null;
+}
+
+function webUrl(value: unknown): string | null {
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  try {
+    const url = new URL(value.trim(), window.location.href);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Applies the plugin's design customization inside a host page: colors as the page's CSS
+ * variables (`--accent`, `--bg`, `--header-bg`, `--footer-bg`, `--side-panel-bg`), the
+ * background picture, the plugin's style sheet after the page's own, and the logo for
+ * [`hostLogo`]. Nothing on the edge's own page.
+ */
+export function applyHostDesign(): void {
+  if (!embedded) return;
+  const design = designCustomization();
+  if (!design) return;
+  const root = document.documentElement.style;
+  const colors: [string, unknown][] = [
+    ['--accent', design.primary_color],
+    ['--bg', design.background_color],
+    ['--header-bg', design.header_bg_color],
+    ['--footer-bg', design.footer_bg_color],
+    ['--side-panel-bg', design.side_panel_bg_color ?? design.right_side_bg_color],
+  ];
+  for (const [name, value] of colors) {
+    const checked = color(value);
+    if (checked) root.setProperty(name, checked);
+  }
+  const background = webUrl(design.background_image);
+  // A URL's href has its quotes percent-encoded: it cannot end the CSS string.
+  if (background) root.setProperty('--bg-image', `url("${background}")`);
+  const css = webUrl(design.custom_css_url);
+  if (css) {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = css;
+    document.head.append(link);
+  }
+  logoUrl = webUrl(design.custom_logo);
+}
+
+/** The logo the plugin configured (see [`applyHostDesign`]), `null` for none. */
+export function hostLogo(): string | null {
+  return logoUrl;
+}

@@ -10,7 +10,7 @@ import { showEnded, showError, showLeft, showLoading, showRemoved, showWaiting }
 import { createSession, type SessionResult } from './session';
 import './timings';
 import { encryptionSupported } from './encryption';
-import { isEmbedded, mountInHostPage } from './embedding';
+import { applyHostDesign, isEmbedded, mountInHostPage } from './embedding';
 import { keepTokenFresh } from './renewal';
 import { currentToken, expiredLocally, forgetToken, takeToken } from './token';
 
@@ -28,6 +28,7 @@ setLogLevel(debugEnabled() ? LogLevel.debug : LogLevel.silent);
 
 // Inside a CMS plugin's page, the page mounts into the element the plugin made (embedding.ts).
 mountInHostPage();
+applyHostDesign();
 // The join token moves from the address bar into this tab (see token.ts).
 takeToken(isEmbedded());
 

@@ -18,6 +18,7 @@ import {
 import { Broadcast, recorderProblem } from './broadcast';
 import { CHAT_TOPIC, Chat, PLAIN_CHAT, sealedChat, type ChatCipher } from './chat';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
+import { hostLogo } from './embedding';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
 import {
@@ -349,6 +350,7 @@ class RoomView {
 
   show(): void {
     const { session, room } = this;
+    const logo = hostLogo();
     this.buildControls();
     this.startAudioButton.addEventListener('click', () => {
       void room.startAudio().then(() => this.renderAudioPrompt(), () => this.renderAudioPrompt());
@@ -356,6 +358,7 @@ class RoomView {
     const header = h(
       'header',
       { class: 'room-bar', 'data-e2ee': session.e2ee_key ? 'true' : null },
+      logo ? h('img', { class: 'room-logo', src: logo, alt: '', referrerpolicy: 'no-referrer' }) : null,
       h('h1', {}, session.room_title),
       h(
         'p',
