@@ -589,7 +589,8 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
 }
 
 /// The meeting inside a CMS plugin's page: a stand-in for the CMS site, on another origin,
-/// renders the page plugNmeet's Moodle and WordPress plugins render from `/auth/getClientFiles`;
+/// renders the page plugNmeet's Moodle and WordPress plugins render from `/auth/getClientFiles`
+/// (for the guest, as their versions before late 2025 rendered it);
 /// the page takes the plugin's design settings; both users join an encrypted meeting there (the
 /// E2EE worker comes from the edge's origin), play each other's video, the guest reloads and is
 /// back, and the moderator ends it.
@@ -640,6 +641,7 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
         json!([
             "/background.svg",
             "/custom.css",
+            "/legacy/conference.php",
             "/logo.svg",
             "/mod/plugnmeet/conference.php"
         ]),
@@ -659,6 +661,8 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     );
     assert_eq!(design["titleLetterSpacing"], "3px", "{seen}");
     assert_eq!(design["logoWidth"], 80, "{seen}");
+    // The older plugins' page (classic scripts, globals, `<server>//assets`) works too.
+    assert_eq!(seen["guestLogoWidth"], 80, "{seen}");
     assert_eq!(design["sidePanelColor"], "", "{seen}");
     assert_eq!(design["bodyShown"], true, "{seen}");
     // The host site keeps its address bar.

@@ -100,11 +100,19 @@ if (/<script(?![^>]*\bsrc=)[^>]*>/i.test(html) || /\sstyle=|<style/i.test(html))
 await writeFile(path.join(dist, 'index.html'), html);
 
 // 3b. The client files for plugNmeet's CMS plugins (names fixed: the edge answers
-// `/auth/getClientFiles` with them). They are fetched on every page load (no-cache) and only
-// import the immutable hashed files, relative to themselves.
+// `/auth/getClientFiles` with CLIENT_JS_FILES and CLIENT_CSS_FILES of edge-api/src/web.rs).
+// They are fetched on every page load (no-cache) and only load the immutable hashed files,
+// relative to themselves. A dynamic import works both in a module script (current plugins load
+// `main-module.*` so) and in a classic deferred one (older plugins load every file so). A
+// classic script from another origin has no base URL for it, so there the path is made absolute
+// from the script's own (`document.currentScript`, which a module does not have).
 await mkdir(path.join(assets, 'js'));
 await mkdir(path.join(assets, 'css'));
-await writeFile(path.join(assets, 'js', 'main-module.js'), `import '../${path.basename(jsOut)}';\n`);
+const app = JSON.stringify(`../${path.basename(jsOut)}`);
+await writeFile(
+  path.join(assets, 'js', 'main-module.js'),
+  `import(document.currentScript ? new URL(${app}, document.currentScript.src).href : ${app});\n`,
+);
 await writeFile(path.join(assets, 'css', 'main.css'), `@import url('../${path.basename(cssOut)}');\n`);
 
 // 4. Gzip siblings.

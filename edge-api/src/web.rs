@@ -112,7 +112,8 @@ pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
             cache_control: "no-cache",
         });
     }
-    let name = path.strip_prefix("/assets/")?;
+    // A plugin whose server URL was saved with a trailing slash asks for `//assets/…`.
+    let name = path.trim_start_matches('/').strip_prefix("assets/")?;
     // The client files keep their names from build to build: revalidated on every load. They
     // only import the hashed files, which never change.
     let (folder, name, cache_control) = match name.split_once('/') {
@@ -178,11 +179,8 @@ pub fn file_response(
         ("x-content-type-options", "nosniff".to_owned()),
         ("referrer-policy", "no-referrer".to_owned()),
     ];
-    if file.relative_path != "index.html" {
-        // A CMS plugin's page (another origin) loads the client as ES modules, which the
-        // browser fetches with CORS; the files are public. On Workers, `_headers` says the same.
-        headers.push(("access-control-allow-origin", "*".to_owned()));
-    } else {
+    let page = file.relative_path == "index.html";
+    if page {
         headers.push((
             "content-security-policy",
             CONTENT_SECURITY_POLICY.to_owned(),
@@ -195,7 +193,7 @@ pub fn file_response(
     if gzipped {
         headers.push(("content-encoding", "gzip".to_owned()));
     }
-    EdgeResponse {
+    let response = EdgeResponse {
         status: 200,
         headers,
         body: if method == Method::HEAD {
@@ -203,6 +201,13 @@ pub fn file_response(
         } else {
             body
         },
+    };
+    if page {
+        response
+    } else {
+        // A CMS plugin's page (another origin) loads the client as ES modules, which the
+        // browser fetches with CORS; the files are public. On Workers, `_headers` says the same.
+        allow_any_origin(response)
     }
 }
 
@@ -244,6 +249,10 @@ mod tests {
             assert!(file.content_type.starts_with("text/javascript"));
             assert_eq!(file.cache_control, "no-cache");
         }
+        assert_eq!(
+            page_file(&Method::GET, "//assets/js/main-module.js"),
+            page_file(&Method::GET, "/assets/js/main-module.js")
+        );
         for name in CLIENT_CSS_FILES {
             let file = page_file(&Method::GET, &format!("/assets/css/{name}")).unwrap();
             assert_eq!(file.relative_path, format!("assets/css/{name}"));

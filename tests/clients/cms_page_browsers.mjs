@@ -12,7 +12,10 @@
 // `<server>/assets/{css,js}/` (`main-module.*` as an ES module, the rest deferred),
 // `window.plugNmeetConfig = {serverUrl, staticAssetsPath, …}`, and `<div id="plugNmeet-app">`;
 // users reach it as `/mod/plugnmeet/conference.php?id=…&access_token=…`, and the plugin's design
-// settings (colors, logo, background picture, style sheet) come with the config. Both users join the
+// settings (colors, background picture, style sheet; the logo as Moodle's `customLogo`) come
+// with the config. The guest gets the page as plugins before late 2025 rendered it: every file
+// a classic deferred script, `window.PLUG_N_MEET_SERVER_URL` and `window.CUSTOM_LOGO`, and the
+// server URL saved with a trailing slash (so `<server>//assets/…`). Both users join the
 // encrypted meeting there and play each other's video (decrypted in the page's worker); the
 // guest reloads the page and is back in; the moderator ends the meeting. Prints one JSON line
 // with what it saw; screenshots go to DIR.
@@ -31,7 +34,6 @@ export const DESIGN = {
   header_bg_color: "#004d40",
   footer_bg_color: "rgb(74, 20, 140)",
   side_panel_bg_color: "red;}body{display:none",
-  custom_logo: "/logo.svg",
   background_image: "/background.svg",
   custom_css_url: "/custom.css",
 };
@@ -42,6 +44,34 @@ const CMS_FILES = {
   "/background.svg": ["image/svg+xml", '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="#233"/></svg>'],
   "/custom.css": ["text/css", ".room-bar h1 { letter-spacing: 3px; }"],
 };
+
+/** The page as plugNmeet's Moodle plugin wrote it before its `plugNmeetConfig` (late 2025):
+ * classic deferred scripts, the settings as globals, the server URL as saved (a trailing
+ * slash kept). */
+function legacyConferencePage(plan, origin, title) {
+  const server = `${plan.base}/`;
+  const assets = `${server}/assets`;
+  const css = plan.css.map((f) => `<link href="${attr(`${assets}/css/${f}`)}" rel="stylesheet" />`);
+  const js = plan.js.map((f) => `<script src="${attr(`${assets}/js/${f}`)}" defer="defer"></script>`);
+  const globals = [
+    `window.PLUG_N_MEET_SERVER_URL = ${JSON.stringify(server)};`,
+    `window.STATIC_ASSETS_PATH = ${JSON.stringify(assets)};`,
+    `window.CUSTOM_LOGO = ${JSON.stringify(`${origin}/logo.svg`)};`,
+  ];
+  return `<!doctype html>
+<html lang="en">
+<head>
+    <meta charset="UTF-8"/>
+    <title>${attr(title)}</title>
+    ${css.join("\n    ")}
+    ${js.join("\n    ")}
+    <script>${globals.join("")}</script>
+</head>
+<body>
+<div id="plugNmeet-app"></div>
+</body>
+</html>`;
+}
 
 /** The page as plugNmeet's Moodle plugin writes it (conference.php), for `title`. */
 function conferencePage(plan, origin, title) {
@@ -65,6 +95,7 @@ function conferencePage(plan, origin, title) {
     designCustomization: Object.fromEntries(
       Object.entries(DESIGN).map(([k, v]) => [k, v.startsWith("/") ? `${origin}${v}` : v]),
     ),
+    customLogo: { main_logo_light: `${origin}/logo.svg`, main_logo_dark: `${origin}/logo.svg` },
   };
   return `<!doctype html>
 <html lang="en">
@@ -91,6 +122,9 @@ async function startCmsSite(plan, requests) {
     if (url.pathname === "/mod/plugnmeet/conference.php" && url.searchParams.get("access_token")) {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
       res.end(conferencePage(plan, origin, "Course 101: weekly seminar"));
+    } else if (url.pathname === "/legacy/conference.php" && url.searchParams.get("access_token")) {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(legacyConferencePage(plan, origin, "Course 101: weekly seminar"));
     } else if (CMS_FILES[url.pathname]) {
       const [type, body] = CMS_FILES[url.pathname];
       res.writeHead(200, { "Content-Type": type }).end(body);
@@ -110,21 +144,21 @@ await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError,
   const { server, origin } = await startCmsSite(plan, requests);
   seen.cmsOrigin = origin;
   try {
-    /** Opens the CMS's conference page for `token` in a new browser context. */
-    async function openConference(name, token) {
+    /** Opens the CMS's conference page at `path` for `token` in a new browser context. */
+    async function openConference(name, token, path = "/mod/plugnmeet/conference.php") {
       const context = await browser.newContext({
         permissions: ["camera", "microphone"],
         viewport: { width: 1280, height: 800 },
       });
-      const page = await context.newPage();
-      page.on("console", (m) => {
+      const browserPage = await context.newPage();
+      browserPage.on("console", (m) => {
         if (m.type() === "error") consoleError(`${name}: ${m.text()}`);
       });
-      page.on("pageerror", (e) => consoleError(`${name}: ${e.message}`));
-      const session = page.waitForResponse((r) => r.url().endsWith("/api/session"));
-      await page.goto(`${origin}/mod/plugnmeet/conference.php?id=7&access_token=${encodeURIComponent(token)}`);
+      browserPage.on("pageerror", (e) => consoleError(`${name}: ${e.message}`));
+      const session = browserPage.waitForResponse((r) => r.url().endsWith("/api/session"));
+      await browserPage.goto(`${origin}${path}?id=7&access_token=${encodeURIComponent(token)}`);
       seen[`${name}SessionUrl`] = (await session).url();
-      return page;
+      return browserPage;
     }
 
     const moderator = await openConference("moderator", plan.moderator);
@@ -146,8 +180,14 @@ await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError,
         bodyShown: style("body").display !== "none",
       };
     });
-    const guest = await openConference("guest", plan.guest);
+    const guest = await openConference("guest", plan.guest, "/legacy/conference.php");
     await enterRoom(guest);
+    seen.guestLogoWidth = await guest.evaluate(async () => {
+      const logo = document.querySelector(".room-logo");
+      if (!logo) return 0;
+      await logo.decode().catch(() => {});
+      return logo.naturalWidth;
+    });
     step("both in the room, in the CMS's page");
 
     seen.pageOrigin = await moderator.evaluate(() => window.location.origin);

@@ -3,9 +3,9 @@
 // that has `<div id="plugNmeet-app">` and `window.plugNmeetConfig = { serverUrl, … }` (older
 // ones set `window.PLUG_N_MEET_SERVER_URL`), and send users to that page with `?access_token=`.
 // There the page mounts itself into that element, calls the edge at the server URL (the edge
-// lets any origin call `/api/*`: the join token in `Authorization` is the only credential), and
+// lets any origin call `/api/*`: the join token in `Authorization` is the only credential),
 // leaves the address bar to the host site, which may need the token in it on a reload (Moodle
-// does).
+// does), and asks the browser to send no `Referer` from that page (its address holds the token).
 
 /** The element plugNmeet's plugins give the client. */
 const HOST_ELEMENT_ID = 'plugNmeet-app';
@@ -32,6 +32,10 @@ export function mountInHostPage(): void {
   announcer.setAttribute('aria-live', 'polite');
   announcer.setAttribute('aria-atomic', 'true');
   host.replaceChildren(app, announcer);
+  const referrer = document.createElement('meta');
+  referrer.name = 'referrer';
+  referrer.content = 'no-referrer';
+  document.head.append(referrer);
 }
 
 /** Whether the page runs inside another site's page (see [`mountInHostPage`]). */
@@ -71,11 +75,11 @@ export function apiBase(): string {
 }
 
 /**
- * The plugin's design customization (`plugNmeetConfig.designCustomization`, an object or its
- * JSON; the keys plugNmeet's client reads). Only from the host page's own script, never from
- * the link: colors must be CSS colors and pictures and style sheets http(s) URLs, anything else
- * is ignored. `background_image` wins over `background_color`; `right_side_bg_color` is the old
- * name of `side_panel_bg_color`.
+ * The plugin's design customization (`plugNmeetConfig.designCustomization`, older plugins'
+ * `window.DESIGN_CUSTOMIZATION`; an object or its JSON; the keys plugNmeet's client reads, but
+ * for the button and icon colors of its own layout). Only from the host page's own script,
+ * never from the link: colors must be CSS colors and pictures and style sheets http(s) URLs,
+ * anything else is ignored. `right_side_bg_color` is the old name of `side_panel_bg_color`.
  */
 interface DesignCustomization {
   primary_color?: unknown;
@@ -92,10 +96,18 @@ interface DesignCustomization {
 /** The logo the plugin configured, shown in the room's header; `null` for none. */
 let logoUrl: string | null = null;
 
+/** What the plugins' pages set for the design, current and older. */
+interface HostDesignConfig {
+  plugNmeetConfig?: { designCustomization?: unknown; customLogo?: unknown };
+  DESIGN_CUSTOMIZATION?: unknown;
+  CUSTOM_LOGO?: unknown;
+}
+
+const hostDesignConfig = (): HostDesignConfig => window as unknown as HostDesignConfig;
+
 function designCustomization(): DesignCustomization | null {
-  const config = (window as unknown as { plugNmeetConfig?: { designCustomization?: unknown } })
-    .plugNmeetConfig;
-  let design = config?.designCustomization;
+  const config = hostDesignConfig();
+  let design = config.plugNmeetConfig?.designCustomization ?? config.DESIGN_CUSTOMIZATION;
   if (typeof design === 'string') {
     try {
       design = JSON.parse(design);
@@ -131,6 +143,7 @@ function webUrl(value: unknown): string | null {
 export function applyHostDesign(): void {
   if (!embedded) return;
   const design = designCustomization();
+  logoUrl = webUrl(design?.custom_logo) ?? configuredLogo();
   if (!design) return;
   const root = document.documentElement.style;
   const colors: [string, unknown][] = [
@@ -145,16 +158,34 @@ export function applyHostDesign(): void {
     if (checked) root.setProperty(name, checked);
   }
   const background = webUrl(design.background_image);
-  // A URL's href has its quotes percent-encoded: it cannot end the CSS string.
-  if (background) root.setProperty('--bg-image', `url("${background}")`);
+  if (background) root.setProperty('--bg-image', `url("${cssStringSafe(background)}")`);
   const css = webUrl(design.custom_css_url);
   if (css) {
     const link = document.createElement('link');
     link.rel = 'stylesheet';
+    link.referrerPolicy = 'no-referrer';
     link.href = css;
     document.head.append(link);
   }
-  logoUrl = webUrl(design.custom_logo);
+}
+
+/** `url` with what could end a CSS string (a quote, a backslash, a line break; the host part of
+ * a URL may keep a quote) percent-encoded. */
+function cssStringSafe(url: string): string {
+  return url.replace(/["\\\n\r\f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** The logo the plugin set outside the design: `plugNmeetConfig.customLogo` (a URL, or
+ * `{main_logo_dark, main_logo_light}` as Moodle's plugin sets it; this page is dark), or older
+ * plugins' `window.CUSTOM_LOGO`. */
+function configuredLogo(): string | null {
+  const config = hostDesignConfig();
+  const logo = config.plugNmeetConfig?.customLogo ?? config.CUSTOM_LOGO;
+  if (logo && typeof logo === 'object') {
+    const { main_logo_dark: dark, main_logo_light: light } = logo as Record<string, unknown>;
+    return webUrl(dark) ?? webUrl(light);
+  }
+  return webUrl(logo);
 }
 
 /** The logo the plugin configured (see [`applyHostDesign`]), `null` for none. */

@@ -16,13 +16,19 @@ function workerUrl(): URL {
 /**
  * Starts the worker. A worker's script must come from the page's origin, so inside a CMS
  * plugin's page (another origin than the edge's) a one-line module from a blob URL (the page's
- * origin) imports it; the edge serves it to any origin. One small blob per encrypted join.
+ * origin) imports it; the edge serves it to any origin. The constructor resolves the blob URL,
+ * so it is revoked at once.
  */
 function startWorker(): Worker {
   const url = workerUrl();
   if (url.origin === window.location.origin) return new Worker(url, { type: 'module' });
   const loader = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
-  return new Worker(URL.createObjectURL(loader), { type: 'module' });
+  const loaderUrl = URL.createObjectURL(loader);
+  try {
+    return new Worker(loaderUrl, { type: 'module' });
+  } finally {
+    URL.revokeObjectURL(loaderUrl);
+  }
 }
 
 /** Whether this browser can take part in an encrypted meeting (Web Crypto exists only in a

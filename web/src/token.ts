@@ -50,11 +50,13 @@ export function takeToken(embedded: boolean): string | null {
   const url = new URL(window.location.href);
   const fromUrl = url.searchParams.get('access_token')?.trim() ?? '';
   if (embedded) {
-    if (fromUrl && read(LINK_KEY) !== fromUrl) {
+    // The host page always links with a token: nothing kept from another link is used.
+    if (!fromUrl) return (current = null);
+    if (read(LINK_KEY) !== fromUrl) {
       write(KEY, fromUrl);
       write(LINK_KEY, fromUrl);
     }
-    current = read(KEY) ?? (fromUrl || null);
+    current = (read(LINK_KEY) === fromUrl && read(KEY)) || fromUrl;
     return current;
   }
   if (url.searchParams.has('access_token')) {
