@@ -600,10 +600,16 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     let system = System::start("web-cms", "");
     let target = &system.target;
     let room = unique("course");
-    target.create_room(
+    let info = target.create_room(
         &room,
         json!({"metadata": {"room_title": "Course 101", "room_features": {
             "end_to_end_encryption_features": {"is_enabled": true}}}}),
+    );
+    let livekit_room = format!("{room}.{}", info["sid"].as_str().expect("sid"));
+    let livekit_token = hs256(
+        &system.livekit_secret,
+        &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
+                "video": {"roomAdmin": true, "room": livekit_room}}),
     );
     let (status, files) = target.call("/auth/getClientFiles", &json!({}));
     assert_eq!(status, 200, "{files}");
@@ -617,6 +623,9 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
             "moderatorIdentity": "teacher-1",
             "guest": target.join_token(&room, "student-1", false, false),
             "guestIdentity": "student-1",
+            "livekitHttp": system.livekit_http,
+            "livekitRoom": livekit_room,
+            "livekitToken": livekit_token,
             "shots": shots,
         }),
     );
@@ -661,6 +670,11 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     );
     assert_eq!(design["titleLetterSpacing"], "3px", "{seen}");
     assert_eq!(design["logoWidth"], 80, "{seen}");
+    // The plugins' camera resolution reaches LiveKit: 180p from `plugNmeetConfig`, 90p from
+    // the older page's global (both below the 320x240 Chromium's fake camera gave here).
+    let cameras = &seen["cameras"];
+    assert_eq!(cameras["teacher-1"]["height"], 180, "{seen}");
+    assert_eq!(cameras["student-1"]["height"], 90, "{seen}");
     // The older plugins' page (classic scripts, globals, `<server>//assets`) works too.
     assert_eq!(seen["guestLogoWidth"], 80, "{seen}");
     assert_eq!(design["sidePanelColor"], "", "{seen}");

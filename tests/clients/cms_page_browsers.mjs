@@ -5,16 +5,17 @@
 //
 // PLAN_JSON: {"base": EDGE_URL, "js": [FILE], "css": [FILE] (from /auth/getClientFiles),
 //             "moderator": TOKEN, "moderatorIdentity": ID, "guest": TOKEN, "guestIdentity": ID,
-//             "shots": DIR}
+//             "livekitHttp": URL, "livekitRoom": NAME, "livekitToken": ADMIN_TOKEN, "shots": DIR}
 // A stand-in for the CMS site (named as such: Moodle and WordPress cannot run here) serves, on
 // another origin than the edge's, the page plugNmeet's Moodle plugin (conference.php) and
 // WordPress plugin render: a <link> per CSS file and a <script> per JS file under
 // `<server>/assets/{css,js}/` (`main-module.*` as an ES module, the rest deferred),
 // `window.plugNmeetConfig = {serverUrl, staticAssetsPath, …}`, and `<div id="plugNmeet-app">`;
 // users reach it as `/mod/plugnmeet/conference.php?id=…&access_token=…`, and the plugin's design
-// settings (colors, background picture, style sheet; the logo as Moodle's `customLogo`) come
-// with the config. The guest gets the page as plugins before late 2025 rendered it: every file
-// a classic deferred script, `window.PLUG_N_MEET_SERVER_URL` and `window.CUSTOM_LOGO`, and the
+// settings (colors, background picture, style sheet; the logo as Moodle's `customLogo`) and
+// media settings (a 180p camera: LiveKit is asked what it receives) come with the config. The guest gets the page as plugins before late 2025 rendered it: every file
+// a classic deferred script, `window.PLUG_N_MEET_SERVER_URL`, `window.CUSTOM_LOGO` and
+// `window.DEFAULT_WEBCAM_RESOLUTION` (90p), and the
 // server URL saved with a trailing slash (so `<server>//assets/…`). Both users join the
 // encrypted meeting there and play each other's video (decrypted in the page's worker); the
 // guest reloads the page and is back in; the moderator ends the meeting. Prints one JSON line
@@ -57,6 +58,7 @@ function legacyConferencePage(plan, origin, title) {
     `window.PLUG_N_MEET_SERVER_URL = ${JSON.stringify(server)};`,
     `window.STATIC_ASSETS_PATH = ${JSON.stringify(assets)};`,
     `window.CUSTOM_LOGO = ${JSON.stringify(`${origin}/logo.svg`)};`,
+    `window.DEFAULT_WEBCAM_RESOLUTION = "h90";`,
   ];
   return `<!doctype html>
 <html lang="en">
@@ -86,9 +88,9 @@ function conferencePage(plan, origin, title) {
     serverUrl: plan.base,
     staticAssetsPath: assets,
     enableDynacast: true,
-    enableSimulcast: true,
+    enableSimulcast: false,
     videoCodec: "vp8",
-    defaultWebcamResolution: "h720",
+    defaultWebcamResolution: "h180",
     defaultScreenShareResolution: "h1080fps15",
     defaultAudioPreset: "music",
     stopMicTrackOnMute: false,
@@ -202,6 +204,19 @@ await runDriver("cms-failure", async ({ plan, browser, seen, step, consoleError,
     seen.encrypted = await moderator.$eval(".room-bar", (el) => el.dataset.e2ee === "true");
     seen.moderatorTiles = await moderator.$$eval(".tile", (tiles) => tiles.length);
     await moderator.screenshot({ path: `${plan.shots}/c1-cms-room.png` });
+    // What LiveKit receives from each camera: the plugin's media settings, or the defaults.
+    const res = await fetch(`${plan.livekitHttp}/twirp/livekit.RoomService/ListParticipants`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${plan.livekitToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ room: plan.livekitRoom }),
+    });
+    seen.cameras = Object.fromEntries(
+      ((await res.json()).participants || []).flatMap((p) =>
+        (p.tracks || [])
+          .filter((t) => t.source === "CAMERA")
+          .map((t) => [p.identity, { width: t.width, height: t.height }]),
+      ),
+    );
     step("each decrypts the other's video");
 
     // The CMS page reloads as it is (Moodle needs the token in its address): back in.

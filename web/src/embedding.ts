@@ -6,6 +6,18 @@
 // lets any origin call `/api/*`: the join token in `Authorization` is the only credential),
 // leaves the address bar to the host site, which may need the token in it on a reload (Moodle
 // does), and asks the browser to send no `Referer` from that page (its address holds the token).
+// The plugin's design and media settings apply there as plugNmeet's client applies them.
+
+import {
+  AudioPresets,
+  VideoPresets,
+  type AudioPreset,
+  type TrackPublishDefaults,
+  type VideoCaptureOptions,
+  type VideoCodec,
+  type VideoPreset,
+  type VideoResolution,
+} from 'livekit-client';
 
 /** The element plugNmeet's plugins give the client. */
 const HOST_ELEMENT_ID = 'plugNmeet-app';
@@ -191,4 +203,74 @@ function configuredLogo(): string | null {
 /** The logo the plugin configured (see [`applyHostDesign`]), `null` for none. */
 export function hostLogo(): string | null {
   return logoUrl;
+}
+
+/** The plugin's media settings, current (`plugNmeetConfig`) and older (globals). */
+interface HostMediaConfig {
+  plugNmeetConfig?: {
+    enableDynacast?: unknown;
+    enableSimulcast?: unknown;
+    videoCodec?: unknown;
+    defaultWebcamResolution?: unknown;
+    defaultAudioPreset?: unknown;
+    stopMicTrackOnMute?: unknown;
+  };
+  ENABLE_DYNACAST?: unknown;
+  ENABLE_SIMULCAST?: unknown;
+  VIDEO_CODEC?: unknown;
+  DEFAULT_WEBCAM_RESOLUTION?: unknown;
+  DEFAULT_AUDIO_PRESET?: unknown;
+  STOP_MIC_TRACK_ON_MUTE?: unknown;
+}
+
+/** How this page publishes: livekit-client's defaults, or the plugin's media settings inside a
+ * host page. Unset and unknown values keep the defaults. */
+export interface HostMedia {
+  dynacast: boolean;
+  /** The publish defaults that differ from livekit-client's (no `undefined` keys: they would
+   * replace its defaults). */
+  publishDefaults: TrackPublishDefaults;
+  /** The camera's capture resolution, when the plugin names one of LiveKit's presets. */
+  webcamResolution: VideoResolution | null;
+}
+
+function flag(value: unknown): boolean | null {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === 1 || value === '1') return true;
+  if (value === 'false' || value === 0 || value === '0') return false;
+  return null;
+}
+
+function presetOf<T>(presets: Record<string, T>, name: unknown): T | null {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(presets, name) ? presets[name] : null;
+}
+
+const VIDEO_CODECS: readonly VideoCodec[] = ['vp8', 'h264', 'vp9', 'av1'];
+
+/** The plugin's `enableDynacast`, `enableSimulcast`, `videoCodec`, `defaultWebcamResolution`
+ * (`h90` … `h2160`), `defaultAudioPreset` (`telephone` … `musicHighQualityStereo`) and
+ * `stopMicTrackOnMute`, as plugNmeet's client reads them. */
+export function hostMedia(): HostMedia {
+  const media: HostMedia = { dynacast: true, publishDefaults: {}, webcamResolution: null };
+  if (!embedded) return media;
+  const globals = window as unknown as HostMediaConfig;
+  const config = globals.plugNmeetConfig ?? {};
+  media.dynacast = flag(config.enableDynacast ?? globals.ENABLE_DYNACAST) ?? true;
+  const simulcast = flag(config.enableSimulcast ?? globals.ENABLE_SIMULCAST);
+  if (simulcast !== null) media.publishDefaults.simulcast = simulcast;
+  const codec = config.videoCodec ?? globals.VIDEO_CODEC;
+  if (VIDEO_CODECS.includes(codec as VideoCodec)) media.publishDefaults.videoCodec = codec as VideoCodec;
+  const audio = presetOf<AudioPreset>(AudioPresets, config.defaultAudioPreset ?? globals.DEFAULT_AUDIO_PRESET);
+  if (audio) media.publishDefaults.audioPreset = audio;
+  const stopMic = flag(config.stopMicTrackOnMute ?? globals.STOP_MIC_TRACK_ON_MUTE);
+  if (stopMic !== null) media.publishDefaults.stopMicTrackOnMute = stopMic;
+  const video = presetOf<VideoPreset>(VideoPresets, config.defaultWebcamResolution ?? globals.DEFAULT_WEBCAM_RESOLUTION);
+  media.webcamResolution = video?.resolution ?? null;
+  return media;
+}
+
+/** The camera's capture options: `deviceId` if chosen, and the plugin's resolution. */
+export function cameraCapture(deviceId?: string): VideoCaptureOptions {
+  const resolution = hostMedia().webcamResolution;
+  return { ...(deviceId ? { deviceId } : {}), ...(resolution ? { resolution } : {}) };
 }

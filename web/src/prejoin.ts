@@ -12,6 +12,7 @@ import {
 } from 'livekit-client';
 
 import { ICONS, h, icon, initials, showScreen } from './dom';
+import { cameraCapture } from './embedding';
 import { mayPublish, type Session } from './session';
 
 /** What the user chose before joining. */
@@ -285,9 +286,10 @@ export function showPrejoin(session: Session): Promise<JoinChoices> {
       slot.busy = true;
       render();
       try {
-        const options = slot.deviceId ? { deviceId: slot.deviceId } : true;
         const tracks = await createLocalTracks(
-          slot.kind === 'videoinput' ? { video: options, audio: false } : { audio: options, video: false },
+          slot.kind === 'videoinput'
+            ? { video: cameraCapture(slot.deviceId), audio: false }
+            : { audio: slot.deviceId ? { deviceId: slot.deviceId } : true, video: false },
         );
         if (disposed || !slot.want) {
           tracks.forEach((t) => t.stop());
@@ -325,7 +327,7 @@ export function showPrejoin(session: Session): Promise<JoinChoices> {
       }
       if (!cam.want && !mic.want) return;
       try {
-        const tracks = await createLocalTracks({ video: cam.want, audio: mic.want });
+        const tracks = await createLocalTracks({ video: cam.want && cameraCapture(), audio: mic.want });
         if (disposed) {
           tracks.forEach((t) => t.stop());
           return;

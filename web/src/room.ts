@@ -18,7 +18,7 @@ import {
 import { Broadcast, recorderProblem } from './broadcast';
 import { CHAT_TOPIC, Chat, PLAIN_CHAT, sealedChat, type ChatCipher } from './chat';
 import { ICONS, announce, controlButton, h, setPressed, showScreen } from './dom';
-import { hostLogo } from './embedding';
+import { cameraCapture, hostLogo, hostMedia } from './embedding';
 import { encryptionWith } from './encryption';
 import { Grid } from './grid';
 import {
@@ -152,10 +152,12 @@ export async function joinRoom(
   try {
     e2ee = session.e2ee_key ? await encryptionWith(session.e2ee_key) : null;
     if (session.e2ee_key && !e2ee) throw new Error('end-to-end encryption is not available');
+    const media = hostMedia();
     room = new Room({
       adaptiveStream: true,
-      dynacast: true,
-      videoCaptureDefaults: choices.cameraId ? { deviceId: choices.cameraId } : undefined,
+      dynacast: media.dynacast,
+      publishDefaults: media.publishDefaults,
+      videoCaptureDefaults: cameraCapture(choices.cameraId),
       audioCaptureDefaults: choices.microphoneId ? { deviceId: choices.microphoneId } : undefined,
       e2ee: e2ee ?? undefined,
     });
