@@ -6,7 +6,7 @@
 // lets any origin call `/api/*`: the join token in `Authorization` is the only credential),
 // leaves the address bar to the host site, which may need the token in it on a reload (Moodle
 // does), and asks the browser to send no `Referer` from that page (its address holds the token).
-// The plugin's design and media settings apply there as plugNmeet's client applies them.
+// The plugin's design and media settings apply there, much as plugNmeet's client applies them.
 
 import {
   AudioPresets,
@@ -227,8 +227,8 @@ interface HostMediaConfig {
  * host page. Unset and unknown values keep the defaults. */
 export interface HostMedia {
   dynacast: boolean;
-  /** The publish defaults that differ from livekit-client's (no `undefined` keys: they would
-   * replace its defaults). */
+  /** The plugin's publish settings, laid over livekit-client's defaults (no `undefined` keys:
+   * they would replace those). */
   publishDefaults: TrackPublishDefaults;
   /** The camera's capture resolution, when the plugin names one of LiveKit's presets. */
   webcamResolution: VideoResolution | null;
@@ -249,8 +249,11 @@ const VIDEO_CODECS: readonly VideoCodec[] = ['vp8', 'h264', 'vp9', 'av1'];
 
 /** The plugin's `enableDynacast`, `enableSimulcast`, `videoCodec`, `defaultWebcamResolution`
  * (`h90` … `h2160`), `defaultAudioPreset` (`telephone` … `musicHighQualityStereo`) and
- * `stopMicTrackOnMute`, as plugNmeet's client reads them. */
-export function hostMedia(): HostMedia {
+ * `stopMicTrackOnMute`, the settings plugNmeet's client reads (booleans also as `"true"` and
+ * `"false"`). In an `encrypted` room the codec stays livekit-client's VP8: its encryption
+ * worker refuses AV1, and it adds no fallback codec there, so a viewer who cannot decode the
+ * configured one would see nothing. */
+export function hostMedia(encrypted = false): HostMedia {
   const media: HostMedia = { dynacast: true, publishDefaults: {}, webcamResolution: null };
   if (!embedded) return media;
   const globals = window as unknown as HostMediaConfig;
@@ -259,7 +262,9 @@ export function hostMedia(): HostMedia {
   const simulcast = flag(config.enableSimulcast ?? globals.ENABLE_SIMULCAST);
   if (simulcast !== null) media.publishDefaults.simulcast = simulcast;
   const codec = config.videoCodec ?? globals.VIDEO_CODEC;
-  if (VIDEO_CODECS.includes(codec as VideoCodec)) media.publishDefaults.videoCodec = codec as VideoCodec;
+  if (!encrypted && VIDEO_CODECS.includes(codec as VideoCodec)) {
+    media.publishDefaults.videoCodec = codec as VideoCodec;
+  }
   const audio = presetOf<AudioPreset>(AudioPresets, config.defaultAudioPreset ?? globals.DEFAULT_AUDIO_PRESET);
   if (audio) media.publishDefaults.audioPreset = audio;
   const stopMic = flag(config.stopMicTrackOnMute ?? globals.STOP_MIC_TRACK_ON_MUTE);

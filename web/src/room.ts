@@ -152,7 +152,7 @@ export async function joinRoom(
   try {
     e2ee = session.e2ee_key ? await encryptionWith(session.e2ee_key) : null;
     if (session.e2ee_key && !e2ee) throw new Error('end-to-end encryption is not available');
-    const media = hostMedia();
+    const media = hostMedia(!!e2ee);
     room = new Room({
       adaptiveStream: true,
       dynacast: media.dynacast,
