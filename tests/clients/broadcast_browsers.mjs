@@ -21,8 +21,8 @@ import {
   keepReply,
   runDriver,
   toastText,
-  waitControlText,
   waitPressed,
+  waitStartOffered,
 } from "./browsers.mjs";
 
 /** How long the recorder may take to join the room and reach the RTMP server. */
@@ -43,12 +43,14 @@ const probeLive = (url) =>
   });
 
 await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
-  const liveButton = async (page) => ({
-    text: (await page.textContent("#toggle-live .ctl-text"))?.trim(),
-    pressed: await page.getAttribute("#toggle-live", "aria-pressed"),
-    label: await page.getAttribute("#toggle-live", "aria-label"),
-    expanded: await page.getAttribute("#toggle-live", "aria-expanded"),
-  });
+  // Read at once: the page may change the button between two reads.
+  const liveButton = (page) =>
+    page.$eval("#toggle-live", (button) => ({
+      text: button.querySelector(".ctl-text")?.textContent?.trim(),
+      pressed: button.getAttribute("aria-pressed"),
+      label: button.getAttribute("aria-label"),
+      expanded: button.getAttribute("aria-expanded"),
+    }));
   const panelShown = (page) =>
     page.$eval("#live-panel", (panel) => !panel.hidden && panel.offsetParent !== null).catch(() => false);
   const panelError = (page) =>
@@ -130,15 +132,15 @@ await runDriver("live-failure", async ({ plan, seen, step, open, shot }) => {
 
   await keepReply(seen, "stop", await clickForRecordingAnswer(moderator, "#toggle-live"));
   await waitPressed(moderator, "#toggle-live", false);
-  // While the recorder ends the stream the button may wait ("Ending…"); then Go live again.
-  await waitControlText(moderator, "#toggle-live", "Go live", RECORDER_TIMEOUT);
-  seen.buttonAfter = await liveButton(moderator);
-  seen.panelShownAfterStop = await panelShown(moderator);
   step("moderator clicked Stop live");
   // The recorder leaves the room: LiveKit no longer reports it recorded.
   await moderator.waitForFunction(() => document.querySelector(".rec-badge")?.hidden === true, null, {
     timeout: RECORDER_TIMEOUT,
   });
   step("the recorder left");
+  // While the recorder ends the stream the button waits ("Ending…"); then Go live again.
+  await waitStartOffered(moderator, "#toggle-live", "Start a live broadcast", RECORDER_TIMEOUT);
+  seen.buttonAfter = await liveButton(moderator);
+  seen.panelShownAfterStop = await panelShown(moderator);
   await shot(moderator, "l3-stopped-desktop");
 });

@@ -171,6 +171,19 @@ export const waitControlText = (page, selector, text, timeout = STEP_TIMEOUT) =>
     { timeout },
   );
 
+/** Waits until the job control `selector` (Record, Go live) offers to start again: its
+ * accessible name is `label` and it is enabled. A stop's answer can show the start words a
+ * moment before the page learns that the job is still ending ("Saving…", "Ending…"). */
+export const waitStartOffered = (page, selector, label, timeout = STEP_TIMEOUT) =>
+  page.waitForFunction(
+    ([sel, want]) => {
+      const button = document.querySelector(sel);
+      return button?.getAttribute("aria-label") === want && !button.disabled;
+    },
+    [selector, label],
+    { timeout },
+  );
+
 /** The text of the page's toast, empty when none shows. */
 export const toastText = (page) =>
   page.$eval(".toast", (t) => (t.hidden ? "" : t.textContent)).catch(() => "");

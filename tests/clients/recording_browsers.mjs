@@ -23,6 +23,7 @@ import {
   toastText,
   waitControlText,
   waitPressed,
+  waitStartOffered,
 } from "./browsers.mjs";
 
 /** How long the recorder may take to join the room (it starts a browser-less composite). */
@@ -40,11 +41,13 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
       shown,
       { timeout },
     );
-  const recordButton = async (page) => ({
-    text: (await page.textContent("#toggle-recording .ctl-text"))?.trim(),
-    pressed: await page.getAttribute("#toggle-recording", "aria-pressed"),
-    label: await page.getAttribute("#toggle-recording", "aria-label"),
-  });
+  // Read at once: the page may change the button between two reads.
+  const recordButton = (page) =>
+    page.$eval("#toggle-recording", (button) => ({
+      text: button.querySelector(".ctl-text")?.textContent?.trim(),
+      pressed: button.getAttribute("aria-pressed"),
+      label: button.getAttribute("aria-label"),
+    }));
 
   const moderator = await open("moderator", plan.moderator, {
     viewport: { width: 1280, height: 800 },
@@ -111,9 +114,9 @@ await runDriver("rec-failure", async ({ plan, seen, step, open, shot }) => {
   step("moderator clicked Stop recording");
   // While the recorder saves the file the button may wait ("Saving…"); then Record again, on
   // the other moderator's page too.
-  await waitControlText(moderator, "#toggle-recording", "Record", RECORDER_TIMEOUT);
+  await waitStartOffered(moderator, "#toggle-recording", "Start recording", RECORDER_TIMEOUT);
   seen.moderatorButtonAfter = await recordButton(moderator);
-  await waitControlText(cohost, "#toggle-recording", "Record", RECORDER_TIMEOUT);
+  await waitStartOffered(cohost, "#toggle-recording", "Start recording", RECORDER_TIMEOUT);
   seen.cohostButtonAfter = await recordButton(cohost);
   step("both moderators are offered Record again");
 
