@@ -107,6 +107,24 @@ fn assert_screenshots(dir: &std::path::Path, names: &[&str]) {
     }
 }
 
+/// An end-to-end encrypted room `prefix-…` titled `title`, its LiveKit room's name, and a LiveKit
+/// token to ask that LiveKit room what it forwards (ListParticipants).
+fn encrypted_room(system: &System, prefix: &str, title: &str) -> (String, String, String) {
+    let room = unique(prefix);
+    let info = system.target.create_room(
+        &room,
+        json!({"metadata": {"room_title": title, "room_features": {
+            "end_to_end_encryption_features": {"is_enabled": true}}}}),
+    );
+    let livekit_room = format!("{room}.{}", info["sid"].as_str().expect("sid"));
+    let livekit_token = hs256(
+        &system.livekit_secret,
+        &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
+                "video": {"roomAdmin": true, "room": livekit_room}}),
+    );
+    (room, livekit_room, livekit_token)
+}
+
 #[test]
 fn two_browsers_meet_a_hidden_user_watches_a_late_link_is_refused_and_the_moderator_ends_it() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -517,22 +535,11 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let system = System::start("web-e2ee", "");
     let target = &system.target;
-    let room = unique("secret");
-    let info = target.create_room(
-        &room,
-        json!({"metadata": {"room_title": "Board meeting", "room_features": {
-            "end_to_end_encryption_features": {"is_enabled": true}}}}),
-    );
-    let sid = info["sid"].as_str().expect("sid");
+    let (room, livekit_room, livekit_token) = encrypted_room(&system, "secret", "Board meeting");
     let moderator = target.join_token(&room, "chair-1", true, false);
     let guest = target.join_token(&room, "member-1", false, false);
     let intruder = target.join_token(&room, "intruder-1", false, false);
     let plain = target.join_token(&room, "plain-1", false, false);
-    let livekit_token = hs256(
-        &system.livekit_secret,
-        &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
-                "video": {"roomAdmin": true, "room": format!("{room}.{sid}")}}),
-    );
     let shots = support::artefacts_dir("web-e2ee");
     let seen = drive(
         "encrypted_room_browsers.mjs",
@@ -543,7 +550,7 @@ fn an_encrypted_meeting_is_readable_only_by_its_pages() {
             "intruder": intruder, "intruderIdentity": "intruder-1",
             "plain": plain, "plainIdentity": "plain-1",
             "livekitHttp": system.livekit_http,
-            "livekitRoom": format!("{room}.{sid}"),
+            "livekitRoom": livekit_room,
             "livekitToken": livekit_token,
             "shots": shots,
         }),
@@ -599,18 +606,7 @@ fn a_cms_plugin_page_embeds_an_encrypted_meeting() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let system = System::start("web-cms", "");
     let target = &system.target;
-    let room = unique("course");
-    let info = target.create_room(
-        &room,
-        json!({"metadata": {"room_title": "Course 101", "room_features": {
-            "end_to_end_encryption_features": {"is_enabled": true}}}}),
-    );
-    let livekit_room = format!("{room}.{}", info["sid"].as_str().expect("sid"));
-    let livekit_token = hs256(
-        &system.livekit_secret,
-        &json!({"iss": system.livekit_key, "nbf": now_secs() - 10, "exp": now_secs() + 600,
-                "video": {"roomAdmin": true, "room": livekit_room}}),
-    );
+    let (room, livekit_room, livekit_token) = encrypted_room(&system, "course", "Course 101");
     let (status, files) = target.call("/auth/getClientFiles", &json!({}));
     assert_eq!(status, 200, "{files}");
     let shots = support::artefacts_dir("web-cms");
