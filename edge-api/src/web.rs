@@ -103,13 +103,13 @@ pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
         });
     }
     // A plugin whose server URL was saved with a trailing slash asks for `//assets/…`.
-    let name = path.trim_start_matches('/').strip_prefix("assets/")?;
+    let under_assets = path.trim_start_matches('/').strip_prefix("assets/")?;
     // The client files keep their names from build to build: revalidated on every load. They
     // only import the hashed files, which never change.
-    let (folder, name, cache_control) = match name.split_once('/') {
-        Some((folder @ ("js" | "css"), name)) => (Some(folder), name, "no-cache"),
+    let (name, cache_control) = match under_assets.split_once('/') {
+        Some(("js" | "css", name)) => (name, "no-cache"),
         Some(_) => return None,
-        None => (None, name, "public, max-age=31536000, immutable"),
+        None => (under_assets, "public, max-age=31536000, immutable"),
     };
     let plain = !name.is_empty()
         && name.len() <= 128
@@ -131,12 +131,8 @@ pub fn page_file(method: &Method, path: &str) -> Option<PageFile> {
         Some("woff2") => "font/woff2",
         _ => return None,
     };
-    let relative_path = match folder {
-        Some(folder) => format!("assets/{folder}/{name}"),
-        None => format!("assets/{name}"),
-    };
     Some(PageFile {
-        relative_path,
+        relative_path: format!("assets/{under_assets}"),
         content_type,
         cache_control,
     })
