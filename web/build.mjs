@@ -131,8 +131,9 @@ for (const file of await files(dist)) {
   const body = await readFile(file);
   const gz = gzipSync(body, { level: constants.Z_BEST_COMPRESSION });
   // A tiny file (the CMS plugins' client files) is smaller as it is: served plain.
-  if (gz.length < body.length) await writeFile(`${file}.gz`, gz);
-  rows.push([path.relative(root, file), body.length, gz.length < body.length ? gz.length : '-']);
+  const smaller = gz.length < body.length;
+  if (smaller) await writeFile(`${file}.gz`, gz);
+  rows.push([path.relative(root, file), body.length, smaller ? gz.length : '-']);
 }
 const width = Math.max(...rows.map(([name]) => name.length));
 for (const [name, size, gzSize] of rows) {

@@ -16,13 +16,57 @@ import {
   type VideoCaptureOptions,
   type VideoCodec,
   type VideoPreset,
-  type VideoResolution,
 } from 'livekit-client';
 
 /** The element plugNmeet's plugins give the client. */
 const HOST_ELEMENT_ID = 'plugNmeet-app';
 
 let embedded = false;
+
+/** What the plugins' pages set: `plugNmeetConfig` (current plugins) or globals (older ones). */
+interface HostConfig {
+  plugNmeetConfig?: {
+    serverUrl?: unknown;
+    designCustomization?: unknown;
+    customLogo?: unknown;
+    enableDynacast?: unknown;
+    enableSimulcast?: unknown;
+    videoCodec?: unknown;
+    defaultWebcamResolution?: unknown;
+    defaultAudioPreset?: unknown;
+    stopMicTrackOnMute?: unknown;
+  };
+  PLUG_N_MEET_SERVER_URL?: unknown;
+  DESIGN_CUSTOMIZATION?: unknown;
+  CUSTOM_LOGO?: unknown;
+  ENABLE_DYNACAST?: unknown;
+  ENABLE_SIMULCAST?: unknown;
+  VIDEO_CODEC?: unknown;
+  DEFAULT_WEBCAM_RESOLUTION?: unknown;
+  DEFAULT_AUDIO_PRESET?: unknown;
+  STOP_MIC_TRACK_ON_MUTE?: unknown;
+}
+
+type CurrentConfig = NonNullable<HostConfig['plugNmeetConfig']>;
+
+const hostGlobals = (): HostConfig => window as unknown as HostConfig;
+const hostConfig = (): CurrentConfig => hostGlobals().plugNmeetConfig ?? {};
+
+/** A plugin setting: `plugNmeetConfig[name]`, else older plugins' global `legacy`. */
+function hostSetting(name: keyof CurrentConfig, legacy: Exclude<keyof HostConfig, 'plugNmeetConfig'>): unknown {
+  return hostConfig()[name] ?? hostGlobals()[legacy];
+}
+
+/** `value` as an http(s) URL (resolved against `base` if given), or `null`. */
+function httpUrl(value: unknown, base?: string): URL | null {
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  try {
+    const url = new URL(value.trim(), base);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Mounts the page into the host site's `#plugNmeet-app` when this is not the edge's own page
@@ -55,21 +99,10 @@ export function isEmbedded(): boolean {
   return embedded;
 }
 
-/** An http(s) URL without its trailing slashes, or `null`. */
+/** An absolute http(s) URL without its trailing slashes, or `null`. */
 function serverUrl(value: unknown): string | null {
-  if (typeof value !== 'string' || value.trim() === '') return null;
-  try {
-    const url = new URL(value.trim());
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
-    return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-  } catch {
-    return null;
-  }
-}
-
-interface HostConfig {
-  plugNmeetConfig?: { serverUrl?: unknown };
-  PLUG_N_MEET_SERVER_URL?: unknown;
+  const url = httpUrl(value);
+  return url && `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 /**
@@ -78,10 +111,9 @@ interface HostConfig {
  */
 export function apiBase(): string {
   if (!embedded) return '';
-  const config = window as unknown as HostConfig;
   return (
-    serverUrl(config.plugNmeetConfig?.serverUrl) ??
-    serverUrl(config.PLUG_N_MEET_SERVER_URL) ??
+    serverUrl(hostConfig().serverUrl) ??
+    serverUrl(hostGlobals().PLUG_N_MEET_SERVER_URL) ??
     new URL(import.meta.url).origin
   );
 }
@@ -108,18 +140,8 @@ interface DesignCustomization {
 /** The logo the plugin configured, shown in the room's header; `null` for none. */
 let logoUrl: string | null = null;
 
-/** What the plugins' pages set for the design, current and older. */
-interface HostDesignConfig {
-  plugNmeetConfig?: { designCustomization?: unknown; customLogo?: unknown };
-  DESIGN_CUSTOMIZATION?: unknown;
-  CUSTOM_LOGO?: unknown;
-}
-
-const hostDesignConfig = (): HostDesignConfig => window as unknown as HostDesignConfig;
-
 function designCustomization(): DesignCustomization | null {
-  const config = hostDesignConfig();
-  let design = config.plugNmeetConfig?.designCustomization ?? config.DESIGN_CUSTOMIZATION;
+  let design = hostSetting('designCustomization', 'DESIGN_CUSTOMIZATION');
   if (typeof design === 'string') {
     try {
       design = JSON.parse(design);
@@ -136,14 +158,9 @@ function color(value: unknown): string | null {
     : null;
 }
 
+/** A picture's or style sheet's http(s) URL (relative to the host page), or `null`. */
 function webUrl(value: unknown): string | null {
-  if (typeof value !== 'string' || value.trim() === '') return null;
-  try {
-    const url = new URL(value.trim(), window.location.href);
-    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
-  } catch {
-    return null;
-  }
+  return httpUrl(value, window.location.href)?.href ?? null;
 }
 
 /**
@@ -191,8 +208,7 @@ function cssStringSafe(url: string): string {
  * `{main_logo_dark, main_logo_light}` as Moodle's plugin sets it; this page is dark), or older
  * plugins' `window.CUSTOM_LOGO`. */
 function configuredLogo(): string | null {
-  const config = hostDesignConfig();
-  const logo = config.plugNmeetConfig?.customLogo ?? config.CUSTOM_LOGO;
+  const logo = hostSetting('customLogo', 'CUSTOM_LOGO');
   if (logo && typeof logo === 'object') {
     const { main_logo_dark: dark, main_logo_light: light } = logo as Record<string, unknown>;
     return webUrl(dark) ?? webUrl(light);
@@ -205,24 +221,6 @@ export function hostLogo(): string | null {
   return logoUrl;
 }
 
-/** The plugin's media settings, current (`plugNmeetConfig`) and older (globals). */
-interface HostMediaConfig {
-  plugNmeetConfig?: {
-    enableDynacast?: unknown;
-    enableSimulcast?: unknown;
-    videoCodec?: unknown;
-    defaultWebcamResolution?: unknown;
-    defaultAudioPreset?: unknown;
-    stopMicTrackOnMute?: unknown;
-  };
-  ENABLE_DYNACAST?: unknown;
-  ENABLE_SIMULCAST?: unknown;
-  VIDEO_CODEC?: unknown;
-  DEFAULT_WEBCAM_RESOLUTION?: unknown;
-  DEFAULT_AUDIO_PRESET?: unknown;
-  STOP_MIC_TRACK_ON_MUTE?: unknown;
-}
-
 /** How this page publishes: livekit-client's defaults, or the plugin's media settings inside a
  * host page. Unset and unknown values keep the defaults. */
 export interface HostMedia {
@@ -230,8 +228,6 @@ export interface HostMedia {
   /** The plugin's publish settings, laid over livekit-client's defaults (no `undefined` keys:
    * they would replace those). */
   publishDefaults: TrackPublishDefaults;
-  /** The camera's capture resolution, when the plugin names one of LiveKit's presets. */
-  webcamResolution: VideoResolution | null;
 }
 
 function flag(value: unknown): boolean | null {
@@ -247,35 +243,34 @@ function presetOf<T>(presets: Record<string, T>, name: unknown): T | null {
 
 const VIDEO_CODECS: readonly VideoCodec[] = ['vp8', 'h264', 'vp9', 'av1'];
 
-/** The plugin's `enableDynacast`, `enableSimulcast`, `videoCodec`, `defaultWebcamResolution`
- * (`h90` … `h2160`), `defaultAudioPreset` (`telephone` … `musicHighQualityStereo`) and
- * `stopMicTrackOnMute`, the settings plugNmeet's client reads (booleans also as `"true"` and
- * `"false"`). In an `encrypted` room the codec stays livekit-client's VP8: its encryption
- * worker refuses AV1, and it adds no fallback codec there, so a viewer who cannot decode the
- * configured one would see nothing. */
+/** The plugin's `enableDynacast`, `enableSimulcast`, `videoCodec`, `defaultAudioPreset`
+ * (`telephone` … `musicHighQualityStereo`) and `stopMicTrackOnMute`, the settings plugNmeet's
+ * client reads (booleans also as `"true"` and `"false"`; the camera's resolution is
+ * [`cameraCapture`]'s). In an `encrypted` room the codec stays livekit-client's VP8: its
+ * encryption worker refuses AV1, and it adds no fallback codec there, so a viewer who cannot
+ * decode the configured one would see nothing. */
 export function hostMedia(encrypted = false): HostMedia {
-  const media: HostMedia = { dynacast: true, publishDefaults: {}, webcamResolution: null };
+  const media: HostMedia = { dynacast: true, publishDefaults: {} };
   if (!embedded) return media;
-  const globals = window as unknown as HostMediaConfig;
-  const config = globals.plugNmeetConfig ?? {};
-  media.dynacast = flag(config.enableDynacast ?? globals.ENABLE_DYNACAST) ?? true;
-  const simulcast = flag(config.enableSimulcast ?? globals.ENABLE_SIMULCAST);
+  media.dynacast = flag(hostSetting('enableDynacast', 'ENABLE_DYNACAST')) ?? true;
+  const simulcast = flag(hostSetting('enableSimulcast', 'ENABLE_SIMULCAST'));
   if (simulcast !== null) media.publishDefaults.simulcast = simulcast;
-  const codec = config.videoCodec ?? globals.VIDEO_CODEC;
+  const codec = hostSetting('videoCodec', 'VIDEO_CODEC');
   if (!encrypted && VIDEO_CODECS.includes(codec as VideoCodec)) {
     media.publishDefaults.videoCodec = codec as VideoCodec;
   }
-  const audio = presetOf<AudioPreset>(AudioPresets, config.defaultAudioPreset ?? globals.DEFAULT_AUDIO_PRESET);
+  const audio = presetOf<AudioPreset>(AudioPresets, hostSetting('defaultAudioPreset', 'DEFAULT_AUDIO_PRESET'));
   if (audio) media.publishDefaults.audioPreset = audio;
-  const stopMic = flag(config.stopMicTrackOnMute ?? globals.STOP_MIC_TRACK_ON_MUTE);
+  const stopMic = flag(hostSetting('stopMicTrackOnMute', 'STOP_MIC_TRACK_ON_MUTE'));
   if (stopMic !== null) media.publishDefaults.stopMicTrackOnMute = stopMic;
-  const video = presetOf<VideoPreset>(VideoPresets, config.defaultWebcamResolution ?? globals.DEFAULT_WEBCAM_RESOLUTION);
-  media.webcamResolution = video?.resolution ?? null;
   return media;
 }
 
-/** The camera's capture options: `deviceId` if chosen, and the plugin's resolution. */
+/** The camera's capture options: `deviceId` if chosen, and inside a host page the plugin's
+ * `defaultWebcamResolution` (`h90` … `h2160`, LiveKit's presets). */
 export function cameraCapture(deviceId?: string): VideoCaptureOptions {
-  const resolution = hostMedia().webcamResolution;
-  return { ...(deviceId ? { deviceId } : {}), ...(resolution ? { resolution } : {}) };
+  const preset = embedded
+    ? presetOf<VideoPreset>(VideoPresets, hostSetting('defaultWebcamResolution', 'DEFAULT_WEBCAM_RESOLUTION'))
+    : null;
+  return { ...(deviceId ? { deviceId } : {}), ...(preset ? { resolution: preset.resolution } : {}) };
 }

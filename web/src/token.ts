@@ -56,7 +56,7 @@ export function takeToken(embedded: boolean): string | null {
       write(KEY, fromUrl);
       write(LINK_KEY, fromUrl);
     }
-    current = (read(LINK_KEY) === fromUrl && read(KEY)) || fromUrl;
+    current = read(KEY) ?? fromUrl;
     return current;
   }
   if (url.searchParams.has('access_token')) {
