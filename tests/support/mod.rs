@@ -120,20 +120,7 @@ impl Target {
 
     /// A request with another method and no body.
     pub fn request(&self, method: &str, path: &str) -> Reply {
-        let url = format!("{}{path}", self.base);
-        let response = match method {
-            "GET" => self.agent.get(&url).call(),
-            "DELETE" => self.agent.delete(&url).call(),
-            "PUT" => self.agent.put(&url).send(&[][..]),
-            "HEAD" => self.agent.head(&url).call(),
-            other => panic!("method {other} not supported by the test client"),
-        }
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        if method == "HEAD" {
-            // No body to read (and none to decompress, whatever Content-Encoding says).
-            return Self::collect_head(&response);
-        }
-        Self::collect(response)
+        self.send(method, path, &[])
     }
 
     /// A request with any method and these headers, without a body (a browser's CORS
@@ -150,6 +137,10 @@ impl Target {
             .agent
             .run(request)
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        if method == "HEAD" {
+            // No body to read (and none to decompress, whatever Content-Encoding says).
+            return Self::collect_head(&response);
+        }
         Self::collect(response)
     }
 
